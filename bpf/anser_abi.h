@@ -1,0 +1,164 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * The one place where layouts shared by the BPF programs and anserd live.
+ * Every struct here is read or written by both sides: keep them packed to
+ * natural alignment, fixed-width, and never reorder fields.
+ *
+ * Addresses are always 16 bytes: IPv4 is stored IPv4-mapped (::ffff:a.b.c.d)
+ * so one LPM trie serves both families. Ports are in network byte order
+ * unless a field says otherwise.
+ */
+#ifndef ANSER_ABI_H
+#define ANSER_ABI_H
+
+#ifdef __bpf__
+/* vmlinux.h provides __u8 .. __u64 */
+#else
+#include <linux/types.h>
+#endif
+
+/* Outbound ids. Ids >= ANSER_OUT_FIRST_GROUP index the generation's
+ * group table (id - ANSER_OUT_FIRST_GROUP). */
+#define ANSER_OUT_DIRECT 0
+#define ANSER_OUT_BLOCK 1
+#define ANSER_OUT_FIRST_GROUP 2
+#define ANSER_OUT_MAX 256
+
+/* Two generations live in the maps at once; `ctl.active_gen` picks one. */
+#define ANSER_GENS 2
+#define ANSER_MAX_MATCHERS 4096
+#define ANSER_PNAME_LEN 64
+#define ANSER_ARGV0_LEN 256
+
+/* Rule ids reported for flows that were not decided by a config rule. */
+#define ANSER_RULE_FALLBACK 0xffff
+#define ANSER_RULE_BUILTIN 0xfffe /* loopback and other never-proxied dsts */
+
+enum anser_match_type {
+	ANSER_M_TRUE = 0,      /* always matches (used for fallback) */
+	ANSER_M_PNAME = 1,     /* set: pname_set */
+	ANSER_M_DIP = 2,       /* set: match_lpm, data = 16-byte address */
+	ANSER_M_DPORT = 3,     /* set: match_lpm, data[0..1] = port (BE) */
+	ANSER_M_L4PROTO = 4,   /* arg: ANSER_L4_* mask */
+	ANSER_M_IPVERSION = 5, /* arg: ANSER_IPV_* mask */
+};
+
+#define ANSER_L4_TCP 1u
+#define ANSER_L4_UDP 2u
+#define ANSER_IPV_4 1u
+#define ANSER_IPV_6 2u
+
+/*
+ * Rules are flattened into a matcher array: a rule is a run of matchers
+ * (all must hold, each possibly negated); the last one of a run has
+ * `rule_end` set and carries the outbound. First matching rule wins.
+ * Index in the `matchers` map: gen * ANSER_MAX_MATCHERS + i.
+ */
+struct anser_matcher {
+	__u8 type;     /* enum anser_match_type */
+	__u8 negate;   /* 1: invert this matcher's result */
+	__u8 rule_end; /* 1: last matcher of its rule */
+	__u8 pad;
+	__u16 outbound; /* valid when rule_end */
+	__u16 rule;     /* config rule index, for reporting */
+	__u32 set;      /* set id for PNAME / DIP / DPORT */
+	__u32 arg;      /* mask for L4PROTO / IPVERSION */
+};
+
+/* LPM key for DIP (prefixlen = 32 + address bits, v4 mapped: 32 + 96 +
+ * v4 prefix) and DPORT (prefixlen = 32 + port prefix bits). */
+struct anser_lpm_key {
+	__u32 prefixlen;
+	__u32 set; /* big-endian on the wire of the trie: compared bitwise */
+	__u8 data[16];
+};
+
+struct anser_pname_key {
+	__u32 set;
+	char name[ANSER_PNAME_LEN]; /* zero padded basename of argv[0] */
+};
+
+struct anser_gen_info {
+	__u32 n_matchers;
+	__u32 pad;
+};
+
+/* Single-entry array map `ctl`, written by anserd before attaching. */
+struct anser_ctl {
+	__u32 active_gen;  /* 0 or 1 */
+	__u32 enabled;     /* 0: every flow direct (suspended) */
+	__u16 tcp4_port;   /* host order; listener on 127.0.0.1 */
+	__u16 tcp6_port;   /* host order; listener on ::1 */
+	__u16 udp4_port;   /* host order; listener on 127.0.0.1 */
+	__u16 udp6_port;   /* host order; listener on ::1 */
+	__u32 next_udp_id; /* atomically incremented by BPF */
+	__u32 pad;
+};
+
+#define ANSER_FLOW_F_CONNECTED 1u /* UDP: decided at connect(), not sendmsg */
+#define ANSER_FLOW_F_PROXIED 2u   /* steered to anserd's listener */
+
+/* `flows` (LRU hash, key: socket cookie) and `udp_flows` (LRU hash, key:
+ * the UDP id carried in skb->mark) values. */
+struct anser_flow {
+	__u64 cookie;
+	__u32 pid;      /* tgid of the process that decided the flow */
+	__u8 family;    /* AF_INET / AF_INET6 of the original destination */
+	__u8 proto;     /* IPPROTO_TCP / IPPROTO_UDP */
+	__u16 outbound; /* ANSER_OUT_* or group id */
+	__u16 rule;     /* matching rule index or ANSER_RULE_* */
+	__u8 gen;       /* generation the decision was made in */
+	__u8 flags;     /* ANSER_FLOW_F_* */
+	__u16 dport;    /* original destination port, BE */
+	__u16 pad;
+	__u8 daddr[16]; /* original destination, v4 mapped */
+	__u64 created_ns;
+	char pname[ANSER_PNAME_LEN];
+};
+
+/* Key of `tcp_redir`: the app socket's endpoint as the listener sees it in
+ * getpeername() after accept(). */
+struct anser_ep {
+	__u8 family;
+	__u8 pad;
+	__u16 port; /* BE */
+	__u8 addr[16];
+};
+
+/* Key of `udp_ids`: one id per (app socket, original destination). */
+struct anser_udp_key {
+	__u64 cookie;
+	__u16 dport; /* BE */
+	__u16 pad[3];
+	__u8 daddr[16];
+};
+
+/* `udp_rev` (hash): anserd's per-remote reply socket on loopback -> the
+ * remote it stands for. recvmsg hooks rewrite the source address. */
+struct anser_rev_key {
+	__u8 family;
+	__u8 pad;
+	__u16 port; /* BE, the reply socket's loopback port */
+};
+
+struct anser_rev_val {
+	__u8 family; /* family of the remote address reported to the app */
+	__u8 pad;
+	__u16 port; /* BE */
+	__u8 addr[16];
+};
+
+/* The syscall program `anser_eval` runs the same rule engine as the
+ * hooks; tests drive it with bpf_prog_test_run_opts and this context. */
+struct anser_eval_ctx {
+	__u8 family;
+	__u8 proto;
+	__u16 dport; /* BE */
+	__u8 daddr[16];
+	char pname[ANSER_PNAME_LEN];
+	__u16 out_outbound; /* written by the program */
+	__u16 out_rule;
+	__u32 pad;
+};
+
+#endif /* ANSER_ABI_H */

@@ -1,0 +1,142 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * config: the dae configuration language -> validated `struct anser_config`.
+ *
+ * Promise: parsing never crashes and never reads outside its input; every
+ * problem is reported as a diagnostic with file, 1-based line and column,
+ * the offending text quoted, and a hint. A config with any error-level
+ * diagnostic is rejected as a whole (no partial configs).
+ */
+#ifndef ANSER_CONFIG_H
+#define ANSER_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct anser_diag {
+	char *file;
+	unsigned line; /* 1-based */
+	unsigned col;  /* 1-based, in bytes */
+	bool warning;  /* false: error */
+	char *message; /* "unknown outbound 'proxyy' (did you mean 'proxy'?)" */
+};
+
+struct anser_diags {
+	struct anser_diag *v;
+	size_t n;
+};
+
+void anser_diags_clear(struct anser_diags *d);
+/* "file:line:col: error: message" lines, caller frees. */
+char *anser_diags_format(const struct anser_diags *d);
+size_t anser_diags_errors(const struct anser_diags *d);
+
+enum anser_node_proto {
+	ANSER_NODE_SOCKS5 = 1,
+};
+
+struct anser_node {
+	char *name;
+	char *link; /* as written; never exported over D-Bus (secrets) */
+	enum anser_node_proto proto;
+	char *host; /* literal IP or hostname, brackets stripped */
+	uint16_t port;
+	char *user; /* NULL when no auth */
+	char *pass;
+	unsigned line, col;
+};
+
+enum anser_policy {
+	ANSER_POLICY_FIXED = 1,
+	ANSER_POLICY_RANDOM = 2,
+};
+
+struct anser_group {
+	char *name;
+	enum anser_policy policy;
+	unsigned fixed_index; /* for fixed(n) */
+	size_t *nodes;        /* indices into anser_config.nodes */
+	size_t n_nodes;
+	unsigned line, col;
+};
+
+enum anser_cond_type {
+	ANSER_COND_PNAME = 1,
+	ANSER_COND_DIP,
+	ANSER_COND_DPORT,
+	ANSER_COND_L4PROTO,
+	ANSER_COND_IPVERSION,
+};
+
+struct anser_cidr {
+	uint8_t addr[16]; /* IPv4 stored as ::ffff:a.b.c.d, host bits zeroed */
+	uint8_t prefix;   /* 0..128 in IPv6 terms (v4 /24 -> 120) */
+};
+
+struct anser_port_range {
+	uint16_t lo, hi; /* host order, lo <= hi */
+};
+
+struct anser_cond {
+	enum anser_cond_type type;
+	bool negate;
+	char **names; /* PNAME */
+	size_t n_names;
+	struct anser_cidr *cidrs; /* DIP */
+	size_t n_cidrs;
+	struct anser_port_range *ports; /* DPORT */
+	size_t n_ports;
+	unsigned mask; /* L4PROTO: ANSER_L4_* ; IPVERSION: ANSER_IPV_* (anser_abi.h) */
+	unsigned line, col;
+};
+
+/* Outbound ids follow anser_abi.h: 0 direct, 1 block, 2 + group index. */
+struct anser_rule {
+	struct anser_cond *conds; /* all must hold */
+	size_t n_conds;
+	char *outbound_name;
+	unsigned outbound; /* resolved id */
+	unsigned line, col;
+};
+
+struct anser_kv {
+	char *key;
+	char *value; /* as written, quotes removed */
+	unsigned line, col;
+};
+
+struct anser_config {
+	char *source; /* entry file path or "<builtin>" */
+	struct anser_kv *globals;
+	size_t n_globals;
+	/* decoded globals used in this version */
+	char *log_level; /* "info" default */
+	struct anser_node *nodes;
+	size_t n_nodes;
+	struct anser_group *groups;
+	size_t n_groups;
+	struct anser_rule *rules;
+	size_t n_rules;
+	unsigned fallback; /* outbound id */
+	char *fallback_name;
+};
+
+/* The built-in default: everything direct. */
+extern const char anser_config_builtin[];
+
+/* Parse `len` bytes of `text`; `name` is used in diagnostics. Returns 0 and
+ * sets *out, or -EINVAL with diagnostics in *diags (which may also hold
+ * warnings on success). */
+int anser_config_parse_string(const char *name, const char *text, size_t len,
+			      struct anser_config **out, struct anser_diags *diags);
+/* Reads the file (refusing > 16 MiB) and parses it. -errno on I/O errors
+ * with a diagnostic naming the file. */
+int anser_config_parse_file(const char *path, struct anser_config **out,
+			    struct anser_diags *diags);
+void anser_config_free(struct anser_config *c);
+
+/* Name of an outbound id in this config ("direct", "block", group name). */
+const char *anser_config_outbound_name(const struct anser_config *c, unsigned id);
+
+#endif

@@ -1,0 +1,61 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * datapath: loads the BPF programs, owns their maps, attaches them to one
+ * cgroup with links that die with the process (fail-open), writes
+ * generations into the maps and flips between them atomically, and answers
+ * the proxy's "where was this flow going?" lookups.
+ */
+#ifndef ANSER_DATAPATH_H
+#define ANSER_DATAPATH_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "../../bpf/anser_abi.h"
+#include "../config/config.h"
+#include "../util/conninfo.h"
+
+struct anser_datapath;
+
+/* cgroup_path NULL: the cgroup2 root found in /proc/self/mounts. */
+int anser_datapath_new(const char *cgroup_path, struct anser_datapath **out);
+void anser_datapath_free(struct anser_datapath *dp);
+
+/* The cgroup2 mount point (e.g. /sys/fs/cgroup/unified), or -ENOENT. */
+int anser_cgroup2_mount(char *buf, size_t len);
+
+int anser_datapath_set_ports(struct anser_datapath *dp, uint16_t tcp4, uint16_t tcp6,
+			     uint16_t udp4, uint16_t udp6);
+/* Write the rules of cfg into map slot `slot` (not yet active). */
+int anser_datapath_load_rules(struct anser_datapath *dp, const struct anser_config *cfg,
+			      unsigned slot);
+/* Make `slot` the one the kernel evaluates; then clears the other slot's
+ * stale entries lazily on the next load. */
+int anser_datapath_activate(struct anser_datapath *dp, unsigned slot);
+int anser_datapath_set_enabled(struct anser_datapath *dp, bool enabled);
+int anser_datapath_attach(struct anser_datapath *dp);
+
+/* peer: the accepted socket's peer address (the app's endpoint). */
+int anser_datapath_tcp_lookup(struct anser_datapath *dp, const struct sockaddr *peer,
+			      struct anser_flow *out);
+/* id: the SO_MARK delivered with the datagram. */
+int anser_datapath_udp_lookup(struct anser_datapath *dp, uint32_t id, struct anser_flow *out);
+/* reply_local: anserd's reply socket on loopback; remote: what the app
+ * must see as the source of datagrams from it. */
+int anser_datapath_udp_rev_add(struct anser_datapath *dp, const struct sockaddr *reply_local,
+			       const struct sockaddr *remote);
+int anser_datapath_udp_rev_del(struct anser_datapath *dp, const struct sockaddr *reply_local);
+
+/* Live sockets of anserd's network namespace that the hooks decided on
+ * (direct and proxied), from sock_diag joined with the flow map. Proxied
+ * entries are left for the proxy to fill (bytes, node): `proxied` set. */
+int anser_datapath_list(struct anser_datapath *dp, struct anser_conn_list *out);
+
+/* File descriptor of the eval test program (tests only), or -1. */
+int anser_datapath_eval_fd(struct anser_datapath *dp);
+
+/* Helpers for anser_flow fields. */
+void anser_flow_dst(const struct anser_flow *f, struct sockaddr_storage *ss);
+
+#endif

@@ -1,0 +1,50 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * proxy: the transparent listeners on loopback that the BPF hooks steer
+ * proxied flows to, and the relay engine (worker threads, one epoll loop
+ * each) that carries them through an outbound.
+ *
+ * TCP: accept on 127.0.0.1/::1 -> anser_datapath_tcp_lookup(peer) -> the
+ * original destination and outbound id -> dial via outbound -> relay with
+ * half-close and idle timeout.
+ * UDP: recvmsg on the UDP listeners with SO_RCVMARK; the mark is the flow id
+ * -> anser_datapath_udp_lookup(id). One NAT session per app source; replies
+ * are sent from a per-remote loopback socket registered with
+ * anser_datapath_udp_rev_add() (or from the listener itself for sockets that
+ * were connect()ed: the kernel then rewrites from the socket's storage).
+ */
+#ifndef ANSER_PROXY_H
+#define ANSER_PROXY_H
+
+#include <stdint.h>
+
+#include "../datapath/datapath.h"
+#include "../routing/routing.h"
+#include "../util/conninfo.h"
+
+struct anser_proxy;
+
+struct anser_proxy_opts {
+	unsigned workers;           /* 0: one per online CPU */
+	unsigned tcp_idle_timeout;  /* seconds, default 300 */
+	unsigned udp_idle_timeout;  /* seconds, default 60 */
+	unsigned dial_timeout;      /* seconds, default 10 */
+};
+
+/* Opens the listeners (ports chosen by the kernel). dp may be NULL in unit
+ * tests that only use the outbounds. */
+int anser_proxy_new(struct anser_datapath *dp, const struct anser_proxy_opts *opts,
+		    struct anser_proxy **out);
+void anser_proxy_ports(struct anser_proxy *p, uint16_t *tcp4, uint16_t *tcp6, uint16_t *udp4,
+		       uint16_t *udp6);
+int anser_proxy_start(struct anser_proxy *p);
+/* Install gen for its slot (takes a reference; drops the previous one of
+ * that slot when no flow uses it any more). Thread-safe. */
+void anser_proxy_set_gen(struct anser_proxy *p, struct anser_gen *gen);
+/* Fill bytes/node/outbound of proxied entries in l (matched by cookie) and
+ * append sessions the list does not have. Thread-safe snapshot. */
+void anser_proxy_annotate(struct anser_proxy *p, struct anser_conn_list *l);
+/* Stops the workers, closes every socket. */
+void anser_proxy_free(struct anser_proxy *p);
+
+#endif
