@@ -1,9 +1,690 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
+/*
+ * Anser's local-app datapath: cgroup hooks that decide each flow's route
+ * once (at connect() or at the first sendmsg() to a destination) and steer
+ * proxied flows to anserd's loopback listeners.
+ *
+ *  TCP  connect4/6 rewrites the destination to the TCP listener and keeps
+ *       the original in socket storage; sockops (TCP_CONNECT_CB, when the
+ *       local port is known) files the app's endpoint in `tcp_redir`, which
+ *       anserd looks up after accept().
+ *  UDP  connect4/6 and sendmsg4/6 rewrite to the UDP listener and give the
+ *       (socket, destination) pair a flow id; cgroup_skb/egress stamps the
+ *       id into skb->mark, which anserd reads with SO_RCVMARK. recvmsg4/6
+ *       turn the source of replies back into the remote's address.
+ *
+ * Direct flows get one map write (for the connection list) and nothing
+ * else; no per-packet work happens for them beyond the egress program's
+ * early return.
+ */
 #include "vmlinux.h"
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_endian.h>
 #include <bpf/bpf_helpers.h>
+
+#include "anser_abi.h"
+
 char LICENSE[] SEC("license") = "GPL";
+
+#define AF_INET 2
+#define AF_INET6 10
+#define SOCK_STREAM 1
+#define SOCK_DGRAM 2
+
+/* Set by anserd before load. */
+const volatile __u32 self_tgid = 0;
+const volatile __u64 netns_cookie = 0;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__uint(map_flags, BPF_F_MMAPABLE); /* anserd stores single fields */
+	__type(key, __u32);
+	__type(value, struct anser_ctl);
+} ctl SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, ANSER_GENS);
+	__type(key, __u32);
+	__type(value, struct anser_gen_info);
+} gen_info SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, ANSER_GENS * ANSER_MAX_MATCHERS);
+	__type(key, __u32);
+	__type(value, struct anser_matcher);
+} matchers SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, 262144);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct anser_lpm_key);
+	__type(value, __u8);
+} match_lpm SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct anser_pname_key);
+	__type(value, __u8);
+} pname_set SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u64);
+	__type(value, struct anser_flow);
+} flows SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct anser_ep);
+	__type(value, __u64);
+} tcp_redir SEC(".maps");
+
+struct udp_id_val {
+	__u32 id; /* 0 for flows not proxied */
+	__u16 outbound;
+	__u16 rule;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct anser_udp_key);
+	__type(value, struct udp_id_val);
+} udp_ids SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u32);
+	__type(value, struct anser_flow);
+} udp_flows SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct anser_rev_key);
+	__type(value, struct anser_rev_val);
+} udp_rev SEC(".maps");
+
+/* Per-socket state for steered sockets. */
+struct anser_sk {
+	__u32 udp_id;     /* id stamped on egress datagrams, 0: none */
+	__u8 redirected;  /* connect() was rewritten to a listener */
+	__u8 family;      /* of orig */
+	__u16 port;       /* original destination port, BE */
+	__u8 addr[16];    /* original destination, v4 mapped */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct anser_sk);
+} sk_store SEC(".maps");
+
+/* What the rule engine looks at. The address lives in lkey.data so the
+ * DIP lookup needs no copy. */
+struct decide {
+	struct anser_pname_key pkey;
+	struct anser_lpm_key lkey; /* data = destination, v4 mapped */
+	struct anser_lpm_key port_key;
+	__u32 gen;
+	__u32 n;
+	__u32 ok;
+	__u16 out;
+	__u16 rule;
+	__u8 family; /* AF_INET for v4 and v4-mapped destinations */
+	__u8 proto;  /* IPPROTO_TCP / IPPROTO_UDP */
+	__u16 dport; /* BE */
+	__u64 cookie;
+};
+
+static __always_inline struct anser_ctl *get_ctl(void)
+{
+	__u32 zero = 0;
+	return bpf_map_lookup_elem(&ctl, &zero);
+}
+
+static __always_inline int match_one(const struct anser_matcher *m, struct decide *d)
+{
+	switch (m->type) {
+	case ANSER_M_TRUE:
+		return 1;
+	case ANSER_M_PNAME:
+		d->pkey.set = m->set;
+		return bpf_map_lookup_elem(&pname_set, &d->pkey) != NULL;
+	case ANSER_M_DIP:
+		d->lkey.prefixlen = 32 + 128;
+		d->lkey.set = m->set;
+		return bpf_map_lookup_elem(&match_lpm, &d->lkey) != NULL;
+	case ANSER_M_DPORT:
+		d->port_key.prefixlen = 32 + 16;
+		d->port_key.set = m->set;
+		return bpf_map_lookup_elem(&match_lpm, &d->port_key) != NULL;
+	case ANSER_M_L4PROTO:
+		return !!(m->arg & (d->proto == IPPROTO_TCP ? ANSER_L4_TCP : ANSER_L4_UDP));
+	case ANSER_M_IPVERSION:
+		return !!(m->arg & (d->family == AF_INET ? ANSER_IPV_4 : ANSER_IPV_6));
+	}
+	return 0;
+}
+
+static long eval_step(__u32 i, void *data)
+{
+	struct decide *d = data;
+	__u32 key;
+	struct anser_matcher *m;
+
+	if (i >= d->n || i >= ANSER_MAX_MATCHERS)
+		return 1;
+	key = d->gen * ANSER_MAX_MATCHERS + i;
+	m = bpf_map_lookup_elem(&matchers, &key);
+	if (!m)
+		return 1;
+	if (d->ok && match_one(m, d) == m->negate)
+		d->ok = 0;
+	if (m->rule_end) {
+		if (d->ok) {
+			d->out = m->outbound;
+			d->rule = m->rule;
+			return 1;
+		}
+		d->ok = 1;
+	}
+	return 0;
+}
+
+/* First matching rule wins; no rule at all (cannot happen with a valid
+ * config, which always ends in fallback) means direct. */
+static __always_inline void evaluate(struct decide *d, __u32 gen)
+{
+	struct anser_gen_info *gi;
+
+	d->out = ANSER_OUT_DIRECT;
+	d->rule = ANSER_RULE_FALLBACK;
+	d->gen = gen & 1;
+	gi = bpf_map_lookup_elem(&gen_info, &d->gen);
+	if (!gi)
+		return;
+	d->n = gi->n_matchers;
+	d->ok = 1;
+	d->port_key.data[0] = d->dport & 0xff; /* dport is BE: low byte first */
+	d->port_key.data[1] = d->dport >> 8;
+	bpf_loop(ANSER_MAX_MATCHERS, eval_step, d, 0);
+}
+
+struct argv_scan {
+	char buf[ANSER_ARGV0_LEN];
+	long n;
+	long base;
+};
+
+static long scan_slash(__u32 i, void *data)
+{
+	struct argv_scan *a = data;
+	char ch;
+
+	if (i >= a->n)
+		return 1;
+	ch = a->buf[i & (ANSER_ARGV0_LEN - 1)];
+	if (!ch)
+		return 1;
+	if (ch == '/')
+		a->base = i + 1;
+	return 0;
+}
+
+/* Basename of the current process's argv[0] (the thread's comm is only 15
+ * bytes and is the thread's name, not the program's). */
+static __noinline int get_pname(char *out)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct argv_scan a;
+	unsigned long arg_start;
+
+	arg_start = BPF_CORE_READ(task, mm, arg_start);
+	a.n = arg_start ? bpf_probe_read_user_str(a.buf, sizeof(a.buf), (void *)arg_start) : -1;
+	if (a.n <= 1) {
+		bpf_get_current_comm(out, 16);
+		return 0;
+	}
+	a.base = 0;
+	bpf_loop(ANSER_ARGV0_LEN, scan_slash, &a, 0);
+	/* Read the basename straight from the process again: simpler for the
+	 * verifier than a variable-offset copy out of the stack buffer. */
+	if (bpf_probe_read_user_str(out, ANSER_PNAME_LEN,
+				    (void *)(arg_start + (a.base & (ANSER_ARGV0_LEN - 1)))) < 0)
+		bpf_get_current_comm(out, 16);
+	return 0;
+}
+
+static __always_inline int is_v4_builtin_direct(__u32 ip /* BE */)
+{
+	__u8 first = ip & 0xff;
+	/* loopback, 0.0.0.0/8, multicast and broadcast never go to a proxy */
+	return first == 127 || first == 0 || (first & 0xf0) == 0xe0 || ip == 0xffffffff;
+}
+
+static __always_inline int is_v6_builtin_direct(const __u8 *a)
+{
+	__u32 w0 = 0, w1 = 0, w2 = 0, w3 = 0;
+	__builtin_memcpy(&w0, a, 4);
+	__builtin_memcpy(&w1, a + 4, 4);
+	__builtin_memcpy(&w2, a + 8, 4);
+	__builtin_memcpy(&w3, a + 12, 4);
+	if (!w0 && !w1 && !w2 && (w3 == 0 || w3 == bpf_htonl(1)))
+		return 1; /* :: and ::1 */
+	if (a[0] == 0xff)
+		return 1; /* multicast */
+	if (!w0 && !w1 && w2 == bpf_htonl(0xffff))
+		return is_v4_builtin_direct(w3);
+	return 0;
+}
+
+static __always_inline int skip_socket(void *ctx)
+{
+	if ((bpf_get_current_pid_tgid() >> 32) == self_tgid)
+		return 1;
+	if (netns_cookie && bpf_get_netns_cookie(ctx) != netns_cookie)
+		return 1;
+	return 0;
+}
+
+static __always_inline void set_v4(__u8 *a, __u32 ip)
+{
+	__builtin_memset(a, 0, 10);
+	a[10] = 0xff;
+	a[11] = 0xff;
+	__builtin_memcpy(a + 12, &ip, 4);
+}
+
+/* Not inlined: its 128-byte flow must not share a stack frame with the
+ * caller's rule state (the verifier's 512-byte limit spans the call chain). */
+static __noinline int record_flow(void *map, const void *key, const struct decide *d, __u32 flags,
+				  __u32 update_flags)
+{
+	struct anser_flow f = {};
+
+	f.cookie = d->cookie;
+	f.pid = bpf_get_current_pid_tgid() >> 32;
+	f.family = d->family;
+	f.proto = d->proto;
+	f.outbound = d->out;
+	f.rule = d->rule;
+	f.gen = d->gen;
+	f.flags = flags;
+	f.dport = d->dport;
+	__builtin_memcpy(f.daddr, d->lkey.data, 16);
+	f.created_ns = bpf_ktime_get_ns();
+	__builtin_memcpy(f.pname, d->pkey.name, ANSER_PNAME_LEN);
+	return bpf_map_update_elem(map, key, &f, update_flags);
+}
+
+/* Read the destination of ctx into d. Returns 1 if the flow is one the
+ * hooks must leave alone (builtin direct). */
+static __always_inline int load_dst(struct bpf_sock_addr *ctx, struct decide *d, int v6)
+{
+	d->dport = (__u16)ctx->user_port;
+	d->proto = ctx->type == SOCK_STREAM ? IPPROTO_TCP : IPPROTO_UDP;
+	if (!v6) {
+		__u32 ip = ctx->user_ip4;
+		set_v4(d->lkey.data, ip);
+		d->family = AF_INET;
+		return is_v4_builtin_direct(ip);
+	}
+	__u32 w[4];
+	w[0] = ctx->user_ip6[0];
+	w[1] = ctx->user_ip6[1];
+	w[2] = ctx->user_ip6[2];
+	w[3] = ctx->user_ip6[3];
+	__builtin_memcpy(d->lkey.data, w, 16);
+	d->family = (!w[0] && !w[1] && w[2] == bpf_htonl(0xffff)) ? AF_INET : AF_INET6;
+	return is_v6_builtin_direct(d->lkey.data);
+}
+
+static __always_inline void rewrite_to_listener(struct bpf_sock_addr *ctx, int v6, __u16 port)
+{
+	if (!v6) {
+		ctx->user_ip4 = bpf_htonl(0x7f000001);
+	} else {
+		ctx->user_ip6[0] = 0;
+		ctx->user_ip6[1] = 0;
+		ctx->user_ip6[2] = 0;
+		ctx->user_ip6[3] = bpf_htonl(1);
+	}
+	ctx->user_port = bpf_htons(port);
+}
+
+static __always_inline __u32 alloc_udp_id(struct anser_ctl *c)
+{
+	__u32 id = __sync_fetch_and_add(&c->next_udp_id, 1) + 1;
+	return id ? id : __sync_fetch_and_add(&c->next_udp_id, 1) + 1;
+}
+
+static __always_inline int do_connect(struct bpf_sock_addr *ctx, int v6)
+{
+	struct decide d = {};
+	struct anser_ctl *c;
+	struct anser_sk *s;
+
+	if (ctx->type != SOCK_STREAM && ctx->type != SOCK_DGRAM)
+		return 1;
+	if (skip_socket(ctx))
+		return 1;
+	c = get_ctl();
+	if (!c || !c->enabled)
+		return 1;
+	/* A socket re-connected elsewhere loses its old steering. */
+	s = bpf_sk_storage_get(&sk_store, ctx->sk, 0, 0);
+	if (s) {
+		s->redirected = 0;
+		s->udp_id = 0;
+	}
+	if (load_dst(ctx, &d, v6))
+		return 1;
+	get_pname(d.pkey.name);
+	evaluate(&d, c->active_gen);
+	d.cookie = bpf_get_socket_cookie(ctx);
+
+	if (d.out == ANSER_OUT_BLOCK)
+		return 0; /* connect() fails with EPERM */
+	if (d.out == ANSER_OUT_DIRECT) {
+		record_flow(&flows, &d.cookie, &d,
+			    d.proto == IPPROTO_UDP ? ANSER_FLOW_F_CONNECTED : 0, BPF_ANY);
+		return 1;
+	}
+
+	__u16 port = d.proto == IPPROTO_TCP ? (v6 ? c->tcp6_port : c->tcp4_port)
+					     : (v6 ? c->udp6_port : c->udp4_port);
+	if (!port)
+		return 1; /* no listener: fail open */
+	s = bpf_sk_storage_get(&sk_store, ctx->sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+	if (!s)
+		return 1;
+	__u8 flags = ANSER_FLOW_F_PROXIED;
+	if (d.proto == IPPROTO_UDP)
+		flags |= ANSER_FLOW_F_CONNECTED;
+	record_flow(&flows, &d.cookie, &d, flags, BPF_ANY);
+	if (d.proto == IPPROTO_UDP) {
+		__u32 id = alloc_udp_id(c);
+		record_flow(&udp_flows, &id, &d, flags, BPF_ANY);
+		s->udp_id = id;
+	}
+	s->redirected = 1;
+	s->family = d.family;
+	s->port = d.dport;
+	__builtin_memcpy(s->addr, d.lkey.data, 16);
+	rewrite_to_listener(ctx, v6, port);
+	return 1;
+}
+
 SEC("cgroup/connect4")
 int anser_connect4(struct bpf_sock_addr *ctx)
 {
+	return do_connect(ctx, 0);
+}
+
+SEC("cgroup/connect6")
+int anser_connect6(struct bpf_sock_addr *ctx)
+{
+	return do_connect(ctx, 1);
+}
+
+static __always_inline int do_sendmsg(struct bpf_sock_addr *ctx, int v6)
+{
+	struct decide d = {};
+	struct anser_udp_key k = {};
+	struct udp_id_val v = {};
+	struct udp_id_val *cached;
+	struct anser_ctl *c;
+	struct anser_sk *s;
+
+	if (skip_socket(ctx))
+		return 1;
+	c = get_ctl();
+	if (!c || !c->enabled)
+		return 1;
+	if (load_dst(ctx, &d, v6)) {
+		s = bpf_sk_storage_get(&sk_store, ctx->sk, 0, 0);
+		if (s)
+			s->udp_id = 0;
+		return 1;
+	}
+	k.cookie = bpf_get_socket_cookie(ctx);
+	d.cookie = k.cookie;
+	k.dport = d.dport;
+	__builtin_memcpy(k.daddr, d.lkey.data, 16);
+	cached = bpf_map_lookup_elem(&udp_ids, &k);
+	if (cached) {
+		v = *cached;
+	} else {
+		__u8 flags = 0;
+		get_pname(d.pkey.name);
+		evaluate(&d, c->active_gen);
+		v.outbound = d.out;
+		v.rule = d.rule;
+		if (d.out >= ANSER_OUT_FIRST_GROUP && (v6 ? c->udp6_port : c->udp4_port)) {
+			v.id = alloc_udp_id(c);
+			flags = ANSER_FLOW_F_PROXIED;
+			record_flow(&udp_flows, &v.id, &d, flags, BPF_ANY);
+		}
+		/* The connection list shows a socket by its first destination. */
+		record_flow(&flows, &k.cookie, &d, flags, BPF_NOEXIST);
+		bpf_map_update_elem(&udp_ids, &k, &v, BPF_ANY);
+	}
+	if (v.outbound == ANSER_OUT_BLOCK)
+		return 0; /* sendmsg() fails with EPERM: the datagram is dropped */
+	if (!v.id) {
+		s = bpf_sk_storage_get(&sk_store, ctx->sk, 0, 0);
+		if (s)
+			s->udp_id = 0;
+		return 1;
+	}
+	s = bpf_sk_storage_get(&sk_store, ctx->sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+	if (!s)
+		return 1;
+	s->udp_id = v.id;
+	rewrite_to_listener(ctx, v6, v6 ? c->udp6_port : c->udp4_port);
 	return 1;
+}
+
+SEC("cgroup/sendmsg4")
+int anser_sendmsg4(struct bpf_sock_addr *ctx)
+{
+	return do_sendmsg(ctx, 0);
+}
+
+SEC("cgroup/sendmsg6")
+int anser_sendmsg6(struct bpf_sock_addr *ctx)
+{
+	return do_sendmsg(ctx, 1);
+}
+
+/* Show the app the remote's address as the source of a reply. */
+static __always_inline int do_recvmsg(struct bpf_sock_addr *ctx, int v6)
+{
+	struct anser_rev_key k = {};
+	struct anser_rev_val *rv;
+	struct anser_ctl *c;
+	struct anser_sk *s;
+	__u8 fam;
+	__u16 port;
+	__u8 addr[16];
+
+	if (!v6) {
+		if (ctx->user_ip4 != bpf_htonl(0x7f000001))
+			return 1;
+	} else {
+		if (ctx->user_ip6[0] || ctx->user_ip6[1] || ctx->user_ip6[2] ||
+		    ctx->user_ip6[3] != bpf_htonl(1))
+			return 1;
+	}
+	k.family = v6 ? AF_INET6 : AF_INET;
+	k.port = (__u16)ctx->user_port;
+	rv = bpf_map_lookup_elem(&udp_rev, &k);
+	if (rv) {
+		fam = rv->family;
+		port = rv->port;
+		__builtin_memcpy(addr, rv->addr, 16);
+	} else {
+		c = get_ctl();
+		if (!c || bpf_ntohs(k.port) != (v6 ? c->udp6_port : c->udp4_port))
+			return 1;
+		s = bpf_sk_storage_get(&sk_store, ctx->sk, 0, 0);
+		if (!s || !s->redirected)
+			return 1;
+		fam = s->family;
+		port = s->port;
+		__builtin_memcpy(addr, s->addr, 16);
+	}
+	if (!v6) {
+		if (fam != AF_INET)
+			return 1;
+		__u32 ip;
+		__builtin_memcpy(&ip, addr + 12, 4);
+		ctx->user_ip4 = ip;
+	} else {
+		__u32 w[4];
+		__builtin_memcpy(w, addr, 16);
+		ctx->user_ip6[0] = w[0];
+		ctx->user_ip6[1] = w[1];
+		ctx->user_ip6[2] = w[2];
+		ctx->user_ip6[3] = w[3];
+	}
+	ctx->user_port = port;
+	return 1;
+}
+
+SEC("cgroup/recvmsg4")
+int anser_recvmsg4(struct bpf_sock_addr *ctx)
+{
+	return do_recvmsg(ctx, 0);
+}
+
+SEC("cgroup/recvmsg6")
+int anser_recvmsg6(struct bpf_sock_addr *ctx)
+{
+	return do_recvmsg(ctx, 1);
+}
+
+/* getpeername() of a steered socket reports the original destination. */
+static __always_inline int do_getpeername(struct bpf_sock_addr *ctx, int v6)
+{
+	struct anser_sk *s = bpf_sk_storage_get(&sk_store, ctx->sk, 0, 0);
+
+	if (!s || !s->redirected)
+		return 1;
+	if (!v6) {
+		if (s->family != AF_INET)
+			return 1;
+		__u32 ip;
+		__builtin_memcpy(&ip, s->addr + 12, 4);
+		ctx->user_ip4 = ip;
+	} else {
+		__u32 w[4];
+		__builtin_memcpy(w, s->addr, 16);
+		ctx->user_ip6[0] = w[0];
+		ctx->user_ip6[1] = w[1];
+		ctx->user_ip6[2] = w[2];
+		ctx->user_ip6[3] = w[3];
+	}
+	ctx->user_port = s->port;
+	return 1;
+}
+
+SEC("cgroup/getpeername4")
+int anser_getpeername4(struct bpf_sock_addr *ctx)
+{
+	return do_getpeername(ctx, 0);
+}
+
+SEC("cgroup/getpeername6")
+int anser_getpeername6(struct bpf_sock_addr *ctx)
+{
+	return do_getpeername(ctx, 1);
+}
+
+/* Once the kernel has chosen the local port of a steered TCP socket, file
+ * its endpoint so anserd can map the accepted connection back to the flow. */
+SEC("sockops")
+int anser_sockops(struct bpf_sock_ops *skops)
+{
+	struct anser_ep ep = {};
+	struct bpf_sock *sk;
+	struct anser_sk *s;
+	__u64 cookie;
+
+	if (skops->op != BPF_SOCK_OPS_TCP_CONNECT_CB)
+		return 1;
+	sk = skops->sk;
+	if (!sk)
+		return 1;
+	s = bpf_sk_storage_get(&sk_store, sk, 0, 0);
+	if (!s || !s->redirected)
+		return 1;
+	ep.family = skops->family;
+	ep.port = bpf_htons((__u16)skops->local_port);
+	if (skops->family == AF_INET) {
+		set_v4(ep.addr, skops->local_ip4);
+	} else {
+		__u32 w[4];
+		w[0] = skops->local_ip6[0];
+		w[1] = skops->local_ip6[1];
+		w[2] = skops->local_ip6[2];
+		w[3] = skops->local_ip6[3];
+		__builtin_memcpy(ep.addr, w, 16);
+	}
+	cookie = bpf_get_socket_cookie(skops);
+	bpf_map_update_elem(&tcp_redir, &ep, &cookie, BPF_ANY);
+	return 1;
+}
+
+/* Stamp steered UDP datagrams with their flow id. */
+SEC("cgroup_skb/egress")
+int anser_egress(struct __sk_buff *skb)
+{
+	struct bpf_sock *sk = skb->sk;
+	struct anser_sk *s;
+
+	if (!sk)
+		return 1;
+	sk = bpf_sk_fullsock(sk);
+	if (!sk || sk->protocol != IPPROTO_UDP)
+		return 1;
+	s = bpf_sk_storage_get(&sk_store, sk, 0, 0);
+	if (s && s->udp_id)
+		skb->mark = s->udp_id;
+	return 1;
+}
+
+/*
+ * Test entry: the rule engine on a struct anser_eval_ctx passed as packet
+ * data through BPF_PROG_TEST_RUN. Returns (rule << 16) | outbound.
+ */
+SEC("tc")
+int anser_eval(struct __sk_buff *skb)
+{
+	struct anser_eval_ctx e;
+	struct decide d = {};
+	struct anser_ctl *c;
+
+	if (bpf_skb_load_bytes(skb, 0, &e, sizeof(e)) < 0)
+		return -1;
+	c = get_ctl();
+	if (!c)
+		return -1;
+	d.family = e.family;
+	d.proto = e.proto;
+	d.dport = e.dport;
+	__builtin_memcpy(d.lkey.data, e.daddr, 16);
+	__builtin_memcpy(d.pkey.name, e.pname, ANSER_PNAME_LEN);
+	evaluate(&d, c->active_gen);
+	return ((__u32)d.rule << 16) | d.out;
 }

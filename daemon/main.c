@@ -1,5 +1,363 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
-int main(void)
+/*
+ * anserd: wires config -> routing -> datapath + proxy, serves D-Bus, and
+ * runs the GLib main loop. Startup order matters for fail-open: the
+ * listeners exist and the rules are in the maps before any program is
+ * attached, and on exit the programs are detached before the listeners
+ * close.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <glib-unix.h>
+#include <glib.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "anser-build.h"
+#include "daemon/bus/bus.h"
+#include "daemon/config/config.h"
+#include "daemon/datapath/datapath.h"
+#include "daemon/proxy/proxy.h"
+#include "daemon/routing/routing.h"
+#include "daemon/util/log.h"
+
+#define DEFAULT_CONFIG ANSER_SYSCONFDIR "/config.dae"
+
+struct daemon {
+	GMainLoop *loop;
+	char *config_path; /* NULL: built-in default */
+	bool config_explicit;
+	char *cgroup;
+	char *bus_address;
+	bool no_bus;
+	unsigned workers;
+	int log_level_cli; /* -1: from config */
+	const char *state;
+	struct anser_datapath *dp;
+	struct anser_proxy *proxy;
+	struct anser_bus *bus;
+	struct anser_gen *gens[ANSER_GENS];
+	unsigned active;
+	uint64_t generation;
+	int exit_code;
+};
+
+static void set_state(struct daemon *d, const char *state)
 {
+	if (d->state && strcmp(d->state, state) == 0)
+		return;
+	d->state = state;
+	if (d->bus)
+		anser_bus_state_changed(d->bus);
+}
+
+static void apply_log_level(struct daemon *d, const struct anser_config *cfg)
+{
+	if (d->log_level_cli >= 0)
+		return;
+	int l = cfg->log_level ? anser_log_parse_level(cfg->log_level) : -EINVAL;
+	anser_log_set_level(l >= 0 ? (enum anser_log_level)l : ANSER_LOG_INFO);
+}
+
+/* Parse the configured file (or the built-in default). On failure *message
+ * gets the diagnostics. Warnings are logged either way. */
+static int load_config(struct daemon *d, struct anser_config **out, char **message)
+{
+	struct anser_diags diags = { 0 };
+	int r;
+
+	if (d->config_path)
+		r = anser_config_parse_file(d->config_path, out, &diags);
+	else
+		r = anser_config_parse_string("<builtin>", anser_config_builtin,
+					      strlen(anser_config_builtin), out, &diags);
+	char *text = anser_diags_format(&diags);
+	if (r < 0) {
+		if (message)
+			*message = text && *text ? text : strdup("configuration rejected");
+		else
+			free(text);
+		if (message && text && !*text)
+			free(text);
+	} else {
+		if (text && *text)
+			log_warning("%s", text);
+		free(text);
+	}
+	anser_diags_clear(&diags);
+	return r;
+}
+
+/* Install cfg into the inactive slot and flip to it. Takes cfg. */
+static int install_config(struct daemon *d, struct anser_config *cfg, bool first)
+{
+	unsigned slot = first ? 0 : 1 - d->active;
+	int r;
+
+	r = anser_datapath_load_rules(d->dp, cfg, slot);
+	if (r < 0) {
+		anser_config_free(cfg);
+		return r;
+	}
+	apply_log_level(d, cfg);
+	struct anser_gen *g = anser_gen_new(cfg, ++d->generation, slot);
+	if (!g) {
+		anser_config_free(cfg);
+		return -ENOMEM;
+	}
+	/* The proxy learns the new groups before the kernel starts naming them. */
+	anser_proxy_set_gen(d->proxy, g);
+	r = anser_datapath_activate(d->dp, slot);
+	if (r < 0) {
+		anser_gen_unref(g);
+		return r;
+	}
+	anser_gen_unref(d->gens[slot]);
+	d->gens[slot] = g;
+	d->active = slot;
+	log_info("Configuration generation %llu active (%s, %zu rules, %zu groups)",
+		 (unsigned long long)g->number, cfg->source ? cfg->source : "?", cfg->n_rules,
+		 cfg->n_groups);
 	return 0;
+}
+
+static int do_reload(void *ud, char **message)
+{
+	struct daemon *d = ud;
+	struct anser_config *cfg = NULL;
+	const char *prev = d->state;
+	int r;
+
+	set_state(d, "reloading");
+	r = load_config(d, &cfg, message);
+	if (r < 0) {
+		log_error("Reload failed, keeping generation %llu:\n%s",
+			  (unsigned long long)d->generation, message && *message ? *message : "");
+		set_state(d, prev);
+		return r;
+	}
+	r = install_config(d, cfg, false);
+	if (r < 0) {
+		if (message)
+			*message = g_strdup_printf("cannot install rules: %s", strerror(-r));
+		set_state(d, prev);
+		return r;
+	}
+	set_state(d, "running");
+	return 0;
+}
+
+static const char *get_state(void *ud)
+{
+	return ((struct daemon *)ud)->state;
+}
+
+static int list_connections(void *ud, struct anser_conn_list *out)
+{
+	struct daemon *d = ud;
+	int r = anser_datapath_list(d->dp, out);
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < out->n; i++) {
+		struct anser_conn_info *ci = &out->v[i];
+		struct anser_gen *g = d->gens[ci->gen_slot & 1];
+		if (g && !ci->outbound[0])
+			snprintf(ci->outbound, sizeof(ci->outbound), "%s",
+				 anser_config_outbound_name(g->cfg, (unsigned)ci->outbound_id));
+	}
+	anser_proxy_annotate(d->proxy, out);
+	return 0;
+}
+
+static const struct anser_bus_ops bus_ops = {
+	.get_state = get_state,
+	.reload = do_reload,
+	.list_connections = list_connections,
+};
+
+static gboolean on_sigterm(gpointer ud)
+{
+	struct daemon *d = ud;
+	log_info("Exiting on signal");
+	g_main_loop_quit(d->loop);
+	return G_SOURCE_CONTINUE;
+}
+
+static gboolean on_sighup(gpointer ud)
+{
+	char *msg = NULL;
+	log_info("Reloading on SIGHUP");
+	do_reload(ud, &msg);
+	free(msg);
+	return G_SOURCE_CONTINUE;
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"Usage: anserd [OPTIONS]\n"
+		"Transparent per-application traffic splitter.\n\n"
+		"  -c, --config=FILE       dae-style config (default: %s if it exists,\n"
+		"                          else the built-in default: everything direct)\n"
+		"      --cgroup=PATH       cgroup v2 directory to attach to (default: the\n"
+		"                          cgroup2 root from /proc/self/mounts)\n"
+		"      --bus-address=ADDR  D-Bus address to serve on (default: system bus)\n"
+		"      --no-bus            do not connect to D-Bus\n"
+		"      --workers=N         relay threads (default: one per CPU)\n"
+		"      --log-level=LEVEL   error, warning, notice, info, debug\n"
+		"      --check             parse the config, print diagnostics, exit\n"
+		"  -h, --help              this text\n"
+		"      --version           print the version\n",
+		DEFAULT_CONFIG);
+}
+
+int main(int argc, char **argv)
+{
+	enum { OPT_CGROUP = 256, OPT_BUS, OPT_NO_BUS, OPT_WORKERS, OPT_LOG, OPT_CHECK, OPT_VER };
+	static const struct option opts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "cgroup", required_argument, NULL, OPT_CGROUP },
+		{ "bus-address", required_argument, NULL, OPT_BUS },
+		{ "no-bus", no_argument, NULL, OPT_NO_BUS },
+		{ "workers", required_argument, NULL, OPT_WORKERS },
+		{ "log-level", required_argument, NULL, OPT_LOG },
+		{ "check", no_argument, NULL, OPT_CHECK },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, OPT_VER },
+		{ 0 },
+	};
+	struct daemon d = { .log_level_cli = -1, .exit_code = EXIT_FAILURE };
+	struct anser_config *cfg = NULL;
+	bool check_only = false;
+	char *message = NULL;
+	int c, r;
+
+	while ((c = getopt_long(argc, argv, "c:h", opts, NULL)) >= 0) {
+		switch (c) {
+		case 'c':
+			d.config_path = optarg;
+			d.config_explicit = true;
+			break;
+		case OPT_CGROUP:
+			d.cgroup = optarg;
+			break;
+		case OPT_BUS:
+			d.bus_address = optarg;
+			break;
+		case OPT_NO_BUS:
+			d.no_bus = true;
+			break;
+		case OPT_WORKERS: {
+			char *end;
+			unsigned long v = strtoul(optarg, &end, 10);
+			if (*end || v > 256) {
+				fprintf(stderr, "anserd: --workers: expected 0..256, got '%s'\n",
+					optarg);
+				return EXIT_FAILURE;
+			}
+			d.workers = (unsigned)v;
+			break;
+		}
+		case OPT_LOG:
+			r = anser_log_parse_level(optarg);
+			if (r < 0) {
+				fprintf(stderr, "anserd: unknown log level '%s'\n", optarg);
+				return EXIT_FAILURE;
+			}
+			d.log_level_cli = r;
+			anser_log_set_level((enum anser_log_level)r);
+			break;
+		case OPT_CHECK:
+			check_only = true;
+			break;
+		case 'h':
+			usage(stdout);
+			return EXIT_SUCCESS;
+		case OPT_VER:
+			printf("anserd %s\n", ANSER_VERSION);
+			return EXIT_SUCCESS;
+		default:
+			usage(stderr);
+			return EXIT_FAILURE;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "anserd: unexpected argument '%s'\n", argv[optind]);
+		return EXIT_FAILURE;
+	}
+	if (!d.config_path && access(DEFAULT_CONFIG, F_OK) == 0)
+		d.config_path = DEFAULT_CONFIG;
+
+	d.state = "starting";
+	r = load_config(&d, &cfg, &message);
+	if (r < 0) {
+		fprintf(stderr, "%s\n", message ? message : "configuration rejected");
+		free(message);
+		return EXIT_FAILURE;
+	}
+	if (check_only) {
+		printf("%s: OK (%zu nodes, %zu groups, %zu rules)\n",
+		       d.config_path ? d.config_path : "<builtin>", cfg->n_nodes, cfg->n_groups,
+		       cfg->n_rules);
+		anser_config_free(cfg);
+		return EXIT_SUCCESS;
+	}
+	if (!d.config_path)
+		log_info("No config file, running on the built-in default (everything direct)");
+
+	r = anser_datapath_new(d.cgroup, &d.dp);
+	if (r < 0)
+		goto out;
+	struct anser_proxy_opts popts = { .workers = d.workers };
+	r = anser_proxy_new(d.dp, &popts, &d.proxy);
+	if (r < 0) {
+		log_error_errno(r, "Failed to open the transparent listeners: %m");
+		goto out;
+	}
+	uint16_t t4, t6, u4, u6;
+	anser_proxy_ports(d.proxy, &t4, &t6, &u4, &u6);
+	anser_datapath_set_ports(d.dp, t4, t6, u4, u6);
+	r = install_config(&d, cfg, true);
+	cfg = NULL;
+	if (r < 0)
+		goto out;
+	r = anser_proxy_start(d.proxy);
+	if (r < 0) {
+		log_error_errno(r, "Failed to start relay workers: %m");
+		goto out;
+	}
+	r = anser_datapath_attach(d.dp);
+	if (r < 0)
+		goto out;
+
+	d.loop = g_main_loop_new(NULL, FALSE);
+	if (!d.no_bus) {
+		r = anser_bus_new(d.bus_address, &bus_ops, &d, &d.bus);
+		if (r < 0) {
+			log_error_errno(r, "Failed to serve org.anser.Anser1 on D-Bus: %m");
+			goto out;
+		}
+	}
+	g_unix_signal_add(SIGTERM, on_sigterm, &d);
+	g_unix_signal_add(SIGINT, on_sigterm, &d);
+	g_unix_signal_add(SIGHUP, on_sighup, &d);
+	set_state(&d, "running");
+	log_info("anserd %s running (listeners tcp %u/%u udp %u/%u)", ANSER_VERSION, t4, t6, u4,
+		 u6);
+	g_main_loop_run(d.loop);
+	d.exit_code = EXIT_SUCCESS;
+
+out:
+	anser_bus_free(d.bus);
+	/* Detach before the listeners close: new flows go direct from here. */
+	anser_datapath_free(d.dp);
+	anser_proxy_free(d.proxy);
+	for (int i = 0; i < ANSER_GENS; i++)
+		anser_gen_unref(d.gens[i]);
+	anser_config_free(cfg);
+	if (d.loop)
+		g_main_loop_unref(d.loop);
+	return d.exit_code;
 }

@@ -56,7 +56,7 @@ struct anser_group {
 	char *name;
 	enum anser_policy policy;
 	unsigned fixed_index; /* for fixed(n) */
-	size_t *nodes;        /* indices into anser_config.nodes */
+	size_t *nodes;	      /* indices into anser_config.nodes */
 	size_t n_nodes;
 	unsigned line, col;
 };
@@ -71,7 +71,7 @@ enum anser_cond_type {
 
 struct anser_cidr {
 	uint8_t addr[16]; /* IPv4 stored as ::ffff:a.b.c.d, host bits zeroed */
-	uint8_t prefix;   /* 0..128 in IPv6 terms (v4 /24 -> 120) */
+	uint8_t prefix;	  /* 0..128 in IPv6 terms (v4 /24 -> 120) */
 };
 
 struct anser_port_range {
@@ -132,8 +132,7 @@ int anser_config_parse_string(const char *name, const char *text, size_t len,
 			      struct anser_config **out, struct anser_diags *diags);
 /* Reads the file (refusing > 16 MiB) and parses it. -errno on I/O errors
  * with a diagnostic naming the file. */
-int anser_config_parse_file(const char *path, struct anser_config **out,
-			    struct anser_diags *diags);
+int anser_config_parse_file(const char *path, struct anser_config **out, struct anser_diags *diags);
 void anser_config_free(struct anser_config *c);
 
 /* Name of an outbound id in this config ("direct", "block", group name). */

@@ -1,3 +1,461 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
-/* placeholder: being written */
+/*
+ * Loading, attaching and feeding the BPF side.
+ *
+ * Fail-open by construction: every program is attached through a BPF link
+ * owned by this process and never pinned, so when anserd exits, crashes or
+ * is SIGKILLed the kernel closes the links and detaches the programs; the
+ * apps' next connect() goes direct.
+ */
+#include "datapath.h"
+
+#include <arpa/inet.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "../routing/routing.h"
+#include "../util/log.h"
+#include "bpf/anser.skel.h"
+#include "sockdiag.h"
+
+#ifndef SO_NETNS_COOKIE
+#define SO_NETNS_COOKIE 71
+#endif
+
+struct anser_datapath {
+	struct anser_bpf *skel;
+	char *cgroup_path;
+	int cgroup_fd;
+	struct bpf_link *links[16];
+	size_t n_links;
+	volatile struct anser_ctl *ctl; /* mmap of the ctl map */
+	/* What each slot holds in the shared maps, to remove it on reuse. */
+	struct anser_compiled slots[ANSER_GENS];
+};
+
+int anser_cgroup2_mount(char *buf, size_t len)
+{
+	FILE *f = fopen("/proc/self/mounts", "re");
+	char dev[256], dir[4096], type[64];
+	int r = -ENOENT;
+
+	if (!f)
+		return -errno;
+	while (fscanf(f, "%255s %4095s %63s %*s %*d %*d\n", dev, dir, type) == 3) {
+		if (strcmp(type, "cgroup2") == 0) {
+			if (strlen(dir) >= len) {
+				r = -ENAMETOOLONG;
+				break;
+			}
+			strcpy(buf, dir);
+			r = 0;
+			break;
+		}
+	}
+	fclose(f);
+	return r;
+}
+
+static int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list ap)
+{
+	char line[1024];
+	if (level == LIBBPF_DEBUG && anser_log_get_level() < ANSER_LOG_DEBUG)
+		return 0;
+	vsnprintf(line, sizeof(line), fmt, ap);
+	size_t n = strlen(line);
+	if (n && line[n - 1] == '\n')
+		line[n - 1] = '\0';
+	anser_log(level == LIBBPF_WARN ? ANSER_LOG_WARNING : ANSER_LOG_DEBUG, "libbpf: %s", line);
+	return 0;
+}
+
+static int own_netns_cookie(uint64_t *cookie)
+{
+	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	socklen_t len = sizeof(*cookie);
+	int r = 0;
+
+	if (fd < 0)
+		return -errno;
+	if (getsockopt(fd, SOL_SOCKET, SO_NETNS_COOKIE, cookie, &len) < 0)
+		r = -errno;
+	close(fd);
+	return r;
+}
+
+int anser_datapath_new(const char *cgroup_path, struct anser_datapath **out)
+{
+	struct anser_datapath *dp;
+	char root[4096];
+	uint64_t cookie = 0;
+	int r;
+
+	libbpf_set_print(libbpf_print);
+	if (!cgroup_path) {
+		r = anser_cgroup2_mount(root, sizeof(root));
+		if (r < 0)
+			return log_error_errno(r, "No cgroup2 mount found in /proc/self/mounts: %m");
+		cgroup_path = root;
+	}
+	dp = calloc(1, sizeof(*dp));
+	if (!dp)
+		return -ENOMEM;
+	dp->cgroup_fd = -1;
+	dp->cgroup_path = strdup(cgroup_path);
+	if (!dp->cgroup_path) {
+		free(dp);
+		return -ENOMEM;
+	}
+
+	r = own_netns_cookie(&cookie);
+	if (r < 0)
+		log_warning_errno(r, "Cannot read own netns cookie, hooks act in every netns: %m");
+
+	dp->skel = anser_bpf__open();
+	if (!dp->skel) {
+		r = log_error_errno(errno, "Failed to open BPF object: %m");
+		goto fail;
+	}
+	dp->skel->rodata->self_tgid = (uint32_t)getpid();
+	dp->skel->rodata->netns_cookie = cookie;
+	r = anser_bpf__load(dp->skel);
+	if (r < 0) {
+		r = log_error_errno(r, "Failed to load BPF programs (kernel >= 6.1 with BTF and "
+				       "root/CAP_BPF+CAP_NET_ADMIN needed): %m");
+		goto fail;
+	}
+	void *m = mmap(NULL, sysconf(_SC_PAGESIZE), PROT_READ | PROT_WRITE, MAP_SHARED,
+		       bpf_map__fd(dp->skel->maps.ctl), 0);
+	if (m == MAP_FAILED) {
+		r = log_error_errno(errno, "Failed to map the control map: %m");
+		goto fail;
+	}
+	dp->ctl = m;
+	dp->ctl->enabled = 1;
+	*out = dp;
+	return 0;
+fail:
+	anser_datapath_free(dp);
+	return r;
+}
+
+void anser_datapath_free(struct anser_datapath *dp)
+{
+	if (!dp)
+		return;
+	/* Links first: the kernel stops steering before maps go away. */
+	for (size_t i = 0; i < dp->n_links; i++)
+		bpf_link__destroy(dp->links[i]);
+	if (dp->ctl)
+		munmap((void *)dp->ctl, sysconf(_SC_PAGESIZE));
+	anser_bpf__destroy(dp->skel);
+	if (dp->cgroup_fd >= 0)
+		close(dp->cgroup_fd);
+	for (int i = 0; i < ANSER_GENS; i++)
+		anser_compiled_clear(&dp->slots[i]);
+	free(dp->cgroup_path);
+	free(dp);
+}
+
+int anser_datapath_set_ports(struct anser_datapath *dp, uint16_t tcp4, uint16_t tcp6,
+			     uint16_t udp4, uint16_t udp6)
+{
+	dp->ctl->tcp4_port = tcp4;
+	dp->ctl->tcp6_port = tcp6;
+	dp->ctl->udp4_port = udp4;
+	dp->ctl->udp6_port = udp6;
+	atomic_thread_fence(memory_order_seq_cst);
+	return 0;
+}
+
+static void clear_slot(struct anser_datapath *dp, unsigned slot)
+{
+	struct anser_compiled *c = &dp->slots[slot];
+	int lpm = bpf_map__fd(dp->skel->maps.match_lpm);
+	int pn = bpf_map__fd(dp->skel->maps.pname_set);
+
+	for (size_t i = 0; i < c->n_lpm; i++)
+		bpf_map_delete_elem(lpm, &c->lpm[i]);
+	for (size_t i = 0; i < c->n_pnames; i++)
+		bpf_map_delete_elem(pn, &c->pnames[i]);
+	anser_compiled_clear(c);
+}
+
+int anser_datapath_load_rules(struct anser_datapath *dp, const struct anser_config *cfg,
+			      unsigned slot)
+{
+	struct anser_compiled c;
+	struct anser_gen_info gi = { 0 };
+	int r;
+
+	slot &= 1;
+	if (slot == dp->ctl->active_gen && dp->slots[slot].n_matchers)
+		return log_error_errno(-EBUSY, "Refusing to overwrite the active rule slot %u",
+				       slot);
+	r = anser_routing_compile(cfg, slot, &c);
+	if (r < 0)
+		return log_error_errno(r, "Failed to compile routing rules: %m");
+	clear_slot(dp, slot);
+
+	int mfd = bpf_map__fd(dp->skel->maps.matchers);
+	int lfd = bpf_map__fd(dp->skel->maps.match_lpm);
+	int pfd = bpf_map__fd(dp->skel->maps.pname_set);
+	uint8_t one = 1;
+
+	/* Sets first, then the matchers that point at them, then the count:
+	 * the slot is not active yet, but keep the order meaningful anyway. */
+	for (size_t i = 0; i < c.n_lpm; i++)
+		if (bpf_map_update_elem(lfd, &c.lpm[i], &one, BPF_ANY) < 0) {
+			r = log_error_errno(errno, "Failed to write address/port set: %m");
+			goto fail;
+		}
+	for (size_t i = 0; i < c.n_pnames; i++)
+		if (bpf_map_update_elem(pfd, &c.pnames[i], &one, BPF_ANY) < 0) {
+			r = log_error_errno(errno, "Failed to write process name set: %m");
+			goto fail;
+		}
+	for (size_t i = 0; i < c.n_matchers; i++) {
+		uint32_t key = slot * ANSER_MAX_MATCHERS + (uint32_t)i;
+		if (bpf_map_update_elem(mfd, &key, &c.matchers[i], BPF_ANY) < 0) {
+			r = log_error_errno(errno, "Failed to write rule: %m");
+			goto fail;
+		}
+	}
+	gi.n_matchers = (uint32_t)c.n_matchers;
+	uint32_t key = slot;
+	if (bpf_map_update_elem(bpf_map__fd(dp->skel->maps.gen_info), &key, &gi, BPF_ANY) < 0) {
+		r = log_error_errno(errno, "Failed to write rule count: %m");
+		goto fail;
+	}
+	dp->slots[slot] = c;
+	log_debug("Loaded %zu matchers, %zu set entries, %zu names into slot %u", c.n_matchers,
+		  c.n_lpm, c.n_pnames, slot);
+	return 0;
+fail:
+	dp->slots[slot] = c; /* so the next load removes what made it in */
+	return r;
+}
+
+int anser_datapath_activate(struct anser_datapath *dp, unsigned slot)
+{
+	atomic_thread_fence(memory_order_seq_cst);
+	dp->ctl->active_gen = slot & 1;
+	atomic_thread_fence(memory_order_seq_cst);
+	return 0;
+}
+
+int anser_datapath_set_enabled(struct anser_datapath *dp, bool enabled)
+{
+	dp->ctl->enabled = enabled ? 1 : 0;
+	atomic_thread_fence(memory_order_seq_cst);
+	return 0;
+}
+
+int anser_datapath_attach(struct anser_datapath *dp)
+{
+	struct bpf_program *progs[] = {
+		dp->skel->progs.anser_connect4,	    dp->skel->progs.anser_connect6,
+		dp->skel->progs.anser_sendmsg4,	    dp->skel->progs.anser_sendmsg6,
+		dp->skel->progs.anser_recvmsg4,	    dp->skel->progs.anser_recvmsg6,
+		dp->skel->progs.anser_getpeername4, dp->skel->progs.anser_getpeername6,
+		dp->skel->progs.anser_sockops,	    dp->skel->progs.anser_egress,
+	};
+
+	if (dp->cgroup_fd < 0) {
+		dp->cgroup_fd = open(dp->cgroup_path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (dp->cgroup_fd < 0)
+			return log_error_errno(errno, "Cannot open cgroup %s: %m",
+					       dp->cgroup_path);
+	}
+	for (size_t i = 0; i < sizeof(progs) / sizeof(progs[0]); i++) {
+		struct bpf_link *l = bpf_program__attach_cgroup(progs[i], dp->cgroup_fd);
+		if (!l) {
+			int r = -errno;
+			for (size_t j = 0; j < dp->n_links; j++)
+				bpf_link__destroy(dp->links[j]);
+			dp->n_links = 0;
+			return log_error_errno(r, "Failed to attach %s to %s: %m",
+					       bpf_program__name(progs[i]), dp->cgroup_path);
+		}
+		dp->links[dp->n_links++] = l;
+	}
+	log_info("Attached %zu programs to cgroup %s", dp->n_links, dp->cgroup_path);
+	return 0;
+}
+
+static void sockaddr_to_ep(const struct sockaddr *sa, struct anser_ep *ep)
+{
+	memset(ep, 0, sizeof(*ep));
+	if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *s = (const struct sockaddr_in *)sa;
+		ep->family = AF_INET;
+		ep->port = s->sin_port;
+		ep->addr[10] = 0xff;
+		ep->addr[11] = 0xff;
+		memcpy(ep->addr + 12, &s->sin_addr, 4);
+	} else {
+		const struct sockaddr_in6 *s = (const struct sockaddr_in6 *)sa;
+		ep->family = AF_INET6;
+		ep->port = s->sin6_port;
+		memcpy(ep->addr, &s->sin6_addr, 16);
+	}
+}
+
+int anser_datapath_tcp_lookup(struct anser_datapath *dp, const struct sockaddr *peer,
+			      struct anser_flow *out)
+{
+	struct anser_ep ep;
+	uint64_t cookie;
+	int rfd = bpf_map__fd(dp->skel->maps.tcp_redir);
+
+	if (peer->sa_family != AF_INET && peer->sa_family != AF_INET6)
+		return -EAFNOSUPPORT;
+	sockaddr_to_ep(peer, &ep);
+	if (bpf_map_lookup_elem(rfd, &ep, &cookie) < 0)
+		return -ENOENT;
+	bpf_map_delete_elem(rfd, &ep);
+	if (bpf_map_lookup_elem(bpf_map__fd(dp->skel->maps.flows), &cookie, out) < 0)
+		return -ENOENT;
+	return 0;
+}
+
+int anser_datapath_udp_lookup(struct anser_datapath *dp, uint32_t id, struct anser_flow *out)
+{
+	if (bpf_map_lookup_elem(bpf_map__fd(dp->skel->maps.udp_flows), &id, out) < 0)
+		return -ENOENT;
+	return 0;
+}
+
+static int rev_key(const struct sockaddr *sa, struct anser_rev_key *k)
+{
+	memset(k, 0, sizeof(*k));
+	if (sa->sa_family == AF_INET)
+		k->port = ((const struct sockaddr_in *)sa)->sin_port;
+	else if (sa->sa_family == AF_INET6)
+		k->port = ((const struct sockaddr_in6 *)sa)->sin6_port;
+	else
+		return -EAFNOSUPPORT;
+	k->family = (uint8_t)sa->sa_family;
+	return 0;
+}
+
+int anser_datapath_udp_rev_add(struct anser_datapath *dp, const struct sockaddr *reply_local,
+			       const struct sockaddr *remote)
+{
+	struct anser_rev_key k;
+	struct anser_rev_val v = { 0 };
+	struct anser_ep ep;
+	int r = rev_key(reply_local, &k);
+
+	if (r < 0)
+		return r;
+	if (remote->sa_family != AF_INET && remote->sa_family != AF_INET6)
+		return -EAFNOSUPPORT;
+	sockaddr_to_ep(remote, &ep);
+	v.port = ep.port;
+	memcpy(v.addr, ep.addr, 16);
+	v.family = (uint8_t)remote->sa_family;
+	/* A v4-mapped remote is shown to v4 apps as plain IPv4. */
+	if (remote->sa_family == AF_INET6 &&
+	    IN6_IS_ADDR_V4MAPPED(&((const struct sockaddr_in6 *)remote)->sin6_addr))
+		v.family = AF_INET;
+	if (bpf_map_update_elem(bpf_map__fd(dp->skel->maps.udp_rev), &k, &v, BPF_ANY) < 0)
+		return -errno;
+	return 0;
+}
+
+int anser_datapath_udp_rev_del(struct anser_datapath *dp, const struct sockaddr *reply_local)
+{
+	struct anser_rev_key k;
+	int r = rev_key(reply_local, &k);
+	if (r < 0)
+		return r;
+	if (bpf_map_delete_elem(bpf_map__fd(dp->skel->maps.udp_rev), &k) < 0)
+		return -errno;
+	return 0;
+}
+
+void anser_flow_dst(const struct anser_flow *f, struct sockaddr_storage *ss)
+{
+	memset(ss, 0, sizeof(*ss));
+	if (f->family == AF_INET) {
+		struct sockaddr_in *s = (struct sockaddr_in *)ss;
+		s->sin_family = AF_INET;
+		s->sin_port = f->dport;
+		memcpy(&s->sin_addr, f->daddr + 12, 4);
+	} else {
+		struct sockaddr_in6 *s = (struct sockaddr_in6 *)ss;
+		s->sin6_family = AF_INET6;
+		s->sin6_port = f->dport;
+		memcpy(&s->sin6_addr, f->daddr, 16);
+	}
+}
+
+struct list_ctx {
+	struct anser_datapath *dp;
+	struct anser_conn_list *out;
+	int flows_fd;
+	size_t seen;
+};
+
+static void on_socket(const struct anser_diag_sock *s, void *ud)
+{
+	struct list_ctx *lc = ud;
+	struct anser_flow f;
+	struct anser_conn_info *ci;
+
+	if (bpf_map_lookup_elem(lc->flows_fd, &s->cookie, &f) < 0)
+		return;
+	lc->seen++;
+	ci = anser_conn_list_add(lc->out);
+	if (!ci)
+		return;
+	ci->cookie = s->cookie;
+	ci->pid = f.pid;
+	memcpy(ci->pname, f.pname, sizeof(ci->pname) - 1);
+	strcpy(ci->proto, s->proto == IPPROTO_TCP ? "tcp" : "udp");
+	ci->src = s->src;
+	anser_flow_dst(&f, &ci->dst);
+	ci->outbound_id = f.outbound;
+	ci->gen_slot = f.gen;
+	ci->proxied = (f.flags & ANSER_FLOW_F_PROXIED) != 0;
+	if (f.outbound == ANSER_OUT_DIRECT)
+		strcpy(ci->outbound, "direct");
+	if (f.rule == ANSER_RULE_FALLBACK)
+		strcpy(ci->rule, "fallback");
+	else if (f.rule == ANSER_RULE_BUILTIN)
+		strcpy(ci->rule, "builtin");
+	else
+		snprintf(ci->rule, sizeof(ci->rule), "rule %u", f.rule + 1u);
+	if (!(f.flags & ANSER_FLOW_F_PROXIED)) {
+		/* tcp_info counts the SYN's sequence number as acked data. */
+		ci->bytes_up = s->bytes_sent ? s->bytes_sent - 1 : 0;
+		ci->bytes_down = s->bytes_received;
+	}
+}
+
+int anser_datapath_list(struct anser_datapath *dp, struct anser_conn_list *out)
+{
+	struct list_ctx lc = { .dp = dp, .out = out };
+	int r;
+
+	lc.flows_fd = bpf_map__fd(dp->skel->maps.flows);
+	r = anser_sockdiag_dump(on_socket, &lc);
+	if (r < 0)
+		return log_warning_errno(r, "Failed to list sockets: %m");
+	return 0;
+}
+
+int anser_datapath_eval_fd(struct anser_datapath *dp)
+{
+	return dp ? bpf_program__fd(dp->skel->progs.anser_eval) : -1;
+}

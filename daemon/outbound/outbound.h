@@ -19,4 +19,42 @@
 /* Index into cfg->nodes chosen for a new flow of group `group`, or -1. */
 int anser_group_pick(const struct anser_config *cfg, size_t group);
 
+/*
+ * A dial in progress. Usage: anser_dial_new(), register anser_dial_fd()
+ * with epoll for anser_dial_events(), call anser_dial_step() whenever the
+ * fd reports anything (and once right after new) until it returns 0
+ * (ready) or an error other than -EAGAIN; then take the fds. The fd stays
+ * the same for the whole dial, only the wanted events change. The caller
+ * owns the deadline (dial timeout).
+ */
+enum anser_dial_cmd {
+	ANSER_DIAL_CONNECT = 1, /* a stream to dst */
+	ANSER_DIAL_UDP = 2,     /* SOCKS5 UDP ASSOCIATE; dst unused */
+};
+
+struct anser_dial;
+
+/* node NULL: direct connect to dst (CONNECT only). node_addr: the node's
+ * resolved address and port. -errno if the first socket calls fail. */
+int anser_dial_new(const struct anser_node *node, const struct sockaddr *node_addr,
+		   const struct sockaddr *dst, enum anser_dial_cmd cmd, struct anser_dial **out);
+int anser_dial_fd(const struct anser_dial *d);
+uint32_t anser_dial_events(const struct anser_dial *d);
+/* 0: ready; -EAGAIN: wait for anser_dial_events(); other -errno: failed. */
+int anser_dial_step(struct anser_dial *d);
+/* Stage the dial is in or failed in: "connect", "greeting", "auth",
+ * "request", "reply", "udp", "ready". */
+const char *anser_dial_stage(const struct anser_dial *d);
+/* SOCKS5 REP of a refused request (0 if none). */
+uint8_t anser_dial_socks_reply(const struct anser_dial *d);
+/* Bytes that arrived right after the SOCKS5 reply: the start of the
+ * remote's data, to be relayed before anything else. */
+size_t anser_dial_leftover(const struct anser_dial *d, const uint8_t **data);
+/* Move the stream (CONNECT) or control connection (UDP) out of d. */
+int anser_dial_take_fd(struct anser_dial *d);
+/* UDP: a datagram socket connected to the relay (BND.ADDR, or the node's
+ * address when the server answers 0.0.0.0/::). */
+int anser_dial_take_udp_fd(struct anser_dial *d);
+void anser_dial_free(struct anser_dial *d);
+
 #endif

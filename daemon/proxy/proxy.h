@@ -47,4 +47,19 @@ void anser_proxy_annotate(struct anser_proxy *p, struct anser_conn_list *l);
 /* Stops the workers, closes every socket. */
 void anser_proxy_free(struct anser_proxy *p);
 
+/* Stand-ins for the datapath calls, for tests that run without BPF (dp
+ * NULL): the listeners then learn flows from these. Any member may be NULL.
+ * Call before anser_proxy_start(). */
+struct anser_proxy_hooks {
+	int (*tcp_lookup)(void *userdata, const struct sockaddr *peer, struct anser_flow *out);
+	int (*udp_lookup)(void *userdata, uint32_t id, struct anser_flow *out);
+	int (*udp_rev_add)(void *userdata, const struct sockaddr *reply_local,
+			   const struct sockaddr *remote);
+	int (*udp_rev_del)(void *userdata, const struct sockaddr *reply_local);
+	void *userdata;
+};
+void anser_proxy_set_hooks(struct anser_proxy *p, const struct anser_proxy_hooks *hooks);
+/* Number of live sessions (TCP and UDP); for tests and status. */
+unsigned anser_proxy_n_sessions(struct anser_proxy *p);
+
 #endif

@@ -3,6 +3,7 @@
 #ifndef ANSER_CONNINFO_H
 #define ANSER_CONNINFO_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
@@ -18,6 +19,10 @@ struct anser_conn_info {
 	char node[64];                /* node used, "" for direct */
 	char rule[32];                /* "rule 3", "fallback", "builtin" */
 	uint64_t bytes_up, bytes_down;
+	/* Filled by the datapath for the daemon to resolve names: */
+	int outbound_id;  /* ANSER_OUT_* or group id */
+	unsigned gen_slot; /* rule slot the decision was made in */
+	bool proxied;      /* steered to anserd's listener */
 };
 
 struct anser_conn_list {

@@ -1,0 +1,518 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/* anserctl: command-line client of org.anser.Anser1 (D-Bus only). */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <systemd/sd-bus.h>
+
+#include "anser-build.h"
+#include "daemon/bus/bus-errors.h"
+
+#define _cleanup_(f) __attribute__((cleanup(f)))
+
+enum { EXIT_USAGE = 2 };
+
+static const char *arg_address;
+static bool arg_json;
+static int arg_ask_password = -1; /* -1: ask if stdin is a terminal */
+
+struct conn_row {
+	uint32_t pid;
+	char *process, *protocol, *source, *destination, *outbound, *node, *rule;
+	uint64_t bytes_up, bytes_down, cookie;
+};
+
+struct conn_rows {
+	struct conn_row *v;
+	size_t n;
+};
+
+static void conn_rows_free(struct conn_rows *rows)
+{
+	for (size_t i = 0; i < rows->n; i++) {
+		struct conn_row *c = &rows->v[i];
+
+		free(c->process);
+		free(c->protocol);
+		free(c->source);
+		free(c->destination);
+		free(c->outbound);
+		free(c->node);
+		free(c->rule);
+	}
+	free(rows->v);
+	rows->v = NULL;
+	rows->n = 0;
+}
+
+/* Turns a failed call into one clear line on stderr; returns EXIT_FAILURE. */
+static int report_error(const char *what, const sd_bus_error *error, int r)
+{
+	if (sd_bus_error_has_names(error, SD_BUS_ERROR_SERVICE_UNKNOWN,
+				   SD_BUS_ERROR_NAME_HAS_NO_OWNER))
+		fprintf(stderr, "anserd is not running (%s not on the bus)\n", ANSER_BUS_NAME);
+	else if (sd_bus_error_has_names(error, ANSER_BUS_ERROR_NOT_AUTHORIZED,
+					SD_BUS_ERROR_ACCESS_DENIED))
+		fprintf(stderr, "not authorized: %s\n", error->message);
+	else if (sd_bus_error_has_name(error, SD_BUS_ERROR_INTERACTIVE_AUTHORIZATION_REQUIRED))
+		fprintf(stderr, "authentication required: %s\n", error->message);
+	else if (sd_bus_error_is_set(error))
+		fprintf(stderr, "Failed to %s: %s\n", what, error->message);
+	else
+		fprintf(stderr, "Failed to %s: %s\n", what, strerror(-r));
+	return EXIT_FAILURE;
+}
+
+static int bus_connect(sd_bus **ret)
+{
+	_cleanup_(sd_bus_unrefp) sd_bus *bus = NULL;
+	int r;
+
+	if (arg_address) {
+		r = sd_bus_new(&bus);
+		if (r >= 0)
+			r = sd_bus_set_address(bus, arg_address);
+		if (r >= 0)
+			r = sd_bus_set_bus_client(bus, 1);
+		if (r >= 0)
+			r = sd_bus_start(bus);
+	} else {
+		/* Honours DBUS_SYSTEM_BUS_ADDRESS. */
+		r = sd_bus_open_system(&bus);
+	}
+	if (r < 0) {
+		fprintf(stderr, "Failed to connect to %s: %s\n",
+			arg_address ? arg_address : "the system bus", strerror(-r));
+		return r;
+	}
+	if (arg_ask_password < 0)
+		arg_ask_password = isatty(STDIN_FILENO);
+	(void)sd_bus_set_allow_interactive_authorization(bus, arg_ask_password);
+	*ret = bus;
+	bus = NULL;
+	return 0;
+}
+
+static int cmd_status(sd_bus *bus)
+{
+	_cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+	_cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+	const char *version = NULL, *state = NULL;
+	int r;
+
+	r = sd_bus_call_method(bus, ANSER_BUS_NAME, ANSER_BUS_PATH,
+			       "org.freedesktop.DBus.Properties", "GetAll", &error, &reply, "s",
+			       ANSER_BUS_INTERFACE);
+	if (r < 0)
+		return report_error("read the daemon's status", &error, r);
+
+	r = sd_bus_message_enter_container(reply, 'a', "{sv}");
+	while (r > 0) {
+		const char *key, *contents, *value;
+
+		r = sd_bus_message_enter_container(reply, 'e', "sv");
+		if (r <= 0)
+			break;
+		r = sd_bus_message_read(reply, "s", &key);
+		if (r >= 0)
+			r = sd_bus_message_peek_type(reply, NULL, &contents);
+		if (r >= 0 && contents && strcmp(contents, "s") == 0 &&
+		    (strcmp(key, "Version") == 0 || strcmp(key, "State") == 0)) {
+			r = sd_bus_message_read(reply, "v", "s", &value);
+			if (strcmp(key, "Version") == 0)
+				version = value;
+			else
+				state = value;
+		} else if (r >= 0) {
+			r = sd_bus_message_skip(reply, "v");
+		}
+		if (r >= 0)
+			r = sd_bus_message_exit_container(reply);
+		if (r >= 0)
+			r = 1;
+	}
+	if (r < 0) {
+		fprintf(stderr, "Failed to parse the status reply: %s\n", strerror(-r));
+		return EXIT_FAILURE;
+	}
+	printf("Version: %s\n", version ? version : "?");
+	printf("State: %s\n", state ? state : "?");
+	return EXIT_SUCCESS;
+}
+
+static int read_string_into(sd_bus_message *m, char **field)
+{
+	const char *s;
+	int r;
+
+	r = sd_bus_message_read(m, "v", "s", &s);
+	if (r < 0)
+		return r;
+	free(*field);
+	*field = strdup(s);
+	return *field ? 0 : -ENOMEM;
+}
+
+static int read_connection(sd_bus_message *m, struct conn_row *c)
+{
+	int r;
+
+	for (;;) {
+		const char *key, *contents = NULL;
+		char type = 0;
+
+		r = sd_bus_message_enter_container(m, 'e', "sv");
+		if (r <= 0)
+			return r;
+		r = sd_bus_message_read(m, "s", &key);
+		if (r < 0)
+			return r;
+		r = sd_bus_message_peek_type(m, &type, &contents);
+		if (r < 0)
+			return r;
+		/* Unknown keys or types are skipped: newer daemons may add keys. */
+		if (contents && strcmp(contents, "u") == 0 && strcmp(key, "Pid") == 0)
+			r = sd_bus_message_read(m, "v", "u", &c->pid);
+		else if (contents && strcmp(contents, "t") == 0 && strcmp(key, "BytesUp") == 0)
+			r = sd_bus_message_read(m, "v", "t", &c->bytes_up);
+		else if (contents && strcmp(contents, "t") == 0 && strcmp(key, "BytesDown") == 0)
+			r = sd_bus_message_read(m, "v", "t", &c->bytes_down);
+		else if (contents && strcmp(contents, "t") == 0 && strcmp(key, "Cookie") == 0)
+			r = sd_bus_message_read(m, "v", "t", &c->cookie);
+		else if (contents && strcmp(contents, "s") == 0) {
+			static const struct {
+				const char *key;
+				size_t offset;
+			} strings[] = {
+				{ "ProcessName", offsetof(struct conn_row, process) },
+				{ "Protocol", offsetof(struct conn_row, protocol) },
+				{ "Source", offsetof(struct conn_row, source) },
+				{ "Destination", offsetof(struct conn_row, destination) },
+				{ "Outbound", offsetof(struct conn_row, outbound) },
+				{ "Node", offsetof(struct conn_row, node) },
+				{ "Rule", offsetof(struct conn_row, rule) },
+			};
+			size_t i;
+
+			for (i = 0; i < sizeof(strings) / sizeof(strings[0]); i++)
+				if (strcmp(key, strings[i].key) == 0)
+					break;
+			if (i < sizeof(strings) / sizeof(strings[0]))
+				r = read_string_into(m, (char **)((char *)c + strings[i].offset));
+			else
+				r = sd_bus_message_skip(m, "v");
+		} else
+			r = sd_bus_message_skip(m, "v");
+		if (r < 0)
+			return r;
+		r = sd_bus_message_exit_container(m);
+		if (r < 0)
+			return r;
+	}
+}
+
+static int read_connections(sd_bus_message *reply, struct conn_rows *rows)
+{
+	int r;
+
+	r = sd_bus_message_enter_container(reply, 'a', "a{sv}");
+	if (r < 0)
+		return r;
+	for (;;) {
+		struct conn_row *v;
+
+		r = sd_bus_message_enter_container(reply, 'a', "{sv}");
+		if (r <= 0)
+			break;
+		v = realloc(rows->v, (rows->n + 1) * sizeof(*v));
+		if (!v)
+			return -ENOMEM;
+		rows->v = v;
+		memset(&v[rows->n], 0, sizeof(v[0]));
+		r = read_connection(reply, &v[rows->n++]);
+		if (r < 0)
+			return r;
+		r = sd_bus_message_exit_container(reply);
+		if (r < 0)
+			return r;
+	}
+	if (r < 0)
+		return r;
+	return sd_bus_message_exit_container(reply);
+}
+
+static const char *or_dash(const char *s)
+{
+	return s && *s ? s : "-";
+}
+
+static void format_bytes(uint64_t n, char *buf, size_t len)
+{
+	static const char suffix[] = "KMGTPE";
+	double v = (double)n;
+	int i = -1;
+
+	if (n < 1024) {
+		snprintf(buf, len, "%" PRIu64 "B", n);
+		return;
+	}
+	while (v >= 1024.0 && i < 5) {
+		v /= 1024.0;
+		i++;
+	}
+	snprintf(buf, len, "%.1f%c", v, suffix[i]);
+}
+
+static void json_string(FILE *f, const char *s)
+{
+	fputc('"', f);
+	for (const unsigned char *p = (const unsigned char *)(s ? s : ""); *p; p++) {
+		switch (*p) {
+		case '"':
+			fputs("\\\"", f);
+			break;
+		case '\\':
+			fputs("\\\\", f);
+			break;
+		case '\n':
+			fputs("\\n", f);
+			break;
+		case '\t':
+			fputs("\\t", f);
+			break;
+		default:
+			if (*p < 0x20)
+				fprintf(f, "\\u%04x", *p);
+			else
+				fputc(*p, f); /* the daemon sends valid UTF-8 */
+		}
+	}
+	fputc('"', f);
+}
+
+static void print_json(const struct conn_rows *rows)
+{
+	printf("[");
+	for (size_t i = 0; i < rows->n; i++) {
+		const struct conn_row *c = &rows->v[i];
+
+		printf("%s\n  {\"pid\": %" PRIu32 ", \"process\": ", i ? "," : "", c->pid);
+		json_string(stdout, c->process);
+		printf(", \"protocol\": ");
+		json_string(stdout, c->protocol);
+		printf(", \"source\": ");
+		json_string(stdout, c->source);
+		printf(", \"destination\": ");
+		json_string(stdout, c->destination);
+		printf(", \"outbound\": ");
+		json_string(stdout, c->outbound);
+		printf(", \"node\": ");
+		json_string(stdout, c->node);
+		printf(", \"rule\": ");
+		json_string(stdout, c->rule);
+		printf(", \"bytes_up\": %" PRIu64 ", \"bytes_down\": %" PRIu64
+		       ", \"cookie\": %" PRIu64 "}",
+		       c->bytes_up, c->bytes_down, c->cookie);
+	}
+	printf("%s]\n", rows->n ? "\n" : "");
+}
+
+enum { COL_PID, COL_PROCESS, COL_PROTO, COL_SRC, COL_DST, COL_OUT, COL_NODE, COL_UP, COL_DOWN, N_COLS };
+
+static void row_cells(const struct conn_row *c, char pid[16], char up[16], char down[16],
+		      const char *cells[N_COLS])
+{
+	snprintf(pid, 16, "%" PRIu32, c->pid);
+	format_bytes(c->bytes_up, up, 16);
+	format_bytes(c->bytes_down, down, 16);
+	cells[COL_PID] = pid;
+	cells[COL_PROCESS] = or_dash(c->process);
+	cells[COL_PROTO] = or_dash(c->protocol);
+	cells[COL_SRC] = or_dash(c->source);
+	cells[COL_DST] = or_dash(c->destination);
+	cells[COL_OUT] = or_dash(c->outbound);
+	cells[COL_NODE] = or_dash(c->node);
+	cells[COL_UP] = up;
+	cells[COL_DOWN] = down;
+}
+
+static void print_table(const struct conn_rows *rows)
+{
+	static const char *const header[N_COLS] = { "PID",    "PROCESS",  "PROTO",
+						    "SOURCE", "DESTINATION", "OUTBOUND",
+						    "NODE",   "UP",       "DOWN" };
+	/* Numbers are right-aligned, text left-aligned. */
+	static const bool right[N_COLS] = { [COL_PID] = true, [COL_UP] = true, [COL_DOWN] = true };
+	size_t width[N_COLS];
+	char pid[16], up[16], down[16];
+	const char *cells[N_COLS];
+
+	for (int j = 0; j < N_COLS; j++)
+		width[j] = strlen(header[j]);
+	for (size_t i = 0; i < rows->n; i++) {
+		row_cells(&rows->v[i], pid, up, down, cells);
+		for (int j = 0; j < N_COLS; j++)
+			if (strlen(cells[j]) > width[j])
+				width[j] = strlen(cells[j]);
+	}
+	for (size_t i = 0; i <= rows->n; i++) {
+		if (i == 0)
+			memcpy(cells, header, sizeof(cells));
+		else
+			row_cells(&rows->v[i - 1], pid, up, down, cells);
+		for (int j = 0; j < N_COLS; j++)
+			printf("%s%*s", j ? "  " : "", right[j] ? (int)width[j] : -(int)width[j],
+			       cells[j]);
+		printf("\n");
+	}
+}
+
+static int cmd_connections(sd_bus *bus)
+{
+	_cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+	_cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+	_cleanup_(conn_rows_free) struct conn_rows rows = { 0 };
+	int r;
+
+	r = sd_bus_call_method(bus, ANSER_BUS_NAME, ANSER_BUS_PATH, ANSER_BUS_INTERFACE,
+			       "ListConnections", &error, &reply, NULL);
+	if (r < 0)
+		return report_error("list connections", &error, r);
+	r = read_connections(reply, &rows);
+	if (r < 0) {
+		fprintf(stderr, "Failed to parse the connection list: %s\n", strerror(-r));
+		return EXIT_FAILURE;
+	}
+	if (arg_json)
+		print_json(&rows);
+	else
+		print_table(&rows);
+	return EXIT_SUCCESS;
+}
+
+static int cmd_reload(sd_bus *bus)
+{
+	_cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+	int r;
+
+	r = sd_bus_call_method(bus, ANSER_BUS_NAME, ANSER_BUS_PATH, ANSER_BUS_INTERFACE,
+			       "Reload", &error, NULL, NULL);
+	if (r >= 0)
+		return EXIT_SUCCESS;
+	if (sd_bus_error_has_name(&error, ANSER_BUS_ERROR_RELOAD_FAILED)) {
+		/* The message carries file:line:col diagnostics; the old
+		 * configuration keeps running. */
+		fprintf(stderr, "%s\n", error.message);
+		return EXIT_FAILURE;
+	}
+	return report_error("reload", &error, r);
+}
+
+static void help(void)
+{
+	printf("Usage: anserctl [OPTIONS] COMMAND\n"
+	       "\n"
+	       "Query and control anserd, the Anser traffic splitter.\n"
+	       "\n"
+	       "Commands:\n"
+	       "  status              Show the daemon's version and state\n"
+	       "  connections         List live connections and how they are routed\n"
+	       "  reload              Reload the configuration (errors keep the old one)\n"
+	       "\n"
+	       "Options:\n"
+	       "  -h --help           Show this help\n"
+	       "     --version        Show the version\n"
+	       "     --address=ADDR   Connect to this D-Bus address instead of the system bus\n"
+	       "                      (default: $DBUS_SYSTEM_BUS_ADDRESS or the system bus)\n"
+	       "     --json           connections: print a JSON array\n"
+	       "     --no-ask-password  Do not ask for authentication\n");
+}
+
+static int parse_argv(int argc, char *argv[])
+{
+	enum { ARG_VERSION = 0x100, ARG_ADDRESS, ARG_JSON, ARG_NO_ASK_PASSWORD };
+	static const struct option options[] = {
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, ARG_VERSION },
+		{ "address", required_argument, NULL, ARG_ADDRESS },
+		{ "json", no_argument, NULL, ARG_JSON },
+		{ "no-ask-password", no_argument, NULL, ARG_NO_ASK_PASSWORD },
+		{},
+	};
+	int c;
+
+	while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0) {
+		switch (c) {
+		case 'h':
+			help();
+			return 0;
+		case ARG_VERSION:
+			printf("anserctl %s\n", ANSER_VERSION);
+			return 0;
+		case ARG_ADDRESS:
+			arg_address = optarg;
+			break;
+		case ARG_JSON:
+			arg_json = true;
+			break;
+		case ARG_NO_ASK_PASSWORD:
+			arg_ask_password = 0;
+			break;
+		default:
+			return -EINVAL;
+		}
+	}
+	return 1;
+}
+
+int main(int argc, char *argv[])
+{
+	static const struct {
+		const char *name;
+		int (*run)(sd_bus *bus);
+	} commands[] = {
+		{ "status", cmd_status },
+		{ "connections", cmd_connections },
+		{ "reload", cmd_reload },
+	};
+	_cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
+	const char *verb;
+	int r;
+
+	r = parse_argv(argc, argv);
+	if (r <= 0)
+		return r < 0 ? EXIT_USAGE : EXIT_SUCCESS;
+
+	if (optind >= argc) {
+		fprintf(stderr, "anserctl: a command is required (status, connections, reload); "
+				"see --help\n");
+		return EXIT_USAGE;
+	}
+	verb = argv[optind];
+	if (optind + 1 < argc) {
+		fprintf(stderr, "anserctl: unexpected argument '%s'\n", argv[optind + 1]);
+		return EXIT_USAGE;
+	}
+	(void)anser_bus_errors_register();
+
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+		if (strcmp(commands[i].name, verb) != 0)
+			continue;
+		if (arg_json && commands[i].run != cmd_connections) {
+			fprintf(stderr, "anserctl: --json applies to 'connections' only\n");
+			return EXIT_USAGE;
+		}
+		if (bus_connect(&bus) < 0)
+			return EXIT_FAILURE;
+		return commands[i].run(bus);
+	}
+	fprintf(stderr, "anserctl: unknown command '%s'; see --help\n", verb);
+	return EXIT_USAGE;
+}

@@ -1,0 +1,491 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/*
+ * org.anser.Anser1 on sd-bus. Every method is authorized by polkit first,
+ * asynchronously: the handler only starts the check and returns; the reply
+ * is sent from the polkit callback on the GLib main loop.
+ */
+#include "bus.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <glib.h>
+#include <systemd/sd-bus.h>
+#include <systemd/sd-event.h>
+#include <systemd/sd-id128.h>
+
+#include "anser-build.h"
+#include "bus-errors.h"
+#include "polkit.h"
+#include "../util/log.h"
+#include "../util/sd-event-glib.h"
+
+#define _cleanup_(f) __attribute__((cleanup(f)))
+
+struct anser_bus {
+	sd_bus *bus;
+	sd_event *event;
+	GSource *source;
+	const struct anser_bus_ops *ops;
+	void *ud;
+	GPtrArray *pending; /* struct pending_call *, waiting for polkit */
+};
+
+typedef int (*authorized_method_t)(struct anser_bus *b, sd_bus_message *m, sd_bus_error *error);
+
+struct method_auth {
+	const char *member;
+	const char *action_id;
+	authorized_method_t run;
+};
+
+struct pending_call {
+	struct anser_bus *bus;
+	const struct method_auth *method;
+	struct anser_polkit_query *query;
+};
+
+static void freep(void *p)
+{
+	free(*(void **)p);
+}
+
+static void conn_list_clearp(struct anser_conn_list *l)
+{
+	anser_conn_list_clear(l);
+}
+
+static int method_reload(struct anser_bus *b, sd_bus_message *m, sd_bus_error *error)
+{
+	_cleanup_(freep) char *message = NULL;
+	int r;
+
+	r = b->ops->reload(b->ud, &message);
+	if (r < 0) {
+		if (!message)
+			return sd_bus_error_setf(error, ANSER_BUS_ERROR_RELOAD_FAILED,
+						 "Reload failed: %s", strerror(-r));
+		return sd_bus_error_setf(error, ANSER_BUS_ERROR_RELOAD_FAILED, "%s", message);
+	}
+	log_info("Configuration reloaded on request of %s", sd_bus_message_get_sender(m));
+	return sd_bus_reply_method_return(m, NULL);
+}
+
+/* Names and counters come from the kernel and config: make them valid UTF-8
+ * (sd-bus refuses anything else) and bounded by their fixed-size field. */
+static int append_str(sd_bus_message *reply, const char *key, const char *s, size_t size)
+{
+	g_autofree char *bounded = g_strndup(s, size);
+	g_autofree char *valid = g_utf8_make_valid(bounded, -1);
+
+	return sd_bus_message_append(reply, "{sv}", key, "s", valid);
+}
+
+static int append_connection(sd_bus_message *reply, const struct anser_conn_info *c)
+{
+	char src[64], dst[64];
+	int r;
+
+	r = sd_bus_message_open_container(reply, 'a', "{sv}");
+	if (r < 0)
+		return r;
+	r = sd_bus_message_append(reply, "{sv}", "Pid", "u", c->pid);
+	if (r >= 0)
+		r = append_str(reply, "ProcessName", c->pname, sizeof(c->pname));
+	if (r >= 0)
+		r = append_str(reply, "Protocol", c->proto, sizeof(c->proto));
+	if (r >= 0)
+		r = sd_bus_message_append(reply, "{sv}{sv}", "Source", "s",
+					  anser_sockaddr_str(&c->src, src, sizeof(src)),
+					  "Destination", "s",
+					  anser_sockaddr_str(&c->dst, dst, sizeof(dst)));
+	if (r >= 0)
+		r = append_str(reply, "Outbound", c->outbound, sizeof(c->outbound));
+	if (r >= 0)
+		r = append_str(reply, "Node", c->node, sizeof(c->node));
+	if (r >= 0)
+		r = append_str(reply, "Rule", c->rule, sizeof(c->rule));
+	if (r >= 0)
+		r = sd_bus_message_append(reply, "{sv}{sv}{sv}", "BytesUp", "t", c->bytes_up,
+					  "BytesDown", "t", c->bytes_down, "Cookie", "t",
+					  c->cookie);
+	if (r < 0)
+		return r;
+	return sd_bus_message_close_container(reply);
+}
+
+static int method_list_connections(struct anser_bus *b, sd_bus_message *m, sd_bus_error *error)
+{
+	_cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+	_cleanup_(conn_list_clearp) struct anser_conn_list list = { 0 };
+	int r;
+
+	r = b->ops->list_connections(b->ud, &list);
+	if (r < 0)
+		return sd_bus_error_set_errnof(error, r, "Failed to list connections: %m");
+
+	r = sd_bus_message_new_method_return(m, &reply);
+	if (r < 0)
+		return r;
+	r = sd_bus_message_open_container(reply, 'a', "a{sv}");
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < list.n; i++) {
+		r = append_connection(reply, &list.v[i]);
+		if (r < 0)
+			return r;
+	}
+	r = sd_bus_message_close_container(reply);
+	if (r < 0)
+		return r;
+	return sd_bus_send(NULL, reply, NULL);
+}
+
+/* Deny by default: a method missing from this table is refused, whatever the
+ * vtable says. Every entry needs its action in polkit/org.anser.policy. */
+static const struct method_auth method_auth_table[] = {
+	{ "Reload", "org.anser.manage", method_reload },
+	{ "ListConnections", "org.anser.view-connections", method_list_connections },
+};
+
+static const struct method_auth *method_auth_lookup(const char *member)
+{
+	for (size_t i = 0; i < G_N_ELEMENTS(method_auth_table); i++)
+		if (member && strcmp(method_auth_table[i].member, member) == 0)
+			return &method_auth_table[i];
+	return NULL;
+}
+
+static void on_polkit_result(sd_bus_message *m, enum anser_polkit_result result,
+			     const char *detail, void *userdata)
+{
+	struct pending_call *call = userdata;
+	struct anser_bus *b = call->bus;
+	const struct method_auth *method = call->method;
+	_cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+	int r;
+
+	g_ptr_array_remove_fast(b->pending, call);
+	g_free(call);
+
+	switch (result) {
+	case ANSER_POLKIT_ALLOWED:
+		r = method->run(b, m, &error);
+		if (r < 0)
+			r = sd_bus_reply_method_errno(m, r, &error);
+		break;
+	case ANSER_POLKIT_CHALLENGE:
+		r = sd_bus_reply_method_errorf(m, SD_BUS_ERROR_INTERACTIVE_AUTHORIZATION_REQUIRED,
+					       "Authentication is required for %s",
+					       method->action_id);
+		break;
+	case ANSER_POLKIT_DENIED:
+	default:
+		log_debug("Denied %s to %s (%s)", method->member, sd_bus_message_get_sender(m),
+			  detail ? detail : "not authorized");
+		r = sd_bus_reply_method_errorf(m, ANSER_BUS_ERROR_NOT_AUTHORIZED,
+					       "Not authorized to perform %s (polkit action %s)",
+					       method->member, method->action_id);
+		break;
+	}
+	if (r < 0)
+		log_warning_errno(r, "Failed to reply to %s, ignoring: %m", method->member);
+}
+
+static int method_authorize_then_run(sd_bus_message *m, void *userdata, sd_bus_error *error)
+{
+	struct anser_bus *b = userdata;
+	const struct method_auth *method = method_auth_lookup(sd_bus_message_get_member(m));
+	struct pending_call *call;
+	int r;
+
+	if (!method)
+		return sd_bus_error_setf(error, ANSER_BUS_ERROR_NOT_AUTHORIZED,
+					 "Method %s has no polkit action, denied",
+					 sd_bus_message_get_member(m));
+
+	call = g_new0(struct pending_call, 1);
+	call->bus = b;
+	call->method = method;
+	r = anser_polkit_check_async(m, method->action_id, on_polkit_result, call, &call->query);
+	if (r < 0) {
+		g_free(call);
+		return sd_bus_error_setf(error, ANSER_BUS_ERROR_NOT_AUTHORIZED,
+					 "Not authorized to perform %s (no bus name to check)",
+					 method->member);
+	}
+	g_ptr_array_add(b->pending, call);
+	return 1; /* the reply is sent by on_polkit_result() */
+}
+
+static int property_get_version(sd_bus *bus, const char *path, const char *interface,
+				const char *property, sd_bus_message *reply, void *userdata,
+				sd_bus_error *error)
+{
+	return sd_bus_message_append(reply, "s", ANSER_VERSION);
+}
+
+static int property_get_state(sd_bus *bus, const char *path, const char *interface,
+			      const char *property, sd_bus_message *reply, void *userdata,
+			      sd_bus_error *error)
+{
+	struct anser_bus *b = userdata;
+	const char *state = b->ops && b->ops->get_state ? b->ops->get_state(b->ud) : NULL;
+
+	return sd_bus_message_append(reply, "s", state ? state : "unknown");
+}
+
+static const sd_bus_vtable manager_vtable[] = {
+	SD_BUS_VTABLE_START(0),
+	SD_BUS_PROPERTY("Version", "s", property_get_version, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+	SD_BUS_PROPERTY("State", "s", property_get_state, 0,
+			SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+	SD_BUS_METHOD_WITH_ARGS("Reload", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT,
+				method_authorize_then_run, SD_BUS_VTABLE_UNPRIVILEGED),
+	SD_BUS_METHOD_WITH_ARGS("ListConnections", SD_BUS_NO_ARGS,
+				SD_BUS_RESULT("aa{sv}", connections), method_authorize_then_run,
+				SD_BUS_VTABLE_UNPRIVILEGED),
+	SD_BUS_VTABLE_END,
+};
+
+static int bus_connect(const char *address, sd_bus **ret)
+{
+	_cleanup_(sd_bus_unrefp) sd_bus *bus = NULL;
+	int r;
+
+	if (!address)
+		return sd_bus_open_system(ret);
+
+	r = sd_bus_new(&bus);
+	if (r < 0)
+		return r;
+	r = sd_bus_set_address(bus, address);
+	if (r < 0)
+		return r;
+	r = sd_bus_set_bus_client(bus, 1);
+	if (r < 0)
+		return r;
+	r = sd_bus_start(bus);
+	if (r < 0)
+		return r;
+	*ret = bus;
+	bus = NULL;
+	return 0;
+}
+
+static void anser_bus_freep(struct anser_bus **b)
+{
+	anser_bus_free(*b);
+}
+
+int anser_bus_new(const char *address, const struct anser_bus_ops *ops, void *ud,
+		  struct anser_bus **out)
+{
+	_cleanup_(anser_bus_freep) struct anser_bus *b = NULL;
+	int r;
+
+	if (!ops || !ops->get_state || !ops->reload || !ops->list_connections || !out)
+		return -EINVAL;
+
+	b = calloc(1, sizeof(*b));
+	if (!b)
+		return -ENOMEM;
+	b->ops = ops;
+	b->ud = ud;
+	b->pending = g_ptr_array_new();
+
+	r = anser_bus_errors_register();
+	if (r < 0)
+		return log_error_errno(r, "Failed to register D-Bus error names: %m");
+	r = sd_event_new(&b->event);
+	if (r < 0)
+		return log_error_errno(r, "Failed to allocate event loop: %m");
+	r = bus_connect(address, &b->bus);
+	if (r < 0)
+		return log_error_errno(r, "Failed to connect to %s: %m",
+				       address ? address : "the system bus");
+	(void)sd_bus_set_description(b->bus, "anserd");
+
+	r = sd_bus_add_object_vtable(b->bus, NULL, ANSER_BUS_PATH, ANSER_BUS_INTERFACE,
+				     manager_vtable, b);
+	if (r < 0)
+		return log_error_errno(r, "Failed to register %s: %m", ANSER_BUS_PATH);
+
+	/* Objects first, then the name: calls may arrive as soon as we own it. */
+	r = sd_bus_request_name(b->bus, ANSER_BUS_NAME, 0);
+	if (r == -EEXIST)
+		return log_error_errno(r, "Failed to acquire %s: the name is already owned "
+					  "(is another anserd running?)",
+				       ANSER_BUS_NAME);
+	if (r < 0)
+		return log_error_errno(r, "Failed to acquire %s: %m", ANSER_BUS_NAME);
+
+	r = sd_bus_attach_event(b->bus, b->event, SD_EVENT_PRIORITY_NORMAL);
+	if (r < 0)
+		return log_error_errno(r, "Failed to attach bus to event loop: %m");
+	b->source = anser_sd_event_attach_glib(b->event, g_main_context_get_thread_default());
+
+	*out = b;
+	b = NULL;
+	return 0;
+}
+
+void anser_bus_state_changed(struct anser_bus *b)
+{
+	int r;
+
+	if (!b || !b->bus)
+		return;
+	r = sd_bus_emit_properties_changed(b->bus, ANSER_BUS_PATH, ANSER_BUS_INTERFACE, "State",
+					   NULL);
+	if (r < 0)
+		log_warning_errno(r, "Failed to emit PropertiesChanged for State, ignoring: %m");
+}
+
+void anser_bus_free(struct anser_bus *b)
+{
+	if (!b)
+		return;
+
+	/* Checks still in flight: forget their messages (callers get no reply,
+	 * the bus goes away) and let polkit finish on its own. */
+	if (b->pending) {
+		for (guint i = 0; i < b->pending->len; i++) {
+			struct pending_call *call = g_ptr_array_index(b->pending, i);
+
+			anser_polkit_query_cancel(call->query);
+			g_free(call);
+		}
+		g_ptr_array_unref(b->pending);
+	}
+	if (b->source) {
+		g_source_destroy(b->source);
+		g_source_unref(b->source);
+	}
+	sd_bus_flush_close_unref(b->bus);
+	sd_event_unref(b->event);
+	free(b);
+}
+
+/* Introspection, generated from manager_vtable on a private peer-to-peer
+ * connection so that the XML is exactly what sd-bus serves. */
+
+struct introspect_result {
+	char *xml;
+	int r;
+};
+
+static int on_introspect_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret_error)
+{
+	struct introspect_result *res = userdata;
+	const sd_bus_error *e = sd_bus_message_get_error(m);
+	const char *xml;
+	int r;
+
+	if (e)
+		r = -sd_bus_error_get_errno(e);
+	else
+		r = sd_bus_message_read(m, "s", &xml);
+	if (r >= 0) {
+		res->xml = strdup(xml);
+		r = res->xml ? 0 : -ENOMEM;
+	}
+	res->r = r;
+	return sd_event_exit(sd_bus_get_event(sd_bus_message_get_bus(m)), 0);
+}
+
+static int bus_new_peer(int fd, bool server, sd_event *e, sd_bus **ret)
+{
+	_cleanup_(sd_bus_close_unrefp) sd_bus *bus = NULL;
+	sd_id128_t id;
+	int r;
+
+	r = sd_bus_new(&bus);
+	if (r < 0) {
+		close(fd);
+		return r;
+	}
+	r = sd_bus_set_fd(bus, fd, fd);
+	if (r < 0) {
+		close(fd);
+		return r;
+	}
+	if (server) {
+		r = sd_id128_randomize(&id);
+		if (r < 0)
+			return r;
+		r = sd_bus_set_server(bus, 1, id);
+		if (r < 0)
+			return r;
+	}
+	r = sd_bus_attach_event(bus, e, SD_EVENT_PRIORITY_NORMAL);
+	if (r < 0)
+		return r;
+	r = sd_bus_start(bus);
+	if (r < 0)
+		return r;
+	*ret = bus;
+	bus = NULL;
+	return 0;
+}
+
+int anser_bus_introspect(FILE *f)
+{
+	_cleanup_(sd_event_unrefp) sd_event *e = NULL;
+	_cleanup_(sd_bus_close_unrefp) sd_bus *server = NULL;
+	_cleanup_(sd_bus_close_unrefp) sd_bus *client = NULL;
+	_cleanup_(freep) char *xml = NULL;
+	struct anser_bus dummy = { 0 };
+	struct introspect_result res = { .r = -ETIMEDOUT };
+	const char *begin, *end;
+	int fds[2], r;
+
+	r = sd_event_new(&e);
+	if (r < 0)
+		return r;
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, fds) < 0)
+		return -errno;
+	r = bus_new_peer(fds[0], true, e, &server);
+	if (r < 0) {
+		close(fds[1]);
+		return r;
+	}
+	r = bus_new_peer(fds[1], false, e, &client);
+	if (r < 0)
+		return r;
+	r = sd_bus_add_object_vtable(server, NULL, ANSER_BUS_PATH, ANSER_BUS_INTERFACE,
+				     manager_vtable, &dummy);
+	if (r < 0)
+		return r;
+	r = sd_bus_call_method_async(client, NULL, NULL, ANSER_BUS_PATH,
+				     "org.freedesktop.DBus.Introspectable", "Introspect",
+				     on_introspect_reply, &res, NULL);
+	if (r < 0)
+		return r;
+	r = sd_event_loop(e);
+	if (r < 0)
+		return r;
+	xml = res.xml;
+	if (res.r < 0)
+		return res.r;
+
+	begin = strstr(xml, " <interface name=\"" ANSER_BUS_INTERFACE "\">");
+	end = begin ? strstr(begin, "</interface>\n") : NULL;
+	if (!end)
+		return -EBADMSG;
+	end += strlen("</interface>\n");
+
+	fputs("<!-- SPDX-License-Identifier: GPL-2.0-or-later -->\n"
+	      "<!DOCTYPE node PUBLIC \"-//freedesktop//DTD D-BUS Object Introspection 1.0//EN\"\n"
+	      "\"http://www.freedesktop.org/standards/dbus/1.0/introspect.dtd\">\n"
+	      "<!-- Generated from the sd-bus vtable (daemon/bus/bus.c); test-bus checks it. -->\n"
+	      "<node>\n",
+	      f);
+	fwrite(begin, 1, end - begin, f);
+	fputs("</node>\n", f);
+	return ferror(f) ? -EIO : 0;
+}

@@ -1,0 +1,159 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * Internals of the config module, shared by its files only:
+ * memory helpers that abort on OOM (a config is small; losing the daemon
+ * half-way through building one is not worth an error path per field),
+ * diagnostics, the lexer, the socks5 link decoder and the parser state.
+ */
+#ifndef ANSER_CONFIG_PRIVATE_H
+#define ANSER_CONFIG_PRIVATE_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "config.h"
+
+#define CFG_MAX_FILE_SIZE  (16u * 1024 * 1024)
+#define CFG_MAX_RULES	   4000
+#define CFG_MAX_CONDS	   4095 /* ANSER_MAX_MATCHERS minus one for the fallback */
+#define CFG_MAX_NODES	   4096
+#define CFG_MAX_NAME	   63  /* node, group and process names, bytes */
+#define CFG_MAX_DIAGS	   100 /* then "too many errors" and stop */
+#define CFG_MAX_SKIP_DEPTH 64
+
+void *cfg_malloc0(size_t n);
+void *cfg_realloc_array(void *p, size_t n, size_t elem);
+char *cfg_strdup(const char *s);
+char *cfg_strndup(const char *s, size_t n);
+char *cfg_asprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Grows *v so that it holds at least n + 1 elements of size elem. */
+void cfg_reserve(void *v, size_t *cap, size_t n, size_t elem);
+/* The text, made safe to print: control and non-ASCII bytes as \xNN,
+ * cut to a readable length. Caller frees. */
+char *cfg_quote(const char *s, size_t len);
+unsigned cfg_edit_distance(const char *a, const char *b);
+/* Best of `cands` within edit distance 2 of s, or NULL. */
+const char *cfg_suggest(const char *s, const char *const *cands, size_t n);
+
+struct cfg_pos {
+	unsigned line, col;
+};
+
+/* ---- diagnostics ---- */
+struct cfg_diag_sink {
+	struct anser_diags *d;
+	const char *file;
+	size_t n_errors;
+	bool full; /* CFG_MAX_DIAGS reached: stop parsing */
+};
+
+void cfg_diag(struct cfg_diag_sink *s, bool warning, struct cfg_pos pos, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+void cfg_diags_sort(struct anser_diags *d, size_t from);
+
+/* ---- lexer ---- */
+enum cfg_tok_type {
+	TOK_EOF = 0,
+	TOK_IDENT,  /* bare word: names, numbers, addresses, unquoted links */
+	TOK_STRING, /* '..' or ".." */
+	TOK_LBRACE,
+	TOK_RBRACE,
+	TOK_LPAREN,
+	TOK_RPAREN,
+	TOK_COMMA,
+	TOK_COLON,
+	TOK_NOT,
+	TOK_AND,
+	TOK_ARROW,
+	TOK_ERROR, /* already reported by the lexer */
+};
+
+struct cfg_token {
+	enum cfg_tok_type type;
+	char *text; /* IDENT / STRING, NUL-terminated, owned */
+	size_t len;
+	struct cfg_pos pos;
+	bool bol; /* first token on its line */
+};
+
+#define CFG_LOOKAHEAD 3
+
+struct cfg_lexer {
+	const char *src;
+	size_t len, off;
+	unsigned line;
+	size_t line_start;
+	bool at_bol;
+	struct cfg_diag_sink *sink;
+	struct cfg_token la[CFG_LOOKAHEAD];
+	unsigned n_la;
+	size_t consumed; /* tokens taken so far, to detect progress */
+};
+
+void cfg_lexer_init(struct cfg_lexer *lx, const char *src, size_t len, struct cfg_diag_sink *sink);
+void cfg_lexer_done(struct cfg_lexer *lx);
+const struct cfg_token *cfg_peek(struct cfg_lexer *lx, unsigned k);
+void cfg_next(struct cfg_lexer *lx);
+/* Steals the current token's text and advances. */
+char *cfg_take(struct cfg_lexer *lx);
+const char *cfg_tok_name(enum cfg_tok_type t);
+
+/* ---- node links ---- */
+/* Decodes `link` (written at pos) into n->proto/host/port/user/pass, and
+ * n->name from the #fragment if n->name is NULL. Errors never quote the
+ * user info (it holds the password). Returns 0 or -EINVAL. */
+int cfg_parse_link(struct cfg_diag_sink *s, struct cfg_pos pos, const char *link,
+		   struct anser_node *n);
+
+/* ---- addresses ---- */
+int cfg_parse_cidr(const char *s, struct anser_cidr *out, const char **why);
+int cfg_parse_port(const char *s, size_t len, uint16_t *out);
+
+/* ---- parser ---- */
+struct cfg_filter {
+	bool negate;
+	char **names;
+	struct cfg_pos *pos;
+	size_t n, cap;
+};
+
+/* What a group says before node names are known. */
+struct cfg_group_ast {
+	struct cfg_filter *filters;
+	size_t n_filters, cap_filters;
+	bool has_policy;
+	struct cfg_pos fixed_pos;
+};
+
+enum cfg_section {
+	SEC_GLOBAL,
+	SEC_NODE,
+	SEC_GROUP,
+	SEC_ROUTING,
+	SEC_N,
+};
+
+struct cfg_parser {
+	struct cfg_lexer lx;
+	struct cfg_diag_sink sink;
+	struct anser_config *cfg;
+	size_t cap_globals, cap_nodes, cap_groups, cap_rules;
+	struct cfg_group_ast *gast; /* parallel to cfg->groups */
+	struct cfg_pos *out_pos;    /* parallel to cfg->rules: where the outbound is */
+	bool seen[SEC_N];
+	struct cfg_pos sec_pos[SEC_N];
+	bool has_fallback;
+	struct cfg_pos fallback_pos;
+	bool any_token;
+	size_t n_conds;
+	unsigned paren_depth;
+};
+
+/* Syntax -> p->cfg plus the side tables above. */
+void cfg_parse(struct cfg_parser *p);
+/* Names -> ids, cross-section checks. */
+void cfg_resolve(struct cfg_parser *p);
+void cfg_parser_free(struct cfg_parser *p);
+
+#endif

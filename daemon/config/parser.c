@@ -1,0 +1,1202 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/*
+ * Syntax of the dae config language -> struct anser_config, names still
+ * unresolved (resolve.c does that once every section has been read, so
+ * sections may come in any order).
+ *
+ * The grammar has a fixed shape (section { [group {] statement... [}] }),
+ * so the parser is a set of loops, not a recursion: no input can make it
+ * deep. After an error it skips to the next line (keeping parentheses and
+ * braces balanced) and goes on, so one run reports many problems; each
+ * statement loop either consumes a token or stops, so it always ends.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../../bpf/anser_abi.h"
+#include "config-private.h"
+
+#define ERR(p, ...)  cfg_diag(&(p)->sink, false, __VA_ARGS__)
+#define WARN(p, ...) cfg_diag(&(p)->sink, true, __VA_ARGS__)
+
+static const char *const section_names[SEC_N] = { "global", "node", "group", "routing" };
+
+static const struct cfg_token *peek(struct cfg_parser *p, unsigned k)
+{
+	return cfg_peek(&p->lx, k);
+}
+
+static enum cfg_tok_type peek_type(struct cfg_parser *p)
+{
+	return peek(p, 0)->type;
+}
+
+static void next(struct cfg_parser *p)
+{
+	cfg_next(&p->lx);
+}
+
+static bool stop(struct cfg_parser *p)
+{
+	return p->sink.full || peek_type(p) == TOK_EOF;
+}
+
+/* Describes the current token for "found ..." in messages. Caller frees. */
+static char *found(struct cfg_parser *p)
+{
+	const struct cfg_token *t = peek(p, 0);
+
+	if (t->type == TOK_IDENT || t->type == TOK_STRING) {
+		char *q = cfg_quote(t->text, t->len);
+		char *s = cfg_asprintf("'%s'", q);
+		free(q);
+		return s;
+	}
+	return cfg_strdup(cfg_tok_name(t->type));
+}
+
+/* "expected X, found Y (hint)" at the current token; silent on a token
+ * the lexer already reported. */
+static int expected(struct cfg_parser *p, const char *what, const char *hint)
+{
+	const struct cfg_token *t = peek(p, 0);
+
+	if (t->type != TOK_ERROR) {
+		char *f = found(p);
+		ERR(p, t->pos, "expected %s, found %s%s%s%s", what, f, hint ? " (" : "",
+		    hint ? hint : "", hint ? ")" : "");
+		free(f);
+	}
+	return -EINVAL;
+}
+
+/* Skips a balanced { ... } starting at the current '{'. */
+static void skip_block(struct cfg_parser *p)
+{
+	unsigned depth = 0;
+
+	do {
+		enum cfg_tok_type t = peek_type(p);
+		if (t == TOK_EOF)
+			return;
+		if (t == TOK_LBRACE)
+			depth++;
+		else if (t == TOK_RBRACE)
+			depth--;
+		next(p);
+	} while (depth > 0);
+}
+
+/* After an error in a statement that began at token number `start`: skip
+ * to the next line at the same nesting, or to the closing '}'. */
+static void sync_stmt(struct cfg_parser *p, size_t start)
+{
+	unsigned depth = p->paren_depth;
+
+	p->paren_depth = 0;
+	if (p->lx.consumed == start && peek_type(p) != TOK_RBRACE)
+		next(p);
+	for (;;) {
+		const struct cfg_token *t = peek(p, 0);
+		if (t->type == TOK_EOF || t->type == TOK_RBRACE)
+			return;
+		if (t->bol && depth == 0)
+			return;
+		if (t->type == TOK_LBRACE) {
+			skip_block(p);
+			continue;
+		}
+		if (t->type == TOK_LPAREN)
+			depth++;
+		else if (t->type == TOK_RPAREN && depth > 0)
+			depth--;
+		next(p);
+	}
+}
+
+/* A word like "fallback:direct" holds a key and its value. A link
+ * ("socks5://...") is not split. */
+static const char *compact_colon(const struct cfg_token *t)
+{
+	if (t->type != TOK_IDENT)
+		return NULL;
+	const char *c = strchr(t->text, ':');
+	if (!c || c == t->text || strncmp(c, "://", 3) == 0)
+		return NULL;
+	return c;
+}
+
+struct key {
+	char *name;
+	struct cfg_pos pos;
+	char *inline_val; /* from "key:value" */
+	struct cfg_pos val_pos;
+};
+
+static void key_clear(struct key *k)
+{
+	free(k->name);
+	free(k->inline_val);
+	*k = (struct key){ 0 };
+}
+
+/* Is the current token the start of "key: ..."? */
+static bool at_key(struct cfg_parser *p)
+{
+	const struct cfg_token *t = peek(p, 0);
+
+	return t->type == TOK_IDENT && (compact_colon(t) || peek(p, 1)->type == TOK_COLON);
+}
+
+static void read_key(struct cfg_parser *p, struct key *k)
+{
+	const struct cfg_token *t = peek(p, 0);
+	const char *c = compact_colon(t);
+
+	k->pos = t->pos;
+	if (c) {
+		size_t klen = (size_t)(c - t->text);
+		k->name = cfg_strndup(t->text, klen);
+		k->inline_val = cfg_strdup(c + 1);
+		k->val_pos = (struct cfg_pos){ t->pos.line, t->pos.col + (unsigned)klen + 1 };
+		next(p);
+	} else {
+		k->name = cfg_take(&p->lx);
+		next(p); /* ':' */
+	}
+}
+
+/* The value of "key: value": one word or string, on the key's line.
+ * `*quoted` tells a string from a word. */
+static int read_value(struct cfg_parser *p, struct key *k, char **val, struct cfg_pos *pos,
+		      bool *quoted)
+{
+	const struct cfg_token *t = peek(p, 0);
+
+	if (k->inline_val) {
+		*val = k->inline_val;
+		k->inline_val = NULL;
+		*pos = k->val_pos;
+		if (quoted)
+			*quoted = false;
+		return 0;
+	}
+	if ((t->type != TOK_IDENT && t->type != TOK_STRING) || t->bol) {
+		if (t->type == TOK_ERROR)
+			return -EINVAL;
+		char *q = cfg_quote(k->name, strlen(k->name));
+		if (t->bol || t->type == TOK_EOF || t->type == TOK_RBRACE)
+			ERR(p, (struct cfg_pos){ k->pos.line, k->pos.col },
+			    "'%s:' has no value (write it after the ':' on the same line)", q);
+		else
+			expected(p, "a value", "quote values that contain special characters");
+		free(q);
+		return -EINVAL;
+	}
+	*pos = t->pos;
+	if (t->type == TOK_STRING)
+		pos->col++; /* point into the string, past the quote */
+	if (quoted)
+		*quoted = t->type == TOK_STRING;
+	*val = cfg_take(&p->lx);
+	return 0;
+}
+
+static bool name_ok(struct cfg_parser *p, const char *what, const char *name, struct cfg_pos pos)
+{
+	size_t len = strlen(name);
+
+	if (len == 0) {
+		ERR(p, pos, "empty %s name (give it a name)", what);
+		return false;
+	}
+	if (len > CFG_MAX_NAME) {
+		char *q = cfg_quote(name, len);
+		ERR(p, pos, "%s name '%s' is too long (%zu bytes; at most %u)", what, q, len,
+		    CFG_MAX_NAME);
+		free(q);
+		return false;
+	}
+	return true;
+}
+
+/* "routing {" at the start of a line inside another section: that section
+ * lacks its '}'. Stopping there keeps one missing brace one error. */
+static bool at_section_start(struct cfg_parser *p)
+{
+	const struct cfg_token *t = peek(p, 0);
+
+	if (!t->bol || t->type != TOK_IDENT || peek(p, 1)->type != TOK_LBRACE)
+		return false;
+	for (size_t i = 0; i < SEC_N; i++)
+		if (strcmp(t->text, section_names[i]) == 0)
+			return true;
+	return false;
+}
+
+/* ---------------------------------------------------------------- global */
+
+static const char *const log_levels[] = { "error", "warn", "warning", "info", "debug", "trace" };
+static const char *const global_known[] = { "log_level" };
+
+static void decode_global(struct cfg_parser *p, const char *key, struct cfg_pos kpos,
+			  const char *val, struct cfg_pos vpos, bool list)
+{
+	if (strcmp(key, "log_level") == 0) {
+		for (size_t i = 0; i < sizeof(log_levels) / sizeof(*log_levels); i++) {
+			if (!list && strcmp(val, log_levels[i]) == 0) {
+				free(p->cfg->log_level);
+				p->cfg->log_level = cfg_strdup(val);
+				return;
+			}
+		}
+		char *q = cfg_quote(val, strlen(val));
+		ERR(p, vpos, "invalid log_level '%s' (one of error, warn, info, debug, trace)", q);
+		free(q);
+		return;
+	}
+	const char *sug = cfg_suggest(key, global_known, 1);
+	char *q = cfg_quote(key, strlen(key));
+	if (sug)
+		WARN(p, kpos,
+		     "global option '%s' is not supported yet, ignored (did you mean '%s'?)", q,
+		     sug);
+	else
+		WARN(p, kpos, "global option '%s' is not supported yet, ignored", q);
+	free(q);
+}
+
+static int parse_global_stmt(struct cfg_parser *p)
+{
+	struct anser_config *c = p->cfg;
+	struct key k = { 0 };
+	char *val = NULL;
+	struct cfg_pos vpos;
+	int r = -EINVAL;
+
+	if (!at_key(p))
+		return expected(p, "'key: value'", "for example 'log_level: info'");
+	read_key(p, &k);
+	for (size_t i = 0; i < c->n_globals; i++) {
+		if (strcmp(c->globals[i].key, k.name) == 0) {
+			char *q = cfg_quote(k.name, strlen(k.name));
+			ERR(p, k.pos, "global option '%s' given twice (first at line %u; keep one)",
+			    q, c->globals[i].line);
+			free(q);
+			goto out;
+		}
+	}
+	if (read_value(p, &k, &val, &vpos, NULL) < 0)
+		goto out;
+	/* "a, b, c": a list, kept as written without spaces */
+	bool list = false;
+	while (peek_type(p) == TOK_COMMA && !peek(p, 0)->bol) {
+		next(p);
+		const struct cfg_token *t = peek(p, 0);
+		if (t->type != TOK_IDENT && t->type != TOK_STRING) {
+			expected(p, "a value after ','", NULL);
+			goto out;
+		}
+		char *more = cfg_take(&p->lx);
+		char *joined = cfg_asprintf("%s,%s", val, more);
+		free(more);
+		free(val);
+		val = joined;
+		list = true;
+	}
+	decode_global(p, k.name, k.pos, val, vpos, list);
+	cfg_reserve(&c->globals, &p->cap_globals, c->n_globals, sizeof(*c->globals));
+	c->globals[c->n_globals++] = (struct anser_kv){
+		.key = k.name, .value = val, .line = k.pos.line, .col = k.pos.col
+	};
+	k.name = NULL;
+	val = NULL;
+	r = 0;
+out:
+	free(val);
+	key_clear(&k);
+	return r;
+}
+
+/* ------------------------------------------------------------------ node */
+
+static void node_clear(struct anser_node *n)
+{
+	free(n->name);
+	free(n->link);
+	free(n->host);
+	free(n->user);
+	free(n->pass);
+	*n = (struct anser_node){ 0 };
+}
+
+static int parse_node_stmt(struct cfg_parser *p)
+{
+	const struct cfg_token *t = peek(p, 0);
+	struct anser_node n = { .line = t->pos.line, .col = t->pos.col };
+	struct cfg_pos lpos = t->pos;
+	struct key k = { 0 };
+	int r = -EINVAL;
+
+	if (t->type == TOK_STRING && peek(p, 1)->type == TOK_COLON) {
+		/* 'my node': 'socks5://...' */
+		k.pos = t->pos;
+		k.name = cfg_take(&p->lx);
+		next(p);
+	} else if (t->type == TOK_STRING || (t->type == TOK_IDENT && !at_key(p))) {
+		/* a link alone */
+		if (t->type == TOK_IDENT && !strstr(t->text, "://"))
+			return expected(p, "'name: link' or a quoted link",
+					"for example my_node: 'socks5://10.0.0.2:1080'");
+		if (t->type == TOK_STRING)
+			lpos.col++;
+		n.link = cfg_take(&p->lx);
+	} else if (t->type == TOK_IDENT) {
+		read_key(p, &k);
+	} else {
+		return expected(p, "'name: link' or a quoted link",
+				"for example my_node: 'socks5://10.0.0.2:1080'");
+	}
+	if (k.name) {
+		if (!name_ok(p, "node", k.name, k.pos))
+			goto out;
+		if (read_value(p, &k, &n.link, &lpos, NULL) < 0)
+			goto out;
+		n.name = k.name;
+		k.name = NULL;
+	}
+	if (p->cfg->n_nodes >= CFG_MAX_NODES) {
+		ERR(p, (struct cfg_pos){ n.line, n.col }, "too many nodes (at most %u)",
+		    CFG_MAX_NODES);
+		goto out;
+	}
+	if (cfg_parse_link(&p->sink, lpos, n.link, &n) < 0) {
+		/* keep a named node so groups naming it do not cascade */
+		if (!n.name)
+			goto out;
+		free(n.host);
+		n.host = NULL;
+	} else if (!n.name) {
+		n.name = strchr(n.host, ':') ? cfg_asprintf("[%s]:%u", n.host, n.port)
+					     : cfg_asprintf("%s:%u", n.host, n.port);
+	}
+	cfg_reserve(&p->cfg->nodes, &p->cap_nodes, p->cfg->n_nodes, sizeof(*p->cfg->nodes));
+	p->cfg->nodes[p->cfg->n_nodes++] = n;
+	n = (struct anser_node){ 0 };
+	r = 0;
+out:
+	node_clear(&n);
+	key_clear(&k);
+	return r;
+}
+
+/* ------------------------------------------------------------- functions */
+
+struct arg {
+	char *key; /* "geoip" in dip(geoip: cn); NULL mostly */
+	char *val;
+	struct cfg_pos pos;
+};
+
+struct call {
+	bool negate;
+	char *name;
+	struct cfg_pos pos;
+	struct arg *args;
+	size_t n_args, cap_args;
+};
+
+static void call_clear(struct call *c)
+{
+	free(c->name);
+	for (size_t i = 0; i < c->n_args; i++) {
+		free(c->args[i].key);
+		free(c->args[i].val);
+	}
+	free(c->args);
+	*c = (struct call){ 0 };
+}
+
+/* ['!'] name '(' arg {',' arg} ')' where arg is word, string or key: value.
+ * `inline_name` is a function name that came glued to a key
+ * ("filter:name(a)"). */
+static int parse_call(struct cfg_parser *p, struct call *c, char *inline_name,
+		      struct cfg_pos inline_pos)
+{
+	if (inline_name) {
+		c->name = inline_name;
+		c->pos = inline_pos;
+	} else {
+		if (peek_type(p) == TOK_NOT) {
+			c->negate = true;
+			next(p);
+		}
+		if (peek_type(p) != TOK_IDENT)
+			return expected(p, c->negate ? "a function after '!'" : "a function",
+					"for example pname(curl)");
+		c->pos = peek(p, 0)->pos;
+		c->name = cfg_take(&p->lx);
+	}
+	if (peek_type(p) != TOK_LPAREN) {
+		char *q = cfg_quote(c->name, strlen(c->name));
+		char *what = cfg_asprintf("'(' after '%s'", q);
+		expected(p, what, "functions take arguments in parentheses, like dport(443)");
+		free(what);
+		free(q);
+		return -EINVAL;
+	}
+	next(p);
+	p->paren_depth++;
+	for (;;) {
+		const struct cfg_token *t = peek(p, 0);
+		if (t->type == TOK_RPAREN && c->n_args == 0)
+			break;
+		if (t->type != TOK_IDENT && t->type != TOK_STRING) {
+			const char *hint = NULL;
+			if (t->type == TOK_RPAREN)
+				hint = "remove the trailing ','";
+			return expected(p, "an argument", hint);
+		}
+		cfg_reserve(&c->args, &c->cap_args, c->n_args, sizeof(*c->args));
+		struct arg *a = &c->args[c->n_args++];
+		a->pos = t->pos;
+		if (t->type == TOK_STRING)
+			a->pos.col++;
+		bool keyed = t->type == TOK_IDENT && peek(p, 1)->type == TOK_COLON;
+		a->val = cfg_take(&p->lx);
+		if (keyed) {
+			next(p); /* ':' */
+			t = peek(p, 0);
+			if (t->type != TOK_IDENT && t->type != TOK_STRING)
+				return expected(p, "a value after ':'", NULL);
+			a->key = a->val;
+			a->val = cfg_take(&p->lx);
+		}
+		if (peek_type(p) == TOK_COMMA) {
+			next(p);
+			continue;
+		}
+		if (peek_type(p) != TOK_RPAREN)
+			return expected(p, "',' or ')'", NULL);
+		break;
+	}
+	next(p); /* ')' */
+	p->paren_depth--;
+	return 0;
+}
+
+/* -------------------------------------------------------------- group */
+
+static const char *const policies_unsupported[] = { "min", "min_avg10", "min_moving_avg",
+						    "min_last_latency" };
+static const char *const group_keys[] = { "filter", "policy" };
+
+static int parse_filter(struct cfg_parser *p, struct cfg_group_ast *g, struct key *k)
+{
+	struct call c = { 0 };
+	int r = -EINVAL;
+
+	char *inline_name = k->inline_val;
+
+	k->inline_val = NULL;
+	if (parse_call(p, &c, inline_name, k->val_pos) < 0)
+		goto out;
+	if (strcmp(c.name, "name") != 0) {
+		char *q = cfg_quote(c.name, strlen(c.name));
+		if (strcmp(c.name, "subtag") == 0)
+			ERR(p, c.pos, "filter '%s()' is not supported yet (use name(node, ...))",
+			    q);
+		else
+			ERR(p, c.pos, "unknown filter '%s()' (supported: name(node, ...))", q);
+		free(q);
+		goto out;
+	}
+	if (c.n_args == 0) {
+		ERR(p, c.pos, "name() needs at least one node name (or remove the filter)");
+		goto out;
+	}
+	cfg_reserve(&g->filters, &g->cap_filters, g->n_filters, sizeof(*g->filters));
+	struct cfg_filter *f = &g->filters[g->n_filters++];
+	f->negate = c.negate;
+	for (size_t i = 0; i < c.n_args; i++) {
+		struct arg *a = &c.args[i];
+		if (a->key) {
+			char *q = cfg_quote(a->key, strlen(a->key));
+			ERR(p, a->pos, "name(%s: ...) is not supported yet (list node names)", q);
+			free(q);
+			continue;
+		}
+		cfg_reserve(&f->names, &f->cap, f->n, sizeof(*f->names));
+		f->pos = cfg_realloc_array(f->pos, f->cap, sizeof(*f->pos));
+		f->names[f->n] = a->val;
+		f->pos[f->n++] = a->pos;
+		a->val = NULL;
+	}
+	r = 0;
+out:
+	call_clear(&c);
+	return r;
+}
+
+static int parse_policy(struct cfg_parser *p, struct anser_group *g, struct cfg_group_ast *ga,
+			struct key *k)
+{
+	char *val = NULL;
+	struct cfg_pos pos;
+	int r = -EINVAL;
+
+	if (ga->has_policy) {
+		ERR(p, k->pos, "group '%s' has two 'policy:' lines (keep one)", g->name);
+		return -EINVAL;
+	}
+	/* seen, even if its value is bad: no "has no policy" on top */
+	ga->has_policy = true;
+	if (read_value(p, k, &val, &pos, NULL) < 0)
+		return -EINVAL;
+	if (strcmp(val, "random") == 0) {
+		g->policy = ANSER_POLICY_RANDOM;
+	} else if (strcmp(val, "fixed") == 0) {
+		const struct cfg_token *t;
+		if (peek_type(p) != TOK_LPAREN) {
+			expected(p, "'(' after 'fixed'",
+				 "write fixed(0) for the group's first node");
+			goto out;
+		}
+		next(p);
+		p->paren_depth++;
+		t = peek(p, 0);
+		unsigned long v = 0;
+		bool ok = t->type == TOK_IDENT && t->len > 0 && t->len <= 5;
+		for (size_t i = 0; ok && i < t->len; i++) {
+			ok = t->text[i] >= '0' && t->text[i] <= '9';
+			v = v * 10 + (unsigned long)(t->text[i] - '0');
+		}
+		if (!ok) {
+			expected(p, "a node index", "fixed(n) picks the group's n-th node, from 0");
+			goto out;
+		}
+		ga->fixed_pos = t->pos;
+		g->fixed_index = (unsigned)v;
+		next(p);
+		if (peek_type(p) != TOK_RPAREN) {
+			expected(p, "')'", "fixed() takes one index");
+			goto out;
+		}
+		next(p);
+		p->paren_depth--;
+		g->policy = ANSER_POLICY_FIXED;
+	} else {
+		char *q = cfg_quote(val, strlen(val));
+		bool known = false;
+		for (size_t i = 0; i < sizeof(policies_unsupported) / sizeof(*policies_unsupported);
+		     i++)
+			known |= strcmp(val, policies_unsupported[i]) == 0;
+		if (known)
+			ERR(p, pos,
+			    "policy '%s' is not supported yet (supported: random, fixed(n))", q);
+		else
+			ERR(p, pos, "unknown policy '%s' (supported: random, fixed(n))", q);
+		free(q);
+		goto out;
+	}
+	r = 0;
+out:
+	free(val);
+	return r;
+}
+
+static int parse_group_stmt(struct cfg_parser *p, size_t gi)
+{
+	struct key k = { 0 };
+	int r = -EINVAL;
+
+	if (!at_key(p))
+		return expected(p, "'filter:' or 'policy:'", "for example 'policy: random'");
+	read_key(p, &k);
+	struct anser_group *g = &p->cfg->groups[gi];
+	struct cfg_group_ast *ga = &p->gast[gi];
+	if (strcmp(k.name, "filter") == 0) {
+		r = parse_filter(p, ga, &k);
+	} else if (strcmp(k.name, "policy") == 0) {
+		r = parse_policy(p, g, ga, &k);
+	} else {
+		char *q = cfg_quote(k.name, strlen(k.name));
+		const char *sug = cfg_suggest(k.name, group_keys, 2);
+		if (sug) {
+			ERR(p, k.pos, "unknown group option '%s' (did you mean '%s'?)", q, sug);
+		} else {
+			WARN(p, k.pos, "group option '%s' is not supported yet, ignored", q);
+			/* skip its value, whatever its shape */
+			sync_stmt(p, p->lx.consumed - 1);
+			r = 0;
+		}
+		free(q);
+	}
+	key_clear(&k);
+	return r;
+}
+
+static void parse_group_section(struct cfg_parser *p)
+{
+	struct anser_config *c = p->cfg;
+
+	while (!stop(p) && peek_type(p) != TOK_RBRACE && !at_section_start(p)) {
+		size_t start = p->lx.consumed;
+		const struct cfg_token *t = peek(p, 0);
+		struct cfg_pos pos = t->pos;
+
+		if (t->type != TOK_IDENT || peek(p, 1)->type != TOK_LBRACE) {
+			expected(p, "a group: 'name {'", "for example 'proxy { policy: random }'");
+			sync_stmt(p, start);
+			continue;
+		}
+		char *name = cfg_take(&p->lx);
+		next(p); /* '{' */
+		bool ok = name_ok(p, "group", name, pos);
+		char *q = cfg_quote(name, strlen(name));
+		if (ok && (strcmp(name, "direct") == 0 || strcmp(name, "block") == 0 ||
+			   strncmp(name, "must_", 5) == 0)) {
+			ERR(p, pos,
+			    "'%s' cannot name a group (direct, block and must_* are outbounds "
+			    "already)",
+			    q);
+			ok = false;
+		}
+		for (size_t i = 0; ok && i < c->n_groups; i++) {
+			if (strcmp(c->groups[i].name, name) == 0) {
+				ERR(p, pos, "group '%s' given twice (first at line %u; merge them)",
+				    q, c->groups[i].line);
+				ok = false;
+			}
+		}
+		if (ok && c->n_groups >= ANSER_OUT_MAX - ANSER_OUT_FIRST_GROUP) {
+			ERR(p, pos, "too many groups (at most %u)",
+			    ANSER_OUT_MAX - ANSER_OUT_FIRST_GROUP);
+			ok = false;
+		}
+		free(q);
+		if (!ok) {
+			free(name);
+			/* still read it, for its own errors, into a scratch slot */
+			name = NULL;
+		}
+		size_t old_cap = p->cap_groups;
+		cfg_reserve(&c->groups, &p->cap_groups, c->n_groups, sizeof(*c->groups));
+		if (p->cap_groups != old_cap) {
+			p->gast = cfg_realloc_array(p->gast, p->cap_groups, sizeof(*p->gast));
+			memset(p->gast + old_cap, 0, (p->cap_groups - old_cap) * sizeof(*p->gast));
+		}
+		size_t gi = c->n_groups;
+		c->groups[gi] = (struct anser_group){
+			.name = name ? name : cfg_strdup(""),
+			.line = pos.line,
+			.col = pos.col,
+		};
+
+		while (!stop(p) && peek_type(p) != TOK_RBRACE) {
+			size_t s = p->lx.consumed;
+			if (parse_group_stmt(p, gi) < 0)
+				sync_stmt(p, s);
+		}
+		if (peek_type(p) != TOK_RBRACE) {
+			if (!p->sink.full)
+				ERR(p, pos, "group is not closed (add '}')");
+		} else {
+			next(p);
+		}
+		if (name && !p->gast[gi].has_policy) {
+			char *qn = cfg_quote(name, strlen(name));
+			ERR(p, pos,
+			    "group '%s' has no 'policy:' line (add 'policy: random' or 'policy: "
+			    "fixed(0)')",
+			    qn);
+			free(qn);
+		}
+		if (name) {
+			c->n_groups++;
+		} else {
+			/* drop the scratch slot */
+			struct cfg_group_ast *ga = &p->gast[gi];
+			for (size_t i = 0; i < ga->n_filters; i++) {
+				for (size_t j = 0; j < ga->filters[i].n; j++)
+					free(ga->filters[i].names[j]);
+				free(ga->filters[i].names);
+				free(ga->filters[i].pos);
+			}
+			free(ga->filters);
+			*ga = (struct cfg_group_ast){ 0 };
+			free(c->groups[gi].name);
+			c->groups[gi] = (struct anser_group){ 0 };
+		}
+	}
+}
+
+/* ------------------------------------------------------------- routing */
+
+enum fn_kind { FN_PNAME, FN_DIP, FN_DPORT, FN_L4PROTO, FN_IPVERSION, FN_N };
+static const char *const fn_names[FN_N] = { "pname", "dip", "dport", "l4proto", "ipversion" };
+static const char *const fn_dae_only[] = { "domain", "sip",   "sport", "mac",	   "dscp",
+					   "qname",  "qtype", "uid",   "upstream", "tag" };
+
+static int cond_from_call(struct cfg_parser *p, struct call *c, struct anser_cond *cond)
+{
+	size_t kind;
+	size_t cap = 0;
+	int r = 0;
+
+	*cond = (struct anser_cond){ 0 };
+	for (kind = 0; kind < FN_N; kind++)
+		if (strcmp(c->name, fn_names[kind]) == 0)
+			break;
+	if (kind == FN_N) {
+		char *q = cfg_quote(c->name, strlen(c->name));
+		bool dae = false;
+		for (size_t i = 0; i < sizeof(fn_dae_only) / sizeof(*fn_dae_only); i++)
+			dae |= strcmp(c->name, fn_dae_only[i]) == 0;
+		const char *sug = cfg_suggest(c->name, fn_names, FN_N);
+		if (dae)
+			ERR(p, c->pos,
+			    "%s() is not supported yet (supported: pname, dip, dport, l4proto, "
+			    "ipversion)",
+			    q);
+		else if (sug)
+			ERR(p, c->pos, "unknown function '%s()' (did you mean '%s()'?)", q, sug);
+		else
+			ERR(p, c->pos,
+			    "unknown function '%s()' (supported: pname, dip, dport, l4proto, "
+			    "ipversion)",
+			    q);
+		free(q);
+		return -EINVAL;
+	}
+	*cond = (struct anser_cond){
+		.type = (enum anser_cond_type)(ANSER_COND_PNAME + kind),
+		.negate = c->negate,
+		.line = c->pos.line,
+		.col = c->pos.col,
+	};
+	if (c->n_args == 0) {
+		ERR(p, c->pos, "%s() needs at least one argument", fn_names[kind]);
+		return -EINVAL;
+	}
+	for (size_t i = 0; i < c->n_args; i++) {
+		struct arg *a = &c->args[i];
+		char *q = cfg_quote(a->val, strlen(a->val));
+		const char *colon = strchr(a->val, ':');
+		if (a->key) {
+			char *qk = cfg_quote(a->key, strlen(a->key));
+			ERR(p, a->pos, "%s(%s: ...) is not supported yet (list plain values)",
+			    fn_names[kind], qk);
+			free(qk);
+			r = -EINVAL;
+			goto next_arg;
+		}
+		switch (kind) {
+		case FN_PNAME: {
+			size_t len = strlen(a->val);
+			if (len == 0 || len > ANSER_PNAME_LEN - 1) {
+				ERR(p, a->pos, "process name '%s' is %s (1..%u bytes)", q,
+				    len ? "too long" : "empty", ANSER_PNAME_LEN - 1);
+				r = -EINVAL;
+			} else if (strchr(a->val, '/')) {
+				ERR(p, a->pos,
+				    "process name '%s' contains '/' (pname matches the program's "
+				    "file name only, e.g. pname(curl))",
+				    q);
+				r = -EINVAL;
+			} else {
+				cfg_reserve(&cond->names, &cap, cond->n_names,
+					    sizeof(*cond->names));
+				cond->names[cond->n_names++] = a->val;
+				a->val = NULL;
+			}
+			break;
+		}
+		case FN_DIP: {
+			struct anser_cidr cidr;
+			const char *why;
+			if (cfg_parse_cidr(a->val, &cidr, &why) == 0) {
+				cfg_reserve(&cond->cidrs, &cap, cond->n_cidrs,
+					    sizeof(*cond->cidrs));
+				cond->cidrs[cond->n_cidrs++] = cidr;
+			} else if (colon && colon != a->val &&
+				   strspn(a->val, "abcdefghijklmnopqrstuvwxyz") ==
+					   (size_t)(colon - a->val) &&
+				   colon - a->val > 4) {
+				/* geoip:cn and friends: not an address, a data set */
+				char *qk = cfg_quote(a->val, (size_t)(colon - a->val));
+				ERR(p, a->pos,
+				    "dip(%s:...) is not supported yet (list addresses and CIDRs)",
+				    qk);
+				free(qk);
+				r = -EINVAL;
+			} else {
+				ERR(p, a->pos,
+				    "invalid address '%s' in dip(): %s (e.g. 10.0.0.0/8, "
+				    "192.168.1.1, fd00::/8)",
+				    q, why);
+				r = -EINVAL;
+			}
+			break;
+		}
+		case FN_DPORT: {
+			const char *dash = strchr(a->val, '-');
+			size_t llen = dash ? (size_t)(dash - a->val) : strlen(a->val);
+			struct anser_port_range pr;
+			int r1 = cfg_parse_port(a->val, llen, &pr.lo);
+			int r2 = dash ? cfg_parse_port(dash + 1, strlen(dash + 1), &pr.hi) : r1;
+			if (!dash)
+				pr.hi = pr.lo;
+			if (r1 < 0 || r2 < 0) {
+				ERR(p, a->pos,
+				    "invalid port '%s' in dport() (ports are 1..65535, ranges "
+				    "lo-hi like 8000-9000)",
+				    q);
+				r = -EINVAL;
+			} else if (pr.lo > pr.hi) {
+				ERR(p, a->pos, "port range '%s' is backwards (write %u-%u)", q,
+				    pr.hi, pr.lo);
+				r = -EINVAL;
+			} else {
+				cfg_reserve(&cond->ports, &cap, cond->n_ports,
+					    sizeof(*cond->ports));
+				cond->ports[cond->n_ports++] = pr;
+			}
+			break;
+		}
+		case FN_L4PROTO:
+			if (strcmp(a->val, "tcp") == 0) {
+				cond->mask |= ANSER_L4_TCP;
+			} else if (strcmp(a->val, "udp") == 0) {
+				cond->mask |= ANSER_L4_UDP;
+			} else {
+				ERR(p, a->pos, "unknown protocol '%s' in l4proto() (tcp or udp)",
+				    q);
+				r = -EINVAL;
+			}
+			break;
+		case FN_IPVERSION:
+			if (strcmp(a->val, "4") == 0) {
+				cond->mask |= ANSER_IPV_4;
+			} else if (strcmp(a->val, "6") == 0) {
+				cond->mask |= ANSER_IPV_6;
+			} else {
+				ERR(p, a->pos, "unknown IP version '%s' in ipversion() (4 or 6)",
+				    q);
+				r = -EINVAL;
+			}
+			break;
+		}
+	next_arg:
+		free(q);
+	}
+	return r;
+}
+
+static void cond_clear(struct anser_cond *c)
+{
+	for (size_t i = 0; i < c->n_names; i++)
+		free(c->names[i]);
+	free(c->names);
+	free(c->cidrs);
+	free(c->ports);
+}
+
+static void rule_clear(struct anser_rule *r)
+{
+	for (size_t i = 0; i < r->n_conds; i++)
+		cond_clear(&r->conds[i]);
+	free(r->conds);
+	free(r->outbound_name);
+	*r = (struct anser_rule){ 0 };
+}
+
+/* direct | block | group, optionally with dae's "(must)" style options. */
+static int parse_outbound(struct cfg_parser *p, char **name, struct cfg_pos *pos, char *inline_val,
+			  struct cfg_pos inline_pos)
+{
+	if (inline_val) {
+		*name = inline_val;
+		*pos = inline_pos;
+	} else {
+		const struct cfg_token *t = peek(p, 0);
+		if ((t->type != TOK_IDENT && t->type != TOK_STRING) || t->bol)
+			return expected(p, "an outbound", "direct, block or a group name");
+		*pos = t->pos;
+		*name = cfg_take(&p->lx);
+	}
+	char *q = cfg_quote(*name, strlen(*name));
+	int r = 0;
+	if (peek_type(p) == TOK_LPAREN && !peek(p, 0)->bol) {
+		ERR(p, *pos,
+		    "outbound options like '%s(...)' are not supported yet (write just '%s')", q,
+		    q);
+		r = -EINVAL;
+	} else if (strncmp(*name, "must_", 5) == 0) {
+		ERR(p, *pos, "outbound '%s' is not supported yet (write '%s')", q, *name + 5);
+		r = -EINVAL;
+	}
+	free(q);
+	return r;
+}
+
+static int parse_rule(struct cfg_parser *p)
+{
+	struct anser_config *c = p->cfg;
+	struct anser_rule rule = { .line = peek(p, 0)->pos.line, .col = peek(p, 0)->pos.col };
+	struct cfg_pos out_pos;
+	size_t cap = 0;
+	int r = -EINVAL;
+	bool bad = false;
+
+	for (;;) {
+		struct call call = { 0 };
+		if (parse_call(p, &call, NULL, (struct cfg_pos){ 0 }) < 0) {
+			call_clear(&call);
+			goto out;
+		}
+		cfg_reserve(&rule.conds, &cap, rule.n_conds, sizeof(*rule.conds));
+		if (cond_from_call(p, &call, &rule.conds[rule.n_conds]) < 0)
+			bad = true;
+		rule.n_conds++;
+		call_clear(&call);
+		if (peek_type(p) == TOK_AND) {
+			next(p);
+			continue;
+		}
+		if (peek_type(p) == TOK_ARROW) {
+			next(p);
+			break;
+		}
+		expected(p, "'&&' or '->'", "a rule is 'condition && condition -> outbound'");
+		goto out;
+	}
+	if (parse_outbound(p, &rule.outbound_name, &out_pos, NULL, (struct cfg_pos){ 0 }) < 0)
+		goto out;
+	if (bad)
+		goto out;
+	if (c->n_rules >= CFG_MAX_RULES || p->n_conds + rule.n_conds > CFG_MAX_CONDS) {
+		ERR(p, (struct cfg_pos){ rule.line, rule.col },
+		    "too many routing rules (at most %u rules and %u conditions; merge rules with "
+		    "the same outbound)",
+		    CFG_MAX_RULES, CFG_MAX_CONDS);
+		p->sink.full = true; /* one report is enough */
+		goto out;
+	}
+	size_t old_cap = p->cap_rules;
+	cfg_reserve(&c->rules, &p->cap_rules, c->n_rules, sizeof(*c->rules));
+	if (old_cap != p->cap_rules)
+		p->out_pos = cfg_realloc_array(p->out_pos, p->cap_rules, sizeof(*p->out_pos));
+	p->n_conds += rule.n_conds;
+	p->out_pos[c->n_rules] = out_pos;
+	c->rules[c->n_rules++] = rule;
+	rule = (struct anser_rule){ 0 };
+	r = 0;
+out:
+	rule_clear(&rule);
+	return r;
+}
+
+static int parse_routing_stmt(struct cfg_parser *p)
+{
+	struct key k = { 0 };
+	int r = -EINVAL;
+
+	if (peek_type(p) == TOK_NOT || (peek_type(p) == TOK_IDENT && !at_key(p)))
+		return parse_rule(p);
+	if (!at_key(p))
+		return expected(p, "a rule or 'fallback:'", "for example 'pname(curl) -> direct'");
+	read_key(p, &k);
+	char *q = cfg_quote(k.name, strlen(k.name));
+	if (strcmp(k.name, "fallback") != 0) {
+		ERR(p, k.pos, "unknown routing option '%s' (the only option is 'fallback:')", q);
+	} else if (p->has_fallback) {
+		ERR(p, k.pos, "'fallback:' given twice (first at line %u; keep one)",
+		    p->fallback_pos.line);
+	} else {
+		char *name = NULL;
+		struct cfg_pos pos;
+		char *iv = k.inline_val;
+		k.inline_val = NULL;
+		/* seen, even if its value is bad: no "has no fallback" on top */
+		p->has_fallback = true;
+		p->fallback_pos = k.pos;
+		if (parse_outbound(p, &name, &pos, iv, k.val_pos) == 0) {
+			p->fallback_pos = pos;
+			free(p->cfg->fallback_name);
+			p->cfg->fallback_name = name;
+			name = NULL;
+			r = 0;
+		}
+		free(name);
+	}
+	free(q);
+	key_clear(&k);
+	return r;
+}
+
+/* ------------------------------------------------------------- sections */
+
+static void parse_section(struct cfg_parser *p)
+{
+	struct cfg_pos pos = peek(p, 0)->pos;
+	char *name = cfg_take(&p->lx);
+	char *q = cfg_quote(name, strlen(name));
+	size_t sec;
+
+	next(p); /* '{' */
+	for (sec = 0; sec < SEC_N; sec++)
+		if (strcmp(name, section_names[sec]) == 0)
+			break;
+	if (sec == SEC_N) {
+		if (strcmp(name, "dns") == 0) {
+			WARN(p, pos,
+			     "section 'dns' is not supported yet, ignored (DNS goes out "
+			     "untouched)");
+		} else if (strcmp(name, "subscription") == 0 || strcmp(name, "include") == 0) {
+			ERR(p, pos,
+			    "section '%s' is not supported yet (list nodes in the 'node' section)",
+			    q);
+		} else {
+			const char *sug = cfg_suggest(name, section_names, SEC_N);
+			if (sug)
+				ERR(p, pos, "unknown section '%s' (did you mean '%s'?)", q, sug);
+			else
+				ERR(p, pos,
+				    "unknown section '%s' (sections are global, node, group, "
+				    "routing)",
+				    q);
+		}
+		/* skip its body: we are inside its '{' */
+		unsigned depth = 1;
+		while (depth > 0 && peek_type(p) != TOK_EOF) {
+			if (peek_type(p) == TOK_LBRACE)
+				depth++;
+			else if (peek_type(p) == TOK_RBRACE)
+				depth--;
+			next(p);
+		}
+		goto out;
+	}
+	if (p->seen[sec]) {
+		ERR(p, pos, "section '%s' given twice (first at line %u; merge them)", q,
+		    p->sec_pos[sec].line);
+	} else {
+		p->seen[sec] = true;
+		p->sec_pos[sec] = pos;
+	}
+	if (sec == SEC_GROUP) {
+		parse_group_section(p);
+	} else {
+		while (!stop(p) && peek_type(p) != TOK_RBRACE && !at_section_start(p)) {
+			size_t start = p->lx.consumed;
+			int r;
+			if (sec == SEC_GLOBAL)
+				r = parse_global_stmt(p);
+			else if (sec == SEC_NODE)
+				r = parse_node_stmt(p);
+			else
+				r = parse_routing_stmt(p);
+			if (r < 0)
+				sync_stmt(p, start);
+		}
+	}
+	if (peek_type(p) == TOK_RBRACE)
+		next(p);
+	else if (peek_type(p) != TOK_EOF)
+		ERR(p, pos, "section '%s' is not closed (add '}' before line %u)", q,
+		    peek(p, 0)->pos.line);
+	else if (!p->sink.full)
+		ERR(p, pos, "section '%s' is not closed (add '}')", q);
+out:
+	free(q);
+	free(name);
+}
+
+void cfg_parse(struct cfg_parser *p)
+{
+	while (!stop(p)) {
+		const struct cfg_token *t = peek(p, 0);
+		p->any_token = true;
+		if (t->type == TOK_IDENT && peek(p, 1)->type == TOK_LBRACE) {
+			parse_section(p);
+			continue;
+		}
+		if (t->type == TOK_RBRACE) {
+			ERR(p, t->pos, "unexpected '}' (no section is open)");
+			next(p);
+			continue;
+		}
+		if (t->type == TOK_IDENT) {
+			char *q = cfg_quote(t->text, t->len);
+			if (compact_colon(t) || peek(p, 1)->type == TOK_COLON)
+				ERR(p, t->pos,
+				    "'%s' outside of a section (put options in 'global { }')", q);
+			else
+				ERR(p, t->pos, "expected '{' after section name '%s'", q);
+			free(q);
+		} else {
+			expected(p, "a section name", "global, node, group or routing");
+		}
+		/* skip to the next line that could start a section */
+		next(p);
+		while (!stop(p)) {
+			t = peek(p, 0);
+			if (t->bol && t->type == TOK_IDENT)
+				break;
+			if (t->type == TOK_LBRACE)
+				skip_block(p);
+			else
+				next(p);
+		}
+	}
+	p->any_token = p->any_token || peek_type(p) != TOK_EOF;
+}
+
+/* ---------------------------------------------------------- free / init */
+
+void cfg_parser_free(struct cfg_parser *p)
+{
+	cfg_lexer_done(&p->lx);
+	for (size_t gi = 0; p->gast && gi < p->cap_groups; gi++) {
+		struct cfg_group_ast *ga = &p->gast[gi];
+		for (size_t i = 0; i < ga->n_filters; i++) {
+			for (size_t j = 0; j < ga->filters[i].n; j++)
+				free(ga->filters[i].names[j]);
+			free(ga->filters[i].names);
+			free(ga->filters[i].pos);
+		}
+		free(ga->filters);
+	}
+	free(p->gast);
+	free(p->out_pos);
+	p->gast = NULL;
+	p->out_pos = NULL;
+}
+
+void anser_config_free(struct anser_config *c)
+{
+	if (!c)
+		return;
+	free(c->source);
+	for (size_t i = 0; i < c->n_globals; i++) {
+		free(c->globals[i].key);
+		free(c->globals[i].value);
+	}
+	free(c->globals);
+	free(c->log_level);
+	for (size_t i = 0; i < c->n_nodes; i++)
+		node_clear(&c->nodes[i]);
+	free(c->nodes);
+	for (size_t i = 0; i < c->n_groups; i++) {
+		free(c->groups[i].name);
+		free(c->groups[i].nodes);
+	}
+	free(c->groups);
+	for (size_t i = 0; i < c->n_rules; i++)
+		rule_clear(&c->rules[i]);
+	free(c->rules);
+	free(c->fallback_name);
+	free(c);
+}

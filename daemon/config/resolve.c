@@ -1,0 +1,214 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/*
+ * Cross-section checks, run once every section has been read: node names
+ * are unique, group filters name real nodes, groups are not empty, and
+ * every outbound a rule or the fallback names exists.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "../../bpf/anser_abi.h"
+#include "config-private.h"
+
+#define ERR(p, ...) cfg_diag(&(p)->sink, false, __VA_ARGS__)
+
+struct name_ix {
+	const char *name;
+	size_t ix;
+};
+
+static int cmp_name_ix(const void *a, const void *b)
+{
+	const struct name_ix *x = a, *y = b;
+	int r = strcmp(x->name, y->name);
+
+	if (r)
+		return r;
+	return x->ix < y->ix ? -1 : x->ix > y->ix;
+}
+
+static int cmp_name_key(const void *key, const void *elem)
+{
+	return strcmp(key, ((const struct name_ix *)elem)->name);
+}
+
+static struct cfg_pos node_pos(const struct anser_node *n)
+{
+	return (struct cfg_pos){ n->line, n->col };
+}
+
+/* Nodes sorted by name; reports duplicates. */
+static struct name_ix *index_nodes(struct cfg_parser *p)
+{
+	const struct anser_config *c = p->cfg;
+	struct name_ix *ix = cfg_realloc_array(NULL, c->n_nodes, sizeof(*ix));
+
+	for (size_t i = 0; i < c->n_nodes; i++)
+		ix[i] = (struct name_ix){ c->nodes[i].name, i };
+	if (c->n_nodes > 1)
+		qsort(ix, c->n_nodes, sizeof(*ix), cmp_name_ix);
+	for (size_t i = 1; i < c->n_nodes; i++) {
+		if (strcmp(ix[i - 1].name, ix[i].name) == 0) {
+			const struct anser_node *first = &c->nodes[ix[i - 1].ix];
+			char *q = cfg_quote(ix[i].name, strlen(ix[i].name));
+			ERR(p, node_pos(&c->nodes[ix[i].ix]),
+			    "node name '%s' given twice (first at line %u; rename one)", q,
+			    first->line);
+			free(q);
+		}
+	}
+	return ix;
+}
+
+static const char *suggest_node(const struct anser_config *c, const char *name)
+{
+	const char *best = NULL;
+	unsigned best_d = 3;
+
+	for (size_t i = 0; i < c->n_nodes; i++) {
+		unsigned d = cfg_edit_distance(name, c->nodes[i].name);
+		size_t len = strlen(c->nodes[i].name);
+		if (d < best_d && d < (len > strlen(name) ? len : strlen(name))) {
+			best = c->nodes[i].name;
+			best_d = d;
+		}
+	}
+	return best;
+}
+
+static void resolve_group(struct cfg_parser *p, size_t gi, const struct name_ix *ix)
+{
+	struct anser_config *c = p->cfg;
+	struct anser_group *g = &c->groups[gi];
+	const struct cfg_group_ast *ga = &p->gast[gi];
+	bool *sel = cfg_malloc0(c->n_nodes + 1);
+	bool *mark = cfg_malloc0(c->n_nodes + 1);
+	bool unknown = false;
+
+	if (ga->n_filters == 0)
+		memset(sel, 1, c->n_nodes);
+	for (size_t f = 0; f < ga->n_filters; f++) {
+		const struct cfg_filter *fl = &ga->filters[f];
+		memset(mark, 0, c->n_nodes);
+		for (size_t i = 0; i < fl->n; i++) {
+			const struct name_ix *hit =
+				bsearch(fl->names[i], ix, c->n_nodes, sizeof(*ix), cmp_name_key);
+			if (hit) {
+				/* duplicates are reported already; mark them all */
+				for (const struct name_ix *h = hit;
+				     h >= ix && strcmp(h->name, fl->names[i]) == 0; h--)
+					mark[h->ix] = true;
+				for (const struct name_ix *h = hit;
+				     h < ix + c->n_nodes && strcmp(h->name, fl->names[i]) == 0; h++)
+					mark[h->ix] = true;
+				continue;
+			}
+			const char *sug = suggest_node(c, fl->names[i]);
+			char *q = cfg_quote(fl->names[i], strlen(fl->names[i]));
+			if (sug) {
+				char *qs = cfg_quote(sug, strlen(sug));
+				ERR(p, fl->pos[i],
+				    "unknown node '%s' in the filter of group '%s' (did you mean "
+				    "'%s'?)",
+				    q, g->name, qs);
+				free(qs);
+			} else {
+				ERR(p, fl->pos[i],
+				    "unknown node '%s' in the filter of group '%s' (name nodes "
+				    "from the 'node' section)",
+				    q, g->name);
+			}
+			free(q);
+			unknown = true;
+		}
+		for (size_t n = 0; n < c->n_nodes; n++)
+			sel[n] |= fl->negate ? !mark[n] : mark[n];
+	}
+
+	for (size_t n = 0; n < c->n_nodes; n++)
+		g->n_nodes += sel[n];
+	g->nodes = cfg_realloc_array(NULL, g->n_nodes, sizeof(*g->nodes));
+	g->n_nodes = 0;
+	for (size_t n = 0; n < c->n_nodes; n++)
+		if (sel[n])
+			g->nodes[g->n_nodes++] = n;
+
+	struct cfg_pos gpos = { g->line, g->col };
+	if (g->n_nodes == 0 && !unknown) {
+		if (c->n_nodes == 0)
+			ERR(p, gpos, "group '%s' has no nodes (the 'node' section lists none)",
+			    g->name);
+		else
+			ERR(p, gpos, "group '%s' has no nodes (its filter matches none)", g->name);
+	} else if (g->policy == ANSER_POLICY_FIXED && g->fixed_index >= g->n_nodes && !unknown) {
+		ERR(p, ga->fixed_pos,
+		    "fixed(%u) is out of range: group '%s' has %zu node%s (use 0..%zu)",
+		    g->fixed_index, g->name, g->n_nodes, g->n_nodes == 1 ? "" : "s",
+		    g->n_nodes - 1);
+	}
+	free(sel);
+	free(mark);
+}
+
+static unsigned resolve_outbound(struct cfg_parser *p, const char *name, struct cfg_pos pos)
+{
+	const struct anser_config *c = p->cfg;
+
+	if (strcmp(name, "direct") == 0)
+		return ANSER_OUT_DIRECT;
+	if (strcmp(name, "block") == 0)
+		return ANSER_OUT_BLOCK;
+	for (size_t i = 0; i < c->n_groups; i++)
+		if (strcmp(name, c->groups[i].name) == 0)
+			return (unsigned)(ANSER_OUT_FIRST_GROUP + i);
+
+	const char **cands = cfg_realloc_array(NULL, c->n_groups + 2, sizeof(*cands));
+	cands[0] = "direct";
+	cands[1] = "block";
+	for (size_t i = 0; i < c->n_groups; i++)
+		cands[2 + i] = c->groups[i].name;
+	const char *sug = cfg_suggest(name, cands, c->n_groups + 2);
+	char *q = cfg_quote(name, strlen(name));
+	if (sug)
+		ERR(p, pos, "unknown outbound '%s' (did you mean '%s'?)", q, sug);
+	else
+		ERR(p, pos,
+		    "unknown outbound '%s' (use direct, block or a group from the 'group' section)",
+		    q);
+	free(q);
+	free(cands);
+	return ANSER_OUT_DIRECT;
+}
+
+void cfg_resolve(struct cfg_parser *p)
+{
+	struct anser_config *c = p->cfg;
+	struct cfg_pos top = { 1, 1 };
+
+	if (!p->any_token && p->sink.n_errors == 0) {
+		ERR(p, top,
+		    "the config is empty (the smallest config is 'routing { fallback: direct }')");
+		return;
+	}
+	if (!p->seen[SEC_ROUTING]) {
+		ERR(p, top,
+		    "the config has no 'routing' section (add 'routing { fallback: direct }')");
+	} else if (!p->has_fallback) {
+		ERR(p, p->sec_pos[SEC_ROUTING],
+		    "routing section has no 'fallback:' line (add 'fallback: direct' as its last "
+		    "line)");
+	}
+	if (!c->log_level)
+		c->log_level = cfg_strdup("info");
+
+	struct name_ix *ix = index_nodes(p);
+	for (size_t gi = 0; gi < c->n_groups; gi++)
+		resolve_group(p, gi, ix);
+	free(ix);
+
+	for (size_t i = 0; i < c->n_rules; i++)
+		c->rules[i].outbound =
+			resolve_outbound(p, c->rules[i].outbound_name, p->out_pos[i]);
+	if (c->fallback_name)
+		c->fallback = resolve_outbound(p, c->fallback_name, p->fallback_pos);
+}

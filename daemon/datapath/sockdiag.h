@@ -1,0 +1,19 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* NETLINK_SOCK_DIAG dump of this network namespace's TCP and UDP sockets. */
+#ifndef ANSER_SOCKDIAG_H
+#define ANSER_SOCKDIAG_H
+
+#include <stdint.h>
+#include <sys/socket.h>
+
+struct anser_diag_sock {
+	uint64_t cookie;
+	uint8_t proto; /* IPPROTO_TCP / IPPROTO_UDP */
+	uint8_t state;
+	struct sockaddr_storage src, dst;
+	uint64_t bytes_sent, bytes_received; /* TCP only (tcp_info) */
+};
+
+int anser_sockdiag_dump(void (*cb)(const struct anser_diag_sock *s, void *ud), void *ud);
+
+#endif

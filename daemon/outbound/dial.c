@@ -1,0 +1,393 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/* The dial state machine: connect -> [greeting -> method -> auth] ->
+ * request -> reply. Every step is non-blocking; the relay loop calls
+ * anser_dial_step() on readiness. */
+#include "outbound.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <unistd.h>
+
+#include "../util/log.h"
+#include "socks5.h"
+
+enum dial_state {
+	ST_CONNECTING,
+	ST_SEND,
+	ST_RECV_METHOD,
+	ST_RECV_AUTH,
+	ST_RECV_REPLY,
+	ST_READY,
+	ST_FAILED,
+};
+
+struct anser_dial {
+	const struct anser_node *node; /* NULL: direct */
+	enum anser_dial_cmd cmd;
+	enum dial_state state, after_send;
+	const char *stage;
+	int fd;
+	int udp_fd;
+	uint8_t rep;
+	bool offered_userpass;
+	struct sockaddr_storage node_addr;
+	struct sockaddr_storage dst;
+	uint8_t out[SOCKS5_MAX_ADDR_MSG + 512];
+	size_t out_off, out_len;
+	uint8_t in[512];
+	size_t in_len;
+	size_t consumed; /* bytes of `in` that were the final reply */
+};
+
+static socklen_t sa_len(const struct sockaddr *sa)
+{
+	return sa->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+}
+
+static void sa_copy(struct sockaddr_storage *to, const struct sockaddr *sa)
+{
+	memset(to, 0, sizeof(*to));
+	memcpy(to, sa, sa_len(sa));
+}
+
+int anser_dial_new(const struct anser_node *node, const struct sockaddr *node_addr,
+		   const struct sockaddr *dst, enum anser_dial_cmd cmd, struct anser_dial **out)
+{
+	const struct sockaddr *target = node ? node_addr : dst;
+
+	if (!target || (target->sa_family != AF_INET && target->sa_family != AF_INET6))
+		return -EAFNOSUPPORT;
+	if (!node && cmd != ANSER_DIAL_CONNECT)
+		return -EINVAL;
+	if (node && node->proto != ANSER_NODE_SOCKS5)
+		return -EPROTONOSUPPORT;
+
+	struct anser_dial *d = calloc(1, sizeof(*d));
+	if (!d)
+		return -ENOMEM;
+	d->node = node;
+	d->cmd = cmd;
+	d->udp_fd = -1;
+	d->stage = "connect";
+	sa_copy(&d->node_addr, target);
+	if (dst)
+		sa_copy(&d->dst, dst);
+	d->fd = socket(target->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (d->fd < 0) {
+		int r = -errno;
+		free(d);
+		return r;
+	}
+	int one = 1;
+	/* Relayed bytes were already coalesced by the app: do not delay them. */
+	(void)setsockopt(d->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (connect(d->fd, target, sa_len(target)) < 0 && errno != EINPROGRESS) {
+		int r = -errno;
+		close(d->fd);
+		free(d);
+		return r;
+	}
+	d->state = ST_CONNECTING;
+	*out = d;
+	return 0;
+}
+
+int anser_dial_fd(const struct anser_dial *d)
+{
+	return d->fd;
+}
+
+uint32_t anser_dial_events(const struct anser_dial *d)
+{
+	switch (d->state) {
+	case ST_CONNECTING:
+	case ST_SEND:
+		return EPOLLOUT;
+	default:
+		return EPOLLIN;
+	}
+}
+
+const char *anser_dial_stage(const struct anser_dial *d)
+{
+	return d->stage;
+}
+
+uint8_t anser_dial_socks_reply(const struct anser_dial *d)
+{
+	return d->rep;
+}
+
+static void queue_send(struct anser_dial *d, size_t len, enum dial_state next, const char *stage)
+{
+	d->out_off = 0;
+	d->out_len = len;
+	d->after_send = next;
+	d->state = ST_SEND;
+	d->stage = stage;
+}
+
+/* Our UDP socket, bound to the address the control connection leaves
+ * from, so the request can name the exact source of our datagrams (some
+ * servers only relay for the address announced in UDP ASSOCIATE). */
+static int open_udp(struct anser_dial *d, struct sockaddr_storage *local)
+{
+	socklen_t sl = sizeof(*local);
+	if (getsockname(d->fd, (struct sockaddr *)local, &sl) < 0)
+		return -errno;
+	if (local->ss_family == AF_INET)
+		((struct sockaddr_in *)local)->sin_port = 0;
+	else
+		((struct sockaddr_in6 *)local)->sin6_port = 0;
+	d->udp_fd = socket(local->ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (d->udp_fd < 0)
+		return -errno;
+	sl = sa_len((struct sockaddr *)local);
+	if (bind(d->udp_fd, (struct sockaddr *)local, sl) < 0)
+		return -errno;
+	sl = sizeof(*local);
+	if (getsockname(d->udp_fd, (struct sockaddr *)local, &sl) < 0)
+		return -errno;
+	return 0;
+}
+
+static int send_request(struct anser_dial *d)
+{
+	ssize_t n;
+
+	if (d->cmd == ANSER_DIAL_UDP) {
+		struct sockaddr_storage local;
+		int r = open_udp(d, &local);
+		if (r < 0) {
+			d->stage = "udp";
+			return r;
+		}
+		n = anser_socks5_request(d->out, sizeof(d->out), SOCKS5_CMD_UDP_ASSOCIATE,
+					 (struct sockaddr *)&local);
+	} else {
+		n = anser_socks5_request(d->out, sizeof(d->out), SOCKS5_CMD_CONNECT,
+					 (struct sockaddr *)&d->dst);
+	}
+	if (n < 0)
+		return (int)n;
+	queue_send(d, (size_t)n, ST_RECV_REPLY, "request");
+	return 0;
+}
+
+static bool is_unspecified(const struct sockaddr_storage *ss)
+{
+	if (ss->ss_family == AF_INET)
+		return ((const struct sockaddr_in *)ss)->sin_addr.s_addr == htonl(INADDR_ANY);
+	if (ss->ss_family == AF_INET6)
+		return IN6_IS_ADDR_UNSPECIFIED(&((const struct sockaddr_in6 *)ss)->sin6_addr);
+	return true;
+}
+
+/* Where our datagrams go: BND.ADDR:BND.PORT, with the node's address
+ * standing in for a wildcard or a name (we never resolve on this path). */
+static int connect_relay(struct anser_dial *d, const struct anser_socks5_addr *bnd)
+{
+	struct sockaddr_storage relay;
+
+	if (bnd->atyp == SOCKS5_ATYP_DOMAIN || is_unspecified(&bnd->sa)) {
+		relay = d->node_addr;
+		if (bnd->atyp == SOCKS5_ATYP_DOMAIN)
+			log_debug("SOCKS5 node %s: relay named '%s', using the node's address",
+				  d->node->name, bnd->domain);
+	} else {
+		relay = bnd->sa;
+	}
+	if (relay.ss_family == AF_INET)
+		((struct sockaddr_in *)&relay)->sin_port = htons(bnd->port);
+	else
+		((struct sockaddr_in6 *)&relay)->sin6_port = htons(bnd->port);
+
+	struct sockaddr_storage local;
+	socklen_t sl = sizeof(local);
+	if (getsockname(d->udp_fd, (struct sockaddr *)&local, &sl) < 0)
+		return -errno;
+	if (local.ss_family != relay.ss_family) {
+		/* The relay is in the other family: a fresh socket of its kind. */
+		close(d->udp_fd);
+		d->udp_fd = socket(relay.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		if (d->udp_fd < 0)
+			return -errno;
+	}
+	if (connect(d->udp_fd, (struct sockaddr *)&relay, sa_len((struct sockaddr *)&relay)) < 0)
+		return -errno;
+	return 0;
+}
+
+/* Feeds d->in to the parser of the current state. */
+static int parse_in(struct anser_dial *d)
+{
+	int r;
+
+	switch (d->state) {
+	case ST_RECV_METHOD: {
+		uint8_t method;
+		r = anser_socks5_parse_method(d->in, d->in_len, d->offered_userpass, &method);
+		if (r < 0)
+			return r;
+		memmove(d->in, d->in + r, d->in_len - (size_t)r);
+		d->in_len -= (size_t)r;
+		if (method == SOCKS5_METHOD_USERPASS) {
+			ssize_t n = anser_socks5_auth_request(d->out, sizeof(d->out), d->node->user,
+							      d->node->pass);
+			if (n < 0)
+				return (int)n;
+			queue_send(d, (size_t)n, ST_RECV_AUTH, "auth");
+			return 0;
+		}
+		return send_request(d);
+	}
+	case ST_RECV_AUTH:
+		r = anser_socks5_parse_auth_reply(d->in, d->in_len);
+		if (r < 0)
+			return r;
+		memmove(d->in, d->in + r, d->in_len - (size_t)r);
+		d->in_len -= (size_t)r;
+		return send_request(d);
+	case ST_RECV_REPLY: {
+		struct anser_socks5_addr bnd;
+		d->stage = "reply";
+		r = anser_socks5_parse_reply(d->in, d->in_len, &d->rep, &bnd);
+		if (r < 0)
+			return r;
+		d->consumed = (size_t)r;
+		if (d->cmd == ANSER_DIAL_UDP) {
+			d->stage = "udp";
+			r = connect_relay(d, &bnd);
+			if (r < 0)
+				return r;
+		}
+		d->state = ST_READY;
+		d->stage = "ready";
+		return 0;
+	}
+	default:
+		return -EINVAL;
+	}
+}
+
+static int step(struct anser_dial *d)
+{
+	for (;;) {
+		switch (d->state) {
+		case ST_CONNECTING: {
+			int err = 0;
+			socklen_t el = sizeof(err);
+			if (getsockopt(d->fd, SOL_SOCKET, SO_ERROR, &err, &el) < 0)
+				return -errno;
+			if (err)
+				return -err;
+			struct sockaddr_storage peer;
+			socklen_t pl = sizeof(peer);
+			if (getpeername(d->fd, (struct sockaddr *)&peer, &pl) < 0)
+				return errno == ENOTCONN ? -EAGAIN : -errno;
+			if (!d->node) {
+				d->state = ST_READY;
+				d->stage = "ready";
+				return 0;
+			}
+			d->offered_userpass = d->node->user && d->node->pass;
+			ssize_t n = anser_socks5_greeting(d->out, sizeof(d->out), d->offered_userpass);
+			if (n < 0)
+				return (int)n;
+			queue_send(d, (size_t)n, ST_RECV_METHOD, "greeting");
+			break;
+		}
+		case ST_SEND: {
+			ssize_t n = send(d->fd, d->out + d->out_off, d->out_len - d->out_off,
+					 MSG_NOSIGNAL);
+			if (n < 0 && errno == EINTR)
+				break;
+			if (n < 0)
+				return errno == EAGAIN ? -EAGAIN : -errno;
+			d->out_off += (size_t)n;
+			if (d->out_off < d->out_len)
+				break;
+			d->state = d->after_send;
+			/* A server may have answered early; parse what we hold. */
+			if (d->in_len > 0) {
+				int r = parse_in(d);
+				if (r < 0 && r != -EAGAIN)
+					return r;
+			}
+			break;
+		}
+		case ST_RECV_METHOD:
+		case ST_RECV_AUTH:
+		case ST_RECV_REPLY: {
+			if (d->in_len == sizeof(d->in))
+				return -EPROTO;
+			ssize_t n = recv(d->fd, d->in + d->in_len, sizeof(d->in) - d->in_len, 0);
+			if (n < 0 && errno == EINTR)
+				break;
+			if (n < 0)
+				return errno == EAGAIN ? -EAGAIN : -errno;
+			if (n == 0)
+				return -ECONNRESET;
+			d->in_len += (size_t)n;
+			int r = parse_in(d);
+			if (r < 0 && r != -EAGAIN)
+				return r;
+			break;
+		}
+		case ST_READY:
+			return 0;
+		case ST_FAILED:
+		default:
+			return -EIO;
+		}
+	}
+}
+
+int anser_dial_step(struct anser_dial *d)
+{
+	if (d->state == ST_FAILED)
+		return -EIO;
+	int r = step(d);
+	if (r < 0 && r != -EAGAIN)
+		d->state = ST_FAILED;
+	return r;
+}
+
+size_t anser_dial_leftover(const struct anser_dial *d, const uint8_t **data)
+{
+	if (d->state != ST_READY || !d->node) {
+		*data = NULL;
+		return 0;
+	}
+	*data = d->in + d->consumed;
+	return d->in_len - d->consumed;
+}
+
+int anser_dial_take_fd(struct anser_dial *d)
+{
+	int fd = d->fd;
+	d->fd = -1;
+	return fd;
+}
+
+int anser_dial_take_udp_fd(struct anser_dial *d)
+{
+	int fd = d->udp_fd;
+	d->udp_fd = -1;
+	return fd;
+}
+
+void anser_dial_free(struct anser_dial *d)
+{
+	if (!d)
+		return;
+	if (d->fd >= 0)
+		close(d->fd);
+	if (d->udp_fd >= 0)
+		close(d->udp_fd);
+	free(d);
+}

@@ -1,0 +1,111 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* Shared between the files of the proxy module only. */
+#ifndef ANSER_PROXY_INTERNAL_H
+#define ANSER_PROXY_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "proxy.h"
+
+#define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
+
+/* A generation as the proxy uses it: the routing generation plus the
+ * node addresses resolved when it was installed, so the data path never
+ * calls getaddrinfo(). Sessions hold a reference for their lifetime. */
+struct pgen {
+	atomic_uint refs;
+	struct anser_gen *gen;
+	struct sockaddr_storage *node_addr; /* [cfg->n_nodes]; ss_family 0: unresolved */
+};
+
+struct pgen *pgen_ref(struct pgen *g);
+void pgen_unref(struct pgen *g);
+
+struct worker;
+struct sess;
+struct udp_sess;
+
+/* What epoll_event.data.ptr points to. `s` is NULL for listeners; events
+ * for a session killed earlier in the same batch are skipped. */
+struct handler {
+	void (*fn)(struct worker *w, struct handler *h, uint32_t events);
+	struct sess *s;
+};
+
+struct sess {
+	struct sess *reg_prev, *reg_next; /* p->sessions, under p->lock */
+	struct sess *w_prev, *w_next;     /* worker's list, worker thread only */
+	struct sess *dead_next;
+	bool dead;
+	bool registered;
+	const char *proto; /* "tcp" / "udp" */
+	struct anser_flow flow;
+	struct sockaddr_storage src; /* the app's endpoint */
+	struct pgen *gen;            /* NULL for direct */
+	int node;                    /* index in gen's config, -1 direct */
+	uint64_t deadline;           /* CLOCK_MONOTONIC ms */
+	_Atomic uint64_t bytes_up, bytes_down;
+	/* Closes the session's fds (and undoes datapath entries). */
+	void (*close)(struct worker *w, struct sess *s, bool reset);
+	void (*on_timeout)(struct worker *w, struct sess *s);
+};
+
+#define UDP_BUCKETS 256
+
+struct worker {
+	struct anser_proxy *p;
+	unsigned idx;
+	pthread_t thread;
+	bool thread_started;
+	int epfd, evfd;
+	struct handler ev_h, tcp_h[2], udp_h[2];
+	int udp_fd[2]; /* this worker's SO_REUSEPORT member, v4 and v6 */
+	struct sess *sessions;
+	struct sess *dead;
+	struct udp_sess *udp_table[UDP_BUCKETS]; /* see udp.c */
+	uint8_t *udp_buf;                    /* one datagram plus header room */
+};
+
+struct anser_proxy {
+	struct anser_datapath *dp;
+	struct anser_proxy_opts opts;
+	struct anser_proxy_hooks hooks;
+	int tcp_fd[2]; /* 127.0.0.1, ::1 */
+	uint16_t tcp_port[2], udp_port[2];
+	struct worker *workers;
+	unsigned n_workers;
+	bool started;
+
+	pthread_mutex_t lock; /* slots and sessions */
+	struct pgen *slots[ANSER_GENS];
+	struct sess *sessions;
+};
+
+uint64_t now_ms(void);
+struct pgen *proxy_gen_get(struct anser_proxy *p, unsigned slot);
+void flow_dst(const struct anser_flow *f, struct sockaddr_storage *ss);
+socklen_t sa_len(const struct sockaddr_storage *ss);
+
+/* Worker-owned session list and the shared registry used by annotate. */
+void sess_attach(struct worker *w, struct sess *s);
+/* Unregisters, closes fds, defers the free to the end of the epoll batch
+ * (later events of the batch may still point at the session). */
+void sess_kill(struct worker *w, struct sess *s, bool reset);
+
+int epoll_set(struct worker *w, int fd, struct handler *h, uint32_t *cur, uint32_t want);
+
+/* Picks the node for flow f: 0 with *gen (ref) and *node set, -1/NULL
+ * for direct; -errno (logged) when the flow cannot be served. */
+int proxy_route(struct anser_proxy *p, const struct anser_flow *f, struct pgen **gen, int *node);
+
+void tcp_on_accept(struct worker *w, struct handler *h, uint32_t events);
+void udp_on_listener(struct worker *w, struct handler *h, uint32_t events);
+int udp_worker_init(struct worker *w);
+void udp_worker_fini(struct worker *w);
+
+#endif

@@ -1,0 +1,612 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/* The proxy object: listeners, worker threads and their epoll loops,
+ * generation slots, and the session registry behind annotate. */
+#include "proxy-internal.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../outbound/outbound.h"
+#include "../util/log.h"
+
+#define MAX_WORKERS 64
+#define SCAN_INTERVAL_MS 1000
+
+uint64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+socklen_t sa_len(const struct sockaddr_storage *ss)
+{
+	return ss->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+}
+
+void flow_dst(const struct anser_flow *f, struct sockaddr_storage *ss)
+{
+	memset(ss, 0, sizeof(*ss));
+	if (f->family == AF_INET) {
+		struct sockaddr_in *s = (struct sockaddr_in *)ss;
+		s->sin_family = AF_INET;
+		memcpy(&s->sin_addr, f->daddr + 12, 4);
+		s->sin_port = f->dport;
+	} else {
+		struct sockaddr_in6 *s = (struct sockaddr_in6 *)ss;
+		s->sin6_family = AF_INET6;
+		memcpy(&s->sin6_addr, f->daddr, 16);
+		s->sin6_port = f->dport;
+	}
+}
+
+/* --- generations --- */
+
+struct pgen *pgen_ref(struct pgen *g)
+{
+	if (g)
+		atomic_fetch_add_explicit(&g->refs, 1, memory_order_relaxed);
+	return g;
+}
+
+void pgen_unref(struct pgen *g)
+{
+	if (!g || atomic_fetch_sub_explicit(&g->refs, 1, memory_order_acq_rel) != 1)
+		return;
+	anser_gen_unref(g->gen);
+	free(g->node_addr);
+	free(g);
+}
+
+/* Literal first (no DNS for the common case), then getaddrinfo. */
+static int resolve_node(const struct anser_node *n, struct sockaddr_storage *ss)
+{
+	struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
+	struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
+
+	memset(ss, 0, sizeof(*ss));
+	if (!n->host)
+		return -EINVAL;
+	if (inet_pton(AF_INET, n->host, &s4->sin_addr) == 1) {
+		s4->sin_family = AF_INET;
+		s4->sin_port = htons(n->port);
+		return 0;
+	}
+	if (inet_pton(AF_INET6, n->host, &s6->sin6_addr) == 1) {
+		s6->sin6_family = AF_INET6;
+		s6->sin6_port = htons(n->port);
+		return 0;
+	}
+
+	struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_ADDRCONFIG };
+	struct addrinfo *res = NULL;
+	int r = getaddrinfo(n->host, NULL, &hints, &res);
+	if (r != 0) {
+		log_warning("Failed to resolve node %s host '%s': %s", n->name, n->host,
+			    gai_strerror(r));
+		return -EHOSTUNREACH;
+	}
+	r = -EHOSTUNREACH;
+	for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
+		if (ai->ai_family != AF_INET && ai->ai_family != AF_INET6)
+			continue;
+		memcpy(ss, ai->ai_addr, ai->ai_addrlen);
+		if (ai->ai_family == AF_INET)
+			s4->sin_port = htons(n->port);
+		else
+			s6->sin6_port = htons(n->port);
+		r = 0;
+		break;
+	}
+	freeaddrinfo(res);
+	return r;
+}
+
+void anser_proxy_set_gen(struct anser_proxy *p, struct anser_gen *gen)
+{
+	if (!gen || gen->slot >= ANSER_GENS)
+		return;
+	struct pgen *g = calloc(1, sizeof(*g));
+	size_t n = gen->cfg ? gen->cfg->n_nodes : 0;
+	if (g && n)
+		g->node_addr = calloc(n, sizeof(*g->node_addr));
+	if (!g || (n && !g->node_addr)) {
+		/* Keeping the old slot is safer than leaving it empty. */
+		log_error("Failed to install generation %llu: out of memory",
+			  (unsigned long long)gen->number);
+		free(g);
+		return;
+	}
+	atomic_init(&g->refs, 1);
+	g->gen = anser_gen_ref(gen);
+	/* Resolve outside the lock: workers must never wait on DNS. */
+	for (size_t i = 0; i < n; i++)
+		(void)resolve_node(&gen->cfg->nodes[i], &g->node_addr[i]);
+
+	pthread_mutex_lock(&p->lock);
+	struct pgen *old = p->slots[gen->slot];
+	p->slots[gen->slot] = g;
+	pthread_mutex_unlock(&p->lock);
+	pgen_unref(old);
+}
+
+struct pgen *proxy_gen_get(struct anser_proxy *p, unsigned slot)
+{
+	if (slot >= ANSER_GENS)
+		return NULL;
+	pthread_mutex_lock(&p->lock);
+	struct pgen *g = pgen_ref(p->slots[slot]);
+	pthread_mutex_unlock(&p->lock);
+	return g;
+}
+
+int proxy_route(struct anser_proxy *p, const struct anser_flow *f, struct pgen **gen, int *node)
+{
+	*gen = NULL;
+	*node = -1;
+	if (f->outbound == ANSER_OUT_DIRECT)
+		return 0;
+	if (f->outbound == ANSER_OUT_BLOCK)
+		return -EACCES;
+
+	struct pgen *g = proxy_gen_get(p, f->gen);
+	if (!g) {
+		log_warning("Flow of %s (pid %u) names generation slot %u, which is empty",
+			    f->pname, f->pid, f->gen);
+		return -ESTALE;
+	}
+	const struct anser_config *cfg = g->gen->cfg;
+	size_t group = (size_t)f->outbound - ANSER_OUT_FIRST_GROUP;
+	int i = anser_group_pick(cfg, group);
+	if (i < 0) {
+		log_warning("Flow of %s (pid %u): outbound %u has no usable node", f->pname,
+			    f->pid, f->outbound);
+		pgen_unref(g);
+		return -ENOENT;
+	}
+	if (g->node_addr[i].ss_family == 0) {
+		log_warning("Node %s has no address (host '%s' did not resolve)",
+			    cfg->nodes[i].name, cfg->nodes[i].host);
+		pgen_unref(g);
+		return -EHOSTUNREACH;
+	}
+	*gen = g;
+	*node = i;
+	return 0;
+}
+
+/* --- sessions --- */
+
+void sess_attach(struct worker *w, struct sess *s)
+{
+	s->w_prev = NULL;
+	s->w_next = w->sessions;
+	if (w->sessions)
+		w->sessions->w_prev = s;
+	w->sessions = s;
+
+	struct anser_proxy *p = w->p;
+	pthread_mutex_lock(&p->lock);
+	s->reg_prev = NULL;
+	s->reg_next = p->sessions;
+	if (p->sessions)
+		p->sessions->reg_prev = s;
+	p->sessions = s;
+	s->registered = true;
+	pthread_mutex_unlock(&p->lock);
+}
+
+void sess_kill(struct worker *w, struct sess *s, bool reset)
+{
+	if (s->dead)
+		return;
+	s->dead = true;
+
+	struct anser_proxy *p = w->p;
+	if (s->registered) {
+		pthread_mutex_lock(&p->lock);
+		if (s->reg_prev)
+			s->reg_prev->reg_next = s->reg_next;
+		else
+			p->sessions = s->reg_next;
+		if (s->reg_next)
+			s->reg_next->reg_prev = s->reg_prev;
+		pthread_mutex_unlock(&p->lock);
+		s->registered = false;
+	}
+	if (s->w_prev)
+		s->w_prev->w_next = s->w_next;
+	else if (w->sessions == s)
+		w->sessions = s->w_next;
+	if (s->w_next)
+		s->w_next->w_prev = s->w_prev;
+
+	s->close(w, s, reset);
+	pgen_unref(s->gen);
+	s->gen = NULL;
+	s->dead_next = w->dead;
+	w->dead = s;
+}
+
+static void reap(struct worker *w)
+{
+	while (w->dead) {
+		struct sess *s = w->dead;
+		w->dead = s->dead_next;
+		free(s);
+	}
+}
+
+int epoll_set(struct worker *w, int fd, struct handler *h, uint32_t *cur, uint32_t want)
+{
+	if (want == *cur)
+		return 0;
+	struct epoll_event ev = { .events = want, .data.ptr = h };
+	int r;
+	if (want == 0)
+		r = epoll_ctl(w->epfd, EPOLL_CTL_DEL, fd, NULL);
+	else if (*cur == 0)
+		r = epoll_ctl(w->epfd, EPOLL_CTL_ADD, fd, &ev);
+	else
+		r = epoll_ctl(w->epfd, EPOLL_CTL_MOD, fd, &ev);
+	if (r < 0)
+		return -errno;
+	*cur = want;
+	return 0;
+}
+
+unsigned anser_proxy_n_sessions(struct anser_proxy *p)
+{
+	unsigned n = 0;
+	pthread_mutex_lock(&p->lock);
+	for (struct sess *s = p->sessions; s; s = s->reg_next)
+		n++;
+	pthread_mutex_unlock(&p->lock);
+	return n;
+}
+
+static void fill_names(struct anser_conn_info *c, const struct sess *s)
+{
+	const char *out = "direct";
+	if (s->gen) {
+		const struct anser_config *cfg = s->gen->gen->cfg;
+		size_t group = (size_t)s->flow.outbound - ANSER_OUT_FIRST_GROUP;
+		if (s->flow.outbound >= ANSER_OUT_FIRST_GROUP && group < cfg->n_groups)
+			out = cfg->groups[group].name;
+		if (s->node >= 0 && (size_t)s->node < cfg->n_nodes)
+			snprintf(c->node, sizeof(c->node), "%s", cfg->nodes[s->node].name);
+	}
+	snprintf(c->outbound, sizeof(c->outbound), "%s", out);
+	c->bytes_up = atomic_load_explicit(&s->bytes_up, memory_order_relaxed);
+	c->bytes_down = atomic_load_explicit(&s->bytes_down, memory_order_relaxed);
+}
+
+void anser_proxy_annotate(struct anser_proxy *p, struct anser_conn_list *l)
+{
+	size_t n_given = l->n;
+
+	pthread_mutex_lock(&p->lock);
+	for (struct sess *s = p->sessions; s; s = s->reg_next) {
+		struct anser_conn_info *c = NULL;
+		for (size_t i = 0; s->flow.cookie && i < n_given; i++)
+			if (l->v[i].cookie == s->flow.cookie) {
+				c = &l->v[i];
+				break;
+			}
+		if (!c) {
+			c = anser_conn_list_add(l);
+			if (!c)
+				break;
+			c->cookie = s->flow.cookie;
+			c->pid = s->flow.pid;
+			snprintf(c->pname, sizeof(c->pname), "%.*s", (int)sizeof(s->flow.pname),
+				 s->flow.pname);
+			snprintf(c->proto, sizeof(c->proto), "%s", s->proto);
+			c->src = s->src;
+			flow_dst(&s->flow, &c->dst);
+			if (s->flow.rule == ANSER_RULE_FALLBACK)
+				snprintf(c->rule, sizeof(c->rule), "fallback");
+			else if (s->flow.rule == ANSER_RULE_BUILTIN)
+				snprintf(c->rule, sizeof(c->rule), "builtin");
+			else
+				snprintf(c->rule, sizeof(c->rule), "rule %u", s->flow.rule);
+		}
+		fill_names(c, s);
+	}
+	pthread_mutex_unlock(&p->lock);
+}
+
+/* --- listeners --- */
+
+static int open_listener(int family, int type, uint16_t port, bool reuseport, int *fd_out,
+			 uint16_t *port_out)
+{
+	struct sockaddr_storage ss = { 0 };
+	int one = 1, r;
+
+	int fd = socket(family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	if (family == AF_INET) {
+		struct sockaddr_in *s = (struct sockaddr_in *)&ss;
+		s->sin_family = AF_INET;
+		s->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		s->sin_port = htons(port);
+	} else {
+		struct sockaddr_in6 *s = (struct sockaddr_in6 *)&ss;
+		s->sin6_family = AF_INET6;
+		s->sin6_addr = in6addr_loopback;
+		s->sin6_port = htons(port);
+		if (setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) < 0)
+			goto fail;
+	}
+	if (type == SOCK_STREAM && setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0)
+		goto fail;
+	if (reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0)
+		goto fail;
+	if (type == SOCK_DGRAM) {
+#ifndef SO_RCVMARK
+#define SO_RCVMARK 75
+#endif
+		/* The flow id rides in skb->mark; without it no datagram can be
+		 * mapped back to its destination. */
+		if (setsockopt(fd, SOL_SOCKET, SO_RCVMARK, &one, sizeof(one)) < 0)
+			goto fail;
+	}
+	if (bind(fd, (struct sockaddr *)&ss, sa_len(&ss)) < 0)
+		goto fail;
+	if (type == SOCK_STREAM && listen(fd, 4096) < 0)
+		goto fail;
+	socklen_t sl = sizeof(ss);
+	if (getsockname(fd, (struct sockaddr *)&ss, &sl) < 0)
+		goto fail;
+	*port_out = ntohs(family == AF_INET ? ((struct sockaddr_in *)&ss)->sin_port
+					    : ((struct sockaddr_in6 *)&ss)->sin6_port);
+	*fd_out = fd;
+	return 0;
+fail:
+	r = -errno;
+	close(fd);
+	return r;
+}
+
+int anser_proxy_new(struct anser_datapath *dp, const struct anser_proxy_opts *opts,
+		    struct anser_proxy **out)
+{
+	static const int families[2] = { AF_INET, AF_INET6 };
+	struct anser_proxy *p = calloc(1, sizeof(*p));
+	int r = 0;
+
+	if (!p)
+		return -ENOMEM;
+	p->dp = dp;
+	if (opts)
+		p->opts = *opts;
+	if (!p->opts.tcp_idle_timeout)
+		p->opts.tcp_idle_timeout = 300;
+	if (!p->opts.udp_idle_timeout)
+		p->opts.udp_idle_timeout = 60;
+	if (!p->opts.dial_timeout)
+		p->opts.dial_timeout = 10;
+	p->n_workers = p->opts.workers;
+	if (!p->n_workers) {
+		long n = sysconf(_SC_NPROCESSORS_ONLN);
+		p->n_workers = n > 0 ? (unsigned)n : 1;
+	}
+	if (p->n_workers > MAX_WORKERS)
+		p->n_workers = MAX_WORKERS;
+	pthread_mutex_init(&p->lock, NULL);
+	p->tcp_fd[0] = p->tcp_fd[1] = -1;
+
+	p->workers = calloc(p->n_workers, sizeof(*p->workers));
+	if (!p->workers) {
+		r = -ENOMEM;
+		goto fail;
+	}
+	for (unsigned i = 0; i < p->n_workers; i++) {
+		struct worker *w = &p->workers[i];
+		w->p = p;
+		w->idx = i;
+		w->epfd = w->evfd = -1;
+		w->udp_fd[0] = w->udp_fd[1] = -1;
+	}
+
+	for (int f = 0; f < 2; f++) {
+		r = open_listener(families[f], SOCK_STREAM, 0, false, &p->tcp_fd[f], &p->tcp_port[f]);
+		if (r < 0 && f == 0)
+			goto fail_log;
+		if (r < 0) {
+			log_warning_errno(r, "No TCP listener on [::1], IPv6 flows stay direct: %m");
+			continue;
+		}
+		/* One UDP socket per worker in one SO_REUSEPORT group: the kernel
+		 * hashes the 4-tuple, so an app source always reaches the same
+		 * worker and its NAT session needs no lock. */
+		for (unsigned i = 0; i < p->n_workers; i++) {
+			r = open_listener(families[f], SOCK_DGRAM, p->udp_port[f], true,
+					  &p->workers[i].udp_fd[f], &p->udp_port[f]);
+			if (r < 0)
+				goto fail_log;
+		}
+	}
+	*out = p;
+	return 0;
+fail_log:
+	log_error_errno(r, "Failed to open the proxy listeners: %m");
+fail:
+	anser_proxy_free(p);
+	return r;
+}
+
+void anser_proxy_set_hooks(struct anser_proxy *p, const struct anser_proxy_hooks *hooks)
+{
+	if (hooks)
+		p->hooks = *hooks;
+	else
+		memset(&p->hooks, 0, sizeof(p->hooks));
+}
+
+void anser_proxy_ports(struct anser_proxy *p, uint16_t *tcp4, uint16_t *tcp6, uint16_t *udp4,
+		       uint16_t *udp6)
+{
+	if (tcp4)
+		*tcp4 = p->tcp_port[0];
+	if (tcp6)
+		*tcp6 = p->tcp_port[1];
+	if (udp4)
+		*udp4 = p->udp_port[0];
+	if (udp6)
+		*udp6 = p->udp_port[1];
+}
+
+/* --- workers --- */
+
+static void on_eventfd(struct worker *w, struct handler *h, uint32_t events)
+{
+	/* Nothing to do: the loop checks the counter after the batch. */
+}
+
+static void check_timeouts(struct worker *w, uint64_t now)
+{
+	struct sess *next;
+	for (struct sess *s = w->sessions; s; s = next) {
+		next = s->w_next;
+		if (s->deadline && now >= s->deadline)
+			s->on_timeout(w, s);
+	}
+}
+
+static void *worker_main(void *arg)
+{
+	struct worker *w = arg;
+	struct epoll_event evs[64];
+	uint64_t next_scan = now_ms() + SCAN_INTERVAL_MS;
+	bool stop = false;
+
+	while (!stop) {
+		uint64_t now = now_ms();
+		int timeout = next_scan > now ? (int)(next_scan - now) : 0;
+		int n = epoll_wait(w->epfd, evs, 64, timeout);
+		if (n < 0 && errno != EINTR) {
+			log_error_errno(errno, "Worker %u: epoll_wait failed: %m", w->idx);
+			break;
+		}
+		for (int i = 0; i < n; i++) {
+			struct handler *h = evs[i].data.ptr;
+			if (h == &w->ev_h) {
+				stop = true;
+				continue;
+			}
+			if (h->s && h->s->dead)
+				continue;
+			h->fn(w, h, evs[i].events);
+		}
+		reap(w);
+		now = now_ms();
+		if (now >= next_scan) {
+			check_timeouts(w, now);
+			reap(w);
+			next_scan = now + SCAN_INTERVAL_MS;
+		}
+	}
+	while (w->sessions)
+		sess_kill(w, w->sessions, false);
+	reap(w);
+	return NULL;
+}
+
+static int worker_setup(struct worker *w)
+{
+	struct anser_proxy *p = w->p;
+	struct epoll_event ev;
+
+	w->epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (w->epfd < 0)
+		return -errno;
+	w->evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (w->evfd < 0)
+		return -errno;
+	w->ev_h.fn = on_eventfd;
+	ev = (struct epoll_event){ .events = EPOLLIN, .data.ptr = &w->ev_h };
+	if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->evfd, &ev) < 0)
+		return -errno;
+	for (int f = 0; f < 2; f++) {
+		if (p->tcp_fd[f] < 0)
+			continue;
+		w->tcp_h[f].fn = tcp_on_accept;
+		/* EXCLUSIVE: one worker wakes per connection, not all of them. */
+		ev = (struct epoll_event){ .events = EPOLLIN | EPOLLEXCLUSIVE,
+					   .data.ptr = &w->tcp_h[f] };
+		if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, p->tcp_fd[f], &ev) < 0)
+			return -errno;
+	}
+	return udp_worker_init(w);
+}
+
+int anser_proxy_start(struct anser_proxy *p)
+{
+	int r;
+
+	if (p->started)
+		return -EALREADY;
+	for (unsigned i = 0; i < p->n_workers; i++) {
+		r = worker_setup(&p->workers[i]);
+		if (r < 0)
+			goto fail;
+	}
+	p->started = true;
+	for (unsigned i = 0; i < p->n_workers; i++) {
+		struct worker *w = &p->workers[i];
+		r = -pthread_create(&w->thread, NULL, worker_main, w);
+		if (r < 0)
+			goto fail;
+		w->thread_started = true;
+	}
+	log_debug("Proxy started: %u workers, tcp %u/%u udp %u/%u", p->n_workers,
+		  p->tcp_port[0], p->tcp_port[1], p->udp_port[0], p->udp_port[1]);
+	return 0;
+fail:
+	return log_error_errno(r, "Failed to start the proxy workers: %m");
+}
+
+void anser_proxy_free(struct anser_proxy *p)
+{
+	if (!p)
+		return;
+	for (unsigned i = 0; p->workers && i < p->n_workers; i++) {
+		struct worker *w = &p->workers[i];
+		uint64_t one = 1;
+		if (w->thread_started && write(w->evfd, &one, sizeof(one)) < 0)
+			log_error_errno(errno, "Failed to stop worker %u: %m", i);
+	}
+	for (unsigned i = 0; p->workers && i < p->n_workers; i++) {
+		struct worker *w = &p->workers[i];
+		if (w->thread_started)
+			pthread_join(w->thread, NULL);
+		udp_worker_fini(w);
+		for (int f = 0; f < 2; f++)
+			if (w->udp_fd[f] >= 0)
+				close(w->udp_fd[f]);
+		if (w->evfd >= 0)
+			close(w->evfd);
+		if (w->epfd >= 0)
+			close(w->epfd);
+	}
+	for (int f = 0; f < 2; f++)
+		if (p->tcp_fd[f] >= 0)
+			close(p->tcp_fd[f]);
+	for (int i = 0; i < ANSER_GENS; i++)
+		pgen_unref(p->slots[i]);
+	pthread_mutex_destroy(&p->lock);
+	free(p->workers);
+	free(p);
+}

@@ -1,0 +1,329 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/* TCP: accept a steered connection, dial its outbound, relay both ways
+ * with half-close until both directions are done. */
+#include "proxy-internal.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <unistd.h>
+
+#include "../outbound/outbound.h"
+#include "../outbound/socks5.h"
+#include "../util/log.h"
+
+#define RELAY_BUF (64 * 1024)
+/* Bound the work done for one session per wakeup so a fast pair of
+ * sockets cannot starve the others on this worker. */
+#define PUMP_ROUNDS 16
+#define ACCEPT_BATCH 64
+
+struct pipe {
+	size_t off, len;
+	bool eof;  /* read side saw EOF */
+	bool shut; /* EOF passed on with shutdown(SHUT_WR) */
+	uint8_t buf[RELAY_BUF];
+};
+
+struct tcp_sess {
+	struct sess s;
+	struct handler cli_h, srv_h;
+	int cli, srv;
+	uint32_t cli_ev, srv_ev;
+	struct anser_dial *dial;
+	char node_name[64];
+	struct pipe up;   /* app -> remote */
+	struct pipe down; /* remote -> app */
+};
+
+static void tcp_close(struct worker *w, struct sess *s, bool reset)
+{
+	struct tcp_sess *t = container_of(s, struct tcp_sess, s);
+	struct linger lg = { .l_onoff = 1, .l_linger = 0 };
+
+	if (t->dial)
+		t->srv = -1; /* the dial's own fd, closed with it */
+	anser_dial_free(t->dial);
+	t->dial = NULL;
+	for (int *fd = &t->cli; fd; fd = fd == &t->cli ? &t->srv : NULL) {
+		if (*fd < 0)
+			continue;
+		/* An abort on one side becomes an abort on the other, as if
+		 * the two endpoints were talking directly. */
+		if (reset)
+			(void)setsockopt(*fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+		close(*fd);
+		*fd = -1;
+	}
+}
+
+static void tcp_timeout(struct worker *w, struct sess *s)
+{
+	struct tcp_sess *t = container_of(s, struct tcp_sess, s);
+	char dst[64];
+	struct sockaddr_storage ss;
+
+	flow_dst(&s->flow, &ss);
+	if (t->dial)
+		log_warning("TCP %s (%s) via %s: dial timed out in stage %s",
+			    anser_sockaddr_str(&ss, dst, sizeof(dst)), s->flow.pname,
+			    t->node_name, anser_dial_stage(t->dial));
+	else
+		log_debug("TCP %s (%s): idle timeout", anser_sockaddr_str(&ss, dst, sizeof(dst)),
+			  s->flow.pname);
+	sess_kill(w, s, true);
+}
+
+/* Moves what it can between from and to; -errno on a hard error. */
+static int pump_dir(struct tcp_sess *t, int from, int to, struct pipe *pp, _Atomic uint64_t *ctr,
+		    bool *progress)
+{
+	for (int round = 0; round < PUMP_ROUNDS; round++) {
+		bool moved = false;
+		if (pp->len > 0) {
+			ssize_t n = send(to, pp->buf + pp->off, pp->len, MSG_NOSIGNAL);
+			if (n > 0) {
+				pp->off += (size_t)n;
+				pp->len -= (size_t)n;
+				if (pp->len == 0)
+					pp->off = 0;
+				moved = true;
+			} else if (n < 0 && errno != EAGAIN && errno != EINTR) {
+				return -errno;
+			}
+		}
+		if (!pp->eof && pp->len < RELAY_BUF) {
+			if (pp->off + pp->len == RELAY_BUF) {
+				memmove(pp->buf, pp->buf + pp->off, pp->len);
+				pp->off = 0;
+			}
+			size_t room = RELAY_BUF - pp->off - pp->len;
+			ssize_t n = recv(from, pp->buf + pp->off + pp->len, room, 0);
+			if (n > 0) {
+				pp->len += (size_t)n;
+				atomic_fetch_add_explicit(ctr, (uint64_t)n, memory_order_relaxed);
+				moved = true;
+			} else if (n == 0) {
+				pp->eof = true;
+				moved = true;
+			} else if (errno != EAGAIN && errno != EINTR) {
+				return -errno;
+			}
+		}
+		if (pp->eof && pp->len == 0 && !pp->shut) {
+			if (shutdown(to, SHUT_WR) < 0 && errno != ENOTCONN)
+				return -errno;
+			pp->shut = true;
+		}
+		if (!moved)
+			break;
+		*progress = true;
+	}
+	return 0;
+}
+
+static void tcp_update(struct worker *w, struct tcp_sess *t)
+{
+	uint32_t cli_ev = 0, srv_ev = 0;
+
+	if (!t->up.eof && t->up.len < RELAY_BUF)
+		cli_ev |= EPOLLIN;
+	if (t->down.len > 0)
+		cli_ev |= EPOLLOUT;
+	if (!t->down.eof && t->down.len < RELAY_BUF)
+		srv_ev |= EPOLLIN;
+	if (t->up.len > 0)
+		srv_ev |= EPOLLOUT;
+	/* An fd with nothing to wait for leaves epoll: a fully closed socket
+	 * would otherwise report EPOLLHUP in a loop. */
+	if (epoll_set(w, t->cli, &t->cli_h, &t->cli_ev, cli_ev) < 0 ||
+	    epoll_set(w, t->srv, &t->srv_h, &t->srv_ev, srv_ev) < 0) {
+		log_error_errno(errno, "Failed to update epoll for a TCP session: %m");
+		sess_kill(w, &t->s, true);
+	}
+}
+
+static void tcp_pump(struct worker *w, struct tcp_sess *t)
+{
+	bool progress = false;
+	int r = pump_dir(t, t->cli, t->srv, &t->up, &t->s.bytes_up, &progress);
+	if (r >= 0)
+		r = pump_dir(t, t->srv, t->cli, &t->down, &t->s.bytes_down, &progress);
+	if (r < 0) {
+		log_debug_errno(r, "TCP session of %s ended: %m", t->s.flow.pname);
+		sess_kill(w, &t->s, true);
+		return;
+	}
+	if (t->up.shut && t->down.shut) {
+		sess_kill(w, &t->s, false);
+		return;
+	}
+	if (progress)
+		t->s.deadline = now_ms() + (uint64_t)w->p->opts.tcp_idle_timeout * 1000;
+	tcp_update(w, t);
+}
+
+static void log_dial_failure(struct tcp_sess *t, int r)
+{
+	char dst[64];
+	struct sockaddr_storage ss;
+	uint8_t rep = anser_dial_socks_reply(t->dial);
+
+	flow_dst(&t->s.flow, &ss);
+	anser_sockaddr_str(&ss, dst, sizeof(dst));
+	if (rep)
+		log_warning("TCP %s (%s): SOCKS5 node %s refused: %s (reply %u)", dst,
+			    t->s.flow.pname, t->node_name, anser_socks5_reply_str(rep), rep);
+	else
+		log_warning_errno(r, "TCP %s (%s) via %s: %s failed: %m", dst, t->s.flow.pname,
+				  t->node_name, anser_dial_stage(t->dial));
+}
+
+static void tcp_dial_step(struct worker *w, struct tcp_sess *t)
+{
+	int r = anser_dial_step(t->dial);
+	if (r == -EAGAIN) {
+		if (epoll_set(w, t->srv, &t->srv_h, &t->srv_ev, anser_dial_events(t->dial)) < 0) {
+			log_error_errno(errno, "Failed to watch a dial: %m");
+			sess_kill(w, &t->s, true);
+		}
+		return;
+	}
+	if (r < 0) {
+		log_dial_failure(t, r);
+		sess_kill(w, &t->s, true);
+		return;
+	}
+	const uint8_t *left;
+	size_t n = anser_dial_leftover(t->dial, &left);
+	if (n > RELAY_BUF)
+		n = RELAY_BUF;
+	if (n) {
+		memcpy(t->down.buf, left, n);
+		t->down.len = n;
+		atomic_fetch_add_explicit(&t->s.bytes_down, n, memory_order_relaxed);
+	}
+	t->srv = anser_dial_take_fd(t->dial);
+	anser_dial_free(t->dial);
+	t->dial = NULL;
+	t->s.deadline = now_ms() + (uint64_t)w->p->opts.tcp_idle_timeout * 1000;
+	tcp_pump(w, t);
+}
+
+static void tcp_on_cli(struct worker *w, struct handler *h, uint32_t events)
+{
+	struct tcp_sess *t = container_of(h, struct tcp_sess, cli_h);
+	if (t->dial) {
+		/* The app gave up (RST or close) before the remote answered. */
+		sess_kill(w, &t->s, true);
+		return;
+	}
+	tcp_pump(w, t);
+}
+
+static void tcp_on_srv(struct worker *w, struct handler *h, uint32_t events)
+{
+	struct tcp_sess *t = container_of(h, struct tcp_sess, srv_h);
+	if (t->dial)
+		tcp_dial_step(w, t);
+	else
+		tcp_pump(w, t);
+}
+
+static int tcp_lookup(struct anser_proxy *p, const struct sockaddr *peer, struct anser_flow *f)
+{
+	if (p->hooks.tcp_lookup)
+		return p->hooks.tcp_lookup(p->hooks.userdata, peer, f);
+	if (p->dp)
+		return anser_datapath_tcp_lookup(p->dp, peer, f);
+	return -ENOENT;
+}
+
+static void tcp_start(struct worker *w, int fd, const struct sockaddr_storage *peer)
+{
+	struct anser_proxy *p = w->p;
+	struct anser_flow flow;
+	char src[64];
+
+	int r = tcp_lookup(p, (const struct sockaddr *)peer, &flow);
+	if (r < 0) {
+		log_debug_errno(r, "No flow for TCP connection from %s, closing: %m",
+				anser_sockaddr_str(peer, src, sizeof(src)));
+		close(fd);
+		return;
+	}
+	struct pgen *gen;
+	int node;
+	if (proxy_route(p, &flow, &gen, &node) < 0) {
+		close(fd);
+		return;
+	}
+
+	struct tcp_sess *t = calloc(1, sizeof(*t));
+	if (!t) {
+		log_error("Out of memory for a TCP session");
+		pgen_unref(gen);
+		close(fd);
+		return;
+	}
+	t->s.proto = "tcp";
+	t->s.flow = flow;
+	t->s.src = *peer;
+	t->s.gen = gen;
+	t->s.node = node;
+	t->s.close = tcp_close;
+	t->s.on_timeout = tcp_timeout;
+	t->cli = fd;
+	t->srv = -1;
+	t->cli_h = (struct handler){ .fn = tcp_on_cli, .s = &t->s };
+	t->srv_h = (struct handler){ .fn = tcp_on_srv, .s = &t->s };
+	snprintf(t->node_name, sizeof(t->node_name), "%s",
+		 gen ? gen->gen->cfg->nodes[node].name : "direct");
+	sess_attach(w, &t->s);
+
+	struct sockaddr_storage dst;
+	flow_dst(&flow, &dst);
+	r = anser_dial_new(gen ? &gen->gen->cfg->nodes[node] : NULL,
+			   gen ? (struct sockaddr *)&gen->node_addr[node] : NULL,
+			   (struct sockaddr *)&dst, ANSER_DIAL_CONNECT, &t->dial);
+	if (r < 0) {
+		log_warning_errno(r, "TCP %s (%s) via %s: dial failed: %m",
+				  anser_sockaddr_str(&dst, src, sizeof(src)), flow.pname,
+				  t->node_name);
+		sess_kill(w, &t->s, true);
+		return;
+	}
+	t->s.deadline = now_ms() + (uint64_t)p->opts.dial_timeout * 1000;
+	/* The dial's fd is the remote side; it keeps its number once ready. */
+	t->srv = anser_dial_fd(t->dial);
+	/* Until the remote is ready only an abort of the app matters (ERR
+	 * and HUP are always reported); data and a FIN wait in the kernel. */
+	if (epoll_set(w, t->cli, &t->cli_h, &t->cli_ev, EPOLLERR) < 0 ||
+	    epoll_set(w, t->srv, &t->srv_h, &t->srv_ev, anser_dial_events(t->dial)) < 0) {
+		log_error_errno(errno, "Failed to watch a TCP session: %m");
+		sess_kill(w, &t->s, true);
+	}
+}
+
+void tcp_on_accept(struct worker *w, struct handler *h, uint32_t events)
+{
+	int lfd = w->p->tcp_fd[h == &w->tcp_h[1]];
+	int one = 1;
+
+	for (int i = 0; i < ACCEPT_BATCH; i++) {
+		struct sockaddr_storage peer;
+		socklen_t pl = sizeof(peer);
+		int fd = accept4(lfd, (struct sockaddr *)&peer, &pl, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd < 0) {
+			if (errno == EMFILE || errno == ENFILE)
+				log_warning_errno(errno, "Failed to accept: %m");
+			return;
+		}
+		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		tcp_start(w, fd, &peer);
+	}
+}

@@ -1,0 +1,584 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/* UDP: full-cone NAT sessions keyed by (app source, generation, outbound).
+ * Each datagram's destination comes from its mark, so one app socket can
+ * talk to many remotes through one session (one SOCKS5 UDP ASSOCIATE). */
+#include "proxy-internal.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "../outbound/outbound.h"
+#include "../outbound/socks5.h"
+#include "../util/log.h"
+
+#define UDP_MAX 65535
+#define UDP_BATCH 64
+#define MAX_DESTS 64
+#define MAX_REPLY_SOCKS 64
+#define MAX_PENDING 32
+
+/* An address reduced to bytes that compare equal across families:
+ * IPv4-mapped IPv6 address + port. */
+struct ep {
+	uint8_t addr[16];
+	uint16_t port; /* BE */
+};
+
+struct dest {
+	struct ep ep;
+	bool connected; /* the app connect()ed to it: reply from the listener */
+};
+
+struct reply_sock {
+	struct ep remote;
+	int fd;
+	struct sockaddr_storage local;
+};
+
+struct pending {
+	struct sockaddr_storage dst;
+	size_t len;
+	uint8_t data[];
+};
+
+struct udp_sess {
+	struct sess s;
+	struct udp_sess *hnext;
+	int fam; /* 0: 127.0.0.1 listener, 1: ::1 */
+	struct anser_dial *dial;
+	int out_fd; /* direct: unconnected dual-stack socket; SOCKS5: connected to the relay */
+	int ctl_fd; /* SOCKS5 control connection; its end is the session's end */
+	struct handler out_h, ctl_h;
+	uint32_t out_ev, ctl_ev;
+	char node_name[64];
+	struct dest dests[MAX_DESTS];
+	size_t n_dests, next_dest;
+	struct reply_sock replies[MAX_REPLY_SOCKS];
+	size_t n_replies;
+	struct pending *queue[MAX_PENDING];
+	size_t n_queue;
+};
+
+static void ep_from(const struct sockaddr_storage *ss, struct ep *e)
+{
+	memset(e, 0, sizeof(*e));
+	if (ss->ss_family == AF_INET) {
+		const struct sockaddr_in *s = (const struct sockaddr_in *)ss;
+		e->addr[10] = e->addr[11] = 0xff;
+		memcpy(e->addr + 12, &s->sin_addr, 4);
+		e->port = s->sin_port;
+	} else if (ss->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *s = (const struct sockaddr_in6 *)ss;
+		memcpy(e->addr, &s->sin6_addr, 16);
+		e->port = s->sin6_port;
+	}
+}
+
+static bool ep_is_v4(const struct ep *e)
+{
+	static const uint8_t prefix[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
+	return memcmp(e->addr, prefix, 12) == 0;
+}
+
+/* e as an address of family `family` (-EAFNOSUPPORT if it has none). */
+static int ep_to(const struct ep *e, int family, struct sockaddr_storage *ss)
+{
+	memset(ss, 0, sizeof(*ss));
+	if (family == AF_INET) {
+		if (!ep_is_v4(e))
+			return -EAFNOSUPPORT;
+		struct sockaddr_in *s = (struct sockaddr_in *)ss;
+		s->sin_family = AF_INET;
+		memcpy(&s->sin_addr, e->addr + 12, 4);
+		s->sin_port = e->port;
+		return 0;
+	}
+	struct sockaddr_in6 *s = (struct sockaddr_in6 *)ss;
+	s->sin6_family = AF_INET6;
+	memcpy(&s->sin6_addr, e->addr, 16);
+	s->sin6_port = e->port;
+	return 0;
+}
+
+static unsigned bucket(const struct ep *app, uint8_t gen, uint16_t outbound)
+{
+	uint32_t h = 2166136261u; /* FNV-1a */
+	const uint8_t *b = (const uint8_t *)app;
+	for (size_t i = 0; i < sizeof(*app); i++)
+		h = (h ^ b[i]) * 16777619u;
+	h = (h ^ gen) * 16777619u;
+	h = (h ^ outbound) * 16777619u;
+	return h % UDP_BUCKETS;
+}
+
+static struct udp_sess **udp_slot(struct worker *w, const struct sockaddr_storage *app, int fam,
+				  uint8_t gen, uint16_t outbound)
+{
+	struct ep e;
+	ep_from(app, &e);
+	struct udp_sess **pp = &w->udp_table[bucket(&e, gen, outbound)];
+	for (; *pp; pp = &(*pp)->hnext) {
+		struct ep o;
+		ep_from(&(*pp)->s.src, &o);
+		if ((*pp)->fam == fam && (*pp)->s.flow.gen == gen &&
+		    (*pp)->s.flow.outbound == outbound && memcmp(&o, &e, sizeof(e)) == 0)
+			break;
+	}
+	return pp;
+}
+
+static int rev_add(struct anser_proxy *p, const struct sockaddr_storage *local,
+		   const struct sockaddr_storage *remote)
+{
+	if (p->hooks.udp_rev_add)
+		return p->hooks.udp_rev_add(p->hooks.userdata, (const struct sockaddr *)local,
+					    (const struct sockaddr *)remote);
+	if (p->dp)
+		return anser_datapath_udp_rev_add(p->dp, (const struct sockaddr *)local,
+						  (const struct sockaddr *)remote);
+	return 0;
+}
+
+static void rev_del(struct anser_proxy *p, const struct sockaddr_storage *local)
+{
+	int r = 0;
+	if (p->hooks.udp_rev_del)
+		r = p->hooks.udp_rev_del(p->hooks.userdata, (const struct sockaddr *)local);
+	else if (p->dp)
+		r = anser_datapath_udp_rev_del(p->dp, (const struct sockaddr *)local);
+	if (r < 0)
+		log_debug_errno(r, "Failed to remove a UDP reply mapping, ignoring: %m");
+}
+
+static void udp_close(struct worker *w, struct sess *s, bool reset)
+{
+	struct udp_sess *u = container_of(s, struct udp_sess, s);
+
+	struct udp_sess **pp = udp_slot(w, &s->src, u->fam, s->flow.gen, s->flow.outbound);
+	if (*pp == u)
+		*pp = u->hnext;
+	if (u->dial)
+		u->ctl_fd = -1; /* the dial's own fd, closed with it */
+	anser_dial_free(u->dial);
+	u->dial = NULL;
+	if (u->out_fd >= 0)
+		close(u->out_fd);
+	if (u->ctl_fd >= 0)
+		close(u->ctl_fd);
+	u->out_fd = u->ctl_fd = -1;
+	for (size_t i = 0; i < u->n_replies; i++) {
+		rev_del(w->p, &u->replies[i].local);
+		close(u->replies[i].fd);
+	}
+	u->n_replies = 0;
+	for (size_t i = 0; i < u->n_queue; i++)
+		free(u->queue[i]);
+	u->n_queue = 0;
+}
+
+static void udp_timeout(struct worker *w, struct sess *s)
+{
+	struct udp_sess *u = container_of(s, struct udp_sess, s);
+	char src[64];
+	if (u->dial)
+		log_warning("UDP session of %s (%s) via %s: dial timed out in stage %s",
+			    anser_sockaddr_str(&s->src, src, sizeof(src)), s->flow.pname,
+			    u->node_name, anser_dial_stage(u->dial));
+	sess_kill(w, s, false);
+}
+
+static void touch(struct worker *w, struct udp_sess *u)
+{
+	u->s.deadline = now_ms() + (uint64_t)w->p->opts.udp_idle_timeout * 1000;
+}
+
+static void note_dest(struct udp_sess *u, const struct sockaddr_storage *dst, bool connected)
+{
+	struct ep e;
+	ep_from(dst, &e);
+	for (size_t i = 0; i < u->n_dests; i++)
+		if (memcmp(&u->dests[i].ep, &e, sizeof(e)) == 0) {
+			u->dests[i].connected = connected;
+			return;
+		}
+	/* Beyond MAX_DESTS the oldest entry is recycled. */
+	size_t i = u->n_dests < MAX_DESTS ? u->n_dests++ : u->next_dest++ % MAX_DESTS;
+	u->dests[i].ep = e;
+	u->dests[i].connected = connected;
+}
+
+static void send_out(struct udp_sess *u, const struct sockaddr_storage *dst, const uint8_t *data,
+		     size_t len)
+{
+	ssize_t n;
+
+	if (!u->s.gen) {
+		/* Direct: the out socket is AF_INET6 dual-stack. */
+		struct ep e;
+		struct sockaddr_storage to;
+		ep_from(dst, &e);
+		ep_to(&e, AF_INET6, &to);
+		n = sendto(u->out_fd, data, len, 0, (struct sockaddr *)&to, sa_len(&to));
+	} else {
+		uint8_t hdr[SOCKS5_UDP_HDR_MAX];
+		ssize_t hl = anser_socks5_udp_header(hdr, sizeof(hdr), (const struct sockaddr *)dst);
+		if (hl < 0)
+			return;
+		struct iovec iov[2] = { { hdr, (size_t)hl }, { (void *)data, len } };
+		struct msghdr mh = { .msg_iov = iov, .msg_iovlen = 2 };
+		n = sendmsg(u->out_fd, &mh, 0);
+	}
+	if (n < 0)
+		log_debug_errno(errno, "UDP send of %s via %s failed, dropping: %m", u->s.flow.pname,
+				u->node_name);
+	else
+		atomic_fetch_add_explicit(&u->s.bytes_up, len, memory_order_relaxed);
+}
+
+static int reply_sock(struct worker *w, struct udp_sess *u, const struct ep *remote)
+{
+	for (size_t i = 0; i < u->n_replies; i++)
+		if (memcmp(&u->replies[i].remote, remote, sizeof(*remote)) == 0)
+			return u->replies[i].fd;
+	if (u->n_replies == MAX_REPLY_SOCKS)
+		return -ENOSPC;
+
+	int family = u->fam ? AF_INET6 : AF_INET;
+	struct sockaddr_storage rem;
+	int r = ep_to(remote, family, &rem);
+	if (r < 0)
+		return r;
+
+	struct reply_sock *rs = &u->replies[u->n_replies];
+	memset(&rs->local, 0, sizeof(rs->local));
+	if (family == AF_INET) {
+		struct sockaddr_in *s = (struct sockaddr_in *)&rs->local;
+		s->sin_family = AF_INET;
+		s->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	} else {
+		struct sockaddr_in6 *s = (struct sockaddr_in6 *)&rs->local;
+		s->sin6_family = AF_INET6;
+		s->sin6_addr = in6addr_loopback;
+	}
+	int fd = socket(family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	socklen_t sl = sizeof(rs->local);
+	if (bind(fd, (struct sockaddr *)&rs->local, sa_len(&rs->local)) < 0 ||
+	    getsockname(fd, (struct sockaddr *)&rs->local, &sl) < 0) {
+		r = -errno;
+		close(fd);
+		return r;
+	}
+	/* The mapping must exist before the first reply reaches the app. */
+	r = rev_add(w->p, &rs->local, &rem);
+	if (r < 0) {
+		close(fd);
+		return r;
+	}
+	rs->remote = *remote;
+	rs->fd = fd;
+	u->n_replies++;
+	return fd;
+}
+
+static void deliver(struct worker *w, struct udp_sess *u, const struct sockaddr_storage *from,
+		    const uint8_t *data, size_t len)
+{
+	struct ep e;
+	bool connected = false;
+	int fd;
+
+	ep_from(from, &e);
+	for (size_t i = 0; i < u->n_dests; i++)
+		if (memcmp(&u->dests[i].ep, &e, sizeof(e)) == 0) {
+			connected = u->dests[i].connected;
+			break;
+		}
+	if (connected) {
+		fd = w->udp_fd[u->fam];
+	} else {
+		fd = reply_sock(w, u, &e);
+		if (fd < 0) {
+			log_debug_errno(fd, "No reply socket for a UDP session of %s, dropping: %m",
+					u->s.flow.pname);
+			return;
+		}
+	}
+	if (sendto(fd, data, len, 0, (const struct sockaddr *)&u->s.src, sa_len(&u->s.src)) < 0)
+		log_debug_errno(errno, "UDP reply to %s failed, dropping: %m", u->s.flow.pname);
+	else
+		atomic_fetch_add_explicit(&u->s.bytes_down, len, memory_order_relaxed);
+	touch(w, u);
+}
+
+static void udp_on_out(struct worker *w, struct handler *h, uint32_t events)
+{
+	struct udp_sess *u = container_of(h, struct udp_sess, out_h);
+	uint8_t *buf = w->udp_buf;
+
+	for (int i = 0; i < UDP_BATCH && !u->s.dead; i++) {
+		struct sockaddr_storage from;
+		socklen_t fl = sizeof(from);
+		ssize_t n = recvfrom(u->out_fd, buf, UDP_MAX, 0, (struct sockaddr *)&from, &fl);
+		if (n < 0) {
+			/* ICMP errors (ECONNREFUSED...) are per datagram: keep going. */
+			if (errno == EAGAIN)
+				return;
+			continue;
+		}
+		if (!u->s.gen) {
+			deliver(w, u, &from, buf, (size_t)n);
+			continue;
+		}
+		struct anser_socks5_addr src;
+		int hl = anser_socks5_udp_parse(buf, (size_t)n, &src);
+		if (hl < 0 || src.atyp == SOCKS5_ATYP_DOMAIN) {
+			log_debug("Dropping a malformed datagram from SOCKS5 node %s", u->node_name);
+			continue;
+		}
+		deliver(w, u, &src.sa, buf + hl, (size_t)n - (size_t)hl);
+	}
+}
+
+static void udp_on_ctl(struct worker *w, struct handler *h, uint32_t events);
+
+static void udp_ready(struct worker *w, struct udp_sess *u)
+{
+	u->ctl_fd = anser_dial_take_fd(u->dial);
+	u->out_fd = anser_dial_take_udp_fd(u->dial);
+	anser_dial_free(u->dial);
+	u->dial = NULL;
+	touch(w, u);
+	if (epoll_set(w, u->ctl_fd, &u->ctl_h, &u->ctl_ev, EPOLLIN) < 0 ||
+	    epoll_set(w, u->out_fd, &u->out_h, &u->out_ev, EPOLLIN) < 0) {
+		log_error_errno(errno, "Failed to watch a UDP session: %m");
+		sess_kill(w, &u->s, false);
+		return;
+	}
+	for (size_t i = 0; i < u->n_queue; i++) {
+		send_out(u, &u->queue[i]->dst, u->queue[i]->data, u->queue[i]->len);
+		free(u->queue[i]);
+	}
+	u->n_queue = 0;
+}
+
+static void udp_on_ctl(struct worker *w, struct handler *h, uint32_t events)
+{
+	struct udp_sess *u = container_of(h, struct udp_sess, ctl_h);
+
+	if (u->dial) {
+		int r = anser_dial_step(u->dial);
+		if (r == -EAGAIN) {
+			if (epoll_set(w, u->ctl_fd, &u->ctl_h, &u->ctl_ev,
+				      anser_dial_events(u->dial)) < 0)
+				sess_kill(w, &u->s, false);
+			return;
+		}
+		if (r < 0) {
+			uint8_t rep = anser_dial_socks_reply(u->dial);
+			if (rep)
+				log_warning("UDP ASSOCIATE for %s: SOCKS5 node %s refused: %s (reply %u)",
+					    u->s.flow.pname, u->node_name,
+					    anser_socks5_reply_str(rep), rep);
+			else
+				log_warning_errno(r, "UDP ASSOCIATE for %s via %s: %s failed: %m",
+						  u->s.flow.pname, u->node_name,
+						  anser_dial_stage(u->dial));
+			sess_kill(w, &u->s, false);
+			return;
+		}
+		udp_ready(w, u);
+		return;
+	}
+	/* The server keeps the association while this connection lives;
+	 * anything but more bytes means it is over. */
+	uint8_t junk[256];
+	ssize_t n = recv(u->ctl_fd, junk, sizeof(junk), 0);
+	if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+		log_debug("UDP association of %s via %s closed by the node", u->s.flow.pname,
+			  u->node_name);
+		sess_kill(w, &u->s, false);
+	}
+}
+
+static struct udp_sess *udp_new(struct worker *w, int fam, const struct sockaddr_storage *app,
+				const struct anser_flow *flow)
+{
+	struct anser_proxy *p = w->p;
+	struct pgen *gen;
+	int node;
+
+	if (proxy_route(p, flow, &gen, &node) < 0)
+		return NULL;
+	struct udp_sess *u = calloc(1, sizeof(*u));
+	if (!u) {
+		pgen_unref(gen);
+		return NULL;
+	}
+	u->s.proto = "udp";
+	u->s.flow = *flow;
+	u->s.src = *app;
+	u->s.gen = gen;
+	u->s.node = node;
+	u->s.close = udp_close;
+	u->s.on_timeout = udp_timeout;
+	u->fam = fam;
+	u->out_fd = u->ctl_fd = -1;
+	u->out_h = (struct handler){ .fn = udp_on_out, .s = &u->s };
+	u->ctl_h = (struct handler){ .fn = udp_on_ctl, .s = &u->s };
+	snprintf(u->node_name, sizeof(u->node_name), "%s",
+		 gen ? gen->gen->cfg->nodes[node].name : "direct");
+	sess_attach(w, &u->s);
+	struct udp_sess **pp = udp_slot(w, app, fam, flow->gen, flow->outbound);
+	u->hnext = *pp;
+	*pp = u;
+
+	int r;
+	if (!gen) {
+		int zero = 0;
+		u->out_fd = socket(AF_INET6, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		if (u->out_fd < 0 ||
+		    setsockopt(u->out_fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero)) < 0)
+			r = -errno;
+		else
+			r = epoll_set(w, u->out_fd, &u->out_h, &u->out_ev, EPOLLIN);
+		touch(w, u);
+	} else {
+		r = anser_dial_new(&gen->gen->cfg->nodes[node],
+				   (struct sockaddr *)&gen->node_addr[node], NULL, ANSER_DIAL_UDP,
+				   &u->dial);
+		if (r >= 0) {
+			u->ctl_fd = anser_dial_fd(u->dial);
+			r = epoll_set(w, u->ctl_fd, &u->ctl_h, &u->ctl_ev,
+				      anser_dial_events(u->dial));
+		}
+		u->s.deadline = now_ms() + (uint64_t)p->opts.dial_timeout * 1000;
+	}
+	if (r < 0) {
+		log_warning_errno(r, "Failed to open a UDP session for %s via %s: %m", flow->pname,
+				  u->node_name);
+		sess_kill(w, &u->s, false);
+		return NULL;
+	}
+	return u;
+}
+
+static int udp_lookup(struct anser_proxy *p, uint32_t id, struct anser_flow *f)
+{
+	if (p->hooks.udp_lookup)
+		return p->hooks.udp_lookup(p->hooks.userdata, id, f);
+	if (p->dp)
+		return anser_datapath_udp_lookup(p->dp, id, f);
+	return -ENOENT;
+}
+
+static void udp_datagram(struct worker *w, int fam, const struct sockaddr_storage *app,
+			 uint32_t mark, const uint8_t *data, size_t len)
+{
+	struct anser_flow flow;
+	char src[64];
+
+	int r = udp_lookup(w->p, mark, &flow);
+	if (r < 0) {
+		log_debug_errno(r, "No flow for UDP id %u from %s, dropping: %m", mark,
+				anser_sockaddr_str(app, src, sizeof(src)));
+		return;
+	}
+	if (flow.outbound == ANSER_OUT_BLOCK)
+		return;
+	struct udp_sess *u = *udp_slot(w, app, fam, flow.gen, flow.outbound);
+	if (!u)
+		u = udp_new(w, fam, app, &flow);
+	if (!u)
+		return;
+
+	struct sockaddr_storage dst;
+	flow_dst(&flow, &dst);
+	note_dest(u, &dst, flow.flags & ANSER_FLOW_F_CONNECTED);
+	if (!u->dial) {
+		send_out(u, &dst, data, len);
+		touch(w, u);
+		return;
+	}
+	/* Hold a few datagrams while the association is being set up. */
+	if (u->n_queue == MAX_PENDING)
+		return;
+	struct pending *q = malloc(sizeof(*q) + len);
+	if (!q)
+		return;
+	q->dst = dst;
+	q->len = len;
+	memcpy(q->data, data, len);
+	u->queue[u->n_queue++] = q;
+}
+
+void udp_on_listener(struct worker *w, struct handler *h, uint32_t events)
+{
+	int fam = h == &w->udp_h[1];
+	int fd = w->udp_fd[fam];
+
+	for (int i = 0; i < UDP_BATCH; i++) {
+		struct sockaddr_storage app;
+		union {
+			struct cmsghdr h;
+			uint8_t b[CMSG_SPACE(sizeof(uint32_t))];
+		} cbuf;
+		struct iovec iov = { w->udp_buf, UDP_MAX };
+		struct msghdr mh = {
+			.msg_name = &app,
+			.msg_namelen = sizeof(app),
+			.msg_iov = &iov,
+			.msg_iovlen = 1,
+			.msg_control = &cbuf,
+			.msg_controllen = sizeof(cbuf),
+		};
+		ssize_t n = recvmsg(fd, &mh, 0);
+		if (n < 0) {
+			if (errno == EAGAIN)
+				return;
+			continue;
+		}
+		uint32_t mark = 0;
+		bool have_mark = false;
+		for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c))
+			if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SO_MARK &&
+			    c->cmsg_len >= CMSG_LEN(sizeof(uint32_t))) {
+				memcpy(&mark, CMSG_DATA(c), sizeof(mark));
+				have_mark = true;
+			}
+		if (!have_mark || mark == 0) {
+			log_debug("UDP datagram without a flow id on the listener, dropping");
+			continue;
+		}
+		udp_datagram(w, fam, &app, mark, w->udp_buf, (size_t)n);
+	}
+}
+
+int udp_worker_init(struct worker *w)
+{
+	w->udp_buf = malloc(UDP_MAX + 1);
+	if (!w->udp_buf)
+		return -ENOMEM;
+	for (int f = 0; f < 2; f++) {
+		if (w->udp_fd[f] < 0)
+			continue;
+		w->udp_h[f].fn = udp_on_listener;
+		struct epoll_event ev = { .events = EPOLLIN, .data.ptr = &w->udp_h[f] };
+		if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->udp_fd[f], &ev) < 0)
+			return -errno;
+	}
+	return 0;
+}
+
+void udp_worker_fini(struct worker *w)
+{
+	free(w->udp_buf);
+	w->udp_buf = NULL;
+}

@@ -1,0 +1,180 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/*
+ * A small client the integration tests copy to names like appA/appB, so
+ * that pname() rules see a known argv[0]. It prints what it observed in a
+ * line-oriented form the tests parse.
+ *
+ *   tcp HOST PORT [HOLD_MS]        HTTP GET /, print "peer=ADDR" and the body
+ *   tcpget HOST PORT PATH          HTTP GET PATH, print the body's length and
+ *                                  FNV-1a hash: "len=N fnv=HEX"
+ *   udp HOST PORT MSG [N]          sendto() N times, print each reply as
+ *                                  "from=ADDR reply=..."
+ *   udpc HOST PORT MSG             same over a connect()ed socket
+ * Exit status: 0 ok, 2 connect/send failed (prints "error=<strerror>"),
+ * 3 no reply, 1 usage.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+static const char *addr_str(const struct sockaddr_storage *ss, char *buf, size_t len)
+{
+	char a[INET6_ADDRSTRLEN] = "?";
+	if (ss->ss_family == AF_INET) {
+		const struct sockaddr_in *s = (const struct sockaddr_in *)ss;
+		inet_ntop(AF_INET, &s->sin_addr, a, sizeof(a));
+		snprintf(buf, len, "%s:%u", a, ntohs(s->sin_port));
+	} else {
+		const struct sockaddr_in6 *s = (const struct sockaddr_in6 *)ss;
+		inet_ntop(AF_INET6, &s->sin6_addr, a, sizeof(a));
+		snprintf(buf, len, "[%s]:%u", a, ntohs(s->sin6_port));
+	}
+	return buf;
+}
+
+static int resolve(const char *host, const char *port, int type, struct sockaddr_storage *ss,
+		   socklen_t *len)
+{
+	struct addrinfo hints = { .ai_socktype = type, .ai_flags = AI_NUMERICHOST }, *res;
+	int r = getaddrinfo(host, port, &hints, &res);
+	if (r) {
+		fprintf(stderr, "bad address %s: %s\n", host, gai_strerror(r));
+		return -1;
+	}
+	memcpy(ss, res->ai_addr, res->ai_addrlen);
+	*len = res->ai_addrlen;
+	freeaddrinfo(res);
+	return 0;
+}
+
+static int do_tcp(const char *host, const char *port, const char *path, int hold_ms, int hash)
+{
+	struct sockaddr_storage ss, peer;
+	socklen_t len, plen = sizeof(peer);
+	char buf[65536], pbuf[128];
+	int fd;
+
+	if (resolve(host, port, SOCK_STREAM, &ss, &len) < 0)
+		return 1;
+	fd = socket(ss.ss_family, SOCK_STREAM, 0);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&ss, len) < 0) {
+		printf("error=%s\n", strerror(errno));
+		return 2;
+	}
+	if (getpeername(fd, (struct sockaddr *)&peer, &plen) == 0)
+		printf("peer=%s\n", addr_str(&peer, pbuf, sizeof(pbuf)));
+	fflush(stdout);
+	if (hold_ms > 0) {
+		struct timespec ts = { hold_ms / 1000, (hold_ms % 1000) * 1000000L };
+		nanosleep(&ts, NULL);
+	}
+	int n = snprintf(buf, sizeof(buf), "GET %s HTTP/1.0\r\nHost: %s\r\n\r\n", path, host);
+	if (write(fd, buf, (size_t)n) != n) {
+		printf("error=%s\n", strerror(errno));
+		return 2;
+	}
+	/* Read the whole response; split headers from body. */
+	size_t total = 0, body_len = 0;
+	int in_body = 0, state = 0;
+	uint64_t fnv = 1469598103934665603ull;
+	char head[4096];
+	size_t head_len = 0;
+	for (;;) {
+		ssize_t r = read(fd, buf, sizeof(buf));
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			printf("error=%s\n", strerror(errno));
+			return 2;
+		}
+		if (r == 0)
+			break;
+		for (ssize_t i = 0; i < r; i++) {
+			unsigned char ch = (unsigned char)buf[i];
+			total++;
+			if (!in_body) {
+				if (head_len < sizeof(head) - 1)
+					head[head_len++] = (char)ch;
+				/* \r\n\r\n */
+				state = (ch == '\r') ? (state == 2 ? 3 : 1)
+						     : (ch == '\n' ? (state == 1 ? 2 : (state == 3 ? 4 : 0)) : 0);
+				if (state == 4)
+					in_body = 1;
+				continue;
+			}
+			body_len++;
+			fnv = (fnv ^ ch) * 1099511628211ull;
+			if (!hash)
+				putchar(ch);
+		}
+	}
+	close(fd);
+	if (hash)
+		printf("len=%zu fnv=%016llx\n", body_len, (unsigned long long)fnv);
+	return total ? 0 : 3;
+}
+
+static int do_udp(const char *host, const char *port, const char *msg, int count, int connected)
+{
+	struct sockaddr_storage ss;
+	socklen_t len;
+	int fd, got = 0;
+
+	if (resolve(host, port, SOCK_DGRAM, &ss, &len) < 0)
+		return 1;
+	fd = socket(ss.ss_family, SOCK_DGRAM, 0);
+	if (fd < 0)
+		return 2;
+	if (connected && connect(fd, (struct sockaddr *)&ss, len) < 0) {
+		printf("error=%s\n", strerror(errno));
+		return 2;
+	}
+	for (int i = 0; i < count; i++) {
+		char out[512];
+		int n = snprintf(out, sizeof(out), "%s-%d", msg, i);
+		ssize_t w = connected ? send(fd, out, (size_t)n, 0)
+				      : sendto(fd, out, (size_t)n, 0, (struct sockaddr *)&ss, len);
+		if (w < 0) {
+			printf("error=%s\n", strerror(errno));
+			return 2;
+		}
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		if (poll(&p, 1, 3000) <= 0)
+			continue;
+		struct sockaddr_storage from;
+		socklen_t flen = sizeof(from);
+		char in[2048], fbuf[128];
+		ssize_t r = recvfrom(fd, in, sizeof(in) - 1, 0, (struct sockaddr *)&from, &flen);
+		if (r < 0)
+			continue;
+		in[r] = '\0';
+		printf("from=%s reply=%s\n", addr_str(&from, fbuf, sizeof(fbuf)), in);
+		got++;
+	}
+	close(fd);
+	return got ? 0 : 3;
+}
+
+int main(int argc, char **argv)
+{
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	if (argc >= 4 && strcmp(argv[1], "tcp") == 0)
+		return do_tcp(argv[2], argv[3], "/", argc > 4 ? atoi(argv[4]) : 0, 0);
+	if (argc == 5 && strcmp(argv[1], "tcpget") == 0)
+		return do_tcp(argv[2], argv[3], argv[4], 0, 1);
+	if (argc >= 5 && strcmp(argv[1], "udp") == 0)
+		return do_udp(argv[2], argv[3], argv[4], argc > 5 ? atoi(argv[5]) : 1, 0);
+	if (argc == 5 && strcmp(argv[1], "udpc") == 0)
+		return do_udp(argv[2], argv[3], argv[4], 1, 1);
+	fprintf(stderr, "usage: %s tcp|tcpget|udp|udpc HOST PORT ...\n", argv[0]);
+	return 1;
+}

@@ -1,0 +1,382 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""Test hosts in network namespaces, a test cgroup, a private system bus,
+a real polkitd, real proxy servers, and anserd -- and the cleanup of all of
+it, even when a test fails or is killed.
+
+Topology (all names carry a per-run id, nothing touches the host's network):
+
+    ns sw: bridge br0
+      |-- ns h  10.77.0.1  fd77::1   anserd + the apps (in the test cgroup)
+      |-- ns p  10.77.0.2  fd77::2   proxy servers (microsocks, danted)
+      `-- ns s  10.77.0.3  fd77::3   test web/UDP echo server
+"""
+import atexit
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+SRC = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BUILD = os.environ.get("ANSER_BUILD_DIR", os.path.join(SRC, "build"))
+ANSERD = os.path.join(BUILD, "anserd")
+ANSERCTL = os.path.join(BUILD, "cli", "anserctl")
+CLIENT = os.path.join(BUILD, "tests", "integration", "anser-testclient")
+SERVER = os.path.join(SRC, "tests", "integration", "testserver.py")
+PY = "/usr/bin/python3"
+
+H4, P4, S4 = "10.77.0.1", "10.77.0.2", "10.77.0.3"
+H6, P6, S6 = "fd77::1", "fd77::2", "fd77::3"
+WEB = 8080
+
+SKIP = 77
+
+
+class Skip(Exception):
+    pass
+
+
+def run(cmd, check=True, **kw):
+    r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kw)
+    if check and r.returncode != 0:
+        raise RuntimeError("%s failed (%d): %s" % (" ".join(cmd), r.returncode, r.stdout))
+    return r
+
+
+def cgroup2_mount():
+    with open("/proc/self/mounts") as f:
+        for line in f:
+            parts = line.split()
+            if len(parts) > 2 and parts[2] == "cgroup2":
+                return parts[1]
+    raise Skip("no cgroup2 mount")
+
+
+class Env:
+    def __init__(self, name):
+        if os.geteuid() != 0:
+            raise Skip("needs root")
+        for exe in (ANSERD, CLIENT):
+            if not os.path.exists(exe):
+                raise RuntimeError("missing %s (build first)" % exe)
+        self.id = "%s%d" % (name[:5], os.getpid() % 100000)
+        self.tmp = tempfile.mkdtemp(prefix="anser-%s-" % name)
+        os.chmod(self.tmp, 0o755)
+        self.procs = []  # (name, Popen, logfile)
+        self.netns = []
+        self.cg = None
+        self.bus = None
+        self.anserd = None
+        self.bin = os.path.join(self.tmp, "bin")
+        os.mkdir(self.bin)
+        self._closed = False
+        atexit.register(self.close)
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(sig, self._on_signal)
+
+    def _on_signal(self, signum, frame):
+        self.close()
+        sys.exit(128 + signum)
+
+    # -- network ---------------------------------------------------------
+    def ns(self, role):
+        return "anser-%s-%s" % (role, self.id)
+
+    def setup_net(self):
+        sw = self.ns("sw")
+        for role in ("sw", "h", "p", "s"):
+            run(["ip", "netns", "add", self.ns(role)])
+            self.netns.append(self.ns(role))
+            run(["ip", "-n", self.ns(role), "link", "set", "lo", "up"])
+        run(["ip", "-n", sw, "link", "add", "br0", "type", "bridge"])
+        run(["ip", "-n", sw, "link", "set", "br0", "up"])
+        for n, role in enumerate(("h", "p", "s"), start=1):
+            ns = self.ns(role)
+            run(["ip", "-n", sw, "link", "add", "v" + role, "type", "veth", "peer", "name", "e0",
+                 "netns", ns])
+            run(["ip", "-n", sw, "link", "set", "v" + role, "master", "br0", "up"])
+            run(["ip", "-n", ns, "addr", "add", "10.77.0.%d/24" % n, "dev", "e0"])
+            run(["ip", "-n", ns, "addr", "add", "fd77::%d/64" % n, "dev", "e0", "nodad"])
+            run(["ip", "-n", ns, "link", "set", "e0", "up"])
+
+    def nsexec(self, role):
+        return ["nsenter", "--net=/run/netns/" + self.ns(role)]
+
+    # -- processes -------------------------------------------------------
+    def spawn(self, name, cmd, env=None):
+        log = os.path.join(self.tmp, name + ".log")
+        f = open(log, "w")
+        p = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, env=env,
+                             start_new_session=True)
+        f.close()
+        self.procs.append((name, p, log))
+        return p
+
+    def log(self, name):
+        with open(os.path.join(self.tmp, name + ".log"), errors="replace") as f:
+            return f.read()
+
+    def wait_for(self, what, fn, timeout=10.0):
+        end = time.time() + timeout
+        while time.time() < end:
+            v = fn()
+            if v:
+                return v
+            time.sleep(0.05)
+        raise AssertionError("timed out waiting for " + what)
+
+    def start_web(self):
+        self.spawn("web", self.nsexec("s") + [PY, SERVER, str(WEB)])
+        self.wait_for("web server", lambda: "ready" in self.log("web"))
+
+    def start_microsocks(self, port=1080, user=None, password=None):
+        if not shutil.which("microsocks"):
+            raise Skip("microsocks not installed")
+        cmd = self.nsexec("p") + ["microsocks", "-i", "::", "-p", str(port)]
+        if user:
+            cmd += ["-u", user, "-P", password]
+        self.spawn("microsocks", cmd)
+        self.wait_port("p", port)
+
+    def start_dante(self, port=1081):
+        danted = shutil.which("danted") or "/usr/sbin/danted"
+        if not os.path.exists(danted):
+            raise Skip("dante-server not installed")
+        conf = os.path.join(self.tmp, "danted.conf")
+        with open(conf, "w") as f:
+            f.write("""logoutput: stderr
+internal: 10.77.0.2 port = %d
+internal: fd77::2 port = %d
+external: e0
+clientmethod: none
+socksmethod: none
+user.privileged: root
+user.unprivileged: nobody
+client pass { from: 0.0.0.0/0 to: 0.0.0.0/0 }
+client pass { from: ::/0 to: ::/0 }
+socks pass {
+  from: 0.0.0.0/0 to: 0.0.0.0/0
+  command: connect udpassociate udpreply
+}
+socks pass {
+  from: 0.0.0.0/0 to: ::/0
+  command: connect udpassociate udpreply
+}
+socks pass {
+  from: ::/0 to: ::/0
+  command: connect udpassociate udpreply
+}
+socks pass {
+  from: ::/0 to: 0.0.0.0/0
+  command: connect udpassociate udpreply
+}
+""" % (port, port))
+        self.spawn("danted", self.nsexec("p") + [danted, "-f", conf, "-p",
+                                                  os.path.join(self.tmp, "danted.pid")])
+        self.wait_port("p", port)
+
+    def wait_port(self, role, port):
+        def listening():
+            r = run(self.nsexec(role) + ["ss", "-Hltn", "sport = :%d" % port], check=False)
+            return r.stdout.strip() != ""
+        self.wait_for("port %d in %s" % (port, role), listening)
+
+    # -- cgroup ----------------------------------------------------------
+    def setup_cgroup(self):
+        root = cgroup2_mount()
+        self.cg = os.path.join(root, "anser-test-%s" % self.id)
+        os.mkdir(self.cg)
+        return self.cg
+
+    def app(self, name, *args, timeout=30, background=False):
+        """Run the test client as NAME inside the test cgroup in ns h."""
+        exe = os.path.join(self.bin, name)
+        if not os.path.exists(exe):
+            shutil.copy(CLIENT, exe)
+        cmd = self.nsexec("h") + ["sh", "-c", 'echo $$ > "$0"/cgroup.procs && exec "$@"',
+                                  self.cg, exe] + [str(a) for a in args]
+        if background:
+            return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                    text=True, start_new_session=True)
+        return subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                              timeout=timeout)
+
+    # -- bus + polkit ----------------------------------------------------
+    def start_bus(self):
+        """A private system bus that enforces the project's own bus policy."""
+        with open("/usr/share/dbus-1/system.conf") as f:
+            conf = f.read()
+        sock = os.path.join(self.tmp, "system_bus_socket")
+        import re
+        conf = re.sub(r"<listen>.*?</listen>", "<listen>unix:path=%s</listen>" % sock, conf)
+        for tag in ("user", "pidfile", "servicehelper"):
+            conf = re.sub(r"<%s>.*?</%s>" % (tag, tag), "", conf)
+        conf = conf.replace("<fork/>", "")
+        # Relative includedirs resolve next to the config file: point them
+        # back at the system's (polkitd's own policy lives there).
+        conf = conf.replace("<includedir>system.d</includedir>",
+                            "<includedir>/usr/share/dbus-1/system.d</includedir>")
+        svcdir = os.path.join(self.tmp, "services")
+        os.mkdir(svcdir)
+        conf = conf.replace("<standard_system_servicedirs/>",
+                            "<servicedir>%s</servicedir>" % svcdir)
+        conf = conf.replace("</busconfig>",
+                            "<includedir>%s</includedir>\n</busconfig>" % os.path.join(SRC, "dbus"))
+        path = os.path.join(self.tmp, "bus.conf")
+        with open(path, "w") as f:
+            f.write(conf)
+        self.spawn("dbus", ["dbus-daemon", "--config-file=" + path, "--nofork", "--nosyslog"])
+        self.bus = "unix:path=" + sock
+        self.wait_for("bus socket", lambda: os.path.exists(sock))
+        os.environ["DBUS_SYSTEM_BUS_ADDRESS"] = self.bus
+        return self.bus
+
+    def start_polkitd(self, rules=""):
+        polkitd = "/usr/lib/polkit-1/polkitd"
+        if not os.path.exists(polkitd):
+            raise Skip("polkitd not installed")
+        actions = os.path.join(self.tmp, "actions")
+        rulesd = os.path.join(self.tmp, "rules.d")
+        os.mkdir(actions, 0o755)
+        os.mkdir(rulesd, 0o755)
+        shutil.copy(os.path.join(SRC, "polkit", "org.anser.policy"), actions)
+        with open(os.path.join(rulesd, "50-test.rules"), "w") as f:
+            f.write(rules)
+        for d in (actions, rulesd):
+            for n in os.listdir(d):
+                os.chmod(os.path.join(d, n), 0o644)
+        script = ("mount --bind %s /usr/share/polkit-1/actions && "
+                  "mount --bind %s /etc/polkit-1/rules.d && exec %s --no-debug"
+                  % (actions, rulesd, polkitd))
+        env = dict(os.environ, DBUS_SYSTEM_BUS_ADDRESS=self.bus)
+        self.spawn("polkitd", ["unshare", "-m", "--propagation", "private", "sh", "-c", script],
+                   env=env)
+        self.wait_for("polkitd on the bus", lambda: "org.freedesktop.PolicyKit1" in run(
+            ["busctl", "--address=" + self.bus, "list", "--no-pager"], check=False).stdout)
+
+    # -- anserd ----------------------------------------------------------
+    def write_config(self, text, name="config.dae"):
+        path = os.path.join(self.tmp, name)
+        with open(path, "w") as f:
+            f.write(text)
+        os.chmod(path, 0o600)
+        return path
+
+    def start_anserd(self, config, extra=()):
+        cmd = self.nsexec("h") + [ANSERD, "--config", config, "--cgroup", self.cg,
+                                  "--log-level", "debug"]
+        cmd += ["--bus-address", self.bus] if self.bus else ["--no-bus"]
+        cmd += list(extra)
+        wrapper = os.environ.get("ANSER_DAEMON_WRAPPER")
+        if wrapper:
+            cmd = self.nsexec("h") + wrapper.split() + cmd[len(self.nsexec("h")):]
+        self.anserd = self.spawn("anserd", cmd)
+        self.wait_for("anserd running", lambda: self._anserd_ready(), timeout=30)
+        return self.anserd
+
+    def _anserd_ready(self):
+        if self.anserd.poll() is not None:
+            raise AssertionError("anserd exited with %s:\n%s" % (self.anserd.returncode,
+                                                                  self.log("anserd")))
+        return " running (listeners" in self.log("anserd")
+
+    def anserctl(self, *args, check=True):
+        r = run([ANSERCTL, "--address=" + self.bus] + list(args), check=False)
+        if check and r.returncode != 0:
+            raise AssertionError("anserctl %s failed: %s" % (" ".join(args), r.stdout))
+        return r
+
+    def busctl(self, *args, check=True):
+        return run(["busctl", "--address=" + self.bus] + list(args), check=check)
+
+    def cgroup_attached(self):
+        r = run(["bpftool", "cgroup", "show", self.cg], check=False)
+        return [l for l in r.stdout.splitlines()[1:] if l.strip()]
+
+    # -- teardown --------------------------------------------------------
+    def close(self):
+        if self._closed:
+            return
+        self._closed = True
+        for name, p, _ in reversed(self.procs):
+            if p.poll() is None:
+                try:
+                    os.killpg(p.pid, signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
+        deadline = time.time() + 5
+        for name, p, _ in reversed(self.procs):
+            try:
+                p.wait(max(0.1, deadline - time.time()))
+            except subprocess.TimeoutExpired:
+                try:
+                    os.killpg(p.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                p.wait()
+        for ns in self.netns:
+            pids = run(["ip", "netns", "pids", ns], check=False).stdout.split()
+            for pid in pids:
+                try:
+                    os.kill(int(pid), signal.SIGKILL)
+                except (ProcessLookupError, ValueError):
+                    pass
+        if self.cg and os.path.isdir(self.cg):
+            try:
+                with open(os.path.join(self.cg, "cgroup.procs")) as f:
+                    for pid in f.read().split():
+                        try:
+                            os.kill(int(pid), signal.SIGKILL)
+                        except ProcessLookupError:
+                            pass
+            except OSError:
+                pass
+            for _ in range(50):
+                try:
+                    os.rmdir(self.cg)
+                    break
+                except OSError:
+                    time.sleep(0.1)
+        for ns in reversed(self.netns):
+            run(["ip", "netns", "del", ns], check=False)
+        if os.environ.get("ANSER_KEEP_TMP") is None:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def dump_logs(self):
+        for name, _, log in self.procs:
+            try:
+                with open(log, errors="replace") as f:
+                    text = f.read()
+            except OSError:
+                continue
+            sys.stderr.write("----- %s -----\n%s\n" % (name, text[-6000:]))
+
+
+def main(tests):
+    """Run tests[sys.argv[1]](env) with full setup/teardown; exit 0/1/77."""
+    if len(sys.argv) != 2 or sys.argv[1] not in tests:
+        sys.stderr.write("usage: %s {%s}\n" % (sys.argv[0], ",".join(tests)))
+        sys.exit(2)
+    name = sys.argv[1]
+    env = None
+    try:
+        env = Env(name)
+        tests[name](env)
+        print("PASS", name)
+        code = 0
+    except Skip as e:
+        print("SKIP", name, e)
+        code = SKIP
+    except Exception as e:  # noqa: BLE001 -- report and fail
+        import traceback
+        traceback.print_exc()
+        if env:
+            env.dump_logs()
+        print("FAIL", name, e)
+        code = 1
+    finally:
+        if env:
+            env.close()
+    sys.exit(code)

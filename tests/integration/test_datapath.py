@@ -1,0 +1,280 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""End-to-end: anserd's cgroup hooks, relay and SOCKS5 outbound against real
+microsocks and dante in network namespaces. One meson test per case."""
+import json
+import os
+import signal
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+from harness import H4, H6, P4, P6, S4, S6, WEB  # noqa: E402
+
+CONFIG = """# integration test config
+global {
+    log_level: debug
+}
+node {
+    socks: '%(link)s'
+}
+group {
+    proxy {
+        policy: fixed(0)
+    }
+}
+routing {
+    %(rules)s
+    fallback: direct
+}
+"""
+
+
+def config(env, rules="pname(appA) -> proxy", link="socks5://10.77.0.2:1080", name="config.dae"):
+    return env.write_config(CONFIG % {"rules": rules, "link": link}, name)
+
+
+def expect(cond, msg):
+    if not cond:
+        raise AssertionError(msg)
+
+
+def seen_as(out):
+    for line in out.splitlines():
+        if line.startswith("client="):
+            return line[7:]
+    return None
+
+
+def base(env, proxy="microsocks", rules="pname(appA) -> proxy", link=None, bus=False):
+    env.setup_net()
+    env.setup_cgroup()
+    env.start_web()
+    if proxy == "microsocks":
+        env.start_microsocks()
+        link = link or "socks5://10.77.0.2:1080"
+    elif proxy == "dante":
+        env.start_dante()
+        link = link or "socks5://10.77.0.2:1081"
+    if bus:
+        env.start_bus()
+        env.start_polkitd()
+    cfg = config(env, rules=rules, link=link)
+    env.start_anserd(cfg)
+    return cfg
+
+
+def check_split(env, server, proxy_addr, host_addr):
+    a = env.app("appA", "tcp", server, WEB)
+    b = env.app("appB", "tcp", server, WEB)
+    expect(a.returncode == 0, "appA failed: " + a.stdout)
+    expect(b.returncode == 0, "appB failed: " + b.stdout)
+    expect(seen_as(a.stdout) == proxy_addr,
+           "appA should reach the server through the proxy (%s), server saw %s"
+           % (proxy_addr, seen_as(a.stdout)))
+    expect(seen_as(b.stdout) == host_addr,
+           "appB should go direct (%s), server saw %s" % (host_addr, seen_as(b.stdout)))
+    # The app must not notice the redirection: getpeername() shows the server.
+    peer = [l for l in a.stdout.splitlines() if l.startswith("peer=")]
+    expect(peer and server in peer[0], "appA getpeername() shows %s" % peer)
+
+
+def t_tcp_v4(env):
+    base(env)
+    check_split(env, S4, P4, H4)
+
+
+def t_tcp_v6(env):
+    base(env)
+    check_split(env, S6, P6, H6)
+
+
+def t_tcp_auth(env):
+    env.setup_net()
+    env.setup_cgroup()
+    env.start_web()
+    env.start_microsocks(user="alice", password="s3cr%t")
+    env.start_anserd(config(env, link="socks5://alice:s3cr%25t@10.77.0.2:1080"))
+    check_split(env, S4, P4, H4)
+
+
+def t_tcp_dante(env):
+    base(env, proxy="dante")
+    check_split(env, S4, P4, H4)
+    check_split(env, S6, P6, H6)
+
+
+def t_hash(env):
+    base(env)
+    size = 8 * 1024 * 1024
+    a = env.app("appA", "tcpget", S4, WEB, "/bytes/%d" % size, timeout=60)
+    b = env.app("appB", "tcpget", S4, WEB, "/bytes/%d" % size, timeout=60)
+    expect(a.returncode == 0 and b.returncode == 0, a.stdout + b.stdout)
+    expect("len=%d " % size in a.stdout, "short transfer via proxy: " + a.stdout)
+    expect(a.stdout.split()[-1] == b.stdout.split()[-1],
+           "hash via proxy %s != direct %s" % (a.stdout, b.stdout))
+
+
+def t_block(env):
+    base(env, rules="pname(appA) && dport(8080) -> block\n    dip(10.77.0.3/32, fd77::3) && "
+                    "pname(appB) && l4proto(udp) -> block")
+    a = env.app("appA", "tcp", S4, WEB)
+    expect(a.returncode == 2 and "error=Operation not permitted" in a.stdout,
+           "blocked connect should fail with EPERM: " + a.stdout)
+    a6 = env.app("appA", "tcp", S6, WEB)
+    expect(a6.returncode == 2, "blocked v6 connect should fail: " + a6.stdout)
+    b = env.app("appB", "tcp", S4, WEB)
+    expect(seen_as(b.stdout) == H4, "appB TCP is not blocked: " + b.stdout)
+    u = env.app("appB", "udp", S4, WEB, "x")
+    expect(u.returncode == 2 and "error=Operation not permitted" in u.stdout,
+           "blocked datagram should fail: " + u.stdout)
+
+
+def check_udp(env, server, proxy_addr, connected=False):
+    mode = "udpc" if connected else "udp"
+    a = env.app("appA", mode, server, WEB, "hello")
+    expect(a.returncode == 0, "appA UDP got no reply: " + a.stdout)
+    expect("reply=ECHO %s hello" % proxy_addr in a.stdout,
+           "appA UDP should reach the server via the proxy (%s): %s" % (proxy_addr, a.stdout))
+    # recvmsg() must show the server as the source, not anserd's loopback.
+    expect("from=%s" % (server if ":" not in server else "[%s]" % server) in a.stdout,
+           "reply source should be the server: " + a.stdout)
+
+
+def t_udp_v4(env):
+    base(env, proxy="dante")
+    check_udp(env, S4, P4)
+    check_udp(env, S4, P4, connected=True)
+    b = env.app("appB", "udp", S4, WEB, "hi")
+    expect("reply=ECHO %s hi" % H4 in b.stdout, "appB UDP should go direct: " + b.stdout)
+
+
+def t_udp_v6(env):
+    base(env, proxy="dante")
+    check_udp(env, S6, P6)
+    check_udp(env, S6, P6, connected=True)
+    b = env.app("appB", "udp", S6, WEB, "hi")
+    expect("reply=ECHO %s hi" % H6 in b.stdout, "appB UDP should go direct: " + b.stdout)
+
+
+def t_kill9(env):
+    base(env)
+    a = env.app("appA", "tcp", S4, WEB)
+    expect(seen_as(a.stdout) == P4, "appA should be proxied first: " + a.stdout)
+    expect(env.cgroup_attached(), "programs should be attached while anserd runs")
+    os.kill(env.anserd.pid, signal.SIGKILL)
+    env.anserd.wait()
+    env.wait_for("links to go away", lambda: not env.cgroup_attached(), timeout=10)
+    left = env.cgroup_attached()
+    expect(not left, "programs still attached after kill -9: %s" % left)
+    a = env.app("appA", "tcp", S4, WEB)
+    expect(seen_as(a.stdout) == H4, "after kill -9 appA must go direct: " + a.stdout)
+    u = env.app("appA", "udp", S4, WEB, "x")
+    expect("reply=ECHO %s x" % H4 in u.stdout, "after kill -9 UDP must go direct: " + u.stdout)
+
+
+def t_builtin_default(env):
+    env.setup_net()
+    env.setup_cgroup()
+    env.start_web()
+    cmd = env.nsexec("h") + [harness.ANSERD, "--cgroup", env.cg, "--no-bus"]
+    env.anserd = env.spawn("anserd", cmd)
+    env.wait_for("anserd running", env._anserd_ready)
+    expect("built-in default" in env.log("anserd"), "should say it runs on the default")
+    for name in ("appA", "appB"):
+        r = env.app(name, "tcp", S4, WEB)
+        expect(seen_as(r.stdout) == H4, "%s should go direct: %s" % (name, r.stdout))
+
+
+def t_list(env):
+    base(env, bus=True)
+    held_a = env.app("appA", "tcp", S4, WEB, 4000, background=True)
+    held_b = env.app("appB", "tcp", S4, WEB, 4000, background=True)
+    time.sleep(1.0)
+    r = env.anserctl("connections", "--json")
+    rows = json.loads(r.stdout)
+    byname = {}
+    for row in rows:
+        byname.setdefault(row["process"], []).append(row)
+    expect("appA" in byname and "appB" in byname, "both apps listed: %s" % rows)
+    a = byname["appA"][0]
+    b = byname["appB"][0]
+    expect(a["outbound"] == "proxy" and a["destination"] == "%s:%d" % (S4, WEB),
+           "appA row: %s" % a)
+    expect(b["outbound"] == "direct" and b["destination"] == "%s:%d" % (S4, WEB),
+           "appB row: %s" % b)
+    expect(a["protocol"] == "tcp" and a["pid"] == held_a.pid, "appA pid/proto: %s" % a)
+    out_a, _ = held_a.communicate(timeout=20)
+    out_b, _ = held_b.communicate(timeout=20)
+    expect(seen_as(out_a) == P4 and seen_as(out_b) == H4, out_a + out_b)
+    # Byte counters move for the proxied flow after traffic.
+    table = env.anserctl("connections").stdout
+    expect("PROCESS" in table, "table header: " + table)
+
+
+def t_reload(env):
+    cfg = base(env, bus=True)
+    held = env.app("appA", "tcp", S4, WEB, 3000, background=True)
+    time.sleep(0.8)
+    config(env, rules="pname(appB) -> proxy")
+    r = env.busctl("call", "org.anser.Anser1", "/org/anser/Anser1",
+                   "org.anser.Anser1.Manager", "Reload", check=False)
+    expect(r.returncode == 0, "Reload failed: " + r.stdout)
+    out, _ = held.communicate(timeout=20)
+    expect(seen_as(out) == P4, "the established proxied flow must survive reload: " + out)
+    a = env.app("appA", "tcp", S4, WEB)
+    b = env.app("appB", "tcp", S4, WEB)
+    expect(seen_as(a.stdout) == H4, "after reload appA goes direct: " + a.stdout)
+    expect(seen_as(b.stdout) == P4, "after reload appB is proxied: " + b.stdout)
+    # A broken config is refused with file:line:col and the old one keeps running.
+    config(env, rules="pname(appA) -> nosuchgroup")
+    r = env.anserctl("reload", check=False)
+    expect(r.returncode != 0, "broken reload should fail")
+    expect("config.dae:" in r.stdout and "nosuchgroup" in r.stdout,
+           "error should name file:line:col and the bad text: " + r.stdout)
+    b = env.app("appB", "tcp", S4, WEB)
+    expect(seen_as(b.stdout) == P4, "old config must keep running: " + b.stdout)
+    st = env.anserctl("status").stdout
+    expect("running" in st, "state after failed reload: " + st)
+
+
+def t_sighup(env):
+    base(env)
+    config(env, rules="pname(appB) -> proxy")
+    os.kill(env.anserd.pid, signal.SIGHUP)
+    env.wait_for("reload", lambda: "generation 2 active" in env.log("anserd"))
+    a = env.app("appA", "tcp", S4, WEB)
+    b = env.app("appB", "tcp", S4, WEB)
+    expect(seen_as(a.stdout) == H4 and seen_as(b.stdout) == P4, a.stdout + b.stdout)
+
+
+def t_sigterm(env):
+    base(env)
+    env.anserd.send_signal(signal.SIGTERM)
+    rc = env.anserd.wait(10)
+    expect(rc == 0, "anserd should exit 0 on SIGTERM, got %d" % rc)
+    expect(not env.cgroup_attached(), "nothing attached after exit")
+    a = env.app("appA", "tcp", S4, WEB)
+    expect(seen_as(a.stdout) == H4, "direct after exit: " + a.stdout)
+
+
+TESTS = {
+    "tcp_v4": t_tcp_v4,
+    "tcp_v6": t_tcp_v6,
+    "tcp_auth": t_tcp_auth,
+    "tcp_dante": t_tcp_dante,
+    "hash": t_hash,
+    "block": t_block,
+    "udp_v4": t_udp_v4,
+    "udp_v6": t_udp_v6,
+    "kill9": t_kill9,
+    "builtin_default": t_builtin_default,
+    "list": t_list,
+    "reload": t_reload,
+    "sighup": t_sighup,
+    "sigterm": t_sigterm,
+}
+
+if __name__ == "__main__":
+    harness.main(TESTS)

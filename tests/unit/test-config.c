@@ -1,0 +1,700 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/* Unit tests of daemon/config: good configs decode to the expected
+ * structures; every error path reports the right line:col and message. */
+#include <errno.h>
+#include <fcntl.h>
+#include <glib.h>
+#include <glib/gstdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "bpf/anser_abi.h"
+#include "daemon/config/config.h"
+
+static struct anser_config *parse_ok(const char *text)
+{
+	struct anser_diags d = { 0 };
+	struct anser_config *c = NULL;
+	int r = anser_config_parse_string("t.dae", text, strlen(text), &c, &d);
+
+	if (r != 0) {
+		char *s = anser_diags_format(&d);
+		g_printerr("unexpected errors:\n%s", s);
+		free(s);
+	}
+	g_assert_cmpint(r, ==, 0);
+	g_assert_nonnull(c);
+	g_assert_cmpuint(anser_diags_errors(&d), ==, 0);
+	anser_diags_clear(&d);
+	return c;
+}
+
+/* Asserts that parsing fails with an error at line:col whose message holds
+ * `sub`. */
+static bool check_error(const char *text, unsigned line, unsigned col, const char *sub)
+{
+	struct anser_diags d = { 0 };
+	struct anser_config *c = (void *)1;
+	int r = anser_config_parse_string("t.dae", text, strlen(text), &c, &d);
+	bool found = false;
+
+	g_assert_cmpint(r, ==, -EINVAL);
+	g_assert_null(c);
+	for (size_t i = 0; i < d.n; i++) {
+		if (!d.v[i].warning && d.v[i].line == line && d.v[i].col == col &&
+		    strstr(d.v[i].message, sub))
+			found = true;
+	}
+	if (!found) {
+		char *s = anser_diags_format(&d);
+		g_printerr("input:\n%s\nwanted %u:%u '%s', got:\n%s", text, line, col, sub, s);
+		free(s);
+	}
+	anser_diags_clear(&d);
+	return found;
+}
+
+static void expect_error(const char *text, unsigned line, unsigned col, const char *sub)
+{
+	g_assert_true(check_error(text, line, col, sub));
+}
+
+#define ROUTING_DIRECT "routing {\n fallback: direct\n}\n"
+
+static const char example[] =
+	"# comment to end of line\n"
+	"global {\n"
+	"    log_level: debug\n"
+	"}\n"
+	"node {\n"
+	"    my_socks: 'socks5://user:p%40ss@10.201.0.2:1080'\n"
+	"    'socks5://[fd00::2]:1080'\n"
+	"    other: \"socks5://proxy.example.org:1081\"\n"
+	"    bare: socks5://10.0.0.9:9\n"
+	"}\n"
+	"group {\n"
+	"    proxy {\n"
+	"        filter: name(my_socks, other)\n"
+	"        policy: fixed(1)\n"
+	"    }\n"
+	"    all {\n"
+	"        policy: random\n"
+	"    }\n"
+	"}\n"
+	"routing {\n"
+	"    pname(appA, curl) -> proxy\n"
+	"    dip(10.0.0.0/8, 192.168.1.1, fd00::/8) && l4proto(tcp) -> direct\n"
+	"    !dport(80, 8000-9000) && ipversion(6) -> block\n"
+	"    l4proto(udp) -> all\n"
+	"    fallback: direct\n"
+	"}\n";
+
+static void test_example(void)
+{
+	struct anser_config *c = parse_ok(example);
+
+	g_assert_cmpstr(c->source, ==, "t.dae");
+	g_assert_cmpstr(c->log_level, ==, "debug");
+	g_assert_cmpuint(c->n_globals, ==, 1);
+	g_assert_cmpstr(c->globals[0].key, ==, "log_level");
+	g_assert_cmpstr(c->globals[0].value, ==, "debug");
+	g_assert_cmpuint(c->globals[0].line, ==, 3);
+	g_assert_cmpuint(c->globals[0].col, ==, 5);
+
+	g_assert_cmpuint(c->n_nodes, ==, 4);
+	struct anser_node *n = &c->nodes[0];
+	g_assert_cmpstr(n->name, ==, "my_socks");
+	g_assert_cmpstr(n->link, ==, "socks5://user:p%40ss@10.201.0.2:1080");
+	g_assert_cmpint(n->proto, ==, ANSER_NODE_SOCKS5);
+	g_assert_cmpstr(n->host, ==, "10.201.0.2");
+	g_assert_cmpuint(n->port, ==, 1080);
+	g_assert_cmpstr(n->user, ==, "user");
+	g_assert_cmpstr(n->pass, ==, "p@ss");
+	g_assert_cmpuint(n->line, ==, 6);
+	g_assert_cmpuint(n->col, ==, 5);
+	n = &c->nodes[1];
+	g_assert_cmpstr(n->name, ==, "[fd00::2]:1080");
+	g_assert_cmpstr(n->host, ==, "fd00::2");
+	g_assert_null(n->user);
+	g_assert_null(n->pass);
+	g_assert_cmpstr(c->nodes[2].host, ==, "proxy.example.org");
+	g_assert_cmpuint(c->nodes[2].port, ==, 1081);
+	g_assert_cmpstr(c->nodes[3].name, ==, "bare");
+	g_assert_cmpstr(c->nodes[3].host, ==, "10.0.0.9");
+
+	g_assert_cmpuint(c->n_groups, ==, 2);
+	struct anser_group *g = &c->groups[0];
+	g_assert_cmpstr(g->name, ==, "proxy");
+	g_assert_cmpint(g->policy, ==, ANSER_POLICY_FIXED);
+	g_assert_cmpuint(g->fixed_index, ==, 1);
+	g_assert_cmpuint(g->n_nodes, ==, 2);
+	g_assert_cmpuint(g->nodes[0], ==, 0);
+	g_assert_cmpuint(g->nodes[1], ==, 2);
+	g_assert_cmpuint(g->line, ==, 12);
+	g = &c->groups[1];
+	g_assert_cmpint(g->policy, ==, ANSER_POLICY_RANDOM);
+	g_assert_cmpuint(g->n_nodes, ==, 4);
+
+	g_assert_cmpuint(c->n_rules, ==, 4);
+	struct anser_rule *r = &c->rules[0];
+	g_assert_cmpuint(r->n_conds, ==, 1);
+	g_assert_cmpint(r->conds[0].type, ==, ANSER_COND_PNAME);
+	g_assert_false(r->conds[0].negate);
+	g_assert_cmpuint(r->conds[0].n_names, ==, 2);
+	g_assert_cmpstr(r->conds[0].names[0], ==, "appA");
+	g_assert_cmpstr(r->conds[0].names[1], ==, "curl");
+	g_assert_cmpstr(r->outbound_name, ==, "proxy");
+	g_assert_cmpuint(r->outbound, ==, ANSER_OUT_FIRST_GROUP);
+	g_assert_cmpuint(r->line, ==, 21);
+	g_assert_cmpuint(r->col, ==, 5);
+
+	r = &c->rules[1];
+	g_assert_cmpuint(r->n_conds, ==, 2);
+	g_assert_cmpint(r->conds[0].type, ==, ANSER_COND_DIP);
+	g_assert_cmpuint(r->conds[0].n_cidrs, ==, 3);
+	static const uint8_t v4net[16] = { [10] = 0xff, [11] = 0xff, [12] = 10 };
+	g_assert_cmpmem(r->conds[0].cidrs[0].addr, 16, v4net, 16);
+	g_assert_cmpuint(r->conds[0].cidrs[0].prefix, ==, 104);
+	static const uint8_t v4host[16] = {
+		[10] = 0xff, [11] = 0xff, [12] = 192, [13] = 168, [14] = 1, [15] = 1
+	};
+	g_assert_cmpmem(r->conds[0].cidrs[1].addr, 16, v4host, 16);
+	g_assert_cmpuint(r->conds[0].cidrs[1].prefix, ==, 128);
+	static const uint8_t v6net[16] = { [0] = 0xfd };
+	g_assert_cmpmem(r->conds[0].cidrs[2].addr, 16, v6net, 16);
+	g_assert_cmpuint(r->conds[0].cidrs[2].prefix, ==, 8);
+	g_assert_cmpint(r->conds[1].type, ==, ANSER_COND_L4PROTO);
+	g_assert_cmpuint(r->conds[1].mask, ==, ANSER_L4_TCP);
+	g_assert_cmpuint(r->conds[1].line, ==, 22);
+	g_assert_cmpuint(r->conds[1].col, ==, 47);
+	g_assert_cmpuint(r->outbound, ==, ANSER_OUT_DIRECT);
+
+	r = &c->rules[2];
+	g_assert_cmpint(r->conds[0].type, ==, ANSER_COND_DPORT);
+	g_assert_true(r->conds[0].negate);
+	g_assert_cmpuint(r->conds[0].n_ports, ==, 2);
+	g_assert_cmpuint(r->conds[0].ports[0].lo, ==, 80);
+	g_assert_cmpuint(r->conds[0].ports[0].hi, ==, 80);
+	g_assert_cmpuint(r->conds[0].ports[1].lo, ==, 8000);
+	g_assert_cmpuint(r->conds[0].ports[1].hi, ==, 9000);
+	g_assert_cmpint(r->conds[1].type, ==, ANSER_COND_IPVERSION);
+	g_assert_cmpuint(r->conds[1].mask, ==, ANSER_IPV_6);
+	g_assert_cmpuint(r->outbound, ==, ANSER_OUT_BLOCK);
+
+	g_assert_cmpuint(c->rules[3].outbound, ==, ANSER_OUT_FIRST_GROUP + 1);
+	g_assert_cmpuint(c->fallback, ==, ANSER_OUT_DIRECT);
+	g_assert_cmpstr(c->fallback_name, ==, "direct");
+
+	g_assert_cmpstr(anser_config_outbound_name(c, 0), ==, "direct");
+	g_assert_cmpstr(anser_config_outbound_name(c, 1), ==, "block");
+	g_assert_cmpstr(anser_config_outbound_name(c, 2), ==, "proxy");
+	g_assert_cmpstr(anser_config_outbound_name(c, 3), ==, "all");
+	g_assert_null(anser_config_outbound_name(c, 4));
+	anser_config_free(c);
+}
+
+static void test_builtin(void)
+{
+	struct anser_config *c = parse_ok(anser_config_builtin);
+
+	g_assert_cmpstr(c->log_level, ==, "info");
+	g_assert_cmpuint(c->n_rules, ==, 0);
+	g_assert_cmpuint(c->n_nodes, ==, 0);
+	g_assert_cmpuint(c->fallback, ==, ANSER_OUT_DIRECT);
+	anser_config_free(c);
+}
+
+static void test_defaults_and_compact(void)
+{
+	/* no global section: log_level defaults to info; "key:value" glued;
+	 * block comments; everything on few lines */
+	struct anser_config *c = parse_ok("/* a\n block */ routing{dport(443)->block\n"
+					  "fallback:block}");
+
+	g_assert_cmpstr(c->log_level, ==, "info");
+	g_assert_cmpuint(c->n_rules, ==, 1);
+	g_assert_cmpuint(c->rules[0].line, ==, 2);
+	g_assert_cmpuint(c->rules[0].col, ==, 19);
+	g_assert_cmpuint(c->rules[0].outbound, ==, ANSER_OUT_BLOCK);
+	g_assert_cmpuint(c->fallback, ==, ANSER_OUT_BLOCK);
+	anser_config_free(c);
+
+	/* dae does not care for newlines either */
+	c = parse_ok("global{log_level:trace}node{n:socks5://h:1 m: 'socks5://h:2'}"
+		     "group{g{policy:random}}routing{pname(a)->g fallback:g}");
+	g_assert_cmpstr(c->log_level, ==, "trace");
+	g_assert_cmpuint(c->n_nodes, ==, 2);
+	g_assert_cmpstr(c->nodes[0].name, ==, "n");
+	g_assert_cmpuint(c->groups[0].n_nodes, ==, 2);
+	g_assert_cmpuint(c->rules[0].outbound, ==, ANSER_OUT_FIRST_GROUP);
+	g_assert_cmpuint(c->fallback, ==, ANSER_OUT_FIRST_GROUP);
+	anser_config_free(c);
+
+	c = parse_ok("global {\n log_level:warn\n}\n" ROUTING_DIRECT);
+	g_assert_cmpstr(c->log_level, ==, "warn");
+	anser_config_free(c);
+}
+
+static void test_dip_forms(void)
+{
+	struct anser_config *c = parse_ok("routing {\n"
+					  " dip('10.1.2.3/8', ::1, ::ffff:1.2.3.4/120, 0.0.0.0/0,\n"
+					  "     2001:db8::1/32, fd00::) -> block\n"
+					  " fallback: direct\n"
+					  "}\n");
+	const struct anser_cond *d = &c->rules[0].conds[0];
+	static const uint8_t ten[16] = { [10] = 0xff, [11] = 0xff, [12] = 10 };
+	static const uint8_t one[16] = { [15] = 1 };
+	static const uint8_t m[16] = { [10] = 0xff, [11] = 0xff, [12] = 1, [13] = 2, [14] = 3 };
+	static const uint8_t any4[16] = { [10] = 0xff, [11] = 0xff };
+	static const uint8_t db8[16] = { 0x20, 0x01, 0x0d, 0xb8 };
+
+	g_assert_cmpuint(d->n_cidrs, ==, 6);
+	g_assert_cmpmem(d->cidrs[0].addr, 16, ten, 16); /* host bits zeroed */
+	g_assert_cmpuint(d->cidrs[0].prefix, ==, 104);
+	g_assert_cmpmem(d->cidrs[1].addr, 16, one, 16);
+	g_assert_cmpuint(d->cidrs[1].prefix, ==, 128);
+	g_assert_cmpmem(d->cidrs[2].addr, 16, m, 16);
+	g_assert_cmpuint(d->cidrs[2].prefix, ==, 120);
+	g_assert_cmpmem(d->cidrs[3].addr, 16, any4, 16);
+	g_assert_cmpuint(d->cidrs[3].prefix, ==, 96);
+	g_assert_cmpmem(d->cidrs[4].addr, 16, db8, 16);
+	g_assert_cmpuint(d->cidrs[4].prefix, ==, 32);
+	g_assert_cmpuint(d->cidrs[5].prefix, ==, 128);
+	anser_config_free(c);
+}
+
+static void test_filters(void)
+{
+	struct anser_config *c =
+		parse_ok("node {\n a: 'socks5://1.1.1.1:1'\n b: 'socks5://h:2'\n"
+			 " c: 'socks5://[::1]:3#ignored'\n"
+			 " 'socks5://u@h2:4#Tokyo%201'\n}\n"
+			 "group {\n"
+			 " not_a { filter: !name(a)\n policy: random }\n"
+			 " ac { filter: name(a)\n filter: name(c)\n policy: fixed(1) }\n"
+			 "}\n" ROUTING_DIRECT);
+
+	g_assert_cmpuint(c->n_nodes, ==, 4);
+	g_assert_cmpstr(c->nodes[2].name, ==, "c");
+	g_assert_cmpstr(c->nodes[3].name, ==, "Tokyo 1");
+	g_assert_cmpstr(c->nodes[3].user, ==, "u");
+	g_assert_cmpstr(c->nodes[3].pass, ==, "");
+	g_assert_cmpuint(c->groups[0].n_nodes, ==, 3);
+	g_assert_cmpuint(c->groups[0].nodes[0], ==, 1);
+	g_assert_cmpuint(c->groups[1].n_nodes, ==, 2);
+	g_assert_cmpuint(c->groups[1].nodes[0], ==, 0);
+	g_assert_cmpuint(c->groups[1].nodes[1], ==, 2);
+	anser_config_free(c);
+}
+
+static void test_warnings(void)
+{
+	const char *text = "global {\n tproxy_port: 12345\n log_levl: info\n"
+			   " lan_interface: docker0, eth0\n}\n"
+			   "dns { upstream { x: 'udp://1.1.1.1' } }\n"
+			   "group {\n g { policy: random\n check_interval: 30s }\n}\n"
+			   "node { n: 'socks5://h:1' }\n" ROUTING_DIRECT;
+	struct anser_diags d = { 0 };
+	struct anser_config *c = NULL;
+
+	g_assert_cmpint(anser_config_parse_string("w.dae", text, strlen(text), &c, &d), ==, 0);
+	g_assert_nonnull(c);
+	g_assert_cmpuint(anser_diags_errors(&d), ==, 0);
+	g_assert_cmpuint(d.n, ==, 5);
+	char *s = anser_diags_format(&d);
+	g_assert_nonnull(strstr(
+		s,
+		"w.dae:2:2: warning: global option 'tproxy_port' is not supported yet, ignored\n"));
+	g_assert_nonnull(strstr(s, "w.dae:3:2: warning: global option 'log_levl' is not supported "
+				   "yet, ignored (did you mean 'log_level'?)\n"));
+	g_assert_nonnull(strstr(s, "w.dae:4:2: warning: global option 'lan_interface'"));
+	g_assert_nonnull(strstr(s, "w.dae:6:1: warning: section 'dns' is not supported yet"));
+	g_assert_nonnull(strstr(s, "w.dae:9:2: warning: group option 'check_interval'"));
+	g_assert_cmpstr(c->globals[2].value, ==, "docker0,eth0");
+	free(s);
+	anser_diags_clear(&d);
+	anser_config_free(c);
+}
+
+static void test_format(void)
+{
+	const char *text = "routing {\n fallback: proxyy\n}\n";
+	struct anser_diags d = { 0 };
+	struct anser_config *c = NULL;
+
+	g_assert_cmpint(anser_config_parse_string("f.dae", text, strlen(text), &c, &d), ==,
+			-EINVAL);
+	char *s = anser_diags_format(&d);
+	g_assert_cmpstr(s, ==,
+			"f.dae:2:12: error: unknown outbound 'proxyy' (use direct, block or a "
+			"group from the 'group' section)\n");
+	free(s);
+	g_assert_cmpuint(anser_diags_errors(&d), ==, 1);
+	anser_diags_clear(&d);
+	g_assert_cmpuint(d.n, ==, 0);
+	s = anser_diags_format(&d);
+	g_assert_cmpstr(s, ==, "");
+	free(s);
+
+	/* NULL diags is allowed */
+	g_assert_cmpint(anser_config_parse_string("f.dae", text, strlen(text), &c, NULL), ==,
+			-EINVAL);
+}
+
+static void test_not_nul_terminated(void)
+{
+	/* the parser must stop at len, whatever follows */
+	const char full[] = "routing { fallback: direct }garbage{{{";
+	struct anser_config *c = NULL;
+	struct anser_diags d = { 0 };
+	size_t len = strlen("routing { fallback: direct }");
+	char *exact = g_memdup2(full, len);
+
+	g_assert_cmpint(anser_config_parse_string("n", exact, len, &c, &d), ==, 0);
+	anser_config_free(c);
+	g_free(exact);
+
+	/* a string cut by the end of input */
+	exact = g_memdup2("routing { fallback: 'dir", 24);
+	g_assert_cmpint(anser_config_parse_string("n", exact, 24, &c, &d), ==, -EINVAL);
+	g_free(exact);
+	anser_diags_clear(&d);
+}
+
+static void test_file(void)
+{
+	g_autofree char *dir = g_dir_make_tmp("anser-config-XXXXXX", NULL);
+	g_autofree char *good = g_build_filename(dir, "good.dae", NULL);
+	g_autofree char *big = g_build_filename(dir, "big.dae", NULL);
+	g_autofree char *missing = g_build_filename(dir, "missing.dae", NULL);
+	struct anser_config *c = NULL;
+	struct anser_diags d = { 0 };
+
+	g_assert_true(g_file_set_contents(good, example, -1, NULL));
+	g_assert_cmpint(anser_config_parse_file(good, &c, &d), ==, 0);
+	g_assert_cmpstr(c->source, ==, good);
+	anser_config_free(c);
+
+	g_assert_cmpint(anser_config_parse_file(missing, &c, &d), ==, -ENOENT);
+	g_assert_null(c);
+	g_assert_cmpuint(d.n, ==, 1);
+	g_autofree char *want =
+		g_strdup_printf("cannot read %s: No such file or directory", missing);
+	g_assert_cmpstr(d.v[0].message, ==, want);
+	g_autofree char *s = anser_diags_format(&d);
+	g_assert_true(g_str_has_prefix(s, missing));
+	g_assert_nonnull(strstr(s, ": error: cannot read"));
+	anser_diags_clear(&d);
+
+	g_assert_cmpint(anser_config_parse_file(dir, &c, &d), ==, -EISDIR);
+	anser_diags_clear(&d);
+
+	int fd = open(big, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	g_assert_cmpint(fd, >=, 0);
+	g_assert_cmpint(ftruncate(fd, 16 * 1024 * 1024 + 1), ==, 0);
+	close(fd);
+	g_assert_cmpint(anser_config_parse_file(big, &c, &d), ==, -EFBIG);
+	g_assert_nonnull(strstr(d.v[0].message, "larger than 16 MiB"));
+	anser_diags_clear(&d);
+
+	g_unlink(good);
+	g_unlink(big);
+	g_rmdir(dir);
+}
+
+static void test_too_many(void)
+{
+	GString *s = g_string_new("routing {\n");
+
+	for (unsigned i = 0; i < 4001; i++)
+		g_string_append(s, "dport(1) -> direct\n");
+	g_string_append(s, "fallback: direct\n}\n");
+	expect_error(s->str, 4002, 1, "too many routing rules");
+	g_string_free(s, TRUE);
+
+	/* many errors: the report is capped, and says so last */
+	s = g_string_new("routing {\n");
+	for (unsigned i = 0; i < 500; i++)
+		g_string_append(s, "dport(0) -> direct\n");
+	g_string_append(s, "}\n");
+	struct anser_diags d = { 0 };
+	struct anser_config *c = NULL;
+	g_assert_cmpint(anser_config_parse_string("m", s->str, s->len, &c, &d), ==, -EINVAL);
+	g_assert_cmpuint(d.n, <=, 100);
+	g_assert_nonnull(strstr(d.v[d.n - 1].message, "too many problems"));
+	anser_diags_clear(&d);
+	g_string_free(s, TRUE);
+}
+
+struct bad {
+	const char *text;
+	unsigned line, col;
+	const char *msg;
+};
+
+#define NODE_A "node {\n a: 'socks5://10.0.0.1:1080'\n}\n"
+
+static const struct bad bad_inputs[] = {
+	/* empty / structure */
+	{ "", 1, 1, "the config is empty" },
+	{ "# only a comment\n", 1, 1, "the config is empty" },
+	{ "global { log_level: info }\n", 1, 1, "no 'routing' section" },
+	{ "routing {\n pname(a) -> direct\n}\n", 1, 1, "no 'fallback:' line" },
+	{ "rooting {\n}\n" ROUTING_DIRECT, 1, 1,
+	  "unknown section 'rooting' (did you mean 'routing'?)" },
+	{ "foo {\n}\n" ROUTING_DIRECT, 1, 1, "unknown section 'foo' (sections are" },
+	{ "subscription {\n}\n" ROUTING_DIRECT, 1, 1,
+	  "section 'subscription' is not supported yet" },
+	{ ROUTING_DIRECT ROUTING_DIRECT, 4, 1, "section 'routing' given twice (first at line 1" },
+	{ "routing {\n fallback: direct\n", 1, 1, "section 'routing' is not closed" },
+	{ "}\n" ROUTING_DIRECT, 1, 1, "unexpected '}'" },
+	{ "routing\n fallback: direct\n", 1, 1, "expected '{' after section name 'routing'" },
+	{ "log_level: info\n" ROUTING_DIRECT, 1, 1, "'log_level' outside of a section" },
+	{ "(\n" ROUTING_DIRECT, 1, 1, "expected a section name, found '('" },
+	/* lexer */
+	{ "routing {\n fallback: 'direct\n}\n", 2, 12, "unterminated string" },
+	{ "/* routing {\n fallback: direct\n}\n", 1, 1, "unterminated comment" },
+	{ "routing {\n pname(a) & dport(1) -> direct\n fallback: direct\n}\n", 2, 11, "stray '&'" },
+	{ "routing {\n pname(a) || pname(b) -> direct\n fallback: direct\n}\n", 2, 11,
+	  "there is no 'or'" },
+	{ "routing {\n pname(a) -> direct $\n fallback: direct\n}\n", 2, 21,
+	  "unexpected character '$'" },
+	/* global */
+	{ "global {\n log_level: loud\n}\n" ROUTING_DIRECT, 2, 13, "invalid log_level 'loud'" },
+	{ "global {\n log_level: info\n log_level: debug\n}\n" ROUTING_DIRECT, 3, 2,
+	  "global option 'log_level' given twice (first at line 2" },
+	{ "global {\n log_level:\n}\n" ROUTING_DIRECT, 2, 2, "'log_level:' has no value" },
+	{ "global {\n log_level: info debug\n}\n" ROUTING_DIRECT, 2, 18,
+	  "expected 'key: value', found 'debug'" },
+	{ "global {\n info\n}\n" ROUTING_DIRECT, 2, 2, "expected 'key: value', found 'info'" },
+	{ "global {\n lan: a,\n}\n" ROUTING_DIRECT, 3, 1, "expected a value after ','" },
+	/* node */
+	{ "node {\n a: 'ss://YWVz@h:1'\n}\n" ROUTING_DIRECT, 2, 6,
+	  "node protocol 'ss' is not supported yet" },
+	{ "node {\n a: 'vmess://abc'\n}\n" ROUTING_DIRECT, 2, 6,
+	  "node protocol 'vmess' is not supported yet" },
+	{ "node {\n a: 'socks5://h'\n}\n" ROUTING_DIRECT, 2, 16, "node link has no port" },
+	{ "node {\n a: 'socks5://h:0'\n}\n" ROUTING_DIRECT, 2, 17, "invalid port '0'" },
+	{ "node {\n a: 'socks5://h:65536'\n}\n" ROUTING_DIRECT, 2, 17, "invalid port '65536'" },
+	{ "node {\n a: 'socks5://:1080'\n}\n" ROUTING_DIRECT, 2, 15, "node link has no host" },
+	{ "node {\n a: 'socks5://fd00::1:1080'\n}\n" ROUTING_DIRECT, 2, 15,
+	  "IPv6 address without brackets" },
+	{ "node {\n a: 'socks5://[fd00::x]:1080'\n}\n" ROUTING_DIRECT, 2, 15,
+	  "invalid IPv6 address 'fd00::x'" },
+	{ "node {\n a: 'socks5://[::1'\n}\n" ROUTING_DIRECT, 2, 15, "missing ']'" },
+	{ "node {\n a: 'socks5://300.1.1.1:1'\n}\n" ROUTING_DIRECT, 2, 15,
+	  "invalid IPv4 address '300.1.1.1'" },
+	{ "node {\n a: 'socks5://bad_host!:1'\n}\n" ROUTING_DIRECT, 2, 15, "invalid host name" },
+	{ "node {\n a: 'socks5://u%zz:p@h:1'\n}\n" ROUTING_DIRECT, 2, 15, "invalid user name" },
+	{ "node {\n a: 'socks5://h:1/path'\n}\n" ROUTING_DIRECT, 2, 18,
+	  "a socks5 link has no path" },
+	{ "node {\n a: 'socks5://h:1?x=1'\n}\n" ROUTING_DIRECT, 2, 18, "options in a socks5 link" },
+	{ "node {\n a: 'hello'\n}\n" ROUTING_DIRECT, 2, 6, "not a node link: 'hello'" },
+	{ "node {\n a: 'socks5://h:1'\n a: 'socks5://h:2'\n}\n" ROUTING_DIRECT, 3, 2,
+	  "node name 'a' given twice (first at line 2" },
+	{ "node {\n a:\n}\n" ROUTING_DIRECT, 2, 2, "'a:' has no value" },
+	{ "node {\n justaword\n}\n" ROUTING_DIRECT, 2, 2,
+	  "expected 'name: link' or a quoted link" },
+	{ "node {\n aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa: "
+	  "'socks5://h:1'\n}\n" ROUTING_DIRECT,
+	  2, 2, "node name 'aaaa" },
+	/* group */
+	{ NODE_A "group {\n g {\n  filter: name(b)\n  policy: random\n }\n}\n" ROUTING_DIRECT, 6,
+	  16, "unknown node 'b' in the filter of group 'g'" },
+	{ NODE_A "group {\n g {\n  filter: name(aa)\n  policy: random\n }\n}\n" ROUTING_DIRECT, 6,
+	  16, "(did you mean 'a'?)" },
+	{ NODE_A "group {\n g {\n  policy: fixed(1)\n }\n}\n" ROUTING_DIRECT, 6, 17,
+	  "fixed(1) is out of range: group 'g' has 1 node (use 0..0)" },
+	{ NODE_A "group {\n g {\n  policy: fixed(x)\n }\n}\n" ROUTING_DIRECT, 6, 17,
+	  "expected a node index" },
+	{ NODE_A "group {\n g {\n  policy: min_moving_avg\n }\n}\n" ROUTING_DIRECT, 6, 11,
+	  "policy 'min_moving_avg' is not supported yet" },
+	{ NODE_A "group {\n g {\n  policy: fastest\n }\n}\n" ROUTING_DIRECT, 6, 11,
+	  "unknown policy 'fastest'" },
+	{ NODE_A "group {\n g {\n  policy: random\n  policy: random\n }\n}\n" ROUTING_DIRECT, 7, 3,
+	  "two 'policy:' lines" },
+	{ NODE_A "group {\n g {\n  filter: name(a)\n }\n}\n" ROUTING_DIRECT, 5, 2,
+	  "group 'g' has no 'policy:' line" },
+	{ "group {\n g {\n  policy: random\n }\n}\n" ROUTING_DIRECT, 2, 2,
+	  "group 'g' has no nodes (the 'node' section lists none)" },
+	{ NODE_A "group {\n g {\n  filter: !name(a)\n  policy: random\n }\n}\n" ROUTING_DIRECT, 5,
+	  2, "its filter matches none" },
+	{ NODE_A "group {\n g {\n  filter: subtag(x)\n  policy: random\n }\n}\n" ROUTING_DIRECT, 6,
+	  11, "filter 'subtag()' is not supported yet" },
+	{ NODE_A
+	  "group {\n g {\n  filter: name(keyword: 'hk')\n  policy: random\n }\n}\n" ROUTING_DIRECT,
+	  6, 16, "name(keyword: ...) is not supported yet" },
+	{ NODE_A "group {\n g {\n  fliter: name(a)\n  policy: random\n }\n}\n" ROUTING_DIRECT, 6, 3,
+	  "unknown group option 'fliter' (did you mean 'filter'?)" },
+	{ NODE_A "group {\n direct {\n  policy: random\n }\n}\n" ROUTING_DIRECT, 5, 2,
+	  "'direct' cannot name a group" },
+	{ NODE_A "group {\n g { policy: random }\n g { policy: random }\n}\n" ROUTING_DIRECT, 6, 2,
+	  "group 'g' given twice" },
+	{ NODE_A "group {\n g { policy: random\n}\n" ROUTING_DIRECT, 4, 1,
+	  "section 'group' is not closed (add '}' before line 7)" },
+	{ NODE_A "group {\n g { policy: random\n", 5, 2, "group is not closed" },
+	{ "global {\n log_level: info\n" ROUTING_DIRECT, 1, 1,
+	  "section 'global' is not closed (add '}' before line 3)" },
+	{ NODE_A "group {\n policy: random\n}\n" ROUTING_DIRECT, 5, 2,
+	  "expected a group: 'name {'" },
+	/* routing */
+	{ "routing {\n pname(a) -> proxyy\n fallback: direct\n}\n", 2, 14,
+	  "unknown outbound 'proxyy'" },
+	{ NODE_A "group {\n proxy { policy: random }\n}\n"
+		 "routing {\n pname(a) -> proxyy\n fallback: direct\n}\n",
+	  8, 14, "unknown outbound 'proxyy' (did you mean 'proxy'?)" },
+	{ "routing {\n pname(a) -> drect\n fallback: direct\n}\n", 2, 14,
+	  "(did you mean 'direct'?)" },
+	{ "routing {\n pname(a) -> direct(must)\n fallback: direct\n}\n", 2, 14,
+	  "outbound options like 'direct(...)' are not supported yet" },
+	{ "routing {\n pname(a) -> must_direct\n fallback: direct\n}\n", 2, 14,
+	  "outbound 'must_direct' is not supported yet" },
+	{ "routing {\n domain(geosite:cn) -> direct\n fallback: direct\n}\n", 2, 2,
+	  "domain() is not supported yet" },
+	{ "routing {\n sip(10.0.0.1) -> direct\n fallback: direct\n}\n", 2, 2,
+	  "sip() is not supported yet" },
+	{ "routing {\n pnam(a) -> direct\n fallback: direct\n}\n", 2, 2,
+	  "unknown function 'pnam()' (did you mean 'pname()'?)" },
+	{ "routing {\n frobnicate(a) -> direct\n fallback: direct\n}\n", 2, 2,
+	  "unknown function 'frobnicate()' (supported: pname" },
+	{ "routing {\n dip(10.0.0.0/33) -> direct\n fallback: direct\n}\n", 2, 6,
+	  "an IPv4 prefix length is 0..32" },
+	{ "routing {\n dip(fd00::/129) -> direct\n fallback: direct\n}\n", 2, 6,
+	  "an IPv6 prefix length is 0..128" },
+	{ "routing {\n dip(10.0.0.0/x) -> direct\n fallback: direct\n}\n", 2, 6,
+	  "the prefix length must be a number" },
+	{ "routing {\n dip(10.0.0.256) -> direct\n fallback: direct\n}\n", 2, 6,
+	  "invalid address '10.0.0.256'" },
+	{ "routing {\n dip(geoip:private) -> direct\n fallback: direct\n}\n", 2, 6,
+	  "dip(geoip:...) is not supported yet" },
+	{ "routing {\n dip(geoip: cn) -> direct\n fallback: direct\n}\n", 2, 6,
+	  "dip(geoip: ...) is not supported yet" },
+	{ "routing {\n dport(0) -> direct\n fallback: direct\n}\n", 2, 8, "invalid port '0'" },
+	{ "routing {\n dport(65536) -> direct\n fallback: direct\n}\n", 2, 8,
+	  "invalid port '65536'" },
+	{ "routing {\n dport(80, 9000-8000) -> direct\n fallback: direct\n}\n", 2, 12,
+	  "port range '9000-8000' is backwards (write 8000-9000)" },
+	{ "routing {\n dport(http) -> direct\n fallback: direct\n}\n", 2, 8,
+	  "invalid port 'http'" },
+	{ "routing {\n l4proto(icmp) -> direct\n fallback: direct\n}\n", 2, 10,
+	  "unknown protocol 'icmp'" },
+	{ "routing {\n ipversion(5) -> direct\n fallback: direct\n}\n", 2, 12,
+	  "unknown IP version '5'" },
+	{ "routing {\n pname() -> direct\n fallback: direct\n}\n", 2, 2,
+	  "pname() needs at least one argument" },
+	{ "routing {\n pname(a,) -> direct\n fallback: direct\n}\n", 2, 10,
+	  "remove the trailing ','" },
+	{ "routing {\n pname(a b) -> direct\n fallback: direct\n}\n", 2, 10,
+	  "expected ',' or ')', found 'b'" },
+	{ "routing {\n pname(/usr/bin/curl) -> direct\n fallback: direct\n}\n", 2, 8,
+	  "contains '/'" },
+	{ "routing {\n pname(aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa) -> "
+	  "direct\n fallback: direct\n}\n",
+	  2, 8, "is too long" },
+	{ "routing {\n pname(a) direct\n fallback: direct\n}\n", 2, 11,
+	  "expected '&&' or '->', found 'direct'" },
+	{ "routing {\n pname(a) ->\n fallback: direct\n}\n", 3, 2, "expected an outbound" },
+	{ "routing {\n pname -> direct\n fallback: direct\n}\n", 2, 8,
+	  "expected '(' after 'pname'" },
+	{ "routing {\n !!pname(a) -> direct\n fallback: direct\n}\n", 2, 3,
+	  "expected a function after '!'" },
+	{ "routing {\n fallback: direct\n fallback: block\n}\n", 3, 2, "'fallback:' given twice" },
+	{ "routing {\n fallbak: direct\n}\n", 2, 2, "unknown routing option 'fallbak'" },
+	{ "routing {\n 'x' -> direct\n fallback: direct\n}\n", 2, 2,
+	  "expected a rule or 'fallback:'" },
+	{ "routing {\n pname(a) -> direct 'x'\n fallback: direct\n}\n", 2, 21,
+	  "expected a rule or 'fallback:', found 'x'" },
+	{ "routing {\n pname(a) -> direct\n fallback: [x]\n}\n", 3, 12, "unexpected '['" },
+};
+
+static void test_bad(void)
+{
+	unsigned failed = 0;
+
+	for (size_t i = 0; i < G_N_ELEMENTS(bad_inputs); i++)
+		failed += !check_error(bad_inputs[i].text, bad_inputs[i].line, bad_inputs[i].col,
+				       bad_inputs[i].msg);
+	g_assert_cmpuint(failed, ==, 0);
+}
+
+static bool has_diag(const struct anser_diags *d, unsigned line, unsigned col, const char *sub)
+{
+	for (size_t i = 0; i < d->n; i++)
+		if (d->v[i].line == line && d->v[i].col == col && strstr(d->v[i].message, sub))
+			return true;
+	return false;
+}
+
+static void test_nul_byte(void)
+{
+	static const char text[] = "routing {\n fallback: dir\0ect\n}\n";
+	static const char str[] = "routing {\n fallback: 'dir\0ect'\n}\n";
+	struct anser_diags d = { 0 };
+	struct anser_config *c = NULL;
+
+	g_assert_cmpint(anser_config_parse_string("z", text, sizeof(text) - 1, &c, &d), ==,
+			-EINVAL);
+	g_assert_true(has_diag(&d, 2, 15, "NUL byte in the config"));
+	anser_diags_clear(&d);
+
+	g_assert_cmpint(anser_config_parse_string("z", str, sizeof(str) - 1, &c, &d), ==, -EINVAL);
+	g_assert_true(has_diag(&d, 2, 16, "NUL byte in string"));
+	anser_diags_clear(&d);
+}
+
+static void test_no_secret_in_errors(void)
+{
+	const char *text = "node {\n a: 'socks5://alice:s3cr3t@h:99999'\n b: "
+			   "'alice:s3cr3t@h'\n}\n" ROUTING_DIRECT;
+	struct anser_diags d = { 0 };
+	struct anser_config *c = NULL;
+
+	g_assert_cmpint(anser_config_parse_string("s", text, strlen(text), &c, &d), ==, -EINVAL);
+	char *s = anser_diags_format(&d);
+	g_assert_null(strstr(s, "s3cr3t"));
+	g_assert_nonnull(strstr(s, "invalid port '99999'"));
+	free(s);
+	anser_diags_clear(&d);
+}
+
+static void test_recovery(void)
+{
+	/* several independent errors are all reported, in source order */
+	const char *text = "global {\n log_level: loud\n}\n"
+			   "routing {\n dport(0) -> direct\n"
+			   " dip(10.0.0.0/8,\n   1.2.3.4/40) -> direct\n"
+			   " pname(a) -> nowhere\n"
+			   " fallback: direct\n}\n";
+	struct anser_diags d = { 0 };
+	struct anser_config *c = NULL;
+
+	g_assert_cmpint(anser_config_parse_string("r", text, strlen(text), &c, &d), ==, -EINVAL);
+	g_assert_cmpuint(d.n, ==, 4);
+	g_assert_cmpuint(d.v[0].line, ==, 2);
+	g_assert_cmpuint(d.v[1].line, ==, 5);
+	g_assert_cmpuint(d.v[2].line, ==, 7);
+	g_assert_cmpuint(d.v[2].col, ==, 4);
+	g_assert_cmpuint(d.v[3].line, ==, 8);
+	anser_diags_clear(&d);
+}
+
+int main(int argc, char **argv)
+{
+	g_test_init(&argc, &argv, NULL);
+	g_test_add_func("/config/example", test_example);
+	g_test_add_func("/config/builtin", test_builtin);
+	g_test_add_func("/config/defaults-compact", test_defaults_and_compact);
+	g_test_add_func("/config/dip-forms", test_dip_forms);
+	g_test_add_func("/config/filters", test_filters);
+	g_test_add_func("/config/warnings", test_warnings);
+	g_test_add_func("/config/format", test_format);
+	g_test_add_func("/config/not-nul-terminated", test_not_nul_terminated);
+	g_test_add_func("/config/file", test_file);
+	g_test_add_func("/config/too-many", test_too_many);
+	g_test_add_func("/config/bad", test_bad);
+	g_test_add_func("/config/nul-byte", test_nul_byte);
+	g_test_add_func("/config/no-secret-in-errors", test_no_secret_in_errors);
+	g_test_add_func("/config/recovery", test_recovery);
+	return g_test_run();
+}
