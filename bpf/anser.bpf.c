@@ -26,10 +26,10 @@
 
 char LICENSE[] SEC("license") = "GPL";
 
-#define AF_INET 2
-#define AF_INET6 10
+#define AF_INET	    2
+#define AF_INET6    10
 #define SOCK_STREAM 1
-#define SOCK_DGRAM 2
+#define SOCK_DGRAM  2
 
 /* Set by anserd before load. */
 const volatile __u32 self_tgid = 0;
@@ -52,7 +52,7 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, ANSER_GENS * ANSER_MAX_MATCHERS);
+	__uint(max_entries, ANSER_GENS *ANSER_MAX_MATCHERS);
 	__type(key, __u32);
 	__type(value, struct anser_matcher);
 } matchers SEC(".maps");
@@ -115,11 +115,11 @@ struct {
 
 /* Per-socket state for steered sockets. */
 struct anser_sk {
-	__u32 udp_id;     /* id stamped on egress datagrams, 0: none */
-	__u8 redirected;  /* connect() was rewritten to a listener */
-	__u8 family;      /* of orig */
-	__u16 port;       /* original destination port, BE */
-	__u8 addr[16];    /* original destination, v4 mapped */
+	__u32 udp_id;	 /* id stamped on egress datagrams, 0: none */
+	__u8 redirected; /* connect() was rewritten to a listener */
+	__u8 family;	 /* of orig */
+	__u16 port;	 /* original destination port, BE */
+	__u8 addr[16];	 /* original destination, v4 mapped */
 };
 
 struct {
@@ -402,7 +402,7 @@ static __always_inline int do_connect(struct bpf_sock_addr *ctx, int v6)
 	}
 
 	__u16 port = d.proto == IPPROTO_TCP ? (v6 ? c->tcp6_port : c->tcp4_port)
-					     : (v6 ? c->udp6_port : c->udp4_port);
+					    : (v6 ? c->udp6_port : c->udp4_port);
 	if (!port)
 		return 1; /* no listener: fail open */
 	s = bpf_sk_storage_get(&sk_store, ctx->sk, 0, BPF_SK_STORAGE_GET_F_CREATE);

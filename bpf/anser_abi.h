@@ -19,20 +19,20 @@
 
 /* Outbound ids. Ids >= ANSER_OUT_FIRST_GROUP index the generation's
  * group table (id - ANSER_OUT_FIRST_GROUP). */
-#define ANSER_OUT_DIRECT 0
-#define ANSER_OUT_BLOCK 1
+#define ANSER_OUT_DIRECT      0
+#define ANSER_OUT_BLOCK	      1
 #define ANSER_OUT_FIRST_GROUP 2
-#define ANSER_OUT_MAX 256
+#define ANSER_OUT_MAX	      256
 
 /* Two generations live in the maps at once; `ctl.active_gen` picks one. */
-#define ANSER_GENS 2
+#define ANSER_GENS	   2
 #define ANSER_MAX_MATCHERS 4096
-#define ANSER_PNAME_LEN 64
-#define ANSER_ARGV0_LEN 256
+#define ANSER_PNAME_LEN	   64
+#define ANSER_ARGV0_LEN	   256
 
 /* Rule ids reported for flows that were not decided by a config rule. */
 #define ANSER_RULE_FALLBACK 0xffff
-#define ANSER_RULE_BUILTIN 0xfffe /* loopback and other never-proxied dsts */
+#define ANSER_RULE_BUILTIN  0xfffe /* loopback and other never-proxied dsts */
 
 enum anser_match_type {
 	ANSER_M_TRUE = 0,      /* always matches (used for fallback) */
@@ -45,8 +45,8 @@ enum anser_match_type {
 
 #define ANSER_L4_TCP 1u
 #define ANSER_L4_UDP 2u
-#define ANSER_IPV_4 1u
-#define ANSER_IPV_6 2u
+#define ANSER_IPV_4  1u
+#define ANSER_IPV_6  2u
 
 /*
  * Rules are flattened into a matcher array: a rule is a run of matchers
@@ -60,9 +60,9 @@ struct anser_matcher {
 	__u8 rule_end; /* 1: last matcher of its rule */
 	__u8 pad;
 	__u16 outbound; /* valid when rule_end */
-	__u16 rule;     /* config rule index, for reporting */
-	__u32 set;      /* set id for PNAME / DIP / DPORT */
-	__u32 arg;      /* mask for L4PROTO / IPVERSION */
+	__u16 rule;	/* config rule index, for reporting */
+	__u32 set;	/* set id for PNAME / DIP / DPORT */
+	__u32 arg;	/* mask for L4PROTO / IPVERSION */
 };
 
 /* LPM key for DIP (prefixlen = 32 + address bits, v4 mapped: 32 + 96 +
@@ -86,7 +86,7 @@ struct anser_gen_info {
 /* Single-entry array map `ctl`, written by anserd before attaching. */
 struct anser_ctl {
 	__u32 active_gen;  /* 0 or 1 */
-	__u32 enabled;     /* 0: every flow direct (suspended) */
+	__u32 enabled;	   /* 0: every flow direct (suspended) */
 	__u16 tcp4_port;   /* host order; listener on 127.0.0.1 */
 	__u16 tcp6_port;   /* host order; listener on ::1 */
 	__u16 udp4_port;   /* host order; listener on 127.0.0.1 */
@@ -96,20 +96,20 @@ struct anser_ctl {
 };
 
 #define ANSER_FLOW_F_CONNECTED 1u /* UDP: decided at connect(), not sendmsg */
-#define ANSER_FLOW_F_PROXIED 2u   /* steered to anserd's listener */
+#define ANSER_FLOW_F_PROXIED   2u /* steered to anserd's listener */
 
 /* `flows` (LRU hash, key: socket cookie) and `udp_flows` (LRU hash, key:
  * the UDP id carried in skb->mark) values. */
 struct anser_flow {
 	__u64 cookie;
-	__u32 pid;      /* tgid of the process that decided the flow */
-	__u8 family;    /* AF_INET / AF_INET6 of the original destination */
-	__u8 proto;     /* IPPROTO_TCP / IPPROTO_UDP */
+	__u32 pid;	/* tgid of the process that decided the flow */
+	__u8 family;	/* AF_INET / AF_INET6 of the original destination */
+	__u8 proto;	/* IPPROTO_TCP / IPPROTO_UDP */
 	__u16 outbound; /* ANSER_OUT_* or group id */
-	__u16 rule;     /* matching rule index or ANSER_RULE_* */
-	__u8 gen;       /* generation the decision was made in */
-	__u8 flags;     /* ANSER_FLOW_F_* */
-	__u16 dport;    /* original destination port, BE */
+	__u16 rule;	/* matching rule index or ANSER_RULE_* */
+	__u8 gen;	/* generation the decision was made in */
+	__u8 flags;	/* ANSER_FLOW_F_* */
+	__u16 dport;	/* original destination port, BE */
 	__u16 pad;
 	__u8 daddr[16]; /* original destination, v4 mapped */
 	__u64 created_ns;

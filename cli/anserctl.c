@@ -324,7 +324,18 @@ static void print_json(const struct conn_rows *rows)
 	printf("%s]\n", rows->n ? "\n" : "");
 }
 
-enum { COL_PID, COL_PROCESS, COL_PROTO, COL_SRC, COL_DST, COL_OUT, COL_NODE, COL_UP, COL_DOWN, N_COLS };
+enum {
+	COL_PID,
+	COL_PROCESS,
+	COL_PROTO,
+	COL_SRC,
+	COL_DST,
+	COL_OUT,
+	COL_NODE,
+	COL_UP,
+	COL_DOWN,
+	N_COLS
+};
 
 static void row_cells(const struct conn_row *c, char pid[16], char up[16], char down[16],
 		      const char *cells[N_COLS])
@@ -343,11 +354,30 @@ static void row_cells(const struct conn_row *c, char pid[16], char up[16], char 
 	cells[COL_DOWN] = down;
 }
 
+/* Columns, not bytes: names may hold multi-byte UTF-8 characters. */
+static size_t display_width(const char *s)
+{
+	size_t n = 0;
+
+	for (; *s; s++)
+		if (((unsigned char)*s & 0xc0) != 0x80)
+			n++;
+	return n;
+}
+
+static void print_cell(const char *s, size_t width, bool right, bool first)
+{
+	size_t pad = width - display_width(s);
+
+	printf("%s%*s%s%*s", first ? "" : "  ", right ? (int)pad : 0, "", s, right ? 0 : (int)pad,
+	       "");
+}
+
 static void print_table(const struct conn_rows *rows)
 {
-	static const char *const header[N_COLS] = { "PID",    "PROCESS",  "PROTO",
+	static const char *const header[N_COLS] = { "PID",    "PROCESS",     "PROTO",
 						    "SOURCE", "DESTINATION", "OUTBOUND",
-						    "NODE",   "UP",       "DOWN" };
+						    "NODE",   "UP",	     "DOWN" };
 	/* Numbers are right-aligned, text left-aligned. */
 	static const bool right[N_COLS] = { [COL_PID] = true, [COL_UP] = true, [COL_DOWN] = true };
 	size_t width[N_COLS];
@@ -359,8 +389,8 @@ static void print_table(const struct conn_rows *rows)
 	for (size_t i = 0; i < rows->n; i++) {
 		row_cells(&rows->v[i], pid, up, down, cells);
 		for (int j = 0; j < N_COLS; j++)
-			if (strlen(cells[j]) > width[j])
-				width[j] = strlen(cells[j]);
+			if (display_width(cells[j]) > width[j])
+				width[j] = display_width(cells[j]);
 	}
 	for (size_t i = 0; i <= rows->n; i++) {
 		if (i == 0)
@@ -368,8 +398,7 @@ static void print_table(const struct conn_rows *rows)
 		else
 			row_cells(&rows->v[i - 1], pid, up, down, cells);
 		for (int j = 0; j < N_COLS; j++)
-			printf("%s%*s", j ? "  " : "", right[j] ? (int)width[j] : -(int)width[j],
-			       cells[j]);
+			print_cell(cells[j], width[j], right[j], j == 0);
 		printf("\n");
 	}
 }
@@ -402,8 +431,8 @@ static int cmd_reload(sd_bus *bus)
 	_cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
 	int r;
 
-	r = sd_bus_call_method(bus, ANSER_BUS_NAME, ANSER_BUS_PATH, ANSER_BUS_INTERFACE,
-			       "Reload", &error, NULL, NULL);
+	r = sd_bus_call_method(bus, ANSER_BUS_NAME, ANSER_BUS_PATH, ANSER_BUS_INTERFACE, "Reload",
+			       &error, NULL, NULL);
 	if (r >= 0)
 		return EXIT_SUCCESS;
 	if (sd_bus_error_has_name(&error, ANSER_BUS_ERROR_RELOAD_FAILED)) {

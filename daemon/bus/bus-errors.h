@@ -5,14 +5,14 @@
 
 #include <systemd/sd-bus.h>
 
-#define ANSER_BUS_NAME      "org.anser.Anser1"
-#define ANSER_BUS_PATH      "/org/anser/Anser1"
-#define ANSER_BUS_INTERFACE "org.anser.Anser1.Manager"
+#define ANSER_BUS_NAME			 "org.anser.Anser1"
+#define ANSER_BUS_PATH			 "/org/anser/Anser1"
+#define ANSER_BUS_INTERFACE		 "org.anser.Anser1.Manager"
 
-#define ANSER_BUS_ERROR_RELOAD_FAILED    "org.anser.Anser1.Error.ReloadFailed"
-#define ANSER_BUS_ERROR_NOT_AUTHORIZED   "org.anser.Anser1.Error.NotAuthorized"
+#define ANSER_BUS_ERROR_RELOAD_FAILED	 "org.anser.Anser1.Error.ReloadFailed"
+#define ANSER_BUS_ERROR_NOT_AUTHORIZED	 "org.anser.Anser1.Error.NotAuthorized"
 #define ANSER_BUS_ERROR_INVALID_ARGUMENT "org.anser.Anser1.Error.InvalidArgument"
-#define ANSER_BUS_ERROR_BUSY             "org.anser.Anser1.Error.Busy"
+#define ANSER_BUS_ERROR_BUSY		 "org.anser.Anser1.Error.Busy"
 
 extern const sd_bus_error_map anser_bus_error_map[];
 

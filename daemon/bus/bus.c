@@ -32,6 +32,7 @@ struct anser_bus {
 	GSource *source;
 	const struct anser_bus_ops *ops;
 	void *ud;
+	struct anser_polkit *polkit;
 	GPtrArray *pending; /* struct pending_call *, waiting for polkit */
 };
 
@@ -160,8 +161,8 @@ static const struct method_auth *method_auth_lookup(const char *member)
 	return NULL;
 }
 
-static void on_polkit_result(sd_bus_message *m, enum anser_polkit_result result,
-			     const char *detail, void *userdata)
+static void on_polkit_result(sd_bus_message *m, enum anser_polkit_result result, const char *detail,
+			     void *userdata)
 {
 	struct pending_call *call = userdata;
 	struct anser_bus *b = call->bus;
@@ -211,7 +212,8 @@ static int method_authorize_then_run(sd_bus_message *m, void *userdata, sd_bus_e
 	call = g_new0(struct pending_call, 1);
 	call->bus = b;
 	call->method = method;
-	r = anser_polkit_check_async(m, method->action_id, on_polkit_result, call, &call->query);
+	r = anser_polkit_check_async(b->polkit, m, method->action_id, on_polkit_result, call,
+				     &call->query);
 	if (r < 0) {
 		g_free(call);
 		return sd_bus_error_setf(error, ANSER_BUS_ERROR_NOT_AUTHORIZED,
@@ -242,8 +244,7 @@ static int property_get_state(sd_bus *bus, const char *path, const char *interfa
 static const sd_bus_vtable manager_vtable[] = {
 	SD_BUS_VTABLE_START(0),
 	SD_BUS_PROPERTY("Version", "s", property_get_version, 0, SD_BUS_VTABLE_PROPERTY_CONST),
-	SD_BUS_PROPERTY("State", "s", property_get_state, 0,
-			SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+	SD_BUS_PROPERTY("State", "s", property_get_state, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
 	SD_BUS_METHOD_WITH_ARGS("Reload", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT,
 				method_authorize_then_run, SD_BUS_VTABLE_UNPRIVILEGED),
 	SD_BUS_METHOD_WITH_ARGS("ListConnections", SD_BUS_NO_ARGS,
@@ -297,6 +298,7 @@ int anser_bus_new(const char *address, const struct anser_bus_ops *ops, void *ud
 	b->ops = ops;
 	b->ud = ud;
 	b->pending = g_ptr_array_new();
+	b->polkit = anser_polkit_new();
 
 	r = anser_bus_errors_register();
 	if (r < 0)
@@ -318,8 +320,9 @@ int anser_bus_new(const char *address, const struct anser_bus_ops *ops, void *ud
 	/* Objects first, then the name: calls may arrive as soon as we own it. */
 	r = sd_bus_request_name(b->bus, ANSER_BUS_NAME, 0);
 	if (r == -EEXIST)
-		return log_error_errno(r, "Failed to acquire %s: the name is already owned "
-					  "(is another anserd running?)",
+		return log_error_errno(r,
+				       "Failed to acquire %s: the name is already owned "
+				       "(is another anserd running?)",
 				       ANSER_BUS_NAME);
 	if (r < 0)
 		return log_error_errno(r, "Failed to acquire %s: %m", ANSER_BUS_NAME);
@@ -362,6 +365,7 @@ void anser_bus_free(struct anser_bus *b)
 		}
 		g_ptr_array_unref(b->pending);
 	}
+	anser_polkit_free(b->polkit);
 	if (b->source) {
 		g_source_destroy(b->source);
 		g_source_unref(b->source);

@@ -6,7 +6,12 @@
 
 #include "../util/log.h"
 
+struct anser_polkit {
+	PolkitAuthority *authority;
+};
+
 struct anser_polkit_query {
+	struct anser_polkit *owner; /* NULL once cancelled */
 	sd_bus_message *message;
 	char *action_id;
 	anser_polkit_cb cb; /* NULL once cancelled */
@@ -53,13 +58,24 @@ static void on_check_done(GObject *source, GAsyncResult *res, gpointer user_data
 	}
 }
 
+static void check_with(PolkitAuthority *authority, struct anser_polkit_query *q)
+{
+	g_autoptr(PolkitSubject) subject = NULL;
+	PolkitCheckAuthorizationFlags flags = POLKIT_CHECK_AUTHORIZATION_FLAGS_NONE;
+
+	subject = polkit_system_bus_name_new(sd_bus_message_get_sender(q->message));
+	if (sd_bus_message_get_allow_interactive_authorization(q->message) > 0)
+		flags |= POLKIT_CHECK_AUTHORIZATION_FLAGS_ALLOW_USER_INTERACTION;
+
+	polkit_authority_check_authorization(authority, subject, q->action_id, NULL, flags,
+					     q->cancellable, on_check_done, q);
+}
+
 static void on_authority(GObject *source, GAsyncResult *res, gpointer user_data)
 {
 	struct anser_polkit_query *q = user_data;
 	g_autoptr(PolkitAuthority) authority = NULL;
-	g_autoptr(PolkitSubject) subject = NULL;
 	g_autoptr(GError) error = NULL;
-	PolkitCheckAuthorizationFlags flags = POLKIT_CHECK_AUTHORIZATION_FLAGS_NONE;
 
 	authority = polkit_authority_get_finish(res, &error);
 	if (!authority) {
@@ -73,20 +89,32 @@ static void on_authority(GObject *source, GAsyncResult *res, gpointer user_data)
 		query_free(q);
 		return;
 	}
-
-	subject = polkit_system_bus_name_new(sd_bus_message_get_sender(q->message));
-	if (sd_bus_message_get_allow_interactive_authorization(q->message) > 0)
-		flags |= POLKIT_CHECK_AUTHORIZATION_FLAGS_ALLOW_USER_INTERACTION;
-
-	polkit_authority_check_authorization(authority, subject, q->action_id, NULL, flags,
-					     q->cancellable, on_check_done, q);
+	/* polkit keeps only a weak singleton: hold it, or every check would
+	 * connect to the bus again. */
+	if (!q->owner->authority)
+		q->owner->authority = g_object_ref(authority);
+	check_with(authority, q);
 }
 
-int anser_polkit_check_async(sd_bus_message *m, const char *action_id, anser_polkit_cb cb,
-			     void *userdata, struct anser_polkit_query **ret)
+struct anser_polkit *anser_polkit_new(void)
+{
+	return g_new0(struct anser_polkit, 1);
+}
+
+void anser_polkit_free(struct anser_polkit *p)
+{
+	if (!p)
+		return;
+	g_clear_object(&p->authority);
+	g_free(p);
+}
+
+int anser_polkit_check_async(struct anser_polkit *p, sd_bus_message *m, const char *action_id,
+			     anser_polkit_cb cb, void *userdata, struct anser_polkit_query **ret)
 {
 	struct anser_polkit_query *q;
 
+	g_return_val_if_fail(p, -EINVAL);
 	g_return_val_if_fail(m, -EINVAL);
 	g_return_val_if_fail(action_id, -EINVAL);
 	g_return_val_if_fail(cb, -EINVAL);
@@ -96,15 +124,17 @@ int anser_polkit_check_async(sd_bus_message *m, const char *action_id, anser_pol
 		return -EACCES;
 
 	q = g_new0(struct anser_polkit_query, 1);
+	q->owner = p;
 	q->message = sd_bus_message_ref(m);
 	q->action_id = g_strdup(action_id);
 	q->cb = cb;
 	q->userdata = userdata;
 	q->cancellable = g_cancellable_new();
 
-	/* The authority is a process-wide singleton: after the first call this
-	 * completes from the main loop without talking to the bus. */
-	polkit_authority_get_async(q->cancellable, on_authority, q);
+	if (p->authority)
+		check_with(p->authority, q);
+	else
+		polkit_authority_get_async(q->cancellable, on_authority, q);
 
 	if (ret)
 		*ret = q;
@@ -116,6 +146,7 @@ void anser_polkit_query_cancel(struct anser_polkit_query *q)
 	if (!q)
 		return;
 	q->cb = NULL;
+	q->owner = NULL;
 	q->userdata = NULL;
 	q->message = sd_bus_message_unref(q->message);
 	g_cancellable_cancel(q->cancellable);

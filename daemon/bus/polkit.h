@@ -12,11 +12,18 @@
 
 enum anser_polkit_result {
 	ANSER_POLKIT_ALLOWED,
-	ANSER_POLKIT_DENIED,    /* also: polkitd absent or failing */
+	ANSER_POLKIT_DENIED,	/* also: polkitd absent or failing */
 	ANSER_POLKIT_CHALLENGE, /* authentication needed, caller did not allow interaction */
 };
 
+struct anser_polkit;
 struct anser_polkit_query;
+
+/* Holds the polkit authority (and so the GDBus system-bus connection) once
+ * the first check has obtained it, so later checks reuse it. */
+struct anser_polkit *anser_polkit_new(void);
+/* Cancel every query of p first. */
+void anser_polkit_free(struct anser_polkit *p);
 
 /* Called once from the main loop with the message that was checked (still
  * referenced by the query until the callback returns); detail is a
@@ -24,9 +31,10 @@ struct anser_polkit_query;
 typedef void (*anser_polkit_cb)(sd_bus_message *m, enum anser_polkit_result result,
 				const char *detail, void *userdata);
 
-/* Starts a check of action_id for the sender of m. Never blocks. */
-int anser_polkit_check_async(sd_bus_message *m, const char *action_id, anser_polkit_cb cb,
-			     void *userdata, struct anser_polkit_query **ret);
+/* Starts a check of action_id for the sender of m. Never blocks; -EACCES if
+ * m has no sender (a peer-to-peer connection). */
+int anser_polkit_check_async(struct anser_polkit *p, sd_bus_message *m, const char *action_id,
+			     anser_polkit_cb cb, void *userdata, struct anser_polkit_query **ret);
 
 /* The callback will not be called; the message is released now. The query
  * itself is freed when polkit's pending operation completes. */

@@ -14,13 +14,13 @@
 
 #include "config.h"
 
-#define CFG_MAX_FILE_SIZE  (16u * 1024 * 1024)
-#define CFG_MAX_RULES	   4000
-#define CFG_MAX_CONDS	   4095 /* ANSER_MAX_MATCHERS minus one for the fallback */
-#define CFG_MAX_NODES	   4096
-#define CFG_MAX_NAME	   63  /* node, group and process names, bytes */
-#define CFG_MAX_DIAGS	   100 /* then "too many errors" and stop */
-#define CFG_MAX_SKIP_DEPTH 64
+#define CFG_MAX_FILE_SIZE (16u * 1024 * 1024)
+#define CFG_MAX_RULES	  4000
+#define CFG_MAX_CONDS	  4095 /* ANSER_MAX_MATCHERS minus one for the fallback */
+#define CFG_MAX_NODES	  4096
+#define CFG_MAX_NAME	  63  /* node, group and process names, bytes */
+#define CFG_MAX_DIAGS	  100 /* then "too many errors" and stop */
+#define CFG_MAX_FILTERS	  64  /* filter: lines per group */
 
 void *cfg_malloc0(size_t n);
 void *cfg_realloc_array(void *p, size_t n, size_t elem);
@@ -123,6 +123,7 @@ struct cfg_group_ast {
 	struct cfg_filter *filters;
 	size_t n_filters, cap_filters;
 	bool has_policy;
+	unsigned too_many_filters;
 	struct cfg_pos fixed_pos;
 };
 

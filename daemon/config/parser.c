@@ -168,9 +168,8 @@ static void read_key(struct cfg_parser *p, struct key *k)
 }
 
 /* The value of "key: value": one word or string, on the key's line.
- * `*quoted` tells a string from a word. */
-static int read_value(struct cfg_parser *p, struct key *k, char **val, struct cfg_pos *pos,
-		      bool *quoted)
+ */
+static int read_value(struct cfg_parser *p, struct key *k, char **val, struct cfg_pos *pos)
 {
 	const struct cfg_token *t = peek(p, 0);
 
@@ -178,8 +177,6 @@ static int read_value(struct cfg_parser *p, struct key *k, char **val, struct cf
 		*val = k->inline_val;
 		k->inline_val = NULL;
 		*pos = k->val_pos;
-		if (quoted)
-			*quoted = false;
 		return 0;
 	}
 	if ((t->type != TOK_IDENT && t->type != TOK_STRING) || t->bol) {
@@ -197,8 +194,6 @@ static int read_value(struct cfg_parser *p, struct key *k, char **val, struct cf
 	*pos = t->pos;
 	if (t->type == TOK_STRING)
 		pos->col++; /* point into the string, past the quote */
-	if (quoted)
-		*quoted = t->type == TOK_STRING;
 	*val = cfg_take(&p->lx);
 	return 0;
 }
@@ -287,7 +282,7 @@ static int parse_global_stmt(struct cfg_parser *p)
 			goto out;
 		}
 	}
-	if (read_value(p, &k, &val, &vpos, NULL) < 0)
+	if (read_value(p, &k, &val, &vpos) < 0)
 		goto out;
 	/* "a, b, c": a list, kept as written without spaces */
 	bool list = false;
@@ -361,7 +356,7 @@ static int parse_node_stmt(struct cfg_parser *p)
 	if (k.name) {
 		if (!name_ok(p, "node", k.name, k.pos))
 			goto out;
-		if (read_value(p, &k, &n.link, &lpos, NULL) < 0)
+		if (read_value(p, &k, &n.link, &lpos) < 0)
 			goto out;
 		n.name = k.name;
 		k.name = NULL;
@@ -516,6 +511,14 @@ static int parse_filter(struct cfg_parser *p, struct cfg_group_ast *g, struct ke
 		ERR(p, c.pos, "name() needs at least one node name (or remove the filter)");
 		goto out;
 	}
+	if (g->n_filters >= CFG_MAX_FILTERS) {
+		if (g->too_many_filters++ == 0)
+			ERR(p, c.pos,
+			    "too many 'filter:' lines in one group (at most %u; list names in one "
+			    "name())",
+			    CFG_MAX_FILTERS);
+		goto out;
+	}
 	cfg_reserve(&g->filters, &g->cap_filters, g->n_filters, sizeof(*g->filters));
 	struct cfg_filter *f = &g->filters[g->n_filters++];
 	f->negate = c.negate;
@@ -552,7 +555,7 @@ static int parse_policy(struct cfg_parser *p, struct anser_group *g, struct cfg_
 	}
 	/* seen, even if its value is bad: no "has no policy" on top */
 	ga->has_policy = true;
-	if (read_value(p, k, &val, &pos, NULL) < 0)
+	if (read_value(p, k, &val, &pos) < 0)
 		return -EINVAL;
 	if (strcmp(val, "random") == 0) {
 		g->policy = ANSER_POLICY_RANDOM;
@@ -606,6 +609,38 @@ out:
 	return r;
 }
 
+/* Skips the value of an ignored option: word, string or call, or a list
+ * of them separated by ','. */
+static int skip_value(struct cfg_parser *p, struct key *k)
+{
+	char *val = NULL;
+	struct cfg_pos pos;
+
+	for (;;) {
+		if (read_value(p, k, &val, &pos) < 0)
+			return -EINVAL;
+		free(val);
+		if (peek_type(p) == TOK_LPAREN) {
+			unsigned depth = 0;
+			do {
+				enum cfg_tok_type t = peek_type(p);
+				if (t == TOK_EOF || t == TOK_RBRACE || t == TOK_LBRACE)
+					return expected(p, "')'", NULL);
+				depth += t == TOK_LPAREN;
+				depth -= t == TOK_RPAREN;
+				next(p);
+			} while (depth > 0);
+		}
+		if (peek_type(p) != TOK_COMMA)
+			return 0;
+		next(p);
+		if (peek(p, 0)->bol)
+			return expected(p, "a value after ','", NULL);
+		free(k->name);
+		k->name = cfg_strdup("option"); /* for the "has no value" report */
+	}
+}
+
 static int parse_group_stmt(struct cfg_parser *p, size_t gi)
 {
 	struct key k = { 0 };
@@ -627,9 +662,7 @@ static int parse_group_stmt(struct cfg_parser *p, size_t gi)
 			ERR(p, k.pos, "unknown group option '%s' (did you mean '%s'?)", q, sug);
 		} else {
 			WARN(p, k.pos, "group option '%s' is not supported yet, ignored", q);
-			/* skip its value, whatever its shape */
-			sync_stmt(p, p->lx.consumed - 1);
-			r = 0;
+			r = skip_value(p, &k);
 		}
 		free(q);
 	}

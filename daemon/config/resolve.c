@@ -95,12 +95,14 @@ static void resolve_group(struct cfg_parser *p, size_t gi, const struct name_ix 
 				bsearch(fl->names[i], ix, c->n_nodes, sizeof(*ix), cmp_name_key);
 			if (hit) {
 				/* duplicates are reported already; mark them all */
-				for (const struct name_ix *h = hit;
-				     h >= ix && strcmp(h->name, fl->names[i]) == 0; h--)
-					mark[h->ix] = true;
-				for (const struct name_ix *h = hit;
-				     h < ix + c->n_nodes && strcmp(h->name, fl->names[i]) == 0; h++)
-					mark[h->ix] = true;
+				size_t at = (size_t)(hit - ix), lo = at, hi = at;
+				while (lo > 0 && strcmp(ix[lo - 1].name, fl->names[i]) == 0)
+					lo--;
+				while (hi + 1 < c->n_nodes &&
+				       strcmp(ix[hi + 1].name, fl->names[i]) == 0)
+					hi++;
+				for (size_t h = lo; h <= hi; h++)
+					mark[ix[h].ix] = true;
 				continue;
 			}
 			const char *sug = suggest_node(c, fl->names[i]);

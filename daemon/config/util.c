@@ -68,21 +68,40 @@ void cfg_reserve(void *v, size_t *cap, size_t n, size_t elem)
 
 #define QUOTE_MAX 48
 
-char *cfg_quote(const char *s, size_t len)
+static void quote_into(char *out, size_t *o, const char *s, size_t len)
 {
-	/* 4 output bytes per input byte at most, plus "..." and NUL */
-	char *out = cfg_malloc0(QUOTE_MAX * 4 + 4);
-	size_t o = 0;
-
-	for (size_t i = 0; i < len && i < QUOTE_MAX; i++) {
+	for (size_t i = 0; i < len && *o < QUOTE_MAX * 4; i++) {
 		unsigned char c = (unsigned char)s[i];
 		if (c < 0x20 || c >= 0x7f) {
-			snprintf(out + o, 5, "\\x%02x", c);
-			o += 4;
+			snprintf(out + *o, 5, "\\x%02x", c);
+			*o += 4;
 		} else {
-			out[o++] = (char)c;
+			out[(*o)++] = (char)c;
 		}
 	}
+}
+
+char *cfg_quote(const char *s, size_t len)
+{
+	/* 4 output bytes per input byte at most, plus "://...@", "..." */
+	char *out = cfg_malloc0(QUOTE_MAX * 4 + 16);
+	const char *sep = memmem(s, len, "://", 3);
+	const char *at = NULL;
+	size_t o = 0;
+
+	/* scheme://user:pass@host: the user info is a secret, never show it */
+	for (const char *c = sep; c && c < s + len; c++)
+		if (*c == '@')
+			at = c;
+	if (at) {
+		quote_into(out, &o, s,
+			   (size_t)(sep - s) < QUOTE_MAX ? (size_t)(sep - s) : QUOTE_MAX);
+		memcpy(out + o, "://...@", 7);
+		o += 7;
+		len -= (size_t)(at + 1 - s);
+		s = at + 1;
+	}
+	quote_into(out, &o, s, len < QUOTE_MAX ? len : QUOTE_MAX);
 	if (len > QUOTE_MAX) {
 		memcpy(out + o, "...", 3);
 		o += 3;
@@ -98,13 +117,16 @@ unsigned cfg_edit_distance(const char *a, const char *b)
 	size_t la = strlen(a), lb = strlen(b);
 	unsigned d[CFG_MAX_NAME + 2][CFG_MAX_NAME + 2];
 
-	if (la > CFG_MAX_NAME || lb > CFG_MAX_NAME)
+	/* only distances up to 2 matter: cut the work short beyond */
+	if (la > CFG_MAX_NAME || lb > CFG_MAX_NAME || la > lb + 2 || lb > la + 2)
 		return 1000;
 	for (size_t i = 0; i <= la; i++)
 		d[i][0] = (unsigned)i;
 	for (size_t j = 0; j <= lb; j++)
 		d[0][j] = (unsigned)j;
+	unsigned prev_min = 0;
 	for (size_t i = 1; i <= la; i++) {
+		unsigned row_min = 1000;
 		for (size_t j = 1; j <= lb; j++) {
 			unsigned cost = a[i - 1] != b[j - 1];
 			unsigned v = d[i - 1][j] + 1;
@@ -116,7 +138,14 @@ unsigned cfg_edit_distance(const char *a, const char *b)
 			    d[i - 2][j - 2] + 1 < v)
 				v = d[i - 2][j - 2] + 1;
 			d[i][j] = v;
+			if (v < row_min)
+				row_min = v;
 		}
+		/* a row is at least the smaller of the row above and the one
+		 * before it plus one: two rows past 2 mean the end is past 2 */
+		if (row_min > 2 && prev_min > 2)
+			return 1000;
+		prev_min = row_min;
 	}
 	return d[la][lb];
 }

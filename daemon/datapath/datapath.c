@@ -70,7 +70,11 @@ static int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list 
 	char line[1024];
 	if (level == LIBBPF_DEBUG && anser_log_get_level() < ANSER_LOG_DEBUG)
 		return 0;
+	/* libbpf's own format strings; the callback type has no format attribute. */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wformat-nonliteral"
 	vsnprintf(line, sizeof(line), fmt, ap);
+#pragma GCC diagnostic pop
 	size_t n = strlen(line);
 	if (n && line[n - 1] == '\n')
 		line[n - 1] = '\0';
@@ -103,7 +107,8 @@ int anser_datapath_new(const char *cgroup_path, struct anser_datapath **out)
 	if (!cgroup_path) {
 		r = anser_cgroup2_mount(root, sizeof(root));
 		if (r < 0)
-			return log_error_errno(r, "No cgroup2 mount found in /proc/self/mounts: %m");
+			return log_error_errno(r,
+					       "No cgroup2 mount found in /proc/self/mounts: %m");
 		cgroup_path = root;
 	}
 	dp = calloc(1, sizeof(*dp));
@@ -166,8 +171,8 @@ void anser_datapath_free(struct anser_datapath *dp)
 	free(dp);
 }
 
-int anser_datapath_set_ports(struct anser_datapath *dp, uint16_t tcp4, uint16_t tcp6,
-			     uint16_t udp4, uint16_t udp6)
+int anser_datapath_set_ports(struct anser_datapath *dp, uint16_t tcp4, uint16_t tcp6, uint16_t udp4,
+			     uint16_t udp6)
 {
 	dp->ctl->tcp4_port = tcp4;
 	dp->ctl->tcp6_port = tcp6;
@@ -273,8 +278,7 @@ int anser_datapath_attach(struct anser_datapath *dp)
 	if (dp->cgroup_fd < 0) {
 		dp->cgroup_fd = open(dp->cgroup_path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 		if (dp->cgroup_fd < 0)
-			return log_error_errno(errno, "Cannot open cgroup %s: %m",
-					       dp->cgroup_path);
+			return log_error_errno(errno, "Cannot open cgroup %s: %m", dp->cgroup_path);
 	}
 	for (size_t i = 0; i < sizeof(progs) / sizeof(progs[0]); i++) {
 		struct bpf_link *l = bpf_program__attach_cgroup(progs[i], dp->cgroup_fd);

@@ -25,8 +25,8 @@ void anser_datapath_free(struct anser_datapath *dp);
 /* The cgroup2 mount point (e.g. /sys/fs/cgroup/unified), or -ENOENT. */
 int anser_cgroup2_mount(char *buf, size_t len);
 
-int anser_datapath_set_ports(struct anser_datapath *dp, uint16_t tcp4, uint16_t tcp6,
-			     uint16_t udp4, uint16_t udp6);
+int anser_datapath_set_ports(struct anser_datapath *dp, uint16_t tcp4, uint16_t tcp6, uint16_t udp4,
+			     uint16_t udp6);
 /* Write the rules of cfg into map slot `slot` (not yet active). */
 int anser_datapath_load_rules(struct anser_datapath *dp, const struct anser_config *cfg,
 			      unsigned slot);

@@ -70,8 +70,9 @@ static int dump_one(int fd, int family, int proto,
 				return r;
 			if (h->nlmsg_type == NLMSG_ERROR) {
 				struct nlmsgerr *e = NLMSG_DATA(h);
-				return h->nlmsg_len >= NLMSG_LENGTH(sizeof(*e)) && e->error ? e->error
-											   : -EIO;
+				return h->nlmsg_len >= NLMSG_LENGTH(sizeof(*e)) && e->error
+					       ? e->error
+					       : -EIO;
 			}
 			if (h->nlmsg_type != SOCK_DIAG_BY_FAMILY ||
 			    h->nlmsg_len < NLMSG_LENGTH(sizeof(struct inet_diag_msg)))

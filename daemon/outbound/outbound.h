@@ -29,7 +29,7 @@ int anser_group_pick(const struct anser_config *cfg, size_t group);
  */
 enum anser_dial_cmd {
 	ANSER_DIAL_CONNECT = 1, /* a stream to dst */
-	ANSER_DIAL_UDP = 2,     /* SOCKS5 UDP ASSOCIATE; dst unused */
+	ANSER_DIAL_UDP = 2,	/* SOCKS5 UDP ASSOCIATE; dst unused */
 };
 
 struct anser_dial;

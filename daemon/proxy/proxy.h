@@ -25,10 +25,10 @@
 struct anser_proxy;
 
 struct anser_proxy_opts {
-	unsigned workers;           /* 0: one per online CPU */
-	unsigned tcp_idle_timeout;  /* seconds, default 300 */
-	unsigned udp_idle_timeout;  /* seconds, default 60 */
-	unsigned dial_timeout;      /* seconds, default 10 */
+	unsigned workers;	   /* 0: one per online CPU */
+	unsigned tcp_idle_timeout; /* seconds, default 300 */
+	unsigned udp_idle_timeout; /* seconds, default 60 */
+	unsigned dial_timeout;	   /* seconds, default 10 */
 };
 
 /* Opens the listeners (ports chosen by the kernel). dp may be NULL in unit

@@ -182,8 +182,7 @@ static void compile_cond(struct compiler *c, const struct anser_cond *cond, stru
 	}
 }
 
-int anser_routing_compile(const struct anser_config *cfg, unsigned slot,
-			  struct anser_compiled *out)
+int anser_routing_compile(const struct anser_config *cfg, unsigned slot, struct anser_compiled *out)
 {
 	struct compiler c = { .out = out, .next_set = 1 };
 

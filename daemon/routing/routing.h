@@ -17,8 +17,8 @@
 
 struct anser_gen {
 	atomic_uint refs;
-	uint64_t number;          /* 1, 2, ... ; exported as Generation */
-	unsigned slot;            /* 0/1: map slot in the kernel */
+	uint64_t number;	  /* 1, 2, ... ; exported as Generation */
+	unsigned slot;		  /* 0/1: map slot in the kernel */
 	struct anser_config *cfg; /* owned */
 };
 

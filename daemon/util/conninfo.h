@@ -12,17 +12,17 @@ struct anser_conn_info {
 	uint64_t cookie; /* the app socket's cookie (0 if unknown) */
 	uint32_t pid;
 	char pname[64];
-	char proto[4];                /* "tcp" / "udp" */
-	struct sockaddr_storage src;  /* the app's side */
-	struct sockaddr_storage dst;  /* the original destination */
-	char outbound[64];            /* "direct", "block" or group name */
-	char node[64];                /* node used, "" for direct */
-	char rule[32];                /* "rule 3", "fallback", "builtin" */
+	char proto[4];		     /* "tcp" / "udp" */
+	struct sockaddr_storage src; /* the app's side */
+	struct sockaddr_storage dst; /* the original destination */
+	char outbound[64];	     /* "direct", "block" or group name */
+	char node[64];		     /* node used, "" for direct */
+	char rule[32];		     /* "rule 3", "fallback", "builtin" */
 	uint64_t bytes_up, bytes_down;
 	/* Filled by the datapath for the daemon to resolve names: */
-	int outbound_id;  /* ANSER_OUT_* or group id */
+	int outbound_id;   /* ANSER_OUT_* or group id */
 	unsigned gen_slot; /* rule slot the decision was made in */
-	bool proxied;      /* steered to anserd's listener */
+	bool proxied;	   /* steered to anserd's listener */
 };
 
 struct anser_conn_list {

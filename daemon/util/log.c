@@ -26,9 +26,9 @@ int anser_log_parse_level(const char *s)
 		const char *name;
 		enum anser_log_level level;
 	} names[] = {
-		{ "error", ANSER_LOG_ERROR }, { "warning", ANSER_LOG_WARNING },
+		{ "error", ANSER_LOG_ERROR },  { "warning", ANSER_LOG_WARNING },
 		{ "warn", ANSER_LOG_WARNING }, { "notice", ANSER_LOG_NOTICE },
-		{ "info", ANSER_LOG_INFO },   { "debug", ANSER_LOG_DEBUG },
+		{ "info", ANSER_LOG_INFO },    { "debug", ANSER_LOG_DEBUG },
 		{ "trace", ANSER_LOG_DEBUG },
 	};
 	for (size_t i = 0; s && i < sizeof(names) / sizeof(names[0]); i++)
@@ -66,7 +66,11 @@ static void vlog(enum anser_log_level level, int err, const char *fmt, va_list a
 		fmtbuf[o] = '\0';
 		f = fmtbuf;
 	}
+	/* f is the caller's checked format, or a copy of it with %m expanded. */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wformat-nonliteral"
 	vsnprintf(line, sizeof(line), f, ap);
+#pragma GCC diagnostic pop
 	/* <N> prefix is understood by journald's stderr stream (SyslogLevelPrefix). */
 	fprintf(stderr, "<%d>%s\n", (int)level, line);
 }

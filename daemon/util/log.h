@@ -26,13 +26,13 @@ int anser_log_errno(enum anser_log_level level, int err, const char *fmt, ...)
 void anser_log(enum anser_log_level level, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
-#define log_error(...) anser_log(ANSER_LOG_ERROR, __VA_ARGS__)
-#define log_warning(...) anser_log(ANSER_LOG_WARNING, __VA_ARGS__)
-#define log_notice(...) anser_log(ANSER_LOG_NOTICE, __VA_ARGS__)
-#define log_info(...) anser_log(ANSER_LOG_INFO, __VA_ARGS__)
-#define log_debug(...) anser_log(ANSER_LOG_DEBUG, __VA_ARGS__)
-#define log_error_errno(e, ...) anser_log_errno(ANSER_LOG_ERROR, (e), __VA_ARGS__)
+#define log_error(...)		  anser_log(ANSER_LOG_ERROR, __VA_ARGS__)
+#define log_warning(...)	  anser_log(ANSER_LOG_WARNING, __VA_ARGS__)
+#define log_notice(...)		  anser_log(ANSER_LOG_NOTICE, __VA_ARGS__)
+#define log_info(...)		  anser_log(ANSER_LOG_INFO, __VA_ARGS__)
+#define log_debug(...)		  anser_log(ANSER_LOG_DEBUG, __VA_ARGS__)
+#define log_error_errno(e, ...)	  anser_log_errno(ANSER_LOG_ERROR, (e), __VA_ARGS__)
 #define log_warning_errno(e, ...) anser_log_errno(ANSER_LOG_WARNING, (e), __VA_ARGS__)
-#define log_debug_errno(e, ...) anser_log_errno(ANSER_LOG_DEBUG, (e), __VA_ARGS__)
+#define log_debug_errno(e, ...)	  anser_log_errno(ANSER_LOG_DEBUG, (e), __VA_ARGS__)
 
 #endif

@@ -10,6 +10,8 @@
  *   udp HOST PORT MSG [N]          sendto() N times, print each reply as
  *                                  "from=ADDR reply=..."
  *   udpc HOST PORT MSG             same over a connect()ed socket
+ *   tcpconn HOST PORT N            N sequential connect()+close(); prints
+ *                                  "connects=N median_us=X p99_us=Y"
  * Exit status: 0 ok, 2 connect/send failed (prints "error=<strerror>"),
  * 3 no reply, 1 usage.
  */
@@ -105,8 +107,11 @@ static int do_tcp(const char *host, const char *port, const char *path, int hold
 				if (head_len < sizeof(head) - 1)
 					head[head_len++] = (char)ch;
 				/* \r\n\r\n */
-				state = (ch == '\r') ? (state == 2 ? 3 : 1)
-						     : (ch == '\n' ? (state == 1 ? 2 : (state == 3 ? 4 : 0)) : 0);
+				state = (ch == '\r')
+						? (state == 2 ? 3 : 1)
+						: (ch == '\n'
+							   ? (state == 1 ? 2 : (state == 3 ? 4 : 0))
+							   : 0);
 				if (state == 4)
 					in_body = 1;
 				continue;
@@ -164,6 +169,45 @@ static int do_udp(const char *host, const char *port, const char *msg, int count
 	return got ? 0 : 3;
 }
 
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return x < y ? -1 : x > y;
+}
+
+static int do_tcpconn(const char *host, const char *port, int n)
+{
+	struct sockaddr_storage ss;
+	socklen_t len;
+	double *us;
+
+	if (n <= 0 || resolve(host, port, SOCK_STREAM, &ss, &len) < 0)
+		return 1;
+	us = calloc((size_t)n, sizeof(*us));
+	if (!us)
+		return 1;
+	for (int i = 0; i < n; i++) {
+		struct timespec a, b;
+		int fd = socket(ss.ss_family, SOCK_STREAM, 0);
+		clock_gettime(CLOCK_MONOTONIC, &a);
+		if (fd < 0 || connect(fd, (struct sockaddr *)&ss, len) < 0) {
+			printf("error=%s\n", strerror(errno));
+			free(us);
+			return 2;
+		}
+		clock_gettime(CLOCK_MONOTONIC, &b);
+		/* RST instead of FIN: no TIME_WAIT pile-up across thousands of runs */
+		struct linger lg = { 1, 0 };
+		setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+		close(fd);
+		us[i] = (double)(b.tv_sec - a.tv_sec) * 1e6 + (double)(b.tv_nsec - a.tv_nsec) / 1e3;
+	}
+	qsort(us, (size_t)n, sizeof(*us), cmp_double);
+	printf("connects=%d median_us=%.1f p99_us=%.1f\n", n, us[n / 2], us[(n * 99) / 100]);
+	free(us);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	setvbuf(stdout, NULL, _IOLBF, 0);
@@ -173,6 +217,8 @@ int main(int argc, char **argv)
 		return do_tcp(argv[2], argv[3], argv[4], 0, 1);
 	if (argc >= 5 && strcmp(argv[1], "udp") == 0)
 		return do_udp(argv[2], argv[3], argv[4], argc > 5 ? atoi(argv[5]) : 1, 0);
+	if (argc == 5 && strcmp(argv[1], "tcpconn") == 0)
+		return do_tcpconn(argv[2], argv[3], atoi(argv[4]));
 	if (argc == 5 && strcmp(argv[1], "udpc") == 0)
 		return do_udp(argv[2], argv[3], argv[4], 1, 1);
 	fprintf(stderr, "usage: %s tcp|tcpget|udp|udpc HOST PORT ...\n", argv[0]);

@@ -190,11 +190,12 @@ socks pass {
         os.mkdir(self.cg)
         return self.cg
 
-    def app(self, name, *args, timeout=30, background=False):
-        """Run the test client as NAME inside the test cgroup in ns h."""
+    def app(self, name, *args, timeout=30, background=False, binary=CLIENT):
+        """Run BINARY (the test client by default) as NAME inside the test
+        cgroup in ns h."""
         exe = os.path.join(self.bin, name)
         if not os.path.exists(exe):
-            shutil.copy(CLIENT, exe)
+            shutil.copy(binary, exe)
         cmd = self.nsexec("h") + ["sh", "-c", 'echo $$ > "$0"/cgroup.procs && exec "$@"',
                                   self.cg, exe] + [str(a) for a in args]
         if background:
@@ -281,6 +282,12 @@ socks pass {
             raise AssertionError("anserd exited with %s:\n%s" % (self.anserd.returncode,
                                                                   self.log("anserd")))
         return " running (listeners" in self.log("anserd")
+
+    def stop_anserd(self):
+        if self.anserd and self.anserd.poll() is None:
+            self.anserd.terminate()
+            self.anserd.wait(10)
+        self.anserd = None
 
     def anserctl(self, *args, check=True):
         r = run([ANSERCTL, "--address=" + self.bus] + list(args), check=False)

@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -20,6 +21,7 @@
 #include <glib.h>
 #include <glib/gstdio.h>
 #include <netinet/in.h>
+#include <polkit/polkit.h>
 #include <systemd/sd-bus.h>
 #include <systemd/sd-event.h>
 
@@ -100,12 +102,11 @@ static void test_introspect(void)
 	g_file_get_contents(path, &expected, NULL, &error);
 	g_assert_no_error(error);
 	if (strcmp(expected, generated) != 0) {
-		g_autofree char *out = g_test_build_filename(G_TEST_BUILT,
-							     "org.anser.Anser1.Manager.xml", NULL);
+		g_autofree char *out =
+			g_test_build_filename(G_TEST_BUILT, "org.anser.Anser1.Manager.xml", NULL);
 
 		g_file_set_contents(out, generated, -1, NULL);
-		g_test_message("%s is stale: the vtable now produces %s (copy it over)", path,
-			       out);
+		g_test_message("%s is stale: the vtable now produces %s (copy it over)", path, out);
 		g_test_fail();
 	}
 	free(generated);
@@ -200,6 +201,7 @@ static struct {
 	GSource *source;
 	sd_bus *client;
 	struct anser_bus *bus;
+	GDBusConnection *gdbus_system; /* the one polkit-gobject will use */
 } T;
 
 struct fake_daemon {
@@ -291,6 +293,12 @@ static char *read_address(int fd)
 	return g_string_free(s, FALSE);
 }
 
+/* The bus dies with the test, even when an assertion aborts it. */
+static void child_die_with_parent(gpointer userdata)
+{
+	prctl(PR_SET_PDEATHSIG, SIGTERM);
+}
+
 static bool private_bus_start(void)
 {
 	g_autoptr(GError) error = NULL;
@@ -306,21 +314,21 @@ static bool private_bus_start(void)
 
 	/* This test checks the bus module, not the project's bus policy: a
 	 * mandatory allow-all context (a default-only one makes replies fail). */
-	conf = g_strdup_printf(
-		"<!DOCTYPE busconfig PUBLIC \"-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN\"\n"
-		" \"http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd\">\n"
-		"<busconfig>\n"
-		"  <type>system</type>\n"
-		"  <listen>unix:path=%s/system_bus_socket</listen>\n"
-		"  <auth>EXTERNAL</auth>\n"
-		"  <policy context=\"mandatory\">\n"
-		"    <allow user=\"*\"/>\n"
-		"    <allow own=\"*\"/>\n"
-		"    <allow send_destination=\"*\" eavesdrop=\"true\"/>\n"
-		"    <allow receive_sender=\"*\"/>\n"
-		"  </policy>\n"
-		"</busconfig>\n",
-		T.dir);
+	conf = g_strdup_printf("<!DOCTYPE busconfig PUBLIC \"-//freedesktop//DTD D-Bus Bus "
+			       "Configuration 1.0//EN\"\n"
+			       " \"http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd\">\n"
+			       "<busconfig>\n"
+			       "  <type>system</type>\n"
+			       "  <listen>unix:path=%s/system_bus_socket</listen>\n"
+			       "  <auth>EXTERNAL</auth>\n"
+			       "  <policy context=\"mandatory\">\n"
+			       "    <allow user=\"*\"/>\n"
+			       "    <allow own=\"*\"/>\n"
+			       "    <allow send_destination=\"*\" eavesdrop=\"true\"/>\n"
+			       "    <allow receive_sender=\"*\"/>\n"
+			       "  </policy>\n"
+			       "</busconfig>\n",
+			       T.dir);
 	conf_path = g_build_filename(T.dir, "bus.conf", NULL);
 	g_file_set_contents(conf_path, conf, -1, &error);
 	g_assert_no_error(error);
@@ -331,7 +339,8 @@ static bool private_bus_start(void)
 				       NULL };
 
 		if (!g_spawn_async_with_pipes(NULL, (char **)argv, NULL, G_SPAWN_DO_NOT_REAP_CHILD,
-					      NULL, NULL, &T.daemon, NULL, &out, NULL, &error)) {
+					      child_die_with_parent, NULL, &T.daemon, NULL, &out,
+					      NULL, &error)) {
 			g_printerr("# cannot start dbus-daemon: %s\n", error->message);
 			return false;
 		}
@@ -349,8 +358,6 @@ static bool private_bus_start(void)
 
 static void private_bus_stop(void)
 {
-	g_autoptr(GDBusConnection) system_bus = NULL;
-
 	if (T.bus)
 		anser_bus_free(T.bus);
 	T.client = sd_bus_flush_close_unref(T.client);
@@ -359,10 +366,7 @@ static void private_bus_stop(void)
 		g_source_unref(T.source);
 	}
 	T.event = sd_event_unref(T.event);
-	/* GDBus raises SIGTERM when "the system bus" closes: not this one. */
-	system_bus = g_bus_get_sync(G_BUS_TYPE_SYSTEM, NULL, NULL);
-	if (system_bus)
-		g_dbus_connection_set_exit_on_close(system_bus, FALSE);
+	g_clear_object(&T.gdbus_system);
 	if (T.daemon) {
 		kill(T.daemon, SIGTERM);
 		waitpid(T.daemon, NULL, 0);
@@ -410,6 +414,11 @@ static bool bus_fixture(void)
 	}
 	if (T.bus)
 		return true;
+	/* GDBus raises SIGTERM when "the system bus" goes away: not this one.
+	 * Holding the singleton also makes polkit-gobject use this connection. */
+	T.gdbus_system = g_bus_get_sync(G_BUS_TYPE_SYSTEM, NULL, NULL);
+	g_assert_nonnull(T.gdbus_system);
+	g_dbus_connection_set_exit_on_close(T.gdbus_system, FALSE);
 	g_assert_cmpint(sd_event_new(&T.event), >=, 0);
 	T.source = anser_sd_event_attach_glib(T.event, NULL);
 	g_assert_cmpint(connect_client(&T.client), >=, 0);
@@ -438,15 +447,14 @@ static sd_bus_message *call(const char *interface, const char *member, bool inte
 	_cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
 	struct pending_reply p = { 0 };
 
-	g_assert_cmpint(sd_bus_message_new_method_call(T.client, &m, ANSER_BUS_NAME,
-						       ANSER_BUS_PATH, interface, member),
+	g_assert_cmpint(sd_bus_message_new_method_call(T.client, &m, ANSER_BUS_NAME, ANSER_BUS_PATH,
+						       interface, member),
 			>=, 0);
 	if (arg1)
 		g_assert_cmpint(sd_bus_message_append(m, "s", arg1), >=, 0);
 	if (arg2)
 		g_assert_cmpint(sd_bus_message_append(m, "s", arg2), >=, 0);
-	g_assert_cmpint(sd_bus_message_set_allow_interactive_authorization(m, interactive), >=,
-			0);
+	g_assert_cmpint(sd_bus_message_set_allow_interactive_authorization(m, interactive), >=, 0);
 	g_assert_cmpint(sd_bus_call_async(T.client, NULL, m, on_reply, &p, 0), >=, 0);
 	run_until(NULL, &p.done);
 	return p.reply;
@@ -528,8 +536,8 @@ static void test_state_changed(void)
 	if (!bus_fixture())
 		return;
 	g_assert_cmpint(sd_bus_match_signal(T.client, &slot, ANSER_BUS_NAME, ANSER_BUS_PATH,
-					    "org.freedesktop.DBus.Properties",
-					    "PropertiesChanged", on_properties_changed, &c),
+					    "org.freedesktop.DBus.Properties", "PropertiesChanged",
+					    on_properties_changed, &c),
 			>=, 0);
 	fake.state = "reloading";
 	anser_bus_state_changed(T.bus);
@@ -619,22 +627,43 @@ static const sd_bus_vtable fake_polkit_vtable[] = {
 	SD_BUS_VTABLE_START(0),
 	SD_BUS_METHOD("CheckAuthorization", "(sa{sv})sa{ss}us", "(bba{ss})",
 		      fake_check_authorization, SD_BUS_VTABLE_UNPRIVILEGED),
-	SD_BUS_METHOD("CancelCheckAuthorization", "s", "", fake_cancel,
-		      SD_BUS_VTABLE_UNPRIVILEGED),
+	SD_BUS_METHOD("CancelCheckAuthorization", "s", "", fake_cancel, SD_BUS_VTABLE_UNPRIVILEGED),
 	SD_BUS_VTABLE_END,
 };
 
+/* polkit-gobject routes calls to the name owner it last saw: wait until it
+ * has seen the change, or a call may still go to the previous fake. */
+static void wait_for_polkit_owner(const char *expected)
+{
+	g_autoptr(PolkitAuthority) authority = polkit_authority_get_sync(NULL, NULL);
+	gint64 deadline = g_get_monotonic_time() + 10 * G_USEC_PER_SEC;
+
+	g_assert_nonnull(authority);
+	for (;;) {
+		g_autofree char *owner = polkit_authority_get_owner(authority);
+
+		if (g_strcmp0(owner, expected) == 0)
+			break;
+		g_assert_cmpint(g_get_monotonic_time(), <, deadline);
+		g_main_context_iteration(NULL, FALSE);
+		g_usleep(1000);
+	}
+}
+
 static void fake_polkit_start(struct fake_polkit *p, enum fake_verdict verdict)
 {
+	const char *unique = NULL;
+
 	memset(p, 0, sizeof(*p));
 	p->verdict = verdict;
 	g_assert_cmpint(connect_client(&p->bus), >=, 0);
-	g_assert_cmpint(sd_bus_add_object_vtable(p->bus, NULL,
-						 "/org/freedesktop/PolicyKit1/Authority",
-						 "org.freedesktop.PolicyKit1.Authority",
-						 fake_polkit_vtable, p),
+	g_assert_cmpint(sd_bus_add_object_vtable(
+				p->bus, NULL, "/org/freedesktop/PolicyKit1/Authority",
+				"org.freedesktop.PolicyKit1.Authority", fake_polkit_vtable, p),
 			>=, 0);
 	g_assert_cmpint(sd_bus_request_name(p->bus, "org.freedesktop.PolicyKit1", 0), >=, 0);
+	g_assert_cmpint(sd_bus_get_unique_name(p->bus, &unique), >=, 0);
+	wait_for_polkit_owner(unique);
 }
 
 static void fake_polkit_stop(struct fake_polkit *p)
@@ -642,6 +671,7 @@ static void fake_polkit_stop(struct fake_polkit *p)
 	g_assert_cmpint(sd_bus_release_name(p->bus, "org.freedesktop.PolicyKit1"), >=, 0);
 	p->bus = sd_bus_flush_close_unref(p->bus);
 	fake_polkit_forget(p);
+	wait_for_polkit_owner(NULL);
 }
 
 struct conn_seen {
@@ -718,8 +748,7 @@ static void test_polkit_allowed(void)
 	g_assert_cmpint(p.checks, ==, 1);
 	g_assert_cmpstr(p.action_id, ==, "org.anser.view-connections");
 	g_assert_cmpstr(p.subject_kind, ==, "system-bus-name");
-	g_assert_cmpstr(p.subject_name, ==,
-			({
+	g_assert_cmpstr(p.subject_name, ==, ({
 				const char *u = NULL;
 				sd_bus_get_unique_name(T.client, &u);
 				u;
@@ -802,6 +831,106 @@ static void test_polkit_challenge_and_deny(void)
 	g_assert_cmpint(fake.reload_calls, ==, 0);
 }
 
+/* ---- anserctl against the served object (a blocking client in a child) */
+
+struct ctl_result {
+	bool done;
+	int status;
+	char *out, *err;
+};
+
+static void on_ctl_done(GObject *source, GAsyncResult *res, gpointer userdata)
+{
+	struct ctl_result *c = userdata;
+	g_autoptr(GError) error = NULL;
+
+	g_subprocess_communicate_utf8_finish(G_SUBPROCESS(source), res, &c->out, &c->err, &error);
+	g_assert_no_error(error);
+	c->status = g_subprocess_get_exit_status(G_SUBPROCESS(source));
+	c->done = true;
+}
+
+static void anserctl(struct ctl_result *c, const char *arg1, const char *arg2)
+{
+	g_autofree char *path =
+		g_test_build_filename(G_TEST_BUILT, "..", "..", "cli", "anserctl", NULL);
+	g_autofree char *address = g_strdup_printf("--address=%s", T.address);
+	g_autoptr(GSubprocess) proc = NULL;
+	g_autoptr(GError) error = NULL;
+
+	memset(c, 0, sizeof(*c));
+	proc = g_subprocess_new(G_SUBPROCESS_FLAGS_STDOUT_PIPE | G_SUBPROCESS_FLAGS_STDERR_PIPE |
+					G_SUBPROCESS_FLAGS_STDIN_INHERIT,
+				&error, path, address, arg1, arg2, NULL);
+	g_assert_no_error(error);
+	g_subprocess_communicate_utf8_async(proc, NULL, NULL, on_ctl_done, c);
+	run_until(NULL, &c->done);
+}
+
+static void ctl_result_clear(struct ctl_result *c)
+{
+	g_clear_pointer(&c->out, g_free);
+	g_clear_pointer(&c->err, g_free);
+}
+
+static void test_anserctl(void)
+{
+	g_autofree char *path =
+		g_test_build_filename(G_TEST_BUILT, "..", "..", "cli", "anserctl", NULL);
+	struct ctl_result c;
+	struct fake_polkit p;
+
+	if (!bus_fixture())
+		return;
+	if (!g_file_test(path, G_FILE_TEST_IS_EXECUTABLE)) {
+		g_test_skip("anserctl is not built");
+		return;
+	}
+
+	anserctl(&c, "status", NULL);
+	g_assert_cmpint(c.status, ==, 0);
+	g_assert_cmpstr(c.out, ==, "Version: " ANSER_VERSION "\nState: running\n");
+	ctl_result_clear(&c);
+
+	/* No polkitd: a clear denial. */
+	anserctl(&c, "connections", NULL);
+	g_assert_cmpint(c.status, ==, 1);
+	g_assert_true(g_str_has_prefix(c.err, "not authorized: "));
+	ctl_result_clear(&c);
+
+	fake_polkit_start(&p, VERDICT_ALLOW);
+
+	anserctl(&c, "connections", NULL);
+	g_assert_cmpint(c.status, ==, 0);
+	g_assert_true(g_str_has_prefix(c.out, " PID  PROCESS  PROTO  SOURCE"));
+	g_assert_nonnull(strstr(c.out, "1234  curl     tcp    10.0.0.2:50000  1.2.3.4:443"));
+	g_assert_nonnull(strstr(c.out, "8.0G\n"));
+	g_assert_nonnull(strstr(c.out, "\n   7  bad\xef\xbf\xbd     udp    [::1]:5353"));
+	ctl_result_clear(&c);
+
+	anserctl(&c, "--json", "connections");
+	g_assert_cmpint(c.status, ==, 0);
+	g_assert_true(g_str_has_prefix(c.out, "[\n  {\"pid\": 1234, \"process\": \"curl\""));
+	g_assert_nonnull(strstr(c.out, "\"bytes_down\": 8589934592"));
+	g_assert_true(g_str_has_suffix(c.out, "}\n]\n"));
+	ctl_result_clear(&c);
+
+	fake.reload_result = -EINVAL;
+	fake.reload_message = "/etc/anser/config.dae:3:7: unknown outbound 'x'";
+	anserctl(&c, "reload", NULL);
+	g_assert_cmpint(c.status, ==, 1);
+	g_assert_cmpstr(c.err, ==, "/etc/anser/config.dae:3:7: unknown outbound 'x'\n");
+	ctl_result_clear(&c);
+	fake.reload_result = 0;
+	fake.reload_message = NULL;
+
+	anserctl(&c, "reload", NULL);
+	g_assert_cmpint(c.status, ==, 0);
+	ctl_result_clear(&c);
+
+	fake_polkit_stop(&p);
+}
+
 int main(int argc, char *argv[])
 {
 	int r;
@@ -817,6 +946,7 @@ int main(int argc, char *argv[])
 	g_test_add_func("/bus/polkit/no-polkitd-denies", test_no_polkitd_denies);
 	g_test_add_func("/bus/polkit/allowed", test_polkit_allowed);
 	g_test_add_func("/bus/polkit/challenge-and-deny", test_polkit_challenge_and_deny);
+	g_test_add_func("/bus/anserctl", test_anserctl);
 
 	T.available = private_bus_start();
 	r = g_test_run();

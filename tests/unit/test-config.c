@@ -293,7 +293,8 @@ static void test_warnings(void)
 	const char *text = "global {\n tproxy_port: 12345\n log_levl: info\n"
 			   " lan_interface: docker0, eth0\n}\n"
 			   "dns { upstream { x: 'udp://1.1.1.1' } }\n"
-			   "group {\n g { policy: random\n check_interval: 30s }\n}\n"
+			   "group {\n g { policy: random\n check_interval: 30s tcp_check_url: f(a, "
+			   "b), 'x' filter: name(n) }\n}\n"
 			   "node { n: 'socks5://h:1' }\n" ROUTING_DIRECT;
 	struct anser_diags d = { 0 };
 	struct anser_config *c = NULL;
@@ -301,7 +302,8 @@ static void test_warnings(void)
 	g_assert_cmpint(anser_config_parse_string("w.dae", text, strlen(text), &c, &d), ==, 0);
 	g_assert_nonnull(c);
 	g_assert_cmpuint(anser_diags_errors(&d), ==, 0);
-	g_assert_cmpuint(d.n, ==, 5);
+	g_assert_cmpuint(d.n, ==, 6);
+	g_assert_cmpuint(c->groups[0].n_nodes, ==, 1);
 	char *s = anser_diags_format(&d);
 	g_assert_nonnull(strstr(
 		s,
@@ -411,6 +413,13 @@ static void test_too_many(void)
 		g_string_append(s, "dport(1) -> direct\n");
 	g_string_append(s, "fallback: direct\n}\n");
 	expect_error(s->str, 4002, 1, "too many routing rules");
+	g_string_free(s, TRUE);
+
+	s = g_string_new("node { a: 'socks5://h:1' }\ngroup {\n g {\n  policy: random\n");
+	for (unsigned i = 0; i < 70; i++)
+		g_string_append(s, "  filter: name(a)\n");
+	g_string_append(s, " }\n}\n" ROUTING_DIRECT);
+	expect_error(s->str, 4 + 65, 11, "too many 'filter:' lines in one group (at most 64");
 	g_string_free(s, TRUE);
 
 	/* many errors: the report is capped, and says so last */
@@ -645,8 +654,15 @@ static void test_nul_byte(void)
 
 static void test_no_secret_in_errors(void)
 {
-	const char *text = "node {\n a: 'socks5://alice:s3cr3t@h:99999'\n b: "
-			   "'alice:s3cr3t@h'\n}\n" ROUTING_DIRECT;
+	static const char text[] = "node {\n"
+				   " a: 'socks5://alice:s3cr3t@h:99999'\n"
+				   " b: 'alice:s3cr3t@h'\n"
+				   "}\n"
+				   "global { x: y 'socks5://bob:s3cr3t@h:1' }\n"
+				   "routing {\n"
+				   " pname(a) -> 'socks5://bob:s3cr3t@h:1'\n"
+				   " fallback: direct\n"
+				   "}\n";
 	struct anser_diags d = { 0 };
 	struct anser_config *c = NULL;
 
@@ -654,6 +670,8 @@ static void test_no_secret_in_errors(void)
 	char *s = anser_diags_format(&d);
 	g_assert_null(strstr(s, "s3cr3t"));
 	g_assert_nonnull(strstr(s, "invalid port '99999'"));
+	g_assert_nonnull(strstr(s, "found 'socks5://...@h:1'"));
+	g_assert_nonnull(strstr(s, "unknown outbound 'socks5://...@h:1'"));
 	free(s);
 	anser_diags_clear(&d);
 }
