@@ -351,9 +351,11 @@ int main(int argc, char **argv)
 
 out:
 	anser_bus_free(d.bus);
-	/* Detach before the listeners close: new flows go direct from here. */
-	anser_datapath_free(d.dp);
+	/* Detach before the listeners close: new flows go direct from here.
+	 * The workers still use the maps until they stop. */
+	anser_datapath_detach(d.dp);
 	anser_proxy_free(d.proxy);
+	anser_datapath_free(d.dp);
 	for (int i = 0; i < ANSER_GENS; i++)
 		anser_gen_unref(d.gens[i]);
 	anser_config_free(cfg);

@@ -153,13 +153,23 @@ fail:
 	return r;
 }
 
+void anser_datapath_detach(struct anser_datapath *dp)
+{
+	if (!dp)
+		return;
+	for (size_t i = 0; i < dp->n_links; i++)
+		bpf_link__destroy(dp->links[i]);
+	if (dp->n_links)
+		log_info("Detached from cgroup %s", dp->cgroup_path);
+	dp->n_links = 0;
+}
+
 void anser_datapath_free(struct anser_datapath *dp)
 {
 	if (!dp)
 		return;
 	/* Links first: the kernel stops steering before maps go away. */
-	for (size_t i = 0; i < dp->n_links; i++)
-		bpf_link__destroy(dp->links[i]);
+	anser_datapath_detach(dp);
 	if (dp->ctl)
 		munmap((void *)dp->ctl, sysconf(_SC_PAGESIZE));
 	anser_bpf__destroy(dp->skel);

@@ -35,6 +35,8 @@ int anser_datapath_load_rules(struct anser_datapath *dp, const struct anser_conf
 int anser_datapath_activate(struct anser_datapath *dp, unsigned slot);
 int anser_datapath_set_enabled(struct anser_datapath *dp, bool enabled);
 int anser_datapath_attach(struct anser_datapath *dp);
+/* Detach every program (new flows go direct); maps stay usable. */
+void anser_datapath_detach(struct anser_datapath *dp);
 
 /* peer: the accepted socket's peer address (the app's endpoint). */
 int anser_datapath_tcp_lookup(struct anser_datapath *dp, const struct sockaddr *peer,

@@ -265,16 +265,13 @@ socks pass {
         os.chmod(path, 0o600)
         return path
 
-    def start_anserd(self, config, extra=()):
-        cmd = self.nsexec("h") + [ANSERD, "--config", config, "--cgroup", self.cg,
-                                  "--log-level", "debug"]
+    def start_anserd(self, config, extra=(), wrapper=()):
+        cmd = self.nsexec("h") + list(wrapper) + [ANSERD, "--config", config, "--cgroup",
+                                                  self.cg, "--log-level", "debug"]
         cmd += ["--bus-address", self.bus] if self.bus else ["--no-bus"]
         cmd += list(extra)
-        wrapper = os.environ.get("ANSER_DAEMON_WRAPPER")
-        if wrapper:
-            cmd = self.nsexec("h") + wrapper.split() + cmd[len(self.nsexec("h")):]
         self.anserd = self.spawn("anserd", cmd)
-        self.wait_for("anserd running", lambda: self._anserd_ready(), timeout=30)
+        self.wait_for("anserd running", lambda: self._anserd_ready(), timeout=60)
         return self.anserd
 
     def _anserd_ready(self):

@@ -259,7 +259,41 @@ def t_sigterm(env):
     expect(seen_as(a.stdout) == H4, "direct after exit: " + a.stdout)
 
 
+def t_valgrind(env):
+    """The daemon under valgrind through TCP, UDP, listing, reload and exit."""
+    import shutil
+    if not shutil.which("valgrind"):
+        raise harness.Skip("valgrind not installed")
+    env.setup_net()
+    env.setup_cgroup()
+    env.start_web()
+    env.start_dante()
+    env.start_bus()
+    env.start_polkitd()
+    vlog = os.path.join(env.tmp, "valgrind.log")
+    cfg = config(env, link="socks5://10.77.0.2:1081")
+    env.start_anserd(cfg, wrapper=["valgrind", "--leak-check=full", "--show-leak-kinds=definite",
+                                   "--errors-for-leak-kinds=definite", "--error-exitcode=99",
+                                   "--suppressions=" + os.path.join(harness.SRC, "tests", "valgrind.supp"),
+                                   "--log-file=" + vlog])
+    check_split(env, S4, P4, H4)
+    check_udp(env, S4, P4)
+    check_udp(env, S6, P6, connected=True)
+    env.anserctl("connections")
+    config(env, rules="pname(appB) -> proxy", link="socks5://10.77.0.2:1081")
+    env.anserctl("reload")
+    b = env.app("appB", "tcp", S4, WEB)
+    expect(seen_as(b.stdout) == P4, "after reload appB is proxied: " + b.stdout)
+    env.anserd.send_signal(signal.SIGTERM)
+    rc = env.anserd.wait(60)
+    with open(vlog) as f:
+        text = f.read()
+    expect(rc == 0, "anserd under valgrind exited %d:\n%s" % (rc, text[-4000:]))
+    expect("ERROR SUMMARY: 0 errors" in text, "valgrind found errors:\n" + text[-6000:])
+
+
 TESTS = {
+    "valgrind": t_valgrind,
     "tcp_v4": t_tcp_v4,
     "tcp_v6": t_tcp_v6,
     "tcp_auth": t_tcp_auth,
