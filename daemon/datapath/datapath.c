@@ -70,7 +70,7 @@ static int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list 
 	char line[1024];
 	if (level == LIBBPF_DEBUG && anser_log_get_level() < ANSER_LOG_DEBUG)
 		return 0;
-	/* libbpf's own format strings; the callback type has no format attribute. */
+		/* libbpf's own format strings; the callback type has no format attribute. */
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wformat-nonliteral"
 	vsnprintf(line, sizeof(line), fmt, ap);

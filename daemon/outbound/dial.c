@@ -295,7 +295,8 @@ static int step(struct anser_dial *d)
 				return 0;
 			}
 			d->offered_userpass = d->node->user && d->node->pass;
-			ssize_t n = anser_socks5_greeting(d->out, sizeof(d->out), d->offered_userpass);
+			ssize_t n =
+				anser_socks5_greeting(d->out, sizeof(d->out), d->offered_userpass);
 			if (n < 0)
 				return (int)n;
 			queue_send(d, (size_t)n, ST_RECV_METHOD, "greeting");

@@ -19,19 +19,19 @@
 #include <sys/socket.h>
 #include <sys/types.h>
 
-#define SOCKS5_VERSION 0x05
-#define SOCKS5_AUTH_VERSION 0x01
+#define SOCKS5_VERSION		   0x05
+#define SOCKS5_AUTH_VERSION	   0x01
 
-#define SOCKS5_METHOD_NONE 0x00
-#define SOCKS5_METHOD_USERPASS 0x02
+#define SOCKS5_METHOD_NONE	   0x00
+#define SOCKS5_METHOD_USERPASS	   0x02
 #define SOCKS5_METHOD_UNACCEPTABLE 0xff
 
-#define SOCKS5_CMD_CONNECT 0x01
-#define SOCKS5_CMD_UDP_ASSOCIATE 0x03
+#define SOCKS5_CMD_CONNECT	   0x01
+#define SOCKS5_CMD_UDP_ASSOCIATE   0x03
 
-#define SOCKS5_ATYP_IPV4 0x01
-#define SOCKS5_ATYP_DOMAIN 0x03
-#define SOCKS5_ATYP_IPV6 0x04
+#define SOCKS5_ATYP_IPV4	   0x01
+#define SOCKS5_ATYP_DOMAIN	   0x03
+#define SOCKS5_ATYP_IPV6	   0x04
 
 /* Longest reply / UDP header: VER REP RSV ATYP LEN 255 PORT. */
 #define SOCKS5_MAX_ADDR_MSG (4 + 1 + 255 + 2)
@@ -42,8 +42,8 @@
 struct anser_socks5_addr {
 	uint8_t atyp;
 	struct sockaddr_storage sa; /* AF_INET/AF_INET6 when atyp is an IP */
-	char domain[256];           /* NUL-terminated when atyp is DOMAIN */
-	uint16_t port;              /* host order, for every atyp */
+	char domain[256];	    /* NUL-terminated when atyp is DOMAIN */
+	uint16_t port;		    /* host order, for every atyp */
 };
 
 ssize_t anser_socks5_greeting(uint8_t *buf, size_t len, bool offer_userpass);

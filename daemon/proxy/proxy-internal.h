@@ -39,16 +39,16 @@ struct handler {
 
 struct sess {
 	struct sess *reg_prev, *reg_next; /* p->sessions, under p->lock */
-	struct sess *w_prev, *w_next;     /* worker's list, worker thread only */
+	struct sess *w_prev, *w_next;	  /* worker's list, worker thread only */
 	struct sess *dead_next;
 	bool dead;
 	bool registered;
 	const char *proto; /* "tcp" / "udp" */
 	struct anser_flow flow;
 	struct sockaddr_storage src; /* the app's endpoint */
-	struct pgen *gen;            /* NULL for direct */
-	int node;                    /* index in gen's config, -1 direct */
-	uint64_t deadline;           /* CLOCK_MONOTONIC ms */
+	struct pgen *gen;	     /* NULL for direct */
+	int node;		     /* index in gen's config, -1 direct */
+	uint64_t deadline;	     /* CLOCK_MONOTONIC ms */
 	_Atomic uint64_t bytes_up, bytes_down;
 	/* Closes the session's fds (and undoes datapath entries). */
 	void (*close)(struct worker *w, struct sess *s, bool reset);
@@ -68,7 +68,7 @@ struct worker {
 	struct sess *sessions;
 	struct sess *dead;
 	struct udp_sess *udp_table[UDP_BUCKETS]; /* see udp.c */
-	uint8_t *udp_buf;                    /* one datagram plus header room */
+	uint8_t *udp_buf;			 /* one datagram plus header room */
 };
 
 struct anser_proxy {

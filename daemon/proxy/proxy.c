@@ -18,7 +18,7 @@
 #include "../outbound/outbound.h"
 #include "../util/log.h"
 
-#define MAX_WORKERS 64
+#define MAX_WORKERS	 64
 #define SCAN_INTERVAL_MS 1000
 
 uint64_t now_ms(void)
@@ -168,8 +168,8 @@ int proxy_route(struct anser_proxy *p, const struct anser_flow *f, struct pgen *
 	size_t group = (size_t)f->outbound - ANSER_OUT_FIRST_GROUP;
 	int i = anser_group_pick(cfg, group);
 	if (i < 0) {
-		log_warning("Flow of %s (pid %u): outbound %u has no usable node", f->pname,
-			    f->pid, f->outbound);
+		log_warning("Flow of %s (pid %u): outbound %u has no usable node", f->pname, f->pid,
+			    f->outbound);
 		pgen_unref(g);
 		return -ENOENT;
 	}
@@ -421,11 +421,13 @@ int anser_proxy_new(struct anser_datapath *dp, const struct anser_proxy_opts *op
 	}
 
 	for (int f = 0; f < 2; f++) {
-		r = open_listener(families[f], SOCK_STREAM, 0, false, &p->tcp_fd[f], &p->tcp_port[f]);
+		r = open_listener(families[f], SOCK_STREAM, 0, false, &p->tcp_fd[f],
+				  &p->tcp_port[f]);
 		if (r < 0 && f == 0)
 			goto fail_log;
 		if (r < 0) {
-			log_warning_errno(r, "No TCP listener on [::1], IPv6 flows stay direct: %m");
+			log_warning_errno(r,
+					  "No TCP listener on [::1], IPv6 flows stay direct: %m");
 			continue;
 		}
 		/* One UDP socket per worker in one SO_REUSEPORT group: the kernel
@@ -571,8 +573,8 @@ int anser_proxy_start(struct anser_proxy *p)
 			goto fail;
 		w->thread_started = true;
 	}
-	log_debug("Proxy started: %u workers, tcp %u/%u udp %u/%u", p->n_workers,
-		  p->tcp_port[0], p->tcp_port[1], p->udp_port[0], p->udp_port[1]);
+	log_debug("Proxy started: %u workers, tcp %u/%u udp %u/%u", p->n_workers, p->tcp_port[0],
+		  p->tcp_port[1], p->udp_port[0], p->udp_port[1]);
 	return 0;
 fail:
 	return log_error_errno(r, "Failed to start the proxy workers: %m");

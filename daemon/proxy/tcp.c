@@ -19,7 +19,7 @@
 #define RELAY_BUF (64 * 1024)
 /* Bound the work done for one session per wakeup so a fast pair of
  * sockets cannot starve the others on this worker. */
-#define PUMP_ROUNDS 16
+#define PUMP_ROUNDS  16
 #define ACCEPT_BATCH 64
 
 struct pipe {
@@ -36,7 +36,7 @@ struct tcp_sess {
 	uint32_t cli_ev, srv_ev;
 	struct anser_dial *dial;
 	char node_name[64];
-	struct pipe up;   /* app -> remote */
+	struct pipe up;	  /* app -> remote */
 	struct pipe down; /* remote -> app */
 };
 
@@ -70,8 +70,8 @@ static void tcp_timeout(struct worker *w, struct sess *s)
 	flow_dst(&s->flow, &ss);
 	if (t->dial)
 		log_warning("TCP %s (%s) via %s: dial timed out in stage %s",
-			    anser_sockaddr_str(&ss, dst, sizeof(dst)), s->flow.pname,
-			    t->node_name, anser_dial_stage(t->dial));
+			    anser_sockaddr_str(&ss, dst, sizeof(dst)), s->flow.pname, t->node_name,
+			    anser_dial_stage(t->dial));
 	else
 		log_debug("TCP %s (%s): idle timeout", anser_sockaddr_str(&ss, dst, sizeof(dst)),
 			  s->flow.pname);
@@ -159,6 +159,9 @@ static void tcp_pump(struct worker *w, struct tcp_sess *t)
 		return;
 	}
 	if (t->up.shut && t->down.shut) {
+		log_debug("TCP session of %s via %s done: %llu bytes up, %llu down",
+			  t->s.flow.pname, t->node_name, (unsigned long long)t->s.bytes_up,
+			  (unsigned long long)t->s.bytes_down);
 		sess_kill(w, &t->s, false);
 		return;
 	}

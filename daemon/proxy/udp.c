@@ -17,11 +17,11 @@
 #include "../outbound/socks5.h"
 #include "../util/log.h"
 
-#define UDP_MAX 65535
-#define UDP_BATCH 64
-#define MAX_DESTS 64
+#define UDP_MAX		65535
+#define UDP_BATCH	64
+#define MAX_DESTS	64
 #define MAX_REPLY_SOCKS 64
-#define MAX_PENDING 32
+#define MAX_PENDING	32
 
 /* An address reduced to bytes that compare equal across families:
  * IPv4-mapped IPv6 address + port. */
@@ -227,7 +227,8 @@ static void send_out(struct udp_sess *u, const struct sockaddr_storage *dst, con
 		n = sendto(u->out_fd, data, len, 0, (struct sockaddr *)&to, sa_len(&to));
 	} else {
 		uint8_t hdr[SOCKS5_UDP_HDR_MAX];
-		ssize_t hl = anser_socks5_udp_header(hdr, sizeof(hdr), (const struct sockaddr *)dst);
+		ssize_t hl =
+			anser_socks5_udp_header(hdr, sizeof(hdr), (const struct sockaddr *)dst);
 		if (hl < 0)
 			return;
 		struct iovec iov[2] = { { hdr, (size_t)hl }, { (void *)data, len } };
@@ -235,8 +236,8 @@ static void send_out(struct udp_sess *u, const struct sockaddr_storage *dst, con
 		n = sendmsg(u->out_fd, &mh, 0);
 	}
 	if (n < 0)
-		log_debug_errno(errno, "UDP send of %s via %s failed, dropping: %m", u->s.flow.pname,
-				u->node_name);
+		log_debug_errno(errno, "UDP send of %s via %s failed, dropping: %m",
+				u->s.flow.pname, u->node_name);
 	else
 		atomic_fetch_add_explicit(&u->s.bytes_up, len, memory_order_relaxed);
 }
@@ -340,7 +341,8 @@ static void udp_on_out(struct worker *w, struct handler *h, uint32_t events)
 		struct anser_socks5_addr src;
 		int hl = anser_socks5_udp_parse(buf, (size_t)n, &src);
 		if (hl < 0 || src.atyp == SOCKS5_ATYP_DOMAIN) {
-			log_debug("Dropping a malformed datagram from SOCKS5 node %s", u->node_name);
+			log_debug("Dropping a malformed datagram from SOCKS5 node %s",
+				  u->node_name);
 			continue;
 		}
 		deliver(w, u, &src.sa, buf + hl, (size_t)n - (size_t)hl);
@@ -384,7 +386,8 @@ static void udp_on_ctl(struct worker *w, struct handler *h, uint32_t events)
 		if (r < 0) {
 			uint8_t rep = anser_dial_socks_reply(u->dial);
 			if (rep)
-				log_warning("UDP ASSOCIATE for %s: SOCKS5 node %s refused: %s (reply %u)",
+				log_warning("UDP ASSOCIATE for %s: SOCKS5 node %s refused: %s "
+					    "(reply %u)",
 					    u->s.flow.pname, u->node_name,
 					    anser_socks5_reply_str(rep), rep);
 			else

@@ -37,8 +37,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		break;
 	case 2:
 		r = anser_socks5_parse_method(in, n, data[0] & 4, &method);
-		if (r > 0 && (r != 2 || (method != SOCKS5_METHOD_NONE &&
-					 method != SOCKS5_METHOD_USERPASS)))
+		if (r > 0 &&
+		    (r != 2 || (method != SOCKS5_METHOD_NONE && method != SOCKS5_METHOD_USERPASS)))
 			abort();
 		break;
 	default:

@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -139,11 +140,27 @@ static bool wait_tcp(uint16_t port)
 	return false;
 }
 
+/* Servers run in their own process groups so a failed assertion (abort)
+ * still takes them down, forks included. */
+static pid_t spawned[8];
+static size_t n_spawned;
+
+static void kill_spawned(int sig)
+{
+	for (size_t i = 0; i < n_spawned; i++)
+		if (spawned[i] > 0)
+			kill(-spawned[i], SIGKILL);
+	signal(sig, SIG_DFL);
+	raise(sig);
+}
+
 static pid_t spawn(char **argv)
 {
 	pid_t pid = fork();
 	g_assert_cmpint(pid, >=, 0);
 	if (pid == 0) {
+		setpgid(0, 0);
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		int null = open("/dev/null", O_RDWR);
 		dup2(null, 1);
 		if (!g_getenv("ANSER_TEST_VERBOSE"))
@@ -151,6 +168,9 @@ static pid_t spawn(char **argv)
 		execvp(argv[0], argv);
 		_exit(127);
 	}
+	setpgid(pid, pid);
+	g_assert_cmpuint(n_spawned, <, G_N_ELEMENTS(spawned));
+	spawned[n_spawned++] = pid;
 	return pid;
 }
 
@@ -159,6 +179,10 @@ static void stop(pid_t *pid)
 	if (*pid > 0) {
 		kill(*pid, SIGTERM);
 		waitpid(*pid, NULL, 0);
+		kill(-*pid, SIGKILL); /* any fork left behind */
+		for (size_t i = 0; i < n_spawned; i++)
+			if (spawned[i] == *pid)
+				spawned[i] = 0;
 		*pid = -1;
 	}
 }
@@ -382,8 +406,11 @@ static void set_nonblock(int fd)
 	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
 }
 
-/* Sends `total` bytes, half-closes, and reads the echo until EOF. */
-static void echo_transfer(int fd, size_t total)
+/* Sends `total` bytes and reads the echo until EOF. half_close: send the
+ * FIN right after the last byte, while the echo is still flowing back;
+ * otherwise only once everything came back (microsocks ends a connection
+ * at the first EOF from either side: it cannot relay a half-close). */
+static void echo_transfer(int fd, size_t total, bool half_close)
 {
 	uint8_t *out = g_malloc(total);
 	fill_pattern(out, total, (uint32_t)total);
@@ -406,7 +433,7 @@ static void echo_transfer(int fd, size_t total)
 			if (n > 0)
 				off += (size_t)n;
 		}
-		if (off == total && !shut) {
+		if (off == total && !shut && (half_close || rcvd == total)) {
 			g_assert_cmpint(shutdown(fd, SHUT_WR), ==, 0);
 			shut = true;
 		}
@@ -487,8 +514,8 @@ static void install_config(void)
 	 * leads to the IPv4 listener microsocks has. */
 	struct addrinfo *ai = NULL;
 	const char *host = "127.0.0.1";
-	if (getaddrinfo("localhost", NULL, &(struct addrinfo){ .ai_socktype = SOCK_STREAM },
-			&ai) == 0 &&
+	if (getaddrinfo("localhost", NULL, &(struct addrinfo){ .ai_socktype = SOCK_STREAM }, &ai) ==
+		    0 &&
 	    ai->ai_family == AF_INET)
 		host = "localhost";
 	if (ai)
@@ -513,7 +540,7 @@ static void install_config(void)
 static void test_direct(void)
 {
 	int fd = app_connect(&echo_srv.addr, ANSER_OUT_DIRECT);
-	echo_transfer(fd, 3 * 1024 * 1024 + 11);
+	echo_transfer(fd, 3 * 1024 * 1024 + 11, true);
 	close(fd);
 	wait_sessions_gone();
 }
@@ -521,7 +548,7 @@ static void test_direct(void)
 static void test_socks5(void)
 {
 	int fd = app_connect(&echo_srv.addr, OUT_MS);
-	echo_transfer(fd, 4 * 1024 * 1024 + 3);
+	echo_transfer(fd, 4 * 1024 * 1024 + 3, false);
 	close(fd);
 	wait_sessions_gone();
 }
@@ -529,21 +556,21 @@ static void test_socks5(void)
 static void test_socks5_auth(void)
 {
 	int fd = app_connect(&echo_srv.addr, OUT_MS_AUTH);
-	echo_transfer(fd, 1024 * 1024);
+	echo_transfer(fd, 1024 * 1024, false);
 	close(fd);
 	/* random picks either node; both must carry the flow. */
 	for (int i = 0; i < 4; i++) {
 		fd = app_connect(&echo_srv.addr, OUT_RANDOM);
-		echo_transfer(fd, 65536 + (size_t)i);
+		echo_transfer(fd, 65536 + (size_t)i, false);
 		close(fd);
 	}
 	wait_sessions_gone();
 }
 
 /* The remote finishes first; the app keeps sending after the FIN. */
-static void test_half_close_remote(void)
+static void half_close_remote(unsigned outbound)
 {
-	int fd = app_connect(&greeter_srv.addr, OUT_MS);
+	int fd = app_connect(&greeter_srv.addr, outbound);
 	uint8_t *want = g_malloc(GREETING_SIZE);
 	fill_pattern(want, GREETING_SIZE, 7);
 	uint8_t *got = g_malloc(GREETING_SIZE + 1);
@@ -578,6 +605,25 @@ static void test_half_close_remote(void)
 	g_free(out);
 	g_free(got);
 	g_free(want);
+	close(fd);
+	wait_sessions_gone();
+}
+
+static void test_half_close_direct(void)
+{
+	half_close_remote(ANSER_OUT_DIRECT);
+}
+
+/* dante relays a half-close; microsocks does not (see echo_transfer). */
+static void test_half_close_socks5(void)
+{
+	if (pid_dante < 0) {
+		g_test_skip("dante-server not available");
+		return;
+	}
+	half_close_remote(OUT_DANTE);
+	int fd = app_connect(&echo_srv.addr, OUT_DANTE);
+	echo_transfer(fd, 2 * 1024 * 1024 + 1, true);
 	close(fd);
 	wait_sessions_gone();
 }
@@ -671,8 +717,8 @@ static void *udp_echo_main(void *arg)
 	for (;;) {
 		struct sockaddr_storage from;
 		socklen_t fl = sizeof(from);
-		ssize_t n = recvfrom(udp_echo_fd, buf, sizeof(buf), 0, (struct sockaddr *)&from,
-				     &fl);
+		ssize_t n =
+			recvfrom(udp_echo_fd, buf, sizeof(buf), 0, (struct sockaddr *)&from, &fl);
 		if (n < 0)
 			break;
 		if (n == 4 && memcmp(buf, "quit", 4) == 0)
@@ -703,14 +749,13 @@ static void udp_roundtrip(unsigned outbound, uint32_t mark, bool connected)
 		g_test_skip("SO_MARK needs CAP_NET_ADMIN");
 		return;
 	}
-	add_flow((uint16_t)mark, &udp_echo_addr, outbound,
-		 connected ? ANSER_FLOW_F_CONNECTED : 0);
+	add_flow((uint16_t)mark, &udp_echo_addr, outbound, connected ? ANSER_FLOW_F_CONNECTED : 0);
 	struct sockaddr_in l = loopback(udp4_port);
 	for (int i = 0; i < 5; i++) {
 		char msg[64], rep[128];
 		int len = snprintf(msg, sizeof(msg), "datagram %d via %u", i, outbound);
-		g_assert_cmpint(sendto(fd, msg, (size_t)len, 0, (struct sockaddr *)&l, sizeof(l)), ==,
-				len);
+		g_assert_cmpint(sendto(fd, msg, (size_t)len, 0, (struct sockaddr *)&l, sizeof(l)),
+				==, len);
 		struct sockaddr_in from;
 		socklen_t fl = sizeof(from);
 		ssize_t n = recvfrom(fd, rep, sizeof(rep), 0, (struct sockaddr *)&from, &fl);
@@ -753,20 +798,19 @@ static bool dante_start(void)
 	dante_dir = g_dir_make_tmp("anser-test-dante-XXXXXX", NULL);
 	g_autofree char *conf = g_build_filename(dante_dir, "danted.conf", NULL);
 	g_autofree char *pidf = g_build_filename(dante_dir, "danted.pid", NULL);
-	g_autofree char *text = g_strdup_printf(
-		"logoutput: stderr\n"
-		"internal: 127.0.0.1 port = %u\n"
-		"external: 127.0.0.1\n"
-		"clientmethod: none\n"
-		"socksmethod: none\n"
-		"user.privileged: root\n"
-		"user.unprivileged: nobody\n"
-		"client pass { from: 127.0.0.0/8 to: 0.0.0.0/0 }\n"
-		"socks pass {\n"
-		"  from: 0.0.0.0/0 to: 0.0.0.0/0\n"
-		"  command: connect udpassociate udpreply\n"
-		"}\n",
-		port_dante);
+	g_autofree char *text = g_strdup_printf("logoutput: stderr\n"
+						"internal: 127.0.0.1 port = %u\n"
+						"external: 127.0.0.1\n"
+						"clientmethod: none\n"
+						"socksmethod: none\n"
+						"user.privileged: root\n"
+						"user.unprivileged: nobody\n"
+						"client pass { from: 127.0.0.0/8 to: 0.0.0.0/0 }\n"
+						"socks pass {\n"
+						"  from: 0.0.0.0/0 to: 0.0.0.0/0\n"
+						"  command: connect udpassociate udpreply\n"
+						"}\n",
+						port_dante);
 	g_assert_true(g_file_set_contents(conf, text, -1, NULL));
 	char *argv[] = { danted, "-f", conf, "-p", pidf, "-N", "1", NULL };
 	pid_dante = spawn(argv);
@@ -796,6 +840,9 @@ int main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
 	signal(SIGPIPE, SIG_IGN);
+	signal(SIGABRT, kill_spawned);
+	signal(SIGTERM, kill_spawned);
+	signal(SIGINT, kill_spawned);
 	if (!g_getenv("ANSER_TEST_VERBOSE"))
 		anser_log_set_level(ANSER_LOG_ERROR);
 	else
@@ -848,7 +895,8 @@ int main(int argc, char **argv)
 	g_test_add_func("/relay/direct", test_direct);
 	g_test_add_func("/relay/socks5", test_socks5);
 	g_test_add_func("/relay/socks5-auth", test_socks5_auth);
-	g_test_add_func("/relay/half-close-remote", test_half_close_remote);
+	g_test_add_func("/relay/half-close-direct", test_half_close_direct);
+	g_test_add_func("/relay/half-close-socks5", test_half_close_socks5);
 	g_test_add_func("/relay/dead-node", test_dead_node);
 	g_test_add_func("/relay/annotate", test_annotate);
 	g_test_add_func("/relay/udp-direct", test_udp_direct);

@@ -27,7 +27,8 @@ static void test_method(void)
 			-EAGAIN);
 	g_assert_cmpint(anser_socks5_parse_method((const uint8_t *)"\x04", 1, false, &m), ==,
 			-EPROTO);
-	g_assert_cmpint(anser_socks5_parse_method((const uint8_t *)"\x05\x00", 2, false, &m), ==, 2);
+	g_assert_cmpint(anser_socks5_parse_method((const uint8_t *)"\x05\x00", 2, false, &m), ==,
+			2);
 	g_assert_cmpint(m, ==, SOCKS5_METHOD_NONE);
 	g_assert_cmpint(anser_socks5_parse_method((const uint8_t *)"\x05\x02", 2, true, &m), ==, 2);
 	g_assert_cmpint(m, ==, SOCKS5_METHOD_USERPASS);
@@ -44,9 +45,10 @@ static void test_auth(void)
 {
 	uint8_t b[600];
 	g_assert_cmpint(anser_socks5_auth_request(b, sizeof(b), "bob", "pw"), ==, 8);
-	g_assert_cmpmem(b, 8, "\x01\x03"
-			      "bob\x02"
-			      "pw",
+	g_assert_cmpmem(b, 8,
+			"\x01\x03"
+			"bob\x02"
+			"pw",
 			8);
 	g_assert_cmpint(anser_socks5_auth_request(b, sizeof(b), "", "pw"), ==, -EINVAL);
 	g_assert_cmpint(anser_socks5_auth_request(b, sizeof(b), "u", NULL), ==, -EINVAL);
@@ -89,9 +91,9 @@ static void test_request(void)
 	struct sockaddr_storage ss;
 
 	sa4(&ss, "1.2.3.4", 443);
-	g_assert_cmpint(anser_socks5_request(b, sizeof(b), SOCKS5_CMD_CONNECT,
-					     (struct sockaddr *)&ss),
-			==, 10);
+	g_assert_cmpint(
+		anser_socks5_request(b, sizeof(b), SOCKS5_CMD_CONNECT, (struct sockaddr *)&ss), ==,
+		10);
 	g_assert_cmpmem(b, 10, "\x05\x01\x00\x01\x01\x02\x03\x04\x01\xbb", 10);
 
 	sa6(&ss, "2001:db8::1", 80);
@@ -103,17 +105,17 @@ static void test_request(void)
 
 	/* IPv4-mapped destinations go out as plain IPv4. */
 	sa6(&ss, "::ffff:10.0.0.1", 53);
-	g_assert_cmpint(anser_socks5_request(b, sizeof(b), SOCKS5_CMD_CONNECT,
-					     (struct sockaddr *)&ss),
-			==, 10);
+	g_assert_cmpint(
+		anser_socks5_request(b, sizeof(b), SOCKS5_CMD_CONNECT, (struct sockaddr *)&ss), ==,
+		10);
 	g_assert_cmpmem(b + 3, 7, "\x01\x0a\x00\x00\x01\x00\x35", 7);
 
 	g_assert_cmpint(anser_socks5_request(b, 9, SOCKS5_CMD_CONNECT, (struct sockaddr *)&ss), ==,
 			-ENOBUFS);
 	ss.ss_family = AF_UNIX;
-	g_assert_cmpint(anser_socks5_request(b, sizeof(b), SOCKS5_CMD_CONNECT,
-					     (struct sockaddr *)&ss),
-			==, -EAFNOSUPPORT);
+	g_assert_cmpint(
+		anser_socks5_request(b, sizeof(b), SOCKS5_CMD_CONNECT, (struct sockaddr *)&ss), ==,
+		-EAFNOSUPPORT);
 }
 
 static void test_reply_good(void)
@@ -138,8 +140,8 @@ static void test_reply_good(void)
 	g_assert_true(IN6_IS_ADDR_LOOPBACK(&((struct sockaddr_in6 *)&a.sa)->sin6_addr));
 	g_assert_cmpint(a.port, ==, 53);
 
-	static const uint8_t dom[] = { 5, 0, 0, 3, 9, 'l', 'o', 'c', 'a', 'l', 'h', 'o', 's', 't',
-				       0,  80 };
+	static const uint8_t dom[] = { 5,   0,	 0,   3,   9,	'l', 'o', 'c',
+				       'a', 'l', 'h', 'o', 's', 't', 0,	  80 };
 	g_assert_cmpint(anser_socks5_parse_reply(dom, sizeof(dom), &rep, &a), ==, sizeof(dom));
 	g_assert_cmpstr(a.domain, ==, "localhost");
 	g_assert_cmpint(a.port, ==, 80);
@@ -165,19 +167,18 @@ static void test_reply_hostile(void)
 	/* Wrong version, even in a one-byte prefix. */
 	g_assert_cmpint(anser_socks5_parse_reply((const uint8_t *)"\x04", 1, &rep, &a), ==,
 			-EPROTO);
-	g_assert_cmpint(anser_socks5_parse_reply((const uint8_t *)"HTTP/1.1 400", 12, &rep, &a),
-			==, -EPROTO);
+	g_assert_cmpint(anser_socks5_parse_reply((const uint8_t *)"HTTP/1.1 400", 12, &rep, &a), ==,
+			-EPROTO);
 	/* RSV must be zero. */
-	g_assert_cmpint(anser_socks5_parse_reply((const uint8_t *)"\x05\x00\x01\x01", 4, &rep,
-						 &a),
+	g_assert_cmpint(anser_socks5_parse_reply((const uint8_t *)"\x05\x00\x01\x01", 4, &rep, &a),
 			==, -EPROTO);
 	/* Unknown ATYP. */
-	g_assert_cmpint(anser_socks5_parse_reply((const uint8_t *)"\x05\x00\x00\x02\x00\x00", 6,
-						 &rep, &a),
-			==, -EPROTO);
+	g_assert_cmpint(
+		anser_socks5_parse_reply((const uint8_t *)"\x05\x00\x00\x02\x00\x00", 6, &rep, &a),
+		==, -EPROTO);
 	/* Empty domain and a NUL inside a domain. */
-	g_assert_cmpint(anser_socks5_parse_reply((const uint8_t *)"\x05\x00\x00\x03\x00\x00\x50",
-						 7, &rep, &a),
+	g_assert_cmpint(anser_socks5_parse_reply((const uint8_t *)"\x05\x00\x00\x03\x00\x00\x50", 7,
+						 &rep, &a),
 			==, -EPROTO);
 	static const uint8_t nul[] = { 5, 0, 0, 3, 3, 'a', 0, 'b', 0, 80 };
 	g_assert_cmpint(anser_socks5_parse_reply(nul, sizeof(nul), &rep, &a), ==, -EPROTO);
@@ -192,10 +193,9 @@ static void test_reply_hostile(void)
 		uint8_t code;
 		int err;
 	} codes[] = {
-		{ 1, -ECONNABORTED }, { 2, -EACCES },      { 3, -ENETUNREACH },
-		{ 4, -EHOSTUNREACH }, { 5, -ECONNREFUSED }, { 6, -ETIMEDOUT },
-		{ 7, -EOPNOTSUPP },   { 8, -EAFNOSUPPORT }, { 9, -EPROTO },
-		{ 0xff, -EPROTO },
+		{ 1, -ECONNABORTED }, { 2, -EACCES },	 { 3, -ENETUNREACH }, { 4, -EHOSTUNREACH },
+		{ 5, -ECONNREFUSED }, { 6, -ETIMEDOUT }, { 7, -EOPNOTSUPP },  { 8, -EAFNOSUPPORT },
+		{ 9, -EPROTO },	      { 0xff, -EPROTO },
 	};
 	for (size_t i = 0; i < G_N_ELEMENTS(codes); i++) {
 		uint8_t r[] = { 5, codes[i].code, 0, 1, 0, 0, 0, 0, 0, 0 };
