@@ -13,9 +13,9 @@
  *       id into skb->mark, which anserd reads with SO_RCVMARK. recvmsg4/6
  *       turn the source of replies back into the remote's address.
  *
- * Direct flows get one map write (for the connection list) and nothing
- * else; no per-packet work happens for them beyond the egress program's
- * early return.
+ * Direct flows cost one ring buffer record (for the connection list) and
+ * nothing else; no per-packet work happens for them beyond the egress
+ * program's early return.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_core_read.h>
@@ -75,15 +75,8 @@ struct {
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 65536);
-	__type(key, __u64);
-	__type(value, struct anser_flow);
-} flows SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 65536);
 	__type(key, struct anser_ep);
-	__type(value, __u64);
+	__type(value, struct anser_flow);
 } tcp_redir SEC(".maps");
 
 struct udp_id_val {
@@ -113,14 +106,14 @@ struct {
 	__type(value, struct anser_rev_val);
 } udp_rev SEC(".maps");
 
-/* Per-socket state for steered sockets. */
-struct anser_sk {
-	__u32 udp_id;	 /* id stamped on egress datagrams, 0: none */
-	__u8 redirected; /* connect() was rewritten to a listener */
-	__u8 family;	 /* of orig */
-	__u16 port;	 /* original destination port, BE */
-	__u8 addr[16];	 /* original destination, v4 mapped */
-};
+/* Every decision (direct ones included) is reported here for the
+ * connection list; anserd drains it lazily: no wakeup per record, only when
+ * the ring is half full or a client asks for the list. */
+#define FLOW_EVENTS_SIZE (1 << 20)
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, FLOW_EVENTS_SIZE);
+} flow_events SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
@@ -134,7 +127,6 @@ struct {
 struct decide {
 	struct anser_pname_key pkey;
 	struct anser_lpm_key lkey; /* data = destination, v4 mapped */
-	struct anser_lpm_key port_key;
 	__u32 gen;
 	__u32 n;
 	__u32 ok;
@@ -164,10 +156,13 @@ static __always_inline int match_one(const struct anser_matcher *m, struct decid
 		d->lkey.prefixlen = 32 + 128;
 		d->lkey.set = m->set;
 		return bpf_map_lookup_elem(&match_lpm, &d->lkey) != NULL;
-	case ANSER_M_DPORT:
-		d->port_key.prefixlen = 32 + 16;
-		d->port_key.set = m->set;
-		return bpf_map_lookup_elem(&match_lpm, &d->port_key) != NULL;
+	case ANSER_M_DPORT: {
+		/* Built here, in the loop callback's frame, not in the hook's. */
+		struct anser_lpm_key pk = { .prefixlen = 32 + 16, .set = m->set };
+		pk.data[0] = d->dport & 0xff; /* dport is BE: low byte first */
+		pk.data[1] = d->dport >> 8;
+		return bpf_map_lookup_elem(&match_lpm, &pk) != NULL;
+	}
 	case ANSER_M_L4PROTO:
 		return !!(m->arg & (d->proto == IPPROTO_TCP ? ANSER_L4_TCP : ANSER_L4_UDP));
 	case ANSER_M_IPVERSION:
@@ -215,15 +210,19 @@ static __always_inline void evaluate(struct decide *d, __u32 gen)
 		return;
 	d->n = gi->n_matchers;
 	d->ok = 1;
-	d->port_key.data[0] = d->dport & 0xff; /* dport is BE: low byte first */
-	d->port_key.data[1] = d->dport >> 8;
 	bpf_loop(ANSER_MAX_MATCHERS, eval_step, d, 0);
 }
 
+/* argv[0] is read in chunks so the buffer stays small: the verifier's
+ * 512-byte stack limit spans the whole call chain. */
+#define ARGV_CHUNK  128
+#define ARGV_CHUNKS 4
+
 struct argv_scan {
-	char buf[ANSER_ARGV0_LEN];
-	long n;
-	long base;
+	char buf[ARGV_CHUNK];
+	long n;	   /* bytes read into buf, including the NUL */
+	long off;  /* offset of buf in argv[0] */
+	long base; /* offset of the basename in argv[0] */
 };
 
 static long scan_slash(__u32 i, void *data)
@@ -233,35 +232,80 @@ static long scan_slash(__u32 i, void *data)
 
 	if (i >= a->n)
 		return 1;
-	ch = a->buf[i & (ANSER_ARGV0_LEN - 1)];
+	ch = a->buf[i & (ARGV_CHUNK - 1)];
 	if (!ch)
 		return 1;
 	if (ch == '/')
-		a->base = i + 1;
+		a->base = a->off + i + 1;
 	return 0;
 }
+
+/* Process names by tgid, so the argv read and scan happen once per process
+ * rather than once per connect. An entry is only trusted while the
+ * process still has the same mm and argv address: exec() replaces both. */
+struct pname_cache_val {
+	__u64 mm;
+	__u64 arg_start;
+	char name[ANSER_PNAME_LEN];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 8192);
+	__type(key, __u32);
+	__type(value, struct pname_cache_val);
+} pname_cache SEC(".maps");
 
 /* Basename of the current process's argv[0] (the thread's comm is only 15
  * bytes and is the thread's name, not the program's). */
 static __noinline int get_pname(char *out)
 {
 	struct task_struct *task = bpf_get_current_task_btf();
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	struct pname_cache_val *c;
 	struct argv_scan a;
 	unsigned long arg_start;
+	__u64 mm;
 
+	mm = (__u64)BPF_CORE_READ(task, mm);
 	arg_start = BPF_CORE_READ(task, mm, arg_start);
-	a.n = arg_start ? bpf_probe_read_user_str(a.buf, sizeof(a.buf), (void *)arg_start) : -1;
-	if (a.n <= 1) {
+	c = bpf_map_lookup_elem(&pname_cache, &tgid);
+	if (c && c->mm == mm && c->arg_start == arg_start) {
+		__builtin_memcpy(out, c->name, ANSER_PNAME_LEN);
+		return 0;
+	}
+	if (!arg_start) {
 		bpf_get_current_comm(out, 16);
 		return 0;
 	}
 	a.base = 0;
-	bpf_loop(ANSER_ARGV0_LEN, scan_slash, &a, 0);
+	for (int chunk = 0; chunk < ARGV_CHUNKS; chunk++) {
+		/* A chunk holds ARGV_CHUNK - 1 bytes of text and a NUL. */
+		a.off = chunk * (ARGV_CHUNK - 1);
+		a.n = bpf_probe_read_user_str(a.buf, sizeof(a.buf), (void *)(arg_start + a.off));
+		if (a.n <= 1)
+			break;
+		bpf_loop(ARGV_CHUNK, scan_slash, &a, 0);
+		if (a.n < ARGV_CHUNK)
+			break;
+	}
+	if (a.base == 0 && a.off == 0 && a.n <= 1) {
+		bpf_get_current_comm(out, 16);
+		return 0;
+	}
 	/* Read the basename straight from the process again: simpler for the
 	 * verifier than a variable-offset copy out of the stack buffer. */
-	if (bpf_probe_read_user_str(out, ANSER_PNAME_LEN,
-				    (void *)(arg_start + (a.base & (ANSER_ARGV0_LEN - 1)))) < 0)
+	if (bpf_probe_read_user_str(out, ANSER_PNAME_LEN, (void *)(arg_start + (a.base & 1023))) <
+	    0) {
 		bpf_get_current_comm(out, 16);
+		return 0;
+	}
+	/* Reuse the scan buffer for the cache entry: the stack is tight. */
+	struct pname_cache_val *v = (void *)a.buf;
+	v->mm = mm;
+	v->arg_start = arg_start;
+	__builtin_memcpy(v->name, out, ANSER_PNAME_LEN);
+	bpf_map_update_elem(&pname_cache, &tgid, v, BPF_ANY);
 	return 0;
 }
 
@@ -305,26 +349,44 @@ static __always_inline void set_v4(__u8 *a, __u32 ip)
 	__builtin_memcpy(a + 12, &ip, 4);
 }
 
+static __always_inline void fill_flow(struct anser_flow *f, const struct decide *d, __u32 flags)
+{
+	f->cookie = d->cookie;
+	f->pid = bpf_get_current_pid_tgid() >> 32;
+	f->family = d->family;
+	f->proto = d->proto;
+	f->outbound = d->out;
+	f->rule = d->rule;
+	f->gen = d->gen;
+	f->flags = flags;
+	f->dport = d->dport;
+	__builtin_memcpy(f->daddr, d->lkey.data, 16);
+	f->created_ns = bpf_ktime_get_ns();
+	__builtin_memcpy(f->pname, d->pkey.name, ANSER_PNAME_LEN);
+}
+
+static __always_inline void emit_flow(const struct decide *d, __u32 flags)
+{
+	struct anser_flow *f = bpf_ringbuf_reserve(&flow_events, sizeof(*f), 0);
+	__u64 wake;
+
+	if (!f)
+		return; /* ring full: the list misses this flow, routing does not */
+	fill_flow(f, d, flags);
+	wake = bpf_ringbuf_query(&flow_events, BPF_RB_AVAIL_DATA) > FLOW_EVENTS_SIZE / 2
+		       ? BPF_RB_FORCE_WAKEUP
+		       : BPF_RB_NO_WAKEUP;
+	bpf_ringbuf_submit(f, wake);
+}
+
 /* Not inlined: its 128-byte flow must not share a stack frame with the
  * caller's rule state (the verifier's 512-byte limit spans the call chain). */
-static __noinline int record_flow(void *map, const void *key, const struct decide *d, __u32 flags,
-				  __u32 update_flags)
+static __noinline int record_flow(void *map, const void *key, const struct decide *d, __u32 flags)
 {
 	struct anser_flow f = {};
 
-	f.cookie = d->cookie;
-	f.pid = bpf_get_current_pid_tgid() >> 32;
-	f.family = d->family;
-	f.proto = d->proto;
-	f.outbound = d->out;
-	f.rule = d->rule;
-	f.gen = d->gen;
-	f.flags = flags;
-	f.dport = d->dport;
-	__builtin_memcpy(f.daddr, d->lkey.data, 16);
-	f.created_ns = bpf_ktime_get_ns();
-	__builtin_memcpy(f.pname, d->pkey.name, ANSER_PNAME_LEN);
-	return bpf_map_update_elem(map, key, &f, update_flags);
+	fill_flow(&f, d, flags);
+	return bpf_map_update_elem(map, key, &f, BPF_ANY);
 }
 
 /* Read the destination of ctx into d. Returns 1 if the flow is one the
@@ -395,32 +457,29 @@ static __always_inline int do_connect(struct bpf_sock_addr *ctx, int v6)
 
 	if (d.out == ANSER_OUT_BLOCK)
 		return 0; /* connect() fails with EPERM */
-	if (d.out == ANSER_OUT_DIRECT) {
-		record_flow(&flows, &d.cookie, &d,
-			    d.proto == IPPROTO_UDP ? ANSER_FLOW_F_CONNECTED : 0, BPF_ANY);
-		return 1;
-	}
 
 	__u16 port = d.proto == IPPROTO_TCP ? (v6 ? c->tcp6_port : c->tcp4_port)
 					    : (v6 ? c->udp6_port : c->udp4_port);
-	if (!port)
-		return 1; /* no listener: fail open */
-	s = bpf_sk_storage_get(&sk_store, ctx->sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
-	if (!s)
-		return 1;
-	__u8 flags = ANSER_FLOW_F_PROXIED;
+	int proxied = d.out >= ANSER_OUT_FIRST_GROUP && port;
+	__u8 flags = proxied ? ANSER_FLOW_F_PROXIED : 0;
 	if (d.proto == IPPROTO_UDP)
 		flags |= ANSER_FLOW_F_CONNECTED;
-	record_flow(&flows, &d.cookie, &d, flags, BPF_ANY);
+
+	emit_flow(&d, flags);
+	if (!proxied)
+		return 1;
+	/* Steered sockets keep their flow in their own storage, for
+	 * getpeername(), recvmsg() and the listener's lookup. */
+	s = bpf_sk_storage_get(&sk_store, ctx->sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+	if (!s)
+		return 1; /* no memory: fail open */
+	fill_flow(&s->flow, &d, flags);
 	if (d.proto == IPPROTO_UDP) {
 		__u32 id = alloc_udp_id(c);
-		record_flow(&udp_flows, &id, &d, flags, BPF_ANY);
+		bpf_map_update_elem(&udp_flows, &id, &s->flow, BPF_ANY);
 		s->udp_id = id;
 	}
 	s->redirected = 1;
-	s->family = d.family;
-	s->port = d.dport;
-	__builtin_memcpy(s->addr, d.lkey.data, 16);
 	rewrite_to_listener(ctx, v6, port);
 	return 1;
 }
@@ -473,10 +532,11 @@ static __always_inline int do_sendmsg(struct bpf_sock_addr *ctx, int v6)
 		if (d.out >= ANSER_OUT_FIRST_GROUP && (v6 ? c->udp6_port : c->udp4_port)) {
 			v.id = alloc_udp_id(c);
 			flags = ANSER_FLOW_F_PROXIED;
-			record_flow(&udp_flows, &v.id, &d, flags, BPF_ANY);
+			record_flow(&udp_flows, &v.id, &d, flags);
 		}
 		/* The connection list shows a socket by its first destination. */
-		record_flow(&flows, &k.cookie, &d, flags, BPF_NOEXIST);
+		if (d.out != ANSER_OUT_BLOCK)
+			emit_flow(&d, flags);
 		bpf_map_update_elem(&udp_ids, &k, &v, BPF_ANY);
 	}
 	if (v.outbound == ANSER_OUT_BLOCK)
@@ -540,9 +600,9 @@ static __always_inline int do_recvmsg(struct bpf_sock_addr *ctx, int v6)
 		s = bpf_sk_storage_get(&sk_store, ctx->sk, 0, 0);
 		if (!s || !s->redirected)
 			return 1;
-		fam = s->family;
-		port = s->port;
-		__builtin_memcpy(addr, s->addr, 16);
+		fam = s->flow.family;
+		port = s->flow.dport;
+		__builtin_memcpy(addr, s->flow.daddr, 16);
 	}
 	if (!v6) {
 		if (fam != AF_INET)
@@ -582,20 +642,20 @@ static __always_inline int do_getpeername(struct bpf_sock_addr *ctx, int v6)
 	if (!s || !s->redirected)
 		return 1;
 	if (!v6) {
-		if (s->family != AF_INET)
+		if (s->flow.family != AF_INET)
 			return 1;
 		__u32 ip;
-		__builtin_memcpy(&ip, s->addr + 12, 4);
+		__builtin_memcpy(&ip, s->flow.daddr + 12, 4);
 		ctx->user_ip4 = ip;
 	} else {
 		__u32 w[4];
-		__builtin_memcpy(w, s->addr, 16);
+		__builtin_memcpy(w, s->flow.daddr, 16);
 		ctx->user_ip6[0] = w[0];
 		ctx->user_ip6[1] = w[1];
 		ctx->user_ip6[2] = w[2];
 		ctx->user_ip6[3] = w[3];
 	}
-	ctx->user_port = s->port;
+	ctx->user_port = s->flow.dport;
 	return 1;
 }
 
@@ -619,7 +679,6 @@ int anser_sockops(struct bpf_sock_ops *skops)
 	struct anser_ep ep = {};
 	struct bpf_sock *sk;
 	struct anser_sk *s;
-	__u64 cookie;
 
 	if (skops->op != BPF_SOCK_OPS_TCP_CONNECT_CB)
 		return 1;
@@ -641,8 +700,7 @@ int anser_sockops(struct bpf_sock_ops *skops)
 		w[3] = skops->local_ip6[3];
 		__builtin_memcpy(ep.addr, w, 16);
 	}
-	cookie = bpf_get_socket_cookie(skops);
-	bpf_map_update_elem(&tcp_redir, &ep, &cookie, BPF_ANY);
+	bpf_map_update_elem(&tcp_redir, &ep, &s->flow, BPF_ANY);
 	return 1;
 }
 

@@ -98,8 +98,8 @@ struct anser_ctl {
 #define ANSER_FLOW_F_CONNECTED 1u /* UDP: decided at connect(), not sendmsg */
 #define ANSER_FLOW_F_PROXIED   2u /* steered to anserd's listener */
 
-/* `flows` (LRU hash, key: socket cookie) and `udp_flows` (LRU hash, key:
- * the UDP id carried in skb->mark) values. */
+/* A decided flow: in `sk_store` (per socket), `tcp_redir` and `udp_flows`
+ * (LRU hash, key: the UDP id carried in skb->mark). */
 struct anser_flow {
 	__u64 cookie;
 	__u32 pid;	/* tgid of the process that decided the flow */
@@ -116,7 +116,18 @@ struct anser_flow {
 	char pname[ANSER_PNAME_LEN];
 };
 
-/* Key of `tcp_redir`: the app socket's endpoint as the listener sees it in
+/* Value of the socket-local storage `sk_store`: the socket's flow and its
+ * steering state. anserd reads it for every socket through sock_diag
+ * (INET_DIAG_REQ_SK_BPF_STORAGES). For UDP sockets `flow` is the first
+ * destination; for connect()ed ones, the connected destination. */
+struct anser_sk {
+	struct anser_flow flow; /* flow.cookie != 0 once decided */
+	__u32 udp_id;		/* id stamped on egress datagrams, 0: none */
+	__u8 redirected;	/* connect() was rewritten to a listener */
+	__u8 pad[3];
+};
+
+/* Key of `tcp_redir` (value: struct anser_flow): the app socket's endpoint as the listener sees it in
  * getpeername() after accept(). */
 struct anser_ep {
 	__u8 family;

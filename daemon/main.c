@@ -41,6 +41,7 @@ struct daemon {
 	struct anser_gen *gens[ANSER_GENS];
 	unsigned active;
 	uint64_t generation;
+	guint events_source;
 	int exit_code;
 };
 
@@ -182,6 +183,13 @@ static gboolean on_sigterm(gpointer ud)
 	struct daemon *d = ud;
 	log_info("Exiting on signal");
 	g_main_loop_quit(d->loop);
+	return G_SOURCE_CONTINUE;
+}
+
+static gboolean on_flow_events(gint fd, GIOCondition cond, gpointer ud)
+{
+	struct daemon *d = ud;
+	anser_datapath_drain(d->dp);
 	return G_SOURCE_CONTINUE;
 }
 
@@ -340,6 +348,8 @@ int main(int argc, char **argv)
 			goto out;
 		}
 	}
+	d.events_source =
+		g_unix_fd_add(anser_datapath_events_fd(d.dp), G_IO_IN, on_flow_events, &d);
 	g_unix_signal_add(SIGTERM, on_sigterm, &d);
 	g_unix_signal_add(SIGINT, on_sigterm, &d);
 	g_unix_signal_add(SIGHUP, on_sighup, &d);
@@ -350,6 +360,8 @@ int main(int argc, char **argv)
 	d.exit_code = EXIT_SUCCESS;
 
 out:
+	if (d.events_source)
+		g_source_remove(d.events_source);
 	anser_bus_free(d.bus);
 	/* Detach before the listeners close: new flows go direct from here.
 	 * The workers still use the maps until they stop. */

@@ -14,6 +14,7 @@
 #include <bpf/libbpf.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <glib.h>
 #include <netinet/in.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -40,7 +41,68 @@ struct anser_datapath {
 	volatile struct anser_ctl *ctl; /* mmap of the ctl map */
 	/* What each slot holds in the shared maps, to remove it on reuse. */
 	struct anser_compiled slots[ANSER_GENS];
+	/* Decisions reported by the kernel, by socket cookie, for the list. */
+	struct ring_buffer *events;
+	GHashTable *flows; /* &flow->cookie -> struct anser_flow */
+	unsigned prune_at;
 };
+
+#define PRUNE_MIN 4096
+
+static int on_flow_event(void *ctx, void *data, size_t len)
+{
+	struct anser_datapath *dp = ctx;
+	const struct anser_flow *f = data;
+	struct anser_flow *old;
+
+	if (len < sizeof(*f) || !f->cookie)
+		return 0;
+	old = g_hash_table_lookup(dp->flows, &f->cookie);
+	if (old) {
+		/* An unconnected UDP socket is shown by its first destination;
+		 * a re-connect()ed socket by its latest. */
+		if (f->proto == IPPROTO_UDP && !(f->flags & ANSER_FLOW_F_CONNECTED))
+			return 0;
+		*old = *f;
+		return 0;
+	}
+	struct anser_flow *copy = g_memdup2(f, sizeof(*f));
+	g_hash_table_insert(dp->flows, &copy->cookie, copy);
+	return 0;
+}
+
+static void collect_live(const struct anser_diag_sock *s, void *ud)
+{
+	g_hash_table_add(ud, g_memdup2(&s->cookie, sizeof(s->cookie)));
+}
+
+static gboolean is_dead(gpointer key, gpointer value, gpointer live)
+{
+	return !g_hash_table_contains(live, key);
+}
+
+/* Forget flows whose sockets are gone. */
+static void prune_flows(struct anser_datapath *dp)
+{
+	GHashTable *live = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, NULL);
+	if (anser_sockdiag_dump(-1, collect_live, live) == 0)
+		g_hash_table_foreach_remove(dp->flows, is_dead, live);
+	g_hash_table_unref(live);
+	unsigned n = g_hash_table_size(dp->flows);
+	dp->prune_at = n * 2 > PRUNE_MIN ? n * 2 : PRUNE_MIN;
+}
+
+int anser_datapath_events_fd(struct anser_datapath *dp)
+{
+	return ring_buffer__epoll_fd(dp->events);
+}
+
+void anser_datapath_drain(struct anser_datapath *dp)
+{
+	ring_buffer__consume(dp->events);
+	if (g_hash_table_size(dp->flows) > dp->prune_at)
+		prune_flows(dp);
+}
 
 int anser_cgroup2_mount(char *buf, size_t len)
 {
@@ -146,6 +208,14 @@ int anser_datapath_new(const char *cgroup_path, struct anser_datapath **out)
 	}
 	dp->ctl = m;
 	dp->ctl->enabled = 1;
+	dp->flows = g_hash_table_new_full(g_int64_hash, g_int64_equal, NULL, g_free);
+	dp->prune_at = PRUNE_MIN;
+	dp->events =
+		ring_buffer__new(bpf_map__fd(dp->skel->maps.flow_events), on_flow_event, dp, NULL);
+	if (!dp->events) {
+		r = log_error_errno(errno, "Failed to open the flow event ring: %m");
+		goto fail;
+	}
 	*out = dp;
 	return 0;
 fail:
@@ -170,6 +240,9 @@ void anser_datapath_free(struct anser_datapath *dp)
 		return;
 	/* Links first: the kernel stops steering before maps go away. */
 	anser_datapath_detach(dp);
+	ring_buffer__free(dp->events);
+	if (dp->flows)
+		g_hash_table_unref(dp->flows);
 	if (dp->ctl)
 		munmap((void *)dp->ctl, sysconf(_SC_PAGESIZE));
 	anser_bpf__destroy(dp->skel);
@@ -328,17 +401,14 @@ int anser_datapath_tcp_lookup(struct anser_datapath *dp, const struct sockaddr *
 			      struct anser_flow *out)
 {
 	struct anser_ep ep;
-	uint64_t cookie;
 	int rfd = bpf_map__fd(dp->skel->maps.tcp_redir);
 
 	if (peer->sa_family != AF_INET && peer->sa_family != AF_INET6)
 		return -EAFNOSUPPORT;
 	sockaddr_to_ep(peer, &ep);
-	if (bpf_map_lookup_elem(rfd, &ep, &cookie) < 0)
+	if (bpf_map_lookup_elem(rfd, &ep, out) < 0)
 		return -ENOENT;
 	bpf_map_delete_elem(rfd, &ep);
-	if (bpf_map_lookup_elem(bpf_map__fd(dp->skel->maps.flows), &cookie, out) < 0)
-		return -ENOENT;
 	return 0;
 }
 
@@ -417,19 +487,20 @@ void anser_flow_dst(const struct anser_flow *f, struct sockaddr_storage *ss)
 struct list_ctx {
 	struct anser_datapath *dp;
 	struct anser_conn_list *out;
-	int flows_fd;
-	size_t seen;
+	GHashTable *live;
 };
 
 static void on_socket(const struct anser_diag_sock *s, void *ud)
 {
 	struct list_ctx *lc = ud;
-	struct anser_flow f;
 	struct anser_conn_info *ci;
+	const struct anser_flow *fp;
 
-	if (bpf_map_lookup_elem(lc->flows_fd, &s->cookie, &f) < 0)
+	g_hash_table_add(lc->live, g_memdup2(&s->cookie, sizeof(s->cookie)));
+	fp = g_hash_table_lookup(lc->dp->flows, &s->cookie);
+	if (!fp)
 		return;
-	lc->seen++;
+	const struct anser_flow f = *fp;
 	ci = anser_conn_list_add(lc->out);
 	if (!ci)
 		return;
@@ -462,8 +533,12 @@ int anser_datapath_list(struct anser_datapath *dp, struct anser_conn_list *out)
 	struct list_ctx lc = { .dp = dp, .out = out };
 	int r;
 
-	lc.flows_fd = bpf_map__fd(dp->skel->maps.flows);
-	r = anser_sockdiag_dump(on_socket, &lc);
+	ring_buffer__consume(dp->events);
+	lc.live = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, NULL);
+	r = anser_sockdiag_dump(-1, on_socket, &lc);
+	if (r == 0) /* only a complete dump may say a socket is gone */
+		g_hash_table_foreach_remove(dp->flows, is_dead, lc.live);
+	g_hash_table_unref(lc.live);
 	if (r < 0)
 		return log_warning_errno(r, "Failed to list sockets: %m");
 	return 0;

@@ -50,9 +50,15 @@ int anser_datapath_udp_rev_add(struct anser_datapath *dp, const struct sockaddr 
 int anser_datapath_udp_rev_del(struct anser_datapath *dp, const struct sockaddr *reply_local);
 
 /* Live sockets of anserd's network namespace that the hooks decided on
- * (direct and proxied), from sock_diag joined with the flow map. Proxied
- * entries are left for the proxy to fill (bytes, node): `proxied` set. */
+ * (direct and proxied): sock_diag joined with the reported decisions.
+ * Proxied entries are left for the proxy to fill (bytes, node). */
 int anser_datapath_list(struct anser_datapath *dp, struct anser_conn_list *out);
+
+/* The kernel reports every decision through a ring buffer that is drained
+ * lazily: poll this fd (readable when the ring is half full) and call
+ * anser_datapath_drain(); listing drains it too. */
+int anser_datapath_events_fd(struct anser_datapath *dp);
+void anser_datapath_drain(struct anser_datapath *dp);
 
 /* File descriptor of the eval test program (tests only), or -1. */
 int anser_datapath_eval_fd(struct anser_datapath *dp);
