@@ -4,10 +4,10 @@
  * once (at connect() or at the first sendmsg() to a destination) and steer
  * proxied flows to anserd's loopback listeners.
  *
- *  TCP  connect4/6 rewrites the destination to the TCP listener and keeps
- *       the original in socket storage; sockops (TCP_CONNECT_CB, when the
- *       local port is known) files the app's endpoint in `tcp_redir`, which
- *       anserd looks up after accept().
+ *  TCP  connect4/6 rewrites the destination to the TCP listener, keeps the
+ *       original in socket storage and files the flow under the socket's
+ *       cookie in `tcp_redir`; after accept() anserd finds the app socket's
+ *       cookie with one sock_diag lookup of the connection's 4-tuple.
  *  UDP  connect4/6 and sendmsg4/6 rewrite to the UDP listener and give the
  *       (socket, destination) pair a flow id; cgroup_skb/egress stamps the
  *       id into skb->mark, which anserd reads with SO_RCVMARK. recvmsg4/6
@@ -75,7 +75,7 @@ struct {
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 65536);
-	__type(key, struct anser_ep);
+	__type(key, __u64); /* the app socket's cookie */
 	__type(value, struct anser_flow);
 } tcp_redir SEC(".maps");
 
@@ -478,6 +478,9 @@ static __always_inline int do_connect(struct bpf_sock_addr *ctx, int v6)
 		__u32 id = alloc_udp_id(c);
 		bpf_map_update_elem(&udp_flows, &id, &s->flow, BPF_ANY);
 		s->udp_id = id;
+	} else {
+		/* anserd finds it by the cookie of the socket it accepted from. */
+		bpf_map_update_elem(&tcp_redir, &d.cookie, &s->flow, BPF_ANY);
 	}
 	s->redirected = 1;
 	rewrite_to_listener(ctx, v6, port);
@@ -669,39 +672,6 @@ SEC("cgroup/getpeername6")
 int anser_getpeername6(struct bpf_sock_addr *ctx)
 {
 	return do_getpeername(ctx, 1);
-}
-
-/* Once the kernel has chosen the local port of a steered TCP socket, file
- * its endpoint so anserd can map the accepted connection back to the flow. */
-SEC("sockops")
-int anser_sockops(struct bpf_sock_ops *skops)
-{
-	struct anser_ep ep = {};
-	struct bpf_sock *sk;
-	struct anser_sk *s;
-
-	if (skops->op != BPF_SOCK_OPS_TCP_CONNECT_CB)
-		return 1;
-	sk = skops->sk;
-	if (!sk)
-		return 1;
-	s = bpf_sk_storage_get(&sk_store, sk, 0, 0);
-	if (!s || !s->redirected)
-		return 1;
-	ep.family = skops->family;
-	ep.port = bpf_htons((__u16)skops->local_port);
-	if (skops->family == AF_INET) {
-		set_v4(ep.addr, skops->local_ip4);
-	} else {
-		__u32 w[4];
-		w[0] = skops->local_ip6[0];
-		w[1] = skops->local_ip6[1];
-		w[2] = skops->local_ip6[2];
-		w[3] = skops->local_ip6[3];
-		__builtin_memcpy(ep.addr, w, 16);
-	}
-	bpf_map_update_elem(&tcp_redir, &ep, &s->flow, BPF_ANY);
-	return 1;
 }
 
 /* Stamp steered UDP datagrams with their flow id. */

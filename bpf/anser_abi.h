@@ -127,15 +127,6 @@ struct anser_sk {
 	__u8 pad[3];
 };
 
-/* Key of `tcp_redir` (value: struct anser_flow): the app socket's endpoint as the listener sees it in
- * getpeername() after accept(). */
-struct anser_ep {
-	__u8 family;
-	__u8 pad;
-	__u16 port; /* BE */
-	__u8 addr[16];
-};
-
 /* Key of `udp_ids`: one id per (app socket, original destination). */
 struct anser_udp_key {
 	__u64 cookie;

@@ -355,7 +355,7 @@ int anser_datapath_attach(struct anser_datapath *dp)
 		dp->skel->progs.anser_sendmsg4,	    dp->skel->progs.anser_sendmsg6,
 		dp->skel->progs.anser_recvmsg4,	    dp->skel->progs.anser_recvmsg6,
 		dp->skel->progs.anser_getpeername4, dp->skel->progs.anser_getpeername6,
-		dp->skel->progs.anser_sockops,	    dp->skel->progs.anser_egress,
+		dp->skel->progs.anser_egress,
 	};
 
 	if (dp->cgroup_fd < 0) {
@@ -379,7 +379,14 @@ int anser_datapath_attach(struct anser_datapath *dp)
 	return 0;
 }
 
-static void sockaddr_to_ep(const struct sockaddr *sa, struct anser_ep *ep)
+/* An address as the maps store it: 16 bytes (IPv4 mapped) and a BE port. */
+struct ep {
+	uint8_t family;
+	uint16_t port;
+	uint8_t addr[16];
+};
+
+static void sockaddr_to_ep(const struct sockaddr *sa, struct ep *ep)
 {
 	memset(ep, 0, sizeof(*ep));
 	if (sa->sa_family == AF_INET) {
@@ -400,15 +407,32 @@ static void sockaddr_to_ep(const struct sockaddr *sa, struct anser_ep *ep)
 int anser_datapath_tcp_lookup(struct anser_datapath *dp, const struct sockaddr *peer,
 			      struct anser_flow *out)
 {
-	struct anser_ep ep;
+	struct sockaddr_storage listener = { 0 };
+	uint64_t cookie;
 	int rfd = bpf_map__fd(dp->skel->maps.tcp_redir);
+	int r;
 
-	if (peer->sa_family != AF_INET && peer->sa_family != AF_INET6)
+	/* The app's socket is the one from `peer` to our listener; its cookie
+	 * is the key the connect hook filed the flow under. */
+	if (peer->sa_family == AF_INET) {
+		struct sockaddr_in *l = (struct sockaddr_in *)&listener;
+		l->sin_family = AF_INET;
+		l->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		l->sin_port = htons(dp->ctl->tcp4_port);
+	} else if (peer->sa_family == AF_INET6) {
+		struct sockaddr_in6 *l = (struct sockaddr_in6 *)&listener;
+		l->sin6_family = AF_INET6;
+		l->sin6_addr = in6addr_loopback;
+		l->sin6_port = htons(dp->ctl->tcp6_port);
+	} else {
 		return -EAFNOSUPPORT;
-	sockaddr_to_ep(peer, &ep);
-	if (bpf_map_lookup_elem(rfd, &ep, out) < 0)
+	}
+	r = anser_sockdiag_tcp_cookie(peer, (struct sockaddr *)&listener, &cookie);
+	if (r < 0)
+		return r;
+	if (bpf_map_lookup_elem(rfd, &cookie, out) < 0)
 		return -ENOENT;
-	bpf_map_delete_elem(rfd, &ep);
+	bpf_map_delete_elem(rfd, &cookie);
 	return 0;
 }
 
@@ -437,7 +461,7 @@ int anser_datapath_udp_rev_add(struct anser_datapath *dp, const struct sockaddr 
 {
 	struct anser_rev_key k;
 	struct anser_rev_val v = { 0 };
-	struct anser_ep ep;
+	struct ep ep;
 	int r = rev_key(reply_local, &k);
 
 	if (r < 0)

@@ -155,3 +155,71 @@ int anser_sockdiag_dump(int storage_map_fd, void (*cb)(const struct anser_diag_s
 		}
 	return r;
 }
+
+static void put_addr(__be32 *dst, __be16 *port, const struct sockaddr *sa)
+{
+	if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *s = (const struct sockaddr_in *)sa;
+		memcpy(dst, &s->sin_addr, 4);
+		*port = s->sin_port;
+	} else {
+		const struct sockaddr_in6 *s = (const struct sockaddr_in6 *)sa;
+		memcpy(dst, &s->sin6_addr, 16);
+		*port = s->sin6_port;
+	}
+}
+
+int anser_sockdiag_tcp_cookie(const struct sockaddr *local, const struct sockaddr *remote,
+			      uint64_t *cookie)
+{
+	struct {
+		struct nlmsghdr nlh;
+		struct inet_diag_req_v2 req;
+	} msg = { 0 };
+	char buf[1024];
+	int fd, r = -ENOENT;
+
+	if (local->sa_family != remote->sa_family ||
+	    (local->sa_family != AF_INET && local->sa_family != AF_INET6))
+		return -EAFNOSUPPORT;
+	msg.nlh.nlmsg_len = sizeof(msg);
+	msg.nlh.nlmsg_type = SOCK_DIAG_BY_FAMILY;
+	msg.nlh.nlmsg_flags = NLM_F_REQUEST;
+	msg.req.sdiag_family = (uint8_t)local->sa_family;
+	msg.req.sdiag_protocol = IPPROTO_TCP;
+	msg.req.idiag_states = ~0u;
+	msg.req.id.idiag_cookie[0] = INET_DIAG_NOCOOKIE;
+	msg.req.id.idiag_cookie[1] = INET_DIAG_NOCOOKIE;
+	put_addr(msg.req.id.idiag_src, &msg.req.id.idiag_sport, local);
+	put_addr(msg.req.id.idiag_dst, &msg.req.id.idiag_dport, remote);
+
+	fd = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
+	if (fd < 0)
+		return -errno;
+	if (send(fd, &msg, sizeof(msg), 0) < 0) {
+		r = -errno;
+		goto out;
+	}
+	ssize_t n = recv(fd, buf, sizeof(buf), 0);
+	if (n < 0) {
+		r = -errno;
+		goto out;
+	}
+	struct nlmsghdr *h = (struct nlmsghdr *)buf;
+	if (!NLMSG_OK(h, (size_t)n))
+		goto out;
+	if (h->nlmsg_type == NLMSG_ERROR) {
+		struct nlmsgerr *e = NLMSG_DATA(h);
+		r = h->nlmsg_len >= NLMSG_LENGTH(sizeof(*e)) && e->error ? e->error : -ENOENT;
+		goto out;
+	}
+	if (h->nlmsg_type == SOCK_DIAG_BY_FAMILY &&
+	    h->nlmsg_len >= NLMSG_LENGTH(sizeof(struct inet_diag_msg))) {
+		struct inet_diag_msg *m = NLMSG_DATA(h);
+		*cookie = (uint64_t)m->id.idiag_cookie[0] | ((uint64_t)m->id.idiag_cookie[1] << 32);
+		r = 0;
+	}
+out:
+	close(fd);
+	return r;
+}

@@ -21,4 +21,9 @@ struct anser_diag_sock {
 int anser_sockdiag_dump(int storage_map_fd, void (*cb)(const struct anser_diag_sock *s, void *ud),
 			void *ud);
 
+/* Cookie of the TCP socket with this local and remote address (one exact
+ * sock_diag lookup), -ENOENT if there is none. */
+int anser_sockdiag_tcp_cookie(const struct sockaddr *local, const struct sockaddr *remote,
+			      uint64_t *cookie);
+
 #endif
