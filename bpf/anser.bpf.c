@@ -678,9 +678,14 @@ int anser_getpeername6(struct bpf_sock_addr *ctx)
 SEC("cgroup_skb/egress")
 int anser_egress(struct __sk_buff *skb)
 {
-	struct bpf_sock *sk = skb->sk;
+	struct bpf_sock *sk;
 	struct anser_sk *s;
 
+	/* Steered datagrams only ever go to our loopback listener: leave
+	 * everything else after one compare (lo is ifindex 1 in every netns). */
+	if (skb->ifindex != 1)
+		return 1;
+	sk = skb->sk;
 	if (!sk)
 		return 1;
 	sk = bpf_sk_fullsock(sk);
