@@ -570,45 +570,13 @@ int anser_sendmsg6(struct bpf_sock_addr *ctx)
 	return do_sendmsg(ctx, 1);
 }
 
-/* Show the app the remote's address as the source of a reply. */
-static __always_inline int do_recvmsg(struct bpf_sock_addr *ctx, int v6)
+/* Report addr:port (16-byte form) to the app through ctx. A v4 socket can
+ * only be shown an IPv4 address. */
+static __always_inline int set_user_addr(struct bpf_sock_addr *ctx, int v6, __u8 family,
+					 const __u8 *addr, __u16 port)
 {
-	struct anser_rev_key k = {};
-	struct anser_rev_val *rv;
-	struct anser_ctl *c;
-	struct anser_sk *s;
-	__u8 fam;
-	__u16 port;
-	__u8 addr[16];
-
 	if (!v6) {
-		if (ctx->user_ip4 != bpf_htonl(0x7f000001))
-			return 1;
-	} else {
-		if (ctx->user_ip6[0] || ctx->user_ip6[1] || ctx->user_ip6[2] ||
-		    ctx->user_ip6[3] != bpf_htonl(1))
-			return 1;
-	}
-	k.family = v6 ? AF_INET6 : AF_INET;
-	k.port = (__u16)ctx->user_port;
-	rv = bpf_map_lookup_elem(&udp_rev, &k);
-	if (rv) {
-		fam = rv->family;
-		port = rv->port;
-		__builtin_memcpy(addr, rv->addr, 16);
-	} else {
-		c = get_ctl();
-		if (!c || bpf_ntohs(k.port) != (v6 ? c->udp6_port : c->udp4_port))
-			return 1;
-		s = bpf_sk_storage_get(&sk_store, ctx->sk, 0, 0);
-		if (!s || !s->redirected)
-			return 1;
-		fam = s->flow.family;
-		port = s->flow.dport;
-		__builtin_memcpy(addr, s->flow.daddr, 16);
-	}
-	if (!v6) {
-		if (fam != AF_INET)
+		if (family != AF_INET)
 			return 1;
 		__u32 ip;
 		__builtin_memcpy(&ip, addr + 12, 4);
@@ -623,6 +591,37 @@ static __always_inline int do_recvmsg(struct bpf_sock_addr *ctx, int v6)
 	}
 	ctx->user_port = port;
 	return 1;
+}
+
+/* Show the app the remote's address as the source of a reply. */
+static __always_inline int do_recvmsg(struct bpf_sock_addr *ctx, int v6)
+{
+	struct anser_rev_key k = {};
+	struct anser_rev_val *rv;
+	struct anser_ctl *c;
+	struct anser_sk *s;
+
+	if (!v6) {
+		if (ctx->user_ip4 != bpf_htonl(0x7f000001))
+			return 1;
+	} else {
+		if (ctx->user_ip6[0] || ctx->user_ip6[1] || ctx->user_ip6[2] ||
+		    ctx->user_ip6[3] != bpf_htonl(1))
+			return 1;
+	}
+	k.family = v6 ? AF_INET6 : AF_INET;
+	k.port = (__u16)ctx->user_port;
+	rv = bpf_map_lookup_elem(&udp_rev, &k);
+	if (rv)
+		return set_user_addr(ctx, v6, rv->family, rv->addr, rv->port);
+	/* A connect()ed socket hears from the listener itself. */
+	c = get_ctl();
+	if (!c || bpf_ntohs(k.port) != (v6 ? c->udp6_port : c->udp4_port))
+		return 1;
+	s = bpf_sk_storage_get(&sk_store, ctx->sk, 0, 0);
+	if (!s || !s->redirected)
+		return 1;
+	return set_user_addr(ctx, v6, s->flow.family, s->flow.daddr, s->flow.dport);
 }
 
 SEC("cgroup/recvmsg4")
@@ -644,22 +643,7 @@ static __always_inline int do_getpeername(struct bpf_sock_addr *ctx, int v6)
 
 	if (!s || !s->redirected)
 		return 1;
-	if (!v6) {
-		if (s->flow.family != AF_INET)
-			return 1;
-		__u32 ip;
-		__builtin_memcpy(&ip, s->flow.daddr + 12, 4);
-		ctx->user_ip4 = ip;
-	} else {
-		__u32 w[4];
-		__builtin_memcpy(w, s->flow.daddr, 16);
-		ctx->user_ip6[0] = w[0];
-		ctx->user_ip6[1] = w[1];
-		ctx->user_ip6[2] = w[2];
-		ctx->user_ip6[3] = w[3];
-	}
-	ctx->user_port = s->flow.dport;
-	return 1;
+	return set_user_addr(ctx, v6, s->flow.family, s->flow.daddr, s->flow.dport);
 }
 
 SEC("cgroup/getpeername4")
