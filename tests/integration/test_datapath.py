@@ -105,6 +105,16 @@ def t_tcp_dante(env):
     check_split(env, S6, P6, H6)
 
 
+def t_pname_long(env):
+    """argv[0] basenames longer than the kernel's 15-byte comm match exactly,
+    and a longer name that only shares the first 15 bytes does not."""
+    base(env, rules="pname(myVeryLongApplicationName) -> proxy")
+    a = env.app("myVeryLongApplicationName", "tcp", S4, WEB)
+    b = env.app("myVeryLongApplicationNameTwo", "tcp", S4, WEB)
+    expect(seen_as(a.stdout) == P4, "long name should be proxied: " + a.stdout)
+    expect(seen_as(b.stdout) == H4, "different long name goes direct: " + b.stdout)
+
+
 def t_hash(env):
     base(env)
     size = 8 * 1024 * 1024
@@ -311,6 +321,7 @@ TESTS = {
     "tcp_auth": t_tcp_auth,
     "tcp_dante": t_tcp_dante,
     "hash": t_hash,
+    "pname_long": t_pname_long,
     "block": t_block,
     "udp_v4": t_udp_v4,
     "udp_v6": t_udp_v6,
