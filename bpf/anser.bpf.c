@@ -661,26 +661,40 @@ int anser_getpeername6(struct bpf_sock_addr *ctx)
 	return do_getpeername(ctx, 1);
 }
 
-/* Stamp steered UDP datagrams with their flow id. */
-SEC("cgroup_skb/egress")
-int anser_egress(struct __sk_buff *skb)
+/* Stamp a steered UDP socket's datagram with its flow id. */
+static __always_inline void mark_udp(struct __sk_buff *skb)
 {
-	struct bpf_sock *sk;
+	struct bpf_sock *sk = skb->sk;
 	struct anser_sk *s;
 
-	/* Steered datagrams only ever go to our loopback listener: leave
-	 * everything else after one compare (lo is ifindex 1 in every netns). */
-	if (skb->ifindex != 1)
-		return 1;
-	sk = skb->sk;
 	if (!sk)
-		return 1;
+		return;
 	sk = bpf_sk_fullsock(sk);
 	if (!sk || sk->protocol != IPPROTO_UDP)
-		return 1;
+		return;
 	s = bpf_sk_storage_get(&sk_store, sk, 0, 0);
 	if (s && s->udp_id)
 		skb->mark = s->udp_id;
+}
+
+/* Preferred: a tcx egress program on loopback only (the link dies with
+ * anserd). Steered datagrams only ever go to the loopback listener, so no
+ * other packet of any flow runs a program. */
+SEC("tc")
+int anser_lo_egress(struct __sk_buff *skb)
+{
+	mark_udp(skb);
+	return -1; /* TCX_NEXT: let other programs decide */
+}
+
+/* Fallback for kernels without tcx (< 6.6): the cgroup's egress hook,
+ * which runs for every packet of the cgroup's sockets. */
+SEC("cgroup_skb/egress")
+int anser_egress(struct __sk_buff *skb)
+{
+	/* lo is ifindex 1 in every netns: leave everything else at once. */
+	if (skb->ifindex == 1)
+		mark_udp(skb);
 	return 1;
 }
 

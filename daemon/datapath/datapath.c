@@ -28,6 +28,9 @@
 #include "bpf/anser.skel.h"
 #include "sockdiag.h"
 
+/* enum bpf_attach_type BPF_TCX_EGRESS (Linux 6.6), newer than our headers */
+#define BPF_TCX_EGRESS_TYPE ((enum bpf_attach_type)47)
+
 #ifndef SO_NETNS_COOKIE
 #define SO_NETNS_COOKIE 71
 #endif
@@ -38,6 +41,7 @@ struct anser_datapath {
 	int cgroup_fd;
 	struct bpf_link *links[16];
 	size_t n_links;
+	int lo_link_fd;			/* tcx egress link on loopback, -1 if none */
 	volatile struct anser_ctl *ctl; /* mmap of the ctl map */
 	/* What each slot holds in the shared maps, to remove it on reuse. */
 	struct anser_compiled slots[ANSER_GENS];
@@ -177,6 +181,7 @@ int anser_datapath_new(const char *cgroup_path, struct anser_datapath **out)
 	if (!dp)
 		return -ENOMEM;
 	dp->cgroup_fd = -1;
+	dp->lo_link_fd = -1;
 	dp->cgroup_path = strdup(cgroup_path);
 	if (!dp->cgroup_path) {
 		free(dp);
@@ -232,6 +237,9 @@ void anser_datapath_detach(struct anser_datapath *dp)
 	if (dp->n_links)
 		log_info("Detached from cgroup %s", dp->cgroup_path);
 	dp->n_links = 0;
+	if (dp->lo_link_fd >= 0)
+		close(dp->lo_link_fd);
+	dp->lo_link_fd = -1;
 }
 
 void anser_datapath_free(struct anser_datapath *dp)
@@ -355,7 +363,6 @@ int anser_datapath_attach(struct anser_datapath *dp)
 		dp->skel->progs.anser_sendmsg4,	    dp->skel->progs.anser_sendmsg6,
 		dp->skel->progs.anser_recvmsg4,	    dp->skel->progs.anser_recvmsg6,
 		dp->skel->progs.anser_getpeername4, dp->skel->progs.anser_getpeername6,
-		dp->skel->progs.anser_egress,
 	};
 
 	if (dp->cgroup_fd < 0) {
@@ -375,7 +382,27 @@ int anser_datapath_attach(struct anser_datapath *dp)
 		}
 		dp->links[dp->n_links++] = l;
 	}
-	log_info("Attached %zu programs to cgroup %s", dp->n_links, dp->cgroup_path);
+	/* UDP marking: a tcx link on loopback (Linux >= 6.6; dies with its fd
+	 * like the cgroup links), else the cgroup egress hook. libbpf 1.1 has
+	 * no tcx API, but bpf_link_create() passes the attach type through. */
+	dp->lo_link_fd = bpf_link_create(bpf_program__fd(dp->skel->progs.anser_lo_egress),
+					 1 /* lo */, BPF_TCX_EGRESS_TYPE, NULL);
+	if (dp->lo_link_fd < 0) {
+		log_info("No tcx on this kernel (%s), marking UDP in the cgroup egress hook",
+			 strerror(-dp->lo_link_fd));
+		dp->lo_link_fd = -1;
+		struct bpf_link *l =
+			bpf_program__attach_cgroup(dp->skel->progs.anser_egress, dp->cgroup_fd);
+		if (!l) {
+			int r = -errno;
+			anser_datapath_detach(dp);
+			return log_error_errno(r, "Failed to attach anser_egress to %s: %m",
+					       dp->cgroup_path);
+		}
+		dp->links[dp->n_links++] = l;
+	}
+	log_info("Attached %zu programs to cgroup %s%s", dp->n_links, dp->cgroup_path,
+		 dp->lo_link_fd >= 0 ? " and a tcx egress program to lo" : "");
 	return 0;
 }
 

@@ -295,6 +295,25 @@ socks pass {
     def busctl(self, *args, check=True):
         return run(["busctl", "--address=" + self.bus] + list(args), check=check)
 
+    def prog_ids_of(self, pid):
+        """ids of the BPF programs a process holds, from the fdinfo of its
+        program and link fds."""
+        ids = set()
+        d = "/proc/%d/fdinfo" % pid
+        for fd in os.listdir(d):
+            try:
+                with open(os.path.join(d, fd)) as f:
+                    for line in f:
+                        if line.startswith("prog_id:"):
+                            ids.add(int(line.split()[1]))
+            except OSError:
+                pass
+        return sorted(ids)
+
+    def prog_ids_exist(self, ids):
+        return [i for i in ids
+                if run(["bpftool", "prog", "show", "id", str(i)], check=False).returncode == 0]
+
     def cgroup_attached(self):
         r = run(["bpftool", "cgroup", "show", self.cg], check=False)
         return [l for l in r.stdout.splitlines()[1:] if l.strip()]

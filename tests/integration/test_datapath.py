@@ -173,11 +173,17 @@ def t_kill9(env):
     a = env.app("appA", "tcp", S4, WEB)
     expect(seen_as(a.stdout) == P4, "appA should be proxied first: " + a.stdout)
     expect(env.cgroup_attached(), "programs should be attached while anserd runs")
+    ours = env.prog_ids_of(env.anserd.pid)
+    expect(len(ours) >= 9, "anserd should hold its programs: %s" % ours)
     os.kill(env.anserd.pid, signal.SIGKILL)
     env.anserd.wait()
     env.wait_for("links to go away", lambda: not env.cgroup_attached(), timeout=10)
     left = env.cgroup_attached()
     expect(not left, "programs still attached after kill -9: %s" % left)
+    # Not just detached from the cgroup: no program of ours is left in the
+    # kernel at all (this covers the tcx link on lo, which bpftool 7.1
+    # cannot list).
+    env.wait_for("programs to be freed", lambda: not env.prog_ids_exist(ours), timeout=10)
     a = env.app("appA", "tcp", S4, WEB)
     expect(seen_as(a.stdout) == H4, "after kill -9 appA must go direct: " + a.stdout)
     u = env.app("appA", "udp", S4, WEB, "x")
