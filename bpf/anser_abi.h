@@ -116,10 +116,9 @@ struct anser_flow {
 	char pname[ANSER_PNAME_LEN];
 };
 
-/* Value of the socket-local storage `sk_store`: the socket's flow and its
- * steering state. anserd reads it for every socket through sock_diag
- * (INET_DIAG_REQ_SK_BPF_STORAGES). For UDP sockets `flow` is the first
- * destination; for connect()ed ones, the connected destination. */
+/* Value of the socket-local storage `sk_store`, created only for steered
+ * sockets: the flow a connect()ed socket was steered for (used by the
+ * getpeername and recvmsg hooks) and the UDP id its datagrams carry. */
 struct anser_sk {
 	struct anser_flow flow; /* flow.cookie != 0 once decided */
 	__u32 udp_id;		/* id stamped on egress datagrams, 0: none */

@@ -89,7 +89,7 @@ static gboolean is_dead(gpointer key, gpointer value, gpointer live)
 static void prune_flows(struct anser_datapath *dp)
 {
 	GHashTable *live = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, NULL);
-	if (anser_sockdiag_dump(-1, collect_live, live) == 0)
+	if (anser_sockdiag_dump(collect_live, live) == 0)
 		g_hash_table_foreach_remove(dp->flows, is_dead, live);
 	g_hash_table_unref(live);
 	unsigned n = g_hash_table_size(dp->flows);
@@ -586,7 +586,7 @@ int anser_datapath_list(struct anser_datapath *dp, struct anser_conn_list *out)
 
 	ring_buffer__consume(dp->events);
 	lc.live = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, NULL);
-	r = anser_sockdiag_dump(-1, on_socket, &lc);
+	r = anser_sockdiag_dump(on_socket, &lc);
 	if (r == 0) /* only a complete dump may say a socket is gone */
 		g_hash_table_foreach_remove(dp->flows, is_dead, lc.live);
 	g_hash_table_unref(lc.live);

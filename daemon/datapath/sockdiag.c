@@ -34,46 +34,17 @@ static void fill_addr(struct sockaddr_storage *ss, int family, const __be32 *add
 	}
 }
 
-/* SK_DIAG_BPF_STORAGE nest -> the value of our map, if present. */
-static void find_storage(struct rtattr *nest, struct anser_diag_sock *s)
-{
-	int len = (int)RTA_PAYLOAD(nest);
-	for (struct rtattr *st = RTA_DATA(nest); RTA_OK(st, len); st = RTA_NEXT(st, len)) {
-		if ((st->rta_type & NLA_TYPE_MASK) != SK_DIAG_BPF_STORAGE)
-			continue;
-		int l2 = (int)RTA_PAYLOAD(st);
-		for (struct rtattr *a = RTA_DATA(st); RTA_OK(a, l2); a = RTA_NEXT(a, l2)) {
-			if ((a->rta_type & NLA_TYPE_MASK) == SK_DIAG_BPF_STORAGE_MAP_VALUE) {
-				s->storage = RTA_DATA(a);
-				s->storage_len = RTA_PAYLOAD(a);
-			}
-		}
-	}
-}
-
-static int dump_one(int fd, int family, int proto, int map_fd,
+static int dump_one(int fd, int family, int proto,
 		    void (*cb)(const struct anser_diag_sock *s, void *ud), void *ud)
 {
 	struct {
 		struct nlmsghdr nlh;
 		struct inet_diag_req_v2 req;
-		struct rtattr nest;
-		struct rtattr fd_attr;
-		uint32_t fd;
 	} msg = { 0 };
 	static __thread char buf[32768];
 	int r = 0;
 
-	msg.nlh.nlmsg_len = NLMSG_LENGTH(sizeof(msg.req));
-	if (map_fd >= 0) {
-		/* Ask the kernel to attach each socket's sk_storage value. */
-		msg.nest.rta_type = NLA_F_NESTED | INET_DIAG_REQ_SK_BPF_STORAGES;
-		msg.nest.rta_len = RTA_LENGTH(RTA_LENGTH(sizeof(uint32_t)));
-		msg.fd_attr.rta_type = SK_DIAG_BPF_STORAGE_REQ_MAP_FD;
-		msg.fd_attr.rta_len = RTA_LENGTH(sizeof(uint32_t));
-		msg.fd = (uint32_t)map_fd;
-		msg.nlh.nlmsg_len = sizeof(msg);
-	}
+	msg.nlh.nlmsg_len = sizeof(msg);
 	msg.nlh.nlmsg_type = SOCK_DIAG_BY_FAMILY;
 	msg.nlh.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
 	msg.req.sdiag_family = (uint8_t)family;
@@ -117,8 +88,6 @@ static int dump_one(int fd, int family, int proto, int map_fd,
 			int alen = (int)(h->nlmsg_len - NLMSG_LENGTH(sizeof(*m)));
 			for (struct rtattr *a = (struct rtattr *)(m + 1); RTA_OK(a, alen);
 			     a = RTA_NEXT(a, alen)) {
-				if ((a->rta_type & NLA_TYPE_MASK) == INET_DIAG_SK_BPF_STORAGES)
-					find_storage(a, &s);
 				if (a->rta_type != INET_DIAG_INFO)
 					continue;
 				struct tcp_info ti = { 0 };
@@ -130,14 +99,12 @@ static int dump_one(int fd, int family, int proto, int map_fd,
 					s.bytes_received = ti.tcpi_bytes_received;
 				}
 			}
-			if (map_fd < 0 || s.storage)
-				cb(&s, ud);
+			cb(&s, ud);
 		}
 	}
 }
 
-int anser_sockdiag_dump(int storage_map_fd, void (*cb)(const struct anser_diag_sock *s, void *ud),
-			void *ud)
+int anser_sockdiag_dump(void (*cb)(const struct anser_diag_sock *s, void *ud), void *ud)
 {
 	static const int fams[] = { AF_INET, AF_INET6 };
 	static const int protos[] = { IPPROTO_TCP, IPPROTO_UDP };
@@ -148,7 +115,7 @@ int anser_sockdiag_dump(int storage_map_fd, void (*cb)(const struct anser_diag_s
 			int fd = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
 			if (fd < 0)
 				return -errno;
-			int q = dump_one(fd, fams[f], protos[p], storage_map_fd, cb, ud);
+			int q = dump_one(fd, fams[f], protos[p], cb, ud);
 			close(fd);
 			if (q < 0 && r == 0)
 				r = q;

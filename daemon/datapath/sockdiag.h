@@ -12,14 +12,10 @@ struct anser_diag_sock {
 	uint8_t state;
 	struct sockaddr_storage src, dst;
 	uint64_t bytes_sent, bytes_received; /* TCP only (tcp_info) */
-	const void *storage; /* the socket's value in the requested sk_storage map */
-	size_t storage_len;
 };
 
-/* Dumps TCP and UDP, IPv4 and IPv6. With storage_map_fd >= 0 only sockets
- * that have a value in that BPF sk_storage map are reported, with it. */
-int anser_sockdiag_dump(int storage_map_fd, void (*cb)(const struct anser_diag_sock *s, void *ud),
-			void *ud);
+/* Dumps TCP and UDP, IPv4 and IPv6 sockets of this network namespace. */
+int anser_sockdiag_dump(void (*cb)(const struct anser_diag_sock *s, void *ud), void *ud);
 
 /* Cookie of the TCP socket with this local and remote address (one exact
  * sock_diag lookup), -ENOENT if there is none. */
