@@ -28,11 +28,9 @@
 #define ANSER_GENS	   2
 #define ANSER_MAX_MATCHERS 4096
 #define ANSER_PNAME_LEN	   64
-#define ANSER_ARGV0_LEN	   256
 
-/* Rule ids reported for flows that were not decided by a config rule. */
+/* Rule id reported for flows decided by `fallback:`. */
 #define ANSER_RULE_FALLBACK 0xffff
-#define ANSER_RULE_BUILTIN  0xfffe /* loopback and other never-proxied dsts */
 
 enum anser_match_type {
 	ANSER_M_TRUE = 0,      /* always matches (used for fallback) */

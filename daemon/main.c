@@ -28,7 +28,6 @@
 struct daemon {
 	GMainLoop *loop;
 	char *config_path; /* NULL: built-in default */
-	bool config_explicit;
 	char *cgroup;
 	char *bus_address;
 	bool no_bus;
@@ -246,7 +245,6 @@ int main(int argc, char **argv)
 		switch (c) {
 		case 'c':
 			d.config_path = optarg;
-			d.config_explicit = true;
 			break;
 		case OPT_CGROUP:
 			d.cgroup = optarg;

@@ -349,13 +349,6 @@ int anser_datapath_activate(struct anser_datapath *dp, unsigned slot)
 	return 0;
 }
 
-int anser_datapath_set_enabled(struct anser_datapath *dp, bool enabled)
-{
-	dp->ctl->enabled = enabled ? 1 : 0;
-	atomic_thread_fence(memory_order_seq_cst);
-	return 0;
-}
-
 int anser_datapath_attach(struct anser_datapath *dp)
 {
 	struct bpf_program *progs[] = {
@@ -519,22 +512,6 @@ int anser_datapath_udp_rev_del(struct anser_datapath *dp, const struct sockaddr 
 	return 0;
 }
 
-void anser_flow_dst(const struct anser_flow *f, struct sockaddr_storage *ss)
-{
-	memset(ss, 0, sizeof(*ss));
-	if (f->family == AF_INET) {
-		struct sockaddr_in *s = (struct sockaddr_in *)ss;
-		s->sin_family = AF_INET;
-		s->sin_port = f->dport;
-		memcpy(&s->sin_addr, f->daddr + 12, 4);
-	} else {
-		struct sockaddr_in6 *s = (struct sockaddr_in6 *)ss;
-		s->sin6_family = AF_INET6;
-		s->sin6_port = f->dport;
-		memcpy(&s->sin6_addr, f->daddr, 16);
-	}
-}
-
 struct list_ctx {
 	struct anser_datapath *dp;
 	struct anser_conn_list *out;
@@ -564,14 +541,7 @@ static void on_socket(const struct anser_diag_sock *s, void *ud)
 	ci->outbound_id = f.outbound;
 	ci->gen_slot = f.gen;
 	ci->proxied = (f.flags & ANSER_FLOW_F_PROXIED) != 0;
-	if (f.outbound == ANSER_OUT_DIRECT)
-		strcpy(ci->outbound, "direct");
-	if (f.rule == ANSER_RULE_FALLBACK)
-		strcpy(ci->rule, "fallback");
-	else if (f.rule == ANSER_RULE_BUILTIN)
-		strcpy(ci->rule, "builtin");
-	else
-		snprintf(ci->rule, sizeof(ci->rule), "rule %u", f.rule + 1u);
+	anser_flow_rule_label(&f, ci->rule, sizeof(ci->rule));
 	if (!(f.flags & ANSER_FLOW_F_PROXIED)) {
 		/* tcp_info counts the SYN's sequence number as acked data. */
 		ci->bytes_up = s->bytes_sent ? s->bytes_sent - 1 : 0;

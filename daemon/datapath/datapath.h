@@ -33,7 +33,6 @@ int anser_datapath_load_rules(struct anser_datapath *dp, const struct anser_conf
 /* Make `slot` the one the kernel evaluates; then clears the other slot's
  * stale entries lazily on the next load. */
 int anser_datapath_activate(struct anser_datapath *dp, unsigned slot);
-int anser_datapath_set_enabled(struct anser_datapath *dp, bool enabled);
 int anser_datapath_attach(struct anser_datapath *dp);
 /* Detach every program (new flows go direct); maps stay usable. */
 void anser_datapath_detach(struct anser_datapath *dp);
@@ -63,7 +62,9 @@ void anser_datapath_drain(struct anser_datapath *dp);
 /* File descriptor of the eval test program (tests only), or -1. */
 int anser_datapath_eval_fd(struct anser_datapath *dp);
 
-/* Helpers for anser_flow fields. */
+/* Helpers for anser_flow fields (flow.c). */
 void anser_flow_dst(const struct anser_flow *f, struct sockaddr_storage *ss);
+/* "rule 3" (1-based) or "fallback". */
+const char *anser_flow_rule_label(const struct anser_flow *f, char *buf, size_t len);
 
 #endif

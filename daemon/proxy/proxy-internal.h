@@ -88,7 +88,6 @@ struct anser_proxy {
 
 uint64_t now_ms(void);
 struct pgen *proxy_gen_get(struct anser_proxy *p, unsigned slot);
-void flow_dst(const struct anser_flow *f, struct sockaddr_storage *ss);
 socklen_t sa_len(const struct sockaddr_storage *ss);
 
 /* Worker-owned session list and the shared registry used by annotate. */

@@ -33,22 +33,6 @@ socklen_t sa_len(const struct sockaddr_storage *ss)
 	return ss->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
 }
 
-void flow_dst(const struct anser_flow *f, struct sockaddr_storage *ss)
-{
-	memset(ss, 0, sizeof(*ss));
-	if (f->family == AF_INET) {
-		struct sockaddr_in *s = (struct sockaddr_in *)ss;
-		s->sin_family = AF_INET;
-		memcpy(&s->sin_addr, f->daddr + 12, 4);
-		s->sin_port = f->dport;
-	} else {
-		struct sockaddr_in6 *s = (struct sockaddr_in6 *)ss;
-		s->sin6_family = AF_INET6;
-		memcpy(&s->sin6_addr, f->daddr, 16);
-		s->sin6_port = f->dport;
-	}
-}
-
 /* --- generations --- */
 
 struct pgen *pgen_ref(struct pgen *g)
@@ -312,13 +296,8 @@ void anser_proxy_annotate(struct anser_proxy *p, struct anser_conn_list *l)
 				 s->flow.pname);
 			snprintf(c->proto, sizeof(c->proto), "%s", s->proto);
 			c->src = s->src;
-			flow_dst(&s->flow, &c->dst);
-			if (s->flow.rule == ANSER_RULE_FALLBACK)
-				snprintf(c->rule, sizeof(c->rule), "fallback");
-			else if (s->flow.rule == ANSER_RULE_BUILTIN)
-				snprintf(c->rule, sizeof(c->rule), "builtin");
-			else
-				snprintf(c->rule, sizeof(c->rule), "rule %u", s->flow.rule);
+			anser_flow_dst(&s->flow, &c->dst);
+			anser_flow_rule_label(&s->flow, c->rule, sizeof(c->rule));
 		}
 		fill_names(c, s);
 	}

@@ -67,7 +67,7 @@ static void tcp_timeout(struct worker *w, struct sess *s)
 	char dst[64];
 	struct sockaddr_storage ss;
 
-	flow_dst(&s->flow, &ss);
+	anser_flow_dst(&s->flow, &ss);
 	if (t->dial)
 		log_warning("TCP %s (%s) via %s: dial timed out in stage %s",
 			    anser_sockaddr_str(&ss, dst, sizeof(dst)), s->flow.pname, t->node_name,
@@ -176,7 +176,7 @@ static void log_dial_failure(struct tcp_sess *t, int r)
 	struct sockaddr_storage ss;
 	uint8_t rep = anser_dial_socks_reply(t->dial);
 
-	flow_dst(&t->s.flow, &ss);
+	anser_flow_dst(&t->s.flow, &ss);
 	anser_sockaddr_str(&ss, dst, sizeof(dst));
 	if (rep)
 		log_warning("TCP %s (%s): SOCKS5 node %s refused: %s (reply %u)", dst,
@@ -289,7 +289,7 @@ static void tcp_start(struct worker *w, int fd, const struct sockaddr_storage *p
 	sess_attach(w, &t->s);
 
 	struct sockaddr_storage dst;
-	flow_dst(&flow, &dst);
+	anser_flow_dst(&flow, &dst);
 	r = anser_dial_new(gen ? &gen->gen->cfg->nodes[node] : NULL,
 			   gen ? (struct sockaddr *)&gen->node_addr[node] : NULL,
 			   (struct sockaddr *)&dst, ANSER_DIAL_CONNECT, &t->dial);

@@ -503,7 +503,7 @@ static void udp_datagram(struct worker *w, int fam, const struct sockaddr_storag
 		return;
 
 	struct sockaddr_storage dst;
-	flow_dst(&flow, &dst);
+	anser_flow_dst(&flow, &dst);
 	note_dest(u, &dst, flow.flags & ANSER_FLOW_F_CONNECTED);
 	if (!u->dial) {
 		send_out(u, &dst, data, len);

@@ -27,10 +27,6 @@ struct anser_gen *anser_gen_new(struct anser_config *cfg, uint64_t number, unsig
 struct anser_gen *anser_gen_ref(struct anser_gen *g);
 void anser_gen_unref(struct anser_gen *g);
 
-struct anser_lpm_entry {
-	struct anser_lpm_key key;
-};
-
 struct anser_compiled {
 	struct anser_matcher *matchers;
 	size_t n_matchers;
