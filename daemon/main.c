@@ -74,19 +74,17 @@ static int load_config(struct daemon *d, struct anser_config **out, char **messa
 		r = anser_config_parse_string("<builtin>", anser_config_builtin,
 					      strlen(anser_config_builtin), out, &diags);
 	char *text = anser_diags_format(&diags);
-	if (r < 0) {
-		if (message)
-			*message = text && *text ? text : strdup("configuration rejected");
-		else
-			free(text);
-		if (message && text && !*text)
-			free(text);
-	} else {
-		if (text && *text)
-			log_warning("%s", text);
-		free(text);
-	}
 	anser_diags_clear(&diags);
+	if (r >= 0 && text && *text)
+		log_warning("%s", text);
+	if (r < 0 && message) {
+		/* The caller owns the diagnostics from here. */
+		*message = text && *text ? text : strdup("configuration rejected");
+		if (*message != text)
+			free(text);
+		return r;
+	}
+	free(text);
 	return r;
 }
 
@@ -140,8 +138,8 @@ static int do_reload(void *ud, char **message)
 	}
 	r = install_config(d, cfg, false);
 	if (r < 0) {
-		if (message)
-			*message = g_strdup_printf("cannot install rules: %s", strerror(-r));
+		if (message && asprintf(message, "cannot install rules: %s", strerror(-r)) < 0)
+			*message = NULL;
 		set_state(d, prev);
 		return r;
 	}

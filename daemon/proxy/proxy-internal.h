@@ -48,6 +48,7 @@ struct sess {
 	struct sockaddr_storage src; /* the app's endpoint */
 	struct pgen *gen;	     /* NULL for direct */
 	int node;		     /* index in gen's config, -1 direct */
+	char node_name[64];	     /* for logs: the node's name or "direct" */
 	uint64_t deadline;	     /* CLOCK_MONOTONIC ms */
 	_Atomic uint64_t bytes_up, bytes_down;
 	/* Closes the session's fds (and undoes datapath entries). */
@@ -91,6 +92,11 @@ struct pgen *proxy_gen_get(struct anser_proxy *p, unsigned slot);
 socklen_t sa_len(const struct sockaddr_storage *ss);
 
 /* Worker-owned session list and the shared registry used by annotate. */
+/* Fill what every session has; takes the reference on gen. */
+void sess_init(struct sess *s, const char *proto, const struct anser_flow *flow,
+	       const struct sockaddr_storage *src, struct pgen *gen, int node,
+	       void (*close_fn)(struct worker *, struct sess *, bool),
+	       void (*on_timeout)(struct worker *, struct sess *));
 void sess_attach(struct worker *w, struct sess *s);
 /* Unregisters, closes fds, defers the free to the end of the epoll batch
  * (later events of the batch may still point at the session). */

@@ -170,6 +170,22 @@ int proxy_route(struct anser_proxy *p, const struct anser_flow *f, struct pgen *
 
 /* --- sessions --- */
 
+void sess_init(struct sess *s, const char *proto, const struct anser_flow *flow,
+	       const struct sockaddr_storage *src, struct pgen *gen, int node,
+	       void (*close_fn)(struct worker *, struct sess *, bool),
+	       void (*on_timeout)(struct worker *, struct sess *))
+{
+	s->proto = proto;
+	s->flow = *flow;
+	s->src = *src;
+	s->gen = gen;
+	s->node = node;
+	s->close = close_fn;
+	s->on_timeout = on_timeout;
+	snprintf(s->node_name, sizeof(s->node_name), "%s",
+		 gen ? gen->gen->cfg->nodes[node].name : "direct");
+}
+
 void sess_attach(struct worker *w, struct sess *s)
 {
 	s->w_prev = NULL;

@@ -35,7 +35,6 @@ struct tcp_sess {
 	int cli, srv;
 	uint32_t cli_ev, srv_ev;
 	struct anser_dial *dial;
-	char node_name[64];
 	struct pipe up;	  /* app -> remote */
 	struct pipe down; /* remote -> app */
 };
@@ -70,8 +69,8 @@ static void tcp_timeout(struct worker *w, struct sess *s)
 	anser_flow_dst(&s->flow, &ss);
 	if (t->dial)
 		log_warning("TCP %s (%s) via %s: dial timed out in stage %s",
-			    anser_sockaddr_str(&ss, dst, sizeof(dst)), s->flow.pname, t->node_name,
-			    anser_dial_stage(t->dial));
+			    anser_sockaddr_str(&ss, dst, sizeof(dst)), s->flow.pname,
+			    t->s.node_name, anser_dial_stage(t->dial));
 	else
 		log_debug("TCP %s (%s): idle timeout", anser_sockaddr_str(&ss, dst, sizeof(dst)),
 			  s->flow.pname);
@@ -160,7 +159,7 @@ static void tcp_pump(struct worker *w, struct tcp_sess *t)
 	}
 	if (t->up.shut && t->down.shut) {
 		log_debug("TCP session of %s via %s done: %llu bytes up, %llu down",
-			  t->s.flow.pname, t->node_name, (unsigned long long)t->s.bytes_up,
+			  t->s.flow.pname, t->s.node_name, (unsigned long long)t->s.bytes_up,
 			  (unsigned long long)t->s.bytes_down);
 		sess_kill(w, &t->s, false);
 		return;
@@ -180,10 +179,10 @@ static void log_dial_failure(struct tcp_sess *t, int r)
 	anser_sockaddr_str(&ss, dst, sizeof(dst));
 	if (rep)
 		log_warning("TCP %s (%s): SOCKS5 node %s refused: %s (reply %u)", dst,
-			    t->s.flow.pname, t->node_name, anser_socks5_reply_str(rep), rep);
+			    t->s.flow.pname, t->s.node_name, anser_socks5_reply_str(rep), rep);
 	else
 		log_warning_errno(r, "TCP %s (%s) via %s: %s failed: %m", dst, t->s.flow.pname,
-				  t->node_name, anser_dial_stage(t->dial));
+				  t->s.node_name, anser_dial_stage(t->dial));
 }
 
 static void tcp_dial_step(struct worker *w, struct tcp_sess *t)
@@ -273,19 +272,11 @@ static void tcp_start(struct worker *w, int fd, const struct sockaddr_storage *p
 		close(fd);
 		return;
 	}
-	t->s.proto = "tcp";
-	t->s.flow = flow;
-	t->s.src = *peer;
-	t->s.gen = gen;
-	t->s.node = node;
-	t->s.close = tcp_close;
-	t->s.on_timeout = tcp_timeout;
+	sess_init(&t->s, "tcp", &flow, peer, gen, node, tcp_close, tcp_timeout);
 	t->cli = fd;
 	t->srv = -1;
 	t->cli_h = (struct handler){ .fn = tcp_on_cli, .s = &t->s };
 	t->srv_h = (struct handler){ .fn = tcp_on_srv, .s = &t->s };
-	snprintf(t->node_name, sizeof(t->node_name), "%s",
-		 gen ? gen->gen->cfg->nodes[node].name : "direct");
 	sess_attach(w, &t->s);
 
 	struct sockaddr_storage dst;
@@ -296,7 +287,7 @@ static void tcp_start(struct worker *w, int fd, const struct sockaddr_storage *p
 	if (r < 0) {
 		log_warning_errno(r, "TCP %s (%s) via %s: dial failed: %m",
 				  anser_sockaddr_str(&dst, src, sizeof(src)), flow.pname,
-				  t->node_name);
+				  t->s.node_name);
 		sess_kill(w, &t->s, true);
 		return;
 	}

@@ -56,7 +56,6 @@ struct udp_sess {
 	int ctl_fd; /* SOCKS5 control connection; its end is the session's end */
 	struct handler out_h, ctl_h;
 	uint32_t out_ev, ctl_ev;
-	char node_name[64];
 	struct dest dests[MAX_DESTS];
 	size_t n_dests, next_dest;
 	struct reply_sock replies[MAX_REPLY_SOCKS];
@@ -189,7 +188,7 @@ static void udp_timeout(struct worker *w, struct sess *s)
 	if (u->dial)
 		log_warning("UDP session of %s (%s) via %s: dial timed out in stage %s",
 			    anser_sockaddr_str(&s->src, src, sizeof(src)), s->flow.pname,
-			    u->node_name, anser_dial_stage(u->dial));
+			    u->s.node_name, anser_dial_stage(u->dial));
 	sess_kill(w, s, false);
 }
 
@@ -237,7 +236,7 @@ static void send_out(struct udp_sess *u, const struct sockaddr_storage *dst, con
 	}
 	if (n < 0)
 		log_debug_errno(errno, "UDP send of %s via %s failed, dropping: %m",
-				u->s.flow.pname, u->node_name);
+				u->s.flow.pname, u->s.node_name);
 	else
 		atomic_fetch_add_explicit(&u->s.bytes_up, len, memory_order_relaxed);
 }
@@ -342,7 +341,7 @@ static void udp_on_out(struct worker *w, struct handler *h, uint32_t events)
 		int hl = anser_socks5_udp_parse(buf, (size_t)n, &src);
 		if (hl < 0 || src.atyp == SOCKS5_ATYP_DOMAIN) {
 			log_debug("Dropping a malformed datagram from SOCKS5 node %s",
-				  u->node_name);
+				  u->s.node_name);
 			continue;
 		}
 		deliver(w, u, &src.sa, buf + hl, (size_t)n - (size_t)hl);
@@ -388,11 +387,11 @@ static void udp_on_ctl(struct worker *w, struct handler *h, uint32_t events)
 			if (rep)
 				log_warning("UDP ASSOCIATE for %s: SOCKS5 node %s refused: %s "
 					    "(reply %u)",
-					    u->s.flow.pname, u->node_name,
+					    u->s.flow.pname, u->s.node_name,
 					    anser_socks5_reply_str(rep), rep);
 			else
 				log_warning_errno(r, "UDP ASSOCIATE for %s via %s: %s failed: %m",
-						  u->s.flow.pname, u->node_name,
+						  u->s.flow.pname, u->s.node_name,
 						  anser_dial_stage(u->dial));
 			sess_kill(w, &u->s, false);
 			return;
@@ -406,7 +405,7 @@ static void udp_on_ctl(struct worker *w, struct handler *h, uint32_t events)
 	ssize_t n = recv(u->ctl_fd, junk, sizeof(junk), 0);
 	if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
 		log_debug("UDP association of %s via %s closed by the node", u->s.flow.pname,
-			  u->node_name);
+			  u->s.node_name);
 		sess_kill(w, &u->s, false);
 	}
 }
@@ -425,19 +424,11 @@ static struct udp_sess *udp_new(struct worker *w, int fam, const struct sockaddr
 		pgen_unref(gen);
 		return NULL;
 	}
-	u->s.proto = "udp";
-	u->s.flow = *flow;
-	u->s.src = *app;
-	u->s.gen = gen;
-	u->s.node = node;
-	u->s.close = udp_close;
-	u->s.on_timeout = udp_timeout;
+	sess_init(&u->s, "udp", flow, app, gen, node, udp_close, udp_timeout);
 	u->fam = fam;
 	u->out_fd = u->ctl_fd = -1;
 	u->out_h = (struct handler){ .fn = udp_on_out, .s = &u->s };
 	u->ctl_h = (struct handler){ .fn = udp_on_ctl, .s = &u->s };
-	snprintf(u->node_name, sizeof(u->node_name), "%s",
-		 gen ? gen->gen->cfg->nodes[node].name : "direct");
 	sess_attach(w, &u->s);
 	struct udp_sess **pp = udp_slot(w, app, fam, flow->gen, flow->outbound);
 	u->hnext = *pp;
@@ -466,7 +457,7 @@ static struct udp_sess *udp_new(struct worker *w, int fam, const struct sockaddr
 	}
 	if (r < 0) {
 		log_warning_errno(r, "Failed to open a UDP session for %s via %s: %m", flow->pname,
-				  u->node_name);
+				  u->s.node_name);
 		sess_kill(w, &u->s, false);
 		return NULL;
 	}
