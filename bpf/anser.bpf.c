@@ -13,9 +13,10 @@
  *       id into skb->mark, which anserd reads with SO_RCVMARK. recvmsg4/6
  *       turn the source of replies back into the remote's address.
  *
- * Direct flows cost one ring buffer record (for the connection list) and
- * nothing else; no per-packet work happens for them beyond the egress
- * program's early return.
+ * Direct flows cost one small ring buffer record (for the connection list)
+ * and nothing else; no per-packet work happens for them. What depends
+ * only on the process (its name, the pname() conditions it meets) is
+ * worked out once per thread and rule generation and kept in task storage.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_core_read.h>
@@ -125,8 +126,8 @@ struct {
 /* What the rule engine looks at. The address lives in lkey.data so the
  * DIP lookup needs no copy. */
 struct decide {
-	struct anser_pname_key pkey;
-	struct anser_lpm_key lkey; /* data = destination, v4 mapped */
+	__u64 pbits[ANSER_PROC_BITS / 64]; /* process conditions that hold */
+	struct anser_lpm_key lkey;	   /* data = destination, v4 mapped */
 	__u32 gen;
 	__u32 n;
 	__u32 ok;
@@ -137,6 +138,25 @@ struct decide {
 	__u16 dport; /* BE */
 	__u64 cookie;
 };
+
+/* Per thread: the process's name and which process conditions of the
+ * active rules it meets. Trusted while the thread still has the same mm
+ * and argv address (exec() replaces both) and the rules the same version. */
+struct proc_info {
+	__u64 mm;
+	__u64 arg_start;
+	__u32 version;
+	__u32 pad;
+	__u64 pbits[ANSER_PROC_BITS / 64];
+	char name[ANSER_PNAME_LEN];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct proc_info);
+} proc_store SEC(".maps");
 
 static __always_inline struct anser_ctl *get_ctl(void)
 {
@@ -149,9 +169,10 @@ static __always_inline int match_one(const struct anser_matcher *m, struct decid
 	switch (m->type) {
 	case ANSER_M_TRUE:
 		return 1;
-	case ANSER_M_PNAME:
-		d->pkey.set = m->set;
-		return bpf_map_lookup_elem(&pname_set, &d->pkey) != NULL;
+	case ANSER_M_PNAME: {
+		__u32 b = m->arg;
+		return b < ANSER_PROC_BITS && ((d->pbits[(b >> 6) & 3] >> (b & 63)) & 1);
+	}
 	case ANSER_M_DIP:
 		d->lkey.prefixlen = 32 + 128;
 		d->lkey.set = m->set;
@@ -198,19 +219,53 @@ static long eval_step(__u32 i, void *data)
 
 /* First matching rule wins; no rule at all (cannot happen with a valid
  * config, which always ends in fallback) means direct. */
-static __always_inline void evaluate(struct decide *d, __u32 gen)
+static __always_inline void evaluate(struct decide *d, __u32 slot, const struct anser_gen_info *gi)
 {
-	struct anser_gen_info *gi;
-
 	d->out = ANSER_OUT_DIRECT;
 	d->rule = ANSER_RULE_FALLBACK;
-	d->gen = gen & 1;
-	gi = bpf_map_lookup_elem(&gen_info, &d->gen);
-	if (!gi)
-		return;
+	d->gen = slot;
 	d->n = gi->n_matchers;
 	d->ok = 1;
 	bpf_loop(ANSER_MAX_MATCHERS, eval_step, d, 0);
+}
+
+struct pbits_scan {
+	struct anser_pname_key key;
+	__u64 bits[ANSER_PROC_BITS / 64];
+	__u32 gen;
+	__u32 n;
+};
+
+static long pbits_step(__u32 i, void *data)
+{
+	struct pbits_scan *p = data;
+	struct anser_matcher *m;
+	__u32 key;
+
+	if (i >= p->n || i >= ANSER_MAX_MATCHERS)
+		return 1;
+	key = p->gen * ANSER_MAX_MATCHERS + i;
+	m = bpf_map_lookup_elem(&matchers, &key);
+	if (!m)
+		return 1;
+	if (m->type == ANSER_M_PNAME && m->arg < ANSER_PROC_BITS) {
+		p->key.set = m->set;
+		if (bpf_map_lookup_elem(&pname_set, &p->key))
+			p->bits[(m->arg >> 6) & 3] |= 1ULL << (m->arg & 63);
+	}
+	return 0;
+}
+
+/* Which process conditions of slot's rules the process `name` meets. */
+static __noinline void compute_pbits(const char *name, __u32 slot, __u32 n, __u64 *out)
+{
+	struct pbits_scan p = {};
+
+	__builtin_memcpy(p.key.name, name, ANSER_PNAME_LEN);
+	p.gen = slot & 1;
+	p.n = n;
+	bpf_loop(ANSER_MAX_MATCHERS, pbits_step, &p, 0);
+	__builtin_memcpy(out, p.bits, sizeof(p.bits));
 }
 
 /* argv[0] is read in chunks so the buffer stays small: the verifier's
@@ -240,46 +295,16 @@ static long scan_slash(__u32 i, void *data)
 	return 0;
 }
 
-/* Process names by tgid, so the argv read and scan happen once per process
- * rather than once per connect. An entry is only trusted while the
- * process still has the same mm and argv address: exec() replaces both. */
-struct pname_cache_val {
-	__u64 mm;
-	__u64 arg_start;
-	char name[ANSER_PNAME_LEN];
-};
-
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 8192);
-	__type(key, __u32);
-	__type(value, struct pname_cache_val);
-} pname_cache SEC(".maps");
-
-/* Basename of the current process's argv[0] (the thread's comm is only 15
- * bytes and is the thread's name, not the program's). */
-static __noinline int get_pname(char *out)
+/* Basename of the current process's argv[0] into out (the thread's comm
+ * is only 15 bytes and is the thread's name, not the program's). */
+static __noinline void read_pname(char *out, unsigned long arg_start)
 {
-	struct task_struct *task = bpf_get_current_task_btf();
-	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
-	struct pname_cache_val *c;
 	struct argv_scan a;
-	unsigned long arg_start;
-	__u64 mm;
 
-	/* Plain loads through the BTF pointer (the verifier makes them fault-
-	 * safe): much cheaper than bpf_probe_read_kernel() calls. */
-	struct mm_struct *mmp = task->mm;
-	mm = (__u64)mmp;
-	arg_start = mmp ? mmp->arg_start : 0;
-	c = bpf_map_lookup_elem(&pname_cache, &tgid);
-	if (c && c->mm == mm && c->arg_start == arg_start) {
-		__builtin_memcpy(out, c->name, ANSER_PNAME_LEN);
-		return 0;
-	}
+	__builtin_memset(out, 0, ANSER_PNAME_LEN);
 	if (!arg_start) {
 		bpf_get_current_comm(out, 16);
-		return 0;
+		return;
 	}
 	a.base = 0;
 	for (int chunk = 0; chunk < ARGV_CHUNKS; chunk++) {
@@ -292,24 +317,53 @@ static __noinline int get_pname(char *out)
 		if (a.n < ARGV_CHUNK)
 			break;
 	}
-	if (a.base == 0 && a.off == 0 && a.n <= 1) {
-		bpf_get_current_comm(out, 16);
-		return 0;
-	}
 	/* Read the basename straight from the process again: simpler for the
 	 * verifier than a variable-offset copy out of the stack buffer. */
-	if (bpf_probe_read_user_str(out, ANSER_PNAME_LEN, (void *)(arg_start + (a.base & 1023))) <
-	    0) {
+	if ((a.base == 0 && a.off == 0 && a.n <= 1) ||
+	    bpf_probe_read_user_str(out, ANSER_PNAME_LEN, (void *)(arg_start + (a.base & 1023))) <
+		    0)
 		bpf_get_current_comm(out, 16);
-		return 0;
+}
+
+static __always_inline void emit_proc(const struct proc_info *p)
+{
+	struct anser_proc_event *e = bpf_ringbuf_reserve(&flow_events, sizeof(*e), 0);
+
+	if (!e)
+		return; /* anserd falls back to /proc for this process */
+	e->type = ANSER_EV_PROC;
+	e->pad[0] = e->pad[1] = e->pad[2] = 0;
+	e->pid = bpf_get_current_pid_tgid() >> 32;
+	__builtin_memcpy(e->pname, p->name, ANSER_PNAME_LEN);
+	bpf_ringbuf_submit(e, 0);
+}
+
+/* The calling thread's proc_info, current for the rules of `slot`; NULL
+ * only when the kernel has no memory for it (the caller fails open). */
+static __always_inline struct proc_info *get_proc(__u32 slot, const struct anser_gen_info *gi)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct proc_info *p;
+
+	p = bpf_task_storage_get(&proc_store, task, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (!p)
+		return NULL;
+	/* Plain loads through the BTF pointer (the verifier makes them fault-
+	 * safe): much cheaper than bpf_probe_read_kernel() calls. */
+	struct mm_struct *mm = task->mm;
+	__u64 arg_start = mm ? mm->arg_start : 0;
+	if (p->mm != (__u64)mm || p->arg_start != arg_start) {
+		read_pname(p->name, arg_start);
+		p->mm = (__u64)mm;
+		p->arg_start = arg_start;
+		p->version = 0;
+		emit_proc(p);
 	}
-	/* Reuse the scan buffer for the cache entry: the stack is tight. */
-	struct pname_cache_val *v = (void *)a.buf;
-	v->mm = mm;
-	v->arg_start = arg_start;
-	__builtin_memcpy(v->name, out, ANSER_PNAME_LEN);
-	bpf_map_update_elem(&pname_cache, &tgid, v, BPF_ANY);
-	return 0;
+	if (p->version != gi->version) {
+		compute_pbits(p->name, slot, gi->n_matchers, p->pbits);
+		p->version = gi->version;
+	}
+	return p;
 }
 
 static __always_inline int is_v4_builtin_direct(__u32 ip /* BE */)
@@ -352,7 +406,8 @@ static __always_inline void set_v4(__u8 *a, __u32 ip)
 	__builtin_memcpy(a + 12, &ip, 4);
 }
 
-static __always_inline void fill_flow(struct anser_flow *f, const struct decide *d, __u32 flags)
+static __always_inline void fill_flow(struct anser_flow *f, const struct decide *d, __u32 flags,
+				      const struct proc_info *p)
 {
 	f->cookie = d->cookie;
 	f->pid = bpf_get_current_pid_tgid() >> 32;
@@ -364,32 +419,50 @@ static __always_inline void fill_flow(struct anser_flow *f, const struct decide 
 	f->flags = flags;
 	f->dport = d->dport;
 	__builtin_memcpy(f->daddr, d->lkey.data, 16);
-	f->created_ns = bpf_ktime_get_ns();
-	__builtin_memcpy(f->pname, d->pkey.name, ANSER_PNAME_LEN);
+	__builtin_memcpy(f->pname, p->name, ANSER_PNAME_LEN);
 }
 
 static __always_inline void emit_flow(const struct decide *d, __u32 flags)
 {
-	struct anser_flow *f = bpf_ringbuf_reserve(&flow_events, sizeof(*f), 0);
+	struct anser_flow_event *f = bpf_ringbuf_reserve(&flow_events, sizeof(*f), 0);
 	__u64 wake;
 
 	if (!f)
 		return; /* ring full: the list misses this flow, routing does not */
-	fill_flow(f, d, flags);
+	f->type = ANSER_EV_FLOW;
+	f->family = d->family;
+	f->proto = d->proto;
+	f->flags = flags;
+	f->pid = bpf_get_current_pid_tgid() >> 32;
+	f->cookie = d->cookie;
+	f->outbound = d->out;
+	f->rule = d->rule;
+	f->dport = d->dport;
+	f->gen = d->gen;
+	f->pad = 0;
+	__builtin_memcpy(f->daddr, d->lkey.data, 16);
 	wake = bpf_ringbuf_query(&flow_events, BPF_RB_AVAIL_DATA) > FLOW_EVENTS_SIZE / 2
 		       ? BPF_RB_FORCE_WAKEUP
 		       : BPF_RB_NO_WAKEUP;
 	bpf_ringbuf_submit(f, wake);
 }
 
-/* Not inlined: its 128-byte flow must not share a stack frame with the
- * caller's rule state (the verifier's 512-byte limit spans the call chain). */
-static __noinline int record_flow(void *map, const void *key, const struct decide *d, __u32 flags)
+/* Not inlined: its flow must not share a stack frame with the caller's
+ * rule state (the verifier's 512-byte limit spans the call chain). */
+static __noinline int record_flow(void *map, const void *key, const struct decide *d, __u32 flags,
+				  const struct proc_info *p)
 {
 	struct anser_flow f = {};
 
-	fill_flow(&f, d, flags);
+	fill_flow(&f, d, flags, p);
 	return bpf_map_update_elem(map, key, &f, BPF_ANY);
+}
+
+/* The active slot's rules, or NULL. */
+static __always_inline struct anser_gen_info *active_rules(const struct anser_ctl *c, __u32 *slot)
+{
+	*slot = c->active_gen & 1;
+	return bpf_map_lookup_elem(&gen_info, slot);
 }
 
 /* Read the destination of ctx into d. Returns 1 if the flow is one the
@@ -436,8 +509,11 @@ static __always_inline __u32 alloc_udp_id(struct anser_ctl *c)
 static __always_inline int do_connect(struct bpf_sock_addr *ctx, int v6)
 {
 	struct decide d = {};
+	struct anser_gen_info *gi;
+	struct proc_info *p;
 	struct anser_ctl *c;
 	struct anser_sk *s;
+	__u32 slot;
 
 	if (ctx->type != SOCK_STREAM && ctx->type != SOCK_DGRAM)
 		return 1;
@@ -454,8 +530,14 @@ static __always_inline int do_connect(struct bpf_sock_addr *ctx, int v6)
 	}
 	if (load_dst(ctx, &d, v6))
 		return 1;
-	get_pname(d.pkey.name);
-	evaluate(&d, c->active_gen);
+	gi = active_rules(c, &slot);
+	if (!gi)
+		return 1;
+	p = get_proc(slot, gi);
+	if (!p)
+		return 1; /* no memory: fail open */
+	__builtin_memcpy(d.pbits, p->pbits, sizeof(d.pbits));
+	evaluate(&d, slot, gi);
 	d.cookie = bpf_get_socket_cookie(ctx);
 
 	if (d.out == ANSER_OUT_BLOCK)
@@ -476,7 +558,7 @@ static __always_inline int do_connect(struct bpf_sock_addr *ctx, int v6)
 	s = bpf_sk_storage_get(&sk_store, ctx->sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
 	if (!s)
 		return 1; /* no memory: fail open */
-	fill_flow(&s->flow, &d, flags);
+	fill_flow(&s->flow, &d, flags, p);
 	if (d.proto == IPPROTO_UDP) {
 		__u32 id = alloc_udp_id(c);
 		bpf_map_update_elem(&udp_flows, &id, &s->flow, BPF_ANY);
@@ -508,8 +590,11 @@ static __always_inline int do_sendmsg(struct bpf_sock_addr *ctx, int v6)
 	struct anser_udp_key k = {};
 	struct udp_id_val v = {};
 	struct udp_id_val *cached;
+	struct anser_gen_info *gi;
+	struct proc_info *p;
 	struct anser_ctl *c;
 	struct anser_sk *s;
+	__u32 slot;
 
 	if (skip_socket(ctx))
 		return 1;
@@ -531,14 +616,20 @@ static __always_inline int do_sendmsg(struct bpf_sock_addr *ctx, int v6)
 		v = *cached;
 	} else {
 		__u8 flags = 0;
-		get_pname(d.pkey.name);
-		evaluate(&d, c->active_gen);
+		gi = active_rules(c, &slot);
+		if (!gi)
+			return 1;
+		p = get_proc(slot, gi);
+		if (!p)
+			return 1;
+		__builtin_memcpy(d.pbits, p->pbits, sizeof(d.pbits));
+		evaluate(&d, slot, gi);
 		v.outbound = d.out;
 		v.rule = d.rule;
 		if (d.out >= ANSER_OUT_FIRST_GROUP && (v6 ? c->udp6_port : c->udp4_port)) {
 			v.id = alloc_udp_id(c);
 			flags = ANSER_FLOW_F_PROXIED;
-			record_flow(&udp_flows, &v.id, &d, flags);
+			record_flow(&udp_flows, &v.id, &d, flags, p);
 		}
 		/* The connection list shows a socket by its first destination. */
 		if (d.out != ANSER_OUT_BLOCK)
@@ -707,18 +798,23 @@ int anser_eval(struct __sk_buff *skb)
 {
 	struct anser_eval_ctx e;
 	struct decide d = {};
+	struct anser_gen_info *gi;
 	struct anser_ctl *c;
+	__u32 slot;
 
 	if (bpf_skb_load_bytes(skb, 0, &e, sizeof(e)) < 0)
 		return -1;
 	c = get_ctl();
 	if (!c)
 		return -1;
+	gi = active_rules(c, &slot);
+	if (!gi)
+		return -1;
 	d.family = e.family;
 	d.proto = e.proto;
 	d.dport = e.dport;
 	__builtin_memcpy(d.lkey.data, e.daddr, 16);
-	__builtin_memcpy(d.pkey.name, e.pname, ANSER_PNAME_LEN);
-	evaluate(&d, c->active_gen);
+	compute_pbits(e.pname, slot, gi->n_matchers, d.pbits);
+	evaluate(&d, slot, gi);
 	return ((__u32)d.rule << 16) | d.out;
 }

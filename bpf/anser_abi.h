@@ -28,13 +28,16 @@
 #define ANSER_GENS	   2
 #define ANSER_MAX_MATCHERS 4096
 #define ANSER_PNAME_LEN	   64
+/* Process-level conditions (pname) are evaluated once per thread and rule
+ * generation and cached as bits; each such matcher owns one bit. */
+#define ANSER_PROC_BITS 256
 
 /* Rule id reported for flows decided by `fallback:`. */
 #define ANSER_RULE_FALLBACK 0xffff
 
 enum anser_match_type {
 	ANSER_M_TRUE = 0,      /* always matches (used for fallback) */
-	ANSER_M_PNAME = 1,     /* set: pname_set */
+	ANSER_M_PNAME = 1,     /* set: pname_set; arg: the process bit it is cached in */
 	ANSER_M_DIP = 2,       /* set: match_lpm, data = 16-byte address */
 	ANSER_M_DPORT = 3,     /* set: match_lpm, data[0..1] = port (BE) */
 	ANSER_M_L4PROTO = 4,   /* arg: ANSER_L4_* mask */
@@ -78,7 +81,7 @@ struct anser_pname_key {
 
 struct anser_gen_info {
 	__u32 n_matchers;
-	__u32 pad;
+	__u32 version; /* unique per load: invalidates cached process bits */
 };
 
 /* Single-entry array map `ctl`, written by anserd before attaching. */
@@ -110,7 +113,40 @@ struct anser_flow {
 	__u16 dport;	/* original destination port, BE */
 	__u16 pad;
 	__u8 daddr[16]; /* original destination, v4 mapped */
-	__u64 created_ns;
+	char pname[ANSER_PNAME_LEN];
+};
+
+/*
+ * Records of the `flow_events` ring buffer, told apart by their first
+ * byte. Every decision is reported (for the connection list) as a small
+ * flow record; a process's name is reported once, when a thread of it
+ * first decides a flow (or after exec), so the per-connect record stays
+ * within one cache line.
+ */
+enum anser_event_type {
+	ANSER_EV_FLOW = 1,
+	ANSER_EV_PROC = 2,
+};
+
+struct anser_flow_event {
+	__u8 type; /* ANSER_EV_FLOW */
+	__u8 family;
+	__u8 proto;
+	__u8 flags;
+	__u32 pid;
+	__u64 cookie;
+	__u16 outbound;
+	__u16 rule;
+	__u16 dport; /* BE */
+	__u8 gen;
+	__u8 pad;
+	__u8 daddr[16];
+};
+
+struct anser_proc_event {
+	__u8 type; /* ANSER_EV_PROC */
+	__u8 pad[3];
+	__u32 pid; /* tgid */
 	char pname[ANSER_PNAME_LEN];
 };
 

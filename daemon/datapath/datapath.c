@@ -16,6 +16,7 @@
 #include <fcntl.h>
 #include <glib.h>
 #include <netinet/in.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -48,30 +49,88 @@ struct anser_datapath {
 	/* Decisions reported by the kernel, by socket cookie, for the list. */
 	struct ring_buffer *events;
 	GHashTable *flows; /* &flow->cookie -> struct anser_flow */
+	GHashTable *procs; /* tgid -> process name (char *) */
 	unsigned prune_at;
+	uint32_t rules_version;
 };
 
 #define PRUNE_MIN 4096
 
-static int on_flow_event(void *ctx, void *data, size_t len)
+/* The name of a process whose name report was lost (ring full): the
+ * basename of argv[0] from /proc, like the kernel side reads it. */
+static char *proc_name_from_proc(uint32_t pid)
 {
-	struct anser_datapath *dp = ctx;
-	const struct anser_flow *f = data;
-	struct anser_flow *old;
+	char path[64], buf[4096];
+	ssize_t n;
+	int fd;
 
-	if (len < sizeof(*f) || !f->cookie)
-		return 0;
-	old = g_hash_table_lookup(dp->flows, &f->cookie);
+	snprintf(path, sizeof(path), "/proc/%u/cmdline", pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return NULL;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return NULL;
+	buf[n] = 0;
+	const char *base = strrchr(buf, '/');
+	base = base ? base + 1 : buf;
+	return g_strndup(base, ANSER_PNAME_LEN - 1);
+}
+
+static void on_flow(struct anser_datapath *dp, const struct anser_flow_event *e)
+{
+	struct anser_flow f = { 0 };
+	struct anser_flow *old;
+	const char *name;
+
+	if (!e->cookie)
+		return;
+	f.cookie = e->cookie;
+	f.pid = e->pid;
+	f.family = e->family;
+	f.proto = e->proto;
+	f.outbound = e->outbound;
+	f.rule = e->rule;
+	f.gen = e->gen;
+	f.flags = e->flags;
+	f.dport = e->dport;
+	memcpy(f.daddr, e->daddr, sizeof(f.daddr));
+	name = g_hash_table_lookup(dp->procs, GUINT_TO_POINTER(e->pid));
+	if (!name) {
+		char *n = proc_name_from_proc(e->pid);
+		if (n)
+			g_hash_table_replace(dp->procs, GUINT_TO_POINTER(e->pid), n);
+		name = n ? n : "?";
+	}
+	g_strlcpy(f.pname, name, sizeof(f.pname));
+
+	old = g_hash_table_lookup(dp->flows, &f.cookie);
 	if (old) {
 		/* An unconnected UDP socket is shown by its first destination;
 		 * a re-connect()ed socket by its latest. */
-		if (f->proto == IPPROTO_UDP && !(f->flags & ANSER_FLOW_F_CONNECTED))
-			return 0;
-		*old = *f;
-		return 0;
+		if (f.proto == IPPROTO_UDP && !(f.flags & ANSER_FLOW_F_CONNECTED))
+			return;
+		*old = f;
+		return;
 	}
-	struct anser_flow *copy = g_memdup2(f, sizeof(*f));
+	struct anser_flow *copy = g_memdup2(&f, sizeof(f));
 	g_hash_table_insert(dp->flows, &copy->cookie, copy);
+}
+
+static int on_flow_event(void *ctx, void *data, size_t len)
+{
+	struct anser_datapath *dp = ctx;
+	const struct anser_proc_event *pe = data;
+
+	if (len >= sizeof(struct anser_flow_event) && pe->type == ANSER_EV_FLOW) {
+		on_flow(dp, data);
+	} else if (len >= sizeof(*pe) && pe->type == ANSER_EV_PROC) {
+		/* A process (or a new image after exec) names itself before
+		 * its first flow: later flows of this tgid carry this name. */
+		g_hash_table_replace(dp->procs, GUINT_TO_POINTER(pe->pid),
+				     g_strndup(pe->pname, sizeof(pe->pname)));
+	}
 	return 0;
 }
 
@@ -85,13 +144,19 @@ static gboolean is_dead(gpointer key, gpointer value, gpointer live)
 	return !g_hash_table_contains(live, key);
 }
 
-/* Forget flows whose sockets are gone. */
+static gboolean is_gone_process(gpointer pid, gpointer name, gpointer ud)
+{
+	return kill((pid_t)GPOINTER_TO_UINT(pid), 0) < 0 && errno == ESRCH;
+}
+
+/* Forget flows whose sockets are gone, and processes that are gone. */
 static void prune_flows(struct anser_datapath *dp)
 {
 	GHashTable *live = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, NULL);
 	if (anser_sockdiag_dump(collect_live, live) == 0)
 		g_hash_table_foreach_remove(dp->flows, is_dead, live);
 	g_hash_table_unref(live);
+	g_hash_table_foreach_remove(dp->procs, is_gone_process, NULL);
 	unsigned n = g_hash_table_size(dp->flows);
 	dp->prune_at = n * 2 > PRUNE_MIN ? n * 2 : PRUNE_MIN;
 }
@@ -214,6 +279,7 @@ int anser_datapath_new(const char *cgroup_path, struct anser_datapath **out)
 	dp->ctl = m;
 	dp->ctl->enabled = 1;
 	dp->flows = g_hash_table_new_full(g_int64_hash, g_int64_equal, NULL, g_free);
+	dp->procs = g_hash_table_new_full(NULL, NULL, NULL, g_free);
 	dp->prune_at = PRUNE_MIN;
 	dp->events =
 		ring_buffer__new(bpf_map__fd(dp->skel->maps.flow_events), on_flow_event, dp, NULL);
@@ -251,6 +317,8 @@ void anser_datapath_free(struct anser_datapath *dp)
 	ring_buffer__free(dp->events);
 	if (dp->flows)
 		g_hash_table_unref(dp->flows);
+	if (dp->procs)
+		g_hash_table_unref(dp->procs);
 	if (dp->ctl)
 		munmap((void *)dp->ctl, sysconf(_SC_PAGESIZE));
 	anser_bpf__destroy(dp->skel);
@@ -298,6 +366,11 @@ int anser_datapath_load_rules(struct anser_datapath *dp, const struct anser_conf
 		return log_error_errno(-EBUSY, "Refusing to overwrite the active rule slot %u",
 				       slot);
 	r = anser_routing_compile(cfg, slot, &c);
+	if (r == -E2BIG)
+		return log_error_errno(r,
+				       "The routing rules do not fit the kernel's tables (at most "
+				       "%d conditions, %d of them pname()); merge rules",
+				       ANSER_MAX_MATCHERS, ANSER_PROC_BITS);
 	if (r < 0)
 		return log_error_errno(r, "Failed to compile routing rules: %m");
 	clear_slot(dp, slot);
@@ -327,6 +400,7 @@ int anser_datapath_load_rules(struct anser_datapath *dp, const struct anser_conf
 		}
 	}
 	gi.n_matchers = (uint32_t)c.n_matchers;
+	gi.version = ++dp->rules_version;
 	uint32_t key = slot;
 	if (bpf_map_update_elem(bpf_map__fd(dp->skel->maps.gen_info), &key, &gi, BPF_ANY) < 0) {
 		r = log_error_errno(errno, "Failed to write rule count: %m");

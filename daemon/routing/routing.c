@@ -72,6 +72,7 @@ struct compiler {
 	size_t cap_m, cap_l, cap_p;
 	uint32_t next_set;
 	uint32_t cur_set;
+	uint32_t next_proc_bit;
 	int err;
 };
 
@@ -136,6 +137,11 @@ static void compile_cond(struct compiler *c, const struct anser_cond *cond, stru
 	case ANSER_COND_PNAME:
 		m->type = ANSER_M_PNAME;
 		m->set = (slot << 31) | c->next_set++;
+		if (c->next_proc_bit >= ANSER_PROC_BITS) {
+			c->err = -E2BIG;
+			return;
+		}
+		m->arg = c->next_proc_bit++;
 		for (size_t i = 0; i < cond->n_names; i++) {
 			struct anser_compiled *o = c->out;
 			if (grow((void **)&o->pnames, &c->cap_p, o->n_pnames, sizeof(*o->pnames)) <
