@@ -63,7 +63,7 @@ struct {
 	__uint(max_entries, 262144);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__type(key, struct anser_lpm_key);
-	__type(value, __u8);
+	__type(value, struct anser_bits);
 } match_lpm SEC(".maps");
 
 struct {
@@ -126,8 +126,10 @@ struct {
 /* What the rule engine looks at. The address lives in lkey.data so the
  * DIP lookup needs no copy. */
 struct decide {
-	__u64 pbits[ANSER_PROC_BITS / 64]; /* process conditions that hold */
-	struct anser_lpm_key lkey;	   /* data = destination, v4 mapped */
+	struct anser_bits pbits;    /* pname() conditions that hold */
+	struct anser_bits dbits;    /* dip() conditions that hold */
+	struct anser_bits portbits; /* dport() conditions that hold */
+	struct anser_lpm_key lkey;  /* data = destination, v4 mapped */
 	__u32 gen;
 	__u32 n;
 	__u32 ok;
@@ -147,7 +149,7 @@ struct proc_info {
 	__u64 arg_start;
 	__u32 version;
 	__u32 pad;
-	__u64 pbits[ANSER_PROC_BITS / 64];
+	struct anser_bits pbits;
 	char name[ANSER_PNAME_LEN];
 };
 
@@ -164,26 +166,22 @@ static __always_inline struct anser_ctl *get_ctl(void)
 	return bpf_map_lookup_elem(&ctl, &zero);
 }
 
+static __always_inline int has_bit(const struct anser_bits *b, __u32 bit)
+{
+	return bit < 8 * sizeof(b->w) && ((b->w[(bit >> 6) & 1] >> (bit & 63)) & 1);
+}
+
 static __always_inline int match_one(const struct anser_matcher *m, struct decide *d)
 {
 	switch (m->type) {
 	case ANSER_M_TRUE:
 		return 1;
-	case ANSER_M_PNAME: {
-		__u32 b = m->arg;
-		return b < ANSER_PROC_BITS && ((d->pbits[(b >> 6) & 3] >> (b & 63)) & 1);
-	}
+	case ANSER_M_PNAME:
+		return has_bit(&d->pbits, m->arg);
 	case ANSER_M_DIP:
-		d->lkey.prefixlen = 32 + 128;
-		d->lkey.set = m->set;
-		return bpf_map_lookup_elem(&match_lpm, &d->lkey) != NULL;
-	case ANSER_M_DPORT: {
-		/* Built here, in the loop callback's frame, not in the hook's. */
-		struct anser_lpm_key pk = { .prefixlen = 32 + 16, .set = m->set };
-		pk.data[0] = d->dport & 0xff; /* dport is BE: low byte first */
-		pk.data[1] = d->dport >> 8;
-		return bpf_map_lookup_elem(&match_lpm, &pk) != NULL;
-	}
+		return has_bit(&d->dbits, m->arg);
+	case ANSER_M_DPORT:
+		return has_bit(&d->portbits, m->arg);
 	case ANSER_M_L4PROTO:
 		return !!(m->arg & (d->proto == IPPROTO_TCP ? ANSER_L4_TCP : ANSER_L4_UDP));
 	case ANSER_M_IPVERSION:
@@ -219,8 +217,34 @@ static long eval_step(__u32 i, void *data)
 
 /* First matching rule wins; no rule at all (cannot happen with a valid
  * config, which always ends in fallback) means direct. */
+/* The dip() and dport() bits of the destination: one trie lookup each. */
+static __noinline void lookup_dst_bits(struct decide *d, __u32 slot, __u32 lookups)
+{
+	struct anser_lpm_key pk = {};
+	struct anser_bits *b;
+
+	if (lookups & ANSER_LOOKUP_DIP) {
+		d->lkey.prefixlen = 32 + 128;
+		d->lkey.set = (slot << 31) | ANSER_LPM_DIP;
+		b = bpf_map_lookup_elem(&match_lpm, &d->lkey);
+		if (b)
+			d->dbits = *b;
+	}
+	if (lookups & ANSER_LOOKUP_DPORT) {
+		pk.prefixlen = 32 + 16;
+		pk.set = (slot << 31) | ANSER_LPM_DPORT;
+		pk.data[0] = d->dport & 0xff; /* dport is BE: low byte first */
+		pk.data[1] = d->dport >> 8;
+		b = bpf_map_lookup_elem(&match_lpm, &pk);
+		if (b)
+			d->portbits = *b;
+	}
+}
+
 static __always_inline void evaluate(struct decide *d, __u32 slot, const struct anser_gen_info *gi)
 {
+	if (gi->lookups)
+		lookup_dst_bits(d, slot & 1, gi->lookups);
 	d->out = ANSER_OUT_DIRECT;
 	d->rule = ANSER_RULE_FALLBACK;
 	d->gen = slot;
@@ -231,7 +255,7 @@ static __always_inline void evaluate(struct decide *d, __u32 slot, const struct 
 
 struct pbits_scan {
 	struct anser_pname_key key;
-	__u64 bits[ANSER_PROC_BITS / 64];
+	struct anser_bits bits;
 	__u32 gen;
 	__u32 n;
 };
@@ -251,13 +275,13 @@ static long pbits_step(__u32 i, void *data)
 	if (m->type == ANSER_M_PNAME && m->arg < ANSER_PROC_BITS) {
 		p->key.set = m->set;
 		if (bpf_map_lookup_elem(&pname_set, &p->key))
-			p->bits[(m->arg >> 6) & 3] |= 1ULL << (m->arg & 63);
+			p->bits.w[(m->arg >> 6) & 1] |= 1ULL << (m->arg & 63);
 	}
 	return 0;
 }
 
 /* Which process conditions of slot's rules the process `name` meets. */
-static __noinline void compute_pbits(const char *name, __u32 slot, __u32 n, __u64 *out)
+static __noinline void compute_pbits(const char *name, __u32 slot, __u32 n, struct anser_bits *out)
 {
 	struct pbits_scan p = {};
 
@@ -265,13 +289,13 @@ static __noinline void compute_pbits(const char *name, __u32 slot, __u32 n, __u6
 	p.gen = slot & 1;
 	p.n = n;
 	bpf_loop(ANSER_MAX_MATCHERS, pbits_step, &p, 0);
-	__builtin_memcpy(out, p.bits, sizeof(p.bits));
+	*out = p.bits;
 }
 
 /* argv[0] is read in chunks so the buffer stays small: the verifier's
  * 512-byte stack limit spans the whole call chain. */
-#define ARGV_CHUNK  128
-#define ARGV_CHUNKS 4
+#define ARGV_CHUNK  64
+#define ARGV_CHUNKS 8
 
 struct argv_scan {
 	char buf[ARGV_CHUNK];
@@ -360,7 +384,7 @@ static __always_inline struct proc_info *get_proc(__u32 slot, const struct anser
 		emit_proc(p);
 	}
 	if (p->version != gi->version) {
-		compute_pbits(p->name, slot, gi->n_matchers, p->pbits);
+		compute_pbits(p->name, slot, gi->n_matchers, &p->pbits);
 		p->version = gi->version;
 	}
 	return p;
@@ -536,7 +560,7 @@ static __always_inline int do_connect(struct bpf_sock_addr *ctx, int v6)
 	p = get_proc(slot, gi);
 	if (!p)
 		return 1; /* no memory: fail open */
-	__builtin_memcpy(d.pbits, p->pbits, sizeof(d.pbits));
+	d.pbits = p->pbits;
 	evaluate(&d, slot, gi);
 	d.cookie = bpf_get_socket_cookie(ctx);
 
@@ -622,7 +646,7 @@ static __always_inline int do_sendmsg(struct bpf_sock_addr *ctx, int v6)
 		p = get_proc(slot, gi);
 		if (!p)
 			return 1;
-		__builtin_memcpy(d.pbits, p->pbits, sizeof(d.pbits));
+		d.pbits = p->pbits;
 		evaluate(&d, slot, gi);
 		v.outbound = d.out;
 		v.rule = d.rule;
@@ -814,7 +838,7 @@ int anser_eval(struct __sk_buff *skb)
 	d.proto = e.proto;
 	d.dport = e.dport;
 	__builtin_memcpy(d.lkey.data, e.daddr, 16);
-	compute_pbits(e.pname, slot, gi->n_matchers, d.pbits);
+	compute_pbits(e.pname, slot, gi->n_matchers, &d.pbits);
 	evaluate(&d, slot, gi);
 	return ((__u32)d.rule << 16) | d.out;
 }

@@ -28,9 +28,24 @@
 #define ANSER_GENS	   2
 #define ANSER_MAX_MATCHERS 4096
 #define ANSER_PNAME_LEN	   64
-/* Process-level conditions (pname) are evaluated once per thread and rule
- * generation and cached as bits; each such matcher owns one bit. */
-#define ANSER_PROC_BITS 256
+/*
+ * Set conditions are answered as bits, each matcher of a kind owning one
+ * bit (its `arg`): pname() bits are worked out once per thread and rule
+ * generation; dip() and dport() bits come from one LPM lookup each per
+ * flow, whatever the number of rules and CIDRs (every trie entry carries
+ * the bits of all the prefixes that contain it).
+ */
+#define ANSER_PROC_BITS 128
+#define ANSER_DIP_BITS	128
+#define ANSER_PORT_BITS 128
+
+struct anser_bits {
+	__u64 w[2];
+};
+
+/* `set` of a match_lpm key: the slot in the top bit, and the kind. */
+#define ANSER_LPM_DIP	1u
+#define ANSER_LPM_DPORT 2u
 
 /* Rule id reported for flows decided by `fallback:`. */
 #define ANSER_RULE_FALLBACK 0xffff
@@ -38,8 +53,8 @@
 enum anser_match_type {
 	ANSER_M_TRUE = 0,      /* always matches (used for fallback) */
 	ANSER_M_PNAME = 1,     /* set: pname_set; arg: the process bit it is cached in */
-	ANSER_M_DIP = 2,       /* set: match_lpm, data = 16-byte address */
-	ANSER_M_DPORT = 3,     /* set: match_lpm, data[0..1] = port (BE) */
+	ANSER_M_DIP = 2,       /* arg: its bit in the destination's dip bits */
+	ANSER_M_DPORT = 3,     /* arg: its bit in the destination port's bits */
 	ANSER_M_L4PROTO = 4,   /* arg: ANSER_L4_* mask */
 	ANSER_M_IPVERSION = 5, /* arg: ANSER_IPV_* mask */
 };
@@ -62,15 +77,16 @@ struct anser_matcher {
 	__u8 pad;
 	__u16 outbound; /* valid when rule_end */
 	__u16 rule;	/* config rule index, for reporting */
-	__u32 set;	/* set id for PNAME / DIP / DPORT */
-	__u32 arg;	/* mask for L4PROTO / IPVERSION */
+	__u32 set;	/* set id for PNAME (pname_set) */
+	__u32 arg;	/* bit for PNAME / DIP / DPORT, mask for L4PROTO / IPVERSION */
 };
 
-/* LPM key for DIP (prefixlen = 32 + address bits, v4 mapped: 32 + 96 +
- * v4 prefix) and DPORT (prefixlen = 32 + port prefix bits). */
+/* LPM key (value: struct anser_bits) for DIP (prefixlen = 32 + address
+ * bits, v4 mapped: 32 + 96 + v4 prefix) and DPORT (prefixlen = 32 + port
+ * prefix bits, data[0..1] = port BE). */
 struct anser_lpm_key {
 	__u32 prefixlen;
-	__u32 set; /* big-endian on the wire of the trie: compared bitwise */
+	__u32 set; /* (slot << 31) | ANSER_LPM_*; compared bitwise */
 	__u8 data[16];
 };
 
@@ -82,7 +98,12 @@ struct anser_pname_key {
 struct anser_gen_info {
 	__u32 n_matchers;
 	__u32 version; /* unique per load: invalidates cached process bits */
+	__u32 lookups; /* ANSER_LOOKUP_*: which per-flow lookups the rules need */
+	__u32 pad;
 };
+
+#define ANSER_LOOKUP_DIP   1u
+#define ANSER_LOOKUP_DPORT 2u
 
 /* Single-entry array map `ctl`, written by anserd before attaching. */
 struct anser_ctl {

@@ -348,7 +348,7 @@ static void clear_slot(struct anser_datapath *dp, unsigned slot)
 	int pn = bpf_map__fd(dp->skel->maps.pname_set);
 
 	for (size_t i = 0; i < c->n_lpm; i++)
-		bpf_map_delete_elem(lpm, &c->lpm[i]);
+		bpf_map_delete_elem(lpm, &c->lpm[i].key);
 	for (size_t i = 0; i < c->n_pnames; i++)
 		bpf_map_delete_elem(pn, &c->pnames[i]);
 	anser_compiled_clear(c);
@@ -369,7 +369,8 @@ int anser_datapath_load_rules(struct anser_datapath *dp, const struct anser_conf
 	if (r == -E2BIG)
 		return log_error_errno(r,
 				       "The routing rules do not fit the kernel's tables (at most "
-				       "%d conditions, %d of them pname()); merge rules",
+				       "%d conditions; %d each of pname(), dip() and dport()); "
+				       "merge rules",
 				       ANSER_MAX_MATCHERS, ANSER_PROC_BITS);
 	if (r < 0)
 		return log_error_errno(r, "Failed to compile routing rules: %m");
@@ -383,7 +384,7 @@ int anser_datapath_load_rules(struct anser_datapath *dp, const struct anser_conf
 	/* Sets first, then the matchers that point at them, then the count:
 	 * the slot is not active yet, but keep the order meaningful anyway. */
 	for (size_t i = 0; i < c.n_lpm; i++)
-		if (bpf_map_update_elem(lfd, &c.lpm[i], &one, BPF_ANY) < 0) {
+		if (bpf_map_update_elem(lfd, &c.lpm[i].key, &c.lpm[i].bits, BPF_ANY) < 0) {
 			r = log_error_errno(errno, "Failed to write address/port set: %m");
 			goto fail;
 		}
@@ -401,6 +402,7 @@ int anser_datapath_load_rules(struct anser_datapath *dp, const struct anser_conf
 	}
 	gi.n_matchers = (uint32_t)c.n_matchers;
 	gi.version = ++dp->rules_version;
+	gi.lookups = c.lookups;
 	uint32_t key = slot;
 	if (bpf_map_update_elem(bpf_map__fd(dp->skel->maps.gen_info), &key, &gi, BPF_ANY) < 0) {
 		r = log_error_errno(errno, "Failed to write rule count: %m");

@@ -27,17 +27,25 @@ struct anser_gen *anser_gen_new(struct anser_config *cfg, uint64_t number, unsig
 struct anser_gen *anser_gen_ref(struct anser_gen *g);
 void anser_gen_unref(struct anser_gen *g);
 
+struct anser_lpm_entry {
+	struct anser_lpm_key key;
+	struct anser_bits bits;
+};
+
 struct anser_compiled {
 	struct anser_matcher *matchers;
 	size_t n_matchers;
-	struct anser_lpm_key *lpm;
+	uint32_t lookups; /* ANSER_LOOKUP_* */
+	/* match_lpm entries, each with the bits of every prefix containing it */
+	struct anser_lpm_entry *lpm;
 	size_t n_lpm;
 	struct anser_pname_key *pnames;
 	size_t n_pnames;
 };
 
-/* Set ids carry the slot in their top bit so two generations never share
- * map entries. Returns -E2BIG when the rules do not fit the maps. */
+/* Set ids and LPM keys carry the slot in their top bit so two generations
+ * never share map entries. Returns -E2BIG when the rules do not fit the
+ * maps (ANSER_MAX_MATCHERS conditions, ANSER_*_BITS per set kind). */
 int anser_routing_compile(const struct anser_config *cfg, unsigned slot,
 			  struct anser_compiled *out);
 void anser_compiled_clear(struct anser_compiled *c);
