@@ -190,16 +190,22 @@ static __always_inline int match_one(const struct anser_matcher *m, struct decid
 	return 0;
 }
 
+/* Matcher i of generation slot gen with n matchers, or NULL past the end. */
+static __always_inline struct anser_matcher *matcher_at(__u32 gen, __u32 n, __u32 i)
+{
+	__u32 key;
+
+	if (i >= n || i >= ANSER_MAX_MATCHERS)
+		return NULL;
+	key = gen * ANSER_MAX_MATCHERS + i;
+	return bpf_map_lookup_elem(&matchers, &key);
+}
+
 static long eval_step(__u32 i, void *data)
 {
 	struct decide *d = data;
-	__u32 key;
-	struct anser_matcher *m;
+	struct anser_matcher *m = matcher_at(d->gen, d->n, i);
 
-	if (i >= d->n || i >= ANSER_MAX_MATCHERS)
-		return 1;
-	key = d->gen * ANSER_MAX_MATCHERS + i;
-	m = bpf_map_lookup_elem(&matchers, &key);
 	if (!m)
 		return 1;
 	if (d->ok && match_one(m, d) == m->negate)
@@ -263,13 +269,8 @@ struct pbits_scan {
 static long pbits_step(__u32 i, void *data)
 {
 	struct pbits_scan *p = data;
-	struct anser_matcher *m;
-	__u32 key;
+	struct anser_matcher *m = matcher_at(p->gen, p->n, i);
 
-	if (i >= p->n || i >= ANSER_MAX_MATCHERS)
-		return 1;
-	key = p->gen * ANSER_MAX_MATCHERS + i;
-	m = bpf_map_lookup_elem(&matchers, &key);
 	if (!m)
 		return 1;
 	if (m->type == ANSER_M_PNAME && m->arg < ANSER_PROC_BITS) {
