@@ -73,6 +73,30 @@ static int load_config(struct daemon *d, struct anser_config **out, char **messa
 	else
 		r = anser_config_parse_string("<builtin>", anser_config_builtin,
 					      strlen(anser_config_builtin), out, &diags);
+	if (r >= 0) {
+		/* The kernel's tables have limits the grammar does not: say so
+		 * here, so --check and Reload report it like any other error. */
+		struct anser_compiled c;
+		int cr = anser_routing_compile(*out, 0, &c);
+		anser_compiled_clear(&c);
+		if (cr < 0) {
+			anser_config_free(*out);
+			*out = NULL;
+			r = cr;
+			if (message &&
+			    asprintf(message, "%s: %s",
+				     d->config_path ? d->config_path : "<builtin>",
+				     cr == -E2BIG
+					     ? "the routing rules do not fit the kernel's tables "
+					       "(at most 4095 conditions; 128 each of pname(), "
+					       "dip() and dport()); merge rules that share an "
+					       "outbound"
+					     : "cannot compile the routing rules") < 0)
+				*message = NULL;
+			anser_diags_clear(&diags);
+			return r;
+		}
+	}
 	char *text = anser_diags_format(&diags);
 	anser_diags_clear(&diags);
 	if (r >= 0 && text && *text)
