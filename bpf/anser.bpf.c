@@ -431,19 +431,26 @@ static __always_inline void set_v4(__u8 *a, __u32 ip)
 	__builtin_memcpy(a + 12, &ip, 4);
 }
 
+/* The decision's fields, shared by struct anser_flow and the ring's
+ * struct anser_flow_event (same names, different layouts). */
+#define SET_FLOW_FIELDS(f, d, fl)                                                                  \
+	do {                                                                                       \
+		(f)->cookie = (d)->cookie;                                                         \
+		(f)->pid = bpf_get_current_pid_tgid() >> 32;                                       \
+		(f)->family = (d)->family;                                                         \
+		(f)->proto = (d)->proto;                                                           \
+		(f)->outbound = (d)->out;                                                          \
+		(f)->rule = (d)->rule;                                                             \
+		(f)->gen = (d)->gen;                                                               \
+		(f)->flags = (fl);                                                                 \
+		(f)->dport = (d)->dport;                                                           \
+		__builtin_memcpy((f)->daddr, (d)->lkey.data, 16);                                  \
+	} while (0)
+
 static __always_inline void fill_flow(struct anser_flow *f, const struct decide *d, __u32 flags,
 				      const struct proc_info *p)
 {
-	f->cookie = d->cookie;
-	f->pid = bpf_get_current_pid_tgid() >> 32;
-	f->family = d->family;
-	f->proto = d->proto;
-	f->outbound = d->out;
-	f->rule = d->rule;
-	f->gen = d->gen;
-	f->flags = flags;
-	f->dport = d->dport;
-	__builtin_memcpy(f->daddr, d->lkey.data, 16);
+	SET_FLOW_FIELDS(f, d, flags);
 	__builtin_memcpy(f->pname, p->name, ANSER_PNAME_LEN);
 }
 
@@ -455,17 +462,8 @@ static __always_inline void emit_flow(const struct decide *d, __u32 flags)
 	if (!f)
 		return; /* ring full: the list misses this flow, routing does not */
 	f->type = ANSER_EV_FLOW;
-	f->family = d->family;
-	f->proto = d->proto;
-	f->flags = flags;
-	f->pid = bpf_get_current_pid_tgid() >> 32;
-	f->cookie = d->cookie;
-	f->outbound = d->out;
-	f->rule = d->rule;
-	f->dport = d->dport;
-	f->gen = d->gen;
 	f->pad = 0;
-	__builtin_memcpy(f->daddr, d->lkey.data, 16);
+	SET_FLOW_FIELDS(f, d, flags);
 	wake = bpf_ringbuf_query(&flow_events, BPF_RB_AVAIL_DATA) > FLOW_EVENTS_SIZE / 2
 		       ? BPF_RB_FORCE_WAKEUP
 		       : BPF_RB_NO_WAKEUP;
