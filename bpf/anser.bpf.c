@@ -52,26 +52,34 @@ struct {
 } gen_info SEC(".maps");
 
 struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, ANSER_GENS *ANSER_MAX_MATCHERS);
-	__type(key, __u32);
-	__type(value, struct anser_matcher);
-} matchers SEC(".maps");
-
-struct {
 	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
 	__uint(max_entries, 262144);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__type(key, struct anser_lpm_key);
-	__type(value, struct anser_bits);
+	__type(value, struct anser_rules);
 } match_lpm SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 16384);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__type(key, struct anser_pname_key);
-	__type(value, __u8);
+	__type(value, struct anser_rules);
 } pname_set SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, ANSER_GENS *ANSER_PORT_CLASS_WORDS);
+	__type(key, __u32);
+	__type(value, __u64);
+} port_class SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, ANSER_GENS *ANSER_MAX_PORT_CLASSES);
+	__type(key, __u32);
+	__type(value, struct anser_rules);
+} port_rules SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
@@ -107,14 +115,29 @@ struct {
 	__type(value, struct anser_rev_val);
 } udp_rev SEC(".maps");
 
-/* Every decision (direct ones included) is reported here for the
- * connection list; anserd drains it lazily: no wakeup per record, only when
- * the ring is half full or a client asks for the list. */
-#define FLOW_EVENTS_SIZE (1 << 20)
+/* Process names and flow log wakeups (bpf/anser_abi.h). */
+#define FLOW_EVENTS_SIZE (1 << 18)
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, FLOW_EVENTS_SIZE);
 } flow_events SEC(".maps");
+
+/* The flow log; anserd sizes both to the number of possible CPUs. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__type(key, __u32);
+	__type(value, struct anser_log_head);
+} log_heads SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, ANSER_LOG_SLOTS);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__type(key, __u32);
+	__type(value, struct anser_log_rec);
+} flow_log SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
@@ -123,16 +146,11 @@ struct {
 	__type(value, struct anser_sk);
 } sk_store SEC(".maps");
 
-/* What the rule engine looks at. The address lives in lkey.data so the
- * DIP lookup needs no copy. */
+/* What the rule engine looks at, and its verdict. The address lives in
+ * lkey.data so the DIP lookup needs no copy. */
 struct decide {
-	struct anser_bits pbits;    /* pname() conditions that hold */
-	struct anser_bits dbits;    /* dip() conditions that hold */
-	struct anser_bits portbits; /* dport() conditions that hold */
-	struct anser_lpm_key lkey;  /* data = destination, v4 mapped */
+	struct anser_lpm_key lkey; /* data = destination, v4 mapped */
 	__u32 gen;
-	__u32 n;
-	__u32 ok;
 	__u16 out;
 	__u16 rule;
 	__u8 family; /* AF_INET for v4 and v4-mapped destinations */
@@ -141,15 +159,14 @@ struct decide {
 	__u64 cookie;
 };
 
-/* Per thread: the process's name and which process conditions of the
- * active rules it meets. Trusted while the thread still has the same mm
- * and argv address (exec() replaces both) and the rules the same version. */
+/* Per thread: the process's name and the rules its name leaves possible
+ * under the rules of `version`. Trusted while the thread has not exec()ed
+ * since (the kernel counts a task's execs) and the rules are the same. */
 struct proc_info {
-	__u64 mm;
-	__u64 arg_start;
+	__u64 exec_id;
 	__u32 version;
 	__u32 pad;
-	struct anser_bits pbits;
+	struct anser_rules rules;
 	char name[ANSER_PNAME_LEN];
 };
 
@@ -166,131 +183,103 @@ static __always_inline struct anser_ctl *get_ctl(void)
 	return bpf_map_lookup_elem(&ctl, &zero);
 }
 
-static __always_inline int has_bit(const struct anser_bits *b, __u32 bit)
+/* Index of the lowest bit of x != 0, without a loop. */
+static __always_inline __u32 lowest_bit(__u64 x)
 {
-	return bit < 8 * sizeof(b->w) && ((b->w[(bit >> 6) & 1] >> (bit & 63)) & 1);
+	__u32 n = 0;
+
+	x &= -x;
+	if (x & 0xffffffff00000000ULL)
+		n += 32;
+	if (x & 0xffff0000ffff0000ULL)
+		n += 16;
+	if (x & 0xff00ff00ff00ff00ULL)
+		n += 8;
+	if (x & 0xf0f0f0f0f0f0f0f0ULL)
+		n += 4;
+	if (x & 0xccccccccccccccccULL)
+		n += 2;
+	if (x & 0xaaaaaaaaaaaaaaaaULL)
+		n += 1;
+	return n;
 }
 
-static __always_inline int match_one(const struct anser_matcher *m, struct decide *d)
+/* The lowest rule in all of a, b, c and d: the first matching rule. */
+static __always_inline __u32 first_rule(const struct anser_rules *a, const struct anser_rules *b,
+					const struct anser_rules *c, const struct anser_rules *d)
 {
-	switch (m->type) {
-	case ANSER_M_TRUE:
-		return 1;
-	case ANSER_M_PNAME:
-		return has_bit(&d->pbits, m->arg);
-	case ANSER_M_DIP:
-		return has_bit(&d->dbits, m->arg);
-	case ANSER_M_DPORT:
-		return has_bit(&d->portbits, m->arg);
-	case ANSER_M_L4PROTO:
-		return !!(m->arg & (d->proto == IPPROTO_TCP ? ANSER_L4_TCP : ANSER_L4_UDP));
-	case ANSER_M_IPVERSION:
-		return !!(m->arg & (d->family == AF_INET ? ANSER_IPV_4 : ANSER_IPV_6));
+#pragma unroll
+	for (int i = 0; i < ANSER_RULE_WORDS; i++) {
+		__u64 x = a->w[i] & b->w[i] & c->w[i] & d->w[i];
+		if (x)
+			return i * 64 + lowest_bit(x);
 	}
-	return 0;
+	return ANSER_MAX_RULES; /* none: cannot happen, fallback is in every set */
 }
 
-/* Matcher i of generation slot gen with n matchers, or NULL past the end. */
-static __always_inline struct anser_matcher *matcher_at(__u32 gen, __u32 n, __u32 i)
+/* The rules the destination port leaves possible. */
+static __always_inline const struct anser_rules *port_set(__u32 slot, __u16 dport_be)
 {
-	__u32 key;
+	__u32 port = bpf_ntohs(dport_be), key = slot * ANSER_PORT_CLASS_WORDS + (port >> 3);
+	__u64 *classes = bpf_map_lookup_elem(&port_class, &key);
 
-	if (i >= n || i >= ANSER_MAX_MATCHERS)
+	if (!classes)
 		return NULL;
-	key = gen * ANSER_MAX_MATCHERS + i;
-	return bpf_map_lookup_elem(&matchers, &key);
+	key = slot * ANSER_MAX_PORT_CLASSES + ((*classes >> ((port & 7) * 8)) & 0xff);
+	return bpf_map_lookup_elem(&port_rules, &key);
 }
 
-static long eval_step(__u32 i, void *data)
+/*
+ * First matching rule: AND of the rules the process, the protocol and IP
+ * version, the address and the port leave possible. When the first rule
+ * the process and protocol allow has no dip() or dport(), the address and
+ * port cannot rule it out, and neither lookup is needed.
+ */
+static __always_inline void evaluate(struct decide *d, __u32 slot, const struct anser_gen_info *gi,
+				     const struct anser_rules *proc)
 {
-	struct decide *d = data;
-	struct anser_matcher *m = matcher_at(d->gen, d->n, i);
+	const struct anser_rules *l4, *dst = &gi->dip_default, *port = &gi->port_default;
+	__u32 r;
 
-	if (!m)
-		return 1;
-	if (d->ok && match_one(m, d) == m->negate)
-		d->ok = 0;
-	if (m->rule_end) {
-		if (d->ok) {
-			d->out = m->outbound;
-			d->rule = m->rule;
-			return 1;
+	l4 = &gi->l4[ANSER_L4_INDEX(d->proto == IPPROTO_UDP, d->family == AF_INET6)];
+	r = first_rule(proc, l4, proc, l4);
+	if (r >= ANSER_MAX_RULES ||
+	    !((gi->dst_free.w[(r / 64) & (ANSER_RULE_WORDS - 1)] >> (r % 64)) & 1)) {
+		if (gi->lookups & ANSER_LOOKUP_DIP) {
+			d->lkey.prefixlen = 32 + 128;
+			d->lkey.set = (slot << 31) | ANSER_LPM_DIP;
+			dst = bpf_map_lookup_elem(&match_lpm, &d->lkey);
+			if (!dst)
+				dst = &gi->dip_default;
 		}
-		d->ok = 1;
+		if (gi->lookups & ANSER_LOOKUP_DPORT) {
+			port = port_set(slot, d->dport);
+			if (!port)
+				port = &gi->port_default;
+		}
+		r = first_rule(proc, l4, dst, port);
 	}
-	return 0;
-}
-
-/* First matching rule wins; no rule at all (cannot happen with a valid
- * config, which always ends in fallback) means direct. */
-/* The dip() and dport() bits of the destination: one trie lookup each. */
-static __noinline void lookup_dst_bits(struct decide *d, __u32 slot, __u32 lookups)
-{
-	struct anser_lpm_key pk = {};
-	struct anser_bits *b;
-
-	if (lookups & ANSER_LOOKUP_DIP) {
-		d->lkey.prefixlen = 32 + 128;
-		d->lkey.set = (slot << 31) | ANSER_LPM_DIP;
-		b = bpf_map_lookup_elem(&match_lpm, &d->lkey);
-		if (b)
-			d->dbits = *b;
-	}
-	if (lookups & ANSER_LOOKUP_DPORT) {
-		pk.prefixlen = 32 + 16;
-		pk.set = (slot << 31) | ANSER_LPM_DPORT;
-		pk.data[0] = d->dport & 0xff; /* dport is BE: low byte first */
-		pk.data[1] = d->dport >> 8;
-		b = bpf_map_lookup_elem(&match_lpm, &pk);
-		if (b)
-			d->portbits = *b;
-	}
-}
-
-static __always_inline void evaluate(struct decide *d, __u32 slot, const struct anser_gen_info *gi)
-{
-	if (gi->lookups)
-		lookup_dst_bits(d, slot & 1, gi->lookups);
-	d->out = ANSER_OUT_DIRECT;
-	d->rule = ANSER_RULE_FALLBACK;
 	d->gen = slot;
-	d->n = gi->n_matchers;
-	d->ok = 1;
-	bpf_loop(ANSER_MAX_MATCHERS, eval_step, d, 0);
-}
-
-struct pbits_scan {
-	struct anser_pname_key key;
-	struct anser_bits bits;
-	__u32 gen;
-	__u32 n;
-};
-
-static long pbits_step(__u32 i, void *data)
-{
-	struct pbits_scan *p = data;
-	struct anser_matcher *m = matcher_at(p->gen, p->n, i);
-
-	if (!m)
-		return 1;
-	if (m->type == ANSER_M_PNAME && m->arg < ANSER_PROC_BITS) {
-		p->key.set = m->set;
-		if (bpf_map_lookup_elem(&pname_set, &p->key))
-			p->bits.w[(m->arg >> 6) & 1] |= 1ULL << (m->arg & 63);
+	if (r >= gi->n_rules || r >= ANSER_MAX_RULES) {
+		d->out = ANSER_OUT_DIRECT;
+		d->rule = ANSER_RULE_FALLBACK;
+		return;
 	}
-	return 0;
+	d->out = gi->outbound[r];
+	d->rule = r == gi->n_rules - 1 ? ANSER_RULE_FALLBACK : r;
 }
 
-/* Which process conditions of slot's rules the process `name` meets. */
-static __noinline void compute_pbits(const char *name, __u32 slot, __u32 n, struct anser_bits *out)
+/* The rules a process of this name leaves possible under slot's rules. */
+static __always_inline void name_rules(const char *name, __u32 slot,
+				       const struct anser_gen_info *gi, struct anser_rules *out)
 {
-	struct pbits_scan p = {};
+	struct anser_pname_key key;
+	struct anser_rules *r;
 
-	__builtin_memcpy(p.key.name, name, ANSER_PNAME_LEN);
-	p.gen = slot & 1;
-	p.n = n;
-	bpf_loop(ANSER_MAX_MATCHERS, pbits_step, &p, 0);
-	*out = p.bits;
+	key.set = slot;
+	__builtin_memcpy(key.name, name, ANSER_PNAME_LEN);
+	r = bpf_map_lookup_elem(&pname_set, &key);
+	*out = r ? *r : gi->pname_default;
 }
 
 /* argv[0] is read in chunks so the buffer stays small: the verifier's
@@ -374,18 +363,18 @@ static __always_inline struct proc_info *get_proc(__u32 slot, const struct anser
 	if (!p)
 		return NULL;
 	/* Plain loads through the BTF pointer (the verifier makes them fault-
-	 * safe): much cheaper than bpf_probe_read_kernel() calls. */
-	struct mm_struct *mm = task->mm;
-	__u64 arg_start = mm ? mm->arg_start : 0;
-	if (p->mm != (__u64)mm || p->arg_start != arg_start) {
-		read_pname(p->name, arg_start);
-		p->mm = (__u64)mm;
-		p->arg_start = arg_start;
+	 * safe): much cheaper than bpf_probe_read_kernel() calls. exec()
+	 * bumps self_exec_id; +1 so that a fresh entry (0) never matches. */
+	__u64 exec_id = task->self_exec_id + 1;
+	if (p->exec_id != exec_id) {
+		struct mm_struct *mm = task->mm;
+		read_pname(p->name, mm ? mm->arg_start : 0);
+		p->exec_id = exec_id;
 		p->version = 0;
 		emit_proc(p);
 	}
 	if (p->version != gi->version) {
-		compute_pbits(p->name, slot, gi->n_matchers, &p->pbits);
+		name_rules(p->name, slot, gi, &p->rules);
 		p->version = gi->version;
 	}
 	return p;
@@ -454,20 +443,41 @@ static __always_inline void fill_flow(struct anser_flow *f, const struct decide 
 	__builtin_memcpy(f->pname, p->name, ANSER_PNAME_LEN);
 }
 
+/* A log record's fields must be visible before its seq. x86 keeps stores
+ * in order (the JIT emits plain moves), so there a compiler barrier is
+ * enough; elsewhere an atomic exchange orders them. */
+static __always_inline void publish_seq(__u64 *seq, __u64 v)
+{
+#ifdef __TARGET_ARCH_x86
+	asm volatile("" ::: "memory");
+	*(volatile __u64 *)seq = v;
+#else
+	__sync_lock_test_and_set(seq, v);
+#endif
+}
+
 static __always_inline void emit_flow(const struct decide *d, __u32 flags)
 {
-	struct anser_flow_event *f = bpf_ringbuf_reserve(&flow_events, sizeof(*f), 0);
-	__u64 wake;
+	__u32 cpu = bpf_get_smp_processor_id(), key;
+	struct anser_log_head *h = bpf_map_lookup_elem(&log_heads, &cpu);
+	struct anser_log_rec *rec;
+	__u64 idx;
 
-	if (!f)
-		return; /* ring full: the list misses this flow, routing does not */
-	f->type = ANSER_EV_FLOW;
-	f->pad = 0;
-	SET_FLOW_FIELDS(f, d, flags);
-	wake = bpf_ringbuf_query(&flow_events, BPF_RB_AVAIL_DATA) > FLOW_EVENTS_SIZE / 2
-		       ? BPF_RB_FORCE_WAKEUP
-		       : BPF_RB_NO_WAKEUP;
-	bpf_ringbuf_submit(f, wake);
+	if (!h)
+		return; /* the list misses this flow, routing does not */
+	idx = __sync_fetch_and_add(&h->head, 1);
+	key = cpu * ANSER_LOG_SLOTS + (idx & (ANSER_LOG_SLOTS - 1));
+	rec = bpf_map_lookup_elem(&flow_log, &key);
+	if (!rec)
+		return;
+	rec->ev.type = ANSER_EV_FLOW;
+	rec->ev.pad = 0;
+	SET_FLOW_FIELDS(&rec->ev, d, flags);
+	publish_seq(&rec->seq, idx + 1);
+	if ((idx & (ANSER_LOG_SLOTS / 2 - 1)) == ANSER_LOG_SLOTS / 2 - 1) {
+		struct anser_wake_event w = { .type = ANSER_EV_WAKE };
+		bpf_ringbuf_output(&flow_events, &w, sizeof(w), BPF_RB_FORCE_WAKEUP);
+	}
 }
 
 /* Not inlined: its flow must not share a stack frame with the caller's
@@ -559,8 +569,7 @@ static __always_inline int do_connect(struct bpf_sock_addr *ctx, int v6)
 	p = get_proc(slot, gi);
 	if (!p)
 		return 1; /* no memory: fail open */
-	d.pbits = p->pbits;
-	evaluate(&d, slot, gi);
+	evaluate(&d, slot, gi, &p->rules);
 	d.cookie = bpf_get_socket_cookie(ctx);
 
 	if (d.out == ANSER_OUT_BLOCK)
@@ -645,8 +654,7 @@ static __always_inline int do_sendmsg(struct bpf_sock_addr *ctx, int v6)
 		p = get_proc(slot, gi);
 		if (!p)
 			return 1;
-		d.pbits = p->pbits;
-		evaluate(&d, slot, gi);
+		evaluate(&d, slot, gi, &p->rules);
 		v.outbound = d.out;
 		v.rule = d.rule;
 		if (d.out >= ANSER_OUT_FIRST_GROUP && (v6 ? c->udp6_port : c->udp4_port)) {
@@ -820,6 +828,7 @@ SEC("tc")
 int anser_eval(struct __sk_buff *skb)
 {
 	struct anser_eval_ctx e;
+	struct anser_rules proc;
 	struct decide d = {};
 	struct anser_gen_info *gi;
 	struct anser_ctl *c;
@@ -837,7 +846,7 @@ int anser_eval(struct __sk_buff *skb)
 	d.proto = e.proto;
 	d.dport = e.dport;
 	__builtin_memcpy(d.lkey.data, e.daddr, 16);
-	compute_pbits(e.pname, slot, gi->n_matchers, &d.pbits);
-	evaluate(&d, slot, gi);
+	name_rules(e.pname, slot, gi, &proc);
+	evaluate(&d, slot, gi, &proc);
 	return ((__u32)d.rule << 16) | d.out;
 }

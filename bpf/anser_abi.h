@@ -25,81 +25,78 @@
 #define ANSER_OUT_MAX	      256
 
 /* Two generations live in the maps at once; `ctl.active_gen` picks one. */
-#define ANSER_GENS	   2
-#define ANSER_MAX_MATCHERS 4096
-#define ANSER_PNAME_LEN	   64
-/*
- * Set conditions are answered as bits, each matcher of a kind owning one
- * bit (its `arg`): pname() bits are worked out once per thread and rule
- * generation; dip() and dport() bits come from one LPM lookup each per
- * flow, whatever the number of rules and CIDRs (every trie entry carries
- * the bits of all the prefixes that contain it).
- */
-#define ANSER_PROC_BITS 128
-#define ANSER_DIP_BITS	128
-#define ANSER_PORT_BITS 128
+#define ANSER_GENS	2
+#define ANSER_PNAME_LEN 64
 
-struct anser_bits {
-	__u64 w[2];
+/*
+ * The rule engine works on sets of rules, one bit per rule (bit r is the
+ * config's rule r; the bit after the last rule is `fallback:`). For each
+ * thing a flow is looked at by -- its process name, destination address,
+ * destination port, and protocol/IP version -- anserd works out ahead of
+ * time which rules that value leaves possible (every condition of that
+ * kind in the rule holds). The kernel ANDs the four sets and the lowest
+ * bit left is the first matching rule. The process's set is worked out
+ * once per thread and rule generation; the address's set comes from one
+ * LPM lookup and the port's from two array loads, however many rules and
+ * CIDRs there are.
+ */
+#define ANSER_MAX_RULES	       256 /* including fallback */
+#define ANSER_RULE_WORDS       (ANSER_MAX_RULES / 64)
+#define ANSER_MAX_PORT_CLASSES 256 /* distinct port sets (one byte per port) */
+
+struct anser_rules {
+	__u64 w[ANSER_RULE_WORDS];
 };
 
 /* `set` of a match_lpm key: the slot in the top bit, and the kind. */
-#define ANSER_LPM_DIP	1u
-#define ANSER_LPM_DPORT 2u
+#define ANSER_LPM_DIP 1u
 
 /* Rule id reported for flows decided by `fallback:`. */
 #define ANSER_RULE_FALLBACK 0xffff
 
-enum anser_match_type {
-	ANSER_M_TRUE = 0,      /* always matches (used for fallback) */
-	ANSER_M_PNAME = 1,     /* set: pname_set; arg: the process bit it is cached in */
-	ANSER_M_DIP = 2,       /* arg: its bit in the destination's dip bits */
-	ANSER_M_DPORT = 3,     /* arg: its bit in the destination port's bits */
-	ANSER_M_L4PROTO = 4,   /* arg: ANSER_L4_* mask */
-	ANSER_M_IPVERSION = 5, /* arg: ANSER_IPV_* mask */
-};
+#define ANSER_L4_TCP	    1u
+#define ANSER_L4_UDP	    2u
+#define ANSER_IPV_4	    1u
+#define ANSER_IPV_6	    2u
 
-#define ANSER_L4_TCP 1u
-#define ANSER_L4_UDP 2u
-#define ANSER_IPV_4  1u
-#define ANSER_IPV_6  2u
-
-/*
- * Rules are flattened into a matcher array: a rule is a run of matchers
- * (all must hold, each possibly negated); the last one of a run has
- * `rule_end` set and carries the outbound. First matching rule wins.
- * Index in the `matchers` map: gen * ANSER_MAX_MATCHERS + i.
- */
-struct anser_matcher {
-	__u8 type;     /* enum anser_match_type */
-	__u8 negate;   /* 1: invert this matcher's result */
-	__u8 rule_end; /* 1: last matcher of its rule */
-	__u8 pad;
-	__u16 outbound; /* valid when rule_end */
-	__u16 rule;	/* config rule index, for reporting */
-	__u32 set;	/* set id for PNAME (pname_set) */
-	__u32 arg;	/* bit for PNAME / DIP / DPORT, mask for L4PROTO / IPVERSION */
-};
-
-/* LPM key (value: struct anser_bits) for DIP (prefixlen = 32 + address
- * bits, v4 mapped: 32 + 96 + v4 prefix) and DPORT (prefixlen = 32 + port
- * prefix bits, data[0..1] = port BE). */
+/* LPM key of `match_lpm` (value: struct anser_rules, the rules whose dip()
+ * conditions all hold for addresses whose longest match is this prefix):
+ * prefixlen = 32 + address bits (v4 mapped: 32 + 96 + v4 prefix). */
 struct anser_lpm_key {
 	__u32 prefixlen;
-	__u32 set; /* (slot << 31) | ANSER_LPM_*; compared bitwise */
+	__u32 set; /* (slot << 31) | ANSER_LPM_DIP; compared bitwise */
 	__u8 data[16];
 };
 
+/* Key of `pname_set` (value: struct anser_rules, the rules whose pname()
+ * conditions all hold for a process of this name). */
 struct anser_pname_key {
-	__u32 set;
+	__u32 set;		    /* the slot */
 	char name[ANSER_PNAME_LEN]; /* zero padded basename of argv[0] */
 };
 
+/*
+ * `port_class` (array, ANSER_GENS * 8192 __u64): byte (port & 7) of entry
+ * slot * 8192 + port / 8 is the port's class (port in host order);
+ * `port_rules` (array, ANSER_GENS * ANSER_MAX_PORT_CLASSES): entry
+ * slot * ANSER_MAX_PORT_CLASSES + class is the class's rule set.
+ */
+#define ANSER_PORT_CLASS_WORDS 8192
+
+/* Index into gen_info.l4: (proto == UDP) << 1 | (family == AF_INET6). */
+#define ANSER_L4_INDEX(udp, v6) ((((udp) ? 1u : 0u) << 1) | ((v6) ? 1u : 0u))
+
 struct anser_gen_info {
-	__u32 n_matchers;
-	__u32 version; /* unique per load: invalidates cached process bits */
+	__u32 n_rules; /* including fallback, whose bit is n_rules - 1 */
+	__u32 version; /* unique per load: invalidates cached process sets */
 	__u32 lookups; /* ANSER_LOOKUP_*: which per-flow lookups the rules need */
 	__u32 pad;
+	struct anser_rules l4[4];	  /* by ANSER_L4_INDEX */
+	struct anser_rules dst_free;	  /* rules with no dip() and no dport() */
+	struct anser_rules pname_default; /* for names in no pname() */
+	struct anser_rules dip_default;	  /* for addresses in no dip() */
+	struct anser_rules port_default;  /* when no rule has dport() */
+	__u16 outbound[ANSER_MAX_RULES];  /* by rule bit */
 };
 
 #define ANSER_LOOKUP_DIP   1u
@@ -138,15 +135,28 @@ struct anser_flow {
 };
 
 /*
- * Records of the `flow_events` ring buffer, told apart by their first
- * byte. Every decision is reported (for the connection list) as a small
- * flow record; a process's name is reported once, when a thread of it
- * first decides a flow (or after exec), so the per-connect record stays
- * within one cache line.
+ * Every decision (direct ones included) is reported for the connection list
+ * through the flow log: per CPU, a ring of ANSER_LOG_SLOTS records in the
+ * mmapable array `flow_log` (entry cpu * ANSER_LOG_SLOTS + i) and the
+ * CPU's count of records ever written in the mmapable array `log_heads`
+ * (entry cpu). A writer takes an index with an atomic add on its CPU's
+ * head, fills record index % ANSER_LOG_SLOTS, then sets its seq to index + 1
+ * (an atomic exchange, so the fields are visible first). anserd reads each
+ * CPU's ring in order, waits at a record whose seq is not set yet, and
+ * drops a record whose slot the writers may have reached again while it
+ * was being copied. No lock, syscall or wakeup per flow: a CPU wakes anserd
+ * through the `flow_events` ring buffer every ANSER_LOG_SLOTS / 2 records.
+ *
+ * The `flow_events` ring buffer carries what is rare: a process's name,
+ * once when a thread of it first decides a flow (or after exec), and the
+ * log's wakeups; its records are told apart by their first byte.
  */
+#define ANSER_LOG_SLOTS 2048
+
 enum anser_event_type {
 	ANSER_EV_FLOW = 1,
 	ANSER_EV_PROC = 2,
+	ANSER_EV_WAKE = 3, /* a CPU's flow log is half full */
 };
 
 struct anser_flow_event {
@@ -162,6 +172,23 @@ struct anser_flow_event {
 	__u8 gen;
 	__u8 pad;
 	__u8 daddr[16];
+};
+
+/* One cache line per record and per head. */
+struct anser_log_rec {
+	__u64 seq; /* index + 1 once the record is complete */
+	struct anser_flow_event ev;
+	__u64 pad[2];
+};
+
+struct anser_log_head {
+	__u64 head; /* records ever written by this CPU */
+	__u64 pad[7];
+};
+
+struct anser_wake_event {
+	__u8 type; /* ANSER_EV_WAKE */
+	__u8 pad[7];
 };
 
 struct anser_proc_event {

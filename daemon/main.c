@@ -78,20 +78,21 @@ static int load_config(struct daemon *d, struct anser_config **out, char **messa
 		 * here, so --check and Reload report it like any other error. */
 		struct anser_compiled c;
 		int cr = anser_routing_compile(*out, 0, &c);
+		const char *limit = c.limit;
 		anser_compiled_clear(&c);
 		if (cr < 0) {
 			anser_config_free(*out);
 			*out = NULL;
 			r = cr;
 			if (message &&
-			    asprintf(message, "%s: %s",
+			    asprintf(message, "%s: %s%s%s",
 				     d->config_path ? d->config_path : "<builtin>",
 				     cr == -E2BIG
-					     ? "the routing rules do not fit the kernel's tables "
-					       "(at most 4095 conditions; 128 each of pname(), "
-					       "dip() and dport()); merge rules that share an "
-					       "outbound"
-					     : "cannot compile the routing rules") < 0)
+					     ? "the routing rules do not fit the kernel's tables: "
+					     : "cannot compile the routing rules",
+				     cr == -E2BIG && limit ? limit : "",
+				     cr == -E2BIG ? "; merge rules that share an outbound" : "") <
+				    0)
 				*message = NULL;
 			anser_diags_clear(&diags);
 			return r;

@@ -15,8 +15,8 @@
 #include "config.h"
 
 #define CFG_MAX_FILE_SIZE (16u * 1024 * 1024)
-#define CFG_MAX_RULES	  4000
-#define CFG_MAX_CONDS	  4095 /* ANSER_MAX_MATCHERS minus one for the fallback */
+#define CFG_MAX_RULES	  255 /* ANSER_MAX_RULES minus one for the fallback */
+#define CFG_MAX_CONDS	  4096
 #define CFG_MAX_NODES	  4096
 #define CFG_MAX_NAME	  63  /* node, group and process names, bytes */
 #define CFG_MAX_DIAGS	  100 /* then "too many errors" and stop */

@@ -47,7 +47,13 @@ struct anser_datapath {
 	/* What each slot holds in the shared maps, to remove it on reuse. */
 	struct anser_compiled slots[ANSER_GENS];
 	/* Decisions reported by the kernel, by socket cookie, for the list. */
-	struct ring_buffer *events;
+	struct ring_buffer *events;	  /* process names, log wakeups */
+	struct anser_log_head *log_heads; /* mmap, one per possible CPU */
+	struct anser_log_rec *log;	  /* mmap, ANSER_LOG_SLOTS per CPU */
+	uint64_t *log_tail;		  /* per CPU: next index to read */
+	size_t log_heads_len, log_len;
+	unsigned n_cpus;
+	uint64_t log_lost; /* records overwritten before they were read */
 	GHashTable *flows; /* &flow->cookie -> struct anser_flow */
 	GHashTable *procs; /* tgid -> process name (char *) */
 	unsigned prune_at;
@@ -123,14 +129,12 @@ static int on_flow_event(void *ctx, void *data, size_t len)
 	struct anser_datapath *dp = ctx;
 	const struct anser_proc_event *pe = data;
 
-	if (len >= sizeof(struct anser_flow_event) && pe->type == ANSER_EV_FLOW) {
-		on_flow(dp, data);
-	} else if (len >= sizeof(*pe) && pe->type == ANSER_EV_PROC) {
-		/* A process (or a new image after exec) names itself before
-		 * its first flow: later flows of this tgid carry this name. */
+	/* A process (or a new image after exec) names itself before its first
+	 * flow: later flows of this tgid carry this name. Wakeups need no
+	 * handling: the log is read after the ring. */
+	if (len >= sizeof(*pe) && pe->type == ANSER_EV_PROC)
 		g_hash_table_replace(dp->procs, GUINT_TO_POINTER(pe->pid),
 				     g_strndup(pe->pname, sizeof(pe->pname)));
-	}
 	return 0;
 }
 
@@ -161,6 +165,47 @@ static void prune_flows(struct anser_datapath *dp)
 	dp->prune_at = n * 2 > PRUNE_MIN ? n * 2 : PRUNE_MIN;
 }
 
+/* A record still being written is waited for while it is among the last
+ * few; further back, its writer is taken to have failed. */
+#define LOG_PENDING_MAX 256
+
+/* Read what each CPU's flow log holds past what was read before. */
+static void drain_log(struct anser_datapath *dp)
+{
+	for (unsigned cpu = 0; cpu < dp->n_cpus; cpu++) {
+		uint64_t head = __atomic_load_n(&dp->log_heads[cpu].head, __ATOMIC_ACQUIRE);
+		uint64_t t = dp->log_tail[cpu];
+		if (head - t > ANSER_LOG_SLOTS) {
+			dp->log_lost += head - t - ANSER_LOG_SLOTS;
+			t = head - ANSER_LOG_SLOTS;
+		}
+		for (; t < head; t++) {
+			struct anser_log_rec *rec =
+				&dp->log[(size_t)cpu * ANSER_LOG_SLOTS + (t % ANSER_LOG_SLOTS)];
+			uint64_t seq = __atomic_load_n(&rec->seq, __ATOMIC_ACQUIRE);
+			if (seq != t + 1) {
+				if (seq < t + 1 && head - t <= LOG_PENDING_MAX)
+					break; /* still being written: next time */
+				dp->log_lost++;
+				continue;
+			}
+			struct anser_flow_event ev;
+			memcpy(&ev, &rec->ev, sizeof(ev));
+			/* Writers take an index before they write: if none has
+			 * taken this slot's next index yet, the copy is whole. */
+			atomic_thread_fence(memory_order_acquire);
+			if (__atomic_load_n(&dp->log_heads[cpu].head, __ATOMIC_RELAXED) - t >
+			    ANSER_LOG_SLOTS) {
+				dp->log_lost++;
+				continue;
+			}
+			if (ev.type == ANSER_EV_FLOW)
+				on_flow(dp, &ev);
+		}
+		dp->log_tail[cpu] = t;
+	}
+}
+
 int anser_datapath_events_fd(struct anser_datapath *dp)
 {
 	return ring_buffer__epoll_fd(dp->events);
@@ -168,7 +213,9 @@ int anser_datapath_events_fd(struct anser_datapath *dp)
 
 void anser_datapath_drain(struct anser_datapath *dp)
 {
+	/* Names first: a flow's process names itself before the flow. */
 	ring_buffer__consume(dp->events);
+	drain_log(dp);
 	if (g_hash_table_size(dp->flows) > dp->prune_at)
 		prune_flows(dp);
 }
@@ -227,6 +274,25 @@ static int own_netns_cookie(uint64_t *cookie)
 	return r;
 }
 
+static void *map_array(struct bpf_map *map, size_t len)
+{
+	void *m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, bpf_map__fd(map), 0);
+	return m == MAP_FAILED ? NULL : m;
+}
+
+/* The flow log, mapped; reading starts at what is there now. */
+static int map_log(struct anser_datapath *dp)
+{
+	dp->log_heads_len = dp->n_cpus * sizeof(struct anser_log_head);
+	dp->log_len = (size_t)dp->n_cpus * ANSER_LOG_SLOTS * sizeof(struct anser_log_rec);
+	dp->log_heads = map_array(dp->skel->maps.log_heads, dp->log_heads_len);
+	dp->log = map_array(dp->skel->maps.flow_log, dp->log_len);
+	dp->log_tail = calloc(dp->n_cpus, sizeof(*dp->log_tail));
+	if (!dp->log_heads || !dp->log || !dp->log_tail)
+		return log_error_errno(errno ? errno : ENOMEM, "Failed to map the flow log: %m");
+	return 0;
+}
+
 int anser_datapath_new(const char *cgroup_path, struct anser_datapath **out)
 {
 	struct anser_datapath *dp;
@@ -262,6 +328,14 @@ int anser_datapath_new(const char *cgroup_path, struct anser_datapath **out)
 		r = log_error_errno(errno, "Failed to open BPF object: %m");
 		goto fail;
 	}
+	int ncpu = libbpf_num_possible_cpus();
+	if (ncpu <= 0) {
+		r = log_error_errno(ncpu < 0 ? ncpu : -EINVAL, "Cannot count the CPUs: %m");
+		goto fail;
+	}
+	dp->n_cpus = (unsigned)ncpu;
+	bpf_map__set_max_entries(dp->skel->maps.log_heads, dp->n_cpus);
+	bpf_map__set_max_entries(dp->skel->maps.flow_log, dp->n_cpus * ANSER_LOG_SLOTS);
 	dp->skel->rodata->self_tgid = (uint32_t)getpid();
 	dp->skel->rodata->netns_cookie = cookie;
 	r = anser_bpf__load(dp->skel);
@@ -278,6 +352,9 @@ int anser_datapath_new(const char *cgroup_path, struct anser_datapath **out)
 	}
 	dp->ctl = m;
 	dp->ctl->enabled = 1;
+	r = map_log(dp);
+	if (r < 0)
+		goto fail;
 	dp->flows = g_hash_table_new_full(g_int64_hash, g_int64_equal, NULL, g_free);
 	dp->procs = g_hash_table_new_full(NULL, NULL, NULL, g_free);
 	dp->prune_at = PRUNE_MIN;
@@ -321,6 +398,11 @@ void anser_datapath_free(struct anser_datapath *dp)
 		g_hash_table_unref(dp->procs);
 	if (dp->ctl)
 		munmap((void *)dp->ctl, sysconf(_SC_PAGESIZE));
+	if (dp->log_heads)
+		munmap(dp->log_heads, dp->log_heads_len);
+	if (dp->log)
+		munmap(dp->log, dp->log_len);
+	free(dp->log_tail);
 	anser_bpf__destroy(dp->skel);
 	if (dp->cgroup_fd >= 0)
 		close(dp->cgroup_fd);
@@ -350,67 +432,83 @@ static void clear_slot(struct anser_datapath *dp, unsigned slot)
 	for (size_t i = 0; i < c->n_lpm; i++)
 		bpf_map_delete_elem(lpm, &c->lpm[i].key);
 	for (size_t i = 0; i < c->n_pnames; i++)
-		bpf_map_delete_elem(pn, &c->pnames[i]);
+		bpf_map_delete_elem(pn, &c->pnames[i].key);
 	anser_compiled_clear(c);
+}
+
+/* The port tables of a slot: a class byte per port, packed 8 to a word. */
+static int write_ports(struct anser_datapath *dp, const struct anser_compiled *c, unsigned slot)
+{
+	uint32_t keys[ANSER_PORT_CLASS_WORDS];
+	uint64_t words[ANSER_PORT_CLASS_WORDS];
+	uint32_t n = ANSER_PORT_CLASS_WORDS;
+
+	for (uint32_t i = 0; i < n; i++) {
+		keys[i] = slot * ANSER_PORT_CLASS_WORDS + i;
+		words[i] = 0;
+		for (unsigned b = 0; b < 8; b++)
+			words[i] |= (uint64_t)c->port_class[i * 8 + b] << (8 * b);
+	}
+	if (bpf_map_update_batch(bpf_map__fd(dp->skel->maps.port_class), keys, words, &n, NULL) < 0)
+		return -errno;
+	for (uint32_t i = 0; i < c->n_port_classes; i++) {
+		uint32_t key = slot * ANSER_MAX_PORT_CLASSES + i;
+		if (bpf_map_update_elem(bpf_map__fd(dp->skel->maps.port_rules), &key,
+					&c->port_rules[i], BPF_ANY) < 0)
+			return -errno;
+	}
+	return 0;
 }
 
 int anser_datapath_load_rules(struct anser_datapath *dp, const struct anser_config *cfg,
 			      unsigned slot)
 {
 	struct anser_compiled c;
-	struct anser_gen_info gi = { 0 };
+	struct anser_gen_info gi;
 	int r;
 
 	slot &= 1;
-	if (slot == dp->ctl->active_gen && dp->slots[slot].n_matchers)
+	if (slot == dp->ctl->active_gen && dp->slots[slot].info.n_rules)
 		return log_error_errno(-EBUSY, "Refusing to overwrite the active rule slot %u",
 				       slot);
 	r = anser_routing_compile(cfg, slot, &c);
 	if (r == -E2BIG)
-		return log_error_errno(r,
-				       "The routing rules do not fit the kernel's tables (at most "
-				       "%d conditions; %d each of pname(), dip() and dport()); "
-				       "merge rules",
-				       ANSER_MAX_MATCHERS, ANSER_PROC_BITS);
+		return log_error_errno(r, "The routing rules do not fit the kernel's tables (%s)",
+				       c.limit);
 	if (r < 0)
 		return log_error_errno(r, "Failed to compile routing rules: %m");
 	clear_slot(dp, slot);
 
-	int mfd = bpf_map__fd(dp->skel->maps.matchers);
 	int lfd = bpf_map__fd(dp->skel->maps.match_lpm);
 	int pfd = bpf_map__fd(dp->skel->maps.pname_set);
-	uint8_t one = 1;
 
-	/* Sets first, then the matchers that point at them, then the count:
-	 * the slot is not active yet, but keep the order meaningful anyway. */
+	/* The tables first, then the slot's info that makes them count: the
+	 * slot is not active yet, but keep the order meaningful anyway. */
 	for (size_t i = 0; i < c.n_lpm; i++)
-		if (bpf_map_update_elem(lfd, &c.lpm[i].key, &c.lpm[i].bits, BPF_ANY) < 0) {
-			r = log_error_errno(errno, "Failed to write address/port set: %m");
+		if (bpf_map_update_elem(lfd, &c.lpm[i].key, &c.lpm[i].rules, BPF_ANY) < 0) {
+			r = log_error_errno(errno, "Failed to write address set: %m");
 			goto fail;
 		}
 	for (size_t i = 0; i < c.n_pnames; i++)
-		if (bpf_map_update_elem(pfd, &c.pnames[i], &one, BPF_ANY) < 0) {
+		if (bpf_map_update_elem(pfd, &c.pnames[i].key, &c.pnames[i].rules, BPF_ANY) < 0) {
 			r = log_error_errno(errno, "Failed to write process name set: %m");
 			goto fail;
 		}
-	for (size_t i = 0; i < c.n_matchers; i++) {
-		uint32_t key = slot * ANSER_MAX_MATCHERS + (uint32_t)i;
-		if (bpf_map_update_elem(mfd, &key, &c.matchers[i], BPF_ANY) < 0) {
-			r = log_error_errno(errno, "Failed to write rule: %m");
-			goto fail;
-		}
+	if (c.port_class && (r = write_ports(dp, &c, slot)) < 0) {
+		log_error_errno(r, "Failed to write port sets: %m");
+		goto fail;
 	}
-	gi.n_matchers = (uint32_t)c.n_matchers;
+	gi = c.info;
 	gi.version = ++dp->rules_version;
-	gi.lookups = c.lookups;
 	uint32_t key = slot;
 	if (bpf_map_update_elem(bpf_map__fd(dp->skel->maps.gen_info), &key, &gi, BPF_ANY) < 0) {
-		r = log_error_errno(errno, "Failed to write rule count: %m");
+		r = log_error_errno(errno, "Failed to write the rules: %m");
 		goto fail;
 	}
 	dp->slots[slot] = c;
-	log_debug("Loaded %zu matchers, %zu set entries, %zu names into slot %u", c.n_matchers,
-		  c.n_lpm, c.n_pnames, slot);
+	log_debug("Loaded %u rules, %zu address prefixes, %zu names, %zu port classes into slot "
+		  "%u",
+		  c.info.n_rules, c.n_lpm, c.n_pnames, c.n_port_classes, slot);
 	return 0;
 fail:
 	dp->slots[slot] = c; /* so the next load removes what made it in */
@@ -631,6 +729,7 @@ int anser_datapath_list(struct anser_datapath *dp, struct anser_conn_list *out)
 	int r;
 
 	ring_buffer__consume(dp->events);
+	drain_log(dp);
 	lc.live = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, NULL);
 	r = anser_sockdiag_dump(on_socket, &lc);
 	if (r == 0) /* only a complete dump may say a socket is gone */

@@ -1,17 +1,20 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 /*
- * Generations and the rule compiler. A rule "a && !b -> out" becomes the
- * matcher run [a][!b, end, out]. Each name, CIDR or port condition owns a
- * bit of its kind; names go into pname_set under a per-condition set id,
- * CIDRs and ports into one LPM trie per kind whose entries carry the bits
- * of every condition with a prefix containing them, so the kernel needs
- * one lookup per flow however many rules there are. Set ids and LPM keys
- * carry the slot, so the two slots never share an entry and a reload can
- * fill one while the kernel reads the other.
+ * Generations and the rule compiler. The kernel decides a flow by ANDing
+ * four sets of rules -- those its process name, destination address,
+ * destination port and protocol/IP version leave possible -- and taking
+ * the lowest rule left (bpf/anser_abi.h). This file works those sets out:
+ * one per distinct process name (pname_set), one per distinct dip()
+ * prefix (an LPM trie entry answers for every address whose longest match
+ * it is), one per class of ports that no range boundary separates, and
+ * one per protocol/IP version pair. Names and trie keys carry the slot, so
+ * the two slots never share an entry and a reload can fill one while the
+ * kernel reads the other.
  */
 #include "routing.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -46,276 +49,424 @@ void anser_gen_unref(struct anser_gen *g)
 
 void anser_compiled_clear(struct anser_compiled *c)
 {
-	free(c->matchers);
 	free(c->lpm);
 	free(c->pnames);
+	free(c->port_class);
+	free(c->port_rules);
 	memset(c, 0, sizeof(*c));
 }
 
-void anser_port_range_prefixes(uint16_t lo, uint16_t hi,
-			       void (*emit)(uint16_t port, unsigned bits, void *ud), void *ud)
+static void rules_set(struct anser_rules *m, unsigned r)
 {
-	uint32_t cur = lo;
-	while (cur <= hi) {
-		/* Largest aligned block starting at cur that stays within hi. */
-		unsigned size_bits = 0;
-		while (size_bits < 16) {
-			uint32_t block = 1u << (size_bits + 1);
-			if ((cur & (block - 1)) != 0 || cur + block - 1 > hi)
-				break;
-			size_bits++;
-		}
-		emit((uint16_t)cur, 16 - size_bits, ud);
-		cur += 1u << size_bits;
-	}
+	m->w[r / 64] |= 1ULL << (r % 64);
 }
 
-struct compiler {
-	struct anser_compiled *out;
-	size_t cap_m, cap_l, cap_p;
-	uint32_t next_set;
-	uint32_t slot;
-	uint32_t next_bit[ANSER_M_DPORT + 1]; /* per kind: PNAME, DIP, DPORT */
-	uint32_t cur_bit;		      /* bit of the port condition being split */
-	int err;
+static bool rules_has(const struct anser_rules *m, unsigned r)
+{
+	return (m->w[r / 64] >> (r % 64)) & 1;
+}
+
+/* Is the flow's value in condition `cond` (before negation)? `i` counts
+ * the conditions of the kind being looked at, in config order. */
+typedef bool (*cond_in_fn)(const struct anser_cond *cond, size_t i, const void *ud);
+
+/*
+ * The rules left possible when the value of one kind of condition is
+ * known: those in which every condition of that kind holds (rules with
+ * none of that kind, and fallback, included).
+ */
+static void rules_where(const struct anser_config *cfg, enum anser_cond_type type, cond_in_fn in,
+			const void *ud, struct anser_rules *out)
+{
+	size_t i = 0;
+
+	memset(out, 0, sizeof(*out));
+	for (size_t r = 0; r < cfg->n_rules; r++) {
+		bool ok = true;
+		for (size_t k = 0; k < cfg->rules[r].n_conds; k++) {
+			const struct anser_cond *cond = &cfg->rules[r].conds[k];
+			if (cond->type != type)
+				continue;
+			if (in(cond, i++, ud) == cond->negate)
+				ok = false;
+		}
+		if (ok)
+			rules_set(out, (unsigned)r);
+	}
+	rules_set(out, (unsigned)cfg->n_rules); /* fallback */
+}
+
+static bool in_none(const struct anser_cond *cond, size_t i, const void *ud)
+{
+	return false;
+}
+
+static bool in_l4(const struct anser_cond *cond, size_t i, const void *ud)
+{
+	return cond->mask & *(const unsigned *)ud;
+}
+
+static size_t count_conds(const struct anser_config *cfg, enum anser_cond_type type)
+{
+	size_t n = 0;
+	for (size_t r = 0; r < cfg->n_rules; r++)
+		for (size_t k = 0; k < cfg->rules[r].n_conds; k++)
+			n += cfg->rules[r].conds[k].type == type;
+	return n;
+}
+
+/* ---- pname(): one entry per distinct name ---- */
+
+struct name_ref {
+	const char *name;
+	size_t cond; /* index among the pname() conditions */
 };
 
-static int grow(void **v, size_t *cap, size_t n, size_t elem)
+static int name_ref_cmp(const void *pa, const void *pb)
 {
-	if (n < *cap)
+	const struct name_ref *a = pa, *b = pb;
+	int r = strcmp(a->name, b->name);
+	if (r)
+		return r;
+	return a->cond < b->cond ? -1 : a->cond > b->cond;
+}
+
+struct name_group {
+	const struct name_ref *refs; /* the conditions naming this name */
+	size_t n;
+};
+
+static bool in_name_group(const struct anser_cond *cond, size_t i, const void *ud)
+{
+	const struct name_group *g = ud;
+	for (size_t k = 0; k < g->n; k++)
+		if (g->refs[k].cond == i)
+			return true;
+	return false;
+}
+
+static int compile_pnames(const struct anser_config *cfg, unsigned slot, struct anser_compiled *o)
+{
+	size_t n = 0, i = 0;
+	struct name_ref *refs;
+
+	for (size_t r = 0; r < cfg->n_rules; r++)
+		for (size_t k = 0; k < cfg->rules[r].n_conds; k++)
+			if (cfg->rules[r].conds[k].type == ANSER_COND_PNAME)
+				n += cfg->rules[r].conds[k].n_names;
+	rules_where(cfg, ANSER_COND_PNAME, in_none, NULL, &o->info.pname_default);
+	if (!n)
 		return 0;
-	size_t ncap = *cap ? *cap * 2 : 64;
-	void *nv = realloc(*v, ncap * elem);
-	if (!nv)
+	refs = calloc(n, sizeof(*refs));
+	o->pnames = calloc(n, sizeof(*o->pnames));
+	if (!refs || !o->pnames) {
+		free(refs);
 		return -ENOMEM;
-	*v = nv;
-	*cap = ncap;
+	}
+	n = 0;
+	for (size_t r = 0; r < cfg->n_rules; r++)
+		for (size_t k = 0; k < cfg->rules[r].n_conds; k++) {
+			const struct anser_cond *cond = &cfg->rules[r].conds[k];
+			if (cond->type != ANSER_COND_PNAME)
+				continue;
+			for (size_t j = 0; j < cond->n_names; j++)
+				refs[n++] = (struct name_ref){ cond->names[j], i };
+			i++;
+		}
+	qsort(refs, n, sizeof(*refs), name_ref_cmp);
+	for (size_t a = 0, b; a < n; a = b) {
+		for (b = a + 1; b < n && strcmp(refs[a].name, refs[b].name) == 0; b++)
+			;
+		struct name_group g = { &refs[a], b - a };
+		struct anser_pname_entry *e = &o->pnames[o->n_pnames++];
+		e->key.set = slot;
+		strncpy(e->key.name, refs[a].name, sizeof(e->key.name) - 1);
+		rules_where(cfg, ANSER_COND_PNAME, in_name_group, &g, &e->rules);
+	}
+	free(refs);
 	return 0;
 }
 
-static struct anser_matcher *add_matcher(struct compiler *c)
-{
-	struct anser_compiled *o = c->out;
-	if (o->n_matchers >= ANSER_MAX_MATCHERS) {
-		c->err = -E2BIG;
-		return NULL;
-	}
-	if (grow((void **)&o->matchers, &c->cap_m, o->n_matchers, sizeof(*o->matchers)) < 0) {
-		c->err = -ENOMEM;
-		return NULL;
-	}
-	struct anser_matcher *m = &o->matchers[o->n_matchers++];
-	memset(m, 0, sizeof(*m));
-	return m;
-}
+/* ---- dip(): one trie entry per distinct prefix ---- */
 
-/* A trie entry of `kind` for the condition owning `bit` (its data is
- * filled by the caller; bits beyond the prefix must be zero). */
-static struct anser_lpm_entry *add_lpm(struct compiler *c, uint32_t kind, unsigned prefixlen,
-				       uint32_t bit)
-{
-	struct anser_compiled *o = c->out;
-	if (grow((void **)&o->lpm, &c->cap_l, o->n_lpm, sizeof(*o->lpm)) < 0) {
-		c->err = -ENOMEM;
-		return NULL;
-	}
-	struct anser_lpm_entry *e = &o->lpm[o->n_lpm++];
-	memset(e, 0, sizeof(*e));
-	e->key.prefixlen = 32 + prefixlen;
-	e->key.set = (c->slot << 31) | kind;
-	e->bits.w[bit / 64] = 1ULL << (bit % 64);
-	return e;
-}
+struct prefix_ref {
+	struct anser_lpm_key key;
+	size_t cond; /* index among the dip() conditions */
+};
 
-static void emit_port(uint16_t port, unsigned bits, void *ud)
+static int lpm_key_cmp(const struct anser_lpm_key *a, const struct anser_lpm_key *b)
 {
-	struct compiler *c = ud;
-	struct anser_lpm_entry *e = add_lpm(c, ANSER_LPM_DPORT, bits, c->cur_bit);
-	if (!e)
-		return;
-	e->key.data[0] = port >> 8;
-	e->key.data[1] = port & 0xff;
-}
-
-/* The next free bit of a matcher type's kind, or -1 (and -E2BIG) when the
- * kind has no bits left. */
-static int take_bit(struct compiler *c, unsigned type, unsigned limit)
-{
-	if (c->next_bit[type] >= limit) {
-		c->err = -E2BIG;
-		return -1;
-	}
-	return (int)c->next_bit[type]++;
-}
-
-static int lpm_cmp(const void *pa, const void *pb)
-{
-	const struct anser_lpm_key *a = &((const struct anser_lpm_entry *)pa)->key;
-	const struct anser_lpm_key *b = &((const struct anser_lpm_entry *)pb)->key;
-	if (a->set != b->set)
-		return a->set < b->set ? -1 : 1;
 	int r = memcmp(a->data, b->data, sizeof(a->data));
 	if (r)
 		return r;
 	return a->prefixlen < b->prefixlen ? -1 : a->prefixlen > b->prefixlen;
 }
 
-/* Does prefix a contain prefix b (same kind)? */
-static int lpm_contains(const struct anser_lpm_key *a, const struct anser_lpm_key *b)
+static int prefix_ref_cmp(const void *pa, const void *pb)
 {
-	if (a->set != b->set || a->prefixlen > b->prefixlen)
-		return 0;
+	return lpm_key_cmp(&((const struct prefix_ref *)pa)->key,
+			   &((const struct prefix_ref *)pb)->key);
+}
+
+/* Does prefix a contain prefix b? */
+static bool lpm_contains(const struct anser_lpm_key *a, const struct anser_lpm_key *b)
+{
+	if (a->prefixlen > b->prefixlen)
+		return false;
 	unsigned bits = a->prefixlen - 32, full = bits / 8, rest = bits % 8;
 	if (memcmp(a->data, b->data, full) != 0)
-		return 0;
+		return false;
 	if (!rest)
-		return 1;
+		return true;
 	uint8_t mask = (uint8_t)(0xff << (8 - rest));
 	return (a->data[full] & mask) == (b->data[full] & mask);
 }
 
-/*
- * Merge duplicate prefixes and give each entry the bits of every prefix
- * containing it: the trie answers with the longest match, and every other
- * prefix that contains the address contains that match. Sorted by
- * (kind, address, length), a prefix's descendants follow it contiguously,
- * so a stack of the open ancestors does it in one pass.
- */
-static int finish_lpm(struct anser_compiled *o)
-{
-	size_t n = 0, depth = 0;
-	size_t *stack;
+struct condset {
+	const uint64_t *bits; /* by dip() condition index */
+};
 
-	if (!o->n_lpm)
-		return 0;
-	qsort(o->lpm, o->n_lpm, sizeof(*o->lpm), lpm_cmp);
-	for (size_t i = 0; i < o->n_lpm; i++) {
-		if (n && lpm_cmp(&o->lpm[n - 1], &o->lpm[i]) == 0) {
-			for (size_t w = 0;
-			     w < sizeof(o->lpm[0].bits.w) / sizeof(o->lpm[0].bits.w[0]); w++)
-				o->lpm[n - 1].bits.w[w] |= o->lpm[i].bits.w[w];
-			continue;
-		}
-		o->lpm[n++] = o->lpm[i];
-	}
-	o->n_lpm = n;
-	stack = malloc(n * sizeof(*stack));
-	if (!stack)
-		return -ENOMEM;
-	for (size_t i = 0; i < n; i++) {
-		while (depth && !lpm_contains(&o->lpm[stack[depth - 1]].key, &o->lpm[i].key))
-			depth--;
-		if (depth)
-			for (size_t w = 0;
-			     w < sizeof(o->lpm[0].bits.w) / sizeof(o->lpm[0].bits.w[0]); w++)
-				o->lpm[i].bits.w[w] |= o->lpm[stack[depth - 1]].bits.w[w];
-		stack[depth++] = i;
-	}
-	free(stack);
-	return 0;
+static bool in_condset(const struct anser_cond *cond, size_t i, const void *ud)
+{
+	const struct condset *s = ud;
+	return (s->bits[i / 64] >> (i % 64)) & 1;
 }
 
-static void compile_cond(struct compiler *c, const struct anser_cond *cond, struct anser_matcher *m)
+/*
+ * The trie answers with the longest prefix containing the address, and
+ * every other prefix containing the address contains that one: so the
+ * dip() conditions that hold are those of the entry and of its ancestors.
+ * Sorted by (address, length), a prefix's descendants follow it, and a
+ * stack of the open ancestors collects them in one pass.
+ */
+static int compile_dips(const struct anser_config *cfg, unsigned slot, struct anser_compiled *o)
 {
-	int bit;
+	size_t n = 0, i = 0, n_conds = count_conds(cfg, ANSER_COND_DIP);
+	size_t words = (n_conds + 63) / 64, u = 0, depth = 0;
+	struct prefix_ref *refs = NULL;
+	uint64_t *sets = NULL;
+	size_t *stack = NULL;
+	int r = -ENOMEM;
 
-	m->negate = cond->negate ? 1 : 0;
-	switch (cond->type) {
-	case ANSER_COND_PNAME:
-		m->type = ANSER_M_PNAME;
-		m->set = (c->slot << 31) | c->next_set++;
-		if ((bit = take_bit(c, ANSER_M_PNAME, ANSER_PROC_BITS)) < 0)
-			return;
-		m->arg = (uint32_t)bit;
-		for (size_t i = 0; i < cond->n_names; i++) {
-			struct anser_compiled *o = c->out;
-			if (grow((void **)&o->pnames, &c->cap_p, o->n_pnames, sizeof(*o->pnames)) <
-			    0) {
-				c->err = -ENOMEM;
-				return;
+	rules_where(cfg, ANSER_COND_DIP, in_none, NULL, &o->info.dip_default);
+	for (size_t q = 0; q < cfg->n_rules; q++)
+		for (size_t k = 0; k < cfg->rules[q].n_conds; k++)
+			if (cfg->rules[q].conds[k].type == ANSER_COND_DIP)
+				n += cfg->rules[q].conds[k].n_cidrs;
+	if (!n)
+		return 0;
+	o->info.lookups |= ANSER_LOOKUP_DIP;
+	refs = calloc(n, sizeof(*refs));
+	if (!refs)
+		goto out;
+	n = 0;
+	for (size_t q = 0; q < cfg->n_rules; q++)
+		for (size_t k = 0; k < cfg->rules[q].n_conds; k++) {
+			const struct anser_cond *cond = &cfg->rules[q].conds[k];
+			if (cond->type != ANSER_COND_DIP)
+				continue;
+			for (size_t j = 0; j < cond->n_cidrs; j++) {
+				struct prefix_ref *p = &refs[n++];
+				p->key.prefixlen = 32 + cond->cidrs[j].prefix;
+				p->key.set = (slot << 31) | ANSER_LPM_DIP;
+				memcpy(p->key.data, cond->cidrs[j].addr, 16);
+				p->cond = i;
 			}
-			struct anser_pname_key *p = &o->pnames[o->n_pnames++];
-			memset(p, 0, sizeof(*p));
-			p->set = m->set;
-			strncpy(p->name, cond->names[i], sizeof(p->name) - 1);
+			i++;
 		}
-		break;
-	case ANSER_COND_DIP:
-		m->type = ANSER_M_DIP;
-		if ((bit = take_bit(c, ANSER_M_DIP, ANSER_DIP_BITS)) < 0)
-			return;
-		m->arg = (uint32_t)bit;
-		c->out->lookups |= ANSER_LOOKUP_DIP;
-		for (size_t i = 0; i < cond->n_cidrs; i++) {
-			struct anser_lpm_entry *e =
-				add_lpm(c, ANSER_LPM_DIP, cond->cidrs[i].prefix, m->arg);
-			if (!e)
-				return;
-			memcpy(e->key.data, cond->cidrs[i].addr, 16);
-		}
-		break;
-	case ANSER_COND_DPORT:
-		m->type = ANSER_M_DPORT;
-		if ((bit = take_bit(c, ANSER_M_DPORT, ANSER_PORT_BITS)) < 0)
-			return;
-		m->arg = (uint32_t)bit;
-		c->cur_bit = m->arg;
-		c->out->lookups |= ANSER_LOOKUP_DPORT;
-		for (size_t i = 0; i < cond->n_ports; i++)
-			anser_port_range_prefixes(cond->ports[i].lo, cond->ports[i].hi, emit_port,
-						  c);
-		break;
-	case ANSER_COND_L4PROTO:
-		m->type = ANSER_M_L4PROTO;
-		m->arg = cond->mask;
-		break;
-	case ANSER_COND_IPVERSION:
-		m->type = ANSER_M_IPVERSION;
-		m->arg = cond->mask;
-		break;
-	default:
-		c->err = -EINVAL;
+	qsort(refs, n, sizeof(*refs), prefix_ref_cmp);
+	sets = calloc(n * words, sizeof(*sets));
+	stack = calloc(n, sizeof(*stack));
+	o->lpm = calloc(n, sizeof(*o->lpm));
+	if (!sets || !stack || !o->lpm)
+		goto out;
+	/* Merge equal prefixes: entry u gets the conditions of all of them. */
+	for (size_t a = 0; a < n; a++) {
+		if (a && lpm_key_cmp(&refs[a - 1].key, &refs[a].key) == 0)
+			u--;
+		o->lpm[u].key = refs[a].key;
+		sets[u * words + refs[a].cond / 64] |= 1ULL << (refs[a].cond % 64);
+		u++;
 	}
+	o->n_lpm = u;
+	for (size_t e = 0; e < u; e++) {
+		while (depth && !lpm_contains(&o->lpm[stack[depth - 1]].key, &o->lpm[e].key))
+			depth--;
+		if (depth)
+			for (size_t w = 0; w < words; w++)
+				sets[e * words + w] |= sets[stack[depth - 1] * words + w];
+		stack[depth++] = e;
+		struct condset cs = { &sets[e * words] };
+		rules_where(cfg, ANSER_COND_DIP, in_condset, &cs, &o->lpm[e].rules);
+	}
+	r = 0;
+out:
+	free(refs);
+	free(sets);
+	free(stack);
+	return r;
+}
+
+/* ---- dport(): one class per distinct set of rules ---- */
+
+static bool in_ports(const struct anser_cond *cond, size_t i, const void *ud)
+{
+	unsigned port = *(const unsigned *)ud;
+	for (size_t k = 0; k < cond->n_ports; k++)
+		if (port >= cond->ports[k].lo && port <= cond->ports[k].hi)
+			return true;
+	return false;
+}
+
+static int u32_cmp(const void *pa, const void *pb)
+{
+	uint32_t a = *(const uint32_t *)pa, b = *(const uint32_t *)pb;
+	return a < b ? -1 : a > b;
+}
+
+/* Ports only change class where a range starts or ends: each run between
+ * two such points shares one set of rules. */
+static int compile_ports(const struct anser_config *cfg, struct anser_compiled *o)
+{
+	size_t n = 1;
+	uint32_t *pts;
+
+	rules_where(cfg, ANSER_COND_DPORT, in_none, NULL, &o->info.port_default);
+	if (!count_conds(cfg, ANSER_COND_DPORT))
+		return 0;
+	o->info.lookups |= ANSER_LOOKUP_DPORT;
+	for (size_t r = 0; r < cfg->n_rules; r++)
+		for (size_t k = 0; k < cfg->rules[r].n_conds; k++)
+			if (cfg->rules[r].conds[k].type == ANSER_COND_DPORT)
+				n += 2 * cfg->rules[r].conds[k].n_ports;
+	pts = calloc(n, sizeof(*pts));
+	o->port_class = calloc(65536, 1);
+	o->port_rules = calloc(ANSER_MAX_PORT_CLASSES, sizeof(*o->port_rules));
+	if (!pts || !o->port_class || !o->port_rules) {
+		free(pts);
+		return -ENOMEM;
+	}
+	n = 0;
+	pts[n++] = 0;
+	for (size_t r = 0; r < cfg->n_rules; r++)
+		for (size_t k = 0; k < cfg->rules[r].n_conds; k++) {
+			const struct anser_cond *cond = &cfg->rules[r].conds[k];
+			if (cond->type != ANSER_COND_DPORT)
+				continue;
+			for (size_t j = 0; j < cond->n_ports; j++) {
+				pts[n++] = cond->ports[j].lo;
+				pts[n++] = (uint32_t)cond->ports[j].hi + 1;
+			}
+		}
+	qsort(pts, n, sizeof(*pts), u32_cmp);
+	for (size_t a = 0; a < n && pts[a] <= 65535; a++) {
+		if (a && pts[a] == pts[a - 1])
+			continue;
+		unsigned start = pts[a], end = 65536, cls;
+		for (size_t b = a + 1; b < n; b++)
+			if (pts[b] != start) {
+				end = pts[b] < 65536 ? pts[b] : 65536;
+				break;
+			}
+		struct anser_rules m;
+		rules_where(cfg, ANSER_COND_DPORT, in_ports, &start, &m);
+		for (cls = 0; cls < o->n_port_classes; cls++)
+			if (memcmp(&o->port_rules[cls], &m, sizeof(m)) == 0)
+				break;
+		if (cls == o->n_port_classes) {
+			if (cls == ANSER_MAX_PORT_CLASSES) {
+				o->limit = "at most 256 different sets of dport() ports";
+				free(pts);
+				return -E2BIG;
+			}
+			o->port_rules[o->n_port_classes++] = m;
+		}
+		memset(o->port_class + start, (int)cls, end - start);
+	}
+	free(pts);
+	return 0;
 }
 
 int anser_routing_compile(const struct anser_config *cfg, unsigned slot, struct anser_compiled *out)
 {
-	struct compiler c = { .out = out, .next_set = 1, .slot = slot & 1 };
+	unsigned n = (unsigned)cfg->n_rules + 1;
+	int r;
 
+	slot &= 1;
 	memset(out, 0, sizeof(*out));
-	for (size_t r = 0; r < cfg->n_rules && !c.err; r++) {
-		const struct anser_rule *rule = &cfg->rules[r];
-		struct anser_matcher *m = NULL;
-		if (rule->n_conds == 0) {
-			m = add_matcher(&c);
-			if (m)
-				m->type = ANSER_M_TRUE;
-		}
-		for (size_t i = 0; i < rule->n_conds && !c.err; i++) {
-			m = add_matcher(&c);
-			if (m)
-				compile_cond(&c, &rule->conds[i], m);
-		}
-		if (m && !c.err) {
-			m->rule_end = 1;
-			m->outbound = (uint16_t)rule->outbound;
-			m->rule = (uint16_t)r;
-		}
+	if (cfg->n_rules + 1 > ANSER_MAX_RULES) {
+		out->limit = "at most 255 routing rules besides fallback";
+		return -E2BIG;
 	}
-	if (!c.err) {
-		struct anser_matcher *m = add_matcher(&c);
-		if (m) {
-			m->type = ANSER_M_TRUE;
-			m->rule_end = 1;
-			m->outbound = (uint16_t)cfg->fallback;
-			m->rule = ANSER_RULE_FALLBACK;
+	out->info.n_rules = n;
+	for (size_t q = 0; q < cfg->n_rules; q++)
+		out->info.outbound[q] = (uint16_t)cfg->rules[q].outbound;
+	out->info.outbound[n - 1] = (uint16_t)cfg->fallback;
+	for (unsigned udp = 0; udp < 2; udp++)
+		for (unsigned v6 = 0; v6 < 2; v6++) {
+			struct anser_rules *m = &out->info.l4[ANSER_L4_INDEX(udp, v6)], ipv;
+			unsigned l4 = udp ? ANSER_L4_UDP : ANSER_L4_TCP;
+			unsigned ipver = v6 ? ANSER_IPV_6 : ANSER_IPV_4;
+			rules_where(cfg, ANSER_COND_L4PROTO, in_l4, &l4, m);
+			rules_where(cfg, ANSER_COND_IPVERSION, in_l4, &ipver, &ipv);
+			for (unsigned w = 0; w < ANSER_RULE_WORDS; w++)
+				m->w[w] &= ipv.w[w];
 		}
+	for (size_t q = 0; q < cfg->n_rules; q++) {
+		bool free_of_dst = true;
+		for (size_t k = 0; k < cfg->rules[q].n_conds; k++) {
+			enum anser_cond_type t = cfg->rules[q].conds[k].type;
+			if (t == ANSER_COND_DIP || t == ANSER_COND_DPORT)
+				free_of_dst = false;
+		}
+		if (free_of_dst)
+			rules_set(&out->info.dst_free, (unsigned)q);
 	}
-	if (!c.err)
-		c.err = finish_lpm(out);
-	if (c.err) {
+	rules_set(&out->info.dst_free, n - 1);
+	r = compile_pnames(cfg, slot, out);
+	if (!r)
+		r = compile_dips(cfg, slot, out);
+	if (!r)
+		r = compile_ports(cfg, out);
+	if (r < 0) {
+		const char *limit = out->limit;
 		anser_compiled_clear(out);
-		return c.err;
+		out->limit = limit;
 	}
-	return 0;
+	return r;
+}
+
+static const struct anser_rules *find_pname(const struct anser_compiled *c, const char *name)
+{
+	for (size_t i = 0; i < c->n_pnames; i++)
+		if (strncmp(c->pnames[i].key.name, name, ANSER_PNAME_LEN) == 0)
+			return &c->pnames[i].rules;
+	return &c->info.pname_default;
+}
+
+static const struct anser_rules *find_dip(const struct anser_compiled *c, const uint8_t daddr[16])
+{
+	const struct anser_lpm_entry *best = NULL;
+	struct anser_lpm_key k = { .prefixlen = 32 + 128 };
+
+	memcpy(k.data, daddr, 16);
+	for (size_t i = 0; i < c->n_lpm; i++)
+		if (lpm_contains(&c->lpm[i].key, &k) &&
+		    (!best || c->lpm[i].key.prefixlen > best->key.prefixlen))
+			best = &c->lpm[i];
+	return best ? &best->rules : &c->info.dip_default;
+}
+
+unsigned anser_compiled_match(const struct anser_compiled *c, const char *pname,
+			      const uint8_t daddr[16], uint16_t port, int udp, int v6)
+{
+	const struct anser_rules *p = find_pname(c, pname), *d = find_dip(c, daddr);
+	const struct anser_rules *l4 = &c->info.l4[ANSER_L4_INDEX(udp, v6)];
+	const struct anser_rules *pr =
+		c->port_class ? &c->port_rules[c->port_class[port]] : &c->info.port_default;
+
+	for (unsigned r = 0; r < c->info.n_rules; r++)
+		if (rules_has(p, r) && rules_has(d, r) && rules_has(l4, r) && rules_has(pr, r))
+			return r == c->info.n_rules - 1 ? ANSER_RULE_FALLBACK : r;
+	return ANSER_RULE_FALLBACK;
 }

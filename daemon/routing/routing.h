@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * routing: a validated config -> an immutable, refcounted generation, and
- * the compiler from a config's rules to the kernel's matcher layout
+ * the compiler from a config's rules to the kernel's rule-set tables
  * (bpf/anser_abi.h). Workers hold a reference to the generation a flow was
  * decided in, so a reload never pulls a group out from under a relay.
  */
@@ -29,29 +29,42 @@ void anser_gen_unref(struct anser_gen *g);
 
 struct anser_lpm_entry {
 	struct anser_lpm_key key;
-	struct anser_bits bits;
+	struct anser_rules rules;
 };
 
+struct anser_pname_entry {
+	struct anser_pname_key key;
+	struct anser_rules rules;
+};
+
+/* A config's rules as the kernel's maps hold them (bpf/anser_abi.h). */
 struct anser_compiled {
-	struct anser_matcher *matchers;
-	size_t n_matchers;
-	uint32_t lookups; /* ANSER_LOOKUP_* */
-	/* match_lpm entries, each with the bits of every prefix containing it */
+	struct anser_gen_info info; /* all but `version` */
+	/* match_lpm: every dip() prefix, with the rules left possible for
+	 * addresses whose longest match it is */
 	struct anser_lpm_entry *lpm;
 	size_t n_lpm;
-	struct anser_pname_key *pnames;
+	struct anser_pname_entry *pnames;
 	size_t n_pnames;
+	/* with ANSER_LOOKUP_DPORT: each port's class, and each class's rules */
+	uint8_t *port_class; /* 65536 entries, by port in host order */
+	struct anser_rules *port_rules;
+	size_t n_port_classes;
+	const char *limit; /* on -E2BIG: which limit, as a phrase for users */
 };
 
 /* Set ids and LPM keys carry the slot in their top bit so two generations
- * never share map entries. Returns -E2BIG when the rules do not fit the
- * maps (ANSER_MAX_MATCHERS conditions, ANSER_*_BITS per set kind). */
+ * never share map entries. Returns -E2BIG (and sets out->limit) when the
+ * rules do not fit the kernel's tables. */
 int anser_routing_compile(const struct anser_config *cfg, unsigned slot,
 			  struct anser_compiled *out);
 void anser_compiled_clear(struct anser_compiled *c);
 
-/* Split [lo, hi] into port prefixes; calls emit(port, bits) for each. */
-void anser_port_range_prefixes(uint16_t lo, uint16_t hi,
-			       void (*emit)(uint16_t port, unsigned bits, void *ud), void *ud);
+/* The rule a flow matches, worked out from the compiled tables the way the
+ * kernel does (0-based rule index, or ANSER_RULE_FALLBACK); for tests and
+ * for explaining decisions. `daddr` is 16 bytes (v4 mapped), port in host
+ * order, `udp` and `v6` as in ANSER_L4_INDEX. */
+unsigned anser_compiled_match(const struct anser_compiled *c, const char *pname,
+			      const uint8_t daddr[16], uint16_t port, int udp, int v6);
 
 #endif

@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 # SPDX-License-Identifier: GPL-2.0-or-later
-"""`anserd --check` refuses rules over the kernel's per-kind limits with a
-message naming the file, and accepts the same rules at the limit."""
+"""`anserd --check` refuses rules over the kernel's limits with a message
+naming the file (and the line, for the rule count), and accepts the same
+kind of rules at the limit."""
 import os
 import subprocess
 import sys
@@ -10,23 +11,33 @@ import tempfile
 anserd = sys.argv[1]
 
 
-def check(n):
+def check(rules):
     with tempfile.TemporaryDirectory() as d:
         path = os.path.join(d, "many.dae")
         with open(path, "w") as f:
             f.write("routing {\n")
-            for i in range(n):
-                f.write("  dip(10.%d.%d.0/24) -> block\n" % (i // 256, i % 256))
+            f.writelines("  %s\n" % r for r in rules)
             f.write("  fallback: direct\n}\n")
         os.chmod(path, 0o600)
         r = subprocess.run([anserd, "--check", "-c", path], capture_output=True, text=True)
         return r.returncode, r.stdout + r.stderr, path
 
 
-rc, out, _ = check(128)
+# 255 rules besides fallback: one bit each in the kernel's rule sets.
+rules = ["dip(10.%d.%d.0/24) -> block" % (i // 256, i % 256) for i in range(256)]
+rc, out, _ = check(rules[:255])
 assert rc == 0, out
-rc, out, path = check(129)
+rc, out, path = check(rules)
 assert rc != 0, out
-assert path + ": the routing rules do not fit" in out, out
-assert "128 each of pname(), dip() and dport()" in out, out
+assert path + ":257:3:" in out and "too many routing rules" in out, out
+
+# Ranges in a staircase: each port between two boundaries has its own set
+# of rules; the kernel has 256 port classes.
+stairs = ["dport(%d-%d) -> block" % (i + 1, i + 1001) for i in range(200)]
+rc, out, _ = check(stairs[:100])
+assert rc == 0, out
+rc, out, path = check(stairs)
+assert rc != 0, out
+assert path + ": the routing rules do not fit the kernel's tables: at most 256 " in out, out
+assert "dport()" in out, out
 print("ok")

@@ -12,6 +12,10 @@
  *   udpc HOST PORT MSG             same over a connect()ed socket
  *   tcpconn HOST PORT N            N sequential connect()+close(); prints
  *                                  "connects=N median_us=X p99_us=Y"
+ *   tcpsink PORT                   accept and close TCP connections on
+ *                                  [::]:PORT until killed (for tcpconn:
+ *                                  no accept queue overflow, no SYN retries);
+ *                                  prints "ready" once listening
  * Exit status: 0 ok, 2 connect/send failed (prints "error=<strerror>"),
  * 3 no reply, 1 usage.
  */
@@ -208,6 +212,27 @@ static int do_tcpconn(const char *host, const char *port, int n)
 	return 0;
 }
 
+static int do_tcpsink(const char *port)
+{
+	struct sockaddr_in6 a = { .sin6_family = AF_INET6,
+				  .sin6_port = htons((uint16_t)atoi(port)) };
+	int one = 1, fd = socket(AF_INET6, SOCK_STREAM, 0);
+
+	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+	    bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0 || listen(fd, 4096) < 0) {
+		printf("error=%s\n", strerror(errno));
+		return 2;
+	}
+	printf("ready\n");
+	for (;;) {
+		int c = accept(fd, NULL, NULL);
+		if (c >= 0)
+			close(c);
+		else if (errno != EINTR && errno != ECONNABORTED)
+			return 2;
+	}
+}
+
 int main(int argc, char **argv)
 {
 	setvbuf(stdout, NULL, _IOLBF, 0);
@@ -219,6 +244,8 @@ int main(int argc, char **argv)
 		return do_udp(argv[2], argv[3], argv[4], argc > 5 ? atoi(argv[5]) : 1, 0);
 	if (argc == 5 && strcmp(argv[1], "tcpconn") == 0)
 		return do_tcpconn(argv[2], argv[3], atoi(argv[4]));
+	if (argc == 3 && strcmp(argv[1], "tcpsink") == 0)
+		return do_tcpsink(argv[2]);
 	if (argc == 5 && strcmp(argv[1], "udpc") == 0)
 		return do_udp(argv[2], argv[3], argv[4], 1, 1);
 	fprintf(stderr, "usage: %s tcp|tcpget|udp|udpc HOST PORT ...\n", argv[0]);

@@ -190,14 +190,18 @@ socks pass {
         os.mkdir(self.cg)
         return self.cg
 
-    def app(self, name, *args, timeout=30, background=False, binary=CLIENT):
+    def app(self, name, *args, timeout=30, background=False, binary=CLIENT, cpu=None):
         """Run BINARY (the test client by default) as NAME inside the test
-        cgroup in ns h."""
-        exe = os.path.join(self.bin, name)
+        cgroup in ns h, pinned to CPU if given."""
+        # One directory per program, so one name can run several programs.
+        d = os.path.join(self.bin, os.path.basename(binary))
+        exe = os.path.join(d, name)
         if not os.path.exists(exe):
+            os.makedirs(d, exist_ok=True)
             shutil.copy(binary, exe)
+        pin = ["taskset", "-c", str(cpu)] if cpu is not None else []
         cmd = self.nsexec("h") + ["sh", "-c", 'echo $$ > "$0"/cgroup.procs && exec "$@"',
-                                  self.cg, exe] + [str(a) for a in args]
+                                  self.cg] + pin + [exe] + [str(a) for a in args]
         if background:
             return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                     text=True, start_new_session=True)
