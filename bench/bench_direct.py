@@ -11,7 +11,10 @@ anserd", then "anserd attached", or the reverse: ABBA order over rounds),
 with the client pinned to CPU 1 (iperf3's server to CPU 0). The ratio of a
 metric is the median over rounds of the round's anserd / none ratio:
 pairing within a round cancels the host's slow drift, which over minutes is
-larger than the effect measured. anserd runs with a config that proxies
+larger than the effect measured. Then, with anserd running, the
+"interleaved" rows: one client moves itself every 100 connects between a
+cgroup with no hooks and anserd's cgroup (ABBA), ROUNDS runs of 2N connects;
+this resolves differences far below the rounds' noise. anserd runs with a config that proxies
 appA and has a few more rules, so the hooks do real rule evaluation for
 appB's flows.
 
@@ -99,6 +102,25 @@ def main():
                     res[mode][k].append(v)
                 print("round %d %-6s  %8.2f Gbit/s  connect median %7.1f us  p99 %7.1f us"
                       % (rnd + 1, mode, t / 1e9, med, p99), flush=True)
+        # Interleaved: one process, anserd running throughout, moving itself
+        # every 100 connects between a cgroup of its own (no hooks: what a
+        # machine without anserd runs) and anserd's cgroup. Both sides see
+        # the same host state, so this resolves far smaller differences than
+        # the rounds above; it leaves out only anserd's idle process.
+        plain = env.setup_cgroup("-plain")
+        env.start_anserd(cfg)
+        inter = []
+        for rnd in range(a.rounds):
+            r = env.app("appB", "tcpconn-ab", S4, SINK, 2 * a.connects, plain, env.cg,
+                        timeout=120, cpu=1)
+            f = dict(kv.split("=") for kv in r.stdout.split() if "=" in kv)
+            if "a_median_us" not in f:
+                raise RuntimeError("tcpconn-ab failed: " + r.stdout)
+            inter.append([float(f[k]) for k in ("a_median_us", "b_median_us", "a_p99_us",
+                                                "b_p99_us")])
+            print("interleaved %d  connect median %6.2f / %6.2f us  p99 %6.1f / %6.1f us"
+                  % ((rnd + 1,) + tuple(inter[-1])), flush=True)
+        env.stop_anserd()
         m = {mode: {k: statistics.median(v) for k, v in d.items()} for mode, d in res.items()}
 
         def ratio(k):
@@ -114,6 +136,13 @@ def main():
               % (m["none"]["med"], m["anserd"]["med"], ratio("med")))
         print("| appB connect latency, p99 | %.1f us | %.1f us | %.3f |"
               % (m["none"]["p99"], m["anserd"]["p99"], ratio("p99")))
+        col = list(zip(*inter))
+        print("| appB connect latency, median, interleaved | %.2f us | %.2f us | %.3f |"
+              % (statistics.median(col[0]), statistics.median(col[1]),
+                 statistics.median(b / a for a, b in zip(col[0], col[1]))))
+        print("| appB connect latency, p99, interleaved | %.1f us | %.1f us | %.3f |"
+              % (statistics.median(col[2]), statistics.median(col[3]),
+                 statistics.median(b / a for a, b in zip(col[2], col[3]))))
     finally:
         env.close()
 

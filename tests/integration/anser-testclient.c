@@ -12,6 +12,12 @@
  *   udpc HOST PORT MSG             same over a connect()ed socket
  *   tcpconn HOST PORT N            N sequential connect()+close(); prints
  *                                  "connects=N median_us=X p99_us=Y"
+ *   tcpconn-ab HOST PORT N CG_A CG_B
+ *                                  N connects in blocks of 100, moving itself
+ *                                  between cgroup directories CG_A and CG_B
+ *                                  (ABBA) between blocks, so both sides run
+ *                                  interleaved; prints "a_median_us=X
+ *                                  b_median_us=Y a_p99_us=.. b_p99_us=.."
  *   tcpsink PORT                   accept and close TCP connections on
  *                                  [::]:PORT until killed (for tcpconn:
  *                                  no accept queue overflow, no SYN retries);
@@ -179,6 +185,27 @@ static int cmp_double(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+/* Time one connect()+close() to ss, in microseconds; -1 on error. */
+static double time_connect(const struct sockaddr_storage *ss, socklen_t len)
+{
+	struct timespec a, b;
+	int fd = socket(ss->ss_family, SOCK_STREAM, 0);
+
+	clock_gettime(CLOCK_MONOTONIC, &a);
+	if (fd < 0 || connect(fd, (const struct sockaddr *)ss, len) < 0) {
+		printf("error=%s\n", strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &b);
+	/* RST instead of FIN: no TIME_WAIT pile-up across thousands of runs */
+	struct linger lg = { 1, 0 };
+	setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+	close(fd);
+	return (double)(b.tv_sec - a.tv_sec) * 1e6 + (double)(b.tv_nsec - a.tv_nsec) / 1e3;
+}
+
 static int do_tcpconn(const char *host, const char *port, int n)
 {
 	struct sockaddr_storage ss;
@@ -191,24 +218,65 @@ static int do_tcpconn(const char *host, const char *port, int n)
 	if (!us)
 		return 1;
 	for (int i = 0; i < n; i++) {
-		struct timespec a, b;
-		int fd = socket(ss.ss_family, SOCK_STREAM, 0);
-		clock_gettime(CLOCK_MONOTONIC, &a);
-		if (fd < 0 || connect(fd, (struct sockaddr *)&ss, len) < 0) {
-			printf("error=%s\n", strerror(errno));
+		us[i] = time_connect(&ss, len);
+		if (us[i] < 0) {
 			free(us);
 			return 2;
 		}
-		clock_gettime(CLOCK_MONOTONIC, &b);
-		/* RST instead of FIN: no TIME_WAIT pile-up across thousands of runs */
-		struct linger lg = { 1, 0 };
-		setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
-		close(fd);
-		us[i] = (double)(b.tv_sec - a.tv_sec) * 1e6 + (double)(b.tv_nsec - a.tv_nsec) / 1e3;
 	}
 	qsort(us, (size_t)n, sizeof(*us), cmp_double);
 	printf("connects=%d median_us=%.1f p99_us=%.1f\n", n, us[n / 2], us[(n * 99) / 100]);
 	free(us);
+	return 0;
+}
+
+static int join_cgroup(const char *dir)
+{
+	char path[4096];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/cgroup.procs", dir);
+	f = fopen(path, "we");
+	if (!f)
+		return -1;
+	fprintf(f, "0\n"); /* 0: the writing process */
+	return fclose(f);
+}
+
+static int do_tcpconn_ab(const char *host, const char *port, int n, const char *cg_a,
+			 const char *cg_b)
+{
+	enum { BLOCK = 100 };
+	struct sockaddr_storage ss;
+	socklen_t len;
+	double *v[2];
+	int cnt[2] = { 0, 0 };
+
+	if (n <= 0 || resolve(host, port, SOCK_STREAM, &ss, &len) < 0)
+		return 1;
+	v[0] = calloc((size_t)n, sizeof(double));
+	v[1] = calloc((size_t)n, sizeof(double));
+	if (!v[0] || !v[1])
+		return 1;
+	for (int b = 0; cnt[0] + cnt[1] < n; b++) {
+		int side = (b % 4 == 1 || b % 4 == 2); /* ABBA */
+		if (join_cgroup(side ? cg_b : cg_a) < 0) {
+			printf("error=cgroup %s\n", strerror(errno));
+			return 2;
+		}
+		for (int i = 0; i < BLOCK && cnt[0] + cnt[1] < n; i++) {
+			double us = time_connect(&ss, len);
+			if (us < 0)
+				return 2;
+			v[side][cnt[side]++] = us;
+		}
+	}
+	for (int s = 0; s < 2; s++)
+		qsort(v[s], (size_t)cnt[s], sizeof(double), cmp_double);
+	printf("a_median_us=%.2f b_median_us=%.2f a_p99_us=%.1f b_p99_us=%.1f\n", v[0][cnt[0] / 2],
+	       v[1][cnt[1] / 2], v[0][(cnt[0] * 99) / 100], v[1][(cnt[1] * 99) / 100]);
+	free(v[0]);
+	free(v[1]);
 	return 0;
 }
 
@@ -244,6 +312,8 @@ int main(int argc, char **argv)
 		return do_udp(argv[2], argv[3], argv[4], argc > 5 ? atoi(argv[5]) : 1, 0);
 	if (argc == 5 && strcmp(argv[1], "tcpconn") == 0)
 		return do_tcpconn(argv[2], argv[3], atoi(argv[4]));
+	if (argc == 7 && strcmp(argv[1], "tcpconn-ab") == 0)
+		return do_tcpconn_ab(argv[2], argv[3], atoi(argv[4]), argv[5], argv[6]);
 	if (argc == 3 && strcmp(argv[1], "tcpsink") == 0)
 		return do_tcpsink(argv[2]);
 	if (argc == 5 && strcmp(argv[1], "udpc") == 0)

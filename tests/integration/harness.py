@@ -67,6 +67,7 @@ class Env:
         self.procs = []  # (name, Popen, logfile)
         self.netns = []
         self.cg = None
+        self.cgs = []
         self.bus = None
         self.anserd = None
         self.bin = os.path.join(self.tmp, "bin")
@@ -184,11 +185,16 @@ socks pass {
         self.wait_for("port %d in %s" % (port, role), listening)
 
     # -- cgroup ----------------------------------------------------------
-    def setup_cgroup(self):
+    def setup_cgroup(self, suffix=""):
+        """A cgroup of our own under the cgroup2 root; the first one made is
+        self.cg, the one anserd attaches to."""
         root = cgroup2_mount()
-        self.cg = os.path.join(root, "anser-test-%s" % self.id)
-        os.mkdir(self.cg)
-        return self.cg
+        cg = os.path.join(root, "anser-test-%s%s" % (self.id, suffix))
+        os.mkdir(cg)
+        self.cgs.append(cg)
+        if not self.cg:
+            self.cg = cg
+        return cg
 
     def app(self, name, *args, timeout=30, background=False, binary=CLIENT, cpu=None):
         """Run BINARY (the test client by default) as NAME inside the test
@@ -350,9 +356,11 @@ socks pass {
                     os.kill(int(pid), signal.SIGKILL)
                 except (ProcessLookupError, ValueError):
                     pass
-        if self.cg and os.path.isdir(self.cg):
+        for cg in reversed(self.cgs):
+            if not os.path.isdir(cg):
+                continue
             try:
-                with open(os.path.join(self.cg, "cgroup.procs")) as f:
+                with open(os.path.join(cg, "cgroup.procs")) as f:
                     for pid in f.read().split():
                         try:
                             os.kill(int(pid), signal.SIGKILL)
@@ -362,7 +370,7 @@ socks pass {
                 pass
             for _ in range(50):
                 try:
-                    os.rmdir(self.cg)
+                    os.rmdir(cg)
                     break
                 except OSError:
                     time.sleep(0.1)
