@@ -14,7 +14,9 @@ pairing within a round cancels the host's slow drift, which over minutes is
 larger than the effect measured. Then, with anserd running, the
 "interleaved" rows: one client moves itself every 100 connects between a
 cgroup with no hooks and anserd's cgroup (ABBA), ROUNDS runs of 2N connects;
-this resolves differences far below the rounds' noise. anserd runs with a config that proxies
+this resolves differences far below the rounds' noise, but misses the
+kernel's sock_addr wrapper, which the hookless side pays too once any
+such program is attached. anserd runs with a config that proxies
 appA and has a few more rules, so the hooks do real rule evaluation for
 appB's flows.
 
