@@ -6,8 +6,13 @@ appB (not matched by any rule, so direct) measures
   - TCP throughput: iperf3 -c for SECONDS, receiver bits/s
   - connect latency: N sequential connect()s to a plain accept-and-close
     server, median and p99
-in the same namespaces. Each round runs both modes back to back ("no
-anserd", then "anserd attached", or the reverse: ABBA order over rounds),
+in the same namespaces. Each round runs three modes back to back: "no
+anserd", "anserd attached" and a control, anserd running with its hooks on
+an empty cgroup (ABC, then CBA in the next round). In the control no
+program of anserd runs for appB (only the kernel's wrapper for cgroup
+sock_addr programs, which every connect() on the machine passes once any
+is attached), so its ratio shows mostly how far this host alone moves the
+numbers. Rounds run
 with the client pinned to CPU 1 (iperf3's server to CPU 0). The ratio of a
 metric is the median over rounds of the round's anserd / none ratio:
 pairing within a round cancels the host's slow drift, which over minutes is
@@ -88,28 +93,33 @@ def main():
         env.spawn("iperf3", env.nsexec("s") + ["iperf3", "-s", "-p", "5201", "-A", "0"])
         env.wait_port("s", 5201)
         cfg = env.write_config(CONFIG)
+        # The control: anserd running with its hooks on a cgroup of its own
+        # that no app is in (see the docstring).
+        plain = env.setup_cgroup("-plain")
         metrics = ("tput", "med", "p99")
-        res = {m: {k: [] for k in metrics} for m in ("none", "anserd")}
+        modes = ("none", "anserd", "control")
+        res = {m: {k: [] for k in metrics} for m in modes}
         for rnd in range(a.rounds):
-            # ABBA order, so neither side always runs first.
-            for mode in (("none", "anserd") if rnd % 2 == 0 else ("anserd", "none")):
+            # ABC then CBA, so no mode always runs first or last.
+            for mode in (modes if rnd % 2 == 0 else modes[::-1]):
                 if mode == "anserd":
                     env.start_anserd(cfg)
+                elif mode == "control":
+                    env.start_anserd(cfg, cgroup=plain)
                 t = 0.0 if a.no_throughput else iperf(env, a.seconds)
                 connects(env, 1000)  # warm-up after the pause and anserd's start
                 med, p99 = connects(env, a.connects)
-                if mode == "anserd":
+                if mode != "none":
                     env.stop_anserd()
                 for k, v in zip(metrics, (t, med, p99)):
                     res[mode][k].append(v)
-                print("round %d %-6s  %8.2f Gbit/s  connect median %7.1f us  p99 %7.1f us"
+                print("round %d %-7s  %8.2f Gbit/s  connect median %7.1f us  p99 %7.1f us"
                       % (rnd + 1, mode, t / 1e9, med, p99), flush=True)
         # Interleaved: one process, anserd running throughout, moving itself
         # every 100 connects between a cgroup of its own (no hooks: what a
         # machine without anserd runs) and anserd's cgroup. Both sides see
         # the same host state, so this resolves far smaller differences than
         # the rounds above; it leaves out only anserd's idle process.
-        plain = env.setup_cgroup("-plain")
         env.start_anserd(cfg)
         inter = []
         for rnd in range(a.rounds):
@@ -125,24 +135,26 @@ def main():
         env.stop_anserd()
         m = {mode: {k: statistics.median(v) for k, v in d.items()} for mode, d in res.items()}
 
-        def ratio(k):
-            return statistics.median(x / y for x, y in zip(res["anserd"][k], res["none"][k]))
+        def ratio(k, mode="anserd"):
+            return statistics.median(x / y for x, y in zip(res[mode][k], res["none"][k]))
 
         print()
-        print("| metric (median of %d rounds) | no anserd | anserd running | ratio |" % a.rounds)
-        print("|---|---|---|---|")
-        if not a.no_throughput:
-            print("| appB direct TCP throughput | %.2f Gbit/s | %.2f Gbit/s | %.3f |"
-                  % (m["none"]["tput"] / 1e9, m["anserd"]["tput"] / 1e9, ratio("tput")))
-        print("| appB connect latency, median | %.1f us | %.1f us | %.3f |"
-              % (m["none"]["med"], m["anserd"]["med"], ratio("med")))
-        print("| appB connect latency, p99 | %.1f us | %.1f us | %.3f |"
-              % (m["none"]["p99"], m["anserd"]["p99"], ratio("p99")))
+        print("| metric (median of %d rounds) | no anserd | anserd running | ratio |"
+              " control ratio |" % a.rounds)
+        print("|---|---|---|---|---|")
+        rows = [("appB direct TCP throughput", "tput", 1e9, "%.2f Gbit/s")] if not \
+            a.no_throughput else []
+        rows += [("appB connect latency, median", "med", 1, "%.1f us"),
+                 ("appB connect latency, p99", "p99", 1, "%.1f us")]
+        for name, k, div, fmt in rows:
+            print(("| %s | " + fmt + " | " + fmt + " | %.3f | %.3f |")
+                  % (name, m["none"][k] / div, m["anserd"][k] / div, ratio(k),
+                     ratio(k, "control")))
         col = list(zip(*inter))
-        print("| appB connect latency, median, interleaved | %.2f us | %.2f us | %.3f |"
+        print("| appB connect latency, median, interleaved | %.2f us | %.2f us | %.3f | |"
               % (statistics.median(col[0]), statistics.median(col[1]),
                  statistics.median(b / a for a, b in zip(col[0], col[1]))))
-        print("| appB connect latency, p99, interleaved | %.1f us | %.1f us | %.3f |"
+        print("| appB connect latency, p99, interleaved | %.1f us | %.1f us | %.3f | |"
               % (statistics.median(col[2]), statistics.median(col[3]),
                  statistics.median(b / a for a, b in zip(col[2], col[3]))))
     finally:

@@ -275,9 +275,9 @@ socks pass {
         os.chmod(path, 0o600)
         return path
 
-    def start_anserd(self, config, extra=(), wrapper=()):
+    def start_anserd(self, config, extra=(), wrapper=(), cgroup=None):
         cmd = self.nsexec("h") + list(wrapper) + [ANSERD, "--config", config, "--cgroup",
-                                                  self.cg, "--log-level", "debug"]
+                                                  cgroup or self.cg, "--log-level", "debug"]
         cmd += ["--bus-address", self.bus] if self.bus else ["--no-bus"]
         cmd += list(extra)
         self.anserd = self.spawn("anserd", cmd)
