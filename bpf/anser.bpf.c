@@ -208,13 +208,18 @@ static __always_inline __u32 lowest_bit(__u64 x)
 static __always_inline __u32 first_rule(const struct anser_rules *a, const struct anser_rules *b,
 					const struct anser_rules *c, const struct anser_rules *d)
 {
-#pragma unroll
-	for (int i = 0; i < ANSER_RULE_WORDS; i++) {
-		__u64 x = a->w[i] & b->w[i] & c->w[i] & d->w[i];
+	__u64 x = 0;
+	__u32 i;
+
+	/* A word at a time: most flows stop in the first. */
+	for (i = 0; i < ANSER_RULE_WORDS; i++) {
+		x = a->w[i] & b->w[i] & c->w[i] & d->w[i];
 		if (x)
-			return i * 64 + lowest_bit(x);
+			break;
 	}
-	return ANSER_MAX_RULES; /* none: cannot happen, fallback is in every set */
+	if (!x)
+		return ANSER_MAX_RULES; /* none: cannot happen, fallback is in every set */
+	return i * 64 + lowest_bit(x);
 }
 
 /* The rules the destination port leaves possible. */

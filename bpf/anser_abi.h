@@ -40,7 +40,7 @@
  * LPM lookup and the port's from two array loads, however many rules and
  * CIDRs there are.
  */
-#define ANSER_MAX_RULES	       256 /* including fallback */
+#define ANSER_MAX_RULES	       1024 /* including fallback */
 #define ANSER_RULE_WORDS       (ANSER_MAX_RULES / 64)
 #define ANSER_MAX_PORT_CLASSES 256 /* distinct port sets (one byte per port) */
 

@@ -15,7 +15,7 @@
 #include "config.h"
 
 #define CFG_MAX_FILE_SIZE (16u * 1024 * 1024)
-#define CFG_MAX_RULES	  255 /* ANSER_MAX_RULES minus one for the fallback */
+#define CFG_MAX_RULES	  1023 /* ANSER_MAX_RULES minus one for the fallback */
 #define CFG_MAX_CONDS	  4096
 #define CFG_MAX_NODES	  4096
 #define CFG_MAX_NAME	  63  /* node, group and process names, bytes */

@@ -395,7 +395,7 @@ int anser_routing_compile(const struct anser_config *cfg, unsigned slot, struct 
 	slot &= 1;
 	memset(out, 0, sizeof(*out));
 	if (cfg->n_rules + 1 > ANSER_MAX_RULES) {
-		out->limit = "at most 255 routing rules besides fallback";
+		out->limit = "at most 1023 routing rules besides fallback";
 		return -E2BIG;
 	}
 	out->info.n_rules = n;

@@ -122,7 +122,7 @@ static void test_random_rules(void)
 	unsigned checked = 0;
 
 	for (int round = 0; round < 12; round++) {
-		char *text = rulegen_config(rnd, round < 10 ? 12 : 255);
+		char *text = rulegen_config(rnd, round < 10 ? 12 : 1023);
 		struct anser_config *cfg = rulegen_parse(text);
 		unsigned slot = 1 - active;
 		if (anser_datapath_load_rules(dp, cfg, slot) == -E2BIG)

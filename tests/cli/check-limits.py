@@ -23,13 +23,13 @@ def check(rules):
         return r.returncode, r.stdout + r.stderr, path
 
 
-# 255 rules besides fallback: one bit each in the kernel's rule sets.
-rules = ["dip(10.%d.%d.0/24) -> block" % (i // 256, i % 256) for i in range(256)]
-rc, out, _ = check(rules[:255])
+# 1023 rules besides fallback: one bit each in the kernel's rule sets.
+rules = ["dip(10.%d.%d.0/24) -> block" % (i // 256, i % 256) for i in range(1024)]
+rc, out, _ = check(rules[:1023])
 assert rc == 0, out
 rc, out, path = check(rules)
 assert rc != 0, out
-assert path + ":257:3:" in out and "too many routing rules" in out, out
+assert path + ":1025:3:" in out and "too many routing rules" in out, out
 
 # Ranges in a staircase: each port between two boundaries has its own set
 # of rules; the kernel has 256 port classes.

@@ -409,10 +409,10 @@ static void test_too_many(void)
 {
 	GString *s = g_string_new("routing {\n");
 
-	for (unsigned i = 0; i < 256; i++)
+	for (unsigned i = 0; i < 1024; i++)
 		g_string_append(s, "dport(1) -> direct\n");
 	g_string_append(s, "fallback: direct\n}\n");
-	expect_error(s->str, 257, 1, "too many routing rules");
+	expect_error(s->str, 1025, 1, "too many routing rules");
 	g_string_free(s, TRUE);
 
 	s = g_string_new("node { a: 'socks5://h:1' }\ngroup {\n g {\n  policy: random\n");

@@ -83,7 +83,7 @@ static void test_random_rules(void)
 	unsigned hits[4] = { 0 };
 
 	for (int round = 0; round < 60; round++) {
-		char *text = rulegen_config(rnd, round < 50 ? 12 : 255);
+		char *text = rulegen_config(rnd, round < 50 ? 12 : 1023);
 		struct anser_config *cfg = rulegen_parse(text);
 		struct anser_compiled c;
 		int cr = anser_routing_compile(cfg, (unsigned)round & 1, &c);
