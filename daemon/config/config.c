@@ -97,6 +97,20 @@ int anser_config_parse_file(const char *path, struct anser_config **out, struct 
 		r = io_error(d, path, EISDIR);
 		goto out;
 	}
+	/* Like dae: a config holds proxy passwords and decides where all
+	 * traffic goes, so nobody but its owner (and the group, reading) may
+	 * touch it. Only regular files have a meaningful mode here. */
+	if (S_ISREG(st.st_mode) && (st.st_mode & (S_IWGRP | S_IRWXO))) {
+		struct cfg_diag_sink s = { .d = d, .file = path };
+		cfg_diag(&s, false, (struct cfg_pos){ 0 },
+			 "refusing %s: it is %s (mode %04o); a config holds proxy passwords and "
+			 "decides where traffic goes: run 'chmod 600 %s' (or 640 to let its group "
+			 "read it)",
+			 path, (st.st_mode & S_IRWXO) ? "accessible by others" : "group-writable",
+			 (unsigned)(st.st_mode & 07777), path);
+		r = -EPERM;
+		goto out;
+	}
 	/* read at most one byte more than allowed: files that lie about their
 	 * size (procfs, pipes) are handled the same way */
 	for (;;) {

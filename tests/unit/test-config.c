@@ -6,6 +6,7 @@
 #include <glib.h>
 #include <glib/gstdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "bpf/anser_abi.h"
@@ -364,6 +365,50 @@ static void test_not_nul_terminated(void)
 	anser_diags_clear(&d);
 }
 
+/* Group-writable or world-accessible config files are refused, with the
+ * fix in the message; owner-only and group-readable ones are read. */
+static void test_file_mode(void)
+{
+	static const struct {
+		mode_t mode;
+		int ok;
+		const char *what;
+	} cases[] = {
+		{ 0600, 1, NULL },
+		{ 0400, 1, NULL },
+		{ 0640, 1, NULL },
+		{ 0644, 0, "accessible by others (mode 0644)" },
+		{ 0604, 0, "accessible by others (mode 0604)" },
+		{ 0601, 0, "accessible by others (mode 0601)" },
+		{ 0620, 0, "group-writable (mode 0620)" },
+		{ 0660, 0, "group-writable (mode 0660)" },
+	};
+	g_autofree char *dir = g_dir_make_tmp("anser-config-XXXXXX", NULL);
+	g_autofree char *path = g_build_filename(dir, "mode.dae", NULL);
+
+	g_assert_true(g_file_set_contents(path, example, -1, NULL));
+	for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
+		struct anser_config *c = NULL;
+		struct anser_diags d = { 0 };
+		g_assert_cmpint(chmod(path, cases[i].mode), ==, 0);
+		int r = anser_config_parse_file(path, &c, &d);
+		if (cases[i].ok) {
+			g_assert_cmpint(r, ==, 0);
+			anser_config_free(c);
+		} else {
+			g_assert_cmpint(r, ==, -EPERM);
+			g_assert_null(c);
+			g_assert_cmpuint(d.n, ==, 1);
+			g_assert_nonnull(strstr(d.v[0].message, cases[i].what));
+			g_autofree char *fix = g_strdup_printf("run 'chmod 600 %s'", path);
+			g_assert_nonnull(strstr(d.v[0].message, fix));
+		}
+		anser_diags_clear(&d);
+	}
+	g_unlink(path);
+	g_rmdir(dir);
+}
+
 static void test_file(void)
 {
 	g_autofree char *dir = g_dir_make_tmp("anser-config-XXXXXX", NULL);
@@ -374,6 +419,7 @@ static void test_file(void)
 	struct anser_diags d = { 0 };
 
 	g_assert_true(g_file_set_contents(good, example, -1, NULL));
+	g_assert_cmpint(chmod(good, 0600), ==, 0);
 	g_assert_cmpint(anser_config_parse_file(good, &c, &d), ==, 0);
 	g_assert_cmpstr(c->source, ==, good);
 	anser_config_free(c);
@@ -702,6 +748,7 @@ int main(int argc, char **argv)
 	g_test_init(&argc, &argv, NULL);
 	g_test_add_func("/config/example", test_example);
 	g_test_add_func("/config/builtin", test_builtin);
+	g_test_add_func("/config/file-mode", test_file_mode);
 	g_test_add_func("/config/defaults-compact", test_defaults_and_compact);
 	g_test_add_func("/config/dip-forms", test_dip_forms);
 	g_test_add_func("/config/filters", test_filters);
