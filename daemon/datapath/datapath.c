@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <glib.h>
+#include <inttypes.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -53,9 +54,10 @@ struct anser_datapath {
 	uint64_t *log_tail;		  /* per CPU: next index to read */
 	size_t log_heads_len, log_len;
 	unsigned n_cpus;
-	uint64_t log_lost; /* records overwritten before they were read */
-	GHashTable *flows; /* &flow->cookie -> struct anser_flow */
-	GHashTable *procs; /* tgid -> process name (char *) */
+	uint64_t log_lost;	/* records overwritten before they were read */
+	uint64_t log_lost_told; /* log_lost when last logged */
+	GHashTable *flows;	/* &flow->cookie -> struct anser_flow */
+	GHashTable *procs;	/* tgid -> process name (char *) */
 	unsigned prune_at;
 	uint32_t rules_version;
 };
@@ -204,6 +206,12 @@ static void drain_log(struct anser_datapath *dp)
 		}
 		dp->log_tail[cpu] = t;
 	}
+	if (dp->log_lost != dp->log_lost_told) {
+		log_warning("%" PRIu64 " flow records were overwritten before they were read; the "
+			    "connection list misses those flows (routing does not)",
+			    dp->log_lost - dp->log_lost_told);
+		dp->log_lost_told = dp->log_lost;
+	}
 }
 
 int anser_datapath_events_fd(struct anser_datapath *dp)
@@ -280,7 +288,7 @@ static void *map_array(struct bpf_map *map, size_t len)
 	return m == MAP_FAILED ? NULL : m;
 }
 
-/* The flow log, mapped; reading starts at what is there now. */
+/* The flow log, mapped. Its maps are new, so reading starts at index 0. */
 static int map_log(struct anser_datapath *dp)
 {
 	dp->log_heads_len = dp->n_cpus * sizeof(struct anser_log_head);
