@@ -156,6 +156,7 @@ struct decide {
 	__u8 family; /* AF_INET for v4 and v4-mapped destinations */
 	__u8 proto;  /* IPPROTO_TCP / IPPROTO_UDP */
 	__u16 dport; /* BE */
+	__u32 pid;   /* tgid of the caller */
 	__u64 cookie;
 };
 
@@ -408,9 +409,12 @@ static __always_inline int is_v6_builtin_direct(const __u8 *a)
 	return 0;
 }
 
-static __always_inline int skip_socket(void *ctx)
+/* Sockets the hooks leave alone: anserd's own, and other namespaces'.
+ * Notes the caller's tgid in d for the flow record. */
+static __always_inline int skip_socket(void *ctx, struct decide *d)
 {
-	if ((bpf_get_current_pid_tgid() >> 32) == self_tgid)
+	d->pid = bpf_get_current_pid_tgid() >> 32;
+	if (d->pid == self_tgid)
 		return 1;
 	if (netns_cookie && bpf_get_netns_cookie(ctx) != netns_cookie)
 		return 1;
@@ -430,7 +434,7 @@ static __always_inline void set_v4(__u8 *a, __u32 ip)
 #define SET_FLOW_FIELDS(f, d, fl)                                                                  \
 	do {                                                                                       \
 		(f)->cookie = (d)->cookie;                                                         \
-		(f)->pid = bpf_get_current_pid_tgid() >> 32;                                       \
+		(f)->pid = (d)->pid;                                                               \
 		(f)->family = (d)->family;                                                         \
 		(f)->proto = (d)->proto;                                                           \
 		(f)->outbound = (d)->out;                                                          \
@@ -555,7 +559,7 @@ static __always_inline int do_connect(struct bpf_sock_addr *ctx, int v6)
 
 	if (ctx->type != SOCK_STREAM && ctx->type != SOCK_DGRAM)
 		return 1;
-	if (skip_socket(ctx))
+	if (skip_socket(ctx, &d))
 		return 1;
 	c = get_ctl();
 	if (!c || !c->enabled)
@@ -633,7 +637,7 @@ static __always_inline int do_sendmsg(struct bpf_sock_addr *ctx, int v6)
 	struct anser_sk *s;
 	__u32 slot;
 
-	if (skip_socket(ctx))
+	if (skip_socket(ctx, &d))
 		return 1;
 	c = get_ctl();
 	if (!c || !c->enabled)
