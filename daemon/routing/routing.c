@@ -115,6 +115,19 @@ static size_t count_conds(const struct anser_config *cfg, enum anser_cond_type t
 	return n;
 }
 
+/* How many names, CIDRs or ports the conditions of a type list in all. */
+static size_t count_items(const struct anser_config *cfg, enum anser_cond_type type)
+{
+	size_t n = 0;
+	for (size_t r = 0; r < cfg->n_rules; r++)
+		for (size_t k = 0; k < cfg->rules[r].n_conds; k++) {
+			const struct anser_cond *c = &cfg->rules[r].conds[k];
+			if (c->type == type)
+				n += c->n_names + c->n_cidrs + c->n_ports; /* one is set */
+		}
+	return n;
+}
+
 /* ---- pname(): one entry per distinct name ---- */
 
 struct name_ref {
@@ -147,13 +160,9 @@ static bool in_name_group(const struct anser_cond *cond, size_t i, const void *u
 
 static int compile_pnames(const struct anser_config *cfg, unsigned slot, struct anser_compiled *o)
 {
-	size_t n = 0, i = 0;
+	size_t n = count_items(cfg, ANSER_COND_PNAME), i = 0;
 	struct name_ref *refs;
 
-	for (size_t r = 0; r < cfg->n_rules; r++)
-		for (size_t k = 0; k < cfg->rules[r].n_conds; k++)
-			if (cfg->rules[r].conds[k].type == ANSER_COND_PNAME)
-				n += cfg->rules[r].conds[k].n_names;
 	rules_where(cfg, ANSER_COND_PNAME, in_none, NULL, &o->info.pname_default);
 	if (!n)
 		return 0;
@@ -241,7 +250,8 @@ static bool in_condset(const struct anser_cond *cond, size_t i, const void *ud)
  */
 static int compile_dips(const struct anser_config *cfg, unsigned slot, struct anser_compiled *o)
 {
-	size_t n = 0, i = 0, n_conds = count_conds(cfg, ANSER_COND_DIP);
+	size_t n = count_items(cfg, ANSER_COND_DIP), i = 0,
+	       n_conds = count_conds(cfg, ANSER_COND_DIP);
 	size_t words = (n_conds + 63) / 64, u = 0, depth = 0;
 	struct prefix_ref *refs = NULL;
 	uint64_t *sets = NULL;
@@ -249,10 +259,6 @@ static int compile_dips(const struct anser_config *cfg, unsigned slot, struct an
 	int r = -ENOMEM;
 
 	rules_where(cfg, ANSER_COND_DIP, in_none, NULL, &o->info.dip_default);
-	for (size_t q = 0; q < cfg->n_rules; q++)
-		for (size_t k = 0; k < cfg->rules[q].n_conds; k++)
-			if (cfg->rules[q].conds[k].type == ANSER_COND_DIP)
-				n += cfg->rules[q].conds[k].n_cidrs;
 	if (!n)
 		return 0;
 	o->info.lookups |= ANSER_LOOKUP_DIP;
@@ -328,17 +334,13 @@ static int u32_cmp(const void *pa, const void *pb)
  * two such points shares one set of rules. */
 static int compile_ports(const struct anser_config *cfg, struct anser_compiled *o)
 {
-	size_t n = 1;
+	size_t n = 1 + 2 * count_items(cfg, ANSER_COND_DPORT);
 	uint32_t *pts;
 
 	rules_where(cfg, ANSER_COND_DPORT, in_none, NULL, &o->info.port_default);
 	if (!count_conds(cfg, ANSER_COND_DPORT))
 		return 0;
 	o->info.lookups |= ANSER_LOOKUP_DPORT;
-	for (size_t r = 0; r < cfg->n_rules; r++)
-		for (size_t k = 0; k < cfg->rules[r].n_conds; k++)
-			if (cfg->rules[r].conds[k].type == ANSER_COND_DPORT)
-				n += 2 * cfg->rules[r].conds[k].n_ports;
 	pts = calloc(n, sizeof(*pts));
 	o->port_class = calloc(65536, 1);
 	o->port_rules = calloc(ANSER_MAX_PORT_CLASSES, sizeof(*o->port_rules));
