@@ -201,8 +201,7 @@ static void drain_log(struct anser_datapath *dp)
 				dp->log_lost++;
 				continue;
 			}
-			if (ev.type == ANSER_EV_FLOW)
-				on_flow(dp, &ev);
+			on_flow(dp, &ev); /* the log holds flow records only */
 		}
 		dp->log_tail[cpu] = t;
 	}
