@@ -336,7 +336,7 @@ int main(int argc, char **argv)
 	if (!d.config_path)
 		log_info("No config file, running on the built-in default (everything direct)");
 
-	r = anser_datapath_new(d.cgroup, &d.dp);
+	r = anser_datapath_new(d.cgroup, 0, &d.dp);
 	if (r < 0)
 		goto out;
 	struct anser_proxy_opts popts = { .workers = d.workers };

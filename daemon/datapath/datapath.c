@@ -60,6 +60,7 @@ struct anser_datapath {
 	GHashTable *procs;	/* tgid -> process name (char *) */
 	unsigned prune_at;
 	uint32_t rules_version;
+	uint32_t verified_max; /* most instructions the verifier walked for one program */
 };
 
 #define PRUNE_MIN 4096
@@ -300,7 +301,31 @@ static int map_log(struct anser_datapath *dp)
 	return 0;
 }
 
-int anser_datapath_new(const char *cgroup_path, struct anser_datapath **out)
+/* The verifier's work per program: a program near the kernel's limit of a
+ * million instructions is one rule-engine change away from not loading. */
+static void note_verifier(struct anser_datapath *dp, uint64_t usec)
+{
+	struct bpf_program *prog;
+	uint64_t total = 0;
+
+	bpf_object__for_each_program(prog, dp->skel->obj)
+	{
+		struct bpf_prog_info info = { 0 };
+		uint32_t len = sizeof(info);
+		int fd = bpf_program__fd(prog);
+
+		if (fd < 0 || bpf_obj_get_info_by_fd(fd, &info, &len) < 0)
+			continue;
+		total += info.verified_insns;
+		if (info.verified_insns > dp->verified_max)
+			dp->verified_max = info.verified_insns;
+	}
+	log_debug("BPF programs loaded in %" PRIu64 " ms; the verifier walked %" PRIu64
+		  " instructions, at most %" PRIu32 " for one program",
+		  usec / 1000, total, dp->verified_max);
+}
+
+int anser_datapath_new(const char *cgroup_path, unsigned flags, struct anser_datapath **out)
 {
 	struct anser_datapath *dp;
 	char root[4096];
@@ -343,14 +368,17 @@ int anser_datapath_new(const char *cgroup_path, struct anser_datapath **out)
 	dp->n_cpus = (unsigned)ncpu;
 	bpf_map__set_max_entries(dp->skel->maps.log_heads, dp->n_cpus);
 	bpf_map__set_max_entries(dp->skel->maps.flow_log, dp->n_cpus * ANSER_LOG_SLOTS);
+	bpf_program__set_autoload(dp->skel->progs.anser_eval, flags & ANSER_DATAPATH_EVAL);
 	dp->skel->rodata->self_tgid = (uint32_t)getpid();
 	dp->skel->rodata->netns_cookie = cookie;
+	uint64_t t0 = g_get_monotonic_time();
 	r = anser_bpf__load(dp->skel);
 	if (r < 0) {
 		r = log_error_errno(r, "Failed to load BPF programs (kernel >= 6.1 with BTF and "
 				       "root/CAP_BPF+CAP_NET_ADMIN needed): %m");
 		goto fail;
 	}
+	note_verifier(dp, g_get_monotonic_time() - t0);
 	void *m = mmap(NULL, sysconf(_SC_PAGESIZE), PROT_READ | PROT_WRITE, MAP_SHARED,
 		       bpf_map__fd(dp->skel->maps.ctl), 0);
 	if (m == MAP_FAILED) {
@@ -747,7 +775,14 @@ int anser_datapath_list(struct anser_datapath *dp, struct anser_conn_list *out)
 	return 0;
 }
 
+uint32_t anser_datapath_verified_max(struct anser_datapath *dp)
+{
+	return dp ? dp->verified_max : 0;
+}
+
 int anser_datapath_eval_fd(struct anser_datapath *dp)
 {
-	return dp ? bpf_program__fd(dp->skel->progs.anser_eval) : -1;
+	int fd = dp ? bpf_program__fd(dp->skel->progs.anser_eval) : -1;
+
+	return fd < 0 ? -1 : fd; /* not loaded */
 }

@@ -18,8 +18,13 @@
 
 struct anser_datapath;
 
+enum {
+	/* Also load the rule engine's test entry (anser_datapath_eval_fd). */
+	ANSER_DATAPATH_EVAL = 1 << 0,
+};
+
 /* cgroup_path NULL: the cgroup2 root found in /proc/self/mounts. */
-int anser_datapath_new(const char *cgroup_path, struct anser_datapath **out);
+int anser_datapath_new(const char *cgroup_path, unsigned flags, struct anser_datapath **out);
 void anser_datapath_free(struct anser_datapath *dp);
 
 /* The cgroup2 mount point (e.g. /sys/fs/cgroup/unified), or -ENOENT. */
@@ -59,7 +64,12 @@ int anser_datapath_list(struct anser_datapath *dp, struct anser_conn_list *out);
 int anser_datapath_events_fd(struct anser_datapath *dp);
 void anser_datapath_drain(struct anser_datapath *dp);
 
-/* File descriptor of the eval test program (tests only), or -1. */
+/* The most instructions the kernel's verifier walked for one of our
+ * programs when they were loaded (its limit is 1,000,000). */
+uint32_t anser_datapath_verified_max(struct anser_datapath *dp);
+
+/* File descriptor of the eval test program, or -1 when the datapath was
+ * made without ANSER_DATAPATH_EVAL. */
 int anser_datapath_eval_fd(struct anser_datapath *dp);
 
 /* Helpers for anser_flow fields (flow.c). */

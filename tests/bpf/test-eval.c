@@ -171,6 +171,44 @@ static void load(const char *rules, bool flip)
 	g_free(text);
 }
 
+/* Every rule position the kernel's rule sets have (each bit of every
+ * word) is found as the first match: rule i catches 10.i/256.i%256.0/24. */
+static void test_every_position(void)
+{
+	GString *rules = g_string_new(NULL);
+
+	for (unsigned i = 0; i < ANSER_MAX_RULES - 1; i++)
+		g_string_append_printf(rules, "dip(10.%u.%u.0/24) -> %s\n", i / 256, i % 256,
+				       i % 3 == 0 ? "block" : "proxy");
+	load(rules->str, true);
+	for (unsigned i = 0; i < ANSER_MAX_RULES - 1; i++) {
+		char addr[32];
+		int out, rule;
+		g_snprintf(addr, sizeof(addr), "10.%u.%u.7", i / 256, i % 256);
+		eval("tcp", addr, 80, "x", &out, &rule);
+		g_assert_cmpint(rule, ==, (int)i);
+		g_assert_cmpint(out, ==, i % 3 == 0 ? 1 : 2);
+	}
+	int out, rule;
+	eval("tcp", "10.255.0.7", 80, "x", &out, &rule);
+	g_assert_cmpint(rule, ==, -1);
+	g_assert_cmpint(out, ==, 0);
+	g_string_free(rules, TRUE);
+}
+
+/* The verifier walks each program's paths at load time; the kernel stops
+ * at a million instructions. Stay far below, so rule engine changes
+ * show up here long before a kernel refuses the programs (and loading
+ * stays fast: walking a million took over a second). */
+static void test_verifier_budget(void)
+{
+	uint32_t n = anser_datapath_verified_max(dp);
+
+	g_test_message("most instructions verified for one program: %u", n);
+	g_assert_cmpuint(n, >, 0);
+	g_assert_cmpuint(n, <, 150000);
+}
+
 static void test_fixture(gconstpointer data)
 {
 	const struct fixture *f = data;
@@ -221,7 +259,7 @@ int main(int argc, char **argv)
 	}
 	g_test_init(&argc, &argv, NULL);
 	anser_log_set_level(ANSER_LOG_WARNING);
-	int r = anser_datapath_new(NULL, &dp);
+	int r = anser_datapath_new(NULL, ANSER_DATAPATH_EVAL, &dp);
 	if (r < 0) {
 		g_printerr("cannot load the BPF object: %s\n", strerror(-r));
 		return 1;
@@ -237,6 +275,8 @@ int main(int argc, char **argv)
 	g_test_add_func("/bpf/slots/flip", test_slot_flip);
 	g_test_add_func("/bpf/slots/reuse-cleans", test_slot_reuse_cleans);
 	g_test_add_func("/bpf/eval/random-rules", test_random_rules);
+	g_test_add_func("/bpf/eval/every-rule-position", test_every_position);
+	g_test_add_func("/bpf/verifier-budget", test_verifier_budget);
 	r = g_test_run();
 	anser_datapath_free(dp);
 	return r;
