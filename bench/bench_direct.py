@@ -3,34 +3,39 @@
 """Direct traffic with anserd running vs. not running, side by side.
 
 appB (not matched by any rule, so direct) measures
-  - TCP throughput: iperf3 -c for SECONDS, receiver bits/s
-  - connect latency: N sequential connect()s to a plain accept-and-close
-    server, median and p99
-in the same namespaces. Each round runs three modes back to back: "no
-anserd", "anserd attached" and a control, anserd running with its hooks on
-an empty cgroup (ABC, then CBA in the next round). In the control no
-program of anserd runs for appB (only the kernel's wrapper for cgroup
-sock_addr programs, which every connect() on the machine passes once any
-is attached), so its ratio shows mostly how far this host alone moves the
-numbers. Rounds run
-with the client pinned to CPU 1 (iperf3's server to CPU 0). The ratio of a
-metric is the median over rounds of the round's anserd / none ratio:
-pairing within a round cancels the host's slow drift, which over minutes is
-larger than the effect measured. Then, with anserd running, the
-"interleaved" rows: one client moves itself every 100 connects between a
-cgroup with no hooks and anserd's cgroup (ABBA), ROUNDS runs of 2N connects;
-this resolves differences far below the rounds' noise, but misses the
-kernel's sock_addr wrapper, which the hookless side pays too once any
-such program is attached. anserd runs with a config that proxies
-appA and has a few more rules, so the hooks do real rule evaluation for
-appB's flows.
+  - connect latency: sequential connect()s to a C accept-and-close server
+    in another namespace, median and p99 per run (client pinned to CPU 1,
+    server to CPU 0);
+  - TCP throughput: iperf3 -c for SECONDS, receiver bits/s.
+Every round runs three modes back to back, each with anserd started for
+it and stopped after: "none" (no anserd), "anserd" (attached to appB's
+cgroup) and "control" (anserd running with its hooks on an empty cgroup,
+so no program of anserd runs for appB: its ratio shows how far this host
+alone moves the numbers). Odd rounds run ABC, even ones CBA. The latency
+rounds all run first, then the throughput rounds, so the modes' connect
+runs are a few tenths of a second apart, not a whole iperf3 run.
 
-Usage: bench/bench_direct.py [--rounds 9] [--seconds 5] [--connects 5000]
+A ratio is the median over rounds of the round's mode / none ratio:
+pairing within a round cancels the host's drift, which over minutes is
+larger than the effect measured. Each ratio comes with a distribution-free
+95% confidence interval of that median (order statistics of the rounds).
+
+Then, with anserd running, the "interleaved" rows: one client moves itself
+every 100 connects between a cgroup with no hooks and anserd's cgroup
+(ABBA), ROUNDS runs of 2 x CONNECTS; finer still, but it misses the
+kernel's wrapper for sock_addr programs, which the hookless side pays too
+once any such program is attached.
+
+anserd runs with a config that proxies appA and has a few more rules, so
+the hooks do real rule evaluation (a trie lookup included) for appB.
+
+Usage: bench/bench_direct.py [--rounds 21] [--connects 10000] [--seconds 2]
        [--no-throughput]
 Needs root, iperf3, and a build in ./build (or ANSER_BUILD_DIR).
 """
 import argparse
 import json
+import math
 import os
 import shutil
 import statistics
@@ -69,14 +74,62 @@ def connects(env, n):
     fields = dict(kv.split("=") for kv in r.stdout.split() if "=" in kv)
     if "median_us" not in fields:
         raise RuntimeError("tcpconn failed: " + r.stdout)
-    return float(fields["median_us"]), float(fields["p99_us"])
+    return float(fields["median_us"]), float(fields["p99_us"]), float(fields["mean_us"])
+
+
+def median_ci(xs):
+    """Median of xs and a distribution-free ~95% confidence interval for
+    it: the k-th smallest and k-th largest value, k the largest with
+    P(Binomial(n, 1/2) < k) <= 2.5%."""
+    n = len(xs)
+    s = sorted(xs)
+    k, below = 0, 0.0
+    while k < n // 2:
+        below += math.comb(n, k) / 2 ** n
+        if below > 0.025:
+            break
+        k += 1
+    if k == 0:
+        return statistics.median(s), None, None  # too few rounds for an interval
+    return statistics.median(s), s[k - 1], s[n - k]
+
+
+def fmt_ratio(xs):
+    m, lo, hi = median_ci(xs)
+    if lo is None:
+        return "%.3f" % m
+    return "%.3f (%.3f-%.3f)" % (m, lo, hi)
+
+
+MODES = ("none", "anserd", "control")
+
+
+def run_rounds(env, a, cfg, plain, name, measure):
+    """ROUNDS rounds of the three modes, ABC then CBA; measure(env) gives a
+    tuple of numbers. Returns {mode: [tuple per round]}."""
+    res = {m: [] for m in MODES}
+    for rnd in range(a.rounds):
+        for mode in (MODES if rnd % 2 == 0 else MODES[::-1]):
+            if mode == "anserd":
+                env.start_anserd(cfg)
+            elif mode == "control":
+                env.start_anserd(cfg, cgroup=plain)
+            try:
+                v = measure(env)
+            finally:
+                if mode != "none":
+                    env.stop_anserd()
+            res[mode].append(v)
+            print("%s round %2d %-7s  %s" % (name, rnd + 1, mode,
+                                            "  ".join("%8.2f" % x for x in v)), flush=True)
+    return res
 
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--rounds", type=int, default=9)
-    ap.add_argument("--seconds", type=int, default=5)
-    ap.add_argument("--connects", type=int, default=5000)
+    ap.add_argument("--rounds", type=int, default=21)
+    ap.add_argument("--seconds", type=int, default=2)
+    ap.add_argument("--connects", type=int, default=10000)
     ap.add_argument("--no-throughput", action="store_true", help="connect latency only")
     a = ap.parse_args()
     if a.rounds < 3:
@@ -96,67 +149,75 @@ def main():
         # The control: anserd running with its hooks on a cgroup of its own
         # that no app is in (see the docstring).
         plain = env.setup_cgroup("-plain")
-        metrics = ("tput", "med", "p99")
-        modes = ("none", "anserd", "control")
-        res = {m: {k: [] for k in metrics} for m in modes}
-        for rnd in range(a.rounds):
-            # ABC then CBA, so no mode always runs first or last.
-            for mode in (modes if rnd % 2 == 0 else modes[::-1]):
-                if mode == "anserd":
-                    env.start_anserd(cfg)
-                elif mode == "control":
-                    env.start_anserd(cfg, cgroup=plain)
-                t = 0.0 if a.no_throughput else iperf(env, a.seconds)
-                connects(env, 1000)  # warm-up after the pause and anserd's start
-                med, p99 = connects(env, a.connects)
-                if mode != "none":
-                    env.stop_anserd()
-                for k, v in zip(metrics, (t, med, p99)):
-                    res[mode][k].append(v)
-                print("round %d %-7s  %8.2f Gbit/s  connect median %7.1f us  p99 %7.1f us"
-                      % (rnd + 1, mode, t / 1e9, med, p99), flush=True)
+
+        def latency(env):
+            connects(env, 500)  # warm-up after anserd's start
+            return connects(env, a.connects)
+
+        print("connect latency: %d rounds of %d connects per mode (median, p99, mean in us)"
+              % (a.rounds, a.connects), flush=True)
+        lat = run_rounds(env, a, cfg, plain, "latency", latency)
+        tput = None
+        if not a.no_throughput:
+            print("throughput: %d rounds of iperf3 -t %d per mode (Gbit/s)"
+                  % (a.rounds, a.seconds), flush=True)
+            tput = run_rounds(env, a, cfg, plain, "throughput",
+                              lambda env: (iperf(env, a.seconds) / 1e9,))
         # Interleaved: one process, anserd running throughout, moving itself
         # every 100 connects between a cgroup of its own (no hooks: what a
-        # machine without anserd runs) and anserd's cgroup. Both sides see
-        # the same host state, so this resolves far smaller differences than
-        # the rounds above; it leaves out only anserd's idle process.
+        # machine without anserd runs) and anserd's cgroup.
         env.start_anserd(cfg)
         inter = []
         for rnd in range(a.rounds):
             r = env.app("appB", "tcpconn-ab", S4, SINK, 2 * a.connects, plain, env.cg,
-                        timeout=120, cpu=1)
+                        timeout=300, cpu=1)
             f = dict(kv.split("=") for kv in r.stdout.split() if "=" in kv)
             if "a_median_us" not in f:
                 raise RuntimeError("tcpconn-ab failed: " + r.stdout)
             inter.append([float(f[k]) for k in ("a_median_us", "b_median_us", "a_p99_us",
-                                                "b_p99_us")])
-            print("interleaved %d  connect median %6.2f / %6.2f us  p99 %6.1f / %6.1f us"
-                  % ((rnd + 1,) + tuple(inter[-1])), flush=True)
+                                                "b_p99_us", "a_mean_us", "b_mean_us")])
+            print("interleaved %2d  connect median %6.2f / %6.2f us  p99 %6.1f / %6.1f us"
+                  "  mean %6.2f / %6.2f us" % ((rnd + 1,) + tuple(inter[-1])), flush=True)
         env.stop_anserd()
-        m = {mode: {k: statistics.median(v) for k, v in d.items()} for mode, d in res.items()}
 
-        def ratio(k, mode="anserd"):
-            return statistics.median(x / y for x, y in zip(res[mode][k], res["none"][k]))
+        def ratios(res, i, mode):
+            return [x[i] / y[i] for x, y in zip(res[mode], res["none"])]
+
+        def med(res, i, mode):
+            return statistics.median(x[i] for x in res[mode])
 
         print()
-        print("| metric (median of %d rounds) | no anserd | anserd running | ratio |"
-              " control ratio |" % a.rounds)
+        print("| metric (%d rounds) | no anserd | anserd running | ratio (95%% CI) |"
+              " control ratio (95%% CI) |" % a.rounds)
         print("|---|---|---|---|---|")
-        rows = [("appB direct TCP throughput", "tput", 1e9, "%.2f Gbit/s")] if not \
-            a.no_throughput else []
-        rows += [("appB connect latency, median", "med", 1, "%.1f us"),
-                 ("appB connect latency, p99", "p99", 1, "%.1f us")]
-        for name, k, div, fmt in rows:
-            print(("| %s | " + fmt + " | " + fmt + " | %.3f | %.3f |")
-                  % (name, m["none"][k] / div, m["anserd"][k] / div, ratio(k),
-                     ratio(k, "control")))
+        rows = [("appB connect latency, median", lat, 0, "%.2f us"),
+                ("appB connect latency, mean", lat, 2, "%.2f us"),
+                ("appB connect latency, p99", lat, 1, "%.1f us")]
+        if tput:
+            rows.append(("appB direct TCP throughput", tput, 0, "%.2f Gbit/s"))
+        for name, res, i, fmt in rows:
+            print(("| %s | " + fmt + " | " + fmt + " | %s | %s |")
+                  % (name, med(res, i, "none"), med(res, i, "anserd"),
+                     fmt_ratio(ratios(res, i, "anserd")), fmt_ratio(ratios(res, i, "control"))))
         col = list(zip(*inter))
-        print("| appB connect latency, median, interleaved | %.2f us | %.2f us | %.3f | |"
-              % (statistics.median(col[0]), statistics.median(col[1]),
-                 statistics.median(b / a for a, b in zip(col[0], col[1]))))
-        print("| appB connect latency, p99, interleaved | %.1f us | %.1f us | %.3f | |"
-              % (statistics.median(col[2]), statistics.median(col[3]),
-                 statistics.median(b / a for a, b in zip(col[2], col[3]))))
+        for name, i, fmt in (("median", 0, "%.2f us"), ("mean", 4, "%.2f us"),
+                             ("p99", 2, "%.1f us")):
+            print(("| appB connect latency, %s, interleaved | " + fmt + " | " + fmt
+                   + " | %s | |") % (name, statistics.median(col[i]),
+                                      statistics.median(col[i + 1]),
+                                      fmt_ratio([b / a for a, b in zip(col[i], col[i + 1])])))
+        # The goal: direct traffic within 2% of no anserd.
+        lat_r = median_ci(ratios(lat, 0, "anserd"))[0]
+        mean_r = median_ci(ratios(lat, 2, "anserd"))[0]
+        verdict = ["connect median x%.3f" % lat_r, "connect mean x%.3f" % mean_r]
+        ok = lat_r <= 1.02 and mean_r <= 1.02
+        if tput:
+            tput_r = median_ci(ratios(tput, 0, "anserd"))[0]
+            verdict.append("throughput x%.3f" % tput_r)
+            ok = ok and tput_r >= 0.98
+        print()
+        print("direct traffic within 2%% of no anserd: %s (%s)"
+              % ("yes" if ok else "NO", ", ".join(verdict)))
     finally:
         env.close()
 

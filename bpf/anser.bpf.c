@@ -357,9 +357,9 @@ static __always_inline void emit_proc(const struct proc_info *p)
 
 /* The calling thread's proc_info, current for the rules of `slot`; NULL
  * only when the kernel has no memory for it (the caller fails open). */
-static __always_inline struct proc_info *get_proc(__u32 slot, const struct anser_gen_info *gi)
+static __always_inline struct proc_info *get_proc(struct task_struct *task, __u32 slot,
+						  const struct anser_gen_info *gi)
 {
-	struct task_struct *task = bpf_get_current_task_btf();
 	struct proc_info *p;
 
 	p = bpf_task_storage_get(&proc_store, task, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
@@ -406,16 +406,25 @@ static __always_inline int is_v6_builtin_direct(const __u8 *a)
 	return 0;
 }
 
-/* Sockets the hooks leave alone: anserd's own, and other namespaces'.
- * Notes the caller's tgid in d for the flow record. */
-static __always_inline int skip_socket(void *ctx, struct decide *d)
+/* The calling thread, its tgid noted in d for the flow record; NULL for
+ * anserd's own threads, whose sockets the hooks leave alone. One helper
+ * call: the tgid is a plain load through the task's BTF pointer. */
+static __always_inline struct task_struct *caller(struct decide *d)
 {
-	d->pid = bpf_get_current_pid_tgid() >> 32;
-	if (d->pid == self_tgid)
-		return 1;
-	if (netns_cookie && bpf_get_netns_cookie(ctx) != netns_cookie)
-		return 1;
-	return 0;
+	struct task_struct *task = bpf_get_current_task_btf();
+
+	d->pid = task->tgid;
+	return d->pid == self_tgid ? NULL : task;
+}
+
+/* Sockets of other network namespaces are not steered or blocked:
+ * anserd's listeners are in its own. Asked only before doing either, so a
+ * direct connect() does not pay for it; such a socket's direct flow is
+ * recorded, and the connection list drops it when it does not find the
+ * socket in anserd's namespace. */
+static __always_inline int foreign_netns(void *ctx)
+{
+	return netns_cookie && bpf_get_netns_cookie(ctx) != netns_cookie;
 }
 
 static __always_inline void set_v4(__u8 *a, __u32 ip)
@@ -548,6 +557,7 @@ static __always_inline __u32 alloc_udp_id(struct anser_ctl *c)
 static __always_inline int do_connect(struct bpf_sock_addr *ctx, int v6)
 {
 	struct decide d = {};
+	struct task_struct *task;
 	struct anser_gen_info *gi;
 	struct proc_info *p;
 	struct anser_ctl *c;
@@ -556,7 +566,8 @@ static __always_inline int do_connect(struct bpf_sock_addr *ctx, int v6)
 
 	if (ctx->type != SOCK_STREAM && ctx->type != SOCK_DGRAM)
 		return 1;
-	if (skip_socket(ctx, &d))
+	task = caller(&d);
+	if (!task)
 		return 1;
 	c = get_ctl();
 	if (!c || !c->enabled)
@@ -572,10 +583,12 @@ static __always_inline int do_connect(struct bpf_sock_addr *ctx, int v6)
 	gi = active_rules(c, &slot);
 	if (!gi)
 		return 1;
-	p = get_proc(slot, gi);
+	p = get_proc(task, slot, gi);
 	if (!p)
 		return 1; /* no memory: fail open */
 	evaluate(&d, slot, gi, &p->rules);
+	if (d.out != ANSER_OUT_DIRECT && foreign_netns(ctx))
+		return 1;
 	d.cookie = bpf_get_socket_cookie(ctx);
 
 	if (d.out == ANSER_OUT_BLOCK)
@@ -628,13 +641,15 @@ static __always_inline int do_sendmsg(struct bpf_sock_addr *ctx, int v6)
 	struct anser_udp_key k = {};
 	struct udp_id_val v = {};
 	struct udp_id_val *cached;
+	struct task_struct *task;
 	struct anser_gen_info *gi;
 	struct proc_info *p;
 	struct anser_ctl *c;
 	struct anser_sk *s;
 	__u32 slot;
 
-	if (skip_socket(ctx, &d))
+	task = caller(&d);
+	if (!task)
 		return 1;
 	c = get_ctl();
 	if (!c || !c->enabled)
@@ -654,10 +669,12 @@ static __always_inline int do_sendmsg(struct bpf_sock_addr *ctx, int v6)
 		v = *cached;
 	} else {
 		__u8 flags = 0;
+		if (foreign_netns(ctx))
+			return 1; /* not cached: rare, and cheap enough */
 		gi = active_rules(c, &slot);
 		if (!gi)
 			return 1;
-		p = get_proc(slot, gi);
+		p = get_proc(task, slot, gi);
 		if (!p)
 			return 1;
 		evaluate(&d, slot, gi, &p->rules);

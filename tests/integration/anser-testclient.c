@@ -11,13 +11,13 @@
  *                                  "from=ADDR reply=..."
  *   udpc HOST PORT MSG             same over a connect()ed socket
  *   tcpconn HOST PORT N            N sequential connect()+close(); prints
- *                                  "connects=N median_us=X p99_us=Y"
+ *                                  "connects=N median_us=X p99_us=Y mean_us=Z"
  *   tcpconn-ab HOST PORT N CG_A CG_B
  *                                  N connects in blocks of 100, moving itself
  *                                  between cgroup directories CG_A and CG_B
  *                                  (ABBA) between blocks, so both sides run
  *                                  interleaved; prints "a_median_us=X
- *                                  b_median_us=Y a_p99_us=.. b_p99_us=.."
+ *                                  b_median_us=Y a_p99_us=.. b_p99_us=.. a_mean_us=.. b_mean_us=.."
  *   tcpsink PORT                   accept and close TCP connections on
  *                                  [::]:PORT until killed (for tcpconn:
  *                                  no accept queue overflow, no SYN retries);
@@ -185,6 +185,15 @@ static int cmp_double(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+static double mean_of(const double *v, int n)
+{
+	double sum = 0;
+
+	for (int i = 0; i < n; i++)
+		sum += v[i];
+	return n ? sum / n : 0;
+}
+
 /* Time one connect()+close() to ss, in microseconds; -1 on error. */
 static double time_connect(const struct sockaddr_storage *ss, socklen_t len)
 {
@@ -224,8 +233,10 @@ static int do_tcpconn(const char *host, const char *port, int n)
 			return 2;
 		}
 	}
+	double mean = mean_of(us, n);
 	qsort(us, (size_t)n, sizeof(*us), cmp_double);
-	printf("connects=%d median_us=%.1f p99_us=%.1f\n", n, us[n / 2], us[(n * 99) / 100]);
+	printf("connects=%d median_us=%.1f p99_us=%.1f mean_us=%.2f\n", n, us[n / 2],
+	       us[(n * 99) / 100], mean);
 	free(us);
 	return 0;
 }
@@ -271,10 +282,13 @@ static int do_tcpconn_ab(const char *host, const char *port, int n, const char *
 			v[side][cnt[side]++] = us;
 		}
 	}
+	double mean[2] = { mean_of(v[0], cnt[0]), mean_of(v[1], cnt[1]) };
 	for (int s = 0; s < 2; s++)
 		qsort(v[s], (size_t)cnt[s], sizeof(double), cmp_double);
-	printf("a_median_us=%.2f b_median_us=%.2f a_p99_us=%.1f b_p99_us=%.1f\n", v[0][cnt[0] / 2],
-	       v[1][cnt[1] / 2], v[0][(cnt[0] * 99) / 100], v[1][(cnt[1] * 99) / 100]);
+	printf("a_median_us=%.2f b_median_us=%.2f a_p99_us=%.1f b_p99_us=%.1f a_mean_us=%.2f "
+	       "b_mean_us=%.2f\n",
+	       v[0][cnt[0] / 2], v[1][cnt[1] / 2], v[0][(cnt[0] * 99) / 100],
+	       v[1][(cnt[1] * 99) / 100], mean[0], mean[1]);
 	free(v[0]);
 	free(v[1]);
 	return 0;

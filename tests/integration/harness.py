@@ -196,9 +196,9 @@ socks pass {
             self.cg = cg
         return cg
 
-    def app(self, name, *args, timeout=30, background=False, binary=CLIENT, cpu=None):
+    def app(self, name, *args, timeout=30, background=False, binary=CLIENT, cpu=None, role="h"):
         """Run BINARY (the test client by default) as NAME inside the test
-        cgroup in ns h, pinned to CPU if given."""
+        cgroup in ns ROLE (h: anserd's), pinned to CPU if given."""
         # One directory per program, so one name can run several programs.
         d = os.path.join(self.bin, os.path.basename(binary))
         exe = os.path.join(d, name)
@@ -206,7 +206,7 @@ socks pass {
             os.makedirs(d, exist_ok=True)
             shutil.copy(binary, exe)
         pin = ["taskset", "-c", str(cpu)] if cpu is not None else []
-        cmd = self.nsexec("h") + ["sh", "-c", 'echo $$ > "$0"/cgroup.procs && exec "$@"',
+        cmd = self.nsexec(role) + ["sh", "-c", 'echo $$ > "$0"/cgroup.procs && exec "$@"',
                                   self.cg] + pin + [exe] + [str(a) for a in args]
         if background:
             return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,

@@ -141,6 +141,24 @@ def t_block(env):
            "blocked datagram should fail: " + u.stdout)
 
 
+def t_other_netns(env):
+    """Apps of the cgroup in another network namespace are neither steered
+    (anserd's listeners are not there) nor blocked: they go direct."""
+    base(env, rules="pname(appA) -> proxy\n    pname(appC) -> block")
+    for name in ("appA", "appC"):
+        t = env.app(name, "tcp", S4, WEB, role="s")
+        expect(t.returncode == 0 and seen_as(t.stdout) == S4,
+               "%s in another netns should go direct: %s" % (name, t.stdout))
+        u = env.app(name, "udp", S4, WEB, "x", role="s")
+        expect(u.returncode == 0 and "reply=ECHO %s x" % S4 in u.stdout,
+               "%s's UDP in another netns should go direct: %s" % (name, u.stdout))
+    # In anserd's namespace the same rules apply.
+    a = env.app("appA", "tcp", S4, WEB)
+    expect(seen_as(a.stdout) == P4, "appA in anserd's netns goes via the proxy: " + a.stdout)
+    c = env.app("appC", "tcp", S4, WEB)
+    expect(c.returncode == 2, "appC in anserd's netns is blocked: " + c.stdout)
+
+
 def check_udp(env, server, proxy_addr, connected=False):
     mode = "udpc" if connected else "udp"
     a = env.app("appA", mode, server, WEB, "hello")
@@ -329,6 +347,7 @@ TESTS = {
     "hash": t_hash,
     "pname_long": t_pname_long,
     "block": t_block,
+    "other_netns": t_other_netns,
     "udp_v4": t_udp_v4,
     "udp_v6": t_udp_v6,
     "kill9": t_kill9,
