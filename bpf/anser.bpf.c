@@ -13,8 +13,8 @@
  *       id into skb->mark, which anserd reads with SO_RCVMARK. recvmsg4/6
  *       turn the source of replies back into the remote's address.
  *
- * Direct flows cost one small ring buffer record (for the connection list)
- * and nothing else; no per-packet work happens for them. What depends
+ * Direct flows cost one flow log record (for the connection list) and
+ * nothing else; no per-packet work happens for them. What depends
  * only on the process (its name, the pname() conditions it meets) is
  * worked out once per thread and rule generation and kept in task storage.
  */
