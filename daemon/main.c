@@ -31,6 +31,7 @@ struct daemon {
 	char *cgroup;
 	char *bus_address;
 	bool no_bus;
+	bool validate; /* --validate: diagnostics with source excerpts, then exit */
 	unsigned workers;
 	int log_level_cli; /* -1: from config */
 	const char *state;
@@ -98,10 +99,23 @@ static int load_config(struct daemon *d, struct anser_config **out, char **messa
 			return r;
 		}
 	}
-	char *text = anser_diags_format(&diags);
+	char *text = d->validate ? anser_diags_format_excerpts(&diags) : anser_diags_format(&diags);
+	if (d->validate && text && *text) {
+		size_t errors = anser_diags_errors(&diags), warnings = diags.n - errors;
+		char *summary;
+		if (asprintf(&summary, "%s%zu error%s, %zu warning%s", text, errors,
+			     errors == 1 ? "" : "s", warnings, warnings == 1 ? "" : "s") >= 0) {
+			free(text);
+			text = summary;
+		}
+	}
 	anser_diags_clear(&diags);
-	if (r >= 0 && text && *text)
-		log_warning("%s", text);
+	if (r >= 0 && text && *text) {
+		if (d->validate)
+			fprintf(stderr, "%s\n", text);
+		else
+			log_warning("%s", text);
+	}
 	if (r < 0 && message) {
 		/* The caller owns the diagnostics from here. */
 		*message = text && *text ? text : strdup("configuration rejected");
@@ -237,7 +251,9 @@ static void usage(FILE *f)
 		"      --no-bus            do not connect to D-Bus\n"
 		"      --workers=N         relay threads (default: one per CPU)\n"
 		"      --log-level=LEVEL   error, warning, notice, info, debug\n"
-		"      --check             parse the config, print diagnostics, exit\n"
+		"      --validate          check the config (also against the kernel's\n"
+		"                          limits), print every problem with its line and a\n"
+		"                          caret, exit 0 if it can be used (--check: the same)\n"
 		"  -h, --help              this text\n"
 		"      --version           print the version\n",
 		DEFAULT_CONFIG);
@@ -254,6 +270,7 @@ int main(int argc, char **argv)
 		{ "workers", required_argument, NULL, OPT_WORKERS },
 		{ "log-level", required_argument, NULL, OPT_LOG },
 		{ "check", no_argument, NULL, OPT_CHECK },
+		{ "validate", no_argument, NULL, OPT_CHECK },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, OPT_VER },
 		{ 0 },
@@ -300,6 +317,7 @@ int main(int argc, char **argv)
 			break;
 		case OPT_CHECK:
 			check_only = true;
+			d.validate = true;
 			break;
 		case 'h':
 			usage(stdout);

@@ -20,6 +20,7 @@
 #define CFG_MAX_NODES	  4096
 #define CFG_MAX_NAME	  63  /* node, group and process names, bytes */
 #define CFG_MAX_DIAGS	  100 /* then "too many errors" and stop */
+#define CFG_MAX_EXCERPT	  300 /* bytes of a source line quoted under a diagnostic */
 #define CFG_MAX_FILTERS	  64  /* filter: lines per group */
 
 void *cfg_malloc0(size_t n);
@@ -44,6 +45,8 @@ struct cfg_pos {
 struct cfg_diag_sink {
 	struct anser_diags *d;
 	const char *file;
+	const char *src; /* the file's text, for the lines diagnostics quote */
+	size_t len;
 	size_t n_errors;
 	bool full; /* CFG_MAX_DIAGS reached: stop parsing */
 };

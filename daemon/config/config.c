@@ -25,7 +25,10 @@ int anser_config_parse_string(const char *name, const char *text, size_t len,
 	struct anser_diags *d = diags ? diags : &scratch;
 	size_t first = d->n;
 	struct cfg_parser p = {
-		.sink = { .d = d, .file = name ? name : "<input>" },
+		.sink = { .d = d,
+			  .file = name ? name : "<input>",
+			  .src = text,
+			  .len = text && len <= CFG_MAX_FILE_SIZE ? len : 0 },
 	};
 	int r = 0;
 

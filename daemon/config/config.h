@@ -20,6 +20,7 @@ struct anser_diag {
 	unsigned col;  /* 1-based, in bytes */
 	bool warning;  /* false: error */
 	char *message; /* "unknown outbound 'proxyy' (did you mean 'proxy'?)" */
+	char *source;  /* the text of that line, or NULL */
 };
 
 struct anser_diags {
@@ -30,6 +31,21 @@ struct anser_diags {
 void anser_diags_clear(struct anser_diags *d);
 /* "file:line:col: error: message" lines, caller frees. */
 char *anser_diags_format(const struct anser_diags *d);
+/* The same, each followed by its source line and a caret under the column:
+ *
+ *   my.dae:3:17: error: unknown outbound 'proxyy' (did you mean 'proxy'?)
+ *       pname(x) -> proxyy
+ *                   ^
+ */
+char *anser_diags_format_excerpts(const struct anser_diags *d);
+/* The same, each followed by its source line (read again from the file
+ * the diagnostic names) and a caret under the column:
+ *
+ *   my.dae:3:12: error: unknown outbound 'proxyy' (did you mean 'proxy'?)
+ *       pname(x) -> proxyy
+ *                   ^
+ * Diagnostics without a line, or whose file cannot be read, get none. */
+char *anser_diags_format_excerpts(const struct anser_diags *d);
 size_t anser_diags_errors(const struct anser_diags *d);
 
 enum anser_node_proto {

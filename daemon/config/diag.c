@@ -13,6 +13,7 @@ void anser_diags_clear(struct anser_diags *d)
 	for (size_t i = 0; i < d->n; i++) {
 		free(d->v[i].file);
 		free(d->v[i].message);
+		free(d->v[i].source);
 	}
 	free(d->v);
 	d->v = NULL;
@@ -28,7 +29,22 @@ size_t anser_diags_errors(const struct anser_diags *d)
 	return n;
 }
 
-char *anser_diags_format(const struct anser_diags *d)
+/* A caret under byte column `col` of `line`: tabs are kept so it lines up,
+ * and a UTF-8 character takes one column. */
+static void print_excerpt(FILE *f, const char *line, unsigned col)
+{
+	fprintf(f, "    %s\n    ", line);
+	for (size_t i = 0; i + 1 < col && line[i]; i++) {
+		unsigned char ch = (unsigned char)line[i];
+		if (ch == '\t')
+			fputc('\t', f);
+		else if ((ch & 0xc0) != 0x80)
+			fputc(' ', f);
+	}
+	fputs("^\n", f);
+}
+
+static char *format(const struct anser_diags *d, bool excerpts)
 {
 	char *buf = NULL;
 	size_t size = 0;
@@ -44,6 +60,8 @@ char *anser_diags_format(const struct anser_diags *d)
 				g->message);
 		else
 			fprintf(f, "%s: %s: %s\n", g->file, kind, g->message);
+		if (excerpts && g->line && g->source)
+			print_excerpt(f, g->source, g->col);
 	}
 	if (fclose(f) != 0) {
 		free(buf);
@@ -52,16 +70,76 @@ char *anser_diags_format(const struct anser_diags *d)
 	return buf;
 }
 
-static void push(struct anser_diags *d, const char *file, unsigned line, unsigned col, bool warning,
-		 char *message)
+char *anser_diags_format(const struct anser_diags *d)
 {
+	return format(d, false);
+}
+
+char *anser_diags_format_excerpts(const struct anser_diags *d)
+{
+	return format(d, true);
+}
+
+/* Passwords in links ("socks5://user:secret@host", or a quoted
+ * 'user:secret@host') become '*': the excerpt may end up in a terminal
+ * log or a bug report. */
+static void mask_secrets(char *s)
+{
+	for (char *at = strchr(s, '@'); at; at = strchr(at + 1, '@')) {
+		char *start = at, *colon = NULL;
+		while (start > s && !strchr("/'\" \t(,", start[-1]))
+			start--;
+		if (start == s || !strchr("/'\"", start[-1]))
+			continue; /* not a link's userinfo (e.g. geosite:cn@cn) */
+		for (char *q = start; q < at; q++)
+			if (*q == ':' && !colon)
+				colon = q;
+		if (colon)
+			memset(colon + 1, '*', (size_t)(at - colon - 1));
+	}
+}
+
+/* Line `line` (1-based) of src, without its newline; NUL bytes and other
+ * control characters but tabs shown as spaces, passwords masked. NULL if
+ * there is none. */
+static char *source_line(const char *src, size_t len, unsigned line)
+{
+	const char *p = src, *end = src + len;
+
+	if (!src || !line)
+		return NULL;
+	for (unsigned l = 1; l < line; l++) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		if (!nl)
+			return NULL;
+		p = nl + 1;
+	}
+	const char *eol = memchr(p, '\n', (size_t)(end - p));
+	size_t n = eol ? (size_t)(eol - p) : (size_t)(end - p);
+	if (n && p[n - 1] == '\r')
+		n--;
+	if (n > CFG_MAX_EXCERPT)
+		n = CFG_MAX_EXCERPT; /* a caret past it still points at the line's end */
+	char *s = cfg_strndup(p, n);
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)s[i] < 0x20 && s[i] != '\t')
+			s[i] = ' ';
+	mask_secrets(s);
+	return s;
+}
+
+static void push(struct cfg_diag_sink *s, unsigned line, unsigned col, bool warning, char *message)
+{
+	struct anser_diags *d = s->d;
+
 	d->v = cfg_realloc_array(d->v, d->n + 1, sizeof(*d->v));
 	d->v[d->n++] = (struct anser_diag){
-		.file = cfg_strdup(file),
+		.file = cfg_strdup(s->file),
 		.line = line,
 		.col = col,
 		.warning = warning,
 		.message = message,
+		.source = source_line(s->src, s->len, line),
 	};
 }
 
@@ -76,7 +154,7 @@ void cfg_diag(struct cfg_diag_sink *s, bool warning, struct cfg_pos pos, const c
 		s->n_errors++;
 	if (s->d->n + 1 >= CFG_MAX_DIAGS) {
 		s->full = true;
-		push(s->d, s->file, pos.line, pos.col, false,
+		push(s, pos.line, pos.col, false,
 		     cfg_strdup("too many problems, giving up (fix the ones above first)"));
 		if (warning)
 			s->n_errors++;
@@ -86,7 +164,7 @@ void cfg_diag(struct cfg_diag_sink *s, bool warning, struct cfg_pos pos, const c
 	if (vasprintf(&msg, fmt, ap) < 0)
 		msg = NULL;
 	va_end(ap);
-	push(s->d, s->file, pos.line, pos.col, warning, msg ? msg : cfg_strdup(fmt));
+	push(s, pos.line, pos.col, warning, msg ? msg : cfg_strdup(fmt));
 }
 
 static int cmp_diag(const void *a, const void *b)

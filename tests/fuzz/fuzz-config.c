@@ -94,6 +94,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (c)
 		check_compiled(c, data, size);
 	free(anser_diags_format(&d));
+	free(anser_diags_format_excerpts(&d));
 	anser_diags_clear(&d);
 	anser_config_free(c);
 	return 0;

@@ -698,6 +698,41 @@ static void test_nul_byte(void)
 	anser_diags_clear(&d);
 }
 
+/* --validate's form: each diagnostic quotes its line with a caret under
+ * the column (tabs kept, a UTF-8 character one column wide). */
+static void test_excerpts(void)
+{
+	static const char text[] = "routing {\n"
+				   "\tpname(\xc3\xa4) -> nowhere\n"
+				   " fallback: direct\n"
+				   "}\n";
+	struct anser_diags d = { 0 };
+	struct anser_config *c = NULL;
+
+	g_assert_cmpint(anser_config_parse_string("t.dae", text, strlen(text), &c, &d), ==,
+			-EINVAL);
+	g_assert_cmpuint(d.n, ==, 1);
+	g_assert_cmpuint(d.v[0].line, ==, 2);
+	g_assert_cmpuint(d.v[0].col, ==, 15); /* bytes: the a-umlaut takes two */
+	char *plain = anser_diags_format(&d), *s = anser_diags_format_excerpts(&d);
+	char *want =
+		g_strdup_printf("%s    \tpname(\xc3\xa4) -> nowhere\n    \t            ^\n", plain);
+	g_assert_cmpstr(s, ==, want);
+	g_free(want);
+	free(plain);
+	free(s);
+	anser_diags_clear(&d);
+
+	/* A problem on the last line, which has no newline. */
+	static const char last[] = "routing {\n fallback: direct\n} x";
+	g_assert_cmpint(anser_config_parse_string("t.dae", last, strlen(last), &c, &d), ==,
+			-EINVAL);
+	s = anser_diags_format_excerpts(&d);
+	g_assert_nonnull(strstr(s, "\n    } x\n      ^\n"));
+	free(s);
+	anser_diags_clear(&d);
+}
+
 static void test_no_secret_in_errors(void)
 {
 	static const char text[] = "node {\n"
@@ -718,6 +753,13 @@ static void test_no_secret_in_errors(void)
 	g_assert_nonnull(strstr(s, "invalid port '99999'"));
 	g_assert_nonnull(strstr(s, "found 'socks5://...@h:1'"));
 	g_assert_nonnull(strstr(s, "unknown outbound 'socks5://...@h:1'"));
+	free(s);
+	/* --validate quotes the lines, with the passwords masked */
+	s = anser_diags_format_excerpts(&d);
+	g_assert_null(strstr(s, "s3cr3t"));
+	g_assert_nonnull(strstr(s, "'socks5://alice:******@h:99999'"));
+	g_assert_nonnull(strstr(s, "'alice:******@h'"));
+	g_assert_nonnull(strstr(s, "'socks5://bob:******@h:1'"));
 	free(s);
 	anser_diags_clear(&d);
 }
@@ -760,6 +802,7 @@ int main(int argc, char **argv)
 	g_test_add_func("/config/bad", test_bad);
 	g_test_add_func("/config/nul-byte", test_nul_byte);
 	g_test_add_func("/config/no-secret-in-errors", test_no_secret_in_errors);
+	g_test_add_func("/config/excerpts", test_excerpts);
 	g_test_add_func("/config/recovery", test_recovery);
 	return g_test_run();
 }
