@@ -104,10 +104,10 @@ static void mask_secrets(char *s)
  * there is none. */
 static char *source_line(const char *src, size_t len, unsigned line)
 {
-	const char *p = src, *end = src + len;
-
 	if (!src || !line)
 		return NULL;
+
+	const char *p = src, *end = src + len;
 	for (unsigned l = 1; l < line; l++) {
 		const char *nl = memchr(p, '\n', (size_t)(end - p));
 		if (!nl)
