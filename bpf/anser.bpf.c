@@ -489,7 +489,9 @@ static __always_inline void emit_flow(const struct decide *d, __u32 flags)
 	rec->ev.pad = 0;
 	SET_FLOW_FIELDS(&rec->ev, d, flags);
 	publish_seq(&rec->seq, idx + 1);
-	if ((idx & (ANSER_LOG_SLOTS / 2 - 1)) == ANSER_LOG_SLOTS / 2 - 1) {
+	/* Wake anserd only when it lags; it reads on its own timer. */
+	if ((idx & (ANSER_LOG_WAKE_EVERY - 1)) == 0 &&
+	    idx - *(volatile __u64 *)&h->tail >= ANSER_LOG_WAKE_FILL) {
 		struct anser_wake_event w = { .type = ANSER_EV_WAKE };
 		bpf_ringbuf_output(&flow_events, &w, sizeof(w), BPF_RB_FORCE_WAKEUP);
 	}

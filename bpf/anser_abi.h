@@ -144,19 +144,26 @@ struct anser_flow {
  * (an atomic exchange, so the fields are visible first). anserd reads each
  * CPU's ring in order, waits at a record whose seq is not set yet, and
  * drops a record whose slot the writers may have reached again while it
- * was being copied. No lock, syscall or wakeup per flow: a CPU wakes anserd
- * through the `flow_events` ring buffer every ANSER_LOG_SLOTS / 2 records.
+ * was being copied, and after each read stores how far it read in the
+ * CPU's `tail`. No lock, syscall or wakeup per flow: anserd reads on a
+ * timer paced by the rate it sees, and a CPU wakes it through the
+ * `flow_events` ring buffer only when it lags (ANSER_LOG_WAKE_FILL records
+ * unread; then every ANSER_LOG_WAKE_EVERY records until it has read).
+ * A wakeup costs the connect() that sends it about 15 us on a VM (its
+ * interrupts exit to the hypervisor), which is why it must stay rare.
  *
  * The `flow_events` ring buffer carries what is rare: a process's name,
  * once when a thread of it first decides a flow (or after exec), and the
  * log's wakeups; its records are told apart by their first byte.
  */
-#define ANSER_LOG_SLOTS 2048
+#define ANSER_LOG_SLOTS	     2048
+#define ANSER_LOG_WAKE_FILL  (ANSER_LOG_SLOTS * 3 / 4)
+#define ANSER_LOG_WAKE_EVERY 256
 
 enum anser_event_type {
 	ANSER_EV_FLOW = 1,
 	ANSER_EV_PROC = 2,
-	ANSER_EV_WAKE = 3, /* a CPU's flow log is half full */
+	ANSER_EV_WAKE = 3, /* a CPU's flow log is filling up unread */
 };
 
 struct anser_flow_event {
@@ -183,7 +190,8 @@ struct anser_log_rec {
 
 struct anser_log_head {
 	__u64 head; /* records ever written by this CPU */
-	__u64 pad[7];
+	__u64 tail; /* records anserd has read (only anserd writes it) */
+	__u64 pad[6];
 };
 
 struct anser_wake_event {

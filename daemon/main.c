@@ -42,6 +42,7 @@ struct daemon {
 	unsigned active;
 	uint64_t generation;
 	guint events_source;
+	guint poll_source; /* the next read of the flow log, 0: none */
 	int exit_code;
 };
 
@@ -222,10 +223,32 @@ static gboolean on_sigterm(gpointer ud)
 	return G_SOURCE_CONTINUE;
 }
 
-static gboolean on_flow_events(gint fd, GIOCondition cond, gpointer ud)
+static gboolean on_poll_flows(gpointer ud);
+
+/* Read the flow log now and schedule the next read at its pace. */
+static void drain_flows(struct daemon *d)
+{
+	unsigned ms = anser_datapath_drain(d->dp);
+
+	if (d->poll_source)
+		g_source_remove(d->poll_source);
+	d->poll_source = 0;
+	if (ms)
+		d->poll_source = g_timeout_add(ms, on_poll_flows, d);
+}
+
+static gboolean on_poll_flows(gpointer ud)
 {
 	struct daemon *d = ud;
-	anser_datapath_drain(d->dp);
+
+	d->poll_source = 0; /* drain_flows() schedules the next one */
+	drain_flows(d);
+	return G_SOURCE_REMOVE;
+}
+
+static gboolean on_flow_events(gint fd, GIOCondition cond, gpointer ud)
+{
+	drain_flows(ud);
 	return G_SOURCE_CONTINUE;
 }
 
@@ -401,6 +424,8 @@ int main(int argc, char **argv)
 out:
 	if (d.events_source)
 		g_source_remove(d.events_source);
+	if (d.poll_source)
+		g_source_remove(d.poll_source);
 	anser_bus_free(d.bus);
 	/* Detach before the listeners close: new flows go direct from here.
 	 * The workers still use the maps until they stop. */

@@ -51,7 +51,8 @@ struct anser_datapath {
 	struct ring_buffer *events;	  /* process names, log wakeups */
 	struct anser_log_head *log_heads; /* mmap, one per possible CPU */
 	struct anser_log_rec *log;	  /* mmap, ANSER_LOG_SLOTS per CPU */
-	uint64_t *log_tail;		  /* per CPU: next index to read */
+	int64_t log_read_at;		  /* g_get_monotonic_time() of the last read */
+	unsigned poll_ms;		  /* when to read again; 0: no need */
 	size_t log_heads_len, log_len;
 	unsigned n_cpus;
 	uint64_t log_lost;	/* records overwritten before they were read */
@@ -172,12 +173,37 @@ static void prune_flows(struct anser_datapath *dp)
  * few; further back, its writer is taken to have failed. */
 #define LOG_PENDING_MAX 256
 
+/* Pace of the reads: aim to read when the busiest CPU's log is a quarter
+ * full at the rate just seen (the kernel's wakeup at three quarters stays a
+ * backstop for bursts), but not more often than every POLL_MIN_MS nor less
+ * often than POLL_MAX_MS while flows come; none at all when none came. */
+#define POLL_MIN_MS 5
+#define POLL_MAX_MS 60000
+
+static void pace_reads(struct anser_datapath *dp, uint64_t most)
+{
+	int64_t now = g_get_monotonic_time();
+	uint64_t dt_ms = (uint64_t)(now - dp->log_read_at) / 1000;
+
+	dp->log_read_at = now;
+	if (!most) {
+		dp->poll_ms = 0;
+		return;
+	}
+	uint64_t ms = dt_ms * (ANSER_LOG_SLOTS / 4) / most;
+	dp->poll_ms = ms < POLL_MIN_MS	 ? POLL_MIN_MS
+		      : ms > POLL_MAX_MS ? POLL_MAX_MS
+					 : (unsigned)ms;
+}
+
 /* Read what each CPU's flow log holds past what was read before. */
 static void drain_log(struct anser_datapath *dp)
 {
+	uint64_t most = 0;
+
 	for (unsigned cpu = 0; cpu < dp->n_cpus; cpu++) {
 		uint64_t head = __atomic_load_n(&dp->log_heads[cpu].head, __ATOMIC_ACQUIRE);
-		uint64_t t = dp->log_tail[cpu];
+		uint64_t t = dp->log_heads[cpu].tail, start = t;
 		if (head - t > ANSER_LOG_SLOTS) {
 			dp->log_lost += head - t - ANSER_LOG_SLOTS;
 			t = head - ANSER_LOG_SLOTS;
@@ -204,8 +230,12 @@ static void drain_log(struct anser_datapath *dp)
 			}
 			on_flow(dp, &ev); /* the log holds flow records only */
 		}
-		dp->log_tail[cpu] = t;
+		/* The kernel reads it to tell whether anserd lags. */
+		__atomic_store_n(&dp->log_heads[cpu].tail, t, __ATOMIC_RELAXED);
+		if (head - start > most)
+			most = head - start;
 	}
+	pace_reads(dp, most);
 	if (dp->log_lost != dp->log_lost_told) {
 		log_warning("%" PRIu64 " flow records were overwritten before they were read; the "
 			    "connection list misses those flows (routing does not)",
@@ -219,13 +249,14 @@ int anser_datapath_events_fd(struct anser_datapath *dp)
 	return ring_buffer__epoll_fd(dp->events);
 }
 
-void anser_datapath_drain(struct anser_datapath *dp)
+unsigned anser_datapath_drain(struct anser_datapath *dp)
 {
 	/* Names first: a flow's process names itself before the flow. */
 	ring_buffer__consume(dp->events);
 	drain_log(dp);
 	if (g_hash_table_size(dp->flows) > dp->prune_at)
 		prune_flows(dp);
+	return dp->poll_ms;
 }
 
 int anser_cgroup2_mount(char *buf, size_t len)
@@ -295,8 +326,8 @@ static int map_log(struct anser_datapath *dp)
 	dp->log_len = (size_t)dp->n_cpus * ANSER_LOG_SLOTS * sizeof(struct anser_log_rec);
 	dp->log_heads = map_array(dp->skel->maps.log_heads, dp->log_heads_len);
 	dp->log = map_array(dp->skel->maps.flow_log, dp->log_len);
-	dp->log_tail = calloc(dp->n_cpus, sizeof(*dp->log_tail));
-	if (!dp->log_heads || !dp->log || !dp->log_tail)
+	dp->log_read_at = g_get_monotonic_time();
+	if (!dp->log_heads || !dp->log)
 		return log_error_errno(errno ? errno : ENOMEM, "Failed to map the flow log: %m");
 	return 0;
 }
@@ -437,7 +468,6 @@ void anser_datapath_free(struct anser_datapath *dp)
 		munmap(dp->log_heads, dp->log_heads_len);
 	if (dp->log)
 		munmap(dp->log, dp->log_len);
-	free(dp->log_tail);
 	anser_bpf__destroy(dp->skel);
 	if (dp->cgroup_fd >= 0)
 		close(dp->cgroup_fd);

@@ -58,11 +58,13 @@ int anser_datapath_udp_rev_del(struct anser_datapath *dp, const struct sockaddr 
  * Proxied entries are left for the proxy to fill (bytes, node). */
 int anser_datapath_list(struct anser_datapath *dp, struct anser_conn_list *out);
 
-/* The kernel reports every decision through a ring buffer that is drained
- * lazily: poll this fd (readable when the ring is half full) and call
- * anser_datapath_drain(); listing drains it too. */
+/* The kernel reports every decision through a per-CPU log that is read
+ * lazily: call anser_datapath_drain() when this fd is readable (process
+ * names, or the kernel saw the log fill up unread) and again after the
+ * number of milliseconds it returns (0: not needed until the fd says so),
+ * which keeps pace with the rate of new flows. Listing reads it too. */
 int anser_datapath_events_fd(struct anser_datapath *dp);
-void anser_datapath_drain(struct anser_datapath *dp);
+unsigned anser_datapath_drain(struct anser_datapath *dp);
 
 /* The most instructions the kernel's verifier walked for one of our
  * programs when they were loaded (its limit is 1,000,000). */

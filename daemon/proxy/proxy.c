@@ -491,7 +491,10 @@ static void *worker_main(void *arg)
 
 	while (!stop) {
 		uint64_t now = now_ms();
-		int timeout = next_scan > now ? (int)(next_scan - now) : 0;
+		/* No sessions, no deadlines: sleep until an event (an idle
+		 * laptop's CPU is not woken every second for nothing). Sessions
+		 * are only attached by this thread, in the handlers below. */
+		int timeout = !w->sessions ? -1 : next_scan > now ? (int)(next_scan - now) : 0;
 		int n = epoll_wait(w->epfd, evs, 64, timeout);
 		if (n < 0 && errno != EINTR) {
 			log_error_errno(errno, "Worker %u: epoll_wait failed: %m", w->idx);
