@@ -444,6 +444,77 @@ static int cmd_reload(sd_bus *bus)
 	return report_error("reload", &error, r);
 }
 
+/* explain APP DEST[:PORT] [tcp|udp] */
+static int cmd_explain(sd_bus *bus, int argc, char **argv)
+{
+	_cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+	_cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+	const char *app = argv[0], *dest = argv[1], *proto = argc > 2 ? argv[2] : "tcp";
+	const char *outbound = "?", *rule = "?", *file = "";
+	uint32_t line = 0, col = 0;
+	int32_t index = 0;
+	uint16_t port = 0;
+	int r;
+
+	if (strcmp(proto, "tcp") != 0 && strcmp(proto, "udp") != 0) {
+		fprintf(stderr, "anserctl: explain: protocol must be tcp or udp, not '%s'\n",
+			proto);
+		return EXIT_USAGE;
+	}
+	r = sd_bus_call_method(bus, ANSER_BUS_NAME, ANSER_BUS_PATH, ANSER_BUS_INTERFACE, "Explain",
+			       &error, &reply, "sss", app, dest, proto);
+	if (r < 0) {
+		if (sd_bus_error_has_name(&error, ANSER_BUS_ERROR_INVALID_ARGUMENT)) {
+			fprintf(stderr, "anserctl: explain: %s\n", error.message);
+			return EXIT_USAGE;
+		}
+		return report_error("explain the flow", &error, r);
+	}
+	r = sd_bus_message_enter_container(reply, 'a', "{sv}");
+	while (r > 0) {
+		const char *key;
+		r = sd_bus_message_enter_container(reply, 'e', "sv");
+		if (r <= 0)
+			break;
+		r = sd_bus_message_read(reply, "s", &key);
+		if (r < 0)
+			break;
+		if (strcmp(key, "Outbound") == 0)
+			r = sd_bus_message_read(reply, "v", "s", &outbound);
+		else if (strcmp(key, "Rule") == 0)
+			r = sd_bus_message_read(reply, "v", "s", &rule);
+		else if (strcmp(key, "File") == 0)
+			r = sd_bus_message_read(reply, "v", "s", &file);
+		else if (strcmp(key, "RuleIndex") == 0)
+			r = sd_bus_message_read(reply, "v", "i", &index);
+		else if (strcmp(key, "Line") == 0)
+			r = sd_bus_message_read(reply, "v", "u", &line);
+		else if (strcmp(key, "Column") == 0)
+			r = sd_bus_message_read(reply, "v", "u", &col);
+		else if (strcmp(key, "Port") == 0)
+			r = sd_bus_message_read(reply, "v", "q", &port);
+		else
+			r = sd_bus_message_skip(reply, "v");
+		if (r >= 0)
+			r = sd_bus_message_exit_container(reply);
+		if (r >= 0)
+			r = 1;
+	}
+	if (r < 0) {
+		fprintf(stderr, "Failed to read the explanation: %s\n", strerror(-r));
+		return EXIT_FAILURE;
+	}
+	printf("%s -> %s %s: %s\n", app, dest, proto, outbound);
+	if (index >= 0)
+		printf("  decided by rule %d at %s:%u:%u\n", index + 1, file, line, col);
+	else if (index == -1)
+		printf("  no rule matches; decided by the fallback at %s:%u:%u\n", file, line, col);
+	printf("    %s\n", rule);
+	if (!port && index != -2)
+		printf("  (no port given: rules with dport() were taken as not matching)\n");
+	return EXIT_SUCCESS;
+}
+
 static void help(void)
 {
 	printf("Usage: anserctl [OPTIONS] COMMAND\n"
@@ -454,6 +525,9 @@ static void help(void)
 	       "  status              Show the daemon's version and state\n"
 	       "  connections         List live connections and how they are routed\n"
 	       "  reload              Reload the configuration (errors keep the old one)\n"
+	       "  explain APP DEST[:PORT] [tcp|udp]\n"
+	       "                      Show the rule that decides a flow of process APP to\n"
+	       "                      DEST (an IP address; IPv6 with a port as [ADDR]:PORT)\n"
 	       "\n"
 	       "Options:\n"
 	       "  -h --help           Show this help\n"
@@ -506,10 +580,14 @@ int main(int argc, char *argv[])
 	static const struct {
 		const char *name;
 		int (*run)(sd_bus *bus);
+		int (*run_args)(sd_bus *bus, int argc, char **argv);
+		int min_args, max_args;
+		const char *usage;
 	} commands[] = {
-		{ "status", cmd_status },
-		{ "connections", cmd_connections },
-		{ "reload", cmd_reload },
+		{ "status", cmd_status, NULL, 0, 0, NULL },
+		{ "connections", cmd_connections, NULL, 0, 0, NULL },
+		{ "reload", cmd_reload, NULL, 0, 0, NULL },
+		{ "explain", NULL, cmd_explain, 2, 3, "explain APP DEST[:PORT] [tcp|udp]" },
 	};
 	_cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
 	const char *verb;
@@ -520,26 +598,35 @@ int main(int argc, char *argv[])
 		return r < 0 ? EXIT_USAGE : EXIT_SUCCESS;
 
 	if (optind >= argc) {
-		fprintf(stderr, "anserctl: a command is required (status, connections, reload); "
-				"see --help\n");
+		fprintf(stderr,
+			"anserctl: a command is required (status, connections, reload, explain); "
+			"see --help\n");
 		return EXIT_USAGE;
 	}
 	verb = argv[optind];
-	if (optind + 1 < argc) {
-		fprintf(stderr, "anserctl: unexpected argument '%s'\n", argv[optind + 1]);
-		return EXIT_USAGE;
-	}
+	int nargs = argc - optind - 1;
 	(void)anser_bus_errors_register();
 
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
 		if (strcmp(commands[i].name, verb) != 0)
 			continue;
+		if (nargs > commands[i].max_args) {
+			fprintf(stderr, "anserctl: unexpected argument '%s'\n",
+				argv[optind + 1 + commands[i].max_args]);
+			return EXIT_USAGE;
+		}
+		if (nargs < commands[i].min_args) {
+			fprintf(stderr, "anserctl: usage: anserctl %s\n", commands[i].usage);
+			return EXIT_USAGE;
+		}
 		if (arg_json && commands[i].run != cmd_connections) {
 			fprintf(stderr, "anserctl: --json applies to 'connections' only\n");
 			return EXIT_USAGE;
 		}
 		if (bus_connect(&bus) < 0)
 			return EXIT_FAILURE;
+		if (commands[i].run_args)
+			return commands[i].run_args(bus, nargs, argv + optind + 1);
 		return commands[i].run(bus);
 	}
 	fprintf(stderr, "anserctl: unknown command '%s'; see --help\n", verb);

@@ -6,6 +6,7 @@
  * attached, and on exit the programs are detached before the listeners
  * close.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
 #include <glib-unix.h>
@@ -209,10 +210,120 @@ static int list_connections(void *ud, struct anser_conn_list *out)
 	return 0;
 }
 
+/* "192.0.2.1", "192.0.2.1:443", "2001:db8::1", "[2001:db8::1]:443" into a
+ * 16-byte address (IPv4 mapped) and a port (0 when none is given). */
+static int parse_destination(const char *s, uint8_t addr[16], uint16_t *port)
+{
+	char host[INET6_ADDRSTRLEN + 2];
+	const char *p = NULL;
+	size_t n;
+
+	*port = 0;
+	if (s[0] == '[') {
+		const char *close = strchr(s, ']');
+		if (!close || (close[1] && close[1] != ':'))
+			return -EINVAL;
+		n = (size_t)(close - s - 1);
+		if (n >= sizeof(host))
+			return -EINVAL;
+		memcpy(host, s + 1, n);
+		host[n] = '\0';
+		p = close[1] ? close + 2 : NULL;
+	} else {
+		const char *colon = strchr(s, ':');
+		bool v4_port = colon && !strchr(colon + 1, ':');
+		n = v4_port ? (size_t)(colon - s) : strlen(s);
+		if (n >= sizeof(host))
+			return -EINVAL;
+		memcpy(host, s, n);
+		host[n] = '\0';
+		p = v4_port ? colon + 1 : NULL;
+	}
+	struct in_addr a4;
+	memset(addr, 0, 16);
+	if (inet_pton(AF_INET, host, &a4) == 1) {
+		addr[10] = addr[11] = 0xff;
+		memcpy(addr + 12, &a4, 4);
+	} else if (inet_pton(AF_INET6, host, addr) != 1) {
+		return -EINVAL;
+	}
+	if (p) {
+		char *end;
+		unsigned long v = strtoul(p, &end, 10);
+		if (!*p || *end || v < 1 || v > 65535)
+			return -EINVAL;
+		*port = (uint16_t)v;
+	}
+	return 0;
+}
+
+static int explain(void *ud, const char *process, const char *destination, const char *protocol,
+		   struct anser_explanation *out, char **message)
+{
+	struct daemon *d = ud;
+	struct anser_gen *g = d->gens[d->active];
+	uint8_t addr[16];
+	uint16_t port;
+	bool udp;
+
+	if (strcmp(protocol, "tcp") == 0 || !*protocol)
+		udp = false;
+	else if (strcmp(protocol, "udp") == 0)
+		udp = true;
+	else
+		return asprintf(message, "unknown protocol '%s' (tcp or udp)", protocol) < 0
+			       ? -ENOMEM
+			       : -EINVAL;
+	if (!*process)
+		return (*message = strdup("the process name is empty")) ? -EINVAL : -ENOMEM;
+	if (parse_destination(destination, addr, &port) < 0)
+		return asprintf(message,
+				"'%s' is not an IP address with an optional port (e.g. "
+				"192.0.2.1:443, [2001:db8::1]:443)",
+				destination) < 0
+			       ? -ENOMEM
+			       : -EINVAL;
+	if (!g)
+		return (*message = strdup("no configuration is active")) ? -EINVAL : -ENOMEM;
+
+	const struct anser_config *cfg = g->cfg;
+	unsigned rule = anser_datapath_explain(d->dp, d->active, process, addr, port, udp);
+	int r;
+	out->port = port;
+	if (rule == ANSER_RULE_BUILTIN) {
+		out->index = -2;
+		out->outbound = strdup("direct");
+		out->rule = strdup("loopback, unspecified, multicast and broadcast addresses are "
+				   "never steered");
+	} else if (rule == ANSER_RULE_FALLBACK || rule >= cfg->n_rules) {
+		out->index = -1;
+		out->outbound = strdup(anser_config_outbound_name(cfg, cfg->fallback));
+		r = asprintf(&out->rule, "fallback: %s", out->outbound ? out->outbound : "?");
+		if (r < 0)
+			out->rule = NULL;
+		out->line = cfg->fallback_line;
+		out->col = cfg->fallback_col;
+	} else {
+		out->index = (int)rule;
+		out->outbound = strdup(anser_config_outbound_name(cfg, cfg->rules[rule].outbound));
+		out->rule = anser_rule_format(cfg, rule);
+		out->line = cfg->rules[rule].line;
+		out->col = cfg->rules[rule].col;
+	}
+	if (out->line && cfg->source)
+		out->file = strdup(cfg->source);
+	if (!out->outbound || !out->rule || (out->line && cfg->source && !out->file)) {
+		anser_explanation_clear(out);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
 static const struct anser_bus_ops bus_ops = {
 	.get_state = get_state,
 	.reload = do_reload,
 	.list_connections = list_connections,
+	.explain = explain,
 };
 
 static gboolean on_sigterm(gpointer ud)

@@ -146,11 +146,55 @@ static int method_list_connections(struct anser_bus *b, sd_bus_message *m, sd_bu
 	return sd_bus_send(NULL, reply, NULL);
 }
 
+void anser_explanation_clear(struct anser_explanation *e)
+{
+	free(e->outbound);
+	free(e->rule);
+	free(e->file);
+	*e = (struct anser_explanation){ 0 };
+}
+
+static void explanation_clearp(struct anser_explanation *e)
+{
+	anser_explanation_clear(e);
+}
+
+static int method_explain(struct anser_bus *b, sd_bus_message *m, sd_bus_error *error)
+{
+	_cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+	_cleanup_(explanation_clearp) struct anser_explanation e = { 0 };
+	_cleanup_(freep) char *message = NULL;
+	const char *process, *destination, *protocol;
+	int r;
+
+	r = sd_bus_message_read(m, "sss", &process, &destination, &protocol);
+	if (r < 0)
+		return r;
+	if (!b->ops->explain)
+		return sd_bus_error_set(error, SD_BUS_ERROR_NOT_SUPPORTED,
+					"Explain is not available");
+	r = b->ops->explain(b->ud, process, destination, protocol, &e, &message);
+	if (r < 0)
+		return sd_bus_error_set(error, ANSER_BUS_ERROR_INVALID_ARGUMENT,
+					message ? message : "cannot explain this flow");
+	r = sd_bus_message_new_method_return(m, &reply);
+	if (r < 0)
+		return r;
+	r = sd_bus_message_append(reply, "a{sv}", 7, "Outbound", "s", e.outbound, "Rule", "s",
+				  e.rule, "RuleIndex", "i", e.index, "File", "s",
+				  e.file ? e.file : "", "Line", "u", e.line, "Column", "u", e.col,
+				  "Port", "q", e.port);
+	if (r < 0)
+		return r;
+	return sd_bus_send(NULL, reply, NULL);
+}
+
 /* Deny by default: a method missing from this table is refused, whatever the
  * vtable says. Every entry needs its action in polkit/org.anser.policy. */
 static const struct method_auth method_auth_table[] = {
 	{ "Reload", "org.anser.manage", method_reload },
 	{ "ListConnections", "org.anser.view-connections", method_list_connections },
+	{ "Explain", "org.anser.view-connections", method_explain },
 };
 
 static const struct method_auth *method_auth_lookup(const char *member)
@@ -249,6 +293,10 @@ static const sd_bus_vtable manager_vtable[] = {
 				method_authorize_then_run, SD_BUS_VTABLE_UNPRIVILEGED),
 	SD_BUS_METHOD_WITH_ARGS("ListConnections", SD_BUS_NO_ARGS,
 				SD_BUS_RESULT("aa{sv}", connections), method_authorize_then_run,
+				SD_BUS_VTABLE_UNPRIVILEGED),
+	SD_BUS_METHOD_WITH_ARGS("Explain",
+				SD_BUS_ARGS("s", process, "s", destination, "s", protocol),
+				SD_BUS_RESULT("a{sv}", explanation), method_authorize_then_run,
 				SD_BUS_VTABLE_UNPRIVILEGED),
 	SD_BUS_VTABLE_END,
 };

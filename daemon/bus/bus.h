@@ -7,17 +7,34 @@
 #ifndef ANSER_BUS_H
 #define ANSER_BUS_H
 
+#include <stdint.h>
 #include <stdio.h>
 
 #include "../util/conninfo.h"
 
 struct anser_bus;
 
+/* What decides a flow, for Explain(). */
+struct anser_explanation {
+	char *outbound; /* "direct", "block" or a group's name */
+	char *rule;	/* the rule as config text, "fallback: NAME", or why no rule applies */
+	int index;	/* 0-based rule, -1 fallback, -2 an address never steered */
+	char *file;	/* where the rule is; NULL when nowhere (built in) */
+	unsigned line, col;
+	uint16_t port; /* the port the flow was taken to have; 0: none given */
+};
+
+void anser_explanation_clear(struct anser_explanation *e);
+
 struct anser_bus_ops {
 	const char *(*get_state)(void *ud); /* "starting", "running", ... */
 	/* 0 on success; on failure -errno and *message (malloc'd) saying why. */
 	int (*reload)(void *ud, char **message);
 	int (*list_connections)(void *ud, struct anser_conn_list *out);
+	/* 0 and *out filled, or -EINVAL and *message (malloc'd) saying what is
+	 * wrong with the arguments. */
+	int (*explain)(void *ud, const char *process, const char *destination, const char *protocol,
+		       struct anser_explanation *out, char **message);
 };
 
 /* address NULL: the system bus. Requests org.anser.Anser1; fails with

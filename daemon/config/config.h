@@ -136,6 +136,7 @@ struct anser_config {
 	size_t n_rules;
 	unsigned fallback; /* outbound id */
 	char *fallback_name;
+	unsigned fallback_line, fallback_col; /* of its outbound */
 };
 
 /* The built-in default: everything direct. */
@@ -150,6 +151,10 @@ int anser_config_parse_string(const char *name, const char *text, size_t len,
  * with a diagnostic naming the file. */
 int anser_config_parse_file(const char *path, struct anser_config **out, struct anser_diags *diags);
 void anser_config_free(struct anser_config *c);
+
+/* Rule i as config text ("pname(curl) && dport(443) -> proxy"), which the
+ * parser reads back to the same rule. Caller frees; NULL if no such rule. */
+char *anser_rule_format(const struct anser_config *c, size_t i);
 
 /* Name of an outbound id in this config ("direct", "block", group name). */
 const char *anser_config_outbound_name(const struct anser_config *c, unsigned id);

@@ -213,4 +213,6 @@ void cfg_resolve(struct cfg_parser *p)
 			resolve_outbound(p, c->rules[i].outbound_name, p->out_pos[i]);
 	if (c->fallback_name)
 		c->fallback = resolve_outbound(p, c->fallback_name, p->fallback_pos);
+	c->fallback_line = p->fallback_pos.line;
+	c->fallback_col = p->fallback_pos.col;
 }

@@ -805,6 +805,31 @@ int anser_datapath_list(struct anser_datapath *dp, struct anser_conn_list *out)
 	return 0;
 }
 
+/* The kernel's is_v4_builtin_direct() / is_v6_builtin_direct(). */
+static bool builtin_direct(const uint8_t a[16])
+{
+	static const uint8_t mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
+	static const uint8_t zero[16] = { 0 };
+
+	if (memcmp(a, mapped, sizeof(mapped)) == 0)
+		return a[12] == 127 || a[12] == 0 || (a[12] & 0xf0) == 0xe0 ||
+		       (a[12] == 255 && a[13] == 255 && a[14] == 255 && a[15] == 255);
+	if (memcmp(a, zero, 15) == 0 && (a[15] == 0 || a[15] == 1))
+		return true; /* :: and ::1 */
+	return a[0] == 0xff; /* multicast */
+}
+
+unsigned anser_datapath_explain(struct anser_datapath *dp, unsigned slot, const char *pname,
+				const uint8_t daddr[16], uint16_t port, bool udp)
+{
+	static const uint8_t mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
+
+	if (builtin_direct(daddr))
+		return ANSER_RULE_BUILTIN;
+	return anser_compiled_match(&dp->slots[slot & 1], pname, daddr, port, udp,
+				    memcmp(daddr, mapped, sizeof(mapped)) != 0);
+}
+
 uint32_t anser_datapath_verified_max(struct anser_datapath *dp)
 {
 	return dp ? dp->verified_max : 0;

@@ -66,6 +66,17 @@ int anser_datapath_list(struct anser_datapath *dp, struct anser_conn_list *out);
 int anser_datapath_events_fd(struct anser_datapath *dp);
 unsigned anser_datapath_drain(struct anser_datapath *dp);
 
+/* Returned by anser_datapath_explain() for addresses the hooks never
+ * steer: loopback, unspecified, multicast, broadcast. */
+#define ANSER_RULE_BUILTIN 0xfffeu
+
+/* Which rule of the rules in `slot` decides a flow of a process named
+ * `pname` to daddr (16 bytes, IPv4 as ::ffff:a.b.c.d) and port (host
+ * order), worked out from the tables the kernel reads: a 0-based rule
+ * index, ANSER_RULE_FALLBACK or ANSER_RULE_BUILTIN. */
+unsigned anser_datapath_explain(struct anser_datapath *dp, unsigned slot, const char *pname,
+				const uint8_t daddr[16], uint16_t port, bool udp);
+
 /* The most instructions the kernel's verifier walked for one of our
  * programs when they were loaded (its limit is 1,000,000). */
 uint32_t anser_datapath_verified_max(struct anser_datapath *dp);

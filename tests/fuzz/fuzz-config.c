@@ -91,8 +91,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 					abort();
 		}
 	}
-	if (c)
+	if (c) {
 		check_compiled(c, data, size);
+		for (size_t i = 0; i < c->n_rules; i++) {
+			char *t = anser_rule_format(c, i);
+			if (!t || !strstr(t, " -> "))
+				abort();
+			free(t);
+		}
+	}
 	free(anser_diags_format(&d));
 	free(anser_diags_format_excerpts(&d));
 	anser_diags_clear(&d);

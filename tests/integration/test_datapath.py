@@ -268,6 +268,63 @@ def t_list_burst(env):
     held.communicate(timeout=20)
 
 
+def t_explain(env):
+    """`anserctl explain` names the rule that decides a flow -- the one the
+    kernel applies: checked against real flows for some rows."""
+    rules = ("pname(appA) && dport(8080) -> proxy\n"
+             "    dip(10.77.0.3/32) && l4proto(udp) -> block\n"
+             "    !pname(appB) && ipversion(6) -> proxy")
+    cfg = base(env, rules=rules, bus=True)
+    lines = open(cfg).read().split("\n")
+
+    def line_of(text):
+        return next(i + 1 for i, l in enumerate(lines) if text in l)
+
+    table = [  # app, destination, protocol, outbound, rule number, its text
+        ("appA", "%s:%d" % (S4, WEB), "tcp", "proxy", 1,
+         "pname(appA) && dport(8080) -> proxy"),
+        ("appA", "%s:9090" % S4, "tcp", "direct", None, "fallback: direct"),
+        ("appB", "%s:53" % S4, "udp", "block", 2,
+         "dip(10.77.0.3) && l4proto(udp) -> block"),
+        ("appC", "[%s]:%d" % (S6, WEB), "tcp", "proxy", 3,
+         "!pname(appB) && ipversion(6) -> proxy"),
+        ("appB", "[%s]:%d" % (S6, WEB), "tcp", "direct", None, "fallback: direct"),
+        ("appA", "%s" % S4, "tcp", "direct", None, "fallback: direct"),
+        ("appA", "127.0.0.1:%d" % WEB, "tcp", "direct", 0, "never steered"),
+    ]
+    for app, dest, proto, outbound, rule, text in table:
+        r = env.anserctl("explain", app, dest, proto)
+        out = r.stdout
+        expect(r.returncode == 0, "explain %s %s: %s" % (app, dest, out))
+        expect(out.startswith("%s -> %s %s: %s\n" % (app, dest, proto, outbound)),
+               "explain %s %s %s: %s" % (app, dest, proto, out))
+        expect(text in out, "explain %s %s shows '%s': %s" % (app, dest, text, out))
+        if rule:
+            where = "rule %d at %s:%d:" % (rule, cfg, line_of(rules.split("\n")[rule - 1].strip()))
+            expect(where in out, "explain %s %s: want '%s' in %s" % (app, dest, where, out))
+        elif rule is None:
+            expect("fallback at %s:%d:" % (cfg, line_of("fallback: direct")) in out, out)
+        if ":" not in dest.replace("[%s]" % S6, ""):
+            expect("no port given" in out, out)
+    # What explain says is what happens.
+    a = env.app("appA", "tcp", S4, WEB)
+    expect(seen_as(a.stdout) == P4, "appA via the proxy: " + a.stdout)
+    u = env.app("appB", "udp", S4, 53, "x")
+    expect(u.returncode == 2, "appB's UDP to 10.77.0.3 is blocked: " + u.stdout)
+    c = env.app("appC", "tcp", S6, WEB)
+    expect(seen_as(c.stdout) == P6, "appC's IPv6 via the proxy: " + c.stdout)
+    b = env.app("appB", "tcp", S6, WEB)
+    expect(seen_as(b.stdout) == H6, "appB's IPv6 direct: " + b.stdout)
+    # Bad arguments: a clear message and the usage exit status.
+    for args, msg in ((("appA", "example.com:80"), "not an IP address"),
+                      (("appA", "10.0.0.1:0"), "not an IP address"),
+                      (("appA", "10.0.0.1", "sctp"), "tcp or udp"),
+                      (("appA",), "usage")):
+        r = env.anserctl("explain", *args, check=False)
+        expect(r.returncode == 2 and msg in r.stdout,
+               "explain %s: %d %s" % (args, r.returncode, r.stdout))
+
+
 def t_reload(env):
     cfg = base(env, bus=True)
     held = env.app("appA", "tcp", S4, WEB, 3000, background=True)
@@ -375,6 +432,7 @@ TESTS = {
     "builtin_default": t_builtin_default,
     "list": t_list,
     "list_burst": t_list_burst,
+    "explain": t_explain,
     "reload": t_reload,
     "sighup": t_sighup,
     "sigterm": t_sigterm,

@@ -764,6 +764,51 @@ static void test_no_secret_in_errors(void)
 	anser_diags_clear(&d);
 }
 
+#define HDR                                                                                        \
+	"node { n1: 'socks5://10.0.0.1:1080' }\n"                                                  \
+	"group { proxy { policy: fixed(0) } }\n"
+
+/* Each rule formatted back to text: the canonical form below, and the
+ * parser reads that form back to the same rule (formatting it again gives
+ * the same text). */
+static void test_format_round_trip(void)
+{
+	static const char *const cases[][2] = {
+		{ "pname(curl) -> proxy", "pname(curl) -> proxy" },
+		{ "pname(curl,wget, 'my app') -> direct", "pname(curl, wget, 'my app') -> direct" },
+		{ "pname(\"it's\") -> block", "pname('it\\'s') -> block" },
+		{ "!pname(a) && l4proto(udp) -> proxy", "!pname(a) && l4proto(udp) -> proxy" },
+		{ "dip(10.0.0.0/8, 192.168.1.1, 10.1.2.3/32) -> direct",
+		  "dip(10.0.0.0/8, 192.168.1.1, 10.1.2.3) -> direct" },
+		{ "dip(2001:db8::/32, ::1, fe80::1/128) -> block",
+		  "dip(2001:db8::/32, ::1, fe80::1) -> block" },
+		{ "dip(10.1.2.3/8) -> direct", "dip(10.0.0.0/8) -> direct" },
+		{ "dport(443, 8000-9000, 53-53) -> proxy", "dport(443, 8000-9000, 53) -> proxy" },
+		{ "l4proto(tcp) && ipversion(6) -> proxy",
+		  "l4proto(tcp) && ipversion(6) -> proxy" },
+		{ "ipversion(4) && !dport(80) -> block", "ipversion(4) && !dport(80) -> block" },
+	};
+	for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
+		char *text =
+			g_strdup_printf(HDR "routing {\n %s\n fallback: direct\n}\n", cases[i][0]);
+		struct anser_config *c = parse_ok(text);
+		g_assert_cmpuint(c->n_rules, ==, 1);
+		char *s = anser_rule_format(c, 0);
+		g_assert_cmpstr(s, ==, cases[i][1]);
+		char *again = g_strdup_printf(HDR "routing {\n %s\n fallback: direct\n}\n", s);
+		struct anser_config *c2 = parse_ok(again);
+		char *s2 = anser_rule_format(c2, 0);
+		g_assert_cmpstr(s2, ==, s);
+		g_assert_null(anser_rule_format(c2, 1));
+		free(s);
+		free(s2);
+		g_free(text);
+		g_free(again);
+		anser_config_free(c);
+		anser_config_free(c2);
+	}
+}
+
 static void test_recovery(void)
 {
 	/* several independent errors are all reported, in source order */
@@ -803,6 +848,7 @@ int main(int argc, char **argv)
 	g_test_add_func("/config/nul-byte", test_nul_byte);
 	g_test_add_func("/config/no-secret-in-errors", test_no_secret_in_errors);
 	g_test_add_func("/config/excerpts", test_excerpts);
+	g_test_add_func("/config/format-round-trip", test_format_round_trip);
 	g_test_add_func("/config/recovery", test_recovery);
 	return g_test_run();
 }
