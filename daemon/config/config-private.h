@@ -37,6 +37,15 @@ unsigned cfg_edit_distance(const char *a, const char *b);
 /* Best of `cands` within edit distance 2 of s, or NULL. */
 const char *cfg_suggest(const char *s, const char *const *cands, size_t n);
 
+/* ---- option values, decoded like dae (Go) does (values.c) ---- */
+/* Go's time.ParseDuration: "300ms", "1.5h", "2h45m", "0". 0 and *ns, or -1
+ * and *why ("missing unit (ns, us, ms, s, m, h)", ...). */
+int cfg_parse_duration(const char *s, int64_t *ns, const char **why);
+/* Go's strconv.ParseBool: 1 t T true TRUE True, 0 f F false FALSE False. */
+int cfg_parse_bool(const char *s, bool *out);
+/* Decimal digits only, at most max. */
+int cfg_parse_uint(const char *s, uint64_t max, uint64_t *out);
+
 struct cfg_pos {
 	unsigned line, col;
 };

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "bpf/anser_abi.h"
+#include "daemon/config/config-private.h"
 #include "daemon/config/config.h"
 
 static struct anser_config *parse_ok(const char *text)
@@ -809,6 +810,86 @@ static void test_format_round_trip(void)
 	}
 }
 
+/* Durations as Go's time.ParseDuration reads them (what dae uses). */
+static void test_durations(void)
+{
+	static const struct {
+		const char *in;
+		int64_t ns;
+	} good[] = {
+		{ "0", 0 },
+		{ "-0", 0 },
+		{ "30s", 30000000000 },
+		{ "50ms", 50000000 },
+		{ "1m30s", 90000000000 },
+		{ "2h45m", 9900000000000 },
+		{ "1.5h", 5400000000000 },
+		{ ".5s", 500000000 },
+		{ "1.s", 1000000000 },
+		{ "-1m", -60000000000 },
+		{ "+10us", 10000 },
+		{ "10\xc2\xb5s", 10000 },
+		{ "10\xce\xbcs", 10000 },
+		{ "7ns", 7 },
+		{ "1h1m1s1ms1us1ns", 3661001001001 },
+		{ "0.000000001s", 1 },
+		{ "2562047h", 9223369200000000000 },
+	};
+	static const char *const bad[] = {
+		"", "-", "5", "s", "1x", "1.2.3s", "1 s", "10sec", "2562048h", "1e3s", ".s", "1s5",
+	};
+	for (size_t i = 0; i < G_N_ELEMENTS(good); i++) {
+		int64_t ns = -42;
+		const char *why = "unset";
+		if (cfg_parse_duration(good[i].in, &ns, &why) != 0)
+			g_error("'%s' refused: %s", good[i].in, why);
+		g_assert_cmpint(ns, ==, good[i].ns);
+	}
+	for (size_t i = 0; i < G_N_ELEMENTS(bad); i++) {
+		int64_t ns;
+		const char *why = NULL;
+		if (cfg_parse_duration(bad[i], &ns, &why) == 0)
+			g_error("'%s' accepted as %" G_GINT64_FORMAT, bad[i], ns);
+		g_assert_nonnull(why);
+	}
+	const char *why;
+	int64_t ns;
+	g_assert_cmpint(cfg_parse_duration("30", &ns, &why), ==, -1);
+	g_assert_cmpstr(why, ==, "missing unit (ns, us, ms, s, m, h)");
+	g_assert_cmpint(cfg_parse_duration("30sec", &ns, &why), ==, -1);
+	g_assert_cmpstr(why, ==, "unknown unit (ns, us, ms, s, m, h)");
+}
+
+static void test_bools_and_numbers(void)
+{
+	static const char *const yes[] = { "1", "t", "T", "true", "TRUE", "True" };
+	static const char *const no[] = { "0", "f", "F", "false", "FALSE", "False" };
+	static const char *const bad[] = { "", "yes", "no", "on", "tRUE", "2", "true ", "falsey" };
+	bool b;
+
+	for (size_t i = 0; i < G_N_ELEMENTS(yes); i++) {
+		b = false;
+		g_assert_cmpint(cfg_parse_bool(yes[i], &b), ==, 0);
+		g_assert_true(b);
+		g_assert_cmpint(cfg_parse_bool(no[i], &b), ==, 0);
+		g_assert_false(b);
+	}
+	for (size_t i = 0; i < G_N_ELEMENTS(bad); i++)
+		g_assert_cmpint(cfg_parse_bool(bad[i], &b), ==, -1);
+
+	uint64_t v;
+	g_assert_cmpint(cfg_parse_uint("65535", 65535, &v), ==, 0);
+	g_assert_cmpuint(v, ==, 65535);
+	g_assert_cmpint(cfg_parse_uint("65536", 65535, &v), ==, -1);
+	g_assert_cmpint(cfg_parse_uint("18446744073709551615", UINT64_MAX, &v), ==, 0);
+	g_assert_cmpuint(v, ==, UINT64_MAX);
+	g_assert_cmpint(cfg_parse_uint("18446744073709551616", UINT64_MAX, &v), ==, -1);
+	g_assert_cmpint(cfg_parse_uint("", 10, &v), ==, -1);
+	g_assert_cmpint(cfg_parse_uint("-1", 10, &v), ==, -1);
+	g_assert_cmpint(cfg_parse_uint("9", 5, &v), ==, -1);
+	g_assert_cmpint(cfg_parse_uint("5", 5, &v), ==, 0);
+}
+
 static void test_recovery(void)
 {
 	/* several independent errors are all reported, in source order */
@@ -849,6 +930,8 @@ int main(int argc, char **argv)
 	g_test_add_func("/config/no-secret-in-errors", test_no_secret_in_errors);
 	g_test_add_func("/config/excerpts", test_excerpts);
 	g_test_add_func("/config/format-round-trip", test_format_round_trip);
+	g_test_add_func("/config/durations", test_durations);
+	g_test_add_func("/config/bools-and-numbers", test_bools_and_numbers);
 	g_test_add_func("/config/recovery", test_recovery);
 	return g_test_run();
 }
