@@ -233,33 +233,133 @@ static bool at_section_start(struct cfg_parser *p)
 /* ---------------------------------------------------------------- global */
 
 static const char *const log_levels[] = { "error", "warn", "warning", "info", "debug", "trace" };
-static const char *const global_known[] = { "log_level" };
+
+/* dae's global options (the table in docs/configuration.md). */
+enum gtype {
+	GT_STRING,
+	GT_LIST, /* comma-separated strings */
+	GT_UINT,
+	GT_PORT, /* 0..65535 */
+	GT_BOOL,
+	GT_DURATION,
+	GT_LOG_LEVEL,
+};
+
+enum gstatus {
+	GS_USED,       /* anserd acts on it */
+	GS_NOT_NEEDED, /* anser works without it: say why */
+	GS_NOT_YET,    /* a later version will act on it */
+};
+
+struct global_opt {
+	const char *name;
+	enum gtype type;
+	const char *dflt; /* dae's default, as dae writes it */
+	enum gstatus status;
+	const char *why; /* GS_NOT_NEEDED: why anser does not need it */
+};
+
+#include "global-options.h"
+
+static const char *const gtype_hint[] = {
+	[GT_STRING] = "a string",
+	[GT_LIST] = "a list like 'a, b'",
+	[GT_UINT] = "a whole number",
+	[GT_PORT] = "a port, 0..65535",
+	[GT_BOOL] = "true or false",
+	[GT_DURATION] = "a duration like 30s, 500ms or 1m30s",
+	[GT_LOG_LEVEL] = "error, warn, info, debug or trace",
+};
+
+static const struct global_opt *global_opt(const char *name)
+{
+	for (size_t i = 0; i < sizeof(global_opts) / sizeof(*global_opts); i++)
+		if (strcmp(global_opts[i].name, name) == 0)
+			return &global_opts[i];
+	return NULL;
+}
+
+/* Whether val has the option's type; *why for a bad duration. */
+static bool global_value_ok(const struct global_opt *o, const char *val, bool list,
+			    const char **why)
+{
+	uint64_t u;
+	int64_t ns;
+	bool b;
+
+	*why = NULL;
+	if (list && o->type != GT_LIST && o->type != GT_STRING)
+		return false;
+	switch (o->type) {
+	case GT_STRING:
+	case GT_LIST:
+		return true;
+	case GT_UINT:
+		return cfg_parse_uint(val, UINT32_MAX, &u) == 0;
+	case GT_PORT:
+		return cfg_parse_uint(val, 65535, &u) == 0;
+	case GT_BOOL:
+		return cfg_parse_bool(val, &b) == 0;
+	case GT_DURATION:
+		return cfg_parse_duration(val, &ns, why) == 0 && ns >= 0;
+	case GT_LOG_LEVEL:
+		for (size_t i = 0; i < sizeof(log_levels) / sizeof(*log_levels); i++)
+			if (strcmp(val, log_levels[i]) == 0)
+				return true;
+		return false;
+	}
+	return false;
+}
 
 static void decode_global(struct cfg_parser *p, const char *key, struct cfg_pos kpos,
 			  const char *val, struct cfg_pos vpos, bool list)
 {
-	if (strcmp(key, "log_level") == 0) {
-		for (size_t i = 0; i < sizeof(log_levels) / sizeof(*log_levels); i++) {
-			if (!list && strcmp(val, log_levels[i]) == 0) {
-				free(p->cfg->log_level);
-				p->cfg->log_level = cfg_strdup(val);
-				return;
-			}
-		}
-		char *q = cfg_quote(val, strlen(val));
-		ERR(p, vpos, "invalid log_level '%s' (one of error, warn, info, debug, trace)", q);
+	const struct global_opt *o = global_opt(key);
+	const char *why;
+	char *q;
+
+	if (!o) {
+		const char *names[sizeof(global_opts) / sizeof(*global_opts)];
+		for (size_t i = 0; i < sizeof(global_opts) / sizeof(*global_opts); i++)
+			names[i] = global_opts[i].name;
+		const char *sug = cfg_suggest(key, names, sizeof(names) / sizeof(*names));
+		q = cfg_quote(key, strlen(key));
+		if (sug)
+			ERR(p, kpos, "unknown global option '%s' (did you mean '%s'?)", q, sug);
+		else
+			ERR(p, kpos,
+			    "unknown global option '%s' (dae has no such option; see "
+			    "docs/configuration.md for the list)",
+			    q);
 		free(q);
 		return;
 	}
-	const char *sug = cfg_suggest(key, global_known, 1);
-	char *q = cfg_quote(key, strlen(key));
-	if (sug)
-		WARN(p, kpos,
-		     "global option '%s' is not supported yet, ignored (did you mean '%s'?)", q,
-		     sug);
-	else
-		WARN(p, kpos, "global option '%s' is not supported yet, ignored", q);
-	free(q);
+	if (!global_value_ok(o, val, list, &why)) {
+		q = cfg_quote(val, strlen(val));
+		if (why)
+			ERR(p, vpos, "invalid %s '%s': %s (expected %s)", o->name, q, why,
+			    gtype_hint[o->type]);
+		else
+			ERR(p, vpos, "invalid %s '%s' (expected %s)", o->name, q,
+			    gtype_hint[o->type]);
+		free(q);
+		return;
+	}
+	switch (o->status) {
+	case GS_USED:
+		break;
+	case GS_NOT_NEEDED:
+		WARN(p, kpos, "global option '%s' is not needed by anser (%s), ignored", o->name,
+		     o->why);
+		return;
+	case GS_NOT_YET:
+		WARN(p, kpos, "global option '%s' is not supported yet, ignored", o->name);
+		return;
+	}
+	if (strcmp(key, "log_level") == 0) {
+		free(p->cfg->log_level);
+		p->cfg->log_level = cfg_strdup(val);
+	}
 }
 
 static int parse_global_stmt(struct cfg_parser *p)

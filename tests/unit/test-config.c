@@ -292,7 +292,7 @@ static void test_filters(void)
 
 static void test_warnings(void)
 {
-	const char *text = "global {\n tproxy_port: 12345\n log_levl: info\n"
+	const char *text = "global {\n tproxy_port: 12345\n check_interval: 10s\n"
 			   " lan_interface: docker0, eth0\n}\n"
 			   "dns { upstream { x: 'udp://1.1.1.1' } }\n"
 			   "group {\n g { policy: random\n check_interval: 30s tcp_check_url: f(a, "
@@ -307,12 +307,12 @@ static void test_warnings(void)
 	g_assert_cmpuint(d.n, ==, 6);
 	g_assert_cmpuint(c->groups[0].n_nodes, ==, 1);
 	char *s = anser_diags_format(&d);
-	g_assert_nonnull(strstr(
-		s,
-		"w.dae:2:2: warning: global option 'tproxy_port' is not supported yet, ignored\n"));
-	g_assert_nonnull(strstr(s, "w.dae:3:2: warning: global option 'log_levl' is not supported "
-				   "yet, ignored (did you mean 'log_level'?)\n"));
-	g_assert_nonnull(strstr(s, "w.dae:4:2: warning: global option 'lan_interface'"));
+	g_assert_nonnull(strstr(s, "w.dae:2:2: warning: global option 'tproxy_port' is not needed "
+				   "by anser (its listeners take free loopback ports"));
+	g_assert_nonnull(strstr(s, "w.dae:3:2: warning: global option 'check_interval' is not "
+				   "supported yet, ignored\n"));
+	g_assert_nonnull(strstr(s, "w.dae:4:2: warning: global option 'lan_interface' is not "
+				   "needed by anser (it splits by application, through --cgroup)"));
 	g_assert_nonnull(strstr(s, "w.dae:6:1: warning: section 'dns' is not supported yet"));
 	g_assert_nonnull(strstr(s, "w.dae:9:2: warning: group option 'check_interval'"));
 	g_assert_cmpstr(c->globals[2].value, ==, "docker0,eth0");
@@ -525,6 +525,24 @@ static const struct bad bad_inputs[] = {
 	  "expected 'key: value', found 'debug'" },
 	{ "global {\n info\n}\n" ROUTING_DIRECT, 2, 2, "expected 'key: value', found 'info'" },
 	{ "global {\n lan: a,\n}\n" ROUTING_DIRECT, 3, 1, "expected a value after ','" },
+	{ "global {\n log_levl: info\n}\n" ROUTING_DIRECT, 2, 2,
+	  "unknown global option 'log_levl' (did you mean 'log_level'?)" },
+	{ "global {\n frobnicate: 1\n}\n" ROUTING_DIRECT, 2, 2,
+	  "unknown global option 'frobnicate' (dae has no such option" },
+	{ "global {\n check_interval: 30\n}\n" ROUTING_DIRECT, 2, 18,
+	  "invalid check_interval '30': missing unit (ns, us, ms, s, m, h) (expected a duration" },
+	{ "global {\n check_interval: -5s\n}\n" ROUTING_DIRECT, 2, 18,
+	  "invalid check_interval '-5s' (expected a duration" },
+	{ "global {\n sniffing_timeout: 1x\n}\n" ROUTING_DIRECT, 2, 20,
+	  "invalid sniffing_timeout '1x': unknown unit" },
+	{ "global {\n tproxy_port: 70000\n}\n" ROUTING_DIRECT, 2, 15,
+	  "invalid tproxy_port '70000' (expected a port, 0..65535)" },
+	{ "global {\n allow_insecure: yes\n}\n" ROUTING_DIRECT, 2, 18,
+	  "invalid allow_insecure 'yes' (expected true or false)" },
+	{ "global {\n so_mark_from_dae: 0x10\n}\n" ROUTING_DIRECT, 2, 20,
+	  "invalid so_mark_from_dae '0x10' (expected a whole number)" },
+	{ "global {\n mptcp: true, false\n}\n" ROUTING_DIRECT, 2, 9,
+	  "invalid mptcp 'true,false' (expected true or false)" },
 	/* node */
 	{ "node {\n a: 'ss://YWVz@h:1'\n}\n" ROUTING_DIRECT, 2, 6,
 	  "node protocol 'ss' is not supported yet" },
