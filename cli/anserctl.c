@@ -100,6 +100,50 @@ static int bus_connect(sd_bus **ret)
 	return 0;
 }
 
+/* A key of an a{sv} reply and where its value goes: a `const char *` for
+ * "s" (valid while the message lives), else the basic type's C type. */
+struct dict_field {
+	const char *key;
+	const char *type;
+	void *out;
+};
+
+/* Reads an a{sv}: values of the listed keys with the listed types are
+ * stored, everything else is skipped (newer daemons may add keys). */
+static int read_dict(sd_bus_message *m, const struct dict_field *f, size_t n)
+{
+	int r = sd_bus_message_enter_container(m, 'a', "{sv}");
+
+	while (r > 0) {
+		const char *key, *contents = NULL;
+		size_t i;
+
+		r = sd_bus_message_enter_container(m, 'e', "sv");
+		if (r <= 0)
+			break;
+		r = sd_bus_message_read(m, "s", &key);
+		if (r >= 0)
+			r = sd_bus_message_peek_type(m, NULL, &contents);
+		if (r < 0)
+			return r;
+		for (i = 0; i < n; i++)
+			if (strcmp(key, f[i].key) == 0 && contents &&
+			    strcmp(contents, f[i].type) == 0)
+				break;
+		if (i < n)
+			r = sd_bus_message_read(m, "v", f[i].type, f[i].out);
+		else
+			r = sd_bus_message_skip(m, "v");
+		if (r >= 0)
+			r = sd_bus_message_exit_container(m);
+		if (r >= 0)
+			r = 1;
+	}
+	if (r < 0)
+		return r;
+	return sd_bus_message_exit_container(m);
+}
+
 static int cmd_status(sd_bus *bus)
 {
 	_cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
@@ -113,31 +157,11 @@ static int cmd_status(sd_bus *bus)
 	if (r < 0)
 		return report_error("read the daemon's status", &error, r);
 
-	r = sd_bus_message_enter_container(reply, 'a', "{sv}");
-	while (r > 0) {
-		const char *key, *contents, *value;
-
-		r = sd_bus_message_enter_container(reply, 'e', "sv");
-		if (r <= 0)
-			break;
-		r = sd_bus_message_read(reply, "s", &key);
-		if (r >= 0)
-			r = sd_bus_message_peek_type(reply, NULL, &contents);
-		if (r >= 0 && contents && strcmp(contents, "s") == 0 &&
-		    (strcmp(key, "Version") == 0 || strcmp(key, "State") == 0)) {
-			r = sd_bus_message_read(reply, "v", "s", &value);
-			if (strcmp(key, "Version") == 0)
-				version = value;
-			else
-				state = value;
-		} else if (r >= 0) {
-			r = sd_bus_message_skip(reply, "v");
-		}
-		if (r >= 0)
-			r = sd_bus_message_exit_container(reply);
-		if (r >= 0)
-			r = 1;
-	}
+	const struct dict_field fields[] = {
+		{ "Version", "s", &version },
+		{ "State", "s", &state },
+	};
+	r = read_dict(reply, fields, sizeof(fields) / sizeof(fields[0]));
 	if (r < 0) {
 		fprintf(stderr, "Failed to parse the status reply: %s\n", strerror(-r));
 		return EXIT_FAILURE;
@@ -470,36 +494,12 @@ static int cmd_explain(sd_bus *bus, int argc, char **argv)
 		}
 		return report_error("explain the flow", &error, r);
 	}
-	r = sd_bus_message_enter_container(reply, 'a', "{sv}");
-	while (r > 0) {
-		const char *key;
-		r = sd_bus_message_enter_container(reply, 'e', "sv");
-		if (r <= 0)
-			break;
-		r = sd_bus_message_read(reply, "s", &key);
-		if (r < 0)
-			break;
-		if (strcmp(key, "Outbound") == 0)
-			r = sd_bus_message_read(reply, "v", "s", &outbound);
-		else if (strcmp(key, "Rule") == 0)
-			r = sd_bus_message_read(reply, "v", "s", &rule);
-		else if (strcmp(key, "File") == 0)
-			r = sd_bus_message_read(reply, "v", "s", &file);
-		else if (strcmp(key, "RuleIndex") == 0)
-			r = sd_bus_message_read(reply, "v", "i", &index);
-		else if (strcmp(key, "Line") == 0)
-			r = sd_bus_message_read(reply, "v", "u", &line);
-		else if (strcmp(key, "Column") == 0)
-			r = sd_bus_message_read(reply, "v", "u", &col);
-		else if (strcmp(key, "Port") == 0)
-			r = sd_bus_message_read(reply, "v", "q", &port);
-		else
-			r = sd_bus_message_skip(reply, "v");
-		if (r >= 0)
-			r = sd_bus_message_exit_container(reply);
-		if (r >= 0)
-			r = 1;
-	}
+	const struct dict_field fields[] = {
+		{ "Outbound", "s", &outbound }, { "Rule", "s", &rule }, { "File", "s", &file },
+		{ "RuleIndex", "i", &index },	{ "Line", "u", &line }, { "Column", "u", &col },
+		{ "Port", "q", &port },
+	};
+	r = read_dict(reply, fields, sizeof(fields) / sizeof(fields[0]));
 	if (r < 0) {
 		fprintf(stderr, "Failed to read the explanation: %s\n", strerror(-r));
 		return EXIT_FAILURE;
