@@ -64,13 +64,17 @@ static void apply_log_level(struct daemon *d, const struct anser_config *cfg)
 	anser_log_set_level(l >= 0 ? (enum anser_log_level)l : ANSER_LOG_INFO);
 }
 
-/* Parse the configured file (or the built-in default). On failure *message
- * gets the diagnostics. Warnings are logged either way. */
-static int load_config(struct daemon *d, struct anser_config **out, char **message)
+/* Parse the configured file (or the built-in default) and compile its
+ * rules into *compiled (for install_config(), so a config is compiled
+ * once). On failure *message gets the diagnostics. Warnings are logged
+ * either way. */
+static int load_config(struct daemon *d, struct anser_config **out, struct anser_compiled *compiled,
+		       char **message)
 {
 	struct anser_diags diags = { 0 };
 	int r;
 
+	memset(compiled, 0, sizeof(*compiled));
 	if (d->config_path)
 		r = anser_config_parse_file(d->config_path, out, &diags);
 	else
@@ -79,11 +83,11 @@ static int load_config(struct daemon *d, struct anser_config **out, char **messa
 	if (r >= 0) {
 		/* The kernel's tables have limits the grammar does not: say so
 		 * here, so --check and Reload report it like any other error. */
-		struct anser_compiled c;
-		int cr = anser_routing_compile(*out, 0, &c);
-		const char *limit = c.limit;
-		anser_compiled_clear(&c);
+		struct anser_compiled *c = compiled;
+		int cr = anser_routing_compile(*out, 0, c);
+		const char *limit = c->limit;
 		if (cr < 0) {
+			anser_compiled_clear(c);
 			anser_config_free(*out);
 			*out = NULL;
 			r = cr;
@@ -129,13 +133,15 @@ static int load_config(struct daemon *d, struct anser_config **out, char **messa
 	return r;
 }
 
-/* Install cfg into the inactive slot and flip to it. Takes cfg. */
-static int install_config(struct daemon *d, struct anser_config *cfg, bool first)
+/* Install cfg and its compiled rules into the inactive slot and flip to
+ * it. Takes both. */
+static int install_config(struct daemon *d, struct anser_config *cfg,
+			  struct anser_compiled *compiled, bool first)
 {
 	unsigned slot = first ? 0 : 1 - d->active;
 	int r;
 
-	r = anser_datapath_load_rules(d->dp, cfg, slot);
+	r = anser_datapath_load_compiled(d->dp, compiled, slot);
 	if (r < 0) {
 		anser_config_free(cfg);
 		return r;
@@ -170,14 +176,15 @@ static int do_reload(void *ud, char **message)
 	int r;
 
 	set_state(d, "reloading");
-	r = load_config(d, &cfg, message);
+	struct anser_compiled compiled;
+	r = load_config(d, &cfg, &compiled, message);
 	if (r < 0) {
 		log_error("Reload failed, keeping generation %llu:\n%s",
 			  (unsigned long long)d->generation, message && *message ? *message : "");
 		set_state(d, prev);
 		return r;
 	}
-	r = install_config(d, cfg, false);
+	r = install_config(d, cfg, &compiled, false);
 	if (r < 0) {
 		if (message && asprintf(message, "cannot install rules: %s", strerror(-r)) < 0)
 			*message = NULL;
@@ -472,7 +479,8 @@ int main(int argc, char **argv)
 		d.config_path = DEFAULT_CONFIG;
 
 	d.state = "starting";
-	r = load_config(&d, &cfg, &message);
+	struct anser_compiled compiled;
+	r = load_config(&d, &cfg, &compiled, &message);
 	if (r < 0) {
 		fprintf(stderr, "%s\n", message ? message : "configuration rejected");
 		free(message);
@@ -483,6 +491,7 @@ int main(int argc, char **argv)
 		       d.config_path ? d.config_path : "<builtin>", cfg->n_nodes, cfg->n_groups,
 		       cfg->n_rules);
 		anser_config_free(cfg);
+		anser_compiled_clear(&compiled);
 		return EXIT_SUCCESS;
 	}
 	if (!d.config_path)
@@ -500,7 +509,7 @@ int main(int argc, char **argv)
 	uint16_t t4, t6, u4, u6;
 	anser_proxy_ports(d.proxy, &t4, &t6, &u4, &u6);
 	anser_datapath_set_ports(d.dp, t4, t6, u4, u6);
-	r = install_config(&d, cfg, true);
+	r = install_config(&d, cfg, &compiled, true);
 	cfg = NULL;
 	if (r < 0)
 		goto out;

@@ -529,19 +529,32 @@ int anser_datapath_load_rules(struct anser_datapath *dp, const struct anser_conf
 			      unsigned slot)
 {
 	struct anser_compiled c;
-	struct anser_gen_info gi;
 	int r;
 
-	slot &= 1;
-	if (slot == dp->ctl->active_gen && dp->slots[slot].info.n_rules)
-		return log_error_errno(-EBUSY, "Refusing to overwrite the active rule slot %u",
-				       slot);
 	r = anser_routing_compile(cfg, slot, &c);
 	if (r == -E2BIG)
 		return log_error_errno(r, "The routing rules do not fit the kernel's tables (%s)",
 				       c.limit);
 	if (r < 0)
 		return log_error_errno(r, "Failed to compile routing rules: %m");
+	return anser_datapath_load_compiled(dp, &c, slot);
+}
+
+int anser_datapath_load_compiled(struct anser_datapath *dp, struct anser_compiled *compiled,
+				 unsigned slot)
+{
+	struct anser_compiled c = *compiled;
+	struct anser_gen_info gi;
+	int r;
+
+	memset(compiled, 0, sizeof(*compiled)); /* ours now, whatever happens */
+	slot &= 1;
+	if (slot == dp->ctl->active_gen && dp->slots[slot].info.n_rules) {
+		anser_compiled_clear(&c);
+		return log_error_errno(-EBUSY, "Refusing to overwrite the active rule slot %u",
+				       slot);
+	}
+	anser_compiled_set_slot(&c, slot);
 	clear_slot(dp, slot);
 
 	int lfd = bpf_map__fd(dp->skel->maps.match_lpm);

@@ -17,6 +17,7 @@
 #include "../util/conninfo.h"
 
 struct anser_datapath;
+struct anser_compiled;
 
 enum {
 	/* Also load the rule engine's test entry (anser_datapath_eval_fd). */
@@ -35,6 +36,10 @@ int anser_datapath_set_ports(struct anser_datapath *dp, uint16_t tcp4, uint16_t 
 /* Write the rules of cfg into map slot `slot` (not yet active). */
 int anser_datapath_load_rules(struct anser_datapath *dp, const struct anser_config *cfg,
 			      unsigned slot);
+/* The same with rules compiled already (for any slot); takes *compiled,
+ * which is left empty. */
+int anser_datapath_load_compiled(struct anser_datapath *dp, struct anser_compiled *compiled,
+				 unsigned slot);
 /* Make `slot` the one the kernel evaluates; then clears the other slot's
  * stale entries lazily on the next load. */
 int anser_datapath_activate(struct anser_datapath *dp, unsigned slot);

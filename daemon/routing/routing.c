@@ -389,6 +389,15 @@ static int compile_ports(const struct anser_config *cfg, struct anser_compiled *
 	return 0;
 }
 
+void anser_compiled_set_slot(struct anser_compiled *c, unsigned slot)
+{
+	slot &= 1;
+	for (size_t i = 0; i < c->n_lpm; i++)
+		c->lpm[i].key.set = (c->lpm[i].key.set & ~(1u << 31)) | (slot << 31);
+	for (size_t i = 0; i < c->n_pnames; i++)
+		c->pnames[i].key.set = slot;
+}
+
 int anser_routing_compile(const struct anser_config *cfg, unsigned slot, struct anser_compiled *out)
 {
 	unsigned n = (unsigned)cfg->n_rules + 1;

@@ -58,6 +58,9 @@ struct anser_compiled {
  * rules do not fit the kernel's tables. */
 int anser_routing_compile(const struct anser_config *cfg, unsigned slot,
 			  struct anser_compiled *out);
+/* Re-key compiled tables for another slot (a config is compiled once, when
+ * it is checked, and installed into whichever slot is free). */
+void anser_compiled_set_slot(struct anser_compiled *c, unsigned slot);
 void anser_compiled_clear(struct anser_compiled *c);
 
 /* The rule a flow matches, worked out from the compiled tables the way the

@@ -147,6 +147,41 @@ static void test_gen_refs(void)
 	anser_gen_unref(NULL);
 }
 
+/* Compiled for slot 0 and re-keyed for slot 1 is what compiling for slot 1
+ * gives (reload compiles once, when it checks the config). */
+static void test_set_slot(void)
+{
+	GRand *rnd = g_rand_new_with_seed(11);
+
+	for (int round = 0; round < 20; round++) {
+		char *text = rulegen_config(rnd, 40);
+		struct anser_config *cfg = rulegen_parse(text);
+		struct anser_compiled a, b;
+		if (anser_routing_compile(cfg, 0, &a) == -E2BIG)
+			goto next;
+		g_assert_cmpint(anser_routing_compile(cfg, 1, &b), ==, 0);
+		anser_compiled_set_slot(&a, 1);
+		g_assert_cmpuint(a.n_lpm, ==, b.n_lpm);
+		g_assert_cmpuint(a.n_pnames, ==, b.n_pnames);
+		g_assert_true(a.n_lpm == 0 || memcmp(a.lpm, b.lpm, a.n_lpm * sizeof(*a.lpm)) == 0);
+		g_assert_true(a.n_pnames == 0 ||
+			      memcmp(a.pnames, b.pnames, a.n_pnames * sizeof(*a.pnames)) == 0);
+		g_assert_true(memcmp(&a.info, &b.info, sizeof(a.info)) == 0);
+		anser_compiled_set_slot(&a, 0);
+		anser_compiled_clear(&b);
+		g_assert_cmpint(anser_routing_compile(cfg, 0, &b), ==, 0);
+		g_assert_true(a.n_lpm == 0 || memcmp(a.lpm, b.lpm, a.n_lpm * sizeof(*a.lpm)) == 0);
+		g_assert_true(a.n_pnames == 0 ||
+			      memcmp(a.pnames, b.pnames, a.n_pnames * sizeof(*a.pnames)) == 0);
+		anser_compiled_clear(&a);
+		anser_compiled_clear(&b);
+	next:
+		anser_config_free(cfg);
+		g_free(text);
+	}
+	g_rand_free(rnd);
+}
+
 int main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
@@ -154,5 +189,6 @@ int main(int argc, char **argv)
 	g_test_add_func("/routing/random-rules", test_random_rules);
 	g_test_add_func("/routing/too-many", test_too_many);
 	g_test_add_func("/routing/gen-refs", test_gen_refs);
+	g_test_add_func("/routing/set-slot", test_set_slot);
 	return g_test_run();
 }
