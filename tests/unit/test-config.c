@@ -787,6 +787,74 @@ static void test_no_secret_in_errors(void)
 	"node { n1: 'socks5://10.0.0.1:1080' }\n"                                                  \
 	"group { proxy { policy: fixed(0) } }\n"
 
+/* Valid routing sections and the rules they mean, written back in the
+ * canonical form (anser_rule_format): spacing, comments, quoting, lists,
+ * negation, conjunction, line breaks, address and port forms. */
+static void test_good_snippets(void)
+{
+	static const struct {
+		const char *routing; /* rules before the fallback */
+		const char *want;    /* canonical rules, "; " between them */
+		const char *fallback;
+	} cases[] = {
+		{ "pname(curl) -> proxy", "pname(curl) -> proxy", "direct" },
+		{ "pname( curl ) -> proxy", "pname(curl) -> proxy", "direct" },
+		{ "pname(curl)->proxy", "pname(curl) -> proxy", "direct" },
+		{ "pname('curl') -> 'proxy'", "pname(curl) -> proxy", "direct" },
+		{ "pname(\"my app\") -> proxy", "pname('my app') -> proxy", "direct" },
+		{ "pname(a, b,c) -> block", "pname(a, b, c) -> block", "direct" },
+		{ "pname(a) && pname(b) -> block", "pname(a) && pname(b) -> block", "direct" },
+		{ "!pname(a) -> direct", "!pname(a) -> direct", "direct" },
+		{ "! pname(a) -> direct", "!pname(a) -> direct", "direct" },
+		{ "pname(a) &&\n    dport(80) -> proxy", "pname(a) && dport(80) -> proxy",
+		  "direct" },
+		{ "pname(a) # a comment\n -> proxy", "pname(a) -> proxy", "direct" },
+		{ "/* before */ pname(a) -> proxy /* after */", "pname(a) -> proxy", "direct" },
+		{ "pname(a) /* multi\n line */ -> proxy", "pname(a) -> proxy", "direct" },
+		{ "dip(10.0.0.0/8) -> direct", "dip(10.0.0.0/8) -> direct", "direct" },
+		{ "dip(192.168.1.1) -> direct", "dip(192.168.1.1) -> direct", "direct" },
+		{ "dip(0.0.0.0/0) -> proxy", "dip(0.0.0.0/0) -> proxy", "direct" },
+		{ "dip(::/0) -> proxy", "dip(::/0) -> proxy", "direct" },
+		{ "dip(fd00::/8, 2001:db8::1) -> block", "dip(fd00::/8, 2001:db8::1) -> block",
+		  "direct" },
+		{ "dip('10.1.0.0/16') -> direct", "dip(10.1.0.0/16) -> direct", "direct" },
+		{ "dip(::ffff:10.0.0.0/104) -> direct", "dip(10.0.0.0/8) -> direct", "direct" },
+		{ "dport(443) -> proxy", "dport(443) -> proxy", "direct" },
+		{ "dport(1-65535) -> proxy", "dport(1-65535) -> proxy", "direct" },
+		{ "dport(80, 443, 8000-8080) -> proxy", "dport(80, 443, 8000-8080) -> proxy",
+		  "direct" },
+		{ "l4proto(tcp) -> proxy", "l4proto(tcp) -> proxy", "direct" },
+		{ "l4proto(udp) -> block", "l4proto(udp) -> block", "direct" },
+		{ "ipversion(4) -> proxy", "ipversion(4) -> proxy", "direct" },
+		{ "ipversion(6) -> block", "ipversion(6) -> block", "direct" },
+		{ "l4proto(udp) && dport(53) -> direct\n pname(x) -> proxy",
+		  "l4proto(udp) && dport(53) -> direct; pname(x) -> proxy", "direct" },
+		{ "", "", "proxy" },
+		{ "", "", "block" },
+		{ "pname(a) -> direct", "pname(a) -> direct", "proxy" },
+		{ "pname(a.b-c_d) -> proxy", "pname('a.b-c_d') -> proxy", "direct" },
+		{ "pname(x) -> proxy\n pname(x) -> block", "pname(x) -> proxy; pname(x) -> block",
+		  "direct" },
+	};
+	for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
+		char *text = g_strdup_printf(HDR "routing {\n %s\n fallback: %s\n}\n",
+					     cases[i].routing, cases[i].fallback);
+		struct anser_config *c = parse_ok(text);
+		GString *got = g_string_new(NULL);
+		for (size_t k = 0; k < c->n_rules; k++) {
+			char *s = anser_rule_format(c, k);
+			g_string_append_printf(got, "%s%s", k ? "; " : "", s);
+			free(s);
+		}
+		if (strcmp(got->str, cases[i].want) != 0)
+			g_error("case %zu: %s\nwant %s\ngot  %s", i, text, cases[i].want, got->str);
+		g_assert_cmpstr(anser_config_outbound_name(c, c->fallback), ==, cases[i].fallback);
+		g_string_free(got, TRUE);
+		anser_config_free(c);
+		g_free(text);
+	}
+}
+
 /* Each rule formatted back to text: the canonical form below, and the
  * parser reads that form back to the same rule (formatting it again gives
  * the same text). */
@@ -948,6 +1016,7 @@ int main(int argc, char **argv)
 	g_test_add_func("/config/no-secret-in-errors", test_no_secret_in_errors);
 	g_test_add_func("/config/excerpts", test_excerpts);
 	g_test_add_func("/config/format-round-trip", test_format_round_trip);
+	g_test_add_func("/config/good-snippets", test_good_snippets);
 	g_test_add_func("/config/durations", test_durations);
 	g_test_add_func("/config/bools-and-numbers", test_bools_and_numbers);
 	g_test_add_func("/config/recovery", test_recovery);
