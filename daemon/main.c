@@ -305,7 +305,8 @@ static int explain(void *ud, const char *process, const char *destination, const
 	} else if (rule == ANSER_RULE_FALLBACK || rule >= cfg->n_rules) {
 		out->index = -1;
 		out->outbound = strdup(anser_config_outbound_name(cfg, cfg->fallback));
-		r = asprintf(&out->rule, "fallback: %s", out->outbound ? out->outbound : "?");
+		r = asprintf(&out->rule, "fallback: %s%s", out->outbound ? out->outbound : "?",
+			     cfg->fallback_must ? "(must)" : "");
 		if (r < 0)
 			out->rule = NULL;
 		out->line = cfg->fallback_line;

@@ -113,6 +113,7 @@ struct anser_rule {
 	size_t n_conds;
 	char *outbound_name;
 	unsigned outbound; /* resolved id */
+	bool must;	   /* NAME(must) or must_NAME: DNS is not taken over (dae) */
 	unsigned line, col;
 };
 
@@ -136,6 +137,7 @@ struct anser_config {
 	size_t n_rules;
 	unsigned fallback; /* outbound id */
 	char *fallback_name;
+	bool fallback_must;
 	unsigned fallback_line, fallback_col; /* of its outbound */
 };
 

@@ -122,6 +122,8 @@ char *anser_rule_format(const struct anser_config *c, size_t i)
 	fputs(" -> ", f);
 	const char *out = anser_config_outbound_name(c, r->outbound);
 	put_name(f, out ? out : r->outbound_name);
+	if (r->must)
+		fputs("(must)", f);
 	if (fclose(f) != 0) {
 		free(buf);
 		return NULL;

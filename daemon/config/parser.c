@@ -1046,9 +1046,12 @@ static void rule_clear(struct anser_rule *r)
 }
 
 /* direct | block | group, optionally with dae's "(must)" style options. */
+/* An outbound: NAME, NAME(must) or must_NAME (*must set for the last two;
+ * "must_rules" is returned as it is). */
 static int parse_outbound(struct cfg_parser *p, char **name, struct cfg_pos *pos, char *inline_val,
-			  struct cfg_pos inline_pos)
+			  struct cfg_pos inline_pos, bool *must)
 {
+	*must = false;
 	if (inline_val) {
 		*name = inline_val;
 		*pos = inline_pos;
@@ -1062,13 +1065,23 @@ static int parse_outbound(struct cfg_parser *p, char **name, struct cfg_pos *pos
 	char *q = cfg_quote(*name, strlen(*name));
 	int r = 0;
 	if (peek_type(p) == TOK_LPAREN && !peek(p, 0)->bol) {
-		ERR(p, *pos,
-		    "outbound options like '%s(...)' are not supported yet (write just '%s')", q,
-		    q);
-		r = -EINVAL;
-	} else if (strncmp(*name, "must_", 5) == 0) {
-		ERR(p, *pos, "outbound '%s' is not supported yet (write '%s')", q, *name + 5);
-		r = -EINVAL;
+		const struct cfg_token *t = peek(p, 1);
+		if (t->type == TOK_IDENT && strcmp(t->text, "must") == 0 &&
+		    peek(p, 2)->type == TOK_RPAREN) {
+			next(p);
+			next(p);
+			next(p);
+			*must = true;
+		} else {
+			ERR(p, *pos,
+			    "outbound options other than 'must' (like '%s(mark: ...)') are not "
+			    "supported yet (write '%s' or '%s(must)')",
+			    q, q, q);
+			r = -EINVAL;
+		}
+	} else if (strncmp(*name, "must_", 5) == 0 && strcmp(*name, "must_rules") != 0) {
+		memmove(*name, *name + 5, strlen(*name + 5) + 1);
+		*must = true;
 	}
 	free(q);
 	return r;
@@ -1105,10 +1118,17 @@ static int parse_rule(struct cfg_parser *p)
 		expected(p, "'&&' or '->'", "a rule is 'condition && condition -> outbound'");
 		goto out;
 	}
-	if (parse_outbound(p, &rule.outbound_name, &out_pos, NULL, (struct cfg_pos){ 0 }) < 0)
+	if (parse_outbound(p, &rule.outbound_name, &out_pos, NULL, (struct cfg_pos){ 0 },
+			   &rule.must) < 0)
 		goto out;
 	if (bad)
 		goto out;
+	if (strcmp(rule.outbound_name, "must_rules") == 0) {
+		/* dae: DNS that matches is not taken over, and matching goes on.
+		 * anser takes over no DNS yet, so such a rule decides nothing. */
+		r = 0;
+		goto out;
+	}
 	if (c->n_rules >= CFG_MAX_RULES || p->n_conds + rule.n_conds > CFG_MAX_CONDS) {
 		ERR(p, (struct cfg_pos){ rule.line, rule.col },
 		    "too many routing rules (at most %u rules and %u conditions; merge rules with "
@@ -1155,12 +1175,21 @@ static int parse_routing_stmt(struct cfg_parser *p)
 		/* seen, even if its value is bad: no "has no fallback" on top */
 		p->has_fallback = true;
 		p->fallback_pos = k.pos;
-		if (parse_outbound(p, &name, &pos, iv, k.val_pos) == 0) {
+		bool must;
+		if (parse_outbound(p, &name, &pos, iv, k.val_pos, &must) == 0) {
 			p->fallback_pos = pos;
-			free(p->cfg->fallback_name);
-			p->cfg->fallback_name = name;
-			name = NULL;
-			r = 0;
+			if (strcmp(name, "must_rules") == 0) {
+				ERR(p, pos,
+				    "'fallback: must_rules' decides nothing (must_rules means: "
+				    "keep "
+				    "matching); name an outbound");
+			} else {
+				free(p->cfg->fallback_name);
+				p->cfg->fallback_name = name;
+				p->cfg->fallback_must = must;
+				name = NULL;
+				r = 0;
+			}
 		}
 		free(name);
 	}

@@ -273,7 +273,9 @@ def t_explain(env):
     kernel applies: checked against real flows for some rows."""
     rules = ("pname(appA) && dport(8080) -> proxy\n"
              "    dip(10.77.0.3/32) && l4proto(udp) -> block\n"
-             "    !pname(appB) && ipversion(6) -> proxy")
+             "    !pname(appB) && ipversion(6) -> proxy\n"
+             "    pname(appD) -> must_proxy\n"
+             "    pname(appA) -> must_rules")
     cfg = base(env, rules=rules, bus=True)
     lines = open(cfg).read().split("\n")
 
@@ -291,6 +293,7 @@ def t_explain(env):
         ("appB", "[%s]:%d" % (S6, WEB), "tcp", "direct", None, "fallback: direct"),
         ("appA", "%s" % S4, "tcp", "direct", None, "fallback: direct"),
         ("appA", "127.0.0.1:%d" % WEB, "tcp", "direct", 0, "never steered"),
+        ("appD", "%s:%d" % (S4, WEB), "tcp", "proxy", 4, "pname(appD) -> proxy(must)"),
     ]
     for app, dest, proto, outbound, rule, text in table:
         r = env.anserctl("explain", app, dest, proto)
@@ -315,6 +318,8 @@ def t_explain(env):
     expect(seen_as(c.stdout) == P6, "appC's IPv6 via the proxy: " + c.stdout)
     b = env.app("appB", "tcp", S6, WEB)
     expect(seen_as(b.stdout) == H6, "appB's IPv6 direct: " + b.stdout)
+    d = env.app("appD", "tcp", S4, WEB)
+    expect(seen_as(d.stdout) == P4, "appD (must_proxy) via the proxy: " + d.stdout)
     # Bad arguments: a clear message and the usage exit status.
     for args, msg in ((("appA", "example.com:80"), "not an IP address"),
                       (("appA", "10.0.0.1:0"), "not an IP address"),

@@ -620,10 +620,14 @@ static const struct bad bad_inputs[] = {
 	  8, 14, "unknown outbound 'proxyy' (did you mean 'proxy'?)" },
 	{ "routing {\n pname(a) -> drect\n fallback: direct\n}\n", 2, 14,
 	  "(did you mean 'direct'?)" },
-	{ "routing {\n pname(a) -> direct(must)\n fallback: direct\n}\n", 2, 14,
-	  "outbound options like 'direct(...)' are not supported yet" },
-	{ "routing {\n pname(a) -> must_direct\n fallback: direct\n}\n", 2, 14,
-	  "outbound 'must_direct' is not supported yet" },
+	{ "routing {\n pname(a) -> direct(mark: 0x100)\n fallback: direct\n}\n", 2, 14,
+	  "outbound options other than 'must' (like 'direct(mark: ...)') are not supported yet" },
+	{ "routing {\n pname(a) -> direct(must, x)\n fallback: direct\n}\n", 2, 14,
+	  "outbound options other than 'must'" },
+	{ "routing {\n pname(a) -> must_nosuch\n fallback: direct\n}\n", 2, 14,
+	  "unknown outbound 'nosuch'" },
+	{ "routing {\n fallback: must_rules\n}\n", 2, 12,
+	  "'fallback: must_rules' decides nothing" },
 	{ "routing {\n domain(geosite:cn) -> direct\n fallback: direct\n}\n", 2, 2,
 	  "domain() is not supported yet" },
 	{ "routing {\n sip(10.0.0.1) -> direct\n fallback: direct\n}\n", 2, 2,
@@ -835,6 +839,12 @@ static void test_good_snippets(void)
 		{ "pname(a.b-c_d) -> proxy", "pname('a.b-c_d') -> proxy", "direct" },
 		{ "pname(x) -> proxy\n pname(x) -> block", "pname(x) -> proxy; pname(x) -> block",
 		  "direct" },
+		{ "dip(1.1.1.1) -> must_direct", "dip(1.1.1.1) -> direct(must)", "direct" },
+		{ "dip(1.1.1.1) -> direct(must)", "dip(1.1.1.1) -> direct(must)", "direct" },
+		{ "pname(a) -> must_proxy", "pname(a) -> proxy(must)", "direct" },
+		{ "pname(a) -> proxy( must )", "pname(a) -> proxy(must)", "direct" },
+		{ "dport(53) -> must_rules\n pname(a) -> proxy", "pname(a) -> proxy", "direct" },
+		{ "l4proto(udp) -> must_rules", "", "proxy" },
 	};
 	for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
 		char *text = g_strdup_printf(HDR "routing {\n %s\n fallback: %s\n}\n",
@@ -853,6 +863,13 @@ static void test_good_snippets(void)
 		anser_config_free(c);
 		g_free(text);
 	}
+	struct anser_config *c = parse_ok(HDR "routing {\n fallback: must_proxy\n}\n");
+	g_assert_cmpstr(anser_config_outbound_name(c, c->fallback), ==, "proxy");
+	g_assert_true(c->fallback_must);
+	anser_config_free(c);
+	c = parse_ok(HDR "routing {\n fallback: direct\n}\n");
+	g_assert_false(c->fallback_must);
+	anser_config_free(c);
 }
 
 /* Each rule formatted back to text: the canonical form below, and the
