@@ -271,11 +271,22 @@ static const char *const gtype_hint[] = {
 	[GT_LOG_LEVEL] = "error, warn, info, debug or trace",
 };
 
-static const struct global_opt *global_opt(const char *name)
+/* dae's per-group overrides of the global health check options. */
+static const struct global_opt group_opts[] = {
+	{ "filter", GT_STRING, "", GS_USED, NULL },
+	{ "policy", GT_STRING, "", GS_USED, NULL },
+	{ "tcp_check_url", GT_LIST, "", GS_NOT_YET, NULL },
+	{ "tcp_check_http_method", GT_STRING, "", GS_NOT_YET, NULL },
+	{ "udp_check_dns", GT_LIST, "", GS_NOT_YET, NULL },
+	{ "check_interval", GT_DURATION, "", GS_NOT_YET, NULL },
+	{ "check_tolerance", GT_DURATION, "", GS_NOT_YET, NULL },
+};
+
+static const struct global_opt *find_opt(const struct global_opt *opts, size_t n, const char *name)
 {
-	for (size_t i = 0; i < sizeof(global_opts) / sizeof(*global_opts); i++)
-		if (strcmp(global_opts[i].name, name) == 0)
-			return &global_opts[i];
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(opts[i].name, name) == 0)
+			return &opts[i];
 	return NULL;
 }
 
@@ -311,28 +322,37 @@ static bool global_value_ok(const struct global_opt *o, const char *val, bool li
 	return false;
 }
 
-static void decode_global(struct cfg_parser *p, const char *key, struct cfg_pos kpos,
-			  const char *val, struct cfg_pos vpos, bool list)
+/* Checks an option of a section ("global", "group") against the section's
+ * table: unknown keys and values of the wrong type are errors, options
+ * anser does not act on are warnings. Returns the option when anser acts
+ * on it and the value is good, else NULL. */
+static const struct global_opt *check_option(struct cfg_parser *p, const char *section,
+					     const struct global_opt *opts, size_t n,
+					     const char *key, struct cfg_pos kpos, const char *val,
+					     struct cfg_pos vpos, bool list)
 {
-	const struct global_opt *o = global_opt(key);
+	const struct global_opt *o = find_opt(opts, n, key);
 	const char *why;
 	char *q;
 
 	if (!o) {
 		const char *names[sizeof(global_opts) / sizeof(*global_opts)];
-		for (size_t i = 0; i < sizeof(global_opts) / sizeof(*global_opts); i++)
-			names[i] = global_opts[i].name;
-		const char *sug = cfg_suggest(key, names, sizeof(names) / sizeof(*names));
+		for (size_t i = 0; i < n && i < sizeof(names) / sizeof(*names); i++)
+			names[i] = opts[i].name;
+		const char *sug = cfg_suggest(
+			key, names,
+			n < sizeof(names) / sizeof(*names) ? n : sizeof(names) / sizeof(*names));
 		q = cfg_quote(key, strlen(key));
 		if (sug)
-			ERR(p, kpos, "unknown global option '%s' (did you mean '%s'?)", q, sug);
+			ERR(p, kpos, "unknown %s option '%s' (did you mean '%s'?)", section, q,
+			    sug);
 		else
 			ERR(p, kpos,
-			    "unknown global option '%s' (dae has no such option; see "
+			    "unknown %s option '%s' (dae has no such option; see "
 			    "docs/configuration.md for the list)",
-			    q);
+			    section, q);
 		free(q);
-		return;
+		return NULL;
 	}
 	if (!global_value_ok(o, val, list, &why)) {
 		q = cfg_quote(val, strlen(val));
@@ -343,23 +363,55 @@ static void decode_global(struct cfg_parser *p, const char *key, struct cfg_pos 
 			ERR(p, vpos, "invalid %s '%s' (expected %s)", o->name, q,
 			    gtype_hint[o->type]);
 		free(q);
-		return;
+		return NULL;
 	}
 	switch (o->status) {
 	case GS_USED:
-		break;
+		return o;
 	case GS_NOT_NEEDED:
-		WARN(p, kpos, "global option '%s' is not needed by anser (%s), ignored", o->name,
-		     o->why);
-		return;
+		WARN(p, kpos, "%s option '%s' is not needed by anser (%s), ignored", section,
+		     o->name, o->why);
+		return NULL;
 	case GS_NOT_YET:
-		WARN(p, kpos, "global option '%s' is not supported yet, ignored", o->name);
-		return;
+		WARN(p, kpos, "%s option '%s' is not supported yet, ignored", section, o->name);
+		return NULL;
 	}
-	if (strcmp(key, "log_level") == 0) {
+	return NULL;
+}
+
+static void decode_global(struct cfg_parser *p, const char *key, struct cfg_pos kpos,
+			  const char *val, struct cfg_pos vpos, bool list)
+{
+	const struct global_opt *o =
+		check_option(p, "global", global_opts, sizeof(global_opts) / sizeof(*global_opts),
+			     key, kpos, val, vpos, list);
+
+	if (o && strcmp(o->name, "log_level") == 0) {
 		free(p->cfg->log_level);
 		p->cfg->log_level = cfg_strdup(val);
 	}
+}
+
+/* A value, or "a, b, c" kept as "a,b,c" (*list set). */
+static int read_list_value(struct cfg_parser *p, struct key *k, char **val, struct cfg_pos *vpos,
+			   bool *list)
+{
+	*list = false;
+	if (read_value(p, k, val, vpos) < 0)
+		return -EINVAL;
+	while (peek_type(p) == TOK_COMMA && !peek(p, 0)->bol) {
+		next(p);
+		const struct cfg_token *t = peek(p, 0);
+		if (t->type != TOK_IDENT && t->type != TOK_STRING)
+			return expected(p, "a value after ','", NULL);
+		char *more = cfg_take(&p->lx);
+		char *joined = cfg_asprintf("%s,%s", *val, more);
+		free(more);
+		free(*val);
+		*val = joined;
+		*list = true;
+	}
+	return 0;
 }
 
 static int parse_global_stmt(struct cfg_parser *p)
@@ -382,24 +434,9 @@ static int parse_global_stmt(struct cfg_parser *p)
 			goto out;
 		}
 	}
-	if (read_value(p, &k, &val, &vpos) < 0)
+	bool list;
+	if (read_list_value(p, &k, &val, &vpos, &list) < 0)
 		goto out;
-	/* "a, b, c": a list, kept as written without spaces */
-	bool list = false;
-	while (peek_type(p) == TOK_COMMA && !peek(p, 0)->bol) {
-		next(p);
-		const struct cfg_token *t = peek(p, 0);
-		if (t->type != TOK_IDENT && t->type != TOK_STRING) {
-			expected(p, "a value after ','", NULL);
-			goto out;
-		}
-		char *more = cfg_take(&p->lx);
-		char *joined = cfg_asprintf("%s,%s", val, more);
-		free(more);
-		free(val);
-		val = joined;
-		list = true;
-	}
 	decode_global(p, k.name, k.pos, val, vpos, list);
 	cfg_reserve(&c->globals, &p->cap_globals, c->n_globals, sizeof(*c->globals));
 	c->globals[c->n_globals++] = (struct anser_kv){
@@ -585,7 +622,6 @@ static int parse_call(struct cfg_parser *p, struct call *c, char *inline_name,
 
 static const char *const policies_unsupported[] = { "min", "min_avg10", "min_moving_avg",
 						    "min_last_latency" };
-static const char *const group_keys[] = { "filter", "policy" };
 
 static int parse_filter(struct cfg_parser *p, struct cfg_group_ast *g, struct key *k)
 {
@@ -709,38 +745,6 @@ out:
 	return r;
 }
 
-/* Skips the value of an ignored option: word, string or call, or a list
- * of them separated by ','. */
-static int skip_value(struct cfg_parser *p, struct key *k)
-{
-	char *val = NULL;
-	struct cfg_pos pos;
-
-	for (;;) {
-		if (read_value(p, k, &val, &pos) < 0)
-			return -EINVAL;
-		free(val);
-		if (peek_type(p) == TOK_LPAREN) {
-			unsigned depth = 0;
-			do {
-				enum cfg_tok_type t = peek_type(p);
-				if (t == TOK_EOF || t == TOK_RBRACE || t == TOK_LBRACE)
-					return expected(p, "')'", NULL);
-				depth += t == TOK_LPAREN;
-				depth -= t == TOK_RPAREN;
-				next(p);
-			} while (depth > 0);
-		}
-		if (peek_type(p) != TOK_COMMA)
-			return 0;
-		next(p);
-		if (peek(p, 0)->bol)
-			return expected(p, "a value after ','", NULL);
-		free(k->name);
-		k->name = cfg_strdup("option"); /* for the "has no value" report */
-	}
-}
-
 static int parse_group_stmt(struct cfg_parser *p, size_t gi)
 {
 	struct key k = { 0 };
@@ -756,15 +760,19 @@ static int parse_group_stmt(struct cfg_parser *p, size_t gi)
 	} else if (strcmp(k.name, "policy") == 0) {
 		r = parse_policy(p, g, ga, &k);
 	} else {
-		char *q = cfg_quote(k.name, strlen(k.name));
-		const char *sug = cfg_suggest(k.name, group_keys, 2);
-		if (sug) {
-			ERR(p, k.pos, "unknown group option '%s' (did you mean '%s'?)", q, sug);
-		} else {
-			WARN(p, k.pos, "group option '%s' is not supported yet, ignored", q);
-			r = skip_value(p, &k);
+		/* the health check overrides: checked, then ignored for now */
+		char *val = NULL;
+		struct cfg_pos vpos;
+		bool list;
+		if (read_list_value(p, &k, &val, &vpos, &list) == 0) {
+			size_t before = p->sink.n_errors;
+			check_option(p, "group", group_opts,
+				     sizeof(group_opts) / sizeof(*group_opts), k.name, k.pos, val,
+				     vpos, list);
+			if (p->sink.n_errors == before)
+				r = 0;
 		}
-		free(q);
+		free(val);
 	}
 	key_clear(&k);
 	return r;

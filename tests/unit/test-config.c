@@ -295,8 +295,8 @@ static void test_warnings(void)
 	const char *text = "global {\n tproxy_port: 12345\n check_interval: 10s\n"
 			   " lan_interface: docker0, eth0\n}\n"
 			   "dns { upstream { x: 'udp://1.1.1.1' } }\n"
-			   "group {\n g { policy: random\n check_interval: 30s tcp_check_url: f(a, "
-			   "b), 'x' filter: name(n) }\n}\n"
+			   "group {\n g { policy: random\n check_interval: 30s tcp_check_url: "
+			   "'http://a', 'x' filter: name(n) }\n}\n"
 			   "node { n: 'socks5://h:1' }\n" ROUTING_DIRECT;
 	struct anser_diags d = { 0 };
 	struct anser_config *c = NULL;
@@ -314,7 +314,10 @@ static void test_warnings(void)
 	g_assert_nonnull(strstr(s, "w.dae:4:2: warning: global option 'lan_interface' is not "
 				   "needed by anser (it splits by application, through --cgroup)"));
 	g_assert_nonnull(strstr(s, "w.dae:6:1: warning: section 'dns' is not supported yet"));
-	g_assert_nonnull(strstr(s, "w.dae:9:2: warning: group option 'check_interval'"));
+	g_assert_nonnull(strstr(s, "w.dae:9:2: warning: group option 'check_interval' is not "
+				   "supported yet, ignored\n"));
+	g_assert_nonnull(strstr(s, "w.dae:9:22: warning: group option 'tcp_check_url' is not "
+				   "supported yet, ignored\n"));
 	g_assert_cmpstr(c->globals[2].value, ==, "docker0,eth0");
 	free(s);
 	anser_diags_clear(&d);
@@ -601,6 +604,12 @@ static const struct bad bad_inputs[] = {
 	  6, 16, "name(keyword: ...) is not supported yet" },
 	{ NODE_A "group {\n g {\n  fliter: name(a)\n  policy: random\n }\n}\n" ROUTING_DIRECT, 6, 3,
 	  "unknown group option 'fliter' (did you mean 'filter'?)" },
+	{ NODE_A "group {\n g {\n  policy: random\n  frob: 1\n }\n}\n" ROUTING_DIRECT, 7, 3,
+	  "unknown group option 'frob' (dae has no such option" },
+	{ NODE_A "group {\n g {\n  policy: random\n  check_interval: 30\n }\n}\n" ROUTING_DIRECT, 7,
+	  19, "invalid check_interval '30': missing unit" },
+	{ NODE_A "group {\n g {\n  policy: random\n  check_tolerance: fast\n }\n}\n" ROUTING_DIRECT,
+	  7, 20, "invalid check_tolerance 'fast'" },
 	{ NODE_A "group {\n direct {\n  policy: random\n }\n}\n" ROUTING_DIRECT, 5, 2,
 	  "'direct' cannot name a group" },
 	{ NODE_A "group {\n g { policy: random }\n g { policy: random }\n}\n" ROUTING_DIRECT, 6, 2,
