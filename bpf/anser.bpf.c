@@ -31,6 +31,8 @@ char LICENSE[] SEC("license") = "GPL";
 #define AF_INET6    10
 #define SOCK_STREAM 1
 #define SOCK_DGRAM  2
+#define SOL_SOCKET  1
+#define SO_MARK	    36
 
 /* Set by anserd before load. */
 const volatile __u32 self_tgid = 0;
@@ -604,6 +606,13 @@ static __always_inline int do_connect(struct bpf_sock_addr *ctx, int v6)
 		flags |= ANSER_FLOW_F_CONNECTED;
 
 	emit_flow(&d, flags);
+	if (d.out == ANSER_OUT_DIRECT && (gi->lookups & ANSER_LOOKUP_MARK)) {
+		/* direct(mark: N): the socket carries N, for policy routing */
+		__u32 r = d.rule == ANSER_RULE_FALLBACK ? gi->n_rules - 1 : d.rule;
+		__u32 mark = gi->mark[r & (ANSER_MAX_RULES - 1)];
+		if (mark)
+			bpf_setsockopt(ctx, SOL_SOCKET, SO_MARK, &mark, sizeof(mark));
+	}
 	if (!proxied)
 		return 1;
 	/* Steered sockets keep their flow in their own storage, for

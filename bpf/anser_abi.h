@@ -97,10 +97,12 @@ struct anser_gen_info {
 	struct anser_rules dip_default;	  /* for addresses in no dip() */
 	struct anser_rules port_default;  /* when no rule has dport() */
 	__u16 outbound[ANSER_MAX_RULES];  /* by rule bit */
+	__u32 mark[ANSER_MAX_RULES];	  /* direct(mark: N): SO_MARK of the socket, 0: none */
 };
 
 #define ANSER_LOOKUP_DIP   1u
 #define ANSER_LOOKUP_DPORT 2u
+#define ANSER_LOOKUP_MARK  4u /* some direct rule sets a mark */
 
 /* Single-entry array map `ctl`, written by anserd before attaching. */
 struct anser_ctl {

@@ -295,7 +295,6 @@ static int explain(void *ud, const char *process, const char *destination, const
 
 	const struct anser_config *cfg = g->cfg;
 	unsigned rule = anser_datapath_explain(d->dp, d->active, process, addr, port, udp);
-	int r;
 	out->port = port;
 	if (rule == ANSER_RULE_BUILTIN) {
 		out->index = -2;
@@ -305,10 +304,7 @@ static int explain(void *ud, const char *process, const char *destination, const
 	} else if (rule == ANSER_RULE_FALLBACK || rule >= cfg->n_rules) {
 		out->index = -1;
 		out->outbound = strdup(anser_config_outbound_name(cfg, cfg->fallback));
-		r = asprintf(&out->rule, "fallback: %s%s", out->outbound ? out->outbound : "?",
-			     cfg->fallback_must ? "(must)" : "");
-		if (r < 0)
-			out->rule = NULL;
+		out->rule = anser_fallback_format(cfg);
 		out->line = cfg->fallback_line;
 		out->col = cfg->fallback_col;
 	} else {

@@ -114,6 +114,7 @@ struct anser_rule {
 	char *outbound_name;
 	unsigned outbound; /* resolved id */
 	bool must;	   /* NAME(must) or must_NAME: DNS is not taken over (dae) */
+	uint32_t mark;	   /* direct(mark: N): the socket's SO_MARK; 0: none */
 	unsigned line, col;
 };
 
@@ -138,6 +139,7 @@ struct anser_config {
 	unsigned fallback; /* outbound id */
 	char *fallback_name;
 	bool fallback_must;
+	uint32_t fallback_mark;
 	unsigned fallback_line, fallback_col; /* of its outbound */
 };
 
@@ -157,6 +159,8 @@ void anser_config_free(struct anser_config *c);
 /* Rule i as config text ("pname(curl) && dport(443) -> proxy"), which the
  * parser reads back to the same rule. Caller frees; NULL if no such rule. */
 char *anser_rule_format(const struct anser_config *c, size_t i);
+/* "fallback: direct(mark: 0x1)". Caller frees. */
+char *anser_fallback_format(const struct anser_config *c);
 
 /* Name of an outbound id in this config ("direct", "block", group name). */
 const char *anser_config_outbound_name(const struct anser_config *c, unsigned id);

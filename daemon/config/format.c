@@ -102,6 +102,35 @@ static void put_cond(FILE *f, const struct anser_cond *c)
 	fputc(')', f);
 }
 
+static void put_outbound(FILE *f, const char *name, bool must, uint32_t mark)
+{
+	put_name(f, name);
+	if (must && mark)
+		fprintf(f, "(must, mark: 0x%x)", mark);
+	else if (must)
+		fputs("(must)", f);
+	else if (mark)
+		fprintf(f, "(mark: 0x%x)", mark);
+}
+
+char *anser_fallback_format(const struct anser_config *c)
+{
+	char *buf = NULL;
+	size_t size = 0;
+	FILE *f = open_memstream(&buf, &size);
+
+	if (!f)
+		return NULL;
+	const char *out = anser_config_outbound_name(c, c->fallback);
+	fputs("fallback: ", f);
+	put_outbound(f, out ? out : "?", c->fallback_must, c->fallback_mark);
+	if (fclose(f) != 0) {
+		free(buf);
+		return NULL;
+	}
+	return buf;
+}
+
 char *anser_rule_format(const struct anser_config *c, size_t i)
 {
 	char *buf = NULL;
@@ -121,9 +150,7 @@ char *anser_rule_format(const struct anser_config *c, size_t i)
 	}
 	fputs(" -> ", f);
 	const char *out = anser_config_outbound_name(c, r->outbound);
-	put_name(f, out ? out : r->outbound_name);
-	if (r->must)
-		fputs("(must)", f);
+	put_outbound(f, out ? out : r->outbound_name, r->must, r->mark);
 	if (fclose(f) != 0) {
 		free(buf);
 		return NULL;

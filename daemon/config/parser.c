@@ -1054,12 +1054,59 @@ static void rule_clear(struct anser_rule *r)
 }
 
 /* direct | block | group, optionally with dae's "(must)" style options. */
-/* An outbound: NAME, NAME(must) or must_NAME (*must set for the last two;
- * "must_rules" is returned as it is). */
+/* The options of an outbound, NAME(must, mark: 0x100). */
+static int outbound_options(struct cfg_parser *p, const char *name, struct cfg_pos pos, bool *must,
+			    uint32_t *mark)
+{
+	struct call c = { 0 };
+	int r = parse_call(p, &c, cfg_strdup(name), pos);
+
+	for (size_t i = 0; r == 0 && i < c.n_args; i++) {
+		const struct arg *a = &c.args[i];
+		const char *key = a->key, *val = a->val;
+		char *q = cfg_quote(val, strlen(val));
+		if (!key && strncmp(val, "mark:", 5) == 0) { /* "mark:0x1" glued */
+			key = "mark";
+			val += 5;
+		}
+		if (!key && strcmp(val, "must") == 0) {
+			*must = true;
+		} else if (key && strcmp(key, "mark") == 0) {
+			char *end;
+			errno = 0;
+			unsigned long long v = strtoull(val, &end, 0);
+			if (!*val || *end || errno || v > UINT32_MAX || *val == '-') {
+				ERR(p, a->pos,
+				    "invalid mark '%s' (a number up to 0xffffffff, like 0x100)", q);
+				r = -EINVAL;
+			} else if (strcmp(name, "direct") != 0) {
+				ERR(p, a->pos,
+				    "a mark on '%s' is not supported yet (only direct(mark: ...) "
+				    "for now)",
+				    name);
+				r = -EINVAL;
+			} else {
+				*mark = (uint32_t)v;
+			}
+		} else {
+			ERR(p, a->pos,
+			    "unknown outbound option '%s%s%s' (dae's are 'must' and 'mark: N')",
+			    key ? key : "", key ? ": " : "", q);
+			r = -EINVAL;
+		}
+		free(q);
+	}
+	call_clear(&c);
+	return r;
+}
+
+/* An outbound: NAME, NAME(must, mark: N) or must_NAME (*must set for
+ * must; "must_rules" is returned as it is). */
 static int parse_outbound(struct cfg_parser *p, char **name, struct cfg_pos *pos, char *inline_val,
-			  struct cfg_pos inline_pos, bool *must)
+			  struct cfg_pos inline_pos, bool *must, uint32_t *mark)
 {
 	*must = false;
+	*mark = 0;
 	if (inline_val) {
 		*name = inline_val;
 		*pos = inline_pos;
@@ -1072,25 +1119,12 @@ static int parse_outbound(struct cfg_parser *p, char **name, struct cfg_pos *pos
 	}
 	char *q = cfg_quote(*name, strlen(*name));
 	int r = 0;
-	if (peek_type(p) == TOK_LPAREN && !peek(p, 0)->bol) {
-		const struct cfg_token *t = peek(p, 1);
-		if (t->type == TOK_IDENT && strcmp(t->text, "must") == 0 &&
-		    peek(p, 2)->type == TOK_RPAREN) {
-			next(p);
-			next(p);
-			next(p);
-			*must = true;
-		} else {
-			ERR(p, *pos,
-			    "outbound options other than 'must' (like '%s(mark: ...)') are not "
-			    "supported yet (write '%s' or '%s(must)')",
-			    q, q, q);
-			r = -EINVAL;
-		}
-	} else if (strncmp(*name, "must_", 5) == 0 && strcmp(*name, "must_rules") != 0) {
+	if (strncmp(*name, "must_", 5) == 0 && strcmp(*name, "must_rules") != 0) {
 		memmove(*name, *name + 5, strlen(*name + 5) + 1);
 		*must = true;
 	}
+	if (peek_type(p) == TOK_LPAREN && !peek(p, 0)->bol)
+		r = outbound_options(p, *name, *pos, must, mark);
 	free(q);
 	return r;
 }
@@ -1127,7 +1161,7 @@ static int parse_rule(struct cfg_parser *p)
 		goto out;
 	}
 	if (parse_outbound(p, &rule.outbound_name, &out_pos, NULL, (struct cfg_pos){ 0 },
-			   &rule.must) < 0)
+			   &rule.must, &rule.mark) < 0)
 		goto out;
 	if (bad)
 		goto out;
@@ -1184,7 +1218,8 @@ static int parse_routing_stmt(struct cfg_parser *p)
 		p->has_fallback = true;
 		p->fallback_pos = k.pos;
 		bool must;
-		if (parse_outbound(p, &name, &pos, iv, k.val_pos, &must) == 0) {
+		uint32_t mark;
+		if (parse_outbound(p, &name, &pos, iv, k.val_pos, &must, &mark) == 0) {
 			p->fallback_pos = pos;
 			if (strcmp(name, "must_rules") == 0) {
 				ERR(p, pos,
@@ -1195,6 +1230,7 @@ static int parse_routing_stmt(struct cfg_parser *p)
 				free(p->cfg->fallback_name);
 				p->cfg->fallback_name = name;
 				p->cfg->fallback_must = must;
+				p->cfg->fallback_mark = mark;
 				name = NULL;
 				r = 0;
 			}

@@ -410,9 +410,15 @@ int anser_routing_compile(const struct anser_config *cfg, unsigned slot, struct 
 		return -E2BIG;
 	}
 	out->info.n_rules = n;
-	for (size_t q = 0; q < cfg->n_rules; q++)
+	for (size_t q = 0; q < cfg->n_rules; q++) {
 		out->info.outbound[q] = (uint16_t)cfg->rules[q].outbound;
+		out->info.mark[q] = cfg->rules[q].mark;
+	}
 	out->info.outbound[n - 1] = (uint16_t)cfg->fallback;
+	out->info.mark[n - 1] = cfg->fallback_mark;
+	for (unsigned q = 0; q < n; q++)
+		if (out->info.mark[q])
+			out->info.lookups |= ANSER_LOOKUP_MARK;
 	for (unsigned udp = 0; udp < 2; udp++)
 		for (unsigned v6 = 0; v6 < 2; v6++) {
 			struct anser_rules *m = &out->info.l4[ANSER_L4_INDEX(udp, v6)], ipv;

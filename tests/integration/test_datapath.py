@@ -4,6 +4,7 @@
 microsocks and dante in network namespaces. One meson test per case."""
 import json
 import os
+import re
 import signal
 import sys
 import time
@@ -268,6 +269,29 @@ def t_list_burst(env):
     held.communicate(timeout=20)
 
 
+def t_mark(env):
+    """direct(mark: N) gives the app's socket SO_MARK N (for policy routing),
+    seen by the kernel's socket list; other direct flows carry no mark."""
+    base(env, rules="pname(appB) -> direct(mark: 0x123)\n"
+                    "    pname(appE) && dport(%d) -> must_direct(mark: 77)" % WEB)
+    held = [env.app(name, "tcp", S4, WEB, 3000, background=True)
+            for name in ("appB", "appC", "appE")]
+    time.sleep(0.8)
+    ss = harness.run(env.nsexec("h") + ["ss", "-tnieHp", "dst", S4]).stdout
+    marks = {}
+    for line in ss.splitlines():
+        m = re.search(r'users:\(\("(\w+)"', line)
+        if m:
+            f = re.search(r"fwmark:(0x[0-9a-f]+)", line)
+            marks[m.group(1)] = f.group(1) if f else None
+    expect(marks.get("appB") == "0x123", "appB's socket has fwmark 0x123: %s\n%s" % (marks, ss))
+    expect(marks.get("appE") == "0x4d", "appE's socket has fwmark 77: %s\n%s" % (marks, ss))
+    expect("appC" in marks and marks["appC"] is None, "appC has no mark: %s\n%s" % (marks, ss))
+    for p in held:
+        out, _ = p.communicate(timeout=20)
+        expect(seen_as(out) == H4, "marked flows still go direct: " + out)
+
+
 def t_explain(env):
     """`anserctl explain` names the rule that decides a flow -- the one the
     kernel applies: checked against real flows for some rows."""
@@ -438,6 +462,7 @@ TESTS = {
     "list": t_list,
     "list_burst": t_list_burst,
     "explain": t_explain,
+    "mark": t_mark,
     "reload": t_reload,
     "sighup": t_sighup,
     "sigterm": t_sigterm,

@@ -629,10 +629,19 @@ static const struct bad bad_inputs[] = {
 	  8, 14, "unknown outbound 'proxyy' (did you mean 'proxy'?)" },
 	{ "routing {\n pname(a) -> drect\n fallback: direct\n}\n", 2, 14,
 	  "(did you mean 'direct'?)" },
-	{ "routing {\n pname(a) -> direct(mark: 0x100)\n fallback: direct\n}\n", 2, 14,
-	  "outbound options other than 'must' (like 'direct(mark: ...)') are not supported yet" },
-	{ "routing {\n pname(a) -> direct(must, x)\n fallback: direct\n}\n", 2, 14,
-	  "outbound options other than 'must'" },
+	{ NODE_A "group {\n g {\n  policy: random\n }\n}\nrouting {\n pname(a) -> g(mark: 0x100)\n "
+		 "fallback: direct\n}\n",
+	  10, 16, "a mark on 'g' is not supported yet (only direct(mark: ...) for now)" },
+	{ "routing {\n pname(a) -> direct(must, x)\n fallback: direct\n}\n", 2, 27,
+	  "unknown outbound option 'x' (dae's are 'must' and 'mark: N')" },
+	{ "routing {\n pname(a) -> direct(colour: red)\n fallback: direct\n}\n", 2, 21,
+	  "unknown outbound option 'colour: red'" },
+	{ "routing {\n pname(a) -> direct(mark: -1)\n fallback: direct\n}\n", 2, 21,
+	  "invalid mark '-1' (a number up to 0xffffffff, like 0x100)" },
+	{ "routing {\n pname(a) -> direct(mark: 0x100000000)\n fallback: direct\n}\n", 2, 21,
+	  "invalid mark '0x100000000'" },
+	{ "routing {\n pname(a) -> direct(mark: 12ab)\n fallback: direct\n}\n", 2, 21,
+	  "invalid mark '12ab'" },
 	{ "routing {\n pname(a) -> must_nosuch\n fallback: direct\n}\n", 2, 14,
 	  "unknown outbound 'nosuch'" },
 	{ "routing {\n fallback: must_rules\n}\n", 2, 12,
@@ -854,6 +863,13 @@ static void test_good_snippets(void)
 		{ "pname(a) -> proxy( must )", "pname(a) -> proxy(must)", "direct" },
 		{ "dport(53) -> must_rules\n pname(a) -> proxy", "pname(a) -> proxy", "direct" },
 		{ "l4proto(udp) -> must_rules", "", "proxy" },
+		{ "pname(a) -> direct(mark: 0x100)", "pname(a) -> direct(mark: 0x100)", "direct" },
+		{ "pname(a) -> direct(mark: 256)", "pname(a) -> direct(mark: 0x100)", "direct" },
+		{ "pname(a) -> direct(mark:0x2)", "pname(a) -> direct(mark: 0x2)", "direct" },
+		{ "pname(a) -> must_direct(mark: 0x1)", "pname(a) -> direct(must, mark: 0x1)",
+		  "direct" },
+		{ "pname(a) -> direct(mark: 0x1, must)", "pname(a) -> direct(must, mark: 0x1)",
+		  "direct" },
 	};
 	for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
 		char *text = g_strdup_printf(HDR "routing {\n %s\n fallback: %s\n}\n",
@@ -875,6 +891,15 @@ static void test_good_snippets(void)
 	struct anser_config *c = parse_ok(HDR "routing {\n fallback: must_proxy\n}\n");
 	g_assert_cmpstr(anser_config_outbound_name(c, c->fallback), ==, "proxy");
 	g_assert_true(c->fallback_must);
+	char *fb = anser_fallback_format(c);
+	g_assert_cmpstr(fb, ==, "fallback: proxy(must)");
+	free(fb);
+	anser_config_free(c);
+	c = parse_ok(HDR "routing {\n fallback: direct(mark: 0x10)\n}\n");
+	g_assert_cmpuint(c->fallback_mark, ==, 0x10);
+	fb = anser_fallback_format(c);
+	g_assert_cmpstr(fb, ==, "fallback: direct(mark: 0x10)");
+	free(fb);
 	anser_config_free(c);
 	c = parse_ok(HDR "routing {\n fallback: direct\n}\n");
 	g_assert_false(c->fallback_must);

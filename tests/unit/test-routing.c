@@ -182,6 +182,31 @@ static void test_set_slot(void)
 	g_rand_free(rnd);
 }
 
+/* direct(mark: N) reaches the kernel's table by rule bit, the fallback's
+ * in the last; without marks the kernel does not look. */
+static void test_marks(void)
+{
+	struct anser_config *cfg = rulegen_parse("routing {\n pname(a) -> direct(mark: 0x100)\n"
+						 " pname(b) -> direct\n"
+						 " fallback: direct(mark: 7)\n}\n");
+	struct anser_compiled c;
+
+	g_assert_cmpint(anser_routing_compile(cfg, 0, &c), ==, 0);
+	g_assert_cmpuint(c.info.n_rules, ==, 3);
+	g_assert_cmpuint(c.info.mark[0], ==, 0x100);
+	g_assert_cmpuint(c.info.mark[1], ==, 0);
+	g_assert_cmpuint(c.info.mark[2], ==, 7);
+	g_assert_true(c.info.lookups & ANSER_LOOKUP_MARK);
+	anser_compiled_clear(&c);
+	anser_config_free(cfg);
+
+	cfg = rulegen_parse("routing {\n pname(a) -> direct\n fallback: direct\n}\n");
+	g_assert_cmpint(anser_routing_compile(cfg, 0, &c), ==, 0);
+	g_assert_false(c.info.lookups & ANSER_LOOKUP_MARK);
+	anser_compiled_clear(&c);
+	anser_config_free(cfg);
+}
+
 int main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
@@ -190,5 +215,6 @@ int main(int argc, char **argv)
 	g_test_add_func("/routing/too-many", test_too_many);
 	g_test_add_func("/routing/gen-refs", test_gen_refs);
 	g_test_add_func("/routing/set-slot", test_set_slot);
+	g_test_add_func("/routing/marks", test_marks);
 	return g_test_run();
 }
