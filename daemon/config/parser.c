@@ -1079,11 +1079,8 @@ static int outbound_options(struct cfg_parser *p, const char *name, struct cfg_p
 				ERR(p, a->pos,
 				    "invalid mark '%s' (a number up to 0xffffffff, like 0x100)", q);
 				r = -EINVAL;
-			} else if (strcmp(name, "direct") != 0) {
-				ERR(p, a->pos,
-				    "a mark on '%s' is not supported yet (only direct(mark: ...) "
-				    "for now)",
-				    name);
+			} else if (strcmp(name, "block") == 0) {
+				ERR(p, a->pos, "a mark on 'block' means nothing: nothing is sent");
 				r = -EINVAL;
 			} else {
 				*mark = (uint32_t)v;

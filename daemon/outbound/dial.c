@@ -32,6 +32,7 @@ struct anser_dial {
 	const char *stage;
 	int fd;
 	int udp_fd;
+	uint32_t mark; /* SO_MARK of its sockets, 0: none */
 	uint8_t rep;
 	bool offered_userpass;
 	struct sockaddr_storage node_addr;
@@ -54,8 +55,24 @@ static void sa_copy(struct sockaddr_storage *to, const struct sockaddr *sa)
 	memcpy(to, sa, sa_len(sa));
 }
 
+/* A socket of the dial, with its mark. */
+static int dial_socket(const struct anser_dial *d, int family, int type)
+{
+	int fd = socket(family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+
+	if (fd < 0)
+		return -errno;
+	if (d->mark && setsockopt(fd, SOL_SOCKET, SO_MARK, &d->mark, sizeof(d->mark)) < 0) {
+		int r = -errno;
+		close(fd);
+		return r;
+	}
+	return fd;
+}
+
 int anser_dial_new(const struct anser_node *node, const struct sockaddr *node_addr,
-		   const struct sockaddr *dst, enum anser_dial_cmd cmd, struct anser_dial **out)
+		   const struct sockaddr *dst, enum anser_dial_cmd cmd, uint32_t mark,
+		   struct anser_dial **out)
 {
 	const struct sockaddr *target = node ? node_addr : dst;
 
@@ -71,14 +88,15 @@ int anser_dial_new(const struct anser_node *node, const struct sockaddr *node_ad
 		return -ENOMEM;
 	d->node = node;
 	d->cmd = cmd;
+	d->mark = mark;
 	d->udp_fd = -1;
 	d->stage = "connect";
 	sa_copy(&d->node_addr, target);
 	if (dst)
 		sa_copy(&d->dst, dst);
-	d->fd = socket(target->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	d->fd = dial_socket(d, target->sa_family, SOCK_STREAM);
 	if (d->fd < 0) {
-		int r = -errno;
+		int r = d->fd;
 		free(d);
 		return r;
 	}
@@ -143,9 +161,9 @@ static int open_udp(struct anser_dial *d, struct sockaddr_storage *local)
 		((struct sockaddr_in *)local)->sin_port = 0;
 	else
 		((struct sockaddr_in6 *)local)->sin6_port = 0;
-	d->udp_fd = socket(local->ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	d->udp_fd = dial_socket(d, local->ss_family, SOCK_DGRAM);
 	if (d->udp_fd < 0)
-		return -errno;
+		return d->udp_fd;
 	sl = sa_len((struct sockaddr *)local);
 	if (bind(d->udp_fd, (struct sockaddr *)local, sl) < 0)
 		return -errno;
@@ -213,9 +231,9 @@ static int connect_relay(struct anser_dial *d, const struct anser_socks5_addr *b
 	if (local.ss_family != relay.ss_family) {
 		/* The relay is in the other family: a fresh socket of its kind. */
 		close(d->udp_fd);
-		d->udp_fd = socket(relay.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		d->udp_fd = dial_socket(d, relay.ss_family, SOCK_DGRAM);
 		if (d->udp_fd < 0)
-			return -errno;
+			return d->udp_fd;
 	}
 	if (connect(d->udp_fd, (struct sockaddr *)&relay, sa_len((struct sockaddr *)&relay)) < 0)
 		return -errno;

@@ -35,9 +35,11 @@ enum anser_dial_cmd {
 struct anser_dial;
 
 /* node NULL: direct connect to dst (CONNECT only). node_addr: the node's
- * resolved address and port. -errno if the first socket calls fail. */
+ * resolved address and port. mark: SO_MARK of every socket the dial opens
+ * (0: none). -errno if the first socket calls fail. */
 int anser_dial_new(const struct anser_node *node, const struct sockaddr *node_addr,
-		   const struct sockaddr *dst, enum anser_dial_cmd cmd, struct anser_dial **out);
+		   const struct sockaddr *dst, enum anser_dial_cmd cmd, uint32_t mark,
+		   struct anser_dial **out);
 int anser_dial_fd(const struct anser_dial *d);
 uint32_t anser_dial_events(const struct anser_dial *d);
 /* 0: ready; -EAGAIN: wait for anser_dial_events(); other -errno: failed. */

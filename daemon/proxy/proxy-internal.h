@@ -107,6 +107,8 @@ int epoll_set(struct worker *w, int fd, struct handler *h, uint32_t *cur, uint32
 /* Picks the node for flow f: 0 with *gen (ref) and *node set, -1/NULL
  * for direct; -errno (logged) when the flow cannot be served. */
 int proxy_route(struct anser_proxy *p, const struct anser_flow *f, struct pgen **gen, int *node);
+/* The mark the rule that decided f asks for (0: none). */
+uint32_t proxy_mark(const struct pgen *gen, const struct anser_flow *f);
 
 void tcp_on_accept(struct worker *w, struct handler *h, uint32_t events);
 void udp_on_listener(struct worker *w, struct handler *h, uint32_t events);

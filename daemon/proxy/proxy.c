@@ -133,6 +133,16 @@ struct pgen *proxy_gen_get(struct anser_proxy *p, unsigned slot)
 	return g;
 }
 
+uint32_t proxy_mark(const struct pgen *gen, const struct anser_flow *f)
+{
+	if (!gen)
+		return 0;
+	const struct anser_config *cfg = gen->gen->cfg;
+	if (f->rule == ANSER_RULE_FALLBACK)
+		return cfg->fallback_mark;
+	return f->rule < cfg->n_rules ? cfg->rules[f->rule].mark : 0;
+}
+
 int proxy_route(struct anser_proxy *p, const struct anser_flow *f, struct pgen **gen, int *node)
 {
 	*gen = NULL;

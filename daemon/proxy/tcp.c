@@ -283,7 +283,8 @@ static void tcp_start(struct worker *w, int fd, const struct sockaddr_storage *p
 	anser_flow_dst(&flow, &dst);
 	r = anser_dial_new(gen ? &gen->gen->cfg->nodes[node] : NULL,
 			   gen ? (struct sockaddr *)&gen->node_addr[node] : NULL,
-			   (struct sockaddr *)&dst, ANSER_DIAL_CONNECT, &t->dial);
+			   (struct sockaddr *)&dst, ANSER_DIAL_CONNECT, proxy_mark(gen, &flow),
+			   &t->dial);
 	if (r < 0) {
 		log_warning_errno(r, "TCP %s (%s) via %s: dial failed: %m",
 				  anser_sockaddr_str(&dst, src, sizeof(src)), flow.pname,

@@ -447,7 +447,7 @@ static struct udp_sess *udp_new(struct worker *w, int fam, const struct sockaddr
 	} else {
 		r = anser_dial_new(&gen->gen->cfg->nodes[node],
 				   (struct sockaddr *)&gen->node_addr[node], NULL, ANSER_DIAL_UDP,
-				   &u->dial);
+				   proxy_mark(gen, flow), &u->dial);
 		if (r >= 0) {
 			u->ctl_fd = anser_dial_fd(u->dial);
 			r = epoll_set(w, u->ctl_fd, &u->ctl_h, &u->ctl_ev,

@@ -273,10 +273,15 @@ def t_mark(env):
     """direct(mark: N) gives the app's socket SO_MARK N (for policy routing),
     seen by the kernel's socket list; other direct flows carry no mark."""
     base(env, rules="pname(appB) -> direct(mark: 0x123)\n"
-                    "    pname(appE) && dport(%d) -> must_direct(mark: 77)" % WEB)
+                    "    pname(appE) && dport(%d) -> must_direct(mark: 77)\n"
+                    "    pname(appA) -> proxy(mark: 0x55)" % WEB)
     held = [env.app(name, "tcp", S4, WEB, 3000, background=True)
             for name in ("appB", "appC", "appE")]
+    via = env.app("appA", "tcp", S4, WEB, 3000, background=True)
     time.sleep(0.8)
+    # The relay's connection to the node carries the proxied rule's mark.
+    up = harness.run(env.nsexec("h") + ["ss", "-tnieH", "dst", "%s:1080" % P4]).stdout
+    expect("fwmark:0x55" in up, "anserd's connection to the node has fwmark 0x55:\n" + up)
     ss = harness.run(env.nsexec("h") + ["ss", "-tnieHp", "dst", S4]).stdout
     marks = {}
     for line in ss.splitlines():
@@ -290,6 +295,8 @@ def t_mark(env):
     for p in held:
         out, _ = p.communicate(timeout=20)
         expect(seen_as(out) == H4, "marked flows still go direct: " + out)
+    out, _ = via.communicate(timeout=20)
+    expect(seen_as(out) == P4, "appA goes via the proxy: " + out)
 
 
 def t_explain(env):
