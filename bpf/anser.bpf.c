@@ -22,6 +22,7 @@
 #include <bpf/bpf_core_read.h>
 #include <bpf/bpf_endian.h>
 #include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
 
 #include "anser_abi.h"
 
@@ -68,6 +69,27 @@ struct {
 	__type(key, struct anser_pname_key);
 	__type(value, struct anser_rules);
 } pname_set SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct anser_cg_key);
+	__type(value, struct anser_rules);
+} cg_set SEC(".maps");
+
+/* Keys being looked up, off the stack: the hooks' stacks are full. */
+struct scratch {
+	struct anser_pname_key pname;
+	struct anser_cg_key cg;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct scratch);
+} scratch SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -167,8 +189,9 @@ struct decide {
  * since (the kernel counts a task's execs) and the rules are the same. */
 struct proc_info {
 	__u64 exec_id;
+	__u64 cg_id; /* the thread's cgroup when `rules` was worked out (app/cgroup rules only) */
 	__u32 version;
-	__u32 pad;
+	__u32 cg_version;
 	struct anser_rules rules;
 	char name[ANSER_PNAME_LEN];
 };
@@ -278,13 +301,54 @@ static __always_inline void evaluate(struct decide *d, __u32 slot, const struct 
 static __always_inline void name_rules(const char *name, __u32 slot,
 				       const struct anser_gen_info *gi, struct anser_rules *out)
 {
-	struct anser_pname_key key;
-	struct anser_rules *r;
+	__u32 zero = 0;
+	struct scratch *sc = bpf_map_lookup_elem(&scratch, &zero);
+	const struct anser_rules *r = NULL;
 
-	key.set = slot;
-	__builtin_memcpy(key.name, name, ANSER_PNAME_LEN);
-	r = bpf_map_lookup_elem(&pname_set, &key);
-	*out = r ? *r : gi->pname_default;
+	if (sc) {
+		sc->pname.set = slot;
+		__builtin_memcpy(sc->pname.name, name, ANSER_PNAME_LEN);
+		r = bpf_map_lookup_elem(&pname_set, &sc->pname);
+	}
+	if (!r)
+		r = &gi->pname_default;
+	__builtin_memcpy(out, r, sizeof(*out));
+}
+
+/* The rules of a cgroup's entry, ANDed into out; NULL entry: cg_default. */
+static __always_inline void and_cg_rules(const struct anser_rules *r,
+					 const struct anser_gen_info *gi, struct anser_rules *out)
+{
+	if (!r)
+		r = &gi->cg_default;
+	for (__u32 w = 0; w < ANSER_RULE_WORDS; w++)
+		out->w[w] &= r->w[w];
+}
+
+/* The calling thread's cgroup `id`, or its nearest ancestor with an entry
+ * (bpf/anser_abi.h). Not inlined: it runs once per thread and change. */
+static __noinline void cgroup_rules(struct task_struct *task, __u64 id, __u32 slot,
+				    const struct anser_gen_info *gi, struct anser_rules *out)
+{
+	__u32 zero = 0;
+	struct scratch *sc = bpf_map_lookup_elem(&scratch, &zero);
+	struct anser_cg_key *key = sc ? &sc->cg : NULL;
+	struct anser_rules *r = NULL;
+
+	if (key) {
+		key->set = slot;
+		key->pad = 0;
+		key->id = id;
+		r = bpf_map_lookup_elem(&cg_set, key);
+		if (!r) {
+			int level = task->cgroups->dfl_cgrp->level;
+			for (int up = 1; up <= ANSER_CG_MAX_UP && !r && level - up >= 0; up++) {
+				key->id = bpf_get_current_ancestor_cgroup_id(level - up);
+				r = bpf_map_lookup_elem(&cg_set, key);
+			}
+		}
+	}
+	and_cg_rules(r, gi, out);
 }
 
 /* argv[0] is read in chunks so the buffer stays small: the verifier's
@@ -360,9 +424,11 @@ static __always_inline void emit_proc(const struct proc_info *p)
 /* The calling thread's proc_info, current for the rules of `slot`; NULL
  * only when the kernel has no memory for it (the caller fails open). */
 static __always_inline struct proc_info *get_proc(struct task_struct *task, __u32 slot,
-						  const struct anser_gen_info *gi)
+						  const struct anser_gen_info *gi,
+						  const struct anser_ctl *c)
 {
 	struct proc_info *p;
+	__u64 cg = 0;
 
 	p = bpf_task_storage_get(&proc_store, task, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
 	if (!p)
@@ -378,9 +444,18 @@ static __always_inline struct proc_info *get_proc(struct task_struct *task, __u3
 		p->version = 0;
 		emit_proc(p);
 	}
-	if (p->version != gi->version) {
+	/* app() and cgroup(): also when the thread moved to another cgroup,
+	 * or anserd filed a new cgroup's set */
+	if (gi->lookups & ANSER_LOOKUP_CGROUP)
+		cg = bpf_get_current_cgroup_id();
+	if (p->version != gi->version ||
+	    (cg && (p->cg_id != cg || p->cg_version != c->cg_version))) {
 		name_rules(p->name, slot, gi, &p->rules);
+		if (cg)
+			cgroup_rules(task, cg, slot, gi, &p->rules);
 		p->version = gi->version;
+		p->cg_id = cg;
+		p->cg_version = c->cg_version;
 	}
 	return p;
 }
@@ -587,7 +662,7 @@ static __always_inline int do_connect(struct bpf_sock_addr *ctx, int v6)
 	gi = active_rules(c, &slot);
 	if (!gi)
 		return 1;
-	p = get_proc(task, slot, gi);
+	p = get_proc(task, slot, gi, c);
 	if (!p)
 		return 1; /* no memory: fail open */
 	evaluate(&d, slot, gi, &p->rules);
@@ -632,6 +707,42 @@ static __always_inline int do_connect(struct bpf_sock_addr *ctx, int v6)
 	s->redirected = 1;
 	rewrite_to_listener(ctx, v6, port);
 	return 1;
+}
+
+/* Cgroups made and removed anywhere: anserd files the rule sets of new
+ * ones for app() and cgroup() (bpf/anser_abi.h). Rare events; a lost one
+ * (ring full) leaves the new cgroup with its parent's set. cgroup v1
+ * hierarchies report here too: anserd keeps only paths whose directory
+ * in the cgroup2 mount has the id. */
+static __always_inline void emit_cgroup(struct cgroup *cgrp, const char *path, __u8 removed)
+{
+	struct anser_cgroup_event *e;
+
+	e = bpf_ringbuf_reserve(&flow_events, sizeof(*e), 0);
+	if (!e)
+		return;
+	e->type = ANSER_EV_CGROUP;
+	e->removed = removed;
+	e->pad = 0;
+	e->pad2 = 0;
+	e->id = cgrp->kn->id;
+	if (bpf_probe_read_kernel_str(e->path, sizeof(e->path), path) < 0)
+		e->path[0] = 0;
+	bpf_ringbuf_submit(e, 0);
+}
+
+SEC("tp_btf/cgroup_mkdir")
+int BPF_PROG(anser_cgroup_mkdir, struct cgroup *cgrp, const char *path)
+{
+	emit_cgroup(cgrp, path, 0);
+	return 0;
+}
+
+SEC("tp_btf/cgroup_rmdir")
+int BPF_PROG(anser_cgroup_rmdir, struct cgroup *cgrp, const char *path)
+{
+	emit_cgroup(cgrp, path, 1);
+	return 0;
 }
 
 SEC("cgroup/connect4")
@@ -685,7 +796,7 @@ static __always_inline int do_sendmsg(struct bpf_sock_addr *ctx, int v6)
 		gi = active_rules(c, &slot);
 		if (!gi)
 			return 1;
-		p = get_proc(task, slot, gi);
+		p = get_proc(task, slot, gi, c);
 		if (!p)
 			return 1;
 		evaluate(&d, slot, gi, &p->rules);
@@ -881,6 +992,10 @@ int anser_eval(struct __sk_buff *skb)
 	d.dport = e.dport;
 	__builtin_memcpy(d.lkey.data, e.daddr, 16);
 	name_rules(e.pname, slot, gi, &proc);
+	if (gi->lookups & ANSER_LOOKUP_CGROUP) {
+		struct anser_cg_key key = { .set = slot, .id = e.cgroup_id };
+		and_cg_rules(e.cgroup_id ? bpf_map_lookup_elem(&cg_set, &key) : NULL, gi, &proc);
+	}
 	evaluate(&d, slot, gi, &proc);
 	return ((__u32)d.rule << 16) | d.out;
 }

@@ -96,13 +96,47 @@ struct anser_gen_info {
 	struct anser_rules pname_default; /* for names in no pname() */
 	struct anser_rules dip_default;	  /* for addresses in no dip() */
 	struct anser_rules port_default;  /* when no rule has dport() */
+	struct anser_rules cg_default;	  /* for cgroups with no cg_set entry up to the root */
 	__u16 outbound[ANSER_MAX_RULES];  /* by rule bit */
 	__u32 mark[ANSER_MAX_RULES];	  /* direct(mark: N): SO_MARK of the socket, 0: none */
 };
 
-#define ANSER_LOOKUP_DIP   1u
-#define ANSER_LOOKUP_DPORT 2u
-#define ANSER_LOOKUP_MARK  4u /* some direct rule sets a mark */
+#define ANSER_LOOKUP_DIP    1u
+#define ANSER_LOOKUP_DPORT  2u
+#define ANSER_LOOKUP_MARK   4u /* some direct rule sets a mark */
+#define ANSER_LOOKUP_CGROUP 8u /* some rule has app() or cgroup() */
+
+/*
+ * app() and cgroup() depend on a cgroup's path, which the hooks do not
+ * see: anserd works out each cgroup's rule set from its path (when rules
+ * are loaded, and when the kernel reports a new cgroup) and files it in
+ * `cg_set` (hash; value: struct anser_rules) under the cgroup's id, for
+ * cgroups whose set differs from their parent's and for the cgroup the
+ * hooks are attached to. The hooks take the set of the nearest cgroup up
+ * from the caller's that has an entry, at most ANSER_CG_MAX_UP levels up,
+ * else gen_info.cg_default. anserd bumps ctl.cg_version after adding
+ * entries, which makes threads look again.
+ */
+#define ANSER_CG_MAX_UP 16
+
+struct anser_cg_key {
+	__u32 set; /* the slot */
+	__u32 pad;
+	__u64 id; /* cgroup id: the inode number of its directory */
+};
+
+/* `flow_events` record for a cgroup made or removed anywhere in the
+ * cgroup2 hierarchy (tp_btf cgroup_mkdir/cgroup_rmdir). */
+#define ANSER_CG_PATH_LEN 464
+
+struct anser_cgroup_event {
+	__u8 type; /* ANSER_EV_CGROUP */
+	__u8 removed;
+	__u16 pad;
+	__u32 pad2;
+	__u64 id;
+	char path[ANSER_CG_PATH_LEN]; /* from the hierarchy's root; cut if longer */
+};
 
 /* Single-entry array map `ctl`, written by anserd before attaching. */
 struct anser_ctl {
@@ -113,7 +147,7 @@ struct anser_ctl {
 	__u16 udp4_port;   /* host order; listener on 127.0.0.1 */
 	__u16 udp6_port;   /* host order; listener on ::1 */
 	__u32 next_udp_id; /* atomically incremented by BPF */
-	__u32 pad;
+	__u32 cg_version;  /* bumped by anserd when cg_set gains entries */
 };
 
 #define ANSER_FLOW_F_CONNECTED 1u /* UDP: decided at connect(), not sendmsg */
@@ -165,7 +199,8 @@ struct anser_flow {
 enum anser_event_type {
 	ANSER_EV_FLOW = 1,
 	ANSER_EV_PROC = 2,
-	ANSER_EV_WAKE = 3, /* a CPU's flow log is filling up unread */
+	ANSER_EV_WAKE = 3,   /* a CPU's flow log is filling up unread */
+	ANSER_EV_CGROUP = 4, /* struct anser_cgroup_event */
 };
 
 struct anser_flow_event {
@@ -252,6 +287,8 @@ struct anser_eval_ctx {
 	__u16 out_outbound; /* written by the program */
 	__u16 out_rule;
 	__u32 pad;
+	__u32 pad2;
+	__u64 cgroup_id; /* its cg_set entry is used (no walk up); 0: cg_default */
 };
 
 #endif /* ANSER_ABI_H */

@@ -294,7 +294,7 @@ static int explain(void *ud, const char *process, const char *destination, const
 		return (*message = strdup("no configuration is active")) ? -EINVAL : -ENOMEM;
 
 	const struct anser_config *cfg = g->cfg;
-	unsigned rule = anser_datapath_explain(d->dp, d->active, process, addr, port, udp);
+	unsigned rule = anser_datapath_explain(d->dp, d->active, process, NULL, addr, port, udp);
 	out->port = port;
 	if (rule == ANSER_RULE_BUILTIN) {
 		out->index = -2;

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "bpf/anser_abi.h"
+#include "daemon/routing/routing.h"
 
 static gboolean cidr_has(const struct anser_cidr *c, const uint8_t *a)
 {
@@ -38,6 +39,24 @@ static gboolean cond_in(const struct anser_cond *c, const struct rulegen_flow *f
 		return (c->mask & (f->udp ? ANSER_L4_UDP : ANSER_L4_TCP)) != 0;
 	case ANSER_COND_IPVERSION:
 		return (c->mask & (f->v6 ? ANSER_IPV_6 : ANSER_IPV_4)) != 0;
+	case ANSER_COND_APP: {
+		char app[256];
+		if (!f->cgroup || !anser_cgroup_app_id(f->cgroup, app, sizeof(app)))
+			return FALSE;
+		for (size_t i = 0; i < c->n_names; i++)
+			if (strcmp(c->names[i], app) == 0)
+				return TRUE;
+		return FALSE;
+	}
+	case ANSER_COND_CGROUP:
+		for (size_t i = 0; f->cgroup && i < c->n_names; i++) {
+			size_t n = strlen(c->names[i]);
+			if (strcmp(c->names[i], "/") == 0 ||
+			    (strncmp(f->cgroup, c->names[i], n) == 0 &&
+			     (f->cgroup[n] == 0 || f->cgroup[n] == '/')))
+				return TRUE;
+		}
+		return FALSE;
 	}
 	g_assert_not_reached();
 }
@@ -57,6 +76,21 @@ unsigned rulegen_plain_match(const struct anser_config *cfg, const struct rulege
 
 static const char *const names[] = { "a", "b", "c", "d", "e" };
 
+const char *const rulegen_cgroups[] = {
+	"/",
+	"/user.slice",
+	"/user.slice/app-gnome-a-12.scope",
+	"/user.slice/app-flatpak-b-3.scope",
+	"/user.slice/app-c@x1.service",
+	"/user.slice/app-gnome-c-5.scope/sub",
+	"/app.slice/app-d.slice",
+	"/app.slice/app-d.slice/vte-spawn-9.scope",
+	"/other",
+	NULL,
+};
+static const char *const cg_prefixes[] = { "/", "/user.slice", "/user.slice/app-gnome-c-5.scope",
+					   "/app.slice", "/nothing" };
+
 /* A random condition over a small space, so flows hit them often:
  * addresses 10.0.x.y (nested prefixes of 10.0.0.0/16) and fd00::/120,
  * ports 0..99 and a few high ones. */
@@ -64,7 +98,7 @@ static void random_cond(GRand *rnd, GString *t)
 {
 	if (g_rand_boolean(rnd) && g_rand_boolean(rnd))
 		g_string_append_c(t, '!');
-	switch (g_rand_int_range(rnd, 0, 5)) {
+	switch (g_rand_int_range(rnd, 0, 7)) {
 	case 0: {
 		g_string_append(t, "pname(");
 		int n = g_rand_int_range(rnd, 1, 3);
@@ -106,6 +140,22 @@ static void random_cond(GRand *rnd, GString *t)
 	case 3:
 		g_string_append(t, g_rand_boolean(rnd) ? "l4proto(tcp" : "l4proto(udp");
 		break;
+	case 5: {
+		g_string_append(t, "app(");
+		int n = g_rand_int_range(rnd, 1, 3);
+		for (int i = 0; i < n; i++)
+			g_string_append_printf(t, "%s%s", i ? ", " : "",
+					       names[g_rand_int_range(rnd, 0, 5)]);
+		break;
+	}
+	case 6: {
+		g_string_append(t, "cgroup(");
+		int n = g_rand_int_range(rnd, 1, 3);
+		for (int i = 0; i < n; i++)
+			g_string_append_printf(t, "%s'%s'", i ? ", " : "",
+					       cg_prefixes[g_rand_int_range(rnd, 0, 5)]);
+		break;
+	}
 	default:
 		g_string_append(t, g_rand_boolean(rnd) ? "ipversion(4" : "ipversion(6");
 		break;
@@ -117,6 +167,9 @@ void rulegen_flow(GRand *rnd, struct rulegen_flow *f)
 {
 	memset(f, 0, sizeof(*f));
 	f->name = g_rand_int_range(rnd, 0, 6) ? names[g_rand_int_range(rnd, 0, 5)] : "zz";
+	int cg = g_rand_int_range(rnd, 0, (int)G_N_ELEMENTS(rulegen_cgroups) - 1);
+	f->cgroup = rulegen_cgroups[cg];
+	f->cgroup_id = (uint64_t)cg + 1;
 	f->v6 = g_rand_int_range(rnd, 0, 5) == 0;
 	f->udp = g_rand_boolean(rnd);
 	if (f->v6) {

@@ -11,8 +11,10 @@
 
 struct rulegen_flow {
 	const char *name;
-	uint8_t addr[16]; /* v4 mapped for IPv4 */
-	uint16_t port;	  /* host order */
+	const char *cgroup; /* one of rulegen_cgroups */
+	uint64_t cgroup_id; /* its index + 1, for tests that file fake ids */
+	uint8_t addr[16];   /* v4 mapped for IPv4 */
+	uint16_t port;	    /* host order */
 	int udp, v6;
 };
 
@@ -22,6 +24,8 @@ struct anser_config *rulegen_parse(const char *text);
  * random flows hit the conditions often. Free with g_free(). */
 char *rulegen_config(GRand *rnd, int max_rules);
 void rulegen_flow(GRand *rnd, struct rulegen_flow *f);
+/* The cgroup paths flows come from (NULL-terminated). */
+extern const char *const rulegen_cgroups[];
 /* The first rule whose conditions all hold, read straight from the config
  * (0-based, or ANSER_RULE_FALLBACK). */
 unsigned rulegen_plain_match(const struct anser_config *cfg, const struct rulegen_flow *f);

@@ -14,14 +14,16 @@
 
 #include "config.h"
 
-#define CFG_MAX_FILE_SIZE (16u * 1024 * 1024)
-#define CFG_MAX_RULES	  1023 /* ANSER_MAX_RULES minus one for the fallback */
-#define CFG_MAX_CONDS	  4096
-#define CFG_MAX_NODES	  4096
-#define CFG_MAX_NAME	  63  /* node, group and process names, bytes */
-#define CFG_MAX_DIAGS	  100 /* then "too many errors" and stop */
-#define CFG_MAX_EXCERPT	  300 /* bytes of a source line quoted under a diagnostic */
-#define CFG_MAX_FILTERS	  64  /* filter: lines per group */
+#define CFG_MAX_FILE_SIZE   (16u * 1024 * 1024)
+#define CFG_MAX_RULES	    1023 /* ANSER_MAX_RULES minus one for the fallback */
+#define CFG_MAX_CONDS	    4096
+#define CFG_MAX_NODES	    4096
+#define CFG_MAX_NAME	    63	/* node, group and process names, bytes */
+#define CFG_MAX_DIAGS	    100 /* then "too many errors" and stop */
+#define CFG_MAX_EXCERPT	    300 /* bytes of a source line quoted under a diagnostic */
+#define CFG_MAX_FILTERS	    64	/* filter: lines per group */
+#define CFG_MAX_APP_ID	    255
+#define CFG_MAX_CGROUP_PATH 4095
 
 void *cfg_malloc0(size_t n);
 void *cfg_realloc_array(void *p, size_t n, size_t elem);

@@ -83,6 +83,8 @@ enum anser_cond_type {
 	ANSER_COND_DPORT,
 	ANSER_COND_L4PROTO,
 	ANSER_COND_IPVERSION,
+	ANSER_COND_APP,	   /* names: desktop application ids */
+	ANSER_COND_CGROUP, /* names: cgroup paths from the cgroup2 root, no trailing '/' */
 };
 
 struct anser_cidr {
@@ -97,7 +99,7 @@ struct anser_port_range {
 struct anser_cond {
 	enum anser_cond_type type;
 	bool negate;
-	char **names; /* PNAME */
+	char **names; /* PNAME, APP, CGROUP */
 	size_t n_names;
 	struct anser_cidr *cidrs; /* DIP */
 	size_t n_cidrs;

@@ -58,7 +58,12 @@ static void put_cond(FILE *f, const struct anser_cond *c)
 		fputc('!', f);
 	switch (c->type) {
 	case ANSER_COND_PNAME:
-		fputs("pname(", f);
+	case ANSER_COND_APP:
+	case ANSER_COND_CGROUP:
+		fputs(c->type == ANSER_COND_PNAME ? "pname("
+		      : c->type == ANSER_COND_APP ? "app("
+						  : "cgroup(",
+		      f);
 		for (size_t i = 0; i < c->n_names; i++, sep = ", ") {
 			fputs(sep, f);
 			put_name(f, c->names[i]);

@@ -875,10 +875,89 @@ static void parse_group_section(struct cfg_parser *p)
 
 /* ------------------------------------------------------------- routing */
 
-enum fn_kind { FN_PNAME, FN_DIP, FN_DPORT, FN_L4PROTO, FN_IPVERSION, FN_N };
-static const char *const fn_names[FN_N] = { "pname", "dip", "dport", "l4proto", "ipversion" };
+/* In the order of enum anser_cond_type. */
+enum fn_kind { FN_PNAME, FN_DIP, FN_DPORT, FN_L4PROTO, FN_IPVERSION, FN_APP, FN_CGROUP, FN_N };
+static const char *const fn_names[FN_N] = { "pname",	 "dip", "dport", "l4proto",
+					    "ipversion", "app", "cgroup" };
+#define FN_SUPPORTED "pname, app, cgroup, dip, dport, l4proto, ipversion"
 static const char *const fn_dae_only[] = { "domain", "sip",   "sport", "mac",	   "dscp",
 					   "qname",  "qtype", "uid",   "upstream", "tag" };
+
+/* app(ID): a desktop application id (the .desktop file's name without
+ * ".desktop", e.g. org.mozilla.firefox). Returns the id to keep, or NULL. */
+static char *app_id_check(struct cfg_parser *p, struct arg *a, const char *q)
+{
+	size_t len = strlen(a->val);
+	bool ok = len > 0 && len <= CFG_MAX_APP_ID;
+
+	for (size_t i = 0; ok && i < len; i++) {
+		char ch = a->val[i];
+		ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+		     (ch >= '0' && ch <= '9') || ch == '.' || ch == '_' || ch == '-';
+	}
+	if (!ok) {
+		ERR(p, a->pos,
+		    "invalid application id '%s' in app() (the desktop file's name without "
+		    "'.desktop', like org.mozilla.firefox: letters, digits, '.', '_' and '-')",
+		    q);
+		return NULL;
+	}
+	if (len > 8 && strcmp(a->val + len - 8, ".desktop") == 0) {
+		char *bare = cfg_strndup(a->val, len - 8);
+		char *qb = cfg_quote(bare, strlen(bare));
+		WARN(p, a->pos,
+		     "app(%s) never matches: application ids have no '.desktop' (write app(%s))", q,
+		     qb);
+		free(qb);
+		free(bare);
+	}
+	char *v = a->val;
+	a->val = NULL;
+	return v;
+}
+
+/* cgroup(PATH): a cgroup and everything below it, by its path from the
+ * cgroup2 root as /proc/PID/cgroup shows it (/user.slice/...). Returns
+ * the normalised path (no trailing '/'), or NULL. */
+static char *cgroup_path_check(struct cfg_parser *p, struct arg *a, const char *q)
+{
+	const char *s = a->val;
+	size_t len = strlen(s);
+
+	if (s[0] != '/') {
+		ERR(p, a->pos,
+		    "cgroup path '%s' must start with '/' (the path from the cgroup2 root, as "
+		    "/proc/self/cgroup shows it, like /user.slice)",
+		    q);
+		return NULL;
+	}
+	if (len > CFG_MAX_CGROUP_PATH) {
+		ERR(p, a->pos, "cgroup path '%s' is too long (at most %u bytes)", q,
+		    CFG_MAX_CGROUP_PATH);
+		return NULL;
+	}
+	for (const char *c = s; *c; c++) {
+		if ((unsigned char)*c < 0x20 || *c == 0x7f) {
+			ERR(p, a->pos, "cgroup path '%s' contains a control character", q);
+			return NULL;
+		}
+		if (*c != '/')
+			continue;
+		const char *e = strchrnul(c + 1, '/');
+		size_t n = (size_t)(e - c - 1);
+		if ((n == 0 && *e) || (n == 1 && c[1] == '.') ||
+		    (n == 2 && c[1] == '.' && c[2] == '.')) {
+			ERR(p, a->pos,
+			    "cgroup path '%s' has an empty, '.' or '..' part (write the path "
+			    "as /proc/self/cgroup shows it)",
+			    q);
+			return NULL;
+		}
+	}
+	while (len > 1 && s[len - 1] == '/')
+		len--;
+	return cfg_strndup(s, len);
+}
 
 static int cond_from_call(struct cfg_parser *p, struct call *c, struct anser_cond *cond)
 {
@@ -897,17 +976,12 @@ static int cond_from_call(struct cfg_parser *p, struct call *c, struct anser_con
 			dae |= strcmp(c->name, fn_dae_only[i]) == 0;
 		const char *sug = cfg_suggest(c->name, fn_names, FN_N);
 		if (dae)
-			ERR(p, c->pos,
-			    "%s() is not supported yet (supported: pname, dip, dport, l4proto, "
-			    "ipversion)",
+			ERR(p, c->pos, "%s() is not supported yet (supported: " FN_SUPPORTED ")",
 			    q);
 		else if (sug)
 			ERR(p, c->pos, "unknown function '%s()' (did you mean '%s()'?)", q, sug);
 		else
-			ERR(p, c->pos,
-			    "unknown function '%s()' (supported: pname, dip, dport, l4proto, "
-			    "ipversion)",
-			    q);
+			ERR(p, c->pos, "unknown function '%s()' (supported: " FN_SUPPORTED ")", q);
 		free(q);
 		return -EINVAL;
 	}
@@ -952,6 +1026,18 @@ static int cond_from_call(struct cfg_parser *p, struct call *c, struct anser_con
 				cond->names[cond->n_names++] = a->val;
 				a->val = NULL;
 			}
+			break;
+		}
+		case FN_APP:
+		case FN_CGROUP: {
+			char *v =
+				kind == FN_APP ? app_id_check(p, a, q) : cgroup_path_check(p, a, q);
+			if (!v) {
+				r = -EINVAL;
+				break;
+			}
+			cfg_reserve(&cond->names, &cap, cond->n_names, sizeof(*cond->names));
+			cond->names[cond->n_names++] = v;
 			break;
 		}
 		case FN_DIP: {

@@ -20,9 +20,12 @@
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <dirent.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "../routing/routing.h"
@@ -40,6 +43,8 @@
 struct anser_datapath {
 	struct anser_bpf *skel;
 	char *cgroup_path;
+	char *cg_mount; /* the cgroup2 mount point */
+	char *cg_rel;	/* cgroup_path from the cgroup2 root: "/" or "/a/b" */
 	int cgroup_fd;
 	struct bpf_link *links[16];
 	size_t n_links;
@@ -128,6 +133,218 @@ static void on_flow(struct anser_datapath *dp, const struct anser_flow_event *e)
 	g_hash_table_insert(dp->flows, &copy->cookie, copy);
 }
 
+/* ---- app() and cgroup(): cg_set entries (bpf/anser_abi.h) ---- */
+
+static bool cg_under(const char *path, const char *root)
+{
+	size_t n = strlen(root);
+	if (n == 1)
+		return path[0] == '/';
+	return strncmp(path, root, n) == 0 && (path[n] == '\0' || path[n] == '/');
+}
+
+/* File the set of the cgroup `id` at `path` in `slot`, if it differs from
+ * its parent's (or it is where the hooks are attached: the walk up
+ * always ends there). Returns 1 when an entry was written. */
+static int cg_file(struct anser_datapath *dp, unsigned slot, uint64_t id, const char *path,
+		   bool always)
+{
+	const struct anser_cg_rules *m = dp->slots[slot].cg;
+	struct anser_cg_key key = { .set = slot, .id = id };
+	struct anser_rules set, parent;
+
+	anser_cg_rules_eval(m, path, &set);
+	if (!always && strcmp(path, dp->cg_rel) != 0) {
+		char *up = strdup(path), *slash = up ? strrchr(up, '/') : NULL;
+		if (!up)
+			return -ENOMEM;
+		if (slash == up)
+			slash[1] = '\0';
+		else if (slash)
+			*slash = '\0';
+		anser_cg_rules_eval(m, up, &parent);
+		free(up);
+		if (memcmp(&set, &parent, sizeof(set)) == 0)
+			return 0;
+	}
+	if (bpf_map_update_elem(bpf_map__fd(dp->skel->maps.cg_set), &key, &set, BPF_ANY) < 0)
+		return log_warning_errno(errno, "Cannot file the rules of cgroup %s: %m", path);
+	return 1;
+}
+
+#define CG_MAX_DEPTH 64
+
+/* Every cgroup below dfd (whose path is path[0..len)). */
+static void cg_walk(struct anser_datapath *dp, unsigned slot, int dfd, char *path, size_t len,
+		    unsigned depth, size_t *filed)
+{
+	DIR *d = fdopendir(dfd);
+	struct dirent *e;
+
+	if (!d) {
+		close(dfd);
+		return;
+	}
+	while ((e = readdir(d))) {
+		struct stat st;
+		size_t n = strlen(e->d_name);
+		if (e->d_type != DT_DIR || strcmp(e->d_name, ".") == 0 ||
+		    strcmp(e->d_name, "..") == 0)
+			continue;
+		if (len + 1 + n >= PATH_MAX || depth >= CG_MAX_DEPTH ||
+		    fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+			continue;
+		size_t at = len;
+		if (len > 1)
+			path[at++] = '/';
+		memcpy(path + at, e->d_name, n + 1);
+		if (cg_file(dp, slot, st.st_ino, path, false) > 0)
+			(*filed)++;
+		int cfd = openat(dirfd(d), e->d_name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (cfd >= 0)
+			cg_walk(dp, slot, cfd, path, at + n, depth + 1, filed);
+		path[len] = '\0';
+	}
+	closedir(d);
+}
+
+/* The sets of the attached cgroup and all below it, for a slot's rules. */
+static int cg_scan(struct anser_datapath *dp, unsigned slot)
+{
+	char *path = malloc(PATH_MAX);
+	struct stat st;
+	size_t filed = 0;
+	int fd, r;
+
+	if (!path)
+		return -ENOMEM;
+	fd = open(dp->cgroup_path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0 || fstat(fd, &st) < 0) {
+		r = log_error_errno(errno, "Cannot read cgroup %s: %m", dp->cgroup_path);
+		if (fd >= 0)
+			close(fd);
+		free(path);
+		return r;
+	}
+	snprintf(path, PATH_MAX, "%s", dp->cg_rel);
+	r = cg_file(dp, slot, st.st_ino, path, true);
+	if (r >= 0) {
+		filed += (size_t)r;
+		cg_walk(dp, slot, fd, path, strlen(path), 0, &filed);
+		r = 0;
+	} else {
+		close(fd);
+	}
+	log_debug("Filed the app()/cgroup() rules of %zu cgroups under %s", filed, dp->cg_rel);
+	free(path);
+	return r;
+}
+
+/* A cgroup was made or removed somewhere: file the set of a new one under
+ * ours for each slot with app()/cgroup() rules, so its threads look again. */
+static void on_cgroup_event(struct anser_datapath *dp, const struct anser_cgroup_event *e)
+{
+	int fd = bpf_map__fd(dp->skel->maps.cg_set);
+	char path[ANSER_CG_PATH_LEN + 1];
+	bool any = false;
+
+	if (e->removed) {
+		for (unsigned slot = 0; slot < ANSER_GENS; slot++) {
+			struct anser_cg_key key = { .set = slot, .id = e->id };
+			bpf_map_delete_elem(fd, &key);
+		}
+		return;
+	}
+	memcpy(path, e->path, ANSER_CG_PATH_LEN);
+	path[ANSER_CG_PATH_LEN] = '\0';
+	if (!dp->cg_mount || !cg_under(path, dp->cg_rel))
+		return;
+	for (unsigned slot = 0; slot < ANSER_GENS; slot++)
+		any |= dp->slots[slot].cg != NULL;
+	if (!any)
+		return;
+	/* Only the cgroup2 hierarchy counts (v1 hierarchies report too). */
+	char *full = g_strconcat(dp->cg_mount, strcmp(path, "/") ? path : "", NULL);
+	struct stat st;
+	bool ours = stat(full, &st) == 0 && st.st_ino == e->id;
+	g_free(full);
+	if (!ours) {
+		if (strlen(path) >= ANSER_CG_PATH_LEN - 1)
+			log_warning("A new cgroup's path is too long to match app() and cgroup() "
+				    "rules: %s...",
+				    path);
+		return;
+	}
+	bool filed = false;
+	for (unsigned slot = 0; slot < ANSER_GENS; slot++)
+		if (dp->slots[slot].cg && cg_file(dp, slot, e->id, path, false) > 0)
+			filed = true;
+	if (filed) {
+		atomic_thread_fence(memory_order_seq_cst);
+		dp->ctl->cg_version++;
+		log_debug("Filed the app()/cgroup() rules of new cgroup %s", path);
+	}
+}
+
+int anser_datapath_file_cgroup(struct anser_datapath *dp, unsigned slot, uint64_t id,
+			       const char *path, bool always)
+{
+	slot &= 1;
+	if (!dp->slots[slot].cg)
+		return 0;
+	int r = cg_file(dp, slot, id, path, always);
+	if (r > 0) {
+		atomic_thread_fence(memory_order_seq_cst);
+		dp->ctl->cg_version++;
+	}
+	return r;
+}
+
+static void cg_clear_slot(struct anser_datapath *dp, unsigned slot)
+{
+	int fd = bpf_map__fd(dp->skel->maps.cg_set);
+	struct anser_cg_key key, next, *prev = NULL;
+	GArray *del = g_array_new(FALSE, FALSE, sizeof(key));
+
+	while (bpf_map_get_next_key(fd, prev, &next) == 0) {
+		if (next.set == slot)
+			g_array_append_val(del, next);
+		key = next;
+		prev = &key;
+	}
+	for (guint i = 0; i < del->len; i++)
+		bpf_map_delete_elem(fd, &g_array_index(del, struct anser_cg_key, i));
+	g_array_free(del, TRUE);
+}
+
+/* Where the cgroup we attach to sits in the cgroup2 hierarchy. */
+static int cg_locate(struct anser_datapath *dp)
+{
+	char mount[4096];
+	char *real_mount = NULL, *real = NULL;
+	int r = anser_cgroup2_mount(mount, sizeof(mount));
+
+	if (r < 0)
+		return r;
+	real_mount = realpath(mount, NULL);
+	real = realpath(dp->cgroup_path, NULL);
+	if (!real_mount || !real) {
+		r = -errno;
+	} else {
+		size_t n = strlen(real_mount);
+		if (strncmp(real, real_mount, n) != 0 || (real[n] && real[n] != '/')) {
+			r = -EXDEV;
+		} else {
+			dp->cg_mount = strdup(real_mount);
+			dp->cg_rel = strdup(real[n] ? real + n : "/");
+			r = dp->cg_mount && dp->cg_rel ? 0 : -ENOMEM;
+		}
+	}
+	free(real_mount);
+	free(real);
+	return r;
+}
+
 static int on_flow_event(void *ctx, void *data, size_t len)
 {
 	struct anser_datapath *dp = ctx;
@@ -136,6 +353,10 @@ static int on_flow_event(void *ctx, void *data, size_t len)
 	/* A process (or a new image after exec) names itself before its first
 	 * flow: later flows of this tgid carry this name. Wakeups need no
 	 * handling: the log is read after the ring. */
+	if (len >= sizeof(struct anser_cgroup_event) && pe->type == ANSER_EV_CGROUP) {
+		on_cgroup_event(dp, data);
+		return 0;
+	}
 	if (len >= sizeof(*pe) && pe->type == ANSER_EV_PROC)
 		g_hash_table_replace(dp->procs, GUINT_TO_POINTER(pe->pid),
 				     g_strndup(pe->pname, sizeof(pe->pname)));
@@ -381,6 +602,12 @@ int anser_datapath_new(const char *cgroup_path, unsigned flags, struct anser_dat
 		free(dp);
 		return -ENOMEM;
 	}
+	r = cg_locate(dp);
+	if (r < 0)
+		log_warning_errno(r,
+				  "Cannot place %s in the cgroup2 hierarchy, app() and cgroup() "
+				  "rules will not match: %m",
+				  dp->cgroup_path);
 
 	r = own_netns_cookie(&cookie);
 	if (r < 0)
@@ -474,6 +701,8 @@ void anser_datapath_free(struct anser_datapath *dp)
 	for (int i = 0; i < ANSER_GENS; i++)
 		anser_compiled_clear(&dp->slots[i]);
 	free(dp->cgroup_path);
+	free(dp->cg_mount);
+	free(dp->cg_rel);
 	free(dp);
 }
 
@@ -498,6 +727,8 @@ static void clear_slot(struct anser_datapath *dp, unsigned slot)
 		bpf_map_delete_elem(lpm, &c->lpm[i].key);
 	for (size_t i = 0; i < c->n_pnames; i++)
 		bpf_map_delete_elem(pn, &c->pnames[i].key);
+	if (c->cg)
+		cg_clear_slot(dp, slot);
 	anser_compiled_clear(c);
 }
 
@@ -576,6 +807,13 @@ int anser_datapath_load_compiled(struct anser_datapath *dp, struct anser_compile
 		log_error_errno(r, "Failed to write port sets: %m");
 		goto fail;
 	}
+	if (c.cg) {
+		dp->slots[slot].cg = c.cg; /* cg_file reads it there */
+		r = dp->cg_rel ? cg_scan(dp, slot) : 0;
+		dp->slots[slot].cg = NULL;
+		if (r < 0)
+			goto fail;
+	}
 	gi = c.info;
 	gi.version = ++dp->rules_version;
 	uint32_t key = slot;
@@ -645,6 +883,22 @@ int anser_datapath_attach(struct anser_datapath *dp)
 					       dp->cgroup_path);
 		}
 		dp->links[dp->n_links++] = l;
+	}
+	/* New cgroups, for app() and cgroup() rules: these links watch, they
+	 * steer nothing, so failing to attach them only costs those rules
+	 * their reach into cgroups made later. */
+	struct bpf_program *watch[] = { dp->skel->progs.anser_cgroup_mkdir,
+					dp->skel->progs.anser_cgroup_rmdir };
+	for (size_t i = 0; i < 2; i++) {
+		struct bpf_link *l = bpf_program__attach(watch[i]);
+		if (!l)
+			log_warning_errno(
+				-errno,
+				"Cannot follow new cgroups (%s), app() and cgroup() rules "
+				"see only cgroups that exist when rules are loaded: %m",
+				bpf_program__name(watch[i]));
+		else
+			dp->links[dp->n_links++] = l;
 	}
 	log_info("Attached %zu programs to cgroup %s%s", dp->n_links, dp->cgroup_path,
 		 dp->lo_link_fd >= 0 ? " and a tcx egress program to lo" : "");
@@ -833,13 +1087,14 @@ static bool builtin_direct(const uint8_t a[16])
 }
 
 unsigned anser_datapath_explain(struct anser_datapath *dp, unsigned slot, const char *pname,
-				const uint8_t daddr[16], uint16_t port, bool udp)
+				const char *cgroup, const uint8_t daddr[16], uint16_t port,
+				bool udp)
 {
 	static const uint8_t mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
 
 	if (builtin_direct(daddr))
 		return ANSER_RULE_BUILTIN;
-	return anser_compiled_match(&dp->slots[slot & 1], pname, daddr, port, udp,
+	return anser_compiled_match(&dp->slots[slot & 1], pname, cgroup, daddr, port, udp,
 				    memcmp(daddr, mapped, sizeof(mapped)) != 0);
 }
 

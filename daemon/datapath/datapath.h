@@ -40,6 +40,12 @@ int anser_datapath_load_rules(struct anser_datapath *dp, const struct anser_conf
  * which is left empty. */
 int anser_datapath_load_compiled(struct anser_datapath *dp, struct anser_compiled *compiled,
 				 unsigned slot);
+/* File the app()/cgroup() rules of the cgroup `id` at `path` (from the
+ * cgroup2 root) in `slot`, as for a cgroup the kernel reports: only when
+ * its set differs from its parent's, unless `always` (tests use made-up
+ * ids, which the kernel looks up without walking up). 1 when filed. */
+int anser_datapath_file_cgroup(struct anser_datapath *dp, unsigned slot, uint64_t id,
+			       const char *path, bool always);
 /* Make `slot` the one the kernel evaluates; then clears the other slot's
  * stale entries lazily on the next load. */
 int anser_datapath_activate(struct anser_datapath *dp, unsigned slot);
@@ -76,11 +82,12 @@ unsigned anser_datapath_drain(struct anser_datapath *dp);
 #define ANSER_RULE_BUILTIN 0xfffeu
 
 /* Which rule of the rules in `slot` decides a flow of a process named
- * `pname` to daddr (16 bytes, IPv4 as ::ffff:a.b.c.d) and port (host
+ * `pname` in the cgroup at `cgroup` (from the cgroup2 root; NULL: none) to daddr (16 bytes, IPv4 as ::ffff:a.b.c.d) and port (host
  * order), worked out from the tables the kernel reads: a 0-based rule
  * index, ANSER_RULE_FALLBACK or ANSER_RULE_BUILTIN. */
 unsigned anser_datapath_explain(struct anser_datapath *dp, unsigned slot, const char *pname,
-				const uint8_t daddr[16], uint16_t port, bool udp);
+				const char *cgroup, const uint8_t daddr[16], uint16_t port,
+				bool udp);
 
 /* The most instructions the kernel's verifier walked for one of our
  * programs when they were loaded (its limit is 1,000,000). */

@@ -53,6 +53,7 @@ void anser_compiled_clear(struct anser_compiled *c)
 	free(c->pnames);
 	free(c->port_class);
 	free(c->port_rules);
+	anser_cg_rules_free(c->cg);
 	memset(c, 0, sizeof(*c));
 }
 
@@ -389,6 +390,167 @@ static int compile_ports(const struct anser_config *cfg, struct anser_compiled *
 	return 0;
 }
 
+/* ---- app() and cgroup(): a set per cgroup path ---- */
+
+struct cg_cond {
+	unsigned rule;
+	bool negate, app;
+	char **vals; /* app ids, or cgroup paths without a trailing '/' */
+	size_t n;
+};
+
+struct anser_cg_rules {
+	unsigned n_rules; /* including fallback */
+	struct cg_cond *conds;
+	size_t n;
+};
+
+void anser_cg_rules_free(struct anser_cg_rules *m)
+{
+	if (!m)
+		return;
+	for (size_t i = 0; i < m->n; i++) {
+		for (size_t k = 0; k < m->conds[i].n; k++)
+			free(m->conds[i].vals[k]);
+		free(m->conds[i].vals);
+	}
+	free(m->conds);
+	free(m);
+}
+
+struct anser_cg_rules *anser_cg_rules_new(const struct anser_config *cfg)
+{
+	size_t n = count_conds(cfg, ANSER_COND_APP) + count_conds(cfg, ANSER_COND_CGROUP);
+	struct anser_cg_rules *m;
+
+	if (!n)
+		return NULL;
+	m = calloc(1, sizeof(*m));
+	if (!m || !(m->conds = calloc(n, sizeof(*m->conds))))
+		goto oom;
+	m->n_rules = (unsigned)cfg->n_rules + 1;
+	for (size_t r = 0; r < cfg->n_rules; r++)
+		for (size_t k = 0; k < cfg->rules[r].n_conds; k++) {
+			const struct anser_cond *c = &cfg->rules[r].conds[k];
+			if (c->type != ANSER_COND_APP && c->type != ANSER_COND_CGROUP)
+				continue;
+			struct cg_cond *d = &m->conds[m->n++];
+			d->rule = (unsigned)r;
+			d->negate = c->negate;
+			d->app = c->type == ANSER_COND_APP;
+			if (!(d->vals = calloc(c->n_names, sizeof(*d->vals))))
+				goto oom;
+			for (; d->n < c->n_names; d->n++)
+				if (!(d->vals[d->n] = strdup(c->names[d->n])))
+					goto oom;
+		}
+	return m;
+oom:
+	anser_cg_rules_free(m);
+	return NULL;
+}
+
+static bool path_under(const char *path, const char *prefix)
+{
+	size_t n = strlen(prefix);
+
+	if (n == 1 && prefix[0] == '/')
+		return true;
+	return strncmp(path, prefix, n) == 0 && (path[n] == '\0' || path[n] == '/');
+}
+
+void anser_cg_rules_eval(const struct anser_cg_rules *m, const char *path, struct anser_rules *out)
+{
+	char app[256];
+	size_t app_len = path ? anser_cgroup_app_id(path, app, sizeof(app)) : 0;
+
+	memset(out, 0, sizeof(*out));
+	for (unsigned r = 0; r < m->n_rules; r++)
+		rules_set(out, r);
+	for (size_t i = 0; i < m->n; i++) {
+		const struct cg_cond *c = &m->conds[i];
+		bool in = false;
+		for (size_t k = 0; k < c->n && !in; k++)
+			in = c->app ? app_len && strcmp(app, c->vals[k]) == 0
+				    : path && path_under(path, c->vals[k]);
+		if (in == c->negate)
+			out->w[c->rule / 64] &= ~(1ULL << (c->rule % 64));
+	}
+}
+
+static int hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/* The application id of one path part (a unit name), or 0. */
+static size_t unit_app_id(const char *s, size_t n, char *buf, size_t len)
+{
+	const char *end;
+
+	if (n < 5 || strncmp(s, "app-", 4) != 0)
+		return 0;
+	s += 4;
+	n -= 4;
+	if (n > 6 && memcmp(s + n - 6, ".scope", 6) == 0) {
+		/* -<random> is required for scopes */
+		end = memrchr(s, '-', n - 6);
+		if (!end)
+			return 0;
+	} else if (n > 8 && memcmp(s + n - 8, ".service", 8) == 0) {
+		end = memchr(s, '@', n - 8);
+		if (!end)
+			end = s + n - 8;
+	} else if (n > 6 && memcmp(s + n - 6, ".slice", 6) == 0) {
+		end = s + n - 6;
+	} else {
+		return 0;
+	}
+	/* [<launcher>-]<id>: the id's own '-' are escaped, so it is the
+	 * last '-'-separated part */
+	const char *start = memrchr(s, '-', (size_t)(end - s));
+	start = start ? start + 1 : s;
+	size_t o = 0;
+	for (const char *c = start; c < end; c++) {
+		char ch = *c;
+		if (ch == '\\' && end - c >= 4 && c[1] == 'x' && hexval(c[2]) >= 0 &&
+		    hexval(c[3]) >= 0) {
+			ch = (char)(hexval(c[2]) << 4 | hexval(c[3]));
+			c += 3;
+		}
+		if (o + 1 >= len || ch == '\0' || ch == '/')
+			return 0;
+		buf[o++] = ch;
+	}
+	if (!o)
+		return 0;
+	buf[o] = '\0';
+	return o;
+}
+
+size_t anser_cgroup_app_id(const char *path, char *buf, size_t len)
+{
+	size_t found = 0;
+
+	for (const char *p = path; *p;) {
+		const char *e = strchrnul(p, '/');
+		char tmp[256];
+		size_t n = unit_app_id(p, (size_t)(e - p), tmp, sizeof(tmp));
+		if (n && n < len) {
+			memcpy(buf, tmp, n + 1);
+			found = n;
+		}
+		p = *e ? e + 1 : e;
+	}
+	return found;
+}
+
 void anser_compiled_set_slot(struct anser_compiled *c, unsigned slot)
 {
 	slot &= 1;
@@ -445,6 +607,16 @@ int anser_routing_compile(const struct anser_config *cfg, unsigned slot, struct 
 		r = compile_dips(cfg, slot, out);
 	if (!r)
 		r = compile_ports(cfg, out);
+	if (!r && (count_conds(cfg, ANSER_COND_APP) || count_conds(cfg, ANSER_COND_CGROUP))) {
+		out->info.lookups |= ANSER_LOOKUP_CGROUP;
+		out->cg = anser_cg_rules_new(cfg);
+		if (!out->cg)
+			r = -ENOMEM;
+		else
+			anser_cg_rules_eval(out->cg, NULL, &out->info.cg_default);
+	} else {
+		memset(&out->info.cg_default, 0xff, sizeof(out->info.cg_default));
+	}
 	if (r < 0) {
 		const char *limit = out->limit;
 		anser_compiled_clear(out);
@@ -474,16 +646,21 @@ static const struct anser_rules *find_dip(const struct anser_compiled *c, const 
 	return best ? &best->rules : &c->info.dip_default;
 }
 
-unsigned anser_compiled_match(const struct anser_compiled *c, const char *pname,
+unsigned anser_compiled_match(const struct anser_compiled *c, const char *pname, const char *cgroup,
 			      const uint8_t daddr[16], uint16_t port, int udp, int v6)
 {
 	const struct anser_rules *p = find_pname(c, pname), *d = find_dip(c, daddr);
+	struct anser_rules cg = c->info.cg_default;
+
+	if (c->cg)
+		anser_cg_rules_eval(c->cg, cgroup, &cg);
 	const struct anser_rules *l4 = &c->info.l4[ANSER_L4_INDEX(udp, v6)];
 	const struct anser_rules *pr =
 		c->port_class ? &c->port_rules[c->port_class[port]] : &c->info.port_default;
 
 	for (unsigned r = 0; r < c->info.n_rules; r++)
-		if (rules_has(p, r) && rules_has(d, r) && rules_has(l4, r) && rules_has(pr, r))
+		if (rules_has(p, r) && rules_has(d, r) && rules_has(l4, r) && rules_has(pr, r) &&
+		    rules_has(&cg, r))
 			return r == c->info.n_rules - 1 ? ANSER_RULE_FALLBACK : r;
 	return ANSER_RULE_FALLBACK;
 }

@@ -37,6 +37,31 @@ struct anser_pname_entry {
 	struct anser_rules rules;
 };
 
+/*
+ * app() and cgroup() conditions: what a cgroup leaves possible depends on
+ * its path, which the kernel does not see. anserd works a cgroup's set out
+ * from its path when rules are loaded and when the cgroup is made, and
+ * files it by cgroup id (bpf/anser_abi.h, cg_set).
+ */
+struct anser_cg_rules;
+
+/* NULL when cfg has no app() or cgroup() condition (or on OOM, which
+ * anser_routing_compile reports). */
+struct anser_cg_rules *anser_cg_rules_new(const struct anser_config *cfg);
+void anser_cg_rules_free(struct anser_cg_rules *m);
+/* The rules a cgroup at `path` leaves possible (path from the cgroup2
+ * root, "/" for the root; NULL: a cgroup with no application that no
+ * cgroup() names). */
+void anser_cg_rules_eval(const struct anser_cg_rules *m, const char *path, struct anser_rules *out);
+
+/* The desktop application id a cgroup path gives its processes: that of
+ * its deepest part named by systemd's convention for applications,
+ * app[-<launcher>]-<id>-<random>.scope, app[-<launcher>]-<id>[@<random>].service
+ * or app[-<launcher>]-<id>.slice, with the unit name escapes (\x2d)
+ * undone. Writes it to buf and returns its length, or 0 when the path
+ * names no application (or the id does not fit). */
+size_t anser_cgroup_app_id(const char *path, char *buf, size_t len);
+
 /* A config's rules as the kernel's maps hold them (bpf/anser_abi.h). */
 struct anser_compiled {
 	struct anser_gen_info info; /* all but `version` */
@@ -50,6 +75,8 @@ struct anser_compiled {
 	uint8_t *port_class; /* 65536 entries, by port in host order */
 	struct anser_rules *port_rules;
 	size_t n_port_classes;
+	/* with ANSER_LOOKUP_CGROUP: for the cg_set entries */
+	struct anser_cg_rules *cg;
 	const char *limit; /* on -E2BIG: which limit, as a phrase for users */
 };
 
@@ -65,9 +92,10 @@ void anser_compiled_clear(struct anser_compiled *c);
 
 /* The rule a flow matches, worked out from the compiled tables the way the
  * kernel does (0-based rule index, or ANSER_RULE_FALLBACK); for tests and
- * for explaining decisions. `daddr` is 16 bytes (v4 mapped), port in host
- * order, `udp` and `v6` as in ANSER_L4_INDEX. */
-unsigned anser_compiled_match(const struct anser_compiled *c, const char *pname,
+ * for explaining decisions. `cgroup` is the process's cgroup path (NULL:
+ * none), `daddr` 16 bytes (v4 mapped), port in host order, `udp` and `v6`
+ * as in ANSER_L4_INDEX. */
+unsigned anser_compiled_match(const struct anser_compiled *c, const char *pname, const char *cgroup,
 			      const uint8_t daddr[16], uint16_t port, int udp, int v6);
 
 #endif

@@ -83,10 +83,10 @@ static const struct fixture fixtures[] = {
 	  1, "x", 2, 0 },
 };
 
-static void eval(const char *proto, const char *addr, unsigned port, const char *pname,
-		 int *outbound, int *rule)
+static void eval_cg(const char *proto, const char *addr, unsigned port, const char *pname,
+		    uint64_t cgroup_id, int *outbound, int *rule)
 {
-	struct anser_eval_ctx e = { 0 };
+	struct anser_eval_ctx e = { .cgroup_id = cgroup_id };
 	char pkt[sizeof(e) + 64] = { 0 };
 	LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = pkt, .data_size_in = sizeof(pkt),
 		    .repeat = 1);
@@ -112,6 +112,12 @@ static void eval(const char *proto, const char *addr, unsigned port, const char 
 	*rule = r == ANSER_RULE_FALLBACK ? -1 : r;
 }
 
+static void eval(const char *proto, const char *addr, unsigned port, const char *pname,
+		 int *outbound, int *rule)
+{
+	eval_cg(proto, addr, port, pname, 0, outbound, rule);
+}
+
 static unsigned active;
 
 /* Random rule lists in the real kernel: for many flows, the first match is
@@ -127,6 +133,11 @@ static void test_random_rules(void)
 		unsigned slot = 1 - active;
 		if (anser_datapath_load_rules(dp, cfg, slot) == -E2BIG)
 			goto next; /* too many port classes: rare, and allowed */
+		/* made-up cgroup ids: the program looks them up as they are */
+		for (size_t k = 0; rulegen_cgroups[k]; k++)
+			g_assert_cmpint(anser_datapath_file_cgroup(dp, slot, k + 1,
+								   rulegen_cgroups[k], true),
+					>=, 0);
 		g_assert_cmpint(anser_datapath_activate(dp, slot), ==, 0);
 		active = slot;
 		for (int i = 0; i < 400; i++) {
@@ -138,12 +149,14 @@ static void test_random_rules(void)
 				inet_ntop(AF_INET6, f.addr, addr, sizeof(addr));
 			else
 				inet_ntop(AF_INET, f.addr + 12, addr, sizeof(addr));
-			eval(f.udp ? "udp" : "tcp", addr, f.port, f.name, &out, &rule);
+			eval_cg(f.udp ? "udp" : "tcp", addr, f.port, f.name, f.cgroup_id, &out,
+				&rule);
 			unsigned want = rulegen_plain_match(cfg, &f);
 			if ((unsigned)(rule < 0 ? ANSER_RULE_FALLBACK : rule) != want)
-				g_error("round %d: %s %s port %u from %s: rule %d, want %u\n%s",
-					round, f.udp ? "udp" : "tcp", addr, f.port, f.name, rule,
-					want, text);
+				g_error("round %d: %s %s port %u from %s in %s: rule %d, want "
+					"%u\n%s",
+					round, f.udp ? "udp" : "tcp", addr, f.port, f.name,
+					f.cgroup, rule, want, text);
 			unsigned want_out = want == ANSER_RULE_FALLBACK ? cfg->fallback
 									: cfg->rules[want].outbound;
 			g_assert_cmpint(out, ==, (int)want_out);

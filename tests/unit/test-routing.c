@@ -96,8 +96,8 @@ static void test_random_rules(void)
 			struct rulegen_flow f;
 			rulegen_flow(rnd, &f);
 			unsigned want = rulegen_plain_match(cfg, &f);
-			unsigned got =
-				anser_compiled_match(&c, f.name, f.addr, f.port, f.udp, f.v6);
+			unsigned got = anser_compiled_match(&c, f.name, f.cgroup, f.addr, f.port,
+							    f.udp, f.v6);
 			if (got != want)
 				g_error("round %d flow %s port %u udp %d v6 %d: rule %u, want "
 					"%u\n%s",
