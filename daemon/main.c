@@ -8,6 +8,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <glib-unix.h>
 #include <glib.h>
@@ -264,8 +265,87 @@ static int parse_destination(const char *s, uint8_t addr[16], uint16_t *port)
 	return 0;
 }
 
-static int explain(void *ud, const char *process, const char *destination, const char *protocol,
-		   struct anser_explanation *out, char **message)
+/* The process name (basename of argv[0], as the hooks read it) and cgroup
+ * path of a running process, for explaining its flows. */
+static int process_of_pid(const char *pid, char **name, char **cgroup)
+{
+	char path[64], buf[4096];
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%s/cmdline", pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return -ESRCH;
+	buf[n] = '\0';
+	const char *base = strrchr(buf, '/');
+	*name = strndup(base ? base + 1 : buf, ANSER_PNAME_LEN - 1);
+	snprintf(path, sizeof(path), "/proc/%s/cgroup", pid);
+	FILE *f = fopen(path, "re");
+	*cgroup = NULL;
+	while (f && fgets(buf, sizeof(buf), f)) {
+		if (strncmp(buf, "0::", 3) == 0) {
+			buf[strcspn(buf, "\n")] = '\0';
+			*cgroup = strdup(buf + 3);
+			break;
+		}
+	}
+	if (f)
+		fclose(f);
+	return *name ? 0 : -ENOMEM;
+}
+
+/* A cgroup path that gives its processes the application id `id`. */
+static char *app_cgroup(const char *id)
+{
+	GString *s = g_string_new("/app-");
+
+	for (const char *c = id; *c; c++) {
+		if (*c == '-' || *c == '/' || *c == '\\')
+			g_string_append_printf(s, "\\x%02x", (unsigned char)*c);
+		else
+			g_string_append_c(s, *c);
+	}
+	g_string_append(s, ".slice");
+	return g_string_free(s, FALSE);
+}
+
+/* APP is a process name, a PID (that process's name and cgroup) or
+ * app:ID (any process of the desktop application ID). */
+static int explain_flow(const char *process, char **pname, char **cgroup, char **message)
+{
+	if (!*process)
+		return (*message = strdup("the process name is empty")) ? -EINVAL : -ENOMEM;
+	if (strncmp(process, "app:", 4) == 0) {
+		if (!process[4])
+			return (*message = strdup("app: needs an application id, like "
+						  "app:org.mozilla.firefox"))
+				       ? -EINVAL
+				       : -ENOMEM;
+		*pname = strdup("");
+		*cgroup = app_cgroup(process + 4);
+		return *pname ? 0 : -ENOMEM;
+	}
+	if (strspn(process, "0123456789") == strlen(process)) {
+		int r = process_of_pid(process, pname, cgroup);
+		if (r == -ENOMEM)
+			return r;
+		if (r < 0)
+			return asprintf(message, "no process with PID %s", process) < 0 ? -ENOMEM
+											: -EINVAL;
+		return 0;
+	}
+	*pname = strdup(process);
+	return *pname ? 0 : -ENOMEM;
+}
+
+static int explain_decide(void *ud, const char *process, const char *cgroup,
+			  const char *destination, const char *protocol,
+			  struct anser_explanation *out, char **message)
 {
 	struct daemon *d = ud;
 	struct anser_gen *g = d->gens[d->active];
@@ -281,8 +361,6 @@ static int explain(void *ud, const char *process, const char *destination, const
 		return asprintf(message, "unknown protocol '%s' (tcp or udp)", protocol) < 0
 			       ? -ENOMEM
 			       : -EINVAL;
-	if (!*process)
-		return (*message = strdup("the process name is empty")) ? -EINVAL : -ENOMEM;
 	if (parse_destination(destination, addr, &port) < 0)
 		return asprintf(message,
 				"'%s' is not an IP address with an optional port (e.g. "
@@ -294,7 +372,7 @@ static int explain(void *ud, const char *process, const char *destination, const
 		return (*message = strdup("no configuration is active")) ? -EINVAL : -ENOMEM;
 
 	const struct anser_config *cfg = g->cfg;
-	unsigned rule = anser_datapath_explain(d->dp, d->active, process, NULL, addr, port, udp);
+	unsigned rule = anser_datapath_explain(d->dp, d->active, process, cgroup, addr, port, udp);
 	out->port = port;
 	if (rule == ANSER_RULE_BUILTIN) {
 		out->index = -2;
@@ -321,6 +399,17 @@ static int explain(void *ud, const char *process, const char *destination, const
 		return -ENOMEM;
 	}
 	return 0;
+}
+
+static int explain(void *ud, const char *process, const char *destination, const char *protocol,
+		   struct anser_explanation *out, char **message)
+{
+	g_autofree char *pname = NULL, *cgroup = NULL;
+	int r = explain_flow(process, &pname, &cgroup, message);
+
+	if (r < 0)
+		return r;
+	return explain_decide(ud, pname, cgroup, destination, protocol, out, message);
 }
 
 static const struct anser_bus_ops bus_ops = {

@@ -185,6 +185,17 @@ socks pass {
         self.wait_for("port %d in %s" % (port, role), listening)
 
     # -- cgroup ----------------------------------------------------------
+    def sub_cgroup(self, *parts):
+        """A cgroup below the test cgroup (made if missing); its path."""
+        cg = os.path.join(self.cg, *parts)
+        os.makedirs(cg, exist_ok=True)
+        made = self.cg
+        for p in parts:
+            made = os.path.join(made, p)
+            if made not in self.cgs:
+                self.cgs.append(made)
+        return cg
+
     def setup_cgroup(self, suffix=""):
         """A cgroup of our own under the cgroup2 root; the first one made is
         self.cg, the one anserd attaches to."""
@@ -196,9 +207,10 @@ socks pass {
             self.cg = cg
         return cg
 
-    def app(self, name, *args, timeout=30, background=False, binary=CLIENT, cpu=None, role="h"):
+    def app(self, name, *args, timeout=30, background=False, binary=CLIENT, cpu=None, role="h",
+            cgroup=None):
         """Run BINARY (the test client by default) as NAME inside the test
-        cgroup in ns ROLE (h: anserd's), pinned to CPU if given."""
+        cgroup (or CGROUP) in ns ROLE (h: anserd's), pinned to CPU if given."""
         # One directory per program, so one name can run several programs.
         d = os.path.join(self.bin, os.path.basename(binary))
         exe = os.path.join(d, name)
@@ -207,7 +219,7 @@ socks pass {
             shutil.copy(binary, exe)
         pin = ["taskset", "-c", str(cpu)] if cpu is not None else []
         cmd = self.nsexec(role) + ["sh", "-c", 'echo $$ > "$0"/cgroup.procs && exec "$@"',
-                                  self.cg] + pin + [exe] + [str(a) for a in args]
+                                  cgroup or self.cg] + pin + [exe] + [str(a) for a in args]
         if background:
             return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                     text=True, start_new_session=True)

@@ -116,6 +116,79 @@ def t_pname_long(env):
     expect(seen_as(b.stdout) == H4, "different long name goes direct: " + b.stdout)
 
 
+def t_app_cgroup(env):
+    """app(ID) matches the desktop application id in the flow's cgroup path
+    (GNOME, flatpak and escaped names; cgroups made before and after anserd
+    loaded the rules, and below an app's scope); cgroup(PATH) matches a
+    subtree; '!' and '&&' combine them with pname()."""
+    env.setup_net()
+    env.setup_cgroup()
+    env.start_web()
+    env.start_microsocks()
+    rel = "/" + os.path.basename(env.cg)
+    scope = env.sub_cgroup("app-gnome-org.test.Browser-42.scope")
+    escaped = env.sub_cgroup("app-gnome-org.test.My\\x2dApp-3.scope")
+    other = env.sub_cgroup("app-gnome-org.test.Other-5.scope")
+    work = env.sub_cgroup("work")
+    rules = "\n    ".join([
+        "app(org.test.Browser, org.test.My-App) -> proxy",
+        "cgroup('%s/work') && !pname(appD) -> proxy" % rel,
+        "!app(org.test.Other) && pname(appX) -> block",
+    ])
+    env.start_bus()
+    env.start_polkitd()
+    env.start_anserd(config(env, rules=rules))
+
+    def via(name, cg):
+        r = env.app(name, "tcp", S4, WEB, cgroup=cg)
+        return seen_as(r.stdout), r
+
+    for name, cg, want, why in [
+        ("appB", scope, P4, "the Browser's GNOME scope"),
+        ("appB", escaped, P4, "an id with an escaped '-'"),
+        ("appB", other, H4, "another application"),
+        ("appB", env.cg, H4, "no application"),
+        ("appB", work, P4, "cgroup(work)"),
+        ("appD", work, H4, "cgroup(work) but pname(appD)"),
+        ("appB", env.sub_cgroup("work", "deep"), P4, "below cgroup(work), made later"),
+        ("appB", env.sub_cgroup("app-gnome-org.test.Browser-42.scope", "tab"), P4,
+         "below the Browser's scope, made later"),
+    ]:
+        got, r = via(name, cg)
+        expect(got == want, "%s in %s (%s): server saw %s, want %s\n%s"
+               % (name, cg, why, got, want, r.stdout))
+    # !app(Other) && pname(appX): blocked outside Other, not inside it
+    got, r = via("appX", env.cg)
+    expect(r.returncode != 0 and got is None, "appX outside Other is blocked: " + r.stdout)
+    got, r = via("appX", other)
+    expect(got == H4, "appX inside Other goes direct: " + r.stdout)
+
+    # A scope made now: the kernel reports it and anserd files its rules.
+    late = env.sub_cgroup("app-flatpak-org.test.Browser-77.scope")
+    env.wait_for("anserd to file the new scope",
+                 lambda: "org.test.Browser-77.scope" in env.log("anserd"))
+    got, r = via("appB", late)
+    expect(got == P4, "a flatpak scope made after loading: server saw %s\n%s" % (got, r.stdout))
+
+    # explain: app:ID, and a PID (its name and cgroup)
+    dest = "%s:%d" % (S4, WEB)
+    for app, want in [("app:org.test.Browser", "proxy"), ("app:org.test.My-App", "proxy"),
+                      ("app:org.test.Other", "direct"), ("appB", "direct"), ("appX", "block")]:
+        out = env.anserctl("explain", app, dest).stdout
+        expect(out.startswith("%s -> %s tcp: %s\n" % (app, dest, want)), out)
+    sleeper = env.app("appX", "30", binary="/bin/sleep", cgroup=late, background=True)
+    try:
+        env.wait_for("the sleeper in its scope", lambda: str(sleeper.pid) in open(
+            os.path.join(late, "cgroup.procs")).read())
+        out = env.anserctl("explain", str(sleeper.pid), dest).stdout
+        expect(": proxy\n" in out and "app(org.test.Browser" in out, out)
+        r = env.anserctl("explain", "999999999", dest, check=False)
+        expect(r.returncode != 0 and "no process" in r.stdout, r.stdout)
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+
+
 def t_hash(env):
     base(env)
     size = 8 * 1024 * 1024
@@ -460,6 +533,7 @@ TESTS = {
     "tcp_dante": t_tcp_dante,
     "hash": t_hash,
     "pname_long": t_pname_long,
+    "app_cgroup": t_app_cgroup,
     "block": t_block,
     "other_netns": t_other_netns,
     "udp_v4": t_udp_v4,

@@ -207,10 +207,51 @@ static void test_marks(void)
 	anser_config_free(cfg);
 }
 
+/* Application ids from cgroup paths, by systemd's naming convention. */
+static void test_app_ids(void)
+{
+	static const char *const cases[][2] = {
+		{ "/user.slice/user-1000.slice/user@1000.service/app.slice/"
+		  "app-gnome-org.mozilla.firefox-4242.scope",
+		  "org.mozilla.firefox" },
+		{ "/user.slice/app-flatpak-org.telegram.desktop-12.scope", "org.telegram.desktop" },
+		{ "/app-firefox-1.scope", "firefox" },
+		{ "/app-gnome-google\\x2dchrome-77.scope", "google-chrome" },
+		{ "/app.slice/app-org.gnome.Terminal.slice/vte-spawn-1.scope",
+		  "org.gnome.Terminal" },
+		{ "/app.slice/app-org.kde.konsole@0a1b.service", "org.kde.konsole" },
+		{ "/app.slice/app-dbus\\x2d:1.2\\x2dorg.a.B@1.service", "dbus-:1.2-org.a.B" },
+		{ "/app.slice/app-KDE-org.kde.dolphin.service", "org.kde.dolphin" },
+		/* the deepest application wins; parts below belong to it */
+		{ "/app-a.slice/app-gnome-b-1.scope/tab", "b" },
+		/* not applications */
+		{ "/user.slice", "" },
+		{ "/app.slice", "" },
+		{ "/app-.scope", "" },
+		{ "/app-x.scope", "" }, /* a scope needs -<random> */
+		{ "/app-gnome--1.scope", "" },
+		{ "/app-a\\x2fb.slice", "" }, /* no '/' in ids */
+		{ "/", "" },
+		{ "", "" },
+	};
+	for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
+		char buf[256];
+		size_t n = anser_cgroup_app_id(cases[i][0], buf, sizeof(buf));
+		if (!n)
+			buf[0] = 0;
+		g_assert_cmpstr(buf, ==, cases[i][1]);
+		g_assert_cmpuint(n, ==, strlen(cases[i][1]));
+	}
+	char small[4];
+	g_assert_cmpuint(anser_cgroup_app_id("/app-gnome-abcd-1.scope", small, sizeof(small)), ==,
+			 0);
+}
+
 int main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
 	g_test_add_func("/routing/compile-layout", test_compile_layout);
+	g_test_add_func("/routing/app-ids", test_app_ids);
 	g_test_add_func("/routing/random-rules", test_random_rules);
 	g_test_add_func("/routing/too-many", test_too_many);
 	g_test_add_func("/routing/gen-refs", test_gen_refs);
