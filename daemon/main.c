@@ -373,6 +373,7 @@ static int explain_decide(void *ud, const char *process, const char *cgroup,
 
 	const struct anser_config *cfg = g->cfg;
 	unsigned rule = anser_datapath_explain(d->dp, d->active, process, cgroup, addr, port, udp);
+	unsigned file = 0;
 	out->port = port;
 	if (rule == ANSER_RULE_BUILTIN) {
 		out->index = -2;
@@ -385,16 +386,19 @@ static int explain_decide(void *ud, const char *process, const char *cgroup,
 		out->rule = anser_fallback_format(cfg);
 		out->line = cfg->fallback_line;
 		out->col = cfg->fallback_col;
+		file = cfg->fallback_file;
 	} else {
 		out->index = (int)rule;
 		out->outbound = strdup(anser_config_outbound_name(cfg, cfg->rules[rule].outbound));
 		out->rule = anser_rule_format(cfg, rule);
 		out->line = cfg->rules[rule].line;
 		out->col = cfg->rules[rule].col;
+		file = cfg->rules[rule].file;
 	}
-	if (out->line && cfg->source)
-		out->file = strdup(cfg->source);
-	if (!out->outbound || !out->rule || (out->line && cfg->source && !out->file)) {
+	const char *fname = file < cfg->n_files ? cfg->files[file] : cfg->source;
+	if (out->line && fname)
+		out->file = strdup(fname);
+	if (!out->outbound || !out->rule || (out->line && fname && !out->file)) {
 		anser_explanation_clear(out);
 		return -ENOMEM;
 	}
@@ -573,9 +577,10 @@ int main(int argc, char **argv)
 		return EXIT_FAILURE;
 	}
 	if (check_only) {
-		printf("%s: OK (%zu nodes, %zu groups, %zu rules)\n",
-		       d.config_path ? d.config_path : "<builtin>", cfg->n_nodes, cfg->n_groups,
-		       cfg->n_rules);
+		fflush(stderr);
+		printf("%s: OK (%zu file%s, %zu nodes, %zu groups, %zu rules)\n",
+		       d.config_path ? d.config_path : "<builtin>", cfg->n_files,
+		       cfg->n_files == 1 ? "" : "s", cfg->n_nodes, cfg->n_groups, cfg->n_rules);
 		anser_config_free(cfg);
 		anser_compiled_clear(&compiled);
 		return EXIT_SUCCESS;

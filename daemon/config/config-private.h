@@ -50,13 +50,27 @@ int cfg_parse_uint(const char *s, uint64_t max, uint64_t *out);
 
 struct cfg_pos {
 	unsigned line, col;
+	unsigned file; /* index into the sink's files (0: the entry file) */
 };
 
 /* ---- diagnostics ---- */
+/* A file of the config: the entry file, then included files in the
+ * order they were read. */
+struct cfg_file {
+	char *name; /* as diagnostics name it */
+	char *real; /* realpath, to catch repeats and loops; NULL for text */
+	char *text; /* for the lines diagnostics quote */
+	size_t len;
+	unsigned parent; /* the file that included it (0 for the entry) */
+};
+
 struct cfg_diag_sink {
 	struct anser_diags *d;
+	/* diagnostics name files[pos.file]; without files, `file` and `src` */
+	struct cfg_file *files;
+	size_t n_files;
 	const char *file;
-	const char *src; /* the file's text, for the lines diagnostics quote */
+	const char *src;
 	size_t len;
 	size_t n_errors;
 	bool full; /* CFG_MAX_DIAGS reached: stop parsing */
@@ -64,7 +78,9 @@ struct cfg_diag_sink {
 
 void cfg_diag(struct cfg_diag_sink *s, bool warning, struct cfg_pos pos, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
-void cfg_diags_sort(struct anser_diags *d, size_t from);
+/* Source order: by file (in files' order), line and column. */
+void cfg_diags_sort(struct anser_diags *d, size_t from, const struct cfg_file *files,
+		    size_t n_files);
 
 /* ---- lexer ---- */
 enum cfg_tok_type {
@@ -100,12 +116,14 @@ struct cfg_lexer {
 	size_t line_start;
 	bool at_bol;
 	struct cfg_diag_sink *sink;
+	unsigned file; /* for token positions */
 	struct cfg_token la[CFG_LOOKAHEAD];
 	unsigned n_la;
 	size_t consumed; /* tokens taken so far, to detect progress */
 };
 
-void cfg_lexer_init(struct cfg_lexer *lx, const char *src, size_t len, struct cfg_diag_sink *sink);
+void cfg_lexer_init(struct cfg_lexer *lx, const char *src, size_t len, struct cfg_diag_sink *sink,
+		    unsigned file);
 void cfg_lexer_done(struct cfg_lexer *lx);
 const struct cfg_token *cfg_peek(struct cfg_lexer *lx, unsigned k);
 void cfg_next(struct cfg_lexer *lx);
@@ -149,6 +167,14 @@ enum cfg_section {
 	SEC_N,
 };
 
+/* An `include` entry: a glob relative to the entry file's directory. */
+struct cfg_include {
+	char *pattern;
+	struct cfg_pos pos;
+};
+
+#define CFG_MAX_FILES 256 /* the entry file and all it includes */
+
 struct cfg_parser {
 	struct cfg_lexer lx;
 	struct cfg_diag_sink sink;
@@ -156,8 +182,12 @@ struct cfg_parser {
 	size_t cap_globals, cap_nodes, cap_groups, cap_rules;
 	struct cfg_group_ast *gast; /* parallel to cfg->groups */
 	struct cfg_pos *out_pos;    /* parallel to cfg->rules: where the outbound is */
-	bool seen[SEC_N];
+	bool seen[SEC_N];	    /* in the file being read */
 	struct cfg_pos sec_pos[SEC_N];
+	bool seen_any[SEC_N];	      /* in any file */
+	struct cfg_include *includes; /* of the file being read */
+	size_t n_includes, cap_includes;
+	bool includes_ok; /* parsing a file: include sections allowed */
 	bool has_fallback;
 	struct cfg_pos fallback_pos;
 	bool any_token;
@@ -165,8 +195,12 @@ struct cfg_parser {
 	unsigned paren_depth;
 };
 
-/* Syntax -> p->cfg plus the side tables above. */
+/* Syntax -> p->cfg plus the side tables above, for the text the lexer
+ * holds (one file). */
 void cfg_parse(struct cfg_parser *p);
+/* "line 3" for a place in file `from`, else "other.dae:3".
+ * Caller frees. */
+char *cfg_where(const struct cfg_parser *p, unsigned from, struct cfg_pos pos);
 /* Names -> ids, cross-section checks. */
 void cfg_resolve(struct cfg_parser *p);
 void cfg_parser_free(struct cfg_parser *p);

@@ -60,6 +60,7 @@ struct anser_node {
 	uint16_t port;
 	char *user; /* NULL when no auth */
 	char *pass;
+	unsigned file; /* index into anser_config.files */
 	unsigned line, col;
 };
 
@@ -74,7 +75,7 @@ struct anser_group {
 	unsigned fixed_index; /* for fixed(n) */
 	size_t *nodes;	      /* indices into anser_config.nodes */
 	size_t n_nodes;
-	unsigned line, col;
+	unsigned file, line, col;
 };
 
 enum anser_cond_type {
@@ -117,17 +118,22 @@ struct anser_rule {
 	unsigned outbound; /* resolved id */
 	bool must;	   /* NAME(must) or must_NAME: DNS is not taken over (dae) */
 	uint32_t mark;	   /* direct(mark: N): the socket's SO_MARK; 0: none */
+	unsigned file;	   /* index into anser_config.files */
 	unsigned line, col;
 };
 
 struct anser_kv {
 	char *key;
 	char *value; /* as written, quotes removed */
-	unsigned line, col;
+	unsigned file, line, col;
 };
 
 struct anser_config {
 	char *source; /* entry file path or "<builtin>" */
+	/* files[0] is `source`; then the files `include` brought, in the
+	 * order they were read (their rules follow the including file's) */
+	char **files;
+	size_t n_files;
 	struct anser_kv *globals;
 	size_t n_globals;
 	/* decoded globals used in this version */
@@ -142,7 +148,7 @@ struct anser_config {
 	char *fallback_name;
 	bool fallback_must;
 	uint32_t fallback_mark;
-	unsigned fallback_line, fallback_col; /* of its outbound */
+	unsigned fallback_file, fallback_line, fallback_col; /* of its outbound */
 };
 
 /* The built-in default: everything direct. */
@@ -153,8 +159,9 @@ extern const char anser_config_builtin[];
  * warnings on success). */
 int anser_config_parse_string(const char *name, const char *text, size_t len,
 			      struct anser_config **out, struct anser_diags *diags);
-/* Reads the file (refusing > 16 MiB) and parses it. -errno on I/O errors
- * with a diagnostic naming the file. */
+/* Reads the file (refusing > 16 MiB, and files others may write or read)
+ * and the files its `include` sections name, and parses them. -errno on
+ * I/O errors with a diagnostic naming the file. */
 int anser_config_parse_file(const char *path, struct anser_config **out, struct anser_diags *diags);
 void anser_config_free(struct anser_config *c);
 

@@ -128,18 +128,25 @@ static char *source_line(const char *src, size_t len, unsigned line)
 	return s;
 }
 
-static void push(struct cfg_diag_sink *s, unsigned line, unsigned col, bool warning, char *message)
+static void push(struct cfg_diag_sink *s, struct cfg_pos pos, bool warning, char *message)
 {
 	struct anser_diags *d = s->d;
+	const char *file = s->file, *src = s->src;
+	size_t len = s->len;
 
+	if (s->files && pos.file < s->n_files) {
+		file = s->files[pos.file].name;
+		src = s->files[pos.file].text;
+		len = s->files[pos.file].len;
+	}
 	d->v = cfg_realloc_array(d->v, d->n + 1, sizeof(*d->v));
 	d->v[d->n++] = (struct anser_diag){
-		.file = cfg_strdup(s->file),
-		.line = line,
-		.col = col,
+		.file = cfg_strdup(file ? file : "<input>"),
+		.line = pos.line,
+		.col = pos.col,
 		.warning = warning,
 		.message = message,
-		.source = source_line(s->src, s->len, line),
+		.source = source_line(src, len, pos.line),
 	};
 }
 
@@ -154,7 +161,7 @@ void cfg_diag(struct cfg_diag_sink *s, bool warning, struct cfg_pos pos, const c
 		s->n_errors++;
 	if (s->d->n + 1 >= CFG_MAX_DIAGS) {
 		s->full = true;
-		push(s, pos.line, pos.col, false,
+		push(s, pos, false,
 		     cfg_strdup("too many problems, giving up (fix the ones above first)"));
 		if (warning)
 			s->n_errors++;
@@ -164,24 +171,48 @@ void cfg_diag(struct cfg_diag_sink *s, bool warning, struct cfg_pos pos, const c
 	if (vasprintf(&msg, fmt, ap) < 0)
 		msg = NULL;
 	va_end(ap);
-	push(s, pos.line, pos.col, warning, msg ? msg : cfg_strdup(fmt));
+	push(s, pos, warning, msg ? msg : cfg_strdup(fmt));
 }
+
+struct ranked {
+	size_t file; /* rank of its file */
+	size_t ix;   /* insertion order */
+	struct anser_diag d;
+};
 
 static int cmp_diag(const void *a, const void *b)
 {
-	const struct anser_diag *x = a, *y = b;
+	const struct ranked *rx = a, *ry = b;
+	const struct anser_diag *x = &rx->d, *y = &ry->d;
 
+	if (rx->file != ry->file)
+		return rx->file < ry->file ? -1 : 1;
 	if (x->line != y->line)
 		return x->line < y->line ? -1 : 1;
 	if (x->col != y->col)
 		return x->col < y->col ? -1 : 1;
-	/* keep insertion order for ties: messages are compared last only to
-	 * make qsort deterministic */
-	return strcmp(x->message, y->message);
+	/* keep insertion order for ties */
+	return rx->ix < ry->ix ? -1 : rx->ix > ry->ix;
 }
 
-void cfg_diags_sort(struct anser_diags *d, size_t from)
+void cfg_diags_sort(struct anser_diags *d, size_t from, const struct cfg_file *files,
+		    size_t n_files)
 {
-	if (d->n - from > 1)
-		qsort(d->v + from, d->n - from, sizeof(*d->v), cmp_diag);
+	size_t n = d->n - from;
+
+	if (n < 2)
+		return;
+	struct ranked *r = cfg_realloc_array(NULL, n, sizeof(*r));
+	for (size_t i = 0; i < n; i++) {
+		r[i] = (struct ranked){ .file = n_files, .ix = i, .d = d->v[from + i] };
+		for (size_t f = 0; f < n_files; f++)
+			if (strcmp(files[f].name, r[i].d.file) == 0) {
+				r[i].file = f;
+				break;
+			}
+	}
+	qsort(r, n, sizeof(*r), cmp_diag);
+	for (size_t i = 0; i < n; i++)
+		d->v[from + i] = r[i].d;
+	free(r);
 }

@@ -17,7 +17,7 @@
 static bool is_word_byte(unsigned char c)
 {
 	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-	       c >= 0x80 || (c && strchr("_-./:@%+~=?", c));
+	       c >= 0x80 || (c && strchr("_-./:@%+~=?*", c));
 }
 
 static int at(const struct cfg_lexer *lx, size_t off)
@@ -27,7 +27,7 @@ static int at(const struct cfg_lexer *lx, size_t off)
 
 static struct cfg_pos here(const struct cfg_lexer *lx)
 {
-	return (struct cfg_pos){ lx->line, (unsigned)(lx->off - lx->line_start + 1) };
+	return (struct cfg_pos){ lx->line, (unsigned)(lx->off - lx->line_start + 1), lx->file };
 }
 
 static void newline(struct cfg_lexer *lx)
@@ -74,7 +74,10 @@ static void skip_space(struct cfg_lexer *lx)
 	}
 }
 
-static bool word_continues(const struct cfg_lexer *lx, size_t off)
+/* `inside`: off is past the word's first byte. A glob's slash-star
+ * inside a word (include { config.d/STAR.dae }) is part of it, as in dae;
+ * a comment needs a blank or punctuation before it. */
+static bool word_byte_ok(const struct cfg_lexer *lx, size_t off, bool inside)
 {
 	int c = at(lx, off);
 
@@ -82,7 +85,7 @@ static bool word_continues(const struct cfg_lexer *lx, size_t off)
 		return false;
 	if (c == '-' && at(lx, off + 1) == '>')
 		return false;
-	if (c == '/' && at(lx, off + 1) == '*')
+	if (c == '/' && at(lx, off + 1) == '*' && !inside)
 		return false;
 	if (c == ':') {
 		int n = at(lx, off + 1);
@@ -94,13 +97,18 @@ static bool word_continues(const struct cfg_lexer *lx, size_t off)
 	return true;
 }
 
+static bool word_continues(const struct cfg_lexer *lx, size_t off)
+{
+	return word_byte_ok(lx, off, true);
+}
+
 static bool word_starts(const struct cfg_lexer *lx, size_t off)
 {
 	int c = at(lx, off);
 
 	if (c == ':')
 		return at(lx, off + 1) == ':'; /* "::1" */
-	return word_continues(lx, off);
+	return word_byte_ok(lx, off, false);
 }
 
 static void lex_string(struct cfg_lexer *lx, struct cfg_token *t)
@@ -123,7 +131,8 @@ static void lex_string(struct cfg_lexer *lx, struct cfg_token *t)
 		if (c == 0) {
 			cfg_diag(lx->sink, false,
 				 (struct cfg_pos){ t->pos.line,
-						   t->pos.col + (unsigned)(i - start) + 1 },
+						   t->pos.col + (unsigned)(i - start) + 1,
+						   t->pos.file },
 				 "NUL byte in string (the config must be text)");
 			t->type = TOK_ERROR;
 			lx->off = i + 1;
@@ -261,7 +270,8 @@ static void lex_one(struct cfg_lexer *lx, struct cfg_token *t)
 	}
 }
 
-void cfg_lexer_init(struct cfg_lexer *lx, const char *src, size_t len, struct cfg_diag_sink *sink)
+void cfg_lexer_init(struct cfg_lexer *lx, const char *src, size_t len, struct cfg_diag_sink *sink,
+		    unsigned file)
 {
 	*lx = (struct cfg_lexer){
 		.src = src,
@@ -269,6 +279,7 @@ void cfg_lexer_init(struct cfg_lexer *lx, const char *src, size_t len, struct cf
 		.line = 1,
 		.at_bol = true,
 		.sink = sink,
+		.file = file,
 	};
 }
 

@@ -79,7 +79,7 @@ static bool looks_numeric(const char *s, size_t len)
 
 static struct cfg_pos at_off(struct cfg_pos pos, size_t off)
 {
-	return (struct cfg_pos){ pos.line, pos.col + (unsigned)off };
+	return (struct cfg_pos){ pos.line, pos.col + (unsigned)off, pos.file };
 }
 
 static int bad(struct cfg_diag_sink *s, struct cfg_pos pos, const char *what, const char *text,

@@ -159,7 +159,8 @@ static void read_key(struct cfg_parser *p, struct key *k)
 		size_t klen = (size_t)(c - t->text);
 		k->name = cfg_strndup(t->text, klen);
 		k->inline_val = cfg_strdup(c + 1);
-		k->val_pos = (struct cfg_pos){ t->pos.line, t->pos.col + (unsigned)klen + 1 };
+		k->val_pos = (struct cfg_pos){ t->pos.line, t->pos.col + (unsigned)klen + 1,
+					       t->pos.file };
 		next(p);
 	} else {
 		k->name = cfg_take(&p->lx);
@@ -184,7 +185,7 @@ static int read_value(struct cfg_parser *p, struct key *k, char **val, struct cf
 			return -EINVAL;
 		char *q = cfg_quote(k->name, strlen(k->name));
 		if (t->bol || t->type == TOK_EOF || t->type == TOK_RBRACE)
-			ERR(p, (struct cfg_pos){ k->pos.line, k->pos.col },
+			ERR(p, k->pos,
 			    "'%s:' has no value (write it after the ':' on the same line)", q);
 		else
 			expected(p, "a value", "quote values that contain special characters");
@@ -428,8 +429,12 @@ static int parse_global_stmt(struct cfg_parser *p)
 	for (size_t i = 0; i < c->n_globals; i++) {
 		if (strcmp(c->globals[i].key, k.name) == 0) {
 			char *q = cfg_quote(k.name, strlen(k.name));
-			ERR(p, k.pos, "global option '%s' given twice (first at line %u; keep one)",
-			    q, c->globals[i].line);
+			char *w = cfg_where(p, k.pos.file,
+					    (struct cfg_pos){ c->globals[i].line, c->globals[i].col,
+							      c->globals[i].file });
+			ERR(p, k.pos, "global option '%s' given twice (first at %s; keep one)", q,
+			    w);
+			free(w);
 			free(q);
 			goto out;
 		}
@@ -439,9 +444,11 @@ static int parse_global_stmt(struct cfg_parser *p)
 		goto out;
 	decode_global(p, k.name, k.pos, val, vpos, list);
 	cfg_reserve(&c->globals, &p->cap_globals, c->n_globals, sizeof(*c->globals));
-	c->globals[c->n_globals++] = (struct anser_kv){
-		.key = k.name, .value = val, .line = k.pos.line, .col = k.pos.col
-	};
+	c->globals[c->n_globals++] = (struct anser_kv){ .key = k.name,
+							.value = val,
+							.file = k.pos.file,
+							.line = k.pos.line,
+							.col = k.pos.col };
 	k.name = NULL;
 	val = NULL;
 	r = 0;
@@ -466,7 +473,7 @@ static void node_clear(struct anser_node *n)
 static int parse_node_stmt(struct cfg_parser *p)
 {
 	const struct cfg_token *t = peek(p, 0);
-	struct anser_node n = { .line = t->pos.line, .col = t->pos.col };
+	struct anser_node n = { .file = t->pos.file, .line = t->pos.line, .col = t->pos.col };
 	struct cfg_pos lpos = t->pos;
 	struct key k = { 0 };
 	int r = -EINVAL;
@@ -499,7 +506,7 @@ static int parse_node_stmt(struct cfg_parser *p)
 		k.name = NULL;
 	}
 	if (p->cfg->n_nodes >= CFG_MAX_NODES) {
-		ERR(p, (struct cfg_pos){ n.line, n.col }, "too many nodes (at most %u)",
+		ERR(p, (struct cfg_pos){ n.line, n.col, n.file }, "too many nodes (at most %u)",
 		    CFG_MAX_NODES);
 		goto out;
 	}
@@ -806,8 +813,13 @@ static void parse_group_section(struct cfg_parser *p)
 		}
 		for (size_t i = 0; ok && i < c->n_groups; i++) {
 			if (strcmp(c->groups[i].name, name) == 0) {
-				ERR(p, pos, "group '%s' given twice (first at line %u; merge them)",
-				    q, c->groups[i].line);
+				char *w = cfg_where(p, pos.file,
+						    (struct cfg_pos){ c->groups[i].line,
+								      c->groups[i].col,
+								      c->groups[i].file });
+				ERR(p, pos, "group '%s' given twice (first at %s; merge them)", q,
+				    w);
+				free(w);
 				ok = false;
 			}
 		}
@@ -831,6 +843,7 @@ static void parse_group_section(struct cfg_parser *p)
 		size_t gi = c->n_groups;
 		c->groups[gi] = (struct anser_group){
 			.name = name ? name : cfg_strdup(""),
+			.file = pos.file,
 			.line = pos.line,
 			.col = pos.col,
 		};
@@ -1215,7 +1228,9 @@ static int parse_outbound(struct cfg_parser *p, char **name, struct cfg_pos *pos
 static int parse_rule(struct cfg_parser *p)
 {
 	struct anser_config *c = p->cfg;
-	struct anser_rule rule = { .line = peek(p, 0)->pos.line, .col = peek(p, 0)->pos.col };
+	struct anser_rule rule = { .file = peek(p, 0)->pos.file,
+				   .line = peek(p, 0)->pos.line,
+				   .col = peek(p, 0)->pos.col };
 	struct cfg_pos out_pos;
 	size_t cap = 0;
 	int r = -EINVAL;
@@ -1255,7 +1270,7 @@ static int parse_rule(struct cfg_parser *p)
 		goto out;
 	}
 	if (c->n_rules >= CFG_MAX_RULES || p->n_conds + rule.n_conds > CFG_MAX_CONDS) {
-		ERR(p, (struct cfg_pos){ rule.line, rule.col },
+		ERR(p, (struct cfg_pos){ rule.line, rule.col, rule.file },
 		    "too many routing rules (at most %u rules and %u conditions; merge rules with "
 		    "the same outbound)",
 		    CFG_MAX_RULES, CFG_MAX_CONDS);
@@ -1290,8 +1305,9 @@ static int parse_routing_stmt(struct cfg_parser *p)
 	if (strcmp(k.name, "fallback") != 0) {
 		ERR(p, k.pos, "unknown routing option '%s' (the only option is 'fallback:')", q);
 	} else if (p->has_fallback) {
-		ERR(p, k.pos, "'fallback:' given twice (first at line %u; keep one)",
-		    p->fallback_pos.line);
+		char *w = cfg_where(p, k.pos.file, p->fallback_pos);
+		ERR(p, k.pos, "'fallback:' given twice (first at %s; keep one)", w);
+		free(w);
 	} else {
 		char *name = NULL;
 		struct cfg_pos pos;
@@ -1327,6 +1343,56 @@ static int parse_routing_stmt(struct cfg_parser *p)
 
 /* ------------------------------------------------------------- sections */
 
+char *cfg_where(const struct cfg_parser *p, unsigned from, struct cfg_pos pos)
+{
+	if (pos.file == from || !p->sink.files || pos.file >= p->sink.n_files)
+		return cfg_asprintf("line %u", pos.line);
+	return cfg_asprintf("%s:%u", p->sink.files[pos.file].name, pos.line);
+}
+
+/* include { pattern ... }: globs, read once this file is done. */
+static void parse_include_section(struct cfg_parser *p, struct cfg_pos pos)
+{
+	bool told = false;
+
+	while (!stop(p) && peek_type(p) != TOK_RBRACE) {
+		const struct cfg_token *t = peek(p, 0);
+		if (t->type == TOK_COMMA) {
+			next(p);
+			continue;
+		}
+		if (t->type != TOK_IDENT && t->type != TOK_STRING) {
+			size_t start = p->lx.consumed;
+			expected(p, "a file name or pattern", "for example 'config.d/*.dae'");
+			sync_stmt(p, start);
+			continue;
+		}
+		struct cfg_pos at = t->pos;
+		char *pat = cfg_take(&p->lx);
+		if (!p->includes_ok) {
+			if (!told)
+				ERR(p, at,
+				    "'include' works only in config files (patterns are relative "
+				    "to "
+				    "the file's directory)");
+			told = true;
+			free(pat);
+			continue;
+		}
+		if (!*pat) {
+			ERR(p, at, "empty file name in 'include'");
+			free(pat);
+			continue;
+		}
+		cfg_reserve(&p->includes, &p->cap_includes, p->n_includes, sizeof(*p->includes));
+		p->includes[p->n_includes++] = (struct cfg_include){ pat, at };
+	}
+	if (peek_type(p) == TOK_RBRACE)
+		next(p);
+	else if (!p->sink.full)
+		ERR(p, pos, "section 'include' is not closed (add '}')");
+}
+
 static void parse_section(struct cfg_parser *p)
 {
 	struct cfg_pos pos = peek(p, 0)->pos;
@@ -1338,12 +1404,16 @@ static void parse_section(struct cfg_parser *p)
 	for (sec = 0; sec < SEC_N; sec++)
 		if (strcmp(name, section_names[sec]) == 0)
 			break;
+	if (sec == SEC_N && strcmp(name, "include") == 0) {
+		parse_include_section(p, pos);
+		goto out;
+	}
 	if (sec == SEC_N) {
 		if (strcmp(name, "dns") == 0) {
 			WARN(p, pos,
 			     "section 'dns' is not supported yet, ignored (DNS goes out "
 			     "untouched)");
-		} else if (strcmp(name, "subscription") == 0 || strcmp(name, "include") == 0) {
+		} else if (strcmp(name, "subscription") == 0) {
 			ERR(p, pos,
 			    "section '%s' is not supported yet (list nodes in the 'node' section)",
 			    q);
@@ -1375,6 +1445,7 @@ static void parse_section(struct cfg_parser *p)
 		p->seen[sec] = true;
 		p->sec_pos[sec] = pos;
 	}
+	p->seen_any[sec] = true;
 	if (sec == SEC_GROUP) {
 		parse_group_section(p);
 	} else {
@@ -1462,6 +1533,11 @@ void cfg_parser_free(struct cfg_parser *p)
 	free(p->out_pos);
 	p->gast = NULL;
 	p->out_pos = NULL;
+	for (size_t i = 0; i < p->n_includes; i++)
+		free(p->includes[i].pattern);
+	free(p->includes);
+	p->includes = NULL;
+	p->n_includes = p->cap_includes = 0;
 }
 
 void anser_config_free(struct anser_config *c)
@@ -1469,6 +1545,9 @@ void anser_config_free(struct anser_config *c)
 	if (!c)
 		return;
 	free(c->source);
+	for (size_t i = 0; i < c->n_files; i++)
+		free(c->files[i]);
+	free(c->files);
 	for (size_t i = 0; i < c->n_globals; i++) {
 		free(c->globals[i].key);
 		free(c->globals[i].value);

@@ -34,7 +34,7 @@ static int cmp_name_key(const void *key, const void *elem)
 
 static struct cfg_pos node_pos(const struct anser_node *n)
 {
-	return (struct cfg_pos){ n->line, n->col };
+	return (struct cfg_pos){ n->line, n->col, n->file };
 }
 
 /* Nodes sorted by name; reports duplicates. */
@@ -51,9 +51,10 @@ static struct name_ix *index_nodes(struct cfg_parser *p)
 		if (strcmp(ix[i - 1].name, ix[i].name) == 0) {
 			const struct anser_node *first = &c->nodes[ix[i - 1].ix];
 			char *q = cfg_quote(ix[i].name, strlen(ix[i].name));
-			ERR(p, node_pos(&c->nodes[ix[i].ix]),
-			    "node name '%s' given twice (first at line %u; rename one)", q,
-			    first->line);
+			struct cfg_pos at = node_pos(&c->nodes[ix[i].ix]);
+			char *w = cfg_where(p, at.file, node_pos(first));
+			ERR(p, at, "node name '%s' given twice (first at %s; rename one)", q, w);
+			free(w);
 			free(q);
 		}
 	}
@@ -135,7 +136,7 @@ static void resolve_group(struct cfg_parser *p, size_t gi, const struct name_ix 
 		if (sel[n])
 			g->nodes[g->n_nodes++] = n;
 
-	struct cfg_pos gpos = { g->line, g->col };
+	struct cfg_pos gpos = { g->line, g->col, g->file };
 	if (g->n_nodes == 0 && !unknown) {
 		if (c->n_nodes == 0)
 			ERR(p, gpos, "group '%s' has no nodes (the 'node' section lists none)",
@@ -185,14 +186,14 @@ static unsigned resolve_outbound(struct cfg_parser *p, const char *name, struct 
 void cfg_resolve(struct cfg_parser *p)
 {
 	struct anser_config *c = p->cfg;
-	struct cfg_pos top = { 1, 1 };
+	struct cfg_pos top = { 1, 1, 0 };
 
 	if (!p->any_token && p->sink.n_errors == 0) {
 		ERR(p, top,
 		    "the config is empty (the smallest config is 'routing { fallback: direct }')");
 		return;
 	}
-	if (!p->seen[SEC_ROUTING]) {
+	if (!p->seen_any[SEC_ROUTING]) {
 		ERR(p, top,
 		    "the config has no 'routing' section (add 'routing { fallback: direct }')");
 	} else if (!p->has_fallback) {
@@ -213,6 +214,7 @@ void cfg_resolve(struct cfg_parser *p)
 			resolve_outbound(p, c->rules[i].outbound_name, p->out_pos[i]);
 	if (c->fallback_name)
 		c->fallback = resolve_outbound(p, c->fallback_name, p->fallback_pos);
+	c->fallback_file = p->fallback_pos.file;
 	c->fallback_line = p->fallback_pos.line;
 	c->fallback_col = p->fallback_pos.col;
 }

@@ -413,6 +413,131 @@ static void test_file_mode(void)
 	g_rmdir(dir);
 }
 
+/* A file in dir with mode 0600 (made with its directories). */
+static void put(const char *dir, const char *name, const char *text)
+{
+	g_autofree char *path = g_build_filename(dir, name, NULL);
+	g_autofree char *parent = g_path_get_dirname(path);
+
+	g_assert_cmpint(g_mkdir_with_parents(parent, 0700), ==, 0);
+	g_assert_true(g_file_set_contents(path, text, -1, NULL));
+	g_assert_cmpint(chmod(path, 0600), ==, 0);
+}
+
+/* Every diagnostic as "NAME:line:col: message" with NAME the path's last
+ * part, joined by newlines. */
+static char *short_diags(const struct anser_diags *d)
+{
+	GString *s = g_string_new(NULL);
+
+	for (size_t i = 0; i < d->n; i++) {
+		g_autofree char *base = g_path_get_basename(d->v[i].file);
+		g_string_append_printf(s, "%s:%u:%u: %s%s\n", base, d->v[i].line, d->v[i].col,
+				       d->v[i].warning ? "warning: " : "", d->v[i].message);
+	}
+	return g_string_free(s, FALSE);
+}
+
+/* include: globs relative to the entry file, name order, depth first;
+ * rules keep their files; every problem named where it is. */
+static void test_include(void)
+{
+	g_autofree char *dir = g_dir_make_tmp("anser-include-XXXXXX", NULL);
+	g_autofree char *entry = g_build_filename(dir, "config.dae", NULL);
+	struct anser_config *c = NULL;
+	struct anser_diags d = { 0 };
+
+	put(dir, "config.dae",
+	    "include {\n    config.d/*.dae\n    'extra.dae'\n}\n"
+	    "routing {\n    pname(e) -> direct\n    fallback: proxy\n}\n");
+	put(dir, "config.d/b.dae",
+	    "routing {\n    pname(b) -> proxy\n}\n"
+	    "include { config.d/nested/*.dae }\n");
+	put(dir, "config.d/a.dae",
+	    "node { n: 'socks5://10.0.0.1:1080' }\n"
+	    "group { proxy { policy: fixed(0) } }\n"
+	    "routing { pname(a) -> block }\n");
+	put(dir, "config.d/nested/n.dae", "routing { pname(n) -> direct }\n");
+	put(dir, "config.d/README", "not a config\n");
+	put(dir, "extra.dae", "routing { pname(x) -> proxy }\n");
+	/* a link out of the directory */
+	g_autofree char *out = g_dir_make_tmp("anser-outside-XXXXXX", NULL);
+	put(out, "o.dae", "routing { pname(o) -> direct }\n");
+	g_autofree char *target = g_build_filename(out, "o.dae", NULL);
+	g_autofree char *link = g_build_filename(dir, "link.dae", NULL);
+	g_assert_cmpint(symlink(target, link), ==, 0);
+	g_assert_cmpint(anser_config_parse_file(entry, &c, &d), ==, 0);
+	g_assert_cmpuint(d.n, ==, 0);
+	/* entry, config.d/a, config.d/b, its nested/n, extra */
+	g_assert_cmpuint(c->n_files, ==, 5);
+	g_assert_cmpstr(c->files[0], ==, entry);
+	const char *order[] = { "e", "a", "b", "n", "x" };
+	const char *file_of[] = { "config.dae", "a.dae", "b.dae", "n.dae", "extra.dae" };
+	g_assert_cmpuint(c->n_rules, ==, 5);
+	for (size_t i = 0; i < 5; i++) {
+		g_autofree char *base = g_path_get_basename(c->files[c->rules[i].file]);
+		g_assert_cmpstr(c->rules[i].conds[0].names[0], ==, order[i]);
+		g_assert_cmpstr(base, ==, file_of[i]);
+	}
+	g_assert_cmpuint(c->fallback_file, ==, 0);
+	g_assert_cmpuint(c->groups[0].file, ==, 1);
+	anser_config_free(c);
+
+	static const struct {
+		const char *file, *text; /* written, then config.dae parsed */
+		const char *want;	 /* a line of short_diags() */
+	} cases[] = {
+		/* a problem inside an included file names that file */
+		{ "extra.dae", "routing { pname(x) -> proxyy }\n",
+		  "extra.dae:1:23: unknown outbound 'proxyy' (did you mean 'proxy'?)" },
+		{ "extra.dae", "routing { fallback: direct }\n",
+		  "extra.dae:1:11: 'fallback:' given twice (first at" },
+		{ "extra.dae", "group { proxy { policy: random } }\n",
+		  "extra.dae:1:9: group 'proxy' given twice (first at" },
+		{ "extra.dae", "include { config.dae }\n", "extra.dae:1:11: circular include: /" },
+		{ "extra.dae", "include { config.d/a.dae }\n",
+		  "config.d/a.dae' is read already (included by /" },
+		{ "extra.dae", "include { link.dae }\n", "link.dae' is outside" },
+		{ "extra.dae", "include { config.d/README }\n", "is not a .dae file" },
+		{ "extra.dae", "include { nothing/*.dae }\n",
+		  "extra.dae:1:11: warning: include pattern 'nothing/*.dae' matches no file" },
+		{ "extra.dae", "include { missing.dae }\n", "missing.dae: No such file" },
+		{ "extra.dae", "routing { pname(x) -> proxy\n",
+		  "extra.dae:1:1: section 'routing'" },
+	};
+	for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
+		put(dir, cases[i].file, cases[i].text);
+		int r = anser_config_parse_file(entry, &c, &d);
+		g_autofree char *got = short_diags(&d);
+		if (!strstr(got, cases[i].want))
+			g_error("case %zu: want '%s' in:\n%s", i, cases[i].want, got);
+		if (!strstr(cases[i].want, "warning:")) {
+			g_assert_cmpint(r, ==, -EINVAL);
+			g_assert_null(c);
+		}
+		anser_config_free(c);
+		c = NULL;
+		anser_diags_clear(&d);
+	}
+	/* an included file others may write is refused like the entry file */
+	put(dir, "extra.dae", "routing { pname(x) -> proxy }\n");
+	g_autofree char *extra = g_build_filename(dir, "extra.dae", NULL);
+	g_assert_cmpint(chmod(extra, 0666), ==, 0);
+	g_assert_cmpint(anser_config_parse_file(entry, &c, &d), ==, -EINVAL);
+	g_autofree char *got = short_diags(&d);
+	g_assert_nonnull(strstr(got, "config.dae:3:5: refusing"));
+	g_assert_nonnull(strstr(got, "chmod 600"));
+	anser_diags_clear(&d);
+	/* text has no directory: include is an error there */
+	const char *text = "include { a.dae }\nrouting { fallback: direct }\n";
+	g_assert_cmpint(anser_config_parse_string("t", text, strlen(text), &c, &d), ==, -EINVAL);
+	g_assert_nonnull(strstr(d.v[0].message, "'include' works only in config files"));
+	anser_diags_clear(&d);
+
+	g_autofree char *cmd = g_strdup_printf("rm -rf '%s' '%s'", dir, out);
+	g_assert_cmpint(system(cmd), ==, 0);
+}
+
 static void test_file(void)
 {
 	g_autofree char *dir = g_dir_make_tmp("anser-config-XXXXXX", NULL);
@@ -1080,6 +1205,7 @@ int main(int argc, char **argv)
 	g_test_add_func("/config/format", test_format);
 	g_test_add_func("/config/not-nul-terminated", test_not_nul_terminated);
 	g_test_add_func("/config/file", test_file);
+	g_test_add_func("/config/include", test_include);
 	g_test_add_func("/config/too-many", test_too_many);
 	g_test_add_func("/config/bad", test_bad);
 	g_test_add_func("/config/nul-byte", test_nul_byte);
