@@ -48,6 +48,10 @@ struct anser_rules {
 	__u64 w[ANSER_RULE_WORDS];
 };
 
+/* Entries of match_lpm (both slots: a generation may use half, so a
+ * reload always has room for the next one). */
+#define ANSER_LPM_MAX_ENTRIES 262144
+
 /* `set` of a match_lpm key: the slot in the top bit, and the kind. */
 #define ANSER_LPM_DIP 1u
 

@@ -48,6 +48,8 @@ static gboolean cond_in(const struct anser_cond *c, const struct rulegen_flow *f
 				return TRUE;
 		return FALSE;
 	}
+	case ANSER_COND_DOMAIN:
+		return FALSE; /* the kernel knows no domain for a flow yet */
 	case ANSER_COND_CGROUP:
 		for (size_t i = 0; f->cgroup && i < c->n_names; i++) {
 			size_t n = strlen(c->names[i]);

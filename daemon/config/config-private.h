@@ -174,6 +174,15 @@ struct cfg_include {
 };
 
 #define CFG_MAX_FILES 256 /* the entry file and all it includes */
+#define CFG_MAX_SET_ITEMS (4u * 1024 * 1024) /* domains and CIDRs from data sets, in all */
+
+/* A data file read while parsing (geosite.dat, geoip.dat), kept for the
+ * other tags of the same file. */
+struct cfg_blob {
+	char *path;
+	uint8_t *data;
+	size_t len;
+};
 
 struct cfg_parser {
 	struct cfg_lexer lx;
@@ -188,6 +197,11 @@ struct cfg_parser {
 	struct cfg_include *includes; /* of the file being read */
 	size_t n_includes, cap_includes;
 	bool includes_ok; /* parsing a file: include sections allowed */
+	char *config_dir;  /* the entry file's directory (data files), or NULL */
+	struct cfg_blob *blobs;
+	size_t n_blobs;
+	size_t set_items; /* domains and CIDRs taken from data sets so far */
+	bool warned_domain;
 	bool has_fallback;
 	struct cfg_pos fallback_pos;
 	bool any_token;
@@ -201,6 +215,13 @@ void cfg_parse(struct cfg_parser *p);
 /* "line 3" for a place in file `from`, else "other.dae:3".
  * Caller frees. */
 char *cfg_where(const struct cfg_parser *p, unsigned from, struct cfg_pos pos);
+/* Data sets (sets.c): append the entries of `set` (as written, e.g.
+ * "geosite:cn@ads", "geoip:private", "ext:my.dat:tag") to cond's domains
+ * (DOMAIN) or cidrs (DIP). 0, or -errno after a diagnostic at pos. */
+int cfg_expand_set(struct cfg_parser *p, struct cfg_pos pos, const char *set,
+		   struct anser_cond *cond, size_t *cap);
+void cfg_blobs_free(struct cfg_parser *p);
+
 /* Names -> ids, cross-section checks. */
 void cfg_resolve(struct cfg_parser *p);
 void cfg_parser_free(struct cfg_parser *p);

@@ -263,6 +263,11 @@ static int parse(const char *name, char *real, char *text, size_t len, bool incl
 	*out = NULL;
 	p.cfg = cfg_malloc0(sizeof(*p.cfg));
 	add_file(&p, cfg_strdup(name ? name : "<input>"), real, text, len, 0);
+	if (real) {
+		char *dir = cfg_strdup(real);
+		p.config_dir = cfg_strdup(dirname(dir));
+		free(dir);
+	}
 	p.cfg->source = cfg_strdup(p.sink.files[0].name);
 	if (len > CFG_MAX_FILE_SIZE) {
 		cfg_diag(&p.sink, false, (struct cfg_pos){ 0 },

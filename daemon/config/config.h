@@ -86,6 +86,12 @@ enum anser_cond_type {
 	ANSER_COND_IPVERSION,
 	ANSER_COND_APP,	   /* names: desktop application ids */
 	ANSER_COND_CGROUP, /* names: cgroup paths from the cgroup2 root, no trailing '/' */
+	ANSER_COND_DOMAIN, /* domains */
+};
+
+struct anser_domain_pat {
+	uint8_t kind; /* enum anser_domain_kind (daemon/geodata/geodata.h) */
+	char *value;
 };
 
 struct anser_cidr {
@@ -106,6 +112,14 @@ struct anser_cond {
 	size_t n_cidrs;
 	struct anser_port_range *ports; /* DPORT */
 	size_t n_ports;
+	struct anser_domain_pat *domains; /* DOMAIN */
+	size_t n_domains;
+	/* DOMAIN and DIP: data sets as written ("geosite:cn", "geoip:private",
+	 * "ext:my.dat:tag"), whose entries follow those written out:
+	 * domains[0..n_written) or cidrs[0..n_written) */
+	char **sets;
+	size_t n_sets;
+	size_t n_written;
 	unsigned mask; /* L4PROTO: ANSER_L4_* ; IPVERSION: ANSER_IPV_* (anser_abi.h) */
 	unsigned line, col;
 };

@@ -71,11 +71,29 @@ static void put_cond(FILE *f, const struct anser_cond *c)
 		break;
 	case ANSER_COND_DIP:
 		fputs("dip(", f);
-		for (size_t i = 0; i < c->n_cidrs; i++, sep = ", ") {
+		for (size_t i = 0; i < c->n_written && i < c->n_cidrs; i++, sep = ", ") {
 			fputs(sep, f);
 			put_cidr(f, &c->cidrs[i]);
 		}
+		for (size_t i = 0; i < c->n_sets; i++, sep = ", ") {
+			fputs(sep, f);
+			put_name(f, c->sets[i]);
+		}
 		break;
+	case ANSER_COND_DOMAIN: {
+		static const char *const keys[] = { "", "full: ", "keyword: ", "regex: " };
+		fputs("domain(", f);
+		for (size_t i = 0; i < c->n_written && i < c->n_domains; i++, sep = ", ") {
+			const struct anser_domain_pat *d = &c->domains[i];
+			fprintf(f, "%s%s", sep, d->kind < 4 ? keys[d->kind] : "");
+			put_name(f, d->value);
+		}
+		for (size_t i = 0; i < c->n_sets; i++, sep = ", ") {
+			fputs(sep, f);
+			put_name(f, c->sets[i]);
+		}
+		break;
+	}
 	case ANSER_COND_DPORT:
 		fputs("dport(", f);
 		for (size_t i = 0; i < c->n_ports; i++, sep = ", ") {

@@ -14,7 +14,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <glib.h>
+
 #include "../../bpf/anser_abi.h"
+
+#include "../geodata/geodata.h"
 #include "config-private.h"
 
 #define ERR(p, ...)  cfg_diag(&(p)->sink, false, __VA_ARGS__)
@@ -889,12 +893,109 @@ static void parse_group_section(struct cfg_parser *p)
 /* ------------------------------------------------------------- routing */
 
 /* In the order of enum anser_cond_type. */
-enum fn_kind { FN_PNAME, FN_DIP, FN_DPORT, FN_L4PROTO, FN_IPVERSION, FN_APP, FN_CGROUP, FN_N };
-static const char *const fn_names[FN_N] = { "pname",	 "dip", "dport", "l4proto",
-					    "ipversion", "app", "cgroup" };
-#define FN_SUPPORTED "pname, app, cgroup, dip, dport, l4proto, ipversion"
-static const char *const fn_dae_only[] = { "domain", "sip",   "sport", "mac",	   "dscp",
-					   "qname",  "qtype", "uid",   "upstream", "tag" };
+enum fn_kind {
+	FN_PNAME,
+	FN_DIP,
+	FN_DPORT,
+	FN_L4PROTO,
+	FN_IPVERSION,
+	FN_APP,
+	FN_CGROUP,
+	FN_DOMAIN,
+	FN_N
+};
+static const char *const fn_names[FN_N] = { "pname",	 "dip", "dport",  "l4proto",
+					    "ipversion", "app", "cgroup", "domain" };
+#define FN_SUPPORTED "pname, app, cgroup, domain, dip, dport, l4proto, ipversion"
+static const char *const fn_dae_only[] = { "sip",   "sport", "mac",	 "dscp", "qname",
+					   "qtype", "uid",   "upstream", "tag" };
+
+struct set_ref {
+	char *set; /* "geosite:cn", "ext:file.dat:tag", ... */
+	struct cfg_pos pos;
+};
+
+static const struct {
+	const char *key;
+	int kind; /* enum anser_domain_kind, or -1: a data set */
+} domain_keys[] = {
+	{ "suffix", ANSER_DOMAIN_SUFFIX },
+	{ "full", ANSER_DOMAIN_FULL },
+	{ "keyword", ANSER_DOMAIN_KEYWORD },
+	{ "regex", ANSER_DOMAIN_REGEX },
+	{ "geosite", -1 },
+	{ "ext", -1 },
+};
+
+/* One argument of domain(): NAME, suffix:|full:|keyword:|regex: NAME,
+ * geosite:TAG[@ATTR] or ext:FILE:TAG (keyed or glued to the key). */
+static int domain_arg(struct cfg_parser *p, struct arg *a, struct anser_cond *cond,
+		      struct set_ref **sets, size_t *n_sets)
+{
+	const char *key = a->key, *val = a->val;
+	char *q = cfg_quote(a->val, strlen(a->val));
+	int kind = ANSER_DOMAIN_SUFFIX, r = -EINVAL;
+	size_t k;
+
+	if (!key) {
+		const char *colon = strchr(val, ':');
+		for (k = 0; colon && k < sizeof(domain_keys) / sizeof(*domain_keys); k++)
+			if ((size_t)(colon - val) == strlen(domain_keys[k].key) &&
+			    strncmp(val, domain_keys[k].key, (size_t)(colon - val)) == 0)
+				break;
+		if (colon && k < sizeof(domain_keys) / sizeof(*domain_keys)) {
+			kind = domain_keys[k].kind;
+			val = colon + 1;
+		}
+	} else {
+		for (k = 0; k < sizeof(domain_keys) / sizeof(*domain_keys); k++)
+			if (strcmp(key, domain_keys[k].key) == 0)
+				break;
+		if (k == sizeof(domain_keys) / sizeof(*domain_keys)) {
+			char *qk = cfg_quote(key, strlen(key));
+			ERR(p, a->pos,
+			    "unknown domain() key '%s' (suffix, full, keyword, regex, geosite, "
+			    "ext)",
+			    qk);
+			free(qk);
+			goto out;
+		}
+		kind = domain_keys[k].kind;
+	}
+	if (kind < 0) {
+		char *set = key ? cfg_asprintf("%s:%s", key, val) : cfg_strdup(a->val);
+		*sets = cfg_realloc_array(*sets, *n_sets + 1, sizeof(**sets));
+		(*sets)[(*n_sets)++] = (struct set_ref){ set, a->pos };
+		r = 0;
+		goto out;
+	}
+	size_t len = strlen(val);
+	bool ok = len > 0 && len <= 253;
+	for (size_t i = 0; ok && i < len && kind != ANSER_DOMAIN_REGEX; i++)
+		ok = (unsigned char)val[i] > 0x20 && val[i] != 0x7f;
+	if (!ok) {
+		ERR(p, a->pos, "invalid domain '%s' in domain() (1..253 bytes, no blanks)", q);
+		goto out;
+	}
+	if (kind == ANSER_DOMAIN_REGEX) {
+		GError *err = NULL;
+		GRegex *re = g_regex_new(val, G_REGEX_CASELESS, 0, &err);
+		if (!re) {
+			ERR(p, a->pos, "invalid regular expression '%s': %s", q, err->message);
+			g_error_free(err);
+			goto out;
+		}
+		g_regex_unref(re);
+	}
+	size_t cap = cond->n_domains; /* grow one at a time: few are written out */
+	cfg_reserve(&cond->domains, &cap, cond->n_domains, sizeof(*cond->domains));
+	cond->domains[cond->n_domains++] =
+		(struct anser_domain_pat){ (uint8_t)kind, cfg_strdup(val) };
+	r = 0;
+out:
+	free(q);
+	return r;
+}
 
 /* app(ID): a desktop application id (the .desktop file's name without
  * ".desktop", e.g. org.mozilla.firefox). Returns the id to keep, or NULL. */
@@ -977,6 +1078,8 @@ static int cond_from_call(struct cfg_parser *p, struct call *c, struct anser_con
 	size_t kind;
 	size_t cap = 0;
 	int r = 0;
+	struct set_ref *sets = NULL;
+	size_t n_sets = 0;
 
 	*cond = (struct anser_cond){ 0 };
 	for (kind = 0; kind < FN_N; kind++)
@@ -1012,7 +1115,7 @@ static int cond_from_call(struct cfg_parser *p, struct call *c, struct anser_con
 		struct arg *a = &c->args[i];
 		char *q = cfg_quote(a->val, strlen(a->val));
 		const char *colon = strchr(a->val, ':');
-		if (a->key) {
+		if (a->key && kind != FN_DOMAIN && kind != FN_DIP) {
 			char *qk = cfg_quote(a->key, strlen(a->key));
 			ERR(p, a->pos, "%s(%s: ...) is not supported yet (list plain values)",
 			    fn_names[kind], qk);
@@ -1053,24 +1156,26 @@ static int cond_from_call(struct cfg_parser *p, struct call *c, struct anser_con
 			cond->names[cond->n_names++] = v;
 			break;
 		}
+		case FN_DOMAIN:
+			if (domain_arg(p, a, cond, &sets, &n_sets) < 0)
+				r = -EINVAL;
+			break;
 		case FN_DIP: {
 			struct anser_cidr cidr;
 			const char *why;
-			if (cfg_parse_cidr(a->val, &cidr, &why) == 0) {
+			if (a->key || (colon && colon != a->val &&
+				       strspn(a->val, "abcdefghijklmnopqrstuvwxyz") ==
+					       (size_t)(colon - a->val) &&
+				       colon - a->val >= 3)) {
+				/* geoip:cn and ext:file:tag: data sets, read below */
+				char *set = a->key ? cfg_asprintf("%s:%s", a->key, a->val)
+						   : cfg_strdup(a->val);
+				sets = cfg_realloc_array(sets, n_sets + 1, sizeof(*sets));
+				sets[n_sets++] = (struct set_ref){ set, a->pos };
+			} else if (cfg_parse_cidr(a->val, &cidr, &why) == 0) {
 				cfg_reserve(&cond->cidrs, &cap, cond->n_cidrs,
 					    sizeof(*cond->cidrs));
 				cond->cidrs[cond->n_cidrs++] = cidr;
-			} else if (colon && colon != a->val &&
-				   strspn(a->val, "abcdefghijklmnopqrstuvwxyz") ==
-					   (size_t)(colon - a->val) &&
-				   colon - a->val > 4) {
-				/* geoip:cn and friends: not an address, a data set */
-				char *qk = cfg_quote(a->val, (size_t)(colon - a->val));
-				ERR(p, a->pos,
-				    "dip(%s:...) is not supported yet (list addresses and CIDRs)",
-				    qk);
-				free(qk);
-				r = -EINVAL;
 			} else {
 				ERR(p, a->pos,
 				    "invalid address '%s' in dip(): %s (e.g. 10.0.0.0/8, "
@@ -1131,6 +1236,23 @@ static int cond_from_call(struct cfg_parser *p, struct call *c, struct anser_con
 	next_arg:
 		free(q);
 	}
+	/* what is written out first, then the data sets' entries */
+	cond->n_written = kind == FN_DOMAIN ? cond->n_domains : cond->n_cidrs;
+	if (kind == FN_DOMAIN)
+		cap = cond->n_domains; /* domain_arg() grew them one at a time */
+	for (size_t i = 0; i < n_sets; i++) {
+		if (r == 0 && !p->sink.full &&
+		    cfg_expand_set(p, sets[i].pos, sets[i].set, cond, &cap) < 0)
+			r = -EINVAL;
+		free(sets[i].set);
+	}
+	free(sets);
+	if (kind == FN_DOMAIN && r == 0 && !p->warned_domain) {
+		p->warned_domain = true;
+		WARN(p, c->pos,
+		     "domain() matches no connection yet: anser does not see DNS answers yet, "
+		     "so the kernel knows addresses only (the rules are checked and kept)");
+	}
 	return r;
 }
 
@@ -1139,6 +1261,12 @@ static void cond_clear(struct anser_cond *c)
 	for (size_t i = 0; i < c->n_names; i++)
 		free(c->names[i]);
 	free(c->names);
+	for (size_t i = 0; i < c->n_domains; i++)
+		free(c->domains[i].value);
+	free(c->domains);
+	for (size_t i = 0; i < c->n_sets; i++)
+		free(c->sets[i]);
+	free(c->sets);
 	free(c->cidrs);
 	free(c->ports);
 }
@@ -1533,6 +1661,9 @@ void cfg_parser_free(struct cfg_parser *p)
 	free(p->out_pos);
 	p->gast = NULL;
 	p->out_pos = NULL;
+	cfg_blobs_free(p);
+	free(p->config_dir);
+	p->config_dir = NULL;
 	for (size_t i = 0; i < p->n_includes; i++)
 		free(p->includes[i].pattern);
 	free(p->includes);

@@ -54,6 +54,7 @@ void anser_compiled_clear(struct anser_compiled *c)
 	free(c->port_class);
 	free(c->port_rules);
 	anser_cg_rules_free(c->cg);
+	anser_domain_rules_free(c->dom);
 	memset(c, 0, sizeof(*c));
 }
 
@@ -296,6 +297,11 @@ static int compile_dips(const struct anser_config *cfg, unsigned slot, struct an
 		u++;
 	}
 	o->n_lpm = u;
+	if (u > ANSER_LPM_MAX_ENTRIES / 2) {
+		o->limit = "at most 131072 distinct dip() addresses and prefixes";
+		r = -E2BIG;
+		goto out;
+	}
 	for (size_t e = 0; e < u; e++) {
 		while (depth && !lpm_contains(&o->lpm[stack[depth - 1]].key, &o->lpm[e].key))
 			depth--;
@@ -551,6 +557,101 @@ size_t anser_cgroup_app_id(const char *path, char *buf, size_t len)
 	return found;
 }
 
+/* ---- domain(): one matcher for all patterns, ids = condition index ---- */
+
+struct dom_cond {
+	unsigned rule;
+	bool negate;
+};
+
+struct anser_domain_rules {
+	unsigned n_rules; /* including fallback */
+	struct dom_cond *conds;
+	size_t n;
+	struct anser_domain_set *set;
+};
+
+void anser_domain_rules_free(struct anser_domain_rules *d)
+{
+	if (!d)
+		return;
+	anser_domain_set_free(d->set);
+	free(d->conds);
+	free(d);
+}
+
+const struct anser_domain_set *anser_domain_rules_set(const struct anser_domain_rules *d)
+{
+	return d ? d->set : NULL;
+}
+
+static int compile_domains(const struct anser_config *cfg, struct anser_compiled *o)
+{
+	size_t n = count_conds(cfg, ANSER_COND_DOMAIN);
+	struct anser_domain_builder *b;
+	struct anser_domain_rules *d;
+
+	if (!n)
+		return 0;
+	d = calloc(1, sizeof(*d));
+	b = anser_domain_builder_new();
+	if (!d || !b || !(d->conds = calloc(n, sizeof(*d->conds))))
+		goto oom;
+	d->n_rules = (unsigned)cfg->n_rules + 1;
+	for (size_t r = 0; r < cfg->n_rules; r++)
+		for (size_t k = 0; k < cfg->rules[r].n_conds; k++) {
+			const struct anser_cond *c = &cfg->rules[r].conds[k];
+			if (c->type != ANSER_COND_DOMAIN)
+				continue;
+			uint32_t id = (uint32_t)d->n;
+			d->conds[d->n++] = (struct dom_cond){ (unsigned)r, c->negate };
+			for (size_t i = 0; i < c->n_domains; i++) {
+				const char *why;
+				const struct anser_domain_pat *pat = &c->domains[i];
+				int e = anser_domain_builder_add(
+					b, (enum anser_domain_kind)pat->kind, pat->value,
+					strlen(pat->value), id, &why);
+				if (e == -ENOMEM)
+					goto oom;
+				/* others (an empty name from a data set) can never match */
+			}
+		}
+	d->set = anser_domain_builder_finish(b);
+	b = NULL;
+	if (!d->set)
+		goto oom;
+	o->dom = d;
+	return 0;
+oom:
+	anser_domain_builder_free(b);
+	anser_domain_rules_free(d);
+	return -ENOMEM;
+}
+
+void anser_domain_rules_eval(const struct anser_domain_rules *d, const char *name,
+			     struct anser_rules *out)
+{
+	uint64_t stack[16], *bits = stack;
+	size_t words = (d->n + 63) / 64;
+
+	memset(out, 0, sizeof(*out));
+	for (unsigned r = 0; r < d->n_rules; r++)
+		rules_set(out, r);
+	if (words > 16 && !(bits = calloc(words, sizeof(*bits))))
+		return;
+	if (bits == stack)
+		memset(stack, 0, sizeof(stack));
+	if (name)
+		anser_domain_set_match(d->set, name, strlen(name), bits, words);
+	for (size_t i = 0; i < d->n; i++) {
+		bool in = (bits[i / 64] >> (i % 64)) & 1;
+		if (in == d->conds[i].negate)
+			out->w[d->conds[i].rule / 64] &= ~(1ULL << (d->conds[i].rule % 64));
+	}
+	if (bits != stack)
+		free(bits);
+}
+
 void anser_compiled_set_slot(struct anser_compiled *c, unsigned slot)
 {
 	slot &= 1;
@@ -581,6 +682,10 @@ int anser_routing_compile(const struct anser_config *cfg, unsigned slot, struct 
 	for (unsigned q = 0; q < n; q++)
 		if (out->info.mark[q])
 			out->info.lookups |= ANSER_LOOKUP_MARK;
+	/* The kernel knows no domain for a flow: domain() conditions are
+	 * folded into the protocol sets as "no name" */
+	struct anser_rules no_name;
+	rules_where(cfg, ANSER_COND_DOMAIN, in_none, NULL, &no_name);
 	for (unsigned udp = 0; udp < 2; udp++)
 		for (unsigned v6 = 0; v6 < 2; v6++) {
 			struct anser_rules *m = &out->info.l4[ANSER_L4_INDEX(udp, v6)], ipv;
@@ -589,7 +694,7 @@ int anser_routing_compile(const struct anser_config *cfg, unsigned slot, struct 
 			rules_where(cfg, ANSER_COND_L4PROTO, in_l4, &l4, m);
 			rules_where(cfg, ANSER_COND_IPVERSION, in_l4, &ipver, &ipv);
 			for (unsigned w = 0; w < ANSER_RULE_WORDS; w++)
-				m->w[w] &= ipv.w[w];
+				m->w[w] &= ipv.w[w] & no_name.w[w];
 		}
 	for (size_t q = 0; q < cfg->n_rules; q++) {
 		bool free_of_dst = true;
@@ -607,6 +712,8 @@ int anser_routing_compile(const struct anser_config *cfg, unsigned slot, struct 
 		r = compile_dips(cfg, slot, out);
 	if (!r)
 		r = compile_ports(cfg, out);
+	if (!r)
+		r = compile_domains(cfg, out);
 	if (!r && (count_conds(cfg, ANSER_COND_APP) || count_conds(cfg, ANSER_COND_CGROUP))) {
 		out->info.lookups |= ANSER_LOOKUP_CGROUP;
 		out->cg = anser_cg_rules_new(cfg);

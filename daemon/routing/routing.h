@@ -14,6 +14,7 @@
 
 #include "../../bpf/anser_abi.h"
 #include "../config/config.h"
+#include "domain.h"
 
 struct anser_gen {
 	atomic_uint refs;
@@ -62,6 +63,21 @@ void anser_cg_rules_eval(const struct anser_cg_rules *m, const char *path, struc
  * names no application (or the id does not fit). */
 size_t anser_cgroup_app_id(const char *path, char *buf, size_t len);
 
+/*
+ * domain() conditions: the kernel sees addresses, not names, so for it a
+ * flow's domain is unknown (domain() does not hold, !domain() does) until
+ * DNS answers tie addresses to names. Names from DNS and sniffing are
+ * matched in userspace against every domain() pattern at once.
+ */
+struct anser_domain_rules;
+void anser_domain_rules_free(struct anser_domain_rules *d);
+/* The rules a flow to `name` leaves possible by their domain()
+ * conditions (all others left possible). */
+void anser_domain_rules_eval(const struct anser_domain_rules *d, const char *name,
+			     struct anser_rules *out);
+/* The patterns behind it (for measurements). */
+const struct anser_domain_set *anser_domain_rules_set(const struct anser_domain_rules *d);
+
 /* A config's rules as the kernel's maps hold them (bpf/anser_abi.h). */
 struct anser_compiled {
 	struct anser_gen_info info; /* all but `version` */
@@ -77,6 +93,8 @@ struct anser_compiled {
 	size_t n_port_classes;
 	/* with ANSER_LOOKUP_CGROUP: for the cg_set entries */
 	struct anser_cg_rules *cg;
+	/* with domain() rules: their patterns, for names from DNS and sniffing */
+	struct anser_domain_rules *dom;
 	const char *limit; /* on -E2BIG: which limit, as a phrase for users */
 };
 

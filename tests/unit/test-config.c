@@ -12,6 +12,8 @@
 #include "bpf/anser_abi.h"
 #include "daemon/config/config-private.h"
 #include "daemon/config/config.h"
+#include "daemon/routing/routing.h"
+#include "tests/geowriter.h"
 
 static struct anser_config *parse_ok(const char *text)
 {
@@ -40,6 +42,8 @@ static bool check_error(const char *text, unsigned line, unsigned col, const cha
 	int r = anser_config_parse_string("t.dae", text, strlen(text), &c, &d);
 	bool found = false;
 
+	if (r != -EINVAL)
+		g_printerr("parsed, but should not have:\n%s\n", text);
 	g_assert_cmpint(r, ==, -EINVAL);
 	g_assert_null(c);
 	for (size_t i = 0; i < d.n; i++) {
@@ -538,6 +542,124 @@ static void test_include(void)
 	g_assert_cmpint(system(cmd), ==, 0);
 }
 
+/* Data sets: geosite:/geoip: from files in the config's directory,
+ * ext: files and domain-list-community directories, built-in private
+ * sets; written out and from sets alike reach the compiled tables. */
+static void test_sets(void)
+{
+	g_autofree char *dir = g_dir_make_tmp("anser-sets-XXXXXX", NULL);
+	g_autofree char *entry = g_build_filename(dir, "config.dae", NULL);
+	struct anser_config *c = NULL;
+	struct anser_diags d = { 0 };
+	struct geowriter w;
+	const char *ads[] = { "ads", NULL };
+
+	geo_begin(&w);
+	geo_entry(&w, "CN");
+	geo_domain(&w, 2, "a.cn", NULL);
+	geo_domain(&w, 0, "baidu", NULL);
+	geo_domain(&w, 3, "ad.example", ads);
+	geo_entry(&w, "EMPTY");
+	GByteArray *site = geo_end(&w);
+	g_autofree char *site_path = g_build_filename(dir, "geosite.dat", NULL);
+	g_assert_true(g_file_set_contents(site_path, (char *)site->data, site->len, NULL));
+	g_autofree char *my_path = g_build_filename(dir, "my.dat", NULL);
+	g_assert_true(g_file_set_contents(my_path, (char *)site->data, site->len, NULL));
+	geo_begin(&w);
+	geo_entry(&w, "CN");
+	const uint8_t v4[4] = { 1, 2, 0, 0 };
+	geo_cidr(&w, v4, 4, 16);
+	GByteArray *ip = geo_end(&w);
+	g_autofree char *ip_path = g_build_filename(dir, "geoip.dat", NULL);
+	g_assert_true(g_file_set_contents(ip_path, (char *)ip->data, ip->len, NULL));
+	put(dir, "lists/mine", "full:mine.example\n");
+
+	put(dir, "config.dae",
+	    "node { n: 'socks5://10.0.0.1:1080' }\n"
+	    "group { proxy { policy: fixed(0) } }\n"
+	    "routing {\n"
+	    "    domain(geosite:cn@ads) -> block\n"
+	    "    domain(x.org, full: y.org, geosite:cn, ext:lists:mine) -> direct\n"
+	    "    domain(ext:my.dat:CN) && l4proto(udp) -> proxy\n"
+	    "    dip(geoip:cn, 9.9.9.9, geoip:private) -> proxy\n"
+	    "    fallback: direct\n"
+	    "}\n");
+	g_assert_cmpint(anser_config_parse_file(entry, &c, &d), ==, 0);
+	g_autofree char *msgs = short_diags(&d);
+	g_assert_nonnull(strstr(msgs, "domain() matches no connection yet"));
+	anser_diags_clear(&d);
+	const struct anser_cond *dom = &c->rules[1].conds[0];
+	g_assert_cmpuint(dom->n_written, ==, 2);
+	g_assert_cmpuint(dom->n_sets, ==, 2);
+	g_assert_cmpuint(dom->n_domains, ==, 2 + 3 + 1);
+	g_assert_cmpuint(c->rules[0].conds[0].n_domains, ==, 1); /* @ads */
+	const struct anser_cond *dip = &c->rules[3].conds[0];
+	g_assert_cmpuint(dip->n_written, ==, 1);
+	g_assert_cmpuint(dip->n_cidrs, >, 10);
+	/* rules print their sets, not what the sets hold */
+	g_autofree char *r1 = anser_rule_format(c, 1);
+	g_assert_cmpstr(r1, ==,
+			"domain(x.org, full: y.org, 'geosite:cn', 'ext:lists:mine') -> direct");
+	g_autofree char *r3 = anser_rule_format(c, 3);
+	g_assert_cmpstr(r3, ==, "dip(9.9.9.9, 'geoip:cn', 'geoip:private') -> proxy");
+
+	struct anser_compiled comp;
+	g_assert_cmpint(anser_routing_compile(c, 0, &comp), ==, 0);
+	static const struct {
+		const char *name;
+		unsigned rule; /* first rule its name leaves possible */
+	} names[] = {
+		{ "ad.example", 0 },   { "www.a.cn", 1 },  { "x.org", 1 },     { "sub.y.org", 3 },
+		{ "mine.example", 1 }, { "baidu.com", 1 }, { "other.net", 3 }, { NULL, 3 },
+	};
+	for (size_t i = 0; i < G_N_ELEMENTS(names); i++) {
+		struct anser_rules m;
+		anser_domain_rules_eval(comp.dom, names[i].name, &m);
+		unsigned first = 0;
+		while (!((m.w[first / 64] >> (first % 64)) & 1))
+			first++;
+		if (first != names[i].rule)
+			g_error("%s: first rule %u, want %u", names[i].name, first, names[i].rule);
+	}
+	/* the kernel's tables: no domain known, addresses from geoip */
+	uint8_t a[16] = { [10] = 0xff, [11] = 0xff, [12] = 1, [13] = 2, [14] = 3, [15] = 4 };
+	g_assert_cmpuint(anser_compiled_match(&comp, "x", NULL, a, 80, 0, 0), ==, 3);
+	a[12] = 192, a[13] = 168;
+	g_assert_cmpuint(anser_compiled_match(&comp, "x", NULL, a, 80, 0, 0), ==, 3);
+	a[12] = 8;
+	g_assert_cmpuint(anser_compiled_match(&comp, "x", NULL, a, 80, 0, 0), ==,
+			 ANSER_RULE_FALLBACK);
+	anser_compiled_clear(&comp);
+	anser_config_free(c);
+
+	static const struct {
+		const char *rule, *want;
+	} bad[] = {
+		{ "domain(geosite:cm)", "geosite.dat has no tag 'cm' (did you mean 'cn'?)" },
+		{ "domain(geosite:empty)", "warning: 'geosite:empty' is empty" },
+		{ "domain(ext:nothere.dat:cn)", "needs nothere.dat, which is not in" },
+		{ "domain(ext:lists:nope)", "has no list 'nope'" },
+		{ "dip(geoip:xx)", "geoip.dat has no tag 'xx'" },
+		{ "dip(ext:geosite.dat:cn)", "is not a valid geoip file" },
+	};
+	for (size_t i = 0; i < G_N_ELEMENTS(bad); i++) {
+		g_autofree char *text = g_strdup_printf(
+			"routing {\n    %s -> direct\n    fallback: direct\n}\n", bad[i].rule);
+		put(dir, "config.dae", text);
+		anser_config_parse_file(entry, &c, &d);
+		g_autofree char *got = short_diags(&d);
+		if (!strstr(got, bad[i].want))
+			g_error("%s: want '%s' in:\n%s", bad[i].rule, bad[i].want, got);
+		anser_config_free(c);
+		c = NULL;
+		anser_diags_clear(&d);
+	}
+	g_byte_array_unref(site);
+	g_byte_array_unref(ip);
+	g_autofree char *cmd = g_strdup_printf("rm -rf '%s'", dir);
+	g_assert_cmpint(system(cmd), ==, 0);
+}
+
 static void test_file(void)
 {
 	g_autofree char *dir = g_dir_make_tmp("anser-config-XXXXXX", NULL);
@@ -770,8 +892,22 @@ static const struct bad bad_inputs[] = {
 	  "unknown outbound 'nosuch'" },
 	{ "routing {\n fallback: must_rules\n}\n", 2, 12,
 	  "'fallback: must_rules' decides nothing" },
-	{ "routing {\n domain(geosite:cn) -> direct\n fallback: direct\n}\n", 2, 2,
-	  "domain() is not supported yet" },
+	{ "routing {\n domain(geosite:cn) -> direct\n fallback: direct\n}\n", 2, 9,
+	  "'geosite:cn' needs geosite.dat, which is not in" },
+	{ "routing {\n domain(regex: '([') -> direct\n fallback: direct\n}\n", 2, 9,
+	  "invalid regular expression '(['" },
+	{ "routing {\n domain(suffix: 'a b') -> direct\n fallback: direct\n}\n", 2, 9,
+	  "invalid domain 'a b'" },
+	{ "routing {\n domain(zone: a) -> direct\n fallback: direct\n}\n", 2, 9,
+	  "unknown domain() key 'zone'" },
+	{ "routing {\n domain(ext:x) -> direct\n fallback: direct\n}\n", 2, 9,
+	  "'ext:x' is not ext:FILE:TAG" },
+	{ "routing {\n domain(geosite:cn@) -> direct\n fallback: direct\n}\n", 2, 9,
+	  "empty attribute" },
+	{ "routing {\n dip(geoip:cn@x) -> direct\n fallback: direct\n}\n", 2, 6,
+	  "addresses have no attributes" },
+	{ "routing {\n dip(geosite:cn) -> direct\n fallback: direct\n}\n", 2, 6,
+	  "unknown data set 'geosite:cn' (geoip:TAG or ext:FILE:TAG)" },
 	{ "routing {\n sip(10.0.0.1) -> direct\n fallback: direct\n}\n", 2, 2,
 	  "sip() is not supported yet" },
 	{ "routing {\n app() -> direct\n fallback: direct\n}\n", 2, 2,
@@ -800,10 +936,8 @@ static const struct bad bad_inputs[] = {
 	  "the prefix length must be a number" },
 	{ "routing {\n dip(10.0.0.256) -> direct\n fallback: direct\n}\n", 2, 6,
 	  "invalid address '10.0.0.256'" },
-	{ "routing {\n dip(geoip:private) -> direct\n fallback: direct\n}\n", 2, 6,
-	  "dip(geoip:...) is not supported yet" },
 	{ "routing {\n dip(geoip: cn) -> direct\n fallback: direct\n}\n", 2, 6,
-	  "dip(geoip: ...) is not supported yet" },
+	  "'geoip:cn' needs geoip.dat" },
 	{ "routing {\n dport(0) -> direct\n fallback: direct\n}\n", 2, 8, "invalid port '0'" },
 	{ "routing {\n dport(65536) -> direct\n fallback: direct\n}\n", 2, 8,
 	  "invalid port '65536'" },
@@ -1069,6 +1203,12 @@ static void test_format_round_trip(void)
 		{ "!app(a) && cgroup(/user.slice, '/a b/') -> direct",
 		  "!app(a) && cgroup('/user.slice', '/a b') -> direct" },
 		{ "cgroup(/) -> block", "cgroup('/') -> block" },
+		{ "domain(a.com, suffix: b.com, full:c.com, keyword: ads, regex: '^x\\.y$') -> "
+		  "direct",
+		  "domain(a.com, b.com, full: c.com, keyword: ads, regex: '^x\\\\.y$') -> "
+		  "direct" },
+		{ "!domain(geosite:private) && dip(geoip: private) -> proxy",
+		  "!domain('geosite:private') && dip('geoip:private') -> proxy" },
 	};
 	for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
 		char *text =
@@ -1206,6 +1346,7 @@ int main(int argc, char **argv)
 	g_test_add_func("/config/not-nul-terminated", test_not_nul_terminated);
 	g_test_add_func("/config/file", test_file);
 	g_test_add_func("/config/include", test_include);
+	g_test_add_func("/config/sets", test_sets);
 	g_test_add_func("/config/too-many", test_too_many);
 	g_test_add_func("/config/bad", test_bad);
 	g_test_add_func("/config/nul-byte", test_nul_byte);
