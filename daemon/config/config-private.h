@@ -173,7 +173,7 @@ struct cfg_include {
 	struct cfg_pos pos;
 };
 
-#define CFG_MAX_FILES 256 /* the entry file and all it includes */
+#define CFG_MAX_FILES	  256		     /* the entry file and all it includes */
 #define CFG_MAX_SET_ITEMS (4u * 1024 * 1024) /* domains and CIDRs from data sets, in all */
 
 /* A data file read while parsing (geosite.dat, geoip.dat), kept for the
@@ -197,7 +197,7 @@ struct cfg_parser {
 	struct cfg_include *includes; /* of the file being read */
 	size_t n_includes, cap_includes;
 	bool includes_ok; /* parsing a file: include sections allowed */
-	char *config_dir;  /* the entry file's directory (data files), or NULL */
+	char *config_dir; /* the entry file's directory (data files), or NULL */
 	struct cfg_blob *blobs;
 	size_t n_blobs;
 	size_t set_items; /* domains and CIDRs taken from data sets so far */
