@@ -47,6 +47,75 @@ struct kw_ent {
 	uint32_t id;
 };
 
+/* Ids of keyword-automaton outputs that are regex triggers, not ids. */
+#define RE_TRIGGER    0x80000000u
+#define MAX_TRIGGERED 1024 /* regexes with triggers tracked per lookup */
+
+/*
+ * The longest run of plain characters a regex's every match must contain,
+ * lowercased, if it has one of 3 or more (none when it has '|', whose
+ * branches need not share one). Characters made optional or repeatable
+ * by a following quantifier end a run without counting; bracket
+ * expressions, groups' parentheses and other escapes end runs.
+ */
+static bool regex_literal(const char *re, char *out, size_t outlen)
+{
+	char cur[64];
+	size_t n = 0, best = 0;
+	unsigned depth = 0;
+
+	if (strchr(re, '|'))
+		return false;
+	for (const char *p = re;; p++) {
+		char c = *p, v = 0;
+		bool lit = false, last = false;
+		if (c == '\\' && p[1] && strchr(".-\\/+*?()[]{}^$", p[1])) {
+			v = *++p;
+			lit = true;
+		} else if (c && ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+				 (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '/')) {
+			v = c;
+			lit = true;
+		} else if (c == '[') {
+			/* skip the bracket expression, escapes included */
+			p++;
+			if (*p == '^')
+				p++;
+			if (*p == ']')
+				p++;
+			while (*p && *p != ']')
+				p += (*p == '\\' && p[1]) ? 2 : 1;
+			if (!*p)
+				return false;
+		} else if (c == '(') {
+			depth++; /* a group may be optional or repeated: not counted */
+		} else if (c == ')') {
+			if (depth)
+				depth--;
+		} else if (c == '\\' && p[1]) {
+			p++; /* \d, \w, ...: not a literal */
+		}
+		char next = lit ? p[1] : 0;
+		if (lit && (next == '*' || next == '?' || next == '{'))
+			lit = false; /* optional: ends the run without it */
+		if (lit && next == '+')
+			last = true; /* once at least: ends the run after it */
+		if (lit && depth == 0 && n + 1 < sizeof(cur))
+			cur[n++] = lower(v);
+		if (!lit || depth || last || n + 1 >= sizeof(cur)) {
+			if (n > best && n < outlen) {
+				memcpy(out, cur, n);
+				out[n] = '\0';
+				best = n;
+			}
+			n = 0;
+		}
+		if (!c)
+			break;
+	}
+	return best >= 3;
+}
+
 struct anser_domain_builder {
 	GString *arena;
 	struct name_ent *names;
@@ -56,6 +125,7 @@ struct anser_domain_builder {
 	GRegex **res;
 	uint32_t *re_ids;
 	size_t n_res, cap_res;
+	size_t always_res; /* regexes without a trigger */
 	size_t counts[4];
 };
 
@@ -151,7 +221,19 @@ int anser_domain_builder_add(struct anser_domain_builder *b, enum anser_domain_k
 			return -ENOMEM;
 		}
 		b->res[b->n_res] = re;
-		b->re_ids[b->n_res++] = id;
+		b->re_ids[b->n_res] = id;
+		/* a literal every match contains: the regex runs only for names
+		 * the keyword automaton finds it in */
+		char lit[64];
+		if (regex_literal(pat, lit, sizeof(lit))) {
+			if (!grow((void **)&b->kws, &b->cap_kws, b->n_kws, sizeof(*b->kws)))
+				return -ENOMEM;
+			b->kws[b->n_kws++] =
+				(struct kw_ent){ g_strdup(lit), RE_TRIGGER | (uint32_t)b->n_res };
+		} else {
+			b->always_res++;
+		}
+		b->n_res++;
 	}
 	b->counts[kind]++;
 	return 0;
@@ -181,6 +263,7 @@ struct anser_domain_set {
 	size_t n_states, n_outs;
 	GRegex **res;
 	uint32_t *re_ids;
+	uint8_t *re_triggered; /* per regex: 1 if it has a trigger */
 	size_t n_res;
 	size_t counts[4];
 };
@@ -356,6 +439,15 @@ struct anser_domain_set *anser_domain_builder_finish(struct anser_domain_builder
 	s->res = b->res;
 	s->re_ids = b->re_ids;
 	s->n_res = b->n_res;
+	s->re_triggered = calloc(b->n_res ? b->n_res : 1, 1);
+	if (!s->re_triggered) {
+		anser_domain_set_free(s);
+		anser_domain_builder_free(b);
+		return NULL;
+	}
+	for (size_t i = 0; i < b->n_kws; i++)
+		if (b->kws[i].id & RE_TRIGGER)
+			s->re_triggered[b->kws[i].id & ~RE_TRIGGER] = 1;
 	b->res = NULL;
 	b->re_ids = NULL;
 	b->n_res = 0;
@@ -379,6 +471,7 @@ void anser_domain_set_free(struct anser_domain_set *s)
 		g_regex_unref(s->res[i]);
 	free(s->res);
 	free(s->re_ids);
+	free(s->re_triggered);
 	free(s);
 }
 
@@ -423,21 +516,37 @@ size_t anser_domain_set_match(const struct anser_domain_set *s, const char *name
 			break;
 		}
 	}
+	/* regexes whose trigger literal the automaton saw */
+	uint64_t cand[MAX_TRIGGERED / 64] = { 0 };
+	bool overflow = false;
 	if (s->n_outs) {
 		uint32_t st = 0;
 		for (size_t i = 0; i < len; i++) {
 			st = s->next[st * AC_ALPHA + sym((unsigned char)buf[i])];
 			for (uint32_t o = 0; o < s->out_n[st]; o++) {
-				set_bit(bits, words, s->outs[s->out_start[st] + o]);
+				uint32_t id = s->outs[s->out_start[st] + o];
+				if (id & RE_TRIGGER) {
+					id &= ~RE_TRIGGER;
+					if (id < MAX_TRIGGERED)
+						cand[id / 64] |= 1ULL << (id % 64);
+					else
+						overflow = true;
+					continue;
+				}
+				set_bit(bits, words, id);
 				hits++;
 			}
 		}
 	}
-	for (size_t i = 0; i < s->n_res; i++)
+	for (size_t i = 0; i < s->n_res; i++) {
+		if (s->re_triggered[i] && !overflow &&
+		    (i >= MAX_TRIGGERED || !((cand[i / 64] >> (i % 64)) & 1)))
+			continue;
 		if (g_regex_match(s->res[i], buf, 0, NULL)) {
 			set_bit(bits, words, s->re_ids[i]);
 			hits++;
 		}
+	}
 	return hits;
 }
 

@@ -315,6 +315,47 @@ static void test_matcher(void)
 	anser_domain_set_free(s);
 }
 
+/* Regexes run only for names holding a literal every match contains:
+ * the literal must really be in every match. */
+static void test_regex_prefilter(void)
+{
+	static const char *const res[] = {
+		"(abc)?def", "ab+c",	"[ab\\]cd]xyz", "x(?:abc)*y", "^ad[0-9]+\\.foo\\.com$",
+		"abc|xyz",   "a.c.e.g", "qq?rst",	"(?i)HeLLo",  "lmn{0,2}op",
+		"\\d+zzz",   "wxy\\.",
+	};
+	static const char *const names[] = {
+		"def",	   "abcdef",   "abbc",	       "abc",	     "bxyz",	"]xyz",	   "cdxyz",
+		"xy",	   "xabcabcy", "ad12.foo.com", "ad.foo.com", "xyz",	"abc.net", "abcdeg",
+		"aXcYeZg", "qrst",     "qqrst",	       "hello.io",   "lmop",	"lmnnop",  "12zzz",
+		"zzz",	   "wxy.",     "wxyz",	       "ABBBC",	     "DEF.COM",
+	};
+	struct anser_domain_builder *b = anser_domain_builder_new();
+	const char *why;
+
+	for (size_t i = 0; i < G_N_ELEMENTS(res); i++)
+		g_assert_cmpint(anser_domain_builder_add(b, ANSER_DOMAIN_REGEX, res[i],
+							 strlen(res[i]), (uint32_t)i, &why),
+				==, 0);
+	struct anser_domain_set *s = anser_domain_builder_finish(b);
+	for (size_t n = 0; n < G_N_ELEMENTS(names); n++) {
+		uint64_t bits = 0, want = 0;
+		anser_domain_set_match(s, names[n], strlen(names[n]), &bits, 1);
+		/* a trailing dot is not part of the name */
+		g_autofree char *bare = g_strdup(names[n]);
+		while (*bare && bare[strlen(bare) - 1] == '.')
+			bare[strlen(bare) - 1] = 0;
+		for (size_t i = 0; i < G_N_ELEMENTS(res); i++)
+			if (g_regex_match_simple(res[i], bare, G_REGEX_CASELESS, 0))
+				want |= 1ULL << i;
+		if (bits != want)
+			g_error("'%s': matched %" G_GINT64_MODIFIER "x, want %" G_GINT64_MODIFIER
+				"x",
+				names[n], bits, want);
+	}
+	anser_domain_set_free(s);
+}
+
 /* Many random patterns and names over a small alphabet, so they collide. */
 static void test_matcher_random(void)
 {
@@ -375,5 +416,6 @@ int main(int argc, char **argv)
 	g_test_add_func("/geodata/builtin", test_builtin);
 	g_test_add_func("/domain/matcher", test_matcher);
 	g_test_add_func("/domain/matcher-random", test_matcher_random);
+	g_test_add_func("/domain/regex-prefilter", test_regex_prefilter);
 	return g_test_run();
 }
