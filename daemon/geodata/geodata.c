@@ -32,6 +32,16 @@ struct pb {
 	const uint8_t *p, *end;
 };
 
+/* buf may be NULL when len is 0 (no arithmetic on a null pointer). */
+static struct pb pb_of(const uint8_t *buf, size_t len)
+{
+	static const uint8_t empty[1];
+
+	if (!buf || !len)
+		return (struct pb){ empty, empty };
+	return (struct pb){ buf, buf + len };
+}
+
 enum { WT_VARINT = 0, WT_I64 = 1, WT_LEN = 2, WT_I32 = 5 };
 
 static bool pb_varint(struct pb *r, uint64_t *v)
@@ -195,7 +205,7 @@ static long site_domains(struct pb e, const char *attr, bool attr_negate, anser_
 static int find_entry(const uint8_t *buf, size_t len, const char *tag, struct pb *out,
 		      const char **why)
 {
-	struct pb top = { buf, buf + len };
+	struct pb top = pb_of(buf, len);
 	struct pb_field f;
 	int r;
 
@@ -288,7 +298,7 @@ long anser_geoip_read(const uint8_t *buf, size_t len, const char *tag, anser_cid
 long anser_geodata_tags(const uint8_t *buf, size_t len, bool geoip,
 			int (*cb)(void *ud, const char *tag, size_t n), void *ud)
 {
-	struct pb top = { buf, buf + len };
+	struct pb top = pb_of(buf, len);
 	struct pb_field f;
 	long n = 0;
 	int r;
@@ -377,6 +387,8 @@ static long dlc_file(struct dlc_ctx *c, const char *tag)
 
 static long dlc_text(struct dlc_ctx *c, const char *name, const char *text, size_t len)
 {
+	if (!text)
+		return 0;
 	const char *p = text, *end = text + len;
 	unsigned line = 0;
 
