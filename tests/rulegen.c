@@ -49,7 +49,11 @@ static gboolean cond_in(const struct anser_cond *c, const struct rulegen_flow *f
 		return FALSE;
 	}
 	case ANSER_COND_DOMAIN:
-		return FALSE; /* the kernel knows no domain for a flow yet */
+	case ANSER_COND_SIP:
+	case ANSER_COND_SPORT:
+	case ANSER_COND_MAC:
+	case ANSER_COND_DSCP:
+		return FALSE; /* no domain known yet; no forwarded traffic */
 	case ANSER_COND_CGROUP:
 		for (size_t i = 0; f->cgroup && i < c->n_names; i++) {
 			size_t n = strlen(c->names[i]);

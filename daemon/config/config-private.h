@@ -202,6 +202,7 @@ struct cfg_parser {
 	size_t n_blobs;
 	size_t set_items; /* domains and CIDRs taken from data sets so far */
 	bool warned_domain;
+	bool warned_forwarded;
 	bool has_fallback;
 	struct cfg_pos fallback_pos;
 	bool any_token;

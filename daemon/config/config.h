@@ -87,6 +87,11 @@ enum anser_cond_type {
 	ANSER_COND_APP,	   /* names: desktop application ids */
 	ANSER_COND_CGROUP, /* names: cgroup paths from the cgroup2 root, no trailing '/' */
 	ANSER_COND_DOMAIN, /* domains */
+	/* what only forwarded traffic has (gateway mode) */
+	ANSER_COND_SIP,	  /* cidrs (and sets, as DIP) */
+	ANSER_COND_SPORT, /* ports */
+	ANSER_COND_MAC,	  /* macs */
+	ANSER_COND_DSCP,  /* dscp: a bit per value 0..63 */
 };
 
 struct anser_domain_pat {
@@ -114,6 +119,9 @@ struct anser_cond {
 	size_t n_ports;
 	struct anser_domain_pat *domains; /* DOMAIN */
 	size_t n_domains;
+	uint8_t (*macs)[6]; /* MAC */
+	size_t n_macs;
+	uint64_t dscp; /* DSCP */
 	/* DOMAIN and DIP: data sets as written ("geosite:cn", "geoip:private",
 	 * "ext:my.dat:tag"), whose entries follow those written out:
 	 * domains[0..n_written) or cidrs[0..n_written) */

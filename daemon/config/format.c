@@ -69,8 +69,9 @@ static void put_cond(FILE *f, const struct anser_cond *c)
 			put_name(f, c->names[i]);
 		}
 		break;
+	case ANSER_COND_SIP:
 	case ANSER_COND_DIP:
-		fputs("dip(", f);
+		fputs(c->type == ANSER_COND_DIP ? "dip(" : "sip(", f);
 		for (size_t i = 0; i < c->n_written && i < c->n_cidrs; i++, sep = ", ") {
 			fputs(sep, f);
 			put_cidr(f, &c->cidrs[i]);
@@ -79,6 +80,22 @@ static void put_cond(FILE *f, const struct anser_cond *c)
 			fputs(sep, f);
 			put_name(f, c->sets[i]);
 		}
+		break;
+	case ANSER_COND_MAC:
+		fputs("mac(", f);
+		for (size_t i = 0; i < c->n_macs; i++, sep = ", ") {
+			const uint8_t *m = c->macs[i];
+			fprintf(f, "%s'%02x:%02x:%02x:%02x:%02x:%02x'", sep, m[0], m[1], m[2], m[3],
+				m[4], m[5]);
+		}
+		break;
+	case ANSER_COND_DSCP:
+		fputs("dscp(", f);
+		for (unsigned v = 0; v < 64; v++)
+			if ((c->dscp >> v) & 1) {
+				fprintf(f, "%s%u", sep, v);
+				sep = ", ";
+			}
 		break;
 	case ANSER_COND_DOMAIN: {
 		static const char *const keys[] = { "", "full: ", "keyword: ", "regex: " };
@@ -94,8 +111,9 @@ static void put_cond(FILE *f, const struct anser_cond *c)
 		}
 		break;
 	}
+	case ANSER_COND_SPORT:
 	case ANSER_COND_DPORT:
-		fputs("dport(", f);
+		fputs(c->type == ANSER_COND_DPORT ? "dport(" : "sport(", f);
 		for (size_t i = 0; i < c->n_ports; i++, sep = ", ") {
 			if (c->ports[i].lo == c->ports[i].hi)
 				fprintf(f, "%s%u", sep, c->ports[i].lo);

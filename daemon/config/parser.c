@@ -902,13 +902,41 @@ enum fn_kind {
 	FN_APP,
 	FN_CGROUP,
 	FN_DOMAIN,
+	FN_SIP,
+	FN_SPORT,
+	FN_MAC,
+	FN_DSCP,
 	FN_N
 };
-static const char *const fn_names[FN_N] = { "pname",	 "dip", "dport",  "l4proto",
-					    "ipversion", "app", "cgroup", "domain" };
-#define FN_SUPPORTED "pname, app, cgroup, domain, dip, dport, l4proto, ipversion"
+static const char *const fn_names[FN_N] = { "pname",	 "dip",	  "dport",  "l4proto",
+					    "ipversion", "app",	  "cgroup", "domain",
+					    "sip",	 "sport", "mac",    "dscp" };
+#define FN_SUPPORTED                                                                               \
+	"pname, app, cgroup, domain, dip, dport, l4proto, ipversion, sip, sport, mac, dscp"
 static const char *const fn_dae_only[] = { "sip",   "sport", "mac",	 "dscp", "qname",
 					   "qtype", "uid",   "upstream", "tag" };
+
+static int hexdigit(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	c = (char)(c | 0x20);
+	return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+/* "02:42:ac:11:00:02": six two-digit hex bytes separated by ':'. */
+static bool parse_mac(const char *s, uint8_t out[6])
+{
+	if (strlen(s) != 17)
+		return false;
+	for (int i = 0; i < 6; i++) {
+		int h = hexdigit(s[i * 3]), l = hexdigit(s[i * 3 + 1]);
+		if (h < 0 || l < 0 || (i < 5 && s[i * 3 + 2] != ':'))
+			return false;
+		out[i] = (uint8_t)(h << 4 | l);
+	}
+	return true;
+}
 
 struct set_ref {
 	char *set; /* "geosite:cn", "ext:file.dat:tag", ... */
@@ -1115,7 +1143,7 @@ static int cond_from_call(struct cfg_parser *p, struct call *c, struct anser_con
 		struct arg *a = &c->args[i];
 		char *q = cfg_quote(a->val, strlen(a->val));
 		const char *colon = strchr(a->val, ':');
-		if (a->key && kind != FN_DOMAIN && kind != FN_DIP) {
+		if (a->key && kind != FN_DOMAIN && kind != FN_DIP && kind != FN_SIP) {
 			char *qk = cfg_quote(a->key, strlen(a->key));
 			ERR(p, a->pos, "%s(%s: ...) is not supported yet (list plain values)",
 			    fn_names[kind], qk);
@@ -1160,6 +1188,32 @@ static int cond_from_call(struct cfg_parser *p, struct call *c, struct anser_con
 			if (domain_arg(p, a, cond, &sets, &n_sets) < 0)
 				r = -EINVAL;
 			break;
+		case FN_MAC: {
+			uint8_t m[6];
+			if (!parse_mac(a->val, m)) {
+				ERR(p, a->pos,
+				    "invalid MAC address '%s' in mac() (six hex bytes, like "
+				    "02:42:ac:11:00:02)",
+				    q);
+				r = -EINVAL;
+				break;
+			}
+			cfg_reserve(&cond->macs, &cap, cond->n_macs, sizeof(*cond->macs));
+			memcpy(cond->macs[cond->n_macs], m, 6);
+			cond->n_macs++;
+			break;
+		}
+		case FN_DSCP: {
+			uint64_t v;
+			if (cfg_parse_uint(a->val, 63, &v) < 0) {
+				ERR(p, a->pos, "invalid DSCP value '%s' in dscp() (0..63)", q);
+				r = -EINVAL;
+				break;
+			}
+			cond->dscp |= 1ULL << v;
+			break;
+		}
+		case FN_SIP:
 		case FN_DIP: {
 			struct anser_cidr cidr;
 			const char *why;
@@ -1178,13 +1232,14 @@ static int cond_from_call(struct cfg_parser *p, struct call *c, struct anser_con
 				cond->cidrs[cond->n_cidrs++] = cidr;
 			} else {
 				ERR(p, a->pos,
-				    "invalid address '%s' in dip(): %s (e.g. 10.0.0.0/8, "
+				    "invalid address '%s' in %s(): %s (e.g. 10.0.0.0/8, "
 				    "192.168.1.1, fd00::/8)",
-				    q, why);
+				    q, fn_names[kind], why);
 				r = -EINVAL;
 			}
 			break;
 		}
+		case FN_SPORT:
 		case FN_DPORT: {
 			const char *dash = strchr(a->val, '-');
 			size_t llen = dash ? (size_t)(dash - a->val) : strlen(a->val);
@@ -1195,9 +1250,9 @@ static int cond_from_call(struct cfg_parser *p, struct call *c, struct anser_con
 				pr.hi = pr.lo;
 			if (r1 < 0 || r2 < 0) {
 				ERR(p, a->pos,
-				    "invalid port '%s' in dport() (ports are 1..65535, ranges "
+				    "invalid port '%s' in %s() (ports are 1..65535, ranges "
 				    "lo-hi like 8000-9000)",
-				    q);
+				    q, fn_names[kind]);
 				r = -EINVAL;
 			} else if (pr.lo > pr.hi) {
 				ERR(p, a->pos, "port range '%s' is backwards (write %u-%u)", q,
@@ -1238,6 +1293,14 @@ static int cond_from_call(struct cfg_parser *p, struct call *c, struct anser_con
 	}
 	/* what is written out first, then the data sets' entries */
 	cond->n_written = kind == FN_DOMAIN ? cond->n_domains : cond->n_cidrs;
+	if ((kind == FN_SIP || kind == FN_SPORT || kind == FN_MAC || kind == FN_DSCP) && r == 0 &&
+	    !p->warned_forwarded) {
+		p->warned_forwarded = true;
+		WARN(p, c->pos,
+		     "%s() looks at forwarded traffic (gateway mode, not supported yet): for this "
+		     "machine's own connections it does not hold",
+		     fn_names[kind]);
+	}
 	if (kind == FN_DOMAIN)
 		cap = cond->n_domains; /* domain_arg() grew them one at a time */
 	for (size_t i = 0; i < n_sets; i++) {
@@ -1267,6 +1330,7 @@ static void cond_clear(struct anser_cond *c)
 	for (size_t i = 0; i < c->n_sets; i++)
 		free(c->sets[i]);
 	free(c->sets);
+	free(c->macs);
 	free(c->cidrs);
 	free(c->ports);
 }

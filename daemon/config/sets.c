@@ -141,7 +141,7 @@ int cfg_expand_set(struct cfg_parser *p, struct cfg_pos pos, const char *set,
 	if (dom && strncmp(set, "geosite:", 8) == 0) {
 		file = "geosite.dat";
 		rest = set + 8;
-	} else if (!dom && strncmp(set, "geoip:", 6) == 0) {
+	} else if (!dom && strncmp(set, "geoip:", 6) == 0) { /* dip() and sip() */
 		file = "geoip.dat";
 		rest = set + 6;
 	} else if (strncmp(set, "ext:", 4) == 0) {

@@ -684,8 +684,17 @@ int anser_routing_compile(const struct anser_config *cfg, unsigned slot, struct 
 			out->info.lookups |= ANSER_LOOKUP_MARK;
 	/* The kernel knows no domain for a flow: domain() conditions are
 	 * folded into the protocol sets as "no name" */
-	struct anser_rules no_name;
+	struct anser_rules no_name, fwd;
 	rules_where(cfg, ANSER_COND_DOMAIN, in_none, NULL, &no_name);
+	/* the hooks see this machine's own connections: conditions on what
+	 * forwarded traffic carries do not hold for them */
+	static const enum anser_cond_type forwarded[] = { ANSER_COND_SIP, ANSER_COND_SPORT,
+							  ANSER_COND_MAC, ANSER_COND_DSCP };
+	for (size_t i = 0; i < sizeof(forwarded) / sizeof(*forwarded); i++) {
+		rules_where(cfg, forwarded[i], in_none, NULL, &fwd);
+		for (unsigned w = 0; w < ANSER_RULE_WORDS; w++)
+			no_name.w[w] &= fwd.w[w];
+	}
 	for (unsigned udp = 0; udp < 2; udp++)
 		for (unsigned v6 = 0; v6 < 2; v6++) {
 			struct anser_rules *m = &out->info.l4[ANSER_L4_INDEX(udp, v6)], ipv;

@@ -247,11 +247,34 @@ static void test_app_ids(void)
 			 0);
 }
 
+/* Conditions only forwarded traffic can meet, and domain(), never hold
+ * for this machine's own flows; their negations always do. */
+static void test_unseen(void)
+{
+	struct anser_config *cfg =
+		rulegen_parse("routing {\n"
+			      "  sip(0.0.0.0/0, ::/0) -> block\n"
+			      "  sport(1-65535) && pname(a) -> block\n"
+			      "  domain(a.com) && pname(a) -> block\n"
+			      "  !mac(02:42:ac:11:00:02) && !dscp(0) && pname(a) -> direct\n"
+			      "  fallback: block\n}\n");
+	struct anser_compiled c;
+	uint8_t addr[16] = { [10] = 0xff, [11] = 0xff, [12] = 10, [15] = 1 };
+
+	g_assert_cmpint(anser_routing_compile(cfg, 0, &c), ==, 0);
+	g_assert_cmpuint(anser_compiled_match(&c, "a", NULL, addr, 80, 0, 0), ==, 3);
+	g_assert_cmpuint(anser_compiled_match(&c, "b", NULL, addr, 80, 1, 0), ==,
+			 ANSER_RULE_FALLBACK);
+	anser_compiled_clear(&c);
+	anser_config_free(cfg);
+}
+
 int main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
 	g_test_add_func("/routing/compile-layout", test_compile_layout);
 	g_test_add_func("/routing/app-ids", test_app_ids);
+	g_test_add_func("/routing/unseen", test_unseen);
 	g_test_add_func("/routing/random-rules", test_random_rules);
 	g_test_add_func("/routing/too-many", test_too_many);
 	g_test_add_func("/routing/gen-refs", test_gen_refs);
