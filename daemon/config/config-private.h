@@ -96,6 +96,8 @@ enum cfg_tok_type {
 	TOK_NOT,
 	TOK_AND,
 	TOK_ARROW,
+	TOK_LBRACKET, /* filter annotations: [add_latency: 10ms] */
+	TOK_RBRACKET,
 	TOK_ERROR, /* already reported by the lexer */
 };
 
@@ -143,12 +145,32 @@ int cfg_parse_cidr(const char *s, struct anser_cidr *out, const char **why);
 int cfg_parse_port(const char *s, size_t len, uint16_t *out);
 
 /* ---- parser ---- */
-struct cfg_filter {
-	bool negate;
-	char **names;
-	struct cfg_pos *pos;
-	size_t n, cap;
+/* An argument of name() or subtag() in a group filter. */
+struct cfg_farg {
+	uint8_t kind; /* CFG_FARG_* */
+	char *val;
+	void *re; /* GRegex for CFG_FARG_REGEX */
+	struct cfg_pos pos;
 };
+
+enum { CFG_FARG_NAME = 0, CFG_FARG_KEYWORD, CFG_FARG_REGEX };
+
+struct cfg_fcall {
+	bool negate, subtag;
+	struct cfg_farg *args;
+	size_t n;
+};
+
+/* One `filter:` line: calls joined by && (all must hold), and its
+ * annotation. */
+struct cfg_filter {
+	struct cfg_fcall *calls;
+	size_t n_calls;
+	int64_t add_latency_ns;
+	struct cfg_pos pos;
+};
+
+void cfg_filter_clear(struct cfg_filter *f);
 
 /* What a group says before node names are known. */
 struct cfg_group_ast {
@@ -203,6 +225,7 @@ struct cfg_parser {
 	size_t set_items; /* domains and CIDRs taken from data sets so far */
 	bool warned_domain;
 	bool warned_forwarded;
+	bool seen_any_subscription;
 	bool has_fallback;
 	struct cfg_pos fallback_pos;
 	bool any_token;

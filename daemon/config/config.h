@@ -67,6 +67,12 @@ struct anser_node {
 enum anser_policy {
 	ANSER_POLICY_FIXED = 1,
 	ANSER_POLICY_RANDOM = 2,
+	/* latency-based (dae's): read, but picked like random until health
+	 * checks exist */
+	ANSER_POLICY_MIN,
+	ANSER_POLICY_MIN_AVG10,
+	ANSER_POLICY_MIN_MOVING_AVG,
+	ANSER_POLICY_MIN_LAST_LATENCY,
 };
 
 struct anser_group {
@@ -74,6 +80,7 @@ struct anser_group {
 	enum anser_policy policy;
 	unsigned fixed_index; /* for fixed(n) */
 	size_t *nodes;	      /* indices into anser_config.nodes */
+	int64_t *add_latency; /* per node (parallel to nodes): [add_latency: ...] in ns */
 	size_t n_nodes;
 	unsigned file, line, col;
 };

@@ -197,6 +197,14 @@ static void lex_one(struct cfg_lexer *lx, struct cfg_token *t)
 			t->type = TOK_COMMA;
 			lx->off++;
 			return;
+		case '[':
+			t->type = TOK_LBRACKET;
+			lx->off++;
+			return;
+		case ']':
+			t->type = TOK_RBRACKET;
+			lx->off++;
+			return;
 		case '!':
 			t->type = TOK_NOT;
 			lx->off++;
@@ -250,11 +258,6 @@ static void lex_one(struct cfg_lexer *lx, struct cfg_token *t)
 			cfg_diag(lx->sink, false, t->pos,
 				 "unexpected '|' (there is no 'or': write one rule per "
 				 "alternative)");
-		} else if (c == '[' || c == ']') {
-			cfg_diag(lx->sink, false, t->pos,
-				 "unexpected '%c' (quote links with IPv6 hosts; filter annotations "
-				 "are not supported yet)",
-				 c);
 		} else {
 			char *q = cfg_quote(lx->src + lx->off, 1);
 			cfg_diag(lx->sink, false, t->pos,
@@ -344,6 +347,10 @@ const char *cfg_tok_name(enum cfg_tok_type t)
 		return "'!'";
 	case TOK_AND:
 		return "'&&'";
+	case TOK_LBRACKET:
+		return "'['";
+	case TOK_RBRACKET:
+		return "']'";
 	case TOK_ARROW:
 		return "'->'";
 	case TOK_ERROR:

@@ -631,61 +631,169 @@ static int parse_call(struct cfg_parser *p, struct call *c, char *inline_name,
 
 /* -------------------------------------------------------------- group */
 
-static const char *const policies_unsupported[] = { "min", "min_avg10", "min_moving_avg",
-						    "min_last_latency" };
+static const struct {
+	const char *name;
+	enum anser_policy policy;
+} latency_policies[] = {
+	{ "min", ANSER_POLICY_MIN },
+	{ "min_avg10", ANSER_POLICY_MIN_AVG10 },
+	{ "min_moving_avg", ANSER_POLICY_MIN_MOVING_AVG },
+	{ "min_last_latency", ANSER_POLICY_MIN_LAST_LATENCY },
+};
 
+void cfg_filter_clear(struct cfg_filter *f)
+{
+	for (size_t i = 0; i < f->n_calls; i++) {
+		for (size_t j = 0; j < f->calls[i].n; j++) {
+			free(f->calls[i].args[j].val);
+			if (f->calls[i].args[j].re)
+				g_regex_unref(f->calls[i].args[j].re);
+		}
+		free(f->calls[i].args);
+	}
+	free(f->calls);
+	*f = (struct cfg_filter){ 0 };
+}
+
+/* name(...) or subtag(...) of a filter: plain names, keyword: and regex:. */
+static int filter_call(struct cfg_parser *p, struct call *c, struct cfg_fcall *out)
+{
+	bool subtag = strcmp(c->name, "subtag") == 0;
+	int r = 0;
+
+	*out = (struct cfg_fcall){ .negate = c->negate, .subtag = subtag };
+	if (!subtag && strcmp(c->name, "name") != 0) {
+		char *q = cfg_quote(c->name, strlen(c->name));
+		ERR(p, c->pos, "unknown filter '%s()' (name(...) or subtag(...))", q);
+		free(q);
+		return -EINVAL;
+	}
+	if (c->n_args == 0) {
+		ERR(p, c->pos, "%s() needs at least one %s (or remove the filter)", c->name,
+		    subtag ? "subscription tag" : "node name");
+		return -EINVAL;
+	}
+	out->args = cfg_malloc0(c->n_args * sizeof(*out->args));
+	for (size_t i = 0; i < c->n_args; i++) {
+		struct arg *a = &c->args[i];
+		struct cfg_farg *f = &out->args[out->n];
+		uint8_t kind = CFG_FARG_NAME;
+		if (a->key && strcmp(a->key, "keyword") == 0) {
+			kind = CFG_FARG_KEYWORD;
+		} else if (a->key && strcmp(a->key, "regex") == 0) {
+			kind = CFG_FARG_REGEX;
+		} else if (a->key) {
+			char *qk = cfg_quote(a->key, strlen(a->key));
+			ERR(p, a->pos, "unknown key '%s' in %s() (keyword: or regex:)", qk,
+			    c->name);
+			free(qk);
+			r = -EINVAL;
+			continue;
+		}
+		f->kind = kind;
+		f->pos = a->pos;
+		if (kind == CFG_FARG_REGEX) {
+			GError *err = NULL;
+			f->re = g_regex_new(a->val, 0, 0, &err);
+			if (!f->re) {
+				char *q = cfg_quote(a->val, strlen(a->val));
+				ERR(p, a->pos, "invalid regular expression '%s': %s", q,
+				    err->message);
+				g_error_free(err);
+				free(q);
+				r = -EINVAL;
+				continue;
+			}
+		}
+		f->val = a->val;
+		a->val = NULL;
+		out->n++;
+	}
+	return r;
+}
+
+/* filter: CALL [&& CALL ...] [ '[' add_latency: DURATION ']' ] */
 static int parse_filter(struct cfg_parser *p, struct cfg_group_ast *g, struct key *k)
 {
-	struct call c = { 0 };
+	struct cfg_filter f = { .pos = k->pos };
+	char *inline_name = k->inline_val;
 	int r = -EINVAL;
 
-	char *inline_name = k->inline_val;
-
 	k->inline_val = NULL;
-	if (parse_call(p, &c, inline_name, k->val_pos) < 0)
-		goto out;
-	if (strcmp(c.name, "name") != 0) {
-		char *q = cfg_quote(c.name, strlen(c.name));
-		if (strcmp(c.name, "subtag") == 0)
-			ERR(p, c.pos, "filter '%s()' is not supported yet (use name(node, ...))",
-			    q);
-		else
-			ERR(p, c.pos, "unknown filter '%s()' (supported: name(node, ...))", q);
-		free(q);
-		goto out;
+	for (;;) {
+		struct call c = { 0 };
+		int cr = parse_call(p, &c, inline_name, k->val_pos);
+		inline_name = NULL;
+		if (cr < 0) {
+			call_clear(&c);
+			goto out;
+		}
+		if (!f.n_calls)
+			f.pos = c.pos;
+		f.calls = cfg_realloc_array(f.calls, f.n_calls + 1, sizeof(*f.calls));
+		cr = filter_call(p, &c, &f.calls[f.n_calls]);
+		f.n_calls++;
+		call_clear(&c);
+		if (cr < 0)
+			goto out;
+		if (peek_type(p) != TOK_AND || peek(p, 0)->bol)
+			break;
+		next(p);
 	}
-	if (c.n_args == 0) {
-		ERR(p, c.pos, "name() needs at least one node name (or remove the filter)");
-		goto out;
+	if (peek_type(p) == TOK_LBRACKET && !peek(p, 0)->bol) {
+		next(p);
+		struct key ak = { 0 };
+		char *val = NULL;
+		struct cfg_pos vpos;
+		if (!at_key(p)) {
+			expected(p, "'add_latency: DURATION'", "for example [add_latency: -500ms]");
+			goto out;
+		}
+		read_key(p, &ak);
+		if (strcmp(ak.name, "add_latency") != 0) {
+			char *q = cfg_quote(ak.name, strlen(ak.name));
+			ERR(p, ak.pos,
+			    "unknown filter annotation '%s' (the one there is: add_latency)", q);
+			free(q);
+			key_clear(&ak);
+			goto out;
+		}
+		if (read_value(p, &ak, &val, &vpos) < 0) {
+			key_clear(&ak);
+			goto out;
+		}
+		const char *why = NULL;
+		if (cfg_parse_duration(val, &f.add_latency_ns, &why) < 0) {
+			char *q = cfg_quote(val, strlen(val));
+			ERR(p, vpos, "invalid duration '%s' in add_latency: %s (e.g. -500ms, 1s)",
+			    q, why ? why : "bad value");
+			free(q);
+			free(val);
+			key_clear(&ak);
+			goto out;
+		}
+		free(val);
+		key_clear(&ak);
+		if (peek_type(p) != TOK_RBRACKET) {
+			expected(p, "']'", "an annotation is [add_latency: DURATION]");
+			goto out;
+		}
+		next(p);
 	}
 	if (g->n_filters >= CFG_MAX_FILTERS) {
 		if (g->too_many_filters++ == 0)
-			ERR(p, c.pos,
+			ERR(p, f.pos,
 			    "too many 'filter:' lines in one group (at most %u; list names in one "
 			    "name())",
 			    CFG_MAX_FILTERS);
 		goto out;
 	}
 	cfg_reserve(&g->filters, &g->cap_filters, g->n_filters, sizeof(*g->filters));
-	struct cfg_filter *f = &g->filters[g->n_filters++];
-	f->negate = c.negate;
-	for (size_t i = 0; i < c.n_args; i++) {
-		struct arg *a = &c.args[i];
-		if (a->key) {
-			char *q = cfg_quote(a->key, strlen(a->key));
-			ERR(p, a->pos, "name(%s: ...) is not supported yet (list node names)", q);
-			free(q);
-			continue;
-		}
-		cfg_reserve(&f->names, &f->cap, f->n, sizeof(*f->names));
-		f->pos = cfg_realloc_array(f->pos, f->cap, sizeof(*f->pos));
-		f->names[f->n] = a->val;
-		f->pos[f->n++] = a->pos;
-		a->val = NULL;
-	}
+	g->filters[g->n_filters++] = f;
+	f = (struct cfg_filter){ 0 };
 	r = 0;
 out:
-	call_clear(&c);
+	cfg_filter_clear(&f);
 	return r;
 }
 
@@ -738,17 +846,25 @@ static int parse_policy(struct cfg_parser *p, struct anser_group *g, struct cfg_
 		g->policy = ANSER_POLICY_FIXED;
 	} else {
 		char *q = cfg_quote(val, strlen(val));
-		bool known = false;
-		for (size_t i = 0; i < sizeof(policies_unsupported) / sizeof(*policies_unsupported);
-		     i++)
-			known |= strcmp(val, policies_unsupported[i]) == 0;
-		if (known)
+		size_t i;
+		for (i = 0; i < sizeof(latency_policies) / sizeof(*latency_policies); i++)
+			if (strcmp(val, latency_policies[i].name) == 0)
+				break;
+		if (i < sizeof(latency_policies) / sizeof(*latency_policies)) {
+			g->policy = latency_policies[i].policy;
+			WARN(p, pos,
+			     "policy '%s' needs latencies from health checks, which anser does not "
+			     "run yet: the group picks a random node for now",
+			     q);
+			free(q);
+		} else {
 			ERR(p, pos,
-			    "policy '%s' is not supported yet (supported: random, fixed(n))", q);
-		else
-			ERR(p, pos, "unknown policy '%s' (supported: random, fixed(n))", q);
-		free(q);
-		goto out;
+			    "unknown policy '%s' (random, fixed(n), min, min_avg10, "
+			    "min_moving_avg, min_last_latency)",
+			    q);
+			free(q);
+			goto out;
+		}
 	}
 	r = 0;
 out:
@@ -876,12 +992,8 @@ static void parse_group_section(struct cfg_parser *p)
 		} else {
 			/* drop the scratch slot */
 			struct cfg_group_ast *ga = &p->gast[gi];
-			for (size_t i = 0; i < ga->n_filters; i++) {
-				for (size_t j = 0; j < ga->filters[i].n; j++)
-					free(ga->filters[i].names[j]);
-				free(ga->filters[i].names);
-				free(ga->filters[i].pos);
-			}
+			for (size_t i = 0; i < ga->n_filters; i++)
+				cfg_filter_clear(&ga->filters[i]);
 			free(ga->filters);
 			*ga = (struct cfg_group_ast){ 0 };
 			free(c->groups[gi].name);
@@ -1713,12 +1825,8 @@ void cfg_parser_free(struct cfg_parser *p)
 	cfg_lexer_done(&p->lx);
 	for (size_t gi = 0; p->gast && gi < p->cap_groups; gi++) {
 		struct cfg_group_ast *ga = &p->gast[gi];
-		for (size_t i = 0; i < ga->n_filters; i++) {
-			for (size_t j = 0; j < ga->filters[i].n; j++)
-				free(ga->filters[i].names[j]);
-			free(ga->filters[i].names);
-			free(ga->filters[i].pos);
-		}
+		for (size_t i = 0; i < ga->n_filters; i++)
+			cfg_filter_clear(&ga->filters[i]);
 		free(ga->filters);
 	}
 	free(p->gast);
@@ -1755,6 +1863,7 @@ void anser_config_free(struct anser_config *c)
 	for (size_t i = 0; i < c->n_groups; i++) {
 		free(c->groups[i].name);
 		free(c->groups[i].nodes);
+		free(c->groups[i].add_latency);
 	}
 	free(c->groups);
 	for (size_t i = 0; i < c->n_rules; i++)

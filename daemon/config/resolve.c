@@ -4,6 +4,7 @@
  * are unique, group filters name real nodes, groups are not empty, and
  * every outbound a rule or the fallback names exists.
  */
+#include <glib.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -77,64 +78,87 @@ static const char *suggest_node(const struct anser_config *c, const char *name)
 	return best;
 }
 
+/* Does filter argument a match a node named `name` (or tagged `tag`)? */
+static bool farg_matches(const struct cfg_farg *a, const char *s)
+{
+	if (!s)
+		return false;
+	switch (a->kind) {
+	case CFG_FARG_KEYWORD:
+		return strstr(s, a->val) != NULL;
+	case CFG_FARG_REGEX:
+		return g_regex_match(a->re, s, 0, NULL);
+	default:
+		return strcmp(s, a->val) == 0;
+	}
+}
+
 static void resolve_group(struct cfg_parser *p, size_t gi, const struct name_ix *ix)
 {
 	struct anser_config *c = p->cfg;
 	struct anser_group *g = &c->groups[gi];
 	const struct cfg_group_ast *ga = &p->gast[gi];
 	bool *sel = cfg_malloc0(c->n_nodes + 1);
-	bool *mark = cfg_malloc0(c->n_nodes + 1);
+	int64_t *lat = cfg_malloc0((c->n_nodes + 1) * sizeof(*lat));
 	bool unknown = false;
 
 	if (ga->n_filters == 0)
 		memset(sel, 1, c->n_nodes);
-	for (size_t f = 0; f < ga->n_filters; f++) {
-		const struct cfg_filter *fl = &ga->filters[f];
-		memset(mark, 0, c->n_nodes);
-		for (size_t i = 0; i < fl->n; i++) {
-			const struct name_ix *hit =
-				bsearch(fl->names[i], ix, c->n_nodes, sizeof(*ix), cmp_name_key);
-			if (hit) {
-				/* duplicates are reported already; mark them all */
-				size_t at = (size_t)(hit - ix), lo = at, hi = at;
-				while (lo > 0 && strcmp(ix[lo - 1].name, fl->names[i]) == 0)
-					lo--;
-				while (hi + 1 < c->n_nodes &&
-				       strcmp(ix[hi + 1].name, fl->names[i]) == 0)
-					hi++;
-				for (size_t h = lo; h <= hi; h++)
-					mark[ix[h].ix] = true;
-				continue;
-			}
-			const char *sug = suggest_node(c, fl->names[i]);
-			char *q = cfg_quote(fl->names[i], strlen(fl->names[i]));
-			if (sug) {
-				char *qs = cfg_quote(sug, strlen(sug));
-				ERR(p, fl->pos[i],
-				    "unknown node '%s' in the filter of group '%s' (did you mean "
-				    "'%s'?)",
-				    q, g->name, qs);
+	/* plain names must name nodes (those of subscriptions are not known
+	 * here: then only a warning) */
+	for (size_t f = 0; f < ga->n_filters; f++)
+		for (size_t k = 0; k < ga->filters[f].n_calls; k++) {
+			const struct cfg_fcall *call = &ga->filters[f].calls[k];
+			for (size_t i = 0; !call->subtag && i < call->n; i++) {
+				const struct cfg_farg *a = &call->args[i];
+				if (a->kind != CFG_FARG_NAME ||
+				    bsearch(a->val, ix, c->n_nodes, sizeof(*ix), cmp_name_key))
+					continue;
+				const char *sug = suggest_node(c, a->val);
+				char *q = cfg_quote(a->val, strlen(a->val));
+				bool subs = p->seen_any_subscription;
+				char *qs = sug ? cfg_quote(sug, strlen(sug)) : NULL;
+				cfg_diag(&p->sink, subs, a->pos,
+					 "unknown node '%s' in the filter of group '%s'%s%s%s", q,
+					 g->name, sug ? " (did you mean '" : "", sug ? qs : "",
+					 sug	? "'?)"
+					 : subs ? " (nodes of subscriptions are not fetched yet)"
+						: " (name nodes from the 'node' section)");
 				free(qs);
-			} else {
-				ERR(p, fl->pos[i],
-				    "unknown node '%s' in the filter of group '%s' (name nodes "
-				    "from the 'node' section)",
-				    q, g->name);
+				free(q);
+				unknown |= !subs;
 			}
-			free(q);
-			unknown = true;
 		}
-		for (size_t n = 0; n < c->n_nodes; n++)
-			sel[n] |= fl->negate ? !mark[n] : mark[n];
+	for (size_t n = 0; n < c->n_nodes; n++) {
+		for (size_t f = 0; f < ga->n_filters && !sel[n]; f++) {
+			const struct cfg_filter *fl = &ga->filters[f];
+			bool all = true;
+			for (size_t k = 0; k < fl->n_calls && all; k++) {
+				const struct cfg_fcall *call = &fl->calls[k];
+				/* nodes of the node section have no subscription tag */
+				const char *s = call->subtag ? NULL : c->nodes[n].name;
+				bool any = false;
+				for (size_t i = 0; i < call->n && !any; i++)
+					any = farg_matches(&call->args[i], s);
+				all = any != call->negate;
+			}
+			if (all) {
+				sel[n] = true;
+				lat[n] = fl->add_latency_ns;
+			}
+		}
 	}
 
 	for (size_t n = 0; n < c->n_nodes; n++)
 		g->n_nodes += sel[n];
 	g->nodes = cfg_realloc_array(NULL, g->n_nodes, sizeof(*g->nodes));
+	g->add_latency = cfg_realloc_array(NULL, g->n_nodes, sizeof(*g->add_latency));
 	g->n_nodes = 0;
 	for (size_t n = 0; n < c->n_nodes; n++)
-		if (sel[n])
+		if (sel[n]) {
+			g->add_latency[g->n_nodes] = lat[n];
 			g->nodes[g->n_nodes++] = n;
+		}
 
 	struct cfg_pos gpos = { g->line, g->col, g->file };
 	if (g->n_nodes == 0 && !unknown) {
@@ -150,7 +174,7 @@ static void resolve_group(struct cfg_parser *p, size_t gi, const struct name_ix 
 		    g->n_nodes - 1);
 	}
 	free(sel);
-	free(mark);
+	free(lat);
 }
 
 static unsigned resolve_outbound(struct cfg_parser *p, const char *name, struct cfg_pos pos)

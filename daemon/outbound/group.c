@@ -53,6 +53,11 @@ int anser_group_pick(const struct anser_config *cfg, size_t group)
 		i = g->fixed_index;
 		break;
 	case ANSER_POLICY_RANDOM:
+	case ANSER_POLICY_MIN:
+	case ANSER_POLICY_MIN_AVG10:
+	case ANSER_POLICY_MIN_MOVING_AVG:
+	case ANSER_POLICY_MIN_LAST_LATENCY:
+		/* no latencies without health checks yet (warned at load) */
 		i = uniform(g->n_nodes);
 		break;
 	default:

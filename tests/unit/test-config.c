@@ -292,6 +292,42 @@ static void test_filters(void)
 	g_assert_cmpuint(c->groups[1].nodes[0], ==, 0);
 	g_assert_cmpuint(c->groups[1].nodes[1], ==, 2);
 	anser_config_free(c);
+
+	/* dae's filter language: keyword:, regex:, &&, !, subtag(), annotations,
+	 * and the latency policies (read; random until health checks exist) */
+	struct anser_diags d = { 0 };
+	const char *text =
+		"node {\n hk1: 'socks5://1.1.1.1:1'\n hk2: 'socks5://1.1.1.1:2'\n"
+		" jp1: 'socks5://1.1.1.1:3'\n 'ExpireAt-2027': 'socks5://1.1.1.1:4'\n}\n"
+		"group {\n"
+		" hk { filter: name(keyword: hk) && !name(hk2)\n"
+		"      filter: name(regex: '^jp[0-9]$') [add_latency: -500ms]\n"
+		"      policy: min_moving_avg }\n"
+		" live { filter: !name(keyword: 'ExpireAt') && !subtag(sub1)\n"
+		"        policy: min }\n"
+		" none_sub { filter: subtag(regex: '.*') || name(hk1)\n policy: random }\n"
+		"}\n" ROUTING_DIRECT;
+	/* '||' is not dae's: an error, and a clear one */
+	g_assert_cmpint(anser_config_parse_string("f.dae", text, strlen(text), &c, &d), ==,
+			-EINVAL);
+	g_autofree char *m = anser_diags_format(&d);
+	g_assert_nonnull(strstr(m, "unexpected '|'"));
+	anser_diags_clear(&d);
+	g_autofree char *good = g_strdup(text);
+	*strstr(good, " none_sub") = 0;
+	g_autofree char *full = g_strconcat(good, "}\n" ROUTING_DIRECT, NULL);
+	g_assert_cmpint(anser_config_parse_string("f.dae", full, strlen(full), &c, &d), ==, 0);
+	g_autofree char *w = anser_diags_format(&d);
+	g_assert_nonnull(strstr(w, "policy 'min_moving_avg' needs latencies"));
+	anser_diags_clear(&d);
+	g_assert_cmpuint(c->groups[0].n_nodes, ==, 2); /* hk1, jp1 */
+	g_assert_cmpuint(c->groups[0].nodes[0], ==, 0);
+	g_assert_cmpuint(c->groups[0].nodes[1], ==, 2);
+	g_assert_cmpint(c->groups[0].add_latency[0], ==, 0);
+	g_assert_cmpint(c->groups[0].add_latency[1], ==, -500000000);
+	g_assert_cmpint(c->groups[0].policy, ==, ANSER_POLICY_MIN_MOVING_AVG);
+	g_assert_cmpuint(c->groups[1].n_nodes, ==, 3); /* not the expiring one */
+	anser_config_free(c);
 }
 
 static void test_warnings(void)
@@ -832,8 +868,22 @@ static const struct bad bad_inputs[] = {
 	  "fixed(1) is out of range: group 'g' has 1 node (use 0..0)" },
 	{ NODE_A "group {\n g {\n  policy: fixed(x)\n }\n}\n" ROUTING_DIRECT, 6, 17,
 	  "expected a node index" },
-	{ NODE_A "group {\n g {\n  policy: min_moving_avg\n }\n}\n" ROUTING_DIRECT, 6, 11,
-	  "policy 'min_moving_avg' is not supported yet" },
+	{ NODE_A "group {\n g {\n  filter: name(a) [add_latency: soon]\n  policy: random\n "
+		 "}\n}\n" ROUTING_DIRECT,
+	  6, 33, "invalid duration 'soon' in add_latency" },
+	{ NODE_A
+	  "group {\n g {\n  filter: name(a) [weight: 2]\n  policy: random\n }\n}\n" ROUTING_DIRECT,
+	  6, 20, "unknown filter annotation 'weight'" },
+	{ NODE_A "group {\n g {\n  filter: name(a) [add_latency: 1s\n  policy: random\n "
+		 "}\n}\n" ROUTING_DIRECT,
+	  7, 3, "expected ']'" },
+	{ NODE_A
+	  "group {\n g {\n  filter: name(regex: '([')\n  policy: random\n }\n}\n" ROUTING_DIRECT,
+	  6, 16, "invalid regular expression '(['" },
+	{ NODE_A "group {\n g {\n  filter: name(zone: x)\n  policy: random\n }\n}\n" ROUTING_DIRECT,
+	  6, 16, "unknown key 'zone' in name() (keyword: or regex:)" },
+	{ NODE_A "group {\n g {\n  filter: tag(x)\n  policy: random\n }\n}\n" ROUTING_DIRECT, 6, 11,
+	  "unknown filter 'tag()' (name(...) or subtag(...))" },
 	{ NODE_A "group {\n g {\n  policy: fastest\n }\n}\n" ROUTING_DIRECT, 6, 11,
 	  "unknown policy 'fastest'" },
 	{ NODE_A "group {\n g {\n  policy: random\n  policy: random\n }\n}\n" ROUTING_DIRECT, 7, 3,
@@ -844,11 +894,8 @@ static const struct bad bad_inputs[] = {
 	  "group 'g' has no nodes (the 'node' section lists none)" },
 	{ NODE_A "group {\n g {\n  filter: !name(a)\n  policy: random\n }\n}\n" ROUTING_DIRECT, 5,
 	  2, "its filter matches none" },
-	{ NODE_A "group {\n g {\n  filter: subtag(x)\n  policy: random\n }\n}\n" ROUTING_DIRECT, 6,
-	  11, "filter 'subtag()' is not supported yet" },
-	{ NODE_A
-	  "group {\n g {\n  filter: name(keyword: 'hk')\n  policy: random\n }\n}\n" ROUTING_DIRECT,
-	  6, 16, "name(keyword: ...) is not supported yet" },
+	{ NODE_A "group {\n g {\n  filter: subtag(x)\n  policy: random\n }\n}\n" ROUTING_DIRECT, 5,
+	  2, "its filter matches none" },
 	{ NODE_A "group {\n g {\n  fliter: name(a)\n  policy: random\n }\n}\n" ROUTING_DIRECT, 6, 3,
 	  "unknown group option 'fliter' (did you mean 'filter'?)" },
 	{ NODE_A "group {\n g {\n  policy: random\n  frob: 1\n }\n}\n" ROUTING_DIRECT, 7, 3,
@@ -983,7 +1030,7 @@ static const struct bad bad_inputs[] = {
 	  "expected a rule or 'fallback:'" },
 	{ "routing {\n pname(a) -> direct 'x'\n fallback: direct\n}\n", 2, 21,
 	  "expected a rule or 'fallback:', found 'x'" },
-	{ "routing {\n pname(a) -> direct\n fallback: [x]\n}\n", 3, 12, "unexpected '['" },
+	{ "routing {\n pname(a) -> direct\n fallback: [x]\n}\n", 3, 12, "expected an outbound, found '['" },
 };
 
 static void test_bad(void)
