@@ -53,6 +53,10 @@ static gboolean cond_in(const struct anser_cond *c, const struct rulegen_flow *f
 	case ANSER_COND_SPORT:
 	case ANSER_COND_MAC:
 	case ANSER_COND_DSCP:
+	case ANSER_COND_QNAME:
+	case ANSER_COND_QTYPE:
+	case ANSER_COND_IP:
+	case ANSER_COND_UPSTREAM:
 		return FALSE; /* no domain known yet; no forwarded traffic */
 	case ANSER_COND_CGROUP:
 		for (size_t i = 0; f->cgroup && i < c->n_names; i++) {

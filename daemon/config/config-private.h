@@ -45,6 +45,9 @@ const char *cfg_suggest(const char *s, const char *const *cands, size_t n);
 int cfg_parse_duration(const char *s, int64_t *ns, const char **why);
 /* Go's strconv.ParseBool: 1 t T true TRUE True, 0 f F false FALSE False. */
 int cfg_parse_bool(const char *s, bool *out);
+/* A DNS query type by name (case-insensitive) or number; -1 if neither. */
+int cfg_qtype(const char *s);
+const char *cfg_qtype_name(unsigned t); /* NULL for types without a name here */
 /* Decimal digits only, at most max. */
 int cfg_parse_uint(const char *s, uint64_t max, uint64_t *out);
 
@@ -171,6 +174,7 @@ struct cfg_filter {
 };
 
 void cfg_filter_clear(struct cfg_filter *f);
+void anser_dns_clear(struct anser_dns *d);
 
 /* What a group says before node names are known. */
 struct cfg_group_ast {
@@ -226,6 +230,11 @@ struct cfg_parser {
 	bool warned_domain;
 	bool warned_forwarded;
 	bool seen_any_subscription;
+	bool warned_dns, warned_subscription;
+	bool seen_extra[2]; /* subscription, dns: in the file being read */
+	struct cfg_pos extra_pos[2];
+	size_t cap_subscriptions;
+	enum { CFG_CTX_ROUTING = 0, CFG_CTX_DNS_REQUEST, CFG_CTX_DNS_RESPONSE } fn_ctx;
 	bool has_fallback;
 	struct cfg_pos fallback_pos;
 	bool any_token;

@@ -231,6 +231,7 @@ static void parse_one(struct cfg_parser *p, unsigned fi)
 	const struct cfg_file *f = &p->sink.files[fi];
 
 	memset(p->seen, 0, sizeof(p->seen));
+	memset(p->seen_extra, 0, sizeof(p->seen_extra));
 	cfg_lexer_init(&p->lx, f->text, f->len, &p->sink, fi);
 	cfg_parse(p);
 	cfg_lexer_done(&p->lx);

@@ -99,6 +99,11 @@ enum anser_cond_type {
 	ANSER_COND_SPORT, /* ports */
 	ANSER_COND_MAC,	  /* macs */
 	ANSER_COND_DSCP,  /* dscp: a bit per value 0..63 */
+	/* the dns section's routing */
+	ANSER_COND_QNAME,    /* domains (and sets), as DOMAIN */
+	ANSER_COND_QTYPE,    /* ports: lo == hi == the type's number */
+	ANSER_COND_IP,	     /* cidrs (and sets), answers' addresses */
+	ANSER_COND_UPSTREAM, /* names: upstreams that answered */
 };
 
 struct anser_domain_pat {
@@ -157,6 +162,45 @@ struct anser_kv {
 	unsigned file, line, col;
 };
 
+/* The dns section (dae's): read and checked; DNS is not taken over yet. */
+struct anser_dns_upstream {
+	char *name;
+	char *url; /* as written */
+	unsigned file, line, col;
+};
+
+/* A dns routing rule: conditions -> action (an upstream's name, or asis
+ * and reject for requests, accept and reject for responses). */
+struct anser_dns_rule {
+	struct anser_cond *conds;
+	size_t n_conds;
+	char *action;
+	unsigned file, line, col;    /* of the rule */
+	unsigned afile, aline, acol; /* of the action */
+};
+
+struct anser_dns {
+	bool present;
+	struct anser_kv *options; /* ipversion_prefer, bind, ... as written */
+	size_t n_options;
+	struct anser_kv *fixed_ttl; /* domain -> seconds */
+	size_t n_fixed_ttl;
+	struct anser_dns_upstream *upstreams;
+	size_t n_upstreams;
+	struct anser_dns_rule *request, *response;
+	size_t n_request, n_response;
+	char *request_fallback;					      /* default asis */
+	char *response_fallback;				      /* default accept */
+	unsigned fallback_file[2], fallback_line[2], fallback_col[2]; /* [response] */
+};
+
+/* subscription { [TAG:] URL ... }: read and checked, not fetched yet. */
+struct anser_subscription {
+	char *tag; /* NULL when none */
+	char *url;
+	unsigned file, line, col;
+};
+
 struct anser_config {
 	char *source; /* entry file path or "<builtin>" */
 	/* files[0] is `source`; then the files `include` brought, in the
@@ -178,6 +222,9 @@ struct anser_config {
 	bool fallback_must;
 	uint32_t fallback_mark;
 	unsigned fallback_file, fallback_line, fallback_col; /* of its outbound */
+	struct anser_dns dns;
+	struct anser_subscription *subscriptions;
+	size_t n_subscriptions;
 };
 
 /* The built-in default: everything direct. */

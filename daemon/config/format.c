@@ -69,9 +69,13 @@ static void put_cond(FILE *f, const struct anser_cond *c)
 			put_name(f, c->names[i]);
 		}
 		break;
+	case ANSER_COND_IP:
 	case ANSER_COND_SIP:
 	case ANSER_COND_DIP:
-		fputs(c->type == ANSER_COND_DIP ? "dip(" : "sip(", f);
+		fputs(c->type == ANSER_COND_DIP	  ? "dip("
+		      : c->type == ANSER_COND_SIP ? "sip("
+						  : "ip(",
+		      f);
 		for (size_t i = 0; i < c->n_written && i < c->n_cidrs; i++, sep = ", ") {
 			fputs(sep, f);
 			put_cidr(f, &c->cidrs[i]);
@@ -97,9 +101,27 @@ static void put_cond(FILE *f, const struct anser_cond *c)
 				sep = ", ";
 			}
 		break;
+	case ANSER_COND_UPSTREAM:
+		fputs("upstream(", f);
+		for (size_t i = 0; i < c->n_names; i++, sep = ", ") {
+			fputs(sep, f);
+			put_name(f, c->names[i]);
+		}
+		break;
+	case ANSER_COND_QTYPE:
+		fputs("qtype(", f);
+		for (size_t i = 0; i < c->n_ports; i++, sep = ", ") {
+			const char *n = cfg_qtype_name(c->ports[i].lo);
+			if (n)
+				fprintf(f, "%s%s", sep, n);
+			else
+				fprintf(f, "%s%u", sep, c->ports[i].lo);
+		}
+		break;
+	case ANSER_COND_QNAME:
 	case ANSER_COND_DOMAIN: {
 		static const char *const keys[] = { "", "full: ", "keyword: ", "regex: " };
-		fputs("domain(", f);
+		fputs(c->type == ANSER_COND_DOMAIN ? "domain(" : "qname(", f);
 		for (size_t i = 0; i < c->n_written && i < c->n_domains; i++, sep = ", ") {
 			const struct anser_domain_pat *d = &c->domains[i];
 			fprintf(f, "%s%s", sep, d->kind < 4 ? keys[d->kind] : "");

@@ -1018,15 +1018,19 @@ enum fn_kind {
 	FN_SPORT,
 	FN_MAC,
 	FN_DSCP,
+	FN_QNAME,
+	FN_QTYPE,
+	FN_IP,
+	FN_UPSTREAM,
 	FN_N
 };
-static const char *const fn_names[FN_N] = { "pname",	 "dip",	  "dport",  "l4proto",
-					    "ipversion", "app",	  "cgroup", "domain",
-					    "sip",	 "sport", "mac",    "dscp" };
+static const char *const fn_names[FN_N] = {
+	"pname", "dip",	  "dport", "l4proto", "ipversion", "app",   "cgroup", "domain",
+	"sip",	 "sport", "mac",   "dscp",    "qname",	   "qtype", "ip",     "upstream",
+};
 #define FN_SUPPORTED                                                                               \
 	"pname, app, cgroup, domain, dip, dport, l4proto, ipversion, sip, sport, mac, dscp"
-static const char *const fn_dae_only[] = { "sip",   "sport", "mac",	 "dscp", "qname",
-					   "qtype", "uid",   "upstream", "tag" };
+static const char *const fn_dae_only[] = { "uid", "tag" };
 
 static int hexdigit(char c)
 {
@@ -1241,6 +1245,22 @@ static int cond_from_call(struct cfg_parser *p, struct call *c, struct anser_con
 		free(q);
 		return -EINVAL;
 	}
+	bool dns_fn = kind == FN_QNAME || kind == FN_QTYPE || kind == FN_IP || kind == FN_UPSTREAM;
+	if (p->fn_ctx == CFG_CTX_ROUTING && dns_fn) {
+		ERR(p, c->pos,
+		    "%s() is a DNS condition: it belongs in dns { routing { request { } response "
+		    "{ } } }",
+		    fn_names[kind]);
+		return -EINVAL;
+	}
+	if (p->fn_ctx != CFG_CTX_ROUTING && !(kind == FN_QNAME || kind == FN_QTYPE ||
+					      (p->fn_ctx == CFG_CTX_DNS_RESPONSE && dns_fn))) {
+		ERR(p, c->pos, "%s() is not a DNS %s condition (%s)", fn_names[kind],
+		    p->fn_ctx == CFG_CTX_DNS_REQUEST ? "request" : "response",
+		    p->fn_ctx == CFG_CTX_DNS_REQUEST ? "request: qname, qtype"
+						     : "response: qname, qtype, ip, upstream");
+		return -EINVAL;
+	}
 	*cond = (struct anser_cond){
 		.type = (enum anser_cond_type)(ANSER_COND_PNAME + kind),
 		.negate = c->negate,
@@ -1255,7 +1275,8 @@ static int cond_from_call(struct cfg_parser *p, struct call *c, struct anser_con
 		struct arg *a = &c->args[i];
 		char *q = cfg_quote(a->val, strlen(a->val));
 		const char *colon = strchr(a->val, ':');
-		if (a->key && kind != FN_DOMAIN && kind != FN_DIP && kind != FN_SIP) {
+		if (a->key && kind != FN_DOMAIN && kind != FN_DIP && kind != FN_SIP &&
+		    kind != FN_QNAME && kind != FN_IP) {
 			char *qk = cfg_quote(a->key, strlen(a->key));
 			ERR(p, a->pos, "%s(%s: ...) is not supported yet (list plain values)",
 			    fn_names[kind], qk);
@@ -1296,6 +1317,32 @@ static int cond_from_call(struct cfg_parser *p, struct call *c, struct anser_con
 			cond->names[cond->n_names++] = v;
 			break;
 		}
+		case FN_UPSTREAM:
+			if (name_ok(p, "upstream", a->val, a->pos)) {
+				cfg_reserve(&cond->names, &cap, cond->n_names,
+					    sizeof(*cond->names));
+				cond->names[cond->n_names++] = a->val;
+				a->val = NULL;
+			} else {
+				r = -EINVAL;
+			}
+			break;
+		case FN_QTYPE: {
+			int t = cfg_qtype(a->val);
+			if (t < 0) {
+				ERR(p, a->pos,
+				    "unknown query type '%s' in qtype() (a, aaaa, cname, mx, txt, "
+				    "https, ... or a number 0..65535)",
+				    q);
+				r = -EINVAL;
+				break;
+			}
+			cfg_reserve(&cond->ports, &cap, cond->n_ports, sizeof(*cond->ports));
+			cond->ports[cond->n_ports++] =
+				(struct anser_port_range){ (uint16_t)t, (uint16_t)t };
+			break;
+		}
+		case FN_QNAME:
 		case FN_DOMAIN:
 			if (domain_arg(p, a, cond, &sets, &n_sets) < 0)
 				r = -EINVAL;
@@ -1325,6 +1372,7 @@ static int cond_from_call(struct cfg_parser *p, struct call *c, struct anser_con
 			cond->dscp |= 1ULL << v;
 			break;
 		}
+		case FN_IP:
 		case FN_SIP:
 		case FN_DIP: {
 			struct anser_cidr cidr;
@@ -1404,7 +1452,7 @@ static int cond_from_call(struct cfg_parser *p, struct call *c, struct anser_con
 		free(q);
 	}
 	/* what is written out first, then the data sets' entries */
-	cond->n_written = kind == FN_DOMAIN ? cond->n_domains : cond->n_cidrs;
+	cond->n_written = (kind == FN_DOMAIN || kind == FN_QNAME) ? cond->n_domains : cond->n_cidrs;
 	if ((kind == FN_SIP || kind == FN_SPORT || kind == FN_MAC || kind == FN_DSCP) && r == 0 &&
 	    !p->warned_forwarded) {
 		p->warned_forwarded = true;
@@ -1413,7 +1461,7 @@ static int cond_from_call(struct cfg_parser *p, struct call *c, struct anser_con
 		     "machine's own connections it does not hold",
 		     fn_names[kind]);
 	}
-	if (kind == FN_DOMAIN)
+	if (kind == FN_DOMAIN || kind == FN_QNAME)
 		cap = cond->n_domains; /* domain_arg() grew them one at a time */
 	for (size_t i = 0; i < n_sets; i++) {
 		if (r == 0 && !p->sink.full &&
@@ -1645,6 +1693,398 @@ static int parse_routing_stmt(struct cfg_parser *p)
 	return r;
 }
 
+/* ------------------------------------------------------------------ dns */
+
+static const struct global_opt dns_opts[] = {
+	{ "ipversion_prefer", GT_UINT, "0", GS_USED, NULL },
+	{ "bind", GT_LIST, "", GS_USED, NULL },
+	{ "optimistic_cache", GT_BOOL, "false", GS_USED, NULL },
+	{ "optimistic_cache_ttl", GT_DURATION, "", GS_USED, NULL },
+	{ "max_cache_size", GT_UINT, "", GS_USED, NULL },
+	{ "virtual_address", GT_LIST, "", GS_USED, NULL },
+	/* blocks, for suggestions */
+	{ "upstream", GT_STRING, "", GS_USED, NULL },
+	{ "routing", GT_STRING, "", GS_USED, NULL },
+	{ "fixed_domain_ttl", GT_STRING, "", GS_USED, NULL },
+};
+
+static const char *const upstream_schemes[] = { "udp",	 "tcp", "tcp+udp", "tls",
+						"https", "h3",	"http3",   "quic" };
+
+/* KEY: VALUE lines of a block such as upstream { } and fixed_domain_ttl
+ * { }, until its '}'. */
+static void parse_kv_block(struct cfg_parser *p, struct cfg_pos pos, const char *what,
+			   void (*each)(struct cfg_parser *p, char *key, struct cfg_pos kpos,
+					char *val, struct cfg_pos vpos))
+{
+	while (!stop(p) && peek_type(p) != TOK_RBRACE) {
+		size_t start = p->lx.consumed;
+		struct key k = { 0 };
+		char *val = NULL;
+		struct cfg_pos vpos;
+		if (!at_key(p) && peek_type(p) == TOK_STRING && peek(p, 1)->type == TOK_COLON) {
+			/* 'quoted.key': value */
+		} else if (!at_key(p)) {
+			expected(p, "'name: value'", NULL);
+			sync_stmt(p, start);
+			continue;
+		}
+		if (peek_type(p) == TOK_STRING) {
+			k.pos = peek(p, 0)->pos;
+			k.name = cfg_take(&p->lx);
+			next(p); /* ':' */
+		} else {
+			read_key(p, &k);
+		}
+		if (read_value(p, &k, &val, &vpos) < 0) {
+			key_clear(&k);
+			sync_stmt(p, start);
+			continue;
+		}
+		each(p, k.name, k.pos, val, vpos);
+		k.name = NULL;
+		key_clear(&k);
+	}
+	if (peek_type(p) == TOK_RBRACE)
+		next(p);
+	else if (!p->sink.full)
+		ERR(p, pos, "'%s' is not closed (add '}')", what);
+}
+
+static void each_upstream(struct cfg_parser *p, char *key, struct cfg_pos kpos, char *val,
+			  struct cfg_pos vpos)
+{
+	struct anser_dns *d = &p->cfg->dns;
+	char *q = cfg_quote(val, strlen(val));
+	const char *sep = strstr(val, "://");
+	bool ok = false;
+
+	for (size_t i = 0; sep && i < sizeof(upstream_schemes) / sizeof(*upstream_schemes); i++)
+		ok |= strlen(upstream_schemes[i]) == (size_t)(sep - val) &&
+		      strncmp(val, upstream_schemes[i], (size_t)(sep - val)) == 0;
+	if (!ok) {
+		ERR(p, vpos,
+		    "invalid upstream '%s' (udp://, tcp://, tcp+udp://, tls://, https://, h3:// "
+		    "or quic:// and a host, like 'tcp+udp://dns.google:53')",
+		    q);
+	} else if (!sep[3] || sep[3] == '/' || sep[3] == ':') {
+		ERR(p, vpos, "upstream '%s' has no host", q);
+		ok = false;
+	}
+	for (size_t i = 0; ok && i < d->n_upstreams; i++)
+		if (strcmp(d->upstreams[i].name, key) == 0) {
+			char *w = cfg_where(p, kpos.file,
+					    (struct cfg_pos){ d->upstreams[i].line,
+							      d->upstreams[i].col,
+							      d->upstreams[i].file });
+			ERR(p, kpos, "upstream '%s' given twice (first at %s)", key, w);
+			free(w);
+			ok = false;
+		}
+	if (ok && (strcmp(key, "asis") == 0 || strcmp(key, "reject") == 0 ||
+		   strcmp(key, "accept") == 0)) {
+		ERR(p, kpos, "'%s' cannot name an upstream (it is a DNS routing action already)",
+		    key);
+		ok = false;
+	}
+	if (ok && name_ok(p, "upstream", key, kpos)) {
+		d->upstreams =
+			cfg_realloc_array(d->upstreams, d->n_upstreams + 1, sizeof(*d->upstreams));
+		d->upstreams[d->n_upstreams++] =
+			(struct anser_dns_upstream){ key, val, kpos.file, kpos.line, kpos.col };
+		key = val = NULL;
+	}
+	free(q);
+	free(key);
+	free(val);
+}
+
+static void each_fixed_ttl(struct cfg_parser *p, char *key, struct cfg_pos kpos, char *val,
+			   struct cfg_pos vpos)
+{
+	struct anser_dns *d = &p->cfg->dns;
+	uint64_t ttl;
+
+	if (cfg_parse_uint(val, UINT32_MAX, &ttl) < 0) {
+		char *q = cfg_quote(val, strlen(val));
+		ERR(p, vpos, "invalid TTL '%s' (seconds, like 3600)", q);
+		free(q);
+	} else {
+		d->fixed_ttl =
+			cfg_realloc_array(d->fixed_ttl, d->n_fixed_ttl + 1, sizeof(*d->fixed_ttl));
+		d->fixed_ttl[d->n_fixed_ttl++] =
+			(struct anser_kv){ key, val, kpos.file, kpos.line, kpos.col };
+		key = val = NULL;
+	}
+	free(key);
+	free(val);
+}
+
+/* Rules of dns { routing { request { } response { } } }. */
+static void parse_dns_rules(struct cfg_parser *p, struct cfg_pos pos, bool response)
+{
+	struct anser_dns *d = &p->cfg->dns;
+
+	p->fn_ctx = response ? CFG_CTX_DNS_RESPONSE : CFG_CTX_DNS_REQUEST;
+	while (!stop(p) && peek_type(p) != TOK_RBRACE) {
+		size_t start = p->lx.consumed;
+		if (at_key(p)) {
+			struct key k = { 0 };
+			char *val = NULL;
+			struct cfg_pos vpos;
+			read_key(p, &k);
+			if (strcmp(k.name, "fallback") != 0) {
+				char *q = cfg_quote(k.name, strlen(k.name));
+				ERR(p, k.pos, "unknown option '%s' (the only one is 'fallback:')",
+				    q);
+				free(q);
+				key_clear(&k);
+				sync_stmt(p, start);
+				continue;
+			}
+			if (read_value(p, &k, &val, &vpos) == 0) {
+				char **fb = response ? &d->response_fallback : &d->request_fallback;
+				if (*fb) {
+					ERR(p, k.pos, "'fallback:' given twice (keep one)");
+					free(val);
+				} else {
+					*fb = val;
+					d->fallback_file[response] = vpos.file;
+					d->fallback_line[response] = vpos.line;
+					d->fallback_col[response] = vpos.col;
+				}
+			} else {
+				sync_stmt(p, start);
+			}
+			key_clear(&k);
+			continue;
+		}
+		struct anser_dns_rule rule = { .file = peek(p, 0)->pos.file,
+					       .line = peek(p, 0)->pos.line,
+					       .col = peek(p, 0)->pos.col };
+		size_t cap = 0;
+		bool bad = false;
+		for (;;) {
+			struct call call = { 0 };
+			if (parse_call(p, &call, NULL, (struct cfg_pos){ 0 }) < 0) {
+				call_clear(&call);
+				bad = true;
+				break;
+			}
+			cfg_reserve(&rule.conds, &cap, rule.n_conds, sizeof(*rule.conds));
+			if (cond_from_call(p, &call, &rule.conds[rule.n_conds]) < 0)
+				bad = true;
+			rule.n_conds++;
+			call_clear(&call);
+			if (peek_type(p) == TOK_AND) {
+				next(p);
+				continue;
+			}
+			if (peek_type(p) == TOK_ARROW) {
+				next(p);
+			} else {
+				expected(p, "'&&' or '->'", "a rule is 'condition -> upstream'");
+				bad = true;
+			}
+			break;
+		}
+		const struct cfg_token *t = peek(p, 0);
+		if (!bad && (t->type == TOK_IDENT || t->type == TOK_STRING) && !t->bol) {
+			rule.afile = t->pos.file;
+			rule.aline = t->pos.line;
+			rule.acol = t->pos.col;
+			rule.action = cfg_take(&p->lx);
+		} else if (!bad) {
+			expected(p, response ? "an action" : "an upstream",
+				 response ? "accept, reject or an upstream's name"
+					  : "asis, reject or an upstream's name");
+			bad = true;
+		}
+		if (bad) {
+			for (size_t i = 0; i < rule.n_conds; i++)
+				cond_clear(&rule.conds[i]);
+			free(rule.conds);
+			free(rule.action);
+			sync_stmt(p, start);
+			continue;
+		}
+		struct anser_dns_rule **list = response ? &d->response : &d->request;
+		size_t *n = response ? &d->n_response : &d->n_request;
+		*list = cfg_realloc_array(*list, *n + 1, sizeof(**list));
+		(*list)[(*n)++] = rule;
+	}
+	p->fn_ctx = CFG_CTX_ROUTING;
+	if (peek_type(p) == TOK_RBRACE)
+		next(p);
+	else if (!p->sink.full)
+		ERR(p, pos, "'%s' is not closed (add '}')", response ? "response" : "request");
+}
+
+static void parse_dns_routing(struct cfg_parser *p, struct cfg_pos pos)
+{
+	while (!stop(p) && peek_type(p) != TOK_RBRACE) {
+		const struct cfg_token *t = peek(p, 0);
+		struct cfg_pos at = t->pos;
+		if (t->type == TOK_IDENT && peek(p, 1)->type == TOK_LBRACE &&
+		    (strcmp(t->text, "request") == 0 || strcmp(t->text, "response") == 0)) {
+			bool response = strcmp(t->text, "response") == 0;
+			next(p);
+			next(p);
+			parse_dns_rules(p, at, response);
+			continue;
+		}
+		size_t start = p->lx.consumed;
+		expected(p, "'request {' or 'response {'", "dns routing has two blocks");
+		sync_stmt(p, start);
+		if (peek_type(p) == TOK_LBRACE)
+			skip_block(p);
+	}
+	if (peek_type(p) == TOK_RBRACE)
+		next(p);
+	else if (!p->sink.full)
+		ERR(p, pos, "dns 'routing' is not closed (add '}')");
+}
+
+static void parse_dns_section(struct cfg_parser *p, struct cfg_pos pos)
+{
+	struct anser_dns *d = &p->cfg->dns;
+
+	d->present = true;
+	if (!p->warned_dns) {
+		p->warned_dns = true;
+		WARN(p, pos,
+		     "section 'dns' is read and checked, but anser does not take over DNS yet: "
+		     "queries go out as the system sends them");
+	}
+	/* its own 'routing {' block is not the routing section */
+	while (!stop(p) && peek_type(p) != TOK_RBRACE &&
+	       !(at_section_start(p) && strcmp(peek(p, 0)->text, "routing") != 0)) {
+		const struct cfg_token *t = peek(p, 0);
+		size_t start = p->lx.consumed;
+		struct cfg_pos at = t->pos;
+		if (t->type == TOK_IDENT && peek(p, 1)->type == TOK_LBRACE) {
+			char *name = cfg_take(&p->lx);
+			next(p); /* '{' */
+			if (strcmp(name, "upstream") == 0)
+				parse_kv_block(p, at, "upstream", each_upstream);
+			else if (strcmp(name, "fixed_domain_ttl") == 0)
+				parse_kv_block(p, at, "fixed_domain_ttl", each_fixed_ttl);
+			else if (strcmp(name, "routing") == 0)
+				parse_dns_routing(p, at);
+			else {
+				char *q = cfg_quote(name, strlen(name));
+				ERR(p, at,
+				    "unknown dns block '%s' (upstream, routing, fixed_domain_ttl)",
+				    q);
+				free(q);
+				unsigned depth = 1;
+				while (depth > 0 && peek_type(p) != TOK_EOF) {
+					if (peek_type(p) == TOK_LBRACE)
+						depth++;
+					else if (peek_type(p) == TOK_RBRACE)
+						depth--;
+					next(p);
+				}
+			}
+			free(name);
+			continue;
+		}
+		if (!at_key(p)) {
+			expected(p, "'key: value' or a block", "for example 'ipversion_prefer: 4'");
+			sync_stmt(p, start);
+			continue;
+		}
+		struct key k = { 0 };
+		char *val = NULL;
+		struct cfg_pos vpos;
+		bool list;
+		read_key(p, &k);
+		if (read_list_value(p, &k, &val, &vpos, &list) == 0) {
+			const struct global_opt *o = check_option(
+				p, "dns", dns_opts, sizeof(dns_opts) / sizeof(*dns_opts), k.name,
+				k.pos, val, vpos, list);
+			if (o && strcmp(o->name, "ipversion_prefer") == 0 && strcmp(val, "0") &&
+			    strcmp(val, "4") && strcmp(val, "6")) {
+				ERR(p, vpos, "ipversion_prefer is 0 (none), 4 or 6");
+			} else if (o && o->type == GT_STRING) {
+				ERR(p, k.pos, "'%s' is a block: write '%s { ... }'", o->name,
+				    o->name);
+			} else if (o) {
+				d->options = cfg_realloc_array(d->options, d->n_options + 1,
+							       sizeof(*d->options));
+				d->options[d->n_options++] =
+					(struct anser_kv){ k.name, val, k.pos.file, k.pos.line,
+							   k.pos.col };
+				k.name = NULL;
+				val = NULL;
+			}
+		} else {
+			sync_stmt(p, start);
+		}
+		free(val);
+		key_clear(&k);
+	}
+}
+
+/* subscription { [TAG:] 'URL' ... } */
+static void parse_subscription_section(struct cfg_parser *p, struct cfg_pos pos)
+{
+	struct anser_config *c = p->cfg;
+
+	p->seen_any_subscription = true;
+	if (!p->warned_subscription) {
+		p->warned_subscription = true;
+		WARN(p, pos,
+		     "subscriptions are read and checked, but not fetched yet: their nodes are "
+		     "missing (list nodes in the 'node' section)");
+	}
+	while (!stop(p) && peek_type(p) != TOK_RBRACE && !at_section_start(p)) {
+		size_t start = p->lx.consumed;
+		struct key k = { 0 };
+		char *url = NULL;
+		struct cfg_pos upos;
+		const struct cfg_token *t = peek(p, 0);
+		if (at_key(p) && !strstr(t->text, "://")) {
+			read_key(p, &k);
+			if (read_value(p, &k, &url, &upos) < 0) {
+				key_clear(&k);
+				sync_stmt(p, start);
+				continue;
+			}
+		} else if (t->type == TOK_IDENT || t->type == TOK_STRING) {
+			upos = t->pos;
+			url = cfg_take(&p->lx);
+		} else {
+			expected(p, "a subscription link", "for example my_sub: 'https://...'");
+			sync_stmt(p, start);
+			continue;
+		}
+		static const char *const schemes[] = { "https://", "http://", "file://",
+						       "https-file://", "http-file://" };
+		bool ok = false;
+		for (size_t i = 0; i < sizeof(schemes) / sizeof(*schemes); i++)
+			ok |= strncmp(url, schemes[i], strlen(schemes[i])) == 0 &&
+			      url[strlen(schemes[i])];
+		if (!ok) {
+			char *q = cfg_quote(url, strlen(url));
+			ERR(p, upos,
+			    "invalid subscription '%s' (https://, http://, file://, https-file:// "
+			    "or http-file:// and a location)",
+			    q);
+			free(q);
+			free(url);
+		} else {
+			cfg_reserve(&c->subscriptions, &p->cap_subscriptions, c->n_subscriptions,
+				    sizeof(*c->subscriptions));
+			c->subscriptions[c->n_subscriptions++] =
+				(struct anser_subscription){ k.name, url, upos.file, upos.line,
+							     upos.col };
+			k.name = NULL;
+		}
+		key_clear(&k);
+	}
+}
+
 /* ------------------------------------------------------------- sections */
 
 char *cfg_where(const struct cfg_parser *p, unsigned from, struct cfg_pos pos)
@@ -1710,6 +2150,27 @@ static void parse_section(struct cfg_parser *p)
 			break;
 	if (sec == SEC_N && strcmp(name, "include") == 0) {
 		parse_include_section(p, pos);
+		goto out;
+	}
+	if (sec == SEC_N && (strcmp(name, "dns") == 0 || strcmp(name, "subscription") == 0)) {
+		bool dns = strcmp(name, "dns") == 0;
+		if (p->seen_extra[dns]) {
+			char *w = cfg_where(p, pos.file, p->extra_pos[dns]);
+			ERR(p, pos,
+			    "section '%s' given twice in this file (first at %s; merge them)", q,
+			    w);
+			free(w);
+		}
+		p->seen_extra[dns] = true;
+		p->extra_pos[dns] = pos;
+		if (dns)
+			parse_dns_section(p, pos);
+		else
+			parse_subscription_section(p, pos);
+		if (peek_type(p) == TOK_RBRACE)
+			next(p);
+		else if (!p->sink.full)
+			ERR(p, pos, "section '%s' is not closed (add '}')", q);
 		goto out;
 	}
 	if (sec == SEC_N) {
@@ -1843,6 +2304,42 @@ void cfg_parser_free(struct cfg_parser *p)
 	p->n_includes = p->cap_includes = 0;
 }
 
+static void dns_rules_clear(struct anser_dns_rule *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		for (size_t k = 0; k < v[i].n_conds; k++)
+			cond_clear(&v[i].conds[k]);
+		free(v[i].conds);
+		free(v[i].action);
+	}
+	free(v);
+}
+
+static void kvs_clear(struct anser_kv *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		free(v[i].key);
+		free(v[i].value);
+	}
+	free(v);
+}
+
+void anser_dns_clear(struct anser_dns *d)
+{
+	kvs_clear(d->options, d->n_options);
+	kvs_clear(d->fixed_ttl, d->n_fixed_ttl);
+	for (size_t i = 0; i < d->n_upstreams; i++) {
+		free(d->upstreams[i].name);
+		free(d->upstreams[i].url);
+	}
+	free(d->upstreams);
+	dns_rules_clear(d->request, d->n_request);
+	dns_rules_clear(d->response, d->n_response);
+	free(d->request_fallback);
+	free(d->response_fallback);
+	*d = (struct anser_dns){ 0 };
+}
+
 void anser_config_free(struct anser_config *c)
 {
 	if (!c)
@@ -1870,5 +2367,11 @@ void anser_config_free(struct anser_config *c)
 		rule_clear(&c->rules[i]);
 	free(c->rules);
 	free(c->fallback_name);
+	anser_dns_clear(&c->dns);
+	for (size_t i = 0; i < c->n_subscriptions; i++) {
+		free(c->subscriptions[i].tag);
+		free(c->subscriptions[i].url);
+	}
+	free(c->subscriptions);
 	free(c);
 }

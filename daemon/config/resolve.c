@@ -207,6 +207,73 @@ static unsigned resolve_outbound(struct cfg_parser *p, const char *name, struct 
 	return ANSER_OUT_DIRECT;
 }
 
+/* Each dns routing action names an upstream or a built-in action. */
+static void resolve_dns(struct cfg_parser *p)
+{
+	struct anser_dns *d = &p->cfg->dns;
+
+	for (int resp = 0; resp < 2; resp++) {
+		struct anser_dns_rule *v = resp ? d->response : d->request;
+		size_t n = resp ? d->n_response : d->n_request;
+		const char *builtin[2] = { resp ? "accept" : "asis", "reject" };
+		for (size_t i = 0; i <= n; i++) {
+			const char *a = i < n  ? v[i].action
+					: resp ? d->response_fallback
+					       : d->request_fallback;
+			if (!a)
+				continue;
+			bool ok = strcmp(a, builtin[0]) == 0 || strcmp(a, builtin[1]) == 0;
+			for (size_t u = 0; !ok && u < d->n_upstreams; u++)
+				ok = strcmp(a, d->upstreams[u].name) == 0;
+			if (ok)
+				continue;
+			const char **cands =
+				cfg_realloc_array(NULL, d->n_upstreams + 2, sizeof(*cands));
+			cands[0] = builtin[0];
+			cands[1] = builtin[1];
+			for (size_t u = 0; u < d->n_upstreams; u++)
+				cands[2 + u] = d->upstreams[u].name;
+			const char *sug = cfg_suggest(a, cands, d->n_upstreams + 2);
+			char *q = cfg_quote(a, strlen(a));
+			struct cfg_pos at = { i < n ? v[i].aline : d->fallback_line[resp],
+					      i < n ? v[i].acol : d->fallback_col[resp],
+					      i < n ? v[i].afile : d->fallback_file[resp] };
+			if (sug)
+				ERR(p, at, "unknown DNS %s action '%s' (did you mean '%s'?)",
+				    resp ? "response" : "request", q, sug);
+			else
+				ERR(p, at, "unknown DNS %s action '%s' (%s, reject or an upstream)",
+				    resp ? "response" : "request", q, builtin[0]);
+			free(q);
+			free(cands);
+		}
+	}
+	/* upstream() conditions name upstreams too */
+	for (size_t i = 0; i < d->n_response; i++)
+		for (size_t k = 0; k < d->response[i].n_conds; k++) {
+			const struct anser_cond *c = &d->response[i].conds[k];
+			for (size_t j = 0; c->type == ANSER_COND_UPSTREAM && j < c->n_names; j++) {
+				bool ok = false;
+				for (size_t u = 0; !ok && u < d->n_upstreams; u++)
+					ok = strcmp(c->names[j], d->upstreams[u].name) == 0;
+				if (!ok) {
+					char *q = cfg_quote(c->names[j], strlen(c->names[j]));
+					ERR(p,
+					    ((struct cfg_pos){ c->line, c->col,
+							       d->response[i].file }),
+					    "upstream(%s): no such upstream in dns { upstream { } "
+					    "}",
+					    q);
+					free(q);
+				}
+			}
+		}
+	if (d->present && !d->request_fallback)
+		d->request_fallback = cfg_strdup("asis");
+	if (d->present && !d->response_fallback)
+		d->response_fallback = cfg_strdup("accept");
+}
+
 void cfg_resolve(struct cfg_parser *p)
 {
 	struct anser_config *c = p->cfg;
@@ -238,6 +305,7 @@ void cfg_resolve(struct cfg_parser *p)
 			resolve_outbound(p, c->rules[i].outbound_name, p->out_pos[i]);
 	if (c->fallback_name)
 		c->fallback = resolve_outbound(p, c->fallback_name, p->fallback_pos);
+	resolve_dns(p);
 	c->fallback_file = p->fallback_pos.file;
 	c->fallback_line = p->fallback_pos.line;
 	c->fallback_col = p->fallback_pos.col;

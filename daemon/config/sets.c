@@ -129,7 +129,7 @@ static int collect_tag(void *ud, const char *tag, size_t n)
 int cfg_expand_set(struct cfg_parser *p, struct cfg_pos pos, const char *set,
 		   struct anser_cond *cond, size_t *cap)
 {
-	bool dom = cond->type == ANSER_COND_DOMAIN;
+	bool dom = cond->type == ANSER_COND_DOMAIN || cond->type == ANSER_COND_QNAME;
 	const char *file = NULL, *rest;
 	char *ext_file = NULL, *tag = NULL, *path = NULL, *searched = NULL;
 	char *q = cfg_quote(set, strlen(set));

@@ -3,6 +3,7 @@
  * Go's time.ParseDuration, bools like strconv.ParseBool. */
 #include <stdint.h>
 #include <string.h>
+#include <strings.h>
 
 #include "config-private.h"
 
@@ -134,4 +135,35 @@ int cfg_parse_uint(const char *s, uint64_t max, uint64_t *out)
 	}
 	*out = v;
 	return 0;
+}
+
+static const struct {
+	const char *name;
+	unsigned type;
+} qtypes[] = {
+	{ "a", 1 },	 { "ns", 2 },	 { "cname", 5 },  { "soa", 6 },	  { "ptr", 12 },
+	{ "hinfo", 13 }, { "mx", 15 },	 { "txt", 16 },	  { "aaaa", 28 }, { "srv", 33 },
+	{ "naptr", 35 }, { "ds", 43 },	 { "rrsig", 46 }, { "nsec", 47 }, { "dnskey", 48 },
+	{ "tlsa", 52 },	 { "svcb", 64 }, { "https", 65 }, { "spf", 99 },  { "any", 255 },
+	{ "caa", 257 },
+};
+
+int cfg_qtype(const char *s)
+{
+	uint64_t v;
+
+	for (size_t i = 0; i < sizeof(qtypes) / sizeof(*qtypes); i++)
+		if (strcasecmp(s, qtypes[i].name) == 0)
+			return (int)qtypes[i].type;
+	if (cfg_parse_uint(s, 65535, &v) == 0)
+		return (int)v;
+	return -1;
+}
+
+const char *cfg_qtype_name(unsigned t)
+{
+	for (size_t i = 0; i < sizeof(qtypes) / sizeof(*qtypes); i++)
+		if (qtypes[i].type == t)
+			return qtypes[i].name;
+	return NULL;
 }

@@ -353,7 +353,7 @@ static void test_warnings(void)
 				   "supported yet, ignored\n"));
 	g_assert_nonnull(strstr(s, "w.dae:4:2: warning: global option 'lan_interface' is not "
 				   "needed by anser (it splits by application, through --cgroup)"));
-	g_assert_nonnull(strstr(s, "w.dae:6:1: warning: section 'dns' is not supported yet"));
+	g_assert_nonnull(strstr(s, "w.dae:6:1: warning: section 'dns' is read and checked"));
 	g_assert_nonnull(strstr(s, "w.dae:9:2: warning: group option 'check_interval' is not "
 				   "supported yet, ignored\n"));
 	g_assert_nonnull(strstr(s, "w.dae:9:22: warning: group option 'tcp_check_url' is not "
@@ -696,6 +696,69 @@ static void test_sets(void)
 	g_assert_cmpint(system(cmd), ==, 0);
 }
 
+/* dae's dns and subscription sections: read into the config. */
+static void test_dns_section(void)
+{
+	const char *text = "subscription {\n"
+			   "    my_sub: 'https://www.example.com/subscription/link'\n"
+			   "    'https://example.com/no_tag_link'\n"
+			   "    file://relative/path\n"
+			   "}\n"
+			   "dns {\n"
+			   "    ipversion_prefer: 4\n"
+			   "    fixed_domain_ttl {\n        ddns.example.org: 10\n        "
+			   "'test.example.org': 3600\n    }\n"
+			   "    upstream {\n"
+			   "        googledns: 'tcp+udp://dns.google:53'\n"
+			   "        alidns: 'udp://dns.alidns.com:53'\n"
+			   "    }\n"
+			   "    routing {\n"
+			   "        request {\n"
+			   "            qname(geosite:private) -> reject\n"
+			   "            qname(suffix: abc.com, keyword: google) -> googledns\n"
+			   "            qtype(a, AAAA, 65) -> alidns\n"
+			   "            fallback: alidns\n"
+			   "        }\n"
+			   "        response {\n"
+			   "            upstream(googledns) -> accept\n"
+			   "            ip(geoip:private) && !qname(geosite:private) -> googledns\n"
+			   "        }\n"
+			   "    }\n"
+			   "}\n"
+			   "routing { fallback: direct }\n";
+	struct anser_diags d = { 0 };
+	struct anser_config *c = NULL;
+
+	g_assert_cmpint(anser_config_parse_string("d.dae", text, strlen(text), &c, &d), ==, 0);
+	g_assert_cmpuint(anser_diags_errors(&d), ==, 0);
+	g_assert_cmpuint(d.n, ==, 2); /* not fetched, not taken over */
+	anser_diags_clear(&d);
+	g_assert_cmpuint(c->n_subscriptions, ==, 3);
+	g_assert_cmpstr(c->subscriptions[0].tag, ==, "my_sub");
+	g_assert_null(c->subscriptions[1].tag);
+	g_assert_cmpstr(c->subscriptions[2].url, ==, "file://relative/path");
+	const struct anser_dns *dns = &c->dns;
+	g_assert_true(dns->present);
+	g_assert_cmpuint(dns->n_options, ==, 1);
+	g_assert_cmpuint(dns->n_fixed_ttl, ==, 2);
+	g_assert_cmpstr(dns->fixed_ttl[1].key, ==, "test.example.org");
+	g_assert_cmpuint(dns->n_upstreams, ==, 2);
+	g_assert_cmpstr(dns->upstreams[1].url, ==, "udp://dns.alidns.com:53");
+	g_assert_cmpuint(dns->n_request, ==, 3);
+	g_assert_cmpuint(dns->request[0].conds[0].type, ==, ANSER_COND_QNAME);
+	g_assert_cmpuint(dns->request[0].conds[0].n_domains, >, 3);
+	g_assert_cmpuint(dns->request[2].conds[0].type, ==, ANSER_COND_QTYPE);
+	g_assert_cmpuint(dns->request[2].conds[0].n_ports, ==, 3);
+	g_assert_cmpuint(dns->request[2].conds[0].ports[1].lo, ==, 28);
+	g_assert_cmpstr(dns->request[1].action, ==, "googledns");
+	g_assert_cmpstr(dns->request_fallback, ==, "alidns");
+	g_assert_cmpuint(dns->n_response, ==, 2);
+	g_assert_cmpuint(dns->response[1].n_conds, ==, 2);
+	g_assert_true(dns->response[1].conds[1].negate);
+	g_assert_cmpstr(dns->response_fallback, ==, "accept"); /* dae's default */
+	anser_config_free(c);
+}
+
 static void test_file(void)
 {
 	g_autofree char *dir = g_dir_make_tmp("anser-config-XXXXXX", NULL);
@@ -786,8 +849,8 @@ static const struct bad bad_inputs[] = {
 	{ "rooting {\n}\n" ROUTING_DIRECT, 1, 1,
 	  "unknown section 'rooting' (did you mean 'routing'?)" },
 	{ "foo {\n}\n" ROUTING_DIRECT, 1, 1, "unknown section 'foo' (sections are" },
-	{ "subscription {\n}\n" ROUTING_DIRECT, 1, 1,
-	  "section 'subscription' is not supported yet" },
+	{ "subscription {\n}\nsubscription {\n}\n" ROUTING_DIRECT, 3, 1,
+	  "section 'subscription' given twice in this file" },
 	{ ROUTING_DIRECT ROUTING_DIRECT, 4, 1, "section 'routing' given twice (first at line 1" },
 	{ "routing {\n fallback: direct\n", 1, 1, "section 'routing' is not closed" },
 	{ "}\n" ROUTING_DIRECT, 1, 1, "unexpected '}'" },
@@ -956,7 +1019,44 @@ static const struct bad bad_inputs[] = {
 	{ "routing {\n dip(geosite:cn) -> direct\n fallback: direct\n}\n", 2, 6,
 	  "unknown data set 'geosite:cn' (geoip:TAG or ext:FILE:TAG)" },
 	{ "routing {\n qname(a.com) -> direct\n fallback: direct\n}\n", 2, 2,
-	  "qname() is not supported yet" },
+	  "qname() is a DNS condition: it belongs in dns" },
+	{ "dns {\n upstream {\n  g: 'ftp://dns.google'\n }\n}\n" ROUTING_DIRECT, 3, 7,
+	  "invalid upstream 'ftp://dns.google'" },
+	{ "dns {\n upstream {\n  g: 'udp://:53'\n }\n}\n" ROUTING_DIRECT, 3, 7,
+	  "upstream 'udp://:53' has no host" },
+	{ "dns {\n upstream {\n  asis: 'udp://1.1.1.1'\n }\n}\n" ROUTING_DIRECT, 3, 3,
+	  "'asis' cannot name an upstream" },
+	{ "dns {\n upstream {\n  g: 'udp://1.1.1.1'\n  g: 'udp://8.8.8.8'\n }\n}\n" ROUTING_DIRECT,
+	  4, 3, "upstream 'g' given twice (first at line 3)" },
+	{ "dns {\n upstream { goog: 'udp://1.1.1.1' }\n routing {\n  request {\n"
+	  "   qname(a.com) -> gogo\n  }\n }\n}\n" ROUTING_DIRECT,
+	  5, 20, "unknown DNS request action 'gogo' (did you mean 'goog'?)" },
+	{ "dns {\n routing {\n  response {\n   fallback: asis\n  }\n }\n}\n" ROUTING_DIRECT, 4, 14,
+	  "unknown DNS response action 'asis'" },
+	{ "dns {\n routing {\n  request {\n   pname(curl) -> asis\n  }\n }\n}\n" ROUTING_DIRECT, 4,
+	  4, "pname() is not a DNS request condition (request: qname, qtype)" },
+	{ "dns {\n routing {\n  request {\n   ip(1.1.1.1) -> asis\n  }\n }\n}\n" ROUTING_DIRECT, 4,
+	  4, "ip() is not a DNS request condition" },
+	{ "dns {\n routing {\n  response {\n   upstream(nope) -> reject\n  }\n "
+	  "}\n}\n" ROUTING_DIRECT,
+	  4, 4, "upstream(nope): no such upstream" },
+	{ "dns {\n routing {\n  request {\n   qtype(bogus) -> asis\n  }\n }\n}\n" ROUTING_DIRECT, 4,
+	  10, "unknown query type 'bogus'" },
+	{ "dns {\n routing {\n  request {\n   fallback: asis\n   fallback: reject\n  }\n "
+	  "}\n}\n" ROUTING_DIRECT,
+	  5, 4, "'fallback:' given twice" },
+	{ "dns {\n ipversion_prefer: 5\n}\n" ROUTING_DIRECT, 2, 20,
+	  "ipversion_prefer is 0 (none), 4 or 6" },
+	{ "dns {\n ipversion_prefr: 4\n}\n" ROUTING_DIRECT, 2, 2,
+	  "unknown dns option 'ipversion_prefr' (did you mean 'ipversion_prefer'?)" },
+	{ "dns {\n fixed_domain_ttl {\n  a.com: soon\n }\n}\n" ROUTING_DIRECT, 3, 10,
+	  "invalid TTL 'soon'" },
+	{ "dns {\n cache { }\n}\n" ROUTING_DIRECT, 2, 2, "unknown dns block 'cache'" },
+	{ "dns {\n upstream: x\n}\n" ROUTING_DIRECT, 2, 2,
+	  "'upstream' is a block: write 'upstream { ... }'" },
+	{ "dns { }\ndns { }\n" ROUTING_DIRECT, 2, 1, "section 'dns' given twice in this file" },
+	{ "subscription {\n s: 'ftp://x'\n}\n" ROUTING_DIRECT, 2, 6,
+	  "invalid subscription 'ftp://x'" },
 	{ "routing {\n sip(10.0.0.300) -> direct\n fallback: direct\n}\n", 2, 6,
 	  "invalid address '10.0.0.300' in sip()" },
 	{ "routing {\n sport(70000) -> direct\n fallback: direct\n}\n", 2, 8,
@@ -1030,7 +1130,8 @@ static const struct bad bad_inputs[] = {
 	  "expected a rule or 'fallback:'" },
 	{ "routing {\n pname(a) -> direct 'x'\n fallback: direct\n}\n", 2, 21,
 	  "expected a rule or 'fallback:', found 'x'" },
-	{ "routing {\n pname(a) -> direct\n fallback: [x]\n}\n", 3, 12, "expected an outbound, found '['" },
+	{ "routing {\n pname(a) -> direct\n fallback: [x]\n}\n", 3, 12,
+	  "expected an outbound, found '['" },
 };
 
 static void test_bad(void)
@@ -1408,6 +1509,7 @@ int main(int argc, char **argv)
 	g_test_add_func("/config/file", test_file);
 	g_test_add_func("/config/include", test_include);
 	g_test_add_func("/config/sets", test_sets);
+	g_test_add_func("/config/dns-section", test_dns_section);
 	g_test_add_func("/config/too-many", test_too_many);
 	g_test_add_func("/config/bad", test_bad);
 	g_test_add_func("/config/nul-byte", test_nul_byte);
