@@ -189,6 +189,273 @@ def t_app_cgroup(env):
         sleeper.wait()
 
 
+def t_functions(env):
+    """Each routing function the kernel can see decides real flows (TCP and
+    UDP, v4 and v6), with '!', '&&', must_* and the first-match order; sip()
+    describes forwarded traffic and never holds for the machine's own; and
+    `anserctl explain` names the outbound each flow really took."""
+    rules = "\n    ".join([
+        "dport(8081) && l4proto(tcp) -> proxy",
+        "dip(10.77.0.3/32) && ipversion(4) && pname(appD) -> proxy",
+        "dip(fd77::3) && !pname(appE) && !pname(appB) -> proxy",
+        "pname(appM) -> must_proxy",
+        "pname(appN) -> direct(must)",
+        "sip(0.0.0.0/0, ::/0) -> block",
+        "l4proto(udp) && pname(appU) -> proxy",
+        "pname(appB) && dport(8080) -> block",
+    ])
+    base(env, proxy="dante", rules=rules, bus=True)
+    env.spawn("web2", env.nsexec("s") + [harness.PY, harness.SERVER, "8081"])
+    env.wait_for("second web server", lambda: "ready" in env.log("web2"))
+
+    table = [  # app, proto, server, port, outbound, seen as (None: blocked)
+        ("appX", "tcp", S4, 8081, "proxy", P4),    # dport && l4proto
+        ("appX", "udp", S4, 8081, "direct", H4),   # ... not for UDP
+        ("appX", "tcp", S4, 8080, "direct", H4),   # sip() does not hold
+        ("appD", "tcp", S4, 8080, "proxy", P4),    # dip && ipversion && pname
+        ("appD", "tcp", S6, 8080, "proxy", P6),    # v6: the next rule
+        ("appE", "tcp", S6, 8080, "direct", H6),   # !pname
+        ("appM", "tcp", S4, 8080, "proxy", P4),    # must_proxy routes as proxy
+        ("appN", "tcp", S4, 8080, "direct", H4),   # direct(must)
+        ("appU", "udp", S4, 8080, "proxy", P4),    # l4proto(udp), through dante's UDP
+        ("appU", "tcp", S4, 8080, "direct", H4),
+        ("appB", "tcp", S4, 8080, "block", None),  # pname && dport -> block
+        ("appB", "tcp", S4, 8081, "proxy", P4),    # first match wins: rule 1
+        ("appB", "udp", S4, 8080, "block", None),
+    ]
+    for app, proto, server, port, outbound, want in table:
+        mode = "tcp" if proto == "tcp" else "udp"
+        args = [mode, server, port] + (["x"] if mode == "udp" else [])
+        r = env.app(app, *args)
+        if proto == "tcp":
+            got = seen_as(r.stdout)
+        else:
+            m = re.search(r"reply=ECHO (\S+) x", r.stdout)
+            got = m.group(1) if m else None
+        what = "%s %s %s:%d" % (app, proto, server, port)
+        if want is None:
+            expect(r.returncode == 2 and "Operation not permitted" in r.stdout,
+                   "%s should be blocked: %s" % (what, r.stdout))
+        else:
+            expect(got == want, "%s: the server saw %s, want %s (%s)\n%s"
+                   % (what, got, want, outbound, r.stdout))
+        dest = ("[%s]:%d" if ":" in server else "%s:%d") % (server, port)
+        out = env.anserctl("explain", app, dest, proto).stdout
+        expect(out.startswith("%s -> %s %s: %s\n" % (app, dest, proto, outbound)),
+               "explain %s: %s" % (what, out))
+
+
+def pb_varint(v):
+    out = b""
+    while True:
+        c, v = v & 0x7F, v >> 7
+        if v:
+            out += bytes([c | 0x80])
+        else:
+            return out + bytes([c])
+
+
+def pb_field(num, data):
+    return pb_varint(num << 3 | 2) + pb_varint(len(data)) + data
+
+
+def geosite(tags):
+    """geosite.dat bytes: {tag: [(type, value)]} (0 keyword 1 regex 2 suffix 3 full)."""
+    out = b""
+    for tag, domains in tags.items():
+        e = pb_field(1, tag.encode())
+        for t, v in domains:
+            e += pb_field(2, (pb_varint(1 << 3) + pb_varint(t) if t else b"") +
+                          pb_field(2, v.encode()))
+        out += pb_field(1, e)
+    return out
+
+
+def geoip(tags):
+    """geoip.dat bytes: {tag: [(address bytes, prefix)]}."""
+    out = b""
+    for tag, cidrs in tags.items():
+        e = pb_field(1, tag.encode())
+        for ip, prefix in cidrs:
+            e += pb_field(2, pb_field(1, ip) + pb_varint(2 << 3) + pb_varint(prefix))
+        out += pb_field(1, e)
+    return out
+
+
+DAE_CONFIG = """# A dae config that uses every section, option and function.
+global {
+    tproxy_port: 12345
+    tproxy_port_protect: true
+    so_mark_from_dae: 0
+    log_level: info
+    pprof_port: 0
+    lan_interface: docker0
+    wan_interface: auto
+    auto_config_kernel_parameter: true
+    auto_config_firewall_rule: false
+    disable_waiting_network: false
+    enable_local_tcp_fast_redirect: false
+    tcp_check_url: 'http://cp.cloudflare.com,1.1.1.1,2606:4700:4700::1111'
+    tcp_check_http_method: HEAD
+    udp_check_dns: 'dns.google:53,8.8.8.8,2001:4860:4860::8888'
+    check_interval: 30s
+    check_tolerance: 50ms
+    allow_insecure: false
+    dial_mode: domain
+    sniffing_timeout: 100ms
+    tls_implementation: tls
+    utls_imitate: chrome_auto
+    mptcp: false
+    fallback_resolver: '8.8.8.8:53'
+    bandwidth_max_tx: '200 mbps'
+    bandwidth_max_rx: '1 gbps'
+    dns_performance_level: balanced
+}
+include {
+    conf.d/*.dae
+}
+subscription {
+    my_sub: 'https://www.example.com/subscription/link'
+    'file://local_sub.txt'
+}
+node {
+    socks: 'socks5://10.77.0.2:1081'
+    spare: 'socks5://10.77.0.9:1080'
+}
+/* multi-line
+   comment */
+dns {
+    ipversion_prefer: 4
+    fixed_domain_ttl {
+        ddns.example.org: 10
+    }
+    upstream {
+        googledns: 'tcp+udp://dns.google:53'
+        alidns: 'udp://dns.alidns.com:53'
+    }
+    routing {
+        request {
+            qname(geosite:category-ads) -> reject
+            qname(geosite:cn, suffix: example.cn) -> alidns
+            qtype(aaaa, https) -> googledns
+            fallback: alidns
+        }
+        response {
+            upstream(googledns) -> accept
+            ip(geoip:private) && !qname(geosite:cn) -> googledns
+            fallback: accept
+        }
+    }
+}
+group {
+    proxy {
+        filter: name(socks) [add_latency: -10ms]
+        filter: subtag(my_sub) && !name(keyword: 'ExpireAt:')
+        policy: fixed(0)
+    }
+    spare_group {
+        filter: name(regex: '^spa', spare)
+        policy: min_moving_avg
+        tcp_check_url: 'http://cp.cloudflare.com'
+        check_interval: 10s
+    }
+}
+routing {
+    pname(NetworkManager, systemd-resolved) -> must_direct
+    dip(224.0.0.0/3, 'ff00::/8') -> direct
+    l4proto(udp) && dport(443) -> block
+    dip(geoip:private) && !dip(10.77.0.0/24, fd77::/64) -> direct
+    domain(geosite:category-ads) -> block
+    domain(suffix: example.org, full: www.example.net, keyword: tracker, regex: '\\.goo.*\\.com$') -> proxy
+    sip(192.168.50.0/24) && sport(1000-2000) -> spare_group
+    mac('02:42:ac:11:00:02') -> direct
+    dscp(46) -> direct
+    ipversion(6) && pname(appV6) -> block
+    app(org.example.Browser) -> proxy
+    cgroup(/system.slice) -> direct
+    pname(appR) -> must_rules
+    pname(appR) -> direct(mark: 0x800)
+    dip(geoip:cn) -> direct
+    pname(appP) -> proxy(mark: 0x1)
+    fallback: proxy
+}
+"""
+
+INCLUDED = """# conf.d/extra.dae
+routing {
+    pname(appI) && dport(8080) -> block
+}
+"""
+
+
+def t_dae_config(env):
+    """A dae config using every section, option and routing function
+    validates (warnings for what anser does not act on yet, no errors),
+    anserd runs it, and `explain` names the expected outbound for a table
+    of flows -- and real flows take that outbound."""
+    env.setup_net()
+    env.setup_cgroup()
+    env.start_web()
+    env.start_dante()
+    env.start_bus()
+    env.start_polkitd()
+    cfg = env.write_config(DAE_CONFIG, "dae.dae")
+    d = os.path.dirname(cfg)
+    os.makedirs(os.path.join(d, "conf.d"), exist_ok=True)
+    inc = os.path.join(d, "conf.d", "extra.dae")
+    with open(inc, "w") as f:
+        f.write(INCLUDED)
+    os.chmod(inc, 0o600)
+    with open(os.path.join(d, "geosite.dat"), "wb") as f:
+        f.write(geosite({"CN": [(2, "example.cn"), (3, "www.baidu.com")],
+                         "CATEGORY-ADS": [(0, "adserver"), (2, "ads.example")]}))
+    with open(os.path.join(d, "geoip.dat"), "wb") as f:
+        f.write(geoip({"CN": [(bytes([10, 77, 0, 3]), 32), (bytes([1, 2, 0, 0]), 16)]}))
+
+    r = harness.run([harness.ANSERD, "--validate", "-c", cfg], check=False)
+    out = r.stdout
+    expect(r.returncode == 0 and "0 errors" in out, "the dae config should validate:\n" + out)
+    for what in ["section 'dns' is read and checked", "subscriptions are read and checked",
+                 "policy 'min_moving_avg' needs latencies", "domain() matches no connection",
+                 "sip() looks at forwarded traffic", "global option 'dial_mode'"]:
+        expect(what in out, "validate should warn about %r:\n%s" % (what, out))
+    expect("OK (2 files, 2 nodes, 2 groups, 16 rules)" in out, out)
+
+    env.start_anserd(cfg)
+    table = [  # app, destination, protocol, outbound, rule text shown
+        ("NetworkManager", "%s:8080" % S4, "tcp", "direct", "-> direct(must)"),
+        ("appX", "224.0.0.251:5353", "udp", "direct", "never steered"),
+        ("appX", "%s:443" % S4, "udp", "block", "l4proto(udp) && dport(443) -> block"),
+        ("appX", "192.168.1.1:80", "tcp", "direct", "dip('geoip:private')"),
+        ("appV6", "[%s]:8080" % S6, "tcp", "block", "ipversion(6) && pname(appV6)"),
+        ("appR", "%s:8080" % S4, "tcp", "direct", "direct(mark: 0x800)"),
+        # the included file's rules come after the entry file's
+        ("appI", "%s:8080" % S4, "tcp", "direct", "dip('geoip:cn') -> direct"),
+        ("appI", "[%s]:8080" % S6, "tcp", "block", "pname(appI) && dport(8080) -> block"),
+        ("appX", "%s:8080" % S4, "tcp", "direct", "dip('geoip:cn') -> direct"),
+        ("appP", "%s:8080" % S4, "tcp", "direct", "dip('geoip:cn') -> direct"),
+        ("appP", "[%s]:8080" % S6, "tcp", "proxy", "pname(appP) -> proxy(mark: 0x1)"),
+        ("appX", "1.2.3.4:443", "tcp", "direct", "dip('geoip:cn')"),
+        ("appX", "[%s]:8080" % S6, "tcp", "proxy", "fallback: proxy"),
+        ("app:org.example.Browser", "9.9.9.9:443", "tcp", "proxy", "app(org.example.Browser)"),
+    ]
+    for app, dest, proto, outbound, text in table:
+        o = env.anserctl("explain", app, dest, proto).stdout
+        expect(o.startswith("%s -> %s %s: %s\n" % (app, dest, proto, outbound)) and text in o,
+               "explain %s %s %s: want %s by '%s':\n%s" % (app, dest, proto, outbound, text, o))
+    inc_out = env.anserctl("explain", "appI", "[%s]:8080" % S6).stdout
+    expect("at %s:3:" % inc in inc_out, "the rule's own file is shown: " + inc_out)
+    # real flows agree
+    for app, server, want in [("appX", S4, H4), ("appX", S6, P6), ("appP", S6, P6),
+                              ("appV6", S6, None), ("appI", S6, None), ("appR", S4, H4)]:
+        r = env.app(app, "tcp", server, WEB)
+        if want is None:
+            expect(r.returncode == 2, "%s to %s should be blocked: %s" % (app, server, r.stdout))
+        else:
+            expect(seen_as(r.stdout) == want, "%s to %s: server saw %s, want %s"
+                   % (app, server, seen_as(r.stdout), want))
+
+
 def t_hash(env):
     base(env)
     size = 8 * 1024 * 1024
@@ -534,6 +801,8 @@ TESTS = {
     "hash": t_hash,
     "pname_long": t_pname_long,
     "app_cgroup": t_app_cgroup,
+    "functions": t_functions,
+    "dae_config": t_dae_config,
     "block": t_block,
     "other_netns": t_other_netns,
     "udp_v4": t_udp_v4,
