@@ -780,10 +780,28 @@ def t_valgrind(env):
     check_udp(env, S4, P4)
     check_udp(env, S6, P6, connected=True)
     env.anserctl("connections")
-    config(env, rules="pname(appB) -> proxy", link="socks5://10.77.0.2:1081")
+    # the new parts of the language: app()/cgroup() (and a cgroup made
+    # while running), domain() with sets, dns and subscription sections
+    scope = env.sub_cgroup("app-gnome-org.test.Browser-1.scope")
+    rules = "\n    ".join([
+        "app(org.test.Browser) && cgroup('/%s') -> proxy" % os.path.basename(env.cg),
+        "domain(geosite:private, keyword: ads, regex: '^x[0-9]+$') -> block",
+        "dip(geoip:private) && !dip(10.77.0.0/16, fd77::/16) -> direct",
+        "pname(appB) -> proxy",
+    ])
+    config(env, rules=rules, link="socks5://10.77.0.2:1081")
+    with open(cfg, "a") as f:
+        f.write("dns {\n upstream { g: 'udp://1.1.1.1:53' }\n routing { request {\n"
+                "  qname(a.com) -> g\n } }\n}\nsubscription { 'https://example.com/s' }\n")
     env.anserctl("reload")
     b = env.app("appB", "tcp", S4, WEB)
     expect(seen_as(b.stdout) == P4, "after reload appB is proxied: " + b.stdout)
+    late = env.sub_cgroup("app-gnome-org.test.Browser-2.scope")
+    env.wait_for("the new scope filed", lambda: "Browser-2.scope" in env.log("anserd"))
+    for cg in (scope, late):
+        a = env.app("appZ", "tcp", S4, WEB, cgroup=cg)
+        expect(seen_as(a.stdout) == P4, "app() in %s: %s" % (cg, a.stdout))
+    env.anserctl("explain", "app:org.test.Browser", "%s:%d" % (S4, WEB))
     env.anserd.send_signal(signal.SIGTERM)
     rc = env.anserd.wait(60)
     with open(vlog) as f:
