@@ -24,6 +24,7 @@
 #include "daemon/proxy/proxy.h"
 #include "daemon/routing/routing.h"
 #include "daemon/util/log.h"
+#include "daemon/util/proc.h"
 
 #define DEFAULT_CONFIG ANSER_SYSCONFDIR "/config.dae"
 
@@ -265,40 +266,6 @@ static int parse_destination(const char *s, uint8_t addr[16], uint16_t *port)
 	return 0;
 }
 
-/* The process name (basename of argv[0], as the hooks read it) and cgroup
- * path of a running process, for explaining its flows. */
-static int process_of_pid(const char *pid, char **name, char **cgroup)
-{
-	char path[64], buf[4096];
-	ssize_t n;
-	int fd;
-
-	snprintf(path, sizeof(path), "/proc/%s/cmdline", pid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return -ESRCH;
-	buf[n] = '\0';
-	const char *base = strrchr(buf, '/');
-	*name = strndup(base ? base + 1 : buf, ANSER_PNAME_LEN - 1);
-	snprintf(path, sizeof(path), "/proc/%s/cgroup", pid);
-	FILE *f = fopen(path, "re");
-	*cgroup = NULL;
-	while (f && fgets(buf, sizeof(buf), f)) {
-		if (strncmp(buf, "0::", 3) == 0) {
-			buf[strcspn(buf, "\n")] = '\0';
-			*cgroup = strdup(buf + 3);
-			break;
-		}
-	}
-	if (f)
-		fclose(f);
-	return *name ? 0 : -ENOMEM;
-}
-
 /* A cgroup path that gives its processes the application id `id`. */
 static char *app_cgroup(const char *id)
 {
@@ -331,10 +298,10 @@ static int explain_flow(const char *process, char **pname, char **cgroup, char *
 		return *pname ? 0 : -ENOMEM;
 	}
 	if (strspn(process, "0123456789") == strlen(process)) {
-		int r = process_of_pid(process, pname, cgroup);
-		if (r == -ENOMEM)
-			return r;
-		if (r < 0)
+		unsigned long pid = strtoul(process, NULL, 10);
+		*pname = pid <= UINT32_MAX ? anser_proc_name((unsigned)pid) : NULL;
+		*cgroup = *pname ? anser_proc_cgroup((unsigned)pid) : NULL;
+		if (!*pname)
 			return asprintf(message, "no process with PID %s", process) < 0 ? -ENOMEM
 											: -EINVAL;
 		return 0;

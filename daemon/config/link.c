@@ -8,18 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "config-private.h"
+#include <glib.h>
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
+#include "config-private.h"
 
 /* Percent-decodes s[0..len); NULL on a bad escape or an encoded NUL. */
 static char *pct_decode(const char *s, size_t len, size_t *out_len)
@@ -32,8 +23,8 @@ static char *pct_decode(const char *s, size_t len, size_t *out_len)
 			out[o++] = s[i];
 			continue;
 		}
-		int hi = i + 2 < len ? hexval(s[i + 1]) : -1;
-		int lo = i + 2 < len ? hexval(s[i + 2]) : -1;
+		int hi = i + 2 < len ? g_ascii_xdigit_value(s[i + 1]) : -1;
+		int lo = i + 2 < len ? g_ascii_xdigit_value(s[i + 2]) : -1;
 		if (hi < 0 || lo < 0 || (hi == 0 && lo == 0)) {
 			free(out);
 			return NULL;

@@ -1032,21 +1032,13 @@ static const char *const fn_names[FN_N] = {
 	"pname, app, cgroup, domain, dip, dport, l4proto, ipversion, sip, sport, mac, dscp"
 static const char *const fn_dae_only[] = { "uid", "tag" };
 
-static int hexdigit(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	c = (char)(c | 0x20);
-	return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-}
-
 /* "02:42:ac:11:00:02": six two-digit hex bytes separated by ':'. */
 static bool parse_mac(const char *s, uint8_t out[6])
 {
 	if (strlen(s) != 17)
 		return false;
 	for (int i = 0; i < 6; i++) {
-		int h = hexdigit(s[i * 3]), l = hexdigit(s[i * 3 + 1]);
+		int h = g_ascii_xdigit_value(s[i * 3]), l = g_ascii_xdigit_value(s[i * 3 + 1]);
 		if (h < 0 || l < 0 || (i < 5 && s[i * 3 + 2] != ':'))
 			return false;
 		out[i] = (uint8_t)(h << 4 | l);

@@ -30,6 +30,7 @@
 
 #include "../routing/routing.h"
 #include "../util/log.h"
+#include "../util/proc.h"
 #include "bpf/anser.skel.h"
 #include "sockdiag.h"
 
@@ -71,28 +72,6 @@ struct anser_datapath {
 
 #define PRUNE_MIN 4096
 
-/* The name of a process whose name report was lost (ring full): the
- * basename of argv[0] from /proc, like the kernel side reads it. */
-static char *proc_name_from_proc(uint32_t pid)
-{
-	char path[64], buf[4096];
-	ssize_t n;
-	int fd;
-
-	snprintf(path, sizeof(path), "/proc/%u/cmdline", pid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return NULL;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return NULL;
-	buf[n] = 0;
-	const char *base = strrchr(buf, '/');
-	base = base ? base + 1 : buf;
-	return g_strndup(base, ANSER_PNAME_LEN - 1);
-}
-
 static void on_flow(struct anser_datapath *dp, const struct anser_flow_event *e)
 {
 	struct anser_flow f = { 0 };
@@ -113,7 +92,7 @@ static void on_flow(struct anser_datapath *dp, const struct anser_flow_event *e)
 	memcpy(f.daddr, e->daddr, sizeof(f.daddr));
 	name = g_hash_table_lookup(dp->procs, GUINT_TO_POINTER(e->pid));
 	if (!name) {
-		char *n = proc_name_from_proc(e->pid);
+		char *n = anser_proc_name(e->pid);
 		if (n)
 			g_hash_table_replace(dp->procs, GUINT_TO_POINTER(e->pid), n);
 		name = n ? n : "?";

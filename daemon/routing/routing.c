@@ -14,6 +14,7 @@
 #include "routing.h"
 
 #include <errno.h>
+#include <glib.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -484,17 +485,6 @@ void anser_cg_rules_eval(const struct anser_cg_rules *m, const char *path, struc
 	}
 }
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* The application id of one path part (a unit name), or 0. */
 static size_t unit_app_id(const char *s, size_t n, char *buf, size_t len)
 {
@@ -525,9 +515,9 @@ static size_t unit_app_id(const char *s, size_t n, char *buf, size_t len)
 	size_t o = 0;
 	for (const char *c = start; c < end; c++) {
 		char ch = *c;
-		if (ch == '\\' && end - c >= 4 && c[1] == 'x' && hexval(c[2]) >= 0 &&
-		    hexval(c[3]) >= 0) {
-			ch = (char)(hexval(c[2]) << 4 | hexval(c[3]));
+		if (ch == '\\' && end - c >= 4 && c[1] == 'x' && g_ascii_xdigit_value(c[2]) >= 0 &&
+		    g_ascii_xdigit_value(c[3]) >= 0) {
+			ch = (char)(g_ascii_xdigit_value(c[2]) << 4 | g_ascii_xdigit_value(c[3]));
 			c += 3;
 		}
 		if (o + 1 >= len || ch == '\0' || ch == '/')
