@@ -181,6 +181,8 @@ struct decide {
 	__u8 proto;  /* IPPROTO_TCP / IPPROTO_UDP */
 	__u16 dport; /* BE */
 	__u32 pid;   /* tgid of the caller */
+	__u16 bit;   /* the rule set bit that decided (rule is the config's rule) */
+	__u16 pad;
 	__u64 cookie;
 };
 
@@ -291,10 +293,12 @@ static __always_inline void evaluate(struct decide *d, __u32 slot, const struct 
 	if (r >= gi->n_rules || r >= ANSER_MAX_RULES) {
 		d->out = ANSER_OUT_DIRECT;
 		d->rule = ANSER_RULE_FALLBACK;
+		d->bit = gi->n_rules - 1;
 		return;
 	}
 	d->out = gi->outbound[r];
-	d->rule = r == gi->n_rules - 1 ? ANSER_RULE_FALLBACK : r;
+	d->bit = r;
+	d->rule = gi->rule_of[r & (ANSER_MAX_RULES - 1)];
 }
 
 /* The rules a process of this name leaves possible under slot's rules. */
@@ -683,7 +687,7 @@ static __always_inline int do_connect(struct bpf_sock_addr *ctx, int v6)
 	emit_flow(&d, flags);
 	if (d.out == ANSER_OUT_DIRECT && (gi->lookups & ANSER_LOOKUP_MARK)) {
 		/* direct(mark: N): the socket carries N, for policy routing */
-		__u32 r = d.rule == ANSER_RULE_FALLBACK ? gi->n_rules - 1 : d.rule;
+		__u32 r = d.bit;
 		__u32 mark = gi->mark[r & (ANSER_MAX_RULES - 1)];
 		if (mark)
 			bpf_setsockopt(ctx, SOL_SOCKET, SO_MARK, &mark, sizeof(mark));

@@ -102,7 +102,10 @@ struct anser_gen_info {
 	struct anser_rules port_default;  /* when no rule has dport() */
 	struct anser_rules cg_default;	  /* for cgroups with no cg_set entry up to the root */
 	__u16 outbound[ANSER_MAX_RULES];  /* by rule bit */
-	__u32 mark[ANSER_MAX_RULES];	  /* direct(mark: N): SO_MARK of the socket, 0: none */
+	/* by rule bit: the config's rule (0-based) it stands for -- the first
+	 * of the consecutive rules merged into it -- or ANSER_RULE_FALLBACK */
+	__u16 rule_of[ANSER_MAX_RULES];
+	__u32 mark[ANSER_MAX_RULES]; /* direct(mark: N): SO_MARK of the socket, 0: none */
 };
 
 #define ANSER_LOOKUP_DIP    1u

@@ -89,13 +89,21 @@ static int load_config(struct daemon *d, struct anser_config **out, struct anser
 		int cr = anser_routing_compile(*out, 0, c);
 		const char *limit = c->limit;
 		if (cr < 0) {
-			anser_compiled_clear(c);
-			anser_config_free(*out);
-			*out = NULL;
 			r = cr;
+			char where[64] = "";
+			if (cr == -E2BIG && c->limit_rule_set && c->limit_rule < (*out)->n_rules) {
+				const struct anser_rule *lr = &(*out)->rules[c->limit_rule];
+				snprintf(where, sizeof(where), ":%u:%u", lr->line, lr->col);
+			}
 			if (message &&
-			    asprintf(message, "%s: %s%s%s",
-				     d->config_path ? d->config_path : "<builtin>",
+			    asprintf(message, "%s%s: %s%s%s",
+				     c->limit_rule_set && c->limit_rule < (*out)->n_rules &&
+						     (*out)->rules[c->limit_rule].file <
+							     (*out)->n_files
+					     ? (*out)->files[(*out)->rules[c->limit_rule].file]
+				     : d->config_path ? d->config_path
+						      : "<builtin>",
+				     where,
 				     cr == -E2BIG
 					     ? "the routing rules do not fit the kernel's tables: "
 					     : "cannot compile the routing rules",
@@ -103,6 +111,9 @@ static int load_config(struct daemon *d, struct anser_config **out, struct anser
 				     cr == -E2BIG ? "; merge rules that share an outbound" : "") <
 				    0)
 				*message = NULL;
+			anser_compiled_clear(c);
+			anser_config_free(*out);
+			*out = NULL;
 			anser_diags_clear(&diags);
 			return r;
 		}
@@ -340,6 +351,11 @@ static int explain_decide(void *ud, const char *process, const char *cgroup,
 
 	const struct anser_config *cfg = g->cfg;
 	unsigned rule = anser_datapath_explain(d->dp, d->active, process, cgroup, addr, port, udp);
+	/* the kernel names the first of merged rules; say which one holds */
+	static const uint8_t mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
+	if (rule < cfg->n_rules)
+		rule = anser_rule_refine(cfg, rule, process, cgroup, addr, port, udp,
+					 memcmp(addr, mapped, sizeof(mapped)) != 0);
 	unsigned file = 0;
 	out->port = port;
 	if (rule == ANSER_RULE_BUILTIN) {

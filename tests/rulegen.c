@@ -84,6 +84,21 @@ unsigned rulegen_plain_match(const struct anser_config *cfg, const struct rulege
 	return ANSER_RULE_FALLBACK;
 }
 
+unsigned rulegen_refine(const struct anser_config *cfg, unsigned rule, const struct rulegen_flow *f)
+{
+	if (rule == ANSER_RULE_FALLBACK)
+		return rule;
+	return anser_rule_refine(cfg, rule, f->name, f->cgroup, f->addr, f->port, f->udp, f->v6);
+}
+
+unsigned rulegen_compiled_match(const struct anser_config *cfg, const struct anser_compiled *c,
+				const struct rulegen_flow *f)
+{
+	return rulegen_refine(
+		cfg, anser_compiled_match(c, f->name, f->cgroup, f->addr, f->port, f->udp, f->v6),
+		f);
+}
+
 static const char *const names[] = { "a", "b", "c", "d", "e" };
 
 const char *const rulegen_cgroups[] = {

@@ -29,5 +29,13 @@ extern const char *const rulegen_cgroups[];
 /* The first rule whose conditions all hold, read straight from the config
  * (0-based, or ANSER_RULE_FALLBACK). */
 unsigned rulegen_plain_match(const struct anser_config *cfg, const struct rulegen_flow *f);
+struct anser_compiled;
+/* The rule the compiled tables decide, with the merged run refined to the
+ * rule that holds -- what explain reports. */
+unsigned rulegen_compiled_match(const struct anser_config *cfg, const struct anser_compiled *c,
+				const struct rulegen_flow *f);
+/* The same for a rule the kernel reported. */
+unsigned rulegen_refine(const struct anser_config *cfg, unsigned rule,
+			const struct rulegen_flow *f);
 
 #endif

@@ -1615,8 +1615,8 @@ static int parse_rule(struct cfg_parser *p)
 	}
 	if (c->n_rules >= CFG_MAX_RULES || p->n_conds + rule.n_conds > CFG_MAX_CONDS) {
 		ERR(p, (struct cfg_pos){ rule.line, rule.col, rule.file },
-		    "too many routing rules (at most %u rules and %u conditions; merge rules with "
-		    "the same outbound)",
+		    "too many routing rules (at most %u rules and %u conditions as written; "
+		    "list values in one condition instead)",
 		    CFG_MAX_RULES, CFG_MAX_CONDS);
 		p->sink.full = true; /* one report is enough */
 		goto out;

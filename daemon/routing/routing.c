@@ -651,7 +651,127 @@ void anser_compiled_set_slot(struct anser_compiled *c, unsigned slot)
 		c->pnames[i].key.set = slot;
 }
 
-int anser_routing_compile(const struct anser_config *cfg, unsigned slot, struct anser_compiled *out)
+static int compile_merged(const struct anser_config *cfg, const uint16_t *first, unsigned slot,
+			  struct anser_compiled *out);
+
+/* ---- dae's merge: consecutive rules of one condition of the same kind,
+ * not negated, with the same outbound, become one kernel rule ---- */
+
+bool anser_rules_mergeable(const struct anser_rule *a, const struct anser_rule *b)
+{
+	if (a->n_conds != 1 || b->n_conds != 1)
+		return false;
+	const struct anser_cond *x = &a->conds[0], *y = &b->conds[0];
+	return x->type == y->type && !x->negate && !y->negate && a->outbound == b->outbound &&
+	       a->must == b->must && a->mark == b->mark;
+}
+
+#define APPEND(dst, n_dst, src, n_src)                                                             \
+	do {                                                                                       \
+		if (n_src) {                                                                       \
+			void *p_ = realloc((dst), ((n_dst) + (n_src)) * sizeof(*(dst)));           \
+			if (!p_)                                                                   \
+				return -ENOMEM;                                                    \
+			(dst) = p_;                                                                \
+			memcpy((dst) + (n_dst), (src), (n_src) * sizeof(*(dst)));                  \
+			(n_dst) += (n_src);                                                        \
+		}                                                                                  \
+	} while (0)
+
+/* Adds the items of y to x (x's arrays are its own; the strings are not). */
+static int cond_merge(struct anser_cond *x, const struct anser_cond *y)
+{
+	APPEND(x->names, x->n_names, y->names, y->n_names);
+	APPEND(x->cidrs, x->n_cidrs, y->cidrs, y->n_cidrs);
+	APPEND(x->ports, x->n_ports, y->ports, y->n_ports);
+	APPEND(x->domains, x->n_domains, y->domains, y->n_domains);
+	APPEND(x->macs, x->n_macs, y->macs, y->n_macs);
+	x->mask |= y->mask;
+	x->dscp |= y->dscp;
+	return 0;
+}
+
+struct merged {
+	struct anser_config view; /* cfg with rules merged (shallow) */
+	struct anser_cond *conds; /* the merged rules' own conditions */
+	uint16_t *first;	  /* by merged rule: the config's first rule of it */
+};
+
+static void merged_free(struct merged *m)
+{
+	for (size_t i = 0; m->view.rules && i < m->view.n_rules; i++) {
+		struct anser_cond *c = m->conds ? &m->conds[i] : NULL;
+		if (!c || m->view.rules[i].conds != c)
+			continue;
+		free(c->names);
+		free(c->cidrs);
+		free(c->ports);
+		free(c->domains);
+		free(c->macs);
+	}
+	free(m->view.rules);
+	free(m->conds);
+	free(m->first);
+}
+
+static int merge_rules(const struct anser_config *cfg, struct merged *m)
+{
+	size_t n = cfg->n_rules;
+
+	memset(m, 0, sizeof(*m));
+	m->view = *cfg;
+	m->view.rules = calloc(n ? n : 1, sizeof(*m->view.rules));
+	m->conds = calloc(n ? n : 1, sizeof(*m->conds));
+	m->first = calloc(n ? n : 1, sizeof(*m->first));
+	m->view.n_rules = 0;
+	if (!m->view.rules || !m->conds || !m->first)
+		return -ENOMEM;
+	for (size_t i = 0, j; i < n; i = j) {
+		size_t k = m->view.n_rules++;
+		m->view.rules[k] = cfg->rules[i];
+		m->first[k] = (uint16_t)(i < ANSER_RULE_FALLBACK ? i : ANSER_RULE_FALLBACK - 1);
+		for (j = i + 1; j < n && anser_rules_mergeable(&cfg->rules[i], &cfg->rules[j]);
+		     j++) {
+			struct anser_cond *c = &m->conds[k];
+			if (m->view.rules[k].conds != c) {
+				/* the first merge: copy, with arrays of its own */
+				*c = (struct anser_cond){ .type = cfg->rules[i].conds[0].type,
+							  .line = cfg->rules[i].conds[0].line,
+							  .col = cfg->rules[i].conds[0].col };
+				m->view.rules[k].conds = c;
+				if (cond_merge(c, &cfg->rules[i].conds[0]) < 0)
+					return -ENOMEM;
+			}
+			if (cond_merge(c, &cfg->rules[j].conds[0]) < 0)
+				return -ENOMEM;
+		}
+	}
+	return 0;
+}
+
+int anser_routing_compile(const struct anser_config *cfg_in, unsigned slot,
+			  struct anser_compiled *out)
+{
+	struct merged m;
+	int r = merge_rules(cfg_in, &m);
+
+	if (r < 0) {
+		merged_free(&m);
+		memset(out, 0, sizeof(*out));
+		return r;
+	}
+	r = compile_merged(&m.view, m.first, slot, out);
+	if (r == -E2BIG && !out->limit_rule_set && m.view.n_rules + 1 > ANSER_MAX_RULES) {
+		out->limit_rule = m.first[ANSER_MAX_RULES - 1];
+		out->limit_rule_set = true;
+	}
+	out->n_config_rules = cfg_in->n_rules;
+	merged_free(&m);
+	return r;
+}
+
+static int compile_merged(const struct anser_config *cfg, const uint16_t *first, unsigned slot,
+			  struct anser_compiled *out)
 {
 	unsigned n = (unsigned)cfg->n_rules + 1;
 	int r;
@@ -659,14 +779,18 @@ int anser_routing_compile(const struct anser_config *cfg, unsigned slot, struct 
 	slot &= 1;
 	memset(out, 0, sizeof(*out));
 	if (cfg->n_rules + 1 > ANSER_MAX_RULES) {
-		out->limit = "at most 1023 routing rules besides fallback";
+		out->limit = "at most 1023 routing rules besides fallback, after merging "
+			     "consecutive rules that have one condition of the same kind and the "
+			     "same outbound";
 		return -E2BIG;
 	}
 	out->info.n_rules = n;
 	for (size_t q = 0; q < cfg->n_rules; q++) {
 		out->info.outbound[q] = (uint16_t)cfg->rules[q].outbound;
 		out->info.mark[q] = cfg->rules[q].mark;
+		out->info.rule_of[q] = first[q];
 	}
+	out->info.rule_of[n - 1] = ANSER_RULE_FALLBACK;
 	out->info.outbound[n - 1] = (uint16_t)cfg->fallback;
 	out->info.mark[n - 1] = cfg->fallback_mark;
 	for (unsigned q = 0; q < n; q++)
@@ -731,6 +855,9 @@ int anser_routing_compile(const struct anser_config *cfg, unsigned slot, struct 
 	return r;
 }
 
+static unsigned compiled_bit(const struct anser_compiled *c, const char *pname, const char *cgroup,
+			     const uint8_t daddr[16], uint16_t port, int udp, int v6);
+
 static const struct anser_rules *find_pname(const struct anser_compiled *c, const char *name)
 {
 	for (size_t i = 0; i < c->n_pnames; i++)
@@ -752,8 +879,79 @@ static const struct anser_rules *find_dip(const struct anser_compiled *c, const 
 	return best ? &best->rules : &c->info.dip_default;
 }
 
+/* Does rule r's single condition hold for this flow? (The merged rules'
+ * conditions are of the kinds the flow shows.) */
+static bool cond_holds(const struct anser_cond *k, const char *pname, const char *cgroup,
+		       const uint8_t daddr[16], uint16_t port, int udp, int v6)
+{
+	struct anser_lpm_key a = { .prefixlen = 32 + 128 };
+	char app[256];
+
+	memcpy(a.data, daddr, 16);
+	switch (k->type) {
+	case ANSER_COND_PNAME:
+		for (size_t i = 0; i < k->n_names; i++)
+			if (strcmp(k->names[i], pname) == 0)
+				return true;
+		return false;
+	case ANSER_COND_DIP:
+		for (size_t i = 0; i < k->n_cidrs; i++) {
+			struct anser_lpm_key p = { .prefixlen = 32 + k->cidrs[i].prefix };
+			memcpy(p.data, k->cidrs[i].addr, 16);
+			if (lpm_contains(&p, &a))
+				return true;
+		}
+		return false;
+	case ANSER_COND_DPORT:
+		return in_ports(k, 0, &(unsigned){ port });
+	case ANSER_COND_L4PROTO:
+		return k->mask & (udp ? ANSER_L4_UDP : ANSER_L4_TCP);
+	case ANSER_COND_IPVERSION:
+		return k->mask & (v6 ? ANSER_IPV_6 : ANSER_IPV_4);
+	case ANSER_COND_APP:
+		if (!cgroup || !anser_cgroup_app_id(cgroup, app, sizeof(app)))
+			return false;
+		for (size_t i = 0; i < k->n_names; i++)
+			if (strcmp(k->names[i], app) == 0)
+				return true;
+		return false;
+	case ANSER_COND_CGROUP:
+		for (size_t i = 0; cgroup && i < k->n_names; i++)
+			if (path_under(cgroup, k->names[i]))
+				return true;
+		return false;
+	default:
+		return false; /* what the kernel does not see */
+	}
+}
+
+unsigned anser_rule_refine(const struct anser_config *cfg, unsigned rule, const char *pname,
+			   const char *cgroup, const uint8_t daddr[16], uint16_t port, int udp,
+			   int v6)
+{
+	if (!cfg || rule >= cfg->n_rules)
+		return rule;
+	for (size_t j = rule; j < cfg->n_rules; j++) {
+		if (j > rule && !anser_rules_mergeable(&cfg->rules[rule], &cfg->rules[j]))
+			break;
+		if (cond_holds(&cfg->rules[j].conds[0], pname ? pname : "", cgroup, daddr, port,
+			       udp, v6))
+			return (unsigned)j;
+		if (cfg->rules[rule].n_conds != 1)
+			break;
+	}
+	return rule;
+}
+
 unsigned anser_compiled_match(const struct anser_compiled *c, const char *pname, const char *cgroup,
 			      const uint8_t daddr[16], uint16_t port, int udp, int v6)
+{
+	unsigned bit = compiled_bit(c, pname, cgroup, daddr, port, udp, v6);
+	return bit >= c->info.n_rules - 1 ? ANSER_RULE_FALLBACK : c->info.rule_of[bit];
+}
+
+static unsigned compiled_bit(const struct anser_compiled *c, const char *pname, const char *cgroup,
+			     const uint8_t daddr[16], uint16_t port, int udp, int v6)
 {
 	const struct anser_rules *p = find_pname(c, pname), *d = find_dip(c, daddr);
 	struct anser_rules cg = c->info.cg_default;
@@ -767,6 +965,6 @@ unsigned anser_compiled_match(const struct anser_compiled *c, const char *pname,
 	for (unsigned r = 0; r < c->info.n_rules; r++)
 		if (rules_has(p, r) && rules_has(d, r) && rules_has(l4, r) && rules_has(pr, r) &&
 		    rules_has(&cg, r))
-			return r == c->info.n_rules - 1 ? ANSER_RULE_FALLBACK : r;
-	return ANSER_RULE_FALLBACK;
+			return r;
+	return c->info.n_rules - 1;
 }

@@ -9,6 +9,7 @@
 #define ANSER_ROUTING_H
 
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -96,6 +97,9 @@ struct anser_compiled {
 	/* with domain() rules: their patterns, for names from DNS and sniffing */
 	struct anser_domain_rules *dom;
 	const char *limit; /* on -E2BIG: which limit, as a phrase for users */
+	size_t limit_rule; /* with limit_rule_set: the first config rule that did not fit */
+	bool limit_rule_set;
+	size_t n_config_rules; /* rules of the config (info.n_rules - 1 after merging) */
 };
 
 /* Set ids and LPM keys carry the slot in their top bit so two generations
@@ -108,8 +112,19 @@ int anser_routing_compile(const struct anser_config *cfg, unsigned slot,
 void anser_compiled_set_slot(struct anser_compiled *c, unsigned slot);
 void anser_compiled_clear(struct anser_compiled *c);
 
+/* dae's optimizer: consecutive rules with one condition each, of the same
+ * kind, not negated, with the same outbound (and must, mark), are merged
+ * into one rule of the kernel's. */
+bool anser_rules_mergeable(const struct anser_rule *a, const struct anser_rule *b);
+/* The kernel reports the first config rule of a merged run; this finds
+ * the one of the run whose condition holds for the flow (or `rule`). */
+unsigned anser_rule_refine(const struct anser_config *cfg, unsigned rule, const char *pname,
+			   const char *cgroup, const uint8_t daddr[16], uint16_t port, int udp,
+			   int v6);
+
 /* The rule a flow matches, worked out from the compiled tables the way the
- * kernel does (0-based rule index, or ANSER_RULE_FALLBACK); for tests and
+ * kernel does (0-based index of the config's rule -- the first of a merged
+ * run: see anser_rule_refine -- or ANSER_RULE_FALLBACK); for tests and
  * for explaining decisions. `cgroup` is the process's cgroup path (NULL:
  * none), `daddr` 16 bytes (v4 mapped), port in host order, `udp` and `v6`
  * as in ANSER_L4_INDEX. */

@@ -61,8 +61,7 @@ static void check_compiled(const struct anser_config *c, const uint8_t *data, si
 				f.port++;
 		}
 		f.udp = (b >> 6) & 1;
-		if (anser_compiled_match(&t, f.name, f.cgroup, f.addr, f.port, f.udp, f.v6) !=
-		    rulegen_plain_match(c, &f))
+		if (rulegen_compiled_match(c, &t, &f) != rulegen_plain_match(c, &f))
 			abort();
 	}
 	anser_compiled_clear(&t);

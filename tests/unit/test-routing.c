@@ -96,8 +96,7 @@ static void test_random_rules(void)
 			struct rulegen_flow f;
 			rulegen_flow(rnd, &f);
 			unsigned want = rulegen_plain_match(cfg, &f);
-			unsigned got = anser_compiled_match(&c, f.name, f.cgroup, f.addr, f.port,
-							    f.udp, f.v6);
+			unsigned got = rulegen_compiled_match(cfg, &c, &f);
 			if (got != want)
 				g_error("round %d flow %s port %u udp %d v6 %d: rule %u, want "
 					"%u\n%s",
@@ -121,7 +120,8 @@ static void test_too_many(void)
 {
 	GString *t = g_string_new("routing {\n");
 	for (int r = 0; r < 200; r++)
-		g_string_append_printf(t, "  dport(%d-%d) -> block\n", r + 1, r + 1001);
+		g_string_append_printf(t, "  dport(%d-%d) -> %s\n", r + 1, r + 1001,
+				       r % 2 ? "block" : "direct"); /* no merging */
 	g_string_append(t, "  fallback: direct\n}\n");
 	struct anser_config *cfg = rulegen_parse(t->str);
 	struct anser_compiled c;
@@ -129,6 +129,69 @@ static void test_too_many(void)
 	g_assert_null(c.lpm);
 	g_assert_null(c.port_class);
 	g_assert_nonnull(strstr(c.limit, "dport()"));
+	anser_config_free(cfg);
+	g_string_free(t, TRUE);
+}
+
+/* dae's merge: consecutive one-condition rules of the same kind and
+ * outbound become one kernel rule; explain still names the rule that holds;
+ * a config of thousands of such rules fits. */
+static void test_merge(void)
+{
+	struct anser_config *cfg =
+		rulegen_parse("node { n: 'socks5://10.0.0.1:1080' }\n"
+			      "group { proxy { policy: fixed(0) } }\n"
+			      "routing {\n"
+			      "  dip(10.1.0.0/16) -> direct\n" /* 0 \ one kernel rule */
+			      "  dip(10.2.0.0/16, 10.3.0.0/16) -> direct\n" /* 1 / */
+			      "  pname(a) -> direct\n"			    /* 2: another kind */
+			      "  !dip(10.4.0.0/16) -> block\n"		    /* 3: negated */
+			      "  dip(10.4.1.0/24) -> block\n"		    /* 4 \ one */
+			      "  dip(10.4.2.0/24) -> block\n"		    /* 5 / */
+			      "  dip(10.4.3.0/24) -> proxy\n"		  /* 6: another outbound */
+			      "  dip(10.4.4.0/24) && pname(b) -> proxy\n" /* 7: two conditions */
+			      "  fallback: direct\n}\n");
+	struct anser_compiled c;
+	uint8_t a[16] = { [10] = 0xff, [11] = 0xff, [12] = 10 };
+
+	g_assert_cmpint(anser_routing_compile(cfg, 0, &c), ==, 0);
+	g_assert_cmpuint(c.info.n_rules, ==, 6 + 1);
+	static const uint16_t first[] = { 0, 2, 3, 4, 6, 7, ANSER_RULE_FALLBACK };
+	for (size_t k = 0; k < G_N_ELEMENTS(first); k++)
+		g_assert_cmpuint(c.info.rule_of[k], ==, first[k]);
+	static const struct {
+		uint8_t b;
+		unsigned kernel, exact;
+	} flows[] = { { 1, 0, 0 }, { 3, 0, 1 }, { 4, 4, 4 }, { 9, 3, 3 } };
+	for (size_t i = 0; i < G_N_ELEMENTS(flows); i++) {
+		a[13] = flows[i].b;
+		a[14] = 1;
+		unsigned r = anser_compiled_match(&c, "x", NULL, a, 80, 0, 0);
+		g_assert_cmpuint(r, ==, flows[i].kernel);
+		g_assert_cmpuint(anser_rule_refine(cfg, r, "x", NULL, a, 80, 0, 0), ==,
+				 flows[i].exact);
+	}
+	a[13] = 4, a[14] = 2;
+	g_assert_cmpuint(anser_rule_refine(cfg, anser_compiled_match(&c, "x", NULL, a, 80, 0, 0),
+					   "x", NULL, a, 80, 0, 0),
+			 ==, 5);
+	anser_compiled_clear(&c);
+	anser_config_free(cfg);
+
+	/* 3000 rules, but one after merging */
+	GString *t = g_string_new("routing {\n");
+	for (int r = 0; r < 3000; r++)
+		g_string_append_printf(t, "  dip(10.%d.%d.0/24) -> block\n", r / 256, r % 256);
+	g_string_append(t, "  fallback: direct\n}\n");
+	cfg = rulegen_parse(t->str);
+	g_assert_cmpint(anser_routing_compile(cfg, 0, &c), ==, 0);
+	g_assert_cmpuint(c.info.n_rules, ==, 2);
+	g_assert_cmpuint(c.n_lpm, ==, 3000);
+	a[12] = 10, a[13] = 11, a[14] = 183;
+	g_assert_cmpuint(anser_rule_refine(cfg, anser_compiled_match(&c, "x", NULL, a, 80, 0, 0),
+					   "x", NULL, a, 80, 0, 0),
+			 ==, 11 * 256 + 183);
+	anser_compiled_clear(&c);
 	anser_config_free(cfg);
 	g_string_free(t, TRUE);
 }
@@ -277,6 +340,7 @@ int main(int argc, char **argv)
 	g_test_add_func("/routing/unseen", test_unseen);
 	g_test_add_func("/routing/random-rules", test_random_rules);
 	g_test_add_func("/routing/too-many", test_too_many);
+	g_test_add_func("/routing/merge", test_merge);
 	g_test_add_func("/routing/gen-refs", test_gen_refs);
 	g_test_add_func("/routing/set-slot", test_set_slot);
 	g_test_add_func("/routing/marks", test_marks);
