@@ -641,6 +641,19 @@ static const struct {
 	{ "min_last_latency", ANSER_POLICY_MIN_LAST_LATENCY },
 };
 
+/* GLib's "Error while compiling regular expression RE at char N: WHY" as
+ * "at char N: WHY", printable ASCII only (the pattern is quoted apart). */
+static char *regex_why(const GError *err)
+{
+	const char *m = strstr(err->message, "at char ");
+	char *s = cfg_strdup(m ? m : err->message);
+
+	for (char *c = s; *c; c++)
+		if ((unsigned char)*c < 0x20 || (unsigned char)*c >= 0x7f)
+			*c = '?';
+	return s;
+}
+
 void cfg_filter_clear(struct cfg_filter *f)
 {
 	for (size_t i = 0; i < f->n_calls; i++) {
@@ -694,11 +707,14 @@ static int filter_call(struct cfg_parser *p, struct call *c, struct cfg_fcall *o
 		f->pos = a->pos;
 		if (kind == CFG_FARG_REGEX) {
 			GError *err = NULL;
-			f->re = g_regex_new(a->val, 0, 0, &err);
+			/* RAW: names are bytes; a pattern that is not UTF-8 must not
+			 * reach PCRE2 in UTF mode */
+			f->re = g_regex_new(a->val, G_REGEX_RAW, 0, &err);
 			if (!f->re) {
 				char *q = cfg_quote(a->val, strlen(a->val));
-				ERR(p, a->pos, "invalid regular expression '%s': %s", q,
-				    err->message);
+				char *why = regex_why(err);
+				ERR(p, a->pos, "invalid regular expression '%s': %s", q, why);
+				free(why);
 				g_error_free(err);
 				free(q);
 				r = -EINVAL;
@@ -1115,9 +1131,11 @@ static int domain_arg(struct cfg_parser *p, struct arg *a, struct anser_cond *co
 	}
 	if (kind == ANSER_DOMAIN_REGEX) {
 		GError *err = NULL;
-		GRegex *re = g_regex_new(val, G_REGEX_CASELESS, 0, &err);
+		GRegex *re = g_regex_new(val, G_REGEX_CASELESS | G_REGEX_RAW, 0, &err);
 		if (!re) {
-			ERR(p, a->pos, "invalid regular expression '%s': %s", q, err->message);
+			char *why = regex_why(err);
+			ERR(p, a->pos, "invalid regular expression '%s': %s", q, why);
+			free(why);
 			g_error_free(err);
 			goto out;
 		}
