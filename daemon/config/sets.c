@@ -188,6 +188,11 @@ int cfg_expand_set(struct cfg_parser *p, struct cfg_pos pos, const char *set,
 		goto done;
 	}
 	path = anser_geodata_find(file, p->config_dir, &searched);
+	if (!path && file[0] == '/') {
+		int e = access(file, R_OK) < 0 ? errno : ENOENT;
+		ERR(p, pos, "'%s': cannot read %s: %s", q, file, strerror(e));
+		goto out;
+	}
 	if (!path) {
 		ERR(p, pos,
 		    "'%s' needs %s, which is not in %s (get %s from %s and put it in "

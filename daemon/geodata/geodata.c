@@ -17,6 +17,7 @@
 #include "geodata.h"
 
 #include <errno.h>
+#include <glib.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
@@ -611,40 +612,28 @@ char *anser_geodata_find(const char *name, const char *config_dir, char **search
 		"/usr/share/v2ray",	   "/usr/local/share/v2ray",
 		"/usr/share/xray",
 	};
-	char *list = NULL;
-	size_t list_len = 0;
-	FILE *f = searched ? open_memstream(&list, &list_len) : NULL;
+	GString *looked = g_string_new(NULL);
 	char *found = NULL;
 
-	if (strchr(name, '/') && name[0] == '/') {
-		if (f)
-			fclose(f);
-		if (searched)
-			*searched = list;
+	if (name[0] == '/') {
+		/* an absolute path is used as it is */
 		if (access(name, R_OK) == 0)
-			return strdup(name);
-		if (searched) {
-			free(list);
-			*searched = strdup(name);
-		}
-		return NULL;
+			found = strdup(name);
+		else
+			g_string_append(looked, name);
 	}
-	for (size_t i = 0; i < sizeof(dirs) / sizeof(*dirs) && !found; i++) {
-		char path[PATH_MAX];
+	for (size_t i = 0; name[0] != '/' && i < sizeof(dirs) / sizeof(*dirs) && !found; i++) {
 		if (!dirs[i] || !*dirs[i])
 			continue;
-		if ((size_t)snprintf(path, sizeof(path), "%s/%s", dirs[i], name) >= sizeof(path))
-			continue;
+		char *path = g_build_filename(dirs[i], name, NULL);
 		if (access(path, R_OK) == 0)
 			found = strdup(path);
-		else if (f)
-			fprintf(f, "%s%s", ftell(f) ? ", " : "", dirs[i]);
+		else
+			g_string_append_printf(looked, "%s%s", looked->len ? ", " : "", dirs[i]);
+		g_free(path);
 	}
-	if (f)
-		fclose(f);
 	if (searched)
-		*searched = found ? (free(list), NULL) : list;
-	else
-		free(list);
+		*searched = found ? NULL : strdup(looked->str);
+	g_string_free(looked, TRUE);
 	return found;
 }

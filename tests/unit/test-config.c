@@ -668,12 +668,24 @@ static void test_sets(void)
 	anser_compiled_clear(&comp);
 	anser_config_free(c);
 
+	/* an absolute ext: path is used as it is */
+	g_autofree char *abs_rule = g_strdup_printf(
+		"routing {\n    domain(ext:%s:cn) -> direct\n    fallback: direct\n}\n", my_path);
+	put(dir, "config.dae", abs_rule);
+	g_assert_cmpint(anser_config_parse_file(entry, &c, &d), ==, 0);
+	g_assert_cmpuint(c->rules[0].conds[0].n_domains, ==, 3);
+	anser_config_free(c);
+	c = NULL;
+	anser_diags_clear(&d);
+
 	static const struct {
 		const char *rule, *want;
 	} bad[] = {
 		{ "domain(geosite:cm)", "geosite.dat has no tag 'cm' (did you mean 'cn'?)" },
 		{ "domain(geosite:empty)", "warning: 'geosite:empty' is empty" },
 		{ "domain(ext:nothere.dat:cn)", "needs nothere.dat, which is not in" },
+		{ "domain(ext:/nonexistent/x.dat:cn)",
+		  "cannot read /nonexistent/x.dat: No such file" },
 		{ "domain(ext:lists:nope)", "has no list 'nope'" },
 		{ "dip(geoip:xx)", "geoip.dat has no tag 'xx'" },
 		{ "dip(ext:geosite.dat:cn)", "is not a valid geoip file" },
