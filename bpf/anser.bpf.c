@@ -78,19 +78,6 @@ struct {
 	__type(value, struct anser_rules);
 } cg_set SEC(".maps");
 
-/* Keys being looked up, off the stack: the hooks' stacks are full. */
-struct scratch {
-	struct anser_pname_key pname;
-	struct anser_cg_key cg;
-};
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct scratch);
-} scratch SEC(".maps");
-
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, ANSER_GENS *ANSER_PORT_CLASS_WORDS);
@@ -195,7 +182,12 @@ struct proc_info {
 	__u32 version;
 	__u32 cg_version;
 	struct anser_rules rules;
-	char name[ANSER_PNAME_LEN];
+	/* The name, kept as the pname_set key it is looked up with, and the
+	 * cg_set key: lookup keys live here, in the thread's own storage,
+	 * because the hooks' stacks are full and a per-CPU buffer could be
+	 * overwritten by another thread when this one is preempted. */
+	struct anser_pname_key key;
+	struct anser_cg_key cg_key;
 };
 
 struct {
@@ -302,18 +294,13 @@ static __always_inline void evaluate(struct decide *d, __u32 slot, const struct 
 }
 
 /* The rules a process of this name leaves possible under slot's rules. */
-static __always_inline void name_rules(const char *name, __u32 slot,
+static __always_inline void name_rules(struct anser_pname_key *key, __u32 slot,
 				       const struct anser_gen_info *gi, struct anser_rules *out)
 {
-	__u32 zero = 0;
-	struct scratch *sc = bpf_map_lookup_elem(&scratch, &zero);
-	const struct anser_rules *r = NULL;
+	const struct anser_rules *r;
 
-	if (sc) {
-		sc->pname.set = slot;
-		__builtin_memcpy(sc->pname.name, name, ANSER_PNAME_LEN);
-		r = bpf_map_lookup_elem(&pname_set, &sc->pname);
-	}
+	key->set = slot;
+	r = bpf_map_lookup_elem(&pname_set, key);
 	if (!r)
 		r = &gi->pname_default;
 	__builtin_memcpy(out, r, sizeof(*out));
@@ -331,28 +318,27 @@ static __always_inline void and_cg_rules(const struct anser_rules *r,
 
 /* The calling thread's cgroup `id`, or its nearest ancestor with an entry
  * (bpf/anser_abi.h). Not inlined: it runs once per thread and change. */
-static __noinline void cgroup_rules(struct task_struct *task, __u64 id, __u32 slot,
-				    const struct anser_gen_info *gi, struct anser_rules *out)
+static __noinline void cgroup_rules(struct task_struct *task, struct proc_info *p, __u64 id,
+				    __u32 slot, const struct anser_gen_info *gi)
 {
-	__u32 zero = 0;
-	struct scratch *sc = bpf_map_lookup_elem(&scratch, &zero);
-	struct anser_cg_key *key = sc ? &sc->cg : NULL;
-	struct anser_rules *r = NULL;
+	struct anser_cg_key *key;
+	struct anser_rules *r;
 
-	if (key) {
-		key->set = slot;
-		key->pad = 0;
-		key->id = id;
-		r = bpf_map_lookup_elem(&cg_set, key);
-		if (!r) {
-			int level = task->cgroups->dfl_cgrp->level;
-			for (int up = 1; up <= ANSER_CG_MAX_UP && !r && level - up >= 0; up++) {
-				key->id = bpf_get_current_ancestor_cgroup_id(level - up);
-				r = bpf_map_lookup_elem(&cg_set, key);
-			}
+	if (!p)
+		return;
+	key = &p->cg_key;
+	key->set = slot;
+	key->pad = 0;
+	key->id = id;
+	r = bpf_map_lookup_elem(&cg_set, key);
+	if (!r) {
+		int level = task->cgroups->dfl_cgrp->level;
+		for (int up = 1; up <= ANSER_CG_MAX_UP && !r && level - up >= 0; up++) {
+			key->id = bpf_get_current_ancestor_cgroup_id(level - up);
+			r = bpf_map_lookup_elem(&cg_set, key);
 		}
 	}
-	and_cg_rules(r, gi, out);
+	and_cg_rules(r, gi, &p->rules);
 }
 
 /* argv[0] is read in chunks so the buffer stays small: the verifier's
@@ -421,7 +407,7 @@ static __always_inline void emit_proc(const struct proc_info *p)
 	e->type = ANSER_EV_PROC;
 	e->pad[0] = e->pad[1] = e->pad[2] = 0;
 	e->pid = bpf_get_current_pid_tgid() >> 32;
-	__builtin_memcpy(e->pname, p->name, ANSER_PNAME_LEN);
+	__builtin_memcpy(e->pname, p->key.name, ANSER_PNAME_LEN);
 	bpf_ringbuf_submit(e, 0);
 }
 
@@ -443,7 +429,7 @@ static __always_inline struct proc_info *get_proc(struct task_struct *task, __u3
 	__u64 exec_id = task->self_exec_id + 1;
 	if (p->exec_id != exec_id) {
 		struct mm_struct *mm = task->mm;
-		read_pname(p->name, mm ? mm->arg_start : 0);
+		read_pname(p->key.name, mm ? mm->arg_start : 0);
 		p->exec_id = exec_id;
 		p->version = 0;
 		emit_proc(p);
@@ -454,9 +440,9 @@ static __always_inline struct proc_info *get_proc(struct task_struct *task, __u3
 		cg = bpf_get_current_cgroup_id();
 	if (p->version != gi->version ||
 	    (cg && (p->cg_id != cg || p->cg_version != c->cg_version))) {
-		name_rules(p->name, slot, gi, &p->rules);
+		name_rules(&p->key, slot, gi, &p->rules);
 		if (cg)
-			cgroup_rules(task, cg, slot, gi, &p->rules);
+			cgroup_rules(task, p, cg, slot, gi);
 		p->version = gi->version;
 		p->cg_id = cg;
 		p->cg_version = c->cg_version;
@@ -536,7 +522,7 @@ static __always_inline void fill_flow(struct anser_flow *f, const struct decide 
 				      const struct proc_info *p)
 {
 	SET_FLOW_FIELDS(f, d, flags);
-	__builtin_memcpy(f->pname, p->name, ANSER_PNAME_LEN);
+	__builtin_memcpy(f->pname, p->key.name, ANSER_PNAME_LEN);
 }
 
 /* A log record's fields must be visible before its seq. x86 keeps stores
@@ -995,7 +981,9 @@ int anser_eval(struct __sk_buff *skb)
 	d.proto = e.proto;
 	d.dport = e.dport;
 	__builtin_memcpy(d.lkey.data, e.daddr, 16);
-	name_rules(e.pname, slot, gi, &proc);
+	struct anser_pname_key key;
+	__builtin_memcpy(key.name, e.pname, ANSER_PNAME_LEN);
+	name_rules(&key, slot, gi, &proc);
 	if (gi->lookups & ANSER_LOOKUP_CGROUP) {
 		struct anser_cg_key key = { .set = slot, .id = e.cgroup_id };
 		and_cg_rules(e.cgroup_id ? bpf_map_lookup_elem(&cg_set, &key) : NULL, gi, &proc);
