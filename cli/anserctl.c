@@ -468,6 +468,110 @@ static int cmd_reload(sd_bus *bus)
 	return report_error("reload", &error, r);
 }
 
+static void freep(void *p)
+{
+	free(*(void **)p);
+}
+
+/* A bare name is app(NAME) when a desktop file NAME.desktop is installed
+ * (the application is known), else pname(NAME); anything with '(' is a
+ * selector as written. */
+static char *selector_of(const char *arg)
+{
+	static const char *const dirs[] = { "/usr/share/applications",
+					    "/usr/local/share/applications",
+					    "/var/lib/flatpak/exports/share/applications" };
+	char path[4096];
+
+	if (strchr(arg, '('))
+		return strdup(arg);
+	for (size_t i = 0; i < sizeof(dirs) / sizeof(*dirs); i++) {
+		snprintf(path, sizeof(path), "%s/%s.desktop", dirs[i], arg);
+		if (!strchr(arg, '/') && access(path, F_OK) == 0) {
+			char *s;
+			return asprintf(&s, "app('%s')", arg) < 0 ? NULL : s;
+		}
+	}
+	char *s;
+	return asprintf(&s, "pname('%s')", arg) < 0 ? NULL : s;
+}
+
+/* route SELECTOR OUTBOUND */
+static int cmd_route(sd_bus *bus, int argc, char **argv)
+{
+	_cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+	_cleanup_(freep) char *sel = selector_of(argv[0]);
+	int r;
+
+	if (!sel)
+		return EXIT_FAILURE;
+	r = sd_bus_call_method(bus, ANSER_BUS_NAME, ANSER_BUS_PATH, ANSER_BUS_INTERFACE,
+			       "SetAppRoute", &error, NULL, "ss", sel, argv[1]);
+	if (r >= 0) {
+		printf("%s -> %s\n", sel, argv[1]);
+		return EXIT_SUCCESS;
+	}
+	if (sd_bus_error_has_name(&error, ANSER_BUS_ERROR_INVALID_ARGUMENT)) {
+		fprintf(stderr, "anserctl: route: %s\n", error.message);
+		return EXIT_USAGE;
+	}
+	return report_error("set the route", &error, r);
+}
+
+/* unroute SELECTOR */
+static int cmd_unroute(sd_bus *bus, int argc, char **argv)
+{
+	_cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+	_cleanup_(freep) char *sel = selector_of(argv[0]);
+	int r;
+
+	if (!sel)
+		return EXIT_FAILURE;
+	r = sd_bus_call_method(bus, ANSER_BUS_NAME, ANSER_BUS_PATH, ANSER_BUS_INTERFACE,
+			       "ClearAppRoute", &error, NULL, "s", sel);
+	if (r >= 0)
+		return EXIT_SUCCESS;
+	if (sd_bus_error_has_names(&error, ANSER_BUS_ERROR_INVALID_ARGUMENT,
+				   ANSER_BUS_ERROR_NO_SUCH_ROUTE)) {
+		fprintf(stderr, "anserctl: unroute: %s\n", error.message);
+		return EXIT_USAGE;
+	}
+	return report_error("clear the route", &error, r);
+}
+
+/* routes: the AppRoutes property */
+static int cmd_routes(sd_bus *bus)
+{
+	_cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+	_cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+	const char *sel, *out;
+	int r;
+
+	r = sd_bus_get_property(bus, ANSER_BUS_NAME, ANSER_BUS_PATH, ANSER_BUS_INTERFACE,
+				"AppRoutes", &error, &reply, "a{ss}");
+	if (r < 0)
+		return report_error("read the routes", &error, r);
+	r = sd_bus_message_enter_container(reply, 'a', "{ss}");
+	if (r < 0)
+		return EXIT_FAILURE;
+	if (arg_json)
+		fputs("[", stdout);
+	for (int i = 0; (r = sd_bus_message_read(reply, "{ss}", &sel, &out)) > 0; i++) {
+		if (arg_json) {
+			fputs(i ? ",{\"selector\":" : "{\"selector\":", stdout);
+			json_string(stdout, sel);
+			fputs(",\"outbound\":", stdout);
+			json_string(stdout, out);
+			fputs("}", stdout);
+		} else {
+			printf("%s -> %s\n", sel, out);
+		}
+	}
+	if (arg_json)
+		fputs("]\n", stdout);
+	return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+}
+
 /* explain APP DEST[:PORT] [tcp|udp] */
 static int cmd_explain(sd_bus *bus, int argc, char **argv)
 {
@@ -530,6 +634,14 @@ static void help(void)
 	       "                      address; IPv6 with a port as [ADDR]:PORT). APP is a\n"
 	       "                      process name, a PID (that process, with its cgroup)\n"
 	       "                      or app:ID (the desktop application ID)\n"
+	       "  route SELECTOR OUTBOUND\n"
+	       "                      Send an application's new connections to OUTBOUND\n"
+	       "                      (direct, block or a group), before the config's\n"
+	       "                      rules; kept across restarts. SELECTOR is app(ID),\n"
+	       "                      pname(NAME) or cgroup(PATH); a bare NAME is app(NAME)\n"
+	       "                      if NAME.desktop is installed, else pname(NAME)\n"
+	       "  unroute SELECTOR    Remove that route\n"
+	       "  routes              List the routes set with 'route'\n"
 	       "\n"
 	       "Options:\n"
 	       "  -h --help           Show this help\n"
@@ -590,6 +702,9 @@ int main(int argc, char *argv[])
 		{ "connections", cmd_connections, NULL, 0, 0, NULL },
 		{ "reload", cmd_reload, NULL, 0, 0, NULL },
 		{ "explain", NULL, cmd_explain, 2, 3, "explain APP DEST[:PORT] [tcp|udp]" },
+		{ "route", NULL, cmd_route, 2, 2, "route SELECTOR OUTBOUND" },
+		{ "unroute", NULL, cmd_unroute, 1, 1, "unroute SELECTOR" },
+		{ "routes", cmd_routes, NULL, 0, 0, NULL },
 	};
 	_cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
 	const char *verb;
@@ -621,8 +736,10 @@ int main(int argc, char *argv[])
 			fprintf(stderr, "anserctl: usage: anserctl %s\n", commands[i].usage);
 			return EXIT_USAGE;
 		}
-		if (arg_json && commands[i].run != cmd_connections) {
-			fprintf(stderr, "anserctl: --json applies to 'connections' only\n");
+		if (arg_json && commands[i].run != cmd_connections &&
+		    commands[i].run != cmd_routes) {
+			fprintf(stderr,
+				"anserctl: --json applies to 'connections' and 'routes' only\n");
 			return EXIT_USAGE;
 		}
 		if (bus_connect(&bus) < 0)

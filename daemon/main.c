@@ -47,7 +47,86 @@ struct daemon {
 	guint events_source;
 	guint poll_source; /* the next read of the flow log, 0: none */
 	int exit_code;
+	/* app routes (SetAppRoute), persisted in <state_dir>/app-routes */
+	const char *state_dir;
+	char *routes_path;
+	struct anser_app_route *routes;
+	size_t n_routes;
 };
+
+static void routes_free(struct anser_app_route *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		free(v[i].selector);
+		free(v[i].outbound);
+	}
+	free(v);
+}
+
+/* <state_dir>/app-routes: "SELECTOR -> OUTBOUND" per line, '#' comments.
+ * A line that does not read is logged and dropped. */
+static void routes_load(struct daemon *d)
+{
+	g_autofree char *text = NULL;
+	GError *err = NULL;
+
+	if (!g_file_get_contents(d->routes_path, &text, NULL, &err)) {
+		if (!g_error_matches(err, G_FILE_ERROR, G_FILE_ERROR_NOENT))
+			log_warning("Cannot read the app routes in %s: %s", d->routes_path,
+				    err->message);
+		g_error_free(err);
+		return;
+	}
+	char **lines = g_strsplit(text, "\n", -1);
+	for (size_t i = 0; lines[i]; i++) {
+		char *line = g_strstrip(lines[i]), *arrow = strstr(line, " -> "), *why = NULL;
+		if (!*line || *line == '#')
+			continue;
+		char *sel = NULL;
+		if (arrow) {
+			*arrow = '\0';
+			sel = anser_selector_canonical(line, &why);
+		}
+		const char *out = arrow ? g_strstrip(arrow + 4) : "";
+		if (!sel || !*out) {
+			log_warning("%s:%zu: not a route (SELECTOR -> OUTBOUND)%s%s, dropped",
+				    d->routes_path, i + 1, why ? ": " : "", why ? why : "");
+			free(why);
+			free(sel);
+			continue;
+		}
+		d->routes = g_renew(struct anser_app_route, d->routes, d->n_routes + 1);
+		d->routes[d->n_routes++] = (struct anser_app_route){ sel, strdup(out) };
+	}
+	g_strfreev(lines);
+	if (d->n_routes)
+		log_info("%zu app route%s from %s", d->n_routes, d->n_routes == 1 ? "" : "s",
+			 d->routes_path);
+}
+
+/* Write the routes atomically (a temporary file renamed over the old). */
+static int routes_save(struct daemon *d)
+{
+	GString *s = g_string_new("# App routes set through org.anser.Anser1 (SetAppRoute).\n"
+				  "# Tried before the config's rules. Managed by anserd.\n");
+	GError *err = NULL;
+	int r = 0;
+
+	for (size_t i = 0; i < d->n_routes; i++)
+		g_string_append_printf(s, "%s -> %s\n", d->routes[i].selector,
+				       d->routes[i].outbound);
+	if (g_mkdir_with_parents(d->state_dir, 0755) < 0) {
+		r = -errno;
+		log_error_errno(r, "Cannot make %s: %m", d->state_dir);
+	} else if (!g_file_set_contents_full(d->routes_path, s->str, (gssize)s->len,
+					     G_FILE_SET_CONTENTS_CONSISTENT, 0644, &err)) {
+		log_error("Cannot write %s: %s", d->routes_path, err->message);
+		g_error_free(err);
+		r = -EIO;
+	}
+	g_string_free(s, TRUE);
+	return r;
+}
 
 static void set_state(struct daemon *d, const char *state)
 {
@@ -82,6 +161,19 @@ static int load_config(struct daemon *d, struct anser_config **out, struct anser
 	else
 		r = anser_config_parse_string("<builtin>", anser_config_builtin,
 					      strlen(anser_config_builtin), out, &diags);
+	if (r >= 0 && !d->validate) {
+		/* the app routes go first */
+		struct anser_config *with = NULL;
+		size_t skipped = 0;
+		anser_config_with_routes(*out, d->routes, d->n_routes, d->routes_path, &with,
+					 &skipped);
+		if (skipped)
+			log_warning("%zu app route%s name an outbound this config lacks, left out "
+				    "until it has it",
+				    skipped, skipped == 1 ? "" : "s");
+		anser_config_free(*out);
+		*out = with;
+	}
 	if (r >= 0) {
 		/* The kernel's tables have limits the grammar does not: say so
 		 * here, so --check and Reload report it like any other error. */
@@ -399,11 +491,164 @@ static int explain(void *ud, const char *process, const char *destination, const
 	return explain_decide(ud, pname, cgroup, destination, protocol, out, message);
 }
 
+/* The active config's base with the current routes, compiled and
+ * installed: new flows follow within a reload's time (milliseconds). */
+static int apply_routes(struct daemon *d, char **message)
+{
+	struct anser_gen *g = d->gens[d->active];
+	struct anser_config *base = g ? (g->cfg->base ? g->cfg->base : g->cfg) : NULL;
+	struct anser_config *cfg = NULL;
+	struct anser_compiled compiled;
+	size_t skipped;
+	int r;
+
+	if (!base)
+		return (*message = strdup("no configuration is active")) ? -EIO : -ENOMEM;
+	anser_config_with_routes(base, d->routes, d->n_routes, d->routes_path, &cfg, &skipped);
+	r = anser_routing_compile(cfg, 1 - d->active, &compiled);
+	if (r < 0) {
+		if (asprintf(message,
+			     "the rules do not fit the kernel's tables with this route: %s",
+			     compiled.limit ? compiled.limit : strerror(-r)) < 0)
+			*message = NULL;
+		anser_compiled_clear(&compiled);
+		anser_config_free(cfg);
+		return r == -E2BIG ? -EINVAL : r;
+	}
+	r = install_config(d, cfg, &compiled, false);
+	if (r < 0 && asprintf(message, "cannot install rules: %s", strerror(-r)) < 0)
+		*message = NULL;
+	if (r >= 0 && d->bus)
+		anser_bus_property_changed(d->bus, "AppRoutes");
+	return r;
+}
+
+static bool outbound_known(const struct daemon *d, const char *name)
+{
+	const struct anser_gen *g = d->gens[d->active];
+	if (strcmp(name, "direct") == 0 || strcmp(name, "block") == 0)
+		return true;
+	for (size_t i = 0; g && i < g->cfg->n_groups; i++)
+		if (strcmp(g->cfg->groups[i].name, name) == 0)
+			return true;
+	return false;
+}
+
+/* Swap in a new list, save it and apply it; on failure the old list is
+ * back (and saved again). Takes `v`. */
+static int routes_replace(struct daemon *d, struct anser_app_route *v, size_t n, char **message)
+{
+	struct anser_app_route *old = d->routes;
+	size_t old_n = d->n_routes;
+	int r;
+
+	d->routes = v;
+	d->n_routes = n;
+	r = routes_save(d);
+	if (r < 0) {
+		if (asprintf(message, "cannot save the routes in %s", d->routes_path) < 0)
+			*message = NULL;
+	} else {
+		r = apply_routes(d, message);
+	}
+	if (r < 0) {
+		d->routes = old;
+		d->n_routes = old_n;
+		routes_free(v, n);
+		routes_save(d);
+		return r;
+	}
+	routes_free(old, old_n);
+	return 0;
+}
+
+static struct anser_app_route *routes_copy(const struct daemon *d, size_t extra)
+{
+	struct anser_app_route *v = g_new0(struct anser_app_route, d->n_routes + extra + 1);
+	for (size_t i = 0; i < d->n_routes; i++)
+		v[i] = (struct anser_app_route){ strdup(d->routes[i].selector),
+						 strdup(d->routes[i].outbound) };
+	return v;
+}
+
+static int set_app_route(void *ud, const char *selector, const char *outbound, char **message)
+{
+	struct daemon *d = ud;
+	char *why = NULL;
+	char *sel = anser_selector_canonical(selector, &why);
+
+	if (!sel) {
+		int r = asprintf(message, "'%s' is not a selector: %s", selector, why ? why : "");
+		free(why);
+		return r < 0 ? -ENOMEM : -EINVAL;
+	}
+	if (!outbound_known(d, outbound)) {
+		free(sel);
+		return asprintf(message,
+				"no outbound '%s' (direct, block or a group of the configuration)",
+				outbound) < 0
+			       ? -ENOMEM
+			       : -EINVAL;
+	}
+	struct anser_app_route *v = routes_copy(d, 1);
+	size_t n = d->n_routes, i;
+	for (i = 0; i < n; i++)
+		if (strcmp(v[i].selector, sel) == 0)
+			break;
+	if (i < n) {
+		free(v[i].outbound);
+		v[i].outbound = strdup(outbound);
+		free(sel);
+	} else {
+		v[n++] = (struct anser_app_route){ sel, strdup(outbound) };
+	}
+	return routes_replace(d, v, n, message);
+}
+
+static int clear_app_route(void *ud, const char *selector, char **message)
+{
+	struct daemon *d = ud;
+	char *why = NULL;
+	char *sel = anser_selector_canonical(selector, &why);
+
+	if (!sel) {
+		int r = asprintf(message, "'%s' is not a selector: %s", selector, why ? why : "");
+		free(why);
+		return r < 0 ? -ENOMEM : -EINVAL;
+	}
+	struct anser_app_route *v = routes_copy(d, 0);
+	size_t n = d->n_routes, i;
+	for (i = 0; i < n; i++)
+		if (strcmp(v[i].selector, sel) == 0)
+			break;
+	if (i == n) {
+		routes_free(v, n);
+		int r = asprintf(message, "no route for %s", sel);
+		free(sel);
+		return r < 0 ? -ENOMEM : -ENOENT;
+	}
+	free(sel);
+	free(v[i].selector);
+	free(v[i].outbound);
+	memmove(v + i, v + i + 1, (n - i - 1) * sizeof(*v));
+	return routes_replace(d, v, n - 1, message);
+}
+
+static const struct anser_app_route *get_app_routes(void *ud, size_t *n)
+{
+	struct daemon *d = ud;
+	*n = d->n_routes;
+	return d->routes;
+}
+
 static const struct anser_bus_ops bus_ops = {
 	.get_state = get_state,
 	.reload = do_reload,
 	.list_connections = list_connections,
 	.explain = explain,
+	.set_app_route = set_app_route,
+	.clear_app_route = clear_app_route,
+	.get_app_routes = get_app_routes,
 };
 
 static gboolean on_sigterm(gpointer ud)
@@ -464,6 +709,8 @@ static void usage(FILE *f)
 		"      --bus-address=ADDR  D-Bus address to serve on (default: system bus)\n"
 		"      --no-bus            do not connect to D-Bus\n"
 		"      --workers=N         relay threads (default: one per CPU)\n"
+		"      --state-dir=DIR     where app routes are kept (default: " ANSER_STATEDIR
+		")\n"
 		"      --log-level=LEVEL   error, warning, notice, info, debug\n"
 		"      --validate          check the config (also against the kernel's\n"
 		"                          limits), print every problem with its line and a\n"
@@ -475,10 +722,20 @@ static void usage(FILE *f)
 
 int main(int argc, char **argv)
 {
-	enum { OPT_CGROUP = 256, OPT_BUS, OPT_NO_BUS, OPT_WORKERS, OPT_LOG, OPT_CHECK, OPT_VER };
+	enum {
+		OPT_CGROUP = 256,
+		OPT_BUS,
+		OPT_NO_BUS,
+		OPT_WORKERS,
+		OPT_LOG,
+		OPT_CHECK,
+		OPT_VER,
+		OPT_STATE,
+	};
 	static const struct option opts[] = {
 		{ "config", required_argument, NULL, 'c' },
 		{ "cgroup", required_argument, NULL, OPT_CGROUP },
+		{ "state-dir", required_argument, NULL, OPT_STATE },
 		{ "bus-address", required_argument, NULL, OPT_BUS },
 		{ "no-bus", no_argument, NULL, OPT_NO_BUS },
 		{ "workers", required_argument, NULL, OPT_WORKERS },
@@ -502,6 +759,9 @@ int main(int argc, char **argv)
 			break;
 		case OPT_CGROUP:
 			d.cgroup = optarg;
+			break;
+		case OPT_STATE:
+			d.state_dir = optarg;
 			break;
 		case OPT_BUS:
 			d.bus_address = optarg;
@@ -552,6 +812,11 @@ int main(int argc, char **argv)
 		d.config_path = DEFAULT_CONFIG;
 
 	d.state = "starting";
+	if (!d.state_dir)
+		d.state_dir = ANSER_STATEDIR;
+	d.routes_path = g_build_filename(d.state_dir, "app-routes", NULL);
+	if (!check_only)
+		routes_load(&d);
 	struct anser_compiled compiled;
 	r = load_config(&d, &cfg, &compiled, &message);
 	if (r < 0) {
@@ -629,6 +894,8 @@ out:
 	for (int i = 0; i < ANSER_GENS; i++)
 		anser_gen_unref(d.gens[i]);
 	anser_config_free(cfg);
+	routes_free(d.routes, d.n_routes);
+	g_free(d.routes_path);
 	if (d.loop)
 		g_main_loop_unref(d.loop);
 	return d.exit_code;

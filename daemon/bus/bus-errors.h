@@ -13,6 +13,7 @@
 #define ANSER_BUS_ERROR_NOT_AUTHORIZED	 "org.anser.Anser1.Error.NotAuthorized"
 #define ANSER_BUS_ERROR_INVALID_ARGUMENT "org.anser.Anser1.Error.InvalidArgument"
 #define ANSER_BUS_ERROR_BUSY		 "org.anser.Anser1.Error.Busy"
+#define ANSER_BUS_ERROR_NO_SUCH_ROUTE	 "org.anser.Anser1.Error.NoSuchRoute"
 
 extern const sd_bus_error_map anser_bus_error_map[];
 

@@ -189,12 +189,56 @@ static int method_explain(struct anser_bus *b, sd_bus_message *m, sd_bus_error *
 	return sd_bus_send(NULL, reply, NULL);
 }
 
+static int method_set_app_route(struct anser_bus *b, sd_bus_message *m, sd_bus_error *error)
+{
+	_cleanup_(freep) char *message = NULL;
+	const char *selector, *outbound;
+	int r;
+
+	r = sd_bus_message_read(m, "ss", &selector, &outbound);
+	if (r < 0)
+		return r;
+	r = b->ops->set_app_route(b->ud, selector, outbound, &message);
+	if (r == -EINVAL)
+		return sd_bus_error_set(error, ANSER_BUS_ERROR_INVALID_ARGUMENT,
+					message ? message : "invalid route");
+	if (r < 0)
+		return sd_bus_error_set_errnof(error, r, "%s",
+					       message ? message : "cannot set the route");
+	log_info("Route %s -> %s set by %s", selector, outbound, sd_bus_message_get_sender(m));
+	return sd_bus_reply_method_return(m, NULL);
+}
+
+static int method_clear_app_route(struct anser_bus *b, sd_bus_message *m, sd_bus_error *error)
+{
+	_cleanup_(freep) char *message = NULL;
+	const char *selector;
+	int r;
+
+	r = sd_bus_message_read(m, "s", &selector);
+	if (r < 0)
+		return r;
+	r = b->ops->clear_app_route(b->ud, selector, &message);
+	if (r == -EINVAL || r == -ENOENT)
+		return sd_bus_error_set(error,
+					r == -ENOENT ? ANSER_BUS_ERROR_NO_SUCH_ROUTE
+						     : ANSER_BUS_ERROR_INVALID_ARGUMENT,
+					message ? message : "invalid route");
+	if (r < 0)
+		return sd_bus_error_set_errnof(error, r, "%s",
+					       message ? message : "cannot clear the route");
+	log_info("Route for %s cleared by %s", selector, sd_bus_message_get_sender(m));
+	return sd_bus_reply_method_return(m, NULL);
+}
+
 /* Deny by default: a method missing from this table is refused, whatever the
  * vtable says. Every entry needs its action in polkit/org.anser.policy. */
 static const struct method_auth method_auth_table[] = {
 	{ "Reload", "org.anser.manage", method_reload },
 	{ "ListConnections", "org.anser.view-connections", method_list_connections },
 	{ "Explain", "org.anser.view-connections", method_explain },
+	{ "SetAppRoute", "org.anser.route-app", method_set_app_route },
+	{ "ClearAppRoute", "org.anser.route-app", method_clear_app_route },
 };
 
 static const struct method_auth *method_auth_lookup(const char *member)
@@ -285,10 +329,31 @@ static int property_get_state(sd_bus *bus, const char *path, const char *interfa
 	return sd_bus_message_append(reply, "s", state ? state : "unknown");
 }
 
+static int property_get_app_routes(sd_bus *bus, const char *path, const char *interface,
+				   const char *property, sd_bus_message *reply, void *userdata,
+				   sd_bus_error *error)
+{
+	struct anser_bus *b = userdata;
+	size_t n = 0;
+	const struct anser_app_route *v =
+		b->ops && b->ops->get_app_routes ? b->ops->get_app_routes(b->ud, &n) : NULL;
+	int r = sd_bus_message_open_container(reply, 'a', "{ss}");
+
+	for (size_t i = 0; r >= 0 && i < n; i++) {
+		g_autofree char *sel = g_utf8_make_valid(v[i].selector, -1);
+		r = sd_bus_message_append(reply, "{ss}", sel, v[i].outbound);
+	}
+	if (r < 0)
+		return r;
+	return sd_bus_message_close_container(reply);
+}
+
 static const sd_bus_vtable manager_vtable[] = {
 	SD_BUS_VTABLE_START(0),
 	SD_BUS_PROPERTY("Version", "s", property_get_version, 0, SD_BUS_VTABLE_PROPERTY_CONST),
 	SD_BUS_PROPERTY("State", "s", property_get_state, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+	SD_BUS_PROPERTY("AppRoutes", "a{ss}", property_get_app_routes, 0,
+			SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
 	SD_BUS_METHOD_WITH_ARGS("Reload", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT,
 				method_authorize_then_run, SD_BUS_VTABLE_UNPRIVILEGED),
 	SD_BUS_METHOD_WITH_ARGS("ListConnections", SD_BUS_NO_ARGS,
@@ -298,6 +363,11 @@ static const sd_bus_vtable manager_vtable[] = {
 				SD_BUS_ARGS("s", process, "s", destination, "s", protocol),
 				SD_BUS_RESULT("a{sv}", explanation), method_authorize_then_run,
 				SD_BUS_VTABLE_UNPRIVILEGED),
+	SD_BUS_METHOD_WITH_ARGS("SetAppRoute", SD_BUS_ARGS("s", selector, "s", outbound),
+				SD_BUS_NO_RESULT, method_authorize_then_run,
+				SD_BUS_VTABLE_UNPRIVILEGED),
+	SD_BUS_METHOD_WITH_ARGS("ClearAppRoute", SD_BUS_ARGS("s", selector), SD_BUS_NO_RESULT,
+				method_authorize_then_run, SD_BUS_VTABLE_UNPRIVILEGED),
 	SD_BUS_VTABLE_END,
 };
 
@@ -395,6 +465,19 @@ void anser_bus_state_changed(struct anser_bus *b)
 					   NULL);
 	if (r < 0)
 		log_warning_errno(r, "Failed to emit PropertiesChanged for State, ignoring: %m");
+}
+
+void anser_bus_property_changed(struct anser_bus *b, const char *property)
+{
+	int r;
+
+	if (!b || !b->bus)
+		return;
+	r = sd_bus_emit_properties_changed(b->bus, ANSER_BUS_PATH, ANSER_BUS_INTERFACE, property,
+					   NULL);
+	if (r < 0)
+		log_warning_errno(r, "Failed to emit PropertiesChanged for %s, ignoring: %m",
+				  property);
 }
 
 void anser_bus_free(struct anser_bus *b)

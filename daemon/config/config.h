@@ -202,6 +202,12 @@ struct anser_subscription {
 };
 
 struct anser_config {
+	unsigned refs; /* anser_config_ref(); anser_config_free() drops one */
+	/* A config made by anser_config_with_routes() borrows everything but
+	 * its rules and files arrays from `base` (which it references); its
+	 * first n_routes rules are the app routes. */
+	struct anser_config *base;
+	size_t n_routes;
 	char *source; /* entry file path or "<builtin>" */
 	/* files[0] is `source`; then the files `include` brought, in the
 	 * order they were read (their rules follow the including file's) */
@@ -239,7 +245,29 @@ int anser_config_parse_string(const char *name, const char *text, size_t len,
  * and the files its `include` sections name, and parses them. -errno on
  * I/O errors with a diagnostic naming the file. */
 int anser_config_parse_file(const char *path, struct anser_config **out, struct anser_diags *diags);
+/* Drops a reference; the last one frees. */
 void anser_config_free(struct anser_config *c);
+struct anser_config *anser_config_ref(struct anser_config *c);
+
+/*
+ * App routes (the D-Bus SetAppRoute): a selector in the config language
+ * -- app(ID), pname(NAME) or cgroup(PATH), one value, not negated -- and
+ * an outbound, tried before the config's own rules.
+ */
+struct anser_app_route {
+	char *selector; /* canonical, as anser_selector_canonical() writes it */
+	char *outbound;
+};
+
+/* The canonical form of a selector ("app('google-chrome')"), or NULL and
+ * *why (caller frees) saying what is wrong. */
+char *anser_selector_canonical(const char *text, char **why);
+/* A config that is `base` with the routes first (`routes_file` names
+ * them in diagnostics and explain). Routes whose outbound base lacks are
+ * left out and counted in *skipped. base is referenced, not copied. */
+int anser_config_with_routes(struct anser_config *base, const struct anser_app_route *routes,
+			     size_t n, const char *routes_file, struct anser_config **out,
+			     size_t *skipped);
 
 /* Rule i as config text ("pname(curl) && dport(443) -> proxy"), which the
  * parser reads back to the same rule. Caller frees; NULL if no such rule. */

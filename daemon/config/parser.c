@@ -1505,6 +1505,13 @@ static void cond_clear(struct anser_cond *c)
 	free(c->ports);
 }
 
+static void rule_clear(struct anser_rule *r);
+
+void cfg_rule_clear(struct anser_rule *r)
+{
+	rule_clear(r);
+}
+
 static void rule_clear(struct anser_rule *r)
 {
 	for (size_t i = 0; i < r->n_conds; i++)
@@ -2350,10 +2357,33 @@ void anser_dns_clear(struct anser_dns *d)
 	*d = (struct anser_dns){ 0 };
 }
 
+struct anser_config *anser_config_ref(struct anser_config *c)
+{
+	if (c)
+		c->refs++;
+	return c;
+}
+
 void anser_config_free(struct anser_config *c)
 {
 	if (!c)
 		return;
+	if (c->refs > 1) {
+		c->refs--;
+		return;
+	}
+	if (c->base) {
+		/* only the routes, the arrays and the routes' file name are ours */
+		for (size_t i = 0; i < c->n_routes; i++)
+			rule_clear(&c->rules[i]);
+		free(c->rules);
+		if (c->n_files)
+			free(c->files[c->n_files - 1]);
+		free(c->files);
+		anser_config_free(c->base);
+		free(c);
+		return;
+	}
 	free(c->source);
 	for (size_t i = 0; i < c->n_files; i++)
 		free(c->files[i]);

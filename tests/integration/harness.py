@@ -288,8 +288,10 @@ socks pass {
         return path
 
     def start_anserd(self, config, extra=(), wrapper=(), cgroup=None):
+        # app routes are kept in the test's own directory, never the host's
         cmd = self.nsexec("h") + list(wrapper) + [ANSERD, "--config", config, "--cgroup",
-                                                  cgroup or self.cg, "--log-level", "debug"]
+                                                  cgroup or self.cg, "--log-level", "debug",
+                                                  "--state-dir", os.path.join(self.tmp, "state")]
         cmd += ["--bus-address", self.bus] if self.bus else ["--no-bus"]
         cmd += list(extra)
         self.anserd = self.spawn("anserd", cmd)

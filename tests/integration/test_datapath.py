@@ -456,6 +456,66 @@ def t_dae_config(env):
                    % (app, server, seen_as(r.stdout), want))
 
 
+def t_app_routes(env):
+    """SetAppRoute / ClearAppRoute through anserctl and busctl: the route
+    goes before the config's rules, changes real routing for new flows at
+    once, is listed in AppRoutes (with PropertiesChanged), is kept in the
+    state directory across a restart, and bad selectors or outbounds are
+    refused with InvalidArgument."""
+    cfg = base(env, rules="pname(appA) -> block", bus=True)
+    r = env.app("appA", "tcp", S4, WEB)
+    expect(r.returncode == 2, "the config blocks appA: " + r.stdout)
+
+    mon = env.spawn("monitor", ["busctl", "--address=" + env.bus, "monitor",
+                                "--match=type='signal',member='PropertiesChanged'"])
+    time.sleep(0.3)
+    out = env.anserctl("route", "pname(appA)", "proxy").stdout
+    expect("pname(appA) -> proxy" in out, out)
+    r = env.app("appA", "tcp", S4, WEB)
+    expect(seen_as(r.stdout) == P4, "routed appA goes through the proxy: " + r.stdout)
+    # a bare name without a desktop file is a process name
+    env.anserctl("route", "appB", "block")
+    b = env.app("appB", "tcp", S4, WEB)
+    expect(b.returncode == 2, "appB is blocked by its route: " + b.stdout)
+    prop = env.busctl("get-property", "org.anser.Anser1", "/org/anser/Anser1",
+                      "org.anser.Anser1.Manager", "AppRoutes").stdout
+    expect('a{ss} 2 "pname(appA)" "proxy" "pname(appB)" "block"' in prop, prop)
+    env.wait_for("PropertiesChanged for AppRoutes", lambda: "AppRoutes" in env.log("monitor"))
+    js = env.anserctl("--json", "routes").stdout
+    expect(json.loads(js) == [{"selector": "pname(appA)", "outbound": "proxy"},
+                              {"selector": "pname(appB)", "outbound": "block"}], js)
+    ex = env.anserctl("explain", "appA", "%s:%d" % (S4, WEB)).stdout
+    expect(": proxy\n" in ex and "app-routes:1:" in ex, "explain names the route: " + ex)
+
+    # refused: not a selector, unknown outbound, no such route
+    for args, what in [(("route", "dip(10.0.0.0/8)", "proxy"), "not a selector"),
+                       (("route", "pname(appA)", "nosuch"), "no outbound 'nosuch'"),
+                       (("unroute", "pname(appZ)"), "no route for pname(appZ)")]:
+        r = env.anserctl(*args, check=False)
+        expect(r.returncode != 0 and what in r.stdout, "%s: %s" % (args, r.stdout))
+    r = env.busctl("call", "org.anser.Anser1", "/org/anser/Anser1",
+                   "org.anser.Anser1.Manager", "SetAppRoute", "ss", "pname(a,b)", "proxy",
+                   check=False)
+    expect(r.returncode != 0 and "one value" in r.stdout,
+           "busctl SetAppRoute with a bad selector: %s" % r.stdout)
+
+    # kept across a restart
+    state = os.path.join(env.tmp, "state", "app-routes")
+    with open(state) as f:
+        text = f.read()
+    expect("pname(appA) -> proxy" in text and "pname(appB) -> block" in text, text)
+    env.stop_anserd()
+    env.start_anserd(cfg)
+    r = env.app("appA", "tcp", S4, WEB)
+    expect(seen_as(r.stdout) == P4, "after a restart the route holds: " + r.stdout)
+    # cleared: the config's rule decides again
+    env.anserctl("unroute", "pname(appA)")
+    r = env.app("appA", "tcp", S4, WEB)
+    expect(r.returncode == 2, "without its route appA is blocked again: " + r.stdout)
+    with open(state) as f:
+        expect("appA" not in f.read(), "the route is gone from the state file")
+
+
 def t_hash(env):
     base(env)
     size = 8 * 1024 * 1024
@@ -821,6 +881,7 @@ TESTS = {
     "app_cgroup": t_app_cgroup,
     "functions": t_functions,
     "dae_config": t_dae_config,
+    "app_routes": t_app_routes,
     "block": t_block,
     "other_netns": t_other_netns,
     "udp_v4": t_udp_v4,

@@ -771,6 +771,74 @@ static void test_dns_section(void)
 	anser_config_free(c);
 }
 
+/* App routes: selectors in the config language, tried first, the base
+ * config shared, not copied. */
+static void test_app_routes(void)
+{
+	static const char *const good[][2] = {
+		{ "app(org.mozilla.firefox)", "app(org.mozilla.firefox)" },
+		{ " pname( curl )", "pname(curl)" },
+		{ "app(google-chrome)", "app('google-chrome')" },
+		{ "cgroup(/user.slice/)", "cgroup('/user.slice')" },
+	};
+	static const char *const bad[][2] = {
+		{ "", "one condition" },
+		{ "pname(a, b)", "one value" },
+		{ "!app(x)", "with one value" },
+		{ "dip(10.0.0.0/8)", "app(ID), pname(NAME) or cgroup(PATH)" },
+		{ "app(x) && pname(y)", "one app(ID)" },
+		{ "pname(a/b)", "contains '/'" },
+		{ "app(x) } routing {", "one condition" },
+		{ "frob(x)", "unknown function 'frob()'" },
+	};
+	for (size_t i = 0; i < G_N_ELEMENTS(good); i++) {
+		char *why = NULL;
+		g_autofree char *c = anser_selector_canonical(good[i][0], &why);
+		g_assert_null(why);
+		g_assert_cmpstr(c, ==, good[i][1]);
+		/* canonical forms read back to themselves */
+		g_autofree char *again = anser_selector_canonical(c, &why);
+		g_assert_cmpstr(again, ==, c);
+	}
+	for (size_t i = 0; i < G_N_ELEMENTS(bad); i++) {
+		char *why = NULL;
+		char *c = anser_selector_canonical(bad[i][0], &why);
+		g_assert_null(c);
+		if (!why || !strstr(why, bad[i][1]))
+			g_error("%s: want '%s' in '%s'", bad[i][0], bad[i][1], why ? why : "");
+		free(why);
+	}
+
+	struct anser_config *base =
+		parse_ok("node { n: 'socks5://10.0.0.1:1080' }\n"
+			 "group { proxy { policy: fixed(0) } }\n"
+			 "routing {\n pname(curl) -> block\n fallback: direct\n}\n");
+	struct anser_app_route routes[] = {
+		{ "pname(curl)", "proxy" },
+		{ "app(x)", "nosuchgroup" },
+		{ "app(org.a.B)", "block" },
+	};
+	struct anser_config *c = NULL;
+	size_t skipped = 0;
+	g_assert_cmpint(anser_config_with_routes(base, routes, 3, "/var/lib/anser/app-routes", &c,
+						 &skipped),
+			==, 0);
+	g_assert_cmpuint(skipped, ==, 1);
+	g_assert_cmpuint(c->n_rules, ==, 3);
+	g_assert_cmpuint(c->n_routes, ==, 2);
+	g_assert_cmpuint(c->rules[0].outbound, ==, ANSER_OUT_FIRST_GROUP);
+	g_assert_cmpuint(c->rules[1].outbound, ==, ANSER_OUT_BLOCK);
+	g_assert_cmpuint(c->rules[1].line, ==, 3);
+	g_assert_cmpstr(c->files[c->rules[0].file], ==, "/var/lib/anser/app-routes");
+	g_autofree char *r2 = anser_rule_format(c, 2);
+	g_assert_cmpstr(r2, ==, "pname(curl) -> block");
+	g_assert_true(c->groups == base->groups); /* shared */
+	/* the base outlives its first owner while a derived config holds it */
+	anser_config_free(base);
+	g_assert_cmpstr(c->groups[0].name, ==, "proxy");
+	anser_config_free(c);
+}
+
 static void test_file(void)
 {
 	g_autofree char *dir = g_dir_make_tmp("anser-config-XXXXXX", NULL);
@@ -1523,6 +1591,7 @@ int main(int argc, char **argv)
 	g_test_add_func("/config/include", test_include);
 	g_test_add_func("/config/sets", test_sets);
 	g_test_add_func("/config/dns-section", test_dns_section);
+	g_test_add_func("/config/app-routes", test_app_routes);
 	g_test_add_func("/config/too-many", test_too_many);
 	g_test_add_func("/config/bad", test_bad);
 	g_test_add_func("/config/nul-byte", test_nul_byte);
