@@ -53,6 +53,11 @@ static void conn_rows_free(struct conn_rows *rows)
 }
 
 /* Turns a failed call into one clear line on stderr; returns EXIT_FAILURE. */
+static void freep(void *p)
+{
+	free(*(void **)p);
+}
+
 static int report_error(const char *what, const sd_bus_error *error, int r)
 {
 	if (sd_bus_error_has_names(error, SD_BUS_ERROR_SERVICE_UNKNOWN,
@@ -149,6 +154,8 @@ static int cmd_status(sd_bus *bus)
 	_cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
 	_cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
 	const char *version = NULL, *state = NULL;
+	int enabled = 1;
+	uint64_t generation = 0;
 	int r;
 
 	r = sd_bus_call_method(bus, ANSER_BUS_NAME, ANSER_BUS_PATH,
@@ -160,6 +167,8 @@ static int cmd_status(sd_bus *bus)
 	const struct dict_field fields[] = {
 		{ "Version", "s", &version },
 		{ "State", "s", &state },
+		{ "Enabled", "b", &enabled },
+		{ "Generation", "t", &generation },
 	};
 	r = read_dict(reply, fields, sizeof(fields) / sizeof(fields[0]));
 	if (r < 0) {
@@ -168,7 +177,86 @@ static int cmd_status(sd_bus *bus)
 	}
 	printf("Version: %s\n", version ? version : "?");
 	printf("State: %s\n", state ? state : "?");
+	printf("Enabled: %s\n", enabled ? "yes" : "no (every new connection goes direct)");
+	printf("Generation: %llu\n", (unsigned long long)generation);
 	return EXIT_SUCCESS;
+}
+
+static int set_enabled(sd_bus *bus, bool on)
+{
+	_cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+	int r;
+
+	r = sd_bus_set_property(bus, ANSER_BUS_NAME, ANSER_BUS_PATH, ANSER_BUS_INTERFACE, "Enabled",
+				&error, "b", on);
+	if (r < 0)
+		return report_error(on ? "enable" : "disable", &error, r);
+	return EXIT_SUCCESS;
+}
+
+static int cmd_enable(sd_bus *bus)
+{
+	return set_enabled(bus, true);
+}
+
+static int cmd_disable(sd_bus *bus)
+{
+	return set_enabled(bus, false);
+}
+
+/* validate FILE: the daemon checks the text (as Reload would) */
+static int cmd_validate(sd_bus *bus, int argc, char **argv)
+{
+	_cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+	_cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+	_cleanup_(freep) char *text = NULL;
+	size_t len = 0;
+	FILE *f = strcmp(argv[0], "-") == 0 ? stdin : fopen(argv[0], "re");
+	int ok = 0, r;
+
+	if (!f) {
+		fprintf(stderr, "anserctl: validate: cannot open %s: %m\n", argv[0]);
+		return EXIT_FAILURE;
+	}
+	{
+		FILE *m = open_memstream(&text, &len);
+		char buf[65536];
+		size_t n;
+		while (m && (n = fread(buf, 1, sizeof(buf), f)) > 0)
+			fwrite(buf, 1, n, m);
+		if (m)
+			fclose(m);
+	}
+	if (f != stdin)
+		fclose(f);
+	if (!text || strlen(text) != len) {
+		fprintf(stderr, "anserctl: validate: %s is not text\n", argv[0]);
+		return EXIT_FAILURE;
+	}
+	r = sd_bus_call_method(bus, ANSER_BUS_NAME, ANSER_BUS_PATH, ANSER_BUS_INTERFACE, "Validate",
+			       &error, &reply, "s", text);
+	if (r < 0)
+		return report_error("validate", &error, r);
+	r = sd_bus_message_read(reply, "b", &ok);
+	if (r >= 0)
+		r = sd_bus_message_enter_container(reply, 'a', "(suus)");
+	while (r > 0) {
+		const char *file, *msg;
+		uint32_t line, col;
+		r = sd_bus_message_read(reply, "(suus)", &file, &line, &col, &msg);
+		if (r <= 0)
+			break;
+		if (line)
+			printf("%s:%u:%u: %s\n", argv[0], line, col, msg);
+		else
+			printf("%s: %s\n", argv[0], msg);
+	}
+	if (r < 0) {
+		fprintf(stderr, "anserctl: validate: bad reply: %s\n", strerror(-r));
+		return EXIT_FAILURE;
+	}
+	printf("%s: %s\n", argv[0], ok ? "OK" : "rejected");
+	return ok ? EXIT_SUCCESS : EXIT_FAILURE;
 }
 
 static int read_string_into(sd_bus_message *m, char **field)
@@ -468,11 +556,6 @@ static int cmd_reload(sd_bus *bus)
 	return report_error("reload", &error, r);
 }
 
-static void freep(void *p)
-{
-	free(*(void **)p);
-}
-
 /* A bare name is app(NAME) when a desktop file NAME.desktop is installed
  * (the application is known), else pname(NAME); anything with '(' is a
  * selector as written. */
@@ -642,6 +725,9 @@ static void help(void)
 	       "                      if NAME.desktop is installed, else pname(NAME)\n"
 	       "  unroute SELECTOR    Remove that route\n"
 	       "  routes              List the routes set with 'route'\n"
+	       "  enable, disable     Resume or suspend routing (suspended: every new\n"
+	       "                      connection goes direct)\n"
+	       "  validate FILE       Have anserd check a config (FILE or - for stdin)\n"
 	       "\n"
 	       "Options:\n"
 	       "  -h --help           Show this help\n"
@@ -705,6 +791,9 @@ int main(int argc, char *argv[])
 		{ "route", NULL, cmd_route, 2, 2, "route SELECTOR OUTBOUND" },
 		{ "unroute", NULL, cmd_unroute, 1, 1, "unroute SELECTOR" },
 		{ "routes", cmd_routes, NULL, 0, 0, NULL },
+		{ "enable", cmd_enable, NULL, 0, 0, NULL },
+		{ "disable", cmd_disable, NULL, 0, 0, NULL },
+		{ "validate", NULL, cmd_validate, 1, 1, "validate FILE" },
 	};
 	_cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
 	const char *verb;

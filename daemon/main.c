@@ -267,6 +267,10 @@ static int install_config(struct daemon *d, struct anser_config *cfg,
 	anser_gen_unref(d->gens[slot]);
 	d->gens[slot] = g;
 	d->active = slot;
+	if (d->bus) {
+		char *changed[] = { "Generation", "ConfigFiles", NULL };
+		anser_bus_properties_changed(d->bus, changed);
+	}
 	log_info("Configuration generation %llu active (%s, %zu rules, %zu groups)",
 		 (unsigned long long)g->number, cfg->source ? cfg->source : "?", cfg->n_rules,
 		 cfg->n_groups);
@@ -641,6 +645,59 @@ static const struct anser_app_route *get_app_routes(void *ud, size_t *n)
 	return d->routes;
 }
 
+static bool get_enabled(void *ud)
+{
+	struct daemon *d = ud;
+	return d->dp && anser_datapath_enabled(d->dp);
+}
+
+static int set_enabled(void *ud, bool enabled)
+{
+	struct daemon *d = ud;
+
+	if (!d->dp)
+		return -EIO;
+	anser_datapath_set_enabled(d->dp, enabled);
+	set_state(d, enabled ? "running" : "suspended");
+	return 0;
+}
+
+static uint64_t get_generation(void *ud)
+{
+	struct daemon *d = ud;
+	return d->gens[d->active] ? d->gens[d->active]->number : 0;
+}
+
+/* The configuration's own files (not the app routes' file). */
+static char *const *get_config_files(void *ud, size_t *n)
+{
+	struct daemon *d = ud;
+	const struct anser_gen *g = d->gens[d->active];
+	const struct anser_config *c = g ? (g->cfg->base ? g->cfg->base : g->cfg) : NULL;
+
+	*n = c && d->config_path ? c->n_files : 0;
+	return c ? c->files : NULL;
+}
+
+static int validate_text(void *ud, const char *text, struct anser_diags *diags,
+			 char **compile_error)
+{
+	struct anser_config *cfg = NULL;
+	struct anser_compiled compiled;
+
+	*compile_error = NULL;
+	if (anser_config_parse_string("<text>", text, strlen(text), &cfg, diags) < 0)
+		return 0;
+	int r = anser_routing_compile(cfg, 0, &compiled);
+	if (r == -E2BIG &&
+	    asprintf(compile_error, "the routing rules do not fit the kernel's tables: %s",
+		     compiled.limit ? compiled.limit : "") < 0)
+		*compile_error = NULL;
+	anser_compiled_clear(&compiled);
+	anser_config_free(cfg);
+	return r < 0 && r != -E2BIG ? r : 0;
+}
+
 static const struct anser_bus_ops bus_ops = {
 	.get_state = get_state,
 	.reload = do_reload,
@@ -649,6 +706,11 @@ static const struct anser_bus_ops bus_ops = {
 	.set_app_route = set_app_route,
 	.clear_app_route = clear_app_route,
 	.get_app_routes = get_app_routes,
+	.get_enabled = get_enabled,
+	.set_enabled = set_enabled,
+	.get_generation = get_generation,
+	.get_config_files = get_config_files,
+	.validate = validate_text,
 };
 
 static gboolean on_sigterm(gpointer ud)

@@ -28,6 +28,7 @@
 
 struct anser_bus {
 	sd_bus *bus;
+	sd_bus_slot *filter; /* Properties.Set of Enabled, authorized first */
 	sd_event *event;
 	GSource *source;
 	const struct anser_bus_ops *ops;
@@ -231,6 +232,69 @@ static int method_clear_app_route(struct anser_bus *b, sd_bus_message *m, sd_bus
 	return sd_bus_reply_method_return(m, NULL);
 }
 
+static int method_validate(struct anser_bus *b, sd_bus_message *m, sd_bus_error *error)
+{
+	_cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+	_cleanup_(freep) char *compile_error = NULL;
+	struct anser_diags d = { 0 };
+	const char *text;
+	int r;
+
+	r = sd_bus_message_read(m, "s", &text);
+	if (r < 0)
+		return r;
+	r = b->ops->validate(b->ud, text, &d, &compile_error);
+	if (r < 0) {
+		anser_diags_clear(&d);
+		return sd_bus_error_set_errnof(error, r, "Cannot validate: %m");
+	}
+	bool ok = anser_diags_errors(&d) == 0 && !compile_error;
+	r = sd_bus_message_new_method_return(m, &reply);
+	if (r >= 0)
+		r = sd_bus_message_append(reply, "b", ok);
+	if (r >= 0)
+		r = sd_bus_message_open_container(reply, 'a', "(suus)");
+	for (size_t i = 0; r >= 0 && i < d.n; i++) {
+		g_autofree char *msg = g_strdup_printf(
+			"%s: %s", d.v[i].warning ? "warning" : "error", d.v[i].message);
+		g_autofree char *vmsg = g_utf8_make_valid(msg, -1);
+		g_autofree char *vfile = g_utf8_make_valid(d.v[i].file, -1);
+		r = sd_bus_message_append(reply, "(suus)", vfile, d.v[i].line, d.v[i].col, vmsg);
+	}
+	if (r >= 0 && compile_error) {
+		g_autofree char *v = g_utf8_make_valid(compile_error, -1);
+		r = sd_bus_message_append(reply, "(suus)", "<text>", 0, 0, v);
+	}
+	if (r >= 0)
+		r = sd_bus_message_close_container(reply);
+	anser_diags_clear(&d);
+	if (r < 0)
+		return r;
+	return sd_bus_send(NULL, reply, NULL);
+}
+
+/* Properties.Set of Enabled, after polkit said yes: the value is read
+ * from the original message. */
+static int method_set_enabled(struct anser_bus *b, sd_bus_message *m, sd_bus_error *error)
+{
+	const char *iface, *prop;
+	int enabled, r;
+
+	r = sd_bus_message_rewind(m, true);
+	if (r >= 0)
+		r = sd_bus_message_read(m, "ss", &iface, &prop);
+	if (r >= 0)
+		r = sd_bus_message_read(m, "v", "b", &enabled);
+	if (r < 0)
+		return sd_bus_error_set(error, SD_BUS_ERROR_INVALID_ARGS, "Enabled is a boolean");
+	r = b->ops->set_enabled(b->ud, enabled);
+	if (r < 0)
+		return sd_bus_error_set_errnof(error, r, "Cannot change Enabled: %m");
+	log_info("%s by %s", enabled ? "Enabled" : "Suspended", sd_bus_message_get_sender(m));
+	anser_bus_property_changed(b, "Enabled");
+	return sd_bus_reply_method_return(m, NULL);
+}
+
 /* Deny by default: a method missing from this table is refused, whatever the
  * vtable says. Every entry needs its action in polkit/org.anser.policy. */
 static const struct method_auth method_auth_table[] = {
@@ -239,6 +303,9 @@ static const struct method_auth method_auth_table[] = {
 	{ "Explain", "org.anser.view-connections", method_explain },
 	{ "SetAppRoute", "org.anser.route-app", method_set_app_route },
 	{ "ClearAppRoute", "org.anser.route-app", method_clear_app_route },
+	{ "Validate", "org.anser.view-connections", method_validate },
+	/* org.freedesktop.DBus.Properties.Set of Enabled (see on_message) */
+	{ "Set", "org.anser.manage", method_set_enabled },
 };
 
 static const struct method_auth *method_auth_lookup(const char *member)
@@ -312,6 +379,68 @@ static int method_authorize_then_run(sd_bus_message *m, void *userdata, sd_bus_e
 	return 1; /* the reply is sent by on_polkit_result() */
 }
 
+/* sd-bus answers Properties.Set as soon as a property's setter returns,
+ * so a setter cannot wait for polkit. Sets of Enabled are taken here,
+ * before sd-bus dispatches them, and answered from the polkit callback. */
+static int on_message(sd_bus_message *m, void *userdata, sd_bus_error *error)
+{
+	const char *iface = NULL, *prop = NULL;
+
+	if (!sd_bus_message_is_method_call(m, "org.freedesktop.DBus.Properties", "Set") ||
+	    !sd_bus_message_has_signature(m, "ssv") ||
+	    strcmp(sd_bus_message_get_path(m) ?: "", ANSER_BUS_PATH) != 0)
+		return 0;
+	if (sd_bus_message_read(m, "ss", &iface, &prop) < 0 || sd_bus_message_rewind(m, true) < 0)
+		return 0;
+	if (strcmp(iface, ANSER_BUS_INTERFACE) != 0 || strcmp(prop, "Enabled") != 0)
+		return 0;
+	return method_authorize_then_run(m, userdata, error) < 0 ? 0 : 1;
+}
+
+static int property_get_enabled(sd_bus *bus, const char *path, const char *interface,
+				const char *property, sd_bus_message *reply, void *userdata,
+				sd_bus_error *error)
+{
+	struct anser_bus *b = userdata;
+	return sd_bus_message_append(reply, "b",
+				     b->ops->get_enabled ? b->ops->get_enabled(b->ud) : true);
+}
+
+/* Never reached: on_message() takes every Set of Enabled first. */
+static int property_set_enabled(sd_bus *bus, const char *path, const char *interface,
+				const char *property, sd_bus_message *value, void *userdata,
+				sd_bus_error *error)
+{
+	return sd_bus_error_set(error, ANSER_BUS_ERROR_NOT_AUTHORIZED, "Not authorized");
+}
+
+static int property_get_generation(sd_bus *bus, const char *path, const char *interface,
+				   const char *property, sd_bus_message *reply, void *userdata,
+				   sd_bus_error *error)
+{
+	struct anser_bus *b = userdata;
+	return sd_bus_message_append(reply, "t",
+				     b->ops->get_generation ? b->ops->get_generation(b->ud) : 0);
+}
+
+static int property_get_config_files(sd_bus *bus, const char *path, const char *interface,
+				     const char *property, sd_bus_message *reply, void *userdata,
+				     sd_bus_error *error)
+{
+	struct anser_bus *b = userdata;
+	size_t n = 0;
+	char *const *v = b->ops->get_config_files ? b->ops->get_config_files(b->ud, &n) : NULL;
+	int r = sd_bus_message_open_container(reply, 'a', "s");
+
+	for (size_t i = 0; r >= 0 && i < n; i++) {
+		g_autofree char *f = g_utf8_make_valid(v[i], -1);
+		r = sd_bus_message_append(reply, "s", f);
+	}
+	if (r < 0)
+		return r;
+	return sd_bus_message_close_container(reply);
+}
+
 static int property_get_version(sd_bus *bus, const char *path, const char *interface,
 				const char *property, sd_bus_message *reply, void *userdata,
 				sd_bus_error *error)
@@ -354,6 +483,12 @@ static const sd_bus_vtable manager_vtable[] = {
 	SD_BUS_PROPERTY("State", "s", property_get_state, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
 	SD_BUS_PROPERTY("AppRoutes", "a{ss}", property_get_app_routes, 0,
 			SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+	SD_BUS_WRITABLE_PROPERTY("Enabled", "b", property_get_enabled, property_set_enabled, 0,
+				 SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE | SD_BUS_VTABLE_UNPRIVILEGED),
+	SD_BUS_PROPERTY("Generation", "t", property_get_generation, 0,
+			SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+	SD_BUS_PROPERTY("ConfigFiles", "as", property_get_config_files, 0,
+			SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
 	SD_BUS_METHOD_WITH_ARGS("Reload", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT,
 				method_authorize_then_run, SD_BUS_VTABLE_UNPRIVILEGED),
 	SD_BUS_METHOD_WITH_ARGS("ListConnections", SD_BUS_NO_ARGS,
@@ -367,6 +502,9 @@ static const sd_bus_vtable manager_vtable[] = {
 				SD_BUS_NO_RESULT, method_authorize_then_run,
 				SD_BUS_VTABLE_UNPRIVILEGED),
 	SD_BUS_METHOD_WITH_ARGS("ClearAppRoute", SD_BUS_ARGS("s", selector), SD_BUS_NO_RESULT,
+				method_authorize_then_run, SD_BUS_VTABLE_UNPRIVILEGED),
+	SD_BUS_METHOD_WITH_ARGS("Validate", SD_BUS_ARGS("s", text),
+				SD_BUS_RESULT("b", ok, "a(suus)", diagnostics),
 				method_authorize_then_run, SD_BUS_VTABLE_UNPRIVILEGED),
 	SD_BUS_VTABLE_END,
 };
@@ -430,6 +568,9 @@ int anser_bus_new(const char *address, const struct anser_bus_ops *ops, void *ud
 				       address ? address : "the system bus");
 	(void)sd_bus_set_description(b->bus, "anserd");
 
+	r = sd_bus_add_filter(b->bus, &b->filter, on_message, b);
+	if (r < 0)
+		return log_error_errno(r, "Failed to add a message filter: %m");
 	r = sd_bus_add_object_vtable(b->bus, NULL, ANSER_BUS_PATH, ANSER_BUS_INTERFACE,
 				     manager_vtable, b);
 	if (r < 0)
@@ -480,6 +621,18 @@ void anser_bus_property_changed(struct anser_bus *b, const char *property)
 				  property);
 }
 
+void anser_bus_properties_changed(struct anser_bus *b, char **properties)
+{
+	int r;
+
+	if (!b || !b->bus)
+		return;
+	r = sd_bus_emit_properties_changed_strv(b->bus, ANSER_BUS_PATH, ANSER_BUS_INTERFACE,
+						properties);
+	if (r < 0)
+		log_warning_errno(r, "Failed to emit PropertiesChanged, ignoring: %m");
+}
+
 void anser_bus_free(struct anser_bus *b)
 {
 	if (!b)
@@ -497,6 +650,7 @@ void anser_bus_free(struct anser_bus *b)
 		g_ptr_array_unref(b->pending);
 	}
 	anser_polkit_free(b->polkit);
+	sd_bus_slot_unref(b->filter);
 	if (b->source) {
 		g_source_destroy(b->source);
 		g_source_unref(b->source);

@@ -810,6 +810,18 @@ fail:
 	return r;
 }
 
+void anser_datapath_set_enabled(struct anser_datapath *dp, bool enabled)
+{
+	atomic_thread_fence(memory_order_seq_cst);
+	dp->ctl->enabled = enabled ? 1 : 0;
+	atomic_thread_fence(memory_order_seq_cst);
+}
+
+bool anser_datapath_enabled(const struct anser_datapath *dp)
+{
+	return dp->ctl->enabled != 0;
+}
+
 int anser_datapath_activate(struct anser_datapath *dp, unsigned slot)
 {
 	atomic_thread_fence(memory_order_seq_cst);

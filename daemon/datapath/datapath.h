@@ -46,6 +46,9 @@ int anser_datapath_load_compiled(struct anser_datapath *dp, struct anser_compile
  * ids, which the kernel looks up without walking up). 1 when filed. */
 int anser_datapath_file_cgroup(struct anser_datapath *dp, unsigned slot, uint64_t id,
 			       const char *path, bool always);
+/* false: every new flow goes direct (suspended); the programs stay. */
+void anser_datapath_set_enabled(struct anser_datapath *dp, bool enabled);
+bool anser_datapath_enabled(const struct anser_datapath *dp);
 /* Make `slot` the one the kernel evaluates; then clears the other slot's
  * stale entries lazily on the next load. */
 int anser_datapath_activate(struct anser_datapath *dp, unsigned slot);

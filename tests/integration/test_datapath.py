@@ -516,6 +516,65 @@ def t_app_routes(env):
         expect("appA" not in f.read(), "the route is gone from the state file")
 
 
+def t_service(env):
+    """Enabled (a writable property, authorized by polkit before it is set:
+    root may, nobody may not), State follows it and real flows go direct
+    while suspended; Generation and ConfigFiles; Validate on good and bad
+    text, through busctl and anserctl."""
+    cfg = base(env, bus=True)
+    mgr = ["org.anser.Anser1", "/org/anser/Anser1", "org.anser.Anser1.Manager"]
+
+    def prop(name):
+        return env.busctl("get-property", *mgr, name).stdout.strip()
+
+    expect(prop("Enabled") == "b true", prop("Enabled"))
+    expect(prop("Generation") == "t 1", prop("Generation"))
+    expect(prop("ConfigFiles") == 'as 1 "%s"' % cfg, prop("ConfigFiles"))
+    mon = env.spawn("monitor", ["busctl", "--address=" + env.bus, "monitor",
+                                "--match=type='signal',member='PropertiesChanged'"])
+    time.sleep(0.3)
+    # nobody reaches the property (bus policy) but polkit says no
+    r = harness.run(["runuser", "-u", "nobody", "--", "busctl", "--address=" + env.bus,
+                     "set-property", *mgr, "Enabled", "b", "false"], check=False)
+    expect(r.returncode != 0, "nobody must not suspend: " + r.stdout)
+    expect(prop("Enabled") == "b true", "a denied Set changes nothing: " + prop("Enabled"))
+    env.busctl("set-property", *mgr, "Enabled", "b", "false")
+    expect(prop("Enabled") == "b false" and prop("State") == 's "suspended"',
+           prop("Enabled") + prop("State"))
+    a = env.app("appA", "tcp", S4, WEB)
+    expect(seen_as(a.stdout) == H4, "suspended: appA goes direct: " + a.stdout)
+    env.wait_for("PropertiesChanged for Enabled",
+                 lambda: "Enabled" in env.log("monitor") and "suspended" in env.log("monitor"))
+    st = env.anserctl("status").stdout
+    expect("State: suspended" in st and "Enabled: no" in st, st)
+    env.anserctl("enable")
+    a = env.app("appA", "tcp", S4, WEB)
+    expect(seen_as(a.stdout) == P4, "enabled again: appA is proxied: " + a.stdout)
+    expect(prop("State") == 's "running"', prop("State"))
+    env.anserctl("disable")
+    expect(prop("Enabled") == "b false", prop("Enabled"))
+    env.anserctl("enable")
+
+    env.anserctl("reload")
+    expect(prop("Generation") == "t 2", "a reload makes generation 2: " + prop("Generation"))
+    env.wait_for("Generation changed", lambda: "Generation" in env.log("monitor"))
+
+    # Validate: good text, bad text with positions, a limit the kernel has
+    r = env.busctl("call", *mgr, "Validate", "s", "routing { fallback: direct }")
+    expect(r.stdout.strip() == "ba(suus) true 0", r.stdout)
+    r = env.busctl("call", *mgr, "Validate", "s", "routing {\n pname(a) -> nosuch\n}\n")
+    expect(r.stdout.startswith("ba(suus) false") and '"<text>" 2 14' in r.stdout
+           and "unknown outbound" in r.stdout, r.stdout)
+    bad = os.path.join(env.tmp, "bad.dae")
+    with open(bad, "w") as f:
+        f.write("routing {\n dport(0) -> direct\n fallback: direct\n}\n")
+    r = env.anserctl("validate", bad, check=False)
+    expect(r.returncode != 0 and "%s:2:8: error: invalid port '0'" % bad in r.stdout
+           and "rejected" in r.stdout, r.stdout)
+    r = env.anserctl("validate", cfg)
+    expect(r.stdout.strip().endswith(": OK"), r.stdout)
+
+
 def t_hash(env):
     base(env)
     size = 8 * 1024 * 1024
@@ -882,6 +941,7 @@ TESTS = {
     "functions": t_functions,
     "dae_config": t_dae_config,
     "app_routes": t_app_routes,
+    "service": t_service,
     "block": t_block,
     "other_netns": t_other_netns,
     "udp_v4": t_udp_v4,
