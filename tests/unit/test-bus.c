@@ -889,7 +889,9 @@ static void test_anserctl(void)
 
 	anserctl(&c, "status", NULL);
 	g_assert_cmpint(c.status, ==, 0);
-	g_assert_cmpstr(c.out, ==, "Version: " ANSER_VERSION "\nState: running\n");
+	g_assert_cmpstr(c.out, ==,
+			"Version: " ANSER_VERSION
+			"\nState: running\nEnabled: yes\nGeneration: 0\n");
 	ctl_result_clear(&c);
 
 	/* No polkitd: a clear denial. */
