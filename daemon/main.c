@@ -876,14 +876,17 @@ int main(int argc, char **argv)
 	d.state = "starting";
 	if (!d.state_dir)
 		d.state_dir = ANSER_STATEDIR;
-	d.routes_path = g_build_filename(d.state_dir, "app-routes", NULL);
-	if (!check_only)
+	if (!check_only) {
+		d.routes_path = g_build_filename(d.state_dir, "app-routes", NULL);
 		routes_load(&d);
+	}
 	struct anser_compiled compiled;
 	r = load_config(&d, &cfg, &compiled, &message);
 	if (r < 0) {
 		fprintf(stderr, "%s\n", message ? message : "configuration rejected");
 		free(message);
+		routes_free(d.routes, d.n_routes);
+		g_free(d.routes_path);
 		return EXIT_FAILURE;
 	}
 	if (check_only) {

@@ -282,14 +282,15 @@ int anser_datapath_file_cgroup(struct anser_datapath *dp, unsigned slot, uint64_
 static void cg_clear_slot(struct anser_datapath *dp, unsigned slot)
 {
 	int fd = bpf_map__fd(dp->skel->maps.cg_set);
-	struct anser_cg_key key, next, *prev = NULL;
+	/* a key no entry has (sets are 0 and 1) starts at the first entry,
+	 * without passing NULL (which valgrind takes for a bad pointer) */
+	struct anser_cg_key key = { .set = UINT32_MAX }, next;
 	GArray *del = g_array_new(FALSE, FALSE, sizeof(key));
 
-	while (bpf_map_get_next_key(fd, prev, &next) == 0) {
+	while (bpf_map_get_next_key(fd, &key, &next) == 0) {
 		if (next.set == slot)
 			g_array_append_val(del, next);
 		key = next;
-		prev = &key;
 	}
 	for (guint i = 0; i < del->len; i++)
 		bpf_map_delete_elem(fd, &g_array_index(del, struct anser_cg_key, i));

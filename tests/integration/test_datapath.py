@@ -921,6 +921,15 @@ def t_valgrind(env):
         a = env.app("appZ", "tcp", S4, WEB, cgroup=cg)
         expect(seen_as(a.stdout) == P4, "app() in %s: %s" % (cg, a.stdout))
     env.anserctl("explain", "app:org.test.Browser", "%s:%d" % (S4, WEB))
+    # the service API: routes, suspension, validation
+    env.anserctl("route", "pname(appC)", "block")
+    env.anserctl("route", "pname(appC)", "proxy")
+    env.anserctl("unroute", "pname(appC)")
+    env.anserctl("disable")
+    env.anserctl("enable")
+    env.anserctl("validate", cfg)
+    env.anserctl("routes")
+    env.anserctl("status")
     env.anserd.send_signal(signal.SIGTERM)
     rc = env.anserd.wait(60)
     with open(vlog) as f:
