@@ -83,7 +83,8 @@ int anser_config_with_routes(struct anser_config *base, const struct anser_app_r
 	c->base = anser_config_ref(base);
 	c->rules = cfg_malloc0((n + base->n_rules + 1) * sizeof(*c->rules));
 	c->files = cfg_malloc0((base->n_files + 1) * sizeof(*c->files));
-	memcpy(c->files, base->files, base->n_files * sizeof(*c->files));
+	if (base->n_files)
+		memcpy(c->files, base->files, base->n_files * sizeof(*c->files));
 	c->files[base->n_files] = cfg_strdup(routes_file ? routes_file : "<app routes>");
 	c->n_files = base->n_files + 1;
 	c->n_routes = 0;
@@ -109,7 +110,8 @@ int anser_config_with_routes(struct anser_config *base, const struct anser_app_r
 		r->line = (unsigned)(i + 1);
 		r->col = 1;
 	}
-	memcpy(c->rules + c->n_routes, base->rules, base->n_rules * sizeof(*c->rules));
+	if (base->n_rules) /* (no memcpy from NULL) */
+		memcpy(c->rules + c->n_routes, base->rules, base->n_rules * sizeof(*c->rules));
 	c->n_rules = c->n_routes + base->n_rules;
 	*out = c;
 	return 0;
