@@ -52,6 +52,10 @@ struct daemon {
 	char *routes_path;
 	struct anser_app_route *routes;
 	size_t n_routes;
+	/* ActiveApps: looked at once a second while there are flows, and
+	 * invalidated (one signal) when it changed */
+	guint apps_source;
+	char *apps_seen;
 };
 
 static void routes_free(struct anser_app_route *v, size_t n)
@@ -698,6 +702,82 @@ static int validate_text(void *ud, const char *text, struct anser_diags *diags,
 	return r < 0 && r != -E2BIG ? r : 0;
 }
 
+/* Applications with live connections: one per desktop application id
+ * (from the process's cgroup) or, without one, per process name. */
+static int get_active_apps(void *ud, struct anser_app_info **out, size_t *n)
+{
+	struct daemon *d = ud;
+	struct anser_conn_list list = { 0 };
+	GHashTable *by_key = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+	GHashTable *app_of_pid = g_hash_table_new_full(NULL, NULL, NULL, g_free);
+	GArray *apps = g_array_new(FALSE, TRUE, sizeof(struct anser_app_info));
+	/* per app: outbound -> count, to name the one most connections use */
+	GPtrArray *tallies = g_ptr_array_new_with_free_func((GDestroyNotify)g_hash_table_unref);
+	int r = list_connections(d, &list);
+
+	*out = NULL;
+	*n = 0;
+	for (size_t i = 0; r >= 0 && i < list.n; i++) {
+		const struct anser_conn_info *c = &list.v[i];
+		char *app = g_hash_table_lookup(app_of_pid, GUINT_TO_POINTER(c->pid));
+		if (!app) {
+			char buf[256] = "";
+			char *cg = anser_proc_cgroup(c->pid);
+			if (!cg || !anser_cgroup_app_id(cg, buf, sizeof(buf)))
+				buf[0] = '\0';
+			free(cg);
+			app = g_strdup(buf);
+			g_hash_table_insert(app_of_pid, GUINT_TO_POINTER(c->pid), app);
+		}
+		char *key = g_strdup_printf("%s\n%s", app, *app ? "" : c->pname);
+		gpointer idx;
+		if (!g_hash_table_lookup_extended(by_key, key, NULL, &idx)) {
+			struct anser_app_info a = { .app_id = strdup(app),
+						    .pname = strndup(c->pname, sizeof(c->pname)) };
+			g_array_append_val(apps, a);
+			g_ptr_array_add(tallies, g_hash_table_new_full(g_str_hash, g_str_equal,
+								       g_free, NULL));
+			idx = GUINT_TO_POINTER(apps->len);
+			g_hash_table_insert(by_key, key, idx);
+		} else {
+			g_free(key);
+		}
+		size_t k = GPOINTER_TO_UINT(idx) - 1;
+		struct anser_app_info *a = &g_array_index(apps, struct anser_app_info, k);
+		a->connections++;
+		a->bytes_up += c->bytes_up;
+		a->bytes_down += c->bytes_down;
+		GHashTable *t = g_ptr_array_index(tallies, k);
+		char *ok = g_strdup_printf("%.64s\n%.32s", c->outbound, c->rule);
+		unsigned cnt = GPOINTER_TO_UINT(g_hash_table_lookup(t, ok)) + 1;
+		g_hash_table_replace(t, ok, GUINT_TO_POINTER(cnt));
+	}
+	for (guint k = 0; k < apps->len; k++) {
+		struct anser_app_info *a = &g_array_index(apps, struct anser_app_info, k);
+		GHashTableIter it;
+		gpointer key, val;
+		const char *best = NULL;
+		unsigned best_n = 0;
+		g_hash_table_iter_init(&it, g_ptr_array_index(tallies, k));
+		while (g_hash_table_iter_next(&it, &key, &val))
+			if (GPOINTER_TO_UINT(val) > best_n ||
+			    (GPOINTER_TO_UINT(val) == best_n && strcmp(key, best) < 0)) {
+				best = key;
+				best_n = GPOINTER_TO_UINT(val);
+			}
+		const char *nl = best ? strchr(best, '\n') : NULL;
+		a->outbound = best ? strndup(best, (size_t)(nl - best)) : strdup("");
+		a->rule = strdup(nl ? nl + 1 : "");
+	}
+	anser_conn_list_clear(&list);
+	g_ptr_array_unref(tallies);
+	g_hash_table_unref(app_of_pid);
+	g_hash_table_unref(by_key);
+	*n = apps->len;
+	*out = (struct anser_app_info *)(void *)g_array_free(apps, FALSE);
+	return r < 0 ? r : 0;
+}
+
 static const struct anser_bus_ops bus_ops = {
 	.get_state = get_state,
 	.reload = do_reload,
@@ -711,6 +791,7 @@ static const struct anser_bus_ops bus_ops = {
 	.get_generation = get_generation,
 	.get_config_files = get_config_files,
 	.validate = validate_text,
+	.get_active_apps = get_active_apps,
 };
 
 static gboolean on_sigterm(gpointer ud)
@@ -723,10 +804,44 @@ static gboolean on_sigterm(gpointer ud)
 
 static gboolean on_poll_flows(gpointer ud);
 
+static int get_active_apps(void *ud, struct anser_app_info **out, size_t *n);
+
+/* A second after flows were seen, and every second while apps have
+ * connections: compare ActiveApps with what was last announced. At most
+ * one PropertiesChanged per second, however many connections come and go. */
+static gboolean on_apps_timer(gpointer ud)
+{
+	struct daemon *d = ud;
+	struct anser_app_info *v = NULL;
+	size_t n = 0;
+	GString *s = g_string_new(NULL);
+
+	if (get_active_apps(d, &v, &n) == 0)
+		for (size_t i = 0; i < n; i++)
+			g_string_append_printf(s, "%s|%s|%u|%s\n", v[i].app_id, v[i].pname,
+					       v[i].connections, v[i].outbound);
+	anser_app_infos_free(v, n);
+	if (g_strcmp0(s->str, d->apps_seen ? d->apps_seen : "") != 0) {
+		g_free(d->apps_seen);
+		d->apps_seen = g_strdup(s->str);
+		anser_bus_property_changed(d->bus, "ActiveApps");
+	}
+	bool idle = n == 0;
+	g_string_free(s, TRUE);
+	if (idle) {
+		d->apps_source = 0;
+		return G_SOURCE_REMOVE;
+	}
+	return G_SOURCE_CONTINUE;
+}
+
 /* Read the flow log now and schedule the next read at its pace. */
 static void drain_flows(struct daemon *d)
 {
 	unsigned ms = anser_datapath_drain(d->dp);
+
+	if (d->bus && !d->apps_source)
+		d->apps_source = g_timeout_add(1000, on_apps_timer, d);
 
 	if (d->poll_source)
 		g_source_remove(d->poll_source);
@@ -961,6 +1076,9 @@ out:
 	anser_config_free(cfg);
 	routes_free(d.routes, d.n_routes);
 	g_free(d.routes_path);
+	if (d.apps_source)
+		g_source_remove(d.apps_source);
+	g_free(d.apps_seen);
 	if (d.loop)
 		g_main_loop_unref(d.loop);
 	return d.exit_code;

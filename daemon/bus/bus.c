@@ -441,6 +441,52 @@ static int property_get_config_files(sd_bus *bus, const char *path, const char *
 	return sd_bus_message_close_container(reply);
 }
 
+void anser_app_infos_free(struct anser_app_info *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		free(v[i].app_id);
+		free(v[i].pname);
+		free(v[i].outbound);
+		free(v[i].rule);
+	}
+	free(v);
+}
+
+static int property_get_active_apps(sd_bus *bus, const char *path, const char *interface,
+				    const char *property, sd_bus_message *reply, void *userdata,
+				    sd_bus_error *error)
+{
+	struct anser_bus *b = userdata;
+	struct anser_app_info *v = NULL;
+	size_t n = 0;
+	int r = b->ops->get_active_apps ? b->ops->get_active_apps(b->ud, &v, &n) : 0;
+
+	if (r < 0)
+		return sd_bus_error_set_errnof(error, r, "Cannot list the applications: %m");
+	r = sd_bus_message_open_container(reply, 'a', "a{sv}");
+	for (size_t i = 0; r >= 0 && i < n; i++) {
+		r = sd_bus_message_open_container(reply, 'a', "{sv}");
+		if (r >= 0)
+			r = append_str(reply, "ApplicationId", v[i].app_id, 256);
+		if (r >= 0)
+			r = append_str(reply, "ProcessName", v[i].pname, 64);
+		if (r >= 0)
+			r = append_str(reply, "Outbound", v[i].outbound, 64);
+		if (r >= 0)
+			r = append_str(reply, "Rule", v[i].rule, 32);
+		if (r >= 0)
+			r = sd_bus_message_append(reply, "{sv}{sv}{sv}", "Connections", "u",
+						  v[i].connections, "BytesUp", "t", v[i].bytes_up,
+						  "BytesDown", "t", v[i].bytes_down);
+		if (r >= 0)
+			r = sd_bus_message_close_container(reply);
+	}
+	anser_app_infos_free(v, n);
+	if (r < 0)
+		return r;
+	return sd_bus_message_close_container(reply);
+}
+
 static int property_get_version(sd_bus *bus, const char *path, const char *interface,
 				const char *property, sd_bus_message *reply, void *userdata,
 				sd_bus_error *error)
@@ -485,6 +531,8 @@ static const sd_bus_vtable manager_vtable[] = {
 			SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
 	SD_BUS_WRITABLE_PROPERTY("Enabled", "b", property_get_enabled, property_set_enabled, 0,
 				 SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE | SD_BUS_VTABLE_UNPRIVILEGED),
+	SD_BUS_PROPERTY("ActiveApps", "aa{sv}", property_get_active_apps, 0,
+			SD_BUS_VTABLE_PROPERTY_EMITS_INVALIDATION),
 	SD_BUS_PROPERTY("Generation", "t", property_get_generation, 0,
 			SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
 	SD_BUS_PROPERTY("ConfigFiles", "as", property_get_config_files, 0,

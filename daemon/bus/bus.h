@@ -27,6 +27,18 @@ struct anser_explanation {
 
 void anser_explanation_clear(struct anser_explanation *e);
 
+/* One running application with live connections (ActiveApps). */
+struct anser_app_info {
+	char *app_id; /* desktop application id, "" when unknown */
+	char *pname;
+	char *outbound; /* what most of its connections use */
+	char *rule;
+	uint32_t connections;
+	uint64_t bytes_up, bytes_down;
+};
+
+void anser_app_infos_free(struct anser_app_info *v, size_t n);
+
 struct anser_bus_ops {
 	const char *(*get_state)(void *ud); /* "starting", "running", ... */
 	/* 0 on success; on failure -errno and *message (malloc'd) saying why. */
@@ -53,6 +65,8 @@ struct anser_bus_ops {
 	 * -errno. *compile_error (malloc'd) holds a kernel-limit problem. */
 	int (*validate)(void *ud, const char *text, struct anser_diags *diags,
 			char **compile_error);
+	/* 0 and *out (caller frees with anser_app_infos_free), or -errno. */
+	int (*get_active_apps)(void *ud, struct anser_app_info **out, size_t *n);
 };
 
 /* address NULL: the system bus. Requests org.anser.Anser1; fails with

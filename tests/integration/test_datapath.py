@@ -575,6 +575,40 @@ def t_service(env):
     expect(r.stdout.strip().endswith(": OK"), r.stdout)
 
 
+def t_busctl_script(env):
+    """Only busctl: State, Enabled, SetAppRoute/ClearAppRoute, ActiveApps and
+    ListConnections (tests/integration/busctl-script.sh), while appA holds
+    a connection; and ActiveApps is announced (PropertiesChanged) when an
+    app starts and when it stops."""
+    base(env, rules="pname(appX) -> block", bus=True)
+    mon = env.spawn("monitor", ["busctl", "--address=" + env.bus, "monitor",
+                                "--match=type='signal',member='PropertiesChanged'"])
+    time.sleep(0.3)
+    held = env.app("appA", "tcp", S4, WEB, 3000, background=True)
+    env.wait_for("ActiveApps announced", lambda: "ActiveApps" in env.log("monitor"))
+    seen_start = env.log("monitor").count("ActiveApps")
+    r = harness.run(["sh", os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                        "busctl-script.sh"), env.bus], check=False)
+    out = r.stdout
+    expect(r.returncode == 0, "the script ran: " + out)
+    sections = dict(part.split("\n", 1) for part in out.split("== ")[1:])
+    expect(sections["state"].strip() == 's "running"', out)
+    expect('s "suspended"' in sections["suspend"], out)
+    expect('s "running"' in sections["resume"], out)
+    expect('a{ss} 1 "pname(appA)" "proxy"' in sections["route"], out)
+    apps = json.loads(sections["apps"])["data"]
+    a = [x for x in apps if x["ProcessName"]["data"] == "appA"]
+    expect(a and a[0]["Connections"]["data"] == 1 and a[0]["Outbound"]["data"] == "direct",
+           "ActiveApps has appA's connection (opened before the route): %s" % apps)
+    conns = json.loads(sections["connections"])["data"][0]
+    expect(any(c["ProcessName"]["data"] == "appA" for c in conns), "connections: %s" % conns)
+    expect("a{ss} 0" in sections["unroute"], out)
+    held.communicate(timeout=20)
+    # the app stopped: announced again (at most a second later)
+    env.wait_for("ActiveApps announced after the app stopped",
+                 lambda: env.log("monitor").count("ActiveApps") > seen_start, timeout=5)
+
+
 def t_hash(env):
     base(env)
     size = 8 * 1024 * 1024
@@ -951,6 +985,7 @@ TESTS = {
     "dae_config": t_dae_config,
     "app_routes": t_app_routes,
     "service": t_service,
+    "busctl_script": t_busctl_script,
     "block": t_block,
     "other_netns": t_other_netns,
     "udp_v4": t_udp_v4,
