@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 /* anserctl: command-line client of org.anser.Anser1 (D-Bus only). */
 #include <errno.h>
+#include <glib.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <stdbool.h>
@@ -655,6 +656,132 @@ static int cmd_routes(sd_bus *bus)
 	return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
 }
 
+/* Reads one "as" value of a dictionary entry into "a, b, c". */
+static int read_strv_joined(sd_bus_message *m, char **out)
+{
+	GString *s = g_string_new(NULL);
+	const char *v;
+	int r = sd_bus_message_enter_container(m, 'v', "as");
+
+	if (r >= 0)
+		r = sd_bus_message_enter_container(m, 'a', "s");
+	while (r >= 0 && (r = sd_bus_message_read(m, "s", &v)) > 0)
+		g_string_append_printf(s, "%s%s", s->len ? ", " : "", v);
+	if (r >= 0)
+		r = sd_bus_message_exit_container(m);
+	if (r >= 0)
+		r = sd_bus_message_exit_container(m);
+	*out = g_string_free(s, FALSE);
+	return r;
+}
+
+/* Prints an aa{sv} reply as a table of the given string keys (and one
+ * "as" key joined with commas). */
+static int print_dicts(sd_bus_message *m, const char *const *keys, size_t n,
+		       const char *const *heads)
+{
+	int r = sd_bus_message_enter_container(m, 'a', "a{sv}");
+	char ***rows = NULL;
+	size_t n_rows = 0, width[8] = { 0 };
+
+	for (size_t k = 0; k < n; k++)
+		width[k] = strlen(heads[k]);
+	while (r >= 0 && (r = sd_bus_message_enter_container(m, 'a', "{sv}")) > 0) {
+		char **row = g_new0(char *, n + 1);
+		const char *key, *contents;
+		while (r >= 0 && (r = sd_bus_message_enter_container(m, 'e', "sv")) > 0) {
+			size_t k;
+			r = sd_bus_message_read(m, "s", &key);
+			if (r >= 0)
+				r = sd_bus_message_peek_type(m, NULL, &contents);
+			for (k = 0; r >= 0 && k < n; k++)
+				if (strcmp(key, keys[k]) == 0)
+					break;
+			if (r < 0)
+				break;
+			if (k < n && strcmp(contents, "s") == 0) {
+				const char *v;
+				r = sd_bus_message_read(m, "v", "s", &v);
+				row[k] = g_strdup(v);
+			} else if (k < n && strcmp(contents, "as") == 0) {
+				r = read_strv_joined(m, &row[k]);
+			} else {
+				r = sd_bus_message_skip(m, "v");
+			}
+			if (r >= 0)
+				r = sd_bus_message_exit_container(m);
+		}
+		if (r >= 0)
+			r = sd_bus_message_exit_container(m);
+		for (size_t k = 0; k < n; k++) {
+			if (!row[k])
+				row[k] = g_strdup("");
+			if (strlen(row[k]) > width[k])
+				width[k] = strlen(row[k]);
+		}
+		rows = g_renew(char **, rows, n_rows + 1);
+		rows[n_rows++] = row;
+	}
+	for (size_t k = 0; k < n; k++)
+		printf("%-*s%s", (int)width[k], heads[k], k + 1 < n ? "  " : "\n");
+	for (size_t i = 0; i < n_rows; i++) {
+		for (size_t k = 0; k < n; k++)
+			printf("%-*s%s", (int)width[k], rows[i][k], k + 1 < n ? "  " : "\n");
+		g_strfreev(rows[i]);
+	}
+	g_free(rows);
+	return r < 0 ? r : 0;
+}
+
+/* groups: the Groups property */
+static int cmd_groups(sd_bus *bus)
+{
+	_cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+	_cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+	static const char *const keys[] = { "Name", "Policy", "SelectedNode", "Nodes" };
+	static const char *const heads[] = { "GROUP", "POLICY", "SELECTED", "NODES" };
+	int r;
+
+	r = sd_bus_get_property(bus, ANSER_BUS_NAME, ANSER_BUS_PATH, ANSER_BUS_INTERFACE, "Groups",
+				&error, &reply, "aa{sv}");
+	if (r < 0)
+		return report_error("read the groups", &error, r);
+	return print_dicts(reply, keys, 4, heads) < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+}
+
+/* nodes: ListNodes() */
+static int cmd_nodes(sd_bus *bus)
+{
+	_cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+	_cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+	static const char *const keys[] = { "Name", "Protocol", "Address", "Groups" };
+	static const char *const heads[] = { "NODE", "PROTOCOL", "ADDRESS", "GROUPS" };
+	int r;
+
+	r = sd_bus_call_method(bus, ANSER_BUS_NAME, ANSER_BUS_PATH, ANSER_BUS_INTERFACE,
+			       "ListNodes", &error, &reply, NULL);
+	if (r < 0)
+		return report_error("list the nodes", &error, r);
+	return print_dicts(reply, keys, 4, heads) < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+}
+
+/* select GROUP NODE */
+static int cmd_select(sd_bus *bus, int argc, char **argv)
+{
+	_cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+	int r;
+
+	r = sd_bus_call_method(bus, ANSER_BUS_NAME, ANSER_BUS_PATH, ANSER_BUS_INTERFACE,
+			       "SelectNode", &error, NULL, "ss", argv[0], argv[1]);
+	if (r >= 0)
+		return EXIT_SUCCESS;
+	if (sd_bus_error_has_name(&error, ANSER_BUS_ERROR_INVALID_ARGUMENT)) {
+		fprintf(stderr, "anserctl: select: %s\n", error.message);
+		return EXIT_USAGE;
+	}
+	return report_error("select the node", &error, r);
+}
+
 /* explain APP DEST[:PORT] [tcp|udp] */
 static int cmd_explain(sd_bus *bus, int argc, char **argv)
 {
@@ -728,6 +855,9 @@ static void help(void)
 	       "  enable, disable     Resume or suspend routing (suspended: every new\n"
 	       "                      connection goes direct)\n"
 	       "  validate FILE       Have anserd check a config (FILE or - for stdin)\n"
+	       "  groups              List the groups, their policy and selected node\n"
+	       "  nodes               List the nodes (never their passwords)\n"
+	       "  select GROUP NODE   Make GROUP use NODE until anserd restarts\n"
 	       "\n"
 	       "Options:\n"
 	       "  -h --help           Show this help\n"
@@ -794,6 +924,9 @@ int main(int argc, char *argv[])
 		{ "enable", cmd_enable, NULL, 0, 0, NULL },
 		{ "disable", cmd_disable, NULL, 0, 0, NULL },
 		{ "validate", NULL, cmd_validate, 1, 1, "validate FILE" },
+		{ "groups", cmd_groups, NULL, 0, 0, NULL },
+		{ "nodes", cmd_nodes, NULL, 0, 0, NULL },
+		{ "select", NULL, cmd_select, 2, 2, "select GROUP NODE" },
 	};
 	_cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
 	const char *verb;

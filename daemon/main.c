@@ -56,6 +56,9 @@ struct daemon {
 	 * invalidated (one signal) when it changed */
 	guint apps_source;
 	char *apps_seen;
+	/* SelectNode: groups made to use one node (kept until anserd exits) */
+	struct anser_node_pick *picks;
+	size_t n_picks;
 };
 
 static void routes_free(struct anser_app_route *v, size_t n)
@@ -175,6 +178,11 @@ static int load_config(struct daemon *d, struct anser_config **out, struct anser
 			log_warning("%zu app route%s name an outbound this config lacks, left out "
 				    "until it has it",
 				    skipped, skipped == 1 ? "" : "s");
+		anser_config_apply_picks(with, d->picks, d->n_picks, &skipped);
+		if (skipped)
+			log_warning("%zu node selection%s name a group or node this config lacks, "
+				    "left out",
+				    skipped, skipped == 1 ? "" : "s");
 		anser_config_free(*out);
 		*out = with;
 	}
@@ -272,7 +280,7 @@ static int install_config(struct daemon *d, struct anser_config *cfg,
 	d->gens[slot] = g;
 	d->active = slot;
 	if (d->bus) {
-		char *changed[] = { "Generation", "ConfigFiles", NULL };
+		char *changed[] = { "Generation", "ConfigFiles", "Groups", NULL };
 		anser_bus_properties_changed(d->bus, changed);
 	}
 	log_info("Configuration generation %llu active (%s, %zu rules, %zu groups)",
@@ -513,6 +521,7 @@ static int apply_routes(struct daemon *d, char **message)
 	if (!base)
 		return (*message = strdup("no configuration is active")) ? -EIO : -ENOMEM;
 	anser_config_with_routes(base, d->routes, d->n_routes, d->routes_path, &cfg, &skipped);
+	anser_config_apply_picks(cfg, d->picks, d->n_picks, &skipped);
 	r = anser_routing_compile(cfg, 1 - d->active, &compiled);
 	if (r < 0) {
 		if (asprintf(message,
@@ -778,6 +787,58 @@ static int get_active_apps(void *ud, struct anser_app_info **out, size_t *n)
 	return r < 0 ? r : 0;
 }
 
+static const struct anser_config *get_config(void *ud)
+{
+	struct daemon *d = ud;
+	return d->gens[d->active] ? d->gens[d->active]->cfg : NULL;
+}
+
+static int select_node(void *ud, const char *group, const char *node, char **message)
+{
+	struct daemon *d = ud;
+	const struct anser_config *c = get_config(d);
+	size_t gi, k = 0;
+
+	for (gi = 0; c && gi < c->n_groups; gi++)
+		if (strcmp(c->groups[gi].name, group) == 0)
+			break;
+	if (!c || gi == c->n_groups)
+		return asprintf(message, "no group '%s'", group) < 0 ? -ENOMEM : -ENOENT;
+	const struct anser_group *g = &c->groups[gi];
+	for (; k < g->n_nodes; k++)
+		if (strcmp(c->nodes[g->nodes[k]].name, node) == 0)
+			break;
+	if (k == g->n_nodes)
+		return asprintf(message, "group '%s' has no node '%s'", group, node) < 0 ? -ENOMEM
+											 : -ENOENT;
+	size_t i;
+	for (i = 0; i < d->n_picks; i++)
+		if (strcmp(d->picks[i].group, group) == 0)
+			break;
+	char *old = NULL;
+	if (i == d->n_picks) {
+		d->picks = g_renew(struct anser_node_pick, d->picks, d->n_picks + 1);
+		d->picks[d->n_picks++] =
+			(struct anser_node_pick){ g_strdup(group), g_strdup(node) };
+	} else {
+		old = d->picks[i].node;
+		d->picks[i].node = g_strdup(node);
+	}
+	int r = apply_routes(d, message);
+	if (r < 0) { /* back to what was */
+		if (old) {
+			g_free(d->picks[i].node);
+			d->picks[i].node = old;
+		} else {
+			g_free(d->picks[--d->n_picks].group);
+			g_free(d->picks[d->n_picks].node);
+		}
+		return r;
+	}
+	g_free(old);
+	return 0;
+}
+
 static const struct anser_bus_ops bus_ops = {
 	.get_state = get_state,
 	.reload = do_reload,
@@ -792,6 +853,8 @@ static const struct anser_bus_ops bus_ops = {
 	.get_config_files = get_config_files,
 	.validate = validate_text,
 	.get_active_apps = get_active_apps,
+	.get_config = get_config,
+	.select_node = select_node,
 };
 
 static gboolean on_sigterm(gpointer ud)
@@ -1078,6 +1141,11 @@ out:
 	g_free(d.routes_path);
 	if (d.apps_source)
 		g_source_remove(d.apps_source);
+	for (size_t i = 0; i < d.n_picks; i++) {
+		g_free(d.picks[i].group);
+		g_free(d.picks[i].node);
+	}
+	g_free(d.picks);
 	g_free(d.apps_seen);
 	if (d.loop)
 		g_main_loop_unref(d.loop);

@@ -295,6 +295,106 @@ static int method_set_enabled(struct anser_bus *b, sd_bus_message *m, sd_bus_err
 	return sd_bus_reply_method_return(m, NULL);
 }
 
+static const char *policy_name(const struct anser_group *g)
+{
+	switch (g->policy) {
+	case ANSER_POLICY_FIXED:
+		return "fixed";
+	case ANSER_POLICY_RANDOM:
+		return "random";
+	case ANSER_POLICY_MIN:
+		return "min";
+	case ANSER_POLICY_MIN_AVG10:
+		return "min_avg10";
+	case ANSER_POLICY_MIN_MOVING_AVG:
+		return "min_moving_avg";
+	case ANSER_POLICY_MIN_LAST_LATENCY:
+		return "min_last_latency";
+	}
+	return "";
+}
+
+/* ListNodes: what a node is, never its credentials or link. */
+static int method_list_nodes(struct anser_bus *b, sd_bus_message *m, sd_bus_error *error)
+{
+	_cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+	const struct anser_config *c = b->ops->get_config ? b->ops->get_config(b->ud) : NULL;
+	int r = sd_bus_message_new_method_return(m, &reply);
+
+	if (r >= 0)
+		r = sd_bus_message_open_container(reply, 'a', "a{sv}");
+	for (size_t i = 0; c && r >= 0 && i < c->n_nodes; i++) {
+		const struct anser_node *n = &c->nodes[i];
+		g_autofree char *addr = strchr(n->host, ':')
+						? g_strdup_printf("[%s]:%u", n->host, n->port)
+						: g_strdup_printf("%s:%u", n->host, n->port);
+		r = sd_bus_message_open_container(reply, 'a', "{sv}");
+		if (r >= 0)
+			r = append_str(reply, "Name", n->name, 256);
+		if (r >= 0)
+			r = append_str(reply, "Protocol",
+				       n->proto == ANSER_NODE_SOCKS5 ? "socks5" : "unknown", 16);
+		if (r >= 0)
+			r = append_str(reply, "Address", addr, 300);
+		if (r >= 0)
+			r = sd_bus_message_append(reply, "{sv}", "Authenticated", "b",
+						  n->user != NULL);
+		if (r >= 0)
+			r = sd_bus_message_open_container(reply, 'e', "sv");
+		if (r >= 0)
+			r = sd_bus_message_append(reply, "s", "Groups");
+		if (r >= 0)
+			r = sd_bus_message_open_container(reply, 'v', "as");
+		if (r >= 0)
+			r = sd_bus_message_open_container(reply, 'a', "s");
+		for (size_t gi = 0; c && r >= 0 && gi < c->n_groups; gi++)
+			for (size_t k = 0; r >= 0 && k < c->groups[gi].n_nodes; k++)
+				if (c->groups[gi].nodes[k] == i) {
+					g_autofree char *gn =
+						g_utf8_make_valid(c->groups[gi].name, -1);
+					r = sd_bus_message_append(reply, "s", gn);
+				}
+		if (r >= 0)
+			r = sd_bus_message_close_container(reply);
+		if (r >= 0)
+			r = sd_bus_message_close_container(reply);
+		if (r >= 0)
+			r = sd_bus_message_close_container(reply);
+		/* no health checks yet: not known to be dead, latencies unmeasured */
+		if (r >= 0)
+			r = sd_bus_message_append(reply, "{sv}{sv}{sv}", "Alive", "b", true,
+						  "Checked", "b", false, "Latency", "a{st}", 0);
+		if (r >= 0)
+			r = sd_bus_message_close_container(reply);
+	}
+	if (r >= 0)
+		r = sd_bus_message_close_container(reply);
+	if (r < 0)
+		return r;
+	return sd_bus_send(NULL, reply, NULL);
+}
+
+static int method_select_node(struct anser_bus *b, sd_bus_message *m, sd_bus_error *error)
+{
+	_cleanup_(freep) char *message = NULL;
+	const char *group, *node;
+	int r;
+
+	r = sd_bus_message_read(m, "ss", &group, &node);
+	if (r < 0)
+		return r;
+	r = b->ops->select_node(b->ud, group, node, &message);
+	if (r == -EINVAL || r == -ENOENT)
+		return sd_bus_error_set(error, ANSER_BUS_ERROR_INVALID_ARGUMENT,
+					message ? message : "no such group or node");
+	if (r < 0)
+		return sd_bus_error_set_errnof(error, r, "%s",
+					       message ? message : "cannot select the node");
+	log_info("Group %s uses node %s, on request of %s", group, node,
+		 sd_bus_message_get_sender(m));
+	return sd_bus_reply_method_return(m, NULL);
+}
+
 /* Deny by default: a method missing from this table is refused, whatever the
  * vtable says. Every entry needs its action in polkit/org.anser.policy. */
 static const struct method_auth method_auth_table[] = {
@@ -304,6 +404,8 @@ static const struct method_auth method_auth_table[] = {
 	{ "SetAppRoute", "org.anser.route-app", method_set_app_route },
 	{ "ClearAppRoute", "org.anser.route-app", method_clear_app_route },
 	{ "Validate", "org.anser.view-connections", method_validate },
+	{ "ListNodes", "org.anser.view-connections", method_list_nodes },
+	{ "SelectNode", "org.anser.manage", method_select_node },
 	/* org.freedesktop.DBus.Properties.Set of Enabled (see on_message) */
 	{ "Set", "org.anser.manage", method_set_enabled },
 };
@@ -487,6 +589,46 @@ static int property_get_active_apps(sd_bus *bus, const char *path, const char *i
 	return sd_bus_message_close_container(reply);
 }
 
+static int property_get_groups(sd_bus *bus, const char *path, const char *interface,
+			       const char *property, sd_bus_message *reply, void *userdata,
+			       sd_bus_error *error)
+{
+	struct anser_bus *b = userdata;
+	const struct anser_config *c = b->ops->get_config ? b->ops->get_config(b->ud) : NULL;
+	int r = sd_bus_message_open_container(reply, 'a', "a{sv}");
+
+	for (size_t gi = 0; c && r >= 0 && gi < c->n_groups; gi++) {
+		const struct anser_group *g = &c->groups[gi];
+		const char *sel = g->policy == ANSER_POLICY_FIXED && g->fixed_index < g->n_nodes
+					  ? c->nodes[g->nodes[g->fixed_index]].name
+					  : "";
+		r = sd_bus_message_open_container(reply, 'a', "{sv}");
+		if (r >= 0)
+			r = append_str(reply, "Name", g->name, 256);
+		if (r >= 0)
+			r = append_str(reply, "Policy", policy_name(g), 32);
+		if (r >= 0)
+			r = append_str(reply, "SelectedNode", sel, 256);
+		if (r >= 0)
+			r = sd_bus_message_open_container(reply, 'e', "sv");
+		if (r >= 0)
+			r = sd_bus_message_append(reply, "s", "Nodes");
+		if (r >= 0)
+			r = sd_bus_message_open_container(reply, 'v', "as");
+		if (r >= 0)
+			r = sd_bus_message_open_container(reply, 'a', "s");
+		for (size_t k = 0; r >= 0 && k < g->n_nodes; k++) {
+			g_autofree char *nn = g_utf8_make_valid(c->nodes[g->nodes[k]].name, -1);
+			r = sd_bus_message_append(reply, "s", nn);
+		}
+		for (int close = 0; close < 4 && r >= 0; close++)
+			r = sd_bus_message_close_container(reply);
+	}
+	if (r < 0)
+		return r;
+	return sd_bus_message_close_container(reply);
+}
+
 static int property_get_version(sd_bus *bus, const char *path, const char *interface,
 				const char *property, sd_bus_message *reply, void *userdata,
 				sd_bus_error *error)
@@ -531,6 +673,8 @@ static const sd_bus_vtable manager_vtable[] = {
 			SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
 	SD_BUS_WRITABLE_PROPERTY("Enabled", "b", property_get_enabled, property_set_enabled, 0,
 				 SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE | SD_BUS_VTABLE_UNPRIVILEGED),
+	SD_BUS_PROPERTY("Groups", "aa{sv}", property_get_groups, 0,
+			SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
 	SD_BUS_PROPERTY("ActiveApps", "aa{sv}", property_get_active_apps, 0,
 			SD_BUS_VTABLE_PROPERTY_EMITS_INVALIDATION),
 	SD_BUS_PROPERTY("Generation", "t", property_get_generation, 0,
@@ -550,6 +694,10 @@ static const sd_bus_vtable manager_vtable[] = {
 				SD_BUS_NO_RESULT, method_authorize_then_run,
 				SD_BUS_VTABLE_UNPRIVILEGED),
 	SD_BUS_METHOD_WITH_ARGS("ClearAppRoute", SD_BUS_ARGS("s", selector), SD_BUS_NO_RESULT,
+				method_authorize_then_run, SD_BUS_VTABLE_UNPRIVILEGED),
+	SD_BUS_METHOD_WITH_ARGS("ListNodes", SD_BUS_NO_ARGS, SD_BUS_RESULT("aa{sv}", nodes),
+				method_authorize_then_run, SD_BUS_VTABLE_UNPRIVILEGED),
+	SD_BUS_METHOD_WITH_ARGS("SelectNode", SD_BUS_ARGS("s", group, "s", node), SD_BUS_NO_RESULT,
 				method_authorize_then_run, SD_BUS_VTABLE_UNPRIVILEGED),
 	SD_BUS_METHOD_WITH_ARGS("Validate", SD_BUS_ARGS("s", text),
 				SD_BUS_RESULT("b", ok, "a(suus)", diagnostics),

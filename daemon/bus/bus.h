@@ -67,6 +67,10 @@ struct anser_bus_ops {
 			char **compile_error);
 	/* 0 and *out (caller frees with anser_app_infos_free), or -errno. */
 	int (*get_active_apps)(void *ud, struct anser_app_info **out, size_t *n);
+	/* The active configuration (borrowed), for Groups and ListNodes. */
+	const struct anser_config *(*get_config)(void *ud);
+	/* SelectNode: 0, or -EINVAL / -ENOENT with *message. */
+	int (*select_node)(void *ud, const char *group, const char *node, char **message);
 };
 
 /* address NULL: the system bus. Requests org.anser.Anser1; fails with

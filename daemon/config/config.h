@@ -269,6 +269,18 @@ int anser_config_with_routes(struct anser_config *base, const struct anser_app_r
 			     size_t n, const char *routes_file, struct anser_config **out,
 			     size_t *skipped);
 
+/* SelectNode: a group made to use one of its nodes (policy fixed). */
+struct anser_node_pick {
+	char *group;
+	char *node;
+};
+
+/* Applies picks to a config made by anser_config_with_routes() (its groups
+ * array becomes its own). Picks naming no group or no node of the group
+ * are left out and counted in *skipped. */
+void anser_config_apply_picks(struct anser_config *c, const struct anser_node_pick *picks, size_t n,
+			      size_t *skipped);
+
 /* Rule i as config text ("pname(curl) && dport(443) -> proxy"), which the
  * parser reads back to the same rule. Caller frees; NULL if no such rule. */
 char *anser_rule_format(const struct anser_config *c, size_t i);

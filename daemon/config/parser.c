@@ -2380,6 +2380,8 @@ void anser_config_free(struct anser_config *c)
 		if (c->n_files)
 			free(c->files[c->n_files - 1]);
 		free(c->files);
+		if (c->groups != c->base->groups)
+			free(c->groups); /* the array only (anser_config_apply_picks) */
 		anser_config_free(c->base);
 		free(c);
 		return;

@@ -116,3 +116,32 @@ int anser_config_with_routes(struct anser_config *base, const struct anser_app_r
 	*out = c;
 	return 0;
 }
+
+void anser_config_apply_picks(struct anser_config *c, const struct anser_node_pick *picks, size_t n,
+			      size_t *skipped)
+{
+	*skipped = 0;
+	if (!c->base || !n)
+		return;
+	if (c->groups == c->base->groups && c->n_groups) {
+		struct anser_group *g = cfg_malloc0(c->n_groups * sizeof(*g));
+		memcpy(g, c->groups, c->n_groups * sizeof(*g));
+		c->groups = g;
+	}
+	for (size_t i = 0; i < n; i++) {
+		size_t gi, k = 0;
+		for (gi = 0; gi < c->n_groups; gi++)
+			if (strcmp(c->groups[gi].name, picks[i].group) == 0)
+				break;
+		struct anser_group *g = gi < c->n_groups ? &c->groups[gi] : NULL;
+		for (; g && k < g->n_nodes; k++)
+			if (strcmp(c->nodes[g->nodes[k]].name, picks[i].node) == 0)
+				break;
+		if (!g || k == g->n_nodes) {
+			(*skipped)++;
+			continue;
+		}
+		g->policy = ANSER_POLICY_FIXED;
+		g->fixed_index = (unsigned)k;
+	}
+}

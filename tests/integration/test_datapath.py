@@ -609,6 +609,57 @@ def t_busctl_script(env):
                  lambda: env.log("monitor").count("ActiveApps") > seen_start, timeout=5)
 
 
+def t_groups_nodes(env):
+    """Groups and ListNodes show groups and nodes, never a password;
+    SelectNode switches which node a group's new connections use (root
+    may, nobody may not); anserctl groups/nodes/select."""
+    env.setup_net()
+    env.setup_cgroup()
+    env.start_web()
+    env.start_microsocks(user="alice", password="s3cr%t")
+    env.start_bus()
+    env.start_polkitd()
+    text = CONFIG.replace("    socks: '%(link)s'\n",
+                          "    good: 'socks5://alice:s3cr%%25t@10.77.0.2:1080'\n"
+                          "    dead: 'socks5://10.77.0.9:1080'\n")
+    cfg = env.write_config(text % {"rules": "pname(appA) -> proxy"})
+    env.start_anserd(cfg)
+    mgr = ["org.anser.Anser1", "/org/anser/Anser1", "org.anser.Anser1.Manager"]
+    nodes = env.busctl("--json=short", "call", *mgr, "ListNodes").stdout
+    expect("s3cr" not in nodes and "alice" not in nodes, "no credentials: " + nodes)
+    data = json.loads(nodes)["data"][0]
+    by = {n["Name"]["data"]: n for n in data}
+    expect(by["good"]["Address"]["data"] == "10.77.0.2:1080"
+           and by["good"]["Authenticated"]["data"] is True
+           and by["good"]["Groups"]["data"] == ["proxy"]
+           and by["good"]["Protocol"]["data"] == "socks5", nodes)
+    groups = env.busctl("get-property", *mgr, "Groups").stdout
+    expect('"Name" s "proxy" "Policy" s "fixed" "SelectedNode" s "good"' in groups, groups)
+    a = env.app("appA", "tcp", S4, WEB)
+    expect(seen_as(a.stdout) == P4, "through the good node: " + a.stdout)
+
+    r = harness.run(["runuser", "-u", "nobody", "--", "busctl", "--address=" + env.bus, "call",
+                     *mgr, "SelectNode", "ss", "proxy", "dead"], check=False)
+    expect(r.returncode != 0, "nobody must not select nodes: " + r.stdout)
+    env.anserctl("select", "proxy", "dead")
+    expect('"SelectedNode" s "dead"' in env.busctl("get-property", *mgr, "Groups").stdout,
+           "Groups shows the selection")
+    a = env.app("appA", "tcp", S4, WEB, timeout=60)
+    expect(a.returncode != 0 and seen_as(a.stdout) is None,
+           "through the dead node appA cannot connect: " + a.stdout)
+    env.anserctl("select", "proxy", "good")
+    a = env.app("appA", "tcp", S4, WEB)
+    expect(seen_as(a.stdout) == P4, "back on the good node: " + a.stdout)
+    for args, what in [(("select", "proxy", "nosuch"), "has no node 'nosuch'"),
+                       (("select", "nogroup", "good"), "no group 'nogroup'")]:
+        r = env.anserctl(*args, check=False)
+        expect(r.returncode != 0 and what in r.stdout, r.stdout)
+    out = env.anserctl("groups").stdout
+    expect("GROUP" in out and "proxy" in out and "good, dead" in out, out)
+    out = env.anserctl("nodes").stdout
+    expect("10.77.0.9:1080" in out and "s3cr" not in out, out)
+
+
 def t_hash(env):
     base(env)
     size = 8 * 1024 * 1024
@@ -986,6 +1037,7 @@ TESTS = {
     "app_routes": t_app_routes,
     "service": t_service,
     "busctl_script": t_busctl_script,
+    "groups_nodes": t_groups_nodes,
     "block": t_block,
     "other_netns": t_other_netns,
     "udp_v4": t_udp_v4,
