@@ -17,6 +17,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <systemd/sd-daemon.h>
+
 #include "anser-build.h"
 #include "daemon/bus/bus.h"
 #include "daemon/config/config.h"
@@ -297,9 +299,11 @@ static int do_reload(void *ud, char **message)
 	int r;
 
 	set_state(d, "reloading");
+	sd_notify(0, "RELOADING=1");
 	struct anser_compiled compiled;
 	r = load_config(d, &cfg, &compiled, message);
 	if (r < 0) {
+		sd_notify(0, "READY=1");
 		log_error("Reload failed, keeping generation %llu:\n%s",
 			  (unsigned long long)d->generation, message && *message ? *message : "");
 		set_state(d, prev);
@@ -307,12 +311,15 @@ static int do_reload(void *ud, char **message)
 	}
 	r = install_config(d, cfg, &compiled, false);
 	if (r < 0) {
+		sd_notify(0, "READY=1");
 		if (message && asprintf(message, "cannot install rules: %s", strerror(-r)) < 0)
 			*message = NULL;
 		set_state(d, prev);
 		return r;
 	}
 	set_state(d, "running");
+	sd_notifyf(0, "READY=1\nSTATUS=Running, generation %llu",
+		   (unsigned long long)d->generation);
 	return 0;
 }
 
@@ -1118,9 +1125,13 @@ int main(int argc, char **argv)
 	g_unix_signal_add(SIGINT, on_sigterm, &d);
 	g_unix_signal_add(SIGHUP, on_sighup, &d);
 	set_state(&d, "running");
+	/* the name is ours and the rules are installed: tell systemd (a no-op
+	 * outside a service) */
+	sd_notifyf(0, "READY=1\nSTATUS=Running, generation %llu", (unsigned long long)d.generation);
 	log_info("anserd %s running (listeners tcp %u/%u udp %u/%u)", ANSER_VERSION, t4, t6, u4,
 		 u6);
 	g_main_loop_run(d.loop);
+	sd_notify(0, "STOPPING=1");
 	d.exit_code = EXIT_SUCCESS;
 
 out:

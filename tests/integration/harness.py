@@ -287,14 +287,14 @@ socks pass {
         os.chmod(path, 0o600)
         return path
 
-    def start_anserd(self, config, extra=(), wrapper=(), cgroup=None):
+    def start_anserd(self, config, extra=(), wrapper=(), cgroup=None, environ=None):
         # app routes are kept in the test's own directory, never the host's
         cmd = self.nsexec("h") + list(wrapper) + [ANSERD, "--config", config, "--cgroup",
                                                   cgroup or self.cg, "--log-level", "debug",
                                                   "--state-dir", os.path.join(self.tmp, "state")]
         cmd += ["--bus-address", self.bus] if self.bus else ["--no-bus"]
         cmd += list(extra)
-        self.anserd = self.spawn("anserd", cmd)
+        self.anserd = self.spawn("anserd", cmd, env=environ)
         self.wait_for("anserd running", lambda: self._anserd_ready(), timeout=60)
         return self.anserd
 

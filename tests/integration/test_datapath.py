@@ -660,6 +660,39 @@ def t_groups_nodes(env):
     expect("10.77.0.9:1080" in out and "s3cr" not in out, out)
 
 
+def t_notify(env):
+    """sd_notify: READY=1 only once the bus name is owned and rules are in;
+    RELOADING=1 then READY=1 around a reload; STOPPING=1 on the way out."""
+    import socket
+    env.setup_net()
+    env.setup_cgroup()
+    env.start_bus()
+    env.start_polkitd()
+    path = os.path.join(env.tmp, "notify.sock")
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(path)
+    sock.settimeout(30)
+    cfg = config(env)
+    env.start_anserd(cfg, environ=dict(os.environ, NOTIFY_SOCKET=path))
+
+    def expect_msg(what):
+        msg = sock.recv(4096).decode()
+        expect(what in msg, "want %s, got %r" % (what, msg))
+        return msg
+
+    msg = expect_msg("READY=1")
+    expect("STATUS=Running, generation 1" in msg, msg)
+    names = env.busctl("list", "--no-pager").stdout
+    expect("org.anser.Anser1" in names, "the name is owned when READY=1 arrives")
+    env.anserd.send_signal(signal.SIGHUP)
+    expect_msg("RELOADING=1")
+    expect("generation 2" in expect_msg("READY=1"), "ready again after the reload")
+    env.anserd.send_signal(signal.SIGTERM)
+    expect_msg("STOPPING=1")
+    env.anserd.wait(30)
+    sock.close()
+
+
 def t_hash(env):
     base(env)
     size = 8 * 1024 * 1024
@@ -1038,6 +1071,7 @@ TESTS = {
     "service": t_service,
     "busctl_script": t_busctl_script,
     "groups_nodes": t_groups_nodes,
+    "notify": t_notify,
     "block": t_block,
     "other_netns": t_other_netns,
     "udp_v4": t_udp_v4,
