@@ -733,6 +733,96 @@ static int print_dicts(sd_bus_message *m, const char *const *keys, size_t n,
 	return r < 0 ? r : 0;
 }
 
+/* apps: the ActiveApps property */
+static int cmd_apps(sd_bus *bus)
+{
+	_cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+	_cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+	static const char *const keys[] = { "ApplicationId", "ProcessName", "Outbound", "Rule" };
+	static const char *const heads[] = { "APPLICATION", "PROCESS", "OUTBOUND", "RULE" };
+	int r;
+
+	r = sd_bus_get_property(bus, ANSER_BUS_NAME, ANSER_BUS_PATH, ANSER_BUS_INTERFACE,
+				"ActiveApps", &error, &reply, "aa{sv}");
+	if (r < 0)
+		return report_error("list the applications", &error, r);
+	return print_dicts(reply, keys, 4, heads) < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+}
+
+static int on_properties_changed(sd_bus_message *m, void *userdata, sd_bus_error *error)
+{
+	const char *iface, *name;
+	int r;
+
+	r = sd_bus_message_read(m, "s", &iface);
+	if (r < 0 || strcmp(iface, ANSER_BUS_INTERFACE) != 0)
+		return 0;
+	r = sd_bus_message_enter_container(m, 'a', "{sv}");
+	while (r > 0 && (r = sd_bus_message_enter_container(m, 'e', "sv")) > 0) {
+		const char *contents;
+		r = sd_bus_message_read(m, "s", &name);
+		if (r >= 0)
+			r = sd_bus_message_peek_type(m, NULL, &contents);
+		if (r < 0)
+			break;
+		if (strcmp(contents, "s") == 0) {
+			const char *v;
+			r = sd_bus_message_read(m, "v", "s", &v);
+			printf("%s: %s\n", name, v);
+		} else if (strcmp(contents, "b") == 0) {
+			int v;
+			r = sd_bus_message_read(m, "v", "b", &v);
+			printf("%s: %s\n", name, v ? "yes" : "no");
+		} else if (strcmp(contents, "t") == 0) {
+			uint64_t v;
+			r = sd_bus_message_read(m, "v", "t", &v);
+			printf("%s: %" PRIu64 "\n", name, v);
+		} else {
+			r = sd_bus_message_skip(m, "v");
+			printf("%s changed\n", name);
+		}
+		if (r >= 0)
+			r = sd_bus_message_exit_container(m);
+	}
+	if (r >= 0)
+		r = sd_bus_message_exit_container(m);
+	if (r >= 0)
+		r = sd_bus_message_enter_container(m, 'a', "s");
+	while (r > 0 && (r = sd_bus_message_read(m, "s", &name)) > 0)
+		printf("%s changed\n", name);
+	fflush(stdout);
+	return 0;
+}
+
+/* monitor: property changes as they happen, until interrupted */
+static int cmd_monitor(sd_bus *bus)
+{
+	_cleanup_(sd_bus_slot_unrefp) sd_bus_slot *slot = NULL;
+	int r;
+
+	r = sd_bus_match_signal(bus, &slot, ANSER_BUS_NAME, ANSER_BUS_PATH,
+				"org.freedesktop.DBus.Properties", "PropertiesChanged",
+				on_properties_changed, NULL);
+	if (r < 0) {
+		fprintf(stderr, "Failed to watch anserd: %s\n", strerror(-r));
+		return EXIT_FAILURE;
+	}
+	printf("Watching %s (Ctrl-C to stop)\n", ANSER_BUS_NAME);
+	fflush(stdout);
+	for (;;) {
+		r = sd_bus_process(bus, NULL);
+		if (r < 0)
+			break;
+		if (r > 0)
+			continue;
+		r = sd_bus_wait(bus, UINT64_MAX);
+		if (r < 0 && r != -EINTR)
+			break;
+	}
+	fprintf(stderr, "Lost the bus: %s\n", strerror(-r));
+	return EXIT_FAILURE;
+}
+
 /* groups: the Groups property */
 static int cmd_groups(sd_bus *bus)
 {
@@ -855,9 +945,14 @@ static void help(void)
 	       "  enable, disable     Resume or suspend routing (suspended: every new\n"
 	       "                      connection goes direct)\n"
 	       "  validate FILE       Have anserd check a config (FILE or - for stdin)\n"
+	       "  apps                List running applications with connections\n"
+	       "  monitor             Print property changes as they happen\n"
 	       "  groups              List the groups, their policy and selected node\n"
 	       "  nodes               List the nodes (never their passwords)\n"
 	       "  select GROUP NODE   Make GROUP use NODE until anserd restarts\n"
+	       "\n"
+	       "Exit status: 0 done; 1 failed (anserd not running, not authorized, an\n"
+	       "error on its side); 2 usage (bad arguments, or input anserd refused).\n"
 	       "\n"
 	       "Options:\n"
 	       "  -h --help           Show this help\n"
@@ -925,6 +1020,8 @@ int main(int argc, char *argv[])
 		{ "disable", cmd_disable, NULL, 0, 0, NULL },
 		{ "validate", NULL, cmd_validate, 1, 1, "validate FILE" },
 		{ "groups", cmd_groups, NULL, 0, 0, NULL },
+		{ "apps", cmd_apps, NULL, 0, 0, NULL },
+		{ "monitor", cmd_monitor, NULL, 0, 0, NULL },
 		{ "nodes", cmd_nodes, NULL, 0, 0, NULL },
 		{ "select", NULL, cmd_select, 2, 2, "select GROUP NODE" },
 	};

@@ -583,7 +583,9 @@ def t_busctl_script(env):
     base(env, rules="pname(appX) -> block", bus=True)
     mon = env.spawn("monitor", ["busctl", "--address=" + env.bus, "monitor",
                                 "--match=type='signal',member='PropertiesChanged'"])
-    time.sleep(0.3)
+    ctl_mon = env.spawn("anserctl-monitor", [harness.ANSERCTL, "--address=" + env.bus,
+                                             "monitor"])
+    env.wait_for("anserctl monitor", lambda: "Watching" in env.log("anserctl-monitor"))
     held = env.app("appA", "tcp", S4, WEB, 3000, background=True)
     env.wait_for("ActiveApps announced", lambda: "ActiveApps" in env.log("monitor"))
     seen_start = env.log("monitor").count("ActiveApps")
@@ -603,6 +605,11 @@ def t_busctl_script(env):
     conns = json.loads(sections["connections"])["data"][0]
     expect(any(c["ProcessName"]["data"] == "appA" for c in conns), "connections: %s" % conns)
     expect("a{ss} 0" in sections["unroute"], out)
+    apps = env.anserctl("apps").stdout
+    expect("APPLICATION" in apps and "appA" in apps and "direct" in apps, apps)
+    mlog = env.log("anserctl-monitor")
+    expect("State: suspended" in mlog and "Enabled: no" in mlog and "ActiveApps changed" in mlog
+           and "AppRoutes changed" in mlog, "anserctl monitor: " + mlog)
     held.communicate(timeout=20)
     # the app stopped: announced again (at most a second later)
     env.wait_for("ActiveApps announced after the app stopped",
