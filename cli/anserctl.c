@@ -4,6 +4,8 @@
 #include <glib.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <libintl.h>
+#include <locale.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -19,6 +21,8 @@
 #define _cleanup_(f) __attribute__((cleanup(f)))
 
 enum { EXIT_USAGE = 2 };
+
+#define _(s) gettext(s)
 
 static const char *arg_address;
 static bool arg_json;
@@ -63,12 +67,12 @@ static int report_error(const char *what, const sd_bus_error *error, int r)
 {
 	if (sd_bus_error_has_names(error, SD_BUS_ERROR_SERVICE_UNKNOWN,
 				   SD_BUS_ERROR_NAME_HAS_NO_OWNER))
-		fprintf(stderr, "anserd is not running (%s not on the bus)\n", ANSER_BUS_NAME);
+		fprintf(stderr, _("anserd is not running (%s not on the bus)\n"), ANSER_BUS_NAME);
 	else if (sd_bus_error_has_names(error, ANSER_BUS_ERROR_NOT_AUTHORIZED,
 					SD_BUS_ERROR_ACCESS_DENIED))
-		fprintf(stderr, "not authorized: %s\n", error->message);
+		fprintf(stderr, _("not authorized: %s\n"), error->message);
 	else if (sd_bus_error_has_name(error, SD_BUS_ERROR_INTERACTIVE_AUTHORIZATION_REQUIRED))
-		fprintf(stderr, "authentication required: %s\n", error->message);
+		fprintf(stderr, _("authentication required: %s\n"), error->message);
 	else if (sd_bus_error_is_set(error))
 		fprintf(stderr, "Failed to %s: %s\n", what, error->message);
 	else
@@ -176,10 +180,11 @@ static int cmd_status(sd_bus *bus)
 		fprintf(stderr, "Failed to parse the status reply: %s\n", strerror(-r));
 		return EXIT_FAILURE;
 	}
-	printf("Version: %s\n", version ? version : "?");
-	printf("State: %s\n", state ? state : "?");
-	printf("Enabled: %s\n", enabled ? "yes" : "no (every new connection goes direct)");
-	printf("Generation: %llu\n", (unsigned long long)generation);
+	printf(_("Version: %s\n"), version ? version : "?");
+	/* TRANSLATORS: the state names (running, suspended, ...) stay as they are */
+	printf(_("State: %s\n"), state ? state : "?");
+	printf(_("Enabled: %s\n"), enabled ? _("yes") : _("no (every new connection goes direct)"));
+	printf(_("Generation: %llu\n"), (unsigned long long)generation);
 	return EXIT_SUCCESS;
 }
 
@@ -256,7 +261,7 @@ static int cmd_validate(sd_bus *bus, int argc, char **argv)
 		fprintf(stderr, "anserctl: validate: bad reply: %s\n", strerror(-r));
 		return EXIT_FAILURE;
 	}
-	printf("%s: %s\n", argv[0], ok ? "OK" : "rejected");
+	printf("%s: %s\n", argv[0], ok ? "OK" : _("rejected"));
 	return ok ? EXIT_SUCCESS : EXIT_FAILURE;
 }
 
@@ -807,7 +812,7 @@ static int cmd_monitor(sd_bus *bus)
 		fprintf(stderr, "Failed to watch anserd: %s\n", strerror(-r));
 		return EXIT_FAILURE;
 	}
-	printf("Watching %s (Ctrl-C to stop)\n", ANSER_BUS_NAME);
+	printf(_("Watching %s (Ctrl-C to stop)\n"), ANSER_BUS_NAME);
 	fflush(stdout);
 	for (;;) {
 		r = sd_bus_process(bus, NULL);
@@ -921,46 +926,47 @@ static int cmd_explain(sd_bus *bus, int argc, char **argv)
 
 static void help(void)
 {
-	printf("Usage: anserctl [OPTIONS] COMMAND\n"
-	       "\n"
-	       "Query and control anserd, the Anser traffic splitter.\n"
-	       "\n"
-	       "Commands:\n"
-	       "  status              Show the daemon's version and state\n"
-	       "  connections         List live connections and how they are routed\n"
-	       "  reload              Reload the configuration (errors keep the old one)\n"
-	       "  explain APP DEST[:PORT] [tcp|udp]\n"
-	       "                      Show the rule that decides a flow of APP to DEST (an IP\n"
-	       "                      address; IPv6 with a port as [ADDR]:PORT). APP is a\n"
-	       "                      process name, a PID (that process, with its cgroup)\n"
-	       "                      or app:ID (the desktop application ID)\n"
-	       "  route SELECTOR OUTBOUND\n"
-	       "                      Send an application's new connections to OUTBOUND\n"
-	       "                      (direct, block or a group), before the config's\n"
-	       "                      rules; kept across restarts. SELECTOR is app(ID),\n"
-	       "                      pname(NAME) or cgroup(PATH); a bare NAME is app(NAME)\n"
-	       "                      if NAME.desktop is installed, else pname(NAME)\n"
-	       "  unroute SELECTOR    Remove that route\n"
-	       "  routes              List the routes set with 'route'\n"
-	       "  enable, disable     Resume or suspend routing (suspended: every new\n"
-	       "                      connection goes direct)\n"
-	       "  validate FILE       Have anserd check a config (FILE or - for stdin)\n"
-	       "  apps                List running applications with connections\n"
-	       "  monitor             Print property changes as they happen\n"
-	       "  groups              List the groups, their policy and selected node\n"
-	       "  nodes               List the nodes (never their passwords)\n"
-	       "  select GROUP NODE   Make GROUP use NODE until anserd restarts\n"
-	       "\n"
-	       "Exit status: 0 done; 1 failed (anserd not running, not authorized, an\n"
-	       "error on its side); 2 usage (bad arguments, or input anserd refused).\n"
-	       "\n"
-	       "Options:\n"
-	       "  -h --help           Show this help\n"
-	       "     --version        Show the version\n"
-	       "     --address=ADDR   Connect to this D-Bus address instead of the system bus\n"
-	       "                      (default: $DBUS_SYSTEM_BUS_ADDRESS or the system bus)\n"
-	       "     --json           connections: print a JSON array\n"
-	       "     --no-ask-password  Do not ask for authentication\n");
+	fputs(_("Usage: anserctl [OPTIONS] COMMAND\n"
+		"\n"
+		"Query and control anserd, the Anser traffic splitter.\n"
+		"\n"
+		"Commands:\n"
+		"  status              Show the daemon's version and state\n"
+		"  connections         List live connections and how they are routed\n"
+		"  reload              Reload the configuration (errors keep the old one)\n"
+		"  explain APP DEST[:PORT] [tcp|udp]\n"
+		"                      Show the rule that decides a flow of APP to DEST (an IP\n"
+		"                      address; IPv6 with a port as [ADDR]:PORT). APP is a\n"
+		"                      process name, a PID (that process, with its cgroup)\n"
+		"                      or app:ID (the desktop application ID)\n"
+		"  route SELECTOR OUTBOUND\n"
+		"                      Send an application's new connections to OUTBOUND\n"
+		"                      (direct, block or a group), before the config's\n"
+		"                      rules; kept across restarts. SELECTOR is app(ID),\n"
+		"                      pname(NAME) or cgroup(PATH); a bare NAME is app(NAME)\n"
+		"                      if NAME.desktop is installed, else pname(NAME)\n"
+		"  unroute SELECTOR    Remove that route\n"
+		"  routes              List the routes set with 'route'\n"
+		"  enable, disable     Resume or suspend routing (suspended: every new\n"
+		"                      connection goes direct)\n"
+		"  validate FILE       Have anserd check a config (FILE or - for stdin)\n"
+		"  apps                List running applications with connections\n"
+		"  monitor             Print property changes as they happen\n"
+		"  groups              List the groups, their policy and selected node\n"
+		"  nodes               List the nodes (never their passwords)\n"
+		"  select GROUP NODE   Make GROUP use NODE until anserd restarts\n"
+		"\n"
+		"Exit status: 0 done; 1 failed (anserd not running, not authorized, an\n"
+		"error on its side); 2 usage (bad arguments, or input anserd refused).\n"
+		"\n"
+		"Options:\n"
+		"  -h --help           Show this help\n"
+		"     --version        Show the version\n"
+		"     --address=ADDR   Connect to this D-Bus address instead of the system bus\n"
+		"                      (default: $DBUS_SYSTEM_BUS_ADDRESS or the system bus)\n"
+		"     --json           connections: print a JSON array\n"
+		"     --no-ask-password  Do not ask for authentication\n"),
+	      stdout);
 }
 
 static int parse_argv(int argc, char *argv[])
@@ -1028,6 +1034,14 @@ int main(int argc, char *argv[])
 	_cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
 	const char *verb;
 	int r;
+
+	/* messages in the user's language; ANSER_LOCALEDIR lets the build
+	 * tree's translations be used before installing */
+	setlocale(LC_ALL, "");
+	const char *localedir = getenv("ANSER_LOCALEDIR");
+	bindtextdomain("anser", localedir && *localedir ? localedir : ANSER_LOCALEDIR);
+	bind_textdomain_codeset("anser", "UTF-8");
+	textdomain("anser");
 
 	r = parse_argv(argc, argv);
 	if (r <= 0)

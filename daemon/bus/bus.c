@@ -396,7 +396,7 @@ static int method_select_node(struct anser_bus *b, sd_bus_message *m, sd_bus_err
 }
 
 /* Deny by default: a method missing from this table is refused, whatever the
- * vtable says. Every entry needs its action in polkit/org.anser.policy. */
+ * vtable says. Every entry needs its action in polkit/org.anser.policy.in. */
 static const struct method_auth method_auth_table[] = {
 	{ "Reload", "org.anser.manage", method_reload },
 	{ "ListConnections", "org.anser.view-connections", method_list_connections },

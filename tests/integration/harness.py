@@ -264,7 +264,8 @@ socks pass {
         rulesd = os.path.join(self.tmp, "rules.d")
         os.mkdir(actions, 0o755)
         os.mkdir(rulesd, 0o755)
-        shutil.copy(os.path.join(SRC, "polkit", "org.anser.policy"), actions)
+        # the policy as built (its messages merged with the translations)
+        shutil.copy(os.path.join(BUILD, "polkit", "org.anser.policy"), actions)
         with open(os.path.join(rulesd, "50-test.rules"), "w") as f:
             f.write(rules)
         for d in (actions, rulesd):

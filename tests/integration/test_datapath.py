@@ -547,6 +547,11 @@ def t_service(env):
                  lambda: "Enabled" in env.log("monitor") and "suspended" in env.log("monitor"))
     st = env.anserctl("status").stdout
     expect("State: suspended" in st and "Enabled: no" in st, st)
+    # in Chinese, with the build tree's catalogue
+    zh = harness.run([harness.ANSERCTL, "--address=" + env.bus, "status"],
+                     env=dict(os.environ, LC_ALL="C.UTF-8", LANGUAGE="zh_CN",
+                              ANSER_LOCALEDIR=os.path.join(harness.BUILD, "po"))).stdout
+    expect("状态：suspended" in zh and "已启用：否" in zh, "LANGUAGE=zh_CN status: " + zh)
     env.anserctl("enable")
     a = env.app("appA", "tcp", S4, WEB)
     expect(seen_as(a.stdout) == P4, "enabled again: appA is proxied: " + a.stdout)
