@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <systemd/sd-daemon.h>
@@ -720,7 +721,7 @@ static int validate_text(void *ud, const char *text, struct anser_diags *diags,
 
 /* Applications with live connections: one per desktop application id
  * (from the process's cgroup) or, without one, per process name. */
-static int get_active_apps(void *ud, struct anser_app_info **out, size_t *n)
+static int get_active_apps(void *ud, long only_uid, struct anser_app_info **out, size_t *n)
 {
 	struct daemon *d = ud;
 	struct anser_conn_list list = { 0 };
@@ -735,6 +736,13 @@ static int get_active_apps(void *ud, struct anser_app_info **out, size_t *n)
 	*n = 0;
 	for (size_t i = 0; r >= 0 && i < list.n; i++) {
 		const struct anser_conn_info *c = &list.v[i];
+		if (only_uid >= 0) {
+			char proc[32];
+			struct stat st;
+			snprintf(proc, sizeof(proc), "/proc/%u", c->pid);
+			if (stat(proc, &st) < 0 || (long)st.st_uid != only_uid)
+				continue;
+		}
 		char *app = g_hash_table_lookup(app_of_pid, GUINT_TO_POINTER(c->pid));
 		if (!app) {
 			char buf[256] = "";
@@ -874,7 +882,7 @@ static gboolean on_sigterm(gpointer ud)
 
 static gboolean on_poll_flows(gpointer ud);
 
-static int get_active_apps(void *ud, struct anser_app_info **out, size_t *n);
+static int get_active_apps(void *ud, long only_uid, struct anser_app_info **out, size_t *n);
 
 /* A second after flows were seen, and every second while apps have
  * connections: compare ActiveApps with what was last announced. At most
@@ -886,7 +894,7 @@ static gboolean on_apps_timer(gpointer ud)
 	size_t n = 0;
 	GString *s = g_string_new(NULL);
 
-	if (get_active_apps(d, &v, &n) == 0)
+	if (get_active_apps(d, -1, &v, &n) == 0)
 		for (size_t i = 0; i < n; i++)
 			g_string_append_printf(s, "%s|%s|%u|%s\n", v[i].app_id, v[i].pname,
 					       v[i].connections, v[i].outbound);

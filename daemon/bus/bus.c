@@ -561,7 +561,20 @@ static int property_get_active_apps(sd_bus *bus, const char *path, const char *i
 	struct anser_bus *b = userdata;
 	struct anser_app_info *v = NULL;
 	size_t n = 0;
-	int r = b->ops->get_active_apps ? b->ops->get_active_apps(b->ud, &v, &n) : 0;
+	/* A getter cannot wait for polkit: callers other than root see
+	 * their own processes only (other users' need view-connections,
+	 * through ListConnections). */
+	_cleanup_(sd_bus_creds_unrefp) sd_bus_creds *creds = NULL;
+	sd_bus_message *m = sd_bus_get_current_message(bus);
+	uid_t uid = 0;
+	long only = -1;
+	if (!m ||
+	    sd_bus_query_sender_creds(m, SD_BUS_CREDS_EUID | SD_BUS_CREDS_AUGMENT, &creds) < 0 ||
+	    sd_bus_creds_get_euid(creds, &uid) < 0)
+		only = (long)UINT32_MAX; /* unknown caller: nothing */
+	else if (uid != 0)
+		only = (long)uid;
+	int r = b->ops->get_active_apps ? b->ops->get_active_apps(b->ud, only, &v, &n) : 0;
 
 	if (r < 0)
 		return sd_bus_error_set_errnof(error, r, "Cannot list the applications: %m");

@@ -66,7 +66,8 @@ struct anser_bus_ops {
 	int (*validate)(void *ud, const char *text, struct anser_diags *diags,
 			char **compile_error);
 	/* 0 and *out (caller frees with anser_app_infos_free), or -errno. */
-	int (*get_active_apps)(void *ud, struct anser_app_info **out, size_t *n);
+	/* only_uid >= 0: only processes of that user */
+	int (*get_active_apps)(void *ud, long only_uid, struct anser_app_info **out, size_t *n);
 	/* The active configuration (borrowed), for Groups and ListNodes. */
 	const struct anser_config *(*get_config)(void *ud);
 	/* SelectNode: 0, or -EINVAL / -ENOENT with *message. */

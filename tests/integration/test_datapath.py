@@ -705,6 +705,52 @@ def t_notify(env):
     sock.close()
 
 
+def t_authorization(env):
+    """Every method, and setting Enabled, as root (allowed) and as nobody
+    (refused by polkit: no active session), against the project's bus
+    policy and polkit actions; ActiveApps shows nobody no other user's
+    processes."""
+    base(env, bus=True)
+    mgr = ["org.anser.Anser1", "/org/anser/Anser1", "org.anser.Anser1.Manager"]
+    calls = [
+        ("Reload", []),
+        ("ListConnections", []),
+        ("ListNodes", []),
+        ("Explain", ["sss", "appA", "%s:%d" % (S4, WEB), "tcp"]),
+        ("Validate", ["s", "routing { fallback: direct }"]),
+        ("SetAppRoute", ["ss", "pname(appQ)", "direct"]),
+        ("ClearAppRoute", ["s", "pname(appQ)"]),
+        ("SelectNode", ["ss", "proxy", "socks"]),
+    ]
+    held = env.app("appA", "tcp", S4, WEB, 3000, background=True)
+    time.sleep(1.0)
+    for method, args in calls:
+        r = harness.run(["runuser", "-u", "nobody", "--", "busctl", "--address=" + env.bus,
+                         "call", *mgr, method, *args], check=False)
+        expect(r.returncode != 0 and ("Not authorized" in r.stdout
+                                      or "nteractive" in r.stdout
+                                      or "Authentication is required" in r.stdout),
+               "nobody: %s should be refused: %s" % (method, r.stdout))
+        r = env.busctl("call", *mgr, method, *args, check=False)
+        expect(r.returncode == 0, "root: %s should be allowed: %s" % (method, r.stdout))
+    r = harness.run(["runuser", "-u", "nobody", "--", "busctl", "--address=" + env.bus,
+                     "set-property", *mgr, "Enabled", "b", "true"], check=False)
+    expect(r.returncode != 0, "nobody: setting Enabled should be refused: " + r.stdout)
+    env.busctl("set-property", *mgr, "Enabled", "b", "true")
+    # properties are readable by everyone; ActiveApps only with one's own apps
+    for p in ("Version", "State", "Enabled", "Generation", "ConfigFiles", "AppRoutes",
+              "Groups"):
+        r = harness.run(["runuser", "-u", "nobody", "--", "busctl", "--address=" + env.bus,
+                         "get-property", *mgr, p], check=False)
+        expect(r.returncode == 0, "nobody may read %s: %s" % (p, r.stdout))
+    r = harness.run(["runuser", "-u", "nobody", "--", "busctl", "--address=" + env.bus,
+                     "get-property", *mgr, "ActiveApps"], check=False)
+    expect(r.stdout.strip() == "aa{sv} 0", "nobody sees no one else's apps: " + r.stdout)
+    root_view = env.busctl("get-property", *mgr, "ActiveApps").stdout
+    expect("appA" in root_view, "root sees appA: " + root_view)
+    held.communicate(timeout=20)
+
+
 def t_hash(env):
     base(env)
     size = 8 * 1024 * 1024
@@ -1084,6 +1130,7 @@ TESTS = {
     "busctl_script": t_busctl_script,
     "groups_nodes": t_groups_nodes,
     "notify": t_notify,
+    "authorization": t_authorization,
     "block": t_block,
     "other_netns": t_other_netns,
     "udp_v4": t_udp_v4,

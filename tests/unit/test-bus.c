@@ -933,6 +933,33 @@ static void test_anserctl(void)
 	fake_polkit_stop(&p);
 }
 
+/* Every named error maps to its errno both ways (clients use errnos). */
+static void test_error_map(void)
+{
+	static const struct {
+		const char *name;
+		int err;
+	} cases[] = {
+		{ ANSER_BUS_ERROR_RELOAD_FAILED, EBADMSG },
+		{ ANSER_BUS_ERROR_NOT_AUTHORIZED, EACCES },
+		{ ANSER_BUS_ERROR_INVALID_ARGUMENT, EINVAL },
+		{ ANSER_BUS_ERROR_BUSY, EBUSY },
+		{ ANSER_BUS_ERROR_NO_SUCH_ROUTE, ENOENT },
+	};
+	size_t n_map = 0;
+
+	g_assert_cmpint(anser_bus_errors_register(), >=, 0);
+	for (const sd_bus_error_map *m = anser_bus_error_map; m->name; m++)
+		n_map++;
+	g_assert_cmpuint(n_map, ==, G_N_ELEMENTS(cases));
+	for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
+		sd_bus_error e = SD_BUS_ERROR_NULL;
+		g_assert_cmpint(sd_bus_error_set(&e, cases[i].name, "x"), ==, -cases[i].err);
+		g_assert_cmpint(sd_bus_error_get_errno(&e), ==, cases[i].err);
+		sd_bus_error_free(&e);
+	}
+}
+
 int main(int argc, char *argv[])
 {
 	int r;
@@ -949,6 +976,7 @@ int main(int argc, char *argv[])
 	g_test_add_func("/bus/polkit/allowed", test_polkit_allowed);
 	g_test_add_func("/bus/polkit/challenge-and-deny", test_polkit_challenge_and_deny);
 	g_test_add_func("/bus/anserctl", test_anserctl);
+	g_test_add_func("/bus/error-map", test_error_map);
 
 	T.available = private_bus_start();
 	r = g_test_run();
