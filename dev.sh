@@ -14,7 +14,7 @@ PKGS=(
   gcc clang llvm pkg-config meson ninja-build bpftool libbpf-dev libelf-dev zlib1g-dev
   libsystemd-dev libglib2.0-dev libpolkit-gobject-1-dev libclang-rt-14-dev
   clang-format libxml2-utils valgrind iproute2 python3 dbus dbus-daemon polkitd systemd util-linux
-  microsocks dante-server iperf3 curl gettext
+  microsocks dante-server iperf3 curl gettext bash-completion
 )
 
 say() { printf '==> %s\n' "$*"; }

@@ -24,6 +24,8 @@ enum { EXIT_USAGE = 2 };
 
 #define _(s) gettext(s)
 
+static int json_value(sd_bus_message *m);
+
 static const char *arg_address;
 static bool arg_json;
 static int arg_ask_password = -1; /* -1: ask if stdin is a terminal */
@@ -168,6 +170,11 @@ static int cmd_status(sd_bus *bus)
 			       ANSER_BUS_INTERFACE);
 	if (r < 0)
 		return report_error("read the daemon's status", &error, r);
+	if (arg_json) {
+		r = json_value(reply);
+		fputs("\n", stdout);
+		return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+	}
 
 	const struct dict_field fields[] = {
 		{ "Version", "s", &version },
@@ -413,6 +420,112 @@ static void json_string(FILE *f, const char *s)
 		}
 	}
 	fputc('"', f);
+}
+
+/* The next value of m as JSON: strings, numbers, booleans, arrays; a{sv}
+ * and a{ss} as objects; variants as their contents. */
+static int json_value(sd_bus_message *m)
+{
+	char type;
+	const char *contents;
+	int r = sd_bus_message_peek_type(m, &type, &contents);
+
+	if (r <= 0)
+		return r < 0 ? r : -EBADMSG;
+	switch (type) {
+	case 's':
+	case 'o':
+	case 'g': {
+		const char *v;
+		r = sd_bus_message_read_basic(m, type, &v);
+		json_string(stdout, v);
+		return r;
+	}
+	case 'b': {
+		int v;
+		r = sd_bus_message_read_basic(m, 'b', &v);
+		fputs(v ? "true" : "false", stdout);
+		return r;
+	}
+	case 'y':
+	case 'q':
+	case 'u':
+	case 't': {
+		uint64_t v = 0;
+		r = sd_bus_message_read_basic(m, type, &v);
+		printf("%" PRIu64, type == 'y'	 ? (uint64_t)(uint8_t)v
+				   : type == 'q' ? (uint64_t)(uint16_t)v
+				   : type == 'u' ? (uint64_t)(uint32_t)v
+						 : v);
+		return r;
+	}
+	case 'n':
+	case 'i':
+	case 'x': {
+		int64_t v = 0;
+		r = sd_bus_message_read_basic(m, type, &v);
+		printf("%" PRId64, type == 'n'	 ? (int64_t)(int16_t)v
+				   : type == 'i' ? (int64_t)(int32_t)v
+						 : v);
+		return r;
+	}
+	case 'v':
+		r = sd_bus_message_enter_container(m, 'v', contents);
+		if (r >= 0)
+			r = json_value(m);
+		if (r >= 0)
+			r = sd_bus_message_exit_container(m);
+		return r;
+	case 'a': {
+		bool dict = contents[0] == '{';
+		int first = 1;
+		char entry[64];
+		if (dict) {
+			size_t n = strlen(contents);
+			if (n < 3 || n - 2 >= sizeof(entry))
+				return -EBADMSG;
+			memcpy(entry, contents + 1, n - 2); /* "{sv}" -> "sv" */
+			entry[n - 2] = '\0';
+		}
+		r = sd_bus_message_enter_container(m, 'a', contents);
+		fputs(dict ? "{" : "[", stdout);
+		while (r >= 0) {
+			if (dict) {
+				const char *key;
+				r = sd_bus_message_enter_container(m, 'e', entry);
+				if (r <= 0)
+					break;
+				if (!first)
+					fputs(",", stdout);
+				first = 0;
+				r = sd_bus_message_read_basic(m, 's', &key);
+				if (r < 0)
+					break;
+				json_string(stdout, key);
+				fputs(":", stdout);
+				r = json_value(m);
+				if (r >= 0)
+					r = sd_bus_message_exit_container(m);
+				continue;
+			}
+			r = sd_bus_message_at_end(m, false);
+			if (r != 0)
+				break;
+			if (!first)
+				fputs(",", stdout);
+			first = 0;
+			r = json_value(m);
+		}
+		fputs(dict ? "}" : "]", stdout);
+		if (r >= 0)
+			r = sd_bus_message_exit_container(m);
+		return r;
+	}
+	default:
+		r = sd_bus_message_skip(m, NULL);
+		fputs("null", stdout);
+		return r;
+	}
 }
 
 static void print_json(const struct conn_rows *rows)
@@ -751,6 +864,11 @@ static int cmd_apps(sd_bus *bus)
 				"ActiveApps", &error, &reply, "aa{sv}");
 	if (r < 0)
 		return report_error("list the applications", &error, r);
+	if (arg_json) {
+		r = json_value(reply);
+		fputs("\n", stdout);
+		return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+	}
 	return print_dicts(reply, keys, 4, heads) < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
 }
 
@@ -841,6 +959,11 @@ static int cmd_groups(sd_bus *bus)
 				&error, &reply, "aa{sv}");
 	if (r < 0)
 		return report_error("read the groups", &error, r);
+	if (arg_json) {
+		r = json_value(reply);
+		fputs("\n", stdout);
+		return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+	}
 	return print_dicts(reply, keys, 4, heads) < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
 }
 
@@ -857,6 +980,11 @@ static int cmd_nodes(sd_bus *bus)
 			       "ListNodes", &error, &reply, NULL);
 	if (r < 0)
 		return report_error("list the nodes", &error, r);
+	if (arg_json) {
+		r = json_value(reply);
+		fputs("\n", stdout);
+		return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+	}
 	return print_dicts(reply, keys, 4, heads) < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
 }
 
@@ -964,7 +1092,8 @@ static void help(void)
 		"     --version        Show the version\n"
 		"     --address=ADDR   Connect to this D-Bus address instead of the system bus\n"
 		"                      (default: $DBUS_SYSTEM_BUS_ADDRESS or the system bus)\n"
-		"     --json           connections: print a JSON array\n"
+		"     --json           status, connections, routes, apps, groups, nodes:\n"
+		"                      print JSON\n"
 		"     --no-ask-password  Do not ask for authentication\n"),
 	      stdout);
 }
@@ -1070,9 +1199,12 @@ int main(int argc, char *argv[])
 			return EXIT_USAGE;
 		}
 		if (arg_json && commands[i].run != cmd_connections &&
-		    commands[i].run != cmd_routes) {
+		    commands[i].run != cmd_routes && commands[i].run != cmd_status &&
+		    commands[i].run != cmd_apps && commands[i].run != cmd_groups &&
+		    commands[i].run != cmd_nodes) {
 			fprintf(stderr,
-				"anserctl: --json applies to 'connections' and 'routes' only\n");
+				"anserctl: --json applies to status, connections, routes, apps, "
+				"groups and nodes\n");
 			return EXIT_USAGE;
 		}
 		if (bus_connect(&bus) < 0)

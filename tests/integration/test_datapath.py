@@ -670,6 +670,15 @@ def t_groups_nodes(env):
     expect("GROUP" in out and "proxy" in out and "good, dead" in out, out)
     out = env.anserctl("nodes").stdout
     expect("10.77.0.9:1080" in out and "s3cr" not in out, out)
+    # --json for scripts
+    st = json.loads(env.anserctl("--json", "status").stdout)
+    expect(st["State"] == "running" and st["Enabled"] is True and st["Generation"] >= 1, st)
+    gr = json.loads(env.anserctl("--json", "groups").stdout)
+    expect(gr == [{"Name": "proxy", "Policy": "fixed", "SelectedNode": "good",
+                   "Nodes": ["good", "dead"]}], gr)
+    nd = json.loads(env.anserctl("--json", "nodes").stdout)
+    expect([n["Name"] for n in nd] == ["good", "dead"] and nd[0]["Checked"] is False, nd)
+    expect(isinstance(json.loads(env.anserctl("--json", "apps").stdout), list), "apps json")
 
 
 def t_notify(env):
