@@ -343,14 +343,16 @@ static int on_flow_event(void *ctx, void *data, size_t len)
 	return 0;
 }
 
+/* Live sockets by cookie, the cookie itself as the key (no allocation
+ * per socket: a listing may see tens of thousands). */
 static void collect_live(const struct anser_diag_sock *s, void *ud)
 {
-	g_hash_table_add(ud, g_memdup2(&s->cookie, sizeof(s->cookie)));
+	g_hash_table_add(ud, GSIZE_TO_POINTER((gsize)s->cookie));
 }
 
 static gboolean is_dead(gpointer key, gpointer value, gpointer live)
 {
-	return !g_hash_table_contains(live, key);
+	return !g_hash_table_contains(live, GSIZE_TO_POINTER((gsize) * (const uint64_t *)key));
 }
 
 static gboolean is_gone_process(gpointer pid, gpointer name, gpointer ud)
@@ -361,7 +363,7 @@ static gboolean is_gone_process(gpointer pid, gpointer name, gpointer ud)
 /* Forget flows whose sockets are gone, and processes that are gone. */
 static void prune_flows(struct anser_datapath *dp)
 {
-	GHashTable *live = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, NULL);
+	GHashTable *live = g_hash_table_new(NULL, NULL);
 	if (anser_sockdiag_dump(collect_live, live) == 0)
 		g_hash_table_foreach_remove(dp->flows, is_dead, live);
 	g_hash_table_unref(live);
@@ -1022,10 +1024,10 @@ static void on_socket(const struct anser_diag_sock *s, void *ud)
 	struct anser_conn_info *ci;
 	const struct anser_flow *fp;
 
-	g_hash_table_add(lc->live, g_memdup2(&s->cookie, sizeof(s->cookie)));
 	fp = g_hash_table_lookup(lc->dp->flows, &s->cookie);
 	if (!fp)
 		return;
+	g_hash_table_add(lc->live, GSIZE_TO_POINTER((gsize)s->cookie));
 	const struct anser_flow f = *fp;
 	ci = anser_conn_list_add(lc->out);
 	if (!ci)
@@ -1054,7 +1056,7 @@ int anser_datapath_list(struct anser_datapath *dp, struct anser_conn_list *out)
 
 	ring_buffer__consume(dp->events);
 	drain_log(dp);
-	lc.live = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, NULL);
+	lc.live = g_hash_table_new(NULL, NULL);
 	r = anser_sockdiag_dump(on_socket, &lc);
 	if (r == 0) /* only a complete dump may say a socket is gone */
 		g_hash_table_foreach_remove(dp->flows, is_dead, lc.live);
