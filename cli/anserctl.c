@@ -6,6 +6,7 @@
 #include <inttypes.h>
 #include <libintl.h>
 #include <locale.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -698,47 +699,51 @@ static char *selector_of(const char *arg)
 	return asprintf(&s, "pname('%s')", arg) < 0 ? NULL : s;
 }
 
+/* Calls a method that returns nothing; InvalidArgument (and `usage_too`)
+ * are the caller's mistake: their message and exit status 2. */
+static int call_simple(sd_bus *bus, const char *verb, const char *what, const char *usage_too,
+		       const char *method, const char *types, ...)
+{
+	_cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+	va_list ap;
+	int r;
+
+	va_start(ap, types);
+	r = sd_bus_call_methodv(bus, ANSER_BUS_NAME, ANSER_BUS_PATH, ANSER_BUS_INTERFACE, method,
+				&error, NULL, types, ap);
+	va_end(ap);
+	if (r >= 0)
+		return EXIT_SUCCESS;
+	if (sd_bus_error_has_name(&error, ANSER_BUS_ERROR_INVALID_ARGUMENT) ||
+	    (usage_too && sd_bus_error_has_name(&error, usage_too))) {
+		fprintf(stderr, "anserctl: %s: %s\n", verb, error.message);
+		return EXIT_USAGE;
+	}
+	return report_error(what, &error, r);
+}
+
 /* route SELECTOR OUTBOUND */
 static int cmd_route(sd_bus *bus, int argc, char **argv)
 {
-	_cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
 	_cleanup_(freep) char *sel = selector_of(argv[0]);
-	int r;
 
 	if (!sel)
 		return EXIT_FAILURE;
-	r = sd_bus_call_method(bus, ANSER_BUS_NAME, ANSER_BUS_PATH, ANSER_BUS_INTERFACE,
-			       "SetAppRoute", &error, NULL, "ss", sel, argv[1]);
-	if (r >= 0) {
+	int r = call_simple(bus, "route", "set the route", NULL, "SetAppRoute", "ss", sel, argv[1]);
+	if (r == EXIT_SUCCESS)
 		printf("%s -> %s\n", sel, argv[1]);
-		return EXIT_SUCCESS;
-	}
-	if (sd_bus_error_has_name(&error, ANSER_BUS_ERROR_INVALID_ARGUMENT)) {
-		fprintf(stderr, "anserctl: route: %s\n", error.message);
-		return EXIT_USAGE;
-	}
-	return report_error("set the route", &error, r);
+	return r;
 }
 
 /* unroute SELECTOR */
 static int cmd_unroute(sd_bus *bus, int argc, char **argv)
 {
-	_cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
 	_cleanup_(freep) char *sel = selector_of(argv[0]);
-	int r;
 
 	if (!sel)
 		return EXIT_FAILURE;
-	r = sd_bus_call_method(bus, ANSER_BUS_NAME, ANSER_BUS_PATH, ANSER_BUS_INTERFACE,
-			       "ClearAppRoute", &error, NULL, "s", sel);
-	if (r >= 0)
-		return EXIT_SUCCESS;
-	if (sd_bus_error_has_names(&error, ANSER_BUS_ERROR_INVALID_ARGUMENT,
-				   ANSER_BUS_ERROR_NO_SUCH_ROUTE)) {
-		fprintf(stderr, "anserctl: unroute: %s\n", error.message);
-		return EXIT_USAGE;
-	}
-	return report_error("clear the route", &error, r);
+	return call_simple(bus, "unroute", "clear the route", ANSER_BUS_ERROR_NO_SUCH_ROUTE,
+			   "ClearAppRoute", "s", sel);
 }
 
 /* routes: the AppRoutes property */
@@ -991,18 +996,8 @@ static int cmd_nodes(sd_bus *bus)
 /* select GROUP NODE */
 static int cmd_select(sd_bus *bus, int argc, char **argv)
 {
-	_cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
-	int r;
-
-	r = sd_bus_call_method(bus, ANSER_BUS_NAME, ANSER_BUS_PATH, ANSER_BUS_INTERFACE,
-			       "SelectNode", &error, NULL, "ss", argv[0], argv[1]);
-	if (r >= 0)
-		return EXIT_SUCCESS;
-	if (sd_bus_error_has_name(&error, ANSER_BUS_ERROR_INVALID_ARGUMENT)) {
-		fprintf(stderr, "anserctl: select: %s\n", error.message);
-		return EXIT_USAGE;
-	}
-	return report_error("select the node", &error, r);
+	return call_simple(bus, "select", "select the node", NULL, "SelectNode", "ss", argv[0],
+			   argv[1]);
 }
 
 /* explain APP DEST[:PORT] [tcp|udp] */

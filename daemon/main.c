@@ -596,17 +596,27 @@ static struct anser_app_route *routes_copy(const struct daemon *d, size_t extra)
 	return v;
 }
 
+/* The canonical form of a selector, or -EINVAL and *message. */
+static int canonical_selector(const char *selector, char **sel, char **message)
+{
+	char *why = NULL;
+
+	*sel = anser_selector_canonical(selector, &why);
+	if (*sel)
+		return 0;
+	int r = asprintf(message, "'%s' is not a selector: %s", selector, why ? why : "");
+	free(why);
+	return r < 0 ? -ENOMEM : -EINVAL;
+}
+
 static int set_app_route(void *ud, const char *selector, const char *outbound, char **message)
 {
 	struct daemon *d = ud;
-	char *why = NULL;
-	char *sel = anser_selector_canonical(selector, &why);
+	char *sel;
+	int r = canonical_selector(selector, &sel, message);
 
-	if (!sel) {
-		int r = asprintf(message, "'%s' is not a selector: %s", selector, why ? why : "");
-		free(why);
-		return r < 0 ? -ENOMEM : -EINVAL;
-	}
+	if (r < 0)
+		return r;
 	if (!outbound_known(d, outbound)) {
 		free(sel);
 		return asprintf(message,
@@ -633,14 +643,11 @@ static int set_app_route(void *ud, const char *selector, const char *outbound, c
 static int clear_app_route(void *ud, const char *selector, char **message)
 {
 	struct daemon *d = ud;
-	char *why = NULL;
-	char *sel = anser_selector_canonical(selector, &why);
+	char *sel;
+	int r = canonical_selector(selector, &sel, message);
 
-	if (!sel) {
-		int r = asprintf(message, "'%s' is not a selector: %s", selector, why ? why : "");
-		free(why);
-		return r < 0 ? -ENOMEM : -EINVAL;
-	}
+	if (r < 0)
+		return r;
 	struct anser_app_route *v = routes_copy(d, 0);
 	size_t n = d->n_routes, i;
 	for (i = 0; i < n; i++)
@@ -648,7 +655,7 @@ static int clear_app_route(void *ud, const char *selector, char **message)
 			break;
 	if (i == n) {
 		routes_free(v, n);
-		int r = asprintf(message, "no route for %s", sel);
+		r = asprintf(message, "no route for %s", sel);
 		free(sel);
 		return r < 0 ? -ENOMEM : -ENOENT;
 	}
