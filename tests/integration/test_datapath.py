@@ -760,6 +760,43 @@ def t_authorization(env):
     held.communicate(timeout=20)
 
 
+def t_activation(env):
+    """D-Bus activation: the first call to org.anser.Anser1 makes the bus
+    start anserd from the activation file (the one meson builds, with only
+    its Exec= line pointed at this build and the test's namespace)."""
+    env.setup_net()
+    env.setup_cgroup()
+    env.start_web()
+    env.start_microsocks()
+    env.start_bus()
+    env.start_polkitd()
+    cfg = config(env)
+    with open(os.path.join(harness.BUILD, "dbus", "org.anser.Anser1.service")) as f:
+        text = f.read()
+    log = os.path.join(env.tmp, "anserd.log")
+    exec_line = "Exec=/bin/sh -c 'exec %s >%s 2>&1'" % (" ".join(
+        env.nsexec("h") + [harness.ANSERD, "--config", cfg, "--cgroup", env.cg,
+                           "--state-dir", os.path.join(env.tmp, "state"),
+                           "--bus-address=" + env.bus, "--log-level", "debug"]), log)
+    text = re.sub(r"(?m)^Exec=.*$", exec_line, text)
+    expect("Name=org.anser.Anser1" in text and "SystemdService=anserd.service" in text, text)
+    with open(os.path.join(env.tmp, "services", "org.anser.Anser1.service"), "w") as f:
+        f.write(text)
+    env.busctl("call", "org.freedesktop.DBus", "/org/freedesktop/DBus",
+               "org.freedesktop.DBus", "ReloadConfig")
+    names = env.busctl("list", "--no-pager").stdout
+    expect("org.anser.Anser1" in names and "activatable" in names.split(
+        "org.anser.Anser1")[1].split("\n")[0], "listed as activatable: " + names)
+    # the first call starts it
+    st = env.anserctl("status").stdout
+    expect("State: running" in st, "activated anserd answers: " + st)
+    a = env.app("appA", "tcp", S4, WEB)
+    expect(seen_as(a.stdout) == P4, "the activated anserd routes: " + a.stdout)
+    pids = harness.run(["pgrep", "-f", "anserd --config " + cfg], check=False).stdout.split()
+    for pid in pids:
+        os.kill(int(pid), signal.SIGTERM)
+
+
 def t_hash(env):
     base(env)
     size = 8 * 1024 * 1024
@@ -1140,6 +1177,7 @@ TESTS = {
     "groups_nodes": t_groups_nodes,
     "notify": t_notify,
     "authorization": t_authorization,
+    "activation": t_activation,
     "block": t_block,
     "other_netns": t_other_netns,
     "udp_v4": t_udp_v4,
