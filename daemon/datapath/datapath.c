@@ -46,6 +46,9 @@ struct anser_datapath {
 	char *cgroup_path;
 	char *cg_mount; /* the cgroup2 mount point */
 	char *cg_rel;	/* cgroup_path from the cgroup2 root: "/" or "/a/b" */
+	/* anserd's own cgroup, when outside cg_rel: its sockets (listeners,
+	 * the relay's) are left out of socket dumps */
+	uint64_t own_cgroup;
 	int cgroup_fd;
 	struct bpf_link *links[16];
 	size_t n_links;
@@ -325,6 +328,22 @@ static int cg_locate(struct anser_datapath *dp)
 	return r;
 }
 
+/* anserd's own cgroup id, if no app of ours can share it (it is not in
+ * the attached subtree). */
+static void own_cgroup_locate(struct anser_datapath *dp)
+{
+	char *self = anser_proc_cgroup((unsigned)getpid());
+	struct stat st;
+
+	if (self && !cg_under(self, dp->cg_rel)) {
+		char *full = g_strconcat(dp->cg_mount, strcmp(self, "/") ? self : "", NULL);
+		if (stat(full, &st) == 0)
+			dp->own_cgroup = st.st_ino;
+		g_free(full);
+	}
+	free(self);
+}
+
 static int on_flow_event(void *ctx, void *data, size_t len)
 {
 	struct anser_datapath *dp = ctx;
@@ -364,7 +383,7 @@ static gboolean is_gone_process(gpointer pid, gpointer name, gpointer ud)
 static void prune_flows(struct anser_datapath *dp)
 {
 	GHashTable *live = g_hash_table_new(NULL, NULL);
-	if (anser_sockdiag_dump(collect_live, live) == 0)
+	if (anser_sockdiag_dump(dp->own_cgroup, collect_live, live) == 0)
 		g_hash_table_foreach_remove(dp->flows, is_dead, live);
 	g_hash_table_unref(live);
 	g_hash_table_foreach_remove(dp->procs, is_gone_process, NULL);
@@ -590,6 +609,8 @@ int anser_datapath_new(const char *cgroup_path, unsigned flags, struct anser_dat
 				  "Cannot place %s in the cgroup2 hierarchy, app() and cgroup() "
 				  "rules will not match: %m",
 				  dp->cgroup_path);
+	else
+		own_cgroup_locate(dp);
 
 	r = own_netns_cookie(&cookie);
 	if (r < 0)
@@ -1057,7 +1078,16 @@ int anser_datapath_list(struct anser_datapath *dp, struct anser_conn_list *out)
 	ring_buffer__consume(dp->events);
 	drain_log(dp);
 	lc.live = g_hash_table_new(NULL, NULL);
-	r = anser_sockdiag_dump(on_socket, &lc);
+	/* room for every known flow up front: no copying while listing */
+	size_t want = out->n + g_hash_table_size(dp->flows) + 16;
+	if (want > out->cap) {
+		struct anser_conn_info *v = realloc(out->v, want * sizeof(*v));
+		if (v) {
+			out->v = v;
+			out->cap = want;
+		}
+	}
+	r = anser_sockdiag_dump(dp->own_cgroup, on_socket, &lc);
 	if (r == 0) /* only a complete dump may say a socket is gone */
 		g_hash_table_foreach_remove(dp->flows, is_dead, lc.live);
 	g_hash_table_unref(lc.live);

@@ -34,17 +34,39 @@ static void fill_addr(struct sockaddr_storage *ss, int family, const __be32 *add
 	}
 }
 
-static int dump_one(int fd, int family, int proto,
+static int dump_one(int fd, int family, int proto, uint64_t skip_cgroup,
 		    void (*cb)(const struct anser_diag_sock *s, void *ud), void *ud)
 {
 	struct {
 		struct nlmsghdr nlh;
 		struct inet_diag_req_v2 req;
-	} msg = { 0 };
+		/* optional INET_DIAG_REQ_BYTECODE: "not in cgroup X" */
+		struct rtattr rta;
+		struct inet_diag_bc_op op;
+		uint64_t cgroup;
+		struct inet_diag_bc_op reject;
+	} __attribute__((packed)) msg = { 0 };
 	static __thread char buf[32768];
 	int r = 0;
 
-	msg.nlh.nlmsg_len = sizeof(msg);
+	msg.nlh.nlmsg_len = NLMSG_LENGTH(sizeof(msg.req));
+	if (skip_cgroup) {
+		/* The kernel's checker wants every "yes" to step to the next
+		 * op: in the cgroup, on to an op that always jumps past the
+		 * end (reject); else straight to the end (accept). */
+		const unsigned short cond = sizeof(msg.op) + sizeof(msg.cgroup);
+		const unsigned short len = cond + sizeof(msg.reject);
+		msg.rta.rta_type = INET_DIAG_REQ_BYTECODE;
+		msg.rta.rta_len = RTA_LENGTH(len);
+		msg.op.code = INET_DIAG_BC_CGROUP_COND;
+		msg.op.yes = cond;
+		msg.op.no = len;
+		msg.cgroup = skip_cgroup;
+		msg.reject.code = INET_DIAG_BC_JMP;
+		msg.reject.yes = sizeof(msg.reject);
+		msg.reject.no = sizeof(msg.reject) + 4;
+		msg.nlh.nlmsg_len = sizeof(msg);
+	}
 	msg.nlh.nlmsg_type = SOCK_DIAG_BY_FAMILY;
 	msg.nlh.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
 	msg.req.sdiag_family = (uint8_t)family;
@@ -52,7 +74,7 @@ static int dump_one(int fd, int family, int proto,
 	msg.req.idiag_states = ~0u;
 	if (proto == IPPROTO_TCP)
 		msg.req.idiag_ext = 1 << (INET_DIAG_INFO - 1);
-	if (send(fd, &msg, sizeof(msg), 0) < 0)
+	if (send(fd, &msg, msg.nlh.nlmsg_len, 0) < 0)
 		return -errno;
 
 	for (;;) {
@@ -104,7 +126,8 @@ static int dump_one(int fd, int family, int proto,
 	}
 }
 
-int anser_sockdiag_dump(void (*cb)(const struct anser_diag_sock *s, void *ud), void *ud)
+int anser_sockdiag_dump(uint64_t skip_cgroup, void (*cb)(const struct anser_diag_sock *s, void *ud),
+			void *ud)
 {
 	static const int fams[] = { AF_INET, AF_INET6 };
 	static const int protos[] = { IPPROTO_TCP, IPPROTO_UDP };
@@ -115,7 +138,7 @@ int anser_sockdiag_dump(void (*cb)(const struct anser_diag_sock *s, void *ud), v
 			int fd = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
 			if (fd < 0)
 				return -errno;
-			int q = dump_one(fd, fams[f], protos[p], cb, ud);
+			int q = dump_one(fd, fams[f], protos[p], skip_cgroup, cb, ud);
 			close(fd);
 			if (q < 0 && r == 0)
 				r = q;

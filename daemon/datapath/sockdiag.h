@@ -14,8 +14,10 @@ struct anser_diag_sock {
 	uint64_t bytes_sent, bytes_received; /* TCP only (tcp_info) */
 };
 
-/* Dumps TCP and UDP, IPv4 and IPv6 sockets of this network namespace. */
-int anser_sockdiag_dump(void (*cb)(const struct anser_diag_sock *s, void *ud), void *ud);
+/* Dumps TCP and UDP, IPv4 and IPv6 sockets of this network namespace;
+ * skip_cgroup != 0: not those of that cgroup (the kernel filters). */
+int anser_sockdiag_dump(uint64_t skip_cgroup, void (*cb)(const struct anser_diag_sock *s, void *ud),
+			void *ud);
 
 /* Cookie of the TCP socket with this local and remote address (one exact
  * sock_diag lookup), -ENOENT if there is none. */

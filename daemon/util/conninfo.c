@@ -3,6 +3,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,18 +29,39 @@ void anser_conn_list_clear(struct anser_conn_list *l)
 	l->n = l->cap = 0;
 }
 
+/* "a.b.c.d:port" without printf: listings format tens of thousands. */
+static char *put_v4(char *o, const uint8_t *a, uint16_t port)
+{
+	for (int i = 0; i < 4; i++) {
+		unsigned v = a[i];
+		if (v >= 100)
+			*o++ = (char)('0' + v / 100);
+		if (v >= 10)
+			*o++ = (char)('0' + v / 10 % 10);
+		*o++ = (char)('0' + v % 10);
+		*o++ = i < 3 ? '.' : ':';
+	}
+	char digits[5];
+	int n = 0;
+	do
+		digits[n++] = (char)('0' + port % 10);
+	while ((port /= 10) && n < 5);
+	while (n)
+		*o++ = digits[--n];
+	*o = '\0';
+	return o;
+}
+
 const char *anser_sockaddr_str(const struct sockaddr_storage *ss, char *buf, size_t len)
 {
 	char a[INET6_ADDRSTRLEN] = "?";
-	if (ss->ss_family == AF_INET) {
+	if (ss->ss_family == AF_INET && len >= 22) {
 		const struct sockaddr_in *s = (const struct sockaddr_in *)ss;
-		inet_ntop(AF_INET, &s->sin_addr, a, sizeof(a));
-		snprintf(buf, len, "%s:%u", a, ntohs(s->sin_port));
+		put_v4(buf, (const uint8_t *)&s->sin_addr, ntohs(s->sin_port));
 	} else if (ss->ss_family == AF_INET6) {
 		const struct sockaddr_in6 *s = (const struct sockaddr_in6 *)ss;
-		if (IN6_IS_ADDR_V4MAPPED(&s->sin6_addr)) {
-			inet_ntop(AF_INET, &s->sin6_addr.s6_addr[12], a, sizeof(a));
-			snprintf(buf, len, "%s:%u", a, ntohs(s->sin6_port));
+		if (IN6_IS_ADDR_V4MAPPED(&s->sin6_addr) && len >= 22) {
+			put_v4(buf, &s->sin6_addr.s6_addr[12], ntohs(s->sin6_port));
 		} else {
 			inet_ntop(AF_INET6, &s->sin6_addr, a, sizeof(a));
 			snprintf(buf, len, "[%s]:%u", a, ntohs(s->sin6_port));

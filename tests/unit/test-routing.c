@@ -2,11 +2,13 @@
 /* The rule compiler: rules to the kernel's rule-set tables, checked
  * against the rules' plain meaning; slots; limits; generation refcounts. */
 #include <errno.h>
+#include <arpa/inet.h>
 #include <glib.h>
 #include <string.h>
 
 #include "daemon/config/config.h"
 #include "daemon/routing/routing.h"
+#include "daemon/util/conninfo.h"
 #include "tests/rulegen.h"
 
 static const char cfg_text[] = "node { n: 'socks5://10.0.0.1:1080' }\n"
@@ -332,11 +334,47 @@ static void test_unseen(void)
 	anser_config_free(cfg);
 }
 
+/* Addresses as listings show them (formatted without printf for speed):
+ * checked against inet_ntop + printf. */
+static void test_sockaddr_str(void)
+{
+	static const char *const v4[] = { "0.0.0.0", "1.2.3.4", "10.77.0.3", "255.255.255.255",
+					  "100.9.10.99" };
+	static const unsigned ports[] = { 0, 1, 9, 10, 99, 100, 8080, 65535 };
+	for (size_t i = 0; i < G_N_ELEMENTS(v4); i++)
+		for (size_t k = 0; k < G_N_ELEMENTS(ports); k++) {
+			struct sockaddr_storage ss = { 0 };
+			struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+			char buf[64], want[64];
+			s4->sin_family = AF_INET;
+			s4->sin_port = htons((uint16_t)ports[k]);
+			inet_pton(AF_INET, v4[i], &s4->sin_addr);
+			g_snprintf(want, sizeof(want), "%s:%u", v4[i], ports[k]);
+			g_assert_cmpstr(anser_sockaddr_str(&ss, buf, sizeof(buf)), ==, want);
+			/* the same address v4-mapped */
+			struct sockaddr_storage m = { 0 };
+			struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&m;
+			s6->sin6_family = AF_INET6;
+			s6->sin6_port = s4->sin_port;
+			s6->sin6_addr.s6_addr[10] = s6->sin6_addr.s6_addr[11] = 0xff;
+			memcpy(&s6->sin6_addr.s6_addr[12], &s4->sin_addr, 4);
+			g_assert_cmpstr(anser_sockaddr_str(&m, buf, sizeof(buf)), ==, want);
+		}
+	struct sockaddr_storage ss = { 0 };
+	struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+	char buf[64];
+	s6->sin6_family = AF_INET6;
+	s6->sin6_port = htons(443);
+	inet_pton(AF_INET6, "2001:db8::1", &s6->sin6_addr);
+	g_assert_cmpstr(anser_sockaddr_str(&ss, buf, sizeof(buf)), ==, "[2001:db8::1]:443");
+}
+
 int main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
 	g_test_add_func("/routing/compile-layout", test_compile_layout);
 	g_test_add_func("/routing/app-ids", test_app_ids);
+	g_test_add_func("/routing/sockaddr-str", test_sockaddr_str);
 	g_test_add_func("/routing/unseen", test_unseen);
 	g_test_add_func("/routing/random-rules", test_random_rules);
 	g_test_add_func("/routing/too-many", test_too_many);
