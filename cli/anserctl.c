@@ -26,6 +26,7 @@ enum { EXIT_USAGE = 2 };
 #define _(s) gettext(s)
 
 static int json_value(sd_bus_message *m);
+static int print_reply_json(sd_bus_message *reply);
 
 static const char *arg_address;
 static bool arg_json;
@@ -171,11 +172,8 @@ static int cmd_status(sd_bus *bus)
 			       ANSER_BUS_INTERFACE);
 	if (r < 0)
 		return report_error("read the daemon's status", &error, r);
-	if (arg_json) {
-		r = json_value(reply);
-		fputs("\n", stdout);
-		return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
-	}
+	if (arg_json)
+		return print_reply_json(reply);
 
 	const struct dict_field fields[] = {
 		{ "Version", "s", &version },
@@ -856,25 +854,42 @@ static int print_dicts(sd_bus_message *m, const char *const *keys, size_t n,
 	return r < 0 ? r : 0;
 }
 
-/* apps: the ActiveApps property */
-static int cmd_apps(sd_bus *bus)
+static int print_reply_json(sd_bus_message *reply)
+{
+	int r = json_value(reply);
+	fputs("\n", stdout);
+	return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+}
+
+/* An aa{sv} reply: JSON with --json, else a table of four keys. */
+static int show_dicts(sd_bus_message *reply, const char *const keys[4], const char *const heads[4])
+{
+	if (arg_json)
+		return print_reply_json(reply);
+	return print_dicts(reply, keys, 4, heads) < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+}
+
+/* The aa{sv} property `name`, shown by show_dicts(). */
+static int show_property(sd_bus *bus, const char *name, const char *what, const char *const keys[4],
+			 const char *const heads[4])
 {
 	_cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
 	_cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+	int r = sd_bus_get_property(bus, ANSER_BUS_NAME, ANSER_BUS_PATH, ANSER_BUS_INTERFACE, name,
+				    &error, &reply, "aa{sv}");
+
+	if (r < 0)
+		return report_error(what, &error, r);
+	return show_dicts(reply, keys, heads);
+}
+
+/* apps: the ActiveApps property */
+static int cmd_apps(sd_bus *bus)
+{
 	static const char *const keys[] = { "ApplicationId", "ProcessName", "Outbound", "Rule" };
 	static const char *const heads[] = { "APPLICATION", "PROCESS", "OUTBOUND", "RULE" };
-	int r;
 
-	r = sd_bus_get_property(bus, ANSER_BUS_NAME, ANSER_BUS_PATH, ANSER_BUS_INTERFACE,
-				"ActiveApps", &error, &reply, "aa{sv}");
-	if (r < 0)
-		return report_error("list the applications", &error, r);
-	if (arg_json) {
-		r = json_value(reply);
-		fputs("\n", stdout);
-		return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
-	}
-	return print_dicts(reply, keys, 4, heads) < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+	return show_property(bus, "ActiveApps", "list the applications", keys, heads);
 }
 
 static int on_properties_changed(sd_bus_message *m, void *userdata, sd_bus_error *error)
@@ -954,22 +969,10 @@ static int cmd_monitor(sd_bus *bus)
 /* groups: the Groups property */
 static int cmd_groups(sd_bus *bus)
 {
-	_cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
-	_cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
 	static const char *const keys[] = { "Name", "Policy", "SelectedNode", "Nodes" };
 	static const char *const heads[] = { "GROUP", "POLICY", "SELECTED", "NODES" };
-	int r;
 
-	r = sd_bus_get_property(bus, ANSER_BUS_NAME, ANSER_BUS_PATH, ANSER_BUS_INTERFACE, "Groups",
-				&error, &reply, "aa{sv}");
-	if (r < 0)
-		return report_error("read the groups", &error, r);
-	if (arg_json) {
-		r = json_value(reply);
-		fputs("\n", stdout);
-		return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
-	}
-	return print_dicts(reply, keys, 4, heads) < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+	return show_property(bus, "Groups", "read the groups", keys, heads);
 }
 
 /* nodes: ListNodes() */
@@ -979,18 +982,12 @@ static int cmd_nodes(sd_bus *bus)
 	_cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
 	static const char *const keys[] = { "Name", "Protocol", "Address", "Groups" };
 	static const char *const heads[] = { "NODE", "PROTOCOL", "ADDRESS", "GROUPS" };
-	int r;
+	int r = sd_bus_call_method(bus, ANSER_BUS_NAME, ANSER_BUS_PATH, ANSER_BUS_INTERFACE,
+				   "ListNodes", &error, &reply, NULL);
 
-	r = sd_bus_call_method(bus, ANSER_BUS_NAME, ANSER_BUS_PATH, ANSER_BUS_INTERFACE,
-			       "ListNodes", &error, &reply, NULL);
 	if (r < 0)
 		return report_error("list the nodes", &error, r);
-	if (arg_json) {
-		r = json_value(reply);
-		fputs("\n", stdout);
-		return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
-	}
-	return print_dicts(reply, keys, 4, heads) < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+	return show_dicts(reply, keys, heads);
 }
 
 /* select GROUP NODE */

@@ -58,6 +58,7 @@ struct daemon {
 	/* ActiveApps: looked at once a second while there are flows, and
 	 * invalidated (one signal) when it changed */
 	guint apps_source;
+	unsigned apps_ms; /* its period: 1 s after a change, up to 8 s while none */
 	char *apps_seen;
 	/* SelectNode: groups made to use one node (kept until anserd exits) */
 	struct anser_node_pick *picks;
@@ -159,6 +160,57 @@ static void apply_log_level(struct daemon *d, const struct anser_config *cfg)
  * rules into *compiled (for install_config(), so a config is compiled
  * once). On failure *message gets the diagnostics. Warnings are logged
  * either way. */
+/* `base` with what the D-Bus API added: the app routes first, then the
+ * node selections. Takes base. */
+static struct anser_config *with_api_state(struct daemon *d, struct anser_config *base)
+{
+	struct anser_config *cfg = NULL;
+	size_t skipped = 0;
+
+	anser_config_with_routes(base, d->routes, d->n_routes, d->routes_path, &cfg, &skipped);
+	anser_config_free(base);
+	if (skipped)
+		log_warning("%zu app route%s name an outbound this config lacks, left out until it "
+			    "has it",
+			    skipped, skipped == 1 ? "" : "s");
+	anser_config_apply_picks(cfg, d->picks, d->n_picks, &skipped);
+	if (skipped)
+		log_warning("%zu node selection%s name a group or node this config lacks, left out",
+			    skipped, skipped == 1 ? "" : "s");
+	return cfg;
+}
+
+/* Why cfg's rules did not compile (cr): "FILE[:LINE:COL]: ...", naming the
+ * first rule that does not fit the kernel's tables when that is why. */
+static char *compile_failure(const struct anser_config *cfg, const struct anser_compiled *c, int cr,
+			     const char *file)
+{
+	const struct anser_rule *lr =
+		cr == -E2BIG && c->limit_rule < cfg->n_rules ? &cfg->rules[c->limit_rule] : NULL;
+	char *msg;
+
+	if (lr && lr->file < cfg->n_files)
+		file = cfg->files[lr->file];
+	if (cr != -E2BIG)
+		return asprintf(&msg, "%s: cannot compile the routing rules: %s", file,
+				strerror(-cr)) < 0
+			       ? NULL
+			       : msg;
+	if (lr)
+		return asprintf(&msg,
+				"%s:%u:%u: the routing rules do not fit the kernel's tables: %s; "
+				"merge rules that share an outbound",
+				file, lr->line, lr->col, c->limit ? c->limit : "") < 0
+			       ? NULL
+			       : msg;
+	return asprintf(&msg,
+			"%s: the routing rules do not fit the kernel's tables: %s; merge rules "
+			"that share an outbound",
+			file, c->limit ? c->limit : "") < 0
+		       ? NULL
+		       : msg;
+}
+
 static int load_config(struct daemon *d, struct anser_config **out, struct anser_compiled *compiled,
 		       char **message)
 {
@@ -171,58 +223,22 @@ static int load_config(struct daemon *d, struct anser_config **out, struct anser
 	else
 		r = anser_config_parse_string("<builtin>", anser_config_builtin,
 					      strlen(anser_config_builtin), out, &diags);
-	if (r >= 0 && !d->validate) {
-		/* the app routes go first */
-		struct anser_config *with = NULL;
-		size_t skipped = 0;
-		anser_config_with_routes(*out, d->routes, d->n_routes, d->routes_path, &with,
-					 &skipped);
-		if (skipped)
-			log_warning("%zu app route%s name an outbound this config lacks, left out "
-				    "until it has it",
-				    skipped, skipped == 1 ? "" : "s");
-		anser_config_apply_picks(with, d->picks, d->n_picks, &skipped);
-		if (skipped)
-			log_warning("%zu node selection%s name a group or node this config lacks, "
-				    "left out",
-				    skipped, skipped == 1 ? "" : "s");
-		anser_config_free(*out);
-		*out = with;
-	}
+	if (r >= 0 && !d->validate)
+		*out = with_api_state(d, *out);
 	if (r >= 0) {
 		/* The kernel's tables have limits the grammar does not: say so
 		 * here, so --check and Reload report it like any other error. */
-		struct anser_compiled *c = compiled;
-		int cr = anser_routing_compile(*out, 0, c);
-		const char *limit = c->limit;
+		int cr = anser_routing_compile(*out, 0, compiled);
 		if (cr < 0) {
-			r = cr;
-			char where[64] = "";
-			if (cr == -E2BIG && c->limit_rule_set && c->limit_rule < (*out)->n_rules) {
-				const struct anser_rule *lr = &(*out)->rules[c->limit_rule];
-				snprintf(where, sizeof(where), ":%u:%u", lr->line, lr->col);
-			}
-			if (message &&
-			    asprintf(message, "%s%s: %s%s%s",
-				     c->limit_rule_set && c->limit_rule < (*out)->n_rules &&
-						     (*out)->rules[c->limit_rule].file <
-							     (*out)->n_files
-					     ? (*out)->files[(*out)->rules[c->limit_rule].file]
-				     : d->config_path ? d->config_path
-						      : "<builtin>",
-				     where,
-				     cr == -E2BIG
-					     ? "the routing rules do not fit the kernel's tables: "
-					     : "cannot compile the routing rules",
-				     cr == -E2BIG && limit ? limit : "",
-				     cr == -E2BIG ? "; merge rules that share an outbound" : "") <
-				    0)
-				*message = NULL;
-			anser_compiled_clear(c);
+			if (message)
+				*message = compile_failure(*out, compiled, cr,
+							   d->config_path ? d->config_path
+									  : "<builtin>");
+			anser_compiled_clear(compiled);
 			anser_config_free(*out);
 			*out = NULL;
 			anser_diags_clear(&diags);
-			return r;
+			return cr;
 		}
 	}
 	char *text = d->validate ? anser_diags_format_excerpts(&diags) : anser_diags_format(&diags);
@@ -517,25 +533,21 @@ static int explain(void *ud, const char *process, const char *destination, const
 
 /* The active config's base with the current routes, compiled and
  * installed: new flows follow within a reload's time (milliseconds). */
-static int apply_routes(struct daemon *d, char **message)
+/* The active config's base with the API's routes and selections,
+ * compiled and installed: new flows follow at once. */
+static int apply_api_state(struct daemon *d, char **message)
 {
 	struct anser_gen *g = d->gens[d->active];
 	struct anser_config *base = g ? (g->cfg->base ? g->cfg->base : g->cfg) : NULL;
-	struct anser_config *cfg = NULL;
 	struct anser_compiled compiled;
-	size_t skipped;
 	int r;
 
 	if (!base)
 		return (*message = strdup("no configuration is active")) ? -EIO : -ENOMEM;
-	anser_config_with_routes(base, d->routes, d->n_routes, d->routes_path, &cfg, &skipped);
-	anser_config_apply_picks(cfg, d->picks, d->n_picks, &skipped);
+	struct anser_config *cfg = with_api_state(d, anser_config_ref(base));
 	r = anser_routing_compile(cfg, 1 - d->active, &compiled);
 	if (r < 0) {
-		if (asprintf(message,
-			     "the rules do not fit the kernel's tables with this route: %s",
-			     compiled.limit ? compiled.limit : strerror(-r)) < 0)
-			*message = NULL;
+		*message = compile_failure(cfg, &compiled, r, d->routes_path);
 		anser_compiled_clear(&compiled);
 		anser_config_free(cfg);
 		return r == -E2BIG ? -EINVAL : r;
@@ -543,8 +555,6 @@ static int apply_routes(struct daemon *d, char **message)
 	r = install_config(d, cfg, &compiled, false);
 	if (r < 0 && asprintf(message, "cannot install rules: %s", strerror(-r)) < 0)
 		*message = NULL;
-	if (r >= 0 && d->bus)
-		anser_bus_property_changed(d->bus, "AppRoutes");
 	return r;
 }
 
@@ -574,7 +584,7 @@ static int routes_replace(struct daemon *d, struct anser_app_route *v, size_t n,
 		if (asprintf(message, "cannot save the routes in %s", d->routes_path) < 0)
 			*message = NULL;
 	} else {
-		r = apply_routes(d, message);
+		r = apply_api_state(d, message);
 	}
 	if (r < 0) {
 		d->routes = old;
@@ -584,6 +594,8 @@ static int routes_replace(struct daemon *d, struct anser_app_route *v, size_t n,
 		return r;
 	}
 	routes_free(old, old_n);
+	if (d->bus)
+		anser_bus_property_changed(d->bus, "AppRoutes");
 	return 0;
 }
 
@@ -717,10 +729,8 @@ static int validate_text(void *ud, const char *text, struct anser_diags *diags,
 	if (anser_config_parse_string("<text>", text, strlen(text), &cfg, diags) < 0)
 		return 0;
 	int r = anser_routing_compile(cfg, 0, &compiled);
-	if (r == -E2BIG &&
-	    asprintf(compile_error, "the routing rules do not fit the kernel's tables: %s",
-		     compiled.limit ? compiled.limit : "") < 0)
-		*compile_error = NULL;
+	if (r == -E2BIG)
+		*compile_error = compile_failure(cfg, &compiled, r, "<text>");
 	anser_compiled_clear(&compiled);
 	anser_config_free(cfg);
 	return r < 0 && r != -E2BIG ? r : 0;
@@ -846,7 +856,7 @@ static int select_node(void *ud, const char *group, const char *node, char **mes
 		old = d->picks[i].node;
 		d->picks[i].node = g_strdup(node);
 	}
-	int r = apply_routes(d, message);
+	int r = apply_api_state(d, message);
 	if (r < 0) { /* back to what was */
 		if (old) {
 			g_free(d->picks[i].node);
@@ -891,9 +901,10 @@ static gboolean on_poll_flows(gpointer ud);
 
 static int get_active_apps(void *ud, long only_uid, struct anser_app_info **out, size_t *n);
 
-/* A second after flows were seen, and every second while apps have
- * connections: compare ActiveApps with what was last announced. At most
- * one PropertiesChanged per second, however many connections come and go. */
+/* A second after flows were seen, then every 1 to 8 seconds while apps
+ * have connections: compare ActiveApps with what was last announced. At
+ * most one PropertiesChanged per second, however many connections come
+ * and go. */
 static gboolean on_apps_timer(gpointer ud)
 {
 	struct daemon *d = ud;
@@ -906,18 +917,21 @@ static gboolean on_apps_timer(gpointer ud)
 			g_string_append_printf(s, "%s|%s|%u|%s\n", v[i].app_id, v[i].pname,
 					       v[i].connections, v[i].outbound);
 	anser_app_infos_free(v, n);
-	if (g_strcmp0(s->str, d->apps_seen ? d->apps_seen : "") != 0) {
+	bool changed = g_strcmp0(s->str, d->apps_seen ? d->apps_seen : "") != 0;
+	if (changed) {
 		g_free(d->apps_seen);
-		d->apps_seen = g_strdup(s->str);
+		d->apps_seen = g_string_free(s, FALSE);
 		anser_bus_property_changed(d->bus, "ActiveApps");
+	} else {
+		g_string_free(s, TRUE);
 	}
-	bool idle = n == 0;
-	g_string_free(s, TRUE);
-	if (idle) {
-		d->apps_source = 0;
+	d->apps_source = 0;
+	if (n == 0)
 		return G_SOURCE_REMOVE;
-	}
-	return G_SOURCE_CONTINUE;
+	/* each look is a socket dump: while nothing changes, look less often */
+	d->apps_ms = changed ? 1000 : MIN(d->apps_ms * 2, 8000);
+	d->apps_source = g_timeout_add(d->apps_ms, on_apps_timer, d);
+	return G_SOURCE_REMOVE;
 }
 
 /* Read the flow log now and schedule the next read at its pace. */
@@ -925,8 +939,15 @@ static void drain_flows(struct daemon *d)
 {
 	unsigned ms = anser_datapath_drain(d->dp);
 
-	if (d->bus && !d->apps_source)
-		d->apps_source = g_timeout_add(1000, on_apps_timer, d);
+	/* new flows: look again within a second */
+	if (d->bus && d->apps_source && d->apps_ms > 1000) {
+		g_source_remove(d->apps_source);
+		d->apps_source = 0;
+	}
+	if (d->bus && !d->apps_source) {
+		d->apps_ms = 1000;
+		d->apps_source = g_timeout_add(d->apps_ms, on_apps_timer, d);
+	}
 
 	if (d->poll_source)
 		g_source_remove(d->poll_source);

@@ -79,19 +79,6 @@ static int method_reload(struct anser_bus *b, sd_bus_message *m, sd_bus_error *e
 
 /* Names and counters come from the kernel and config: make them valid UTF-8
  * (sd-bus refuses anything else) and bounded by their fixed-size field. */
-static int append_str(sd_bus_message *reply, const char *key, const char *s, size_t size)
-{
-	size_t n = strnlen(s, size);
-
-	/* the common case, a valid string ending within its field: as it is */
-	if (n < size && g_utf8_validate_len(s, n, NULL))
-		return sd_bus_message_append(reply, "{sv}", key, "s", s);
-	g_autofree char *bounded = g_strndup(s, size);
-	g_autofree char *valid = g_utf8_make_valid(bounded, -1);
-
-	return sd_bus_message_append(reply, "{sv}", key, "s", valid);
-}
-
 /* s if it is valid UTF-8 ending within its field, else a valid copy in
  * *tmp (freed by the caller). */
 static const char *valid_str(const char *s, size_t size, char **tmp)
@@ -103,6 +90,35 @@ static const char *valid_str(const char *s, size_t size, char **tmp)
 	g_autofree char *bounded = g_strndup(s, size);
 	*tmp = g_utf8_make_valid(bounded, -1);
 	return *tmp;
+}
+
+/* A {sv} entry KEY holding the strings of v (an "as"), made valid UTF-8. */
+static int append_strv(sd_bus_message *reply, const char *key, const char *const *v, size_t n)
+{
+	g_auto(GStrv) valid = g_new0(char *, n + 1);
+	int r;
+
+	for (size_t i = 0; i < n; i++)
+		valid[i] = g_utf8_make_valid(v[i], -1);
+	r = sd_bus_message_open_container(reply, 'e', "sv");
+	if (r >= 0)
+		r = sd_bus_message_append(reply, "s", key);
+	if (r >= 0)
+		r = sd_bus_message_open_container(reply, 'v', "as");
+	if (r >= 0)
+		r = sd_bus_message_append_strv(reply, valid);
+	if (r >= 0)
+		r = sd_bus_message_close_container(reply);
+	if (r >= 0)
+		r = sd_bus_message_close_container(reply);
+	return r;
+}
+
+static int append_str(sd_bus_message *reply, const char *key, const char *s, size_t size)
+{
+	g_autofree char *tmp = NULL;
+
+	return sd_bus_message_append(reply, "{sv}", key, "s", valid_str(s, size, &tmp));
 }
 
 static int append_connection(sd_bus_message *reply, const struct anser_conn_info *c)
@@ -199,6 +215,19 @@ static int method_explain(struct anser_bus *b, sd_bus_message *m, sd_bus_error *
 	return sd_bus_send(NULL, reply, NULL);
 }
 
+/* An operation's failure as a D-Bus error: -EINVAL is the caller's
+ * (InvalidArgument), -ENOENT names `enoent`, the rest keep their errno.
+ * message (from the operation) or `what` says why. */
+static int op_error(sd_bus_error *error, int r, const char *message, const char *enoent,
+		    const char *what)
+{
+	if (r == -EINVAL || r == -ENOENT)
+		return sd_bus_error_set(error,
+					r == -ENOENT ? enoent : ANSER_BUS_ERROR_INVALID_ARGUMENT,
+					message ? message : what);
+	return sd_bus_error_set_errnof(error, r, "%s", message ? message : what);
+}
+
 static int method_set_app_route(struct anser_bus *b, sd_bus_message *m, sd_bus_error *error)
 {
 	_cleanup_(freep) char *message = NULL;
@@ -209,12 +238,9 @@ static int method_set_app_route(struct anser_bus *b, sd_bus_message *m, sd_bus_e
 	if (r < 0)
 		return r;
 	r = b->ops->set_app_route(b->ud, selector, outbound, &message);
-	if (r == -EINVAL)
-		return sd_bus_error_set(error, ANSER_BUS_ERROR_INVALID_ARGUMENT,
-					message ? message : "invalid route");
 	if (r < 0)
-		return sd_bus_error_set_errnof(error, r, "%s",
-					       message ? message : "cannot set the route");
+		return op_error(error, r, message, ANSER_BUS_ERROR_INVALID_ARGUMENT,
+				"cannot set the route");
 	log_info("Route %s -> %s set by %s", selector, outbound, sd_bus_message_get_sender(m));
 	return sd_bus_reply_method_return(m, NULL);
 }
@@ -229,14 +255,9 @@ static int method_clear_app_route(struct anser_bus *b, sd_bus_message *m, sd_bus
 	if (r < 0)
 		return r;
 	r = b->ops->clear_app_route(b->ud, selector, &message);
-	if (r == -EINVAL || r == -ENOENT)
-		return sd_bus_error_set(error,
-					r == -ENOENT ? ANSER_BUS_ERROR_NO_SUCH_ROUTE
-						     : ANSER_BUS_ERROR_INVALID_ARGUMENT,
-					message ? message : "invalid route");
 	if (r < 0)
-		return sd_bus_error_set_errnof(error, r, "%s",
-					       message ? message : "cannot clear the route");
+		return op_error(error, r, message, ANSER_BUS_ERROR_NO_SUCH_ROUTE,
+				"cannot clear the route");
 	log_info("Route for %s cleared by %s", selector, sd_bus_message_get_sender(m));
 	return sd_bus_reply_method_return(m, NULL);
 }
@@ -348,27 +369,14 @@ static int method_list_nodes(struct anser_bus *b, sd_bus_message *m, sd_bus_erro
 		if (r >= 0)
 			r = sd_bus_message_append(reply, "{sv}", "Authenticated", "b",
 						  n->user != NULL);
+		g_autoptr(GPtrArray) groups = g_ptr_array_new();
+		for (size_t gi = 0; gi < c->n_groups; gi++)
+			for (size_t k = 0; k < c->groups[gi].n_nodes; k++)
+				if (c->groups[gi].nodes[k] == i)
+					g_ptr_array_add(groups, c->groups[gi].name);
 		if (r >= 0)
-			r = sd_bus_message_open_container(reply, 'e', "sv");
-		if (r >= 0)
-			r = sd_bus_message_append(reply, "s", "Groups");
-		if (r >= 0)
-			r = sd_bus_message_open_container(reply, 'v', "as");
-		if (r >= 0)
-			r = sd_bus_message_open_container(reply, 'a', "s");
-		for (size_t gi = 0; c && r >= 0 && gi < c->n_groups; gi++)
-			for (size_t k = 0; r >= 0 && k < c->groups[gi].n_nodes; k++)
-				if (c->groups[gi].nodes[k] == i) {
-					g_autofree char *gn =
-						g_utf8_make_valid(c->groups[gi].name, -1);
-					r = sd_bus_message_append(reply, "s", gn);
-				}
-		if (r >= 0)
-			r = sd_bus_message_close_container(reply);
-		if (r >= 0)
-			r = sd_bus_message_close_container(reply);
-		if (r >= 0)
-			r = sd_bus_message_close_container(reply);
+			r = append_strv(reply, "Groups", (const char *const *)groups->pdata,
+					groups->len);
 		/* no health checks yet: not known to be dead, latencies unmeasured */
 		if (r >= 0)
 			r = sd_bus_message_append(reply, "{sv}{sv}{sv}", "Alive", "b", true,
@@ -393,12 +401,9 @@ static int method_select_node(struct anser_bus *b, sd_bus_message *m, sd_bus_err
 	if (r < 0)
 		return r;
 	r = b->ops->select_node(b->ud, group, node, &message);
-	if (r == -EINVAL || r == -ENOENT)
-		return sd_bus_error_set(error, ANSER_BUS_ERROR_INVALID_ARGUMENT,
-					message ? message : "no such group or node");
 	if (r < 0)
-		return sd_bus_error_set_errnof(error, r, "%s",
-					       message ? message : "cannot select the node");
+		return op_error(error, r, message, ANSER_BUS_ERROR_INVALID_ARGUMENT,
+				"cannot select the node");
 	log_info("Group %s uses node %s, on request of %s", group, node,
 		 sd_bus_message_get_sender(m));
 	return sd_bus_reply_method_return(m, NULL);
@@ -631,19 +636,12 @@ static int property_get_groups(sd_bus *bus, const char *path, const char *interf
 			r = append_str(reply, "Policy", policy_name(g), 32);
 		if (r >= 0)
 			r = append_str(reply, "SelectedNode", sel, 256);
+		g_autofree const char **nodes = g_new0(const char *, g->n_nodes + 1);
+		for (size_t k = 0; k < g->n_nodes; k++)
+			nodes[k] = c->nodes[g->nodes[k]].name;
 		if (r >= 0)
-			r = sd_bus_message_open_container(reply, 'e', "sv");
+			r = append_strv(reply, "Nodes", nodes, g->n_nodes);
 		if (r >= 0)
-			r = sd_bus_message_append(reply, "s", "Nodes");
-		if (r >= 0)
-			r = sd_bus_message_open_container(reply, 'v', "as");
-		if (r >= 0)
-			r = sd_bus_message_open_container(reply, 'a', "s");
-		for (size_t k = 0; r >= 0 && k < g->n_nodes; k++) {
-			g_autofree char *nn = g_utf8_make_valid(c->nodes[g->nodes[k]].name, -1);
-			r = sd_bus_message_append(reply, "s", nn);
-		}
-		for (int close = 0; close < 4 && r >= 0; close++)
 			r = sd_bus_message_close_container(reply);
 	}
 	if (r < 0)

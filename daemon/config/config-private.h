@@ -174,8 +174,6 @@ struct cfg_filter {
 };
 
 void cfg_filter_clear(struct cfg_filter *f);
-void cfg_rule_clear(struct anser_rule *r);
-void anser_dns_clear(struct anser_dns *d);
 
 /* What a group says before node names are known. */
 struct cfg_group_ast {

@@ -1505,13 +1505,6 @@ static void cond_clear(struct anser_cond *c)
 	free(c->ports);
 }
 
-static void rule_clear(struct anser_rule *r);
-
-void cfg_rule_clear(struct anser_rule *r)
-{
-	rule_clear(r);
-}
-
 static void rule_clear(struct anser_rule *r)
 {
 	for (size_t i = 0; i < r->n_conds; i++)
@@ -2341,7 +2334,7 @@ static void kvs_clear(struct anser_kv *v, size_t n)
 	free(v);
 }
 
-void anser_dns_clear(struct anser_dns *d)
+static void anser_dns_clear(struct anser_dns *d)
 {
 	kvs_clear(d->options, d->n_options);
 	kvs_clear(d->fixed_ttl, d->n_fixed_ttl);

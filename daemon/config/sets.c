@@ -230,7 +230,7 @@ int cfg_expand_set(struct cfg_parser *p, struct cfg_pos pos, const char *set,
 	if (r == -ENOENT) {
 		const char *v[64];
 		struct tags t = { v, 0, { 0 } };
-		anser_geodata_tags(b->data, b->len, !dom, collect_tag, &t);
+		anser_geodata_tags(b->data, b->len, collect_tag, &t);
 		char *lt = cfg_strdup(tag);
 		for (char *c = lt; *c; c++)
 			if (*c >= 'A' && *c <= 'Z')

@@ -117,14 +117,6 @@ static void on_flow(struct anser_datapath *dp, const struct anser_flow_event *e)
 
 /* ---- app() and cgroup(): cg_set entries (bpf/anser_abi.h) ---- */
 
-static bool cg_under(const char *path, const char *root)
-{
-	size_t n = strlen(root);
-	if (n == 1)
-		return path[0] == '/';
-	return strncmp(path, root, n) == 0 && (path[n] == '\0' || path[n] == '/');
-}
-
 /* File the set of the cgroup `id` at `path` in `slot`, if it differs from
  * its parent's (or it is where the hooks are attached: the walk up
  * always ends there). Returns 1 when an entry was written. */
@@ -239,7 +231,7 @@ static void on_cgroup_event(struct anser_datapath *dp, const struct anser_cgroup
 	}
 	memcpy(path, e->path, ANSER_CG_PATH_LEN);
 	path[ANSER_CG_PATH_LEN] = '\0';
-	if (!dp->cg_mount || !cg_under(path, dp->cg_rel))
+	if (!dp->cg_mount || !anser_cgroup_path_under(path, dp->cg_rel))
 		return;
 	for (unsigned slot = 0; slot < ANSER_GENS; slot++)
 		any |= dp->slots[slot].cg != NULL;
@@ -335,7 +327,7 @@ static void own_cgroup_locate(struct anser_datapath *dp)
 	char *self = anser_proc_cgroup((unsigned)getpid());
 	struct stat st;
 
-	if (self && !cg_under(self, dp->cg_rel)) {
+	if (self && !anser_cgroup_path_under(self, dp->cg_rel)) {
 		char *full = g_strconcat(dp->cg_mount, strcmp(self, "/") ? self : "", NULL);
 		if (stat(full, &st) == 0)
 			dp->own_cgroup = st.st_ino;

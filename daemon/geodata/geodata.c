@@ -296,7 +296,7 @@ long anser_geoip_read(const uint8_t *buf, size_t len, const char *tag, anser_cid
 	return n;
 }
 
-long anser_geodata_tags(const uint8_t *buf, size_t len, bool geoip,
+long anser_geodata_tags(const uint8_t *buf, size_t len,
 			int (*cb)(void *ud, const char *tag, size_t n), void *ud)
 {
 	struct pb top = pb_of(buf, len);
@@ -304,7 +304,6 @@ long anser_geodata_tags(const uint8_t *buf, size_t len, bool geoip,
 	long n = 0;
 	int r;
 
-	(void)geoip; /* both keep the code in field 1 */
 	while ((r = pb_next(&top, &f)) > 0) {
 		struct pb code;
 		if (f.num != 1 || f.wt != WT_LEN || entry_code(f.sub, &code) <= 0)

@@ -44,7 +44,7 @@ long anser_geoip_read(const uint8_t *buf, size_t len, const char *tag, anser_cid
 		      const char **why);
 /* Every tag in a geosite.dat or geoip.dat (for "did you mean"); cb gets
  * each code (not NUL-terminated). */
-long anser_geodata_tags(const uint8_t *buf, size_t len, bool geoip,
+long anser_geodata_tags(const uint8_t *buf, size_t len,
 			int (*cb)(void *ud, const char *tag, size_t n), void *ud);
 
 /*

@@ -457,7 +457,7 @@ oom:
 	return NULL;
 }
 
-static bool path_under(const char *path, const char *prefix)
+bool anser_cgroup_path_under(const char *path, const char *prefix)
 {
 	size_t n = strlen(prefix);
 
@@ -479,7 +479,7 @@ void anser_cg_rules_eval(const struct anser_cg_rules *m, const char *path, struc
 		bool in = false;
 		for (size_t k = 0; k < c->n && !in; k++)
 			in = c->app ? app_len && strcmp(app, c->vals[k]) == 0
-				    : path && path_under(path, c->vals[k]);
+				    : path && anser_cgroup_path_under(path, c->vals[k]);
 		if (in == c->negate)
 			out->w[c->rule / 64] &= ~(1ULL << (c->rule % 64));
 	}
@@ -761,11 +761,9 @@ int anser_routing_compile(const struct anser_config *cfg_in, unsigned slot,
 		return r;
 	}
 	r = compile_merged(&m.view, m.first, slot, out);
-	if (r == -E2BIG && !out->limit_rule_set && m.view.n_rules + 1 > ANSER_MAX_RULES) {
-		out->limit_rule = m.first[ANSER_MAX_RULES - 1];
-		out->limit_rule_set = true;
-	}
-	out->n_config_rules = cfg_in->n_rules;
+	out->limit_rule = r == -E2BIG && m.view.n_rules + 1 > ANSER_MAX_RULES
+				  ? m.first[ANSER_MAX_RULES - 1]
+				  : SIZE_MAX;
 	merged_free(&m);
 	return r;
 }
@@ -917,7 +915,7 @@ static bool cond_holds(const struct anser_cond *k, const char *pname, const char
 		return false;
 	case ANSER_COND_CGROUP:
 		for (size_t i = 0; cgroup && i < k->n_names; i++)
-			if (path_under(cgroup, k->names[i]))
+			if (anser_cgroup_path_under(cgroup, k->names[i]))
 				return true;
 		return false;
 	default:

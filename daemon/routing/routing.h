@@ -63,6 +63,8 @@ void anser_cg_rules_eval(const struct anser_cg_rules *m, const char *path, struc
  * undone. Writes it to buf and returns its length, or 0 when the path
  * names no application (or the id does not fit). */
 size_t anser_cgroup_app_id(const char *path, char *buf, size_t len);
+/* Is the cgroup at `path` the one at `prefix` or below it ("/" holds all)? */
+bool anser_cgroup_path_under(const char *path, const char *prefix);
 
 /*
  * domain() conditions: the kernel sees addresses, not names, so for it a
@@ -97,9 +99,9 @@ struct anser_compiled {
 	/* with domain() rules: their patterns, for names from DNS and sniffing */
 	struct anser_domain_rules *dom;
 	const char *limit; /* on -E2BIG: which limit, as a phrase for users */
-	size_t limit_rule; /* with limit_rule_set: the first config rule that did not fit */
-	bool limit_rule_set;
-	size_t n_config_rules; /* rules of the config (info.n_rules - 1 after merging) */
+	/* on -E2BIG for the number of rules: the first config rule that did
+	 * not fit; else SIZE_MAX */
+	size_t limit_rule;
 };
 
 /* Set ids and LPM keys carry the slot in their top bit so two generations

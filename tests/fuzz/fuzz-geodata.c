@@ -70,7 +70,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		r = anser_geosite_read(in, n, tag, attr, data[0] & 0x40, on_domain, &a, &why);
 		if (r == -EBADMSG && !why)
 			abort();
-		anser_geodata_tags(in, n, false, on_tag, &count);
+		anser_geodata_tags(in, n, on_tag, &count);
 		break;
 	case 1:
 		r = anser_geoip_read(in, n, tag, on_cidr, &count, &why);
