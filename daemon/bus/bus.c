@@ -362,8 +362,7 @@ static int method_list_nodes(struct anser_bus *b, sd_bus_message *m, sd_bus_erro
 		if (r >= 0)
 			r = append_str(reply, "Name", n->name, 256);
 		if (r >= 0)
-			r = append_str(reply, "Protocol",
-				       n->proto == ANSER_NODE_SOCKS5 ? "socks5" : "unknown", 16);
+			r = append_str(reply, "Protocol", anser_node_proto_name(n), 16);
 		if (r >= 0)
 			r = append_str(reply, "Address", addr, 300);
 		if (r >= 0)

@@ -143,6 +143,10 @@ const char *cfg_tok_name(enum cfg_tok_type t);
 int cfg_parse_link(struct cfg_diag_sink *s, struct cfg_pos pos, const char *link,
 		   struct anser_node *n);
 
+/* Base64, standard or URL-safe alphabet, padding optional, whitespace
+ * ignored; NULL on anything else. NUL-terminated (not counted). */
+uint8_t *cfg_base64_decode(const char *s, size_t len, size_t *out_len);
+
 /* ---- addresses ---- */
 int cfg_parse_cidr(const char *s, struct anser_cidr *out, const char **why);
 int cfg_parse_port(const char *s, size_t len, uint16_t *out);

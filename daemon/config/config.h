@@ -50,6 +50,28 @@ size_t anser_diags_errors(const struct anser_diags *d);
 
 enum anser_node_proto {
 	ANSER_NODE_SOCKS5 = 1,
+	ANSER_NODE_HTTP, /* HTTP CONNECT; https:// sets tls */
+	ANSER_NODE_SS,
+	ANSER_NODE_VMESS,
+	ANSER_NODE_VLESS,
+	ANSER_NODE_TROJAN, /* trojan:// and trojan-go:// */
+};
+
+/* Shadowsocks methods, and VMess body security (AUTO, AES_128_GCM,
+ * CHACHA20_POLY1305 or NONE). */
+enum anser_cipher {
+	ANSER_CIPHER_NONE = 0,
+	ANSER_CIPHER_AES_128_GCM,
+	ANSER_CIPHER_AES_256_GCM,
+	ANSER_CIPHER_CHACHA20_POLY1305,
+	ANSER_CIPHER_2022_AES_128_GCM,
+	ANSER_CIPHER_2022_AES_256_GCM,
+	ANSER_CIPHER_AUTO,
+};
+
+enum anser_net {
+	ANSER_NET_TCP = 0,
+	ANSER_NET_WS,
 };
 
 struct anser_node {
@@ -58,11 +80,39 @@ struct anser_node {
 	enum anser_node_proto proto;
 	char *host; /* literal IP or hostname, brackets stripped */
 	uint16_t port;
-	char *user; /* NULL when no auth */
-	char *pass;
-	unsigned file; /* index into anser_config.files */
+	char *user;	/* socks5/http: NULL when no auth */
+	char *pass;	/* socks5/http auth, shadowsocks and trojan password */
+	uint8_t cipher; /* enum anser_cipher */
+	uint8_t net;	/* enum anser_net */
+	bool tls;
+	bool allow_insecure; /* no certificate verification */
+	uint8_t uuid[16];    /* vmess, vless */
+	char *sni;	     /* NULL: the host, when it is a name */
+	char *alpn;	     /* comma-separated protocols, NULL: none */
+	char *ws_path;	     /* NULL: "/" */
+	char *ws_host;	     /* NULL: sni, else host */
+	unsigned file;	     /* index into anser_config.files */
 	unsigned line, col;
 };
+
+/* One share link (socks5, http, https, ss, vmess, vless, trojan,
+ * trojan-go) -> n (cleared first; n->link is a copy of link, n->name from
+ * the link or "host:port"). -EINVAL with diagnostics (file "link",
+ * line 1) in diags. */
+int anser_node_from_link(const char *link, struct anser_node *n, struct anser_diags *diags);
+void anser_node_clear(struct anser_node *n);
+/* "socks5", "http", "https", "shadowsocks", "vmess", "vless", "trojan" */
+const char *anser_node_proto_name(const struct anser_node *n);
+const char *anser_cipher_name(enum anser_cipher c);
+
+/* A subscription body (SIP008 JSON, base64 of a link list, or a plain
+ * link list) -> nodes (caller clears each and frees the array). Bad
+ * entries are skipped, counted in *n_bad and described in diags (file
+ * "subscription", line = the entry's line or SIP008 index), never quoting
+ * secrets. -EINVAL: not a subscription body; -ENOENT: no usable node;
+ * -EFBIG: over 8 MiB. */
+int anser_subscription_parse(const char *body, size_t len, struct anser_node **nodes,
+			     size_t *n_nodes, size_t *n_bad, struct anser_diags *diags);
 
 enum anser_policy {
 	ANSER_POLICY_FIXED = 1,

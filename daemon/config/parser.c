@@ -464,16 +464,6 @@ out:
 
 /* ------------------------------------------------------------------ node */
 
-static void node_clear(struct anser_node *n)
-{
-	free(n->name);
-	free(n->link);
-	free(n->host);
-	free(n->user);
-	free(n->pass);
-	*n = (struct anser_node){ 0 };
-}
-
 static int parse_node_stmt(struct cfg_parser *p)
 {
 	const struct cfg_token *t = peek(p, 0);
@@ -529,7 +519,7 @@ static int parse_node_stmt(struct cfg_parser *p)
 	n = (struct anser_node){ 0 };
 	r = 0;
 out:
-	node_clear(&n);
+	anser_node_clear(&n);
 	key_clear(&k);
 	return r;
 }
@@ -2390,7 +2380,7 @@ void anser_config_free(struct anser_config *c)
 	free(c->globals);
 	free(c->log_level);
 	for (size_t i = 0; i < c->n_nodes; i++)
-		node_clear(&c->nodes[i]);
+		anser_node_clear(&c->nodes[i]);
 	free(c->nodes);
 	for (size_t i = 0; i < c->n_groups; i++) {
 		free(c->groups[i].name);
