@@ -1,7 +1,10 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
-/* The dial state machine: connect -> [greeting -> method -> auth] ->
- * request -> reply. Every step is non-blocking; the relay loop calls
- * anser_dial_step() on readiness. */
+/* The dial state machine. Every step is non-blocking; the relay loop
+ * calls anser_dial_step() on readiness.
+ *   socks5:      connect -> greeting -> method [-> auth] -> request -> reply
+ *   http:        connect -> CONNECT request -> response head
+ *   shadowsocks: connect -> ready (the salt and address go out with the
+ *                stream's first bytes) */
 #include "outbound.h"
 
 #include <errno.h>
@@ -12,7 +15,11 @@
 #include <sys/epoll.h>
 #include <unistd.h>
 
+#include <gnutls/gnutls.h>
+
 #include "../util/log.h"
+#include "http.h"
+#include "shadowsocks.h"
 #include "socks5.h"
 
 enum dial_state {
@@ -21,6 +28,7 @@ enum dial_state {
 	ST_RECV_METHOD,
 	ST_RECV_AUTH,
 	ST_RECV_REPLY,
+	ST_RECV_HTTP,
 	ST_READY,
 	ST_FAILED,
 };
@@ -34,12 +42,14 @@ struct anser_dial {
 	int udp_fd;
 	uint32_t mark; /* SO_MARK of its sockets, 0: none */
 	uint8_t rep;
+	int http_status;
 	bool offered_userpass;
+	struct anser_stream *stream; /* shadowsocks */
 	struct sockaddr_storage node_addr;
 	struct sockaddr_storage dst;
-	uint8_t out[SOCKS5_MAX_ADDR_MSG + 512];
+	uint8_t out[1536];
 	size_t out_off, out_len;
-	uint8_t in[512];
+	uint8_t in[HTTP_MAX_HEAD];
 	size_t in_len;
 	size_t consumed; /* bytes of `in` that were the final reply */
 };
@@ -80,8 +90,14 @@ int anser_dial_new(const struct anser_node *node, const struct sockaddr *node_ad
 		return -EAFNOSUPPORT;
 	if (!node && cmd != ANSER_DIAL_CONNECT)
 		return -EINVAL;
-	if (node && node->proto != ANSER_NODE_SOCKS5)
-		return -EPROTONOSUPPORT;
+	if (node) {
+		bool ok = node->proto == ANSER_NODE_SOCKS5 ||
+			  (cmd == ANSER_DIAL_CONNECT && node->proto == ANSER_NODE_HTTP &&
+			   !node->tls) ||
+			  (cmd == ANSER_DIAL_CONNECT && node->proto == ANSER_NODE_SS);
+		if (!ok)
+			return -EPROTONOSUPPORT;
+	}
 
 	struct anser_dial *d = calloc(1, sizeof(*d));
 	if (!d)
@@ -270,6 +286,14 @@ static int parse_in(struct anser_dial *d)
 		memmove(d->in, d->in + r, d->in_len - (size_t)r);
 		d->in_len -= (size_t)r;
 		return send_request(d);
+	case ST_RECV_HTTP:
+		r = anser_http_parse_response(d->in, d->in_len, &d->http_status);
+		if (r < 0)
+			return r;
+		d->consumed = (size_t)r;
+		d->state = ST_READY;
+		d->stage = "ready";
+		return 0;
 	case ST_RECV_REPLY: {
 		struct anser_socks5_addr bnd;
 		d->stage = "reply";
@@ -292,6 +316,35 @@ static int parse_in(struct anser_dial *d)
 	}
 }
 
+/* After the TCP connect, for the protocols other than socks5. */
+static int start_protocol(struct anser_dial *d)
+{
+	const struct anser_node *n = d->node;
+
+	if (n->proto == ANSER_NODE_HTTP) {
+		ssize_t len =
+			anser_http_connect_request((char *)d->out, sizeof(d->out),
+						   (struct sockaddr *)&d->dst, n->user, n->pass);
+		if (len < 0)
+			return (int)len;
+		queue_send(d, (size_t)len, ST_RECV_HTTP, "request");
+		return 0;
+	}
+	/* shadowsocks */
+	struct anser_ss_key key;
+	d->stage = "cipher";
+	int r = anser_ss_key_init(&key, (enum anser_cipher)n->cipher, n->pass);
+	if (r < 0)
+		return r;
+	r = anser_ss_stream_new(&key, d->fd, (struct sockaddr *)&d->dst, &d->stream);
+	gnutls_memset(&key, 0, sizeof(key));
+	if (r < 0)
+		return r;
+	d->state = ST_READY;
+	d->stage = "ready";
+	return 0;
+}
+
 static int step(struct anser_dial *d)
 {
 	for (;;) {
@@ -311,6 +364,12 @@ static int step(struct anser_dial *d)
 				d->state = ST_READY;
 				d->stage = "ready";
 				return 0;
+			}
+			if (d->node->proto != ANSER_NODE_SOCKS5) {
+				int r = start_protocol(d);
+				if (r < 0 || d->state == ST_READY)
+					return r;
+				break;
 			}
 			d->offered_userpass = d->node->user && d->node->pass;
 			ssize_t n =
@@ -341,7 +400,8 @@ static int step(struct anser_dial *d)
 		}
 		case ST_RECV_METHOD:
 		case ST_RECV_AUTH:
-		case ST_RECV_REPLY: {
+		case ST_RECV_REPLY:
+		case ST_RECV_HTTP: {
 			if (d->in_len == sizeof(d->in))
 				return -EPROTO;
 			ssize_t n = recv(d->fd, d->in + d->in_len, sizeof(d->in) - d->in_len, 0);
@@ -386,6 +446,20 @@ size_t anser_dial_leftover(const struct anser_dial *d, const uint8_t **data)
 	return d->in_len - d->consumed;
 }
 
+int anser_dial_http_status(const struct anser_dial *d)
+{
+	return d->http_status;
+}
+
+struct anser_stream *anser_dial_take_stream(struct anser_dial *d)
+{
+	struct anser_stream *s = d->stream;
+	d->stream = NULL;
+	if (s)
+		d->fd = -1; /* the stream owns it */
+	return s;
+}
+
 int anser_dial_take_fd(struct anser_dial *d)
 {
 	int fd = d->fd;
@@ -404,7 +478,9 @@ void anser_dial_free(struct anser_dial *d)
 {
 	if (!d)
 		return;
-	if (d->fd >= 0)
+	if (d->stream)
+		anser_stream_free(d->stream); /* closes fd */
+	else if (d->fd >= 0)
 		close(d->fd);
 	if (d->udp_fd >= 0)
 		close(d->udp_fd);

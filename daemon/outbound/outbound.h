@@ -15,6 +15,7 @@
 #include <sys/socket.h>
 
 #include "../config/config.h"
+#include "stream.h"
 
 /* Index into cfg->nodes chosen for a new flow of group `group`, or -1. */
 int anser_group_pick(const struct anser_config *cfg, size_t group);
@@ -45,13 +46,18 @@ uint32_t anser_dial_events(const struct anser_dial *d);
 /* 0: ready; -EAGAIN: wait for anser_dial_events(); other -errno: failed. */
 int anser_dial_step(struct anser_dial *d);
 /* Stage the dial is in or failed in: "connect", "greeting", "auth",
- * "request", "reply", "udp", "ready". */
+ * "request", "reply", "udp", "cipher", "ready". */
 const char *anser_dial_stage(const struct anser_dial *d);
 /* SOCKS5 REP of a refused request (0 if none). */
 uint8_t anser_dial_socks_reply(const struct anser_dial *d);
 /* Bytes that arrived right after the SOCKS5 reply: the start of the
  * remote's data, to be relayed before anything else. */
 size_t anser_dial_leftover(const struct anser_dial *d, const uint8_t **data);
+/* HTTP status of a refused CONNECT (0 if none). */
+int anser_dial_http_status(const struct anser_dial *d);
+/* The protocol stream of a ready dial (shadowsocks), which owns the fd;
+ * NULL when the relay moves bytes on the fd itself (then take the fd). */
+struct anser_stream *anser_dial_take_stream(struct anser_dial *d);
 /* Move the stream (CONNECT) or control connection (UDP) out of d. */
 int anser_dial_take_fd(struct anser_dial *d);
 /* UDP: a datagram socket connected to the relay (BND.ADDR, or the node's

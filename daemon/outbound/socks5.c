@@ -59,7 +59,7 @@ int anser_socks5_parse_auth_reply(const uint8_t *buf, size_t len)
 	return buf[1] == 0 ? 2 : -EACCES;
 }
 
-static ssize_t put_addr(uint8_t *buf, size_t len, const struct sockaddr *sa)
+ssize_t anser_socks5_put_addr(uint8_t *buf, size_t len, const struct sockaddr *sa)
 {
 	if (sa->sa_family == AF_INET) {
 		const struct sockaddr_in *s = (const struct sockaddr_in *)sa;
@@ -97,12 +97,11 @@ ssize_t anser_socks5_request(uint8_t *buf, size_t len, uint8_t cmd, const struct
 	buf[0] = SOCKS5_VERSION;
 	buf[1] = cmd;
 	buf[2] = 0;
-	ssize_t n = put_addr(buf + 3, len - 3, dst);
+	ssize_t n = anser_socks5_put_addr(buf + 3, len - 3, dst);
 	return n < 0 ? n : n + 3;
 }
 
-/* ATYP ADDR PORT at buf; returns bytes used, -EAGAIN if short, -EPROTO. */
-static int get_addr(const uint8_t *buf, size_t len, struct anser_socks5_addr *a)
+int anser_socks5_get_addr(const uint8_t *buf, size_t len, struct anser_socks5_addr *a)
 {
 	size_t need;
 
@@ -162,7 +161,7 @@ int anser_socks5_parse_reply(const uint8_t *buf, size_t len, uint8_t *rep,
 	if (len < 4)
 		return -EAGAIN;
 	*rep = buf[1];
-	int r = get_addr(buf + 3, len - 3, bnd);
+	int r = anser_socks5_get_addr(buf + 3, len - 3, bnd);
 	if (r < 0)
 		return r;
 	if (buf[1] != 0)
@@ -218,7 +217,7 @@ ssize_t anser_socks5_udp_header(uint8_t *buf, size_t len, const struct sockaddr 
 		return -ENOBUFS;
 	buf[0] = buf[1] = 0;
 	buf[2] = 0; /* FRAG: we never fragment */
-	ssize_t n = put_addr(buf + 3, len - 3, dst);
+	ssize_t n = anser_socks5_put_addr(buf + 3, len - 3, dst);
 	return n < 0 ? n : n + 3;
 }
 
@@ -226,7 +225,7 @@ int anser_socks5_udp_parse(const uint8_t *buf, size_t len, struct anser_socks5_a
 {
 	if (len < 4 || buf[0] != 0 || buf[1] != 0 || buf[2] != 0)
 		return -EPROTO;
-	int r = get_addr(buf + 3, len - 3, src);
+	int r = anser_socks5_get_addr(buf + 3, len - 3, src);
 	if (r == -EAGAIN)
 		return -EPROTO;
 	return r < 0 ? r : r + 3;

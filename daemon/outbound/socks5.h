@@ -46,6 +46,12 @@ struct anser_socks5_addr {
 	uint16_t port;		    /* host order, for every atyp */
 };
 
+/* ATYP ADDR PORT, the address form shadowsocks, trojan and others share.
+ * put: dst AF_INET/AF_INET6 (v4-mapped written as IPv4); bytes written.
+ * get: bytes used, -EAGAIN if buf holds only a prefix, -EPROTO. */
+ssize_t anser_socks5_put_addr(uint8_t *buf, size_t len, const struct sockaddr *dst);
+int anser_socks5_get_addr(const uint8_t *buf, size_t len, struct anser_socks5_addr *a);
+
 ssize_t anser_socks5_greeting(uint8_t *buf, size_t len, bool offer_userpass);
 /* On success *method is NONE or USERPASS (only if it was offered). */
 int anser_socks5_parse_method(const uint8_t *buf, size_t len, bool offered_userpass,

@@ -33,6 +33,7 @@ struct tcp_sess {
 	struct sess s;
 	struct handler cli_h, srv_h;
 	int cli, srv;
+	struct anser_stream *st; /* the node's protocol stream over srv, or NULL */
 	uint32_t cli_ev, srv_ev;
 	struct anser_dial *dial;
 	struct pipe up;	  /* app -> remote */
@@ -48,6 +49,13 @@ static void tcp_close(struct worker *w, struct sess *s, bool reset)
 		t->srv = -1; /* the dial's own fd, closed with it */
 	anser_dial_free(t->dial);
 	t->dial = NULL;
+	if (t->st) {
+		if (reset)
+			(void)setsockopt(t->srv, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+		anser_stream_free(t->st); /* closes srv */
+		t->st = NULL;
+		t->srv = -1;
+	}
 	for (int *fd = &t->cli; fd; fd = fd == &t->cli ? &t->srv : NULL) {
 		if (*fd < 0)
 			continue;
@@ -77,22 +85,66 @@ static void tcp_timeout(struct worker *w, struct sess *s)
 	sess_kill(w, s, true);
 }
 
+/* One side of the relay: a socket, or a protocol stream over one. The
+ * results are the stream's: bytes, 0 for EOF, -EAGAIN, -errno. */
+struct end {
+	int fd;
+	struct anser_stream *st;
+};
+
+static ssize_t end_recv(struct end e, uint8_t *buf, size_t len)
+{
+	if (e.st)
+		return anser_stream_read(e.st, buf, len);
+	ssize_t n = recv(e.fd, buf, len, 0);
+	return n < 0 ? -errno : n;
+}
+
+static ssize_t end_send(struct end e, const uint8_t *buf, size_t len)
+{
+	if (e.st)
+		return anser_stream_write(e.st, buf, len);
+	ssize_t n = send(e.fd, buf, len, MSG_NOSIGNAL);
+	return n < 0 ? -errno : n;
+}
+
+/* FIN after whatever the stream still holds; -EAGAIN until it is out. */
+static int end_shutdown(struct end e)
+{
+	if (e.st) {
+		int r = anser_stream_flush(e.st);
+		if (r < 0)
+			return r;
+	}
+	return shutdown(e.fd, SHUT_WR) < 0 && errno != ENOTCONN ? -errno : 0;
+}
+
+static bool soft(ssize_t r)
+{
+	return r == -EAGAIN || r == -EINTR;
+}
+
 /* Moves what it can between from and to; -errno on a hard error. */
-static int pump_dir(struct tcp_sess *t, int from, int to, struct pipe *pp, _Atomic uint64_t *ctr,
+static int pump_dir(struct end from, struct end to, struct pipe *pp, _Atomic uint64_t *ctr,
 		    bool *progress)
 {
+	if (to.st && anser_stream_pending(to.st)) {
+		int r = anser_stream_flush(to.st);
+		if (r < 0 && !soft(r))
+			return r;
+	}
 	for (int round = 0; round < PUMP_ROUNDS; round++) {
 		bool moved = false;
 		if (pp->len > 0) {
-			ssize_t n = send(to, pp->buf + pp->off, pp->len, MSG_NOSIGNAL);
+			ssize_t n = end_send(to, pp->buf + pp->off, pp->len);
 			if (n > 0) {
 				pp->off += (size_t)n;
 				pp->len -= (size_t)n;
 				if (pp->len == 0)
 					pp->off = 0;
 				moved = true;
-			} else if (n < 0 && errno != EAGAIN && errno != EINTR) {
-				return -errno;
+			} else if (n < 0 && !soft(n)) {
+				return (int)n;
 			}
 		}
 		if (!pp->eof && pp->len < RELAY_BUF) {
@@ -101,7 +153,7 @@ static int pump_dir(struct tcp_sess *t, int from, int to, struct pipe *pp, _Atom
 				pp->off = 0;
 			}
 			size_t room = RELAY_BUF - pp->off - pp->len;
-			ssize_t n = recv(from, pp->buf + pp->off + pp->len, room, 0);
+			ssize_t n = end_recv(from, pp->buf + pp->off + pp->len, room);
 			if (n > 0) {
 				pp->len += (size_t)n;
 				atomic_fetch_add_explicit(ctr, (uint64_t)n, memory_order_relaxed);
@@ -109,14 +161,15 @@ static int pump_dir(struct tcp_sess *t, int from, int to, struct pipe *pp, _Atom
 			} else if (n == 0) {
 				pp->eof = true;
 				moved = true;
-			} else if (errno != EAGAIN && errno != EINTR) {
-				return -errno;
+			} else if (!soft(n)) {
+				return (int)n;
 			}
 		}
 		if (pp->eof && pp->len == 0 && !pp->shut) {
-			if (shutdown(to, SHUT_WR) < 0 && errno != ENOTCONN)
-				return -errno;
-			pp->shut = true;
+			int r = end_shutdown(to);
+			if (r < 0 && !soft(r))
+				return r;
+			pp->shut = r == 0;
 		}
 		if (!moved)
 			break;
@@ -131,11 +184,14 @@ static void tcp_update(struct worker *w, struct tcp_sess *t)
 
 	if (!t->up.eof && t->up.len < RELAY_BUF)
 		cli_ev |= EPOLLIN;
-	if (t->down.len > 0)
+	/* Plaintext the stream already holds is data for the app as much as
+	 * bytes on the socket are: wait for the app to take it. */
+	if (t->down.len > 0 ||
+	    (t->st && !t->down.eof && t->down.len < RELAY_BUF && anser_stream_readable(t->st)))
 		cli_ev |= EPOLLOUT;
 	if (!t->down.eof && t->down.len < RELAY_BUF)
 		srv_ev |= EPOLLIN;
-	if (t->up.len > 0)
+	if (t->up.len > 0 || (t->st && anser_stream_pending(t->st)))
 		srv_ev |= EPOLLOUT;
 	/* An fd with nothing to wait for leaves epoll: a fully closed socket
 	 * would otherwise report EPOLLHUP in a loop. */
@@ -149,9 +205,10 @@ static void tcp_update(struct worker *w, struct tcp_sess *t)
 static void tcp_pump(struct worker *w, struct tcp_sess *t)
 {
 	bool progress = false;
-	int r = pump_dir(t, t->cli, t->srv, &t->up, &t->s.bytes_up, &progress);
+	struct end cli = { t->cli, NULL }, srv = { t->srv, t->st };
+	int r = pump_dir(cli, srv, &t->up, &t->s.bytes_up, &progress);
 	if (r >= 0)
-		r = pump_dir(t, t->srv, t->cli, &t->down, &t->s.bytes_down, &progress);
+		r = pump_dir(srv, cli, &t->down, &t->s.bytes_down, &progress);
 	if (r < 0) {
 		log_debug_errno(r, "TCP session of %s ended: %m", t->s.flow.pname);
 		sess_kill(w, &t->s, true);
@@ -174,10 +231,14 @@ static void log_dial_failure(struct tcp_sess *t, int r)
 	char dst[64];
 	struct sockaddr_storage ss;
 	uint8_t rep = anser_dial_socks_reply(t->dial);
+	int status = anser_dial_http_status(t->dial);
 
 	anser_flow_dst(&t->s.flow, &ss);
 	anser_sockaddr_str(&ss, dst, sizeof(dst));
-	if (rep)
+	if (status)
+		log_warning("TCP %s (%s): HTTP node %s refused CONNECT with status %d", dst,
+			    t->s.flow.pname, t->s.node_name, status);
+	else if (rep)
 		log_warning("TCP %s (%s): SOCKS5 node %s refused: %s (reply %u)", dst,
 			    t->s.flow.pname, t->s.node_name, anser_socks5_reply_str(rep), rep);
 	else
@@ -209,7 +270,8 @@ static void tcp_dial_step(struct worker *w, struct tcp_sess *t)
 		t->down.len = n;
 		atomic_fetch_add_explicit(&t->s.bytes_down, n, memory_order_relaxed);
 	}
-	t->srv = anser_dial_take_fd(t->dial);
+	t->st = anser_dial_take_stream(t->dial);
+	t->srv = t->st ? t->st->fd : anser_dial_take_fd(t->dial);
 	anser_dial_free(t->dial);
 	t->dial = NULL;
 	t->s.deadline = now_ms() + (uint64_t)w->p->opts.tcp_idle_timeout * 1000;

@@ -178,6 +178,31 @@ socks pass {
                                                   os.path.join(self.tmp, "danted.pid")])
         self.wait_port("p", port)
 
+    def start_ss(self, method, password, port=8388, udp=True):
+        """shadowsocks-libev's ss-server on 10.77.0.2 and fd77::2."""
+        if not shutil.which("ss-server"):
+            raise Skip("shadowsocks-libev not installed")
+        cmd = self.nsexec("p") + ["ss-server", "-s", P4, "-s", P6, "-p", str(port),
+                                  "-k", password, "-m", method, "-t", "30", "-v"]
+        if udp:
+            cmd.append("-u")
+        self.spawn("ss-server-%d" % port, cmd)
+        self.wait_port("p", port)
+
+    def start_tinyproxy(self, port=8888, user=None, password=None):
+        tp = shutil.which("tinyproxy") or "/usr/bin/tinyproxy"
+        if not os.path.exists(tp):
+            raise Skip("tinyproxy not installed")
+        conf = os.path.join(self.tmp, "tinyproxy.conf")
+        with open(conf, "w") as f:
+            f.write("User nobody\nGroup nogroup\nPort %d\nListen %s\nAllow 10.77.0.0/24\n"
+                    "Allow fd77::/64\nLogLevel Info\nMaxClients 200\n" % (port, P4))
+            if user:
+                f.write("BasicAuth %s %s\n" % (user, password))
+        os.chmod(conf, 0o644)
+        self.spawn("tinyproxy", self.nsexec("p") + [tp, "-d", "-c", conf])
+        self.wait_port("p", port)
+
     def wait_port(self, role, port):
         def listening():
             r = run(self.nsexec(role) + ["ss", "-Hltn", "sport = :%d" % port], check=False)

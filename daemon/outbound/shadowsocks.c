@@ -1,0 +1,436 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/* Shadowsocks AEAD: keys, chunk codec, UDP datagrams, and the TCP stream. */
+#include "shadowsocks.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <gnutls/crypto.h>
+#include <gnutls/gnutls.h>
+
+/* ------------------------------------------------------------------ keys */
+
+int anser_ss_key_init(struct anser_ss_key *k, enum anser_cipher c, const char *password)
+{
+	memset(k, 0, sizeof(*k));
+	switch (c) {
+	case ANSER_CIPHER_AES_128_GCM:
+		k->alg = GNUTLS_CIPHER_AES_128_GCM;
+		k->key_len = 16;
+		break;
+	case ANSER_CIPHER_AES_256_GCM:
+		k->alg = GNUTLS_CIPHER_AES_256_GCM;
+		k->key_len = 32;
+		break;
+	case ANSER_CIPHER_CHACHA20_POLY1305:
+		k->alg = GNUTLS_CIPHER_CHACHA20_POLY1305;
+		k->key_len = 32;
+		break;
+	default:
+		return -EPROTONOSUPPORT;
+	}
+	k->salt_len = k->key_len;
+
+	/* EVP_BytesToKey(MD5, no salt, 1 round): D1 = MD5(pw), Di = MD5(Di-1 || pw) */
+	size_t pl = strlen(password);
+	uint8_t *buf = malloc(16 + pl);
+	uint8_t d[16];
+	size_t have = 0;
+	if (!buf)
+		return -ENOMEM;
+	while (have < k->key_len) {
+		size_t in = 0;
+		if (have > 0) {
+			memcpy(buf, d, 16);
+			in = 16;
+		}
+		memcpy(buf + in, password, pl);
+		if (gnutls_hash_fast(GNUTLS_DIG_MD5, buf, in + pl, d) < 0) {
+			free(buf);
+			return -EIO;
+		}
+		size_t take = k->key_len - have < 16 ? k->key_len - have : 16;
+		memcpy(k->key + have, d, take);
+		have += take;
+	}
+	gnutls_memset(buf, 0, 16 + pl);
+	free(buf);
+	return 0;
+}
+
+/* ----------------------------------------------------------------- AEAD */
+
+static void nonce_inc(uint8_t n[12])
+{
+	for (size_t i = 0; i < 12 && ++n[i] == 0; i++)
+		;
+}
+
+static int subkey_cipher(const struct anser_ss_key *k, const uint8_t *salt,
+			 gnutls_aead_cipher_hd_t *h)
+{
+	uint8_t prk[20], sub[SS_MAX_KEY];
+	gnutls_datum_t key = { (unsigned char *)k->key, (unsigned)k->key_len };
+	gnutls_datum_t sd = { (unsigned char *)salt, (unsigned)k->salt_len };
+	gnutls_datum_t info = { (unsigned char *)"ss-subkey", 9 };
+
+	if (gnutls_hkdf_extract(GNUTLS_MAC_SHA1, &key, &sd, prk) < 0)
+		return -EIO;
+	gnutls_datum_t pd = { prk, sizeof(prk) };
+	if (gnutls_hkdf_expand(GNUTLS_MAC_SHA1, &pd, &info, sub, k->key_len) < 0)
+		return -EIO;
+	gnutls_datum_t sk = { sub, (unsigned)k->key_len };
+	int r = gnutls_aead_cipher_init(h, (gnutls_cipher_algorithm_t)k->alg, &sk);
+	gnutls_memset(sub, 0, sizeof(sub));
+	gnutls_memset(prk, 0, sizeof(prk));
+	return r < 0 ? -EIO : 0;
+}
+
+int anser_ss_aead_init(struct anser_ss_aead *a, const struct anser_ss_key *k, const uint8_t *salt)
+{
+	gnutls_aead_cipher_hd_t h;
+
+	memset(a, 0, sizeof(*a));
+	int r = subkey_cipher(k, salt, &h);
+	if (r < 0)
+		return r;
+	a->h = h;
+	return 0;
+}
+
+void anser_ss_aead_fini(struct anser_ss_aead *a)
+{
+	if (a->h)
+		gnutls_aead_cipher_deinit(a->h);
+	a->h = NULL;
+}
+
+static int seal(struct anser_ss_aead *a, const uint8_t *p, size_t n, uint8_t *out)
+{
+	size_t cl = n + SS_TAG;
+	if (gnutls_aead_cipher_encrypt(a->h, a->nonce, 12, NULL, 0, SS_TAG, p, n, out, &cl) < 0 ||
+	    cl != n + SS_TAG)
+		return -EIO;
+	nonce_inc(a->nonce);
+	return 0;
+}
+
+ssize_t anser_ss_seal_chunk(struct anser_ss_aead *a, const uint8_t *p, size_t n, uint8_t *out)
+{
+	uint8_t len[2] = { (uint8_t)(n >> 8), (uint8_t)n };
+
+	if (n == 0 || n > SS_MAX_PAYLOAD)
+		return -EINVAL;
+	if (seal(a, len, 2, out) < 0 || seal(a, p, n, out + SS_LEN_HDR) < 0)
+		return -EIO;
+	return (ssize_t)(SS_LEN_HDR + n + SS_TAG);
+}
+
+static int open_(struct anser_ss_aead *a, const uint8_t *in, size_t n, uint8_t *out)
+{
+	size_t pl = n;
+	if (gnutls_aead_cipher_decrypt(a->h, a->nonce, 12, NULL, 0, SS_TAG, in, n + SS_TAG, out,
+				       &pl) < 0 ||
+	    pl != n)
+		return -EBADMSG;
+	nonce_inc(a->nonce);
+	return 0;
+}
+
+int anser_ss_open_len(struct anser_ss_aead *a, const uint8_t *in)
+{
+	uint8_t len[2];
+	if (open_(a, in, 2, len) < 0)
+		return -EBADMSG;
+	int n = (len[0] << 8 | len[1]) & 0xFFFF;
+	/* the top two bits are reserved (zero) */
+	if (n == 0 || n > SS_MAX_PAYLOAD)
+		return -EBADMSG;
+	return n;
+}
+
+int anser_ss_open_payload(struct anser_ss_aead *a, const uint8_t *in, size_t n, uint8_t *out)
+{
+	return open_(a, in, n, out);
+}
+
+/* ------------------------------------------------------------------ UDP */
+
+ssize_t anser_ss_udp_seal(const struct anser_ss_key *k, const struct sockaddr *dst,
+			  const uint8_t *p, size_t n, uint8_t *out, size_t cap)
+{
+	gnutls_aead_cipher_hd_t h;
+	uint8_t nonce[12] = { 0 };
+
+	if (cap < k->salt_len + SS_TAG + 1)
+		return -ENOBUFS;
+	if (gnutls_rnd(GNUTLS_RND_NONCE, out, k->salt_len) < 0)
+		return -EIO;
+	uint8_t *body = out + k->salt_len;
+	ssize_t al = anser_socks5_put_addr(body, cap - k->salt_len - SS_TAG, dst);
+	if (al < 0)
+		return al;
+	if ((size_t)al + n + SS_TAG > cap - k->salt_len)
+		return -ENOBUFS;
+	memcpy(body + al, p, n);
+	int r = subkey_cipher(k, out, &h);
+	if (r < 0)
+		return r;
+	giovec_t iov = { body, (size_t)al + n };
+	size_t tl = SS_TAG;
+	r = gnutls_aead_cipher_encryptv2(h, nonce, 12, NULL, 0, &iov, 1, body + al + n, &tl);
+	gnutls_aead_cipher_deinit(h);
+	if (r < 0)
+		return -EIO;
+	return (ssize_t)(k->salt_len + (size_t)al + n + SS_TAG);
+}
+
+ssize_t anser_ss_udp_open(const struct anser_ss_key *k, uint8_t *buf, size_t len, uint8_t **payload,
+			  struct anser_socks5_addr *src)
+{
+	gnutls_aead_cipher_hd_t h;
+	uint8_t nonce[12] = { 0 };
+
+	if (len < k->salt_len + SS_TAG + 1)
+		return -EPROTO;
+	int r = subkey_cipher(k, buf, &h);
+	if (r < 0)
+		return r;
+	uint8_t *body = buf + k->salt_len;
+	size_t bl = len - k->salt_len - SS_TAG;
+	giovec_t iov = { body, bl };
+	r = gnutls_aead_cipher_decryptv2(h, nonce, 12, NULL, 0, &iov, 1, body + bl, SS_TAG);
+	gnutls_aead_cipher_deinit(h);
+	if (r < 0)
+		return -EBADMSG;
+	int al = anser_socks5_get_addr(body, bl, src);
+	if (al < 0)
+		return -EPROTO;
+	*payload = body + al;
+	return (ssize_t)(bl - (size_t)al);
+}
+
+/* --------------------------------------------------------------- stream */
+
+/* Output room: a relay write of up to 64 KiB in chunks, plus the salt and
+ * the address chunk that go first. */
+#define OUT_CAP (64 * 1024 + 8 * (SS_LEN_HDR + SS_TAG) + SS_MAX_SALT + 512)
+#define IN_CAP	(64 * 1024)
+
+struct ss_stream {
+	struct anser_stream s;
+	struct anser_ss_key key;
+	struct anser_ss_aead enc, dec;
+	bool have_dec;
+	size_t want; /* bytes `in` must hold for the next step */
+	int plen;    /* payload length of the chunk being read; 0: reading a header */
+	size_t out_off, out_len;
+	size_t in_off, in_len;
+	size_t spill_off, spill_len; /* plaintext that did not fit the caller */
+	uint8_t spill[SS_MAX_PAYLOAD];
+	uint8_t in[IN_CAP];
+	uint8_t out[OUT_CAP];
+};
+
+static int ss_flush(struct anser_stream *st)
+{
+	struct ss_stream *s = (struct ss_stream *)st;
+
+	while (s->out_len > 0) {
+		ssize_t n = send(st->fd, s->out + s->out_off, s->out_len, MSG_NOSIGNAL);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return errno == EAGAIN ? -EAGAIN : -errno;
+		}
+		s->out_off += (size_t)n;
+		s->out_len -= (size_t)n;
+	}
+	s->out_off = 0;
+	return 0;
+}
+
+static ssize_t ss_write(struct anser_stream *st, const uint8_t *buf, size_t len)
+{
+	struct ss_stream *s = (struct ss_stream *)st;
+
+	if (s->out_off > 0 && s->out_len > 0) {
+		memmove(s->out, s->out + s->out_off, s->out_len);
+		s->out_off = 0;
+	}
+	size_t room = OUT_CAP - s->out_len;
+	size_t taken = 0;
+	while (taken < len && room > SS_LEN_HDR + SS_TAG) {
+		size_t n = len - taken;
+		if (n > SS_MAX_PAYLOAD)
+			n = SS_MAX_PAYLOAD;
+		if (n > room - SS_LEN_HDR - SS_TAG)
+			n = room - SS_LEN_HDR - SS_TAG;
+		ssize_t c = anser_ss_seal_chunk(&s->enc, buf + taken, n, s->out + s->out_len);
+		if (c < 0)
+			return c;
+		s->out_len += (size_t)c;
+		room -= (size_t)c;
+		taken += n;
+	}
+	int r = ss_flush(st);
+	if (r < 0 && r != -EAGAIN)
+		return r;
+	return taken > 0 ? (ssize_t)taken : -EAGAIN;
+}
+
+static bool ss_pending(const struct anser_stream *st)
+{
+	return ((const struct ss_stream *)st)->out_len > 0;
+}
+
+static bool ss_readable(const struct anser_stream *st)
+{
+	const struct ss_stream *s = (const struct ss_stream *)st;
+	return s->spill_len > 0 || s->in_len >= s->want;
+}
+
+/* Decodes what `in` holds into buf (or the spill); bytes given, or
+ * -EBADMSG. */
+static ssize_t ss_decode(struct ss_stream *s, uint8_t *buf, size_t len)
+{
+	size_t got = 0;
+
+	for (;;) {
+		if (s->spill_len > 0) {
+			size_t n = s->spill_len < len - got ? s->spill_len : len - got;
+			memcpy(buf + got, s->spill + s->spill_off, n);
+			got += n;
+			s->spill_off += n;
+			s->spill_len -= n;
+			if (s->spill_len > 0)
+				return (ssize_t)got;
+		}
+		if (got == len || s->in_len < s->want)
+			return (ssize_t)got;
+		const uint8_t *p = s->in + s->in_off;
+		if (!s->have_dec) {
+			if (anser_ss_aead_init(&s->dec, &s->key, p) < 0)
+				return -EIO;
+			s->have_dec = true;
+			s->in_off += s->key.salt_len;
+			s->in_len -= s->key.salt_len;
+			s->want = SS_LEN_HDR;
+		} else if (s->plen == 0) {
+			int n = anser_ss_open_len(&s->dec, p);
+			if (n < 0)
+				return n;
+			s->plen = n;
+			s->in_off += SS_LEN_HDR;
+			s->in_len -= SS_LEN_HDR;
+			s->want = (size_t)n + SS_TAG;
+		} else {
+			size_t n = (size_t)s->plen;
+			bool direct = len - got >= n;
+			uint8_t *dst = direct ? buf + got : s->spill;
+			if (anser_ss_open_payload(&s->dec, p, n, dst) < 0)
+				return -EBADMSG;
+			if (direct) {
+				got += n;
+			} else {
+				s->spill_off = 0;
+				s->spill_len = n;
+			}
+			s->in_off += n + SS_TAG;
+			s->in_len -= n + SS_TAG;
+			s->plen = 0;
+			s->want = SS_LEN_HDR;
+		}
+	}
+}
+
+static ssize_t ss_read(struct anser_stream *st, uint8_t *buf, size_t len)
+{
+	struct ss_stream *s = (struct ss_stream *)st;
+
+	if (len == 0)
+		return 0;
+	for (;;) {
+		ssize_t got = ss_decode(s, buf, len);
+		if (got != 0)
+			return got;
+		/* need more bytes from the socket */
+		if (s->in_off > 0) {
+			memmove(s->in, s->in + s->in_off, s->in_len);
+			s->in_off = 0;
+		}
+		ssize_t n = recv(st->fd, s->in + s->in_len, IN_CAP - s->in_len, 0);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return errno == EAGAIN ? -EAGAIN : -errno;
+		}
+		if (n == 0) /* a cut inside a chunk is an attack or a broken node */
+			return s->in_len > 0 || s->plen > 0 ? -EPROTO : 0;
+		s->in_len += (size_t)n;
+	}
+}
+
+static void ss_free(struct anser_stream *st)
+{
+	struct ss_stream *s = (struct ss_stream *)st;
+
+	anser_ss_aead_fini(&s->enc);
+	anser_ss_aead_fini(&s->dec);
+	gnutls_memset(&s->key, 0, sizeof(s->key));
+	free(s);
+}
+
+static const struct anser_stream_ops ss_ops = {
+	.write = ss_write,
+	.read = ss_read,
+	.flush = ss_flush,
+	.pending = ss_pending,
+	.readable = ss_readable,
+	.free = ss_free,
+};
+
+int anser_ss_stream_new(const struct anser_ss_key *k, int fd, const struct sockaddr *dst,
+			struct anser_stream **out)
+{
+	struct ss_stream *s = calloc(1, sizeof(*s));
+	uint8_t addr[SOCKS5_MAX_ADDR_MSG];
+
+	if (!s)
+		return -ENOMEM;
+	s->s.ops = &ss_ops;
+	s->s.fd = -1;
+	s->key = *k;
+	s->want = k->salt_len;
+	ssize_t al = anser_socks5_put_addr(addr, sizeof(addr), dst);
+	int r = al < 0 ? (int)al : 0;
+	if (r == 0 && gnutls_rnd(GNUTLS_RND_NONCE, s->out, k->salt_len) < 0)
+		r = -EIO;
+	if (r == 0)
+		r = anser_ss_aead_init(&s->enc, k, s->out);
+	if (r == 0) {
+		ssize_t c = anser_ss_seal_chunk(&s->enc, addr, (size_t)al, s->out + k->salt_len);
+		r = c < 0 ? (int)c : 0;
+		s->out_len = k->salt_len + (size_t)(c < 0 ? 0 : c);
+	}
+	if (r < 0) {
+		ss_free(&s->s);
+		return r;
+	}
+	s->s.fd = fd;
+	*out = &s->s;
+	return 0;
+}
+
+void anser_stream_free(struct anser_stream *s)
+{
+	if (!s)
+		return;
+	int fd = s->fd;
+	s->ops->free(s);
+	if (fd >= 0)
+		close(fd);
+}

@@ -1,0 +1,65 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * A connected outbound stream that transforms bytes (encrypts, frames)
+ * between the relay and the node's socket. Protocols that only talk
+ * before the relay starts (socks5, HTTP CONNECT, direct) have none: the
+ * relay then moves bytes on the socket itself.
+ *
+ * All calls are non-blocking on the socket:
+ *   write: takes plaintext; > 0 bytes taken (they may still sit in the
+ *          stream as pending output), -EAGAIN, or -errno.
+ *   read:  gives plaintext; > 0 bytes, 0 at a clean end, -EAGAIN,
+ *          -EBADMSG/-EPROTO for a forged or cut stream, or -errno.
+ *   flush: 0 when nothing is pending, -EAGAIN, -errno.
+ * The relay waits for EPOLLOUT on the socket while anser_stream_pending()
+ * and treats anser_stream_readable() like data on the socket (it already
+ * holds what the next read returns).
+ */
+#ifndef ANSER_STREAM_H
+#define ANSER_STREAM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+struct anser_stream;
+
+struct anser_stream_ops {
+	ssize_t (*write)(struct anser_stream *s, const uint8_t *buf, size_t len);
+	ssize_t (*read)(struct anser_stream *s, uint8_t *buf, size_t len);
+	int (*flush)(struct anser_stream *s);
+	bool (*pending)(const struct anser_stream *s);
+	bool (*readable)(const struct anser_stream *s);
+	void (*free)(struct anser_stream *s);
+};
+
+struct anser_stream {
+	const struct anser_stream_ops *ops;
+	int fd; /* owned: closed by anser_stream_free() */
+};
+
+static inline ssize_t anser_stream_write(struct anser_stream *s, const uint8_t *b, size_t n)
+{
+	return s->ops->write(s, b, n);
+}
+static inline ssize_t anser_stream_read(struct anser_stream *s, uint8_t *b, size_t n)
+{
+	return s->ops->read(s, b, n);
+}
+static inline int anser_stream_flush(struct anser_stream *s)
+{
+	return s->ops->flush(s);
+}
+static inline bool anser_stream_pending(const struct anser_stream *s)
+{
+	return s->ops->pending(s);
+}
+static inline bool anser_stream_readable(const struct anser_stream *s)
+{
+	return s->ops->readable(s);
+}
+/* Closes the fd too. NULL is fine. */
+void anser_stream_free(struct anser_stream *s);
+
+#endif
