@@ -65,7 +65,7 @@ int anser_http_parse_response(const uint8_t *buf, size_t len, int *status)
 		return -EAGAIN;
 	if ((buf[7] != '0' && buf[7] != '1') || buf[8] != ' ' || !g_ascii_isdigit(buf[9]) ||
 	    !g_ascii_isdigit(buf[10]) || !g_ascii_isdigit(buf[11]) ||
-	    (len > 12 && buf[12] != ' ' && buf[12] != '\r'))
+	    (len > 12 && buf[12] != ' ' && buf[12] != '\r' && buf[12] != '\n'))
 		return -EPROTO;
 	int st = (buf[9] - '0') * 100 + (buf[10] - '0') * 10 + (buf[11] - '0');
 	/* the head ends at an empty line; bare LF line ends are tolerated */

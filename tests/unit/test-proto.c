@@ -1,0 +1,279 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/* Codecs of the proxy protocols other than SOCKS5: shadowsocks AEAD (keys,
+ * chunks, UDP datagrams, the stream over a socket pair) and HTTP CONNECT,
+ * with good and hostile input. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <glib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "daemon/outbound/http.h"
+#include "daemon/outbound/shadowsocks.h"
+
+static void hex(const char *h, uint8_t *out, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		out[i] = (uint8_t)(g_ascii_xdigit_value(h[2 * i]) << 4 |
+				   g_ascii_xdigit_value(h[2 * i + 1]));
+}
+
+static void test_ss_key(void)
+{
+	struct anser_ss_key k;
+	uint8_t want[32];
+
+	/* EVP_BytesToKey(MD5): MD5("foobar"), then MD5(D1 || "foobar") */
+	g_assert_cmpint(anser_ss_key_init(&k, ANSER_CIPHER_AES_128_GCM, "foobar"), ==, 0);
+	hex("3858f62230ac3c915f300c664312c63f", want, 16);
+	g_assert_cmpuint(k.key_len, ==, 16);
+	g_assert_cmpuint(k.salt_len, ==, 16);
+	g_assert_cmpmem(k.key, 16, want, 16);
+	g_assert_cmpint(anser_ss_key_init(&k, ANSER_CIPHER_CHACHA20_POLY1305, "foobar"), ==, 0);
+	hex("3858f62230ac3c915f300c664312c63f568378529614d22ddb49237d2f60bfdf", want, 32);
+	g_assert_cmpmem(k.key, 32, want, 32);
+	g_assert_cmpint(anser_ss_key_init(&k, ANSER_CIPHER_2022_AES_128_GCM, "x"), ==,
+			-EPROTONOSUPPORT);
+}
+
+static void test_ss_chunks(void)
+{
+	static const enum anser_cipher ciphers[] = { ANSER_CIPHER_AES_128_GCM,
+						     ANSER_CIPHER_AES_256_GCM,
+						     ANSER_CIPHER_CHACHA20_POLY1305 };
+	for (size_t c = 0; c < G_N_ELEMENTS(ciphers); c++) {
+		struct anser_ss_key k;
+		struct anser_ss_aead enc, dec;
+		uint8_t salt[32] = { 7 }, p[SS_MAX_PAYLOAD], out[SS_MAX_PAYLOAD + 64],
+			back[SS_MAX_PAYLOAD];
+		for (size_t i = 0; i < sizeof(p); i++)
+			p[i] = (uint8_t)(i * 31);
+		g_assert_cmpint(anser_ss_key_init(&k, ciphers[c], "pw"), ==, 0);
+		g_assert_cmpint(anser_ss_aead_init(&enc, &k, salt), ==, 0);
+		g_assert_cmpint(anser_ss_aead_init(&dec, &k, salt), ==, 0);
+		for (size_t n = 1; n <= SS_MAX_PAYLOAD; n = n * 3 + 1) {
+			ssize_t cl = anser_ss_seal_chunk(&enc, p, n, out);
+			g_assert_cmpint(cl, ==, (ssize_t)(n + 34));
+			g_assert_cmpint(anser_ss_open_len(&dec, out), ==, (int)n);
+			g_assert_cmpint(anser_ss_open_payload(&dec, out + SS_LEN_HDR, n, back), ==,
+					0);
+			g_assert_cmpmem(back, n, p, n);
+		}
+		g_assert_cmpint(anser_ss_seal_chunk(&enc, p, 0, out), ==, -EINVAL);
+		g_assert_cmpint(anser_ss_seal_chunk(&enc, p, SS_MAX_PAYLOAD + 1, out), ==, -EINVAL);
+		/* a flipped bit anywhere is refused */
+		ssize_t cl = anser_ss_seal_chunk(&enc, p, 100, out);
+		g_assert_cmpint(cl, >, 0);
+		struct anser_ss_aead d2 = dec;
+		out[1] ^= 1;
+		g_assert_cmpint(anser_ss_open_len(&d2, out), ==, -EBADMSG);
+		out[1] ^= 1;
+		g_assert_cmpint(anser_ss_open_len(&dec, out), ==, 100);
+		out[SS_LEN_HDR + 50] ^= 0x80;
+		g_assert_cmpint(anser_ss_open_payload(&dec, out + SS_LEN_HDR, 100, back), ==,
+				-EBADMSG);
+		anser_ss_aead_fini(&enc);
+		anser_ss_aead_fini(&dec);
+	}
+}
+
+static void test_ss_udp(void)
+{
+	struct anser_ss_key k;
+	struct sockaddr_in6 dst = { .sin6_family = AF_INET6, .sin6_port = htons(53) };
+	uint8_t out[2048], *payload;
+	struct anser_socks5_addr src;
+
+	inet_pton(AF_INET6, "fd77::3", &dst.sin6_addr);
+	g_assert_cmpint(anser_ss_key_init(&k, ANSER_CIPHER_AES_256_GCM, "pw"), ==, 0);
+	ssize_t n = anser_ss_udp_seal(&k, (struct sockaddr *)&dst, (const uint8_t *)"hello", 5, out,
+				      sizeof(out));
+	g_assert_cmpint(n, ==, 32 + 19 + 5 + 16);
+	uint8_t copy[2048];
+	memcpy(copy, out, (size_t)n);
+	ssize_t pl = anser_ss_udp_open(&k, out, (size_t)n, &payload, &src);
+	g_assert_cmpint(pl, ==, 5);
+	g_assert_cmpmem(payload, 5, "hello", 5);
+	g_assert_cmpint(src.atyp, ==, SOCKS5_ATYP_IPV6);
+	g_assert_cmpuint(src.port, ==, 53);
+	/* no room, forged, cut, too short */
+	g_assert_cmpint(anser_ss_udp_seal(&k, (struct sockaddr *)&dst, out, 2000, out, 2048), ==,
+			-ENOBUFS);
+	copy[40] ^= 4;
+	g_assert_cmpint(anser_ss_udp_open(&k, copy, (size_t)n, &payload, &src), ==, -EBADMSG);
+	g_assert_cmpint(anser_ss_udp_open(&k, copy, 40, &payload, &src), <, 0);
+	g_assert_cmpint(anser_ss_udp_open(&k, copy, 48, &payload, &src), ==, -EPROTO);
+	/* another key cannot open it */
+	struct anser_ss_key k2;
+	g_assert_cmpint(anser_ss_key_init(&k2, ANSER_CIPHER_AES_256_GCM, "pw2"), ==, 0);
+	n = anser_ss_udp_seal(&k, (struct sockaddr *)&dst, (const uint8_t *)"x", 1, out,
+			      sizeof(out));
+	g_assert_cmpint(anser_ss_udp_open(&k2, out, (size_t)n, &payload, &src), ==, -EBADMSG);
+}
+
+/* Reads from st until want bytes arrived, with reads of at most `step`
+ * bytes (so plaintext has to wait in the stream). */
+static void read_all(struct anser_stream *st, uint8_t *buf, size_t want, size_t step)
+{
+	size_t got = 0;
+	while (got < want) {
+		size_t n = want - got < step ? want - got : step;
+		ssize_t r = anser_stream_read(st, buf + got, n);
+		if (r == -EAGAIN) {
+			g_usleep(100);
+			continue;
+		}
+		g_assert_cmpint(r, >, 0);
+		got += (size_t)r;
+	}
+}
+
+static void test_ss_stream(void)
+{
+	int sv[2];
+	struct anser_ss_key k;
+	struct anser_stream *a, *b;
+	struct sockaddr_in dst = { .sin_family = AF_INET, .sin_port = htons(8080) };
+	struct sockaddr_in back_dst = { .sin_family = AF_INET, .sin_port = htons(1) };
+	size_t big = 300 * 1024;
+	uint8_t *data = g_malloc(big), *got = g_malloc(big);
+
+	for (size_t i = 0; i < big; i++)
+		data[i] = (uint8_t)(i ^ (i >> 8));
+	inet_pton(AF_INET, "10.77.0.3", &dst.sin_addr);
+	g_assert_cmpint(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), ==, 0);
+	g_assert_cmpint(anser_ss_key_init(&k, ANSER_CIPHER_AES_128_GCM, "pw"), ==, 0);
+	/* two client streams face each other: each reads the other's salt,
+	 * address chunk and data */
+	g_assert_cmpint(anser_ss_stream_new(&k, sv[0], (struct sockaddr *)&dst, &a), ==, 0);
+	g_assert_cmpint(anser_ss_stream_new(&k, sv[1], (struct sockaddr *)&back_dst, &b), ==, 0);
+	g_assert_true(anser_stream_pending(a));
+	g_assert_false(anser_stream_readable(b));
+
+	size_t sent = 0;
+	uint8_t addr[7];
+	size_t got_n = 0;
+	bool addr_read = false;
+	while (got_n < big) {
+		if (sent < big) {
+			ssize_t w = anser_stream_write(a, data + sent, big - sent);
+			g_assert_true(w > 0 || w == -EAGAIN);
+			if (w > 0)
+				sent += (size_t)w;
+		} else {
+			int f = anser_stream_flush(a);
+			g_assert_true(f == 0 || f == -EAGAIN);
+		}
+		if (!addr_read) {
+			ssize_t r = anser_stream_read(b, addr, sizeof(addr));
+			if (r == -EAGAIN)
+				continue;
+			g_assert_cmpint(r, ==, 7);
+			g_assert_cmpmem(addr, 7, "\x01\x0a\x4d\x00\x03\x1f\x90", 7);
+			addr_read = true;
+			continue;
+		}
+		/* odd small reads: chunks must wait in the stream's spill */
+		ssize_t r =
+			anser_stream_read(b, got + got_n, big - got_n < 1000 ? big - got_n : 1000);
+		if (r == -EAGAIN)
+			continue;
+		g_assert_cmpint(r, >, 0);
+		got_n += (size_t)r;
+	}
+	g_assert_cmpmem(got, big, data, big);
+
+	/* the other way, then a clean end */
+	g_assert_cmpint(anser_stream_write(b, (const uint8_t *)"pong", 4), ==, 4);
+	while (anser_stream_flush(b) == -EAGAIN)
+		;
+	read_all(a, addr, 7, 7);
+	read_all(a, got, 4, 3);
+	g_assert_cmpmem(got, 4, "pong", 4);
+	shutdown(sv[1], SHUT_WR);
+	g_assert_cmpint(anser_stream_read(a, got, 10), ==, 0);
+	anser_stream_free(a);
+	anser_stream_free(b);
+
+	/* a stream cut inside a chunk, and garbage */
+	g_assert_cmpint(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), ==, 0);
+	g_assert_cmpint(anser_ss_stream_new(&k, sv[0], (struct sockaddr *)&dst, &a), ==, 0);
+	g_assert_cmpint(write(sv[1], data, 16 + 10), ==, 26);
+	shutdown(sv[1], SHUT_WR);
+	g_assert_cmpint(anser_stream_read(a, got, 100), ==, -EPROTO);
+	anser_stream_free(a);
+	close(sv[1]);
+	g_assert_cmpint(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), ==, 0);
+	g_assert_cmpint(anser_ss_stream_new(&k, sv[0], (struct sockaddr *)&dst, &a), ==, 0);
+	g_assert_cmpint(write(sv[1], data, 16 + 18), ==, 34);
+	g_assert_cmpint(anser_stream_read(a, got, 100), ==, -EBADMSG);
+	anser_stream_free(a);
+	close(sv[1]);
+	g_free(data);
+	g_free(got);
+}
+
+static void test_http(void)
+{
+	char buf[1024];
+	struct sockaddr_in6 d6 = { .sin6_family = AF_INET6, .sin6_port = htons(443) };
+	inet_pton(AF_INET6, "fd77::3", &d6.sin6_addr);
+	ssize_t n =
+		anser_http_connect_request(buf, sizeof(buf), (struct sockaddr *)&d6, NULL, NULL);
+	g_assert_cmpint(n, >, 0);
+	g_assert_cmpstr(buf, ==, "CONNECT [fd77::3]:443 HTTP/1.1\r\nHost: [fd77::3]:443\r\n\r\n");
+	struct sockaddr_in d4 = { .sin_family = AF_INET, .sin_port = htons(80) };
+	inet_pton(AF_INET, "10.0.0.1", &d4.sin_addr);
+	n = anser_http_connect_request(buf, sizeof(buf), (struct sockaddr *)&d4, "alice", "s:x");
+	g_assert_cmpstr(buf, ==,
+			"CONNECT 10.0.0.1:80 HTTP/1.1\r\nHost: 10.0.0.1:80\r\n"
+			"Proxy-Authorization: Basic YWxpY2U6czp4\r\n\r\n");
+	g_assert_cmpint(anser_http_connect_request(buf, 20, (struct sockaddr *)&d4, NULL, NULL), ==,
+			-ENOBUFS);
+
+	static const struct {
+		const char *in;
+		int r, status;
+	} cases[] = {
+		{ "HTTP/1.1 200 Connection established\r\n\r\n", 39, 200 },
+		{ "HTTP/1.0 200 OK\r\nProxy-agent: x\r\n\r\nDATA", 35, 200 },
+		{ "HTTP/1.1 204\n\n", 14, 204 },
+		{ "HTTP/1.1 200 OK\r\n", -EAGAIN, 0 },
+		{ "HTTP/1.", -EAGAIN, 0 },
+		{ "HTT", -EAGAIN, 0 },
+		{ "HTTP/1.1 407 Proxy Auth\r\n\r\n", -EACCES, 407 },
+		{ "HTTP/1.1 502 Bad Gateway\r\n\r\n", -EHOSTUNREACH, 502 },
+		{ "HTTP/1.1 500 x\r\n\r\n", -ECONNREFUSED, 500 },
+		{ "HTTP/2 200\r\n\r\n", -EPROTO, 0 },
+		{ "SSH-2.0-OpenSSH\r\n", -EPROTO, 0 },
+		{ "HTTP/1.1 2x0 OK\r\n\r\n", -EPROTO, 0 },
+		{ "HTTP/1.1 2000 OK\r\n\r\n", -EPROTO, 0 },
+	};
+	for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
+		int st = -1;
+		int r = anser_http_parse_response((const uint8_t *)cases[i].in, strlen(cases[i].in),
+						  &st);
+		if (r != cases[i].r || st != cases[i].status)
+			g_error("'%s': got %d/%d, want %d/%d", cases[i].in, r, st, cases[i].r,
+				cases[i].status);
+	}
+	/* an endless head */
+	g_autofree char *huge = g_strnfill(HTTP_MAX_HEAD + 10, 'a');
+	memcpy(huge, "HTTP/1.1 200 OK\r\n", 17);
+	int st;
+	g_assert_cmpint(anser_http_parse_response((const uint8_t *)huge, strlen(huge), &st), ==,
+			-EPROTO);
+}
+
+int main(int argc, char **argv)
+{
+	g_test_init(&argc, &argv, NULL);
+	g_test_add_func("/ss/key", test_ss_key);
+	g_test_add_func("/ss/chunks", test_ss_chunks);
+	g_test_add_func("/ss/udp", test_ss_udp);
+	g_test_add_func("/ss/stream", test_ss_stream);
+	g_test_add_func("/http/connect", test_http);
+	return g_test_run();
+}
