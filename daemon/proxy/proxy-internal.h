@@ -70,6 +70,7 @@ struct worker {
 	struct sess *dead;
 	struct udp_sess *udp_table[UDP_BUCKETS]; /* see udp.c */
 	uint8_t *udp_buf;			 /* one datagram plus header room */
+	uint8_t *udp_seal_buf;			 /* a datagram sealed for a node */
 };
 
 struct anser_proxy {

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 /* UDP: full-cone NAT sessions keyed by (app source, generation, outbound).
  * Each datagram's destination comes from its mark, so one app socket can
- * talk to many remotes through one session (one SOCKS5 UDP ASSOCIATE). */
+ * talk to many remotes through one session: one SOCKS5 UDP ASSOCIATE, or
+ * one socket to a shadowsocks node (each datagram carries its address). */
 #include "proxy-internal.h"
 
 #include <errno.h>
@@ -14,6 +15,7 @@
 #include <unistd.h>
 
 #include "../outbound/outbound.h"
+#include "../outbound/shadowsocks.h"
 #include "../outbound/socks5.h"
 #include "../util/log.h"
 
@@ -47,12 +49,22 @@ struct pending {
 	uint8_t data[];
 };
 
+enum udp_kind {
+	UDP_DIRECT,
+	UDP_SOCKS5,
+	UDP_SS,
+};
+
 struct udp_sess {
 	struct sess s;
 	struct udp_sess *hnext;
 	int fam; /* 0: 127.0.0.1 listener, 1: ::1 */
+	enum udp_kind kind;
+	struct anser_ss_key ss; /* UDP_SS */
+	uint8_t *seal_buf;	/* UDP_SS: the worker's buffer for sealed datagrams */
 	struct anser_dial *dial;
-	int out_fd; /* direct: unconnected dual-stack socket; SOCKS5: connected to the relay */
+	int out_fd; /* direct: unconnected dual-stack socket; SOCKS5: connected to the relay;
+		       shadowsocks: connected to the node */
 	int ctl_fd; /* SOCKS5 control connection; its end is the session's end */
 	struct handler out_h, ctl_h;
 	uint32_t out_ev, ctl_ev;
@@ -179,6 +191,7 @@ static void udp_close(struct worker *w, struct sess *s, bool reset)
 	for (size_t i = 0; i < u->n_queue; i++)
 		free(u->queue[i]);
 	u->n_queue = 0;
+	explicit_bzero(&u->ss, sizeof(u->ss));
 }
 
 static void udp_timeout(struct worker *w, struct sess *s)
@@ -217,13 +230,22 @@ static void send_out(struct udp_sess *u, const struct sockaddr_storage *dst, con
 {
 	ssize_t n;
 
-	if (!u->s.gen) {
+	if (u->kind == UDP_DIRECT) {
 		/* Direct: the out socket is AF_INET6 dual-stack. */
 		struct ep e;
 		struct sockaddr_storage to;
 		ep_from(dst, &e);
 		ep_to(&e, AF_INET6, &to);
 		n = sendto(u->out_fd, data, len, 0, (struct sockaddr *)&to, sa_len(&to));
+	} else if (u->kind == UDP_SS) {
+		ssize_t sl = anser_ss_udp_seal(&u->ss, (const struct sockaddr *)dst, data, len,
+					       u->seal_buf, UDP_MAX);
+		if (sl < 0) {
+			log_debug_errno((int)sl, "UDP datagram of %s too big for %s, dropping: %m",
+					u->s.flow.pname, u->s.node_name);
+			return;
+		}
+		n = send(u->out_fd, u->seal_buf, (size_t)sl, 0);
 	} else {
 		uint8_t hdr[SOCKS5_UDP_HDR_MAX];
 		ssize_t hl =
@@ -333,11 +355,23 @@ static void udp_on_out(struct worker *w, struct handler *h, uint32_t events)
 				return;
 			continue;
 		}
-		if (!u->s.gen) {
+		if (u->kind == UDP_DIRECT) {
 			deliver(w, u, &from, buf, (size_t)n);
 			continue;
 		}
 		struct anser_socks5_addr src;
+		if (u->kind == UDP_SS) {
+			uint8_t *payload;
+			ssize_t pl = anser_ss_udp_open(&u->ss, buf, (size_t)n, &payload, &src);
+			if (pl < 0 || src.atyp == SOCKS5_ATYP_DOMAIN) {
+				log_debug("Dropping a datagram from shadowsocks node %s that does "
+					  "not open",
+					  u->s.node_name);
+				continue;
+			}
+			deliver(w, u, &src.sa, payload, (size_t)pl);
+			continue;
+		}
 		int hl = anser_socks5_udp_parse(buf, (size_t)n, &src);
 		if (hl < 0 || src.atyp == SOCKS5_ATYP_DOMAIN) {
 			log_debug("Dropping a malformed datagram from SOCKS5 node %s",
@@ -410,6 +444,26 @@ static void udp_on_ctl(struct worker *w, struct handler *h, uint32_t events)
 	}
 }
 
+/* A shadowsocks session: the node's key and a socket connected to it. */
+static int udp_ss_open(struct worker *w, struct udp_sess *u, const struct anser_node *nd,
+		       const struct sockaddr *node_addr, uint32_t mark)
+{
+	int r = anser_ss_key_init(&u->ss, (enum anser_cipher)nd->cipher, nd->pass);
+	if (r < 0)
+		return r;
+	u->seal_buf = w->udp_seal_buf;
+	u->out_fd = socket(node_addr->sa_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (u->out_fd < 0)
+		return -errno;
+	if (mark && setsockopt(u->out_fd, SOL_SOCKET, SO_MARK, &mark, sizeof(mark)) < 0)
+		return -errno;
+	socklen_t sl = node_addr->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+							: sizeof(struct sockaddr_in);
+	if (connect(u->out_fd, node_addr, sl) < 0)
+		return -errno;
+	return epoll_set(w, u->out_fd, &u->out_h, &u->out_ev, EPOLLIN);
+}
+
 static struct udp_sess *udp_new(struct worker *w, int fam, const struct sockaddr_storage *app,
 				const struct anser_flow *flow)
 {
@@ -435,7 +489,13 @@ static struct udp_sess *udp_new(struct worker *w, int fam, const struct sockaddr
 	*pp = u;
 
 	int r;
-	if (!gen) {
+	const struct anser_node *nd = gen ? &gen->gen->cfg->nodes[node] : NULL;
+	u->kind = !nd ? UDP_DIRECT : nd->proto == ANSER_NODE_SS ? UDP_SS : UDP_SOCKS5;
+	if (u->kind == UDP_SS) {
+		r = udp_ss_open(w, u, nd, (struct sockaddr *)&gen->node_addr[node],
+				proxy_mark(gen, flow));
+		touch(w, u);
+	} else if (!gen) {
 		int zero = 0;
 		u->out_fd = socket(AF_INET6, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 		if (u->out_fd < 0 ||
@@ -558,7 +618,8 @@ void udp_on_listener(struct worker *w, struct handler *h, uint32_t events)
 int udp_worker_init(struct worker *w)
 {
 	w->udp_buf = malloc(UDP_MAX + 1);
-	if (!w->udp_buf)
+	w->udp_seal_buf = malloc(UDP_MAX);
+	if (!w->udp_buf || !w->udp_seal_buf)
 		return -ENOMEM;
 	for (int f = 0; f < 2; f++) {
 		if (w->udp_fd[f] < 0)
@@ -574,5 +635,6 @@ int udp_worker_init(struct worker *w)
 void udp_worker_fini(struct worker *w)
 {
 	free(w->udp_buf);
-	w->udp_buf = NULL;
+	free(w->udp_seal_buf);
+	w->udp_buf = w->udp_seal_buf = NULL;
 }

@@ -76,6 +76,25 @@ def check_tcp(env, via=(P4, P6)):
            "hash via the node %s != direct %s" % (a.stdout, b.stdout))
 
 
+def check_udp(env, via=(P4, P6)):
+    """Datagrams of appA reach v4 and v6 servers through the node and the
+    replies come back from the server's address (sendto/recvfrom and a
+    connect()ed socket); appB's go direct."""
+    for server, node_addr, host_addr in ((S4, via[0], H4), (S6, via[1], H6)):
+        shown = server if ":" not in server else "[%s]" % server
+        for mode in ("udp", "udpc"):
+            a = env.app("appA", mode, server, WEB, "hello")
+            expect(a.returncode == 0, "appA UDP (%s) to %s got no reply: %s"
+                   % (mode, server, a.stdout))
+            expect("reply=ECHO %s hello" % node_addr in a.stdout,
+                   "appA UDP should reach %s via the node (%s): %s"
+                   % (server, node_addr, a.stdout))
+            expect("from=%s" % shown in a.stdout,
+                   "the reply's source should be the server: " + a.stdout)
+        b = env.app("appB", "udp", server, WEB, "hi")
+        expect("reply=ECHO %s hi" % host_addr in b.stdout, "appB UDP goes direct: " + b.stdout)
+
+
 def ss_case(method, form="sip002"):
     def t(env):
         start(env, None)
@@ -88,6 +107,7 @@ def ss_case(method, form="sip002"):
             link = "ss://%s#ss" % body.decode()
         run_anserd(env, link)
         check_tcp(env)
+        check_udp(env)
     return t
 
 
