@@ -668,10 +668,39 @@ static int ss_plugin(struct cfg_diag_sink *s, const struct url *u, size_t off, c
 
 /* ---------------------------------------------------------- the schemes */
 
+/* https:// takes the TLS options: sni (peer), alpn, allowInsecure. */
+static int https_opts(struct cfg_diag_sink *s, const struct url *u, struct anser_node *n)
+{
+	struct opts o = { 0 };
+	int r = parse_query(s, u, &o);
+
+	for (size_t i = 0; r == 0 && i < o.n; i++) {
+		static const char *const known[] = { "sni",
+						     "peer",
+						     "alpn",
+						     "allowInsecure",
+						     "allow_insecure",
+						     "insecure",
+						     "skip-cert-verify" };
+		bool ok = false;
+		for (size_t k = 0; k < G_N_ELEMENTS(known); k++)
+			ok |= g_ascii_strcasecmp(o.key[i], known[k]) == 0;
+		if (!ok)
+			r = unsupported(s, u, o.off[i], "option", o.key[i],
+					"a https link takes sni, alpn and allowInsecure");
+	}
+	if (r == 0)
+		r = transport_opts(s, u, &o, n, true);
+	opts_clear(&o);
+	return r;
+}
+
 static int link_plain(struct cfg_diag_sink *s, const struct url *u, struct anser_node *n,
 		      const char *scheme)
 {
-	if (u->has_query) {
+	if (n->tls && u->has_query && https_opts(s, u, n) < 0)
+		return -EINVAL;
+	if (u->has_query && !n->tls) {
 		char *msg = g_strdup_printf("options in a %s link are not supported:", scheme);
 		int r = bad(s, upos(u, u->query - 1), msg, u->text + u->query - 1, u->query_len + 1,
 			    "remove the '?...' part");

@@ -2,28 +2,32 @@
 /* The dial state machine. Every step is non-blocking; the relay loop
  * calls anser_dial_step() on readiness.
  *   socks5:      connect -> greeting -> method [-> auth] -> request -> reply
- *   http:        connect -> CONNECT request -> response head
+ *   http(s):     connect [-> tls] -> CONNECT request -> response head
  *   shadowsocks: connect -> ready (the salt and address go out with the
- *                stream's first bytes) */
+ *                stream's first bytes)
+ *   trojan:      connect -> tls -> ready (the header goes out with the
+ *                first bytes) */
 #include "outbound.h"
 
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <unistd.h>
-
-#include <gnutls/gnutls.h>
 
 #include "../util/log.h"
 #include "http.h"
 #include "shadowsocks.h"
 #include "socks5.h"
+#include "tls.h"
+#include "trojan.h"
 
 enum dial_state {
 	ST_CONNECTING,
+	ST_TLS,
 	ST_SEND,
 	ST_RECV_METHOD,
 	ST_RECV_AUTH,
@@ -43,8 +47,12 @@ struct anser_dial {
 	uint32_t mark; /* SO_MARK of its sockets, 0: none */
 	uint8_t rep;
 	int http_status;
+	bool tls_failed;
+	char tls_why[160];
 	bool offered_userpass;
-	struct anser_stream *stream; /* shadowsocks */
+	/* The stack the bytes go through once connected (TLS, then the
+	 * protocol's stream); NULL: the bare socket. */
+	struct anser_stream *stream;
 	struct sockaddr_storage node_addr;
 	struct sockaddr_storage dst;
 	uint8_t out[1536];
@@ -92,9 +100,9 @@ int anser_dial_new(const struct anser_node *node, const struct sockaddr *node_ad
 		return -EINVAL;
 	if (node) {
 		bool ok = node->proto == ANSER_NODE_SOCKS5 ||
-			  (cmd == ANSER_DIAL_CONNECT && node->proto == ANSER_NODE_HTTP &&
-			   !node->tls) ||
-			  (cmd == ANSER_DIAL_CONNECT && node->proto == ANSER_NODE_SS);
+			  (cmd == ANSER_DIAL_CONNECT && node->net == ANSER_NET_TCP &&
+			   (node->proto == ANSER_NODE_HTTP || node->proto == ANSER_NODE_SS ||
+			    node->proto == ANSER_NODE_TROJAN));
 		if (!ok)
 			return -EPROTONOSUPPORT;
 	}
@@ -138,6 +146,8 @@ int anser_dial_fd(const struct anser_dial *d)
 uint32_t anser_dial_events(const struct anser_dial *d)
 {
 	switch (d->state) {
+	case ST_TLS:
+		return anser_tls_events(d->stream);
 	case ST_CONNECTING:
 	case ST_SEND:
 		return EPOLLOUT;
@@ -316,33 +326,102 @@ static int parse_in(struct anser_dial *d)
 	}
 }
 
-/* After the TCP connect, for the protocols other than socks5. */
+static bool needs_tls(const struct anser_node *n)
+{
+	return n->tls || n->proto == ANSER_NODE_TROJAN;
+}
+
+/* Once connected (and TLS is up where the node uses it). */
 static int start_protocol(struct anser_dial *d)
 {
 	const struct anser_node *n = d->node;
+	struct sockaddr *dst = (struct sockaddr *)&d->dst;
+	int r;
 
-	if (n->proto == ANSER_NODE_HTTP) {
-		ssize_t len =
-			anser_http_connect_request((char *)d->out, sizeof(d->out),
-						   (struct sockaddr *)&d->dst, n->user, n->pass);
+	switch (n->proto) {
+	case ANSER_NODE_SOCKS5: {
+		d->offered_userpass = n->user && n->pass;
+		ssize_t len = anser_socks5_greeting(d->out, sizeof(d->out), d->offered_userpass);
+		if (len < 0)
+			return (int)len;
+		queue_send(d, (size_t)len, ST_RECV_METHOD, "greeting");
+		return 0;
+	}
+	case ANSER_NODE_HTTP: {
+		ssize_t len = anser_http_connect_request((char *)d->out, sizeof(d->out), dst,
+							 n->user, n->pass);
 		if (len < 0)
 			return (int)len;
 		queue_send(d, (size_t)len, ST_RECV_HTTP, "request");
 		return 0;
 	}
-	/* shadowsocks */
-	struct anser_ss_key key;
-	d->stage = "cipher";
-	int r = anser_ss_key_init(&key, (enum anser_cipher)n->cipher, n->pass);
-	if (r < 0)
-		return r;
-	r = anser_ss_stream_new(&key, d->fd, (struct sockaddr *)&d->dst, &d->stream);
-	gnutls_memset(&key, 0, sizeof(key));
+	case ANSER_NODE_SS: {
+		struct anser_ss_key key;
+		d->stage = "cipher";
+		r = anser_ss_key_init(&key, (enum anser_cipher)n->cipher, n->pass);
+		if (r == 0)
+			r = anser_ss_stream_new(&key, d->fd, dst, &d->stream);
+		explicit_bzero(&key, sizeof(key));
+		break;
+	}
+	case ANSER_NODE_TROJAN: {
+		struct anser_stream *st;
+		r = anser_trojan_stream_new(d->stream, n->pass, TROJAN_CMD_CONNECT, dst, &st);
+		if (r == 0)
+			d->stream = st;
+		break;
+	}
+	default:
+		r = -EPROTONOSUPPORT;
+	}
 	if (r < 0)
 		return r;
 	d->state = ST_READY;
 	d->stage = "ready";
 	return 0;
+}
+
+/* The TCP connection is up: TLS first where the node uses it. */
+static int after_connect(struct anser_dial *d)
+{
+	const struct anser_node *n = d->node;
+
+	if (!n) {
+		d->state = ST_READY;
+		d->stage = "ready";
+		return 0;
+	}
+	if (!needs_tls(n))
+		return start_protocol(d);
+	int r = anser_tls_stream_new(d->fd, n->sni ? n->sni : n->host, n->alpn, n->allow_insecure,
+				     &d->stream);
+	if (r < 0)
+		return r;
+	d->state = ST_TLS;
+	d->stage = "tls";
+	return 0;
+}
+
+/* Handshake bytes go through the stream once there is one (TLS). */
+static ssize_t dial_send(struct anser_dial *d, const uint8_t *buf, size_t len)
+{
+	if (d->stream)
+		return anser_stream_write(d->stream, buf, len);
+	ssize_t n = send(d->fd, buf, len, MSG_NOSIGNAL);
+	return n < 0 ? -errno : n;
+}
+
+static ssize_t dial_recv(struct anser_dial *d, uint8_t *buf, size_t len)
+{
+	if (d->stream)
+		return anser_stream_read(d->stream, buf, len);
+	ssize_t n = recv(d->fd, buf, len, 0);
+	return n < 0 ? -errno : n;
+}
+
+const char *anser_dial_tls_error(const struct anser_dial *d)
+{
+	return d->tls_failed ? d->tls_why : NULL;
 }
 
 static int step(struct anser_dial *d)
@@ -360,35 +439,43 @@ static int step(struct anser_dial *d)
 			socklen_t pl = sizeof(peer);
 			if (getpeername(d->fd, (struct sockaddr *)&peer, &pl) < 0)
 				return errno == ENOTCONN ? -EAGAIN : -errno;
-			if (!d->node) {
-				d->state = ST_READY;
-				d->stage = "ready";
-				return 0;
+			int r = after_connect(d);
+			if (r < 0 || d->state == ST_READY)
+				return r;
+			break;
+		}
+		case ST_TLS: {
+			int r = anser_tls_handshake(d->stream);
+			if (r < 0) {
+				if (r != -EAGAIN) {
+					d->tls_failed = true;
+					snprintf(d->tls_why, sizeof(d->tls_why), "%s",
+						 anser_tls_error(d->stream));
+				}
+				return r;
 			}
-			if (d->node->proto != ANSER_NODE_SOCKS5) {
-				int r = start_protocol(d);
-				if (r < 0 || d->state == ST_READY)
-					return r;
-				break;
-			}
-			d->offered_userpass = d->node->user && d->node->pass;
-			ssize_t n =
-				anser_socks5_greeting(d->out, sizeof(d->out), d->offered_userpass);
-			if (n < 0)
-				return (int)n;
-			queue_send(d, (size_t)n, ST_RECV_METHOD, "greeting");
+			r = start_protocol(d);
+			if (r < 0 || d->state == ST_READY)
+				return r;
 			break;
 		}
 		case ST_SEND: {
-			ssize_t n = send(d->fd, d->out + d->out_off, d->out_len - d->out_off,
-					 MSG_NOSIGNAL);
-			if (n < 0 && errno == EINTR)
-				break;
-			if (n < 0)
-				return errno == EAGAIN ? -EAGAIN : -errno;
-			d->out_off += (size_t)n;
-			if (d->out_off < d->out_len)
-				break;
+			if (d->out_off < d->out_len) {
+				ssize_t n =
+					dial_send(d, d->out + d->out_off, d->out_len - d->out_off);
+				if (n == -EINTR)
+					break;
+				if (n < 0)
+					return (int)n;
+				d->out_off += (size_t)n;
+				if (d->out_off < d->out_len)
+					break;
+			}
+			if (d->stream) {
+				int r = anser_stream_flush(d->stream);
+				if (r < 0)
+					return r;
+			}
 			d->state = d->after_send;
 			/* A server may have answered early; parse what we hold. */
 			if (d->in_len > 0) {
@@ -404,11 +491,11 @@ static int step(struct anser_dial *d)
 		case ST_RECV_HTTP: {
 			if (d->in_len == sizeof(d->in))
 				return -EPROTO;
-			ssize_t n = recv(d->fd, d->in + d->in_len, sizeof(d->in) - d->in_len, 0);
-			if (n < 0 && errno == EINTR)
+			ssize_t n = dial_recv(d, d->in + d->in_len, sizeof(d->in) - d->in_len);
+			if (n == -EINTR)
 				break;
 			if (n < 0)
-				return errno == EAGAIN ? -EAGAIN : -errno;
+				return (int)n;
 			if (n == 0)
 				return -ECONNRESET;
 			d->in_len += (size_t)n;

@@ -46,13 +46,15 @@ uint32_t anser_dial_events(const struct anser_dial *d);
 /* 0: ready; -EAGAIN: wait for anser_dial_events(); other -errno: failed. */
 int anser_dial_step(struct anser_dial *d);
 /* Stage the dial is in or failed in: "connect", "greeting", "auth",
- * "request", "reply", "udp", "cipher", "ready". */
+ * "request", "reply", "udp", "cipher", "tls", "ready". */
 const char *anser_dial_stage(const struct anser_dial *d);
 /* SOCKS5 REP of a refused request (0 if none). */
 uint8_t anser_dial_socks_reply(const struct anser_dial *d);
 /* Bytes that arrived right after the SOCKS5 reply: the start of the
  * remote's data, to be relayed before anything else. */
 size_t anser_dial_leftover(const struct anser_dial *d, const uint8_t **data);
+/* Why the TLS handshake failed ("certificate not trusted..."), or NULL. */
+const char *anser_dial_tls_error(const struct anser_dial *d);
 /* HTTP status of a refused CONNECT (0 if none). */
 int anser_dial_http_status(const struct anser_dial *d);
 /* The protocol stream of a ready dial (shadowsocks), which owns the fd;

@@ -403,6 +403,7 @@ int anser_ss_stream_new(const struct anser_ss_key *k, int fd, const struct socka
 		return -ENOMEM;
 	s->s.ops = &ss_ops;
 	s->s.fd = -1;
+	s->s.inner = NULL;
 	s->key = *k;
 	s->want = k->salt_len;
 	ssize_t al = anser_socks5_put_addr(addr, sizeof(addr), dst);
@@ -423,14 +424,4 @@ int anser_ss_stream_new(const struct anser_ss_key *k, int fd, const struct socka
 	s->s.fd = fd;
 	*out = &s->s;
 	return 0;
-}
-
-void anser_stream_free(struct anser_stream *s)
-{
-	if (!s)
-		return;
-	int fd = s->fd;
-	s->ops->free(s);
-	if (fd >= 0)
-		close(fd);
 }

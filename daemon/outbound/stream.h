@@ -36,7 +36,8 @@ struct anser_stream_ops {
 
 struct anser_stream {
 	const struct anser_stream_ops *ops;
-	int fd; /* owned: closed by anser_stream_free() */
+	int fd;			    /* the socket at the bottom, for epoll */
+	struct anser_stream *inner; /* the stream this one runs over; NULL: fd */
 };
 
 static inline ssize_t anser_stream_write(struct anser_stream *s, const uint8_t *b, size_t n)
@@ -59,7 +60,15 @@ static inline bool anser_stream_readable(const struct anser_stream *s)
 {
 	return s->ops->readable(s);
 }
-/* Closes the fd too. NULL is fine. */
+/* Frees the streams below it and closes the fd too. NULL is fine. */
 void anser_stream_free(struct anser_stream *s);
+
+/* For layered streams: bytes to and from what is below s (the inner
+ * stream, or the socket), with the stream conventions (-EAGAIN...). */
+ssize_t anser_stream_lower_write(struct anser_stream *s, const uint8_t *buf, size_t len);
+ssize_t anser_stream_lower_read(struct anser_stream *s, uint8_t *buf, size_t len);
+int anser_stream_lower_flush(struct anser_stream *s);
+bool anser_stream_lower_pending(const struct anser_stream *s);
+bool anser_stream_lower_readable(const struct anser_stream *s);
 
 #endif

@@ -235,7 +235,11 @@ static void log_dial_failure(struct tcp_sess *t, int r)
 
 	anser_flow_dst(&t->s.flow, &ss);
 	anser_sockaddr_str(&ss, dst, sizeof(dst));
-	if (status)
+	const char *tls = anser_dial_tls_error(t->dial);
+	if (tls)
+		log_warning("TCP %s (%s) via %s: TLS handshake failed: %s", dst, t->s.flow.pname,
+			    t->s.node_name, tls);
+	else if (status)
 		log_warning("TCP %s (%s): HTTP node %s refused CONNECT with status %d", dst,
 			    t->s.flow.pname, t->s.node_name, status);
 	else if (rep)

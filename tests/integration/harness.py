@@ -11,6 +11,7 @@ Topology (all names carry a per-run id, nothing touches the host's network):
       `-- ns s  10.77.0.3  fd77::3   test web/UDP echo server
 """
 import atexit
+import json
 import os
 import shutil
 import signal
@@ -202,6 +203,50 @@ socks pass {
         os.chmod(conf, 0o644)
         self.spawn("tinyproxy", self.nsexec("p") + [tp, "-d", "-c", conf])
         self.wait_port("p", port)
+
+    def make_cert(self, name="prx.test"):
+        """A self-signed certificate for name, made for this run; (cert, key)."""
+        cert = os.path.join(self.tmp, "cert.pem")
+        key = os.path.join(self.tmp, "key.pem")
+        if not os.path.exists(cert):
+            run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                 "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2", "-subj", "/CN=" + name,
+                 "-addext", "subjectAltName=DNS:" + name, "-keyout", key, "-out", cert])
+            os.chmod(key, 0o644)
+        return cert, key
+
+    def start_trojan(self, password, port=443):
+        """trojan-gfw's server on 10.77.0.2 with a certificate for prx.test."""
+        if not shutil.which("trojan"):
+            raise Skip("trojan not installed")
+        cert, key = self.make_cert()
+        conf = os.path.join(self.tmp, "trojan.json")
+        with open(conf, "w") as f:
+            json.dump({"run_type": "server", "local_addr": P4, "local_port": port,
+                       "remote_addr": "127.0.0.1", "remote_port": 9, "password": [password],
+                       "log_level": 1, "ssl": {"cert": cert, "key": key,
+                                               "alpn": ["http/1.1"]}}, f)
+        self.spawn("trojan", self.nsexec("p") + ["trojan", "-c", conf])
+        self.wait_port("p", port)
+
+    def start_v2ray(self, inbound, name="v2ray"):
+        """v2ray 4.34 with one inbound (TLS settings may name
+        @CERT@/@KEY@) and a freedom outbound; checked with -test first."""
+        if not shutil.which("v2ray"):
+            raise Skip("v2ray not installed")
+        cert, key = self.make_cert()
+        text = json.dumps({"log": {"loglevel": "warning"}, "inbounds": [inbound],
+                           "outbounds": [{"protocol": "freedom"}]})
+        text = text.replace("@CERT@", cert).replace("@KEY@", key)
+        conf = os.path.join(self.tmp, name + ".json")
+        with open(conf, "w") as f:
+            f.write(text)
+        chk = run(["v2ray", "-test", "-config", conf], check=False)
+        if chk.returncode != 0:
+            raise AssertionError("v2ray rejects its test config: " + chk.stdout)
+        self.spawn(name, self.nsexec("p") + ["v2ray", "-config", conf],
+                   env=dict(os.environ, V2RAY_LOCATION_ASSET=self.tmp))
+        self.wait_port("p", inbound["port"])
 
     def wait_port(self, role, port):
         def listening():

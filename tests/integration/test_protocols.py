@@ -150,6 +150,61 @@ def t_http_auth(env):
     check_tcp(env)
 
 
+def t_trojan(env):
+    start(env, None)
+    env.start_trojan(PASSWORD)
+    run_anserd(env, "trojan://%s@%s:443?sni=prx.test&allowInsecure=1#tj" % (PASSWORD, P4))
+    check_tcp(env)
+
+
+def t_trojan_verify(env):
+    """Without allowInsecure the self-signed certificate is refused: the app
+    gets nothing, anserd says why."""
+    start(env, None)
+    env.start_trojan(PASSWORD)
+    run_anserd(env, "trojan://%s@%s:443?sni=prx.test#tj" % (PASSWORD, P4))
+    a = env.app("appA", "tcp", S4, WEB)
+    expect(seen_as(a.stdout) is None, "an untrusted certificate must not pass: " + a.stdout)
+    env.wait_for("the TLS failure in anserd's log",
+                 lambda: "TLS handshake failed" in env.log("anserd"))
+    log = env.log("anserd")
+    expect("not trusted" in log or "issuer" in log or "signer" in log,
+           "the log should say the certificate is not trusted: " + log[-600:])
+
+
+TLS = {"network": "tcp", "security": "tls",
+       "tlsSettings": {"serverName": "prx.test", "alpn": ["http/1.1"],
+                       "certificates": [{"certificateFile": "@CERT@", "keyFile": "@KEY@"}]}}
+
+
+def t_https_connect(env):
+    """HTTP CONNECT over TLS, against v2ray's http inbound with TLS."""
+    start(env, None)
+    env.start_v2ray({"listen": P4, "port": 8443, "protocol": "http", "settings": {},
+                     "streamSettings": TLS})
+    run_anserd(env, "https://%s:8443?sni=prx.test&allowInsecure=1" % P4)
+    check_tcp(env)
+
+
+def t_v2ray_trojan(env):
+    start(env, None)
+    env.start_v2ray({"listen": P4, "port": 443, "protocol": "trojan",
+                     "settings": {"clients": [{"password": PASSWORD}]},
+                     "streamSettings": TLS})
+    run_anserd(env, "trojan://%s@%s:443?sni=prx.test&allowInsecure=1" % (PASSWORD, P4))
+    check_tcp(env)
+
+
+def t_v2ray_ss(env):
+    start(env, None)
+    env.start_v2ray({"listen": P4, "port": 8388, "protocol": "shadowsocks",
+                     "settings": {"method": "aes-128-gcm", "password": PASSWORD,
+                                  "network": "tcp,udp"}})
+    run_anserd(env, "ss://aes-128-gcm:%s@%s:8388" % (PASSWORD, P4))
+    check_tcp(env)
+    check_udp(env)
+
+
 TESTS = {
     "ss_aes_128_gcm": ss_case("aes-128-gcm"),
     "ss_aes_256_gcm": ss_case("aes-256-gcm"),
@@ -158,6 +213,11 @@ TESTS = {
     "ss_wrong_password": t_ss_wrong_password,
     "http_connect": t_http_connect,
     "http_auth": t_http_auth,
+    "https_connect": t_https_connect,
+    "trojan": t_trojan,
+    "trojan_verify": t_trojan_verify,
+    "v2ray_trojan": t_v2ray_trojan,
+    "v2ray_ss": t_v2ray_ss,
 }
 
 if __name__ == "__main__":

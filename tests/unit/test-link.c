@@ -56,6 +56,12 @@ static void test_plain(void)
 	g_assert_cmpstr(n.user, ==, "alice");
 	anser_node_clear(&n);
 
+	n = parse_ok("https://10.0.0.2:8443?sni=prx.test&allowInsecure=1");
+	g_assert_true(n.tls);
+	g_assert_true(n.allow_insecure);
+	g_assert_cmpstr(n.sni, ==, "prx.test");
+	anser_node_clear(&n);
+
 	n = parse_ok("HTTPS://proxy.example.com:443");
 	g_assert_cmpint(n.proto, ==, ANSER_NODE_HTTP);
 	g_assert_true(n.tls);
@@ -207,6 +213,7 @@ static const struct {
 	  "trojan-go encryption 'ss;aes-128-gcm:x' is not supported", "secret" },
 	{ "trojan://secret@h:1?type=ws&path=nope", "invalid WebSocket path 'nope'", "secret" },
 	{ "http://u:secret@h:1?x=1", "options in a http link", "secret" },
+	{ "https://u:secret@h:1?type=ws", "option 'type' is not supported", "secret" },
 	{ "hysteria2://secret@h:1", "node protocol 'hysteria2' is not supported", "secret" },
 	{ "secret@h:1", "not a node link: 'h:1'", "secret" },
 };
