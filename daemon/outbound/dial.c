@@ -5,8 +5,9 @@
  *   http(s):     connect [-> tls] -> CONNECT request -> response head
  *   shadowsocks: connect -> ready (the salt and address go out with the
  *                stream's first bytes)
- *   trojan:      connect -> tls -> ready (the header goes out with the
- *                first bytes) */
+ *   trojan:      connect -> tls [-> websocket] -> ready (the header goes
+ *                out with the first bytes)
+ *   vless:       connect [-> tls] [-> websocket] -> ready (likewise) */
 #include "outbound.h"
 
 #include <errno.h>
@@ -24,10 +25,13 @@
 #include "socks5.h"
 #include "tls.h"
 #include "trojan.h"
+#include "vless.h"
+#include "ws.h"
 
 enum dial_state {
 	ST_CONNECTING,
 	ST_TLS,
+	ST_WS,
 	ST_SEND,
 	ST_RECV_METHOD,
 	ST_RECV_AUTH,
@@ -46,7 +50,7 @@ struct anser_dial {
 	int udp_fd;
 	uint32_t mark; /* SO_MARK of its sockets, 0: none */
 	uint8_t rep;
-	int http_status;
+	int http_status; /* of a refused CONNECT or WebSocket upgrade */
 	bool tls_failed;
 	char tls_why[160];
 	bool offered_userpass;
@@ -100,9 +104,10 @@ int anser_dial_new(const struct anser_node *node, const struct sockaddr *node_ad
 		return -EINVAL;
 	if (node) {
 		bool ok = node->proto == ANSER_NODE_SOCKS5 ||
-			  (cmd == ANSER_DIAL_CONNECT && node->net == ANSER_NET_TCP &&
-			   (node->proto == ANSER_NODE_HTTP || node->proto == ANSER_NODE_SS ||
-			    node->proto == ANSER_NODE_TROJAN));
+			  (cmd == ANSER_DIAL_CONNECT &&
+			   ((node->net == ANSER_NET_TCP &&
+			     (node->proto == ANSER_NODE_HTTP || node->proto == ANSER_NODE_SS)) ||
+			    node->proto == ANSER_NODE_TROJAN || node->proto == ANSER_NODE_VLESS));
 		if (!ok)
 			return -EPROTONOSUPPORT;
 	}
@@ -148,6 +153,8 @@ uint32_t anser_dial_events(const struct anser_dial *d)
 	switch (d->state) {
 	case ST_TLS:
 		return anser_tls_events(d->stream);
+	case ST_WS:
+		return anser_ws_events(d->stream);
 	case ST_CONNECTING:
 	case ST_SEND:
 		return EPOLLOUT;
@@ -366,7 +373,15 @@ static int start_protocol(struct anser_dial *d)
 	}
 	case ANSER_NODE_TROJAN: {
 		struct anser_stream *st;
-		r = anser_trojan_stream_new(d->stream, n->pass, TROJAN_CMD_CONNECT, dst, &st);
+		r = anser_trojan_stream_new(d->fd, d->stream, n->pass, TROJAN_CMD_CONNECT, dst,
+					    &st);
+		if (r == 0)
+			d->stream = st;
+		break;
+	}
+	case ANSER_NODE_VLESS: {
+		struct anser_stream *st;
+		r = anser_vless_stream_new(d->fd, d->stream, n->uuid, dst, &st);
 		if (r == 0)
 			d->stream = st;
 		break;
@@ -381,6 +396,23 @@ static int start_protocol(struct anser_dial *d)
 	return 0;
 }
 
+/* Transport done up to TLS: the WebSocket upgrade where the node uses it. */
+static int after_tls(struct anser_dial *d)
+{
+	const struct anser_node *n = d->node;
+	if (n->net != ANSER_NET_WS)
+		return start_protocol(d);
+	struct anser_stream *st;
+	const char *host = n->ws_host ? n->ws_host : n->sni ? n->sni : n->host;
+	int r = anser_ws_stream_new(d->fd, d->stream, host, n->ws_path, &st);
+	if (r < 0)
+		return r;
+	d->stream = st;
+	d->state = ST_WS;
+	d->stage = "websocket";
+	return 0;
+}
+
 /* The TCP connection is up: TLS first where the node uses it. */
 static int after_connect(struct anser_dial *d)
 {
@@ -392,7 +424,7 @@ static int after_connect(struct anser_dial *d)
 		return 0;
 	}
 	if (!needs_tls(n))
-		return start_protocol(d);
+		return after_tls(d);
 	int r = anser_tls_stream_new(d->fd, n->sni ? n->sni : n->host, n->alpn, n->allow_insecure,
 				     &d->stream);
 	if (r < 0)
@@ -454,6 +486,16 @@ static int step(struct anser_dial *d)
 				}
 				return r;
 			}
+			r = after_tls(d);
+			if (r < 0 || d->state == ST_READY)
+				return r;
+			break;
+		}
+		case ST_WS: {
+			int r = anser_ws_handshake(d->stream, &d->http_status);
+			if (r < 0)
+				return r;
+			d->http_status = 0;
 			r = start_protocol(d);
 			if (r < 0 || d->state == ST_READY)
 				return r;

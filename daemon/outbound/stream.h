@@ -39,6 +39,8 @@ struct anser_stream {
 	int fd;			    /* the socket at the bottom, for epoll */
 	struct anser_stream *inner; /* the stream this one runs over; NULL: fd */
 };
+/* Layered streams are made with (fd, inner): inner may be NULL (then the
+ * stream talks to fd directly); on success the new stream owns both. */
 
 static inline ssize_t anser_stream_write(struct anser_stream *s, const uint8_t *b, size_t n)
 {

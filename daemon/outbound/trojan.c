@@ -107,7 +107,7 @@ static const struct anser_stream_ops trojan_ops = {
 	.free = trojan_free,
 };
 
-int anser_trojan_stream_new(struct anser_stream *inner, const char *password, uint8_t cmd,
+int anser_trojan_stream_new(int fd, struct anser_stream *inner, const char *password, uint8_t cmd,
 			    const struct sockaddr *dst, struct anser_stream **out)
 {
 	struct trojan_stream *t = calloc(1, sizeof(*t));
@@ -120,7 +120,7 @@ int anser_trojan_stream_new(struct anser_stream *inner, const char *password, ui
 	}
 	t->hdr_len = (size_t)hl;
 	t->s.ops = &trojan_ops;
-	t->s.fd = inner->fd;
+	t->s.fd = fd;
 	t->s.inner = inner;
 	*out = &t->s;
 	return 0;

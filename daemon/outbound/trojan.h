@@ -24,9 +24,9 @@
 
 ssize_t anser_trojan_header(uint8_t *buf, size_t len, const char *password, uint8_t cmd,
 			    const struct sockaddr *dst);
-/* A stream over inner (taken on success) that sends the header before
+/* A stream over inner, or over fd when inner is NULL (taken on success) that sends the header before
  * the first bytes (or alone, on flush). */
-int anser_trojan_stream_new(struct anser_stream *inner, const char *password, uint8_t cmd,
+int anser_trojan_stream_new(int fd, struct anser_stream *inner, const char *password, uint8_t cmd,
 			    const struct sockaddr *dst, struct anser_stream **out);
 
 /* UDP framing: one datagram to dst as ATYP ADDR PORT LEN CRLF PAYLOAD. */

@@ -239,6 +239,9 @@ static void log_dial_failure(struct tcp_sess *t, int r)
 	if (tls)
 		log_warning("TCP %s (%s) via %s: TLS handshake failed: %s", dst, t->s.flow.pname,
 			    t->s.node_name, tls);
+	else if (status && strcmp(anser_dial_stage(t->dial), "websocket") == 0)
+		log_warning("TCP %s (%s) via %s: WebSocket upgrade refused with status %d", dst,
+			    t->s.flow.pname, t->s.node_name, status);
 	else if (status)
 		log_warning("TCP %s (%s): HTTP node %s refused CONNECT with status %d", dst,
 			    t->s.flow.pname, t->s.node_name, status);

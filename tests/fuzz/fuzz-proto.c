@@ -4,10 +4,13 @@
  *   0: HTTP CONNECT response head
  *   1: a shadowsocks UDP datagram (fixed key)
  *   2: a shadowsocks TCP stream from the server (through a socket pair)
+ *   3: a WebSocket stream from the server after the upgrade response
+ *   4: trojan UDP frames, 5: a VLESS response header
  * Forged AEAD data never authenticates, so 1 and 2 mostly prove that
  * framing and lengths are checked before anything is trusted. */
 #include <netinet/in.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -15,8 +18,54 @@
 
 #include "daemon/outbound/http.h"
 #include "daemon/outbound/shadowsocks.h"
+#include "daemon/outbound/trojan.h"
+#include "daemon/outbound/vless.h"
+#include "daemon/outbound/ws.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+/* The server's bytes: an upgrade response then frames; read until the
+ * stream ends or fails. Our request goes into the socket pair unread. */
+static void fuzz_ws(const uint8_t *in, size_t n)
+{
+	int sv[2], status;
+	struct anser_stream *st;
+	uint8_t out[1000];
+
+	if (n > 100000 ||
+	    socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) < 0)
+		return;
+	if (anser_ws_stream_new(sv[0], NULL, "h", "/", &st) < 0)
+		abort();
+	/* a good upgrade when the input starts with 'U', else the input is
+	 * the whole response */
+	if (n > 0 && in[0] == 'U') {
+		char head[256];
+		int hl = snprintf(head, sizeof(head),
+				  "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+				  "Sec-WebSocket-Accept: %s\r\n\r\n",
+				  anser_ws_expected_accept(st));
+		if (write(sv[1], head, (size_t)hl) != hl)
+			abort();
+		in++;
+		n--;
+	}
+	if (write(sv[1], in, n) != (ssize_t)n)
+		abort();
+	shutdown(sv[1], SHUT_WR);
+	if (anser_ws_handshake(st, &status) == 0) {
+		for (int i = 0; i < 256; i++) {
+			ssize_t r = anser_stream_read(st, out, sizeof(out));
+			if (r > (ssize_t)sizeof(out))
+				abort();
+			if (r <= 0)
+				break;
+			(void)anser_stream_flush(st); /* pongs */
+		}
+	}
+	anser_stream_free(st);
+	close(sv[1]);
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -33,7 +82,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	const uint8_t *in = data + 1;
 	size_t n = size - 1;
 
-	switch (data[0] % 3) {
+	switch (data[0] % 6) {
 	case 0: {
 		int st;
 		int r = anser_http_parse_response(in, n, &st);
@@ -51,6 +100,30 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (r >= 0 && (payload < buf || payload + r > buf + n))
 			abort();
 		free(buf);
+		break;
+	}
+	case 3:
+		fuzz_ws(in, n);
+		break;
+	case 4: {
+		struct anser_socks5_addr src;
+		const uint8_t *p;
+		size_t pl;
+		while (n > 0) {
+			int r = anser_trojan_udp_parse(in, n, &src, &p, &pl);
+			if (r <= 0)
+				break;
+			if ((size_t)r > n || p + pl > in + n)
+				abort();
+			in += r;
+			n -= (size_t)r;
+		}
+		break;
+	}
+	case 5: {
+		int r = anser_vless_parse_response(in, n);
+		if (r > 0 && (size_t)r > n)
+			abort();
 		break;
 	}
 	default: {

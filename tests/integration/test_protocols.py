@@ -205,6 +205,46 @@ def t_v2ray_ss(env):
     check_udp(env)
 
 
+UUID = "b831381d-6324-4d53-ad4f-8cda48b30811"
+WS = {"network": "ws", "wsSettings": {"path": "/ray"}}
+WS_TLS = dict(TLS, network="ws", wsSettings={"path": "/ray"})
+
+
+def vless_case(stream, query):
+    def t(env):
+        start(env, None)
+        env.start_v2ray({"listen": P4, "port": 443, "protocol": "vless",
+                         "settings": {"clients": [{"id": UUID}], "decryption": "none"},
+                         "streamSettings": stream})
+        run_anserd(env, "vless://%s@%s:443?encryption=none&%s#v" % (UUID, P4, query))
+        check_tcp(env)
+    return t
+
+
+def t_v2ray_trojan_ws(env):
+    start(env, None)
+    env.start_v2ray({"listen": P4, "port": 443, "protocol": "trojan",
+                     "settings": {"clients": [{"password": PASSWORD}]},
+                     "streamSettings": WS_TLS})
+    run_anserd(env, "trojan://%s@%s:443?sni=prx.test&allowInsecure=1&type=ws&path=%%2Fray"
+               % (PASSWORD, P4))
+    check_tcp(env)
+
+
+def t_ws_wrong_path(env):
+    """A WebSocket path the server does not serve: the upgrade is refused
+    and anserd says so."""
+    start(env, None)
+    env.start_v2ray({"listen": P4, "port": 443, "protocol": "vless",
+                     "settings": {"clients": [{"id": UUID}], "decryption": "none"},
+                     "streamSettings": WS})
+    run_anserd(env, "vless://%s@%s:443?type=ws&path=%%2Fnope" % (UUID, P4))
+    a = env.app("appA", "tcp", S4, WEB)
+    expect(seen_as(a.stdout) is None, "a refused upgrade must not pass: " + a.stdout)
+    env.wait_for("the refusal in anserd's log",
+                 lambda: "WebSocket upgrade refused with status 404" in env.log("anserd"))
+
+
 TESTS = {
     "ss_aes_128_gcm": ss_case("aes-128-gcm"),
     "ss_aes_256_gcm": ss_case("aes-256-gcm"),
@@ -218,6 +258,12 @@ TESTS = {
     "trojan_verify": t_trojan_verify,
     "v2ray_trojan": t_v2ray_trojan,
     "v2ray_ss": t_v2ray_ss,
+    "vless_tls": vless_case(TLS, "security=tls&sni=prx.test&allowInsecure=1"),
+    "vless_ws": vless_case(WS, "type=ws&path=%2Fray&host=prx.test"),
+    "vless_ws_tls": vless_case(WS_TLS, "security=tls&sni=prx.test&allowInsecure=1&type=ws&"
+                                       "path=%2Fray"),
+    "v2ray_trojan_ws": t_v2ray_trojan_ws,
+    "ws_wrong_path": t_ws_wrong_path,
 }
 
 if __name__ == "__main__":

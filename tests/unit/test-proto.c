@@ -12,6 +12,9 @@
 
 #include "daemon/outbound/http.h"
 #include "daemon/outbound/shadowsocks.h"
+#include "daemon/outbound/trojan.h"
+#include "daemon/outbound/vless.h"
+#include "daemon/outbound/ws.h"
 
 static void hex(const char *h, uint8_t *out, size_t n)
 {
@@ -267,6 +270,93 @@ static void test_http(void)
 			-EPROTO);
 }
 
+static void test_ws(void)
+{
+	uint8_t b[16], op;
+	int fin;
+	uint64_t pl;
+	static const uint8_t m[4] = { 1, 2, 3, 4 };
+
+	g_assert_cmpuint(anser_ws_frame_header(b, 2, 125, m), ==, 6);
+	g_assert_cmpmem(b, 6, "\x82\xfd\x01\x02\x03\x04", 6);
+	g_assert_cmpuint(anser_ws_frame_header(b, 2, 126, NULL), ==, 4);
+	g_assert_cmpmem(b, 4, "\x82\x7e\x00\x7e", 4);
+	g_assert_cmpuint(anser_ws_frame_header(b, 2, 70000, m), ==, 14);
+	g_assert_cmpmem(b, 10, "\x82\xff\x00\x00\x00\x00\x00\x01\x11\x70", 10);
+
+	static const struct {
+		const char *in;
+		size_t len;
+		int r;
+		uint8_t op;
+		uint64_t pl;
+	} cases[] = {
+		{ "\x82\x05", 2, 2, 2, 5 },
+		{ "\x02\x7e\x01\x00", 4, 4, 2, 256 },
+		{ "\x80\x7f\x00\x00\x00\x00\x00\x01\x00\x00", 10, 10, 0, 65536 },
+		{ "\x89\x03", 2, 2, 9, 3 },
+		{ "\x82", 1, -EAGAIN, 0, 0 },
+		{ "\x82\x7e\x01", 3, -EAGAIN, 0, 0 },
+		{ "\x82\x85", 2, -EPROTO, 0, 0 },	  /* masked by the server */
+		{ "\xc2\x05", 2, -EPROTO, 0, 0 },	  /* RSV1 */
+		{ "\x83\x05", 2, -EPROTO, 0, 0 },	  /* reserved opcode */
+		{ "\x89\x7e\x00\x80", 4, -EPROTO, 0, 0 }, /* control > 125 */
+		{ "\x09\x01", 2, -EPROTO, 0, 0 },	  /* fragmented ping */
+		{ "\x82\x7f\x80\x00\x00\x00\x00\x00\x00\x00", 10, -EPROTO, 0, 0 }, /* 2^63 */
+	};
+	for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
+		int r = anser_ws_parse_header((const uint8_t *)cases[i].in, cases[i].len, &op, &fin,
+					      &pl);
+		if (r != cases[i].r)
+			g_error("ws case %zu: got %d want %d", i, r, cases[i].r);
+		if (r > 0 && (op != cases[i].op || pl != cases[i].pl))
+			g_error("ws case %zu: op %u len %llu", i, op, (unsigned long long)pl);
+	}
+}
+
+static void test_headers(void)
+{
+	uint8_t b[TROJAN_HDR_MAX + 64];
+	struct sockaddr_in d4 = { .sin_family = AF_INET, .sin_port = htons(443) };
+	struct sockaddr_in6 d6 = { .sin6_family = AF_INET6, .sin6_port = htons(80) };
+	inet_pton(AF_INET, "10.77.0.3", &d4.sin_addr);
+	inet_pton(AF_INET6, "fd77::3", &d6.sin6_addr);
+
+	/* trojan: SHA224("password") in hex */
+	ssize_t n = anser_trojan_header(b, sizeof(b), "password", TROJAN_CMD_CONNECT,
+					(struct sockaddr *)&d4);
+	g_assert_cmpint(n, ==, 56 + 2 + 1 + 7 + 2);
+	g_assert_cmpmem(b, 56, "d63dc919e201d7bc4c825630d2cf25fdc93d4b2f0d46706d29038d01", 56);
+	g_assert_cmpmem(b + 56, 12, "\r\n\x01\x01\x0a\x4d\x00\x03\x01\xbb\r\n", 12);
+
+	/* trojan UDP framing both ways */
+	n = anser_trojan_udp_frame(b, sizeof(b), (struct sockaddr *)&d6, (const uint8_t *)"hi", 2);
+	g_assert_cmpint(n, ==, 19 + 4 + 2);
+	struct anser_socks5_addr src;
+	const uint8_t *p;
+	size_t pl;
+	g_assert_cmpint(anser_trojan_udp_parse(b, (size_t)n, &src, &p, &pl), ==, n);
+	g_assert_cmpmem(p, pl, "hi", 2);
+	g_assert_cmpuint(src.port, ==, 80);
+	for (ssize_t cut = 0; cut < n; cut++)
+		g_assert_cmpint(anser_trojan_udp_parse(b, (size_t)cut, &src, &p, &pl), ==, -EAGAIN);
+	b[19 + 2] = 'x';
+	g_assert_cmpint(anser_trojan_udp_parse(b, (size_t)n, &src, &p, &pl), ==, -EPROTO);
+
+	/* vless: port first, then its own address types */
+	static const uint8_t uuid[16] = { 0xb8, 0x31 };
+	n = anser_vless_header(b, sizeof(b), uuid, VLESS_CMD_TCP, (struct sockaddr *)&d6);
+	g_assert_cmpint(n, ==, 38);
+	g_assert_cmpmem(b, 4, "\x00\xb8\x31\x00", 4);
+	g_assert_cmpmem(b + 17, 5, "\x00\x01\x00\x50\x03", 5);
+	n = anser_vless_header(b, sizeof(b), uuid, VLESS_CMD_TCP, (struct sockaddr *)&d4);
+	g_assert_cmpint(n, ==, 26);
+	g_assert_cmpmem(b + 19, 7, "\x01\xbb\x01\x0a\x4d\x00\x03", 7);
+	g_assert_cmpint(anser_vless_parse_response((const uint8_t *)"\x00\x00", 2), ==, 2);
+	g_assert_cmpint(anser_vless_parse_response((const uint8_t *)"\x00\x02x", 3), ==, -EAGAIN);
+	g_assert_cmpint(anser_vless_parse_response((const uint8_t *)"\x01\x00", 2), ==, -EPROTO);
+}
+
 int main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
@@ -275,5 +365,7 @@ int main(int argc, char **argv)
 	g_test_add_func("/ss/udp", test_ss_udp);
 	g_test_add_func("/ss/stream", test_ss_stream);
 	g_test_add_func("/http/connect", test_http);
+	g_test_add_func("/ws/frames", test_ws);
+	g_test_add_func("/trojan-vless/headers", test_headers);
 	return g_test_run();
 }
