@@ -7,7 +7,7 @@
  *                stream's first bytes)
  *   trojan:      connect -> tls [-> websocket] -> ready (the header goes
  *                out with the first bytes)
- *   vless:       connect [-> tls] [-> websocket] -> ready (likewise) */
+ *   vless/vmess: connect [-> tls] [-> websocket] -> ready (likewise) */
 #include "outbound.h"
 
 #include <errno.h>
@@ -26,6 +26,7 @@
 #include "tls.h"
 #include "trojan.h"
 #include "vless.h"
+#include "vmess.h"
 #include "ws.h"
 
 enum dial_state {
@@ -107,7 +108,8 @@ int anser_dial_new(const struct anser_node *node, const struct sockaddr *node_ad
 			  (cmd == ANSER_DIAL_CONNECT &&
 			   ((node->net == ANSER_NET_TCP &&
 			     (node->proto == ANSER_NODE_HTTP || node->proto == ANSER_NODE_SS)) ||
-			    node->proto == ANSER_NODE_TROJAN || node->proto == ANSER_NODE_VLESS));
+			    node->proto == ANSER_NODE_TROJAN || node->proto == ANSER_NODE_VLESS ||
+			    node->proto == ANSER_NODE_VMESS));
 		if (!ok)
 			return -EPROTONOSUPPORT;
 	}
@@ -375,6 +377,14 @@ static int start_protocol(struct anser_dial *d)
 		struct anser_stream *st;
 		r = anser_trojan_stream_new(d->fd, d->stream, n->pass, TROJAN_CMD_CONNECT, dst,
 					    &st);
+		if (r == 0)
+			d->stream = st;
+		break;
+	}
+	case ANSER_NODE_VMESS: {
+		struct anser_stream *st;
+		r = anser_vmess_stream_new(d->fd, d->stream, n->uuid, (enum anser_cipher)n->cipher,
+					   dst, &st);
 		if (r == 0)
 			d->stream = st;
 		break;

@@ -32,6 +32,9 @@ struct anser_stream_ops {
 	bool (*pending)(const struct anser_stream *s);
 	bool (*readable)(const struct anser_stream *s);
 	void (*free)(struct anser_stream *s);
+	/* Optional: queue what ends our direction (VMess's empty chunk) and
+	 * flush; called again while it returns -EAGAIN. */
+	int (*close_write)(struct anser_stream *s);
 };
 
 struct anser_stream {
@@ -61,6 +64,11 @@ static inline bool anser_stream_pending(const struct anser_stream *s)
 static inline bool anser_stream_readable(const struct anser_stream *s)
 {
 	return s->ops->readable(s);
+}
+/* Before a FIN: the end marker of protocols that have one, then flush. */
+static inline int anser_stream_close_write(struct anser_stream *s)
+{
+	return s->ops->close_write ? s->ops->close_write(s) : s->ops->flush(s);
 }
 /* Frees the streams below it and closes the fd too. NULL is fine. */
 void anser_stream_free(struct anser_stream *s);

@@ -112,7 +112,7 @@ static ssize_t end_send(struct end e, const uint8_t *buf, size_t len)
 static int end_shutdown(struct end e)
 {
 	if (e.st) {
-		int r = anser_stream_flush(e.st);
+		int r = anser_stream_close_write(e.st);
 		if (r < 0)
 			return r;
 	}

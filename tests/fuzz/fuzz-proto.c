@@ -5,7 +5,7 @@
  *   1: a shadowsocks UDP datagram (fixed key)
  *   2: a shadowsocks TCP stream from the server (through a socket pair)
  *   3: a WebSocket stream from the server after the upgrade response
- *   4: trojan UDP frames, 5: a VLESS response header
+ *   4: trojan UDP frames, 5: a VLESS response header, 6: a VMess response
  * Forged AEAD data never authenticates, so 1 and 2 mostly prove that
  * framing and lengths are checked before anything is trusted. */
 #include <netinet/in.h>
@@ -20,6 +20,7 @@
 #include "daemon/outbound/shadowsocks.h"
 #include "daemon/outbound/trojan.h"
 #include "daemon/outbound/vless.h"
+#include "daemon/outbound/vmess.h"
 #include "daemon/outbound/ws.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -82,7 +83,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	const uint8_t *in = data + 1;
 	size_t n = size - 1;
 
-	switch (data[0] % 6) {
+	switch (data[0] % 7) {
 	case 0: {
 		int st;
 		int r = anser_http_parse_response(in, n, &st);
@@ -118,6 +119,27 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			in += r;
 			n -= (size_t)r;
 		}
+		break;
+	}
+	case 6: {
+		static const uint8_t uuid[16] = { 1 };
+		struct sockaddr_in d = { .sin_family = AF_INET, .sin_port = 1 };
+		int sv[2];
+		struct anser_stream *st;
+		uint8_t out[4096];
+		if (n > 100000 ||
+		    socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) < 0)
+			return 0;
+		if (anser_vmess_stream_new(sv[0], NULL, uuid, ANSER_CIPHER_NONE,
+					   (struct sockaddr *)&d, &st) < 0)
+			abort();
+		if (write(sv[1], in, n) != (ssize_t)n)
+			abort();
+		shutdown(sv[1], SHUT_WR);
+		for (int i = 0; i < 64 && anser_stream_read(st, out, sizeof(out)) > 0; i++)
+			;
+		anser_stream_free(st);
+		close(sv[1]);
 		break;
 	}
 	case 5: {

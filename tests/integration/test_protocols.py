@@ -221,6 +221,17 @@ def vless_case(stream, query):
     return t
 
 
+def vmess_case(stream, query, scy="auto"):
+    def t(env):
+        start(env, None)
+        env.start_v2ray({"listen": P4, "port": 10086, "protocol": "vmess",
+                         "settings": {"clients": [{"id": UUID, "alterId": 0}]},
+                         "streamSettings": stream})
+        run_anserd(env, "vmess://%s@%s:10086?encryption=%s&%s#vm" % (UUID, P4, scy, query))
+        check_tcp(env)
+    return t
+
+
 def t_v2ray_trojan_ws(env):
     start(env, None)
     env.start_v2ray({"listen": P4, "port": 443, "protocol": "trojan",
@@ -263,6 +274,13 @@ TESTS = {
     "vless_ws_tls": vless_case(WS_TLS, "security=tls&sni=prx.test&allowInsecure=1&type=ws&"
                                        "path=%2Fray"),
     "v2ray_trojan_ws": t_v2ray_trojan_ws,
+    "vmess_tcp": vmess_case({"network": "tcp"}, "type=tcp"),
+    "vmess_chacha": vmess_case({"network": "tcp"}, "type=tcp", scy="chacha20-poly1305"),
+    "vmess_none": vmess_case({"network": "tcp"}, "type=tcp", scy="none"),
+    "vmess_tls": vmess_case(TLS, "security=tls&sni=prx.test&allowInsecure=1"),
+    "vmess_ws": vmess_case(WS, "type=ws&path=%2Fray"),
+    "vmess_ws_tls": vmess_case(WS_TLS, "security=tls&sni=prx.test&allowInsecure=1&type=ws&"
+                                       "path=%2Fray"),
     "ws_wrong_path": t_ws_wrong_path,
 }
 

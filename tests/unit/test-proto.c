@@ -14,6 +14,7 @@
 #include "daemon/outbound/shadowsocks.h"
 #include "daemon/outbound/trojan.h"
 #include "daemon/outbound/vless.h"
+#include "daemon/outbound/vmess.h"
 #include "daemon/outbound/ws.h"
 
 static void hex(const char *h, uint8_t *out, size_t n)
@@ -357,6 +358,54 @@ static void test_headers(void)
 	g_assert_cmpint(anser_vless_parse_response((const uint8_t *)"\x01\x00", 2), ==, -EPROTO);
 }
 
+static void test_vmess_kdf(void)
+{
+	/* the vector in v2ray's own KDF test */
+	const char *p1 = "Demo Path for KDF Value Test", *p2 = "Demo Path for KDF Value Test2",
+		   *p3 = "Demo Path for KDF Value Test3", *key = "Demo Key for KDF Value Test";
+	const uint8_t *path[3] = { (const uint8_t *)p1, (const uint8_t *)p2, (const uint8_t *)p3 };
+	size_t plen[3] = { strlen(p1), strlen(p2), strlen(p3) };
+	uint8_t out[32], want[32];
+	anser_vmess_kdf((const uint8_t *)key, strlen(key), path, plen, 3, out);
+	hex("53e9d7e1bd7bd25022b71ead07d8a596efc8a845c7888652fd684b4903dc8892", want, 32);
+	g_assert_cmpmem(out, 32, want, 32);
+
+	/* cmdKey = MD5(uuid || the VMess salt) */
+	static const uint8_t uuid[16] = { 0xb8, 0x31, 0x38, 0x1d, 0x63, 0x24, 0x4d, 0x53,
+					  0xad, 0x4f, 0x8c, 0xda, 0x48, 0xb3, 0x08, 0x11 };
+	anser_vmess_cmd_key(uuid, out);
+	hex("b50d916ac0cec067981af8e5f38a758f", want, 16);
+	g_assert_cmpmem(out, 16, want, 16);
+}
+
+/* A VMess stream whose server sends garbage: refused, never trusted. */
+static void test_vmess_hostile(void)
+{
+	static const uint8_t uuid[16] = { 1 };
+	struct sockaddr_in d4 = { .sin_family = AF_INET, .sin_port = htons(80) };
+	int sv[2];
+	struct anser_stream *st;
+	uint8_t junk[200], buf[64];
+
+	memset(junk, 0x41, sizeof(junk));
+	g_assert_cmpint(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), ==, 0);
+	g_assert_cmpint(anser_vmess_stream_new(sv[0], NULL, uuid, ANSER_CIPHER_AUTO,
+					       (struct sockaddr *)&d4, &st),
+			==, 0);
+	g_assert_true(anser_stream_pending(st)); /* the sealed request header */
+	g_assert_cmpint(anser_stream_flush(st), ==, 0);
+	/* AuthID, sealed length, nonce, sealed header: well over 64 bytes */
+	ssize_t n = read(sv[1], buf, sizeof(buf));
+	g_assert_cmpint(n, ==, 64);
+	g_assert_cmpint(write(sv[1], junk, sizeof(junk)), ==, sizeof(junk));
+	g_assert_cmpint(anser_stream_read(st, buf, sizeof(buf)), ==, -EBADMSG);
+	anser_stream_free(st);
+	close(sv[1]);
+	g_assert_cmpint(anser_vmess_stream_new(-1, NULL, uuid, ANSER_CIPHER_AES_256_GCM,
+					       (struct sockaddr *)&d4, &st),
+			==, -EPROTONOSUPPORT);
+}
+
 int main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
@@ -367,5 +416,7 @@ int main(int argc, char **argv)
 	g_test_add_func("/http/connect", test_http);
 	g_test_add_func("/ws/frames", test_ws);
 	g_test_add_func("/trojan-vless/headers", test_headers);
+	g_test_add_func("/vmess/kdf", test_vmess_kdf);
+	g_test_add_func("/vmess/hostile", test_vmess_hostile);
 	return g_test_run();
 }
