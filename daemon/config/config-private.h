@@ -147,6 +147,11 @@ int cfg_parse_link(struct cfg_diag_sink *s, struct cfg_pos pos, const char *link
  * ignored; NULL on anything else. NUL-terminated (not counted). */
 uint8_t *cfg_base64_decode(const char *s, size_t len, size_t *out_len);
 
+/* ---- health-check options (check.c) ---- */
+/* 0, -EINVAL with *why, or -ENOENT when key is not one of them. */
+int cfg_decode_check(struct anser_check *c, const char *key, const char *val, const char **why);
+void cfg_check_defaults(struct anser_check *c);
+
 /* ---- addresses ---- */
 int cfg_parse_cidr(const char *s, struct anser_cidr *out, const char **why);
 int cfg_parse_port(const char *s, size_t len, uint16_t *out);

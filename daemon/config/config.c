@@ -264,6 +264,7 @@ static int parse(const char *name, char *real, char *text, size_t len, bool incl
 	*out = NULL;
 	p.cfg = cfg_malloc0(sizeof(*p.cfg));
 	p.cfg->refs = 1;
+	cfg_check_defaults(&p.cfg->check);
 	add_file(&p, cfg_strdup(name ? name : "<input>"), real, text, len, 0);
 	if (real) {
 		char *dir = cfg_strdup(real);

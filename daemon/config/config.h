@@ -251,6 +251,27 @@ struct anser_subscription {
 	unsigned file, line, col;
 };
 
+/* Where health checks go: a host (Host header / DNS name) and the
+ * addresses to use for it, per family. */
+struct anser_check_target {
+	char *host;
+	char *path; /* tcp: the URL's path, "/" at least */
+	uint16_t port;
+	bool v4, v6;
+	uint8_t addr4[4], addr6[16];
+};
+
+/* The global health-check options, decoded (dae's defaults when absent). */
+struct anser_check {
+	struct anser_check_target tcp; /* tcp_check_url */
+	struct anser_check_target udp; /* udp_check_dns */
+	char *method;		       /* tcp_check_http_method */
+	int64_t interval_ns;	       /* check_interval */
+	int64_t tolerance_ns;	       /* check_tolerance */
+};
+
+void anser_check_clear(struct anser_check *c);
+
 struct anser_config {
 	unsigned refs; /* anser_config_ref(); anser_config_free() drops one */
 	/* A config made by anser_config_with_routes() borrows everything but
@@ -267,6 +288,7 @@ struct anser_config {
 	size_t n_globals;
 	/* decoded globals used in this version */
 	char *log_level; /* "info" default */
+	struct anser_check check;
 	struct anser_node *nodes;
 	size_t n_nodes;
 	struct anser_group *groups;

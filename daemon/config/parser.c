@@ -395,6 +395,12 @@ static void decode_global(struct cfg_parser *p, const char *key, struct cfg_pos 
 		free(p->cfg->log_level);
 		p->cfg->log_level = cfg_strdup(val);
 	}
+	const char *why = NULL;
+	if (o && cfg_decode_check(&p->cfg->check, o->name, val, &why) == -EINVAL) {
+		char *q = cfg_quote(val, strlen(val));
+		ERR(p, vpos, "invalid %s '%s' (%s)", o->name, q, why);
+		free(q);
+	}
 }
 
 /* A value, or "a, b, c" kept as "a,b,c" (*list set). */
@@ -2379,6 +2385,7 @@ void anser_config_free(struct anser_config *c)
 	}
 	free(c->globals);
 	free(c->log_level);
+	anser_check_clear(&c->check);
 	for (size_t i = 0; i < c->n_nodes; i++)
 		anser_node_clear(&c->nodes[i]);
 	free(c->nodes);

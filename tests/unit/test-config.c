@@ -344,13 +344,16 @@ static void test_warnings(void)
 	g_assert_cmpint(anser_config_parse_string("w.dae", text, strlen(text), &c, &d), ==, 0);
 	g_assert_nonnull(c);
 	g_assert_cmpuint(anser_diags_errors(&d), ==, 0);
-	g_assert_cmpuint(d.n, ==, 6);
+	g_assert_cmpuint(d.n, ==, 5);
 	g_assert_cmpuint(c->groups[0].n_nodes, ==, 1);
+	g_assert_cmpint(c->check.interval_ns, ==, 10000000000LL);
+	g_assert_cmpstr(c->check.method, ==, "HEAD");
+	g_assert_cmpstr(c->check.tcp.host, ==, "cp.cloudflare.com");
+	g_assert_true(c->check.tcp.v4 && c->check.tcp.v6);
+	g_assert_cmpuint(c->check.udp.port, ==, 53);
 	char *s = anser_diags_format(&d);
 	g_assert_nonnull(strstr(s, "w.dae:2:2: warning: global option 'tproxy_port' is not needed "
 				   "by anser (its listeners take free loopback ports"));
-	g_assert_nonnull(strstr(s, "w.dae:3:2: warning: global option 'check_interval' is not "
-				   "supported yet, ignored\n"));
 	g_assert_nonnull(strstr(s, "w.dae:4:2: warning: global option 'lan_interface' is not "
 				   "needed by anser (it splits by application, through --cgroup)"));
 	g_assert_nonnull(strstr(s, "w.dae:6:1: warning: section 'dns' is read and checked"));
@@ -361,6 +364,29 @@ static void test_warnings(void)
 	g_assert_cmpstr(c->globals[2].value, ==, "docker0,eth0");
 	free(s);
 	anser_diags_clear(&d);
+	anser_config_free(c);
+}
+
+static void test_check_options(void)
+{
+	const char *text = "global {\n tcp_check_url: 'http://s.test:8080/gen_204', '10.77.0.3', "
+			   "'fd77::3'\n tcp_check_http_method: GET\n udp_check_dns: "
+			   "'[fd77::3]:5353'\n check_tolerance: 50ms\n}\n" ROUTING_DIRECT;
+	struct anser_config *c = parse_ok(text);
+	const struct anser_check *k = &c->check;
+	static const uint8_t a6[16] = { 0xfd, 0x77, [15] = 3 };
+	g_assert_cmpstr(k->tcp.host, ==, "s.test");
+	g_assert_cmpuint(k->tcp.port, ==, 8080);
+	g_assert_cmpstr(k->tcp.path, ==, "/gen_204");
+	g_assert_true(k->tcp.v4 && k->tcp.v6);
+	g_assert_cmpmem(k->tcp.addr4, 4, "\x0a\x4d\x00\x03", 4);
+	g_assert_cmpmem(k->tcp.addr6, 16, a6, 16);
+	g_assert_cmpstr(k->method, ==, "GET");
+	g_assert_cmpuint(k->udp.port, ==, 5353);
+	g_assert_false(k->udp.v4);
+	g_assert_true(k->udp.v6);
+	g_assert_cmpint(k->tolerance_ns, ==, 50000000);
+	g_assert_cmpint(k->interval_ns, ==, 30000000000LL);
 	anser_config_free(c);
 }
 
@@ -973,6 +999,18 @@ static const struct bad bad_inputs[] = {
 	  "invalid so_mark_from_dae '0x10' (expected a whole number)" },
 	{ "global {\n mptcp: true, false\n}\n" ROUTING_DIRECT, 2, 9,
 	  "invalid mptcp 'true,false' (expected true or false)" },
+	{ "global {\n tcp_check_url: 'http://cp.cloudflare.com'\n}\n" ROUTING_DIRECT, 2, 18,
+	  "invalid tcp_check_url 'http://cp.cloudflare.com' (the host is a name: give its "
+	  "addresses" },
+	{ "global {\n tcp_check_url: 'https://1.1.1.1'\n}\n" ROUTING_DIRECT, 2, 18,
+	  "https check URLs are not supported yet" },
+	{ "global {\n tcp_check_url: 'http://h', 'nope'\n}\n" ROUTING_DIRECT, 2, 18,
+	  "must be IPv4 or IPv6 literals" },
+	{ "global {\n udp_check_dns: 'fd00::1:53'\n}\n" ROUTING_DIRECT, 2, 18,
+	  "write IPv6 addresses in brackets" },
+	{ "global {\n check_interval: 100ms\n}\n" ROUTING_DIRECT, 2, 18, "(at least 1s)" },
+	{ "global {\n tcp_check_http_method: get\n}\n" ROUTING_DIRECT, 2, 25,
+	  "an HTTP method in capitals" },
 	/* node */
 	{ "node {\n a: 'ss://YWVz@h:1'\n}\n" ROUTING_DIRECT, 2, 11,
 	  "shadowsocks link has no 'method:password'" },
@@ -1586,6 +1624,7 @@ int main(int argc, char **argv)
 	g_test_add_func("/config/dip-forms", test_dip_forms);
 	g_test_add_func("/config/filters", test_filters);
 	g_test_add_func("/config/warnings", test_warnings);
+	g_test_add_func("/config/check-options", test_check_options);
 	g_test_add_func("/config/format", test_format);
 	g_test_add_func("/config/not-nul-terminated", test_not_nul_terminated);
 	g_test_add_func("/config/file", test_file);
