@@ -48,9 +48,9 @@ assert [int(e[0]) for e in errors] == [2, 7, 8, 9], out
 assert out.rstrip().endswith("4 errors, 0 warnings"), out
 
 # A usable config with a warning: exit 0, the warning quoted too.
-rc, out = validate("global { log_level: info\n  check_interval: 30s }\nrouting { fallback: direct }\n")
+rc, out = validate("global { log_level: info\n  mptcp: true }\nrouting { fallback: direct }\n")
 assert rc == 0, out
-assert re.search(r"^my\.dae:2:3: warning: .*\n      check_interval: 30s }\n      \^$", out, re.M), out
+assert re.search(r"^my\.dae:2:3: warning: .*\n      mptcp: true }\n      \^$", out, re.M), out
 assert "0 errors, 1 warning\n" in out and "my.dae: OK" in out, out
 
 # Refused before parsing: no line to quote, still a summary and exit 1.
