@@ -798,6 +798,26 @@ static int read_strv_joined(sd_bus_message *m, char **out)
 
 /* Prints an aa{sv} reply as a table of the given string keys (and one
  * "as" key joined with commas). */
+/* a{st} of microseconds as "tcp4 12 ms, udp4 30 ms". */
+static int read_latencies(sd_bus_message *m, char **out)
+{
+	GString *s = g_string_new(NULL);
+	const char *k;
+	uint64_t us;
+	int r = sd_bus_message_enter_container(m, 'v', "a{st}");
+	if (r >= 0)
+		r = sd_bus_message_enter_container(m, 'a', "{st}");
+	while (r >= 0 && (r = sd_bus_message_read(m, "{st}", &k, &us)) > 0)
+		g_string_append_printf(s, "%s%s %" PRIu64 " ms", s->len ? ", " : "", k,
+				       (us + 500) / 1000);
+	if (r >= 0)
+		r = sd_bus_message_exit_container(m);
+	if (r >= 0)
+		r = sd_bus_message_exit_container(m);
+	*out = g_string_free(s, false);
+	return r;
+}
+
 static int print_dicts(sd_bus_message *m, const char *const *keys, size_t n,
 		       const char *const *heads)
 {
@@ -826,6 +846,8 @@ static int print_dicts(sd_bus_message *m, const char *const *keys, size_t n,
 				row[k] = g_strdup(v);
 			} else if (k < n && strcmp(contents, "as") == 0) {
 				r = read_strv_joined(m, &row[k]);
+			} else if (k < n && strcmp(contents, "a{st}") == 0) {
+				r = read_latencies(m, &row[k]);
 			} else {
 				r = sd_bus_message_skip(m, "v");
 			}
@@ -862,11 +884,17 @@ static int print_reply_json(sd_bus_message *reply)
 }
 
 /* An aa{sv} reply: JSON with --json, else a table of four keys. */
-static int show_dicts(sd_bus_message *reply, const char *const keys[4], const char *const heads[4])
+static int show_dicts_n(sd_bus_message *reply, const char *const *keys, const char *const *heads,
+			size_t n)
 {
 	if (arg_json)
 		return print_reply_json(reply);
-	return print_dicts(reply, keys, 4, heads) < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+	return print_dicts(reply, keys, n, heads) < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+}
+
+static int show_dicts(sd_bus_message *reply, const char *const keys[4], const char *const heads[4])
+{
+	return show_dicts_n(reply, keys, heads, 4);
 }
 
 /* The aa{sv} property `name`, shown by show_dicts(). */
@@ -980,14 +1008,36 @@ static int cmd_nodes(sd_bus *bus)
 {
 	_cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
 	_cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
-	static const char *const keys[] = { "Name", "Protocol", "Address", "Groups" };
-	static const char *const heads[] = { "NODE", "PROTOCOL", "ADDRESS", "GROUPS" };
+	static const char *const keys[] = { "Name",   "Protocol", "Address",
+					    "Groups", "Latency",  "Dead" };
+	static const char *const heads[] = { "NODE",   "PROTOCOL", "ADDRESS",
+					     "GROUPS", "LATENCY",  "FAILED" };
 	int r = sd_bus_call_method(bus, ANSER_BUS_NAME, ANSER_BUS_PATH, ANSER_BUS_INTERFACE,
 				   "ListNodes", &error, &reply, NULL);
 
 	if (r < 0)
 		return report_error("list the nodes", &error, r);
-	return show_dicts(reply, keys, heads);
+	return show_dicts_n(reply, keys, heads, 6);
+}
+
+/* test-nodes [GROUP]: a round of health checks now, then the nodes */
+static int cmd_test_nodes(sd_bus *bus, int argc, char **argv)
+{
+	_cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+	_cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+	uint32_t n = 0;
+	int r = sd_bus_call_method(bus, ANSER_BUS_NAME, ANSER_BUS_PATH, ANSER_BUS_INTERFACE,
+				   "TestNodes", &error, &reply, "s", argc > 0 ? argv[0] : "");
+	if (r < 0) {
+		if (sd_bus_error_has_name(&error, ANSER_BUS_ERROR_INVALID_ARGUMENT)) {
+			fprintf(stderr, "anserctl: test-nodes: %s\n", error.message);
+			return EXIT_USAGE;
+		}
+		return report_error("test the nodes", &error, r);
+	}
+	if (sd_bus_message_read(reply, "u", &n) >= 0 && !arg_json)
+		printf(_("%u checks done\n"), n);
+	return cmd_nodes(bus);
 }
 
 /* select GROUP NODE */
@@ -1073,7 +1123,9 @@ static void help(void)
 		"  apps                List running applications with connections\n"
 		"  monitor             Print property changes as they happen\n"
 		"  groups              List the groups, their policy and selected node\n"
-		"  nodes               List the nodes (never their passwords)\n"
+		"  nodes               List the nodes (never their passwords), their latency and\n"
+		"                      the network types whose last check failed\n"
+		"  test-nodes [GROUP]  Check every node now, then list them\n"
 		"  select GROUP NODE   Make GROUP use NODE until anserd restarts\n"
 		"\n"
 		"Exit status: 0 done; 1 failed (anserd not running, not authorized, an\n"
@@ -1151,6 +1203,7 @@ int main(int argc, char *argv[])
 		{ "monitor", cmd_monitor, NULL, 0, 0, NULL },
 		{ "nodes", cmd_nodes, NULL, 0, 0, NULL },
 		{ "select", NULL, cmd_select, 2, 2, "select GROUP NODE" },
+		{ "test-nodes", NULL, cmd_test_nodes, 0, 1, "test-nodes [GROUP]" },
 	};
 	_cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
 	const char *verb;

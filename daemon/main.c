@@ -24,6 +24,8 @@
 #include "daemon/bus/bus.h"
 #include "daemon/config/config.h"
 #include "daemon/datapath/datapath.h"
+#include "daemon/outbound/checker.h"
+#include "daemon/outbound/health.h"
 #include "daemon/proxy/proxy.h"
 #include "daemon/routing/routing.h"
 #include "daemon/util/log.h"
@@ -46,6 +48,8 @@ struct daemon {
 	struct anser_bus *bus;
 	struct anser_gen *gens[ANSER_GENS];
 	unsigned active;
+	struct anser_health *health; /* of the active generation */
+	struct anser_checker *checker;
 	uint64_t generation;
 	guint events_source;
 	guint poll_source; /* the next read of the flow log, 0: none */
@@ -289,15 +293,21 @@ static int install_config(struct daemon *d, struct anser_config *cfg,
 		return -ENOMEM;
 	}
 	/* The proxy learns the new groups before the kernel starts naming them. */
-	anser_proxy_set_gen(d->proxy, g);
+	/* measurements of nodes the new config keeps carry over */
+	struct anser_health *h = anser_health_new(cfg, d->health);
+	anser_proxy_set_gen(d->proxy, g, h);
 	r = anser_datapath_activate(d->dp, slot);
 	if (r < 0) {
+		anser_health_unref(h);
 		anser_gen_unref(g);
 		return r;
 	}
 	anser_gen_unref(d->gens[slot]);
 	d->gens[slot] = g;
 	d->active = slot;
+	anser_health_unref(d->health);
+	d->health = h;
+	anser_checker_set(d->checker, g, h);
 	if (d->bus) {
 		char *changed[] = { "Generation", "ConfigFiles", "Groups", NULL };
 		anser_bus_properties_changed(d->bus, changed);
@@ -871,6 +881,20 @@ static int select_node(void *ud, const char *group, const char *node, char **mes
 	return 0;
 }
 
+static const struct anser_health *get_health(void *ud)
+{
+	struct daemon *d = ud;
+	return d->health;
+}
+
+static int test_nodes(void *ud, const char *group, void (*done)(void *done_ud, unsigned n),
+		      void *done_ud)
+{
+	struct daemon *d = ud;
+	int r = anser_checker_test(d->checker, *group ? group : NULL, done, done_ud);
+	return r == -EBUSY ? 0 : r; /* a running round answers it */
+}
+
 static const struct anser_bus_ops bus_ops = {
 	.get_state = get_state,
 	.reload = do_reload,
@@ -887,6 +911,8 @@ static const struct anser_bus_ops bus_ops = {
 	.get_active_apps = get_active_apps,
 	.get_config = get_config,
 	.select_node = select_node,
+	.get_health = get_health,
+	.test_nodes = test_nodes,
 };
 
 static gboolean on_sigterm(gpointer ud)
@@ -1125,6 +1151,7 @@ int main(int argc, char **argv)
 	r = anser_datapath_new(d.cgroup, 0, &d.dp);
 	if (r < 0)
 		goto out;
+	d.checker = anser_checker_new();
 	struct anser_proxy_opts popts = { .workers = d.workers };
 	r = anser_proxy_new(d.dp, &popts, &d.proxy);
 	if (r < 0) {
@@ -1176,6 +1203,7 @@ out:
 	if (d.poll_source)
 		g_source_remove(d.poll_source);
 	anser_bus_free(d.bus);
+	anser_checker_free(d.checker);
 	/* Detach before the listeners close: new flows go direct from here.
 	 * The workers still use the maps until they stop. */
 	anser_datapath_detach(d.dp);
@@ -1183,6 +1211,7 @@ out:
 	anser_datapath_free(d.dp);
 	for (int i = 0; i < ANSER_GENS; i++)
 		anser_gen_unref(d.gens[i]);
+	anser_health_unref(d.health);
 	anser_config_free(cfg);
 	routes_free(d.routes, d.n_routes);
 	g_free(d.routes_path);

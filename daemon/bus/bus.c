@@ -344,11 +344,51 @@ static const char *policy_name(const struct anser_group *g)
 	return "";
 }
 
+/* Alive (b: a type passed or none was checked), Checked (b), Dead (as:
+ * types whose last check failed), Latency (a{st}: the last good check, us,
+ * by type). */
+static int append_health(sd_bus_message *reply, const struct anser_health *h, size_t node)
+{
+	const char *dead[ANSER_NT_N];
+	size_t n_dead = 0;
+	bool checked = false, passed = false;
+	struct anser_node_stat st[ANSER_NT_N];
+
+	for (int t = 0; t < ANSER_NT_N; t++) {
+		anser_health_stat(h, node, (enum anser_nettype)t, &st[t]);
+		checked |= st[t].alive >= 0;
+		passed |= st[t].alive == 1;
+		if (st[t].alive == 0)
+			dead[n_dead++] = anser_nettype_name((enum anser_nettype)t);
+	}
+	int r = sd_bus_message_append(reply, "{sv}{sv}", "Alive", "b", passed || !checked,
+				      "Checked", "b", checked);
+	if (r >= 0)
+		r = append_strv(reply, "Dead", dead, n_dead);
+	if (r >= 0)
+		r = sd_bus_message_open_container(reply, 'e', "sv");
+	if (r >= 0)
+		r = sd_bus_message_append(reply, "s", "Latency");
+	if (r >= 0)
+		r = sd_bus_message_open_container(reply, 'v', "a{st}");
+	if (r >= 0)
+		r = sd_bus_message_open_container(reply, 'a', "{st}");
+	for (int t = 0; r >= 0 && t < ANSER_NT_N; t++)
+		if (st[t].alive == 1 && st[t].last != ANSER_LATENCY_UNKNOWN)
+			r = sd_bus_message_append(reply, "{st}",
+						  anser_nettype_name((enum anser_nettype)t),
+						  (uint64_t)(st[t].last / 1000));
+	for (int k = 0; r >= 0 && k < 3; k++)
+		r = sd_bus_message_close_container(reply);
+	return r;
+}
+
 /* ListNodes: what a node is, never its credentials or link. */
 static int method_list_nodes(struct anser_bus *b, sd_bus_message *m, sd_bus_error *error)
 {
 	_cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
 	const struct anser_config *c = b->ops->get_config ? b->ops->get_config(b->ud) : NULL;
+	const struct anser_health *health = b->ops->get_health ? b->ops->get_health(b->ud) : NULL;
 	int r = sd_bus_message_new_method_return(m, &reply);
 
 	if (r >= 0)
@@ -376,10 +416,8 @@ static int method_list_nodes(struct anser_bus *b, sd_bus_message *m, sd_bus_erro
 		if (r >= 0)
 			r = append_strv(reply, "Groups", (const char *const *)groups->pdata,
 					groups->len);
-		/* no health checks yet: not known to be dead, latencies unmeasured */
 		if (r >= 0)
-			r = sd_bus_message_append(reply, "{sv}{sv}{sv}", "Alive", "b", true,
-						  "Checked", "b", false, "Latency", "a{st}", 0);
+			r = append_health(reply, health, i);
 		if (r >= 0)
 			r = sd_bus_message_close_container(reply);
 	}
@@ -388,6 +426,47 @@ static int method_list_nodes(struct anser_bus *b, sd_bus_message *m, sd_bus_erro
 	if (r < 0)
 		return r;
 	return sd_bus_send(NULL, reply, NULL);
+}
+
+struct test_call {
+	sd_bus_message *m;
+	char *group;
+};
+
+static void test_nodes_done(void *ud, unsigned n)
+{
+	struct test_call *t = ud;
+	int r = sd_bus_reply_method_return(t->m, "u", n);
+	if (r < 0)
+		log_debug_errno(r, "Failed to answer TestNodes, ignoring: %m");
+	log_info("Health checks asked for by %s done (%u checks)",
+		 sd_bus_message_get_sender(t->m) ?: "?", n);
+	sd_bus_message_unref(t->m);
+	g_free(t->group);
+	g_free(t);
+}
+
+/* TestNodes: answered when the round of checks ends. */
+static int method_test_nodes(struct anser_bus *b, sd_bus_message *m, sd_bus_error *error)
+{
+	const char *group;
+	int r = sd_bus_message_read(m, "s", &group);
+	if (r < 0)
+		return r;
+	if (!b->ops->test_nodes)
+		return -EOPNOTSUPP;
+	struct test_call *t = g_new0(struct test_call, 1);
+	t->m = sd_bus_message_ref(m);
+	t->group = g_strdup(group);
+	r = b->ops->test_nodes(b->ud, group, test_nodes_done, t);
+	if (r < 0) {
+		sd_bus_message_unref(t->m);
+		g_free(t->group);
+		g_free(t);
+		return sd_bus_error_setf(error, ANSER_BUS_ERROR_INVALID_ARGUMENT, "no group '%s'",
+					 group);
+	}
+	return 1;
 }
 
 static int method_select_node(struct anser_bus *b, sd_bus_message *m, sd_bus_error *error)
@@ -419,6 +498,7 @@ static const struct method_auth method_auth_table[] = {
 	{ "Validate", "org.anser.view-connections", method_validate },
 	{ "ListNodes", "org.anser.view-connections", method_list_nodes },
 	{ "SelectNode", "org.anser.manage", method_select_node },
+	{ "TestNodes", "org.anser.manage", method_test_nodes },
 	/* org.freedesktop.DBus.Properties.Set of Enabled (see on_message) */
 	{ "Set", "org.anser.manage", method_set_enabled },
 };
@@ -621,13 +701,18 @@ static int property_get_groups(sd_bus *bus, const char *path, const char *interf
 {
 	struct anser_bus *b = userdata;
 	const struct anser_config *c = b->ops->get_config ? b->ops->get_config(b->ud) : NULL;
+	const struct anser_health *health = b->ops->get_health ? b->ops->get_health(b->ud) : NULL;
 	int r = sd_bus_message_open_container(reply, 'a', "a{sv}");
 
 	for (size_t gi = 0; c && r >= 0 && gi < c->n_groups; gi++) {
 		const struct anser_group *g = &c->groups[gi];
+		/* fixed: its node; latency policies: the node chosen for tcp4
+		 * now; random: none */
+		int cur = anser_health_current(health, gi, ANSER_NT_TCP4);
 		const char *sel = g->policy == ANSER_POLICY_FIXED && g->fixed_index < g->n_nodes
 					  ? c->nodes[g->nodes[g->fixed_index]].name
-					  : "";
+				  : cur >= 0 && (size_t)cur < c->n_nodes ? c->nodes[cur].name
+									 : "";
 		r = sd_bus_message_open_container(reply, 'a', "{sv}");
 		if (r >= 0)
 			r = append_str(reply, "Name", g->name, 256);
@@ -717,6 +802,8 @@ static const sd_bus_vtable manager_vtable[] = {
 	SD_BUS_METHOD_WITH_ARGS("ListNodes", SD_BUS_NO_ARGS, SD_BUS_RESULT("aa{sv}", nodes),
 				method_authorize_then_run, SD_BUS_VTABLE_UNPRIVILEGED),
 	SD_BUS_METHOD_WITH_ARGS("SelectNode", SD_BUS_ARGS("s", group, "s", node), SD_BUS_NO_RESULT,
+				method_authorize_then_run, SD_BUS_VTABLE_UNPRIVILEGED),
+	SD_BUS_METHOD_WITH_ARGS("TestNodes", SD_BUS_ARGS("s", group), SD_BUS_RESULT("u", checks),
 				method_authorize_then_run, SD_BUS_VTABLE_UNPRIVILEGED),
 	SD_BUS_METHOD_WITH_ARGS("Validate", SD_BUS_ARGS("s", text),
 				SD_BUS_RESULT("b", ok, "a(suus)", diagnostics),

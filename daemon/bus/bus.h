@@ -11,6 +11,7 @@
 #include <stdio.h>
 
 #include "../config/config.h"
+#include "../outbound/health.h"
 #include "../util/conninfo.h"
 
 struct anser_bus;
@@ -72,6 +73,12 @@ struct anser_bus_ops {
 	const struct anser_config *(*get_config)(void *ud);
 	/* SelectNode: 0, or -EINVAL / -ENOENT with *message. */
 	int (*select_node)(void *ud, const char *group, const char *node, char **message);
+	/* Node health of the active configuration (may be NULL). */
+	const struct anser_health *(*get_health)(void *ud);
+	/* TestNodes: start a round of health checks for group ("" all) and
+	 * call done(done_ud, n_checks) when it ends; -ENOENT (no such group). */
+	int (*test_nodes)(void *ud, const char *group, void (*done)(void *done_ud, unsigned n),
+			  void *done_ud);
 };
 
 /* address NULL: the system bus. Requests org.anser.Anser1; fails with

@@ -637,6 +637,11 @@ static int ss_method_pass(struct cfg_diag_sink *s, const struct url *u, size_t o
 		}
 	}
 	n->pass = cfg_strdup(pw);
+	if (klen)
+		cfg_diag(s, true, upos(u, off),
+			 "shadowsocks 2022 (%s) is read but not implemented yet: this node "
+			 "carries no traffic",
+			 anser_cipher_name(n->cipher));
 	return 0;
 }
 

@@ -864,10 +864,6 @@ static int parse_policy(struct cfg_parser *p, struct anser_group *g, struct cfg_
 				break;
 		if (i < sizeof(latency_policies) / sizeof(*latency_policies)) {
 			g->policy = latency_policies[i].policy;
-			WARN(p, pos,
-			     "policy '%s' needs latencies from health checks, which anser does not "
-			     "run yet: the group picks a random node for now",
-			     q);
 			free(q);
 		} else {
 			ERR(p, pos,

@@ -10,7 +10,9 @@
  *   vless/vmess: connect [-> tls] [-> websocket] -> ready (likewise) */
 #include "outbound.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdlib.h>
@@ -624,4 +626,48 @@ void anser_dial_free(struct anser_dial *d)
 	if (d->udp_fd >= 0)
 		close(d->udp_fd);
 	free(d);
+}
+
+/* Literal first (no DNS for the common case), then getaddrinfo. */
+int anser_node_resolve(const struct anser_node *n, struct sockaddr_storage *ss)
+{
+	struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
+	struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
+
+	memset(ss, 0, sizeof(*ss));
+	if (!n->host)
+		return -EINVAL;
+	if (inet_pton(AF_INET, n->host, &s4->sin_addr) == 1) {
+		s4->sin_family = AF_INET;
+		s4->sin_port = htons(n->port);
+		return 0;
+	}
+	if (inet_pton(AF_INET6, n->host, &s6->sin6_addr) == 1) {
+		s6->sin6_family = AF_INET6;
+		s6->sin6_port = htons(n->port);
+		return 0;
+	}
+
+	struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_ADDRCONFIG };
+	struct addrinfo *res = NULL;
+	int r = getaddrinfo(n->host, NULL, &hints, &res);
+	if (r != 0) {
+		log_warning("Failed to resolve node %s host '%s': %s", n->name, n->host,
+			    gai_strerror(r));
+		return -EHOSTUNREACH;
+	}
+	r = -EHOSTUNREACH;
+	for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
+		if (ai->ai_family != AF_INET && ai->ai_family != AF_INET6)
+			continue;
+		memcpy(ss, ai->ai_addr, ai->ai_addrlen);
+		if (ai->ai_family == AF_INET)
+			s4->sin_port = htons(n->port);
+		else
+			s6->sin6_port = htons(n->port);
+		r = 0;
+		break;
+	}
+	freeaddrinfo(res);
+	return r;
 }

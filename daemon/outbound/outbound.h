@@ -4,7 +4,7 @@
  * a datagram session. Non-blocking: each dial is a small state machine the
  * relay's epoll loop drives (dial -> handshake -> ready).
  *
- * Groups pick a node by policy (fixed(n), random) among the group's nodes.
+ * Groups pick a node by policy and health (health.h).
  */
 #ifndef ANSER_OUTBOUND_H
 #define ANSER_OUTBOUND_H
@@ -17,8 +17,9 @@
 #include "../config/config.h"
 #include "stream.h"
 
-/* Index into cfg->nodes chosen for a new flow of group `group`, or -1. */
-int anser_group_pick(const struct anser_config *cfg, size_t group);
+/* The node's address: its literal IP, or its host resolved (blocking:
+ * call where that is fine, when a generation is installed). */
+int anser_node_resolve(const struct anser_node *n, struct sockaddr_storage *ss);
 
 /*
  * A dial in progress. Usage: anser_dial_new(), register anser_dial_fd()

@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "../outbound/health.h"
 #include "proxy.h"
 
 #define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
@@ -21,6 +22,7 @@ struct pgen {
 	atomic_uint refs;
 	struct anser_gen *gen;
 	struct sockaddr_storage *node_addr; /* [cfg->n_nodes]; ss_family 0: unresolved */
+	struct anser_health *health;	    /* node health and group choices */
 };
 
 struct pgen *pgen_ref(struct pgen *g);

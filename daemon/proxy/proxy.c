@@ -48,55 +48,12 @@ void pgen_unref(struct pgen *g)
 	if (!g || atomic_fetch_sub_explicit(&g->refs, 1, memory_order_acq_rel) != 1)
 		return;
 	anser_gen_unref(g->gen);
+	anser_health_unref(g->health);
 	free(g->node_addr);
 	free(g);
 }
 
-/* Literal first (no DNS for the common case), then getaddrinfo. */
-static int resolve_node(const struct anser_node *n, struct sockaddr_storage *ss)
-{
-	struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
-	struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
-
-	memset(ss, 0, sizeof(*ss));
-	if (!n->host)
-		return -EINVAL;
-	if (inet_pton(AF_INET, n->host, &s4->sin_addr) == 1) {
-		s4->sin_family = AF_INET;
-		s4->sin_port = htons(n->port);
-		return 0;
-	}
-	if (inet_pton(AF_INET6, n->host, &s6->sin6_addr) == 1) {
-		s6->sin6_family = AF_INET6;
-		s6->sin6_port = htons(n->port);
-		return 0;
-	}
-
-	struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_ADDRCONFIG };
-	struct addrinfo *res = NULL;
-	int r = getaddrinfo(n->host, NULL, &hints, &res);
-	if (r != 0) {
-		log_warning("Failed to resolve node %s host '%s': %s", n->name, n->host,
-			    gai_strerror(r));
-		return -EHOSTUNREACH;
-	}
-	r = -EHOSTUNREACH;
-	for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
-		if (ai->ai_family != AF_INET && ai->ai_family != AF_INET6)
-			continue;
-		memcpy(ss, ai->ai_addr, ai->ai_addrlen);
-		if (ai->ai_family == AF_INET)
-			s4->sin_port = htons(n->port);
-		else
-			s6->sin6_port = htons(n->port);
-		r = 0;
-		break;
-	}
-	freeaddrinfo(res);
-	return r;
-}
-
-void anser_proxy_set_gen(struct anser_proxy *p, struct anser_gen *gen)
+void anser_proxy_set_gen(struct anser_proxy *p, struct anser_gen *gen, struct anser_health *health)
 {
 	if (!gen || gen->slot >= ANSER_GENS)
 		return;
@@ -113,9 +70,10 @@ void anser_proxy_set_gen(struct anser_proxy *p, struct anser_gen *gen)
 	}
 	atomic_init(&g->refs, 1);
 	g->gen = anser_gen_ref(gen);
+	g->health = anser_health_ref(health);
 	/* Resolve outside the lock: workers must never wait on DNS. */
 	for (size_t i = 0; i < n; i++)
-		(void)resolve_node(&gen->cfg->nodes[i], &g->node_addr[i]);
+		(void)anser_node_resolve(&gen->cfg->nodes[i], &g->node_addr[i]);
 
 	pthread_mutex_lock(&p->lock);
 	struct pgen *old = p->slots[gen->slot];
@@ -161,10 +119,13 @@ int proxy_route(struct anser_proxy *p, const struct anser_flow *f, struct pgen *
 	}
 	const struct anser_config *cfg = g->gen->cfg;
 	size_t group = (size_t)f->outbound - ANSER_OUT_FIRST_GROUP;
-	int i = anser_group_pick(cfg, group);
-	if (i < 0) {
-		log_warning("Flow of %s (pid %u): outbound %u has no usable node", f->pname, f->pid,
-			    f->outbound);
+	enum anser_nettype t =
+		(f->proto == IPPROTO_UDP ? ANSER_NT_UDP4 : ANSER_NT_TCP4) + (f->family == AF_INET6);
+	int i = anser_group_pick(g->health, group, t);
+	if (i < 0 || (size_t)i >= cfg->n_nodes) {
+		log_warning("Flow of %s (pid %u) to group %s: no live node for %s, failing it",
+			    f->pname, f->pid, group < cfg->n_groups ? cfg->groups[group].name : "?",
+			    anser_nettype_name(t));
 		pgen_unref(g);
 		return -ENOENT;
 	}

@@ -38,9 +38,11 @@ int anser_proxy_new(struct anser_datapath *dp, const struct anser_proxy_opts *op
 void anser_proxy_ports(struct anser_proxy *p, uint16_t *tcp4, uint16_t *tcp6, uint16_t *udp4,
 		       uint16_t *udp6);
 int anser_proxy_start(struct anser_proxy *p);
-/* Install gen for its slot (takes a reference; drops the previous one of
- * that slot when no flow uses it any more). Thread-safe. */
-void anser_proxy_set_gen(struct anser_proxy *p, struct anser_gen *gen);
+/* Install gen for its slot with the health its groups pick nodes by
+ * (takes a reference on both; drops the previous ones of that slot when
+ * no flow uses them any more). Thread-safe. */
+struct anser_health;
+void anser_proxy_set_gen(struct anser_proxy *p, struct anser_gen *gen, struct anser_health *health);
 /* Fill bytes/node/outbound of proxied entries in l (matched by cookie) and
  * append sessions the list does not have. Thread-safe snapshot. */
 void anser_proxy_annotate(struct anser_proxy *p, struct anser_conn_list *l);

@@ -23,6 +23,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "daemon/outbound/health.h"
 #include "daemon/proxy/proxy.h"
 #include "daemon/util/log.h"
 
@@ -531,7 +532,9 @@ static void install_config(void)
 	add_group(c, "g-random", ANSER_POLICY_RANDOM, 2, (size_t[]){ 0, 1 });
 	add_group(c, "g-dante", ANSER_POLICY_FIXED, 1, (size_t[]){ 4 });
 	struct anser_gen *g = anser_gen_new(c, 1, 0);
-	anser_proxy_set_gen(proxy, g);
+	struct anser_health *h = anser_health_new(c, NULL);
+	anser_proxy_set_gen(proxy, g, h);
+	anser_health_unref(h);
 	anser_gen_unref(g);
 }
 

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 /* The SOCKS5 codec against well-formed and hostile server bytes, and the
- * group node pickers. */
+ * address codec. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <glib.h>
@@ -245,60 +245,6 @@ static void test_udp(void)
 	g_assert_cmpint(a.port, ==, 7);
 }
 
-static struct anser_config *config_with_group(enum anser_policy policy, unsigned fixed,
-					      size_t n_nodes)
-{
-	struct anser_config *c = g_new0(struct anser_config, 1);
-	c->n_nodes = n_nodes;
-	c->nodes = g_new0(struct anser_node, n_nodes);
-	c->n_groups = 1;
-	c->groups = g_new0(struct anser_group, 1);
-	c->groups[0].policy = policy;
-	c->groups[0].fixed_index = fixed;
-	c->groups[0].n_nodes = n_nodes;
-	c->groups[0].nodes = g_new0(size_t, n_nodes);
-	/* Group order differs from config order, to check the indirection. */
-	for (size_t i = 0; i < n_nodes; i++)
-		c->groups[0].nodes[i] = n_nodes - 1 - i;
-	return c;
-}
-
-static void config_free(struct anser_config *c)
-{
-	g_free(c->groups[0].nodes);
-	g_free(c->groups);
-	g_free(c->nodes);
-	g_free(c);
-}
-
-static void test_group(void)
-{
-	struct anser_config *c = config_with_group(ANSER_POLICY_FIXED, 1, 3);
-	g_assert_cmpint(anser_group_pick(c, 0), ==, 1);
-	c->groups[0].fixed_index = 0;
-	g_assert_cmpint(anser_group_pick(c, 0), ==, 2);
-	c->groups[0].fixed_index = 3;
-	g_assert_cmpint(anser_group_pick(c, 0), ==, -1);
-	g_assert_cmpint(anser_group_pick(c, 1), ==, -1);
-	g_assert_cmpint(anser_group_pick(NULL, 0), ==, -1);
-	config_free(c);
-
-	c = config_with_group(ANSER_POLICY_RANDOM, 0, 4);
-	unsigned hits[4] = { 0 };
-	for (int i = 0; i < 40000; i++) {
-		int n = anser_group_pick(c, 0);
-		g_assert_cmpint(n, >=, 0);
-		g_assert_cmpint(n, <, 4);
-		hits[n]++;
-	}
-	/* Uniform: each node within 10% of its share. */
-	for (int i = 0; i < 4; i++)
-		g_assert_cmpuint(hits[i], >, 9000);
-	c->groups[0].n_nodes = 0;
-	g_assert_cmpint(anser_group_pick(c, 0), ==, -1);
-	config_free(c);
-}
-
 int main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
@@ -309,6 +255,5 @@ int main(int argc, char **argv)
 	g_test_add_func("/socks5/reply-good", test_reply_good);
 	g_test_add_func("/socks5/reply-hostile", test_reply_hostile);
 	g_test_add_func("/socks5/udp", test_udp);
-	g_test_add_func("/outbound/group-pick", test_group);
 	return g_test_run();
 }

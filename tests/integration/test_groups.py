@@ -1,0 +1,140 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""Groups and health checks end to end: two real SOCKS5 nodes (microsocks
+binding their outgoing connections to 10.77.0.2 and 10.77.0.4, so the web
+server's view says which node carried a flow), one of them slow (a delaying
+relay in front, this kernel has no netem) or killed. One meson test per case."""
+import os
+import re
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+from harness import P4, S4, WEB  # noqa: E402
+
+A4 = P4            # node A's outgoing address
+B4 = "10.77.0.4"   # node B's (a second address in the proxy namespace)
+INTERVAL = 2       # check_interval, seconds
+RELAY = os.path.join(os.path.dirname(os.path.abspath(__file__)), "delayrelay.py")
+
+CONFIG = """global {
+    log_level: debug
+    tcp_check_url: 'http://check.test:8080/', '%(s4)s'
+    check_interval: %(interval)ds
+    check_tolerance: 50ms
+}
+node {
+    a: '%(a)s'
+    b: 'socks5://%(b4)s:1081'
+}
+group {
+    proxy {
+        filter: name(a, b)
+        policy: %(policy)s
+    }
+}
+routing {
+    pname(appA) -> proxy
+    fallback: direct
+}
+"""
+
+
+def expect(cond, msg):
+    if not cond:
+        raise AssertionError(msg)
+
+
+def seen_as(out):
+    for line in out.splitlines():
+        if line.startswith("client="):
+            return line[7:]
+    return None
+
+
+def setup(env, policy, slow_a=False):
+    env.setup_net()
+    env.setup_cgroup()
+    env.start_web()
+    harness.run(["ip", "-n", env.ns("p"), "addr", "add", B4 + "/24", "dev", "e0"])
+    env.procs_a = env.spawn("microsocks-a", env.nsexec("p") + [
+        "microsocks", "-i", A4, "-p", "1080", "-b", A4])
+    env.procs_b = env.spawn("microsocks-b", env.nsexec("p") + [
+        "microsocks", "-i", B4, "-p", "1081", "-b", B4])
+    env.wait_port("p", 1080)
+    env.wait_port("p", 1081)
+    link_a = "socks5://%s:1080" % A4
+    if slow_a:
+        env.spawn("delay", env.nsexec("p") + [harness.PY, RELAY, A4, "2080", A4, "1080", "150"])
+        env.wait_port("p", 2080)
+        link_a = "socks5://%s:2080" % A4
+    env.start_anserd(env.write_config(CONFIG % {
+        "s4": S4, "interval": INTERVAL, "a": link_a, "b4": B4, "policy": policy}))
+
+
+def via(env):
+    a = env.app("appA", "tcp", S4, WEB, timeout=20)
+    return seen_as(a.stdout), a
+
+
+def wait_log(env, pattern, timeout):
+    start = time.time()
+    env.wait_for(pattern, lambda: re.search(pattern, env.log("anserd")), timeout=timeout)
+    return time.time() - start
+
+
+def t_min_slow_and_dead(env):
+    """policy min: the slow node is avoided once checked; when the fast one
+    dies, flows move to the slow one within check_interval + one check;
+    when both are dead, new flows fail fast with a logged reason."""
+    setup(env, "min", slow_a=True)
+    wait_log(env, r"Group proxy now uses node b for tcp4|Node a .* tcp4", 10)
+    # after the first round b (fast) carries the flows
+    env.wait_for("b chosen", lambda: via(env)[0] == B4, timeout=10)
+    for _ in range(3):
+        expect(via(env)[0] == B4, "the fast node should carry new flows")
+    env.procs_b.kill()
+    killed = time.time()
+    env.wait_for("a chosen", lambda: via(env)[0] == A4, timeout=INTERVAL * 1.1 + 5 + 3)
+    took = time.time() - killed
+    print("moved to the live node %.2f s after the kill (check_interval %d s)" % (took, INTERVAL))
+    expect(took <= INTERVAL * 1.1 + 5 + 1, "took %.2f s" % took)
+    expect(re.search(r"Node b failed its tcp4 check", env.log("anserd")), "b's death is logged")
+    env.procs_a.kill()
+    wait_log(env, r"Group proxy has no live node for tcp4", INTERVAL * 1.1 + 5 + 2)
+    start = time.time()
+    who, a = via(env)
+    took = time.time() - start
+    expect(who is None and a.returncode != 0, "a dead group must not carry flows: " + a.stdout)
+    expect(took < 2, "a dead group fails fast (%.2f s)" % took)
+    expect("no live node for tcp4, failing it" in env.log("anserd"), "the reason is logged")
+
+
+def t_random(env):
+    """random spreads flows over both nodes, and skips a dead one."""
+    setup(env, "random")
+    seen = {via(env)[0] for _ in range(24)}
+    expect(seen == {A4, B4}, "random should use both nodes, used %s" % seen)
+    env.procs_a.kill()
+    wait_log(env, r"Node a failed its tcp4 check", INTERVAL * 1.1 + 5 + 2)
+    seen = [via(env)[0] for _ in range(12)]
+    expect(set(seen) == {B4}, "random must skip the dead node: %s" % seen)
+
+
+def t_fixed(env):
+    """fixed(1) always uses the group's second node."""
+    setup(env, "fixed(1)")
+    seen = {via(env)[0] for _ in range(8)}
+    expect(seen == {B4}, "fixed(1) should use b only: %s" % seen)
+
+
+TESTS = {
+    "min_slow_and_dead": t_min_slow_and_dead,
+    "random": t_random,
+    "fixed": t_fixed,
+}
+
+if __name__ == "__main__":
+    harness.main(TESTS)
