@@ -15,7 +15,8 @@ PKGS=(
   libsystemd-dev libglib2.0-dev libpolkit-gobject-1-dev libjson-glib-dev libgnutls28-dev
   libclang-rt-14-dev
   clang-format libxml2-utils valgrind iproute2 python3 dbus dbus-daemon polkitd systemd util-linux
-  microsocks dante-server shadowsocks-libev tinyproxy trojan v2ray openssl iperf3 curl gettext
+  microsocks dante-server shadowsocks-libev tinyproxy trojan v2ray openssl dnsmasq-base iperf3
+  curl gettext
   bash-completion
 )
 

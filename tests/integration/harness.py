@@ -204,6 +204,19 @@ socks pass {
         self.spawn("tinyproxy", self.nsexec("p") + [tp, "-d", "-c", conf])
         self.wait_port("p", port)
 
+    def start_dnsmasq(self):
+        """dnsmasq on the server's v4 address, answering check.test itself."""
+        dm = shutil.which("dnsmasq") or "/usr/sbin/dnsmasq"
+        if not os.path.exists(dm):
+            raise Skip("dnsmasq not installed")
+        p = self.spawn("dnsmasq", self.nsexec("s") + [
+            dm, "-k", "--conf-file=/dev/null", "--port=53", "--listen-address=" + S4,
+            "--bind-interfaces", "--no-resolv", "--no-hosts", "--address=/check.test/" + S4,
+            "--user=root", "--group=root", "--pid-file=", "--log-facility=-"])
+        self.wait_for("dnsmasq", lambda: run(self.nsexec("s") + ["ss", "-Hlun", "sport = :53"],
+                                             check=False).stdout.strip() != "")
+        return p
+
     def make_cert(self, name="prx.test"):
         """A self-signed certificate for name, made for this run; (cert, key)."""
         cert = os.path.join(self.tmp, "cert.pem")

@@ -634,6 +634,8 @@ def t_groups_nodes(env):
     text = CONFIG.replace("    socks: '%(link)s'\n",
                           "    good: 'socks5://alice:s3cr%%25t@10.77.0.2:1080'\n"
                           "    dead: 'socks5://10.77.0.9:1080'\n")
+    text = text.replace("    log_level: debug\n", "    log_level: debug\n"
+                        "    tcp_check_url: 'http://10.77.0.3:8080/'\n")
     cfg = env.write_config(text % {"rules": "pname(appA) -> proxy"})
     env.start_anserd(cfg)
     mgr = ["org.anser.Anser1", "/org/anser/Anser1", "org.anser.Anser1.Manager"]
@@ -677,7 +679,13 @@ def t_groups_nodes(env):
     expect(gr == [{"Name": "proxy", "Policy": "fixed", "SelectedNode": "good",
                    "Nodes": ["good", "dead"]}], gr)
     nd = json.loads(env.anserctl("--json", "nodes").stdout)
-    expect([n["Name"] for n in nd] == ["good", "dead"] and nd[0]["Checked"] is False, nd)
+    expect([n["Name"] for n in nd] == ["good", "dead"], nd)
+    # health: checked through each node, the dead one's tcp4 check fails
+    out = env.anserctl("test-nodes").stdout
+    expect("checks done" in out, out)
+    nd = json.loads(env.anserctl("--json", "nodes").stdout)
+    expect(nd[0]["Checked"] and "tcp4" in nd[0]["Latency"] and "tcp4" not in nd[0]["Dead"], nd)
+    expect(nd[1]["Checked"] and "tcp4" in nd[1]["Dead"] and nd[1]["Latency"] == {}, nd)
     expect(isinstance(json.loads(env.anserctl("--json", "apps").stdout), list), "apps json")
 
 

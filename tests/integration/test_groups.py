@@ -4,6 +4,7 @@
 binding their outgoing connections to 10.77.0.2 and 10.77.0.4, so the web
 server's view says which node carried a flow), one of them slow (a delaying
 relay in front, this kernel has no netem) or killed. One meson test per case."""
+import json
 import os
 import re
 import subprocess
@@ -130,10 +131,67 @@ def t_fixed(env):
     expect(seen == {B4}, "fixed(1) should use b only: %s" % seen)
 
 
+SS_CONFIG = """global {
+    log_level: debug
+    tcp_check_url: 'http://check.test:8080/', '%(s4)s'
+    udp_check_dns: 'check.test:53', '%(s4)s'
+    check_interval: 30s
+}
+node {
+    ss: 'ss://aes-128-gcm:Anser-test-pw1@%(p4)s:8388'
+}
+group {
+    proxy {
+        policy: min
+    }
+}
+routing {
+    pname(appA) -> proxy
+    fallback: direct
+}
+"""
+
+
+def t_udp_check(env):
+    """UDP is checked through the node (a DNS query to a real dnsmasq
+    through ss-server): anserctl test-nodes shows tcp4 and udp4 latency;
+    with dnsmasq gone udp4 fails and the group's UDP flows fail at once
+    while its TCP flows still go through the node."""
+    env.setup_net()
+    env.setup_cgroup()
+    env.start_web()
+    dns = env.start_dnsmasq()
+    env.start_ss("aes-128-gcm", "Anser-test-pw1")
+    env.start_bus()
+    env.start_polkitd()
+    env.start_anserd(env.write_config(SS_CONFIG % {"s4": S4, "p4": P4}))
+    out = env.anserctl("test-nodes").stdout
+    expect("checks done" in out and "tcp4" in out and "udp4" in out, out)
+    nd = json.loads(env.anserctl("--json", "nodes").stdout)[0]
+    expect(nd["Checked"] is True and nd["Alive"] is True, nd)
+    expect(set(nd["Latency"]) == {"tcp4", "udp4"}, nd)
+    expect(nd["Dead"] == [], nd)  # tcp6/udp6: no v6 address to check with
+    u = env.app("appA", "udp", S4, WEB, "hi")
+    expect("reply=ECHO %s hi" % P4 in u.stdout, "UDP goes through the node: " + u.stdout)
+
+    dns.kill()
+    env.anserctl("test-nodes", "proxy")
+    nd = json.loads(env.anserctl("--json", "nodes").stdout)[0]
+    expect(nd["Dead"] == ["udp4"] and "tcp4" in nd["Latency"], nd)
+    u = env.app("appA", "udp", S4, WEB, "hi", timeout=10)
+    expect("reply=" not in u.stdout, "the group has no live UDP node: " + u.stdout)
+    expect("no live node for udp4, failing it" in env.log("anserd"), "the reason is logged")
+    a = env.app("appA", "tcp", S4, WEB)
+    expect(seen_as(a.stdout) == P4, "TCP still goes through the node: " + a.stdout)
+    r = env.anserctl("test-nodes", "nosuch", check=False)
+    expect(r.returncode == 2 and "no group 'nosuch'" in r.stdout, r.stdout)
+
+
 TESTS = {
     "min_slow_and_dead": t_min_slow_and_dead,
     "random": t_random,
     "fixed": t_fixed,
+    "udp_check": t_udp_check,
 }
 
 if __name__ == "__main__":
