@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -68,6 +69,21 @@ struct daemon {
 	struct anser_node_pick *picks;
 	size_t n_picks;
 };
+
+/* Two fds per proxied TCP connection, more for UDP sessions: the default
+ * soft limit of 1024 would cap anserd near 500 connections. Everything
+ * here uses epoll or poll, so a high limit is safe. */
+static void raise_fd_limit(void)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur >= rl.rlim_max)
+		return;
+	rlim_t was = rl.rlim_cur;
+	rl.rlim_cur = rl.rlim_max;
+	if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+		log_warning_errno(errno, "Failed to raise the open file limit from %llu: %m",
+				  (unsigned long long)was);
+}
 
 static void routes_free(struct anser_app_route *v, size_t n)
 {
@@ -1148,6 +1164,7 @@ int main(int argc, char **argv)
 	if (!d.config_path)
 		log_info("No config file, running on the built-in default (everything direct)");
 
+	raise_fd_limit();
 	r = anser_datapath_new(d.cgroup, 0, &d.dp);
 	if (r < 0)
 		goto out;

@@ -18,6 +18,10 @@
  *                                  (ABBA) between blocks, so both sides run
  *                                  interleaved; prints "a_median_us=X
  *                                  b_median_us=Y a_p99_us=.. b_p99_us=.. a_mean_us=.. b_mean_us=.."
+ *   tcpmany HOST PORT N HOLD_MS    open N connections at once (non-blocking),
+ *                                  print "open=N" when all are up, hold them
+ *                                  HOLD_MS, then send GET / on each and read
+ *                                  every answer: "ok=K fail=F"
  *   tcpsink PORT                   accept and close TCP connections on
  *                                  [::]:PORT until killed (for tcpconn:
  *                                  no accept queue overflow, no SYN retries);
@@ -26,6 +30,7 @@
  * 3 no reply, 1 usage.
  */
 #include <arpa/inet.h>
+#include <sys/resource.h>
 #include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -241,6 +246,93 @@ static int do_tcpconn(const char *host, const char *port, int n)
 	return 0;
 }
 
+static int do_tcpmany(const char *host, const char *port, int n, int hold_ms)
+{
+	struct sockaddr_storage ss;
+	socklen_t len;
+	struct rlimit rl;
+
+	if (n <= 0 || resolve(host, port, SOCK_STREAM, &ss, &len) < 0)
+		return 1;
+	/* n sockets and a few more */
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < (rlim_t)n + 64) {
+		rl.rlim_cur = rl.rlim_max < (rlim_t)n + 64 ? rl.rlim_max : (rlim_t)n + 64;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+	struct pollfd *p = calloc((size_t)n, sizeof(*p));
+	char *buf = malloc(65536);
+	int *done = calloc((size_t)n, sizeof(int));
+	if (!p || !buf || !done)
+		return 1;
+	for (int i = 0; i < n; i++) {
+		p[i].fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK, 0);
+		if (p[i].fd < 0 ||
+		    (connect(p[i].fd, (struct sockaddr *)&ss, len) < 0 && errno != EINPROGRESS)) {
+			printf("error=%s at %d\n", strerror(errno), i);
+			return 2;
+		}
+		p[i].events = POLLOUT;
+	}
+	int up = 0, failed = 0;
+	while (up + failed < n) {
+		if (poll(p, (nfds_t)n, 20000) <= 0)
+			break;
+		for (int i = 0; i < n; i++) {
+			if (!p[i].revents || done[i])
+				continue;
+			int err = 0;
+			socklen_t el = sizeof(err);
+			getsockopt(p[i].fd, SOL_SOCKET, SO_ERROR, &err, &el);
+			done[i] = 1;
+			p[i].events = 0;
+			if (err)
+				failed++;
+			else
+				up++;
+		}
+	}
+	printf("open=%d failed=%d\n", up, failed);
+	usleep((useconds_t)hold_ms * 1000);
+	static const char req[] = "GET / HTTP/1.0\r\n\r\n";
+	int ok = 0;
+	for (int i = 0; i < n; i++) {
+		done[i] = 0;
+		p[i].events = POLLIN;
+		if (write(p[i].fd, req, sizeof(req) - 1) != (ssize_t)sizeof(req) - 1)
+			done[i] = -1;
+	}
+	int left = n;
+	for (int i = 0; i < n; i++)
+		if (done[i] < 0) {
+			p[i].events = 0;
+			left--;
+		}
+	while (left > 0) {
+		if (poll(p, (nfds_t)n, 20000) <= 0)
+			break;
+		for (int i = 0; i < n; i++) {
+			if (!p[i].revents || !p[i].events)
+				continue;
+			ssize_t r = read(p[i].fd, buf, 65536);
+			if (r > 0) {
+				if (memmem(buf, (size_t)r, "client=", 7))
+					done[i] = 1;
+				continue;
+			}
+			ok += done[i] == 1;
+			p[i].events = 0;
+			left--;
+		}
+	}
+	for (int i = 0; i < n; i++)
+		close(p[i].fd);
+	printf("ok=%d fail=%d\n", ok, n - ok);
+	free(p);
+	free(buf);
+	free(done);
+	return ok == n ? 0 : 3;
+}
+
 static int join_cgroup(const char *dir)
 {
 	char path[4096];
@@ -328,6 +420,8 @@ int main(int argc, char **argv)
 		return do_tcpconn(argv[2], argv[3], atoi(argv[4]));
 	if (argc == 7 && strcmp(argv[1], "tcpconn-ab") == 0)
 		return do_tcpconn_ab(argv[2], argv[3], atoi(argv[4]), argv[5], argv[6]);
+	if (argc == 6 && strcmp(argv[1], "tcpmany") == 0)
+		return do_tcpmany(argv[2], argv[3], atoi(argv[4]), atoi(argv[5]));
 	if (argc == 3 && strcmp(argv[1], "tcpsink") == 0)
 		return do_tcpsink(argv[2]);
 	if (argc == 5 && strcmp(argv[1], "udpc") == 0)

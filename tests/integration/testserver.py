@@ -69,7 +69,7 @@ def main():
     t.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
     t.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     t.bind(("::", port))
-    t.listen(128)
+    t.listen(4096)
     u = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
     u.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
     u.bind(("::", port))
