@@ -26,6 +26,7 @@
 #include "daemon/config/config.h"
 #include "daemon/datapath/datapath.h"
 #include "daemon/outbound/checker.h"
+#include "daemon/outbound/fetch.h"
 #include "daemon/outbound/health.h"
 #include "daemon/proxy/proxy.h"
 #include "daemon/routing/routing.h"
@@ -51,6 +52,7 @@ struct daemon {
 	unsigned active;
 	struct anser_health *health; /* of the active generation */
 	struct anser_checker *checker;
+	char *persist_dir; /* <state dir>/persist.d: kept copies of subscriptions */
 	uint64_t generation;
 	guint events_source;
 	guint poll_source; /* the next read of the flow log, 0: none */
@@ -238,9 +240,17 @@ static int load_config(struct daemon *d, struct anser_config **out, struct anser
 	int r;
 
 	memset(compiled, 0, sizeof(*compiled));
-	if (d->config_path)
+	if (d->config_path && !d->validate) {
+		/* subscriptions: fetched now (blocking, 15 s at most each), a
+		 * copy of each kept in <state dir>/persist.d */
+		struct anser_fetcher f;
+		g_free(d->persist_dir);
+		d->persist_dir = g_build_filename(d->state_dir, "persist.d", NULL);
+		anser_fetcher_init(&f, d->persist_dir);
+		r = anser_config_parse_file_fetch(d->config_path, &f, out, &diags);
+	} else if (d->config_path) {
 		r = anser_config_parse_file(d->config_path, out, &diags);
-	else
+	} else
 		r = anser_config_parse_string("<builtin>", anser_config_builtin,
 					      strlen(anser_config_builtin), out, &diags);
 	if (r >= 0 && !d->validate)
@@ -1150,6 +1160,7 @@ int main(int argc, char **argv)
 		free(message);
 		routes_free(d.routes, d.n_routes);
 		g_free(d.routes_path);
+		g_free(d.persist_dir);
 		return EXIT_FAILURE;
 	}
 	if (check_only) {
@@ -1232,6 +1243,7 @@ out:
 	anser_config_free(cfg);
 	routes_free(d.routes, d.n_routes);
 	g_free(d.routes_path);
+	g_free(d.persist_dir);
 	if (d.apps_source)
 		g_source_remove(d.apps_source);
 	for (size_t i = 0; i < d.n_picks; i++) {

@@ -250,7 +250,8 @@ static void parse_one(struct cfg_parser *p, unsigned fi)
 
 /* Takes `text` and `real`. */
 static int parse(const char *name, char *real, char *text, size_t len, bool includes,
-		 struct anser_config **out, struct anser_diags *diags)
+		 const struct anser_fetcher *fetcher, struct anser_config **out,
+		 struct anser_diags *diags)
 {
 	struct anser_diags scratch = { 0 };
 	struct anser_diags *d = diags ? diags : &scratch;
@@ -258,6 +259,7 @@ static int parse(const char *name, char *real, char *text, size_t len, bool incl
 	struct cfg_parser p = {
 		.sink = { .d = d },
 		.includes_ok = includes,
+		.fetcher = fetcher,
 	};
 	int r = 0;
 
@@ -322,10 +324,11 @@ int anser_config_parse_string(const char *name, const char *text, size_t len,
 		if (text)
 			memcpy(copy, text, len);
 	}
-	return parse(name, NULL, copy, text ? len : 0, false, out, diags);
+	return parse(name, NULL, copy, text ? len : 0, false, NULL, out, diags);
 }
 
-int anser_config_parse_file(const char *path, struct anser_config **out, struct anser_diags *diags)
+int anser_config_parse_file_fetch(const char *path, const struct anser_fetcher *f,
+				  struct anser_config **out, struct anser_diags *diags)
 {
 	struct anser_diags scratch = { 0 };
 	struct anser_diags *d = diags ? diags : &scratch;
@@ -340,10 +343,15 @@ int anser_config_parse_file(const char *path, struct anser_config **out, struct 
 		cfg_diag(&s, false, (struct cfg_pos){ 0 }, "%s", why);
 		free(why);
 	} else {
-		r = parse(path, realpath(path, NULL), buf, n, true, out, d);
+		r = parse(path, realpath(path, NULL), buf, n, true, f, out, d);
 	}
 	anser_diags_clear(&scratch);
 	return r;
+}
+
+int anser_config_parse_file(const char *path, struct anser_config **out, struct anser_diags *diags)
+{
+	return anser_config_parse_file_fetch(path, NULL, out, diags);
 }
 
 const char *anser_config_outbound_name(const struct anser_config *c, unsigned id)

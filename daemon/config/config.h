@@ -91,6 +91,7 @@ struct anser_node {
 	char *alpn;	     /* comma-separated protocols, NULL: none */
 	char *ws_path;	     /* NULL: "/" */
 	char *ws_host;	     /* NULL: sni, else host */
+	char *subtag;	     /* the subscription it came from (its tag), or NULL */
 	unsigned file;	     /* index into anser_config.files */
 	unsigned line, col;
 };
@@ -244,7 +245,7 @@ struct anser_dns {
 	unsigned fallback_file[2], fallback_line[2], fallback_col[2]; /* [response] */
 };
 
-/* subscription { [TAG:] URL ... }: read and checked, not fetched yet. */
+/* subscription { [TAG:] URL ... } */
 struct anser_subscription {
 	char *tag; /* NULL when none */
 	char *url;
@@ -317,6 +318,21 @@ int anser_config_parse_string(const char *name, const char *text, size_t len,
  * and the files its `include` sections name, and parses them. -errno on
  * I/O errors with a diagnostic naming the file. */
 int anser_config_parse_file(const char *path, struct anser_config **out, struct anser_diags *diags);
+
+/* Subscriptions are fetched by the caller: the parser asks for each
+ * subscription's body and adds its nodes (tagged with the subscription's
+ * tag, for subtag() filters) before groups are resolved. A failed fetch
+ * is a warning: the config loads without those nodes. */
+struct anser_fetcher {
+	/* 0 with *body (malloc'd) and *len, or -errno with *why (malloc'd). */
+	int (*fetch)(void *ud, const struct anser_subscription *s, const char *config_dir,
+		     char **body, size_t *len, char **why);
+	void *ud;
+};
+/* anser_config_parse_file(), fetching subscriptions with f (NULL: they are
+ * read and checked only, with a warning). */
+int anser_config_parse_file_fetch(const char *path, const struct anser_fetcher *f,
+				  struct anser_config **out, struct anser_diags *diags);
 /* Drops a reference; the last one frees. */
 void anser_config_free(struct anser_config *c);
 struct anser_config *anser_config_ref(struct anser_config *c);

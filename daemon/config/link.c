@@ -1147,6 +1147,7 @@ void anser_node_clear(struct anser_node *n)
 	free(n->alpn);
 	free(n->ws_path);
 	free(n->ws_host);
+	free(n->subtag);
 	*n = (struct anser_node){ 0 };
 }
 

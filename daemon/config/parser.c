@@ -2034,11 +2034,11 @@ static void parse_subscription_section(struct cfg_parser *p, struct cfg_pos pos)
 	struct anser_config *c = p->cfg;
 
 	p->seen_any_subscription = true;
-	if (!p->warned_subscription) {
+	if (!p->warned_subscription && !p->fetcher) {
 		p->warned_subscription = true;
 		WARN(p, pos,
-		     "subscriptions are read and checked, but not fetched yet: their nodes are "
-		     "missing (list nodes in the 'node' section)");
+		     "subscriptions are read and checked but not fetched here: their nodes are "
+		     "not known");
 	}
 	while (!stop(p) && peek_type(p) != TOK_RBRACE && !at_section_start(p)) {
 		size_t start = p->lx.consumed;

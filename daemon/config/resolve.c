@@ -4,6 +4,7 @@
  * are unique, group filters name real nodes, groups are not empty, and
  * every outbound a rule or the fallback names exists.
  */
+#include <errno.h>
 #include <glib.h>
 #include <stdlib.h>
 #include <string.h>
@@ -93,6 +94,80 @@ static bool farg_matches(const struct cfg_farg *a, const char *s)
 	}
 }
 
+static bool node_named(const struct anser_config *c, const char *name)
+{
+	for (size_t i = 0; i < c->n_nodes; i++)
+		if (strcmp(c->nodes[i].name, name) == 0)
+			return true;
+	return false;
+}
+
+/* Fetches a subscription (through the caller's fetcher) and adds its
+ * nodes, tagged; a name already taken gets " (2)", " (3)"... */
+static void add_subscription(struct cfg_parser *p, const struct anser_subscription *sub)
+{
+	struct anser_config *c = p->cfg;
+	struct cfg_pos pos = { sub->line, sub->col, sub->file };
+	const char *tag = sub->tag ? sub->tag : sub->url;
+	char *body = NULL, *why = NULL;
+	size_t len = 0;
+
+	int r = p->fetcher->fetch(p->fetcher->ud, sub, p->config_dir, &body, &len, &why);
+	if (r < 0) {
+		char *q = cfg_quote(tag, strlen(tag));
+		cfg_diag(&p->sink, true, pos, "subscription '%s' brought no nodes: %s", q,
+			 why ? why : strerror(-r));
+		free(q);
+		free(why);
+		p->subscription_failed = true;
+		return;
+	}
+	struct anser_node *v;
+	size_t n, bad;
+	struct anser_diags d = { 0 };
+	r = anser_subscription_parse(body, len, &v, &n, &bad, &d);
+	free(body);
+	char *q = cfg_quote(tag, strlen(tag));
+	if (r < 0) {
+		cfg_diag(&p->sink, true, pos, "subscription '%s' brought no nodes: %s", q,
+			 r == -ENOENT  ? "none of its entries is a usable node"
+			 : r == -EFBIG ? "it is over 8 MiB"
+				       : "it is neither SIP008 JSON nor a (base64) list of links");
+		p->subscription_failed = true;
+	} else if (bad) {
+		cfg_diag(&p->sink, true, pos,
+			 "subscription '%s': %zu of %zu entries skipped (the first: line %u: %s)",
+			 q, bad, bad + n, d.n ? d.v[0].line : 0, d.n ? d.v[0].message : "?");
+	}
+	free(q);
+	anser_diags_clear(&d);
+	for (size_t i = 0; r == 0 && i < n; i++) {
+		if (c->n_nodes >= CFG_MAX_NODES) {
+			anser_node_clear(&v[i]);
+			continue;
+		}
+		struct anser_node *nd = &v[i];
+		if (node_named(c, nd->name)) {
+			for (unsigned k = 2;; k++) {
+				char *alt = cfg_asprintf("%s (%u)", nd->name, k);
+				if (!node_named(c, alt)) {
+					free(nd->name);
+					nd->name = alt;
+					break;
+				}
+				free(alt);
+			}
+		}
+		nd->subtag = sub->tag ? cfg_strdup(sub->tag) : NULL;
+		nd->file = sub->file;
+		nd->line = sub->line;
+		nd->col = sub->col;
+		cfg_reserve(&c->nodes, &p->cap_nodes, c->n_nodes, sizeof(*c->nodes));
+		c->nodes[c->n_nodes++] = *nd;
+	}
+	free(v);
+}
+
 static void resolve_group(struct cfg_parser *p, size_t gi, const struct name_ix *ix)
 {
 	struct anser_config *c = p->cfg;
@@ -116,13 +191,16 @@ static void resolve_group(struct cfg_parser *p, size_t gi, const struct name_ix 
 					continue;
 				const char *sug = suggest_node(c, a->val);
 				char *q = cfg_quote(a->val, strlen(a->val));
-				bool subs = p->seen_any_subscription;
+				/* a name may come from a subscription that could not
+				 * be fetched: a warning then, an error otherwise */
+				bool subs = p->seen_any_subscription &&
+					    (!p->fetcher || p->subscription_failed);
 				char *qs = sug ? cfg_quote(sug, strlen(sug)) : NULL;
 				cfg_diag(&p->sink, subs, a->pos,
 					 "unknown node '%s' in the filter of group '%s'%s%s%s", q,
 					 g->name, sug ? " (did you mean '" : "", sug ? qs : "",
 					 sug	? "'?)"
-					 : subs ? " (nodes of subscriptions are not fetched yet)"
+					 : subs ? " (maybe of a subscription not fetched)"
 						: " (name nodes from the 'node' section)");
 				free(qs);
 				free(q);
@@ -136,7 +214,8 @@ static void resolve_group(struct cfg_parser *p, size_t gi, const struct name_ix 
 			for (size_t k = 0; k < fl->n_calls && all; k++) {
 				const struct cfg_fcall *call = &fl->calls[k];
 				/* nodes of the node section have no subscription tag */
-				const char *s = call->subtag ? NULL : c->nodes[n].name;
+				const char *s =
+					call->subtag ? c->nodes[n].subtag : c->nodes[n].name;
 				bool any = false;
 				for (size_t i = 0; i < call->n && !any; i++)
 					any = farg_matches(&call->args[i], s);
@@ -294,6 +373,9 @@ void cfg_resolve(struct cfg_parser *p)
 	}
 	if (!c->log_level)
 		c->log_level = cfg_strdup("info");
+
+	for (size_t i = 0; p->fetcher && i < c->n_subscriptions && !p->sink.full; i++)
+		add_subscription(p, &c->subscriptions[i]);
 
 	struct name_ix *ix = index_nodes(p);
 	for (size_t gi = 0; gi < c->n_groups; gi++)

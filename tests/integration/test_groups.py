@@ -4,6 +4,7 @@
 binding their outgoing connections to 10.77.0.2 and 10.77.0.4, so the web
 server's view says which node carried a flow), one of them slow (a delaying
 relay in front, this kernel has no netem) or killed. One meson test per case."""
+import base64
 import json
 import os
 import re
@@ -187,11 +188,102 @@ def t_udp_check(env):
     expect(r.returncode == 2 and "no group 'nosuch'" in r.stdout, r.stdout)
 
 
+FILESERVER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fileserver.py")
+
+SUB_CONFIG = """global {
+    log_level: debug
+    tcp_check_url: 'http://check.test:8080/', '%(s4)s'
+}
+subscription {
+    web: '%(url)s'
+    local: 'file://local.json'
+}
+group {
+    viaweb {
+        filter: subtag(web) && name(keyword: 'ss')
+        policy: fixed(0)
+    }
+    vialocal {
+        filter: subtag(local)
+        policy: fixed(0)
+    }
+}
+routing {
+    pname(appA) -> viaweb
+    pname(appB) -> vialocal
+    fallback: direct
+}
+"""
+
+
+def t_subscription(env):
+    """Subscriptions fetched by anserd: a base64 link list over HTTPS (a
+    test CA through SSL_CERT_FILE), a SIP008 file next to the config; their
+    nodes carry traffic through real servers, subtag() selects them; when
+    the web server is gone a reload uses the copy kept in persist.d."""
+    env.setup_net()
+    env.setup_cgroup()
+    env.start_web()
+    env.start_ss("aes-128-gcm", "Anser-test-pw1")
+    env.start_microsocks()
+    env.start_bus()
+    env.start_polkitd()
+    # a certificate for the server's IP, its own CA for anserd
+    d = os.path.join(env.tmp, "www")
+    os.makedirs(d)
+    cert, key = os.path.join(env.tmp, "www.pem"), os.path.join(env.tmp, "www.key")
+    harness.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                 "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2", "-subj", "/CN=" + S4,
+                 "-addext", "subjectAltName=IP:" + S4, "-keyout", key, "-out", cert])
+    os.chmod(key, 0o644)
+    ss = "ss://%s@%s:8388#ss-tokyo" % (
+        base64.urlsafe_b64encode(b"aes-128-gcm:Anser-test-pw1").decode().rstrip("="), P4)
+    body = "\n".join(["socks5://%s:1080#socks-osaka" % P4, ss, "vmess://bm9uc2Vuc2U=", ""])
+    with open(os.path.join(d, "sub"), "w") as f:
+        f.write(base64.b64encode(body.encode()).decode())
+    web = env.spawn("fileserver", env.nsexec("s") + [harness.PY, FILESERVER, S4, "8443", d, cert,
+                                                     key])
+    env.wait_port("s", 8443)
+    text = SUB_CONFIG % {"s4": S4, "url": "https-file://%s:8443/sub" % S4}
+    cfg = env.write_config(text)
+    with open(os.path.join(os.path.dirname(cfg), "local.json"), "w") as f:
+        json.dump({"version": 1, "servers": [{
+            "server": P4, "server_port": 8388, "password": "Anser-test-pw1",
+            "method": "aes-128-gcm", "remarks": "ss-local"}]}, f)
+    env.start_anserd(cfg, environ=dict(os.environ, SSL_CERT_FILE=cert))
+    log = env.log("anserd")
+    expect("Subscription web: fetched" in log, log[-2000:])
+    expect(re.search(r"subscription 'web': 1 of 3 entries skipped", log), log[-2000:])
+    nodes = json.loads(env.anserctl("--json", "nodes").stdout)
+    names = sorted(n["Name"] for n in nodes)
+    expect(names == ["socks-osaka", "ss-local", "ss-tokyo"], names)
+    groups = json.loads(env.anserctl("--json", "groups").stdout)
+    by = {g["Name"]: g for g in groups}
+    expect(by["viaweb"]["Nodes"] == ["ss-tokyo"] and by["vialocal"]["Nodes"] == ["ss-local"],
+           groups)
+    a = env.app("appA", "tcp", S4, WEB)
+    b = env.app("appB", "tcp", S4, WEB)
+    expect(seen_as(a.stdout) == P4 and seen_as(b.stdout) == P4,
+           "both go through the subscription nodes: %s %s" % (a.stdout, b.stdout))
+    kept = os.path.join(env.tmp, "state", "persist.d", "web.sub")
+    expect(os.path.exists(kept) and os.stat(kept).st_mode & 0o777 == 0o600,
+           "a private copy is kept in persist.d")
+    # the server is gone: a reload keeps working from the copy
+    web.kill()
+    web.wait()
+    env.anserctl("reload")
+    expect("fetch failed" in env.log("anserd") and "using the copy kept on" in env.log("anserd"),
+           env.log("anserd")[-1500:])
+    a = env.app("appA", "tcp", S4, WEB)
+    expect(seen_as(a.stdout) == P4, "still through the kept copy's node: " + a.stdout)
+
+
 TESTS = {
     "min_slow_and_dead": t_min_slow_and_dead,
     "random": t_random,
     "fixed": t_fixed,
     "udp_check": t_udp_check,
+    "subscription": t_subscription,
 }
 
 if __name__ == "__main__":
