@@ -17,6 +17,7 @@ PKGS=(
   libclang-rt-14-dev
   clang-format libxml2-utils valgrind iproute2 python3 dbus dbus-daemon polkitd systemd util-linux
   microsocks dante-server shadowsocks-libev tinyproxy trojan v2ray openssl dnsmasq-base iperf3
+  nftables
   curl gettext
   bash-completion
 )

@@ -110,7 +110,7 @@ static const struct anser_stream_ops trojan_ops = {
 int anser_trojan_stream_new(int fd, struct anser_stream *inner, const char *password, uint8_t cmd,
 			    const struct sockaddr *dst, struct anser_stream **out)
 {
-	struct trojan_stream *t = calloc(1, sizeof(*t));
+	struct trojan_stream *t = ANSER_STREAM_ALLOC(struct trojan_stream, buf);
 	if (!t)
 		return -ENOMEM;
 	ssize_t hl = anser_trojan_header(t->buf, sizeof(t->buf), password, cmd, dst);

@@ -141,7 +141,7 @@ static const struct anser_stream_ops vless_ops = {
 int anser_vless_stream_new(int fd, struct anser_stream *inner, const uint8_t uuid[16],
 			   const struct sockaddr *dst, struct anser_stream **out)
 {
-	struct vless_stream *v = calloc(1, sizeof(*v));
+	struct vless_stream *v = ANSER_STREAM_ALLOC(struct vless_stream, buf);
 	if (!v)
 		return -ENOMEM;
 	ssize_t hl = anser_vless_header(v->buf, sizeof(v->buf), uuid, VLESS_CMD_TCP, dst);

@@ -189,14 +189,13 @@ struct vmess_stream {
 	struct body enc, dec;
 	uint8_t resp_key[16], resp_iv[16];
 	bool term_queued;
-	/* output */
 	size_t out_off, out_len;
-	uint8_t out[VMESS_CHUNK + 2 + TAG + 512];
-	/* input */
 	int rstate;
 	size_t want; /* bytes in[] must hold for the state */
 	size_t in_off, in_len;
 	size_t spill_off, spill_len;
+	/* buffers last (ANSER_STREAM_ALLOC) */
+	uint8_t out[VMESS_CHUNK + 2 + TAG + 512];
 	uint8_t spill[VMESS_MAX_IN];
 	uint8_t in[2 * VMESS_MAX_IN];
 };
@@ -519,7 +518,7 @@ int anser_vmess_stream_new(int fd, struct anser_stream *inner, const uint8_t uui
 	default:
 		return -EPROTONOSUPPORT;
 	}
-	struct vmess_stream *v = calloc(1, sizeof(*v));
+	struct vmess_stream *v = ANSER_STREAM_ALLOC(struct vmess_stream, out);
 	if (!v)
 		return -ENOMEM;
 	uint8_t key[16], iv[16], cmd_key[16], hdr[128], h32[32];

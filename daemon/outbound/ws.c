@@ -32,17 +32,17 @@ struct ws_stream {
 	struct anser_stream s;
 	bool upgraded, req_sent, closed;
 	char accept[29]; /* the Sec-WebSocket-Accept we expect */
-	/* output: one frame (or the upgrade request) at a time */
-	uint8_t out[WS_OUT_CAP];
 	size_t out_off, out_len;
-	/* input: frame headers and payload bytes not yet given out */
-	uint8_t in[WS_IN_CAP];
 	size_t in_off, in_len;
-	uint64_t left;	/* payload bytes of the current data frame still to give */
-	uint8_t ctl_op; /* a control frame being read (its payload is in `in`) */
-	uint8_t pong[125];
+	uint64_t left; /* payload bytes of the current data frame still to give */
 	size_t pong_len;
 	bool pong_due;
+	/* buffers last (ANSER_STREAM_ALLOC) */
+	uint8_t pong[125];
+	/* output: one frame (or the upgrade request) at a time */
+	uint8_t out[WS_OUT_CAP];
+	/* input: frame headers and payload bytes not yet given out */
+	uint8_t in[WS_IN_CAP];
 };
 
 size_t anser_ws_frame_header(uint8_t *buf, uint8_t opcode, size_t n, const uint8_t *mask)
@@ -289,7 +289,7 @@ static const struct anser_stream_ops ws_ops = {
 int anser_ws_stream_new(int fd, struct anser_stream *inner, const char *host, const char *path,
 			struct anser_stream **out)
 {
-	struct ws_stream *w = calloc(1, sizeof(*w));
+	struct ws_stream *w = ANSER_STREAM_ALLOC(struct ws_stream, pong);
 	uint8_t key[16], sha[20];
 	if (!w)
 		return -ENOMEM;

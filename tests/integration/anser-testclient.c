@@ -18,6 +18,10 @@
  *                                  (ABBA) between blocks, so both sides run
  *                                  interleaved; prints "a_median_us=X
  *                                  b_median_us=Y a_p99_us=.. b_p99_us=.. a_mean_us=.. b_mean_us=.."
+ *   tcprr HOST PORT N              N sequential connect(), wait for the
+ *                                  server's close (tcpsink closes at once:
+ *                                  through a proxy that is a full round
+ *                                  trip), close; prints "conns=N per_s=X"
  *   tcpmany HOST PORT N HOLD_MS    open N connections at once (non-blocking),
  *                                  print "open=N" when all are up, hold them
  *                                  HOLD_MS, then send GET / on each and read
@@ -246,6 +250,37 @@ static int do_tcpconn(const char *host, const char *port, int n)
 	return 0;
 }
 
+static double now_us(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)t.tv_sec * 1e6 + (double)t.tv_nsec / 1e3;
+}
+
+static int do_tcprr(const char *host, const char *port, int n)
+{
+	struct sockaddr_storage ss;
+	socklen_t len;
+	char b[64];
+
+	if (n <= 0 || resolve(host, port, SOCK_STREAM, &ss, &len) < 0)
+		return 1;
+	double t0 = now_us();
+	for (int i = 0; i < n; i++) {
+		int fd = socket(ss.ss_family, SOCK_STREAM, 0);
+		if (fd < 0 || connect(fd, (struct sockaddr *)&ss, len) < 0) {
+			printf("error=%s at %d\n", strerror(errno), i);
+			return 2;
+		}
+		while (read(fd, b, sizeof(b)) > 0)
+			;
+		close(fd);
+	}
+	double s = (now_us() - t0) / 1e6;
+	printf("conns=%d per_s=%.1f\n", n, n / s);
+	return 0;
+}
+
 static int do_tcpmany(const char *host, const char *port, int n, int hold_ms)
 {
 	struct sockaddr_storage ss;
@@ -420,6 +455,8 @@ int main(int argc, char **argv)
 		return do_tcpconn(argv[2], argv[3], atoi(argv[4]));
 	if (argc == 7 && strcmp(argv[1], "tcpconn-ab") == 0)
 		return do_tcpconn_ab(argv[2], argv[3], atoi(argv[4]), argv[5], argv[6]);
+	if (argc == 5 && strcmp(argv[1], "tcprr") == 0)
+		return do_tcprr(argv[2], argv[3], atoi(argv[4]));
 	if (argc == 6 && strcmp(argv[1], "tcpmany") == 0)
 		return do_tcpmany(argv[2], argv[3], atoi(argv[4]), atoi(argv[5]));
 	if (argc == 3 && strcmp(argv[1], "tcpsink") == 0)

@@ -1,0 +1,217 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""Proxied traffic through shadowsocks aes-128-gcm to a local ss-server:
+anserd vs ss-redir (shadowsocks-libev) vs v2ray, side by side.
+
+Each client captures the same application's traffic on the same host
+namespace (h) and relays it through the same ss-server (namespace p,
+pinned to CPU 0) to the servers in namespace s:
+  - anserd: its cgroup hooks (pname(appA) -> the ss node);
+  - ss-redir: an nftables REDIRECT in h's output hook for the server's
+    address, to ss-redir's port;
+  - v2ray 4.34: a dokodemo-door inbound with sockopt tproxy "redirect"
+    behind the same REDIRECT rule, and a shadowsocks outbound.
+Per round and client (the order rotates each round):
+  - bulk TCP throughput: iperf3 -c for SECONDS (receiver bits/s);
+  - CPU seconds per GB: utime + stime of the capturing process (all its
+    threads) during that iperf3 run, over the bytes received;
+  - new connections per second: CONNS sequential connect + wait for the
+    server's close (a C accept-and-close server), so every connection is a
+    full round trip through the client and ss-server.
+Results: the median over ROUNDS of each metric, and ratios to the better
+peer. The crypto ceiling (openssl speed -evp aes-128-gcm, one core) is
+printed beside them. A single-threaded ss-server caps throughput near
+1.5-1.7 Gbit/s here, so throughput alone cannot rank the clients: CPU per
+GB is the number that does.
+
+Usage: bench/bench_proxy.py [--rounds 3] [--seconds 5] [--conns 2000]
+Needs root, iperf3, shadowsocks-libev, v2ray, nftables, and a build in
+./build (or ANSER_BUILD_DIR).
+"""
+import argparse
+import json
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests",
+                                "integration"))
+import harness  # noqa: E402
+from harness import P4, S4  # noqa: E402
+
+PW = "Anser-bench-pw1"
+METHOD = "aes-128-gcm"
+IPERF = 5201
+SINK = 8081
+REDIR = 12345
+
+CONFIG = """global {
+    log_level: warning
+    tcp_check_url: 'http://10.77.0.3:8080/'
+    check_interval: 300s
+}
+node { ss: 'ss://%s:%s@%s:8388' }
+group { proxy { policy: fixed(0) } }
+routing {
+    pname(appA) -> proxy
+    fallback: direct
+}
+""" % (METHOD, PW, P4)
+
+
+def cpu_seconds(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def nft(env, on):
+    if on:
+        rules = ("table ip anserbench {\n chain out {\n  type nat hook output priority -100;\n"
+                 "  ip daddr %s tcp dport { %d, %d } redirect to :%d\n }\n}\n"
+                 % (S4, IPERF, SINK, REDIR))
+        harness.run(env.nsexec("h") + ["nft", "-f", "-"], input=rules)
+    else:
+        harness.run(env.nsexec("h") + ["nft", "delete", "table", "ip", "anserbench"], check=False)
+
+
+class Client:
+    def __init__(self, env, name):
+        self.env, self.name, self.proc = env, name, None
+
+    def start(self):
+        env = self.env
+        if self.name == "anserd":
+            self.proc = env.start_anserd(env.write_config(CONFIG))
+            return
+        if self.name == "ss-redir":
+            self.proc = env.spawn("ss-redir", env.nsexec("h") + [
+                "ss-redir", "-s", P4, "-p", "8388", "-k", PW, "-m", METHOD, "-b", "127.0.0.1",
+                "-l", str(REDIR), "--reuse-port"])
+        else:
+            conf = os.path.join(env.tmp, "v2ray-client.json")
+            with open(conf, "w") as f:
+                json.dump({"log": {"loglevel": "warning"},
+                           "inbounds": [{"listen": "127.0.0.1", "port": REDIR,
+                                         "protocol": "dokodemo-door",
+                                         "settings": {"network": "tcp", "followRedirect": True},
+                                         "streamSettings": {"sockopt": {"tproxy": "redirect"}}}],
+                           "outbounds": [{"protocol": "shadowsocks", "settings": {"servers": [
+                               {"address": P4, "port": 8388, "method": METHOD,
+                                "password": PW}]}}]}, f)
+            self.proc = env.spawn("v2ray-client", env.nsexec("h") + ["v2ray", "-config", conf])
+        env.wait_port("h", REDIR)
+        nft(env, True)
+
+    def stop(self):
+        if self.name == "anserd":
+            self.env.stop_anserd()
+        else:
+            nft(self.env, False)
+            self.proc.terminate()
+            self.proc.wait()
+
+    def pid(self):
+        return self.proc.pid
+
+
+def iperf(env, seconds):
+    r = env.app("appA", "-c", S4, "-p", str(IPERF), "-t", str(seconds), "-J",
+                binary=shutil.which("iperf3"), timeout=seconds + 30)
+    data = json.loads(r.stdout[r.stdout.index("{"):])
+    return data["end"]["sum_received"]["bits_per_second"], data["end"]["sum_received"]["bytes"]
+
+
+def conn_rate(env, n):
+    r = env.app("appA", "tcprr", S4, SINK, n, timeout=300)
+    m = re.search(r"per_s=([\d.]+)", r.stdout)
+    if not m:
+        raise RuntimeError("tcprr failed: " + r.stdout)
+    return float(m.group(1))
+
+
+def crypto_ceiling():
+    r = subprocess.run(["openssl", "speed", "-seconds", "2", "-evp", "aes-128-gcm"],
+                       stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    line = [l for l in r.stdout.splitlines() if l.startswith("AES-128-GCM")]
+    if not line:
+        return None
+    # the column for 16384-byte blocks, in kB/s
+    return float(line[-1].split()[-1].rstrip("k")) * 1000 * 8
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--seconds", type=int, default=5)
+    ap.add_argument("--conns", type=int, default=2000)
+    ap.add_argument("--only", help="run one client (for experiments; no ratios)")
+    args = ap.parse_args()
+    for tool in ("iperf3", "ss-server", "ss-redir", "v2ray", "nft"):
+        if not shutil.which(tool):
+            sys.exit("bench_proxy: %s is not installed" % tool)
+
+    env = harness.Env("bench-proxy")
+    res = {}
+    try:
+        env.setup_net()
+        env.setup_cgroup()
+        env.start_web()
+        env.spawn("ss-server", env.nsexec("p") + ["taskset", "-c", "0", "ss-server", "-s", P4,
+                                                  "-p", "8388", "-k", PW, "-m", METHOD])
+        env.wait_port("p", 8388)
+        env.spawn("iperf3-server", env.nsexec("s") + ["iperf3", "-s", "-p", str(IPERF)])
+        env.wait_port("s", IPERF)
+        env.spawn("sink", env.nsexec("s") + [harness.CLIENT, "tcpsink", str(SINK)])
+        env.wait_port("s", SINK)
+        names = [args.only] if args.only else ["anserd", "ss-redir", "v2ray"]
+        for rnd in range(args.rounds):
+            order = names[rnd % len(names):] + names[:rnd % len(names)]
+            for name in order:
+                c = Client(env, name)
+                c.start()
+                try:
+                    # warm up the path (and check it goes through the proxy)
+                    conn_rate(env, 50)
+                    cpu0 = cpu_seconds(c.pid())
+                    bps, nbytes = iperf(env, args.seconds)
+                    cpu = cpu_seconds(c.pid()) - cpu0
+                    rate = conn_rate(env, args.conns)
+                finally:
+                    c.stop()
+                r = res.setdefault(name, {"bps": [], "cpu_gb": [], "rate": []})
+                r["bps"].append(bps)
+                r["cpu_gb"].append(cpu / (nbytes / 1e9))
+                r["rate"].append(rate)
+                print("round %d %-8s %6.2f Gbit/s  %.2f CPU s/GB  %7.0f conn/s" % (
+                    rnd + 1, name, bps / 1e9, cpu / (nbytes / 1e9), rate), flush=True)
+    finally:
+        env.close()
+
+    med = {n: {k: statistics.median(v) for k, v in r.items()} for n, r in res.items()}
+    if args.only:
+        return
+    best_cpu = min(med["ss-redir"]["cpu_gb"], med["v2ray"]["cpu_gb"])
+    best_bps = max(med["ss-redir"]["bps"], med["v2ray"]["bps"])
+    best_rate = max(med["ss-redir"]["rate"], med["v2ray"]["rate"])
+    print()
+    print("| client (median of %d) | throughput | CPU s per GB | new conn/s |" % args.rounds)
+    print("|---|---|---|---|")
+    for n in ("anserd", "ss-redir", "v2ray"):
+        m = med[n]
+        print("| %s | %.2f Gbit/s (%.2fx) | %.2f (%.2fx) | %.0f (%.2fx) |" % (
+            n, m["bps"] / 1e9, m["bps"] / best_bps, m["cpu_gb"], m["cpu_gb"] / best_cpu,
+            m["rate"], m["rate"] / best_rate))
+    print("(ratios: to the better of ss-redir and v2ray; CPU: lower is better)")
+    ceil = crypto_ceiling()
+    if ceil:
+        print("crypto ceiling, openssl speed -evp aes-128-gcm, 16 KiB blocks, one core: "
+              "%.1f Gbit/s" % (ceil / 1e9))
+
+
+if __name__ == "__main__":
+    main()
