@@ -19,6 +19,7 @@
 #include "outbound.h"
 #include "shadowsocks.h"
 #include "socks5.h"
+#include "trojan.h"
 
 #define MAX_INFLIGHT 64
 #define CHECK_MAX_MS 5000
@@ -287,6 +288,13 @@ static bool udp_send_query(struct check *k)
 	uint8_t q[300], pkt[600];
 	size_t ql = dns_query(q, sizeof(q), k->qid, k->c->gen->cfg->check.udp.host);
 	ssize_t n;
+	if (k->st) {
+		n = anser_trojan_udp_frame(pkt, sizeof(pkt), (struct sockaddr *)&k->target, q, ql);
+		if (n <= 0 || anser_stream_write(k->st, pkt, (size_t)n) != n)
+			return false;
+		int f = anser_stream_flush(k->st);
+		return f == 0 || f == -EAGAIN;
+	}
 	if (k->ss) {
 		n = anser_ss_udp_seal(&k->key, (struct sockaddr *)&k->target, q, ql, pkt,
 				      sizeof(pkt));
@@ -300,6 +308,41 @@ static bool udp_send_query(struct check *k)
 	return n > 0 && send(k->fd, pkt, (size_t)n, 0) == n;
 }
 
+static bool is_answer(const struct check *k, const uint8_t *p, size_t pl)
+{
+	return pl >= 12 && (p[0] << 8 | p[1]) == k->qid && (p[2] & 0x80);
+}
+
+/* trojan: the answer comes back framed in the stream */
+static bool stream_recv_answer(struct check *k)
+{
+	for (;;) {
+		struct anser_socks5_addr src;
+		const uint8_t *p;
+		size_t pl;
+		int n = anser_trojan_udp_parse(k->in, k->in_len, &src, &p, &pl);
+		if (n > 0) {
+			if (is_answer(k, p, pl)) {
+				finish(k, true);
+				return true;
+			}
+			memmove(k->in, k->in + n, k->in_len - (size_t)n);
+			k->in_len -= (size_t)n;
+			continue;
+		}
+		if (n != -EAGAIN || k->in_len == sizeof(k->in))
+			return false;
+		ssize_t r = anser_stream_read(k->st, k->in + k->in_len, sizeof(k->in) - k->in_len);
+		if (r == -EAGAIN) {
+			watch(k, anser_stream_pending(k->st) ? EPOLLIN | EPOLLOUT : EPOLLIN);
+			return true;
+		}
+		if (r <= 0)
+			return false;
+		k->in_len += (size_t)r;
+	}
+}
+
 static bool udp_step(struct check *k)
 {
 	if (k->stage == ST_DIAL) {
@@ -310,8 +353,13 @@ static bool udp_step(struct check *k)
 		}
 		if (r < 0)
 			return false;
-		k->ctl_fd = anser_dial_take_fd(k->dial);
-		k->fd = anser_dial_take_udp_fd(k->dial);
+		k->st = anser_dial_take_stream(k->dial); /* trojan: frames in a stream */
+		if (k->st) {
+			k->fd = k->st->fd;
+		} else {
+			k->ctl_fd = anser_dial_take_fd(k->dial);
+			k->fd = anser_dial_take_udp_fd(k->dial);
+		}
 		anser_dial_free(k->dial);
 		k->dial = NULL;
 		k->stage = ST_SEND;
@@ -321,6 +369,8 @@ static bool udp_step(struct check *k)
 			return false;
 		k->stage = ST_RECV;
 	}
+	if (k->st)
+		return stream_recv_answer(k);
 	for (;;) {
 		ssize_t n = recv(k->fd, k->in, sizeof(k->in), 0);
 		if (n < 0 && errno == EAGAIN) {
@@ -340,7 +390,7 @@ static bool udp_step(struct check *k)
 			p = k->in + (hl < 0 ? 0 : hl);
 		}
 		/* an answer with our ID (anything else is dropped) */
-		if (pl >= 12 && (p[0] << 8 | p[1]) == k->qid && (p[2] & 0x80)) {
+		if (is_answer(k, p, (size_t)(pl < 0 ? 0 : pl))) {
 			finish(k, true);
 			return true;
 		}

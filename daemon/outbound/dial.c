@@ -107,6 +107,7 @@ int anser_dial_new(const struct anser_node *node, const struct sockaddr *node_ad
 		return -EINVAL;
 	if (node) {
 		bool ok = node->proto == ANSER_NODE_SOCKS5 ||
+			  (cmd == ANSER_DIAL_UDP && node->proto == ANSER_NODE_TROJAN && dst) ||
 			  (cmd == ANSER_DIAL_CONNECT &&
 			   ((node->net == ANSER_NET_TCP &&
 			     (node->proto == ANSER_NODE_HTTP || node->proto == ANSER_NODE_SS)) ||
@@ -377,8 +378,9 @@ static int start_protocol(struct anser_dial *d)
 	}
 	case ANSER_NODE_TROJAN: {
 		struct anser_stream *st;
-		r = anser_trojan_stream_new(d->fd, d->stream, n->pass, TROJAN_CMD_CONNECT, dst,
-					    &st);
+		r = anser_trojan_stream_new(d->fd, d->stream, n->pass,
+					    d->cmd == ANSER_DIAL_UDP ? TROJAN_CMD_UDP : TROJAN_CMD_CONNECT,
+					    dst, &st);
 		if (r == 0)
 			d->stream = st;
 		break;

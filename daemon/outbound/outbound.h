@@ -31,7 +31,8 @@ int anser_node_resolve(const struct anser_node *n, struct sockaddr_storage *ss);
  */
 enum anser_dial_cmd {
 	ANSER_DIAL_CONNECT = 1, /* a stream to dst */
-	ANSER_DIAL_UDP = 2,	/* SOCKS5 UDP ASSOCIATE; dst unused */
+	ANSER_DIAL_UDP = 2,	/* SOCKS5 UDP ASSOCIATE (dst unused), trojan UDP (dst:
+				   the first datagram's) */
 };
 
 struct anser_dial;

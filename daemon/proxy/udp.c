@@ -17,6 +17,7 @@
 #include "../outbound/outbound.h"
 #include "../outbound/shadowsocks.h"
 #include "../outbound/socks5.h"
+#include "../outbound/trojan.h"
 #include "../util/log.h"
 
 #define UDP_MAX		65535
@@ -53,6 +54,7 @@ enum udp_kind {
 	UDP_DIRECT,
 	UDP_SOCKS5,
 	UDP_SS,
+	UDP_STREAM, /* trojan: datagrams framed in one TLS stream per session */
 };
 
 struct udp_sess {
@@ -60,8 +62,13 @@ struct udp_sess {
 	struct udp_sess *hnext;
 	int fam; /* 0: 127.0.0.1 listener, 1: ::1 */
 	enum udp_kind kind;
-	struct anser_ss_key ss; /* UDP_SS */
-	uint8_t *seal_buf;	/* UDP_SS: the worker's buffer for sealed datagrams */
+	struct anser_ss_key ss;	 /* UDP_SS */
+	uint8_t *seal_buf;	 /* UDP_SS, UDP_STREAM: the worker's buffer for one datagram */
+	struct anser_stream *st; /* UDP_STREAM, once ready (owns ctl_fd) */
+	uint8_t *pend;		 /* UDP_STREAM: the rest of a frame the stream did not take */
+	size_t pend_off, pend_len;
+	uint8_t *in; /* UDP_STREAM: frames read, not yet whole */
+	size_t in_len;
 	struct anser_dial *dial;
 	int out_fd; /* direct: unconnected dual-stack socket; SOCKS5: connected to the relay;
 		       shadowsocks: connected to the node */
@@ -178,6 +185,14 @@ static void udp_close(struct worker *w, struct sess *s, bool reset)
 		u->ctl_fd = -1; /* the dial's own fd, closed with it */
 	anser_dial_free(u->dial);
 	u->dial = NULL;
+	if (u->st) {
+		anser_stream_free(u->st); /* closes ctl_fd */
+		u->st = NULL;
+		u->ctl_fd = -1;
+	}
+	free(u->pend);
+	free(u->in);
+	u->pend = u->in = NULL;
 	if (u->out_fd >= 0)
 		close(u->out_fd);
 	if (u->ctl_fd >= 0)
@@ -225,6 +240,44 @@ static void note_dest(struct udp_sess *u, const struct sockaddr_storage *dst, bo
 	u->dests[i].connected = connected;
 }
 
+/* One datagram framed into the session's stream; a frame the stream
+ * takes only in part is finished before any other (datagrams that come
+ * meanwhile are dropped, as a full socket buffer would). */
+static void stream_send(struct udp_sess *u, const struct sockaddr_storage *dst, const uint8_t *data,
+			size_t len)
+{
+	if (u->pend_len > 0) {
+		log_debug("UDP via %s: the stream is busy, dropping a datagram", u->s.node_name);
+		return;
+	}
+	ssize_t n = anser_trojan_udp_frame(u->seal_buf, UDP_MAX, (const struct sockaddr *)dst, data,
+					   len);
+	if (n < 0)
+		return;
+	size_t off = 0;
+	while (off < (size_t)n) {
+		ssize_t r = anser_stream_write(u->st, u->seal_buf + off, (size_t)n - off);
+		if (r == -EAGAIN)
+			break;
+		if (r < 0) {
+			log_debug_errno((int)r, "UDP via %s: stream write failed: %m",
+					u->s.node_name);
+			return;
+		}
+		off += (size_t)r;
+	}
+	if (off < (size_t)n) {
+		u->pend = malloc((size_t)n - off);
+		if (!u->pend)
+			return;
+		memcpy(u->pend, u->seal_buf + off, (size_t)n - off);
+		u->pend_off = 0;
+		u->pend_len = (size_t)n - off;
+	}
+	(void)anser_stream_flush(u->st);
+	atomic_fetch_add_explicit(&u->s.bytes_up, len, memory_order_relaxed);
+}
+
 static void send_out(struct udp_sess *u, const struct sockaddr_storage *dst, const uint8_t *data,
 		     size_t len)
 {
@@ -237,6 +290,9 @@ static void send_out(struct udp_sess *u, const struct sockaddr_storage *dst, con
 		ep_from(dst, &e);
 		ep_to(&e, AF_INET6, &to);
 		n = sendto(u->out_fd, data, len, 0, (struct sockaddr *)&to, sa_len(&to));
+	} else if (u->kind == UDP_STREAM) {
+		stream_send(u, dst, data, len);
+		return;
 	} else if (u->kind == UDP_SS) {
 		ssize_t sl = anser_ss_udp_seal(&u->ss, (const struct sockaddr *)dst, data, len,
 					       u->seal_buf, UDP_MAX);
@@ -384,8 +440,98 @@ static void udp_on_out(struct worker *w, struct handler *h, uint32_t events)
 
 static void udp_on_ctl(struct worker *w, struct handler *h, uint32_t events);
 
+static void stream_watch(struct worker *w, struct udp_sess *u)
+{
+	uint32_t ev = EPOLLIN;
+	if (u->pend_len > 0 || anser_stream_pending(u->st))
+		ev |= EPOLLOUT;
+	if (epoll_set(w, u->ctl_fd, &u->ctl_h, &u->ctl_ev, ev) < 0)
+		sess_kill(w, &u->s, false);
+}
+
+/* A stream session's socket is ready: finish a pending frame, then read
+ * and deliver every whole frame. */
+static void stream_io(struct worker *w, struct udp_sess *u)
+{
+	while (u->pend_len > 0) {
+		ssize_t r = anser_stream_write(u->st, u->pend + u->pend_off, u->pend_len);
+		if (r == -EAGAIN)
+			break;
+		if (r < 0) {
+			sess_kill(w, &u->s, false);
+			return;
+		}
+		u->pend_off += (size_t)r;
+		u->pend_len -= (size_t)r;
+	}
+	if (u->pend_len == 0) {
+		free(u->pend);
+		u->pend = NULL;
+	}
+	int f = anser_stream_flush(u->st);
+	if (f < 0 && f != -EAGAIN) {
+		sess_kill(w, &u->s, false);
+		return;
+	}
+	if (!u->in && !(u->in = malloc(UDP_MAX + 64))) {
+		sess_kill(w, &u->s, false);
+		return;
+	}
+	for (int i = 0; i < UDP_BATCH; i++) {
+		ssize_t r = anser_stream_read(u->st, u->in + u->in_len, UDP_MAX + 64 - u->in_len);
+		if (r == -EAGAIN)
+			break;
+		if (r <= 0) {
+			log_debug("UDP session of %s via %s closed by the node", u->s.flow.pname,
+				  u->s.node_name);
+			sess_kill(w, &u->s, false);
+			return;
+		}
+		u->in_len += (size_t)r;
+		size_t off = 0;
+		for (;;) {
+			struct anser_socks5_addr src;
+			const uint8_t *p;
+			size_t pl;
+			int n = anser_trojan_udp_parse(u->in + off, u->in_len - off, &src, &p, &pl);
+			if (n == -EAGAIN)
+				break;
+			if (n < 0 || src.atyp == SOCKS5_ATYP_DOMAIN) {
+				log_debug("Bad UDP frame from node %s, ending the session",
+					  u->s.node_name);
+				sess_kill(w, &u->s, false);
+				return;
+			}
+			deliver(w, u, &src.sa, p, pl);
+			off += (size_t)n;
+		}
+		memmove(u->in, u->in + off, u->in_len - off);
+		u->in_len -= off;
+	}
+	stream_watch(w, u);
+}
+
 static void udp_ready(struct worker *w, struct udp_sess *u)
 {
+	if (u->kind == UDP_STREAM) {
+		u->st = anser_dial_take_stream(u->dial);
+		u->ctl_fd = u->st ? u->st->fd : -1;
+		anser_dial_free(u->dial);
+		u->dial = NULL;
+		u->seal_buf = w->udp_seal_buf;
+		touch(w, u);
+		if (!u->st) {
+			sess_kill(w, &u->s, false);
+			return;
+		}
+		for (size_t i = 0; i < u->n_queue; i++) {
+			send_out(u, &u->queue[i]->dst, u->queue[i]->data, u->queue[i]->len);
+			free(u->queue[i]);
+		}
+		u->n_queue = 0;
+		stream_io(w, u);
+		return;
+	}
 	u->ctl_fd = anser_dial_take_fd(u->dial);
 	u->out_fd = anser_dial_take_udp_fd(u->dial);
 	anser_dial_free(u->dial);
@@ -431,6 +577,10 @@ static void udp_on_ctl(struct worker *w, struct handler *h, uint32_t events)
 			return;
 		}
 		udp_ready(w, u);
+		return;
+	}
+	if (u->kind == UDP_STREAM) {
+		stream_io(w, u);
 		return;
 	}
 	/* The server keeps the association while this connection lives;
@@ -490,7 +640,10 @@ static struct udp_sess *udp_new(struct worker *w, int fam, const struct sockaddr
 
 	int r;
 	const struct anser_node *nd = gen ? &gen->gen->cfg->nodes[node] : NULL;
-	u->kind = !nd ? UDP_DIRECT : nd->proto == ANSER_NODE_SS ? UDP_SS : UDP_SOCKS5;
+	u->kind = !nd				   ? UDP_DIRECT
+		  : nd->proto == ANSER_NODE_SS	   ? UDP_SS
+		  : nd->proto == ANSER_NODE_TROJAN ? UDP_STREAM
+						   : UDP_SOCKS5;
 	if (u->kind == UDP_SS) {
 		r = udp_ss_open(w, u, nd, (struct sockaddr *)&gen->node_addr[node],
 				proxy_mark(gen, flow));
@@ -505,9 +658,11 @@ static struct udp_sess *udp_new(struct worker *w, int fam, const struct sockaddr
 			r = epoll_set(w, u->out_fd, &u->out_h, &u->out_ev, EPOLLIN);
 		touch(w, u);
 	} else {
-		r = anser_dial_new(&gen->gen->cfg->nodes[node],
-				   (struct sockaddr *)&gen->node_addr[node], NULL, ANSER_DIAL_UDP,
-				   proxy_mark(gen, flow), &u->dial);
+		struct sockaddr_storage first;
+		anser_flow_dst(flow, &first);
+		r = anser_dial_new(
+			&gen->gen->cfg->nodes[node], (struct sockaddr *)&gen->node_addr[node],
+			(struct sockaddr *)&first, ANSER_DIAL_UDP, proxy_mark(gen, flow), &u->dial);
 		if (r >= 0) {
 			u->ctl_fd = anser_dial_fd(u->dial);
 			r = epoll_set(w, u->ctl_fd, &u->ctl_h, &u->ctl_ev,

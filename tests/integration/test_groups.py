@@ -188,6 +188,27 @@ def t_udp_check(env):
     expect(r.returncode == 2 and "no group 'nosuch'" in r.stdout, r.stdout)
 
 
+def t_udp_check_trojan(env):
+    """UDP checks through a trojan node (datagrams framed in its TLS stream)
+    to a real dnsmasq behind a real trojan-gfw server."""
+    env.setup_net()
+    env.setup_cgroup()
+    env.start_web()
+    env.start_dnsmasq()
+    env.start_trojan("Anser-test-pw1")
+    env.start_bus()
+    env.start_polkitd()
+    text = SS_CONFIG.replace("ss: 'ss://aes-128-gcm:Anser-test-pw1@%(p4)s:8388'",
+                             "tj: 'trojan://Anser-test-pw1@%(p4)s:443?sni=prx.test&"
+                             "allowInsecure=1'")
+    env.start_anserd(env.write_config(text % {"s4": S4, "p4": P4}))
+    env.anserctl("test-nodes")
+    nd = json.loads(env.anserctl("--json", "nodes").stdout)[0]
+    expect(set(nd["Latency"]) == {"tcp4", "udp4"} and nd["Dead"] == [], nd)
+    u = env.app("appA", "udp", S4, WEB, "hi")
+    expect("reply=ECHO %s hi" % P4 in u.stdout, "UDP goes through trojan: " + u.stdout)
+
+
 FILESERVER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fileserver.py")
 
 SUB_CONFIG = """global {
@@ -284,6 +305,7 @@ TESTS = {
     "fixed": t_fixed,
     "udp_check": t_udp_check,
     "subscription": t_subscription,
+    "udp_check_trojan": t_udp_check_trojan,
 }
 
 if __name__ == "__main__":
