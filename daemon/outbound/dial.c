@@ -378,9 +378,9 @@ static int start_protocol(struct anser_dial *d)
 	}
 	case ANSER_NODE_TROJAN: {
 		struct anser_stream *st;
-		r = anser_trojan_stream_new(d->fd, d->stream, n->pass,
-					    d->cmd == ANSER_DIAL_UDP ? TROJAN_CMD_UDP : TROJAN_CMD_CONNECT,
-					    dst, &st);
+		r = anser_trojan_stream_new(
+			d->fd, d->stream, n->pass,
+			d->cmd == ANSER_DIAL_UDP ? TROJAN_CMD_UDP : TROJAN_CMD_CONNECT, dst, &st);
 		if (r == 0)
 			d->stream = st;
 		break;
