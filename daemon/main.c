@@ -907,6 +907,14 @@ static int select_node(void *ud, const char *group, const char *node, char **mes
 	return 0;
 }
 
+static void groups_changed(void *ud)
+{
+	struct daemon *d = ud;
+	char *changed[] = { "Groups", NULL };
+	if (d->bus)
+		anser_bus_properties_changed(d->bus, changed);
+}
+
 static const struct anser_health *get_health(void *ud)
 {
 	struct daemon *d = ud;
@@ -1180,6 +1188,7 @@ int main(int argc, char **argv)
 	if (r < 0)
 		goto out;
 	d.checker = anser_checker_new();
+	anser_checker_on_change(d.checker, groups_changed, &d);
 	struct anser_proxy_opts popts = { .workers = d.workers };
 	r = anser_proxy_new(d.dp, &popts, &d.proxy);
 	if (r < 0) {

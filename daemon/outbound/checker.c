@@ -68,6 +68,9 @@ struct anser_checker {
 	bool starting; /* inside start_more() */
 	guint next_round;
 	GArray *waiters; /* struct done_cb */
+	void (*on_change)(void *ud);
+	void *on_change_ud;
+	bool changed; /* in this round */
 };
 
 static void round_start(struct anser_checker *c);
@@ -109,7 +112,11 @@ static gboolean round_timer(gpointer ud);
 static void round_end(struct anser_checker *c)
 {
 	c->running = false;
-	anser_health_update(c->h);
+	if (anser_health_update(c->h) || c->changed) {
+		if (c->on_change)
+			c->on_change(c->on_change_ud);
+	}
+	c->changed = false;
 	int64_t iv = c->gen->cfg->check.interval_ns / 1000000;
 	/* +-10 % so that many anserds (or groups) do not check in step */
 	int64_t ms = iv * 9 / 10 + (int64_t)g_random_int_range(0, (gint32)(iv / 5 + 1));
@@ -136,7 +143,7 @@ static void finish(struct check *k, bool ok)
 						: "response");
 	anser_health_record(c->h, k->node, k->t, lat);
 	if (!ok) /* leave a dead node now, not at the end of the round */
-		anser_health_update(c->h);
+		c->changed |= anser_health_update(c->h);
 	g_ptr_array_remove_fast(c->inflight, k);
 	check_free(k);
 	if (!c->starting)
@@ -593,6 +600,12 @@ int anser_checker_test(struct anser_checker *c, const char *group,
 	c->next_round = 0;
 	round_start(c);
 	return 0;
+}
+
+void anser_checker_on_change(struct anser_checker *c, void (*fn)(void *ud), void *ud)
+{
+	c->on_change = fn;
+	c->on_change_ud = ud;
 }
 
 void anser_checker_free(struct anser_checker *c)

@@ -31,5 +31,8 @@ void anser_checker_set(struct anser_checker *c, struct anser_gen *gen, struct an
  * -EBUSY: a round is running (done is called when it ends). */
 int anser_checker_test(struct anser_checker *c, const char *group,
 		       void (*done)(void *ud, unsigned n_checks), void *ud);
+/* Called (on the main loop) when checks changed what a group uses or
+ * which nodes are alive: for the Groups property's PropertiesChanged. */
+void anser_checker_on_change(struct anser_checker *c, void (*fn)(void *ud), void *ud);
 
 #endif

@@ -206,8 +206,9 @@ static size_t pos_of(const struct hgroup *g, int node)
 	return SIZE_MAX;
 }
 
-void anser_health_update(struct anser_health *h)
+bool anser_health_update(struct anser_health *h)
 {
+	bool changed = false;
 	for (size_t gi = 0; gi < h->n_groups; gi++) {
 		struct hgroup *g = &h->groups[gi];
 		for (int t = 0; t < ANSER_NT_N; t++) {
@@ -245,6 +246,7 @@ void anser_health_update(struct anser_health *h)
 			if (next == cur)
 				continue;
 			atomic_store(&g->sel[t], next);
+			changed = true;
 			if (!is_latency(g->policy))
 				continue;
 			if (next < 0)
@@ -257,6 +259,7 @@ void anser_health_update(struct anser_health *h)
 					 h->names[next], anser_nettype_name((enum anser_nettype)t));
 		}
 	}
+	return changed;
 }
 
 /* Per-thread xorshift64*: picking a node must not take a lock or a

@@ -45,8 +45,8 @@ void anser_health_unref(struct anser_health *h);
 void anser_health_record(struct anser_health *h, size_t node, enum anser_nettype t,
 			 int64_t latency_ns);
 /* Re-chooses the node of every latency group (after a round of checks);
- * logs changes. */
-void anser_health_update(struct anser_health *h);
+ * logs changes. True when a group's choice changed. */
+bool anser_health_update(struct anser_health *h);
 
 /* The node (index into cfg->nodes) for a new flow of group `group` and
  * network type t; -1 when the group has no live node. Data path. */

@@ -175,10 +175,16 @@ def t_udp_check(env):
     u = env.app("appA", "udp", S4, WEB, "hi")
     expect("reply=ECHO %s hi" % P4 in u.stdout, "UDP goes through the node: " + u.stdout)
 
+    mon = subprocess.Popen(env.nsexec("h") + [harness.ANSERCTL, "--address", env.bus, "monitor"],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    time.sleep(0.3)
     dns.kill()
     env.anserctl("test-nodes", "proxy")
     nd = json.loads(env.anserctl("--json", "nodes").stdout)[0]
     expect(nd["Dead"] == ["udp4"] and "tcp4" in nd["Latency"], nd)
+    mon.terminate()
+    out = mon.communicate(timeout=5)[0]
+    expect("Groups changed" in out, "the group's new choice is signalled: " + out)
     u = env.app("appA", "udp", S4, WEB, "hi", timeout=10)
     expect("reply=" not in u.stdout, "the group has no live UDP node: " + u.stdout)
     expect("no live node for udp4, failing it" in env.log("anserd"), "the reason is logged")
