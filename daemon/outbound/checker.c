@@ -36,6 +36,7 @@ struct check {
 	int fd;	    /* TCP: the stream's or the bare socket; UDP: the datagram socket */
 	int ctl_fd; /* socks5 UDP: the association's control connection */
 	bool ss;    /* UDP through shadowsocks */
+	bool vmess; /* UDP through VMess: a datagram per read/write, unframed */
 	struct anser_ss_key key;
 	guint watch, timer;
 	int64_t start_us;
@@ -295,6 +296,12 @@ static bool udp_send_query(struct check *k)
 	uint8_t q[300], pkt[600];
 	size_t ql = dns_query(q, sizeof(q), k->qid, k->c->gen->cfg->check.udp.host);
 	ssize_t n;
+	if (k->st && k->vmess) {
+		if (anser_stream_write(k->st, q, ql) != (ssize_t)ql)
+			return false;
+		int f = anser_stream_flush(k->st);
+		return f == 0 || f == -EAGAIN;
+	}
 	if (k->st) {
 		n = anser_trojan_udp_frame(pkt, sizeof(pkt), (struct sockaddr *)&k->target, q, ql);
 		if (n <= 0 || anser_stream_write(k->st, pkt, (size_t)n) != n)
@@ -327,6 +334,21 @@ static bool stream_recv_answer(struct check *k)
 		struct anser_socks5_addr src;
 		const uint8_t *p;
 		size_t pl;
+		if (k->vmess) {
+			ssize_t r = anser_stream_read(k->st, k->in, sizeof(k->in));
+			if (r == -EAGAIN) {
+				watch(k,
+				      anser_stream_pending(k->st) ? EPOLLIN | EPOLLOUT : EPOLLIN);
+				return true;
+			}
+			if (r <= 0)
+				return false;
+			if (is_answer(k, k->in, (size_t)r)) {
+				finish(k, true);
+				return true;
+			}
+			continue;
+		}
 		int n = anser_trojan_udp_parse(k->in, k->in_len, &src, &p, &pl);
 		if (n > 0) {
 			if (is_answer(k, p, pl)) {
@@ -448,6 +470,7 @@ static void start_check(struct anser_checker *c, size_t node, enum anser_nettype
 	k->t = t;
 	k->fd = k->ctl_fd = -1;
 	k->start_us = g_get_monotonic_time();
+	k->vmess = n->proto == ANSER_NODE_VMESS;
 	gnutls_rnd(GNUTLS_RND_NONCE, &k->qid, sizeof(k->qid));
 	if (!target_for(udp ? &cfg->check.udp : &cfg->check.tcp, v6, &k->target)) {
 		/* no address of that family to check with: unknown, not dead */

@@ -7,7 +7,7 @@
  *              path and Host) to the URL's v4/v6 address; a 2xx or 3xx
  *              status passes, the time to it is the latency;
  *   udp4/udp6: a DNS query for udp_check_dns's host to its v4/v6 address
- *              through the node's UDP (socks5, shadowsocks, trojan); any answer
+ *              through the node's UDP (socks5, shadowsocks, trojan, vmess); any answer
  *              with our ID passes. Nodes without UDP count as dead for UDP.
  * Checks run non-blocking, at most 64 at once, each with a deadline of
  * min(5 s, check_interval). Results go to the health object; when a round

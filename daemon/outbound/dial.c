@@ -107,7 +107,8 @@ int anser_dial_new(const struct anser_node *node, const struct sockaddr *node_ad
 		return -EINVAL;
 	if (node) {
 		bool ok = node->proto == ANSER_NODE_SOCKS5 ||
-			  (cmd == ANSER_DIAL_UDP && node->proto == ANSER_NODE_TROJAN && dst) ||
+			  (cmd == ANSER_DIAL_UDP && dst &&
+			   (node->proto == ANSER_NODE_TROJAN || node->proto == ANSER_NODE_VMESS)) ||
 			  (cmd == ANSER_DIAL_CONNECT &&
 			   ((node->net == ANSER_NET_TCP &&
 			     (node->proto == ANSER_NODE_HTTP || node->proto == ANSER_NODE_SS)) ||
@@ -388,7 +389,7 @@ static int start_protocol(struct anser_dial *d)
 	case ANSER_NODE_VMESS: {
 		struct anser_stream *st;
 		r = anser_vmess_stream_new(d->fd, d->stream, n->uuid, (enum anser_cipher)n->cipher,
-					   dst, &st);
+					   dst, d->cmd == ANSER_DIAL_UDP, &st);
 		if (r == 0)
 			d->stream = st;
 		break;

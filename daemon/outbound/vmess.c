@@ -189,6 +189,7 @@ struct vmess_stream {
 	struct body enc, dec;
 	uint8_t resp_key[16], resp_iv[16];
 	bool term_queued;
+	bool packets; /* UDP: a read returns one chunk (one datagram) */
 	size_t out_off, out_len;
 	int rstate;
 	size_t want; /* bytes in[] must hold for the state */
@@ -358,6 +359,13 @@ static ssize_t vm_decode(struct vmess_stream *v, uint8_t *buf, size_t len)
 				v->rstate = RS_EOF;
 			} else if (direct) {
 				got += (size_t)n;
+				if (v->packets) {
+					v->rstate = RS_SIZE;
+					v->want = 2;
+					v->in_off += used;
+					v->in_len -= used;
+					return (ssize_t)got;
+				}
 			} else {
 				v->spill_off = 0;
 				v->spill_len = (size_t)n;
@@ -432,7 +440,7 @@ static const struct anser_stream_ops vmess_ops = {
 
 /* The plaintext request header; its length. */
 static ssize_t request_header(uint8_t *h, const uint8_t iv[16], const uint8_t key[16], uint8_t v,
-			      int sec, const struct sockaddr *dst)
+			      int sec, const struct sockaddr *dst, bool udp)
 {
 	size_t o = 0;
 	uint8_t pad = 0;
@@ -448,7 +456,7 @@ static ssize_t request_header(uint8_t *h, const uint8_t iv[16], const uint8_t ke
 	pad &= 0x0F;
 	h[o++] = (uint8_t)(pad << 4 | sec);
 	h[o++] = 0;
-	h[o++] = 1; /* TCP */
+	h[o++] = udp ? 2 : 1;
 	if (dst->sa_family == AF_INET) {
 		const struct sockaddr_in *s = (const struct sockaddr_in *)dst;
 		memcpy(h + o, &s->sin_port, 2);
@@ -500,7 +508,7 @@ static int seal_request(struct vmess_stream *v, const uint8_t cmd_key[16], const
 }
 
 int anser_vmess_stream_new(int fd, struct anser_stream *inner, const uint8_t uuid[16],
-			   enum anser_cipher cipher, const struct sockaddr *dst,
+			   enum anser_cipher cipher, const struct sockaddr *dst, bool udp,
 			   struct anser_stream **out)
 {
 	int sec;
@@ -533,7 +541,8 @@ int anser_vmess_stream_new(int fd, struct anser_stream *inner, const uint8_t uui
 	memcpy(v->resp_key, h32, 16);
 	gnutls_hash_fast(GNUTLS_DIG_SHA256, iv, 16, h32);
 	memcpy(v->resp_iv, h32, 16);
-	ssize_t hl = r < 0 ? r : request_header(hdr, iv, key, v->v, sec, dst);
+	ssize_t hl = r < 0 ? r : request_header(hdr, iv, key, v->v, sec, dst, udp);
+	v->packets = udp;
 	r = hl < 0 ? (int)hl : seal_request(v, cmd_key, hdr, (size_t)hl);
 	if (r == 0)
 		r = body_init(&v->enc, sec, key, iv);

@@ -22,6 +22,7 @@
 #ifndef ANSER_VMESS_H
 #define ANSER_VMESS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
@@ -36,9 +37,12 @@ void anser_vmess_kdf(const uint8_t *key, size_t klen, const uint8_t *const *path
 void anser_vmess_cmd_key(const uint8_t uuid[16], uint8_t out[16]);
 
 /* A stream over inner, or over fd when inner is NULL (taken on success).
- * cipher: ANSER_CIPHER_AUTO, _AES_128_GCM, _CHACHA20_POLY1305 or _NONE. */
+ * cipher: ANSER_CIPHER_AUTO, _AES_128_GCM, _CHACHA20_POLY1305 or _NONE.
+ * udp: a UDP "connection" to dst (command 2): each write of at most
+ * VMESS_MAX_DATAGRAM bytes is one datagram, each read returns one. */
+#define VMESS_MAX_DATAGRAM 8000
 int anser_vmess_stream_new(int fd, struct anser_stream *inner, const uint8_t uuid[16],
-			   enum anser_cipher cipher, const struct sockaddr *dst,
+			   enum anser_cipher cipher, const struct sockaddr *dst, bool udp,
 			   struct anser_stream **out);
 
 #endif

@@ -18,6 +18,7 @@
 #include "../outbound/shadowsocks.h"
 #include "../outbound/socks5.h"
 #include "../outbound/trojan.h"
+#include "../outbound/vmess.h"
 #include "../util/log.h"
 
 #define UDP_MAX		65535
@@ -55,6 +56,24 @@ enum udp_kind {
 	UDP_SOCKS5,
 	UDP_SS,
 	UDP_STREAM, /* trojan: datagrams framed in one TLS stream per session */
+	UDP_VMESS,  /* one VMess UDP stream per destination */
+};
+
+#define MAX_VSTREAMS 16
+
+/* UDP_VMESS: the stream to one destination. Kept until the session ends
+ * (events of the same epoll batch may still point at it). */
+struct vstream {
+	struct udp_sess *u;
+	struct ep remote;
+	struct anser_dial *dial; /* while connecting */
+	struct anser_stream *st;
+	int fd;
+	bool dead;
+	struct handler h;
+	uint32_t ev;
+	struct pending *queue[8];
+	size_t nq;
 };
 
 struct udp_sess {
@@ -81,6 +100,8 @@ struct udp_sess {
 	size_t n_replies;
 	struct pending *queue[MAX_PENDING];
 	size_t n_queue;
+	struct vstream *vs[MAX_VSTREAMS]; /* UDP_VMESS */
+	size_t n_vs;
 };
 
 static void ep_from(const struct sockaddr_storage *ss, struct ep *e)
@@ -174,6 +195,21 @@ static void rev_del(struct anser_proxy *p, const struct sockaddr_storage *local)
 		log_debug_errno(r, "Failed to remove a UDP reply mapping, ignoring: %m");
 }
 
+static void vs_close(struct vstream *v)
+{
+	v->dead = true;
+	if (v->dial)
+		anser_dial_free(v->dial); /* closes fd */
+	else if (v->st)
+		anser_stream_free(v->st); /* closes fd */
+	v->dial = NULL;
+	v->st = NULL;
+	v->fd = -1;
+	for (size_t i = 0; i < v->nq; i++)
+		free(v->queue[i]);
+	v->nq = 0;
+}
+
 static void udp_close(struct worker *w, struct sess *s, bool reset)
 {
 	struct udp_sess *u = container_of(s, struct udp_sess, s);
@@ -193,6 +229,11 @@ static void udp_close(struct worker *w, struct sess *s, bool reset)
 	free(u->pend);
 	free(u->in);
 	u->pend = u->in = NULL;
+	for (size_t i = 0; i < u->n_vs; i++) {
+		vs_close(u->vs[i]);
+		free(u->vs[i]);
+	}
+	u->n_vs = 0;
 	if (u->out_fd >= 0)
 		close(u->out_fd);
 	if (u->ctl_fd >= 0)
@@ -440,6 +481,140 @@ static void udp_on_out(struct worker *w, struct handler *h, uint32_t events)
 
 static void udp_on_ctl(struct worker *w, struct handler *h, uint32_t events);
 
+/* ---- VMess: a stream per destination ---- */
+
+static void vs_write(struct udp_sess *u, struct vstream *v, const uint8_t *data, size_t len)
+{
+	if (len > VMESS_MAX_DATAGRAM) {
+		log_debug("UDP via %s: a %zu-byte datagram is too big for VMess, dropping",
+			  u->s.node_name, len);
+		return;
+	}
+	ssize_t r = anser_stream_write(v->st, data, len);
+	if (r == (ssize_t)len)
+		atomic_fetch_add_explicit(&u->s.bytes_up, len, memory_order_relaxed);
+	else
+		log_debug("UDP via %s: the stream is busy, dropping a datagram", u->s.node_name);
+}
+
+static void vs_watch(struct worker *w, struct vstream *v)
+{
+	uint32_t ev = v->dial ? anser_dial_events(v->dial)
+			      : EPOLLIN | (anser_stream_pending(v->st) ? EPOLLOUT : 0);
+	if (epoll_set(w, v->fd, &v->h, &v->ev, ev) < 0)
+		vs_close(v);
+}
+
+static void vs_on_event(struct worker *w, struct handler *h, uint32_t events)
+{
+	struct vstream *v = container_of(h, struct vstream, h);
+	struct udp_sess *u = v->u;
+	if (v->dead)
+		return;
+	if (v->dial) {
+		int r = anser_dial_step(v->dial);
+		if (r == -EAGAIN) {
+			vs_watch(w, v);
+			return;
+		}
+		if (r < 0) {
+			log_warning_errno(r, "UDP of %s via VMess node %s: %s failed: %m",
+					  u->s.flow.pname, u->s.node_name,
+					  anser_dial_stage(v->dial));
+			vs_close(v);
+			return;
+		}
+		v->st = anser_dial_take_stream(v->dial);
+		anser_dial_free(v->dial);
+		v->dial = NULL;
+		if (!v->st) {
+			vs_close(v);
+			return;
+		}
+		for (size_t i = 0; i < v->nq; i++) {
+			vs_write(u, v, v->queue[i]->data, v->queue[i]->len);
+			free(v->queue[i]);
+		}
+		v->nq = 0;
+	}
+	int f = anser_stream_flush(v->st);
+	if (f < 0 && f != -EAGAIN) {
+		vs_close(v);
+		return;
+	}
+	struct sockaddr_storage from;
+	ep_to(&v->remote, AF_INET6, &from);
+	for (int i = 0; i < UDP_BATCH && !u->s.dead; i++) {
+		ssize_t n = anser_stream_read(v->st, w->udp_buf, UDP_MAX);
+		if (n == -EAGAIN)
+			break;
+		if (n <= 0) {
+			log_debug("VMess UDP stream of %s via %s ended", u->s.flow.pname,
+				  u->s.node_name);
+			vs_close(v);
+			return;
+		}
+		deliver(w, u, &from, w->udp_buf, (size_t)n);
+	}
+	if (!u->s.dead && !v->dead)
+		vs_watch(w, v);
+}
+
+static void vmess_send(struct worker *w, struct udp_sess *u, const struct sockaddr_storage *dst,
+		       const uint8_t *data, size_t len)
+{
+	struct ep e;
+	struct vstream *v = NULL;
+	ep_from(dst, &e);
+	for (size_t i = 0; i < u->n_vs && !v; i++)
+		if (!u->vs[i]->dead && memcmp(&u->vs[i]->remote, &e, sizeof(e)) == 0)
+			v = u->vs[i];
+	if (!v) {
+		if (u->n_vs == MAX_VSTREAMS) {
+			log_debug("UDP of %s via %s: too many destinations, dropping",
+				  u->s.flow.pname, u->s.node_name);
+			return;
+		}
+		v = calloc(1, sizeof(*v));
+		if (!v)
+			return;
+		u->vs[u->n_vs++] = v;
+		v->u = u;
+		v->remote = e;
+		v->fd = -1;
+		v->h = (struct handler){ .fn = vs_on_event, .s = &u->s };
+		struct pgen *g = u->s.gen;
+		int r = anser_dial_new(&g->gen->cfg->nodes[u->s.node],
+				       (struct sockaddr *)&g->node_addr[u->s.node],
+				       (const struct sockaddr *)dst, ANSER_DIAL_UDP,
+				       proxy_mark(g, &u->s.flow), &v->dial);
+		if (r < 0) {
+			log_warning_errno(r, "UDP of %s via %s: dial failed: %m", u->s.flow.pname,
+					  u->s.node_name);
+			v->dead = true;
+			return;
+		}
+		v->fd = anser_dial_fd(v->dial);
+		vs_watch(w, v);
+		if (v->dead)
+			return;
+	}
+	if (v->dial) {
+		if (v->nq == sizeof(v->queue) / sizeof(v->queue[0]))
+			return;
+		struct pending *q = malloc(sizeof(*q) + len);
+		if (!q)
+			return;
+		q->dst = *dst;
+		q->len = len;
+		memcpy(q->data, data, len);
+		v->queue[v->nq++] = q;
+		return;
+	}
+	vs_write(u, v, data, len);
+	vs_watch(w, v);
+}
+
 static void stream_watch(struct worker *w, struct udp_sess *u)
 {
 	uint32_t ev = EPOLLIN;
@@ -643,8 +818,12 @@ static struct udp_sess *udp_new(struct worker *w, int fam, const struct sockaddr
 	u->kind = !nd				   ? UDP_DIRECT
 		  : nd->proto == ANSER_NODE_SS	   ? UDP_SS
 		  : nd->proto == ANSER_NODE_TROJAN ? UDP_STREAM
+		  : nd->proto == ANSER_NODE_VMESS  ? UDP_VMESS
 						   : UDP_SOCKS5;
-	if (u->kind == UDP_SS) {
+	if (u->kind == UDP_VMESS) {
+		r = 0; /* streams are dialled per destination, as datagrams come */
+		touch(w, u);
+	} else if (u->kind == UDP_SS) {
 		r = udp_ss_open(w, u, nd, (struct sockaddr *)&gen->node_addr[node],
 				proxy_mark(gen, flow));
 		touch(w, u);
@@ -711,6 +890,11 @@ static void udp_datagram(struct worker *w, int fam, const struct sockaddr_storag
 	struct sockaddr_storage dst;
 	anser_flow_dst(&flow, &dst);
 	note_dest(u, &dst, flow.flags & ANSER_FLOW_F_CONNECTED);
+	if (u->kind == UDP_VMESS) {
+		vmess_send(w, u, &dst, data, len);
+		touch(w, u);
+		return;
+	}
 	if (!u->dial) {
 		send_out(u, &dst, data, len);
 		touch(w, u);

@@ -131,7 +131,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		    socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) < 0)
 			return 0;
 		if (anser_vmess_stream_new(sv[0], NULL, uuid, ANSER_CIPHER_NONE,
-					   (struct sockaddr *)&d, &st) < 0)
+					   (struct sockaddr *)&d, false, &st) < 0)
 			abort();
 		if (write(sv[1], in, n) != (ssize_t)n)
 			abort();

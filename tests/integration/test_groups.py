@@ -194,25 +194,34 @@ def t_udp_check(env):
     expect(r.returncode == 2 and "no group 'nosuch'" in r.stdout, r.stdout)
 
 
-def t_udp_check_trojan(env):
-    """UDP checks through a trojan node (datagrams framed in its TLS stream)
-    to a real dnsmasq behind a real trojan-gfw server."""
-    env.setup_net()
-    env.setup_cgroup()
-    env.start_web()
-    env.start_dnsmasq()
-    env.start_trojan("Anser-test-pw1")
-    env.start_bus()
-    env.start_polkitd()
-    text = SS_CONFIG.replace("ss: 'ss://aes-128-gcm:Anser-test-pw1@%(p4)s:8388'",
-                             "tj: 'trojan://Anser-test-pw1@%(p4)s:443?sni=prx.test&"
-                             "allowInsecure=1'")
-    env.start_anserd(env.write_config(text % {"s4": S4, "p4": P4}))
-    env.anserctl("test-nodes")
-    nd = json.loads(env.anserctl("--json", "nodes").stdout)[0]
-    expect(set(nd["Latency"]) == {"tcp4", "udp4"} and nd["Dead"] == [], nd)
-    u = env.app("appA", "udp", S4, WEB, "hi")
-    expect("reply=ECHO %s hi" % P4 in u.stdout, "UDP goes through trojan: " + u.stdout)
+def udp_check_case(kind):
+    """UDP checks through a trojan node (datagrams framed in its TLS stream,
+    trojan-gfw) or a VMess node (a UDP stream per destination, v2ray) to a
+    real dnsmasq, and an app's UDP through the same node."""
+    def t(env):
+        env.setup_net()
+        env.setup_cgroup()
+        env.start_web()
+        env.start_dnsmasq()
+        if kind == "trojan":
+            env.start_trojan("Anser-test-pw1")
+            link = "trojan://Anser-test-pw1@%s:443?sni=prx.test&allowInsecure=1" % P4
+        else:
+            uuid = "b831381d-6324-4d53-ad4f-8cda48b30811"
+            env.start_v2ray({"listen": P4, "port": 10086, "protocol": "vmess",
+                             "settings": {"clients": [{"id": uuid, "alterId": 0}]}})
+            link = "vmess://%s@%s:10086?type=tcp" % (uuid, P4)
+        env.start_bus()
+        env.start_polkitd()
+        text = SS_CONFIG.replace("ss: 'ss://aes-128-gcm:Anser-test-pw1@%(p4)s:8388'",
+                                 "n: '" + link + "'")
+        env.start_anserd(env.write_config(text % {"s4": S4, "p4": P4}))
+        env.anserctl("test-nodes")
+        nd = json.loads(env.anserctl("--json", "nodes").stdout)[0]
+        expect(set(nd["Latency"]) == {"tcp4", "udp4"} and nd["Dead"] == [], nd)
+        u = env.app("appA", "udp", S4, WEB, "hi")
+        expect("reply=ECHO %s hi" % P4 in u.stdout, "UDP goes through %s: %s" % (kind, u.stdout))
+    return t
 
 
 FILESERVER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fileserver.py")
@@ -311,7 +320,8 @@ TESTS = {
     "fixed": t_fixed,
     "udp_check": t_udp_check,
     "subscription": t_subscription,
-    "udp_check_trojan": t_udp_check_trojan,
+    "udp_check_trojan": udp_check_case("trojan"),
+    "udp_check_vmess": udp_check_case("vmess"),
 }
 
 if __name__ == "__main__":

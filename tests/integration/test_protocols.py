@@ -232,6 +232,9 @@ def vmess_case(stream, query, scy="auto"):
                          "streamSettings": stream})
         run_anserd(env, "vmess://%s@%s:10086?encryption=%s&%s#vm" % (UUID, P4, scy, query))
         check_tcp(env)
+        # VMess carries UDP one destination per stream: replies come from
+        # each destination the app sent to (not from any remote)
+        check_udp(env)
     return t
 
 

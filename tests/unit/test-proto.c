@@ -390,7 +390,7 @@ static void test_vmess_hostile(void)
 	memset(junk, 0x41, sizeof(junk));
 	g_assert_cmpint(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), ==, 0);
 	g_assert_cmpint(anser_vmess_stream_new(sv[0], NULL, uuid, ANSER_CIPHER_AUTO,
-					       (struct sockaddr *)&d4, &st),
+					       (struct sockaddr *)&d4, false, &st),
 			==, 0);
 	g_assert_true(anser_stream_pending(st)); /* the sealed request header */
 	g_assert_cmpint(anser_stream_flush(st), ==, 0);
@@ -402,7 +402,7 @@ static void test_vmess_hostile(void)
 	anser_stream_free(st);
 	close(sv[1]);
 	g_assert_cmpint(anser_vmess_stream_new(-1, NULL, uuid, ANSER_CIPHER_AES_256_GCM,
-					       (struct sockaddr *)&d4, &st),
+					       (struct sockaddr *)&d4, false, &st),
 			==, -EPROTONOSUPPORT);
 }
 
