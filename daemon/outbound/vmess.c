@@ -399,8 +399,11 @@ static ssize_t vm_read(struct anser_stream *st, uint8_t *buf, size_t len)
 			anser_stream_lower_read(st, v->in + v->in_len, sizeof(v->in) - v->in_len);
 		if (n < 0)
 			return n;
-		if (n == 0) /* v2ray may end without the marker; a cut chunk is not an end */
-			return v->in_len > 0 || (v->rstate != RS_SIZE) ? -EPROTO : 0;
+		/* A server that finished sends the empty chunk first (v2ray does
+		 * on every clean end): a close without it is a cut stream, and
+		 * the app must see an error, not a clean but short end. */
+		if (n == 0)
+			return v->in_len > 0 || v->rstate != RS_SIZE ? -EPROTO : -ECONNRESET;
 		v->in_len += (size_t)n;
 	}
 }
