@@ -222,7 +222,8 @@ static int put_chunk(struct vmess_stream *v, const uint8_t *p, size_t n)
 	if (v->sec == SEC_NONE) {
 		o[0] = (uint8_t)(n >> 8);
 		o[1] = (uint8_t)n;
-		memcpy(o + 2, p, n);
+		if (n) /* the end marker has no bytes (and p is NULL) */
+			memcpy(o + 2, p, n);
 		v->out_len += 2 + n;
 		return 0;
 	}
