@@ -6,6 +6,7 @@ namespace; the web server in a third namespace must see the node's address,
 and a transfer's hash must match the direct one. One meson test per case."""
 import base64
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -311,6 +312,78 @@ def t_many(env):
     expect(not errors, "no warnings or errors in anserd's log: %s" % errors[:5])
 
 
+VG_CONFIG = """global {
+    log_level: debug
+    tcp_check_url: 'http://check.test:8080/', '%(s4)s'
+    check_interval: 2s
+}
+subscription {
+    sub: 'file://sub.txt'
+}
+node {
+    ss: 'ss://aes-128-gcm:%(pw)s@%(p4)s:8388'
+}
+group {
+    viass { filter: name(ss) policy: min }
+    viatj { filter: subtag(sub) policy: random }
+    viavm { filter: name(vm) policy: fixed(0) }
+}
+routing {
+    pname(appA) -> viass
+    pname(appB) -> viatj
+    pname(appC) -> viavm
+    fallback: direct
+}
+"""
+
+
+def t_valgrind_protocols(env):
+    """anserd under valgrind through shadowsocks (TCP and UDP), trojan from
+    a subscription (TLS), VMess over WebSocket (TCP and UDP), with health
+    checks running, a reload, and exit: no errors, no definite leaks."""
+    import shutil
+    if not shutil.which("valgrind"):
+        raise harness.Skip("valgrind not installed")
+    with open(harness.ANSERD, "rb") as f:
+        if b"__asan_init" in f.read():
+            raise harness.Skip("anserd is an ASan build; valgrind runs on the plain build")
+    start(env, None)
+    env.start_ss("aes-128-gcm", PASSWORD)
+    env.start_trojan(PASSWORD, port=8443)
+    env.start_v2ray({"listen": P4, "port": 10086, "protocol": "vmess",
+                     "settings": {"clients": [{"id": UUID, "alterId": 0}]},
+                     "streamSettings": WS})
+    env.start_bus()
+    env.start_polkitd()
+    cfg = env.write_config(VG_CONFIG % {"s4": S4, "pw": PASSWORD, "p4": P4})
+    with open(os.path.join(os.path.dirname(cfg), "sub.txt"), "w") as f:
+        f.write("trojan://%s@%s:8443?sni=prx.test&allowInsecure=1#tj\n" % (PASSWORD, P4))
+        f.write("vmess://%s@%s:10086?type=ws&path=%%2Fray#vm\n" % (UUID, P4))
+    vlog = os.path.join(env.tmp, "valgrind.log")
+    env.start_anserd(cfg, wrapper=["valgrind", "--leak-check=full", "--show-leak-kinds=definite",
+                                   "--errors-for-leak-kinds=definite", "--error-exitcode=99",
+                                   "--suppressions=" + os.path.join(harness.SRC, "tests",
+                                                                    "valgrind.supp"),
+                                   "--log-file=" + vlog])
+    for app in ("appA", "appB", "appC"):
+        a = env.app(app, "tcpget", S4, WEB, "/bytes/300000", timeout=60)
+        expect("len=300000 " in a.stdout, "%s through its node: %s" % (app, a.stdout))
+    for app in ("appA", "appC"):
+        u = env.app(app, "udp", S4, WEB, "hi", timeout=30)
+        expect("reply=ECHO %s hi" % P4 in u.stdout, "%s UDP: %s" % (app, u.stdout))
+    out = env.anserctl("test-nodes").stdout
+    expect("checks done" in out, out)
+    env.anserctl("reload")
+    a = env.app("appB", "tcp", S4, WEB, timeout=60)
+    expect(seen_as(a.stdout) == P4, "after the reload: " + a.stdout)
+    env.anserd.send_signal(signal.SIGTERM)
+    rc = env.anserd.wait(60)
+    with open(vlog) as f:
+        text = f.read()
+    expect(rc == 0, "anserd under valgrind exited %d:\n%s" % (rc, text[-4000:]))
+    expect("ERROR SUMMARY: 0 errors" in text, "valgrind found errors:\n" + text[-6000:])
+
+
 TESTS = {
     "ss_aes_128_gcm": ss_case("aes-128-gcm"),
     "ss_aes_256_gcm": ss_case("aes-256-gcm"),
@@ -318,6 +391,7 @@ TESTS = {
     "ss_legacy_link": ss_case("aes-256-gcm", form="legacy"),
     "ss_wrong_password": t_ss_wrong_password,
     "many": t_many,
+    "valgrind_protocols": t_valgrind_protocols,
     "http_connect": t_http_connect,
     "http_auth": t_http_auth,
     "https_connect": t_https_connect,
