@@ -100,6 +100,22 @@ static int addr_list(char **parts, struct anser_check_target *t, const char **wh
 	return 0;
 }
 
+/* The addresses after the first element, then n replaces *t (or is
+ * dropped on an error). */
+static int finish_target(char **parts, struct anser_check_target *n, int r,
+			 struct anser_check_target *t, const char **why)
+{
+	if (r == 0)
+		r = addr_list(parts, n, why);
+	if (r < 0) {
+		target_clear(n);
+		return r;
+	}
+	target_clear(t);
+	*t = *n;
+	return 0;
+}
+
 static int decode_tcp_url(const char *val, struct anser_check_target *t, const char **why)
 {
 	g_auto(GStrv) parts = g_strsplit(val, ",", 0);
@@ -123,15 +139,7 @@ static int decode_tcp_url(const char *val, struct anser_check_target *t, const c
 			r = -EINVAL;
 		}
 	}
-	if (r == 0)
-		r = addr_list(parts, &n, why);
-	if (r < 0) {
-		target_clear(&n);
-		return r;
-	}
-	target_clear(t);
-	*t = n;
-	return 0;
+	return finish_target(parts, &n, r, t, why);
 }
 
 static int decode_udp_dns(const char *val, struct anser_check_target *t, const char **why)
@@ -140,15 +148,7 @@ static int decode_udp_dns(const char *val, struct anser_check_target *t, const c
 	const char *hp = g_strstrip(parts[0]);
 	struct anser_check_target n = { 0 };
 	int r = host_port(hp, strlen(hp), 53, &n, why);
-	if (r == 0)
-		r = addr_list(parts, &n, why);
-	if (r < 0) {
-		target_clear(&n);
-		return r;
-	}
-	target_clear(t);
-	*t = n;
-	return 0;
+	return finish_target(parts, &n, r, t, why);
 }
 
 int cfg_decode_check(struct anser_check *c, const char *key, const char *val, const char **why)

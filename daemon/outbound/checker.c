@@ -175,17 +175,24 @@ static void watch(struct check *k, uint32_t events)
 
 /* ---- TCP: an HTTP request through the node ---- */
 
+/* Steps the dial: 1 ready, 0 waiting (watched), -1 failed. */
+static int dial_ready(struct check *k)
+{
+	int r = anser_dial_step(k->dial);
+	if (r == -EAGAIN) {
+		watch(k, anser_dial_events(k->dial));
+		return 0;
+	}
+	return r < 0 ? -1 : 1;
+}
+
 static bool tcp_step(struct check *k)
 {
 	const struct anser_check *ck = &k->c->gen->cfg->check;
 	if (k->stage == ST_DIAL) {
-		int r = anser_dial_step(k->dial);
-		if (r == -EAGAIN) {
-			watch(k, anser_dial_events(k->dial));
-			return true;
-		}
-		if (r < 0)
-			return false;
+		int r = dial_ready(k);
+		if (r <= 0)
+			return r == 0;
 		const uint8_t *left;
 		size_t n = anser_dial_leftover(k->dial, &left);
 		if (n > sizeof(k->in))
@@ -375,13 +382,9 @@ static bool stream_recv_answer(struct check *k)
 static bool udp_step(struct check *k)
 {
 	if (k->stage == ST_DIAL) {
-		int r = anser_dial_step(k->dial);
-		if (r == -EAGAIN) {
-			watch(k, anser_dial_events(k->dial));
-			return true;
-		}
-		if (r < 0)
-			return false;
+		int r = dial_ready(k);
+		if (r <= 0)
+			return r == 0;
 		k->st = anser_dial_take_stream(k->dial); /* trojan: frames in a stream */
 		if (k->st) {
 			k->fd = k->st->fd;

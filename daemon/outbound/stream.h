@@ -85,6 +85,16 @@ static inline int anser_stream_close_write(struct anser_stream *s)
 /* Frees the streams below it and closes the fd too. NULL is fine. */
 void anser_stream_free(struct anser_stream *s);
 
+/* A stream that sends hdr (copied, at most 1024 bytes) with the first
+ * bytes written, or alone on flush (for servers that speak first), and
+ * then passes bytes through. With parse_response, the server's response
+ * header is taken off what is read first: parse_response returns its
+ * length once buf holds all of it, -EAGAIN before, -EPROTO for garbage.
+ * Trojan and VLESS are this. Over inner, or fd when inner is NULL. */
+int anser_prefix_stream_new(int fd, struct anser_stream *inner, const uint8_t *hdr, size_t len,
+			    int (*parse_response)(const uint8_t *buf, size_t len),
+			    struct anser_stream **out);
+
 /* For layered streams: bytes to and from what is below s (the inner
  * stream, or the socket), with the stream conventions (-EAGAIN...). */
 ssize_t anser_stream_lower_write(struct anser_stream *s, const uint8_t *buf, size_t len);

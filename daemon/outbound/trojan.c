@@ -36,94 +36,16 @@ ssize_t anser_trojan_header(uint8_t *buf, size_t len, const char *password, uint
 	return 61 + al;
 }
 
-#define FIRST_MAX 16384
-
-struct trojan_stream {
-	struct anser_stream s;
-	bool hdr_sent;
-	size_t hdr_len;
-	uint8_t buf[FIRST_MAX];
-};
-
-/* The header alone (server-first protocols must not wait for the app). */
-static int trojan_flush(struct anser_stream *st)
-{
-	struct trojan_stream *t = (struct trojan_stream *)st;
-	if (!t->hdr_sent) {
-		ssize_t r = anser_stream_lower_write(st, t->buf, t->hdr_len);
-		if (r < 0)
-			return (int)r;
-		if ((size_t)r != t->hdr_len)
-			return -EIO; /* TLS takes whole records */
-		t->hdr_sent = true;
-	}
-	return anser_stream_lower_flush(st);
-}
-
-static ssize_t trojan_write(struct anser_stream *st, const uint8_t *buf, size_t len)
-{
-	struct trojan_stream *t = (struct trojan_stream *)st;
-	if (t->hdr_sent)
-		return anser_stream_lower_write(st, buf, len);
-	/* header and first bytes in one record */
-	size_t n = len < FIRST_MAX - t->hdr_len ? len : FIRST_MAX - t->hdr_len;
-	memcpy(t->buf + t->hdr_len, buf, n);
-	ssize_t r = anser_stream_lower_write(st, t->buf, t->hdr_len + n);
-	if (r < 0)
-		return r;
-	if ((size_t)r != t->hdr_len + n)
-		return -EIO;
-	t->hdr_sent = true;
-	return (ssize_t)n;
-}
-
-static ssize_t trojan_read(struct anser_stream *st, uint8_t *buf, size_t len)
-{
-	return anser_stream_lower_read(st, buf, len);
-}
-
-static bool trojan_pending(const struct anser_stream *st)
-{
-	return !((const struct trojan_stream *)st)->hdr_sent || anser_stream_lower_pending(st);
-}
-
-static bool trojan_readable(const struct anser_stream *st)
-{
-	return anser_stream_lower_readable(st);
-}
-
-static void trojan_free(struct anser_stream *st)
-{
-	explicit_bzero(st, sizeof(struct trojan_stream));
-	free(st);
-}
-
-static const struct anser_stream_ops trojan_ops = {
-	.write = trojan_write,
-	.read = trojan_read,
-	.flush = trojan_flush,
-	.pending = trojan_pending,
-	.readable = trojan_readable,
-	.free = trojan_free,
-};
-
 int anser_trojan_stream_new(int fd, struct anser_stream *inner, const char *password, uint8_t cmd,
 			    const struct sockaddr *dst, struct anser_stream **out)
 {
-	struct trojan_stream *t = ANSER_STREAM_ALLOC(struct trojan_stream, buf);
-	if (!t)
-		return -ENOMEM;
-	ssize_t hl = anser_trojan_header(t->buf, sizeof(t->buf), password, cmd, dst);
-	if (hl < 0) {
-		free(t);
+	uint8_t hdr[TROJAN_HDR_MAX];
+	ssize_t hl = anser_trojan_header(hdr, sizeof(hdr), password, cmd, dst);
+	if (hl < 0)
 		return (int)hl;
-	}
-	t->hdr_len = (size_t)hl;
-	t->s.ops = &trojan_ops;
-	t->s.fd = fd;
-	t->s.inner = inner;
-	*out = &t->s;
-	return 0;
+	int r = anser_prefix_stream_new(fd, inner, hdr, (size_t)hl, NULL, out);
+	explicit_bzero(hdr, sizeof(hdr));
+	return r;
 }
 
 ssize_t anser_trojan_udp_frame(uint8_t *buf, size_t len, const struct sockaddr *dst,

@@ -195,6 +195,22 @@ static void rev_del(struct anser_proxy *p, const struct sockaddr_storage *local)
 		log_debug_errno(r, "Failed to remove a UDP reply mapping, ignoring: %m");
 }
 
+/* Keeps a copy of a datagram in queue (of cap entries) while its way out
+ * is being set up; beyond cap it is dropped. */
+static void hold(struct pending **queue, size_t *n, size_t cap, const struct sockaddr_storage *dst,
+		 const uint8_t *data, size_t len)
+{
+	if (*n == cap)
+		return;
+	struct pending *q = malloc(sizeof(*q) + len);
+	if (!q)
+		return;
+	q->dst = *dst;
+	q->len = len;
+	memcpy(q->data, data, len);
+	queue[(*n)++] = q;
+}
+
 static void vs_close(struct vstream *v)
 {
 	v->dead = true;
@@ -600,15 +616,7 @@ static void vmess_send(struct worker *w, struct udp_sess *u, const struct sockad
 			return;
 	}
 	if (v->dial) {
-		if (v->nq == sizeof(v->queue) / sizeof(v->queue[0]))
-			return;
-		struct pending *q = malloc(sizeof(*q) + len);
-		if (!q)
-			return;
-		q->dst = *dst;
-		q->len = len;
-		memcpy(q->data, data, len);
-		v->queue[v->nq++] = q;
+		hold(v->queue, &v->nq, sizeof(v->queue) / sizeof(v->queue[0]), dst, data, len);
 		return;
 	}
 	vs_write(u, v, data, len);
@@ -686,6 +694,16 @@ static void stream_io(struct worker *w, struct udp_sess *u)
 	stream_watch(w, u);
 }
 
+/* The datagrams held while the session was being set up, in order. */
+static void send_held(struct udp_sess *u)
+{
+	for (size_t i = 0; i < u->n_queue; i++) {
+		send_out(u, &u->queue[i]->dst, u->queue[i]->data, u->queue[i]->len);
+		free(u->queue[i]);
+	}
+	u->n_queue = 0;
+}
+
 static void udp_ready(struct worker *w, struct udp_sess *u)
 {
 	if (u->kind == UDP_STREAM) {
@@ -699,11 +717,7 @@ static void udp_ready(struct worker *w, struct udp_sess *u)
 			sess_kill(w, &u->s, false);
 			return;
 		}
-		for (size_t i = 0; i < u->n_queue; i++) {
-			send_out(u, &u->queue[i]->dst, u->queue[i]->data, u->queue[i]->len);
-			free(u->queue[i]);
-		}
-		u->n_queue = 0;
+		send_held(u);
 		stream_io(w, u);
 		return;
 	}
@@ -718,11 +732,7 @@ static void udp_ready(struct worker *w, struct udp_sess *u)
 		sess_kill(w, &u->s, false);
 		return;
 	}
-	for (size_t i = 0; i < u->n_queue; i++) {
-		send_out(u, &u->queue[i]->dst, u->queue[i]->data, u->queue[i]->len);
-		free(u->queue[i]);
-	}
-	u->n_queue = 0;
+	send_held(u);
 }
 
 static void udp_on_ctl(struct worker *w, struct handler *h, uint32_t events)
@@ -901,15 +911,7 @@ static void udp_datagram(struct worker *w, int fam, const struct sockaddr_storag
 		return;
 	}
 	/* Hold a few datagrams while the association is being set up. */
-	if (u->n_queue == MAX_PENDING)
-		return;
-	struct pending *q = malloc(sizeof(*q) + len);
-	if (!q)
-		return;
-	q->dst = dst;
-	q->len = len;
-	memcpy(q->data, data, len);
-	u->queue[u->n_queue++] = q;
+	hold(u->queue, &u->n_queue, MAX_PENDING, &dst, data, len);
 }
 
 void udp_on_listener(struct worker *w, struct handler *h, uint32_t events)
