@@ -86,7 +86,10 @@ class Client:
     def start(self):
         env = self.env
         if self.name == "anserd":
-            self.proc = env.start_anserd(env.write_config(CONFIG))
+            # info, as the peers run: the harness's debug level logs
+            # every connection
+            self.proc = env.start_anserd(env.write_config(CONFIG),
+                                         extra=["--log-level", "info"])
             return
         if self.name == "ss-redir":
             self.proc = env.spawn("ss-redir", env.nsexec("h") + [

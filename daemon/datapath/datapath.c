@@ -963,9 +963,9 @@ int anser_datapath_tcp_lookup(struct anser_datapath *dp, const struct sockaddr *
 	r = anser_sockdiag_tcp_cookie(peer, (struct sockaddr *)&listener, &cookie);
 	if (r < 0)
 		return r;
-	if (bpf_map_lookup_elem(rfd, &cookie, out) < 0)
+	/* one syscall: the entry is used once */
+	if (bpf_map_lookup_and_delete_elem(rfd, &cookie, out) < 0)
 		return -ENOENT;
-	bpf_map_delete_elem(rfd, &cookie);
 	return 0;
 }
 

@@ -159,6 +159,12 @@ static void put_addr(__be32 *dst, __be16 *port, const struct sockaddr *sa)
 	}
 }
 
+/* One sock_diag socket per thread for the per-connection lookups: making
+ * one per lookup was two more syscalls and a netlink socket per proxied
+ * connection. */
+static _Thread_local int lookup_fd = -1;
+static _Thread_local uint32_t lookup_seq;
+
 int anser_sockdiag_tcp_cookie(const struct sockaddr *local, const struct sockaddr *remote,
 			      uint64_t *cookie)
 {
@@ -167,7 +173,6 @@ int anser_sockdiag_tcp_cookie(const struct sockaddr *local, const struct sockadd
 		struct inet_diag_req_v2 req;
 	} msg = { 0 };
 	char buf[1024];
-	int fd, r = -ENOENT;
 
 	if (local->sa_family != remote->sa_family ||
 	    (local->sa_family != AF_INET && local->sa_family != AF_INET6))
@@ -175,6 +180,7 @@ int anser_sockdiag_tcp_cookie(const struct sockaddr *local, const struct sockadd
 	msg.nlh.nlmsg_len = sizeof(msg);
 	msg.nlh.nlmsg_type = SOCK_DIAG_BY_FAMILY;
 	msg.nlh.nlmsg_flags = NLM_F_REQUEST;
+	msg.nlh.nlmsg_seq = ++lookup_seq;
 	msg.req.sdiag_family = (uint8_t)local->sa_family;
 	msg.req.sdiag_protocol = IPPROTO_TCP;
 	msg.req.idiag_states = ~0u;
@@ -183,33 +189,44 @@ int anser_sockdiag_tcp_cookie(const struct sockaddr *local, const struct sockadd
 	put_addr(msg.req.id.idiag_src, &msg.req.id.idiag_sport, local);
 	put_addr(msg.req.id.idiag_dst, &msg.req.id.idiag_dport, remote);
 
-	fd = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
-	if (fd < 0)
-		return -errno;
-	if (send(fd, &msg, sizeof(msg), 0) < 0) {
-		r = -errno;
-		goto out;
+	if (lookup_fd < 0) {
+		lookup_fd = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
+		if (lookup_fd < 0)
+			return -errno;
 	}
-	ssize_t n = recv(fd, buf, sizeof(buf), 0);
-	if (n < 0) {
-		r = -errno;
-		goto out;
+	if (send(lookup_fd, &msg, sizeof(msg), 0) < 0) {
+		int r = -errno;
+		close(lookup_fd); /* a fresh one next time */
+		lookup_fd = -1;
+		return r;
 	}
-	struct nlmsghdr *h = (struct nlmsghdr *)buf;
-	if (!NLMSG_OK(h, (size_t)n))
-		goto out;
-	if (h->nlmsg_type == NLMSG_ERROR) {
-		struct nlmsgerr *e = NLMSG_DATA(h);
-		r = h->nlmsg_len >= NLMSG_LENGTH(sizeof(*e)) && e->error ? e->error : -ENOENT;
-		goto out;
+	/* The kernel answers within send(): the reply is queued already.
+	 * Replies to earlier requests (none in practice) are skipped. */
+	for (;;) {
+		ssize_t n = recv(lookup_fd, buf, sizeof(buf), MSG_DONTWAIT);
+		if (n < 0) {
+			int r = errno == EAGAIN ? -ENOENT : -errno;
+			close(lookup_fd);
+			lookup_fd = -1;
+			return r;
+		}
+		struct nlmsghdr *h = (struct nlmsghdr *)buf;
+		if (!NLMSG_OK(h, (size_t)n))
+			return -ENOENT;
+		if (h->nlmsg_seq != lookup_seq)
+			continue;
+		if (h->nlmsg_type == NLMSG_ERROR) {
+			struct nlmsgerr *e = NLMSG_DATA(h);
+			return h->nlmsg_len >= NLMSG_LENGTH(sizeof(*e)) && e->error ? e->error
+										    : -ENOENT;
+		}
+		if (h->nlmsg_type == SOCK_DIAG_BY_FAMILY &&
+		    h->nlmsg_len >= NLMSG_LENGTH(sizeof(struct inet_diag_msg))) {
+			struct inet_diag_msg *m = NLMSG_DATA(h);
+			*cookie = (uint64_t)m->id.idiag_cookie[0] |
+				  ((uint64_t)m->id.idiag_cookie[1] << 32);
+			return 0;
+		}
+		return -ENOENT;
 	}
-	if (h->nlmsg_type == SOCK_DIAG_BY_FAMILY &&
-	    h->nlmsg_len >= NLMSG_LENGTH(sizeof(struct inet_diag_msg))) {
-		struct inet_diag_msg *m = NLMSG_DATA(h);
-		*cookie = (uint64_t)m->id.idiag_cookie[0] | ((uint64_t)m->id.idiag_cookie[1] << 32);
-		r = 0;
-	}
-out:
-	close(fd);
-	return r;
 }
