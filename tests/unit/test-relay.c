@@ -3,7 +3,8 @@
  * The relay engine end to end, without BPF: the proxy runs with dp NULL and
  * learns flows from test hooks. Apps are sockets of this test connecting to
  * the real listeners; remotes are echo/greeter servers in threads; SOCKS5
- * nodes are real microsocks (TCP) and dante (UDP ASSOCIATE) processes.
+ * nodes are real microsocks (TCP), dante (UDP ASSOCIATE) and ss-server
+ * (shadowsocks, both) processes.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -104,8 +105,8 @@ __attribute__((weak)) void anser_gen_unref(struct anser_gen *g)
 
 static struct anser_proxy *proxy;
 static uint16_t tcp4_port, udp4_port;
-static uint16_t port_ms, port_ms_auth, port_dead, port_dante;
-static pid_t pid_ms = -1, pid_ms_auth = -1, pid_dante = -1;
+static uint16_t port_ms, port_ms_auth, port_dead, port_dante, port_ss;
+static pid_t pid_ms = -1, pid_ms_auth = -1, pid_dante = -1, pid_ss = -1;
 static char *dante_dir;
 
 static int free_port(int type)
@@ -478,6 +479,7 @@ enum {
 	OUT_BADPASS,
 	OUT_RANDOM,
 	OUT_DANTE,
+	OUT_SS,
 };
 
 static void add_node(struct anser_config *c, const char *name, const char *host, uint16_t port,
@@ -531,6 +533,10 @@ static void install_config(void)
 	add_group(c, "g-badpass", ANSER_POLICY_FIXED, 1, (size_t[]){ 3 });
 	add_group(c, "g-random", ANSER_POLICY_RANDOM, 2, (size_t[]){ 0, 1 });
 	add_group(c, "g-dante", ANSER_POLICY_FIXED, 1, (size_t[]){ 4 });
+	add_node(c, "ss", "127.0.0.1", port_ss, NULL, "relay-pw");
+	c->nodes[5].proto = ANSER_NODE_SS;
+	c->nodes[5].cipher = ANSER_CIPHER_AES_128_GCM;
+	add_group(c, "g-ss", ANSER_POLICY_FIXED, 1, (size_t[]){ 5 });
 	struct anser_gen *g = anser_gen_new(c, 1, 0);
 	struct anser_health *h = anser_health_new(c, NULL);
 	anser_proxy_set_gen(proxy, g, h);
@@ -785,6 +791,65 @@ static void udp_roundtrip(unsigned outbound, uint32_t mark, bool connected)
 	close(fd);
 }
 
+struct writer {
+	int fd;
+	const uint8_t *data;
+	size_t len;
+	bool ok;
+};
+
+static void *writer_main(void *arg)
+{
+	struct writer *w = arg;
+	w->ok = write_all(w->fd, w->data, w->len);
+	return NULL;
+}
+
+/* Shadowsocks: a big echo, then a slow app (a small receive buffer, read
+ * a little at a time) while the node keeps sending, so decoded bytes wait
+ * in the stream while the app cannot take them. */
+static void test_ss(void)
+{
+	if (pid_ss < 0) {
+		g_test_skip("shadowsocks-libev not available");
+		return;
+	}
+	int fd = app_connect(&echo_srv.addr, OUT_SS);
+	echo_transfer(fd, 4 * 1024 * 1024 + 5, false);
+	close(fd);
+
+	fd = app_connect(&echo_srv.addr, OUT_SS);
+	int small = 65536;
+	g_assert_cmpint(setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small)), ==, 0);
+	size_t total = 4 * 1024 * 1024 + 7;
+	uint8_t *out = g_malloc(total), *in = g_malloc(total);
+	fill_pattern(out, total, 99);
+	/* write from a thread: the echo comes back while we still send */
+	struct writer wr = { fd, out, total, false };
+	pthread_t th;
+	g_assert_cmpint(pthread_create(&th, NULL, writer_main, &wr), ==, 0);
+	size_t got = 0;
+	gint64 t0 = g_get_monotonic_time();
+	for (unsigned i = 0; got < total; i++) {
+		ssize_t n = recv(fd, in + got, MIN(total - got, 3000), 0);
+		g_assert_cmpint(n, >, 0);
+		got += (size_t)n;
+		if (i % 16 == 0)
+			g_usleep(300);
+	}
+	/* a stall (bytes left in the stream with no event to wake the relay)
+	 * would show as seconds here */
+	g_assert_cmpint(g_get_monotonic_time() - t0, <, 10 * G_USEC_PER_SEC);
+	pthread_join(th, NULL);
+	g_assert_true(wr.ok);
+	g_assert_cmpmem(in, total, out, total);
+	close(fd);
+	g_free(out);
+	g_free(in);
+	udp_roundtrip(OUT_SS, 40005, false);
+	udp_roundtrip(OUT_SS, 40006, true);
+}
+
 static void test_udp_direct(void)
 {
 	udp_roundtrip(ANSER_OUT_DIRECT, 40001, false);
@@ -870,6 +935,16 @@ int main(int argc, char **argv)
 	g_assert_true(wait_tcp(port_ms_auth));
 	if (!dante_start())
 		stop(&pid_dante);
+	g_autofree char *ssd = g_find_program_in_path("ss-server");
+	port_ss = (uint16_t)free_port(SOCK_STREAM);
+	g_autofree char *p3 = g_strdup_printf("%u", port_ss);
+	char *a3[] = { ssd,	   "-s", "127.0.0.1",	"-p", p3,  "-k",
+		       "relay-pw", "-m", "aes-128-gcm", "-u", NULL };
+	if (ssd) {
+		pid_ss = spawn(a3);
+		if (!wait_tcp(port_ss))
+			stop(&pid_ss);
+	}
 
 	server_start(&echo_srv, serve_echo);
 	server_start(&greeter_srv, serve_greeter);
@@ -904,6 +979,7 @@ int main(int argc, char **argv)
 	g_test_add_func("/relay/annotate", test_annotate);
 	g_test_add_func("/relay/udp-direct", test_udp_direct);
 	g_test_add_func("/relay/udp-socks5", test_udp_socks5);
+	g_test_add_func("/relay/shadowsocks", test_ss);
 	int r = g_test_run();
 
 	anser_proxy_free(proxy);
@@ -921,6 +997,7 @@ int main(int argc, char **argv)
 	stop(&pid_ms);
 	stop(&pid_ms_auth);
 	stop(&pid_dante);
+	stop(&pid_ss);
 	if (dante_dir) {
 		g_autofree char *conf = g_build_filename(dante_dir, "danted.conf", NULL);
 		g_autofree char *pidf = g_build_filename(dante_dir, "danted.pid", NULL);
