@@ -133,6 +133,7 @@ struct anser_group {
 	size_t *nodes;	      /* indices into anser_config.nodes */
 	int64_t *add_latency; /* per node (parallel to nodes): [add_latency: ...] in ns */
 	size_t n_nodes;
+	bool dead_direct; /* when_dead: direct (our extension): no live node -> direct */
 	unsigned file, line, col;
 };
 

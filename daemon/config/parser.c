@@ -894,6 +894,21 @@ static int parse_group_stmt(struct cfg_parser *p, size_t gi)
 		r = parse_filter(p, ga, &k);
 	} else if (strcmp(k.name, "policy") == 0) {
 		r = parse_policy(p, g, ga, &k);
+	} else if (strcmp(k.name, "when_dead") == 0) {
+		/* our extension: what new flows do when no node is alive */
+		char *val = NULL;
+		struct cfg_pos vpos;
+		if (read_value(p, &k, &val, &vpos) == 0) {
+			if (strcmp(val, "fail") == 0 || strcmp(val, "direct") == 0) {
+				g->dead_direct = val[0] == 'd';
+				r = 0;
+			} else {
+				char *q = cfg_quote(val, strlen(val));
+				ERR(p, vpos, "invalid when_dead '%s' (fail or direct)", q);
+				free(q);
+			}
+		}
+		free(val);
 	} else {
 		/* the health check overrides: checked, then ignored for now */
 		char *val = NULL;

@@ -122,6 +122,13 @@ int proxy_route(struct anser_proxy *p, const struct anser_flow *f, struct pgen *
 	enum anser_nettype t =
 		(f->proto == IPPROTO_UDP ? ANSER_NT_UDP4 : ANSER_NT_TCP4) + (f->family == AF_INET6);
 	int i = anser_group_pick(g->health, group, t);
+	if (i < 0 && group < cfg->n_groups && cfg->groups[group].dead_direct) {
+		/* when_dead: direct: the flow goes out directly, from anserd */
+		log_debug("Flow of %s (pid %u): group %s has no live node for %s, going direct",
+			  f->pname, f->pid, cfg->groups[group].name, anser_nettype_name(t));
+		pgen_unref(g);
+		return 0;
+	}
 	if (i < 0 || (size_t)i >= cfg->n_nodes) {
 		log_warning("Flow of %s (pid %u) to group %s: no live node for %s, failing it",
 			    f->pname, f->pid, group < cfg->n_groups ? cfg->groups[group].name : "?",

@@ -114,6 +114,25 @@ def t_min_slow_and_dead(env):
     expect("no live node for tcp4, failing it" in env.log("anserd"), "the reason is logged")
 
 
+def t_when_dead_direct(env):
+    """when_dead: direct (our extension): with every node of the group dead,
+    new flows go out directly instead of failing."""
+    global CONFIG
+    saved = CONFIG
+    CONFIG = CONFIG.replace("        policy: %(policy)s\n",
+                            "        policy: %(policy)s\n        when_dead: direct\n")
+    try:
+        setup(env, "min")
+    finally:
+        CONFIG = saved
+    env.wait_for("a node chosen", lambda: via(env)[0] in (A4, B4), timeout=10)
+    env.procs_a.kill()
+    env.procs_b.kill()
+    wait_log(env, r"Group proxy has no live node for tcp4", INTERVAL * 1.1 + 5 + 2)
+    who, a = via(env)
+    expect(who == harness.H4, "a dead group with when_dead: direct goes direct: " + a.stdout)
+
+
 def t_random(env):
     """random spreads flows over both nodes, and skips a dead one."""
     setup(env, "random")
@@ -317,6 +336,7 @@ def t_subscription(env):
 TESTS = {
     "min_slow_and_dead": t_min_slow_and_dead,
     "random": t_random,
+    "when_dead_direct": t_when_dead_direct,
     "fixed": t_fixed,
     "udp_check": t_udp_check,
     "subscription": t_subscription,

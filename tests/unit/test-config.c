@@ -1042,6 +1042,8 @@ static const struct bad bad_inputs[] = {
 	{ "node {\n aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa: "
 	  "'socks5://h:1'\n}\n" ROUTING_DIRECT,
 	  2, 2, "node name 'aaaa" },
+	{ NODE_A "group {\n g {\n  policy: min\n  when_dead: maybe\n }\n}\n" ROUTING_DIRECT, 7, 14,
+	  "invalid when_dead 'maybe' (fail or direct)" },
 	/* group */
 	{ NODE_A "group {\n g {\n  filter: name(b)\n  policy: random\n }\n}\n" ROUTING_DIRECT, 6,
 	  16, "unknown node 'b' in the filter of group 'g'" },
