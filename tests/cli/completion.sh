@@ -21,6 +21,7 @@ check() { # want got
 check route "$(complete_words anserctl ro)"
 check routes "$(complete_words anserctl ro)"
 check select "$(complete_words anserctl se)"
+check test-nodes "$(complete_words anserctl te)"
 check --json "$(complete_words anserctl --j)"
 check "pname(" "$(complete_words anserctl route pn)"
 check direct "$(complete_words anserctl route 'pname(x)' d)"
