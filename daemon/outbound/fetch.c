@@ -47,9 +47,9 @@ static int http_get(const char *url, char **body, size_t *len, char **why)
 	pthread_once(&curl_once, curl_init);
 	CURL *h = curl_easy_init();
 	char err[CURL_ERROR_SIZE] = "";
-	struct buf b = { g_byte_array_new(), false };
 	if (!h)
 		return -ENOMEM;
+	struct buf b = { g_byte_array_new(), false };
 	curl_easy_setopt(h, CURLOPT_URL, url);
 	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
 	curl_easy_setopt(h, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
