@@ -36,7 +36,7 @@ struct check {
 	int fd;	    /* TCP: the stream's or the bare socket; UDP: the datagram socket */
 	int ctl_fd; /* socks5 UDP: the association's control connection */
 	bool ss;    /* UDP through shadowsocks */
-	bool vmess; /* UDP through VMess: a datagram per read/write, unframed */
+	bool vmess; /* UDP through VMess or VLESS: a datagram per read/write */
 	struct anser_ss_key key;
 	guint watch, timer;
 	int64_t start_us;
@@ -473,7 +473,7 @@ static void start_check(struct anser_checker *c, size_t node, enum anser_nettype
 	k->t = t;
 	k->fd = k->ctl_fd = -1;
 	k->start_us = g_get_monotonic_time();
-	k->vmess = n->proto == ANSER_NODE_VMESS;
+	k->vmess = n->proto == ANSER_NODE_VMESS || n->proto == ANSER_NODE_VLESS;
 	gnutls_rnd(GNUTLS_RND_NONCE, &k->qid, sizeof(k->qid));
 	if (!target_for(udp ? &cfg->check.udp : &cfg->check.tcp, v6, &k->target)) {
 		/* no address of that family to check with: unknown, not dead */

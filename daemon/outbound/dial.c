@@ -108,7 +108,8 @@ int anser_dial_new(const struct anser_node *node, const struct sockaddr *node_ad
 	if (node) {
 		bool ok = node->proto == ANSER_NODE_SOCKS5 ||
 			  (cmd == ANSER_DIAL_UDP && dst &&
-			   (node->proto == ANSER_NODE_TROJAN || node->proto == ANSER_NODE_VMESS)) ||
+			   (node->proto == ANSER_NODE_TROJAN || node->proto == ANSER_NODE_VMESS ||
+			    node->proto == ANSER_NODE_VLESS)) ||
 			  (cmd == ANSER_DIAL_CONNECT &&
 			   ((node->net == ANSER_NET_TCP &&
 			     (node->proto == ANSER_NODE_HTTP || node->proto == ANSER_NODE_SS)) ||
@@ -396,7 +397,8 @@ static int start_protocol(struct anser_dial *d)
 	}
 	case ANSER_NODE_VLESS: {
 		struct anser_stream *st;
-		r = anser_vless_stream_new(d->fd, d->stream, n->uuid, dst, &st);
+		r = anser_vless_stream_new(d->fd, d->stream, n->uuid, dst, d->cmd == ANSER_DIAL_UDP,
+					   &st);
 		if (r == 0)
 			d->stream = st;
 		break;

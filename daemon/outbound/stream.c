@@ -167,3 +167,113 @@ int anser_prefix_stream_new(int fd, struct anser_stream *inner, const uint8_t *h
 	*out = &p->s;
 	return 0;
 }
+
+struct packet_stream {
+	struct anser_stream s;
+	size_t out_off, out_len, in_len;
+	uint8_t out[2 + 65535]; /* last: not zeroed */
+	uint8_t in[2 + 65535];
+};
+
+static int packet_flush(struct anser_stream *st)
+{
+	struct packet_stream *p = (struct packet_stream *)st;
+	while (p->out_len > 0) {
+		ssize_t n = anser_stream_lower_write(st, p->out + p->out_off, p->out_len);
+		if (n < 0)
+			return (int)n;
+		p->out_off += (size_t)n;
+		p->out_len -= (size_t)n;
+	}
+	return anser_stream_lower_flush(st);
+}
+
+static ssize_t packet_write(struct anser_stream *st, const uint8_t *buf, size_t len)
+{
+	struct packet_stream *p = (struct packet_stream *)st;
+	if (len > 65535)
+		return -EMSGSIZE;
+	if (p->out_len > 0) {
+		int r = packet_flush(st);
+		if (r < 0)
+			return r;
+	}
+	p->out[0] = (uint8_t)(len >> 8);
+	p->out[1] = (uint8_t)len;
+	memcpy(p->out + 2, buf, len);
+	p->out_off = 0;
+	p->out_len = 2 + len;
+	int r = packet_flush(st);
+	if (r < 0 && r != -EAGAIN)
+		return r;
+	return (ssize_t)len;
+}
+
+/* Length of the whole frame at the start of in, or 0 if incomplete. */
+static size_t whole_frame(const struct packet_stream *p)
+{
+	if (p->in_len < 2)
+		return 0;
+	size_t n = 2 + ((size_t)p->in[0] << 8 | p->in[1]);
+	return p->in_len >= n ? n : 0;
+}
+
+static ssize_t packet_read(struct anser_stream *st, uint8_t *buf, size_t len)
+{
+	struct packet_stream *p = (struct packet_stream *)st;
+	for (;;) {
+		size_t f = whole_frame(p);
+		if (f) {
+			size_t n = f - 2 < len ? f - 2 : len; /* a short buffer truncates */
+			memcpy(buf, p->in + 2, n);
+			memmove(p->in, p->in + f, p->in_len - f);
+			p->in_len -= f;
+			return (ssize_t)n;
+		}
+		/* read no further than the frame's end: the rest stays below */
+		size_t want = p->in_len < 2 ? 2 - p->in_len
+					    : 2 + ((size_t)p->in[0] << 8 | p->in[1]) - p->in_len;
+		ssize_t r = anser_stream_lower_read(st, p->in + p->in_len, want);
+		if (r < 0)
+			return r;
+		if (r == 0)
+			return p->in_len ? -EPROTO : 0;
+		p->in_len += (size_t)r;
+	}
+}
+
+static bool packet_pending(const struct anser_stream *st)
+{
+	return ((const struct packet_stream *)st)->out_len > 0 || anser_stream_lower_pending(st);
+}
+
+static bool packet_readable(const struct anser_stream *st)
+{
+	return whole_frame((const struct packet_stream *)st) > 0 || anser_stream_lower_readable(st);
+}
+
+static void packet_free(struct anser_stream *st)
+{
+	free(st);
+}
+
+static const struct anser_stream_ops packet_ops = {
+	.write = packet_write,
+	.read = packet_read,
+	.flush = packet_flush,
+	.pending = packet_pending,
+	.readable = packet_readable,
+	.free = packet_free,
+};
+
+int anser_packet_stream_new(struct anser_stream *inner, struct anser_stream **out)
+{
+	struct packet_stream *p = ANSER_STREAM_ALLOC(struct packet_stream, out);
+	if (!p)
+		return -ENOMEM;
+	p->s.ops = &packet_ops;
+	p->s.fd = inner->fd;
+	p->s.inner = inner;
+	*out = &p->s;
+	return 0;
+}

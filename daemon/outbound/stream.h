@@ -95,6 +95,12 @@ int anser_prefix_stream_new(int fd, struct anser_stream *inner, const uint8_t *h
 			    int (*parse_response)(const uint8_t *buf, size_t len),
 			    struct anser_stream **out);
 
+/* Datagrams over a stream, each as a 2-byte big-endian length and its
+ * bytes (VLESS UDP): a write is one datagram (at most 65535 bytes; a
+ * datagram the stream cannot take whole waits, and later writes get
+ * -EAGAIN meanwhile), a read returns one. Over inner (taken). */
+int anser_packet_stream_new(struct anser_stream *inner, struct anser_stream **out);
+
 /* For layered streams: bytes to and from what is below s (the inner
  * stream, or the socket), with the stream conventions (-EAGAIN...). */
 ssize_t anser_stream_lower_write(struct anser_stream *s, const uint8_t *buf, size_t len);

@@ -51,11 +51,24 @@ int anser_vless_parse_response(const uint8_t *buf, size_t len)
 }
 
 int anser_vless_stream_new(int fd, struct anser_stream *inner, const uint8_t uuid[16],
-			   const struct sockaddr *dst, struct anser_stream **out)
+			   const struct sockaddr *dst, bool udp, struct anser_stream **out)
 {
 	uint8_t hdr[VLESS_HDR_MAX];
-	ssize_t hl = anser_vless_header(hdr, sizeof(hdr), uuid, VLESS_CMD_TCP, dst);
+	ssize_t hl = anser_vless_header(hdr, sizeof(hdr), uuid, udp ? VLESS_CMD_UDP : VLESS_CMD_TCP,
+					dst);
 	if (hl < 0)
 		return (int)hl;
-	return anser_prefix_stream_new(fd, inner, hdr, (size_t)hl, anser_vless_parse_response, out);
+	struct anser_stream *v;
+	int r = anser_prefix_stream_new(fd, inner, hdr, (size_t)hl, anser_vless_parse_response, &v);
+	if (r < 0 || !udp) {
+		*out = v;
+		return r;
+	}
+	r = anser_packet_stream_new(v, out);
+	if (r < 0) {
+		v->inner = NULL; /* the caller still owns inner */
+		v->fd = -1;
+		anser_stream_free(v);
+	}
+	return r;
 }

@@ -8,6 +8,7 @@
 #ifndef ANSER_VLESS_H
 #define ANSER_VLESS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
@@ -23,7 +24,9 @@ ssize_t anser_vless_header(uint8_t *buf, size_t len, const uint8_t uuid[16], uin
 			   const struct sockaddr *dst);
 /* The server's response header at buf: its length, -EAGAIN, -EPROTO. */
 int anser_vless_parse_response(const uint8_t *buf, size_t len);
+/* udp: command 2, and the stream carries length-prefixed datagrams (a
+ * write or a read is one datagram). */
 int anser_vless_stream_new(int fd, struct anser_stream *inner, const uint8_t uuid[16],
-			   const struct sockaddr *dst, struct anser_stream **out);
+			   const struct sockaddr *dst, bool udp, struct anser_stream **out);
 
 #endif

@@ -55,13 +55,13 @@ enum udp_kind {
 	UDP_DIRECT,
 	UDP_SOCKS5,
 	UDP_SS,
-	UDP_STREAM, /* trojan: datagrams framed in one TLS stream per session */
-	UDP_VMESS,  /* one VMess UDP stream per destination */
+	UDP_STREAM,  /* trojan: datagrams framed in one TLS stream per session */
+	UDP_PERDEST, /* VMess, VLESS: a UDP stream per destination */
 };
 
 #define MAX_VSTREAMS 16
 
-/* UDP_VMESS: the stream to one destination. Kept until the session ends
+/* UDP_PERDEST: the stream to one destination. Kept until the session ends
  * (events of the same epoll batch may still point at it). */
 struct vstream {
 	struct udp_sess *u;
@@ -100,7 +100,7 @@ struct udp_sess {
 	size_t n_replies;
 	struct pending *queue[MAX_PENDING];
 	size_t n_queue;
-	struct vstream *vs[MAX_VSTREAMS]; /* UDP_VMESS */
+	struct vstream *vs[MAX_VSTREAMS]; /* UDP_PERDEST */
 	size_t n_vs;
 };
 
@@ -497,12 +497,13 @@ static void udp_on_out(struct worker *w, struct handler *h, uint32_t events)
 
 static void udp_on_ctl(struct worker *w, struct handler *h, uint32_t events);
 
-/* ---- VMess: a stream per destination ---- */
+/* ---- VMess and VLESS: a stream per destination ---- */
 
 static void vs_write(struct udp_sess *u, struct vstream *v, const uint8_t *data, size_t len)
 {
-	if (len > VMESS_MAX_DATAGRAM) {
-		log_debug("UDP via %s: a %zu-byte datagram is too big for VMess, dropping",
+	bool vmess = u->s.gen->gen->cfg->nodes[u->s.node].proto == ANSER_NODE_VMESS;
+	if (len > (vmess ? VMESS_MAX_DATAGRAM : 65535)) {
+		log_debug("UDP via %s: a %zu-byte datagram is too big for the node, dropping",
 			  u->s.node_name, len);
 		return;
 	}
@@ -534,7 +535,7 @@ static void vs_on_event(struct worker *w, struct handler *h, uint32_t events)
 			return;
 		}
 		if (r < 0) {
-			log_warning_errno(r, "UDP of %s via VMess node %s: %s failed: %m",
+			log_warning_errno(r, "UDP of %s via node %s: %s failed: %m",
 					  u->s.flow.pname, u->s.node_name,
 					  anser_dial_stage(v->dial));
 			vs_close(v);
@@ -565,8 +566,7 @@ static void vs_on_event(struct worker *w, struct handler *h, uint32_t events)
 		if (n == -EAGAIN)
 			break;
 		if (n <= 0) {
-			log_debug("VMess UDP stream of %s via %s ended", u->s.flow.pname,
-				  u->s.node_name);
+			log_debug("UDP stream of %s via %s ended", u->s.flow.pname, u->s.node_name);
 			vs_close(v);
 			return;
 		}
@@ -825,12 +825,12 @@ static struct udp_sess *udp_new(struct worker *w, int fam, const struct sockaddr
 
 	int r;
 	const struct anser_node *nd = gen ? &gen->gen->cfg->nodes[node] : NULL;
-	u->kind = !nd				   ? UDP_DIRECT
-		  : nd->proto == ANSER_NODE_SS	   ? UDP_SS
-		  : nd->proto == ANSER_NODE_TROJAN ? UDP_STREAM
-		  : nd->proto == ANSER_NODE_VMESS  ? UDP_VMESS
-						   : UDP_SOCKS5;
-	if (u->kind == UDP_VMESS) {
+	u->kind = !nd								   ? UDP_DIRECT
+		  : nd->proto == ANSER_NODE_SS					   ? UDP_SS
+		  : nd->proto == ANSER_NODE_TROJAN				   ? UDP_STREAM
+		  : nd->proto == ANSER_NODE_VMESS || nd->proto == ANSER_NODE_VLESS ? UDP_PERDEST
+										   : UDP_SOCKS5;
+	if (u->kind == UDP_PERDEST) {
 		r = 0; /* streams are dialled per destination, as datagrams come */
 		touch(w, u);
 	} else if (u->kind == UDP_SS) {
@@ -900,7 +900,7 @@ static void udp_datagram(struct worker *w, int fam, const struct sockaddr_storag
 	struct sockaddr_storage dst;
 	anser_flow_dst(&flow, &dst);
 	note_dest(u, &dst, flow.flags & ANSER_FLOW_F_CONNECTED);
-	if (u->kind == UDP_VMESS) {
+	if (u->kind == UDP_PERDEST) {
 		vmess_send(w, u, &dst, data, len);
 		touch(w, u);
 		return;

@@ -5,7 +5,8 @@
  *   1: a shadowsocks UDP datagram (fixed key)
  *   2: a shadowsocks TCP stream from the server (through a socket pair)
  *   3: a WebSocket stream from the server after the upgrade response
- *   4: trojan UDP frames, 5: a VLESS response header, 6: a VMess response
+ *   4: trojan UDP frames, 5: a VLESS response header, 6: a VMess response,
+ *   7: length-prefixed datagrams (VLESS UDP)
  * Forged AEAD data never authenticates, so 1 and 2 mostly prove that
  * framing and lengths are checked before anything is trusted. */
 #include <netinet/in.h>
@@ -83,7 +84,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	const uint8_t *in = data + 1;
 	size_t n = size - 1;
 
-	switch (data[0] % 7) {
+	switch (data[0] % 8) {
 	case 0: {
 		int st;
 		int r = anser_http_parse_response(in, n, &st);
@@ -138,6 +139,31 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		shutdown(sv[1], SHUT_WR);
 		for (int i = 0; i < 64 && anser_stream_read(st, out, sizeof(out)) > 0; i++)
 			;
+		anser_stream_free(st);
+		close(sv[1]);
+		break;
+	}
+	case 7: {
+		int sv[2];
+		struct anser_stream *st, *raw;
+		uint8_t out[70000];
+		if (n > 200000 ||
+		    socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) < 0)
+			return 0;
+		/* a do-nothing prefix stream as the layer below */
+		if (anser_prefix_stream_new(sv[0], NULL, (const uint8_t *)"", 0, NULL, &raw) < 0 ||
+		    anser_packet_stream_new(raw, &st) < 0)
+			abort();
+		if (write(sv[1], in, n) != (ssize_t)n)
+			abort();
+		shutdown(sv[1], SHUT_WR);
+		for (int i = 0; i < 256; i++) {
+			ssize_t r = anser_stream_read(st, out, sizeof(out));
+			if (r > 65535)
+				abort();
+			if (r <= 0)
+				break;
+		}
 		anser_stream_free(st);
 		close(sv[1]);
 		break;

@@ -215,8 +215,8 @@ def t_udp_check(env):
 
 def udp_check_case(kind):
     """UDP checks through a trojan node (datagrams framed in its TLS stream,
-    trojan-gfw) or a VMess node (a UDP stream per destination, v2ray) to a
-    real dnsmasq, and an app's UDP through the same node."""
+    trojan-gfw), a VMess or a VLESS node (a UDP stream per destination,
+    v2ray) to a real dnsmasq, and an app's UDP through the same node."""
     def t(env):
         env.setup_net()
         env.setup_cgroup()
@@ -225,11 +225,16 @@ def udp_check_case(kind):
         if kind == "trojan":
             env.start_trojan("Anser-test-pw1")
             link = "trojan://Anser-test-pw1@%s:443?sni=prx.test&allowInsecure=1" % P4
-        else:
+        elif kind == "vmess":
             uuid = "b831381d-6324-4d53-ad4f-8cda48b30811"
             env.start_v2ray({"listen": P4, "port": 10086, "protocol": "vmess",
                              "settings": {"clients": [{"id": uuid, "alterId": 0}]}})
             link = "vmess://%s@%s:10086?type=tcp" % (uuid, P4)
+        else:
+            uuid = "b831381d-6324-4d53-ad4f-8cda48b30811"
+            env.start_v2ray({"listen": P4, "port": 10087, "protocol": "vless",
+                             "settings": {"clients": [{"id": uuid}], "decryption": "none"}})
+            link = "vless://%s@%s:10087?encryption=none" % (uuid, P4)
         env.start_bus()
         env.start_polkitd()
         text = SS_CONFIG.replace("ss: 'ss://aes-128-gcm:Anser-test-pw1@%(p4)s:8388'",
@@ -342,6 +347,7 @@ TESTS = {
     "subscription": t_subscription,
     "udp_check_trojan": udp_check_case("trojan"),
     "udp_check_vmess": udp_check_case("vmess"),
+    "udp_check_vless": udp_check_case("vless"),
 }
 
 if __name__ == "__main__":

@@ -222,6 +222,7 @@ def vless_case(stream, query):
                          "streamSettings": stream})
         run_anserd(env, "vless://%s@%s:443?encryption=none&%s#v" % (UUID, P4, query))
         check_tcp(env)
+        check_udp(env)  # a UDP stream per destination, as VMess
     return t
 
 
