@@ -16,6 +16,7 @@
 #include <gnutls/gnutls.h>
 
 #include "../util/log.h"
+#include "http.h"
 #include "outbound.h"
 #include "shadowsocks.h"
 #include "socks5.h"
@@ -44,7 +45,7 @@ struct check {
 	struct sockaddr_storage target;
 	uint8_t out[1024];
 	size_t out_len, out_off;
-	uint8_t in[2048];
+	uint8_t in[HTTP_MAX_HEAD];
 	size_t in_len;
 };
 
@@ -220,12 +221,8 @@ static bool tcp_step(struct check *k)
 	while (k->stage == ST_SEND) {
 		ssize_t n;
 		if (k->out_off < k->out_len) {
-			n = k->st ? anser_stream_write(k->st, k->out + k->out_off,
-						       k->out_len - k->out_off)
-				  : send(k->fd, k->out + k->out_off, k->out_len - k->out_off,
-					 MSG_NOSIGNAL);
-			if (!k->st && n < 0)
-				n = -errno;
+			n = anser_io_write(k->fd, k->st, k->out + k->out_off,
+					   k->out_len - k->out_off);
 			if (n == -EAGAIN) {
 				watch(k, EPOLLOUT);
 				return true;
@@ -245,20 +242,16 @@ static bool tcp_step(struct check *k)
 		k->stage = ST_RECV;
 	}
 	for (;;) {
-		/* "HTTP/1.x NNN" is all we need */
-		if (k->in_len >= 12) {
-			if (memcmp(k->in, "HTTP/1.", 7) != 0 || !g_ascii_isdigit(k->in[9]))
-				return false;
-			int status =
-				(k->in[9] - '0') * 100 + (k->in[10] - '0') * 10 + (k->in[11] - '0');
+		int status;
+		int h = anser_http_parse_head(k->in, k->in_len, &status);
+		if (h > 0) {
 			finish(k, status >= 200 && status < 400);
 			return true;
 		}
-		ssize_t n = k->st ? anser_stream_read(k->st, k->in + k->in_len,
-						      sizeof(k->in) - k->in_len)
-				  : recv(k->fd, k->in + k->in_len, sizeof(k->in) - k->in_len, 0);
-		if (!k->st && n < 0)
-			n = -errno;
+		if (h != -EAGAIN || k->in_len == sizeof(k->in))
+			return false;
+		ssize_t n =
+			anser_io_read(k->fd, k->st, k->in + k->in_len, sizeof(k->in) - k->in_len);
 		if (n == -EAGAIN) {
 			watch(k, EPOLLIN);
 			return true;

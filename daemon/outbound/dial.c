@@ -451,23 +451,6 @@ static int after_connect(struct anser_dial *d)
 	return 0;
 }
 
-/* Handshake bytes go through the stream once there is one (TLS). */
-static ssize_t dial_send(struct anser_dial *d, const uint8_t *buf, size_t len)
-{
-	if (d->stream)
-		return anser_stream_write(d->stream, buf, len);
-	ssize_t n = send(d->fd, buf, len, MSG_NOSIGNAL);
-	return n < 0 ? -errno : n;
-}
-
-static ssize_t dial_recv(struct anser_dial *d, uint8_t *buf, size_t len)
-{
-	if (d->stream)
-		return anser_stream_read(d->stream, buf, len);
-	ssize_t n = recv(d->fd, buf, len, 0);
-	return n < 0 ? -errno : n;
-}
-
 const char *anser_dial_tls_error(const struct anser_dial *d)
 {
 	return d->tls_failed ? d->tls_why : NULL;
@@ -520,8 +503,8 @@ static int step(struct anser_dial *d)
 		}
 		case ST_SEND: {
 			if (d->out_off < d->out_len) {
-				ssize_t n =
-					dial_send(d, d->out + d->out_off, d->out_len - d->out_off);
+				ssize_t n = anser_io_write(d->fd, d->stream, d->out + d->out_off,
+							   d->out_len - d->out_off);
 				if (n == -EINTR)
 					break;
 				if (n < 0)
@@ -550,7 +533,8 @@ static int step(struct anser_dial *d)
 		case ST_RECV_HTTP: {
 			if (d->in_len == sizeof(d->in))
 				return -EPROTO;
-			ssize_t n = dial_recv(d, d->in + d->in_len, sizeof(d->in) - d->in_len);
+			ssize_t n = anser_io_read(d->fd, d->stream, d->in + d->in_len,
+						  sizeof(d->in) - d->in_len);
 			if (n == -EINTR)
 				break;
 			if (n < 0)

@@ -53,7 +53,7 @@ ssize_t anser_http_connect_request(char *buf, size_t len, const struct sockaddr 
 	return n;
 }
 
-int anser_http_parse_response(const uint8_t *buf, size_t len, int *status)
+int anser_http_parse_head(const uint8_t *buf, size_t len, int *status)
 {
 	*status = 0;
 	/* "HTTP/1.x NNN" then anything up to CRLF */
@@ -69,27 +69,29 @@ int anser_http_parse_response(const uint8_t *buf, size_t len, int *status)
 		return -EPROTO;
 	int st = (buf[9] - '0') * 100 + (buf[10] - '0') * 10 + (buf[11] - '0');
 	/* the head ends at an empty line; bare LF line ends are tolerated */
-	size_t end = 0;
 	for (size_t i = 12; i < len && i < HTTP_MAX_HEAD; i++) {
 		if (buf[i] != '\n')
 			continue;
 		if (i + 1 < len && buf[i + 1] == '\n') {
-			end = i + 2;
-			break;
+			*status = st;
+			return (int)(i + 2);
 		}
 		if (i + 2 < len && buf[i + 1] == '\r' && buf[i + 2] == '\n') {
-			end = i + 3;
-			break;
+			*status = st;
+			return (int)(i + 3);
 		}
 	}
-	if (end == 0)
-		return len >= HTTP_MAX_HEAD ? -EPROTO : -EAGAIN;
-	*status = st;
-	if (st >= 200 && st < 300)
-		return (int)end;
-	if (st == 401 || st == 403 || st == 407)
+	return len >= HTTP_MAX_HEAD ? -EPROTO : -EAGAIN;
+}
+
+int anser_http_parse_response(const uint8_t *buf, size_t len, int *status)
+{
+	int r = anser_http_parse_head(buf, len, status);
+	if (r < 0 || (*status >= 200 && *status < 300))
+		return r;
+	if (*status == 401 || *status == 403 || *status == 407)
 		return -EACCES;
-	if (st == 502 || st == 504)
+	if (*status == 502 || *status == 504)
 		return -EHOSTUNREACH;
 	return -ECONNREFUSED;
 }

@@ -18,7 +18,11 @@
  * Proxy-Authorization. Bytes written or -ENOBUFS/-EINVAL. */
 ssize_t anser_http_connect_request(char *buf, size_t len, const struct sockaddr *dst,
 				   const char *user, const char *pass);
-/* The response head in buf: its length (> 0) with *status 2xx; -EAGAIN
+/* The response head in buf, whatever its status: its length (> 0) with
+ * *status set; -EAGAIN if incomplete; -EPROTO if it is not HTTP/1.x or
+ * longer than HTTP_MAX_HEAD. */
+int anser_http_parse_head(const uint8_t *buf, size_t len, int *status);
+/* The same for a CONNECT answer: its length (> 0) with *status 2xx; -EAGAIN
  * if incomplete; -EPROTO if it is not HTTP/1.x or longer than
  * HTTP_MAX_HEAD; for other statuses *status is set and -EACCES (401, 403,
  * 407), -EHOSTUNREACH (502, 504), -ECONNREFUSED (others). */

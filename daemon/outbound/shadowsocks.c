@@ -238,19 +238,7 @@ struct ss_stream {
 static int ss_flush(struct anser_stream *st)
 {
 	struct ss_stream *s = (struct ss_stream *)st;
-
-	while (s->out_len > 0) {
-		ssize_t n = send(st->fd, s->out + s->out_off, s->out_len, MSG_NOSIGNAL);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return errno == EAGAIN ? -EAGAIN : -errno;
-		}
-		s->out_off += (size_t)n;
-		s->out_len -= (size_t)n;
-	}
-	s->out_off = 0;
-	return 0;
+	return anser_stream_lower_drain(st, s->out, &s->out_off, &s->out_len);
 }
 
 static ssize_t ss_write(struct anser_stream *st, const uint8_t *buf, size_t len)

@@ -20,12 +20,12 @@ void anser_stream_free(struct anser_stream *s)
 		close(fd);
 }
 
-ssize_t anser_stream_lower_write(struct anser_stream *s, const uint8_t *buf, size_t len)
+ssize_t anser_io_write(int fd, struct anser_stream *st, const uint8_t *buf, size_t len)
 {
-	if (s->inner)
-		return anser_stream_write(s->inner, buf, len);
+	if (st)
+		return anser_stream_write(st, buf, len);
 	for (;;) {
-		ssize_t n = send(s->fd, buf, len, MSG_NOSIGNAL);
+		ssize_t n = send(fd, buf, len, MSG_NOSIGNAL);
 		if (n >= 0)
 			return n;
 		if (errno != EINTR)
@@ -33,17 +33,40 @@ ssize_t anser_stream_lower_write(struct anser_stream *s, const uint8_t *buf, siz
 	}
 }
 
-ssize_t anser_stream_lower_read(struct anser_stream *s, uint8_t *buf, size_t len)
+ssize_t anser_io_read(int fd, struct anser_stream *st, uint8_t *buf, size_t len)
 {
-	if (s->inner)
-		return anser_stream_read(s->inner, buf, len);
+	if (st)
+		return anser_stream_read(st, buf, len);
 	for (;;) {
-		ssize_t n = recv(s->fd, buf, len, 0);
+		ssize_t n = recv(fd, buf, len, 0);
 		if (n >= 0)
 			return n;
 		if (errno != EINTR)
 			return -errno;
 	}
+}
+
+ssize_t anser_stream_lower_write(struct anser_stream *s, const uint8_t *buf, size_t len)
+{
+	return anser_io_write(s->fd, s->inner, buf, len);
+}
+
+ssize_t anser_stream_lower_read(struct anser_stream *s, uint8_t *buf, size_t len)
+{
+	return anser_io_read(s->fd, s->inner, buf, len);
+}
+
+int anser_stream_lower_drain(struct anser_stream *s, const uint8_t *buf, size_t *off, size_t *len)
+{
+	while (*len > 0) {
+		ssize_t n = anser_stream_lower_write(s, buf + *off, *len);
+		if (n < 0)
+			return (int)n;
+		*off += (size_t)n;
+		*len -= (size_t)n;
+	}
+	*off = 0;
+	return 0;
 }
 
 int anser_stream_lower_flush(struct anser_stream *s)
@@ -178,14 +201,8 @@ struct packet_stream {
 static int packet_flush(struct anser_stream *st)
 {
 	struct packet_stream *p = (struct packet_stream *)st;
-	while (p->out_len > 0) {
-		ssize_t n = anser_stream_lower_write(st, p->out + p->out_off, p->out_len);
-		if (n < 0)
-			return (int)n;
-		p->out_off += (size_t)n;
-		p->out_len -= (size_t)n;
-	}
-	return anser_stream_lower_flush(st);
+	int r = anser_stream_lower_drain(st, p->out, &p->out_off, &p->out_len);
+	return r < 0 ? r : anser_stream_lower_flush(st);
 }
 
 static ssize_t packet_write(struct anser_stream *st, const uint8_t *buf, size_t len)

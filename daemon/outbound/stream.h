@@ -101,11 +101,19 @@ int anser_prefix_stream_new(int fd, struct anser_stream *inner, const uint8_t *h
  * -EAGAIN meanwhile), a read returns one. Over inner (taken). */
 int anser_packet_stream_new(struct anser_stream *inner, struct anser_stream **out);
 
+/* Bytes to or from a connected peer that is a stream, or the bare socket
+ * fd when st is NULL; the stream conventions (-EAGAIN...), EINTR retried. */
+ssize_t anser_io_write(int fd, struct anser_stream *st, const uint8_t *buf, size_t len);
+ssize_t anser_io_read(int fd, struct anser_stream *st, uint8_t *buf, size_t len);
+
 /* For layered streams: bytes to and from what is below s (the inner
  * stream, or the socket), with the stream conventions (-EAGAIN...). */
 ssize_t anser_stream_lower_write(struct anser_stream *s, const uint8_t *buf, size_t len);
 ssize_t anser_stream_lower_read(struct anser_stream *s, uint8_t *buf, size_t len);
 int anser_stream_lower_flush(struct anser_stream *s);
+/* Writes buf[*off .. *off + *len) to what is below s, moving *off and
+ * *len on; 0 once all is written (then *off is 0), -EAGAIN, -errno. */
+int anser_stream_lower_drain(struct anser_stream *s, const uint8_t *buf, size_t *off, size_t *len);
 bool anser_stream_lower_pending(const struct anser_stream *s);
 bool anser_stream_lower_readable(const struct anser_stream *s);
 

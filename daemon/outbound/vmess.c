@@ -204,15 +204,8 @@ struct vmess_stream {
 static int vm_flush(struct anser_stream *st)
 {
 	struct vmess_stream *v = (struct vmess_stream *)st;
-	while (v->out_len > 0) {
-		ssize_t n = anser_stream_lower_write(st, v->out + v->out_off, v->out_len);
-		if (n < 0)
-			return (int)n;
-		v->out_off += (size_t)n;
-		v->out_len -= (size_t)n;
-	}
-	v->out_off = 0;
-	return anser_stream_lower_flush(st);
+	int r = anser_stream_lower_drain(st, v->out, &v->out_off, &v->out_len);
+	return r < 0 ? r : anser_stream_lower_flush(st);
 }
 
 /* Appends one chunk of n bytes (n may be 0: the end marker). */

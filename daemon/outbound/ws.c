@@ -137,14 +137,9 @@ static void mask_copy(uint8_t *dst, const uint8_t *src, size_t n, const uint8_t 
 static int ws_flush(struct anser_stream *st)
 {
 	struct ws_stream *w = (struct ws_stream *)st;
-	while (w->out_len > 0) {
-		ssize_t n = anser_stream_lower_write(st, w->out + w->out_off, w->out_len);
-		if (n < 0)
-			return (int)n;
-		w->out_off += (size_t)n;
-		w->out_len -= (size_t)n;
-	}
-	w->out_off = 0;
+	int r = anser_stream_lower_drain(st, w->out, &w->out_off, &w->out_len);
+	if (r < 0)
+		return r;
 	if (w->pong_due && w->upgraded) {
 		uint8_t m[4];
 		gnutls_rnd(GNUTLS_RND_NONCE, m, 4);
@@ -348,11 +343,8 @@ int anser_ws_handshake(struct anser_stream *st, int *status)
 		w->req_sent = true;
 	}
 	for (;;) {
-		int code;
-		int r = anser_http_parse_response(w->in, w->in_len, &code);
-		if (r == -EAGAIN) {
-			if (w->in_len >= HTTP_MAX_HEAD)
-				return -EPROTO;
+		int hl = anser_http_parse_head(w->in, w->in_len, status);
+		if (hl == -EAGAIN) {
 			ssize_t n = anser_stream_lower_read(st, w->in + w->in_len,
 							    HTTP_MAX_HEAD - w->in_len);
 			if (n < 0)
@@ -362,30 +354,18 @@ int anser_ws_handshake(struct anser_stream *st, int *status)
 			w->in_len += (size_t)n;
 			continue;
 		}
-		*status = code;
-		if (r == -EPROTO)
-			return -EPROTO;
-		if (code != 101)
+		if (hl < 0)
+			return hl;
+		if (*status != 101)
 			return -ECONNREFUSED;
-		/* 101 is not 2xx: the parser reported it as a refusal; find the
-		 * head's end ourselves */
 		char head[HTTP_MAX_HEAD + 1];
-		memcpy(head, w->in, w->in_len);
-		head[w->in_len] = '\0';
-		char *end = strstr(head, "\r\n\r\n");
-		size_t hl = end ? (size_t)(end - head) + 4 : 0;
-		if (!end) {
-			end = strstr(head, "\n\n");
-			hl = end ? (size_t)(end - head) + 2 : 0;
-		}
-		if (!hl)
-			return -EPROTO;
+		memcpy(head, w->in, (size_t)hl);
 		head[hl] = '\0';
 		if (!header_is(head, "Upgrade", "websocket") ||
 		    !header_is(head, "Sec-WebSocket-Accept", w->accept))
 			return -ECONNREFUSED;
-		memmove(w->in, w->in + hl, w->in_len - hl);
-		w->in_len -= hl;
+		memmove(w->in, w->in + hl, w->in_len - (size_t)hl);
+		w->in_len -= (size_t)hl;
 		w->upgraded = true;
 		return 0;
 	}

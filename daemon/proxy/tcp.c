@@ -94,22 +94,6 @@ struct end {
 	struct anser_stream *st;
 };
 
-static ssize_t end_recv(struct end e, uint8_t *buf, size_t len)
-{
-	if (e.st)
-		return anser_stream_read(e.st, buf, len);
-	ssize_t n = recv(e.fd, buf, len, 0);
-	return n < 0 ? -errno : n;
-}
-
-static ssize_t end_send(struct end e, const uint8_t *buf, size_t len)
-{
-	if (e.st)
-		return anser_stream_write(e.st, buf, len);
-	ssize_t n = send(e.fd, buf, len, MSG_NOSIGNAL);
-	return n < 0 ? -errno : n;
-}
-
 /* FIN after whatever the stream still holds; -EAGAIN until it is out. */
 static int end_shutdown(struct end e)
 {
@@ -138,7 +122,7 @@ static int pump_dir(struct end from, struct end to, struct pipe *pp, _Atomic uin
 	for (int round = 0; round < PUMP_ROUNDS; round++) {
 		bool moved = false;
 		if (pp->len > 0) {
-			ssize_t n = end_send(to, pp->buf + pp->off, pp->len);
+			ssize_t n = anser_io_write(to.fd, to.st, pp->buf + pp->off, pp->len);
 			if (n > 0) {
 				pp->off += (size_t)n;
 				pp->len -= (size_t)n;
@@ -155,7 +139,8 @@ static int pump_dir(struct end from, struct end to, struct pipe *pp, _Atomic uin
 				pp->off = 0;
 			}
 			size_t room = RELAY_BUF - pp->off - pp->len;
-			ssize_t n = end_recv(from, pp->buf + pp->off + pp->len, room);
+			ssize_t n =
+				anser_io_read(from.fd, from.st, pp->buf + pp->off + pp->len, room);
 			if (n > 0) {
 				pp->len += (size_t)n;
 				atomic_fetch_add_explicit(ctr, (uint64_t)n, memory_order_relaxed);
