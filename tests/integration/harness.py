@@ -46,6 +46,20 @@ def run(cmd, check=True, **kw):
     return r
 
 
+def expect(cond, msg):
+    """A test's check: AssertionError(msg) unless cond."""
+    if not cond:
+        raise AssertionError(msg)
+
+
+def seen_as(out):
+    """The address the test web server saw, from an app's output."""
+    for line in out.splitlines():
+        if line.startswith("client="):
+            return line[7:]
+    return None
+
+
 def cgroup2_mount():
     with open("/proc/self/mounts") as f:
         for line in f:

@@ -11,7 +11,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
-from harness import H4, H6, P4, P6, S4, S6, WEB  # noqa: E402
+from harness import H4, H6, P4, P6, S4, S6, WEB, expect, seen_as  # noqa: E402
 
 CONFIG = """# integration test config
 global {
@@ -34,18 +34,6 @@ routing {
 
 def config(env, rules="pname(appA) -> proxy", link="socks5://10.77.0.2:1080", name="config.dae"):
     return env.write_config(CONFIG % {"rules": rules, "link": link}, name)
-
-
-def expect(cond, msg):
-    if not cond:
-        raise AssertionError(msg)
-
-
-def seen_as(out):
-    for line in out.splitlines():
-        if line.startswith("client="):
-            return line[7:]
-    return None
 
 
 def base(env, proxy="microsocks", rules="pname(appA) -> proxy", link=None, bus=False):

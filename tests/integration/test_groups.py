@@ -14,7 +14,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
-from harness import P4, S4, WEB  # noqa: E402
+from harness import P4, S4, WEB, expect, seen_as  # noqa: E402
 
 A4 = P4            # node A's outgoing address
 B4 = "10.77.0.4"   # node B's (a second address in the proxy namespace)
@@ -42,18 +42,6 @@ routing {
     fallback: direct
 }
 """
-
-
-def expect(cond, msg):
-    if not cond:
-        raise AssertionError(msg)
-
-
-def seen_as(out):
-    for line in out.splitlines():
-        if line.startswith("client="):
-            return line[7:]
-    return None
 
 
 def setup(env, policy, slow_a=False):

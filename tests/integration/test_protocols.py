@@ -14,7 +14,7 @@ import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
-from harness import H4, H6, P4, P6, S4, S6, WEB  # noqa: E402
+from harness import H4, H6, P4, P6, S4, S6, WEB, expect, seen_as  # noqa: E402
 
 CONFIG = """global {
     log_level: debug
@@ -34,18 +34,6 @@ routing {
 """
 
 PASSWORD = "Anser-test-pw1"  # base64 free of '=', '+', '/' in every flavour
-
-
-def expect(cond, msg):
-    if not cond:
-        raise AssertionError(msg)
-
-
-def seen_as(out):
-    for line in out.splitlines():
-        if line.startswith("client="):
-            return line[7:]
-    return None
 
 
 def start(env, link):
