@@ -384,7 +384,7 @@ static const struct anser_stream_ops ss_ops = {
 int anser_ss_stream_new(const struct anser_ss_key *k, int fd, const struct sockaddr *dst,
 			struct anser_stream **out)
 {
-	struct ss_stream *s = ANSER_STREAM_ALLOC(struct ss_stream, spill);
+	struct ss_stream *s = ANSER_ALLOC_HEAD(struct ss_stream, spill);
 	uint8_t addr[SOCKS5_MAX_ADDR_MSG];
 
 	if (!s)

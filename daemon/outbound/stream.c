@@ -177,7 +177,7 @@ int anser_prefix_stream_new(int fd, struct anser_stream *inner, const uint8_t *h
 {
 	if (len > 1024)
 		return -EINVAL;
-	struct prefix_stream *p = ANSER_STREAM_ALLOC(struct prefix_stream, buf);
+	struct prefix_stream *p = ANSER_ALLOC_HEAD(struct prefix_stream, buf);
 	if (!p)
 		return -ENOMEM;
 	memcpy(p->buf, hdr, len);
@@ -285,7 +285,7 @@ static const struct anser_stream_ops packet_ops = {
 
 int anser_packet_stream_new(struct anser_stream *inner, struct anser_stream **out)
 {
-	struct packet_stream *p = ANSER_STREAM_ALLOC(struct packet_stream, out);
+	struct packet_stream *p = ANSER_ALLOC_HEAD(struct packet_stream, out);
 	if (!p)
 		return -ENOMEM;
 	p->s.ops = &packet_ops;

@@ -23,6 +23,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "../util/alloc.h"
+
 struct anser_stream;
 
 struct anser_stream_ops {
@@ -65,18 +67,6 @@ static inline bool anser_stream_readable(const struct anser_stream *s)
 {
 	return s->ops->readable(s);
 }
-/* Streams keep their big buffers at the end of their struct, from member
- * `first_buffer` on: those are only read after being written, so a new
- * stream zeroes the part before them only (a calloc() of every buffer
- * cost a few tens of microseconds per connection). */
-#define ANSER_STREAM_ALLOC(type, first_buffer)                                                     \
-	({                                                                                         \
-		type *p_ = malloc(sizeof(type));                                                   \
-		if (p_)                                                                            \
-			memset(p_, 0, __builtin_offsetof(type, first_buffer));                     \
-		p_;                                                                                \
-	})
-
 /* Before a FIN: the end marker of protocols that have one, then flush. */
 static inline int anser_stream_close_write(struct anser_stream *s)
 {

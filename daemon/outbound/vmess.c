@@ -195,7 +195,7 @@ struct vmess_stream {
 	size_t want; /* bytes in[] must hold for the state */
 	size_t in_off, in_len;
 	size_t spill_off, spill_len;
-	/* buffers last (ANSER_STREAM_ALLOC) */
+	/* buffers last (ANSER_ALLOC_HEAD) */
 	uint8_t out[VMESS_CHUNK + 2 + TAG + 512];
 	uint8_t spill[VMESS_MAX_IN];
 	uint8_t in[2 * VMESS_MAX_IN];
@@ -523,7 +523,7 @@ int anser_vmess_stream_new(int fd, struct anser_stream *inner, const uint8_t uui
 	default:
 		return -EPROTONOSUPPORT;
 	}
-	struct vmess_stream *v = ANSER_STREAM_ALLOC(struct vmess_stream, out);
+	struct vmess_stream *v = ANSER_ALLOC_HEAD(struct vmess_stream, out);
 	if (!v)
 		return -ENOMEM;
 	uint8_t key[16], iv[16], cmd_key[16], hdr[128], h32[32];

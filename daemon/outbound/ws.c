@@ -37,7 +37,7 @@ struct ws_stream {
 	uint64_t left; /* payload bytes of the current data frame still to give */
 	size_t pong_len;
 	bool pong_due;
-	/* buffers last (ANSER_STREAM_ALLOC) */
+	/* buffers last (ANSER_ALLOC_HEAD) */
 	uint8_t pong[125];
 	/* output: one frame (or the upgrade request) at a time */
 	uint8_t out[WS_OUT_CAP];
@@ -284,7 +284,7 @@ static const struct anser_stream_ops ws_ops = {
 int anser_ws_stream_new(int fd, struct anser_stream *inner, const char *host, const char *path,
 			struct anser_stream **out)
 {
-	struct ws_stream *w = ANSER_STREAM_ALLOC(struct ws_stream, pong);
+	struct ws_stream *w = ANSER_ALLOC_HEAD(struct ws_stream, pong);
 	uint8_t key[16], sha[20];
 	if (!w)
 		return -ENOMEM;

@@ -14,6 +14,7 @@
 
 #include "../outbound/outbound.h"
 #include "../outbound/socks5.h"
+#include "../util/alloc.h"
 #include "../util/log.h"
 
 #define RELAY_BUF (64 * 1024)
@@ -38,7 +39,7 @@ struct tcp_sess {
 	struct anser_dial *dial;
 	struct pipe up;	  /* app -> remote */
 	struct pipe down; /* remote -> app */
-	/* last: not zeroed when a session is made (only read once written) */
+	/* last: not zeroed when a session is made (ANSER_ALLOC_HEAD) */
 	uint8_t up_buf[RELAY_BUF], down_buf[RELAY_BUF];
 };
 
@@ -321,20 +322,15 @@ static void tcp_start(struct worker *w, int fd, const struct sockaddr_storage *p
 		return;
 	}
 
-	/* the 128 KiB of buffers are not zeroed: that cost more than the
-	 * rest of a session's setup */
-	struct tcp_sess *t = malloc(sizeof(*t));
-	if (t) {
-		memset(t, 0, offsetof(struct tcp_sess, up_buf));
-		t->up.buf = t->up_buf;
-		t->down.buf = t->down_buf;
-	}
+	struct tcp_sess *t = ANSER_ALLOC_HEAD(struct tcp_sess, up_buf);
 	if (!t) {
 		log_error("Out of memory for a TCP session");
 		pgen_unref(gen);
 		close(fd);
 		return;
 	}
+	t->up.buf = t->up_buf;
+	t->down.buf = t->down_buf;
 	sess_init(&t->s, "tcp", &flow, peer, gen, node, tcp_close, tcp_timeout);
 	t->cli = fd;
 	t->srv = -1;
