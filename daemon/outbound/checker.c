@@ -36,8 +36,6 @@ struct check {
 	struct anser_stream *st;
 	int fd;	    /* TCP: the stream's or the bare socket; UDP: the datagram socket */
 	int ctl_fd; /* socks5 UDP: the association's control connection */
-	bool ss;    /* UDP through shadowsocks */
-	bool vmess; /* UDP through VMess or VLESS: a datagram per read/write */
 	struct anser_ss_key key;
 	guint watch, timer;
 	int64_t start_us;
@@ -109,7 +107,6 @@ static void check_free(struct check *k)
 }
 
 static void start_more(struct anser_checker *c);
-static gboolean round_timer(gpointer ud);
 
 static void round_end(struct anser_checker *c)
 {
@@ -291,12 +288,24 @@ static size_t dns_query(uint8_t *b, size_t cap, uint16_t id, const char *name)
 	return o;
 }
 
+static enum anser_node_proto proto(const struct check *k)
+{
+	return k->c->gen->cfg->nodes[k->node].proto;
+}
+
+/* VMess and VLESS streams carry one datagram per read and write, trojan's
+ * frame each with its address. */
+static bool packets(const struct check *k)
+{
+	return proto(k) == ANSER_NODE_VMESS || proto(k) == ANSER_NODE_VLESS;
+}
+
 static bool udp_send_query(struct check *k)
 {
 	uint8_t q[300], pkt[600];
 	size_t ql = dns_query(q, sizeof(q), k->qid, k->c->gen->cfg->check.udp.host);
 	ssize_t n;
-	if (k->st && k->vmess) {
+	if (k->st && packets(k)) {
 		if (anser_stream_write(k->st, q, ql) != (ssize_t)ql)
 			return false;
 		int f = anser_stream_flush(k->st);
@@ -309,7 +318,7 @@ static bool udp_send_query(struct check *k)
 		int f = anser_stream_flush(k->st);
 		return f == 0 || f == -EAGAIN;
 	}
-	if (k->ss) {
+	if (proto(k) == ANSER_NODE_SS) {
 		n = anser_ss_udp_seal(&k->key, (struct sockaddr *)&k->target, q, ql, pkt,
 				      sizeof(pkt));
 	} else {
@@ -327,14 +336,14 @@ static bool is_answer(const struct check *k, const uint8_t *p, size_t pl)
 	return pl >= 12 && (p[0] << 8 | p[1]) == k->qid && (p[2] & 0x80);
 }
 
-/* trojan: the answer comes back framed in the stream */
+/* trojan, VMess, VLESS: the answer comes back in the stream */
 static bool stream_recv_answer(struct check *k)
 {
 	for (;;) {
 		struct anser_socks5_addr src;
 		const uint8_t *p;
 		size_t pl;
-		if (k->vmess) {
+		if (packets(k)) {
 			ssize_t r = anser_stream_read(k->st, k->in, sizeof(k->in));
 			if (r == -EAGAIN) {
 				watch(k,
@@ -407,7 +416,7 @@ static bool udp_step(struct check *k)
 		uint8_t *p = k->in;
 		ssize_t pl = n;
 		struct anser_socks5_addr src;
-		if (k->ss) {
+		if (proto(k) == ANSER_NODE_SS) {
 			pl = anser_ss_udp_open(&k->key, k->in, (size_t)n, &p, &src);
 		} else {
 			int hl = anser_socks5_udp_parse(k->in, (size_t)n, &src);
@@ -466,7 +475,6 @@ static void start_check(struct anser_checker *c, size_t node, enum anser_nettype
 	k->t = t;
 	k->fd = k->ctl_fd = -1;
 	k->start_us = g_get_monotonic_time();
-	k->vmess = n->proto == ANSER_NODE_VMESS || n->proto == ANSER_NODE_VLESS;
 	gnutls_rnd(GNUTLS_RND_NONCE, &k->qid, sizeof(k->qid));
 	if (!target_for(udp ? &cfg->check.udp : &cfg->check.tcp, v6, &k->target)) {
 		/* no address of that family to check with: unknown, not dead */
@@ -479,7 +487,6 @@ static void start_check(struct anser_checker *c, size_t node, enum anser_nettype
 		return;
 	}
 	if (udp && n->proto == ANSER_NODE_SS) {
-		k->ss = true;
 		k->stage = ST_SEND;
 		r = anser_ss_key_init(&k->key, (enum anser_cipher)n->cipher, n->pass);
 		if (r == 0) {
