@@ -158,6 +158,45 @@ static int read_dict(sd_bus_message *m, const struct dict_field *f, size_t n)
 	return sd_bus_message_exit_container(m);
 }
 
+/* status: "Network: ..." and "Interfaces: ..." lines, from the Network and
+ * Interfaces properties (left out when the daemon is older). */
+static void print_network(sd_bus *bus)
+{
+	_cleanup_(sd_bus_message_unrefp) sd_bus_message *net = NULL, *ifs = NULL;
+	const char *id = "", *type = "", *ssid = "", *iface = "";
+	int nm = 0, metered = 0;
+
+	if (sd_bus_get_property(bus, ANSER_BUS_NAME, ANSER_BUS_PATH, ANSER_BUS_INTERFACE, "Network",
+				NULL, &net, "a{sv}") >= 0) {
+		const struct dict_field f[] = {
+			{ "Id", "s", &id },	      { "Type", "s", &type },
+			{ "Ssid", "s", &ssid },	      { "Interface", "s", &iface },
+			{ "Metered", "b", &metered }, { "NetworkManager", "b", &nm },
+		};
+		if (read_dict(net, f, sizeof(f) / sizeof(f[0])) >= 0) {
+			if (!nm)
+				printf(_("Network: unknown (NetworkManager is not running)\n"));
+			else if (!*id)
+				printf(_("Network: none\n"));
+			else
+				/* TRANSLATORS: Network: NAME (TYPE[ SSID] on INTERFACE[, metered]) */
+				printf(_("Network: %s (%s%s%s on %s%s)\n"), id, type,
+				       *ssid ? " " : "", ssid, *iface ? iface : "?",
+				       metered ? _(", metered") : "");
+		}
+	}
+	if (sd_bus_get_property(bus, ANSER_BUS_NAME, ANSER_BUS_PATH, ANSER_BUS_INTERFACE,
+				"Interfaces", NULL, &ifs, "a(ss)") < 0 ||
+	    sd_bus_message_enter_container(ifs, 'a', "(ss)") < 0)
+		return;
+	const char *name, *role;
+	int n = 0;
+	printf(_("Interfaces:"));
+	while (sd_bus_message_read(ifs, "(ss)", &name, &role) > 0)
+		printf("%s %s (%s)", n++ ? "," : "", name, role);
+	printf("%s\n", n ? "" : _(" none"));
+}
+
 static int cmd_status(sd_bus *bus)
 {
 	_cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
@@ -191,6 +230,7 @@ static int cmd_status(sd_bus *bus)
 	printf(_("State: %s\n"), state ? state : "?");
 	printf(_("Enabled: %s\n"), enabled ? _("yes") : _("no (every new connection goes direct)"));
 	printf(_("Generation: %llu\n"), (unsigned long long)generation);
+	print_network(bus);
 	return EXIT_SUCCESS;
 }
 

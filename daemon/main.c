@@ -25,6 +25,7 @@
 #include "daemon/bus/bus.h"
 #include "daemon/config/config.h"
 #include "daemon/datapath/datapath.h"
+#include "daemon/netmon/netmon.h"
 #include "daemon/outbound/checker.h"
 #include "daemon/outbound/fetch.h"
 #include "daemon/outbound/health.h"
@@ -48,6 +49,7 @@ struct daemon {
 	struct anser_datapath *dp;
 	struct anser_proxy *proxy;
 	struct anser_bus *bus;
+	struct anser_netmon *netmon;
 	struct anser_gen *gens[ANSER_GENS];
 	unsigned active;
 	struct anser_health *health; /* of the active generation */
@@ -334,6 +336,8 @@ static int install_config(struct daemon *d, struct anser_config *cfg,
 	anser_health_unref(d->health);
 	d->health = h;
 	anser_checker_set(d->checker, g, h);
+	if (d->netmon)
+		anser_netmon_set_roles(d->netmon, cfg->wan_interfaces, NULL);
 	if (d->bus) {
 		char *changed[] = { "Generation", "ConfigFiles", "Groups", NULL };
 		anser_bus_properties_changed(d->bus, changed);
@@ -929,6 +933,30 @@ static int test_nodes(void *ud, const char *group, void (*done)(void *done_ud, u
 	return r == -EBUSY ? 0 : r; /* a running round answers it */
 }
 
+static const struct anser_netstate *get_netstate(void *ud)
+{
+	struct daemon *d = ud;
+	return d->netmon ? anser_netmon_state(d->netmon) : NULL;
+}
+
+/* The network changed: one PropertiesChanged for what did. */
+static void on_net_changed(void *ud, const struct anser_netstate *now, unsigned what)
+{
+	struct daemon *d = ud;
+	char *changed[4];
+	size_t n = 0;
+
+	if (what & ANSER_NETMON_IFACES)
+		changed[n++] = "Interfaces";
+	if (what & ANSER_NETMON_PRIMARY) {
+		changed[n++] = "PrimaryConnection";
+		changed[n++] = "Network";
+	}
+	changed[n] = NULL;
+	if (d->bus && n)
+		anser_bus_properties_changed(d->bus, changed);
+}
+
 static const struct anser_bus_ops bus_ops = {
 	.get_state = get_state,
 	.reload = do_reload,
@@ -947,6 +975,7 @@ static const struct anser_bus_ops bus_ops = {
 	.select_node = select_node,
 	.get_health = get_health,
 	.test_nodes = test_nodes,
+	.get_netstate = get_netstate,
 };
 
 static gboolean on_sigterm(gpointer ud)
@@ -1212,6 +1241,17 @@ int main(int argc, char **argv)
 		goto out;
 
 	d.loop = g_main_loop_new(NULL, FALSE);
+	/* NetworkManager on the bus anserd serves (a test's private bus
+	 * meets the test's NetworkManager); without a bus, the kernel's
+	 * routes only */
+	struct anser_netmon_opts nopts = {
+		.wan = d.gens[d.active]->cfg->wan_interfaces,
+		.bus_address = d.bus_address,
+		.no_nm = d.no_bus,
+	};
+	r = anser_netmon_new(&nopts, on_net_changed, &d, &d.netmon);
+	if (r < 0)
+		goto out;
 	if (!d.no_bus) {
 		r = anser_bus_new(d.bus_address, &bus_ops, &d, &d.bus);
 		if (r < 0) {
@@ -1239,6 +1279,7 @@ out:
 		g_source_remove(d.events_source);
 	if (d.poll_source)
 		g_source_remove(d.poll_source);
+	anser_netmon_free(d.netmon);
 	anser_bus_free(d.bus);
 	anser_checker_free(d.checker);
 	/* Detach before the listeners close: new flows go direct from here.

@@ -769,6 +769,60 @@ static int property_get_app_routes(sd_bus *bus, const char *path, const char *in
 	return sd_bus_message_close_container(reply);
 }
 
+static const struct anser_netstate *netstate(struct anser_bus *b)
+{
+	return b->ops->get_netstate ? b->ops->get_netstate(b->ud) : NULL;
+}
+
+static int property_get_interfaces(sd_bus *bus, const char *path, const char *interface,
+				   const char *property, sd_bus_message *reply, void *userdata,
+				   sd_bus_error *error)
+{
+	const struct anser_netstate *st = netstate(userdata);
+	int r = sd_bus_message_open_container(reply, 'a', "(ss)");
+
+	for (size_t i = 0; r >= 0 && st && i < st->n_ifs; i++) {
+		g_autofree char *tmp = NULL;
+		r = sd_bus_message_append(reply, "(ss)",
+					  valid_str(st->ifs[i].name, sizeof(st->ifs[i].name), &tmp),
+					  anser_if_role_name(st->ifs[i].role));
+	}
+	if (r < 0)
+		return r;
+	return sd_bus_message_close_container(reply);
+}
+
+static int property_get_primary(sd_bus *bus, const char *path, const char *interface,
+				const char *property, sd_bus_message *reply, void *userdata,
+				sd_bus_error *error)
+{
+	const struct anser_netstate *st = netstate(userdata);
+	g_autofree char *id = g_utf8_make_valid(st && st->primary.id ? st->primary.id : "", -1);
+
+	return sd_bus_message_append(reply, "s", id);
+}
+
+static int property_get_network(sd_bus *bus, const char *path, const char *interface,
+				const char *property, sd_bus_message *reply, void *userdata,
+				sd_bus_error *error)
+{
+	const struct anser_netstate *st = netstate(userdata);
+	const struct anser_network *p = st ? &st->primary : NULL;
+	g_autofree char *id = NULL, *uuid = NULL, *type = NULL, *ssid = NULL, *iface = NULL;
+
+	if (!p)
+		return sd_bus_message_append(reply, "a{sv}", 1, "NetworkManager", "b", 0);
+	id = g_utf8_make_valid(p->id ? p->id : "", -1);
+	uuid = g_utf8_make_valid(p->uuid ? p->uuid : "", -1);
+	type = g_utf8_make_valid(p->type ? p->type : "", -1);
+	ssid = g_utf8_make_valid(p->ssid ? p->ssid : "", -1);
+	iface = g_utf8_make_valid(p->iface ? p->iface : "", -1);
+	return sd_bus_message_append(reply, "a{sv}", 7, "Id", "s", id, "Uuid", "s", uuid, "Type",
+				     "s", type, "Ssid", "s", ssid, "Interface", "s", iface,
+				     "Metered", "b", (int)p->metered, "NetworkManager", "b",
+				     (int)st->nm_running);
+}
+
 static const sd_bus_vtable manager_vtable[] = {
 	SD_BUS_VTABLE_START(0),
 	SD_BUS_PROPERTY("Version", "s", property_get_version, 0, SD_BUS_VTABLE_PROPERTY_CONST),
@@ -784,6 +838,12 @@ static const sd_bus_vtable manager_vtable[] = {
 	SD_BUS_PROPERTY("Generation", "t", property_get_generation, 0,
 			SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
 	SD_BUS_PROPERTY("ConfigFiles", "as", property_get_config_files, 0,
+			SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+	SD_BUS_PROPERTY("Interfaces", "a(ss)", property_get_interfaces, 0,
+			SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+	SD_BUS_PROPERTY("PrimaryConnection", "s", property_get_primary, 0,
+			SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+	SD_BUS_PROPERTY("Network", "a{sv}", property_get_network, 0,
 			SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
 	SD_BUS_METHOD_WITH_ARGS("Reload", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT,
 				method_authorize_then_run, SD_BUS_VTABLE_UNPRIVILEGED),

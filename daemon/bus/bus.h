@@ -11,6 +11,7 @@
 #include <stdio.h>
 
 #include "../config/config.h"
+#include "../netmon/netmon.h"
 #include "../outbound/health.h"
 #include "../util/conninfo.h"
 
@@ -79,6 +80,9 @@ struct anser_bus_ops {
 	 * call done(done_ud, n_checks) when it ends; -ENOENT (no such group). */
 	int (*test_nodes)(void *ud, const char *group, void (*done)(void *done_ud, unsigned n),
 			  void *done_ud);
+	/* Interfaces, PrimaryConnection and Network (borrowed; NULL: not
+	 * watched). */
+	const struct anser_netstate *(*get_netstate)(void *ud);
 };
 
 /* address NULL: the system bus. Requests org.anser.Anser1; fails with

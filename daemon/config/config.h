@@ -290,6 +290,9 @@ struct anser_config {
 	size_t n_globals;
 	/* decoded globals used in this version */
 	char *log_level; /* "info" default */
+	/* wan_interface: names, globs or "auto" (NULL-terminated; NULL when
+	 * not given, which means auto) */
+	char **wan_interfaces;
 	struct anser_check check;
 	struct anser_node *nodes;
 	size_t n_nodes;

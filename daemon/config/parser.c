@@ -11,6 +11,7 @@
  * statement loop either consumes a token or stops, so it always ends.
  */
 #include <errno.h>
+#include <net/if.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -384,6 +385,32 @@ static const struct global_opt *check_option(struct cfg_parser *p, const char *s
 	return NULL;
 }
 
+/* "auto", "eth0", "wl*": interface names (IFNAMSIZ) or fnmatch globs. */
+static void decode_interfaces(struct cfg_parser *p, const char *val, struct cfg_pos vpos,
+			      char ***out)
+{
+	char **v = g_strsplit(val, ",", -1);
+	GPtrArray *names = g_ptr_array_new();
+
+	for (size_t i = 0; v[i]; i++) {
+		const char *name = g_strstrip(v[i]);
+		if (!*name || strlen(name) >= IF_NAMESIZE || strpbrk(name, "/ \t")) {
+			char *q = cfg_quote(name, strlen(name));
+			ERR(p, vpos,
+			    "invalid interface '%s' (expected 'auto', an interface name of at "
+			    "most %d characters, or a glob like 'wl*')",
+			    q, IF_NAMESIZE - 1);
+			free(q);
+			continue;
+		}
+		g_ptr_array_add(names, g_strdup(name));
+	}
+	g_strfreev(v);
+	g_ptr_array_add(names, NULL);
+	g_strfreev(*out);
+	*out = (char **)g_ptr_array_free(names, FALSE);
+}
+
 static void decode_global(struct cfg_parser *p, const char *key, struct cfg_pos kpos,
 			  const char *val, struct cfg_pos vpos, bool list)
 {
@@ -395,6 +422,8 @@ static void decode_global(struct cfg_parser *p, const char *key, struct cfg_pos 
 		free(p->cfg->log_level);
 		p->cfg->log_level = cfg_strdup(val);
 	}
+	if (o && strcmp(o->name, "wan_interface") == 0)
+		decode_interfaces(p, val, vpos, &p->cfg->wan_interfaces);
 	const char *why = NULL;
 	if (o && cfg_decode_check(&p->cfg->check, o->name, val, &why) == -EINVAL) {
 		char *q = cfg_quote(val, strlen(val));
@@ -2396,6 +2425,7 @@ void anser_config_free(struct anser_config *c)
 	}
 	free(c->globals);
 	free(c->log_level);
+	g_strfreev(c->wan_interfaces);
 	anser_check_clear(&c->check);
 	for (size_t i = 0; i < c->n_nodes; i++)
 		anser_node_clear(&c->nodes[i]);

@@ -273,10 +273,29 @@ static int fake_list_connections(void *ud, struct anser_conn_list *out)
 	return 0;
 }
 
+/* Interfaces, PrimaryConnection and Network as netmon would report them */
+static struct anser_netif fake_ifs[] = {
+	{ "wlan0", 3, ANSER_IF_WAN },
+	{ "tun0", 9, ANSER_IF_WAN },
+};
+static struct anser_netstate fake_net = {
+	.ifs = fake_ifs,
+	.n_ifs = 2,
+	.primary = { "Home", "0f1e2d3c-0000-4000-8000-000000000001", "wifi", "HomeWifi", "wlan0",
+		     true },
+	.nm_running = true,
+};
+
+static const struct anser_netstate *fake_get_netstate(void *ud)
+{
+	return &fake_net;
+}
+
 static const struct anser_bus_ops fake_ops = {
 	.get_state = fake_get_state,
 	.reload = fake_reload,
 	.list_connections = fake_list_connections,
+	.get_netstate = fake_get_netstate,
 };
 
 static char *read_address(int fd)
@@ -890,8 +909,9 @@ static void test_anserctl(void)
 	anserctl(&c, "status", NULL);
 	g_assert_cmpint(c.status, ==, 0);
 	g_assert_cmpstr(c.out, ==,
-			"Version: " ANSER_VERSION
-			"\nState: running\nEnabled: yes\nGeneration: 0\n");
+			"Version: " ANSER_VERSION "\nState: running\nEnabled: yes\nGeneration: 0\n"
+			"Network: Home (wifi HomeWifi on wlan0, metered)\n"
+			"Interfaces: wlan0 (wan), tun0 (wan)\n");
 	ctl_result_clear(&c);
 
 	/* No polkitd: a clear denial. */

@@ -1616,10 +1616,31 @@ static void test_recovery(void)
 	anser_diags_clear(&d);
 }
 
+/* wan_interface: names, globs and auto, each checked */
+static void test_wan_interface(void)
+{
+	struct anser_config *c =
+		parse_ok("global {\n wan_interface: auto, 'wl*', eth0\n}\n" ROUTING_DIRECT);
+	g_assert_nonnull(c->wan_interfaces);
+	g_assert_cmpstr(c->wan_interfaces[0], ==, "auto");
+	g_assert_cmpstr(c->wan_interfaces[1], ==, "wl*");
+	g_assert_cmpstr(c->wan_interfaces[2], ==, "eth0");
+	g_assert_null(c->wan_interfaces[3]);
+	anser_config_free(c);
+	c = parse_ok(ROUTING_DIRECT);
+	g_assert_null(c->wan_interfaces); /* auto */
+	anser_config_free(c);
+	expect_error("global {\n wan_interface: eth0, 'averyveryverylongname'\n}\n" ROUTING_DIRECT,
+		     2, 17, "invalid interface 'averyveryverylongname' (expected 'auto'");
+	expect_error("global {\n wan_interface: 'a/b'\n}\n" ROUTING_DIRECT, 2, 18,
+		     "invalid interface 'a/b'");
+}
+
 int main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
 	g_test_add_func("/config/example", test_example);
+	g_test_add_func("/config/wan-interface", test_wan_interface);
 	g_test_add_func("/config/builtin", test_builtin);
 	g_test_add_func("/config/file-mode", test_file_mode);
 	g_test_add_func("/config/defaults-compact", test_defaults_and_compact);
