@@ -116,7 +116,7 @@ static int dump_one(int fd, uint16_t type, uint8_t family, struct dump *d)
 				continue;
 			return -errno;
 		}
-		int left = (int)n;
+		unsigned int left = (unsigned int)n;
 		for (const struct nlmsghdr *h = (void *)buf; NLMSG_OK(h, left);
 		     h = NLMSG_NEXT(h, left)) {
 			if (h->nlmsg_seq != req.h.nlmsg_seq)
