@@ -637,11 +637,10 @@ static int ss_method_pass(struct cfg_diag_sink *s, const struct url *u, size_t o
 		}
 	}
 	n->pass = cfg_strdup(pw);
-	if (klen)
+	if (klen && strchr(pw, ':'))
 		cfg_diag(s, true, upos(u, off),
-			 "shadowsocks 2022 (%s) is read but not implemented yet: this node "
-			 "carries no traffic",
-			 anser_cipher_name(n->cipher));
+			 "shadowsocks 2022 multi-user keys (iPSK:uPSK) are read but identity "
+			 "headers are not implemented yet: this node carries no traffic");
 	return 0;
 }
 

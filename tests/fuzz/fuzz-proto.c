@@ -7,6 +7,7 @@
  *   3: a WebSocket stream from the server after the upgrade response
  *   4: trojan UDP frames, 5: a VLESS response header, 6: a VMess response,
  *   7: length-prefixed datagrams (VLESS UDP)
+ *   8: a shadowsocks 2022 UDP datagram, 9: a shadowsocks 2022 TCP stream
  * Forged AEAD data never authenticates, so 1 and 2 mostly prove that
  * framing and lengths are checked before anything is trusted. */
 #include <netinet/in.h>
@@ -69,22 +70,65 @@ static void fuzz_ws(const uint8_t *in, size_t n)
 	close(sv[1]);
 }
 
+/* A shadowsocks TCP stream reading what a server sent. */
+static void fuzz_ss_stream(const struct anser_ss_key *key, const uint8_t *in, size_t n)
+{
+	int sv[2];
+	struct anser_stream *st;
+	struct sockaddr_in dst = { .sin_family = AF_INET, .sin_port = 1 };
+	uint8_t out[4096];
+
+	if (n > 100000 ||
+	    socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) < 0)
+		return;
+	if (anser_ss_stream_new(key, sv[0], (struct sockaddr *)&dst, &st) < 0)
+		abort();
+	if (write(sv[1], in, n) != (ssize_t)n)
+		abort();
+	shutdown(sv[1], SHUT_WR);
+	for (int i = 0; i < 64; i++) {
+		ssize_t r = anser_stream_read(st, out, sizeof(out));
+		if (r > (ssize_t)sizeof(out))
+			abort();
+		if (r <= 0)
+			break;
+	}
+	anser_stream_free(st);
+	close(sv[1]);
+}
+
+static void fuzz_ss_udp(struct anser_ss_key *key, const uint8_t *in, size_t n)
+{
+	uint8_t *buf = malloc(n + 1), *payload;
+	struct anser_socks5_addr src;
+
+	if (!buf)
+		return;
+	memcpy(buf, in, n);
+	ssize_t r = anser_ss_udp_open(key, buf, n, &payload, &src);
+	if (r >= 0 && (payload < buf || payload + r > buf + n))
+		abort();
+	free(buf);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	static struct anser_ss_key key;
+	static struct anser_ss_key key, key2022;
 	static int have_key;
 
 	if (size < 1)
 		return 0;
 	if (!have_key) {
-		if (anser_ss_key_init(&key, ANSER_CIPHER_AES_128_GCM, "fuzz") < 0)
+		if (anser_ss_key_init(&key, ANSER_CIPHER_AES_128_GCM, "fuzz") < 0 ||
+		    anser_ss_key_init(&key2022, ANSER_CIPHER_2022_AES_128_GCM,
+				      "AAECAwQFBgcICQoLDA0ODw==") < 0)
 			abort();
 		have_key = 1;
 	}
 	const uint8_t *in = data + 1;
 	size_t n = size - 1;
 
-	switch (data[0] % 8) {
+	switch (data[0] % 10) {
 	case 0: {
 		int st;
 		int r = anser_http_parse_response(in, n, &st);
@@ -92,18 +136,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			abort();
 		break;
 	}
-	case 1: {
-		uint8_t *buf = malloc(n + 1), *payload;
-		struct anser_socks5_addr src;
-		if (!buf)
-			return 0;
-		memcpy(buf, in, n);
-		ssize_t r = anser_ss_udp_open(&key, buf, n, &payload, &src);
-		if (r >= 0 && (payload < buf || payload + r > buf + n))
-			abort();
-		free(buf);
+	case 1:
+		fuzz_ss_udp(&key, in, n);
 		break;
-	}
+	case 8:
+		fuzz_ss_udp(&key2022, in, n);
+		break;
+	case 9:
+		fuzz_ss_stream(&key2022, in, n);
+		break;
 	case 3:
 		fuzz_ws(in, n);
 		break;
@@ -174,29 +215,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			abort();
 		break;
 	}
-	default: {
-		int sv[2];
-		struct anser_stream *st;
-		struct sockaddr_in dst = { .sin_family = AF_INET, .sin_port = 1 };
-		uint8_t out[4096];
-		if (n > 100000 ||
-		    socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) < 0)
-			return 0;
-		if (anser_ss_stream_new(&key, sv[0], (struct sockaddr *)&dst, &st) < 0)
-			abort();
-		if (write(sv[1], in, n) != (ssize_t)n)
-			abort();
-		shutdown(sv[1], SHUT_WR);
-		for (int i = 0; i < 64; i++) {
-			ssize_t r = anser_stream_read(st, out, sizeof(out));
-			if (r > (ssize_t)sizeof(out))
-				abort();
-			if (r <= 0)
-				break;
-		}
-		anser_stream_free(st);
-		close(sv[1]);
-	}
+	default:
+		fuzz_ss_stream(&key, in, n);
 	}
 	return 0;
 }

@@ -101,6 +101,50 @@ def ss_case(method, form="sip002"):
     return t
 
 
+SS2022_SERVER = os.path.join(harness.SRC, "tests", "integration", "ss2022server.py")
+
+
+def start_ss2022(env, method, psk, port=8389):
+    """The SIP022 stand-in server (ss2022server.py: Debian has no real one)."""
+    import shutil
+    if not shutil.which("b3sum"):
+        raise harness.Skip("b3sum not installed")
+    env.spawn("ss2022", env.nsexec("p") + [harness.PY, SS2022_SERVER, method, psk, "::",
+                                          str(port)])
+    env.wait_for("ss2022 server", lambda: "ready" in env.log("ss2022"))
+
+
+def ss2022_case(method, klen):
+    """TCP (4 MiB both ways hashed, v4 and v6) and UDP (full cone) through
+    a shadowsocks 2022 node; the server saw padded, timely requests."""
+    def t(env):
+        start(env, None)
+        psk = base64.b64encode(os.urandom(klen)).decode()
+        start_ss2022(env, method, psk)
+        run_anserd(env, "ss://%s:%s@%s:8389#ss22" % (method, urllib.parse.quote(psk, safe=""),
+                                                     P4))
+        check_tcp(env)
+        check_udp(env)
+        log = env.log("ss2022")
+        expect("rejected" not in log, "the 2022 server rejected something:\n" + log)
+        expect(" padding " in log and "udp session" in log, log)
+    return t
+
+
+def t_ss2022_wrong_key(env):
+    """A 2022 node with another key: the server rejects the request, the
+    app gets nothing through, anserd stays up and direct works."""
+    start(env, None)
+    start_ss2022(env, "2022-blake3-aes-128-gcm", base64.b64encode(os.urandom(16)).decode())
+    other = urllib.parse.quote(base64.b64encode(os.urandom(16)).decode(), safe="")
+    run_anserd(env, "ss://2022-blake3-aes-128-gcm:%s@%s:8389" % (other, P4))
+    a = env.app("appA", "tcp", S4, WEB, timeout=20)
+    expect(seen_as(a.stdout) is None, "a wrong key must not get through: " + a.stdout)
+    env.wait_for("the server's rejection", lambda: "rejected" in env.log("ss2022"))
+    b = env.app("appB", "tcp", S4, WEB)
+    expect(seen_as(b.stdout) == H4, "direct still works: " + b.stdout)
+
+
 def t_ss_wrong_password(env):
     """A node with the wrong key: the server drops us; the app sees the
     connection end, anserd logs it and stays up."""
@@ -381,6 +425,9 @@ TESTS = {
     "ss_chacha20": ss_case("chacha20-ietf-poly1305"),
     "ss_legacy_link": ss_case("aes-256-gcm", form="legacy"),
     "ss_wrong_password": t_ss_wrong_password,
+    "ss2022_aes_128_gcm": ss2022_case("2022-blake3-aes-128-gcm", 16),
+    "ss2022_aes_256_gcm": ss2022_case("2022-blake3-aes-256-gcm", 32),
+    "ss2022_wrong_key": t_ss2022_wrong_key,
     "many": t_many,
     "valgrind_protocols": t_valgrind_protocols,
     "http_connect": t_http_connect,

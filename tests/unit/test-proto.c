@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <glib.h>
+#include <time.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -38,8 +39,22 @@ static void test_ss_key(void)
 	g_assert_cmpint(anser_ss_key_init(&k, ANSER_CIPHER_CHACHA20_POLY1305, "foobar"), ==, 0);
 	hex("3858f62230ac3c915f300c664312c63f568378529614d22ddb49237d2f60bfdf", want, 32);
 	g_assert_cmpmem(k.key, 32, want, 32);
-	g_assert_cmpint(anser_ss_key_init(&k, ANSER_CIPHER_2022_AES_128_GCM, "x"), ==,
-			-EPROTONOSUPPORT);
+	/* 2022: the PSK itself, base64 of exactly the key size */
+	g_assert_cmpint(anser_ss_key_init(&k, ANSER_CIPHER_2022_AES_128_GCM, "x"), ==, -EINVAL);
+	g_assert_cmpint(
+		anser_ss_key_init(&k, ANSER_CIPHER_2022_AES_256_GCM, "AAECAwQFBgcICQoLDA0ODw=="),
+		==, -EINVAL);
+	g_assert_cmpint(anser_ss_key_init(&k, ANSER_CIPHER_2022_AES_128_GCM,
+					  "AAECAwQFBgcICQoLDA0ODw==:AAECAwQFBgcICQoLDA0ODw=="),
+			==, -EPROTONOSUPPORT);
+	g_assert_cmpint(
+		anser_ss_key_init(&k, ANSER_CIPHER_2022_AES_128_GCM, "AAECAwQFBgcICQoLDA0ODw=="),
+		==, 0);
+	hex("000102030405060708090a0b0c0d0e0f", want, 16);
+	g_assert_true(k.v2022);
+	g_assert_cmpuint(k.key_len, ==, 16);
+	g_assert_cmpuint(k.salt_len, ==, 16);
+	g_assert_cmpmem(k.key, 16, want, 16);
 }
 
 static void test_ss_chunks(void)
@@ -60,7 +75,7 @@ static void test_ss_chunks(void)
 		for (size_t n = 1; n <= SS_MAX_PAYLOAD; n = n * 3 + 1) {
 			ssize_t cl = anser_ss_seal_chunk(&enc, p, n, out);
 			g_assert_cmpint(cl, ==, (ssize_t)(n + 34));
-			g_assert_cmpint(anser_ss_open_len(&dec, out), ==, (int)n);
+			g_assert_cmpint(anser_ss_open_len(&dec, out, SS_MAX_PAYLOAD), ==, (int)n);
 			g_assert_cmpint(anser_ss_open_payload(&dec, out + SS_LEN_HDR, n, back), ==,
 					0);
 			g_assert_cmpmem(back, n, p, n);
@@ -72,9 +87,9 @@ static void test_ss_chunks(void)
 		g_assert_cmpint(cl, >, 0);
 		struct anser_ss_aead d2 = dec;
 		out[1] ^= 1;
-		g_assert_cmpint(anser_ss_open_len(&d2, out), ==, -EBADMSG);
+		g_assert_cmpint(anser_ss_open_len(&d2, out, SS_MAX_PAYLOAD), ==, -EBADMSG);
 		out[1] ^= 1;
-		g_assert_cmpint(anser_ss_open_len(&dec, out), ==, 100);
+		g_assert_cmpint(anser_ss_open_len(&dec, out, SS_MAX_PAYLOAD), ==, 100);
 		out[SS_LEN_HDR + 50] ^= 0x80;
 		g_assert_cmpint(anser_ss_open_payload(&dec, out + SS_LEN_HDR, 100, back), ==,
 				-EBADMSG);
@@ -406,6 +421,162 @@ static void test_vmess_hostile(void)
 			==, -EPROTONOSUPPORT);
 }
 
+/* ---- shadowsocks 2022: the client stream against a server played here */
+
+static void put64be(uint8_t *p, uint64_t v)
+{
+	for (int i = 7; i >= 0; i--, v >>= 8)
+		p[i] = (uint8_t)v;
+}
+
+/* What the client sent first: the salt, then the request headers; checks
+ * them as a server would and returns the salt. */
+static void ss2022_read_request(int fd, const struct anser_ss_key *k, uint8_t *salt)
+{
+	uint8_t buf[2048];
+	ssize_t n = read(fd, buf, sizeof(buf));
+	struct anser_ss_aead dec;
+	uint8_t fixed[11], var[1200];
+
+	g_assert_cmpint(n, >, (ssize_t)(k->salt_len + 11 + 16));
+	memcpy(salt, buf, k->salt_len);
+	g_assert_cmpint(anser_ss_aead_init(&dec, k, salt), ==, 0);
+	const uint8_t *p = buf + k->salt_len;
+	g_assert_cmpint(anser_ss_open_payload(&dec, p, 11, fixed), ==, 0);
+	g_assert_cmpuint(fixed[0], ==, 0); /* a client stream */
+	uint64_t ts = 0;
+	for (int i = 1; i < 9; i++)
+		ts = ts << 8 | fixed[i];
+	g_assert_cmpint(llabs((long long)ts - (long long)time(NULL)), <=, 2);
+	size_t vl = (size_t)(fixed[9] << 8 | fixed[10]);
+	g_assert_cmpuint(vl, <=, sizeof(var));
+	g_assert_cmpint(n, ==, (ssize_t)(k->salt_len + 11 + 16 + vl + 16));
+	g_assert_cmpint(anser_ss_open_payload(&dec, p + 27, vl, var), ==, 0);
+	g_assert_cmpmem(var, 7, "\x01\x0a\x4d\x00\x03\x1f\x90", 7);
+	size_t pad = (size_t)(var[7] << 8 | var[8]);
+	g_assert_cmpuint(pad, >=, 1); /* no payload: padding is a must */
+	g_assert_cmpuint(pad, <=, 900);
+	g_assert_cmpuint(vl, ==, 7 + 2 + pad);
+	anser_ss_aead_fini(&dec);
+}
+
+/* The server's side: salt, header (type, time, request salt, length),
+ * the first payload; then one chunk of len more bytes. */
+static size_t ss2022_response(const struct anser_ss_key *k, const uint8_t *req_salt, uint8_t type,
+			      int64_t skew, const uint8_t *first, size_t n, const uint8_t *more,
+			      size_t more_len, uint8_t *out)
+{
+	struct anser_ss_aead enc;
+	uint8_t h[1 + 8 + 32 + 2];
+	size_t o = k->salt_len, sl = k->salt_len;
+
+	memset(out, 0x5a, k->salt_len);
+	g_assert_cmpint(anser_ss_aead_init(&enc, k, out), ==, 0);
+	h[0] = type;
+	put64be(h + 1, (uint64_t)((int64_t)time(NULL) + skew));
+	memcpy(h + 9, req_salt, sl);
+	h[9 + sl] = (uint8_t)(n >> 8);
+	h[10 + sl] = (uint8_t)n;
+	g_assert_cmpint(anser_ss_seal(&enc, h, 11 + sl, out + o), ==, 0);
+	o += 11 + sl + 16;
+	g_assert_cmpint(anser_ss_seal(&enc, first, n, out + o), ==, 0);
+	o += n + 16;
+	if (more_len) {
+		uint8_t len[2] = { (uint8_t)(more_len >> 8), (uint8_t)more_len };
+		g_assert_cmpint(anser_ss_seal(&enc, len, 2, out + o), ==, 0);
+		g_assert_cmpint(anser_ss_seal(&enc, more, more_len, out + o + 18), ==, 0);
+		o += 18 + more_len + 16;
+	}
+	anser_ss_aead_fini(&enc);
+	return o;
+}
+
+static void test_ss2022_stream(void)
+{
+	static const struct {
+		const char *name;
+		uint8_t type;
+		int64_t skew;
+		bool wrong_salt;
+		ssize_t want; /* of the first read */
+	} cases[] = {
+		{ "good", 1, 0, false, 5 },
+		{ "clock 20 s behind", 1, -20, false, 5 },
+		{ "a client header", 0, 0, false, -EPROTO },
+		{ "from 31 s ago", 1, -31, false, -EPROTO },
+		{ "another request's salt", 1, 0, true, -EPROTO },
+	};
+	const char *psk[] = { "AAECAwQFBgcICQoLDA0ODw==",
+			      "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=" };
+	enum anser_cipher ciphers[] = { ANSER_CIPHER_2022_AES_128_GCM,
+					ANSER_CIPHER_2022_AES_256_GCM };
+	struct sockaddr_in dst = { .sin_family = AF_INET, .sin_port = htons(8080) };
+	size_t big = SS2022_MAX_PAYLOAD; /* a full-size 2022 chunk */
+	uint8_t *more = g_malloc(big), *out = g_malloc(big + 4096), *got = g_malloc(big);
+
+	for (size_t i = 0; i < big; i++)
+		more[i] = (uint8_t)(i * 7);
+	inet_pton(AF_INET, "10.77.0.3", &dst.sin_addr);
+	for (size_t c = 0; c < G_N_ELEMENTS(ciphers); c++)
+		for (size_t t = 0; t < G_N_ELEMENTS(cases); t++) {
+			struct anser_ss_key k;
+			struct anser_stream *st;
+			int sv[2];
+			uint8_t salt[32];
+			g_assert_cmpint(anser_ss_key_init(&k, ciphers[c], psk[c]), ==, 0);
+			g_assert_cmpint(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), ==,
+					0);
+			g_assert_cmpint(
+				anser_ss_stream_new(&k, sv[0], (struct sockaddr *)&dst, &st), ==,
+				0);
+			while (anser_stream_flush(st) == -EAGAIN)
+				;
+			ss2022_read_request(sv[1], &k, salt);
+			if (cases[t].wrong_salt)
+				salt[3] ^= 1;
+			size_t n = ss2022_response(&k, salt, cases[t].type, cases[t].skew,
+						   (const uint8_t *)"hello", 5, more, big, out);
+			size_t w = 0;
+			ssize_t r = -EAGAIN;
+			/* write as the socket takes it, reading between */
+			while (r == -EAGAIN) {
+				ssize_t m = w < n ? write(sv[1], out + w, n - w) : 0;
+				if (m > 0)
+					w += (size_t)m;
+				r = anser_stream_read(st, got, 5);
+			}
+			if (r != cases[t].want)
+				g_error("%s: %s: read gave %zd, expected %zd", psk[c],
+					cases[t].name, r, cases[t].want);
+			if (r == 5) {
+				g_assert_cmpmem(got, 5, "hello", 5);
+				size_t have = 0;
+				while (have < big) {
+					ssize_t m = w < n ? write(sv[1], out + w, n - w) : 0;
+					if (m > 0)
+						w += (size_t)m;
+					/* small reads: the chunk waits in the spill */
+					r = anser_stream_read(st, got + have,
+							      MIN(4000, big - have));
+					g_assert_true(r > 0 || r == -EAGAIN);
+					if (r > 0)
+						have += (size_t)r;
+				}
+				g_assert_cmpmem(got, big, more, big);
+				/* cut inside a chunk: an error, not a clean end */
+				uint8_t part[10] = { 1 };
+				g_assert_cmpint(write(sv[1], part, sizeof(part)), ==, 10);
+				shutdown(sv[1], SHUT_WR);
+				g_assert_cmpint(anser_stream_read(st, got, 100), ==, -EPROTO);
+			}
+			anser_stream_free(st);
+			close(sv[1]);
+		}
+	g_free(more);
+	g_free(out);
+	g_free(got);
+}
+
 int main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
@@ -413,6 +584,7 @@ int main(int argc, char **argv)
 	g_test_add_func("/ss/chunks", test_ss_chunks);
 	g_test_add_func("/ss/udp", test_ss_udp);
 	g_test_add_func("/ss/stream", test_ss_stream);
+	g_test_add_func("/ss/2022-stream", test_ss2022_stream);
 	g_test_add_func("/http/connect", test_http);
 	g_test_add_func("/ws/frames", test_ws);
 	g_test_add_func("/trojan-vless/headers", test_headers);
