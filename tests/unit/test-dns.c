@@ -1,0 +1,408 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/* DNS messages: the query checks with unbound's verdicts (drop below 12
+ * bytes and QR=1; FORMERR for QDCOUNT != 1, answer or authority records,
+ * cut or overlong names, label type 0x40, pointer loops and forward
+ * pointers, two OPT records or one not at the root; NOTIMP for opcodes
+ * other than QUERY; BADVERS for EDNS version 1), the error replies, names
+ * as text, and response summaries (CNAME chains, minimum TTL over the
+ * answer, SOA minimum for negative answers, extended rcode). */
+#include <glib.h>
+#include <string.h>
+
+#include "daemon/dns/message.h"
+
+/* Builds messages byte by byte. */
+struct msg {
+	uint8_t b[4096];
+	size_t n;
+};
+
+static void put(struct msg *m, const void *p, size_t n)
+{
+	g_assert_cmpuint(m->n + n, <=, sizeof(m->b));
+	memcpy(m->b + m->n, p, n);
+	m->n += n;
+}
+
+static void u8(struct msg *m, unsigned v)
+{
+	uint8_t b = (uint8_t)v;
+	put(m, &b, 1);
+}
+
+static void u16(struct msg *m, unsigned v)
+{
+	u8(m, v >> 8);
+	u8(m, v & 0xff);
+}
+
+static void u32(struct msg *m, uint32_t v)
+{
+	u16(m, v >> 16);
+	u16(m, v & 0xffff);
+}
+
+/* "www.example.test" -> labels; "" -> the root */
+static void name(struct msg *m, const char *dotted)
+{
+	g_auto(GStrv) labels = g_strsplit(dotted, ".", -1);
+	for (size_t i = 0; labels[i]; i++) {
+		size_t l = strlen(labels[i]);
+		if (!l)
+			continue;
+		u8(m, (unsigned)l);
+		put(m, labels[i], l);
+	}
+	u8(m, 0);
+}
+
+static void header(struct msg *m, unsigned id, unsigned flags, unsigned qd, unsigned an,
+		   unsigned ns, unsigned ar)
+{
+	m->n = 0;
+	u16(m, id);
+	u16(m, flags);
+	u16(m, qd);
+	u16(m, an);
+	u16(m, ns);
+	u16(m, ar);
+}
+
+static void opt(struct msg *m, unsigned size, unsigned version, bool dobit)
+{
+	u8(m, 0);
+	u16(m, ANSER_DNS_OPT);
+	u16(m, size);
+	u8(m, 0);
+	u8(m, version);
+	u16(m, dobit ? 0x8000 : 0);
+	u16(m, 0);
+}
+
+/* A good query: id 0x1234, RD, one question, optionally EDNS. */
+static void query(struct msg *m, const char *qname, unsigned qtype, bool edns)
+{
+	header(m, 0x1234, 0x0100, 1, 0, 0, edns ? 1 : 0);
+	name(m, qname);
+	u16(m, qtype);
+	u16(m, 1);
+	if (edns)
+		opt(m, 1232, 0, true);
+}
+
+static enum anser_dns_verdict verdict(const struct msg *m, int *rcode)
+{
+	struct anser_dns_query q;
+	enum anser_dns_verdict v = anser_dns_parse_query(m->b, m->n, &q);
+	*rcode = q.rcode;
+	return v;
+}
+
+static void expect(const struct msg *m, enum anser_dns_verdict want, int want_rcode,
+		   const char *what)
+{
+	int rcode;
+	enum anser_dns_verdict v = verdict(m, &rcode);
+	if (v != want || (v == ANSER_DNS_REPLY_ERR && rcode != want_rcode))
+		g_error("%s: verdict %d rcode %d, expected %d rcode %d", what, v, rcode, want,
+			want_rcode);
+}
+
+static void test_query_good(void)
+{
+	struct msg m;
+	struct anser_dns_query q;
+	char text[300];
+
+	query(&m, "WWW.Example.test", ANSER_DNS_AAAA, true);
+	g_assert_cmpint(anser_dns_parse_query(m.b, m.n, &q), ==, ANSER_DNS_QUERY);
+	g_assert_cmpuint(q.id, ==, 0x1234);
+	g_assert_true(q.rd);
+	g_assert_cmpuint(q.qtype, ==, ANSER_DNS_AAAA);
+	g_assert_cmpuint(q.qclass, ==, 1);
+	g_assert_true(q.edns && q.do_bit);
+	g_assert_cmpuint(q.udp_size, ==, 1232);
+	g_assert_cmpuint(q.qname_len, ==, 18);
+	g_assert_cmpint(anser_dns_name_text(q.qname, q.qname_len, text, sizeof(text)), ==, 16);
+	g_assert_cmpstr(text, ==, "www.example.test");
+
+	query(&m, "", ANSER_DNS_NS, false); /* the root */
+	g_assert_cmpint(anser_dns_parse_query(m.b, m.n, &q), ==, ANSER_DNS_QUERY);
+	g_assert_false(q.edns);
+	g_assert_cmpuint(q.udp_size, ==, 512);
+	anser_dns_name_text(q.qname, q.qname_len, text, sizeof(text));
+	g_assert_cmpstr(text, ==, ".");
+
+	/* an EDNS size below 512 counts as 512; odd bytes are escaped */
+	header(&m, 1, 0, 1, 0, 0, 1);
+	u8(&m, 3);
+	put(&m, "a.\xff", 3);
+	u8(&m, 0);
+	u16(&m, 1);
+	u16(&m, 1);
+	opt(&m, 100, 0, false);
+	g_assert_cmpint(anser_dns_parse_query(m.b, m.n, &q), ==, ANSER_DNS_QUERY);
+	g_assert_cmpuint(q.udp_size, ==, 512);
+	anser_dns_name_text(q.qname, q.qname_len, text, sizeof(text));
+	g_assert_cmpstr(text, ==, "a\\046\\255");
+}
+
+static void test_query_bad(void)
+{
+	struct msg m;
+
+	m.n = 11;
+	memset(m.b, 0, 11);
+	expect(&m, ANSER_DNS_DROP, 0, "11 bytes");
+	query(&m, "a.test", 1, false);
+	m.b[2] |= 0x80;
+	expect(&m, ANSER_DNS_DROP, 0, "QR=1");
+
+	query(&m, "a.test", 1, false);
+	m.b[2] |= 2 << 3; /* STATUS */
+	expect(&m, ANSER_DNS_REPLY_ERR, ANSER_DNS_NOTIMP, "opcode 2");
+
+	for (unsigned qd = 0; qd <= 2; qd += 2) {
+		query(&m, "a.test", 1, false);
+		m.b[5] = (uint8_t)qd;
+		expect(&m, ANSER_DNS_REPLY_ERR, ANSER_DNS_FORMERR, "QDCOUNT 0 or 2");
+	}
+	query(&m, "a.test", 1, false);
+	m.b[7] = 1;
+	expect(&m, ANSER_DNS_REPLY_ERR, ANSER_DNS_FORMERR, "ANCOUNT 1");
+	query(&m, "a.test", 1, false);
+	m.b[9] = 1;
+	expect(&m, ANSER_DNS_REPLY_ERR, ANSER_DNS_FORMERR, "NSCOUNT 1");
+
+	/* cut inside the name, and before qtype/qclass */
+	query(&m, "abcdef.test", 1, false);
+	m.n = 16;
+	expect(&m, ANSER_DNS_REPLY_ERR, ANSER_DNS_FORMERR, "cut qname");
+	query(&m, "a.test", 1, false);
+	m.n -= 2;
+	expect(&m, ANSER_DNS_REPLY_ERR, ANSER_DNS_FORMERR, "cut qclass");
+
+	/* label types 0x40 and 0x80 */
+	for (unsigned t = 0x40; t <= 0x80; t += 0x40) {
+		header(&m, 1, 0, 1, 0, 0, 0);
+		u8(&m, t | 1);
+		u8(&m, 'a');
+		u8(&m, 0);
+		u16(&m, 1);
+		u16(&m, 1);
+		expect(&m, ANSER_DNS_REPLY_ERR, ANSER_DNS_FORMERR, "label type");
+	}
+
+	/* a name over 255 bytes: 5 labels of 63 */
+	header(&m, 1, 0, 1, 0, 0, 0);
+	for (int i = 0; i < 5; i++) {
+		u8(&m, 63);
+		for (int k = 0; k < 63; k++)
+			u8(&m, 'x');
+	}
+	u8(&m, 0);
+	u16(&m, 1);
+	u16(&m, 1);
+	expect(&m, ANSER_DNS_REPLY_ERR, ANSER_DNS_FORMERR, "256+ byte name");
+	/* 255 exactly is fine: 3 x 63 + 62 + 4 lengths + root = 255 */
+	header(&m, 1, 0, 1, 0, 0, 0);
+	for (int i = 0; i < 4; i++) {
+		unsigned l = i < 3 ? 63 : 61;
+		u8(&m, l);
+		for (unsigned k = 0; k < l; k++)
+			u8(&m, 'y');
+	}
+	u8(&m, 0);
+	u16(&m, 1);
+	u16(&m, 1);
+	expect(&m, ANSER_DNS_QUERY, 0, "255-byte name");
+
+	/* a pointer to itself (a loop), a forward pointer, one into the header */
+	static const uint8_t ptrs[][2] = { { 0xC0, 12 }, { 0xC0, 40 }, { 0xC0, 2 } };
+	for (size_t i = 0; i < G_N_ELEMENTS(ptrs); i++) {
+		header(&m, 1, 0, 1, 0, 0, 0);
+		put(&m, ptrs[i], 2);
+		u16(&m, 1);
+		u16(&m, 1);
+		for (int k = 0; k < 30; k++)
+			u8(&m, 0);
+		expect(&m, ANSER_DNS_REPLY_ERR, ANSER_DNS_FORMERR, "bad pointer");
+	}
+
+	/* two OPTs; an OPT not at the root; a cut OPT */
+	query(&m, "a.test", 1, true);
+	m.b[11] = 2;
+	opt(&m, 1232, 0, false);
+	expect(&m, ANSER_DNS_REPLY_ERR, ANSER_DNS_FORMERR, "two OPTs");
+	header(&m, 1, 0, 1, 0, 0, 1);
+	name(&m, "a.test");
+	u16(&m, 1);
+	u16(&m, 1);
+	name(&m, "x");
+	u16(&m, ANSER_DNS_OPT);
+	u16(&m, 1232);
+	u32(&m, 0);
+	u16(&m, 0);
+	expect(&m, ANSER_DNS_REPLY_ERR, ANSER_DNS_FORMERR, "OPT not at the root");
+	query(&m, "a.test", 1, true);
+	m.n -= 3;
+	expect(&m, ANSER_DNS_REPLY_ERR, ANSER_DNS_FORMERR, "cut OPT");
+
+	/* EDNS version 1 */
+	query(&m, "a.test", 1, false);
+	m.b[11] = 1;
+	opt(&m, 1232, 1, false);
+	expect(&m, ANSER_DNS_REPLY_ERR, ANSER_DNS_BADVERS, "EDNS version 1");
+}
+
+static void test_error_reply(void)
+{
+	struct msg m;
+	struct anser_dns_query q;
+	uint8_t out[600];
+
+	/* BADVERS: header rcode 0, the extended bits in the OPT */
+	query(&m, "a.test", 1, false);
+	m.b[11] = 1;
+	opt(&m, 4096, 1, true);
+	g_assert_cmpint(anser_dns_parse_query(m.b, m.n, &q), ==, ANSER_DNS_REPLY_ERR);
+	ssize_t n = anser_dns_error_reply(&q, q.rcode, out, sizeof(out));
+	g_assert_cmpint(n, ==, 12 + 8 + 4 + 11);
+	g_assert_cmpuint(out[0] << 8 | out[1], ==, 0x1234);
+	g_assert_cmpuint(out[2], ==, 0x81); /* QR, opcode 0, RD */
+	g_assert_cmpuint(out[3] & 0xF, ==, 0);
+	g_assert_cmpuint(out[5], ==, 1);	      /* the question */
+	g_assert_cmpuint(out[11], ==, 1);	      /* the OPT */
+	g_assert_cmpuint(out[12 + 12 + 5], ==, 1);    /* extended rcode 1 << 4 = 16 */
+	g_assert_cmpuint(out[12 + 12 + 7], ==, 0x80); /* DO echoed */
+	struct anser_dns_response r;
+	g_assert_cmpint(anser_dns_parse_response(out, (size_t)n, &r), ==, 0);
+	g_assert_cmpint(r.rcode, ==, ANSER_DNS_BADVERS);
+
+	/* FORMERR for a bad question: header only */
+	header(&m, 7, 0, 1, 0, 0, 0);
+	u8(&m, 0x41);
+	g_assert_cmpint(anser_dns_parse_query(m.b, m.n, &q), ==, ANSER_DNS_REPLY_ERR);
+	n = anser_dns_error_reply(&q, q.rcode, out, sizeof(out));
+	g_assert_cmpint(n, ==, 12);
+	g_assert_cmpuint(out[3] & 0xF, ==, ANSER_DNS_FORMERR);
+	g_assert_cmpuint(out[5], ==, 0);
+
+	/* SERVFAIL with the question, and no room */
+	query(&m, "a.test", 1, false);
+	g_assert_cmpint(anser_dns_parse_query(m.b, m.n, &q), ==, ANSER_DNS_QUERY);
+	n = anser_dns_error_reply(&q, ANSER_DNS_SERVFAIL, out, sizeof(out));
+	g_assert_cmpint(n, ==, (ssize_t)m.n);
+	g_assert_cmpint(anser_dns_parse_response(out, (size_t)n, &r), ==, 0);
+	g_assert_cmpint(r.rcode, ==, ANSER_DNS_SERVFAIL);
+	g_assert_cmpint(anser_dns_error_reply(&q, ANSER_DNS_SERVFAIL, out, 12), ==, -ENOBUFS);
+}
+
+/* A response to "www.a.test" type qtype: the question at offset 12, so
+ * owners can point at it with 0xC00C. */
+static void response(struct msg *m, unsigned qtype, unsigned rcode, unsigned an, unsigned ns)
+{
+	header(m, 0x4321, 0x8180 | rcode, 1, an, ns, 0);
+	name(m, "www.a.test");
+	u16(m, qtype);
+	u16(m, 1);
+}
+
+static void rr_head(struct msg *m, const uint8_t *owner, size_t ol, unsigned type, uint32_t ttl,
+		    unsigned rdlen)
+{
+	put(m, owner, ol);
+	u16(m, type);
+	u16(m, 1);
+	u32(m, ttl);
+	u16(m, rdlen);
+}
+
+static void test_response(void)
+{
+	static const uint8_t at_q[2] = { 0xC0, 12 };
+	struct msg m;
+	struct anser_dns_response r;
+
+	/* www -> CNAME cdn.b.test -> two A (TTLs 300, 60), one unrelated A */
+	response(&m, ANSER_DNS_A, 0, 4, 0);
+	rr_head(&m, at_q, 2, ANSER_DNS_CNAME, 3600, 12);
+	size_t cname_at = m.n;
+	name(&m, "cdn.b.test");
+	uint8_t at_cname[2] = { 0xC0, (uint8_t)cname_at };
+	rr_head(&m, at_cname, 2, ANSER_DNS_A, 300, 4);
+	put(&m, "\x0a\x00\x00\x01", 4);
+	rr_head(&m, at_cname, 2, ANSER_DNS_A, 60, 4);
+	put(&m, "\x0a\x00\x00\x02", 4);
+	{
+		struct msg other;
+		header(&other, 0, 0, 0, 0, 0, 0);
+		other.n = 0;
+		name(&other, "elsewhere.test");
+		put(&m, other.b, other.n);
+		u16(&m, ANSER_DNS_A);
+		u16(&m, 1);
+		u32(&m, 5);
+		u16(&m, 4);
+		put(&m, "\x0a\x00\x00\x03", 4);
+	}
+	g_assert_cmpint(anser_dns_parse_response(m.b, m.n, &r), ==, 0);
+	g_assert_cmpuint(r.id, ==, 0x4321);
+	g_assert_cmpuint(r.answers, ==, 3);
+	g_assert_cmpuint(r.min_ttl, ==, 60);
+	g_assert_cmpuint(r.n_addrs, ==, 2);
+	g_assert_cmpmem(r.addrs[1].addr, 16, "\0\0\0\0\0\0\0\0\0\0\xff\xff\x0a\x00\x00\x02", 16);
+	g_assert_cmpuint(r.addrs[1].ttl, ==, 60);
+	g_assert_cmpint(r.negative_ttl, ==, -1);
+
+	/* NXDOMAIN with an SOA: min(SOA TTL 900, MINIMUM 120) */
+	response(&m, ANSER_DNS_AAAA, ANSER_DNS_NXDOMAIN, 0, 1);
+	rr_head(&m,
+		(const uint8_t *)"\x01"
+				 "a\x04test",
+		8, ANSER_DNS_SOA, 900, 2 + 2 + 20);
+	put(&m, at_q, 2);
+	put(&m, at_q, 2);
+	u32(&m, 1);
+	u32(&m, 2);
+	u32(&m, 3);
+	u32(&m, 4);
+	u32(&m, 120);
+	g_assert_cmpint(anser_dns_parse_response(m.b, m.n, &r), ==, 0);
+	g_assert_cmpint(r.rcode, ==, ANSER_DNS_NXDOMAIN);
+	g_assert_cmpint(r.negative_ttl, ==, 120);
+	g_assert_cmpuint(r.answers, ==, 0);
+
+	/* a TTL with the top bit set counts as 0 (RFC 2181) */
+	response(&m, ANSER_DNS_AAAA, 0, 1, 0);
+	rr_head(&m, at_q, 2, ANSER_DNS_AAAA, 0x80000001u, 16);
+	put(&m, "\xfd\x77\0\0\0\0\0\0\0\0\0\0\0\0\0\3", 16);
+	g_assert_cmpint(anser_dns_parse_response(m.b, m.n, &r), ==, 0);
+	g_assert_cmpuint(r.min_ttl, ==, 0);
+	g_assert_cmpuint(r.n_addrs, ==, 1);
+
+	/* bad: not a response, cut record, rdata past the end, a CNAME whose
+	 * name overruns its rdata */
+	response(&m, ANSER_DNS_A, 0, 1, 0);
+	rr_head(&m, at_q, 2, ANSER_DNS_A, 5, 4);
+	put(&m, "\1\2\3\4", 4);
+	g_assert_cmpint(anser_dns_parse_response(m.b, m.n, &r), ==, 0);
+	m.b[2] &= 0x7f;
+	g_assert_cmpint(anser_dns_parse_response(m.b, m.n, &r), ==, -EBADMSG);
+	m.b[2] |= 0x80;
+	g_assert_cmpint(anser_dns_parse_response(m.b, m.n - 1, &r), ==, -EBADMSG);
+	response(&m, ANSER_DNS_A, 0, 1, 0);
+	rr_head(&m, at_q, 2, ANSER_DNS_CNAME, 5, 3);
+	name(&m, "long.name.test");
+	g_assert_cmpint(anser_dns_parse_response(m.b, m.n, &r), ==, -EBADMSG);
+}
+
+int main(int argc, char **argv)
+{
+	g_test_init(&argc, &argv, NULL);
+	g_test_add_func("/dns/query/good", test_query_good);
+	g_test_add_func("/dns/query/bad", test_query_bad);
+	g_test_add_func("/dns/error-reply", test_error_reply);
+	g_test_add_func("/dns/response", test_response);
+	return g_test_run();
+}
