@@ -320,3 +320,33 @@ int anser_dns_parse_response(const uint8_t *msg, size_t len, struct anser_dns_re
 	}
 	return 0;
 }
+
+ssize_t anser_dns_ttl_offsets(const uint8_t *msg, size_t len, uint16_t *offs, size_t max)
+{
+	if (len < ANSER_DNS_HDR || len > UINT16_MAX)
+		return -EBADMSG;
+	unsigned qd = get16(msg + 4);
+	unsigned rrs = (unsigned)get16(msg + 6) + get16(msg + 8) + get16(msg + 10);
+	size_t pos = ANSER_DNS_HDR, n = 0;
+	uint8_t name[ANSER_DNS_MAX_NAME];
+
+	for (unsigned i = 0; i < qd; i++) {
+		if (anser_dns_read_name(msg, len, pos, name, &pos) < 0 || pos + 4 > len)
+			return -EBADMSG;
+		pos += 4;
+	}
+	for (unsigned i = 0; i < rrs; i++) {
+		uint8_t owner[ANSER_DNS_MAX_NAME];
+		size_t ol;
+		struct rr rr;
+		if (read_rr(msg, len, &pos, owner, &ol, &rr) < 0)
+			return -EBADMSG;
+		if (rr.type == ANSER_DNS_OPT)
+			continue;
+		if (n == max)
+			return -ENOBUFS;
+		/* type, class, TTL, rdata length, rdata */
+		offs[n++] = (uint16_t)(rr.rdata - 6);
+	}
+	return (ssize_t)n;
+}

@@ -109,4 +109,9 @@ struct anser_dns_response {
  * one question. */
 int anser_dns_parse_response(const uint8_t *msg, size_t len, struct anser_dns_response *r);
 
+/* Offsets of the TTL fields of every record but OPT (whose TTL holds
+ * flags), at most max: their number, or -EBADMSG. For counting TTLs down
+ * in a cached copy. */
+ssize_t anser_dns_ttl_offsets(const uint8_t *msg, size_t len, uint16_t *offs, size_t max);
+
 #endif

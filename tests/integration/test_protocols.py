@@ -16,9 +16,17 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 from harness import H4, H6, P4, P6, S4, S6, WEB, expect, seen_as  # noqa: E402
 
+# Health checks go through the node to the test's own servers (the web
+# server and dnsmasq in ns s): dae's defaults (1.1.1.1, 8.8.8.8) cannot be
+# reached from the test namespaces, and a node whose UDP check failed
+# would turn new UDP flows away.
+CHECKS = """    tcp_check_url: 'http://check.test:8080/', '%s'
+    udp_check_dns: 'check.test:53', '%s'
+""" % (S4, S4)
+
 CONFIG = """global {
     log_level: debug
-}
+""" + CHECKS + """}
 node {
     n1: '%(link)s'
 }
@@ -40,6 +48,7 @@ def start(env, link):
     env.setup_net()
     env.setup_cgroup()
     env.start_web()
+    env.start_dnsmasq()
     return link
 
 
@@ -347,8 +356,7 @@ def t_many(env):
 
 VG_CONFIG = """global {
     log_level: debug
-    tcp_check_url: 'http://check.test:8080/', '%(s4)s'
-    check_interval: 2s
+""" + CHECKS.replace("%", "%%") + """    check_interval: 2s
 }
 subscription {
     sub: 'file://sub.txt'
