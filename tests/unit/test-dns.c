@@ -9,6 +9,7 @@
 #include <glib.h>
 #include <string.h>
 
+#include "daemon/dns/cache.h"
 #include "daemon/dns/message.h"
 
 /* Builds messages byte by byte. */
@@ -397,6 +398,150 @@ static void test_response(void)
 	g_assert_cmpint(anser_dns_parse_response(m.b, m.n, &r), ==, -EBADMSG);
 }
 
+/* ---- the cache */
+
+static uint32_t ttl_at(const uint8_t *msg, size_t off)
+{
+	return (uint32_t)msg[off] << 24 | (uint32_t)msg[off + 1] << 16 |
+	       (uint32_t)msg[off + 2] << 8 | msg[off + 3];
+}
+
+/* www.a.test A: CNAME (ttl 3600) -> two A (300, 90); an OPT (its TTL
+ * field is flags and must be left alone) */
+static void cached_answer(struct msg *m, const char *qname, unsigned id)
+{
+	static const uint8_t at_q[2] = { 0xC0, 12 };
+	header(m, id, 0x8180, 1, 3, 0, 1);
+	name(m, qname);
+	u16(m, ANSER_DNS_A);
+	u16(m, 1);
+	rr_head(m, at_q, 2, ANSER_DNS_CNAME, 3600, 12);
+	size_t at = m->n;
+	name(m, "cdn.b.test");
+	uint8_t at_c[2] = { 0xC0, (uint8_t)at };
+	rr_head(m, at_c, 2, ANSER_DNS_A, 300, 4);
+	put(m, "\x0a\0\0\1", 4);
+	rr_head(m, at_c, 2, ANSER_DNS_A, 90, 4);
+	put(m, "\x0a\0\0\2", 4);
+	u8(m, 0);
+	u16(m, ANSER_DNS_OPT);
+	u16(m, 1232);
+	u32(m, 0x00008000); /* DO */
+	u16(m, 0);
+}
+
+static void test_cache(void)
+{
+	struct anser_dns_cache *c = anser_dns_cache_new(3);
+	struct msg m;
+	struct anser_dns_response r;
+	uint8_t out[2048];
+	size_t len = 0;
+	uint16_t offs[8];
+
+	cached_answer(&m, "www.a.test", 0x1111);
+	g_assert_cmpint(anser_dns_parse_response(m.b, m.n, &r), ==, 0);
+	int64_t life = anser_dns_cache_lifetime(&r, -1);
+	g_assert_cmpint(life, ==, 90); /* the minimum over the chain */
+	g_assert_cmpint(anser_dns_cache_lifetime(&r, 600), ==, 600);
+	g_assert_cmpint(anser_dns_ttl_offsets(m.b, m.n, offs, 8), ==, 3); /* not the OPT */
+	g_assert_cmpint(anser_dns_cache_put(c, m.b, m.n, &r, life, 1000), ==, 0);
+
+	/* asked in other case, with another id, 40.5 s later */
+	struct msg q;
+	query(&q, "WWW.A.Test", ANSER_DNS_A, false);
+	struct anser_dns_query dq;
+	g_assert_cmpint(anser_dns_parse_query(q.b, q.n, &dq), ==, ANSER_DNS_QUERY);
+	struct anser_dns_lookup l = { dq.qname, dq.qname_len, dq.qtype, dq.qclass, 0xbeef, 0, 30 };
+	g_assert_cmpint(anser_dns_cache_get(c, &l, 41500, out, sizeof(out), &len), ==,
+			ANSER_DNS_FRESH);
+	g_assert_cmpuint(len, ==, m.n);
+	g_assert_cmpuint(out[0] << 8 | out[1], ==, 0xbeef);
+	/* every TTL counted down, none beyond the entry's life */
+	g_assert_cmpuint(ttl_at(out, offs[0]), ==, 90 - 40);
+	g_assert_cmpuint(ttl_at(out, offs[1]), ==, 90 - 40);
+	g_assert_cmpuint(ttl_at(out, offs[2]), ==, 90 - 40);
+	g_assert_cmpuint(ttl_at(out, m.n - 6), ==, 0x8000); /* the OPT's flags untouched */
+	g_assert_cmpint(anser_dns_parse_response(out, len, &r), ==, 0);
+	g_assert_cmpuint(r.n_addrs, ==, 2);
+
+	/* another type or class is another entry */
+	l.qtype = ANSER_DNS_AAAA;
+	g_assert_cmpint(anser_dns_cache_get(c, &l, 2000, out, sizeof(out), &len), ==,
+			ANSER_DNS_MISS);
+	l.qtype = ANSER_DNS_A;
+	/* no room in out: a miss, not a cut answer */
+	g_assert_cmpint(anser_dns_cache_get(c, &l, 2000, out, 20, &len), ==, ANSER_DNS_MISS);
+
+	/* expired: stale within stale_s (TTL 30), gone after */
+	g_assert_cmpint(anser_dns_cache_get(c, &l, 91000, out, sizeof(out), &len), ==,
+			ANSER_DNS_MISS);		  /* stale_s 0: never stale */
+	g_assert_cmpuint(anser_dns_cache_size(c), ==, 0); /* and dropped */
+	anser_dns_parse_response(m.b, m.n, &r);
+	g_assert_cmpint(anser_dns_cache_put(c, m.b, m.n, &r, life, 1000), ==, 0);
+	l.stale_s = 60;
+	g_assert_cmpint(anser_dns_cache_get(c, &l, 120000, out, sizeof(out), &len), ==,
+			ANSER_DNS_STALE);
+	g_assert_cmpuint(ttl_at(out, offs[1]), ==, 30);
+	g_assert_cmpint(anser_dns_cache_get(c, &l, 151000, out, sizeof(out), &len), ==,
+			ANSER_DNS_MISS);
+
+	/* LRU: with room for 3, the least recently used goes first */
+	const char *names[] = { "a.a.test", "b.a.test", "c.a.test", "d.a.test" };
+	for (int i = 0; i < 3; i++) {
+		cached_answer(&m, names[i], 1);
+		anser_dns_parse_response(m.b, m.n, &r);
+		g_assert_cmpint(anser_dns_cache_put(c, m.b, m.n, &r, 90, 1000), ==, 0);
+	}
+	struct msg k;
+	struct anser_dns_query qa, qb;
+	query(&k, "a.a.test", ANSER_DNS_A, false); /* touch a: b is now the oldest */
+	anser_dns_parse_query(k.b, k.n, &qa);
+	struct anser_dns_lookup la = { qa.qname, qa.qname_len, 1, 1, 1, 0, 0 };
+	g_assert_cmpint(anser_dns_cache_get(c, &la, 2000, out, sizeof(out), &len), ==,
+			ANSER_DNS_FRESH);
+	cached_answer(&m, names[3], 1);
+	anser_dns_parse_response(m.b, m.n, &r);
+	g_assert_cmpint(anser_dns_cache_put(c, m.b, m.n, &r, 90, 1000), ==, 0);
+	g_assert_cmpuint(anser_dns_cache_size(c), ==, 3);
+	g_assert_cmpuint(anser_dns_cache_evictions(c), ==, 1);
+	query(&k, "b.a.test", ANSER_DNS_A, false);
+	anser_dns_parse_query(k.b, k.n, &qb);
+	struct anser_dns_lookup lb = { qb.qname, qb.qname_len, 1, 1, 1, 0, 0 };
+	g_assert_cmpint(anser_dns_cache_get(c, &lb, 2000, out, sizeof(out), &len), ==,
+			ANSER_DNS_MISS);
+	g_assert_cmpint(anser_dns_cache_get(c, &la, 2000, out, sizeof(out), &len), ==,
+			ANSER_DNS_FRESH);
+	anser_dns_cache_clear(c);
+	g_assert_cmpuint(anser_dns_cache_size(c), ==, 0);
+	anser_dns_cache_free(c);
+}
+
+/* What is kept and for how long: negative answers by their SOA, errors
+ * and truncated answers not at all. */
+static void test_cache_lifetime(void)
+{
+	struct anser_dns_response r = { 0 };
+
+	r.rcode = ANSER_DNS_NXDOMAIN;
+	r.negative_ttl = 120;
+	g_assert_cmpint(anser_dns_cache_lifetime(&r, -1), ==, 120);
+	g_assert_cmpint(anser_dns_cache_lifetime(&r, 999), ==, 120); /* fixed: positive only */
+	r.negative_ttl = -1;					     /* no SOA */
+	g_assert_cmpint(anser_dns_cache_lifetime(&r, -1), ==, -1);
+	r.rcode = ANSER_DNS_NOERROR; /* NODATA */
+	r.negative_ttl = 60;
+	g_assert_cmpint(anser_dns_cache_lifetime(&r, -1), ==, 60);
+	r.answers = 1;
+	r.min_ttl = 5;
+	g_assert_cmpint(anser_dns_cache_lifetime(&r, -1), ==, 5);
+	r.tc = true;
+	g_assert_cmpint(anser_dns_cache_lifetime(&r, -1), ==, -1);
+	r.tc = false;
+	r.rcode = ANSER_DNS_SERVFAIL;
+	g_assert_cmpint(anser_dns_cache_lifetime(&r, -1), ==, -1);
+}
+
 int main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
@@ -404,5 +549,7 @@ int main(int argc, char **argv)
 	g_test_add_func("/dns/query/bad", test_query_bad);
 	g_test_add_func("/dns/error-reply", test_error_reply);
 	g_test_add_func("/dns/response", test_response);
+	g_test_add_func("/dns/cache", test_cache);
+	g_test_add_func("/dns/cache-lifetime", test_cache_lifetime);
 	return g_test_run();
 }
