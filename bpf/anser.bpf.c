@@ -38,8 +38,6 @@ char LICENSE[] SEC("license") = "GPL";
 /* Set by anserd before load. */
 const volatile __u32 self_tgid = 0;
 const volatile __u64 netns_cookie = 0;
-/* the iterators leave out anserd's own sockets (its cgroup's id) */
-const volatile __u64 iter_skip_cgroup = 0;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -992,59 +990,4 @@ int anser_eval(struct __sk_buff *skb)
 	}
 	evaluate(&d, slot, gi, &proc);
 	return ((__u32)d.rule << 16) | d.out;
-}
-
-/* ---- the connection list: live sockets of this netns, one record each */
-
-#define TCP_LISTEN_STATE 10
-#define IPPROTO_TCP_NUM	 6
-#define IPPROTO_UDP_NUM	 17
-
-static __always_inline void iter_emit(struct seq_file *seq, struct sock *sk, __u8 proto,
-				      __u64 acked, __u64 received)
-{
-	struct sock_common *skc = &sk->__sk_common;
-	struct anser_iter_sock r = {};
-
-	if (BPF_CORE_READ(skc, skc_net.net, net_cookie) != netns_cookie)
-		return;
-	if (iter_skip_cgroup && BPF_CORE_READ(sk, sk_cgrp_data.cgroup, kn, id) == iter_skip_cgroup)
-		return;
-	r.cookie = bpf_get_socket_cookie(sk);
-	r.bytes_acked = acked;
-	r.bytes_received = received;
-	r.family = BPF_CORE_READ(skc, skc_family);
-	r.state = BPF_CORE_READ(skc, skc_state);
-	r.sport = BPF_CORE_READ(skc, skc_num);
-	r.proto = proto;
-	if (r.family == AF_INET)
-		r.saddr[0] = BPF_CORE_READ(skc, skc_rcv_saddr);
-	else
-		BPF_CORE_READ_INTO(&r.saddr, skc, skc_v6_rcv_saddr.in6_u.u6_addr32);
-	bpf_seq_write(seq, &r, sizeof(r));
-}
-
-SEC("iter/tcp")
-int anser_iter_tcp(struct bpf_iter__tcp *ctx)
-{
-	struct sock_common *skc = ctx->sk_common;
-	if (!skc)
-		return 0;
-	/* full sockets only: not TIME_WAIT or request minisocks */
-	struct tcp_sock *tp = bpf_skc_to_tcp_sock(skc);
-	if (!tp || tp->inet_conn.icsk_inet.sk.__sk_common.skc_state == TCP_LISTEN_STATE)
-		return 0;
-	iter_emit(ctx->meta->seq, &tp->inet_conn.icsk_inet.sk, IPPROTO_TCP_NUM, tp->bytes_acked,
-		  tp->bytes_received);
-	return 0;
-}
-
-SEC("iter/udp")
-int anser_iter_udp(struct bpf_iter__udp *ctx)
-{
-	struct udp_sock *udp = ctx->udp_sk;
-	if (!udp)
-		return 0;
-	iter_emit(ctx->meta->seq, &udp->inet.sk, IPPROTO_UDP_NUM, 0, 0);
-	return 0;
 }

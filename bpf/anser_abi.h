@@ -285,21 +285,6 @@ struct anser_rev_val {
 
 /* The syscall program `anser_eval` runs the same rule engine as the
  * hooks; tests drive it with bpf_prog_test_run_opts and this context. */
-/* One live socket from the iter/tcp and iter/udp programs, for the
- * connection list (read(2) from a BPF iterator: one pass over TCP v4 and
- * v6 instead of sock_diag's dump per family, nothing formatted). */
-struct anser_iter_sock {
-	__u64 cookie;
-	__u64 bytes_acked; /* TCP: tcp_sock.bytes_acked (the SYN counts as 1) */
-	__u64 bytes_received;
-	__u32 saddr[4]; /* IPv4: saddr[0] */
-	__u16 sport;	/* host order */
-	__u8 family;	/* 2 AF_INET, 10 AF_INET6 */
-	__u8 proto;	/* 6 TCP, 17 UDP */
-	__u8 state;
-	__u8 pad[3];
-};
-
 struct anser_eval_ctx {
 	__u8 family;
 	__u8 proto;

@@ -52,11 +52,7 @@ struct anser_datapath {
 	int cgroup_fd;
 	struct bpf_link *links[16];
 	size_t n_links;
-	int lo_link_fd; /* tcx egress link on loopback, -1 if none */
-	/* the socket iterators (made at the first listing); iter_failed:
-	 * this kernel has none, sock_diag does the listing */
-	struct bpf_link *iter_tcp, *iter_udp;
-	bool iter_failed;
+	int lo_link_fd;			/* tcx egress link on loopback, -1 if none */
 	volatile struct anser_ctl *ctl; /* mmap of the ctl map */
 	/* What each slot holds in the shared maps, to remove it on reuse. */
 	struct anser_compiled slots[ANSER_GENS];
@@ -375,88 +371,11 @@ static gboolean is_gone_process(gpointer pid, gpointer name, gpointer ud)
 	return kill((pid_t)GPOINTER_TO_UINT(pid), 0) < 0 && errno == ESRCH;
 }
 
-/* Reads one iterator to its end: a record per live socket. */
-static int iter_read(struct bpf_link *link, void (*cb)(const struct anser_diag_sock *s, void *ud),
-		     void *ud)
-{
-	struct anser_iter_sock recs[512];
-	size_t have = 0;
-	int fd = bpf_iter_create(bpf_link__fd(link)), r = 0;
-
-	if (fd < 0)
-		return -errno;
-	for (;;) {
-		ssize_t n = read(fd, (char *)recs + have, sizeof(recs) - have);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			r = -errno;
-			break;
-		}
-		have += (size_t)n;
-		size_t whole = have / sizeof(recs[0]);
-		for (size_t i = 0; i < whole; i++) {
-			const struct anser_iter_sock *it = &recs[i];
-			struct anser_diag_sock d = { .cookie = it->cookie,
-						     .proto = it->proto,
-						     .state = it->state,
-						     .bytes_sent = it->bytes_acked,
-						     .bytes_received = it->bytes_received };
-			if (it->family == AF_INET) {
-				struct sockaddr_in *a = (struct sockaddr_in *)&d.src;
-				a->sin_family = AF_INET;
-				a->sin_port = htons(it->sport);
-				memcpy(&a->sin_addr, it->saddr, 4);
-			} else {
-				struct sockaddr_in6 *a = (struct sockaddr_in6 *)&d.src;
-				a->sin6_family = AF_INET6;
-				a->sin6_port = htons(it->sport);
-				memcpy(&a->sin6_addr, it->saddr, 16);
-			}
-			cb(&d, ud);
-		}
-		memmove(recs, recs + whole, have - whole * sizeof(recs[0]));
-		have -= whole * sizeof(recs[0]);
-		if (n == 0)
-			break;
-	}
-	close(fd);
-	return r;
-}
-
-/* Every live TCP and UDP socket of this netns outside anserd's own
- * cgroup: the BPF socket iterators (one pass over TCP v4 and v6, records
- * as they are), or sock_diag where the kernel has no iterators. 0 only
- * for a complete listing. */
-static int list_sockets(struct anser_datapath *dp,
-			void (*cb)(const struct anser_diag_sock *s, void *ud), void *ud)
-{
-	if (!dp->iter_failed && !dp->iter_tcp) {
-		dp->iter_tcp = bpf_program__attach_iter(dp->skel->progs.anser_iter_tcp, NULL);
-		dp->iter_udp =
-			dp->iter_tcp
-				? bpf_program__attach_iter(dp->skel->progs.anser_iter_udp, NULL)
-				: NULL;
-		if (!dp->iter_udp) {
-			anser_log_errno(ANSER_LOG_NOTICE, errno,
-					"No BPF socket iterators, listing with sock_diag: %m");
-			bpf_link__destroy(dp->iter_tcp);
-			dp->iter_tcp = NULL;
-			dp->iter_failed = true;
-		}
-	}
-	if (dp->iter_failed)
-		return anser_sockdiag_dump(dp->own_cgroup, cb, ud);
-	int r = iter_read(dp->iter_tcp, cb, ud);
-	int q = iter_read(dp->iter_udp, cb, ud);
-	return r < 0 ? r : q;
-}
-
 /* Forget flows whose sockets are gone, and processes that are gone. */
 static void prune_flows(struct anser_datapath *dp)
 {
 	GHashTable *live = g_hash_table_new(NULL, NULL);
-	if (list_sockets(dp, collect_live, live) == 0)
+	if (anser_sockdiag_dump(dp->own_cgroup, collect_live, live) == 0)
 		g_hash_table_foreach_remove(dp->flows, is_dead, live);
 	g_hash_table_unref(live);
 	g_hash_table_foreach_remove(dp->procs, is_gone_process, NULL);
@@ -688,8 +607,6 @@ int anser_datapath_new(const char *cgroup_path, unsigned flags, struct anser_dat
 	r = own_netns_cookie(&cookie);
 	if (r < 0)
 		log_warning_errno(r, "Cannot read own netns cookie, hooks act in every netns: %m");
-	/* the iterators keep this netns's sockets by its cookie */
-	dp->iter_failed = r < 0 || cookie == 0;
 
 	dp->skel = anser_bpf__open();
 	if (!dp->skel) {
@@ -707,7 +624,6 @@ int anser_datapath_new(const char *cgroup_path, unsigned flags, struct anser_dat
 	bpf_program__set_autoload(dp->skel->progs.anser_eval, flags & ANSER_DATAPATH_EVAL);
 	dp->skel->rodata->self_tgid = (uint32_t)getpid();
 	dp->skel->rodata->netns_cookie = cookie;
-	dp->skel->rodata->iter_skip_cgroup = dp->own_cgroup;
 	uint64_t t0 = g_get_monotonic_time();
 	r = anser_bpf__load(dp->skel);
 	if (r < 0) {
@@ -763,8 +679,6 @@ void anser_datapath_free(struct anser_datapath *dp)
 		return;
 	/* Links first: the kernel stops steering before maps go away. */
 	anser_datapath_detach(dp);
-	bpf_link__destroy(dp->iter_tcp);
-	bpf_link__destroy(dp->iter_udp);
 	ring_buffer__free(dp->events);
 	if (dp->flows)
 		g_hash_table_unref(dp->flows);
@@ -1165,7 +1079,7 @@ int anser_datapath_list(struct anser_datapath *dp, struct anser_conn_list *out)
 			out->cap = want;
 		}
 	}
-	r = list_sockets(dp, on_socket, &lc);
+	r = anser_sockdiag_dump(dp->own_cgroup, on_socket, &lc);
 	if (r == 0) /* only a complete dump may say a socket is gone */
 		g_hash_table_foreach_remove(dp->flows, is_dead, lc.live);
 	g_hash_table_unref(lc.live);
