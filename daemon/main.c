@@ -25,6 +25,7 @@
 #include "daemon/bus/bus.h"
 #include "daemon/config/config.h"
 #include "daemon/datapath/datapath.h"
+#include "daemon/dns/service.h"
 #include "daemon/netmon/netmon.h"
 #include "daemon/outbound/checker.h"
 #include "daemon/outbound/fetch.h"
@@ -50,6 +51,7 @@ struct daemon {
 	struct anser_proxy *proxy;
 	struct anser_bus *bus;
 	struct anser_netmon *netmon;
+	struct anser_dns_service *dns;
 	struct anser_gen *gens[ANSER_GENS];
 	unsigned active;
 	struct anser_health *health; /* of the active generation */
@@ -338,6 +340,12 @@ static int install_config(struct daemon *d, struct anser_config *cfg,
 	anser_checker_set(d->checker, g, h);
 	if (d->netmon)
 		anser_netmon_set_roles(d->netmon, cfg->wan_interfaces, NULL);
+	char *why = NULL;
+	/* the dns section's listeners: a setup that cannot be made (a port
+	 * taken) keeps the running one */
+	if (anser_dns_service_apply(&d->dns, cfg, &why) < 0)
+		log_error("DNS service not (re)configured: %s", why ? why : "failed");
+	g_free(why);
 	if (d->bus) {
 		char *changed[] = { "Generation", "ConfigFiles", "Groups", NULL };
 		anser_bus_properties_changed(d->bus, changed);
@@ -1280,6 +1288,7 @@ out:
 	if (d.poll_source)
 		g_source_remove(d.poll_source);
 	anser_netmon_free(d.netmon);
+	anser_dns_service_free(d.dns);
 	anser_bus_free(d.bus);
 	anser_checker_free(d.checker);
 	/* Detach before the listeners close: new flows go direct from here.

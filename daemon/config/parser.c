@@ -1999,8 +1999,9 @@ static void parse_dns_section(struct cfg_parser *p, struct cfg_pos pos)
 	if (!p->warned_dns) {
 		p->warned_dns = true;
 		WARN(p, pos,
-		     "section 'dns' is read and checked, but anser does not take over DNS yet: "
-		     "queries go out as the system sends them");
+		     "section 'dns' is read and checked, and its bind listeners are served (UDP), "
+		     "but anser does not take over the apps' DNS yet: their queries go out as "
+		     "the system sends them");
 	}
 	/* its own 'routing {' block is not the routing section */
 	while (!stop(p) && peek_type(p) != TOK_RBRACE &&

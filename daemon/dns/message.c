@@ -350,3 +350,64 @@ ssize_t anser_dns_ttl_offsets(const uint8_t *msg, size_t len, uint16_t *offs, si
 	}
 	return (ssize_t)n;
 }
+
+ssize_t anser_dns_build_query(const struct anser_dns_query *q, uint16_t id, uint8_t *out,
+			      size_t cap)
+{
+	size_t need = ANSER_DNS_HDR + q->qname_len + 4 + 11;
+
+	if (cap < need)
+		return -ENOBUFS;
+	memset(out, 0, ANSER_DNS_HDR);
+	put16(out, id);
+	out[2] = q->rd ? 1 : 0;
+	out[3] = q->cd ? 0x10 : 0;
+	put16(out + 4, 1);
+	put16(out + 10, 1);
+	size_t o = ANSER_DNS_HDR;
+	memcpy(out + o, q->qname, q->qname_len);
+	o += q->qname_len;
+	put16(out + o, q->qtype);
+	put16(out + o + 2, q->qclass);
+	o += 4;
+	out[o] = 0;
+	put16(out + o + 1, ANSER_DNS_OPT);
+	put16(out + o + 3, OUR_UDP_SIZE);
+	out[o + 5] = 0;
+	out[o + 6] = 0;
+	out[o + 7] = q->do_bit ? 0x80 : 0;
+	out[o + 8] = 0;
+	put16(out + o + 9, 0);
+	return (ssize_t)(o + 11);
+}
+
+ssize_t anser_dns_strip_opt(uint8_t *msg, size_t len)
+{
+	if (len < ANSER_DNS_HDR)
+		return -EBADMSG;
+	unsigned qd = get16(msg + 4), an = get16(msg + 6), ns = get16(msg + 8),
+		 ar = get16(msg + 10);
+	size_t pos = ANSER_DNS_HDR;
+	uint8_t name[ANSER_DNS_MAX_NAME];
+
+	for (unsigned i = 0; i < qd; i++) {
+		if (anser_dns_read_name(msg, len, pos, name, &pos) < 0 || pos + 4 > len)
+			return -EBADMSG;
+		pos += 4;
+	}
+	for (unsigned i = 0; i < an + ns + ar; i++) {
+		size_t start = pos, ol;
+		struct rr rr;
+		if (read_rr(msg, len, &pos, name, &ol, &rr) < 0)
+			return -EBADMSG;
+		if (i >= an + ns && rr.type == ANSER_DNS_OPT) {
+			/* only the last record is cut: pointers in records after
+			 * it would go stale (servers put the OPT last) */
+			if (i + 1 != an + ns + ar)
+				return (ssize_t)len;
+			put16(msg + 10, (uint16_t)(ar - 1));
+			return (ssize_t)start;
+		}
+	}
+	return (ssize_t)len;
+}

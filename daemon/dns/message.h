@@ -109,6 +109,15 @@ struct anser_dns_response {
  * one question. */
 int anser_dns_parse_response(const uint8_t *msg, size_t len, struct anser_dns_response *r);
 
+/* A query for q's question as a forwarder sends it: id, RD and CD from
+ * q, our own OPT (1232 bytes, DO from q). Its length or -ENOBUFS. */
+ssize_t anser_dns_build_query(const struct anser_dns_query *q, uint16_t id, uint8_t *out,
+			      size_t cap);
+
+/* Removes the OPT record of a response in place (for askers without
+ * EDNS): the new length, or -EBADMSG. */
+ssize_t anser_dns_strip_opt(uint8_t *msg, size_t len);
+
 /* Offsets of the TTL fields of every record but OPT (whose TTL holds
  * flags), at most max: their number, or -EBADMSG. For counting TTLs down
  * in a cached copy. */

@@ -10,6 +10,8 @@
 #include <string.h>
 
 #include "daemon/config/config.h"
+#include "daemon/dns/router.h"
+#include "daemon/dns/upstream.h"
 #include "daemon/routing/routing.h"
 #include "tests/rulegen.h"
 
@@ -98,6 +100,27 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				abort();
 			free(t);
 		}
+	}
+	if (c) {
+		/* what the DNS service makes of the dns section: every upstream
+		 * URL the parser let through, and the request rules */
+		for (size_t i = 0; i < c->dns.n_upstreams; i++) {
+			struct anser_dns_endpoint ep;
+			const char *why = NULL;
+			if (anser_dns_endpoint_parse(c->dns.upstreams[i].url, &ep, &why) < 0 &&
+			    !why)
+				abort();
+		}
+		struct anser_dns_router *rt = NULL;
+		char *why = NULL;
+		if (anser_dns_router_new(&c->dns, &rt, &why) == 0) {
+			int rule;
+			int up = anser_dns_router_request(rt, "www.example.com", 1, &rule);
+			if (up >= (int)c->dns.n_upstreams || up < ANSER_DNS_REJECT)
+				abort();
+		}
+		anser_dns_router_free(rt);
+		g_free(why);
 	}
 	free(anser_diags_format(&d));
 	free(anser_diags_format_excerpts(&d));

@@ -14,7 +14,8 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
-from harness import S4, expect, main, run  # noqa: E402
+from harness import H4, S4, expect, main, run  # noqa: E402
+import time  # noqa: E402
 
 DNSCHECK = os.path.join(harness.BUILD, "tests", "integration", "anser-dnscheck")
 
@@ -33,6 +34,10 @@ UNBOUND_CONF = """server:
     local-zone: "zone.test." static
     local-data: "zone.test. 300 IN SOA ns.zone.test. admin.zone.test. 1 3600 600 86400 60"
     local-data: "www.zone.test. 300 IN A 10.77.0.3"
+    local-data: "brief.zone.test. 1 IN A 10.77.0.9"
+    local-data: "c1.zone.test. 300 IN A 10.77.0.4"
+    local-data: "c2.zone.test. 300 IN A 10.77.0.5"
+    log-queries: yes
 remote-control:
     control-enable: no
 """
@@ -137,7 +142,215 @@ def t_codec_vs_unbound(env):
     expect(not bad, "anserd and unbound disagree on: %s" % ", ".join(bad))
 
 
-TESTS = {"codec_vs_unbound": t_codec_vs_unbound}
+def start_unbound(env):
+    unbound = shutil.which("unbound") or "/usr/sbin/unbound"
+    if not os.path.exists(unbound):
+        raise harness.Skip("unbound not installed")
+    d = os.path.join(env.tmp, "unbound")
+    os.mkdir(d)
+    conf = os.path.join(d, "unbound.conf")
+    with open(conf, "w") as f:
+        f.write(UNBOUND_CONF % {"dir": d, "ip": S4})
+    chk = run(["unbound-checkconf", conf], check=False)
+    expect(chk.returncode == 0, "unbound-checkconf: " + chk.stdout)
+    p = env.spawn("unbound", env.nsexec("s") + [unbound, "-d", "-c", conf])
+    env.wait_for("unbound on :53", lambda: run(env.nsexec("s") + ["ss", "-Hlun", "sport = :53"],
+                                               check=False).stdout.strip() != "")
+    return p, os.path.join(d, "unbound.log")
+
+
+ASK = """import socket, sys, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.settimeout(float(sys.argv[3]))
+t0 = time.monotonic()
+for h in sys.argv[4:]:
+    s.sendto(bytes.fromhex(h), (sys.argv[1], int(sys.argv[2])))
+for h in sys.argv[4:]:
+    try:
+        print(s.recv(65535).hex(), "%.3f" % (time.monotonic() - t0))
+    except socket.timeout:
+        print("- %.3f" % (time.monotonic() - t0))
+"""
+
+
+def ask(env, msgs, timeout=6.0, port=5353):
+    """Send the queries to anserd's listener from ns h; [(reply bytes or
+    None, seconds)]."""
+    r = run(env.nsexec("h") + [harness.PY, "-c", ASK, H4, str(port), str(timeout)] +
+            [m.hex() for m in msgs])
+    out = []
+    for line in r.stdout.split("\n"):
+        if line.strip():
+            h, t = line.split()
+            out.append((None if h == "-" else bytes.fromhex(h), float(t)))
+    return out
+
+
+def summary(reply):
+    """(rcode, [(ttl, a.b.c.d)]) of a reply to an A query."""
+    rcode = reply[3] & 0xF
+    an = struct.unpack(">H", reply[6:8])[0]
+    pos = 12
+    while reply[pos]:
+        pos += reply[pos] + 1
+    pos += 5
+    answers = []
+    for _ in range(an):
+        if reply[pos] & 0xC0 == 0xC0:
+            pos += 2
+        else:
+            while reply[pos]:
+                pos += reply[pos] + 1
+            pos += 1
+        typ, _, ttl, rdlen = struct.unpack(">HHIH", reply[pos:pos + 10])
+        pos += 10
+        if typ == 1:
+            answers.append((ttl, ".".join(str(b) for b in reply[pos:pos + 4])))
+        pos += rdlen
+    return rcode, answers
+
+
+def q(qname, ident=0x4242, qtype=1, edns=True):
+    return (hdr(ident=ident, ar=1 if edns else 0) + name(qname) + struct.pack(">HH", qtype, 1) +
+            (opt() if edns else b""))
+
+
+def seen(log, qname):
+    """How many queries for qname reached unbound."""
+    with open(log) as f:
+        return sum(1 for line in f if " %s. A IN" % qname in line)
+
+
+FORWARD_CONFIG = """global {
+    log_level: debug
+}
+dns {
+    bind: 'udp://%(h4)s:5353'
+    optimistic_cache: true
+    optimistic_cache_ttl: 60s
+    upstream {
+        ub: 'udp://%(s4)s:53'
+    }
+    routing {
+        request {
+            qname(suffix: blocked.test) -> reject
+            fallback: ub
+        }
+    }
+}
+routing {
+    fallback: direct
+}
+"""
+
+
+def t_forward(env):
+    """anserd's dns bind listener in front of a real unbound: answers,
+    the cache (one upstream query, TTLs counting down, negative answers),
+    coalescing, reject, malformed queries, SERVFAIL when the upstream is
+    gone, and a stale answer served then (optimistic_cache)."""
+    env.setup_net()
+    ub, log = start_unbound(env)
+    env.setup_cgroup()
+    env.start_anserd(env.write_config(FORWARD_CONFIG % {"h4": H4, "s4": S4}))
+    env.wait_for("the DNS listener", lambda: "DNS service: 1 listener" in env.log("anserd"))
+
+    (r, _), = ask(env, [q("www.zone.test")])
+    expect(r is not None and summary(r) == (0, [(300, "10.77.0.3")]), "first answer: %r" % r)
+    expect(r[:2] == b"\x42\x42", "the asker's id")
+    time.sleep(1.1)
+    (r, _), = ask(env, [q("WWW.Zone.TEST", ident=7)])
+    rc, ans = summary(r)
+    expect(rc == 0 and len(ans) == 1 and ans[0][0] < 300 and ans[0][1] == "10.77.0.3",
+           "cached answer, TTL counted down: %r" % ans)
+    expect(r[:2] == b"\x00\x07", "the cached answer carries the new asker's id")
+    expect(seen(log, "www.zone.test") == 1, "one upstream query for two asks")
+
+    for _ in range(2):
+        (r, _), = ask(env, [q("nope.zone.test")])
+        expect(summary(r)[0] == 3, "NXDOMAIN")
+    expect(seen(log, "nope.zone.test") == 1, "the NXDOMAIN came from the cache the second time")
+
+    # 20 asks at once for one new name: one upstream query
+    rs = ask(env, [q("c1.zone.test", ident=i) for i in range(20)])
+    expect(all(r and summary(r) == (0, [(300, "10.77.0.4")]) for r, _ in rs), "20 answers")
+    expect(seen(log, "c1.zone.test") == 1, "coalesced: %d upstream queries" %
+           seen(log, "c1.zone.test"))
+
+    (r, _), = ask(env, [q("ads.blocked.test")])
+    expect(summary(r) == (0, []), "reject: an empty answer")
+    expect(seen(log, "ads.blocked.test") == 0, "a rejected name never goes upstream")
+
+    (r, _), = ask(env, [hdr(qd=2) + WWW + Q + WWW + Q])
+    expect(r is not None and r[3] & 0xF == 1, "FORMERR for two questions")
+
+    # a short TTL, cached; then the upstream goes away
+    (r, _), = ask(env, [q("brief.zone.test")])
+    expect(summary(r) == (0, [(1, "10.77.0.9")]), "brief: %r" % r)
+    time.sleep(1.5)
+    ub.terminate()
+    ub.wait(10)
+    (r, t), = ask(env, [q("c2.zone.test")])
+    expect(r is not None and summary(r)[0] == 2, "SERVFAIL without an upstream: %r" % r)
+    print("SERVFAIL after %.2f s without an upstream" % t)
+    (r, _), = ask(env, [q("brief.zone.test")])
+    expect(r is not None and summary(r) == (0, [(30, "10.77.0.9")]),
+           "the expired answer served stale (TTL 30): %r" % ((r and summary(r)),))
+    out = env.log("anserd")
+    expect("DNS service" in out, out)
+
+
+def t_valgrind(env):
+    """anserd's DNS service under valgrind: answers, cache hits, reject,
+    a malformed query, a reload while queries are in flight (the listener
+    kept, the upstream socket replaced), SERVFAIL, exit: no errors, no
+    definite leaks."""
+    if not shutil.which("valgrind"):
+        raise harness.Skip("valgrind not installed")
+    with open(harness.ANSERD, "rb") as f:
+        if b"__asan_init" in f.read():
+            raise harness.Skip("anserd is an ASan build; valgrind runs on the plain build")
+    env.setup_net()
+    ub, log = start_unbound(env)
+    env.setup_cgroup()
+    vlog = os.path.join(env.tmp, "valgrind.log")
+    env.start_anserd(env.write_config(FORWARD_CONFIG % {"h4": H4, "s4": S4}),
+                     wrapper=["valgrind", "--leak-check=full", "--show-leak-kinds=definite",
+                              "--errors-for-leak-kinds=definite", "--error-exitcode=99",
+                              "--suppressions=" + os.path.join(harness.SRC, "tests",
+                                                               "valgrind.supp"),
+                              "--log-file=" + vlog])
+    env.wait_for("the DNS listener", lambda: "DNS service: 1 listener" in env.log("anserd"),
+                 timeout=60)
+    for i in range(2):
+        rs = ask(env, [q("www.zone.test", ident=i), q("ads.blocked.test"), q("nope.zone.test"),
+                       hdr(qd=0)], timeout=10)
+        expect(all(r is not None for r, _ in rs), "answers under valgrind: %r" % rs)
+    # a reload right after a batch is sent: what is in flight then goes
+    # out again through the new setup, answered on the kept listener
+    import signal as sig
+    p = subprocess.Popen(env.nsexec("h") + [harness.PY, "-c", ASK, H4, "5353", "10"] +
+                         [q("c%d.zone.test" % k, ident=k).hex() for k in (1, 2)],
+                         stdout=subprocess.PIPE, text=True)
+    env.anserd.send_signal(sig.SIGHUP)
+    out = p.communicate(timeout=30)[0]
+    expect(out.count("-") == 0, "answers across the reload: " + out)
+    env.wait_for("the reload", lambda: env.log("anserd").count("generation") >= 2, timeout=60)
+    rs = ask(env, [q("www.zone.test", ident=9)], timeout=10)
+    expect(rs[0][0] is not None, "answers after the reload")
+    ub.terminate()
+    ub.wait(10)
+    (r, _), = ask(env, [q("gone.zone.test")], timeout=15)
+    expect(r is not None and r[3] & 0xF == 2, "SERVFAIL under valgrind")
+    env.anserd.send_signal(sig.SIGTERM)
+    rc = env.anserd.wait(60)
+    with open(vlog) as f:
+        vg = f.read()
+    expect(rc == 0, "anserd exited %d under valgrind:\n%s" % (rc, vg[-4000:]))
+    expect("ERROR SUMMARY: 0 errors" in vg, vg[-4000:])
+
+
+TESTS = {"codec_vs_unbound": t_codec_vs_unbound, "forward": t_forward, "valgrind": t_valgrind}
 
 if __name__ == "__main__":
     main(TESTS)

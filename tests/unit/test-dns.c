@@ -8,8 +8,12 @@
  * answer, SOA minimum for negative answers, extended rcode). */
 #include <glib.h>
 #include <string.h>
+#include <sys/socket.h>
 
+#include "daemon/config/config.h"
 #include "daemon/dns/cache.h"
+#include "daemon/dns/router.h"
+#include "daemon/dns/upstream.h"
 #include "daemon/dns/message.h"
 
 /* Builds messages byte by byte. */
@@ -542,6 +546,57 @@ static void test_cache_lifetime(void)
 	g_assert_cmpint(anser_dns_cache_lifetime(&r, -1), ==, -1);
 }
 
+/* ---- request routing and endpoints */
+
+static void test_router(void)
+{
+	const char *text = "dns {\n upstream {\n  a: 'udp://192.0.2.1:53'\n"
+			   "  b: 'tcp+udp://[2001:db8::1]'\n }\n routing {\n  request {\n"
+			   "   qname(suffix: ads.test) -> reject\n"
+			   "   qname(full: x.cn.test) && qtype(aaaa) -> a\n"
+			   "   !qname(suffix: cn.test) && qtype(a, mx) -> b\n"
+			   "   qname(keyword: asis) -> asis\n"
+			   "   fallback: a\n  }\n }\n}\nrouting {\n fallback: direct\n}\n";
+	struct anser_diags d = { 0 };
+	struct anser_config *c = NULL;
+	struct anser_dns_router *r = NULL;
+	char *why = NULL;
+	int rule;
+
+	g_assert_cmpint(anser_config_parse_string("r.dae", text, strlen(text), &c, &d), ==, 0);
+	anser_diags_clear(&d);
+	g_assert_cmpint(anser_dns_router_new(&c->dns, &r, &why), ==, 0);
+	g_assert_cmpint(anser_dns_router_request(r, "x.ads.test", 1, &rule), ==, ANSER_DNS_REJECT);
+	g_assert_cmpint(rule, ==, 0);
+	g_assert_cmpint(anser_dns_router_request(r, "x.cn.test", 28, &rule), ==, 0);
+	g_assert_cmpint(rule, ==, 1);
+	/* x.cn.test type A: not rule 1 (AAAA), not rule 2 (in cn.test): the fallback */
+	g_assert_cmpint(anser_dns_router_request(r, "x.cn.test", 1, &rule), ==, 0);
+	g_assert_cmpint(rule, ==, -1);
+	g_assert_cmpint(anser_dns_router_request(r, "example.org", 15, &rule), ==, 1);
+	g_assert_cmpint(rule, ==, 2);
+	g_assert_cmpint(anser_dns_router_request(r, "example.org", 28, &rule), ==, 0);
+	g_assert_cmpint(anser_dns_router_request(r, "my.asis.org", 28, &rule), ==, ANSER_DNS_ASIS);
+	anser_dns_router_free(r);
+	anser_config_free(c);
+
+	struct anser_dns_endpoint ep;
+	const char *w = NULL;
+	g_assert_cmpint(anser_dns_endpoint_parse("tcp+udp://[2001:db8::1]", &ep, &w), ==, 0);
+	g_assert_true(ep.literal && ep.scheme == ANSER_DNS_TCP_UDP && ep.port == 53);
+	g_assert_cmpint(ep.addr.ss_family, ==, AF_INET6);
+	g_assert_cmpint(anser_dns_endpoint_parse("https://dns.google", &ep, &w), ==, 0);
+	g_assert_true(!ep.literal && ep.port == 443);
+	g_assert_cmpstr(ep.path, ==, "/dns-query");
+	g_assert_cmpstr(ep.host, ==, "dns.google");
+	g_assert_cmpint(anser_dns_endpoint_parse("tls://9.9.9.9", &ep, &w), ==, 0);
+	g_assert_cmpuint(ep.port, ==, 853);
+	g_assert_cmpint(anser_dns_endpoint_parse("udp://1.2.3.4:99999", &ep, &w), ==, -EINVAL);
+	g_assert_cmpint(anser_dns_endpoint_parse("ftp://1.2.3.4", &ep, &w), ==, -EINVAL);
+	g_assert_cmpint(anser_dns_endpoint_parse("udp://[::1", &ep, &w), ==, -EINVAL);
+	g_assert_cmpint(anser_dns_endpoint_parse("udp://", &ep, &w), ==, -EINVAL);
+}
+
 int main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
@@ -550,6 +605,7 @@ int main(int argc, char **argv)
 	g_test_add_func("/dns/error-reply", test_error_reply);
 	g_test_add_func("/dns/response", test_response);
 	g_test_add_func("/dns/cache", test_cache);
+	g_test_add_func("/dns/router", test_router);
 	g_test_add_func("/dns/cache-lifetime", test_cache_lifetime);
 	return g_test_run();
 }

@@ -1,0 +1,771 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/*
+ * The DNS service thread: one epoll loop over the listeners, one UDP
+ * socket per upstream, an eventfd (a new setup, or stop) and a timer
+ * (retries and timeouts). Queries in flight are keyed by (upstream, id)
+ * for the answers and by question for coalescing.
+ */
+#include "service.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <glib.h>
+#include <stdlib.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <sys/timerfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cache.h"
+#include "message.h"
+#include "router.h"
+#include "upstream.h"
+#include "../util/log.h"
+
+#define TRY_MS	      2000
+#define TRIES	      2
+#define TICK_MS	      250
+#define MAX_PENDING   4096
+#define MAX_WAITERS   64
+#define DEFAULT_CACHE 8192
+#define STALE_TTL     30
+#define BUF	      65535
+
+enum { EV_WAKE, EV_TIMER, EV_LISTENER, EV_UPSTREAM };
+
+struct upstream {
+	struct anser_dns_endpoint ep;
+	char *name;
+	int fd; /* connected UDP; -1: not usable (why logged) */
+};
+
+/* One setup: made by apply() on the caller's thread, owned by the
+ * service thread once handed over. */
+struct conf {
+	struct anser_dns_router *router;
+	struct upstream *ups;
+	size_t n_ups;
+	int *listeners;
+	size_t n_listeners;
+	char *bind; /* as written, to know when to rebind */
+	bool optimistic;
+	int64_t stale_s;
+	GHashTable *fixed_ttl; /* lower-case name -> seconds */
+	size_t cache_size;
+};
+
+struct waiter {
+	int fd;
+	struct sockaddr_storage peer;
+	socklen_t peer_len;
+	struct anser_dns_query q;
+};
+
+struct pending {
+	char *key; /* name/type/class */
+	int up;
+	uint16_t id;
+	int64_t sent_ms;
+	int tries;
+	struct anser_dns_query q; /* the first asker's: the question */
+	GArray *waiters;	  /* struct waiter; empty for a stale refresh */
+};
+
+struct anser_dns_service {
+	pthread_t thread;
+	bool running;
+	int epfd, evfd, timerfd;
+	pthread_mutex_t lock;
+	struct conf *next; /* handed over, not taken yet */
+	bool stop;
+	char *cur_bind;
+	int *cur_listeners; /* the caller's view, for dup() on reload */
+	size_t n_cur_listeners;
+	/* the service thread's */
+	struct conf *conf;
+	struct anser_dns_cache *cache;
+	GHashTable *by_id;  /* up << 16 | id -> pending */
+	GHashTable *by_key; /* key -> pending */
+	struct anser_dns_stats stats;
+	uint8_t buf[BUF], out[BUF];
+};
+
+static int64_t now_ms(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+static void conf_free(struct conf *c)
+{
+	if (!c)
+		return;
+	anser_dns_router_free(c->router);
+	for (size_t i = 0; i < c->n_ups; i++) {
+		if (c->ups[i].fd >= 0)
+			close(c->ups[i].fd);
+		g_free(c->ups[i].name);
+	}
+	g_free(c->ups);
+	for (size_t i = 0; i < c->n_listeners; i++)
+		close(c->listeners[i]);
+	g_free(c->listeners);
+	g_free(c->bind);
+	if (c->fixed_ttl)
+		g_hash_table_unref(c->fixed_ttl);
+	g_free(c);
+}
+
+static void pending_free(struct pending *p)
+{
+	g_free(p->key);
+	g_array_unref(p->waiters);
+	g_free(p);
+}
+
+/* ------------------------------------------------------------- replies */
+
+static void send_to(const struct waiter *w, const uint8_t *msg, size_t len)
+{
+	if (w->fd < 0) /* its listener went away in a reload */
+		return;
+	if (sendto(w->fd, msg, len, MSG_DONTWAIT, (const struct sockaddr *)&w->peer, w->peer_len) <
+	    0)
+		log_debug_errno(errno, "DNS reply not sent: %m");
+}
+
+static void reply_rcode(const struct waiter *w, int rcode)
+{
+	uint8_t out[600];
+	ssize_t n = anser_dns_error_reply(&w->q, rcode, out, sizeof(out));
+	if (n > 0)
+		send_to(w, out, (size_t)n);
+}
+
+/* A response for w: its id, no OPT unless it asked with EDNS, and only
+ * the header and question with TC when the whole does not fit its size. */
+static void reply_answer(struct anser_dns_service *s, const struct waiter *w, const uint8_t *msg,
+			 size_t len)
+{
+	memcpy(s->out, msg, len);
+	s->out[0] = (uint8_t)(w->q.id >> 8);
+	s->out[1] = (uint8_t)w->q.id;
+	ssize_t n = (ssize_t)len;
+	if (!w->q.edns)
+		n = anser_dns_strip_opt(s->out, len);
+	if (n < 0)
+		return;
+	if ((size_t)n > w->q.udp_size) {
+		uint8_t tc[600];
+		ssize_t t = anser_dns_error_reply(&w->q, ANSER_DNS_NOERROR, tc, sizeof(tc));
+		if (t > 0) {
+			tc[2] |= 0x02;
+			send_to(w, tc, (size_t)t);
+		}
+		return;
+	}
+	send_to(w, s->out, (size_t)n);
+}
+
+/* ------------------------------------------------------------ upstream */
+
+static char *key_of(const struct anser_dns_query *q)
+{
+	char name[4 * ANSER_DNS_MAX_NAME + 2];
+	if (anser_dns_name_text(q->qname, q->qname_len, name, sizeof(name)) < 0)
+		return NULL;
+	return g_strdup_printf("%s/%u/%u", name, q->qtype, q->qclass);
+}
+
+static uint16_t fresh_id(struct anser_dns_service *s, int up)
+{
+	for (;;) {
+		uint16_t id;
+		if (getrandom(&id, sizeof(id), 0) != sizeof(id))
+			id = (uint16_t)g_random_int();
+		if (!g_hash_table_contains(s->by_id, GUINT_TO_POINTER((guint)up << 16 | id)))
+			return id;
+	}
+}
+
+/* (Re)sends p to its upstream under a new id. false: it cannot go. */
+static bool send_pending(struct anser_dns_service *s, struct pending *p)
+{
+	const struct upstream *u = &s->conf->ups[p->up];
+	uint8_t q[600];
+
+	if (u->fd < 0)
+		return false;
+	g_hash_table_remove(s->by_id, GUINT_TO_POINTER((guint)p->up << 16 | p->id));
+	p->id = fresh_id(s, p->up);
+	ssize_t n = anser_dns_build_query(&p->q, p->id, q, sizeof(q));
+	if (n < 0 || send(u->fd, q, (size_t)n, MSG_DONTWAIT) < 0)
+		return false;
+	g_hash_table_insert(s->by_id, GUINT_TO_POINTER((guint)p->up << 16 | p->id), p);
+	p->sent_ms = now_ms();
+	p->tries++;
+	s->stats.upstream_queries++;
+	return true;
+}
+
+/* No answer: a stale one if allowed, else SERVFAIL, to every waiter. */
+static void fail_pending(struct anser_dns_service *s, struct pending *p)
+{
+	for (guint i = 0; i < p->waiters->len; i++) {
+		const struct waiter *w = &g_array_index(p->waiters, struct waiter, i);
+		size_t len = 0;
+		struct anser_dns_lookup l = { w->q.qname, w->q.qname_len,   w->q.qtype, w->q.qclass,
+					      w->q.id,	  s->conf->stale_s, STALE_TTL };
+		if (s->conf->optimistic &&
+		    anser_dns_cache_get(s->cache, &l, now_ms(), s->out, sizeof(s->out), &len) !=
+			    ANSER_DNS_MISS) {
+			s->stats.stale_hits++;
+			reply_answer(s, w, memcpy(s->buf, s->out, len), len);
+			continue;
+		}
+		s->stats.servfails++;
+		reply_rcode(w, ANSER_DNS_SERVFAIL);
+	}
+}
+
+static void drop_pending(struct anser_dns_service *s, struct pending *p)
+{
+	g_hash_table_remove(s->by_id, GUINT_TO_POINTER((guint)p->up << 16 | p->id));
+	g_hash_table_remove(s->by_key, p->key);
+	pending_free(p);
+}
+
+static bool same_question(const struct anser_dns_response *r, const struct anser_dns_query *q)
+{
+	if (r->qname_len != q->qname_len || r->qtype != q->qtype || r->qclass != q->qclass)
+		return false;
+	return g_ascii_strncasecmp((const char *)r->qname, (const char *)q->qname, q->qname_len) ==
+	       0;
+}
+
+static int64_t fixed_ttl_for(const struct conf *c, const struct anser_dns_query *q)
+{
+	char name[4 * ANSER_DNS_MAX_NAME + 2];
+	if (!c->fixed_ttl || anser_dns_name_text(q->qname, q->qname_len, name, sizeof(name)) < 0)
+		return -1;
+	gpointer v;
+	return g_hash_table_lookup_extended(c->fixed_ttl, name, NULL, &v) ? GPOINTER_TO_INT(v) : -1;
+}
+
+static void on_upstream(struct anser_dns_service *s, int up)
+{
+	for (;;) {
+		ssize_t n = recv(s->conf->ups[up].fd, s->buf, sizeof(s->buf), MSG_DONTWAIT);
+		if (n < 0) {
+			if (errno == ECONNREFUSED) /* the upstream is down: the timer tells */
+				continue;
+			return;
+		}
+		struct anser_dns_response r;
+		if (anser_dns_parse_response(s->buf, (size_t)n, &r) < 0)
+			continue;
+		struct pending *p =
+			g_hash_table_lookup(s->by_id, GUINT_TO_POINTER((guint)up << 16 | r.id));
+		/* a spoofed or late answer does not match a question in flight */
+		if (!p || !same_question(&r, &p->q))
+			continue;
+		int64_t life = anser_dns_cache_lifetime(&r, fixed_ttl_for(s->conf, &p->q));
+		if (life >= 0)
+			anser_dns_cache_put(s->cache, s->buf, (size_t)n, &r, life, now_ms());
+		if (r.rcode == ANSER_DNS_SERVFAIL)
+			s->stats.servfails += p->waiters->len;
+		for (guint i = 0; i < p->waiters->len; i++)
+			reply_answer(s, &g_array_index(p->waiters, struct waiter, i), s->buf,
+				     (size_t)n);
+		drop_pending(s, p);
+	}
+}
+
+/* ------------------------------------------------------------- queries */
+
+/* Ask the upstream, or join the query already asking it. */
+static void forward(struct anser_dns_service *s, int up, const struct waiter *w, bool refresh)
+{
+	g_autofree char *key = key_of(&w->q);
+	if (!key) {
+		reply_rcode(w, ANSER_DNS_FORMERR);
+		return;
+	}
+	struct pending *p = g_hash_table_lookup(s->by_key, key);
+	if (p) {
+		if (!refresh && p->waiters->len < MAX_WAITERS) {
+			g_array_append_val(p->waiters, *w);
+			s->stats.coalesced++;
+		} else if (!refresh) {
+			reply_rcode(w, ANSER_DNS_SERVFAIL);
+		}
+		return;
+	}
+	if (g_hash_table_size(s->by_key) >= MAX_PENDING) {
+		/* bounded: a flood gets answers, not memory */
+		if (!refresh)
+			reply_rcode(w, ANSER_DNS_SERVFAIL);
+		return;
+	}
+	p = g_new0(struct pending, 1);
+	p->key = g_steal_pointer(&key);
+	p->up = up;
+	p->q = w->q;
+	p->waiters = g_array_new(FALSE, FALSE, sizeof(struct waiter));
+	if (!refresh)
+		g_array_append_val(p->waiters, *w);
+	g_hash_table_insert(s->by_key, p->key, p);
+	if (!send_pending(s, p)) {
+		fail_pending(s, p);
+		drop_pending(s, p);
+	}
+}
+
+static void on_query(struct anser_dns_service *s, struct waiter *w, const uint8_t *msg, size_t len)
+{
+	enum anser_dns_verdict v = anser_dns_parse_query(msg, len, &w->q);
+	char name[4 * ANSER_DNS_MAX_NAME + 2];
+	int rule;
+
+	if (v == ANSER_DNS_DROP)
+		return;
+	s->stats.queries++;
+	if (v == ANSER_DNS_REPLY_ERR) {
+		reply_rcode(w, w->q.rcode);
+		return;
+	}
+	if (anser_dns_name_text(w->q.qname, w->q.qname_len, name, sizeof(name)) < 0) {
+		reply_rcode(w, ANSER_DNS_FORMERR);
+		return;
+	}
+	int up = anser_dns_router_request(s->conf->router, name, w->q.qtype, &rule);
+	if (up == ANSER_DNS_REJECT) { /* dae's reject: an empty answer */
+		reply_rcode(w, ANSER_DNS_NOERROR);
+		return;
+	}
+	if (up == ANSER_DNS_ASIS) {
+		/* a listener's asker asked us: there is no other server */
+		s->stats.servfails++;
+		reply_rcode(w, ANSER_DNS_SERVFAIL);
+		return;
+	}
+	size_t n = 0;
+	struct anser_dns_lookup l = { w->q.qname, w->q.qname_len,
+				      w->q.qtype, w->q.qclass,
+				      w->q.id,	  s->conf->optimistic ? s->conf->stale_s : 0,
+				      STALE_TTL };
+	enum anser_dns_hit hit =
+		anser_dns_cache_get(s->cache, &l, now_ms(), s->out, sizeof(s->out), &n);
+	if (hit != ANSER_DNS_MISS) {
+		s->stats.cache_hits += hit == ANSER_DNS_FRESH;
+		s->stats.stale_hits += hit == ANSER_DNS_STALE;
+		memcpy(s->buf, s->out, n);
+		reply_answer(s, w, s->buf, n);
+		if (hit == ANSER_DNS_STALE) /* RFC 8767: refresh behind the answer */
+			forward(s, up, w, true);
+		return;
+	}
+	forward(s, up, w, false);
+}
+
+static void on_listener(struct anser_dns_service *s, int fd)
+{
+	for (int i = 0; i < 256; i++) { /* a turn for the others after a burst */
+		struct waiter w = { .fd = fd, .peer_len = sizeof(w.peer) };
+		uint8_t msg[4096];
+		ssize_t n = recvfrom(fd, msg, sizeof(msg), MSG_DONTWAIT, (struct sockaddr *)&w.peer,
+				     &w.peer_len);
+		if (n < 0)
+			return;
+		on_query(s, &w, msg, (size_t)n);
+	}
+}
+
+static void on_tick(struct anser_dns_service *s)
+{
+	int64_t t = now_ms();
+	GPtrArray *late = g_ptr_array_new();
+	GHashTableIter it;
+	gpointer k, v;
+
+	g_hash_table_iter_init(&it, s->by_key);
+	while (g_hash_table_iter_next(&it, &k, &v))
+		if (t - ((struct pending *)v)->sent_ms >= TRY_MS)
+			g_ptr_array_add(late, v);
+	for (guint i = 0; i < late->len; i++) {
+		struct pending *p = g_ptr_array_index(late, i);
+		if (p->tries < TRIES && send_pending(s, p))
+			continue;
+		fail_pending(s, p);
+		drop_pending(s, p);
+	}
+	g_ptr_array_unref(late);
+}
+
+/* ------------------------------------------------------------- thread */
+
+static void watch(struct anser_dns_service *s, int fd, uint32_t kind, uint32_t index)
+{
+	struct epoll_event ev = { .events = EPOLLIN, .data.u64 = (uint64_t)kind << 32 | index };
+	if (epoll_ctl(s->epfd, EPOLL_CTL_ADD, fd, &ev) < 0)
+		log_warning_errno(errno, "DNS service: cannot watch a socket: %m");
+}
+
+/* A new setup: watch its sockets, point the askers waiting on the old
+ * listeners at the same new ones (the same bind: duplicates, in order),
+ * send what was in flight again through the new routes, free the old. */
+static void adopt(struct anser_dns_service *s, struct conf *c)
+{
+	struct conf *old = s->conf;
+
+	s->conf = c;
+	if (old) {
+		/* duplicates share the old registrations: take those out first */
+		for (size_t i = 0; i < old->n_listeners; i++)
+			epoll_ctl(s->epfd, EPOLL_CTL_DEL, old->listeners[i], NULL);
+		for (size_t i = 0; i < old->n_ups; i++)
+			if (old->ups[i].fd >= 0)
+				epoll_ctl(s->epfd, EPOLL_CTL_DEL, old->ups[i].fd, NULL);
+	}
+	for (size_t i = 0; i < c->n_listeners; i++)
+		watch(s, c->listeners[i], EV_LISTENER, (uint32_t)i);
+	for (size_t i = 0; i < c->n_ups; i++)
+		if (c->ups[i].fd >= 0)
+			watch(s, c->ups[i].fd, EV_UPSTREAM, (uint32_t)i);
+	if (!old)
+		return;
+	bool same = g_strcmp0(old->bind, c->bind) == 0 && old->n_listeners == c->n_listeners;
+	GList *all = g_hash_table_get_values(s->by_key);
+	g_hash_table_remove_all(s->by_id);
+	for (GList *l = all; l; l = l->next) {
+		struct pending *p = l->data;
+		for (guint i = 0; i < p->waiters->len; i++) {
+			struct waiter *w = &g_array_index(p->waiters, struct waiter, i);
+			size_t k = 0;
+			while (k < old->n_listeners && old->listeners[k] != w->fd)
+				k++;
+			w->fd = same && k < c->n_listeners ? c->listeners[k] : -1;
+		}
+		char name[4 * ANSER_DNS_MAX_NAME + 2];
+		int rule;
+		p->up = -1;
+		if (anser_dns_name_text(p->q.qname, p->q.qname_len, name, sizeof(name)) >= 0)
+			p->up = anser_dns_router_request(c->router, name, p->q.qtype, &rule);
+		p->tries = 0;
+		if (p->up < 0 || !send_pending(s, p)) {
+			fail_pending(s, p);
+			g_hash_table_remove(s->by_key, p->key);
+			pending_free(p);
+		}
+	}
+	g_list_free(all);
+	conf_free(old);
+}
+
+static void *service_main(void *ud)
+{
+	struct anser_dns_service *s = ud;
+	struct epoll_event evs[64];
+
+	for (;;) {
+		int n = epoll_wait(s->epfd, evs, 64, -1);
+		if (n < 0 && errno != EINTR)
+			break;
+		for (int i = 0; i < n; i++) {
+			uint32_t kind = (uint32_t)(evs[i].data.u64 >> 32);
+			uint32_t idx = (uint32_t)evs[i].data.u64;
+			if (kind == EV_WAKE) {
+				uint64_t v;
+				if (read(s->evfd, &v, sizeof(v)) < 0) {
+					/* counted wakes: nothing lost */
+				}
+				pthread_mutex_lock(&s->lock);
+				struct conf *c = s->next;
+				bool stop = s->stop;
+				s->next = NULL;
+				pthread_mutex_unlock(&s->lock);
+				if (stop) {
+					conf_free(c);
+					return NULL;
+				}
+				if (c)
+					adopt(s, c);
+				break; /* the events' indexes may belong to the old setup */
+			} else if (kind == EV_TIMER) {
+				uint64_t v;
+				if (read(s->timerfd, &v, sizeof(v)) > 0)
+					on_tick(s);
+			} else if (kind == EV_LISTENER && idx < s->conf->n_listeners) {
+				on_listener(s, s->conf->listeners[idx]);
+			} else if (kind == EV_UPSTREAM && idx < s->conf->n_ups) {
+				on_upstream(s, (int)idx);
+			}
+		}
+	}
+	return NULL;
+}
+
+/* ------------------------------------------------------------ setup */
+
+static const char *option(const struct anser_dns *d, const char *key)
+{
+	for (size_t i = 0; i < d->n_options; i++)
+		if (strcmp(d->options[i].key, key) == 0)
+			return d->options[i].value;
+	return NULL;
+}
+
+static int open_listener(const char *url, int *out, char **why)
+{
+	struct anser_dns_endpoint ep;
+	const char *w = NULL;
+	int one = 1;
+
+	if (anser_dns_endpoint_parse(url, &ep, &w) < 0) {
+		*why = g_strdup_printf("dns bind '%s': %s", url, w);
+		return -EINVAL;
+	}
+	if (!ep.literal || (ep.scheme != ANSER_DNS_UDP && ep.scheme != ANSER_DNS_TCP_UDP)) {
+		*why = g_strdup_printf(
+			"dns bind '%s': only udp:// and tcp+udp:// listeners on an IP "
+			"address are served yet (tcp+udp serves UDP for now)",
+			url);
+		return -EINVAL;
+	}
+	int fd = socket(ep.addr.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	(void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (ep.addr.ss_family == AF_INET6)
+		(void)setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+	if (bind(fd, (struct sockaddr *)&ep.addr, ep.addr_len) < 0) {
+		int r = -errno;
+		*why = g_strdup_printf("dns bind '%s': %s", url, strerror(-r));
+		close(fd);
+		return r;
+	}
+	*out = fd;
+	return 0;
+}
+
+/* c->bind: "udp://a:53,udp://[b]:53" */
+static int open_listeners(struct conf *c, char **why)
+{
+	g_auto(GStrv) urls = g_strsplit(c->bind, ",", -1);
+
+	c->listeners = g_new0(int, g_strv_length(urls) + 1);
+	for (size_t i = 0; urls[i]; i++) {
+		char *u = g_strstrip(urls[i]);
+		int fd;
+		if (!*u)
+			continue;
+		int r = open_listener(u, &fd, why);
+		if (r < 0)
+			return r;
+		c->listeners[c->n_listeners++] = fd;
+	}
+	return 0;
+}
+
+static int open_upstream(struct upstream *u)
+{
+	if (!u->ep.literal) {
+		log_warning("DNS upstream %s (%s): upstreams given by name are not resolved yet; "
+			    "its queries get SERVFAIL",
+			    u->name, u->ep.host);
+		return 0;
+	}
+	if (u->ep.scheme != ANSER_DNS_UDP && u->ep.scheme != ANSER_DNS_TCP_UDP) {
+		log_warning("DNS upstream %s: %s:// is not spoken yet; its queries get SERVFAIL",
+			    u->name, anser_dns_scheme_name(u->ep.scheme));
+		return 0;
+	}
+	int fd = socket(u->ep.addr.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	if (connect(fd, (struct sockaddr *)&u->ep.addr, u->ep.addr_len) < 0) {
+		int r = -errno;
+		close(fd);
+		return r;
+	}
+	u->fd = fd;
+	return 0;
+}
+
+static struct conf *conf_new(struct anser_dns_service *s, const struct anser_config *cfg,
+			     char **why)
+{
+	const struct anser_dns *d = &cfg->dns;
+	struct conf *c = g_new0(struct conf, 1);
+	const char *v;
+
+	if (anser_dns_router_new(d, &c->router, why) < 0)
+		goto fail;
+	c->ups = g_new0(struct upstream, d->n_upstreams + 1);
+	for (size_t i = 0; i < d->n_upstreams; i++) {
+		struct upstream *u = &c->ups[c->n_ups++];
+		const char *w = NULL;
+		u->fd = -1;
+		u->name = g_strdup(d->upstreams[i].name);
+		if (anser_dns_endpoint_parse(d->upstreams[i].url, &u->ep, &w) < 0) {
+			*why = g_strdup_printf("upstream %s: %s", u->name, w);
+			goto fail;
+		}
+		int r = open_upstream(u);
+		if (r < 0) {
+			*why = g_strdup_printf("upstream %s: %s", u->name, strerror(-r));
+			goto fail;
+		}
+	}
+	v = option(d, "optimistic_cache");
+	c->optimistic = v && (strcmp(v, "true") == 0 || strcmp(v, "1") == 0);
+	v = option(d, "optimistic_cache_ttl");
+	c->stale_s = 60; /* dae's default */
+	if (v) {
+		int64_t ns = 0;
+		if (g_ascii_string_to_signed(v, 10, 0, INT64_MAX, &ns, NULL))
+			c->stale_s = ns;
+		else {
+			char *end;
+			double x = g_ascii_strtod(v, &end);
+			if (end != v)
+				c->stale_s = (int64_t)(x * (*end == 'h'	  ? 3600
+							    : *end == 'm' ? 60
+									  : 1));
+		}
+	}
+	v = option(d, "max_cache_size");
+	c->cache_size = v ? (size_t)g_ascii_strtoull(v, NULL, 10) : DEFAULT_CACHE;
+	if (d->n_fixed_ttl) {
+		c->fixed_ttl = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+		for (size_t i = 0; i < d->n_fixed_ttl; i++)
+			g_hash_table_insert(c->fixed_ttl, g_ascii_strdown(d->fixed_ttl[i].key, -1),
+					    GINT_TO_POINTER(atoi(d->fixed_ttl[i].value)));
+	}
+	c->bind = g_strdup(option(d, "bind") ? option(d, "bind") : "");
+	if (g_strcmp0(c->bind, s->cur_bind) == 0) {
+		/* the same listeners: the new setup gets their duplicates */
+		c->listeners = g_new0(int, s->n_cur_listeners + 1);
+		for (size_t i = 0; i < s->n_cur_listeners; i++) {
+			int fd = fcntl(s->cur_listeners[i], F_DUPFD_CLOEXEC, 0);
+			if (fd < 0) {
+				*why = g_strdup_printf("dns bind: %s", strerror(errno));
+				goto fail;
+			}
+			c->listeners[c->n_listeners++] = fd;
+		}
+		return c;
+	}
+	if (open_listeners(c, why) < 0)
+		goto fail;
+	return c;
+fail:
+	conf_free(c);
+	return NULL;
+}
+
+int anser_dns_service_apply(struct anser_dns_service **sp, const struct anser_config *cfg,
+			    char **why)
+{
+	struct anser_dns_service *s = *sp;
+	bool fresh = !s;
+
+	*why = NULL;
+	if (!s) {
+		if (!cfg->dns.present)
+			return 0;
+		s = g_new0(struct anser_dns_service, 1);
+		pthread_mutex_init(&s->lock, NULL);
+		s->epfd = epoll_create1(EPOLL_CLOEXEC);
+		s->evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+		s->timerfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+		s->by_id = g_hash_table_new(NULL, NULL);
+		s->by_key = g_hash_table_new(g_str_hash, g_str_equal);
+	}
+	struct conf *c = conf_new(s, cfg, why);
+	if (!c) {
+		if (fresh)
+			anser_dns_service_free(s);
+		return -EINVAL;
+	}
+	/* what the caller's side knows of the listeners, for the next reload */
+	g_free(s->cur_bind);
+	s->cur_bind = g_strdup(c->bind);
+	g_free(s->cur_listeners);
+	s->cur_listeners = g_memdup2(c->listeners, (c->n_listeners + 1) * sizeof(int));
+	s->n_cur_listeners = c->n_listeners;
+	if (fresh) {
+		s->cache = anser_dns_cache_new(c->cache_size);
+		struct itimerspec t = { { 0, TICK_MS * 1000000L }, { 0, TICK_MS * 1000000L } };
+		timerfd_settime(s->timerfd, 0, &t, NULL);
+		watch(s, s->evfd, EV_WAKE, 0);
+		watch(s, s->timerfd, EV_TIMER, 0);
+		adopt(s, c);
+		if (pthread_create(&s->thread, NULL, service_main, s) != 0) {
+			anser_dns_service_free(s);
+			*why = g_strdup("cannot start the DNS thread");
+			return -EAGAIN;
+		}
+		s->running = true;
+		*sp = s;
+		log_info("DNS service: %zu listener%s, %zu upstream%s", c->n_listeners,
+			 c->n_listeners == 1 ? "" : "s", c->n_ups, c->n_ups == 1 ? "" : "s");
+		return 0;
+	}
+	pthread_mutex_lock(&s->lock);
+	conf_free(s->next); /* a setup the thread had not taken yet */
+	s->next = c;
+	pthread_mutex_unlock(&s->lock);
+	uint64_t one = 1;
+	if (write(s->evfd, &one, sizeof(one)) < 0)
+		log_warning_errno(errno, "DNS service: cannot wake the thread: %m");
+	return 0;
+}
+
+void anser_dns_service_free(struct anser_dns_service *s)
+{
+	if (!s)
+		return;
+	if (s->running) {
+		pthread_mutex_lock(&s->lock);
+		s->stop = true;
+		pthread_mutex_unlock(&s->lock);
+		uint64_t one = 1;
+		if (write(s->evfd, &one, sizeof(one)) < 0) {
+			/* the thread is gone already */
+		}
+		pthread_join(s->thread, NULL);
+	}
+	conf_free(s->next);
+	if (s->by_key) {
+		GHashTableIter it;
+		gpointer k, v;
+		g_hash_table_iter_init(&it, s->by_key);
+		while (g_hash_table_iter_next(&it, &k, &v))
+			pending_free(v);
+		g_hash_table_unref(s->by_key);
+		g_hash_table_unref(s->by_id);
+	}
+	conf_free(s->conf);
+	anser_dns_cache_free(s->cache);
+	close(s->epfd);
+	close(s->evfd);
+	close(s->timerfd);
+	g_free(s->cur_bind);
+	g_free(s->cur_listeners);
+	pthread_mutex_destroy(&s->lock);
+	g_free(s);
+}
+
+void anser_dns_service_stats(struct anser_dns_service *s, struct anser_dns_stats *out)
+{
+	/* read racily: counters for reports, not for decisions */
+	*out = s ? s->stats : (struct anser_dns_stats){ 0 };
+}
