@@ -77,6 +77,24 @@ struct pending {
 	GArray *waiters;	  /* struct waiter; empty for a stale refresh */
 };
 
+#define BATCH 64
+
+struct out_batch {
+	int fd;
+	unsigned n;
+	struct mmsghdr m[BATCH];
+	struct iovec iov[BATCH];
+	struct sockaddr_storage peer[BATCH];
+	uint8_t buf[BATCH][2048];
+};
+
+struct in_batch {
+	struct mmsghdr m[BATCH];
+	struct iovec iov[BATCH];
+	struct sockaddr_storage peer[BATCH];
+	uint8_t buf[BATCH][4096];
+};
+
 struct anser_dns_service {
 	pthread_t thread;
 	bool running;
@@ -93,6 +111,9 @@ struct anser_dns_service {
 	GHashTable *by_id;  /* up << 16 | id -> pending */
 	GHashTable *by_key; /* key -> pending */
 	struct anser_dns_stats stats;
+	bool batching; /* inside on_listener(): replies wait for flush() */
+	struct out_batch outq;
+	struct in_batch inq;
 	uint8_t buf[BUF], out[BUF];
 };
 
@@ -132,21 +153,60 @@ static void pending_free(struct pending *p)
 
 /* ------------------------------------------------------------- replies */
 
-static void send_to(const struct waiter *w, const uint8_t *msg, size_t len)
+/* Replies made while a batch of queries is handled go out together with
+ * one sendmmsg(); bigger ones, or outside a batch, at once. */
+static void flush(struct anser_dns_service *s)
 {
-	if (w->fd < 0) /* its listener went away in a reload */
-		return;
-	if (sendto(w->fd, msg, len, MSG_DONTWAIT, (const struct sockaddr *)&w->peer, w->peer_len) <
-	    0)
-		log_debug_errno(errno, "DNS reply not sent: %m");
+	struct out_batch *b = &s->outq;
+	unsigned done = 0;
+
+	while (done < b->n) {
+		int r = sendmmsg(b->fd, b->m + done, b->n - done, MSG_DONTWAIT);
+		if (r <= 0) {
+			if (r < 0 && errno == EINTR)
+				continue;
+			log_debug_errno(errno, "%u DNS replies not sent: %m", b->n - done);
+			break;
+		}
+		done += (unsigned)r;
+	}
+	b->n = 0;
 }
 
-static void reply_rcode(const struct waiter *w, int rcode)
+static void send_to(struct anser_dns_service *s, const struct waiter *w, const uint8_t *msg,
+		    size_t len)
+{
+	struct out_batch *b = &s->outq;
+
+	if (w->fd < 0) /* its listener went away in a reload */
+		return;
+	if (!s->batching || len > sizeof(b->buf[0])) {
+		if (sendto(w->fd, msg, len, MSG_DONTWAIT, (const struct sockaddr *)&w->peer,
+			   w->peer_len) < 0)
+			log_debug_errno(errno, "DNS reply not sent: %m");
+		return;
+	}
+	if (b->n && b->fd != w->fd)
+		flush(s);
+	unsigned i = b->n++;
+	b->fd = w->fd;
+	memcpy(b->buf[i], msg, len);
+	memcpy(&b->peer[i], &w->peer, w->peer_len);
+	b->iov[i] = (struct iovec){ b->buf[i], len };
+	b->m[i].msg_hdr = (struct msghdr){ .msg_name = &b->peer[i],
+					   .msg_namelen = w->peer_len,
+					   .msg_iov = &b->iov[i],
+					   .msg_iovlen = 1 };
+	if (b->n == BATCH)
+		flush(s);
+}
+
+static void reply_rcode(struct anser_dns_service *s, const struct waiter *w, int rcode)
 {
 	uint8_t out[600];
 	ssize_t n = anser_dns_error_reply(&w->q, rcode, out, sizeof(out));
 	if (n > 0)
-		send_to(w, out, (size_t)n);
+		send_to(s, w, out, (size_t)n);
 }
 
 /* A response for w: its id, no OPT unless it asked with EDNS, and only
@@ -167,11 +227,11 @@ static void reply_answer(struct anser_dns_service *s, const struct waiter *w, co
 		ssize_t t = anser_dns_error_reply(&w->q, ANSER_DNS_NOERROR, tc, sizeof(tc));
 		if (t > 0) {
 			tc[2] |= 0x02;
-			send_to(w, tc, (size_t)t);
+			send_to(s, w, tc, (size_t)t);
 		}
 		return;
 	}
-	send_to(w, s->out, (size_t)n);
+	send_to(s, w, s->out, (size_t)n);
 }
 
 /* ------------------------------------------------------------ upstream */
@@ -231,7 +291,7 @@ static void fail_pending(struct anser_dns_service *s, struct pending *p)
 			continue;
 		}
 		s->stats.servfails++;
-		reply_rcode(w, ANSER_DNS_SERVFAIL);
+		reply_rcode(s, w, ANSER_DNS_SERVFAIL);
 	}
 }
 
@@ -261,12 +321,13 @@ static int64_t fixed_ttl_for(const struct conf *c, const struct anser_dns_query 
 
 static void on_upstream(struct anser_dns_service *s, int up)
 {
+	s->batching = true;
 	for (;;) {
 		ssize_t n = recv(s->conf->ups[up].fd, s->buf, sizeof(s->buf), MSG_DONTWAIT);
 		if (n < 0) {
 			if (errno == ECONNREFUSED) /* the upstream is down: the timer tells */
 				continue;
-			return;
+			break;
 		}
 		struct anser_dns_response r;
 		if (anser_dns_parse_response(s->buf, (size_t)n, &r) < 0)
@@ -286,6 +347,8 @@ static void on_upstream(struct anser_dns_service *s, int up)
 				     (size_t)n);
 		drop_pending(s, p);
 	}
+	flush(s);
+	s->batching = false;
 }
 
 /* ------------------------------------------------------------- queries */
@@ -295,7 +358,7 @@ static void forward(struct anser_dns_service *s, int up, const struct waiter *w,
 {
 	g_autofree char *key = key_of(&w->q);
 	if (!key) {
-		reply_rcode(w, ANSER_DNS_FORMERR);
+		reply_rcode(s, w, ANSER_DNS_FORMERR);
 		return;
 	}
 	struct pending *p = g_hash_table_lookup(s->by_key, key);
@@ -304,14 +367,14 @@ static void forward(struct anser_dns_service *s, int up, const struct waiter *w,
 			g_array_append_val(p->waiters, *w);
 			s->stats.coalesced++;
 		} else if (!refresh) {
-			reply_rcode(w, ANSER_DNS_SERVFAIL);
+			reply_rcode(s, w, ANSER_DNS_SERVFAIL);
 		}
 		return;
 	}
 	if (g_hash_table_size(s->by_key) >= MAX_PENDING) {
 		/* bounded: a flood gets answers, not memory */
 		if (!refresh)
-			reply_rcode(w, ANSER_DNS_SERVFAIL);
+			reply_rcode(s, w, ANSER_DNS_SERVFAIL);
 		return;
 	}
 	p = g_new0(struct pending, 1);
@@ -338,22 +401,22 @@ static void on_query(struct anser_dns_service *s, struct waiter *w, const uint8_
 		return;
 	s->stats.queries++;
 	if (v == ANSER_DNS_REPLY_ERR) {
-		reply_rcode(w, w->q.rcode);
+		reply_rcode(s, w, w->q.rcode);
 		return;
 	}
 	if (anser_dns_name_text(w->q.qname, w->q.qname_len, name, sizeof(name)) < 0) {
-		reply_rcode(w, ANSER_DNS_FORMERR);
+		reply_rcode(s, w, ANSER_DNS_FORMERR);
 		return;
 	}
 	int up = anser_dns_router_request(s->conf->router, name, w->q.qtype, &rule);
 	if (up == ANSER_DNS_REJECT) { /* dae's reject: an empty answer */
-		reply_rcode(w, ANSER_DNS_NOERROR);
+		reply_rcode(s, w, ANSER_DNS_NOERROR);
 		return;
 	}
 	if (up == ANSER_DNS_ASIS) {
 		/* a listener's asker asked us: there is no other server */
 		s->stats.servfails++;
-		reply_rcode(w, ANSER_DNS_SERVFAIL);
+		reply_rcode(s, w, ANSER_DNS_SERVFAIL);
 		return;
 	}
 	size_t n = 0;
@@ -375,17 +438,34 @@ static void on_query(struct anser_dns_service *s, struct waiter *w, const uint8_
 	forward(s, up, w, false);
 }
 
+/* Up to BATCH queries per recvmmsg(), their replies in one sendmmsg():
+ * two system calls for a burst instead of two per query. */
 static void on_listener(struct anser_dns_service *s, int fd)
 {
-	for (int i = 0; i < 256; i++) { /* a turn for the others after a burst */
-		struct waiter w = { .fd = fd, .peer_len = sizeof(w.peer) };
-		uint8_t msg[4096];
-		ssize_t n = recvfrom(fd, msg, sizeof(msg), MSG_DONTWAIT, (struct sockaddr *)&w.peer,
-				     &w.peer_len);
-		if (n < 0)
-			return;
-		on_query(s, &w, msg, (size_t)n);
+	struct in_batch *b = &s->inq;
+
+	s->batching = true;
+	for (int turn = 0; turn < 8; turn++) { /* then a turn for the others */
+		for (unsigned i = 0; i < BATCH; i++) {
+			b->iov[i] = (struct iovec){ b->buf[i], sizeof(b->buf[i]) };
+			b->m[i].msg_hdr = (struct msghdr){ .msg_name = &b->peer[i],
+							   .msg_namelen = sizeof(b->peer[i]),
+							   .msg_iov = &b->iov[i],
+							   .msg_iovlen = 1 };
+		}
+		int n = recvmmsg(fd, b->m, BATCH, MSG_DONTWAIT, NULL);
+		if (n <= 0)
+			break;
+		for (int i = 0; i < n; i++) {
+			struct waiter w = { .fd = fd, .peer_len = b->m[i].msg_hdr.msg_namelen };
+			memcpy(&w.peer, &b->peer[i], sizeof(w.peer));
+			on_query(s, &w, b->buf[i], b->m[i].msg_len);
+		}
+		if (n < BATCH)
+			break;
 	}
+	flush(s);
+	s->batching = false;
 }
 
 static void on_tick(struct anser_dns_service *s)

@@ -1,0 +1,235 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""DNS forwarding caches side by side: anserd's dns service vs dnsmasq vs
+unbound (as a forwarding cache), all in front of the same authoritative
+unbound, measured with dnsperf in one run.
+
+Topology (test namespaces, nothing on the host):
+  ns s: unbound, authoritative for bench.test (N names) and a redirect zone
+        miss.test (any name answers: endless cache misses)
+  ns h: the three servers under test, each pinned to CPU 1, and dnsperf
+        pinned to CPU 0
+Per round (the order rotates):
+  - cache hits: the N names asked once to warm the cache, then dnsperf
+    over them for SECONDS (QPS, NOERROR share);
+  - cache misses: a fresh file of unique names under miss.test (QPS);
+  - latency: cache hits at a fixed rate (-Q RATE) with dnsperf -v, p50 and
+    p99 of the per-query times.
+Median over ROUNDS, ratios to the better of dnsmasq and unbound. One
+dnsperf thread drives 250-320k QPS here (TESTING.md): hit numbers near that
+partly measure dnsperf, and the table says so when a server reaches 90 %
+of what dnsperf reached against the fastest one.
+
+Usage: bench/bench_dns.py [--rounds 3] [--seconds 5] [--names 1000] [--rate 20000]
+Needs root, dnsperf, dnsmasq, unbound, and a build in ./build (or
+ANSER_BUILD_DIR).
+"""
+import argparse
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests",
+                                "integration"))
+import harness  # noqa: E402
+from harness import H4, S4, run  # noqa: E402
+
+PORTS = {"anserd": 5353, "dnsmasq": 5354, "unbound": 5355}
+
+AUTH = """server:
+    username: ""
+    chroot: ""
+    pidfile: ""
+    directory: "%(dir)s"
+    do-daemonize: no
+    use-syslog: no
+    logfile: ""
+    verbosity: 0
+    module-config: "iterator"
+    interface: %(s4)s@53
+    access-control: 0.0.0.0/0 allow
+    num-threads: 1
+    local-zone: "test." nodefault
+    local-zone: "bench.test." static
+    local-zone: "miss.test." redirect
+    local-data: "miss.test. 3600 IN A 10.77.0.8"
+%(names)s
+remote-control:
+    control-enable: no
+"""
+
+FWD = """server:
+    username: ""
+    chroot: ""
+    pidfile: ""
+    directory: "%(dir)s"
+    do-daemonize: no
+    use-syslog: no
+    logfile: ""
+    verbosity: 0
+    interface: %(h4)s@%(port)d
+    access-control: 0.0.0.0/0 allow
+    num-threads: 1
+    msg-cache-size: 64m
+    rrset-cache-size: 64m
+    do-not-query-localhost: no
+    local-zone: "test." nodefault
+    domain-insecure: "test."
+    module-config: "iterator"
+forward-zone:
+    name: "."
+    forward-addr: %(s4)s@53
+remote-control:
+    control-enable: no
+"""
+
+ANSER = """global {
+    log_level: warning
+}
+dns {
+    bind: 'udp://%(h4)s:%(port)d'
+    max_cache_size: 100000
+    upstream {
+        auth: 'udp://%(s4)s:53'
+    }
+    routing {
+        request {
+            fallback: auth
+        }
+    }
+}
+routing {
+    fallback: direct
+}
+"""
+
+
+def dnsperf(env, port, datafile, seconds, extra=()):
+    cmd = env.nsexec("h") + ["taskset", "-c", "0", "dnsperf", "-s", H4, "-p", str(port),
+                             "-d", datafile, "-l", str(seconds), "-c", "8", "-q", "1000",
+                             "-t", "2"] + list(extra)
+    return run(cmd, check=False).stdout
+
+
+def qps_of(out):
+    m = re.search(r"Queries per second:\s+([0-9.]+)", out)
+    ok = re.search(r"NOERROR (\d+) \(([0-9.]+)%\)", out)
+    return (float(m.group(1)) if m else 0.0), (float(ok.group(2)) if ok else 0.0)
+
+
+def latencies(out):
+    ts = sorted(float(line.split()[-1]) for line in out.splitlines()
+                if line.startswith("> NOERROR"))
+    if not ts:
+        return float("nan"), float("nan")
+    return ts[len(ts) // 2] * 1e6, ts[min(len(ts) - 1, int(len(ts) * 0.99))] * 1e6
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--seconds", type=int, default=5)
+    ap.add_argument("--names", type=int, default=1000)
+    ap.add_argument("--rate", type=int, default=20000)
+    a = ap.parse_args()
+    for tool in ("dnsperf", "unbound", "dnsmasq"):
+        if not shutil.which(tool) and not os.path.exists("/usr/sbin/" + tool):
+            sys.exit("bench_dns: %s is not installed" % tool)
+    env = harness.Env("bench-dns")
+    try:
+        env.setup_net()
+        env.setup_cgroup()
+        d = env.tmp
+        names = "\n".join('    local-data: "n%d.bench.test. 3600 IN A 10.77.%d.%d"'
+                          % (i, i // 250, i % 250 + 1) for i in range(a.names))
+        with open(os.path.join(d, "auth.conf"), "w") as f:
+            f.write(AUTH % {"dir": d, "s4": S4, "names": names})
+        env.spawn("auth", env.nsexec("s") + ["taskset", "-c", "0", "unbound", "-d", "-c",
+                                             os.path.join(d, "auth.conf")])
+        env.wait_for("the authoritative unbound", lambda: run(
+            env.nsexec("s") + ["ss", "-Hlun", "sport = :53"], check=False).stdout.strip())
+        hits = os.path.join(d, "hits.txt")
+        with open(hits, "w") as f:
+            for i in range(a.names):
+                f.write("n%d.bench.test A\n" % i)
+
+        def start(name):
+            port = PORTS[name]
+            if name == "anserd":
+                cfg = env.write_config(ANSER % {"h4": H4, "s4": S4, "port": port})
+                return env.start_anserd(cfg, wrapper=["taskset", "-c", "1"],
+                                        extra=["--workers", "1"])
+            if name == "dnsmasq":
+                p = env.spawn(name, env.nsexec("h") + [
+                    "taskset", "-c", "1", shutil.which("dnsmasq") or "/usr/sbin/dnsmasq", "-k",
+                    "--conf-file=/dev/null", "--port=%d" % port, "--listen-address=" + H4,
+                    "--bind-interfaces", "--no-resolv", "--no-hosts",
+                    "--server=%s#53" % S4, "--cache-size=100000", "--dns-forward-max=5000",
+                    "--user=root", "--group=root", "--pid-file=", "--log-facility=-"])
+            else:
+                conf = os.path.join(d, "fwd.conf")
+                with open(conf, "w") as f:
+                    f.write(FWD % {"dir": d, "h4": H4, "s4": S4, "port": port})
+                p = env.spawn(name, env.nsexec("h") + ["taskset", "-c", "1", "unbound", "-d",
+                                                       "-c", conf])
+            env.wait_for(name, lambda: run(env.nsexec("h") + [
+                "ss", "-Hlun", "sport = :%d" % port], check=False).stdout.strip())
+            return p
+
+        results = {n: {"hit": [], "miss": [], "p50": [], "p99": [], "ok": []} for n in PORTS}
+        order = list(PORTS)
+        for rnd in range(a.rounds):
+            for name in order[rnd % 3:] + order[:rnd % 3]:
+                p = start(name)
+                port = PORTS[name]
+                dnsperf(env, port, hits, 2, ["-n", "1"])  # warm the cache
+                hq, ok = qps_of(dnsperf(env, port, hits, a.seconds))
+                miss = os.path.join(d, "miss-%s-%d.txt" % (name, rnd))
+                with open(miss, "w") as f:
+                    for i in range(400000):
+                        f.write("m%d-%s-%d.miss.test A\n" % (i, name, rnd))
+                mq, _ = qps_of(dnsperf(env, port, miss, a.seconds, ["-n", "1"]))
+                p50, p99 = latencies(dnsperf(env, port, hits, 3, ["-Q", str(a.rate), "-v"]))
+                r = results[name]
+                r["hit"].append(hq)
+                r["ok"].append(ok)
+                r["miss"].append(mq)
+                r["p50"].append(p50)
+                r["p99"].append(p99)
+                print("round %d %-8s hit %8.0f QPS (%.1f%% NOERROR)  miss %8.0f QPS  "
+                      "p50 %6.0f us  p99 %6.0f us" % (rnd + 1, name, hq, ok, mq, p50, p99),
+                      flush=True)
+                if name == "anserd":
+                    env.stop_anserd()
+                else:
+                    p.terminate()
+                    p.wait(10)
+                time.sleep(0.5)
+        med = {n: {k: statistics.median(v) for k, v in r.items()} for n, r in results.items()}
+        best = {k: max(med["dnsmasq"][k], med["unbound"][k]) for k in ("hit", "miss")}
+        low = {k: min(med["dnsmasq"][k], med["unbound"][k]) for k in ("p50", "p99")}
+        print()
+        print("| server (median of %d) | cache-hit QPS | cache-miss QPS | p50 at %d QPS | p99 |"
+              % (a.rounds, a.rate))
+        print("|---|---|---|---|---|")
+        for n in PORTS:
+            m = med[n]
+            print("| %s | %.0f (%.2fx) | %.0f (%.2fx) | %.0f us (%.2fx) | %.0f us (%.2fx) |"
+                  % (n, m["hit"], m["hit"] / best["hit"], m["miss"], m["miss"] / best["miss"],
+                     m["p50"], m["p50"] / low["p50"], m["p99"], m["p99"] / low["p99"]))
+        print("(QPS ratios to the better of dnsmasq and unbound; latency ratios to the lower)")
+        top = max(med[n]["hit"] for n in PORTS)
+        for n in PORTS:
+            if med[n]["hit"] >= 0.9 * top:
+                print("note: %s's cache-hit rate is within 10%% of the fastest (%.0f): dnsperf on "
+                      "one core may be the limit there" % (n, top))
+    finally:
+        env.close()
+
+
+if __name__ == "__main__":
+    main()
