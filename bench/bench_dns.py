@@ -11,7 +11,9 @@ Topology (test namespaces, nothing on the host):
         pinned to CPU 0
 Per round (the order rotates):
   - cache hits: the N names asked once to warm the cache, then dnsperf
-    over them for SECONDS (QPS, NOERROR share);
+    over them for SECONDS (QPS, NOERROR share, and the server's CPU time
+    per query, utime + stime of all its threads: the number that ranks
+    servers when dnsperf is the limit);
   - latency: cache hits at a fixed rate (-Q RATE) with dnsperf -v, p50 and
     p99 of the per-query times;
   - cache misses: a fresh file of unique names under miss.test (QPS).
@@ -121,6 +123,22 @@ def qps_of(out):
     return (float(m.group(1)) if m else 0.0), (float(ok.group(2)) if ok else 0.0)
 
 
+def cpu_seconds(pid):
+    """utime + stime of a process and all its threads."""
+    total = 0
+    for tid in os.listdir("/proc/%d/task" % pid):
+        with open("/proc/%d/task/%s/stat" % (pid, tid)) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def server_pid(env, port):
+    """The pid of what listens on UDP port in ns h."""
+    out = run(env.nsexec("h") + ["ss", "-Hlunp", "sport = :%d" % port]).stdout
+    return int(re.search(r"pid=(\d+)", out).group(1))
+
+
 def latencies(out):
     ts = sorted(float(line.split()[-1]) for line in out.splitlines()
                 if line.startswith("> NOERROR"))
@@ -180,14 +198,21 @@ def main():
                 "ss", "-Hlun", "sport = :%d" % port], check=False).stdout.strip())
             return p
 
-        results = {n: {"hit": [], "miss": [], "p50": [], "p99": [], "ok": []} for n in PORTS}
+        results = {n: {"hit": [], "miss": [], "p50": [], "p99": [], "ok": [], "cpu": []}
+                   for n in PORTS}
         order = list(PORTS)
         for rnd in range(a.rounds):
             for name in order[rnd % 3:] + order[:rnd % 3]:
                 p = start(name)
                 port = PORTS[name]
                 dnsperf(env, port, hits, 2, ["-n", "1"])  # warm the cache
-                hq, ok = qps_of(dnsperf(env, port, hits, a.seconds))
+                pid = server_pid(env, port)
+                c0 = cpu_seconds(pid)
+                hout = dnsperf(env, port, hits, a.seconds)
+                cpu = cpu_seconds(pid) - c0
+                hq, ok = qps_of(hout)
+                sent = re.search(r"Queries completed:\s+(\d+)", hout)
+                us_per_q = cpu * 1e6 / int(sent.group(1)) if sent and int(sent.group(1)) else 0
                 # latency before the misses: a server still working off
                 # forwarded misses would measure its backlog, not its cache
                 time.sleep(1)
@@ -199,13 +224,14 @@ def main():
                 mq, _ = qps_of(dnsperf(env, port, miss, a.seconds, ["-n", "1"]))
                 r = results[name]
                 r["hit"].append(hq)
+                r["cpu"].append(us_per_q)
                 r["ok"].append(ok)
                 r["miss"].append(mq)
                 r["p50"].append(p50)
                 r["p99"].append(p99)
-                print("round %d %-8s hit %8.0f QPS (%.1f%% NOERROR)  miss %8.0f QPS  "
-                      "p50 %6.0f us  p99 %6.0f us" % (rnd + 1, name, hq, ok, mq, p50, p99),
-                      flush=True)
+                print("round %d %-8s hit %8.0f QPS (%.1f%% NOERROR, %.2f us CPU/query)  "
+                      "miss %8.0f QPS  p50 %6.0f us  p99 %6.0f us"
+                      % (rnd + 1, name, hq, ok, us_per_q, mq, p50, p99), flush=True)
                 if name == "anserd":
                     env.stop_anserd()
                 else:
@@ -214,17 +240,20 @@ def main():
                 time.sleep(0.5)
         med = {n: {k: statistics.median(v) for k, v in r.items()} for n, r in results.items()}
         best = {k: max(med["dnsmasq"][k], med["unbound"][k]) for k in ("hit", "miss")}
-        low = {k: min(med["dnsmasq"][k], med["unbound"][k]) for k in ("p50", "p99")}
+        low = {k: min(med["dnsmasq"][k], med["unbound"][k]) for k in ("p50", "p99", "cpu")}
         print()
-        print("| server (median of %d) | cache-hit QPS | cache-miss QPS | p50 at %d QPS | p99 |"
-              % (a.rounds, a.rate))
-        print("|---|---|---|---|---|")
+        print("| server (median of %d) | cache-hit QPS | CPU per cache hit | cache-miss QPS | "
+              "p50 at %d QPS | p99 |" % (a.rounds, a.rate))
+        print("|---|---|---|---|---|---|")
         for n in PORTS:
             m = med[n]
-            print("| %s | %.0f (%.2fx) | %.0f (%.2fx) | %.0f us (%.2fx) | %.0f us (%.2fx) |"
-                  % (n, m["hit"], m["hit"] / best["hit"], m["miss"], m["miss"] / best["miss"],
-                     m["p50"], m["p50"] / low["p50"], m["p99"], m["p99"] / low["p99"]))
-        print("(QPS ratios to the better of dnsmasq and unbound; latency ratios to the lower)")
+            print("| %s | %.0f (%.2fx) | %.2f us (%.2fx) | %.0f (%.2fx) | %.0f us (%.2fx) | "
+                  "%.0f us (%.2fx) |"
+                  % (n, m["hit"], m["hit"] / best["hit"], m["cpu"], m["cpu"] / low["cpu"],
+                     m["miss"], m["miss"] / best["miss"], m["p50"], m["p50"] / low["p50"],
+                     m["p99"], m["p99"] / low["p99"]))
+        print("(QPS ratios to the better of dnsmasq and unbound; CPU and latency ratios to the "
+              "lower)")
         top = max(med[n]["hit"] for n in PORTS)
         for n in PORTS:
             if med[n]["hit"] >= 0.9 * top:

@@ -37,7 +37,10 @@
 #define STALE_TTL     30
 #define BUF	      65535
 
-enum { EV_WAKE, EV_TIMER, EV_LISTENER, EV_UPSTREAM };
+enum { EV_WAKE, EV_TIMER, EV_LISTENER, EV_UPSTREAM, EV_CONN };
+
+#define MAX_CONNS 512
+#define IDLE_MS	  10000 /* RFC 7766 6.2.3: a few seconds */
 
 struct upstream {
 	struct anser_dns_endpoint ep;
@@ -52,6 +55,7 @@ struct conf {
 	struct upstream *ups;
 	size_t n_ups;
 	int *listeners;
+	bool *is_tcp; /* listeners[i] accepts TCP connections */
 	size_t n_listeners;
 	char *bind; /* as written, to know when to rebind */
 	bool optimistic;
@@ -61,10 +65,23 @@ struct conf {
 };
 
 struct waiter {
-	int fd;
+	int fd;	       /* UDP: the listener; -1 for TCP */
+	uint32_t conn; /* TCP: the connection's id; 0 for UDP */
 	struct sockaddr_storage peer;
 	socklen_t peer_len;
 	struct anser_dns_query q;
+};
+
+/* A TCP connection to a listener (RFC 7766): queries and answers with a
+ * two-byte length, several in flight, answered as they come. */
+struct tconn {
+	uint32_t id;
+	int fd;
+	int64_t last_ms;
+	size_t in_len;
+	GByteArray *out; /* not written yet */
+	bool want_out;
+	uint8_t in[2 + 65535];
 };
 
 struct pending {
@@ -104,6 +121,7 @@ struct anser_dns_service {
 	bool stop;
 	char *cur_bind;
 	int *cur_listeners; /* the caller's view, for dup() on reload */
+	bool *cur_is_tcp;
 	size_t n_cur_listeners;
 	/* the service thread's */
 	struct conf *conf;
@@ -111,7 +129,9 @@ struct anser_dns_service {
 	GHashTable *by_id;  /* up << 16 | id -> pending */
 	GHashTable *by_key; /* key -> pending */
 	struct anser_dns_stats stats;
-	bool batching; /* inside on_listener(): replies wait for flush() */
+	bool batching;	   /* inside on_listener(): replies wait for flush() */
+	GHashTable *conns; /* id -> struct tconn */
+	uint32_t next_conn;
 	struct out_batch outq;
 	struct in_batch inq;
 	uint8_t buf[BUF], out[BUF];
@@ -138,6 +158,7 @@ static void conf_free(struct conf *c)
 	for (size_t i = 0; i < c->n_listeners; i++)
 		close(c->listeners[i]);
 	g_free(c->listeners);
+	g_free(c->is_tcp);
 	g_free(c->bind);
 	if (c->fixed_ttl)
 		g_hash_table_unref(c->fixed_ttl);
@@ -152,6 +173,55 @@ static void pending_free(struct pending *p)
 }
 
 /* ------------------------------------------------------------- replies */
+
+static void tconn_close(struct anser_dns_service *s, struct tconn *c)
+{
+	g_hash_table_remove(s->conns, GUINT_TO_POINTER(c->id));
+	close(c->fd); /* out of epoll with it */
+	g_byte_array_unref(c->out);
+	g_free(c);
+}
+
+/* Writes what c has queued; EPOLLOUT while some is left. */
+static void tconn_flush(struct anser_dns_service *s, struct tconn *c)
+{
+	while (c->out->len) {
+		ssize_t n = send(c->fd, c->out->data, c->out->len, MSG_DONTWAIT | MSG_NOSIGNAL);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno != EAGAIN) {
+			tconn_close(s, c);
+			return;
+		}
+		if (n < 0)
+			break;
+		g_byte_array_remove_range(c->out, 0, (guint)n);
+	}
+	bool want = c->out->len > 0;
+	if (want != c->want_out) {
+		struct epoll_event ev = { .events = EPOLLIN | (want ? EPOLLOUT : 0),
+					  .data.u64 = (uint64_t)EV_CONN << 32 | c->id };
+		epoll_ctl(s->epfd, EPOLL_CTL_MOD, c->fd, &ev);
+		c->want_out = want;
+	}
+}
+
+/* An answer for connection id, if it is still open. */
+static void tconn_send(struct anser_dns_service *s, uint32_t id, const uint8_t *msg, size_t len)
+{
+	struct tconn *c = g_hash_table_lookup(s->conns, GUINT_TO_POINTER(id));
+	uint8_t l[2] = { (uint8_t)(len >> 8), (uint8_t)len };
+
+	if (!c || len > 65535)
+		return;
+	if (c->out->len > 4 * 65536) { /* an asker that does not read */
+		tconn_close(s, c);
+		return;
+	}
+	g_byte_array_append(c->out, l, 2);
+	g_byte_array_append(c->out, msg, (guint)len);
+	tconn_flush(s, c);
+}
 
 /* Replies made while a batch of queries is handled go out together with
  * one sendmmsg(); bigger ones, or outside a batch, at once. */
@@ -178,6 +248,10 @@ static void send_to(struct anser_dns_service *s, const struct waiter *w, const u
 {
 	struct out_batch *b = &s->outq;
 
+	if (w->conn) {
+		tconn_send(s, w->conn, msg, len);
+		return;
+	}
 	if (w->fd < 0) /* its listener went away in a reload */
 		return;
 	if (!s->batching || len > sizeof(b->buf[0])) {
@@ -222,7 +296,7 @@ static void reply_answer(struct anser_dns_service *s, const struct waiter *w, co
 		n = anser_dns_strip_opt(s->out, len);
 	if (n < 0)
 		return;
-	if ((size_t)n > w->q.udp_size) {
+	if (!w->conn && (size_t)n > w->q.udp_size) {
 		uint8_t tc[600];
 		ssize_t t = anser_dns_error_reply(&w->q, ANSER_DNS_NOERROR, tc, sizeof(tc));
 		if (t > 0) {
@@ -468,6 +542,71 @@ static void on_listener(struct anser_dns_service *s, int fd)
 	s->batching = false;
 }
 
+static void on_accept(struct anser_dns_service *s, int lfd)
+{
+	for (int i = 0; i < 64; i++) {
+		struct sockaddr_storage peer;
+		socklen_t pl = sizeof(peer);
+		int fd = accept4(lfd, (struct sockaddr *)&peer, &pl, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd < 0)
+			return;
+		if (g_hash_table_size(s->conns) >= MAX_CONNS) {
+			close(fd); /* bounded: the oldest idle ones go on the next tick */
+			continue;
+		}
+		struct tconn *c = g_malloc(sizeof(*c));
+		c->id = ++s->next_conn ? s->next_conn : ++s->next_conn;
+		c->fd = fd;
+		c->last_ms = now_ms();
+		c->in_len = 0;
+		c->out = g_byte_array_new();
+		c->want_out = false;
+		g_hash_table_insert(s->conns, GUINT_TO_POINTER(c->id), c);
+		struct epoll_event ev = { .events = EPOLLIN,
+					  .data.u64 = (uint64_t)EV_CONN << 32 | c->id };
+		if (epoll_ctl(s->epfd, EPOLL_CTL_ADD, fd, &ev) < 0)
+			tconn_close(s, c);
+	}
+}
+
+static void on_conn(struct anser_dns_service *s, uint32_t id, uint32_t events)
+{
+	struct tconn *c = g_hash_table_lookup(s->conns, GUINT_TO_POINTER(id));
+
+	if (!c)
+		return;
+	if (events & EPOLLOUT) {
+		tconn_flush(s, c);
+		if (!g_hash_table_contains(s->conns, GUINT_TO_POINTER(id)))
+			return;
+	}
+	if (!(events & (EPOLLIN | EPOLLHUP | EPOLLERR)))
+		return;
+	ssize_t n = recv(c->fd, c->in + c->in_len, sizeof(c->in) - c->in_len, MSG_DONTWAIT);
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (n <= 0) {
+		tconn_close(s, c);
+		return;
+	}
+	c->in_len += (size_t)n;
+	c->last_ms = now_ms();
+	size_t off = 0;
+	while (c->in_len - off >= 2) {
+		size_t ml = (size_t)(c->in[off] << 8 | c->in[off + 1]);
+		if (c->in_len - off < 2 + ml)
+			break;
+		struct waiter w = { .fd = -1, .conn = id };
+		on_query(s, &w, c->in + off + 2, ml);
+		/* the query may have closed it (an answer it would not read) */
+		if (!g_hash_table_contains(s->conns, GUINT_TO_POINTER(id)))
+			return;
+		off += 2 + ml;
+	}
+	memmove(c->in, c->in + off, c->in_len - off);
+	c->in_len -= off;
+}
+
 static void on_tick(struct anser_dns_service *s)
 {
 	int64_t t = now_ms();
@@ -487,6 +626,14 @@ static void on_tick(struct anser_dns_service *s)
 		drop_pending(s, p);
 	}
 	g_ptr_array_unref(late);
+	GPtrArray *idle = g_ptr_array_new();
+	g_hash_table_iter_init(&it, s->conns);
+	while (g_hash_table_iter_next(&it, &k, &v))
+		if (t - ((struct tconn *)v)->last_ms >= IDLE_MS && !((struct tconn *)v)->out->len)
+			g_ptr_array_add(idle, v);
+	for (guint i = 0; i < idle->len; i++)
+		tconn_close(s, g_ptr_array_index(idle, i));
+	g_ptr_array_unref(idle);
 }
 
 /* ------------------------------------------------------------- thread */
@@ -583,7 +730,12 @@ static void *service_main(void *ud)
 				if (read(s->timerfd, &v, sizeof(v)) > 0)
 					on_tick(s);
 			} else if (kind == EV_LISTENER && idx < s->conf->n_listeners) {
-				on_listener(s, s->conf->listeners[idx]);
+				if (s->conf->is_tcp[idx])
+					on_accept(s, s->conf->listeners[idx]);
+				else
+					on_listener(s, s->conf->listeners[idx]);
+			} else if (kind == EV_CONN) {
+				on_conn(s, idx, evs[i].events);
 			} else if (kind == EV_UPSTREAM && idx < s->conf->n_ups) {
 				on_upstream(s, (int)idx);
 			}
@@ -602,36 +754,57 @@ static const char *option(const struct anser_dns *d, const char *key)
 	return NULL;
 }
 
-static int open_listener(const char *url, int *out, char **why)
+static int open_socket(const struct anser_dns_endpoint *ep, const char *url, bool tcp, int *out,
+		       char **why)
+{
+	int one = 1;
+	int fd = socket(ep->addr.ss_family,
+			(tcp ? SOCK_STREAM : SOCK_DGRAM) | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+
+	if (fd < 0)
+		return -errno;
+	(void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (ep->addr.ss_family == AF_INET6)
+		(void)setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+	if (bind(fd, (const struct sockaddr *)&ep->addr, ep->addr_len) < 0 ||
+	    (tcp && listen(fd, 128) < 0)) {
+		int r = -errno;
+		*why = g_strdup_printf("dns bind '%s' (%s): %s", url, tcp ? "tcp" : "udp",
+				       strerror(-r));
+		close(fd);
+		return r;
+	}
+	*out = fd;
+	return 0;
+}
+
+/* One bind URL: a UDP socket, a TCP one, or both (tcp+udp). */
+static int open_listener(struct conf *c, const char *url, char **why)
 {
 	struct anser_dns_endpoint ep;
 	const char *w = NULL;
-	int one = 1;
 
 	if (anser_dns_endpoint_parse(url, &ep, &w) < 0) {
 		*why = g_strdup_printf("dns bind '%s': %s", url, w);
 		return -EINVAL;
 	}
-	if (!ep.literal || (ep.scheme != ANSER_DNS_UDP && ep.scheme != ANSER_DNS_TCP_UDP)) {
-		*why = g_strdup_printf(
-			"dns bind '%s': only udp:// and tcp+udp:// listeners on an IP "
-			"address are served yet (tcp+udp serves UDP for now)",
-			url);
+	bool udp = ep.scheme == ANSER_DNS_UDP || ep.scheme == ANSER_DNS_TCP_UDP;
+	bool tcp = ep.scheme == ANSER_DNS_TCP || ep.scheme == ANSER_DNS_TCP_UDP;
+	if (!ep.literal || (!udp && !tcp)) {
+		*why = g_strdup_printf("dns bind '%s': listeners are udp://, tcp:// or tcp+udp:// "
+				       "on an IP address",
+				       url);
 		return -EINVAL;
 	}
-	int fd = socket(ep.addr.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -errno;
-	(void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (ep.addr.ss_family == AF_INET6)
-		(void)setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
-	if (bind(fd, (struct sockaddr *)&ep.addr, ep.addr_len) < 0) {
-		int r = -errno;
-		*why = g_strdup_printf("dns bind '%s': %s", url, strerror(-r));
-		close(fd);
-		return r;
+	for (int t = 0; t < 2; t++) {
+		if (!(t ? tcp : udp))
+			continue;
+		int fd = -1, r = open_socket(&ep, url, t, &fd, why);
+		if (r < 0)
+			return r;
+		c->is_tcp[c->n_listeners] = t;
+		c->listeners[c->n_listeners++] = fd;
 	}
-	*out = fd;
 	return 0;
 }
 
@@ -640,16 +813,15 @@ static int open_listeners(struct conf *c, char **why)
 {
 	g_auto(GStrv) urls = g_strsplit(c->bind, ",", -1);
 
-	c->listeners = g_new0(int, g_strv_length(urls) + 1);
+	c->listeners = g_new0(int, 2 * g_strv_length(urls) + 1);
+	c->is_tcp = g_new0(bool, 2 * g_strv_length(urls) + 1);
 	for (size_t i = 0; urls[i]; i++) {
 		char *u = g_strstrip(urls[i]);
-		int fd;
 		if (!*u)
 			continue;
-		int r = open_listener(u, &fd, why);
+		int r = open_listener(c, u, why);
 		if (r < 0)
 			return r;
-		c->listeners[c->n_listeners++] = fd;
 	}
 	return 0;
 }
@@ -733,6 +905,7 @@ static struct conf *conf_new(struct anser_dns_service *s, const struct anser_con
 	if (g_strcmp0(c->bind, s->cur_bind) == 0) {
 		/* the same listeners: the new setup gets their duplicates */
 		c->listeners = g_new0(int, s->n_cur_listeners + 1);
+		c->is_tcp = g_memdup2(s->cur_is_tcp, (s->n_cur_listeners + 1) * sizeof(bool));
 		for (size_t i = 0; i < s->n_cur_listeners; i++) {
 			int fd = fcntl(s->cur_listeners[i], F_DUPFD_CLOEXEC, 0);
 			if (fd < 0) {
@@ -768,6 +941,7 @@ int anser_dns_service_apply(struct anser_dns_service **sp, const struct anser_co
 		s->timerfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
 		s->by_id = g_hash_table_new(NULL, NULL);
 		s->by_key = g_hash_table_new(g_str_hash, g_str_equal);
+		s->conns = g_hash_table_new(NULL, NULL);
 	}
 	struct conf *c = conf_new(s, cfg, why);
 	if (!c) {
@@ -780,6 +954,8 @@ int anser_dns_service_apply(struct anser_dns_service **sp, const struct anser_co
 	s->cur_bind = g_strdup(c->bind);
 	g_free(s->cur_listeners);
 	s->cur_listeners = g_memdup2(c->listeners, (c->n_listeners + 1) * sizeof(int));
+	g_free(s->cur_is_tcp);
+	s->cur_is_tcp = g_memdup2(c->is_tcp, (c->n_listeners + 1) * sizeof(bool));
 	s->n_cur_listeners = c->n_listeners;
 	if (fresh) {
 		s->cache = anser_dns_cache_new(c->cache_size);
@@ -833,6 +1009,18 @@ void anser_dns_service_free(struct anser_dns_service *s)
 		g_hash_table_unref(s->by_key);
 		g_hash_table_unref(s->by_id);
 	}
+	if (s->conns) {
+		GHashTableIter it;
+		gpointer k, v;
+		g_hash_table_iter_init(&it, s->conns);
+		while (g_hash_table_iter_next(&it, &k, &v)) {
+			struct tconn *c = v;
+			close(c->fd);
+			g_byte_array_unref(c->out);
+			g_free(c);
+		}
+		g_hash_table_unref(s->conns);
+	}
 	conf_free(s->conf);
 	anser_dns_cache_free(s->cache);
 	close(s->epfd);
@@ -840,6 +1028,7 @@ void anser_dns_service_free(struct anser_dns_service *s)
 	close(s->timerfd);
 	g_free(s->cur_bind);
 	g_free(s->cur_listeners);
+	g_free(s->cur_is_tcp);
 	pthread_mutex_destroy(&s->lock);
 	g_free(s);
 }

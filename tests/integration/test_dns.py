@@ -37,6 +37,7 @@ UNBOUND_CONF = """server:
     local-data: "brief.zone.test. 1 IN A 10.77.0.9"
     local-data: "c1.zone.test. 300 IN A 10.77.0.4"
     local-data: "c2.zone.test. 300 IN A 10.77.0.5"
+    local-data: "c3.zone.test. 300 IN A 10.77.0.6"
     log-queries: yes
 remote-control:
     control-enable: no
@@ -186,6 +187,31 @@ def ask(env, msgs, timeout=6.0, port=5353):
     return out
 
 
+TCP_ASK = """import socket, struct, sys
+s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=6)
+msgs = [bytes.fromhex(h) for h in sys.argv[3:]]
+s.sendall(b"".join(struct.pack(">H", len(m)) + m for m in msgs))  # pipelined
+buf = b""
+for _ in msgs:
+    while len(buf) < 2 or len(buf) < 2 + struct.unpack(">H", buf[:2])[0]:
+        part = s.recv(65535)
+        if not part:
+            sys.exit("closed early")
+        buf += part
+    n = struct.unpack(">H", buf[:2])[0]
+    print(buf[2:2 + n].hex())
+    buf = buf[2 + n:]
+"""
+
+
+def ask_tcp(env, msgs, port=5353):
+    """The queries pipelined on one TCP connection; the replies in order
+    of arrival."""
+    r = run(env.nsexec("h") + [harness.PY, "-c", TCP_ASK, H4, str(port)] +
+            [m.hex() for m in msgs])
+    return [bytes.fromhex(h) for h in r.stdout.split()]
+
+
 def summary(reply):
     """(rcode, [(ttl, a.b.c.d)]) of a reply to an A query."""
     rcode = reply[3] & 0xF
@@ -225,7 +251,7 @@ FORWARD_CONFIG = """global {
     log_level: debug
 }
 dns {
-    bind: 'udp://%(h4)s:5353'
+    bind: 'tcp+udp://%(h4)s:5353'
     optimistic_cache: true
     optimistic_cache_ttl: 60s
     upstream {
@@ -253,7 +279,7 @@ def t_forward(env):
     ub, log = start_unbound(env)
     env.setup_cgroup()
     env.start_anserd(env.write_config(FORWARD_CONFIG % {"h4": H4, "s4": S4}))
-    env.wait_for("the DNS listener", lambda: "DNS service: 1 listener" in env.log("anserd"))
+    env.wait_for("the DNS listener", lambda: "DNS service: 2 listeners" in env.log("anserd"))
 
     (r, _), = ask(env, [q("www.zone.test")])
     expect(r is not None and summary(r) == (0, [(300, "10.77.0.3")]), "first answer: %r" % r)
@@ -277,6 +303,15 @@ def t_forward(env):
     expect(seen(log, "c1.zone.test") == 1, "coalesced: %d upstream queries" %
            seen(log, "c1.zone.test"))
 
+    # TCP (RFC 7766): two queries pipelined on one connection, answered
+    # from the cache and by the upstream
+    rs = ask_tcp(env, [q("www.zone.test", ident=1), q("c2.zone.test", ident=2)])
+    expect(len(rs) == 2, "two answers over TCP: %r" % rs)
+    by_id = {r[:2]: summary(r) for r in rs}
+    expect(by_id.get(b"\x00\x01", (None,))[1][0][1] == "10.77.0.3" and
+           by_id.get(b"\x00\x02", (None,))[1][0][1] == "10.77.0.5",
+           "TCP answers: %r" % by_id)
+
     (r, _), = ask(env, [q("ads.blocked.test")])
     expect(summary(r) == (0, []), "reject: an empty answer")
     expect(seen(log, "ads.blocked.test") == 0, "a rejected name never goes upstream")
@@ -290,7 +325,7 @@ def t_forward(env):
     time.sleep(1.5)
     ub.terminate()
     ub.wait(10)
-    (r, t), = ask(env, [q("c2.zone.test")])
+    (r, t), = ask(env, [q("c3.zone.test")])
     expect(r is not None and summary(r)[0] == 2, "SERVFAIL without an upstream: %r" % r)
     print("SERVFAIL after %.2f s without an upstream" % t)
     (r, _), = ask(env, [q("brief.zone.test")])
@@ -320,7 +355,7 @@ def t_valgrind(env):
                               "--suppressions=" + os.path.join(harness.SRC, "tests",
                                                                "valgrind.supp"),
                               "--log-file=" + vlog])
-    env.wait_for("the DNS listener", lambda: "DNS service: 1 listener" in env.log("anserd"),
+    env.wait_for("the DNS listener", lambda: "DNS service: 2 listeners" in env.log("anserd"),
                  timeout=60)
     for i in range(2):
         rs = ask(env, [q("www.zone.test", ident=i), q("ads.blocked.test"), q("nope.zone.test"),
