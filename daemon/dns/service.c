@@ -37,7 +37,7 @@
 #define STALE_TTL     30
 #define BUF	      65535
 
-enum { EV_WAKE, EV_TIMER, EV_LISTENER, EV_UPSTREAM, EV_CONN };
+enum { EV_WAKE, EV_TIMER, EV_LISTENER, EV_UPSTREAM, EV_CONN, EV_UPTCP };
 
 #define MAX_CONNS 512
 #define IDLE_MS	  10000 /* RFC 7766 6.2.3: a few seconds */
@@ -46,6 +46,13 @@ struct upstream {
 	struct anser_dns_endpoint ep;
 	char *name;
 	int fd; /* connected UDP; -1: not usable (why logged) */
+	/* TCP (tcp://, and tcp+udp:// for truncated answers): one connection,
+	 * made when needed, queries pipelined on it (RFC 7766) */
+	int tfd;
+	bool tconnected;
+	GByteArray *tout;
+	size_t tin_len;
+	uint8_t *tin; /* 2 + 65535 */
 };
 
 /* One setup: made by apply() on the caller's thread, owned by the
@@ -86,6 +93,7 @@ struct tconn {
 
 struct pending {
 	char *key; /* name/type/class */
+	bool tcp;  /* asked over TCP (a truncated UDP answer came first) */
 	int up;
 	uint16_t id;
 	int64_t sent_ms;
@@ -152,6 +160,11 @@ static void conf_free(struct conf *c)
 	for (size_t i = 0; i < c->n_ups; i++) {
 		if (c->ups[i].fd >= 0)
 			close(c->ups[i].fd);
+		if (c->ups[i].tfd >= 0)
+			close(c->ups[i].tfd);
+		if (c->ups[i].tout)
+			g_byte_array_unref(c->ups[i].tout);
+		g_free(c->ups[i].tin);
 		g_free(c->ups[i].name);
 	}
 	g_free(c->ups);
@@ -329,18 +342,85 @@ static uint16_t fresh_id(struct anser_dns_service *s, int up)
 	}
 }
 
+static void up_tcp_close(struct anser_dns_service *s, struct upstream *u)
+{
+	if (u->tfd >= 0)
+		close(u->tfd); /* out of epoll with it; what was asked times out */
+	u->tfd = -1;
+	u->tconnected = false;
+	u->tin_len = 0;
+	if (u->tout)
+		g_byte_array_set_size(u->tout, 0);
+}
+
+static void up_tcp_flush(struct anser_dns_service *s, int up)
+{
+	struct upstream *u = &s->conf->ups[up];
+
+	while (u->tconnected && u->tout->len) {
+		ssize_t n = send(u->tfd, u->tout->data, u->tout->len, MSG_DONTWAIT | MSG_NOSIGNAL);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno != EAGAIN) {
+			up_tcp_close(s, u);
+			return;
+		}
+		if (n < 0)
+			break;
+		g_byte_array_remove_range(u->tout, 0, (guint)n);
+	}
+	struct epoll_event ev = { .events =
+					  EPOLLIN | (!u->tconnected || u->tout->len ? EPOLLOUT : 0),
+				  .data.u64 = (uint64_t)EV_UPTCP << 32 | (uint32_t)up };
+	epoll_ctl(s->epfd, EPOLL_CTL_MOD, u->tfd, &ev);
+}
+
+/* q over the upstream's TCP connection, made first if there is none. */
+static bool up_tcp_send(struct anser_dns_service *s, int up, const uint8_t *q, size_t n)
+{
+	struct upstream *u = &s->conf->ups[up];
+	uint8_t l[2] = { (uint8_t)(n >> 8), (uint8_t)n };
+
+	if (u->tfd < 0) {
+		u->tfd =
+			socket(u->ep.addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		if (u->tfd < 0)
+			return false;
+		if (connect(u->tfd, (struct sockaddr *)&u->ep.addr, u->ep.addr_len) < 0 &&
+		    errno != EINPROGRESS) {
+			up_tcp_close(s, u);
+			return false;
+		}
+		if (!u->tout)
+			u->tout = g_byte_array_new();
+		if (!u->tin)
+			u->tin = g_malloc(2 + 65535);
+		struct epoll_event ev = { .events = EPOLLIN | EPOLLOUT,
+					  .data.u64 = (uint64_t)EV_UPTCP << 32 | (uint32_t)up };
+		epoll_ctl(s->epfd, EPOLL_CTL_ADD, u->tfd, &ev);
+	}
+	g_byte_array_append(u->tout, l, 2);
+	g_byte_array_append(u->tout, q, (guint)n);
+	up_tcp_flush(s, up);
+	return true;
+}
+
 /* (Re)sends p to its upstream under a new id. false: it cannot go. */
 static bool send_pending(struct anser_dns_service *s, struct pending *p)
 {
 	const struct upstream *u = &s->conf->ups[p->up];
 	uint8_t q[600];
+	bool tcp = p->tcp || u->ep.scheme == ANSER_DNS_TCP;
 
-	if (u->fd < 0)
+	if (u->fd < 0 && !tcp)
 		return false;
 	g_hash_table_remove(s->by_id, GUINT_TO_POINTER((guint)p->up << 16 | p->id));
 	p->id = fresh_id(s, p->up);
 	ssize_t n = anser_dns_build_query(&p->q, p->id, q, sizeof(q));
-	if (n < 0 || send(u->fd, q, (size_t)n, MSG_DONTWAIT) < 0)
+	if (n < 0)
+		return false;
+	if (tcp ? !up_tcp_send(s, p->up, q, (size_t)n)
+		: send(u->fd, q, (size_t)n, MSG_DONTWAIT) < 0)
 		return false;
 	g_hash_table_insert(s->by_id, GUINT_TO_POINTER((guint)p->up << 16 | p->id), p);
 	p->sent_ms = now_ms();
@@ -393,6 +473,34 @@ static int64_t fixed_ttl_for(const struct conf *c, const struct anser_dns_query 
 	return g_hash_table_lookup_extended(c->fixed_ttl, name, NULL, &v) ? GPOINTER_TO_INT(v) : -1;
 }
 
+/* An upstream's answer (msg may be reused after): to the cache and every
+ * asker, or over TCP again when UDP truncated it and tcp+udp allows. */
+static void handle_answer(struct anser_dns_service *s, int up, const uint8_t *msg, size_t n,
+			  bool via_tcp)
+{
+	struct anser_dns_response r;
+	if (anser_dns_parse_response(msg, n, &r) < 0)
+		return;
+	struct pending *p = g_hash_table_lookup(s->by_id, GUINT_TO_POINTER((guint)up << 16 | r.id));
+	/* a spoofed or late answer does not match a question in flight */
+	if (!p || !same_question(&r, &p->q))
+		return;
+	if (r.tc && !via_tcp && s->conf->ups[up].ep.scheme == ANSER_DNS_TCP_UDP) {
+		p->tcp = true;
+		p->tries = 0;
+		if (send_pending(s, p))
+			return;
+	}
+	int64_t life = anser_dns_cache_lifetime(&r, fixed_ttl_for(s->conf, &p->q));
+	if (life >= 0)
+		anser_dns_cache_put(s->cache, msg, n, &r, life, now_ms());
+	if (r.rcode == ANSER_DNS_SERVFAIL)
+		s->stats.servfails += p->waiters->len;
+	for (guint i = 0; i < p->waiters->len; i++)
+		reply_answer(s, &g_array_index(p->waiters, struct waiter, i), msg, n);
+	drop_pending(s, p);
+}
+
 static void on_upstream(struct anser_dns_service *s, int up)
 {
 	s->batching = true;
@@ -403,24 +511,53 @@ static void on_upstream(struct anser_dns_service *s, int up)
 				continue;
 			break;
 		}
-		struct anser_dns_response r;
-		if (anser_dns_parse_response(s->buf, (size_t)n, &r) < 0)
-			continue;
-		struct pending *p =
-			g_hash_table_lookup(s->by_id, GUINT_TO_POINTER((guint)up << 16 | r.id));
-		/* a spoofed or late answer does not match a question in flight */
-		if (!p || !same_question(&r, &p->q))
-			continue;
-		int64_t life = anser_dns_cache_lifetime(&r, fixed_ttl_for(s->conf, &p->q));
-		if (life >= 0)
-			anser_dns_cache_put(s->cache, s->buf, (size_t)n, &r, life, now_ms());
-		if (r.rcode == ANSER_DNS_SERVFAIL)
-			s->stats.servfails += p->waiters->len;
-		for (guint i = 0; i < p->waiters->len; i++)
-			reply_answer(s, &g_array_index(p->waiters, struct waiter, i), s->buf,
-				     (size_t)n);
-		drop_pending(s, p);
+		handle_answer(s, up, s->buf, (size_t)n, false);
 	}
+	flush(s);
+	s->batching = false;
+}
+
+static void on_upstream_tcp(struct anser_dns_service *s, int up, uint32_t events)
+{
+	struct upstream *u = &s->conf->ups[up];
+
+	if (u->tfd < 0)
+		return;
+	if (!u->tconnected && (events & (EPOLLOUT | EPOLLERR | EPOLLHUP))) {
+		int err = 0;
+		socklen_t el = sizeof(err);
+		if (getsockopt(u->tfd, SOL_SOCKET, SO_ERROR, &err, &el) < 0 || err) {
+			log_debug("DNS upstream %s: TCP connection failed: %s", u->name,
+				  strerror(err ? err : errno));
+			up_tcp_close(s, u);
+			return;
+		}
+		u->tconnected = true;
+	}
+	if (events & EPOLLOUT)
+		up_tcp_flush(s, up);
+	if (u->tfd < 0 || !(events & (EPOLLIN | EPOLLHUP | EPOLLERR)))
+		return;
+	ssize_t n = recv(u->tfd, u->tin + u->tin_len, 2 + 65535 - u->tin_len, MSG_DONTWAIT);
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (n <= 0) {
+		up_tcp_close(s, u);
+		return;
+	}
+	u->tin_len += (size_t)n;
+	size_t off = 0;
+	s->batching = true;
+	while (u->tin_len - off >= 2) {
+		size_t ml = (size_t)(u->tin[off] << 8 | u->tin[off + 1]);
+		if (u->tin_len - off < 2 + ml)
+			break;
+		memcpy(s->buf, u->tin + off + 2, ml);
+		off += 2 + ml;
+		handle_answer(s, up, s->buf, ml, true);
+	}
+	memmove(u->tin, u->tin + off, u->tin_len - off);
+	u->tin_len -= off;
 	flush(s);
 	s->batching = false;
 }
@@ -736,6 +873,8 @@ static void *service_main(void *ud)
 					on_listener(s, s->conf->listeners[idx]);
 			} else if (kind == EV_CONN) {
 				on_conn(s, idx, evs[i].events);
+			} else if (kind == EV_UPTCP && idx < s->conf->n_ups) {
+				on_upstream_tcp(s, (int)idx, evs[i].events);
 			} else if (kind == EV_UPSTREAM && idx < s->conf->n_ups) {
 				on_upstream(s, (int)idx);
 			}
@@ -834,6 +973,8 @@ static int open_upstream(struct upstream *u)
 			    u->name, u->ep.host);
 		return 0;
 	}
+	if (u->ep.scheme == ANSER_DNS_TCP)
+		return 0; /* its connection is made with the first query */
 	if (u->ep.scheme != ANSER_DNS_UDP && u->ep.scheme != ANSER_DNS_TCP_UDP) {
 		log_warning("DNS upstream %s: %s:// is not spoken yet; its queries get SERVFAIL",
 			    u->name, anser_dns_scheme_name(u->ep.scheme));
@@ -865,6 +1006,7 @@ static struct conf *conf_new(struct anser_dns_service *s, const struct anser_con
 		struct upstream *u = &c->ups[c->n_ups++];
 		const char *w = NULL;
 		u->fd = -1;
+		u->tfd = -1;
 		u->name = g_strdup(d->upstreams[i].name);
 		if (anser_dns_endpoint_parse(d->upstreams[i].url, &u->ep, &w) < 0) {
 			*why = g_strdup_printf("upstream %s: %s", u->name, w);

@@ -38,10 +38,16 @@ UNBOUND_CONF = """server:
     local-data: "c1.zone.test. 300 IN A 10.77.0.4"
     local-data: "c2.zone.test. 300 IN A 10.77.0.5"
     local-data: "c3.zone.test. 300 IN A 10.77.0.6"
+%(big)s
     log-queries: yes
 remote-control:
     control-enable: no
 """
+
+
+# 100 A records: 1.6 KB, over any UDP size: unbound answers TC over UDP
+BIG = "\n".join('    local-data: "big.zone.test. 300 IN A 10.78.%d.%d"' % (i // 200, i % 200 + 1)
+                for i in range(100))
 
 
 def name(dotted):
@@ -101,7 +107,7 @@ def t_codec_vs_unbound(env):
     os.mkdir(d)
     conf = os.path.join(d, "unbound.conf")
     with open(conf, "w") as f:
-        f.write(UNBOUND_CONF % {"dir": d, "ip": S4})
+        f.write(UNBOUND_CONF % {"dir": d, "ip": S4, "big": BIG})
     chk = run(["unbound-checkconf", conf], check=False)
     expect(chk.returncode == 0, "unbound-checkconf: " + chk.stdout)
     env.spawn("unbound", env.nsexec("s") + [unbound, "-d", "-c", conf])
@@ -151,7 +157,7 @@ def start_unbound(env):
     os.mkdir(d)
     conf = os.path.join(d, "unbound.conf")
     with open(conf, "w") as f:
-        f.write(UNBOUND_CONF % {"dir": d, "ip": S4})
+        f.write(UNBOUND_CONF % {"dir": d, "ip": S4, "big": BIG})
     chk = run(["unbound-checkconf", conf], check=False)
     expect(chk.returncode == 0, "unbound-checkconf: " + chk.stdout)
     p = env.spawn("unbound", env.nsexec("s") + [unbound, "-d", "-c", conf])
@@ -255,7 +261,7 @@ dns {
     optimistic_cache: true
     optimistic_cache_ttl: 60s
     upstream {
-        ub: 'udp://%(s4)s:53'
+        ub: 'tcp+udp://%(s4)s:53'
     }
     routing {
         request {
@@ -311,6 +317,18 @@ def t_forward(env):
     expect(by_id.get(b"\x00\x01", (None,))[1][0][1] == "10.77.0.3" and
            by_id.get(b"\x00\x02", (None,))[1][0][1] == "10.77.0.5",
            "TCP answers: %r" % by_id)
+
+    # too big for UDP: the upstream truncates, anserd asks it again over TCP
+    # (tcp+udp), keeps the whole answer, gives UDP askers TC and TCP
+    # askers all 100 records
+    (r, _), = ask(env, [q("big.zone.test")])
+    expect(r is not None and r[2] & 0x02 and summary(r) == (0, []),
+           "TC over UDP: %r" % (r and summary(r),))
+    rs = ask_tcp(env, [q("big.zone.test", ident=3)])
+    expect(len(rs) == 1 and len(summary(rs[0])[1]) == 100,
+           "100 records over TCP: %r" % (rs and len(summary(rs[0])[1]),))
+    expect(seen(log, "big.zone.test") == 2, "asked once over UDP, once over TCP, then cached: "
+           "%d" % seen(log, "big.zone.test"))
 
     (r, _), = ask(env, [q("ads.blocked.test")])
     expect(summary(r) == (0, []), "reject: an empty answer")
