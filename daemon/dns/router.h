@@ -18,6 +18,7 @@
 enum {
 	ANSER_DNS_ASIS = -1,
 	ANSER_DNS_REJECT = -2,
+	ANSER_DNS_ACCEPT = -3, /* response rules */
 };
 
 struct anser_dns_router;
@@ -31,5 +32,12 @@ void anser_dns_router_free(struct anser_dns_router *r);
  * the fallback. name: presentation form, lower case. */
 int anser_dns_router_request(const struct anser_dns_router *r, const char *name, uint16_t qtype,
 			     int *rule);
+
+/* The response rules (dae's `response` block: qname(), qtype(), ip() --
+ * any answered address in the prefixes --, upstream() -- the one that
+ * answered): ANSER_DNS_ACCEPT, ANSER_DNS_REJECT, or an upstream index to
+ * ask again. addrs: 16 bytes each (IPv4 mapped). */
+int anser_dns_router_response(const struct anser_dns_router *r, const char *name, uint16_t qtype,
+			      const uint8_t (*addrs)[16], size_t n_addrs, int upstream, int *rule);
 
 #endif

@@ -35,6 +35,7 @@
 #define MAX_WAITERS   64
 #define DEFAULT_CACHE 8192
 #define STALE_TTL     30
+#define MAX_DEPTH     3 /* response rules asking again: at most this deep */
 #define BUF	      65535
 
 enum { EV_WAKE, EV_TIMER, EV_LISTENER, EV_UPSTREAM, EV_CONN, EV_UPTCP };
@@ -94,6 +95,7 @@ struct tconn {
 struct pending {
 	char *key; /* name/type/class */
 	bool tcp;  /* asked over TCP (a truncated UDP answer came first) */
+	int depth; /* times response rules sent it to another upstream */
 	int up;
 	uint16_t id;
 	int64_t sent_ms;
@@ -490,6 +492,38 @@ static void handle_answer(struct anser_dns_service *s, int up, const uint8_t *ms
 		p->tries = 0;
 		if (send_pending(s, p))
 			return;
+	}
+	/* response rules: accept, reject, or ask another upstream */
+	char name[4 * ANSER_DNS_MAX_NAME + 2];
+	uint8_t addrs[ANSER_DNS_MAX_ADDRS][16];
+	int rule, act = ANSER_DNS_ACCEPT;
+	for (size_t i = 0; i < r.n_addrs; i++)
+		memcpy(addrs[i], r.addrs[i].addr, 16);
+	if (anser_dns_name_text(p->q.qname, p->q.qname_len, name, sizeof(name)) >= 0)
+		act = anser_dns_router_response(s->conf->router, name, p->q.qtype,
+						(const uint8_t(*)[16])addrs, r.n_addrs, up, &rule);
+	if (act >= 0) {
+		g_hash_table_remove(s->by_id, GUINT_TO_POINTER((guint)up << 16 | p->id));
+		p->up = act;
+		p->tcp = false;
+		p->tries = 0;
+		if (++p->depth <= MAX_DEPTH && send_pending(s, p))
+			return;
+		log_debug("DNS %s: response rules asked again %d times, giving up", name,
+			  p->depth - 1);
+		s->stats.servfails += p->waiters->len;
+		for (guint i = 0; i < p->waiters->len; i++)
+			reply_rcode(s, &g_array_index(p->waiters, struct waiter, i),
+				    ANSER_DNS_SERVFAIL);
+		drop_pending(s, p);
+		return;
+	}
+	if (act == ANSER_DNS_REJECT) { /* an empty answer, as for request rules */
+		for (guint i = 0; i < p->waiters->len; i++)
+			reply_rcode(s, &g_array_index(p->waiters, struct waiter, i),
+				    ANSER_DNS_NOERROR);
+		drop_pending(s, p);
+		return;
 	}
 	int64_t life = anser_dns_cache_lifetime(&r, fixed_ttl_for(s->conf, &p->q));
 	if (life >= 0)

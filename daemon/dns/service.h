@@ -9,7 +9,7 @@
  * The cache survives reloads.
  *
  * Not yet (issue 6): upstreams over TLS and HTTPS,
- * upstreams given by name, response rules, taking over apps' queries.
+ * upstreams given by name, taking over apps' queries.
  */
 #ifndef ANSER_DNS_SERVICE_H
 #define ANSER_DNS_SERVICE_H

@@ -29,6 +29,7 @@ UNBOUND_CONF = """server:
     logfile: "%(dir)s/unbound.log"
     module-config: "iterator"
     interface: %(ip)s@53
+    interface: %(ip)s@5300
     access-control: 0.0.0.0/0 allow
     local-zone: "test." nodefault
     local-zone: "zone.test." static
@@ -38,6 +39,8 @@ UNBOUND_CONF = """server:
     local-data: "c1.zone.test. 300 IN A 10.77.0.4"
     local-data: "c2.zone.test. 300 IN A 10.77.0.5"
     local-data: "c3.zone.test. 300 IN A 10.77.0.6"
+    local-data: "re.zone.test. 300 IN A 10.77.0.7"
+    local-data: "bad.zone.test. 300 IN A 10.77.0.66"
 %(big)s
     log-queries: yes
 remote-control:
@@ -262,11 +265,17 @@ dns {
     optimistic_cache_ttl: 60s
     upstream {
         ub: 'tcp+udp://%(s4)s:53'
+        ub2: 'udp://%(s4)s:5300'
     }
     routing {
         request {
             qname(suffix: blocked.test) -> reject
             fallback: ub
+        }
+        response {
+            ip(10.77.0.66/32) -> reject
+            upstream(ub) && qname(full: re.zone.test) -> ub2
+            fallback: accept
         }
     }
 }
@@ -332,6 +341,16 @@ def t_forward(env):
 
     (r, _), = ask(env, [q("ads.blocked.test")])
     expect(summary(r) == (0, []), "reject: an empty answer")
+
+    # response rules: an answer with a rejected address becomes empty; one
+    # from ub for re.zone.test is asked again through ub2 (both are ports
+    # of the same unbound, which sees the name twice) and that one counts
+    (r, _), = ask(env, [q("bad.zone.test")])
+    expect(summary(r) == (0, []), "response reject: %r" % (summary(r),))
+    (r, _), = ask(env, [q("re.zone.test")])
+    expect(summary(r) == (0, [(300, "10.77.0.7")]), "asked again: %r" % (summary(r),))
+    expect(seen(log, "re.zone.test") == 2, "re.zone.test reached unbound %d times"
+           % seen(log, "re.zone.test"))
     expect(seen(log, "ads.blocked.test") == 0, "a rejected name never goes upstream")
 
     (r, _), = ask(env, [hdr(qd=2) + WWW + Q + WWW + Q])

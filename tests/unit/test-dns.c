@@ -556,7 +556,10 @@ static void test_router(void)
 			   "   qname(full: x.cn.test) && qtype(aaaa) -> a\n"
 			   "   !qname(suffix: cn.test) && qtype(a, mx) -> b\n"
 			   "   qname(keyword: asis) -> asis\n"
-			   "   fallback: a\n  }\n }\n}\nrouting {\n fallback: direct\n}\n";
+			   "   fallback: a\n  }\n  response {\n"
+			   "   ip(10.0.0.0/8) && !qname(suffix: lan.test) -> reject\n"
+			   "   upstream(a) && qtype(aaaa) -> b\n"
+			   "   fallback: accept\n  }\n }\n}\nrouting {\n fallback: direct\n}\n";
 	struct anser_diags d = { 0 };
 	struct anser_config *c = NULL;
 	struct anser_dns_router *r = NULL;
@@ -577,6 +580,27 @@ static void test_router(void)
 	g_assert_cmpint(rule, ==, 2);
 	g_assert_cmpint(anser_dns_router_request(r, "example.org", 28, &rule), ==, 0);
 	g_assert_cmpint(anser_dns_router_request(r, "my.asis.org", 28, &rule), ==, ANSER_DNS_ASIS);
+	/* response rules: any answered address in the prefix; who answered */
+	uint8_t addrs[2][16] = { { 0 }, { 0 } };
+	addrs[0][10] = addrs[0][11] = 0xff;
+	memcpy(addrs[0] + 12, "\xc0\x00\x02\x01", 4); /* 192.0.2.1 */
+	memcpy(addrs[1], addrs[0], 12);
+	memcpy(addrs[1] + 12, "\x0a\x01\x02\x03", 4); /* 10.1.2.3 */
+	g_assert_cmpint(
+		anser_dns_router_response(r, "x.org", 1, (const uint8_t(*)[16])addrs, 1, 0, &rule),
+		==, ANSER_DNS_ACCEPT);
+	g_assert_cmpint(rule, ==, -1);
+	g_assert_cmpint(
+		anser_dns_router_response(r, "x.org", 1, (const uint8_t(*)[16])addrs, 2, 0, &rule),
+		==, ANSER_DNS_REJECT);
+	g_assert_cmpint(rule, ==, 0);
+	g_assert_cmpint(anser_dns_router_response(r, "h.lan.test", 1, (const uint8_t(*)[16])addrs,
+						  2, 0, &rule),
+			==, ANSER_DNS_ACCEPT);
+	g_assert_cmpint(anser_dns_router_response(r, "x.org", 28, NULL, 0, 0, &rule), ==, 1);
+	g_assert_cmpint(rule, ==, 1);
+	g_assert_cmpint(anser_dns_router_response(r, "x.org", 28, NULL, 0, 1, &rule), ==,
+			ANSER_DNS_ACCEPT);
 	anser_dns_router_free(r);
 	anser_config_free(c);
 
