@@ -26,6 +26,7 @@
 #include "message.h"
 #include "router.h"
 #include "upstream.h"
+#include "../outbound/tls.h"
 #include "../util/log.h"
 
 #define TRY_MS	      2000
@@ -51,6 +52,8 @@ struct upstream {
 	 * made when needed, queries pipelined on it (RFC 7766) */
 	int tfd;
 	bool tconnected;
+	struct anser_stream *tls; /* tls:// (RFC 7858), over tfd */
+	bool handshaken;
 	GByteArray *tout;
 	size_t tin_len;
 	uint8_t *tin; /* 2 + 65535 */
@@ -162,7 +165,9 @@ static void conf_free(struct conf *c)
 	for (size_t i = 0; i < c->n_ups; i++) {
 		if (c->ups[i].fd >= 0)
 			close(c->ups[i].fd);
-		if (c->ups[i].tfd >= 0)
+		if (c->ups[i].tls)
+			anser_stream_free(c->ups[i].tls); /* and its fd */
+		else if (c->ups[i].tfd >= 0)
 			close(c->ups[i].tfd);
 		if (c->ups[i].tout)
 			g_byte_array_unref(c->ups[i].tout);
@@ -346,8 +351,12 @@ static uint16_t fresh_id(struct anser_dns_service *s, int up)
 
 static void up_tcp_close(struct anser_dns_service *s, struct upstream *u)
 {
-	if (u->tfd >= 0)
+	if (u->tls)
+		anser_stream_free(u->tls); /* closes tfd */
+	else if (u->tfd >= 0)
 		close(u->tfd); /* out of epoll with it; what was asked times out */
+	u->tls = NULL;
+	u->handshaken = false;
 	u->tfd = -1;
 	u->tconnected = false;
 	u->tin_len = 0;
@@ -355,26 +364,48 @@ static void up_tcp_close(struct anser_dns_service *s, struct upstream *u)
 		g_byte_array_set_size(u->tout, 0);
 }
 
+static void up_tcp_events(struct anser_dns_service *s, int up, uint32_t events)
+{
+	struct epoll_event ev = { .events = events,
+				  .data.u64 = (uint64_t)EV_UPTCP << 32 | (uint32_t)up };
+	epoll_ctl(s->epfd, EPOLL_CTL_MOD, s->conf->ups[up].tfd, &ev);
+}
+
+/* Writes what is queued once the connection (and TLS) is up. */
 static void up_tcp_flush(struct anser_dns_service *s, int up)
 {
 	struct upstream *u = &s->conf->ups[up];
 
-	while (u->tconnected && u->tout->len) {
-		ssize_t n = send(u->tfd, u->tout->data, u->tout->len, MSG_DONTWAIT | MSG_NOSIGNAL);
-		if (n < 0 && errno == EINTR)
+	if (!u->tconnected) {
+		up_tcp_events(s, up, EPOLLIN | EPOLLOUT);
+		return;
+	}
+	if (u->tls && !u->handshaken) {
+		up_tcp_events(s, up, anser_tls_events(u->tls));
+		return;
+	}
+	while (u->tout->len || (u->tls && anser_stream_pending(u->tls))) {
+		ssize_t n;
+		if (u->tls && !u->tout->len)
+			n = anser_stream_flush(u->tls) < 0 ? -1 : 0;
+		else if (u->tls)
+			n = anser_stream_write(u->tls, u->tout->data, u->tout->len);
+		else
+			n = send(u->tfd, u->tout->data, u->tout->len, MSG_DONTWAIT | MSG_NOSIGNAL);
+		if (n < 0 && (errno == EINTR) && !u->tls)
 			continue;
-		if (n < 0 && errno != EAGAIN) {
+		if ((u->tls && n == -EAGAIN) || (!u->tls && n < 0 && errno == EAGAIN))
+			break;
+		if (n < 0) {
 			up_tcp_close(s, u);
 			return;
 		}
-		if (n < 0)
-			break;
+		if (n == 0 && u->tls && !u->tout->len)
+			break; /* flushed */
 		g_byte_array_remove_range(u->tout, 0, (guint)n);
 	}
-	struct epoll_event ev = { .events =
-					  EPOLLIN | (!u->tconnected || u->tout->len ? EPOLLOUT : 0),
-				  .data.u64 = (uint64_t)EV_UPTCP << 32 | (uint32_t)up };
-	epoll_ctl(s->epfd, EPOLL_CTL_MOD, u->tfd, &ev);
+	bool more = u->tout->len || (u->tls && anser_stream_pending(u->tls));
+	up_tcp_events(s, up, EPOLLIN | (more ? EPOLLOUT : 0));
 }
 
 /* q over the upstream's TCP connection, made first if there is none. */
@@ -412,7 +443,7 @@ static bool send_pending(struct anser_dns_service *s, struct pending *p)
 {
 	const struct upstream *u = &s->conf->ups[p->up];
 	uint8_t q[600];
-	bool tcp = p->tcp || u->ep.scheme == ANSER_DNS_TCP;
+	bool tcp = p->tcp || u->ep.scheme == ANSER_DNS_TCP || u->ep.scheme == ANSER_DNS_TLS;
 
 	if (u->fd < 0 && !tcp)
 		return false;
@@ -557,7 +588,9 @@ static void on_upstream_tcp(struct anser_dns_service *s, int up, uint32_t events
 
 	if (u->tfd < 0)
 		return;
-	if (!u->tconnected && (events & (EPOLLOUT | EPOLLERR | EPOLLHUP))) {
+	if (!u->tconnected) {
+		if (!(events & (EPOLLOUT | EPOLLERR | EPOLLHUP)))
+			return;
 		int err = 0;
 		socklen_t el = sizeof(err);
 		if (getsockopt(u->tfd, SOL_SOCKET, SO_ERROR, &err, &el) < 0 || err) {
@@ -567,31 +600,54 @@ static void on_upstream_tcp(struct anser_dns_service *s, int up, uint32_t events
 			return;
 		}
 		u->tconnected = true;
+		/* RFC 7858: the certificate must match the address or name
+		 * written; ALPN "dot" */
+		if (u->ep.scheme == ANSER_DNS_TLS &&
+		    anser_tls_stream_new(u->tfd, u->ep.host, "dot", false, &u->tls) < 0) {
+			up_tcp_close(s, u);
+			return;
+		}
 	}
-	if (events & EPOLLOUT)
-		up_tcp_flush(s, up);
-	if (u->tfd < 0 || !(events & (EPOLLIN | EPOLLHUP | EPOLLERR)))
-		return;
-	ssize_t n = recv(u->tfd, u->tin + u->tin_len, 2 + 65535 - u->tin_len, MSG_DONTWAIT);
-	if (n < 0 && (errno == EAGAIN || errno == EINTR))
-		return;
-	if (n <= 0) {
-		up_tcp_close(s, u);
-		return;
+	if (u->tls && !u->handshaken) {
+		int r = anser_tls_handshake(u->tls);
+		if (r == -EAGAIN) {
+			up_tcp_events(s, up, anser_tls_events(u->tls));
+			return;
+		}
+		if (r < 0) {
+			log_warning("DNS upstream %s: TLS handshake failed: %s", u->name,
+				    anser_tls_error(u->tls));
+			up_tcp_close(s, u);
+			return;
+		}
+		u->handshaken = true;
 	}
-	u->tin_len += (size_t)n;
-	size_t off = 0;
+	up_tcp_flush(s, up);
 	s->batching = true;
-	while (u->tin_len - off >= 2) {
-		size_t ml = (size_t)(u->tin[off] << 8 | u->tin[off + 1]);
-		if (u->tin_len - off < 2 + ml)
+	while (u->tfd >= 0) {
+		ssize_t n = u->tls ? anser_stream_read(u->tls, u->tin + u->tin_len,
+						       2 + 65535 - u->tin_len)
+				   : recv(u->tfd, u->tin + u->tin_len, 2 + 65535 - u->tin_len,
+					  MSG_DONTWAIT);
+		if (u->tls ? n == -EAGAIN : (n < 0 && (errno == EAGAIN || errno == EINTR)))
 			break;
-		memcpy(s->buf, u->tin + off + 2, ml);
-		off += 2 + ml;
-		handle_answer(s, up, s->buf, ml, true);
+		if (n <= 0) {
+			up_tcp_close(s, u);
+			break;
+		}
+		u->tin_len += (size_t)n;
+		size_t off = 0;
+		while (u->tin_len - off >= 2) {
+			size_t ml = (size_t)(u->tin[off] << 8 | u->tin[off + 1]);
+			if (u->tin_len - off < 2 + ml)
+				break;
+			memcpy(s->buf, u->tin + off + 2, ml);
+			off += 2 + ml;
+			handle_answer(s, up, s->buf, ml, true);
+		}
+		memmove(u->tin, u->tin + off, u->tin_len - off);
+		u->tin_len -= off;
 	}
-	memmove(u->tin, u->tin + off, u->tin_len - off);
-	u->tin_len -= off;
 	flush(s);
 	s->batching = false;
 }
@@ -1007,7 +1063,7 @@ static int open_upstream(struct upstream *u)
 			    u->name, u->ep.host);
 		return 0;
 	}
-	if (u->ep.scheme == ANSER_DNS_TCP)
+	if (u->ep.scheme == ANSER_DNS_TCP || u->ep.scheme == ANSER_DNS_TLS)
 		return 0; /* its connection is made with the first query */
 	if (u->ep.scheme != ANSER_DNS_UDP && u->ep.scheme != ANSER_DNS_TCP_UDP) {
 		log_warning("DNS upstream %s: %s:// is not spoken yet; its queries get SERVFAIL",

@@ -8,7 +8,7 @@
  * answer if optimistic_cache allows one, else SERVFAIL -- never silence.
  * The cache survives reloads.
  *
- * Not yet (issue 6): upstreams over TLS and HTTPS,
+ * Not yet (issue 6): upstreams over HTTPS,
  * upstreams given by name, taking over apps' queries.
  */
 #ifndef ANSER_DNS_SERVICE_H

@@ -422,7 +422,105 @@ def t_valgrind(env):
     expect("ERROR SUMMARY: 0 errors" in vg, vg[-4000:])
 
 
-TESTS = {"codec_vs_unbound": t_codec_vs_unbound, "forward": t_forward, "valgrind": t_valgrind}
+DOT_UNBOUND = """server:
+    username: ""
+    chroot: ""
+    pidfile: ""
+    directory: "%(dir)s"
+    do-daemonize: no
+    use-syslog: no
+    logfile: "%(dir)s/unbound.log"
+    module-config: "iterator"
+    interface: %(ip)s@853
+    tls-port: 853
+    tls-service-key: "%(dir)s/leaf.key"
+    tls-service-pem: "%(dir)s/leaf.pem"
+    access-control: 0.0.0.0/0 allow
+    local-zone: "test." nodefault
+    local-zone: "zone.test." static
+    local-data: "dot.zone.test. 300 IN A 10.77.0.53"
+    log-queries: yes
+remote-control:
+    control-enable: no
+"""
+
+DOT_CONFIG = """global {
+    log_level: debug
+}
+dns {
+    bind: 'udp://%(h4)s:5353'
+    upstream {
+        dot: 'tls://%(s4)s:853'
+    }
+    routing {
+        request {
+            fallback: dot
+        }
+    }
+}
+routing {
+    fallback: direct
+}
+"""
+
+
+def make_ca_and_leaf(d, ip):
+    """A CA made for this run and a leaf for ip signed by it (TESTING.md)."""
+    ca, cakey = os.path.join(d, "ca.pem"), os.path.join(d, "ca.key")
+    run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+         "-nodes", "-days", "2", "-subj", "/CN=anser-test-ca", "-keyout", cakey, "-out", ca,
+         "-addext", "basicConstraints=critical,CA:TRUE", "-addext",
+         "keyUsage=critical,keyCertSign"])
+    key, csr, pem = (os.path.join(d, n) for n in ("leaf.key", "leaf.csr", "leaf.pem"))
+    run(["openssl", "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+         "-nodes", "-subj", "/CN=dns.test", "-keyout", key, "-out", csr])
+    ext = os.path.join(d, "ext.cnf")
+    with open(ext, "w") as f:
+        f.write("subjectAltName=IP:%s,DNS:dns.test\n" % ip)
+    run(["openssl", "x509", "-req", "-in", csr, "-CA", ca, "-CAkey", cakey, "-CAcreateserial",
+         "-days", "2", "-out", pem, "-extfile", ext])
+    for n in (key, pem, ca):
+        os.chmod(n, 0o644)
+    return ca
+
+
+def t_dot(env):
+    """An upstream over TLS (RFC 7858) to a real unbound that listens only
+    for DNS over TLS, with a certificate for its address from a CA made for
+    the run: answered, cached; without that CA trusted, the handshake is
+    refused and the asker gets SERVFAIL."""
+    unbound = shutil.which("unbound") or "/usr/sbin/unbound"
+    if not os.path.exists(unbound):
+        raise harness.Skip("unbound not installed")
+    env.setup_net()
+    d = os.path.join(env.tmp, "dot")
+    os.mkdir(d)
+    ca = make_ca_and_leaf(d, S4)
+    conf = os.path.join(d, "unbound.conf")
+    with open(conf, "w") as f:
+        f.write(DOT_UNBOUND % {"dir": d, "ip": S4})
+    env.spawn("unbound", env.nsexec("s") + [unbound, "-d", "-c", conf])
+    env.wait_for("unbound on :853", lambda: run(env.nsexec("s") + ["ss", "-Hltn", "sport = :853"],
+                                                check=False).stdout.strip() != "")
+    env.setup_cgroup()
+    cfg = env.write_config(DOT_CONFIG % {"h4": H4, "s4": S4})
+    # first without the CA: the certificate is not trusted
+    env.start_anserd(cfg, environ=dict(os.environ, SSL_CERT_FILE="/nonexistent"))
+    (r, _), = ask(env, [q("dot.zone.test")], timeout=8)
+    expect(r is not None and summary(r)[0] == 2, "an untrusted upstream: SERVFAIL: %r" % r)
+    env.wait_for("the refusal logged", lambda: "TLS handshake failed" in env.log("anserd"))
+    env.stop_anserd()
+    env.start_anserd(cfg, environ=dict(os.environ, SSL_CERT_FILE=ca))
+    (r, _), = ask(env, [q("dot.zone.test")])
+    expect(r is not None and summary(r) == (0, [(300, "10.77.0.53")]), "over TLS: %r" % r)
+    (r, _), = ask(env, [q("dot.zone.test", ident=5)])
+    expect(r is not None and summary(r)[1][0][1] == "10.77.0.53", "again, from the cache")
+    expect(seen(os.path.join(d, "unbound.log"), "dot.zone.test") == 1,
+           "unbound (TLS only) saw the name once")
+
+
+TESTS = {"codec_vs_unbound": t_codec_vs_unbound, "forward": t_forward, "valgrind": t_valgrind,
+         "dot": t_dot}
 
 if __name__ == "__main__":
     main(TESTS)
