@@ -1999,7 +1999,7 @@ static void parse_dns_section(struct cfg_parser *p, struct cfg_pos pos)
 	if (!p->warned_dns) {
 		p->warned_dns = true;
 		WARN(p, pos,
-		     "section 'dns' is read and checked, and its bind listeners are served (UDP), "
+		     "section 'dns' is read and checked, and its bind listeners are served, "
 		     "but anser does not take over the apps' DNS yet: their queries go out as "
 		     "the system sends them");
 	}

@@ -54,6 +54,12 @@ struct upstream {
 	bool tconnected;
 	struct anser_stream *tls; /* tls:// (RFC 7858), over tfd */
 	bool handshaken;
+	/* health: queries in a row it left unanswered; while down_until is
+	 * ahead, its queries fail at once instead of waiting 4 s each, and
+	 * the first one after is the probe */
+	int fails;
+	int64_t down_until;
+	int64_t backoff_ms;
 	GByteArray *tout;
 	size_t tin_len;
 	uint8_t *tin; /* 2 + 65535 */
@@ -462,24 +468,50 @@ static bool send_pending(struct anser_dns_service *s, struct pending *p)
 	return true;
 }
 
-/* No answer: a stale one if allowed, else SERVFAIL, to every waiter. */
+/* No answer for w: a stale one if allowed, else SERVFAIL. */
+static void fail_waiter(struct anser_dns_service *s, const struct waiter *w)
+{
+	size_t len = 0;
+	struct anser_dns_lookup l = { w->q.qname, w->q.qname_len,   w->q.qtype, w->q.qclass,
+				      w->q.id,	  s->conf->stale_s, STALE_TTL };
+	if (s->conf->optimistic && anser_dns_cache_get(s->cache, &l, now_ms(), s->out,
+						       sizeof(s->out), &len) != ANSER_DNS_MISS) {
+		s->stats.stale_hits++;
+		reply_answer(s, w, memcpy(s->buf, s->out, len), len);
+		return;
+	}
+	s->stats.servfails++;
+	reply_rcode(s, w, ANSER_DNS_SERVFAIL);
+}
+
 static void fail_pending(struct anser_dns_service *s, struct pending *p)
 {
-	for (guint i = 0; i < p->waiters->len; i++) {
-		const struct waiter *w = &g_array_index(p->waiters, struct waiter, i);
-		size_t len = 0;
-		struct anser_dns_lookup l = { w->q.qname, w->q.qname_len,   w->q.qtype, w->q.qclass,
-					      w->q.id,	  s->conf->stale_s, STALE_TTL };
-		if (s->conf->optimistic &&
-		    anser_dns_cache_get(s->cache, &l, now_ms(), s->out, sizeof(s->out), &len) !=
-			    ANSER_DNS_MISS) {
-			s->stats.stale_hits++;
-			reply_answer(s, w, memcpy(s->buf, s->out, len), len);
-			continue;
-		}
-		s->stats.servfails++;
-		reply_rcode(s, w, ANSER_DNS_SERVFAIL);
-	}
+	for (guint i = 0; i < p->waiters->len; i++)
+		fail_waiter(s, &g_array_index(p->waiters, struct waiter, i));
+}
+
+/* An upstream left a query unanswered through all its tries: after 3 in
+ * a row it is taken as down for 1 s, doubling to 30 s while probes fail. */
+static void upstream_failed(struct anser_dns_service *s, int up)
+{
+	struct upstream *u = &s->conf->ups[up];
+
+	if (++u->fails < 3)
+		return;
+	u->backoff_ms = u->backoff_ms ? MIN(u->backoff_ms * 2, 30000) : 1000;
+	u->down_until = now_ms() + u->backoff_ms;
+	log_warning("DNS upstream %s does not answer (%d queries): its queries fail at once for "
+		    "%.0f s, then one is tried",
+		    u->name, u->fails, (double)u->backoff_ms / 1000);
+}
+
+static void upstream_answered(struct upstream *u)
+{
+	if (u->down_until)
+		log_info("DNS upstream %s answers again", u->name);
+	u->fails = 0;
+	u->down_until = 0;
+	u->backoff_ms = 0;
 }
 
 static void drop_pending(struct anser_dns_service *s, struct pending *p)
@@ -518,6 +550,7 @@ static void handle_answer(struct anser_dns_service *s, int up, const uint8_t *ms
 	/* a spoofed or late answer does not match a question in flight */
 	if (!p || !same_question(&r, &p->q))
 		return;
+	upstream_answered(&s->conf->ups[up]);
 	if (r.tc && !via_tcp && s->conf->ups[up].ep.scheme == ANSER_DNS_TCP_UDP) {
 		p->tcp = true;
 		p->tries = 0;
@@ -670,6 +703,11 @@ static void forward(struct anser_dns_service *s, int up, const struct waiter *w,
 		} else if (!refresh) {
 			reply_rcode(s, w, ANSER_DNS_SERVFAIL);
 		}
+		return;
+	}
+	if (s->conf->ups[up].down_until > now_ms()) {
+		if (!refresh)
+			fail_waiter(s, w);
 		return;
 	}
 	if (g_hash_table_size(s->by_key) >= MAX_PENDING) {
@@ -849,6 +887,7 @@ static void on_tick(struct anser_dns_service *s)
 		struct pending *p = g_ptr_array_index(late, i);
 		if (p->tries < TRIES && send_pending(s, p))
 			continue;
+		upstream_failed(s, p->up);
 		fail_pending(s, p);
 		drop_pending(s, p);
 	}

@@ -362,9 +362,17 @@ def t_forward(env):
     time.sleep(1.5)
     ub.terminate()
     ub.wait(10)
-    (r, t), = ask(env, [q("c3.zone.test")])
-    expect(r is not None and summary(r)[0] == 2, "SERVFAIL without an upstream: %r" % r)
-    print("SERVFAIL after %.2f s without an upstream" % t)
+    rs = ask(env, [q("c3.zone.test", ident=1), q("d1.zone.test", ident=2),
+                   q("d2.zone.test", ident=3)])
+    expect(all(r is not None and summary(r)[0] == 2 for r, _ in rs),
+           "SERVFAIL without an upstream: %r" % rs)
+    print("SERVFAIL after %.2f s without an upstream" % max(t for _, t in rs))
+    # three unanswered in a row: the upstream is down, the next query fails
+    # at once instead of waiting through its tries
+    (r, t), = ask(env, [q("d3.zone.test")])
+    expect(r is not None and summary(r)[0] == 2 and t < 0.5,
+           "SERVFAIL at once for a down upstream (%.2f s): %r" % (t, r))
+    expect("DNS upstream ub does not answer" in env.log("anserd"), "the upstream logged down")
     (r, _), = ask(env, [q("brief.zone.test")])
     expect(r is not None and summary(r) == (0, [(30, "10.77.0.9")]),
            "the expired answer served stale (TTL 30): %r" % ((r and summary(r)),))
