@@ -18,7 +18,7 @@ PKGS=(
   clang-format libxml2-utils valgrind iproute2 python3 dbus dbus-daemon polkitd systemd util-linux
   microsocks dante-server shadowsocks-libev tinyproxy trojan v2ray openssl dnsmasq-base iperf3
   nftables network-manager
-  curl gettext b3sum python3-cryptography unbound
+  curl gettext b3sum python3-cryptography unbound dnsperf
   bash-completion
 )
 

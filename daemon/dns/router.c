@@ -115,8 +115,9 @@ int anser_dns_router_new(const struct anser_dns *dns, struct anser_dns_router **
 				for (size_t t = 0; t < c->n_ports; t++)
 					co->types[co->n_types++] = (uint16_t)c->ports[t].lo;
 			} else if (c->type == ANSER_COND_IP) {
-				co->cidrs =
-					g_memdup2(c->cidrs, (c->n_cidrs + 1) * sizeof(*c->cidrs));
+				co->cidrs = g_new(struct anser_cidr, c->n_cidrs + 1);
+				if (c->n_cidrs)
+					memcpy(co->cidrs, c->cidrs, c->n_cidrs * sizeof(*c->cidrs));
 				co->n_cidrs = c->n_cidrs;
 			} else if (c->type == ANSER_COND_UPSTREAM) {
 				co->ups = g_new(int, c->n_names + 1);

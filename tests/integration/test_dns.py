@@ -7,6 +7,7 @@ to unbound over UDP in a test namespace and to anserd's parser
 
 Usage: test_dns.py CASE (root; one meson test per case)."""
 import os
+import re
 import shutil
 import struct
 import subprocess
@@ -527,8 +528,92 @@ def t_dot(env):
            "unbound (TLS only) saw the name once")
 
 
+BLAST = """import os, random, socket, struct, sys
+# malformed and hostile datagrams, as fast as one socket sends them
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setblocking(False)
+dst = (sys.argv[1], int(sys.argv[2]))
+n = int(sys.argv[3])
+rnd = random.Random(7)
+good = bytes.fromhex(sys.argv[4])
+kinds = [
+    lambda: os.urandom(rnd.randrange(0, 12)),                     # short: dropped
+    lambda: bytes([good[0], good[1], good[2] | 0x80]) + good[3:],  # QR=1: dropped
+    lambda: good[:12] + b"\\xc0\\x0c" + good[-4:],               # pointer loop: FORMERR
+    lambda: os.urandom(rnd.randrange(12, 600)),                    # noise
+    lambda: good[:4] + b"\\x00\\x05" + good[6:],                 # QDCOUNT 5
+    lambda: bytes(good[:2]) + bytes([0x10]) + good[3:],            # opcode 2: NOTIMP
+]
+sent = 0
+while sent < n:
+    try:
+        s.sendto(kinds[sent % len(kinds)](), dst)
+        sent += 1
+    except BlockingIOError:
+        pass
+    if sent % 1000 == 0:
+        try:
+            while True:
+                s.recv(4096)
+        except BlockingIOError:
+            pass
+print("sent", sent)
+"""
+
+
+def rss_kb(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def t_flood(env):
+    """A million queries at anserd's listener -- cache hits, unique names
+    (misses through a real unbound), malformed and hostile datagrams --
+    leave its memory bounded and it answering."""
+    if not shutil.which("dnsperf"):
+        raise harness.Skip("dnsperf not installed")
+    env.setup_net()
+    ub, log = start_unbound(env)
+    env.setup_cgroup()
+    cfg = FORWARD_CONFIG.replace("log_level: debug", "log_level: warning")
+    env.start_anserd(env.write_config(cfg % {"h4": H4, "s4": S4}))
+    pid = int(run(env.nsexec("h") + ["ss", "-Hlunp", "sport = :5353"]).stdout.split(
+        "pid=")[1].split(",")[0])
+    (r, _), = ask(env, [q("www.zone.test")])
+    before = rss_kb(pid)
+    hits = os.path.join(env.tmp, "hits.txt")
+    with open(hits, "w") as f:
+        f.write("www.zone.test A\nc1.zone.test A\nnope.zone.test A\n")
+    misses = os.path.join(env.tmp, "misses.txt")
+    with open(misses, "w") as f:
+        for i in range(300000):
+            f.write("m%d.nope.zone.test A\n" % i)
+    perf = ["taskset", "-c", "0", "dnsperf", "-s", H4, "-p", "5353", "-c", "8", "-q", "500",
+            "-t", "2"]
+    out_h = run(env.nsexec("h") + perf + ["-d", hits, "-n", "150000"]).stdout    # 450,000
+    out_m = run(env.nsexec("h") + perf + ["-d", misses, "-n", "1", "-l", "20"]).stdout
+    bl = run(env.nsexec("h") + [harness.PY, "-c", BLAST, H4, "5353", "300000",
+                                q("www.zone.test").hex()], timeout=300)
+    sent = (int(re.search(r"Queries sent:\s+(\d+)", out_h).group(1)) +
+            int(re.search(r"Queries sent:\s+(\d+)", out_m).group(1)) +
+            int(bl.stdout.split()[-1]))
+    after = rss_kb(pid)
+    print("%d queries: RSS %d KiB before, %d KiB after (cache %s)" % (
+        sent, before, after, "bounded by max_cache_size"))
+    expect(sent >= 1000000, "a million queries: %d" % sent)
+    expect(after - before < 64 * 1024, "RSS grew by %d KiB" % (after - before))
+    hits_ok = re.search(r"Queries completed:\s+(\d+)", out_h)
+    expect(hits_ok and int(hits_ok.group(1)) > 0.95 * 450000, "hits answered: " + out_h[-600:])
+    (r, _), = ask(env, [q("c2.zone.test", ident=77)])
+    expect(r is not None and summary(r) == (0, [(300, "10.77.0.5")]), "still answering: %r" % r)
+    expect(env.anserd.poll() is None, "anserd is up")
+
+
 TESTS = {"codec_vs_unbound": t_codec_vs_unbound, "forward": t_forward, "valgrind": t_valgrind,
-         "dot": t_dot}
+         "dot": t_dot, "flood": t_flood}
 
 if __name__ == "__main__":
     main(TESTS)
