@@ -38,55 +38,30 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests",
                                 "integration"))
 import harness  # noqa: E402
+import unbound as unbound_conf  # noqa: E402
 from harness import H4, S4, run  # noqa: E402
 
 PORTS = {"anserd": 5353, "dnsmasq": 5354, "unbound": 5355}
 
-AUTH = """server:
-    username: ""
-    chroot: ""
-    pidfile: ""
-    directory: "%(dir)s"
-    do-daemonize: no
-    use-syslog: no
-    logfile: ""
-    verbosity: 0
-    module-config: "iterator"
+AUTH = """    verbosity: 0
     interface: %(s4)s@53
-    access-control: 0.0.0.0/0 allow
     num-threads: 1
-    local-zone: "test." nodefault
     local-zone: "bench.test." static
     local-zone: "miss.test." redirect
     local-data: "miss.test. 3600 IN A 10.77.0.8"
 %(names)s
-remote-control:
-    control-enable: no
 """
 
-FWD = """server:
-    username: ""
-    chroot: ""
-    pidfile: ""
-    directory: "%(dir)s"
-    do-daemonize: no
-    use-syslog: no
-    logfile: ""
-    verbosity: 0
+FWD = """    verbosity: 0
     interface: %(h4)s@%(port)d
-    access-control: 0.0.0.0/0 allow
     num-threads: 1
     msg-cache-size: 64m
     rrset-cache-size: 64m
     do-not-query-localhost: no
-    local-zone: "test." nodefault
     domain-insecure: "test."
-    module-config: "iterator"
 forward-zone:
     name: "."
     forward-addr: %(s4)s@53
-remote-control:
-    control-enable: no
 """
 
 ANSER = """global {
@@ -165,7 +140,7 @@ def main():
         names = "\n".join('    local-data: "n%d.bench.test. 3600 IN A 10.77.%d.%d"'
                           % (i, i // 250, i % 250 + 1) for i in range(a.names))
         with open(os.path.join(d, "auth.conf"), "w") as f:
-            f.write(AUTH % {"dir": d, "s4": S4, "names": names})
+            f.write(unbound_conf.config(d, AUTH % {"s4": S4, "names": names}))
         env.spawn("auth", env.nsexec("s") + ["taskset", "-c", "0", "unbound", "-d", "-c",
                                              os.path.join(d, "auth.conf")])
         env.wait_for("the authoritative unbound", lambda: run(
@@ -191,7 +166,7 @@ def main():
             else:
                 conf = os.path.join(d, "fwd.conf")
                 with open(conf, "w") as f:
-                    f.write(FWD % {"dir": d, "h4": H4, "s4": S4, "port": port})
+                    f.write(unbound_conf.config(d, FWD % {"h4": H4, "s4": S4, "port": port}))
                 p = env.spawn(name, env.nsexec("h") + ["taskset", "-c", "1", "unbound", "-d",
                                                        "-c", conf])
             env.wait_for(name, lambda: run(env.nsexec("h") + [

@@ -491,14 +491,14 @@ static void fail_pending(struct anser_dns_service *s, struct pending *p)
 }
 
 /* An upstream left a query unanswered through all its tries: after 3 in
- * a row it is taken as down for 1 s, doubling to 30 s while probes fail. */
+ * a row it is taken as down for 5 s, doubling to 60 s while probes fail. */
 static void upstream_failed(struct anser_dns_service *s, int up)
 {
 	struct upstream *u = &s->conf->ups[up];
 
 	if (++u->fails < 3)
 		return;
-	u->backoff_ms = u->backoff_ms ? MIN(u->backoff_ms * 2, 30000) : 1000;
+	u->backoff_ms = u->backoff_ms ? MIN(u->backoff_ms * 2, 60000) : 5000;
 	u->down_until = now_ms() + u->backoff_ms;
 	log_warning("DNS upstream %s does not answer (%d queries): its queries fail at once for "
 		    "%.0f s, then one is tried",
@@ -724,7 +724,8 @@ static void forward(struct anser_dns_service *s, int up, const struct waiter *w,
 	if (!refresh)
 		g_array_append_val(p->waiters, *w);
 	g_hash_table_insert(s->by_key, p->key, p);
-	if (!send_pending(s, p)) {
+	if (!send_pending(s, p)) { /* refused at once (ICMP unreachable): a failure too */
+		upstream_failed(s, up);
 		fail_pending(s, p);
 		drop_pending(s, p);
 	}

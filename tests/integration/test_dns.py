@@ -15,24 +15,15 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
+import unbound as unbound_conf  # noqa: E402
 from harness import H4, S4, expect, main, run  # noqa: E402
 import time  # noqa: E402
 
 DNSCHECK = os.path.join(harness.BUILD, "tests", "integration", "anser-dnscheck")
 
-UNBOUND_CONF = """server:
-    username: ""
-    chroot: ""
-    pidfile: ""
-    directory: "%(dir)s"
-    do-daemonize: no
-    use-syslog: no
-    logfile: "%(dir)s/unbound.log"
-    module-config: "iterator"
-    interface: %(ip)s@53
+# the test zone (unbound_conf.config() adds the common options)
+UNBOUND_ZONE = """    interface: %(ip)s@53
     interface: %(ip)s@5300
-    access-control: 0.0.0.0/0 allow
-    local-zone: "test." nodefault
     local-zone: "zone.test." static
     local-data: "zone.test. 300 IN SOA ns.zone.test. admin.zone.test. 1 3600 600 86400 60"
     local-data: "www.zone.test. 300 IN A 10.77.0.3"
@@ -44,8 +35,6 @@ UNBOUND_CONF = """server:
     local-data: "bad.zone.test. 300 IN A 10.77.0.66"
 %(big)s
     log-queries: yes
-remote-control:
-    control-enable: no
 """
 
 
@@ -111,7 +100,8 @@ def t_codec_vs_unbound(env):
     os.mkdir(d)
     conf = os.path.join(d, "unbound.conf")
     with open(conf, "w") as f:
-        f.write(UNBOUND_CONF % {"dir": d, "ip": S4, "big": BIG})
+        f.write(unbound_conf.config(d, UNBOUND_ZONE % {"ip": S4, "big": BIG},
+                               os.path.join(d, "unbound.log")))
     chk = run(["unbound-checkconf", conf], check=False)
     expect(chk.returncode == 0, "unbound-checkconf: " + chk.stdout)
     env.spawn("unbound", env.nsexec("s") + [unbound, "-d", "-c", conf])
@@ -161,7 +151,8 @@ def start_unbound(env):
     os.mkdir(d)
     conf = os.path.join(d, "unbound.conf")
     with open(conf, "w") as f:
-        f.write(UNBOUND_CONF % {"dir": d, "ip": S4, "big": BIG})
+        f.write(unbound_conf.config(d, UNBOUND_ZONE % {"ip": S4, "big": BIG},
+                               os.path.join(d, "unbound.log")))
     chk = run(["unbound-checkconf", conf], check=False)
     expect(chk.returncode == 0, "unbound-checkconf: " + chk.stdout)
     p = env.spawn("unbound", env.nsexec("s") + [unbound, "-d", "-c", conf])
@@ -431,26 +422,13 @@ def t_valgrind(env):
     expect("ERROR SUMMARY: 0 errors" in vg, vg[-4000:])
 
 
-DOT_UNBOUND = """server:
-    username: ""
-    chroot: ""
-    pidfile: ""
-    directory: "%(dir)s"
-    do-daemonize: no
-    use-syslog: no
-    logfile: "%(dir)s/unbound.log"
-    module-config: "iterator"
-    interface: %(ip)s@853
+DOT_UNBOUND = """    interface: %(ip)s@853
     tls-port: 853
     tls-service-key: "%(dir)s/leaf.key"
     tls-service-pem: "%(dir)s/leaf.pem"
-    access-control: 0.0.0.0/0 allow
-    local-zone: "test." nodefault
     local-zone: "zone.test." static
     local-data: "dot.zone.test. 300 IN A 10.77.0.53"
     log-queries: yes
-remote-control:
-    control-enable: no
 """
 
 DOT_CONFIG = """global {
@@ -507,7 +485,8 @@ def t_dot(env):
     ca = make_ca_and_leaf(d, S4)
     conf = os.path.join(d, "unbound.conf")
     with open(conf, "w") as f:
-        f.write(DOT_UNBOUND % {"dir": d, "ip": S4})
+        f.write(unbound_conf.config(d, DOT_UNBOUND % {"dir": d, "ip": S4},
+                               os.path.join(d, "unbound.log")))
     env.spawn("unbound", env.nsexec("s") + [unbound, "-d", "-c", conf])
     env.wait_for("unbound on :853", lambda: run(env.nsexec("s") + ["ss", "-Hltn", "sport = :853"],
                                                 check=False).stdout.strip() != "")
@@ -604,7 +583,10 @@ def t_flood(env):
     print("%d queries: RSS %d KiB before, %d KiB after (cache %s)" % (
         sent, before, after, "bounded by max_cache_size"))
     expect(sent >= 1000000, "a million queries: %d" % sent)
-    expect(after - before < 64 * 1024, "RSS grew by %d KiB" % (after - before))
+    with open(harness.ANSERD, "rb") as f:
+        asan = b"__asan_init" in f.read()
+    # ASan keeps freed memory in quarantine (256 MiB): RSS says nothing there
+    expect(asan or after - before < 64 * 1024, "RSS grew by %d KiB" % (after - before))
     hits_ok = re.search(r"Queries completed:\s+(\d+)", out_h)
     expect(hits_ok and int(hits_ok.group(1)) > 0.95 * 450000, "hits answered: " + out_h[-600:])
     (r, _), = ask(env, [q("c2.zone.test", ident=77)])
