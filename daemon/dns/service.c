@@ -5,7 +5,7 @@
  * (retries and timeouts). Queries in flight are keyed by (upstream, id)
  * for the answers and by question for coalescing.
  */
-#include "service.h"
+#include "service-private.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -22,141 +22,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "cache.h"
-#include "message.h"
-#include "router.h"
-#include "upstream.h"
-#include "../outbound/tls.h"
 #include "../util/log.h"
 
-#define TRY_MS	      2000
-#define TRIES	      2
-#define TICK_MS	      250
-#define MAX_PENDING   4096
-#define MAX_WAITERS   64
-#define DEFAULT_CACHE 8192
-#define STALE_TTL     30
-#define MAX_DEPTH     3 /* response rules asking again: at most this deep */
-#define BUF	      65535
-
-enum { EV_WAKE, EV_TIMER, EV_LISTENER, EV_UPSTREAM, EV_CONN, EV_UPTCP };
-
-#define MAX_CONNS 512
-#define IDLE_MS	  10000 /* RFC 7766 6.2.3: a few seconds */
-
-struct upstream {
-	struct anser_dns_endpoint ep;
-	char *name;
-	int fd; /* connected UDP; -1: not usable (why logged) */
-	/* TCP (tcp://, and tcp+udp:// for truncated answers): one connection,
-	 * made when needed, queries pipelined on it (RFC 7766) */
-	int tfd;
-	bool tconnected;
-	struct anser_stream *tls; /* tls:// (RFC 7858), over tfd */
-	bool handshaken;
-	/* health: queries in a row it left unanswered; while down_until is
-	 * ahead, its queries fail at once instead of waiting 4 s each, and
-	 * the first one after is the probe */
-	int fails;
-	int64_t down_until;
-	int64_t backoff_ms;
-	GByteArray *tout;
-	size_t tin_len;
-	uint8_t *tin; /* 2 + 65535 */
-};
-
-/* One setup: made by apply() on the caller's thread, owned by the
- * service thread once handed over. */
-struct conf {
-	struct anser_dns_router *router;
-	struct upstream *ups;
-	size_t n_ups;
-	int *listeners;
-	bool *is_tcp; /* listeners[i] accepts TCP connections */
-	size_t n_listeners;
-	char *bind; /* as written, to know when to rebind */
-	bool optimistic;
-	int64_t stale_s;
-	GHashTable *fixed_ttl; /* lower-case name -> seconds */
-	size_t cache_size;
-};
-
-struct waiter {
-	int fd;	       /* UDP: the listener; -1 for TCP */
-	uint32_t conn; /* TCP: the connection's id; 0 for UDP */
-	struct sockaddr_storage peer;
-	socklen_t peer_len;
-	struct anser_dns_query q;
-};
-
-/* A TCP connection to a listener (RFC 7766): queries and answers with a
- * two-byte length, several in flight, answered as they come. */
-struct tconn {
-	uint32_t id;
-	int fd;
-	int64_t last_ms;
-	size_t in_len;
-	GByteArray *out; /* not written yet */
-	bool want_out;
-	uint8_t in[2 + 65535];
-};
-
-struct pending {
-	char *key; /* name/type/class */
-	bool tcp;  /* asked over TCP (a truncated UDP answer came first) */
-	int depth; /* times response rules sent it to another upstream */
-	int up;
-	uint16_t id;
-	int64_t sent_ms;
-	int tries;
-	struct anser_dns_query q; /* the first asker's: the question */
-	GArray *waiters;	  /* struct waiter; empty for a stale refresh */
-};
-
-#define BATCH 64
-
-struct out_batch {
-	int fd;
-	unsigned n;
-	struct mmsghdr m[BATCH];
-	struct iovec iov[BATCH];
-	struct sockaddr_storage peer[BATCH];
-	uint8_t buf[BATCH][2048];
-};
-
-struct in_batch {
-	struct mmsghdr m[BATCH];
-	struct iovec iov[BATCH];
-	struct sockaddr_storage peer[BATCH];
-	uint8_t buf[BATCH][4096];
-};
-
-struct anser_dns_service {
-	pthread_t thread;
-	bool running;
-	int epfd, evfd, timerfd;
-	pthread_mutex_t lock;
-	struct conf *next; /* handed over, not taken yet */
-	bool stop;
-	char *cur_bind;
-	int *cur_listeners; /* the caller's view, for dup() on reload */
-	bool *cur_is_tcp;
-	size_t n_cur_listeners;
-	/* the service thread's */
-	struct conf *conf;
-	struct anser_dns_cache *cache;
-	GHashTable *by_id;  /* up << 16 | id -> pending */
-	GHashTable *by_key; /* key -> pending */
-	struct anser_dns_stats stats;
-	bool batching;	   /* inside on_listener(): replies wait for flush() */
-	GHashTable *conns; /* id -> struct tconn */
-	uint32_t next_conn;
-	struct out_batch outq;
-	struct in_batch inq;
-	uint8_t buf[BUF], out[BUF];
-};
-
-static int64_t now_ms(void)
+int64_t dns_now_ms(void)
 {
 	struct timespec t;
 	clock_gettime(CLOCK_MONOTONIC, &t);
@@ -200,58 +68,9 @@ static void pending_free(struct pending *p)
 
 /* ------------------------------------------------------------- replies */
 
-static void tconn_close(struct anser_dns_service *s, struct tconn *c)
-{
-	g_hash_table_remove(s->conns, GUINT_TO_POINTER(c->id));
-	close(c->fd); /* out of epoll with it */
-	g_byte_array_unref(c->out);
-	g_free(c);
-}
-
-/* Writes what c has queued; EPOLLOUT while some is left. */
-static void tconn_flush(struct anser_dns_service *s, struct tconn *c)
-{
-	while (c->out->len) {
-		ssize_t n = send(c->fd, c->out->data, c->out->len, MSG_DONTWAIT | MSG_NOSIGNAL);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && errno != EAGAIN) {
-			tconn_close(s, c);
-			return;
-		}
-		if (n < 0)
-			break;
-		g_byte_array_remove_range(c->out, 0, (guint)n);
-	}
-	bool want = c->out->len > 0;
-	if (want != c->want_out) {
-		struct epoll_event ev = { .events = EPOLLIN | (want ? EPOLLOUT : 0),
-					  .data.u64 = (uint64_t)EV_CONN << 32 | c->id };
-		epoll_ctl(s->epfd, EPOLL_CTL_MOD, c->fd, &ev);
-		c->want_out = want;
-	}
-}
-
-/* An answer for connection id, if it is still open. */
-static void tconn_send(struct anser_dns_service *s, uint32_t id, const uint8_t *msg, size_t len)
-{
-	struct tconn *c = g_hash_table_lookup(s->conns, GUINT_TO_POINTER(id));
-	uint8_t l[2] = { (uint8_t)(len >> 8), (uint8_t)len };
-
-	if (!c || len > 65535)
-		return;
-	if (c->out->len > 4 * 65536) { /* an asker that does not read */
-		tconn_close(s, c);
-		return;
-	}
-	g_byte_array_append(c->out, l, 2);
-	g_byte_array_append(c->out, msg, (guint)len);
-	tconn_flush(s, c);
-}
-
 /* Replies made while a batch of queries is handled go out together with
  * one sendmmsg(); bigger ones, or outside a batch, at once. */
-static void flush(struct anser_dns_service *s)
+void dns_flush(struct anser_dns_service *s)
 {
 	struct out_batch *b = &s->outq;
 	unsigned done = 0;
@@ -275,7 +94,7 @@ static void send_to(struct anser_dns_service *s, const struct waiter *w, const u
 	struct out_batch *b = &s->outq;
 
 	if (w->conn) {
-		tconn_send(s, w->conn, msg, len);
+		dns_tconn_send(s, w->conn, msg, len);
 		return;
 	}
 	if (w->fd < 0) /* its listener went away in a reload */
@@ -287,7 +106,7 @@ static void send_to(struct anser_dns_service *s, const struct waiter *w, const u
 		return;
 	}
 	if (b->n && b->fd != w->fd)
-		flush(s);
+		dns_flush(s);
 	unsigned i = b->n++;
 	b->fd = w->fd;
 	memcpy(b->buf[i], msg, len);
@@ -298,7 +117,7 @@ static void send_to(struct anser_dns_service *s, const struct waiter *w, const u
 					   .msg_iov = &b->iov[i],
 					   .msg_iovlen = 1 };
 	if (b->n == BATCH)
-		flush(s);
+		dns_flush(s);
 }
 
 static void reply_rcode(struct anser_dns_service *s, const struct waiter *w, int rcode)
@@ -355,95 +174,6 @@ static uint16_t fresh_id(struct anser_dns_service *s, int up)
 	}
 }
 
-static void up_tcp_close(struct anser_dns_service *s, struct upstream *u)
-{
-	if (u->tls)
-		anser_stream_free(u->tls); /* closes tfd */
-	else if (u->tfd >= 0)
-		close(u->tfd); /* out of epoll with it; what was asked times out */
-	u->tls = NULL;
-	u->handshaken = false;
-	u->tfd = -1;
-	u->tconnected = false;
-	u->tin_len = 0;
-	if (u->tout)
-		g_byte_array_set_size(u->tout, 0);
-}
-
-static void up_tcp_events(struct anser_dns_service *s, int up, uint32_t events)
-{
-	struct epoll_event ev = { .events = events,
-				  .data.u64 = (uint64_t)EV_UPTCP << 32 | (uint32_t)up };
-	epoll_ctl(s->epfd, EPOLL_CTL_MOD, s->conf->ups[up].tfd, &ev);
-}
-
-/* Writes what is queued once the connection (and TLS) is up. */
-static void up_tcp_flush(struct anser_dns_service *s, int up)
-{
-	struct upstream *u = &s->conf->ups[up];
-
-	if (!u->tconnected) {
-		up_tcp_events(s, up, EPOLLIN | EPOLLOUT);
-		return;
-	}
-	if (u->tls && !u->handshaken) {
-		up_tcp_events(s, up, anser_tls_events(u->tls));
-		return;
-	}
-	while (u->tout->len || (u->tls && anser_stream_pending(u->tls))) {
-		ssize_t n;
-		if (u->tls && !u->tout->len)
-			n = anser_stream_flush(u->tls) < 0 ? -1 : 0;
-		else if (u->tls)
-			n = anser_stream_write(u->tls, u->tout->data, u->tout->len);
-		else
-			n = send(u->tfd, u->tout->data, u->tout->len, MSG_DONTWAIT | MSG_NOSIGNAL);
-		if (n < 0 && (errno == EINTR) && !u->tls)
-			continue;
-		if ((u->tls && n == -EAGAIN) || (!u->tls && n < 0 && errno == EAGAIN))
-			break;
-		if (n < 0) {
-			up_tcp_close(s, u);
-			return;
-		}
-		if (n == 0 && u->tls && !u->tout->len)
-			break; /* flushed */
-		g_byte_array_remove_range(u->tout, 0, (guint)n);
-	}
-	bool more = u->tout->len || (u->tls && anser_stream_pending(u->tls));
-	up_tcp_events(s, up, EPOLLIN | (more ? EPOLLOUT : 0));
-}
-
-/* q over the upstream's TCP connection, made first if there is none. */
-static bool up_tcp_send(struct anser_dns_service *s, int up, const uint8_t *q, size_t n)
-{
-	struct upstream *u = &s->conf->ups[up];
-	uint8_t l[2] = { (uint8_t)(n >> 8), (uint8_t)n };
-
-	if (u->tfd < 0) {
-		u->tfd =
-			socket(u->ep.addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-		if (u->tfd < 0)
-			return false;
-		if (connect(u->tfd, (struct sockaddr *)&u->ep.addr, u->ep.addr_len) < 0 &&
-		    errno != EINPROGRESS) {
-			up_tcp_close(s, u);
-			return false;
-		}
-		if (!u->tout)
-			u->tout = g_byte_array_new();
-		if (!u->tin)
-			u->tin = g_malloc(2 + 65535);
-		struct epoll_event ev = { .events = EPOLLIN | EPOLLOUT,
-					  .data.u64 = (uint64_t)EV_UPTCP << 32 | (uint32_t)up };
-		epoll_ctl(s->epfd, EPOLL_CTL_ADD, u->tfd, &ev);
-	}
-	g_byte_array_append(u->tout, l, 2);
-	g_byte_array_append(u->tout, q, (guint)n);
-	up_tcp_flush(s, up);
-	return true;
-}
-
 /* (Re)sends p to its upstream under a new id. false: it cannot go. */
 static bool send_pending(struct anser_dns_service *s, struct pending *p)
 {
@@ -458,11 +188,11 @@ static bool send_pending(struct anser_dns_service *s, struct pending *p)
 	ssize_t n = anser_dns_build_query(&p->q, p->id, q, sizeof(q));
 	if (n < 0)
 		return false;
-	if (tcp ? !up_tcp_send(s, p->up, q, (size_t)n)
+	if (tcp ? !dns_up_tcp_send(s, p->up, q, (size_t)n)
 		: send(u->fd, q, (size_t)n, MSG_DONTWAIT) < 0)
 		return false;
 	g_hash_table_insert(s->by_id, GUINT_TO_POINTER((guint)p->up << 16 | p->id), p);
-	p->sent_ms = now_ms();
+	p->sent_ms = dns_now_ms();
 	p->tries++;
 	s->stats.upstream_queries++;
 	return true;
@@ -474,7 +204,7 @@ static void fail_waiter(struct anser_dns_service *s, const struct waiter *w)
 	size_t len = 0;
 	struct anser_dns_lookup l = { w->q.qname, w->q.qname_len,   w->q.qtype, w->q.qclass,
 				      w->q.id,	  s->conf->stale_s, STALE_TTL };
-	if (s->conf->optimistic && anser_dns_cache_get(s->cache, &l, now_ms(), s->out,
+	if (s->conf->optimistic && anser_dns_cache_get(s->cache, &l, dns_now_ms(), s->out,
 						       sizeof(s->out), &len) != ANSER_DNS_MISS) {
 		s->stats.stale_hits++;
 		reply_answer(s, w, memcpy(s->buf, s->out, len), len);
@@ -499,7 +229,7 @@ static void upstream_failed(struct anser_dns_service *s, int up)
 	if (++u->fails < 3)
 		return;
 	u->backoff_ms = u->backoff_ms ? MIN(u->backoff_ms * 2, 60000) : 5000;
-	u->down_until = now_ms() + u->backoff_ms;
+	u->down_until = dns_now_ms() + u->backoff_ms;
 	log_warning("DNS upstream %s does not answer (%d queries): its queries fail at once for "
 		    "%.0f s, then one is tried",
 		    u->name, u->fails, (double)u->backoff_ms / 1000);
@@ -540,8 +270,8 @@ static int64_t fixed_ttl_for(const struct conf *c, const struct anser_dns_query 
 
 /* An upstream's answer (msg may be reused after): to the cache and every
  * asker, or over TCP again when UDP truncated it and tcp+udp allows. */
-static void handle_answer(struct anser_dns_service *s, int up, const uint8_t *msg, size_t n,
-			  bool via_tcp)
+void dns_handle_answer(struct anser_dns_service *s, int up, const uint8_t *msg, size_t n,
+		       bool via_tcp)
 {
 	struct anser_dns_response r;
 	if (anser_dns_parse_response(msg, n, &r) < 0)
@@ -591,7 +321,7 @@ static void handle_answer(struct anser_dns_service *s, int up, const uint8_t *ms
 	}
 	int64_t life = anser_dns_cache_lifetime(&r, fixed_ttl_for(s->conf, &p->q));
 	if (life >= 0)
-		anser_dns_cache_put(s->cache, msg, n, &r, life, now_ms());
+		anser_dns_cache_put(s->cache, msg, n, &r, life, dns_now_ms());
 	if (r.rcode == ANSER_DNS_SERVFAIL)
 		s->stats.servfails += p->waiters->len;
 	for (guint i = 0; i < p->waiters->len; i++)
@@ -609,79 +339,9 @@ static void on_upstream(struct anser_dns_service *s, int up)
 				continue;
 			break;
 		}
-		handle_answer(s, up, s->buf, (size_t)n, false);
+		dns_handle_answer(s, up, s->buf, (size_t)n, false);
 	}
-	flush(s);
-	s->batching = false;
-}
-
-static void on_upstream_tcp(struct anser_dns_service *s, int up, uint32_t events)
-{
-	struct upstream *u = &s->conf->ups[up];
-
-	if (u->tfd < 0)
-		return;
-	if (!u->tconnected) {
-		if (!(events & (EPOLLOUT | EPOLLERR | EPOLLHUP)))
-			return;
-		int err = 0;
-		socklen_t el = sizeof(err);
-		if (getsockopt(u->tfd, SOL_SOCKET, SO_ERROR, &err, &el) < 0 || err) {
-			log_debug("DNS upstream %s: TCP connection failed: %s", u->name,
-				  strerror(err ? err : errno));
-			up_tcp_close(s, u);
-			return;
-		}
-		u->tconnected = true;
-		/* RFC 7858: the certificate must match the address or name
-		 * written; ALPN "dot" */
-		if (u->ep.scheme == ANSER_DNS_TLS &&
-		    anser_tls_stream_new(u->tfd, u->ep.host, "dot", false, &u->tls) < 0) {
-			up_tcp_close(s, u);
-			return;
-		}
-	}
-	if (u->tls && !u->handshaken) {
-		int r = anser_tls_handshake(u->tls);
-		if (r == -EAGAIN) {
-			up_tcp_events(s, up, anser_tls_events(u->tls));
-			return;
-		}
-		if (r < 0) {
-			log_warning("DNS upstream %s: TLS handshake failed: %s", u->name,
-				    anser_tls_error(u->tls));
-			up_tcp_close(s, u);
-			return;
-		}
-		u->handshaken = true;
-	}
-	up_tcp_flush(s, up);
-	s->batching = true;
-	while (u->tfd >= 0) {
-		ssize_t n = u->tls ? anser_stream_read(u->tls, u->tin + u->tin_len,
-						       2 + 65535 - u->tin_len)
-				   : recv(u->tfd, u->tin + u->tin_len, 2 + 65535 - u->tin_len,
-					  MSG_DONTWAIT);
-		if (u->tls ? n == -EAGAIN : (n < 0 && (errno == EAGAIN || errno == EINTR)))
-			break;
-		if (n <= 0) {
-			up_tcp_close(s, u);
-			break;
-		}
-		u->tin_len += (size_t)n;
-		size_t off = 0;
-		while (u->tin_len - off >= 2) {
-			size_t ml = (size_t)(u->tin[off] << 8 | u->tin[off + 1]);
-			if (u->tin_len - off < 2 + ml)
-				break;
-			memcpy(s->buf, u->tin + off + 2, ml);
-			off += 2 + ml;
-			handle_answer(s, up, s->buf, ml, true);
-		}
-		memmove(u->tin, u->tin + off, u->tin_len - off);
-		u->tin_len -= off;
-	}
-	flush(s);
+	dns_flush(s);
 	s->batching = false;
 }
 
@@ -705,7 +365,7 @@ static void forward(struct anser_dns_service *s, int up, const struct waiter *w,
 		}
 		return;
 	}
-	if (s->conf->ups[up].down_until > now_ms()) {
+	if (s->conf->ups[up].down_until > dns_now_ms()) {
 		if (!refresh)
 			fail_waiter(s, w);
 		return;
@@ -731,7 +391,7 @@ static void forward(struct anser_dns_service *s, int up, const struct waiter *w,
 	}
 }
 
-static void on_query(struct anser_dns_service *s, struct waiter *w, const uint8_t *msg, size_t len)
+void dns_on_query(struct anser_dns_service *s, struct waiter *w, const uint8_t *msg, size_t len)
 {
 	enum anser_dns_verdict v = anser_dns_parse_query(msg, len, &w->q);
 	char name[4 * ANSER_DNS_MAX_NAME + 2];
@@ -765,7 +425,7 @@ static void on_query(struct anser_dns_service *s, struct waiter *w, const uint8_
 				      w->q.id,	  s->conf->optimistic ? s->conf->stale_s : 0,
 				      STALE_TTL };
 	enum anser_dns_hit hit =
-		anser_dns_cache_get(s->cache, &l, now_ms(), s->out, sizeof(s->out), &n);
+		anser_dns_cache_get(s->cache, &l, dns_now_ms(), s->out, sizeof(s->out), &n);
 	if (hit != ANSER_DNS_MISS) {
 		s->stats.cache_hits += hit == ANSER_DNS_FRESH;
 		s->stats.stale_hits += hit == ANSER_DNS_STALE;
@@ -799,83 +459,18 @@ static void on_listener(struct anser_dns_service *s, int fd)
 		for (int i = 0; i < n; i++) {
 			struct waiter w = { .fd = fd, .peer_len = b->m[i].msg_hdr.msg_namelen };
 			memcpy(&w.peer, &b->peer[i], sizeof(w.peer));
-			on_query(s, &w, b->buf[i], b->m[i].msg_len);
+			dns_on_query(s, &w, b->buf[i], b->m[i].msg_len);
 		}
 		if (n < BATCH)
 			break;
 	}
-	flush(s);
+	dns_flush(s);
 	s->batching = false;
-}
-
-static void on_accept(struct anser_dns_service *s, int lfd)
-{
-	for (int i = 0; i < 64; i++) {
-		struct sockaddr_storage peer;
-		socklen_t pl = sizeof(peer);
-		int fd = accept4(lfd, (struct sockaddr *)&peer, &pl, SOCK_NONBLOCK | SOCK_CLOEXEC);
-		if (fd < 0)
-			return;
-		if (g_hash_table_size(s->conns) >= MAX_CONNS) {
-			close(fd); /* bounded: the oldest idle ones go on the next tick */
-			continue;
-		}
-		struct tconn *c = g_malloc(sizeof(*c));
-		c->id = ++s->next_conn ? s->next_conn : ++s->next_conn;
-		c->fd = fd;
-		c->last_ms = now_ms();
-		c->in_len = 0;
-		c->out = g_byte_array_new();
-		c->want_out = false;
-		g_hash_table_insert(s->conns, GUINT_TO_POINTER(c->id), c);
-		struct epoll_event ev = { .events = EPOLLIN,
-					  .data.u64 = (uint64_t)EV_CONN << 32 | c->id };
-		if (epoll_ctl(s->epfd, EPOLL_CTL_ADD, fd, &ev) < 0)
-			tconn_close(s, c);
-	}
-}
-
-static void on_conn(struct anser_dns_service *s, uint32_t id, uint32_t events)
-{
-	struct tconn *c = g_hash_table_lookup(s->conns, GUINT_TO_POINTER(id));
-
-	if (!c)
-		return;
-	if (events & EPOLLOUT) {
-		tconn_flush(s, c);
-		if (!g_hash_table_contains(s->conns, GUINT_TO_POINTER(id)))
-			return;
-	}
-	if (!(events & (EPOLLIN | EPOLLHUP | EPOLLERR)))
-		return;
-	ssize_t n = recv(c->fd, c->in + c->in_len, sizeof(c->in) - c->in_len, MSG_DONTWAIT);
-	if (n < 0 && (errno == EAGAIN || errno == EINTR))
-		return;
-	if (n <= 0) {
-		tconn_close(s, c);
-		return;
-	}
-	c->in_len += (size_t)n;
-	c->last_ms = now_ms();
-	size_t off = 0;
-	while (c->in_len - off >= 2) {
-		size_t ml = (size_t)(c->in[off] << 8 | c->in[off + 1]);
-		if (c->in_len - off < 2 + ml)
-			break;
-		struct waiter w = { .fd = -1, .conn = id };
-		on_query(s, &w, c->in + off + 2, ml);
-		/* the query may have closed it (an answer it would not read) */
-		if (!g_hash_table_contains(s->conns, GUINT_TO_POINTER(id)))
-			return;
-		off += 2 + ml;
-	}
-	memmove(c->in, c->in + off, c->in_len - off);
-	c->in_len -= off;
 }
 
 static void on_tick(struct anser_dns_service *s)
 {
-	int64_t t = now_ms();
+	int64_t t = dns_now_ms();
 	GPtrArray *late = g_ptr_array_new();
 	GHashTableIter it;
 	gpointer k, v;
@@ -899,7 +494,7 @@ static void on_tick(struct anser_dns_service *s)
 		if (t - ((struct tconn *)v)->last_ms >= IDLE_MS && !((struct tconn *)v)->out->len)
 			g_ptr_array_add(idle, v);
 	for (guint i = 0; i < idle->len; i++)
-		tconn_close(s, g_ptr_array_index(idle, i));
+		dns_tconn_close(s, g_ptr_array_index(idle, i));
 	g_ptr_array_unref(idle);
 }
 
@@ -998,13 +593,13 @@ static void *service_main(void *ud)
 					on_tick(s);
 			} else if (kind == EV_LISTENER && idx < s->conf->n_listeners) {
 				if (s->conf->is_tcp[idx])
-					on_accept(s, s->conf->listeners[idx]);
+					dns_on_accept(s, s->conf->listeners[idx]);
 				else
 					on_listener(s, s->conf->listeners[idx]);
 			} else if (kind == EV_CONN) {
-				on_conn(s, idx, evs[i].events);
+				dns_on_conn(s, idx, evs[i].events);
 			} else if (kind == EV_UPTCP && idx < s->conf->n_ups) {
-				on_upstream_tcp(s, (int)idx, evs[i].events);
+				dns_on_upstream_tcp(s, (int)idx, evs[i].events);
 			} else if (kind == EV_UPSTREAM && idx < s->conf->n_ups) {
 				on_upstream(s, (int)idx);
 			}

@@ -1,0 +1,169 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* Inside the DNS service: its state and what its files share. service.c:
+ * the loop, queries, setup; tcp.c: the listeners' TCP connections;
+ * transport.c: the upstreams' TCP and TLS connection. */
+#ifndef ANSER_DNS_SERVICE_PRIVATE_H
+#define ANSER_DNS_SERVICE_PRIVATE_H
+
+#include <glib.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "cache.h"
+#include "message.h"
+#include "router.h"
+#include "service.h"
+#include "upstream.h"
+#include "../outbound/stream.h"
+
+#define TRY_MS	      2000
+#define TRIES	      2
+#define TICK_MS	      250
+#define MAX_PENDING   4096
+#define MAX_WAITERS   64
+#define DEFAULT_CACHE 8192
+#define STALE_TTL     30
+#define MAX_DEPTH     3 /* response rules asking again: at most this deep */
+#define BUF	      65535
+
+enum { EV_WAKE, EV_TIMER, EV_LISTENER, EV_UPSTREAM, EV_CONN, EV_UPTCP };
+
+#define MAX_CONNS 512
+#define IDLE_MS	  10000 /* RFC 7766 6.2.3: a few seconds */
+
+struct upstream {
+	struct anser_dns_endpoint ep;
+	char *name;
+	int fd; /* connected UDP; -1: not usable (why logged) */
+	/* TCP (tcp://, and tcp+udp:// for truncated answers): one connection,
+	 * made when needed, queries pipelined on it (RFC 7766) */
+	int tfd;
+	bool tconnected;
+	struct anser_stream *tls; /* tls:// (RFC 7858), over tfd */
+	bool handshaken;
+	/* health: queries in a row it left unanswered; while down_until is
+	 * ahead, its queries fail at once instead of waiting 4 s each, and
+	 * the first one after is the probe */
+	int fails;
+	int64_t down_until;
+	int64_t backoff_ms;
+	GByteArray *tout;
+	size_t tin_len;
+	uint8_t *tin; /* 2 + 65535 */
+};
+
+/* One setup: made by apply() on the caller's thread, owned by the
+ * service thread once handed over. */
+struct conf {
+	struct anser_dns_router *router;
+	struct upstream *ups;
+	size_t n_ups;
+	int *listeners;
+	bool *is_tcp; /* listeners[i] accepts TCP connections */
+	size_t n_listeners;
+	char *bind; /* as written, to know when to rebind */
+	bool optimistic;
+	int64_t stale_s;
+	GHashTable *fixed_ttl; /* lower-case name -> seconds */
+	size_t cache_size;
+};
+
+struct waiter {
+	int fd;	       /* UDP: the listener; -1 for TCP */
+	uint32_t conn; /* TCP: the connection's id; 0 for UDP */
+	struct sockaddr_storage peer;
+	socklen_t peer_len;
+	struct anser_dns_query q;
+};
+
+/* A TCP connection to a listener (RFC 7766): queries and answers with a
+ * two-byte length, several in flight, answered as they come. */
+struct tconn {
+	uint32_t id;
+	int fd;
+	int64_t last_ms;
+	size_t in_len;
+	GByteArray *out; /* not written yet */
+	bool want_out;
+	uint8_t in[2 + 65535];
+};
+
+struct pending {
+	char *key; /* name/type/class */
+	bool tcp;  /* asked over TCP (a truncated UDP answer came first) */
+	int depth; /* times response rules sent it to another upstream */
+	int up;
+	uint16_t id;
+	int64_t sent_ms;
+	int tries;
+	struct anser_dns_query q; /* the first asker's: the question */
+	GArray *waiters;	  /* struct waiter; empty for a stale refresh */
+};
+
+#define BATCH 64
+
+struct out_batch {
+	int fd;
+	unsigned n;
+	struct mmsghdr m[BATCH];
+	struct iovec iov[BATCH];
+	struct sockaddr_storage peer[BATCH];
+	uint8_t buf[BATCH][2048];
+};
+
+struct in_batch {
+	struct mmsghdr m[BATCH];
+	struct iovec iov[BATCH];
+	struct sockaddr_storage peer[BATCH];
+	uint8_t buf[BATCH][4096];
+};
+
+struct anser_dns_service {
+	pthread_t thread;
+	bool running;
+	int epfd, evfd, timerfd;
+	pthread_mutex_t lock;
+	struct conf *next; /* handed over, not taken yet */
+	bool stop;
+	char *cur_bind;
+	int *cur_listeners; /* the caller's view, for dup() on reload */
+	bool *cur_is_tcp;
+	size_t n_cur_listeners;
+	/* the service thread's */
+	struct conf *conf;
+	struct anser_dns_cache *cache;
+	GHashTable *by_id;  /* up << 16 | id -> pending */
+	GHashTable *by_key; /* key -> pending */
+	struct anser_dns_stats stats;
+	bool batching;	   /* inside on_listener(): replies wait for flush() */
+	GHashTable *conns; /* id -> struct tconn */
+	uint32_t next_conn;
+	struct out_batch outq;
+	struct in_batch inq;
+	uint8_t buf[BUF], out[BUF];
+};
+
+int64_t dns_now_ms(void);
+void dns_on_query(struct anser_dns_service *s, struct waiter *w, const uint8_t *msg, size_t len);
+void dns_handle_answer(struct anser_dns_service *s, int up, const uint8_t *msg, size_t n,
+		       bool via_tcp);
+/* sends the replies batched so far */
+void dns_flush(struct anser_dns_service *s);
+
+/* tcp.c */
+void dns_tconn_close(struct anser_dns_service *s, struct tconn *c);
+void dns_tconn_flush(struct anser_dns_service *s, struct tconn *c);
+void dns_tconn_send(struct anser_dns_service *s, uint32_t id, const uint8_t *msg, size_t len);
+void dns_on_accept(struct anser_dns_service *s, int lfd);
+void dns_on_conn(struct anser_dns_service *s, uint32_t id, uint32_t events);
+
+/* transport.c */
+void dns_up_tcp_close(struct anser_dns_service *s, struct upstream *u);
+void dns_up_tcp_events(struct anser_dns_service *s, int up, uint32_t events);
+void dns_up_tcp_flush(struct anser_dns_service *s, int up);
+bool dns_up_tcp_send(struct anser_dns_service *s, int up, const uint8_t *q, size_t n);
+void dns_on_upstream_tcp(struct anser_dns_service *s, int up, uint32_t events);
+
+#endif
