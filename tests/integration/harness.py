@@ -498,6 +498,8 @@ socks pass {
                     text = f.read()
             except OSError:
                 continue
+            # libbpf's load chatter would fill the tail that tells what happened
+            text = "\n".join(l for l in text.splitlines() if "libbpf: " not in l)
             sys.stderr.write("----- %s -----\n%s\n" % (name, text[-6000:]))
 
 
