@@ -26,6 +26,29 @@ static void put16(uint8_t *p, uint16_t v)
 	p[1] = (uint8_t)v;
 }
 
+/* q's question at out; its length. */
+static size_t put_question(uint8_t *out, const struct anser_dns_query *q)
+{
+	memcpy(out, q->qname, q->qname_len);
+	put16(out + q->qname_len, q->qtype);
+	put16(out + q->qname_len + 2, q->qclass);
+	return q->qname_len + 4;
+}
+
+/* Our OPT record (11 bytes): our UDP size, the extended rcode bits, DO. */
+#define OPT_LEN 11
+static void put_opt(uint8_t *out, int rcode, bool do_bit)
+{
+	out[0] = 0; /* the root */
+	put16(out + 1, ANSER_DNS_OPT);
+	put16(out + 3, OUR_UDP_SIZE);
+	out[5] = (uint8_t)(rcode >> 4); /* extended rcode */
+	out[6] = 0;			/* version */
+	out[7] = do_bit ? 0x80 : 0;
+	out[8] = 0;
+	put16(out + 9, 0);
+}
+
 ssize_t anser_dns_read_name(const uint8_t *msg, size_t len, size_t off, uint8_t *out, size_t *next)
 {
 	size_t pos = off, n = 0, seg = off;
@@ -197,23 +220,11 @@ ssize_t anser_dns_error_reply(const struct anser_dns_query *q, int rcode, uint8_
 	put16(out + 4, q->have_question ? 1 : 0);
 	put16(out + 10, q->edns ? 1 : 0);
 	size_t o = ANSER_DNS_HDR;
-	if (q->have_question) {
-		memcpy(out + o, q->qname, q->qname_len);
-		o += q->qname_len;
-		put16(out + o, q->qtype);
-		put16(out + o + 2, q->qclass);
-		o += 4;
-	}
+	if (q->have_question)
+		o += put_question(out + o, q);
 	if (q->edns) {
-		out[o] = 0; /* root */
-		put16(out + o + 1, ANSER_DNS_OPT);
-		put16(out + o + 3, OUR_UDP_SIZE);
-		out[o + 5] = (uint8_t)(rcode >> 4); /* extended rcode */
-		out[o + 6] = 0;			    /* version */
-		out[o + 7] = q->do_bit ? 0x80 : 0;
-		out[o + 8] = 0;
-		put16(out + o + 9, 0);
-		o += 11;
+		put_opt(out + o, rcode, q->do_bit);
+		o += OPT_LEN;
 	}
 	return (ssize_t)o;
 }
@@ -321,20 +332,31 @@ int anser_dns_parse_response(const uint8_t *msg, size_t len, struct anser_dns_re
 	return 0;
 }
 
-ssize_t anser_dns_ttl_offsets(const uint8_t *msg, size_t len, uint16_t *offs, size_t max)
+/* Past the question section: the first record's offset, or -EBADMSG. */
+static ssize_t skip_questions(const uint8_t *msg, size_t len)
 {
-	if (len < ANSER_DNS_HDR || len > UINT16_MAX)
-		return -EBADMSG;
-	unsigned qd = get16(msg + 4);
-	unsigned rrs = (unsigned)get16(msg + 6) + get16(msg + 8) + get16(msg + 10);
-	size_t pos = ANSER_DNS_HDR, n = 0;
 	uint8_t name[ANSER_DNS_MAX_NAME];
+	size_t pos = ANSER_DNS_HDR;
 
-	for (unsigned i = 0; i < qd; i++) {
+	for (unsigned i = 0, qd = get16(msg + 4); i < qd; i++) {
 		if (anser_dns_read_name(msg, len, pos, name, &pos) < 0 || pos + 4 > len)
 			return -EBADMSG;
 		pos += 4;
 	}
+	return (ssize_t)pos;
+}
+
+ssize_t anser_dns_ttl_offsets(const uint8_t *msg, size_t len, uint16_t *offs, size_t max)
+{
+	if (len < ANSER_DNS_HDR || len > UINT16_MAX)
+		return -EBADMSG;
+	unsigned rrs = (unsigned)get16(msg + 6) + get16(msg + 8) + get16(msg + 10);
+	ssize_t at = skip_questions(msg, len);
+	size_t n = 0;
+
+	if (at < 0)
+		return at;
+	size_t pos = (size_t)at;
 	for (unsigned i = 0; i < rrs; i++) {
 		uint8_t owner[ANSER_DNS_MAX_NAME];
 		size_t ol;
@@ -354,7 +376,7 @@ ssize_t anser_dns_ttl_offsets(const uint8_t *msg, size_t len, uint16_t *offs, si
 ssize_t anser_dns_build_query(const struct anser_dns_query *q, uint16_t id, uint8_t *out,
 			      size_t cap)
 {
-	size_t need = ANSER_DNS_HDR + q->qname_len + 4 + 11;
+	size_t need = ANSER_DNS_HDR + q->qname_len + 4 + OPT_LEN;
 
 	if (cap < need)
 		return -ENOBUFS;
@@ -364,37 +386,22 @@ ssize_t anser_dns_build_query(const struct anser_dns_query *q, uint16_t id, uint
 	out[3] = q->cd ? 0x10 : 0;
 	put16(out + 4, 1);
 	put16(out + 10, 1);
-	size_t o = ANSER_DNS_HDR;
-	memcpy(out + o, q->qname, q->qname_len);
-	o += q->qname_len;
-	put16(out + o, q->qtype);
-	put16(out + o + 2, q->qclass);
-	o += 4;
-	out[o] = 0;
-	put16(out + o + 1, ANSER_DNS_OPT);
-	put16(out + o + 3, OUR_UDP_SIZE);
-	out[o + 5] = 0;
-	out[o + 6] = 0;
-	out[o + 7] = q->do_bit ? 0x80 : 0;
-	out[o + 8] = 0;
-	put16(out + o + 9, 0);
-	return (ssize_t)(o + 11);
+	size_t o = ANSER_DNS_HDR + put_question(out + ANSER_DNS_HDR, q);
+	put_opt(out + o, 0, q->do_bit);
+	return (ssize_t)(o + OPT_LEN);
 }
 
 ssize_t anser_dns_strip_opt(uint8_t *msg, size_t len)
 {
 	if (len < ANSER_DNS_HDR)
 		return -EBADMSG;
-	unsigned qd = get16(msg + 4), an = get16(msg + 6), ns = get16(msg + 8),
-		 ar = get16(msg + 10);
-	size_t pos = ANSER_DNS_HDR;
+	unsigned an = get16(msg + 6), ns = get16(msg + 8), ar = get16(msg + 10);
+	ssize_t at = skip_questions(msg, len);
 	uint8_t name[ANSER_DNS_MAX_NAME];
 
-	for (unsigned i = 0; i < qd; i++) {
-		if (anser_dns_read_name(msg, len, pos, name, &pos) < 0 || pos + 4 > len)
-			return -EBADMSG;
-		pos += 4;
-	}
+	if (at < 0)
+		return at;
+	size_t pos = (size_t)at;
 	for (unsigned i = 0; i < an + ns + ar; i++) {
 		size_t start = pos, ol;
 		struct rr rr;

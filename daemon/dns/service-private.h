@@ -91,9 +91,10 @@ struct tconn {
 };
 
 struct pending {
-	char *key; /* name/type/class */
-	bool tcp;  /* asked over TCP (a truncated UDP answer came first) */
-	int depth; /* times response rules sent it to another upstream */
+	char *key;  /* name/type/class */
+	char *name; /* presentation form, lower case */
+	bool tcp;   /* asked over TCP (a truncated UDP answer came first) */
+	int depth;  /* times response rules sent it to another upstream */
 	int up;
 	uint16_t id;
 	int64_t sent_ms;
@@ -136,9 +137,8 @@ struct anser_dns_service {
 	struct anser_dns_cache *cache;
 	GHashTable *by_id;  /* up << 16 | id -> pending */
 	GHashTable *by_key; /* key -> pending */
-	struct anser_dns_stats stats;
-	bool batching;	   /* inside on_listener(): replies wait for flush() */
-	GHashTable *conns; /* id -> struct tconn */
+	bool batching;	    /* inside on_listener(): replies wait for flush() */
+	GHashTable *conns;  /* id -> struct tconn */
 	uint32_t next_conn;
 	struct out_batch outq;
 	struct in_batch inq;

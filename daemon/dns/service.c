@@ -62,6 +62,7 @@ static void conf_free(struct conf *c)
 static void pending_free(struct pending *p)
 {
 	g_free(p->key);
+	g_free(p->name);
 	g_array_unref(p->waiters);
 	g_free(p);
 }
@@ -133,7 +134,8 @@ static void reply_rcode(struct anser_dns_service *s, const struct waiter *w, int
 static void reply_answer(struct anser_dns_service *s, const struct waiter *w, const uint8_t *msg,
 			 size_t len)
 {
-	memcpy(s->out, msg, len);
+	if (msg != s->out) /* a cached answer is there already */
+		memcpy(s->out, msg, len);
 	s->out[0] = (uint8_t)(w->q.id >> 8);
 	s->out[1] = (uint8_t)w->q.id;
 	ssize_t n = (ssize_t)len;
@@ -154,14 +156,6 @@ static void reply_answer(struct anser_dns_service *s, const struct waiter *w, co
 }
 
 /* ------------------------------------------------------------ upstream */
-
-static char *key_of(const struct anser_dns_query *q)
-{
-	char name[4 * ANSER_DNS_MAX_NAME + 2];
-	if (anser_dns_name_text(q->qname, q->qname_len, name, sizeof(name)) < 0)
-		return NULL;
-	return g_strdup_printf("%s/%u/%u", name, q->qtype, q->qclass);
-}
 
 static uint16_t fresh_id(struct anser_dns_service *s, int up)
 {
@@ -194,7 +188,6 @@ static bool send_pending(struct anser_dns_service *s, struct pending *p)
 	g_hash_table_insert(s->by_id, GUINT_TO_POINTER((guint)p->up << 16 | p->id), p);
 	p->sent_ms = dns_now_ms();
 	p->tries++;
-	s->stats.upstream_queries++;
 	return true;
 }
 
@@ -206,11 +199,9 @@ static void fail_waiter(struct anser_dns_service *s, const struct waiter *w)
 				      w->q.id,	  s->conf->stale_s, STALE_TTL };
 	if (s->conf->optimistic && anser_dns_cache_get(s->cache, &l, dns_now_ms(), s->out,
 						       sizeof(s->out), &len) != ANSER_DNS_MISS) {
-		s->stats.stale_hits++;
-		reply_answer(s, w, memcpy(s->buf, s->out, len), len);
+		reply_answer(s, w, s->out, len);
 		return;
 	}
-	s->stats.servfails++;
 	reply_rcode(s, w, ANSER_DNS_SERVFAIL);
 }
 
@@ -259,10 +250,9 @@ static bool same_question(const struct anser_dns_response *r, const struct anser
 	       0;
 }
 
-static int64_t fixed_ttl_for(const struct conf *c, const struct anser_dns_query *q)
+static int64_t fixed_ttl_for(const struct conf *c, const char *name)
 {
-	char name[4 * ANSER_DNS_MAX_NAME + 2];
-	if (!c->fixed_ttl || anser_dns_name_text(q->qname, q->qname_len, name, sizeof(name)) < 0)
+	if (!c->fixed_ttl)
 		return -1;
 	gpointer v;
 	return g_hash_table_lookup_extended(c->fixed_ttl, name, NULL, &v) ? GPOINTER_TO_INT(v) : -1;
@@ -288,14 +278,12 @@ void dns_handle_answer(struct anser_dns_service *s, int up, const uint8_t *msg, 
 			return;
 	}
 	/* response rules: accept, reject, or ask another upstream */
-	char name[4 * ANSER_DNS_MAX_NAME + 2];
 	uint8_t addrs[ANSER_DNS_MAX_ADDRS][16];
-	int rule, act = ANSER_DNS_ACCEPT;
+	int rule;
 	for (size_t i = 0; i < r.n_addrs; i++)
 		memcpy(addrs[i], r.addrs[i].addr, 16);
-	if (anser_dns_name_text(p->q.qname, p->q.qname_len, name, sizeof(name)) >= 0)
-		act = anser_dns_router_response(s->conf->router, name, p->q.qtype,
-						(const uint8_t(*)[16])addrs, r.n_addrs, up, &rule);
+	int act = anser_dns_router_response(s->conf->router, p->name, p->q.qtype,
+					    (const uint8_t(*)[16])addrs, r.n_addrs, up, &rule);
 	if (act >= 0) {
 		g_hash_table_remove(s->by_id, GUINT_TO_POINTER((guint)up << 16 | p->id));
 		p->up = act;
@@ -303,9 +291,8 @@ void dns_handle_answer(struct anser_dns_service *s, int up, const uint8_t *msg, 
 		p->tries = 0;
 		if (++p->depth <= MAX_DEPTH && send_pending(s, p))
 			return;
-		log_debug("DNS %s: response rules asked again %d times, giving up", name,
+		log_debug("DNS %s: response rules asked again %d times, giving up", p->name,
 			  p->depth - 1);
-		s->stats.servfails += p->waiters->len;
 		for (guint i = 0; i < p->waiters->len; i++)
 			reply_rcode(s, &g_array_index(p->waiters, struct waiter, i),
 				    ANSER_DNS_SERVFAIL);
@@ -319,11 +306,9 @@ void dns_handle_answer(struct anser_dns_service *s, int up, const uint8_t *msg, 
 		drop_pending(s, p);
 		return;
 	}
-	int64_t life = anser_dns_cache_lifetime(&r, fixed_ttl_for(s->conf, &p->q));
+	int64_t life = anser_dns_cache_lifetime(&r, fixed_ttl_for(s->conf, p->name));
 	if (life >= 0)
 		anser_dns_cache_put(s->cache, msg, n, &r, life, dns_now_ms());
-	if (r.rcode == ANSER_DNS_SERVFAIL)
-		s->stats.servfails += p->waiters->len;
 	for (guint i = 0; i < p->waiters->len; i++)
 		reply_answer(s, &g_array_index(p->waiters, struct waiter, i), msg, n);
 	drop_pending(s, p);
@@ -348,18 +333,14 @@ static void on_upstream(struct anser_dns_service *s, int up)
 /* ------------------------------------------------------------- queries */
 
 /* Ask the upstream, or join the query already asking it. */
-static void forward(struct anser_dns_service *s, int up, const struct waiter *w, bool refresh)
+static void forward(struct anser_dns_service *s, int up, const struct waiter *w, const char *name,
+		    bool refresh)
 {
-	g_autofree char *key = key_of(&w->q);
-	if (!key) {
-		reply_rcode(s, w, ANSER_DNS_FORMERR);
-		return;
-	}
+	g_autofree char *key = g_strdup_printf("%s/%u/%u", name, w->q.qtype, w->q.qclass);
 	struct pending *p = g_hash_table_lookup(s->by_key, key);
 	if (p) {
 		if (!refresh && p->waiters->len < MAX_WAITERS) {
 			g_array_append_val(p->waiters, *w);
-			s->stats.coalesced++;
 		} else if (!refresh) {
 			reply_rcode(s, w, ANSER_DNS_SERVFAIL);
 		}
@@ -378,6 +359,7 @@ static void forward(struct anser_dns_service *s, int up, const struct waiter *w,
 	}
 	p = g_new0(struct pending, 1);
 	p->key = g_steal_pointer(&key);
+	p->name = g_strdup(name);
 	p->up = up;
 	p->q = w->q;
 	p->waiters = g_array_new(FALSE, FALSE, sizeof(struct waiter));
@@ -399,7 +381,6 @@ void dns_on_query(struct anser_dns_service *s, struct waiter *w, const uint8_t *
 
 	if (v == ANSER_DNS_DROP)
 		return;
-	s->stats.queries++;
 	if (v == ANSER_DNS_REPLY_ERR) {
 		reply_rcode(s, w, w->q.rcode);
 		return;
@@ -415,7 +396,6 @@ void dns_on_query(struct anser_dns_service *s, struct waiter *w, const uint8_t *
 	}
 	if (up == ANSER_DNS_ASIS) {
 		/* a listener's asker asked us: there is no other server */
-		s->stats.servfails++;
 		reply_rcode(s, w, ANSER_DNS_SERVFAIL);
 		return;
 	}
@@ -427,15 +407,12 @@ void dns_on_query(struct anser_dns_service *s, struct waiter *w, const uint8_t *
 	enum anser_dns_hit hit =
 		anser_dns_cache_get(s->cache, &l, dns_now_ms(), s->out, sizeof(s->out), &n);
 	if (hit != ANSER_DNS_MISS) {
-		s->stats.cache_hits += hit == ANSER_DNS_FRESH;
-		s->stats.stale_hits += hit == ANSER_DNS_STALE;
-		memcpy(s->buf, s->out, n);
-		reply_answer(s, w, s->buf, n);
+		reply_answer(s, w, s->out, n);
 		if (hit == ANSER_DNS_STALE) /* RFC 8767: refresh behind the answer */
-			forward(s, up, w, true);
+			forward(s, up, w, name, true);
 		return;
 	}
-	forward(s, up, w, false);
+	forward(s, up, w, name, false);
 }
 
 /* Up to BATCH queries per recvmmsg(), their replies in one sendmmsg():
@@ -542,11 +519,8 @@ static void adopt(struct anser_dns_service *s, struct conf *c)
 				k++;
 			w->fd = same && k < c->n_listeners ? c->listeners[k] : -1;
 		}
-		char name[4 * ANSER_DNS_MAX_NAME + 2];
 		int rule;
-		p->up = -1;
-		if (anser_dns_name_text(p->q.qname, p->q.qname_len, name, sizeof(name)) >= 0)
-			p->up = anser_dns_router_request(c->router, name, p->q.qtype, &rule);
+		p->up = anser_dns_router_request(c->router, p->name, p->q.qtype, &rule);
 		p->tries = 0;
 		if (p->up < 0 || !send_pending(s, p)) {
 			fail_pending(s, p);
@@ -898,10 +872,4 @@ void anser_dns_service_free(struct anser_dns_service *s)
 	g_free(s->cur_is_tcp);
 	pthread_mutex_destroy(&s->lock);
 	g_free(s);
-}
-
-void anser_dns_service_stats(struct anser_dns_service *s, struct anser_dns_stats *out)
-{
-	/* read racily: counters for reports, not for decisions */
-	*out = s ? s->stats : (struct anser_dns_stats){ 0 };
 }

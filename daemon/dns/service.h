@@ -28,9 +28,4 @@ int anser_dns_service_apply(struct anser_dns_service **s, const struct anser_con
 			    char **why);
 void anser_dns_service_free(struct anser_dns_service *s);
 
-struct anser_dns_stats {
-	uint64_t queries, cache_hits, stale_hits, upstream_queries, servfails, coalesced;
-};
-void anser_dns_service_stats(struct anser_dns_service *s, struct anser_dns_stats *out);
-
 #endif
