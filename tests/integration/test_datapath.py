@@ -1095,12 +1095,6 @@ def t_sigterm(env):
 
 def t_valgrind(env):
     """The daemon under valgrind through TCP, UDP, listing, reload and exit."""
-    import shutil
-    if not shutil.which("valgrind"):
-        raise harness.Skip("valgrind not installed")
-    with open(harness.ANSERD, "rb") as f:
-        if b"__asan_init" in f.read():
-            raise harness.Skip("anserd is an ASan build; valgrind runs on the plain build")
     env.setup_net()
     env.setup_cgroup()
     env.start_web()
@@ -1109,10 +1103,7 @@ def t_valgrind(env):
     env.start_polkitd()
     vlog = os.path.join(env.tmp, "valgrind.log")
     cfg = config(env, link="socks5://10.77.0.2:1081")
-    env.start_anserd(cfg, wrapper=["valgrind", "--leak-check=full", "--show-leak-kinds=definite",
-                                   "--errors-for-leak-kinds=definite", "--error-exitcode=99",
-                                   "--suppressions=" + os.path.join(harness.SRC, "tests", "valgrind.supp"),
-                                   "--log-file=" + vlog])
+    env.start_anserd(cfg, wrapper=harness.valgrind_wrapper(vlog))
     check_split(env, S4, P4, H4)
     check_udp(env, S4, P4)
     check_udp(env, S6, P6, connected=True)

@@ -92,21 +92,8 @@ CASES = [
 
 
 def t_codec_vs_unbound(env):
-    unbound = shutil.which("unbound") or "/usr/sbin/unbound"
-    if not os.path.exists(unbound):
-        raise harness.Skip("unbound not installed")
     env.setup_net()
-    d = os.path.join(env.tmp, "unbound")
-    os.mkdir(d)
-    conf = os.path.join(d, "unbound.conf")
-    with open(conf, "w") as f:
-        f.write(unbound_conf.config(d, UNBOUND_ZONE % {"ip": S4, "big": BIG},
-                               os.path.join(d, "unbound.log")))
-    chk = run(["unbound-checkconf", conf], check=False)
-    expect(chk.returncode == 0, "unbound-checkconf: " + chk.stdout)
-    env.spawn("unbound", env.nsexec("s") + [unbound, "-d", "-c", conf])
-    env.wait_for("unbound on :53", lambda: run(env.nsexec("s") + ["ss", "-Hlun", "sport = :53"],
-                                               check=False).stdout.strip() != "")
+    start_unbound(env)
     # the asking socket lives in namespace h: a tiny client run there
     client = (
         "import socket,sys\n"
@@ -143,22 +130,25 @@ def t_codec_vs_unbound(env):
     expect(not bad, "anserd and unbound disagree on: %s" % ", ".join(bad))
 
 
-def start_unbound(env):
-    unbound = shutil.which("unbound") or "/usr/sbin/unbound"
-    if not os.path.exists(unbound):
+def start_unbound(env, body=None, tcp_port=None):
+    """A real unbound in ns s with the test zone (or `body`), checked with
+    unbound-checkconf; waits for UDP :53 (or TCP tcp_port). (Popen, log)."""
+    exe = shutil.which("unbound") or "/usr/sbin/unbound"
+    if not os.path.exists(exe):
         raise harness.Skip("unbound not installed")
     d = os.path.join(env.tmp, "unbound")
-    os.mkdir(d)
-    conf = os.path.join(d, "unbound.conf")
+    os.makedirs(d, exist_ok=True)
+    conf, log = os.path.join(d, "unbound.conf"), os.path.join(d, "unbound.log")
     with open(conf, "w") as f:
-        f.write(unbound_conf.config(d, UNBOUND_ZONE % {"ip": S4, "big": BIG},
-                               os.path.join(d, "unbound.log")))
+        f.write(unbound_conf.config(d, body or UNBOUND_ZONE % {"ip": S4, "big": BIG}, log))
     chk = run(["unbound-checkconf", conf], check=False)
     expect(chk.returncode == 0, "unbound-checkconf: " + chk.stdout)
-    p = env.spawn("unbound", env.nsexec("s") + [unbound, "-d", "-c", conf])
-    env.wait_for("unbound on :53", lambda: run(env.nsexec("s") + ["ss", "-Hlun", "sport = :53"],
-                                               check=False).stdout.strip() != "")
-    return p, os.path.join(d, "unbound.log")
+    p = env.spawn("unbound", env.nsexec("s") + [exe, "-d", "-c", conf])
+    probe = ["ss", "-Hltn", "sport = :%d" % tcp_port] if tcp_port else ["ss", "-Hlun",
+                                                                        "sport = :53"]
+    env.wait_for("unbound listening", lambda: run(env.nsexec("s") + probe,
+                                                   check=False).stdout.strip() != "")
+    return p, log
 
 
 ASK = """import socket, sys, time
@@ -377,21 +367,12 @@ def t_valgrind(env):
     a malformed query, a reload while queries are in flight (the listener
     kept, the upstream socket replaced), SERVFAIL, exit: no errors, no
     definite leaks."""
-    if not shutil.which("valgrind"):
-        raise harness.Skip("valgrind not installed")
-    with open(harness.ANSERD, "rb") as f:
-        if b"__asan_init" in f.read():
-            raise harness.Skip("anserd is an ASan build; valgrind runs on the plain build")
     env.setup_net()
     ub, log = start_unbound(env)
     env.setup_cgroup()
     vlog = os.path.join(env.tmp, "valgrind.log")
     env.start_anserd(env.write_config(FORWARD_CONFIG % {"h4": H4, "s4": S4}),
-                     wrapper=["valgrind", "--leak-check=full", "--show-leak-kinds=definite",
-                              "--errors-for-leak-kinds=definite", "--error-exitcode=99",
-                              "--suppressions=" + os.path.join(harness.SRC, "tests",
-                                                               "valgrind.supp"),
-                              "--log-file=" + vlog])
+                     wrapper=harness.valgrind_wrapper(vlog))
     env.wait_for("the DNS listener", lambda: "DNS service: 2 listeners" in env.log("anserd"),
                  timeout=60)
     for i in range(2):
@@ -476,20 +457,11 @@ def t_dot(env):
     for DNS over TLS, with a certificate for its address from a CA made for
     the run: answered, cached; without that CA trusted, the handshake is
     refused and the asker gets SERVFAIL."""
-    unbound = shutil.which("unbound") or "/usr/sbin/unbound"
-    if not os.path.exists(unbound):
-        raise harness.Skip("unbound not installed")
     env.setup_net()
-    d = os.path.join(env.tmp, "dot")
+    d = os.path.join(env.tmp, "unbound")
     os.mkdir(d)
     ca = make_ca_and_leaf(d, S4)
-    conf = os.path.join(d, "unbound.conf")
-    with open(conf, "w") as f:
-        f.write(unbound_conf.config(d, DOT_UNBOUND % {"dir": d, "ip": S4},
-                               os.path.join(d, "unbound.log")))
-    env.spawn("unbound", env.nsexec("s") + [unbound, "-d", "-c", conf])
-    env.wait_for("unbound on :853", lambda: run(env.nsexec("s") + ["ss", "-Hltn", "sport = :853"],
-                                                check=False).stdout.strip() != "")
+    _, log = start_unbound(env, DOT_UNBOUND % {"dir": d, "ip": S4}, tcp_port=853)
     env.setup_cgroup()
     cfg = env.write_config(DOT_CONFIG % {"h4": H4, "s4": S4})
     # first without the CA: the certificate is not trusted
@@ -503,7 +475,7 @@ def t_dot(env):
     expect(r is not None and summary(r) == (0, [(300, "10.77.0.53")]), "over TLS: %r" % r)
     (r, _), = ask(env, [q("dot.zone.test", ident=5)])
     expect(r is not None and summary(r)[1][0][1] == "10.77.0.53", "again, from the cache")
-    expect(seen(os.path.join(d, "unbound.log"), "dot.zone.test") == 1,
+    expect(seen(log, "dot.zone.test") == 1,
            "unbound (TLS only) saw the name once")
 
 
