@@ -13,6 +13,8 @@
 #include <linux/sock_diag.h>
 #include <linux/tcp.h>
 #include <netinet/in.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,47 +36,80 @@ static void fill_addr(struct sockaddr_storage *ss, int family, const __be32 *add
 	}
 }
 
-static int dump_one(int fd, int family, int proto, uint64_t skip_cgroup,
-		    void (*cb)(const struct anser_diag_sock *s, void *ud), void *ud)
-{
-	struct {
-		struct nlmsghdr nlh;
-		struct inet_diag_req_v2 req;
-		/* optional INET_DIAG_REQ_BYTECODE: "not in cgroup X" */
-		struct rtattr rta;
-		struct inet_diag_bc_op op;
-		uint64_t cgroup;
-		struct inet_diag_bc_op reject;
-	} __attribute__((packed)) msg = { 0 };
-	static __thread char buf[32768];
-	int r = 0;
+/* The request: a v2 one for one family and protocol, or (compat) the old
+ * TCPDIAG_GETSOCK one, which the kernel answers with IPv4 and IPv6 TCP
+ * sockets in a single walk of its hash table -- the walk, not the
+ * answers, is most of a dump's cost when there are many sockets. */
+struct skip_filter { /* INET_DIAG_REQ_BYTECODE: "not in cgroup X" */
+	struct rtattr rta;
+	struct inet_diag_bc_op op;
+	uint64_t cgroup;
+	struct inet_diag_bc_op reject;
+} __attribute__((packed));
 
-	msg.nlh.nlmsg_len = NLMSG_LENGTH(sizeof(msg.req));
+struct diag_request {
+	struct nlmsghdr nlh;
+	union {
+		struct inet_diag_req_v2 v2;
+		struct inet_diag_req compat;
+	} __attribute__((packed)) req;
+	char filter[sizeof(struct skip_filter)]; /* right after the request used */
+} __attribute__((packed));
+
+static size_t put_request(struct diag_request *msg, bool compat, int family, int proto,
+			  uint64_t skip_cgroup)
+{
+	size_t req_len = compat ? sizeof(msg->req.compat) : sizeof(msg->req.v2);
+	char *bc = (char *)&msg->req + req_len;
+
+	memset(msg, 0, sizeof(*msg));
+	msg->nlh.nlmsg_len = NLMSG_LENGTH(req_len);
+	msg->nlh.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+	if (compat) {
+		msg->nlh.nlmsg_type = TCPDIAG_GETSOCK;
+		msg->req.compat.idiag_family = AF_INET; /* the kernel dumps both */
+		msg->req.compat.idiag_states = ~0u;
+		msg->req.compat.idiag_ext = 1 << (INET_DIAG_INFO - 1);
+	} else {
+		msg->nlh.nlmsg_type = SOCK_DIAG_BY_FAMILY;
+		msg->req.v2.sdiag_family = (uint8_t)family;
+		msg->req.v2.sdiag_protocol = (uint8_t)proto;
+		msg->req.v2.idiag_states = ~0u;
+		if (proto == IPPROTO_TCP)
+			msg->req.v2.idiag_ext = 1 << (INET_DIAG_INFO - 1);
+	}
 	if (skip_cgroup) {
 		/* The kernel's checker wants every "yes" to step to the next
 		 * op: in the cgroup, on to an op that always jumps past the
 		 * end (reject); else straight to the end (accept). */
-		const unsigned short cond = sizeof(msg.op) + sizeof(msg.cgroup);
-		const unsigned short len = cond + sizeof(msg.reject);
-		msg.rta.rta_type = INET_DIAG_REQ_BYTECODE;
-		msg.rta.rta_len = RTA_LENGTH(len);
-		msg.op.code = INET_DIAG_BC_CGROUP_COND;
-		msg.op.yes = cond;
-		msg.op.no = len;
-		msg.cgroup = skip_cgroup;
-		msg.reject.code = INET_DIAG_BC_JMP;
-		msg.reject.yes = sizeof(msg.reject);
-		msg.reject.no = sizeof(msg.reject) + 4;
-		msg.nlh.nlmsg_len = sizeof(msg);
+		struct skip_filter f = { 0 };
+		const unsigned short cond = sizeof(f.op) + sizeof(f.cgroup);
+		const unsigned short len = cond + sizeof(f.reject);
+		f.rta.rta_type = INET_DIAG_REQ_BYTECODE;
+		f.rta.rta_len = RTA_LENGTH(len);
+		f.op.code = INET_DIAG_BC_CGROUP_COND;
+		f.op.yes = cond;
+		f.op.no = len;
+		f.cgroup = skip_cgroup;
+		f.reject.code = INET_DIAG_BC_JMP;
+		f.reject.yes = sizeof(f.reject);
+		f.reject.no = sizeof(f.reject) + 4;
+		memcpy(bc, &f, sizeof(f));
+		msg->nlh.nlmsg_len = NLMSG_LENGTH(req_len + sizeof(f));
 	}
-	msg.nlh.nlmsg_type = SOCK_DIAG_BY_FAMILY;
-	msg.nlh.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
-	msg.req.sdiag_family = (uint8_t)family;
-	msg.req.sdiag_protocol = (uint8_t)proto;
-	msg.req.idiag_states = ~0u;
-	if (proto == IPPROTO_TCP)
-		msg.req.idiag_ext = 1 << (INET_DIAG_INFO - 1);
-	if (send(fd, &msg, msg.nlh.nlmsg_len, 0) < 0)
+	return msg->nlh.nlmsg_len;
+}
+
+/* One dump; -EINVAL (before any answer) if the kernel does not know the
+ * request. */
+static int dump_one(int fd, bool compat, int family, int proto, uint64_t skip_cgroup,
+		    void (*cb)(const struct anser_diag_sock *s, void *ud), void *ud)
+{
+	struct diag_request msg;
+	static __thread char buf[32768];
+	int r = 0;
+
+	if (send(fd, &msg, put_request(&msg, compat, family, proto, skip_cgroup), 0) < 0)
 		return -errno;
 
 	for (;;) {
@@ -96,17 +131,19 @@ static int dump_one(int fd, int family, int proto, uint64_t skip_cgroup,
 					       ? e->error
 					       : -EIO;
 			}
-			if (h->nlmsg_type != SOCK_DIAG_BY_FAMILY ||
+			if (h->nlmsg_type != msg.nlh.nlmsg_type ||
 			    h->nlmsg_len < NLMSG_LENGTH(sizeof(struct inet_diag_msg)))
 				continue;
 			struct inet_diag_msg *m = NLMSG_DATA(h);
+			if (m->idiag_family != AF_INET && m->idiag_family != AF_INET6)
+				continue;
 			struct anser_diag_sock s = { 0 };
 			s.cookie = (uint64_t)m->id.idiag_cookie[0] |
 				   ((uint64_t)m->id.idiag_cookie[1] << 32);
 			s.proto = (uint8_t)proto;
 			s.state = m->idiag_state;
-			fill_addr(&s.src, family, m->id.idiag_src, m->id.idiag_sport);
-			fill_addr(&s.dst, family, m->id.idiag_dst, m->id.idiag_dport);
+			fill_addr(&s.src, m->idiag_family, m->id.idiag_src, m->id.idiag_sport);
+			fill_addr(&s.dst, m->idiag_family, m->id.idiag_dst, m->id.idiag_dport);
 			int alen = (int)(h->nlmsg_len - NLMSG_LENGTH(sizeof(*m)));
 			for (struct rtattr *a = (struct rtattr *)(m + 1); RTA_OK(a, alen);
 			     a = RTA_NEXT(a, alen)) {
@@ -126,23 +163,42 @@ static int dump_one(int fd, int family, int proto, uint64_t skip_cgroup,
 	}
 }
 
+static int dump(bool compat, int family, int proto, uint64_t skip_cgroup,
+		void (*cb)(const struct anser_diag_sock *s, void *ud), void *ud)
+{
+	int fd = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
+	if (fd < 0)
+		return -errno;
+	int r = dump_one(fd, compat, family, proto, skip_cgroup, cb, ud);
+	close(fd);
+	return r;
+}
+
 int anser_sockdiag_dump(uint64_t skip_cgroup, void (*cb)(const struct anser_diag_sock *s, void *ud),
 			void *ud)
 {
-	static const int fams[] = { AF_INET, AF_INET6 };
-	static const int protos[] = { IPPROTO_TCP, IPPROTO_UDP };
-	int r = 0;
+	/* -1 not yet known, 0 no, 1 yes: whether the kernel has the
+	 * one-walk TCP dump */
+	static atomic_int compat_ok = -1;
+	int r = 0, q;
 
-	for (size_t p = 0; p < 2; p++)
-		for (size_t f = 0; f < 2; f++) {
-			int fd = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
-			if (fd < 0)
-				return -errno;
-			int q = dump_one(fd, fams[f], protos[p], skip_cgroup, cb, ud);
-			close(fd);
-			if (q < 0 && r == 0)
-				r = q;
-		}
+	if (atomic_load(&compat_ok) != 0) {
+		q = dump(true, AF_UNSPEC, IPPROTO_TCP, skip_cgroup, cb, ud);
+		if (atomic_load(&compat_ok) < 0)
+			atomic_store(&compat_ok, q == -EINVAL || q == -EOPNOTSUPP ? 0 : 1);
+		if (q < 0 && atomic_load(&compat_ok) == 1)
+			r = q;
+	}
+	for (int f = 0; atomic_load(&compat_ok) == 0 && f < 2; f++) {
+		q = dump(false, f ? AF_INET6 : AF_INET, IPPROTO_TCP, skip_cgroup, cb, ud);
+		if (q < 0 && r == 0)
+			r = q;
+	}
+	for (int f = 0; f < 2; f++) {
+		q = dump(false, f ? AF_INET6 : AF_INET, IPPROTO_UDP, skip_cgroup, cb, ud);
+		if (q < 0 && r == 0)
+			r = q;
+	}
 	return r;
 }
 

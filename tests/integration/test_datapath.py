@@ -903,13 +903,19 @@ def t_list(env):
     base(env, bus=True)
     held_a = env.app("appA", "tcp", S4, WEB, 4000, background=True)
     held_b = env.app("appB", "tcp", S4, WEB, 4000, background=True)
+    held_c = env.app("appC", "tcp", S6, WEB, 4000, background=True)
     time.sleep(1.0)
     r = env.anserctl("connections", "--json")
     rows = json.loads(r.stdout)
     byname = {}
     for row in rows:
         byname.setdefault(row["process"], []).append(row)
-    expect("appA" in byname and "appB" in byname, "both apps listed: %s" % rows)
+    expect("appA" in byname and "appB" in byname and "appC" in byname,
+           "the three apps listed: %s" % rows)
+    # IPv4 and IPv6 TCP come from one kernel dump: each keeps its family.
+    c = byname["appC"][0]
+    expect(c["destination"] == "[%s]:%d" % (S6, WEB) and c["source"].startswith("[%s]:" % H6),
+           "appC row (IPv6): %s" % c)
     a = byname["appA"][0]
     b = byname["appB"][0]
     expect(a["outbound"] == "proxy" and a["destination"] == "%s:%d" % (S4, WEB),
@@ -919,7 +925,9 @@ def t_list(env):
     expect(a["protocol"] == "tcp" and a["pid"] == held_a.pid, "appA pid/proto: %s" % a)
     out_a, _ = held_a.communicate(timeout=20)
     out_b, _ = held_b.communicate(timeout=20)
-    expect(seen_as(out_a) == P4 and seen_as(out_b) == H4, out_a + out_b)
+    out_c, _ = held_c.communicate(timeout=20)
+    expect(seen_as(out_a) == P4 and seen_as(out_b) == H4 and seen_as(out_c) == H6,
+           out_a + out_b + out_c)
     # Byte counters move for the proxied flow after traffic.
     table = env.anserctl("connections").stdout
     expect("PROCESS" in table, "table header: " + table)
