@@ -393,20 +393,51 @@ static const char *get_state(void *ud)
 	return ((struct daemon *)ud)->state;
 }
 
-static int list_connections(void *ud, struct anser_conn_list *out)
+/* The kernel's live sockets joined with the flow table (dumped on the
+ * datapath's thread while this one hands entries to emit), the proxy's
+ * sessions giving proxied ones their node and byte counts, then the
+ * sessions the kernel did not list. emit's failure stops the listing. */
+static int list_connections(void *ud, int (*emit)(void *eud, const struct anser_conn_info *c),
+			    void *eud)
 {
 	struct daemon *d = ud;
-	int r = anser_datapath_list(d->dp, out);
+	struct anser_conn_list dumped = { 0 }, sessions = { 0 };
+	struct anser_list_stream *st;
+	const struct anser_conn_info *extra;
+	size_t seen = 0, n, pos = 0;
+	int r, q = 0;
+
+	r = anser_datapath_list_begin(d->dp, &dumped, &st);
 	if (r < 0)
 		return r;
-	for (size_t i = 0; i < out->n; i++) {
-		struct anser_conn_info *ci = &out->v[i];
-		struct anser_gen *g = d->gens[ci->gen_slot & 1];
-		if (g && !ci->outbound[0])
-			snprintf(ci->outbound, sizeof(ci->outbound), "%s",
-				 anser_config_outbound_name(g->cfg, (unsigned)ci->outbound_id));
-	}
-	anser_proxy_annotate(d->proxy, out);
+	anser_proxy_list_sessions(d->proxy, &sessions);
+	struct anser_conn_index *by_cookie = anser_conn_index_new(&sessions);
+	while (q >= 0 && (n = anser_list_stream_wait(st, seen)) > seen)
+		for (; q >= 0 && seen < n; seen++) {
+			struct anser_conn_info *ci = &dumped.v[seen];
+			struct anser_gen *g = d->gens[ci->gen_slot & 1];
+			if (g)
+				snprintf(ci->outbound, sizeof(ci->outbound), "%s",
+					 anser_config_outbound_name(g->cfg,
+								    (unsigned)ci->outbound_id));
+			anser_conn_index_fill(by_cookie, ci);
+			q = emit(eud, ci);
+		}
+	r = anser_datapath_list_end(st);
+	while (q >= 0 && r >= 0 && (extra = anser_conn_index_next_unused(by_cookie, &pos)))
+		q = emit(eud, extra);
+	anser_conn_index_free(by_cookie);
+	anser_conn_list_clear(&sessions);
+	anser_conn_list_clear(&dumped);
+	return r < 0 ? r : q;
+}
+
+static int add_to_list(void *ud, const struct anser_conn_info *c)
+{
+	struct anser_conn_info *to = anser_conn_list_add(ud);
+	if (!to)
+		return -ENOMEM;
+	*to = *c;
 	return 0;
 }
 
@@ -795,7 +826,7 @@ static int get_active_apps(void *ud, long only_uid, struct anser_app_info **out,
 	GArray *apps = g_array_new(FALSE, TRUE, sizeof(struct anser_app_info));
 	/* per app: outbound -> count, to name the one most connections use */
 	GPtrArray *tallies = g_ptr_array_new_with_free_func((GDestroyNotify)g_hash_table_unref);
-	int r = list_connections(d, &list);
+	int r = list_connections(d, add_to_list, &list);
 
 	*out = NULL;
 	*n = 0;

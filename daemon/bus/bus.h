@@ -45,7 +45,10 @@ struct anser_bus_ops {
 	const char *(*get_state)(void *ud); /* "starting", "running", ... */
 	/* 0 on success; on failure -errno and *message (malloc'd) saying why. */
 	int (*reload)(void *ud, char **message);
-	int (*list_connections)(void *ud, struct anser_conn_list *out);
+	/* Calls emit for each live connection as it is found (stopping at
+	 * its first failure); 0 or -errno. */
+	int (*list_connections)(void *ud, int (*emit)(void *eud, const struct anser_conn_info *c),
+				void *eud);
 	/* 0 and *out filled, or -EINVAL and *message (malloc'd) saying what is
 	 * wrong with the arguments. */
 	int (*explain)(void *ud, const char *process, const char *destination, const char *protocol,

@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <dirent.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -1025,26 +1026,50 @@ int anser_datapath_udp_rev_del(struct anser_datapath *dp, const struct sockaddr 
 	return 0;
 }
 
-struct list_ctx {
+/* A listing under way: the worker thread dumps the kernel's sockets and
+ * joins them with the flow table into out (never moved: room for every
+ * flow is made up front), publishing how many entries are complete. */
+struct anser_list_stream {
 	struct anser_datapath *dp;
 	struct anser_conn_list *out;
-	GHashTable *live;
+	GHashTable *live; /* cookies the dump saw */
+	pthread_t thread;
+	bool threaded;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	size_t published; /* out->v[0 .. published) are complete */
+	bool done;
+	int result;
+	size_t dropped; /* no room (a socket listed twice) */
 };
+
+static void publish(struct anser_list_stream *st, bool done)
+{
+	pthread_mutex_lock(&st->lock);
+	st->published = st->out->n;
+	st->done = done;
+	pthread_cond_signal(&st->cond);
+	pthread_mutex_unlock(&st->lock);
+}
 
 static void on_socket(const struct anser_diag_sock *s, void *ud)
 {
-	struct list_ctx *lc = ud;
+	struct anser_list_stream *st = ud;
+	struct anser_conn_list *out = st->out;
 	struct anser_conn_info *ci;
 	const struct anser_flow *fp;
 
-	fp = g_hash_table_lookup(lc->dp->flows, &s->cookie);
+	fp = g_hash_table_lookup(st->dp->flows, &s->cookie);
 	if (!fp)
 		return;
-	g_hash_table_add(lc->live, GSIZE_TO_POINTER((gsize)s->cookie));
-	const struct anser_flow f = *fp;
-	ci = anser_conn_list_add(lc->out);
-	if (!ci)
+	g_hash_table_add(st->live, GSIZE_TO_POINTER((gsize)s->cookie));
+	if (out->n == out->cap) {
+		st->dropped++;
 		return;
+	}
+	const struct anser_flow f = *fp;
+	ci = &out->v[out->n];
+	memset(ci, 0, sizeof(*ci));
 	ci->cookie = s->cookie;
 	ci->pid = f.pid;
 	memcpy(ci->pname, f.pname, sizeof(ci->pname) - 1);
@@ -1060,29 +1085,84 @@ static void on_socket(const struct anser_diag_sock *s, void *ud)
 		ci->bytes_up = s->bytes_sent ? s->bytes_sent - 1 : 0;
 		ci->bytes_down = s->bytes_received;
 	}
+	/* in steps: a wakeup per entry would cost more than the entry */
+	if (++out->n % 32 == 0)
+		publish(st, false);
 }
 
-int anser_datapath_list(struct anser_datapath *dp, struct anser_conn_list *out)
+static void *list_worker(void *ud)
 {
-	struct list_ctx lc = { .dp = dp, .out = out };
-	int r;
+	struct anser_list_stream *st = ud;
 
+	st->result = anser_sockdiag_dump(st->dp->own_cgroup, on_socket, st);
+	publish(st, true);
+	return NULL;
+}
+
+int anser_datapath_list_begin(struct anser_datapath *dp, struct anser_conn_list *out,
+			      struct anser_list_stream **stream)
+{
+	struct anser_list_stream *st = calloc(1, sizeof(*st));
+
+	if (!st)
+		return -ENOMEM;
+	/* the log first: the flow table is the worker's to read from now
+	 * until anser_datapath_list_end(), and nobody's to change */
 	ring_buffer__consume(dp->events);
 	drain_log(dp);
-	lc.live = g_hash_table_new(NULL, NULL);
-	/* room for every known flow up front: no copying while listing */
 	size_t want = out->n + g_hash_table_size(dp->flows) + 16;
 	if (want > out->cap) {
 		struct anser_conn_info *v = realloc(out->v, want * sizeof(*v));
-		if (v) {
-			out->v = v;
-			out->cap = want;
+		if (!v) {
+			free(st);
+			return -ENOMEM;
 		}
+		out->v = v;
+		out->cap = want;
 	}
-	r = anser_sockdiag_dump(dp->own_cgroup, on_socket, &lc);
+	st->dp = dp;
+	st->out = out;
+	st->live = g_hash_table_new(NULL, NULL);
+	st->published = out->n;
+	pthread_mutex_init(&st->lock, NULL);
+	pthread_cond_init(&st->cond, NULL);
+	/* The kernel's walk and the caller's use of the entries (a D-Bus
+	 * reply) cost about the same: on a thread of its own the walk runs
+	 * beside it. Without a thread, here and now. */
+	st->threaded = pthread_create(&st->thread, NULL, list_worker, st) == 0;
+	if (!st->threaded)
+		list_worker(st);
+	*stream = st;
+	return 0;
+}
+
+size_t anser_list_stream_wait(struct anser_list_stream *st, size_t seen)
+{
+	size_t n;
+
+	pthread_mutex_lock(&st->lock);
+	while (!st->done && st->published <= seen)
+		pthread_cond_wait(&st->cond, &st->lock);
+	n = st->published;
+	pthread_mutex_unlock(&st->lock);
+	return n;
+}
+
+int anser_datapath_list_end(struct anser_list_stream *st)
+{
+	int r;
+
+	if (st->threaded)
+		pthread_join(st->thread, NULL);
+	r = st->result;
 	if (r == 0) /* only a complete dump may say a socket is gone */
-		g_hash_table_foreach_remove(dp->flows, is_dead, lc.live);
-	g_hash_table_unref(lc.live);
+		g_hash_table_foreach_remove(st->dp->flows, is_dead, st->live);
+	if (st->dropped)
+		log_warning("Listing: %zu sockets seen twice, left out", st->dropped);
+	g_hash_table_unref(st->live);
+	pthread_mutex_destroy(&st->lock);
+	pthread_cond_destroy(&st->cond);
+	free(st);
 	if (r < 0)
 		return log_warning_errno(r, "Failed to list sockets: %m");
 	return 0;

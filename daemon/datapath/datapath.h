@@ -69,8 +69,19 @@ int anser_datapath_udp_rev_del(struct anser_datapath *dp, const struct sockaddr 
 
 /* Live sockets of anserd's network namespace that the hooks decided on
  * (direct and proxied): sock_diag joined with the reported decisions.
- * Proxied entries are left for the proxy to fill (bytes, node). */
-int anser_datapath_list(struct anser_datapath *dp, struct anser_conn_list *out);
+ * Proxied entries are left for the proxy to fill (bytes, node).
+ *
+ * A stream: begin() starts the kernel's dump on a thread of its own and
+ * entries are appended to out as it goes; wait() blocks until out has
+ * more than `seen` complete entries and returns how many, or returns
+ * `seen` when the dump is over; end() joins it (always call it) and
+ * returns the dump's result. out->v does not move in between. From
+ * begin() to end() nothing else may use the datapath. */
+struct anser_list_stream;
+int anser_datapath_list_begin(struct anser_datapath *dp, struct anser_conn_list *out,
+			      struct anser_list_stream **stream);
+size_t anser_list_stream_wait(struct anser_list_stream *st, size_t seen);
+int anser_datapath_list_end(struct anser_list_stream *st);
 
 /* The kernel reports every decision through a per-CPU log that is read
  * lazily: call anser_datapath_drain() when this fd is readable (process

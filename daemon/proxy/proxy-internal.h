@@ -94,7 +94,7 @@ uint64_t now_ms(void);
 struct pgen *proxy_gen_get(struct anser_proxy *p, unsigned slot);
 socklen_t sa_len(const struct sockaddr_storage *ss);
 
-/* Worker-owned session list and the shared registry used by annotate. */
+/* Worker-owned session list and the shared registry that listings read. */
 /* Fill what every session has; takes the reference on gen. */
 void sess_init(struct sess *s, const char *proto, const struct anser_flow *flow,
 	       const struct sockaddr_storage *src, struct pgen *gen, int node,

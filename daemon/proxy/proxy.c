@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 /* The proxy object: listeners, worker threads and their epoll loops,
- * generation slots, and the session registry behind annotate. */
+ * generation slots, and the session registry that listings read. */
 #include "proxy-internal.h"
 
 #include <arpa/inet.h>
@@ -269,45 +269,25 @@ static void fill_names(struct anser_conn_info *c, const struct sess *s)
 	c->bytes_down = atomic_load_explicit(&s->bytes_down, memory_order_relaxed);
 }
 
-void anser_proxy_annotate(struct anser_proxy *p, struct anser_conn_list *l)
+void anser_proxy_list_sessions(struct anser_proxy *p, struct anser_conn_list *l)
 {
-	/* cookie -> index + 1 into l: one lookup per session, not a scan
-	 * of the list (10,000 connections made that 50M comparisons) */
-	GHashTable *at = g_hash_table_new(g_int64_hash, g_int64_equal);
-	/* keys of their own: adding to l may move l->v */
-	uint64_t *cookies = g_new(uint64_t, l->n + 1);
-
-	for (size_t i = 0; i < l->n; i++) {
-		cookies[i] = l->v[i].cookie;
-		if (cookies[i])
-			g_hash_table_insert(at, &cookies[i], GSIZE_TO_POINTER(i + 1));
-	}
 	pthread_mutex_lock(&p->lock);
 	for (struct sess *s = p->sessions; s; s = s->reg_next) {
-		struct anser_conn_info *c = NULL;
-		size_t i = s->flow.cookie
-				   ? GPOINTER_TO_SIZE(g_hash_table_lookup(at, &s->flow.cookie))
-				   : 0;
-		if (i) {
-			c = &l->v[i - 1];
-		} else {
-			c = anser_conn_list_add(l);
-			if (!c)
-				break;
-			c->cookie = s->flow.cookie;
-			c->pid = s->flow.pid;
-			snprintf(c->pname, sizeof(c->pname), "%.*s", (int)sizeof(s->flow.pname),
-				 s->flow.pname);
-			snprintf(c->proto, sizeof(c->proto), "%s", s->proto);
-			c->src = s->src;
-			anser_flow_dst(&s->flow, &c->dst);
-			anser_flow_rule_label(&s->flow, c->rule, sizeof(c->rule));
-		}
+		struct anser_conn_info *c = anser_conn_list_add(l);
+		if (!c)
+			break;
+		c->cookie = s->flow.cookie;
+		c->pid = s->flow.pid;
+		snprintf(c->pname, sizeof(c->pname), "%.*s", (int)sizeof(s->flow.pname),
+			 s->flow.pname);
+		snprintf(c->proto, sizeof(c->proto), "%s", s->proto);
+		c->src = s->src;
+		anser_flow_dst(&s->flow, &c->dst);
+		anser_flow_rule_label(&s->flow, c->rule, sizeof(c->rule));
+		c->proxied = true;
 		fill_names(c, s);
 	}
 	pthread_mutex_unlock(&p->lock);
-	g_hash_table_unref(at);
-	g_free(cookies);
 }
 
 /* --- listeners --- */

@@ -43,9 +43,9 @@ int anser_proxy_start(struct anser_proxy *p);
  * no flow uses them any more). Thread-safe. */
 struct anser_health;
 void anser_proxy_set_gen(struct anser_proxy *p, struct anser_gen *gen, struct anser_health *health);
-/* Fill bytes/node/outbound of proxied entries in l (matched by cookie) and
- * append sessions the list does not have. Thread-safe snapshot. */
-void anser_proxy_annotate(struct anser_proxy *p, struct anser_conn_list *l);
+/* Appends an entry for every session (its flow, outbound, node and byte
+ * counts) to l: a snapshot, safe from any thread. */
+void anser_proxy_list_sessions(struct anser_proxy *p, struct anser_conn_list *l);
 /* Stops the workers, closes every socket. */
 void anser_proxy_free(struct anser_proxy *p);
 

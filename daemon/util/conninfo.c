@@ -2,6 +2,7 @@
 #include "conninfo.h"
 
 #include <arpa/inet.h>
+#include <glib.h>
 #include <netinet/in.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -27,6 +28,60 @@ void anser_conn_list_clear(struct anser_conn_list *l)
 	free(l->v);
 	l->v = NULL;
 	l->n = l->cap = 0;
+}
+
+struct anser_conn_index {
+	const struct anser_conn_list *l;
+	GHashTable *at; /* &cookie -> index + 1 */
+	bool *used;
+};
+
+struct anser_conn_index *anser_conn_index_new(const struct anser_conn_list *l)
+{
+	struct anser_conn_index *x = g_new0(struct anser_conn_index, 1);
+
+	x->l = l;
+	x->at = g_hash_table_new(g_int64_hash, g_int64_equal);
+	x->used = g_new0(bool, l->n + 1);
+	for (size_t i = 0; i < l->n; i++)
+		if (l->v[i].cookie)
+			g_hash_table_insert(x->at, (gpointer)&l->v[i].cookie,
+					    GSIZE_TO_POINTER(i + 1));
+	return x;
+}
+
+bool anser_conn_index_fill(struct anser_conn_index *x, struct anser_conn_info *c)
+{
+	size_t i = c->cookie ? GPOINTER_TO_SIZE(g_hash_table_lookup(x->at, &c->cookie)) : 0;
+
+	if (!i || x->used[i - 1])
+		return false;
+	const struct anser_conn_info *from = &x->l->v[i - 1];
+	x->used[i - 1] = true;
+	memcpy(c->outbound, from->outbound, sizeof(c->outbound));
+	memcpy(c->node, from->node, sizeof(c->node));
+	c->bytes_up = from->bytes_up;
+	c->bytes_down = from->bytes_down;
+	return true;
+}
+
+const struct anser_conn_info *anser_conn_index_next_unused(struct anser_conn_index *x, size_t *pos)
+{
+	while (*pos < x->l->n) {
+		size_t i = (*pos)++;
+		if (!x->used[i])
+			return &x->l->v[i];
+	}
+	return NULL;
+}
+
+void anser_conn_index_free(struct anser_conn_index *x)
+{
+	if (!x)
+		return;
+	g_hash_table_unref(x->at);
+	g_free(x->used);
+	g_free(x);
 }
 
 /* "a.b.c.d:port" without printf: listings format tens of thousands. */

@@ -33,6 +33,21 @@ struct anser_conn_list {
 /* Returns a zeroed slot appended to the list, NULL on OOM. */
 struct anser_conn_info *anser_conn_list_add(struct anser_conn_list *l);
 void anser_conn_list_clear(struct anser_conn_list *l);
+/* A second source's entries (the proxy's sessions) by socket cookie, for a
+ * listing to take their outbound, node and byte counts as its own entries
+ * come, and then to add those it did not have. Borrows l (not to change
+ * while the index lives). */
+struct anser_conn_index;
+struct anser_conn_index *anser_conn_index_new(const struct anser_conn_list *l);
+/* Outbound, node and bytes of l's entry with c's cookie into c, which
+ * uses that entry up; false if there is none. */
+bool anser_conn_index_fill(struct anser_conn_index *x, struct anser_conn_info *c);
+/* l's entries no fill() used, one a call from *pos (start at 0); NULL at
+ * the end. */
+const struct anser_conn_info *anser_conn_index_next_unused(struct anser_conn_index *x,
+							   size_t *pos);
+void anser_conn_index_free(struct anser_conn_index *x);
+
 /* "1.2.3.4:80" / "[::1]:80" into buf (>= 64 bytes). */
 const char *anser_sockaddr_str(const struct sockaddr_storage *ss, char *buf, size_t len);
 

@@ -228,16 +228,18 @@ static int fake_reload(void *ud, char **message)
 	return f->reload_result;
 }
 
-static int fake_list_connections(void *ud, struct anser_conn_list *out)
+static int fake_list_connections(void *ud, int (*emit)(void *eud, const struct anser_conn_info *c),
+				 void *eud)
 {
 	struct fake_daemon *f = ud;
-	struct anser_conn_info *c;
+	struct anser_conn_info one = { 0 }, two = { 0 }, *c;
+	int r;
 	struct sockaddr_in *s4;
 	struct sockaddr_in6 *s6;
 
 	f->list_calls++;
 
-	c = anser_conn_list_add(out);
+	c = &one;
 	c->cookie = 4242;
 	c->pid = 1234;
 	strcpy(c->pname, "curl");
@@ -256,7 +258,7 @@ static int fake_list_connections(void *ud, struct anser_conn_list *out)
 	c->bytes_up = 100;
 	c->bytes_down = 1ULL << 33;
 
-	c = anser_conn_list_add(out);
+	c = &two;
 	c->pid = 7;
 	memcpy(c->pname, "bad\xff", 5); /* not UTF-8: must not break the reply */
 	strcpy(c->proto, "udp");
@@ -270,7 +272,10 @@ static int fake_list_connections(void *ud, struct anser_conn_list *out)
 	s6->sin6_addr = in6addr_loopback;
 	strcpy(c->outbound, "direct");
 	strcpy(c->rule, "fallback");
-	return 0;
+	r = emit(eud, &one);
+	if (r >= 0)
+		r = emit(eud, &two);
+	return r;
 }
 
 /* Interfaces, PrimaryConnection and Network as netmon would report them */

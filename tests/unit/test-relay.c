@@ -658,7 +658,7 @@ static void test_dead_node(void)
 	wait_sessions_gone();
 }
 
-static void test_annotate(void)
+static void test_list_sessions(void)
 {
 	int fd = app_connect(&echo_srv.addr, OUT_MS);
 	uint8_t b[1000] = { 1 }, r[1000];
@@ -675,9 +675,9 @@ static void test_annotate(void)
 	getsockname(fd, (struct sockaddr *)&a, &al);
 	g_assert_cmpint(find_flow(ntohs(a.sin_port), &f), ==, 0);
 
-	/* Missing from the list: appended with what the flow knows. */
+	/* Every session listed with what its flow knows. */
 	struct anser_conn_list l = { 0 };
-	anser_proxy_annotate(proxy, &l);
+	anser_proxy_list_sessions(proxy, &l);
 	g_assert_cmpuint(l.n, ==, 1);
 	g_assert_cmpuint(l.v[0].cookie, ==, f.cookie);
 	g_assert_cmpstr(l.v[0].node, ==, "ms");
@@ -688,17 +688,27 @@ static void test_annotate(void)
 	g_assert_cmpuint(l.v[0].bytes_down, ==, 1000);
 	g_assert_cmpint(((struct sockaddr_in *)&l.v[0].src)->sin_port, ==, a.sin_port);
 	g_assert_cmpint(((struct sockaddr_in *)&l.v[0].dst)->sin_port, ==, echo_srv.addr.sin_port);
-	anser_conn_list_clear(&l);
 
-	/* Present in the list: filled in place, nothing appended. */
-	struct anser_conn_info *c = anser_conn_list_add(&l);
-	c->cookie = f.cookie;
-	anser_conn_list_add(&l)->cookie = 42;
-	anser_proxy_annotate(proxy, &l);
-	g_assert_cmpuint(l.n, ==, 2);
-	g_assert_cmpstr(l.v[0].node, ==, "ms");
-	g_assert_cmpuint(l.v[0].bytes_up, ==, 1000);
-	g_assert_cmpstr(l.v[1].node, ==, "");
+	/* A listing's entry with the session's cookie takes its node and
+	 * counts, once; one with another cookie nothing; the session is
+	 * then not left over. */
+	struct anser_conn_index *x = anser_conn_index_new(&l);
+	struct anser_conn_info mine = { .cookie = f.cookie }, other = { .cookie = 42 };
+	size_t pos = 0;
+	g_assert_true(anser_conn_index_fill(x, &mine));
+	g_assert_cmpstr(mine.node, ==, "ms");
+	g_assert_cmpstr(mine.outbound, ==, "g-ms");
+	g_assert_cmpuint(mine.bytes_up, ==, 1000);
+	g_assert_false(anser_conn_index_fill(x, &mine));
+	g_assert_false(anser_conn_index_fill(x, &other));
+	g_assert_cmpstr(other.node, ==, "");
+	g_assert_null(anser_conn_index_next_unused(x, &pos));
+	anser_conn_index_free(x);
+	x = anser_conn_index_new(&l);
+	pos = 0;
+	g_assert_true(anser_conn_index_next_unused(x, &pos) == &l.v[0]);
+	g_assert_null(anser_conn_index_next_unused(x, &pos));
+	anser_conn_index_free(x);
 	anser_conn_list_clear(&l);
 
 	/* A reload in the same slot does not break the live session. */
@@ -894,7 +904,7 @@ static void test_udp_socks5(void)
 	udp_roundtrip(OUT_DANTE, 40003, false);
 	udp_roundtrip(OUT_DANTE, 40004, true);
 	struct anser_conn_list l = { 0 };
-	anser_proxy_annotate(proxy, &l);
+	anser_proxy_list_sessions(proxy, &l);
 	bool seen = false;
 	for (size_t i = 0; i < l.n; i++)
 		if (strcmp(l.v[i].node, "dante") == 0 && strcmp(l.v[i].proto, "udp") == 0 &&
@@ -976,7 +986,7 @@ int main(int argc, char **argv)
 	g_test_add_func("/relay/half-close-direct", test_half_close_direct);
 	g_test_add_func("/relay/half-close-socks5", test_half_close_socks5);
 	g_test_add_func("/relay/dead-node", test_dead_node);
-	g_test_add_func("/relay/annotate", test_annotate);
+	g_test_add_func("/relay/list-sessions", test_list_sessions);
 	g_test_add_func("/relay/udp-direct", test_udp_direct);
 	g_test_add_func("/relay/udp-socks5", test_udp_socks5);
 	g_test_add_func("/relay/shadowsocks", test_ss);
