@@ -44,8 +44,7 @@ struct anser_conn_index *anser_conn_index_new(const struct anser_conn_list *l);
 bool anser_conn_index_fill(struct anser_conn_index *x, struct anser_conn_info *c);
 /* l's entries no fill() used, one a call from *pos (start at 0); NULL at
  * the end. */
-const struct anser_conn_info *anser_conn_index_next_unused(struct anser_conn_index *x,
-							   size_t *pos);
+const struct anser_conn_info *anser_conn_index_next_unused(struct anser_conn_index *x, size_t *pos);
 void anser_conn_index_free(struct anser_conn_index *x);
 
 /* "1.2.3.4:80" / "[::1]:80" into buf (>= 64 bytes). */
