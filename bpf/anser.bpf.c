@@ -99,6 +99,14 @@ struct {
 	__type(value, struct anser_flow);
 } tcp_redir SEC(".maps");
 
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, ANSER_DOM_MAX_ENTRIES);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct anser_lpm_key);
+	__type(value, struct anser_rules);
+} dom_ip SEC(".maps");
+
 struct udp_id_val {
 	__u32 id; /* 0 for flows not proxied */
 	__u16 outbound;
@@ -221,16 +229,17 @@ static __always_inline __u32 lowest_bit(__u64 x)
 	return debruijn_pos[((x & -x) * 0x03f79d71b4ca8b09ULL) >> 58];
 }
 
-/* The lowest rule in all of a, b, c and d: the first matching rule. */
+/* The lowest rule in all of a, b, c, d and e: the first matching rule. */
 static __always_inline __u32 first_rule(const struct anser_rules *a, const struct anser_rules *b,
-					const struct anser_rules *c, const struct anser_rules *d)
+					const struct anser_rules *c, const struct anser_rules *d,
+					const struct anser_rules *e)
 {
 	__u64 x = 0;
 	__u32 i;
 
 	/* A word at a time: most flows stop in the first. */
 	for (i = 0; i < ANSER_RULE_WORDS; i++) {
-		x = a->w[i] & b->w[i] & c->w[i] & d->w[i];
+		x = a->w[i] & b->w[i] & c->w[i] & d->w[i] & e->w[i];
 		if (x)
 			break;
 	}
@@ -261,10 +270,11 @@ static __always_inline void evaluate(struct decide *d, __u32 slot, const struct 
 				     const struct anser_rules *proc)
 {
 	const struct anser_rules *l4, *dst = &gi->dip_default, *port = &gi->port_default;
+	const struct anser_rules *dom = &gi->dom_default;
 	__u32 r;
 
 	l4 = &gi->l4[ANSER_L4_INDEX(d->proto == IPPROTO_UDP, d->family == AF_INET6)];
-	r = first_rule(proc, l4, proc, l4);
+	r = first_rule(proc, l4, proc, l4, proc);
 	if (r >= ANSER_MAX_RULES ||
 	    !((gi->dst_free.w[(r / 64) & (ANSER_RULE_WORDS - 1)] >> (r % 64)) & 1)) {
 		if (gi->lookups & ANSER_LOOKUP_DIP) {
@@ -279,7 +289,14 @@ static __always_inline void evaluate(struct decide *d, __u32 slot, const struct 
 			if (!port)
 				port = &gi->port_default;
 		}
-		r = first_rule(proc, l4, dst, port);
+		if (gi->lookups & ANSER_LOOKUP_DOMAIN) {
+			d->lkey.prefixlen = 32 + 128;
+			d->lkey.set = (slot << 31) | ANSER_SET_DOMAIN;
+			dom = bpf_map_lookup_elem(&dom_ip, &d->lkey);
+			if (!dom)
+				dom = &gi->dom_default;
+		}
+		r = first_rule(proc, l4, dst, port, dom);
 	}
 	d->gen = slot;
 	if (r >= gi->n_rules || r >= ANSER_MAX_RULES) {

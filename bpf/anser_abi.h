@@ -55,6 +55,20 @@ struct anser_rules {
 /* `set` of a match_lpm key: the slot in the top bit, and the kind. */
 #define ANSER_LPM_DIP 1u
 
+/*
+ * domain() conditions hold for names, which a flow does not carry: what
+ * anserd's DNS service answers tells which names an address has. For an
+ * address some name with domain() rules resolved to, `dom_ip` (hash; key:
+ * struct anser_lpm_key with prefixlen 32 + 128, set (slot << 31) |
+ * ANSER_SET_DOMAIN and the address, v4 mapped) holds the rules whose
+ * domain() conditions all hold for one of its names (the union over its
+ * names); other addresses get gen_info.dom_default, the rules that need
+ * no name. anserd writes an entry before it releases the answer, and
+ * removes it when the answer's records have aged out.
+ */
+#define ANSER_SET_DOMAIN      2u
+#define ANSER_DOM_MAX_ENTRIES 65536
+
 /* Rule id reported for flows decided by `fallback:`. */
 #define ANSER_RULE_FALLBACK 0xffff
 
@@ -101,6 +115,7 @@ struct anser_gen_info {
 	struct anser_rules dip_default;	  /* for addresses in no dip() */
 	struct anser_rules port_default;  /* when no rule has dport() */
 	struct anser_rules cg_default;	  /* for cgroups with no cg_set entry up to the root */
+	struct anser_rules dom_default;	  /* for addresses with no dom_ip entry */
 	__u16 outbound[ANSER_MAX_RULES];  /* by rule bit */
 	/* by rule bit: the config's rule (0-based) it stands for -- the first
 	 * of the consecutive rules merged into it -- or ANSER_RULE_FALLBACK */
@@ -110,8 +125,9 @@ struct anser_gen_info {
 
 #define ANSER_LOOKUP_DIP    1u
 #define ANSER_LOOKUP_DPORT  2u
-#define ANSER_LOOKUP_MARK   4u /* some direct rule sets a mark */
-#define ANSER_LOOKUP_CGROUP 8u /* some rule has app() or cgroup() */
+#define ANSER_LOOKUP_MARK   4u	/* some direct rule sets a mark */
+#define ANSER_LOOKUP_CGROUP 8u	/* some rule has app() or cgroup() */
+#define ANSER_LOOKUP_DOMAIN 16u /* some rule has domain() */
 
 /*
  * app() and cgroup() depend on a cgroup's path, which the hooks do not

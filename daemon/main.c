@@ -305,6 +305,15 @@ static int load_config(struct daemon *d, struct anser_config **out, struct anser
 
 /* Install cfg and its compiled rules into the inactive slot and flip to
  * it. Takes both. */
+/* On the DNS service's thread: the datapath is thread-safe for this. */
+static void learn_name(void *ud, const uint8_t addr[16], const char *name, uint32_t seconds)
+{
+	struct daemon *d = ud;
+	int r = d->dp ? anser_datapath_learn(d->dp, addr, name, seconds) : 0;
+	if (r < 0)
+		log_debug_errno(r, "Name %s not filed for routing: %m", name);
+}
+
 static int install_config(struct daemon *d, struct anser_config *cfg,
 			  struct anser_compiled *compiled, bool first)
 {
@@ -343,7 +352,7 @@ static int install_config(struct daemon *d, struct anser_config *cfg,
 	char *why = NULL;
 	/* the dns section's listeners: a setup that cannot be made (a port
 	 * taken) keeps the running one */
-	if (anser_dns_service_apply(&d->dns, cfg, &why) < 0)
+	if (anser_dns_service_apply(&d->dns, cfg, learn_name, d, &why) < 0)
 		log_error("DNS service not (re)configured: %s", why ? why : "failed");
 	g_free(why);
 	if (d->bus) {

@@ -1519,8 +1519,9 @@ static int cond_from_call(struct cfg_parser *p, struct call *c, struct anser_con
 	if (kind == FN_DOMAIN && r == 0 && !p->warned_domain) {
 		p->warned_domain = true;
 		WARN(p, c->pos,
-		     "domain() matches no connection yet: anser does not see DNS answers yet, "
-		     "so the kernel knows addresses only (the rules are checked and kept)");
+		     "domain() holds only for addresses anser's own DNS service answered: apps' "
+		     "DNS is not taken over yet (point the system's resolver at a dns `bind` "
+		     "listener)");
 	}
 	return r;
 }

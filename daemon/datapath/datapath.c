@@ -72,9 +72,52 @@ struct anser_datapath {
 	unsigned prune_at;
 	uint32_t rules_version;
 	uint32_t verified_max; /* most instructions the verifier walked for one program */
+	/* Names the DNS service gave addresses (dom_ip): `names` and the
+	 * slots' domain rules under names_lock (the service's thread learns,
+	 * this one loads rules). */
+	pthread_mutex_t names_lock;
+	GHashTable *names; /* struct named_addr * (by its address) */
+	uint64_t names_sweep_at;
 };
 
+#define NAMES_PER_ADDR 8
+#define NAME_MIN_S     30 /* an answer with a shorter TTL still routes the connect after it */
+#define NAMES_SWEEP_MS 5000
+
+struct named_addr {
+	uint8_t addr[16];
+	char *names[NAMES_PER_ADDR]; /* the oldest first */
+	unsigned n;
+	uint64_t expires; /* CLOCK_MONOTONIC ms */
+};
+
+static uint64_t mono_ms(void);
+static void names_sweep(struct anser_datapath *dp, uint64_t now);
+
 #define PRUNE_MIN 4096
+
+static guint named_hash(gconstpointer p)
+{
+	const uint8_t *a = ((const struct named_addr *)p)->addr;
+	guint h = 2166136261u;
+	for (int i = 0; i < 16; i++)
+		h = (h ^ a[i]) * 16777619u;
+	return h;
+}
+
+static gboolean named_equal(gconstpointer a, gconstpointer b)
+{
+	return memcmp(((const struct named_addr *)a)->addr, ((const struct named_addr *)b)->addr,
+		      16) == 0;
+}
+
+static void named_free(gpointer p)
+{
+	struct named_addr *e = p;
+	for (unsigned i = 0; i < e->n; i++)
+		free(e->names[i]);
+	free(e);
+}
 
 static void on_flow(struct anser_datapath *dp, const struct anser_flow_event *e)
 {
@@ -466,6 +509,9 @@ int anser_datapath_events_fd(struct anser_datapath *dp)
 
 unsigned anser_datapath_drain(struct anser_datapath *dp)
 {
+	pthread_mutex_lock(&dp->names_lock);
+	names_sweep(dp, mono_ms());
+	pthread_mutex_unlock(&dp->names_lock);
 	/* Names first: a flow's process names itself before the flow. */
 	ring_buffer__consume(dp->events);
 	drain_log(dp);
@@ -646,6 +692,8 @@ int anser_datapath_new(const char *cgroup_path, unsigned flags, struct anser_dat
 		goto fail;
 	dp->flows = g_hash_table_new_full(g_int64_hash, g_int64_equal, NULL, g_free);
 	dp->procs = g_hash_table_new_full(NULL, NULL, NULL, g_free);
+	pthread_mutex_init(&dp->names_lock, NULL);
+	dp->names = g_hash_table_new_full(named_hash, named_equal, NULL, named_free);
 	dp->prune_at = PRUNE_MIN;
 	dp->events =
 		ring_buffer__new(bpf_map__fd(dp->skel->maps.flow_events), on_flow_event, dp, NULL);
@@ -685,6 +733,10 @@ void anser_datapath_free(struct anser_datapath *dp)
 		g_hash_table_unref(dp->flows);
 	if (dp->procs)
 		g_hash_table_unref(dp->procs);
+	if (dp->names) {
+		g_hash_table_unref(dp->names);
+		pthread_mutex_destroy(&dp->names_lock);
+	}
 	if (dp->ctl)
 		munmap((void *)dp->ctl, sysconf(_SC_PAGESIZE));
 	if (dp->log_heads)
@@ -713,6 +765,130 @@ int anser_datapath_set_ports(struct anser_datapath *dp, uint16_t tcp4, uint16_t 
 	return 0;
 }
 
+/* --- names from DNS (dom_ip) --- */
+
+static void dom_key(struct anser_lpm_key *k, unsigned slot, const uint8_t addr[16])
+{
+	memset(k, 0, sizeof(*k));
+	k->prefixlen = 32 + 128;
+	k->set = (slot << 31) | ANSER_SET_DOMAIN;
+	memcpy(k->data, addr, 16);
+}
+
+/* e's entry for slot: the rules whose domain() conditions hold for one
+ * of its names. names_lock held. */
+static void dom_write(struct anser_datapath *dp, unsigned slot, const struct named_addr *e)
+{
+	const struct anser_domain_rules *dom = dp->slots[slot].dom;
+	struct anser_rules v = { 0 }, one;
+	struct anser_lpm_key k;
+
+	if (!dom)
+		return;
+	for (unsigned i = 0; i < e->n; i++) {
+		anser_domain_rules_eval(dom, e->names[i], &one);
+		for (unsigned w = 0; w < ANSER_RULE_WORDS; w++)
+			v.w[w] |= one.w[w];
+	}
+	dom_key(&k, slot, e->addr);
+	if (bpf_map_update_elem(bpf_map__fd(dp->skel->maps.dom_ip), &k, &v, BPF_ANY) < 0)
+		log_debug_errno(errno, "Failed to file a resolved address: %m");
+}
+
+static void dom_delete(struct anser_datapath *dp, unsigned slot, const struct named_addr *e)
+{
+	struct anser_lpm_key k;
+
+	dom_key(&k, slot, e->addr);
+	(void)bpf_map_delete_elem(bpf_map__fd(dp->skel->maps.dom_ip), &k);
+}
+
+static gboolean dom_expired(gpointer key, gpointer value, gpointer ud)
+{
+	struct anser_datapath *dp = ((void **)ud)[0];
+	const uint64_t *now = ((void **)ud)[1];
+	const struct named_addr *e = key;
+
+	if (e->expires > *now)
+		return FALSE;
+	for (unsigned slot = 0; slot < ANSER_GENS; slot++)
+		dom_delete(dp, slot, e);
+	return TRUE;
+}
+
+static uint64_t mono_ms(void)
+{
+	return (uint64_t)g_get_monotonic_time() / 1000;
+}
+
+/* names_lock held */
+static void names_sweep(struct anser_datapath *dp, uint64_t now)
+{
+	void *ud[2] = { dp, &now };
+
+	if (now < dp->names_sweep_at)
+		return;
+	dp->names_sweep_at = now + NAMES_SWEEP_MS;
+	g_hash_table_foreach_remove(dp->names, dom_expired, ud);
+}
+
+int anser_datapath_learn(struct anser_datapath *dp, const uint8_t addr[16], const char *name,
+			 uint32_t seconds)
+{
+	uint64_t now = mono_ms();
+	struct named_addr probe, *e;
+	int r = 0;
+
+	memcpy(probe.addr, addr, 16);
+	pthread_mutex_lock(&dp->names_lock);
+	names_sweep(dp, now);
+	e = g_hash_table_lookup(dp->names, &probe);
+	if (!e) {
+		if (g_hash_table_size(dp->names) >= ANSER_DOM_MAX_ENTRIES ||
+		    !(e = calloc(1, sizeof(*e)))) {
+			r = -ENOSPC;
+			goto out;
+		}
+		memcpy(e->addr, addr, 16);
+		g_hash_table_add(dp->names, e);
+	}
+	uint64_t until = now + (uint64_t)(seconds > NAME_MIN_S ? seconds : NAME_MIN_S) * 1000;
+	if (until > e->expires)
+		e->expires = until;
+	for (unsigned i = 0; i < e->n; i++)
+		if (strcmp(e->names[i], name) == 0)
+			goto out; /* known: the entries say so already */
+	char *copy = strdup(name);
+	if (!copy) {
+		r = -ENOMEM;
+		goto out;
+	}
+	if (e->n == NAMES_PER_ADDR) {
+		free(e->names[0]);
+		memmove(e->names, e->names + 1, (NAMES_PER_ADDR - 1) * sizeof(*e->names));
+		e->n--;
+	}
+	e->names[e->n++] = copy;
+	/* both slots: a reload may be between loading and activating one */
+	for (unsigned slot = 0; slot < ANSER_GENS; slot++)
+		dom_write(dp, slot, e);
+out:
+	pthread_mutex_unlock(&dp->names_lock);
+	return r;
+}
+
+/* A slot's entries for every named address (after its rules are in
+ * dp->slots[slot]); names_lock held. */
+static void names_write_slot(struct anser_datapath *dp, unsigned slot)
+{
+	GHashTableIter it;
+	gpointer key;
+
+	g_hash_table_iter_init(&it, dp->names);
+	while (g_hash_table_iter_next(&it, &key, NULL))
+		dom_write(dp, slot, key);
+}
+
 static void clear_slot(struct anser_datapath *dp, unsigned slot)
 {
 	struct anser_compiled *c = &dp->slots[slot];
@@ -725,7 +901,16 @@ static void clear_slot(struct anser_datapath *dp, unsigned slot)
 		bpf_map_delete_elem(pn, &c->pnames[i].key);
 	if (c->cg)
 		cg_clear_slot(dp, slot);
+	pthread_mutex_lock(&dp->names_lock);
+	if (c->dom) {
+		GHashTableIter it;
+		gpointer key;
+		g_hash_table_iter_init(&it, dp->names);
+		while (g_hash_table_iter_next(&it, &key, NULL))
+			dom_delete(dp, slot, key);
+	}
 	anser_compiled_clear(c);
+	pthread_mutex_unlock(&dp->names_lock);
 }
 
 /* The port tables of a slot: a class byte per port, packed 8 to a word. */
@@ -817,13 +1002,18 @@ int anser_datapath_load_compiled(struct anser_datapath *dp, struct anser_compile
 		r = log_error_errno(errno, "Failed to write the rules: %m");
 		goto fail;
 	}
+	pthread_mutex_lock(&dp->names_lock);
 	dp->slots[slot] = c;
+	names_write_slot(dp, slot);
+	pthread_mutex_unlock(&dp->names_lock);
 	log_debug("Loaded %u rules, %zu address prefixes, %zu names, %zu port classes into slot "
 		  "%u",
 		  c.info.n_rules, c.n_lpm, c.n_pnames, c.n_port_classes, slot);
 	return 0;
 fail:
+	pthread_mutex_lock(&dp->names_lock);
 	dp->slots[slot] = c; /* so the next load removes what made it in */
+	pthread_mutex_unlock(&dp->names_lock);
 	return r;
 }
 

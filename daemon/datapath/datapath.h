@@ -67,6 +67,15 @@ int anser_datapath_udp_rev_add(struct anser_datapath *dp, const struct sockaddr 
 			       const struct sockaddr *remote);
 int anser_datapath_udp_rev_del(struct anser_datapath *dp, const struct sockaddr *reply_local);
 
+/* A name from a DNS answer: addr (v4 mapped) is an address of name (as
+ * "www.example.com") for `seconds` (at least 30). domain() rules then hold
+ * for flows to addr as they do for name or any other name it was given
+ * with (the last 8), in the kernel before this returns, until the last
+ * such answer has aged out. Thread-safe: the DNS service's thread calls
+ * it. 0, or -ENOSPC when 65536 addresses are filed already. */
+int anser_datapath_learn(struct anser_datapath *dp, const uint8_t addr[16], const char *name,
+			 uint32_t seconds);
+
 /* Live sockets of anserd's network namespace that the hooks decided on
  * (direct and proxied): sock_diag joined with the reported decisions.
  * Proxied entries are left for the proxy to fill (bytes, node).

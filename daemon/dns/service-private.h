@@ -132,6 +132,8 @@ struct anser_dns_service {
 	int *cur_listeners; /* the caller's view, for dup() on reload */
 	bool *cur_is_tcp;
 	size_t n_cur_listeners;
+	anser_dns_learn_fn *learn; /* set before the thread starts */
+	void *learn_ud;
 	/* the service thread's */
 	struct conf *conf;
 	struct anser_dns_cache *cache;

@@ -309,6 +309,14 @@ void dns_handle_answer(struct anser_dns_service *s, int up, const uint8_t *msg, 
 	int64_t life = anser_dns_cache_lifetime(&r, fixed_ttl_for(s->conf, p->name));
 	if (life >= 0)
 		anser_dns_cache_put(s->cache, msg, n, &r, life, dns_now_ms());
+	/* the routing first: the asker connects as soon as it has this */
+	if (s->learn && r.rcode == ANSER_DNS_NOERROR) {
+		int64_t secs = (life > 0 ? life : (int64_t)r.min_ttl) +
+			       (s->conf->optimistic ? s->conf->stale_s : 0);
+		for (size_t i = 0; i < r.n_addrs; i++)
+			s->learn(s->learn_ud, r.addrs[i].addr, p->name,
+				 secs > UINT32_MAX ? UINT32_MAX : (uint32_t)secs);
+	}
 	for (guint i = 0; i < p->waiters->len; i++)
 		reply_answer(s, &g_array_index(p->waiters, struct waiter, i), msg, n);
 	drop_pending(s, p);
@@ -766,7 +774,7 @@ fail:
 }
 
 int anser_dns_service_apply(struct anser_dns_service **sp, const struct anser_config *cfg,
-			    char **why)
+			    anser_dns_learn_fn *learn, void *learn_ud, char **why)
 {
 	struct anser_dns_service *s = *sp;
 	bool fresh = !s;
@@ -776,6 +784,8 @@ int anser_dns_service_apply(struct anser_dns_service **sp, const struct anser_co
 		if (!cfg->dns.present)
 			return 0;
 		s = g_new0(struct anser_dns_service, 1);
+		s->learn = learn;
+		s->learn_ud = learn_ud;
 		pthread_mutex_init(&s->lock, NULL);
 		s->epfd = epoll_create1(EPOLL_CLOEXEC);
 		s->evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);

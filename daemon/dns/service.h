@@ -8,6 +8,9 @@
  * answer if optimistic_cache allows one, else SERVFAIL -- never silence.
  * The cache survives reloads.
  *
+ * Every A and AAAA answered is handed to the routing (learn, below) before
+ * the asker sees it, so domain() rules route the connection that follows.
+ *
  * Not yet (issue 6): upstreams over HTTPS,
  * upstreams given by name, taking over apps' queries.
  */
@@ -20,12 +23,18 @@
 
 struct anser_dns_service;
 
+/* Told, on the service's thread, every address of an answer before the
+ * answer goes out: addr (v4 mapped) is name's for `seconds` (as long as
+ * the answer may be served, stale ones included). For domain() rules. */
+typedef void anser_dns_learn_fn(void *ud, const uint8_t addr[16], const char *name,
+				uint32_t seconds);
+
 /* Listeners, upstreams and rules of cfg's dns section, applied at once
- * (the first call starts the thread). A config without `bind` stops the
- * listeners. 0, or -errno with *why (malloc'd): the running setup is
- * kept. */
+ * (the first call starts the thread, with learn: NULL for none). A config
+ * without `bind` stops the listeners. 0, or -errno with *why (malloc'd):
+ * the running setup is kept. */
 int anser_dns_service_apply(struct anser_dns_service **s, const struct anser_config *cfg,
-			    char **why);
+			    anser_dns_learn_fn *learn, void *learn_ud, char **why);
 void anser_dns_service_free(struct anser_dns_service *s);
 
 #endif

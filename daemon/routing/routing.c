@@ -794,18 +794,22 @@ static int compile_merged(const struct anser_config *cfg, const uint16_t *first,
 	for (unsigned q = 0; q < n; q++)
 		if (out->info.mark[q])
 			out->info.lookups |= ANSER_LOOKUP_MARK;
-	/* The kernel knows no domain for a flow: domain() conditions are
-	 * folded into the protocol sets as "no name" */
-	struct anser_rules no_name, fwd;
-	rules_where(cfg, ANSER_COND_DOMAIN, in_none, NULL, &no_name);
+	/* A flow carries no name: domain() conditions hold as for "no name"
+	 * (dom_default) unless the DNS service filed the destination's
+	 * names (dom_ip, bpf/anser_abi.h) */
+	struct anser_rules no_fwd, fwd;
+	rules_where(cfg, ANSER_COND_DOMAIN, in_none, NULL, &out->info.dom_default);
+	if (count_conds(cfg, ANSER_COND_DOMAIN))
+		out->info.lookups |= ANSER_LOOKUP_DOMAIN;
 	/* the hooks see this machine's own connections: conditions on what
 	 * forwarded traffic carries do not hold for them */
 	static const enum anser_cond_type forwarded[] = { ANSER_COND_SIP, ANSER_COND_SPORT,
 							  ANSER_COND_MAC, ANSER_COND_DSCP };
+	memset(&no_fwd, 0xff, sizeof(no_fwd));
 	for (size_t i = 0; i < sizeof(forwarded) / sizeof(*forwarded); i++) {
 		rules_where(cfg, forwarded[i], in_none, NULL, &fwd);
 		for (unsigned w = 0; w < ANSER_RULE_WORDS; w++)
-			no_name.w[w] &= fwd.w[w];
+			no_fwd.w[w] &= fwd.w[w];
 	}
 	for (unsigned udp = 0; udp < 2; udp++)
 		for (unsigned v6 = 0; v6 < 2; v6++) {
@@ -815,13 +819,14 @@ static int compile_merged(const struct anser_config *cfg, const uint16_t *first,
 			rules_where(cfg, ANSER_COND_L4PROTO, in_l4, &l4, m);
 			rules_where(cfg, ANSER_COND_IPVERSION, in_l4, &ipver, &ipv);
 			for (unsigned w = 0; w < ANSER_RULE_WORDS; w++)
-				m->w[w] &= ipv.w[w] & no_name.w[w];
+				m->w[w] &= ipv.w[w] & no_fwd.w[w];
 		}
 	for (size_t q = 0; q < cfg->n_rules; q++) {
 		bool free_of_dst = true;
 		for (size_t k = 0; k < cfg->rules[q].n_conds; k++) {
 			enum anser_cond_type t = cfg->rules[q].conds[k].type;
-			if (t == ANSER_COND_DIP || t == ANSER_COND_DPORT)
+			/* a name is the destination's too (dom_ip) */
+			if (t == ANSER_COND_DIP || t == ANSER_COND_DPORT || t == ANSER_COND_DOMAIN)
 				free_of_dst = false;
 		}
 		if (free_of_dst)
@@ -960,9 +965,12 @@ static unsigned compiled_bit(const struct anser_compiled *c, const char *pname, 
 	const struct anser_rules *pr =
 		c->port_class ? &c->port_rules[c->port_class[port]] : &c->info.port_default;
 
+	/* as the kernel does for an address the DNS service named nothing */
+	const struct anser_rules *dom = &c->info.dom_default;
+
 	for (unsigned r = 0; r < c->info.n_rules; r++)
 		if (rules_has(p, r) && rules_has(d, r) && rules_has(l4, r) && rules_has(pr, r) &&
-		    rules_has(&cg, r))
+		    rules_has(&cg, r) && rules_has(dom, r))
 			return r;
 	return c->info.n_rules - 1;
 }

@@ -16,7 +16,8 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 import unbound as unbound_conf  # noqa: E402
-from harness import H4, S4, expect, main, run  # noqa: E402
+from harness import H4, P4, S4, WEB, expect, main, run, seen_as  # noqa: E402
+import signal  # noqa: E402
 import time  # noqa: E402
 
 DNSCHECK = os.path.join(harness.BUILD, "tests", "integration", "anser-dnscheck")
@@ -565,9 +566,60 @@ def t_flood(env):
     expect(r is not None and summary(r) == (0, [(300, "10.77.0.5")]), "still answering: %r" % r)
     expect(env.anserd.poll() is None, "anserd is up")
 
+DOMAIN_CONFIG = """global {
+    log_level: debug
+}
+node { socks: 'socks5://%(p4)s:1080' }
+group { proxy { policy: fixed(0) } }
+dns {
+    bind: 'udp://%(h4)s:5353'
+    upstream { ub: 'udp://%(s4)s:53' }
+    routing { request { fallback: ub } }
+}
+routing {
+    domain(www.zone.test) && pname(appA) -> proxy
+    !domain(suffix: zone.test) && pname(appB) -> proxy
+    fallback: direct
+}
+"""
+
+
+def t_domain_route(env):
+    """domain() rules route by what anserd's DNS service answered: a
+    connection to an address before its name was looked up goes direct;
+    after the lookup through anserd, the next connection to it follows
+    the domain rule (and a negated domain rule stops holding). A reload
+    keeps what was learned; names that share an address add up."""
+    env.setup_net()
+    start_unbound(env)
+    env.setup_cgroup()
+    env.start_web()
+    env.start_microsocks()
+    cfg = env.write_config(DOMAIN_CONFIG % {"p4": P4, "h4": H4, "s4": S4})
+    env.start_anserd(cfg)
+    env.wait_for("the DNS listener", lambda: "DNS service: 1 listener," in env.log("anserd"))
+
+    a = env.app("appA", "tcp", S4, WEB)
+    b = env.app("appB", "tcp", S4, WEB)
+    expect(seen_as(a.stdout) == H4, "appA before any lookup: direct, " + a.stdout)
+    expect(seen_as(b.stdout) == P4, "appB before any lookup: !domain holds, " + b.stdout)
+
+    (r, _), = ask(env, [q("www.zone.test")])
+    expect(r is not None and summary(r) == (0, [(300, S4)]), "the answer: %r" % r)
+    a = env.app("appA", "tcp", S4, WEB)
+    b = env.app("appB", "tcp", S4, WEB)
+    expect(seen_as(a.stdout) == P4, "appA after the lookup: via the node, " + a.stdout)
+    expect(seen_as(b.stdout) == H4, "appB after the lookup: !domain no longer holds, " +
+           b.stdout)
+
+    os.kill(env.anserd.pid, signal.SIGHUP)
+    env.wait_for("reload", lambda: "generation 2 active" in env.log("anserd"))
+    a = env.app("appA", "tcp", S4, WEB)
+    expect(seen_as(a.stdout) == P4, "after a reload: still via the node, " + a.stdout)
+
 
 TESTS = {"codec_vs_unbound": t_codec_vs_unbound, "forward": t_forward, "valgrind": t_valgrind,
-         "dot": t_dot, "flood": t_flood}
+         "dot": t_dot, "flood": t_flood, "domain_route": t_domain_route}
 
 if __name__ == "__main__":
     main(TESTS)
