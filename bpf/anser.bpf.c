@@ -111,6 +111,7 @@ struct udp_id_val {
 	__u32 id; /* 0 for flows not proxied */
 	__u16 outbound;
 	__u16 rule;
+	__u32 dns; /* 1: to the DNS service (port 53, no must rule) */
 };
 
 struct {
@@ -634,6 +635,22 @@ static __always_inline void rewrite_to_listener(struct bpf_sock_addr *ctx, int v
 	ctx->user_port = bpf_htons(port);
 }
 
+/* DNS the service takes over: to port 53, the service listening, and the
+ * deciding rule without (must). */
+static __always_inline __u16 dns_port_for(const struct anser_ctl *c,
+					  const struct anser_gen_info *gi, const struct decide *d,
+					  int v6)
+{
+	__u16 port = v6 ? c->dns6_port : c->dns4_port;
+	__u32 r = d->bit;
+
+	if (d->dport != bpf_htons(53) || !port)
+		return 0;
+	if ((gi->must.w[(r / 64) & (ANSER_RULE_WORDS - 1)] >> (r % 64)) & 1)
+		return 0;
+	return port;
+}
+
 static __always_inline __u32 alloc_udp_id(struct anser_ctl *c)
 {
 	__u32 id = __sync_fetch_and_add(&c->next_udp_id, 1) + 1;
@@ -663,6 +680,7 @@ static __always_inline int do_connect(struct bpf_sock_addr *ctx, int v6)
 	if (s) {
 		s->redirected = 0;
 		s->udp_id = 0;
+		s->dns = 0;
 	}
 	if (load_dst(ctx, &d, v6))
 		return 1;
@@ -679,6 +697,19 @@ static __always_inline int do_connect(struct bpf_sock_addr *ctx, int v6)
 
 	if (d.out == ANSER_OUT_BLOCK)
 		return 0; /* connect() fails with EPERM */
+
+	__u16 dns = dns_port_for(c, gi, &d, v6);
+	if (dns && !foreign_netns(ctx)) {
+		emit_flow(&d, d.proto == IPPROTO_UDP ? ANSER_FLOW_F_CONNECTED : 0);
+		s = bpf_sk_storage_get(&sk_store, ctx->sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+		if (!s)
+			return 1; /* no memory: fail open */
+		fill_flow(&s->flow, &d, 0, p);
+		s->redirected = 1;
+		s->dns = 1;
+		rewrite_to_listener(ctx, v6, dns);
+		return 1;
+	}
 
 	__u16 port = d.proto == IPPROTO_TCP ? (v6 ? c->tcp6_port : c->tcp4_port)
 					    : (v6 ? c->udp6_port : c->udp4_port);
@@ -809,7 +840,10 @@ static __always_inline int do_sendmsg(struct bpf_sock_addr *ctx, int v6)
 		evaluate(&d, slot, gi, &p->rules);
 		v.outbound = d.out;
 		v.rule = d.rule;
-		if (d.out >= ANSER_OUT_FIRST_GROUP && (v6 ? c->udp6_port : c->udp4_port)) {
+		v.dns = d.out != ANSER_OUT_BLOCK && dns_port_for(c, gi, &d, v6);
+		if (v.dns) {
+			/* to the DNS service, not to a node */
+		} else if (d.out >= ANSER_OUT_FIRST_GROUP && (v6 ? c->udp6_port : c->udp4_port)) {
 			v.id = alloc_udp_id(c);
 			flags = ANSER_FLOW_F_PROXIED;
 			record_flow(&udp_flows, &v.id, &d, flags, p);
@@ -821,6 +855,20 @@ static __always_inline int do_sendmsg(struct bpf_sock_addr *ctx, int v6)
 	}
 	if (v.outbound == ANSER_OUT_BLOCK)
 		return 0; /* sendmsg() fails with EPERM: the datagram is dropped */
+	__u16 dns = v.dns ? (v6 ? c->dns6_port : c->dns4_port) : 0;
+	if (dns) {
+		s = bpf_sk_storage_get(&sk_store, ctx->sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+		if (!s)
+			return 1;
+		/* the server this datagram was for: its reply comes from it */
+		s->udp_id = 0;
+		s->dns = 1;
+		s->flow.family = d.family;
+		s->flow.dport = d.dport;
+		__builtin_memcpy(s->flow.daddr, d.lkey.data, 16);
+		rewrite_to_listener(ctx, v6, dns);
+		return 1;
+	}
 	if (!v.id) {
 		s = bpf_sk_storage_get(&sk_store, ctx->sk, 0, 0);
 		if (s)
@@ -891,12 +939,17 @@ static __always_inline int do_recvmsg(struct bpf_sock_addr *ctx, int v6)
 	rv = bpf_map_lookup_elem(&udp_rev, &k);
 	if (rv)
 		return set_user_addr(ctx, v6, rv->family, rv->addr, rv->port);
-	/* A connect()ed socket hears from the listener itself. */
+	/* A connect()ed socket hears from the listener itself; DNS from the
+	 * DNS service's. */
 	c = get_ctl();
-	if (!c || bpf_ntohs(k.port) != (v6 ? c->udp6_port : c->udp4_port))
+	if (!c)
+		return 1;
+	__u16 port = bpf_ntohs(k.port);
+	int from_dns = port && port == (v6 ? c->dns6_port : c->dns4_port);
+	if (!from_dns && port != (v6 ? c->udp6_port : c->udp4_port))
 		return 1;
 	s = bpf_sk_storage_get(&sk_store, ctx->sk, 0, 0);
-	if (!s || !s->redirected)
+	if (!s || (from_dns ? !s->dns : !s->redirected))
 		return 1;
 	return set_user_addr(ctx, v6, s->flow.family, s->flow.daddr, s->flow.dport);
 }

@@ -116,6 +116,7 @@ struct anser_gen_info {
 	struct anser_rules port_default;  /* when no rule has dport() */
 	struct anser_rules cg_default;	  /* for cgroups with no cg_set entry up to the root */
 	struct anser_rules dom_default;	  /* for addresses with no dom_ip entry */
+	struct anser_rules must;	  /* rules with (must): their DNS is not taken over */
 	__u16 outbound[ANSER_MAX_RULES];  /* by rule bit */
 	/* by rule bit: the config's rule (0-based) it stands for -- the first
 	 * of the consecutive rules merged into it -- or ANSER_RULE_FALLBACK */
@@ -171,6 +172,11 @@ struct anser_ctl {
 	__u16 udp6_port;   /* host order; listener on ::1 */
 	__u32 next_udp_id; /* atomically incremented by BPF */
 	__u32 cg_version;  /* bumped by anserd when cg_set gains entries */
+	/* host order: the DNS service's UDP and TCP listeners on 127.0.0.1
+	 * and ::1 that take over the apps' DNS (port 53); 0: not taken over */
+	__u16 dns4_port;
+	__u16 dns6_port;
+	__u32 pad;
 };
 
 #define ANSER_FLOW_F_CONNECTED 1u /* UDP: decided at connect(), not sendmsg */
@@ -273,7 +279,10 @@ struct anser_sk {
 	struct anser_flow flow; /* flow.cookie != 0 once decided */
 	__u32 udp_id;		/* id stamped on egress datagrams, 0: none */
 	__u8 redirected;	/* connect() was rewritten to a listener */
-	__u8 pad[3];
+	/* its DNS goes to the DNS service's listener: replies from there
+	 * are shown as from flow's destination (the server it asked) */
+	__u8 dns;
+	__u8 pad[2];
 };
 
 /* Key of `udp_ids`: one id per (app socket, original destination). */

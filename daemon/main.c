@@ -354,6 +354,11 @@ static int install_config(struct daemon *d, struct anser_config *cfg,
 	 * taken) keeps the running one */
 	if (anser_dns_service_apply(&d->dns, cfg, learn_name, d, &why) < 0)
 		log_error("DNS service not (re)configured: %s", why ? why : "failed");
+	if (d->dp) {
+		uint16_t dns4, dns6;
+		anser_dns_service_takeover_ports(d->dns, &dns4, &dns6);
+		anser_datapath_set_dns_ports(d->dp, dns4, dns6);
+	}
 	g_free(why);
 	if (d->bus) {
 		char *changed[] = { "Generation", "ConfigFiles", "Groups", NULL };
@@ -1328,6 +1333,8 @@ out:
 	if (d.poll_source)
 		g_source_remove(d.poll_source);
 	anser_netmon_free(d.netmon);
+	if (d.dp) /* the apps' DNS goes where they send it again, first */
+		anser_datapath_set_dns_ports(d.dp, 0, 0);
 	anser_dns_service_free(d.dns);
 	anser_bus_free(d.bus);
 	anser_checker_free(d.checker);

@@ -240,7 +240,7 @@ struct cfg_parser {
 	bool seen_any_subscription;
 	const struct anser_fetcher *fetcher; /* NULL: subscriptions are not fetched */
 	bool subscription_failed;	     /* some subscription brought no nodes */
-	bool warned_dns, warned_subscription;
+	bool warned_subscription;
 	bool seen_extra[2]; /* subscription, dns: in the file being read */
 	struct cfg_pos extra_pos[2];
 	size_t cap_subscriptions;

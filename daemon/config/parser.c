@@ -1997,13 +1997,6 @@ static void parse_dns_section(struct cfg_parser *p, struct cfg_pos pos)
 	struct anser_dns *d = &p->cfg->dns;
 
 	d->present = true;
-	if (!p->warned_dns) {
-		p->warned_dns = true;
-		WARN(p, pos,
-		     "section 'dns' is read and checked, and its bind listeners are served, "
-		     "but anser does not take over the apps' DNS yet: their queries go out as "
-		     "the system sends them");
-	}
 	/* its own 'routing {' block is not the routing section */
 	while (!stop(p) && peek_type(p) != TOK_RBRACE &&
 	       !(at_section_start(p) && strcmp(peek(p, 0)->text, "routing") != 0)) {

@@ -889,6 +889,14 @@ static void names_write_slot(struct anser_datapath *dp, unsigned slot)
 		dom_write(dp, slot, key);
 }
 
+void anser_datapath_set_dns_ports(struct anser_datapath *dp, uint16_t v4, uint16_t v6)
+{
+	atomic_thread_fence(memory_order_seq_cst);
+	dp->ctl->dns4_port = v4;
+	dp->ctl->dns6_port = v6;
+	atomic_thread_fence(memory_order_seq_cst);
+}
+
 static void clear_slot(struct anser_datapath *dp, unsigned slot)
 {
 	struct anser_compiled *c = &dp->slots[slot];

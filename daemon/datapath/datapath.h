@@ -67,6 +67,11 @@ int anser_datapath_udp_rev_add(struct anser_datapath *dp, const struct sockaddr 
 			       const struct sockaddr *remote);
 int anser_datapath_udp_rev_del(struct anser_datapath *dp, const struct sockaddr *reply_local);
 
+/* The apps' DNS (UDP and TCP port 53, unless a rule with (must) decides
+ * the flow) goes to these ports on 127.0.0.1 / ::1 (the DNS service's);
+ * 0, 0: it goes where the apps send it. */
+void anser_datapath_set_dns_ports(struct anser_datapath *dp, uint16_t v4, uint16_t v6);
+
 /* A name from a DNS answer: addr (v4 mapped) is an address of name (as
  * "www.example.com") for `seconds` (at least 30). domain() rules then hold
  * for flows to addr as they do for name or any other name it was given

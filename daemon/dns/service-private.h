@@ -63,7 +63,9 @@ struct conf {
 	int *listeners;
 	bool *is_tcp; /* listeners[i] accepts TCP connections */
 	size_t n_listeners;
-	char *bind; /* as written, to know when to rebind */
+	char *bind; /* as written plus the takeover listeners, to know when to rebind */
+	uint16_t takeover4, takeover6; /* ports of the listeners on 127.0.0.1 and ::1 */
+	size_t n_takeover;	       /* of the listeners, theirs (the last ones) */
 	bool optimistic;
 	int64_t stale_s;
 	GHashTable *fixed_ttl; /* lower-case name -> seconds */
@@ -129,7 +131,8 @@ struct anser_dns_service {
 	struct conf *next; /* handed over, not taken yet */
 	bool stop;
 	char *cur_bind;
-	int *cur_listeners; /* the caller's view, for dup() on reload */
+	uint16_t cur_takeover4, cur_takeover6; /* the caller's view */
+	int *cur_listeners;		       /* the caller's view, for dup() on reload */
 	bool *cur_is_tcp;
 	size_t n_cur_listeners;
 	anser_dns_learn_fn *learn; /* set before the thread starts */

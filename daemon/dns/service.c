@@ -699,6 +699,30 @@ static int open_upstream(struct upstream *u)
 	return 0;
 }
 
+/* A port free on loopback now (for UDP; TCP follows it), 0 if none. */
+static uint16_t free_loopback_port(int family)
+{
+	struct sockaddr_storage ss = { 0 };
+	socklen_t len =
+		family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6);
+	uint16_t port = 0;
+	int fd = socket(family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+
+	if (fd < 0)
+		return 0;
+	ss.ss_family = (sa_family_t)family;
+	if (family == AF_INET)
+		((struct sockaddr_in *)&ss)->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	else
+		((struct sockaddr_in6 *)&ss)->sin6_addr = in6addr_loopback;
+	if (bind(fd, (struct sockaddr *)&ss, len) == 0 &&
+	    getsockname(fd, (struct sockaddr *)&ss, &len) == 0)
+		port = ntohs(family == AF_INET ? ((struct sockaddr_in *)&ss)->sin_port
+					       : ((struct sockaddr_in6 *)&ss)->sin6_port);
+	close(fd);
+	return port;
+}
+
 static struct conf *conf_new(struct anser_dns_service *s, const struct anser_config *cfg,
 			     char **why)
 {
@@ -750,7 +774,21 @@ static struct conf *conf_new(struct anser_dns_service *s, const struct anser_con
 			g_hash_table_insert(c->fixed_ttl, g_ascii_strdown(d->fixed_ttl[i].key, -1),
 					    GINT_TO_POINTER(atoi(d->fixed_ttl[i].value)));
 	}
-	c->bind = g_strdup(option(d, "bind") ? option(d, "bind") : "");
+	const char *bind = option(d, "bind") ? option(d, "bind") : "";
+	if (c->n_ups) {
+		/* the apps' DNS (port 53) comes to listeners on loopback: the
+		 * ones of the running setup, or on free ports */
+		c->takeover4 = s->cur_takeover4 ? s->cur_takeover4 : free_loopback_port(AF_INET);
+		c->takeover6 = s->cur_takeover6 ? s->cur_takeover6 : free_loopback_port(AF_INET6);
+	}
+	if (c->takeover4 && c->takeover6) {
+		c->bind = g_strdup_printf("%s%stcp+udp://127.0.0.1:%u,tcp+udp://[::1]:%u", bind,
+					  *bind ? "," : "", c->takeover4, c->takeover6);
+		c->n_takeover = 4;
+	} else {
+		c->takeover4 = c->takeover6 = 0;
+		c->bind = g_strdup(bind);
+	}
 	if (g_strcmp0(c->bind, s->cur_bind) == 0) {
 		/* the same listeners: the new setup gets their duplicates */
 		c->listeners = g_new0(int, s->n_cur_listeners + 1);
@@ -808,6 +846,8 @@ int anser_dns_service_apply(struct anser_dns_service **sp, const struct anser_co
 	g_free(s->cur_is_tcp);
 	s->cur_is_tcp = g_memdup2(c->is_tcp, (c->n_listeners + 1) * sizeof(bool));
 	s->n_cur_listeners = c->n_listeners;
+	s->cur_takeover4 = c->takeover4;
+	s->cur_takeover6 = c->takeover6;
 	if (fresh) {
 		s->cache = anser_dns_cache_new(c->cache_size);
 		struct itimerspec t = { { 0, TICK_MS * 1000000L }, { 0, TICK_MS * 1000000L } };
@@ -822,8 +862,10 @@ int anser_dns_service_apply(struct anser_dns_service **sp, const struct anser_co
 		}
 		s->running = true;
 		*sp = s;
-		log_info("DNS service: %zu listener%s, %zu upstream%s", c->n_listeners,
-			 c->n_listeners == 1 ? "" : "s", c->n_ups, c->n_ups == 1 ? "" : "s");
+		size_t n = c->n_listeners - c->n_takeover;
+		log_info("DNS service: %zu listener%s, %zu upstream%s%s", n, n == 1 ? "" : "s",
+			 c->n_ups, c->n_ups == 1 ? "" : "s",
+			 c->n_takeover ? ", taking over the apps' DNS" : "");
 		return 0;
 	}
 	pthread_mutex_lock(&s->lock);
@@ -834,6 +876,12 @@ int anser_dns_service_apply(struct anser_dns_service **sp, const struct anser_co
 	if (write(s->evfd, &one, sizeof(one)) < 0)
 		log_warning_errno(errno, "DNS service: cannot wake the thread: %m");
 	return 0;
+}
+
+void anser_dns_service_takeover_ports(const struct anser_dns_service *s, uint16_t *v4, uint16_t *v6)
+{
+	*v4 = s ? s->cur_takeover4 : 0;
+	*v6 = s ? s->cur_takeover6 : 0;
 }
 
 void anser_dns_service_free(struct anser_dns_service *s)

@@ -11,8 +11,7 @@
  * Every A and AAAA answered is handed to the routing (learn, below) before
  * the asker sees it, so domain() rules route the connection that follows.
  *
- * Not yet (issue 6): upstreams over HTTPS,
- * upstreams given by name, taking over apps' queries.
+ * Not yet (issue 6): upstreams over HTTPS, upstreams given by name.
  */
 #ifndef ANSER_DNS_SERVICE_H
 #define ANSER_DNS_SERVICE_H
@@ -35,6 +34,11 @@ typedef void anser_dns_learn_fn(void *ud, const uint8_t addr[16], const char *na
  * the running setup is kept. */
 int anser_dns_service_apply(struct anser_dns_service **s, const struct anser_config *cfg,
 			    anser_dns_learn_fn *learn, void *learn_ud, char **why);
+/* With upstreams, the service also listens on 127.0.0.1 and ::1 (UDP and
+ * TCP, ports of its choosing, kept over reloads) for the apps' DNS, which
+ * the datapath steers there: those ports, 0 when it does not. */
+void anser_dns_service_takeover_ports(const struct anser_dns_service *s, uint16_t *v4,
+				      uint16_t *v6);
 void anser_dns_service_free(struct anser_dns_service *s);
 
 #endif

@@ -791,6 +791,11 @@ static int compile_merged(const struct anser_config *cfg, const uint16_t *first,
 	out->info.rule_of[n - 1] = ANSER_RULE_FALLBACK;
 	out->info.outbound[n - 1] = (uint16_t)cfg->fallback;
 	out->info.mark[n - 1] = cfg->fallback_mark;
+	for (size_t q = 0; q < cfg->n_rules; q++)
+		if (cfg->rules[q].must)
+			rules_set(&out->info.must, (unsigned)q);
+	if (cfg->fallback_must)
+		rules_set(&out->info.must, n - 1);
 	for (unsigned q = 0; q < n; q++)
 		if (out->info.mark[q])
 			out->info.lookups |= ANSER_LOOKUP_MARK;

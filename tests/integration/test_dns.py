@@ -618,8 +618,126 @@ def t_domain_route(env):
     expect(seen_as(a.stdout) == P4, "after a reload: still via the node, " + a.stdout)
 
 
+TAKEOVER_CONFIG = """global {
+    log_level: debug
+}
+node { socks: 'socks5://%(p4)s:1080' }
+group { proxy { policy: fixed(0) } }
+dns {
+    upstream { ub: 'udp://%(s4)s:53' }
+    routing {
+        request {
+            qname(full: c3.zone.test) -> reject
+            fallback: ub
+        }
+    }
+}
+routing {
+    pname(appM) -> must_direct
+    domain(www.zone.test) && pname(appA) -> proxy
+    fallback: direct
+}
+"""
+
+# An app's DNS query: "rcode=N addrs=a,b from=HOST:PORT" (or "error=...").
+# udp: sendto() on an unconnected socket; conn: a connect()ed UDP socket
+# (getpeername() shown); tcp: one query over TCP.
+APP_QUERY = """import socket, struct, sys
+mode, host, qname = sys.argv[1:4]
+fam = socket.AF_INET6 if ":" in host else socket.AF_INET
+q = struct.pack(">HHHHHH", 0x3131, 0x0100, 1, 0, 0, 0)
+q += b"".join(bytes([len(l)]) + l.encode() for l in qname.split(".")) + b"\\0"
+q += struct.pack(">HH", 1, 1)
+try:
+    if mode == "tcp":
+        s = socket.create_connection((host, 53), timeout=5)
+        s.sendall(struct.pack(">H", len(q)) + q)
+        buf = b""
+        while len(buf) < 2 or len(buf) < 2 + struct.unpack(">H", buf[:2])[0]:
+            part = s.recv(4096)
+            if not part:
+                break
+            buf += part
+        r, frm = buf[2:], s.getpeername()
+    else:
+        s = socket.socket(fam, socket.SOCK_DGRAM)
+        s.settimeout(5)
+        if mode == "conn":
+            s.connect((host, 53))
+            s.send(q)
+            r, frm = s.recv(4096), s.getpeername()
+        else:
+            s.sendto(q, (host, 53))
+            r, frm = s.recvfrom(4096)
+except OSError as e:
+    print("error=%s" % e)
+    sys.exit(0)
+an = struct.unpack(">H", r[6:8])[0]
+pos = 12
+while r[pos]:
+    pos += r[pos] + 1
+pos += 5
+addrs = []
+for _ in range(an):
+    pos += 2 if r[pos] & 0xC0 == 0xC0 else 0
+    typ, _, _, rdlen = struct.unpack(">HHIH", r[pos:pos + 10])
+    pos += 10
+    if typ == 1:
+        addrs.append(".".join(str(b) for b in r[pos:pos + 4]))
+    pos += rdlen
+print("rcode=%d addrs=%s from=%s:%d" % (r[3] & 15, ",".join(addrs), frm[0], frm[1]))
+"""
+
+
+def app_query(env, name, mode, host, qname):
+    script = os.path.join(env.tmp, "query.py")
+    if not os.path.exists(script):
+        with open(script, "w") as f:
+            f.write(APP_QUERY)
+    return env.app(name, script, mode, host, qname, binary=harness.PY).stdout.strip()
+
+
+def t_takeover(env):
+    """The apps' DNS (port 53, UDP and TCP, IPv4 and IPv6) goes to anserd's
+    DNS service wherever they send it, and the answer comes back as from
+    the server they asked; a must_direct rule keeps an app's DNS out of
+    it; anserd's own queries to the same server are not taken (no loop);
+    a name looked up that way routes the connection after it."""
+    env.setup_net()
+    ub, log = start_unbound(env)
+    env.setup_cgroup()
+    env.start_web()
+    env.start_microsocks()
+    env.start_anserd(env.write_config(TAKEOVER_CONFIG % {"p4": P4, "s4": S4}))
+    env.wait_for("the takeover", lambda: "taking over the apps' DNS" in env.log("anserd"))
+
+    a = env.app("appA", "tcp", S4, WEB)
+    expect(seen_as(a.stdout) == H4, "appA before its lookup: direct, " + a.stdout)
+    out = app_query(env, "appA", "udp", S4, "www.zone.test")
+    expect(out == "rcode=0 addrs=10.77.0.3 from=%s:53" % S4, "appA's lookup: %s" % out)
+    a = env.app("appA", "tcp", S4, WEB)
+    expect(seen_as(a.stdout) == P4, "appA after its lookup: via the node, " + a.stdout)
+
+    # c3.zone.test is 10.77.0.6 in unbound; anserd's request rule rejects it
+    for mode in ("udp", "conn", "tcp"):
+        out = app_query(env, "appQ", mode, S4, "c3.zone.test")
+        expect(out == "rcode=0 addrs= from=%s:53" % S4,
+               "appQ over %s: anserd's answer, from the server asked: %s" % (mode, out))
+    # nothing listens on fd77::3 port 53: only anserd can answer there
+    out = app_query(env, "appQ", "udp", "fd77::3", "www.zone.test")
+    expect(out == "rcode=0 addrs=10.77.0.3 from=fd77::3:53", "IPv6: %s" % out)
+    out = app_query(env, "appQ", "tcp", "fd77::3", "www.zone.test")
+    expect(out == "rcode=0 addrs=10.77.0.3 from=fd77::3:53", "IPv6 over TCP: %s" % out)
+    # must_direct: unbound itself answers
+    out = app_query(env, "appM", "udp", S4, "c3.zone.test")
+    expect(out == "rcode=0 addrs=10.77.0.6 from=%s:53" % S4, "appM (must_direct): %s" % out)
+    expect(seen(log, "c3.zone.test") == 1, "only appM's c3 query reached unbound")
+
+
+
 TESTS = {"codec_vs_unbound": t_codec_vs_unbound, "forward": t_forward, "valgrind": t_valgrind,
-         "dot": t_dot, "flood": t_flood, "domain_route": t_domain_route}
+         "dot": t_dot, "flood": t_flood, "domain_route": t_domain_route,
+         "takeover": t_takeover}
 
 if __name__ == "__main__":
     main(TESTS)
