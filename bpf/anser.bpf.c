@@ -635,6 +635,13 @@ static __always_inline void rewrite_to_listener(struct bpf_sock_addr *ctx, int v
 	ctx->user_port = bpf_htons(port);
 }
 
+static __always_inline int same16(const __u8 *a, const __u8 *b)
+{
+	const __u32 *x = (const __u32 *)a, *y = (const __u32 *)b;
+
+	return x[0] == y[0] && x[1] == y[1] && x[2] == y[2] && x[3] == y[3];
+}
+
 /* DNS the service takes over: to port 53, the service listening, and the
  * deciding rule without (must). */
 static __always_inline __u16 dns_port_for(const struct anser_ctl *c,
@@ -646,6 +653,9 @@ static __always_inline __u16 dns_port_for(const struct anser_ctl *c,
 
 	if (d->dport != bpf_htons(53) || !port)
 		return 0;
+	for (__u32 i = 0; i < 2; i++)
+		if (i < c->n_vdns && same16(c->vdns[i], d->lkey.data))
+			return port; /* the virtual DNS address: always answered */
 	if ((gi->must.w[(r / 64) & (ANSER_RULE_WORDS - 1)] >> (r % 64)) & 1)
 		return 0;
 	return port;

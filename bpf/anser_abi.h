@@ -176,7 +176,10 @@ struct anser_ctl {
 	 * and ::1 that take over the apps' DNS (port 53); 0: not taken over */
 	__u16 dns4_port;
 	__u16 dns6_port;
-	__u32 pad;
+	/* dns.virtual_address: DNS to these (v4 mapped; n_vdns of them) is
+	 * taken over even under a (must) rule */
+	__u32 n_vdns;
+	__u8 vdns[2][16];
 };
 
 #define ANSER_FLOW_F_CONNECTED 1u /* UDP: decided at connect(), not sendmsg */

@@ -314,6 +314,36 @@ static void learn_name(void *ud, const uint8_t addr[16], const char *name, uint3
 		log_debug_errno(r, "Name %s not filed for routing: %m", name);
 }
 
+/* The apps' DNS to the DNS service's takeover listeners, with the dns
+ * section's virtual_address (checked by the parser: literals, one per
+ * family). */
+static void steer_dns(struct daemon *d, const struct anser_config *cfg)
+{
+	uint8_t virt[2][16];
+	size_t n = 0;
+	uint16_t dns4, dns6;
+
+	anser_dns_service_takeover_ports(d->dns, &dns4, &dns6);
+	for (size_t i = 0; i < cfg->dns.n_options; i++) {
+		if (strcmp(cfg->dns.options[i].key, "virtual_address") != 0)
+			continue;
+		g_auto(GStrv) v = g_strsplit(cfg->dns.options[i].value, ",", -1);
+		for (size_t k = 0; v[k] && n < 2; k++) {
+			const char *a = g_strstrip(v[k]);
+			struct in_addr a4;
+			memset(virt[n], 0, 16);
+			if (inet_pton(AF_INET, a, &a4) == 1) {
+				virt[n][10] = virt[n][11] = 0xff;
+				memcpy(virt[n] + 12, &a4, 4);
+				n++;
+			} else if (inet_pton(AF_INET6, a, virt[n]) == 1) {
+				n++;
+			}
+		}
+	}
+	anser_datapath_set_dns(d->dp, dns4, dns6, (const uint8_t(*)[16])virt, n);
+}
+
 static int install_config(struct daemon *d, struct anser_config *cfg,
 			  struct anser_compiled *compiled, bool first)
 {
@@ -354,11 +384,8 @@ static int install_config(struct daemon *d, struct anser_config *cfg,
 	 * taken) keeps the running one */
 	if (anser_dns_service_apply(&d->dns, cfg, learn_name, d, &why) < 0)
 		log_error("DNS service not (re)configured: %s", why ? why : "failed");
-	if (d->dp) {
-		uint16_t dns4, dns6;
-		anser_dns_service_takeover_ports(d->dns, &dns4, &dns6);
-		anser_datapath_set_dns_ports(d->dp, dns4, dns6);
-	}
+	if (d->dp)
+		steer_dns(d, cfg);
 	g_free(why);
 	if (d->bus) {
 		char *changed[] = { "Generation", "ConfigFiles", "Groups", NULL };
@@ -1334,7 +1361,7 @@ out:
 		g_source_remove(d.poll_source);
 	anser_netmon_free(d.netmon);
 	if (d.dp) /* the apps' DNS goes where they send it again, first */
-		anser_datapath_set_dns_ports(d.dp, 0, 0);
+		anser_datapath_set_dns(d.dp, 0, 0, NULL, 0);
 	anser_dns_service_free(d.dns);
 	anser_bus_free(d.bus);
 	anser_checker_free(d.checker);

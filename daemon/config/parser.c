@@ -10,6 +10,7 @@
  * braces balanced) and goes on, so one run reports many problems; each
  * statement loop either consumes a token or stops, so it always ends.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <net/if.h>
 #include <stdlib.h>
@@ -1755,6 +1756,28 @@ static const struct global_opt dns_opts[] = {
 	{ "fixed_domain_ttl", GT_STRING, "", GS_USED, NULL },
 };
 
+/* At most one IPv4 and one IPv6 literal, comma separated: NULL if so, else
+ * what is wrong (g_free it). */
+static char *bad_virtual_address(const char *list)
+{
+	g_auto(GStrv) v = g_strsplit(list, ",", -1);
+	int n4 = 0, n6 = 0;
+
+	for (size_t i = 0; v[i]; i++) {
+		const char *a = g_strstrip(v[i]);
+		uint8_t buf[16];
+		if (inet_pton(AF_INET, a, buf) == 1)
+			n4++;
+		else if (inet_pton(AF_INET6, a, buf) == 1 && !IN6_IS_ADDR_V4MAPPED(buf))
+			n6++;
+		else
+			return g_strdup_printf("'%.100s' is not an IPv4 or IPv6 address", a);
+	}
+	if (n4 > 1 || n6 > 1)
+		return g_strdup("one IPv4 and one IPv6 address at most");
+	return NULL;
+}
+
 static const char *const upstream_schemes[] = { "udp",	 "tcp", "tcp+udp", "tls",
 						"https", "h3",	"http3",   "quic" };
 
@@ -2044,9 +2067,13 @@ static void parse_dns_section(struct cfg_parser *p, struct cfg_pos pos)
 			const struct global_opt *o = check_option(
 				p, "dns", dns_opts, sizeof(dns_opts) / sizeof(*dns_opts), k.name,
 				k.pos, val, vpos, list);
+			g_autofree char *bad = NULL;
 			if (o && strcmp(o->name, "ipversion_prefer") == 0 && strcmp(val, "0") &&
 			    strcmp(val, "4") && strcmp(val, "6")) {
 				ERR(p, vpos, "ipversion_prefer is 0 (none), 4 or 6");
+			} else if (o && strcmp(o->name, "virtual_address") == 0 &&
+				   (bad = bad_virtual_address(val))) {
+				ERR(p, vpos, "virtual_address: %s", bad);
 			} else if (o && o->type == GT_STRING) {
 				ERR(p, k.pos, "'%s' is a block: write '%s { ... }'", o->name,
 				    o->name);

@@ -889,8 +889,18 @@ static void names_write_slot(struct anser_datapath *dp, unsigned slot)
 		dom_write(dp, slot, key);
 }
 
-void anser_datapath_set_dns_ports(struct anser_datapath *dp, uint16_t v4, uint16_t v6)
+void anser_datapath_set_dns(struct anser_datapath *dp, uint16_t v4, uint16_t v6,
+			    const uint8_t (*virt)[16], size_t n_virt)
 {
+	atomic_thread_fence(memory_order_seq_cst);
+	dp->ctl->dns4_port = 0; /* off while the addresses change */
+	dp->ctl->dns6_port = 0;
+	atomic_thread_fence(memory_order_seq_cst);
+	if (n_virt > 2)
+		n_virt = 2;
+	for (size_t i = 0; i < n_virt; i++)
+		memcpy((void *)dp->ctl->vdns[i], virt[i], 16);
+	dp->ctl->n_vdns = (uint32_t)n_virt;
 	atomic_thread_fence(memory_order_seq_cst);
 	dp->ctl->dns4_port = v4;
 	dp->ctl->dns6_port = v6;

@@ -68,9 +68,11 @@ int anser_datapath_udp_rev_add(struct anser_datapath *dp, const struct sockaddr 
 int anser_datapath_udp_rev_del(struct anser_datapath *dp, const struct sockaddr *reply_local);
 
 /* The apps' DNS (UDP and TCP port 53, unless a rule with (must) decides
- * the flow) goes to these ports on 127.0.0.1 / ::1 (the DNS service's);
+ * the flow; to the virtual addresses virt -- v4 mapped, at most 2 --
+ * always) goes to these ports on 127.0.0.1 / ::1 (the DNS service's);
  * 0, 0: it goes where the apps send it. */
-void anser_datapath_set_dns_ports(struct anser_datapath *dp, uint16_t v4, uint16_t v6);
+void anser_datapath_set_dns(struct anser_datapath *dp, uint16_t v4, uint16_t v6,
+			    const uint8_t (*virt)[16], size_t n_virt);
 
 /* A name from a DNS answer: addr (v4 mapped) is an address of name (as
  * "www.example.com") for `seconds` (at least 30). domain() rules then hold

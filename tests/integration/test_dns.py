@@ -625,6 +625,7 @@ node { socks: 'socks5://%(p4)s:1080' }
 group { proxy { policy: fixed(0) } }
 dns {
     upstream { ub: 'udp://%(s4)s:53' }
+    virtual_address: '10.30.30.30', 'fd00:a5e::53'
     routing {
         request {
             qname(full: c3.zone.test) -> reject
@@ -732,6 +733,12 @@ def t_takeover(env):
     out = app_query(env, "appM", "udp", S4, "c3.zone.test")
     expect(out == "rcode=0 addrs=10.77.0.6 from=%s:53" % S4, "appM (must_direct): %s" % out)
     expect(seen(log, "c3.zone.test") == 1, "only appM's c3 query reached unbound")
+    # the virtual address is answered by anserd, even for must_direct
+    for mode, host in (("udp", "10.30.30.30"), ("tcp", "10.30.30.30"),
+                       ("udp", "fd00:a5e::53"), ("conn", "fd00:a5e::53")):
+        out = app_query(env, "appM", mode, host, "c3.zone.test")
+        expect(out == "rcode=0 addrs= from=%s:53" % host,
+               "appM to the virtual address %s over %s: %s" % (host, mode, out))
 
 
 
