@@ -27,6 +27,8 @@
 #define STALE_TTL     30
 #define MAX_DEPTH     3 /* response rules asking again: at most this deep */
 #define BUF	      65535
+#define QTYPE_A	      1
+#define QTYPE_AAAA    28
 
 enum { EV_WAKE, EV_TIMER, EV_LISTENER, EV_UPSTREAM, EV_CONN, EV_UPTCP };
 
@@ -67,6 +69,7 @@ struct conf {
 	uint16_t takeover4, takeover6; /* ports of the listeners on 127.0.0.1 and ::1 */
 	size_t n_takeover;	       /* of the listeners, theirs (the last ones) */
 	bool optimistic;
+	int prefer; /* ipversion_prefer: 0, 4 or 6 */
 	int64_t stale_s;
 	GHashTable *fixed_ttl; /* lower-case name -> seconds */
 	size_t cache_size;

@@ -260,6 +260,9 @@ static int64_t fixed_ttl_for(const struct conf *c, const char *name)
 
 /* An upstream's answer (msg may be reused after): to the cache and every
  * asker, or over TCP again when UDP truncated it and tcp+udp allows. */
+static void prefer_probe_done(struct anser_dns_service *s, struct waiter *w,
+			      const struct anser_dns_response *r, const char *name);
+
 void dns_handle_answer(struct anser_dns_service *s, int up, const uint8_t *msg, size_t n,
 		       bool via_tcp)
 {
@@ -317,8 +320,13 @@ void dns_handle_answer(struct anser_dns_service *s, int up, const uint8_t *msg, 
 			s->learn(s->learn_ud, r.addrs[i].addr, p->name,
 				 secs > UINT32_MAX ? UINT32_MAX : (uint32_t)secs);
 	}
-	for (guint i = 0; i < p->waiters->len; i++)
-		reply_answer(s, &g_array_index(p->waiters, struct waiter, i), msg, n);
+	for (guint i = 0; i < p->waiters->len; i++) {
+		struct waiter *w = &g_array_index(p->waiters, struct waiter, i);
+		if (w->q.qtype != p->q.qtype)
+			prefer_probe_done(s, w, &r, p->name);
+		else
+			reply_answer(s, w, msg, n);
+	}
 	drop_pending(s, p);
 }
 
@@ -342,9 +350,9 @@ static void on_upstream(struct anser_dns_service *s, int up)
 
 /* Ask the upstream, or join the query already asking it. */
 static void forward(struct anser_dns_service *s, int up, const struct waiter *w, const char *name,
-		    bool refresh)
+		    uint16_t qtype, bool refresh)
 {
-	g_autofree char *key = g_strdup_printf("%s/%u/%u", name, w->q.qtype, w->q.qclass);
+	g_autofree char *key = g_strdup_printf("%s/%u/%u", name, qtype, w->q.qclass);
 	struct pending *p = g_hash_table_lookup(s->by_key, key);
 	if (p) {
 		if (!refresh && p->waiters->len < MAX_WAITERS) {
@@ -370,6 +378,7 @@ static void forward(struct anser_dns_service *s, int up, const struct waiter *w,
 	p->name = g_strdup(name);
 	p->up = up;
 	p->q = w->q;
+	p->q.qtype = qtype; /* w may wait on another type's answer (prefer_probe) */
 	p->waiters = g_array_new(FALSE, FALSE, sizeof(struct waiter));
 	if (!refresh)
 		g_array_append_val(p->waiters, *w);
@@ -381,22 +390,39 @@ static void forward(struct anser_dns_service *s, int up, const struct waiter *w,
 	}
 }
 
-void dns_on_query(struct anser_dns_service *s, struct waiter *w, const uint8_t *msg, size_t len)
+/* ipversion_prefer: the type whose records, when a name has them, make
+ * the other type's answer empty (dae's meaning); 0 when w's query is not
+ * of that other type. */
+static uint16_t preferred_over(const struct anser_dns_service *s, const struct waiter *w)
 {
-	enum anser_dns_verdict v = anser_dns_parse_query(msg, len, &w->q);
-	char name[4 * ANSER_DNS_MAX_NAME + 2];
-	int rule;
+	if (s->conf->prefer == 4 && w->q.qtype == QTYPE_AAAA)
+		return QTYPE_A;
+	if (s->conf->prefer == 6 && w->q.qtype == QTYPE_A)
+		return QTYPE_AAAA;
+	return 0;
+}
 
-	if (v == ANSER_DNS_DROP)
-		return;
-	if (v == ANSER_DNS_REPLY_ERR) {
-		reply_rcode(s, w, w->q.rcode);
-		return;
-	}
-	if (anser_dns_name_text(w->q.qname, w->q.qname_len, name, sizeof(name)) < 0) {
-		reply_rcode(s, w, ANSER_DNS_FORMERR);
-		return;
-	}
+/* Whether the cache holds addresses of name of type t (with w's class). */
+static enum anser_dns_hit cached_addrs(struct anser_dns_service *s, const struct waiter *w,
+				       uint16_t t, bool *has)
+{
+	size_t n = 0;
+	struct anser_dns_response r;
+	struct anser_dns_lookup l = { w->q.qname, w->q.qname_len, t, w->q.qclass, w->q.id,
+				      0,	  STALE_TTL };
+	enum anser_dns_hit hit =
+		anser_dns_cache_get(s->cache, &l, dns_now_ms(), s->out, sizeof(s->out), &n);
+	*has = hit != ANSER_DNS_MISS && anser_dns_parse_response(s->out, n, &r) == 0 &&
+	       r.rcode == ANSER_DNS_NOERROR && r.n_addrs > 0;
+	return hit;
+}
+
+/* w's question (name: its text), after the checks: request rules, the
+ * preferred IP version (unless checked already), the cache, upstream. */
+static void resolve(struct anser_dns_service *s, struct waiter *w, const char *name,
+		    bool prefer_checked)
+{
+	int rule;
 	int up = anser_dns_router_request(s->conf->router, name, w->q.qtype, &rule);
 	if (up == ANSER_DNS_REJECT) { /* dae's reject: an empty answer */
 		reply_rcode(s, w, ANSER_DNS_NOERROR);
@@ -406,6 +432,21 @@ void dns_on_query(struct anser_dns_service *s, struct waiter *w, const uint8_t *
 		/* a listener's asker asked us: there is no other server */
 		reply_rcode(s, w, ANSER_DNS_SERVFAIL);
 		return;
+	}
+	uint16_t pref = prefer_checked ? 0 : preferred_over(s, w);
+	if (pref) {
+		int pup = anser_dns_router_request(s->conf->router, name, pref, &rule);
+		bool has = false;
+		if (pup >= 0 && cached_addrs(s, w, pref, &has) == ANSER_DNS_MISS) {
+			/* ask for the preferred type first; the answer decides
+			 * (prefer_probe_done) */
+			forward(s, pup, w, name, pref, false);
+			return;
+		}
+		if (has) { /* the name has the preferred type: nothing of this one */
+			reply_rcode(s, w, ANSER_DNS_NOERROR);
+			return;
+		}
 	}
 	size_t n = 0;
 	struct anser_dns_lookup l = { w->q.qname, w->q.qname_len,
@@ -417,10 +458,39 @@ void dns_on_query(struct anser_dns_service *s, struct waiter *w, const uint8_t *
 	if (hit != ANSER_DNS_MISS) {
 		reply_answer(s, w, s->out, n);
 		if (hit == ANSER_DNS_STALE) /* RFC 8767: refresh behind the answer */
-			forward(s, up, w, name, true);
+			forward(s, up, w, name, w->q.qtype, true);
 		return;
 	}
-	forward(s, up, w, name, false);
+	forward(s, up, w, name, w->q.qtype, false);
+}
+
+/* w waited on the answer r for its name's preferred type: with addresses
+ * in it, w's own type gets an empty answer; else w is answered as usual. */
+static void prefer_probe_done(struct anser_dns_service *s, struct waiter *w,
+			      const struct anser_dns_response *r, const char *name)
+{
+	if (r->rcode == ANSER_DNS_NOERROR && r->n_addrs > 0)
+		reply_rcode(s, w, ANSER_DNS_NOERROR);
+	else
+		resolve(s, w, name, true);
+}
+
+void dns_on_query(struct anser_dns_service *s, struct waiter *w, const uint8_t *msg, size_t len)
+{
+	enum anser_dns_verdict v = anser_dns_parse_query(msg, len, &w->q);
+	char name[4 * ANSER_DNS_MAX_NAME + 2];
+
+	if (v == ANSER_DNS_DROP)
+		return;
+	if (v == ANSER_DNS_REPLY_ERR) {
+		reply_rcode(s, w, w->q.rcode);
+		return;
+	}
+	if (anser_dns_name_text(w->q.qname, w->q.qname_len, name, sizeof(name)) < 0) {
+		reply_rcode(s, w, ANSER_DNS_FORMERR);
+		return;
+	}
+	resolve(s, w, name, false);
 }
 
 /* Up to BATCH queries per recvmmsg(), their replies in one sendmmsg():
@@ -766,6 +836,8 @@ static struct conf *conf_new(struct anser_dns_service *s, const struct anser_con
 									  : 1));
 		}
 	}
+	v = option(d, "ipversion_prefer"); /* 0, 4 or 6: the parser checked */
+	c->prefer = v ? atoi(v) : 0;
 	v = option(d, "max_cache_size");
 	c->cache_size = v ? (size_t)g_ascii_strtoull(v, NULL, 10) : DEFAULT_CACHE;
 	if (d->n_fixed_ttl) {

@@ -34,6 +34,9 @@ UNBOUND_ZONE = """    interface: %(ip)s@53
     local-data: "c3.zone.test. 300 IN A 10.77.0.6"
     local-data: "re.zone.test. 300 IN A 10.77.0.7"
     local-data: "bad.zone.test. 300 IN A 10.77.0.66"
+    local-data: "dual.zone.test. 300 IN A 10.77.0.8"
+    local-data: "dual.zone.test. 300 IN AAAA fd77::8"
+    local-data: "six.zone.test. 300 IN AAAA fd77::9"
 %(big)s
     log-queries: yes
 """
@@ -233,10 +236,10 @@ def q(qname, ident=0x4242, qtype=1, edns=True):
             (opt() if edns else b""))
 
 
-def seen(log, qname):
-    """How many queries for qname reached unbound."""
+def seen(log, qname, qtype="A"):
+    """How many queries for qname (of qtype) reached unbound."""
     with open(log) as f:
-        return sum(1 for line in f if " %s. A IN" % qname in line)
+        return sum(1 for line in f if " %s. %s IN" % (qname, qtype) in line)
 
 
 FORWARD_CONFIG = """global {
@@ -742,9 +745,49 @@ def t_takeover(env):
 
 
 
+PREFER_CONFIG = """dns {
+    bind: 'udp://%(h4)s:5353'
+    ipversion_prefer: 4
+    upstream { ub: 'udp://%(s4)s:53' }
+    routing { request { fallback: ub } }
+}
+routing { fallback: direct }
+"""
+
+
+def counts(reply):
+    """(rcode, answer count) of a reply."""
+    return reply[3] & 0xF, struct.unpack(">H", reply[6:8])[0]
+
+
+def t_prefer(env):
+    """ipversion_prefer: 4 (dae's meaning): an AAAA query for a name that
+    has A records gets an empty answer, asking the upstream for A (not
+    AAAA); a name with AAAA only keeps them; A queries are untouched."""
+    env.setup_net()
+    ub, log = start_unbound(env)
+    env.setup_cgroup()
+    env.start_anserd(env.write_config(PREFER_CONFIG % {"h4": H4, "s4": S4}))
+    env.wait_for("the DNS listener", lambda: "DNS service: 1 listener," in env.log("anserd"))
+
+    (r, _), = ask(env, [q("dual.zone.test", qtype=28)])
+    expect(r is not None and counts(r) == (0, 0), "AAAA of a name with A: empty, %r" % r)
+    expect(seen(log, "dual.zone.test") == 1 and seen(log, "dual.zone.test", "AAAA") == 0,
+           "anserd asked for A, not AAAA")
+    (r, _), = ask(env, [q("dual.zone.test", qtype=1)])
+    rc, ans = summary(r)
+    expect(rc == 0 and [a for _, a in ans] == ["10.77.0.8"], "A of it: %r" % ((rc, ans),))
+    (r, _), = ask(env, [q("six.zone.test", qtype=28)])
+    expect(r is not None and counts(r) == (0, 1), "AAAA of an AAAA-only name: %r" % r)
+    expect(seen(log, "six.zone.test", "AAAA") == 1, "its AAAA was asked")
+    (r, _), = ask(env, [q("dual.zone.test", qtype=28, ident=9)])
+    expect(counts(r) == (0, 0) and r[:2] == b"\x00\x09", "again, from the cache: %r" % r)
+    expect(seen(log, "dual.zone.test") == 1, "one upstream query in all")
+
+
 TESTS = {"codec_vs_unbound": t_codec_vs_unbound, "forward": t_forward, "valgrind": t_valgrind,
          "dot": t_dot, "flood": t_flood, "domain_route": t_domain_route,
-         "takeover": t_takeover}
+         "takeover": t_takeover, "prefer": t_prefer}
 
 if __name__ == "__main__":
     main(TESTS)
