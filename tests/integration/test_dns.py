@@ -643,7 +643,7 @@ routing {
 }
 """
 
-# An app's DNS query: "rcode=N addrs=a,b from=HOST:PORT" (or "error=...").
+# An app's DNS query: "reply=HEX from=HOST:PORT" (or "error=...").
 # udp: sendto() on an unconnected socket; conn: a connect()ed UDP socket
 # (getpeername() shown); tcp: one query over TCP.
 APP_QUERY = """import socket, struct, sys
@@ -676,20 +676,7 @@ try:
 except OSError as e:
     print("error=%s" % e)
     sys.exit(0)
-an = struct.unpack(">H", r[6:8])[0]
-pos = 12
-while r[pos]:
-    pos += r[pos] + 1
-pos += 5
-addrs = []
-for _ in range(an):
-    pos += 2 if r[pos] & 0xC0 == 0xC0 else 0
-    typ, _, _, rdlen = struct.unpack(">HHIH", r[pos:pos + 10])
-    pos += 10
-    if typ == 1:
-        addrs.append(".".join(str(b) for b in r[pos:pos + 4]))
-    pos += rdlen
-print("rcode=%d addrs=%s from=%s:%d" % (r[3] & 15, ",".join(addrs), frm[0], frm[1]))
+print("reply=%s from=%s:%d" % (r.hex(), frm[0], frm[1]))
 """
 
 
@@ -698,7 +685,12 @@ def app_query(env, name, mode, host, qname):
     if not os.path.exists(script):
         with open(script, "w") as f:
             f.write(APP_QUERY)
-    return env.app(name, script, mode, host, qname, binary=harness.PY).stdout.strip()
+    out = env.app(name, script, mode, host, qname, binary=harness.PY).stdout.strip()
+    m = re.match(r"reply=([0-9a-f]+) from=(\S+)$", out)
+    if not m:
+        return out
+    rcode, answers = summary(bytes.fromhex(m.group(1)))
+    return "rcode=%d addrs=%s from=%s" % (rcode, ",".join(a for _, a in answers), m.group(2))
 
 
 def t_takeover(env):
