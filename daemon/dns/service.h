@@ -1,17 +1,19 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
- * The DNS service: the dns section's `bind` listeners answer queries on a
- * thread of their own. A query is checked (message.h), answered from the
+ * The DNS service: the dns section's `bind` listeners, and with upstreams
+ * the takeover listeners the datapath sends the apps' DNS to, answer
+ * queries on a thread of their own. A query is checked (message.h), answered from the
  * cache (cache.h) or routed (router.h) to an upstream; queries for one
  * name and type share one upstream query; answers are cached; when an
  * upstream does not answer (two tries, 2 s each) the asker gets a stale
  * answer if optimistic_cache allows one, else SERVFAIL -- never silence.
- * The cache survives reloads.
+ * ipversion_prefer empties the other version's answers for names that
+ * have the preferred one. The cache survives reloads.
  *
  * Every A and AAAA answered is handed to the routing (learn, below) before
  * the asker sees it, so domain() rules route the connection that follows.
  *
- * Not yet (issue 6): upstreams over HTTPS, upstreams given by name.
+ * Not yet (issue 6): upstreams over HTTPS, upstreams given by name, asis.
  */
 #ifndef ANSER_DNS_SERVICE_H
 #define ANSER_DNS_SERVICE_H
