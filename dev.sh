@@ -13,7 +13,7 @@ cd "$(dirname "$(readlink -f "$0")")"
 PKGS=(
   gcc clang llvm pkg-config meson ninja-build bpftool libbpf-dev libelf-dev zlib1g-dev
   libsystemd-dev libglib2.0-dev libpolkit-gobject-1-dev libjson-glib-dev libgnutls28-dev
-  libcurl4-gnutls-dev libnm-dev
+  libcurl4-gnutls-dev libnm-dev libnghttp2-dev
   libclang-rt-14-dev
   clang-format libxml2-utils valgrind iproute2 python3 dbus dbus-daemon polkitd systemd util-linux
   microsocks dante-server shadowsocks-libev tinyproxy trojan v2ray openssl dnsmasq-base iperf3

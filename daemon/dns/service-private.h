@@ -35,6 +35,9 @@ enum { EV_WAKE, EV_TIMER, EV_LISTENER, EV_UPSTREAM, EV_CONN, EV_UPTCP };
 #define MAX_CONNS 512
 #define IDLE_MS	  10000 /* RFC 7766 6.2.3: a few seconds */
 
+struct nghttp2_session;
+struct h2_ctx;
+
 struct upstream {
 	struct anser_dns_endpoint ep;
 	char *name;
@@ -54,6 +57,9 @@ struct upstream {
 	GByteArray *tout;
 	size_t tin_len;
 	uint8_t *tin; /* 2 + 65535 */
+	/* https:// (RFC 8484): an HTTP/2 session over tls, a POST a query */
+	struct nghttp2_session *h2;
+	struct h2_ctx *h2ctx;
 };
 
 /* One setup: made by apply() on the caller's thread, owned by the
@@ -172,6 +178,12 @@ void dns_up_tcp_close(struct anser_dns_service *s, struct upstream *u);
 void dns_up_tcp_events(struct anser_dns_service *s, int up, uint32_t events);
 void dns_up_tcp_flush(struct anser_dns_service *s, int up);
 bool dns_up_tcp_send(struct anser_dns_service *s, int up, const uint8_t *q, size_t n);
+/* doh.c: a query as an HTTP/2 POST on u's session (made if there is none),
+ * its frames into u->tout; bytes from the connection, answers handed to
+ * dns_handle_answer() (-1: the session is over, close the connection). */
+bool dns_h2_submit(struct upstream *u, const uint8_t *q, size_t n);
+int dns_h2_recv(struct anser_dns_service *s, int up, const uint8_t *data, size_t n);
+void dns_h2_close(struct upstream *u);
 void dns_on_upstream_tcp(struct anser_dns_service *s, int up, uint32_t events);
 
 #endif

@@ -173,7 +173,8 @@ static bool send_pending(struct anser_dns_service *s, struct pending *p)
 {
 	const struct upstream *u = &s->conf->ups[p->up];
 	uint8_t q[600];
-	bool tcp = p->tcp || u->ep.scheme == ANSER_DNS_TCP || u->ep.scheme == ANSER_DNS_TLS;
+	bool tcp = p->tcp || u->ep.scheme == ANSER_DNS_TCP || u->ep.scheme == ANSER_DNS_TLS ||
+		   u->ep.scheme == ANSER_DNS_HTTPS;
 
 	if (u->fd < 0 && !tcp)
 		return false;
@@ -750,7 +751,8 @@ static int open_upstream(struct upstream *u)
 			    u->name, u->ep.host);
 		return 0;
 	}
-	if (u->ep.scheme == ANSER_DNS_TCP || u->ep.scheme == ANSER_DNS_TLS)
+	if (u->ep.scheme == ANSER_DNS_TCP || u->ep.scheme == ANSER_DNS_TLS ||
+	    u->ep.scheme == ANSER_DNS_HTTPS)
 		return 0; /* its connection is made with the first query */
 	if (u->ep.scheme != ANSER_DNS_UDP && u->ep.scheme != ANSER_DNS_TCP_UDP) {
 		log_warning("DNS upstream %s: %s:// is not spoken yet; its queries get SERVFAIL",

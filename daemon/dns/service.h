@@ -13,7 +13,9 @@
  * Every A and AAAA answered is handed to the routing (learn, below) before
  * the asker sees it, so domain() rules route the connection that follows.
  *
- * Not yet (issue 6): upstreams over HTTPS, upstreams given by name, asis.
+ * Upstreams: UDP, TCP, TLS and HTTPS (doh.c).
+ *
+ * Not yet (issue 6): upstreams over HTTP/3 or QUIC or given by name, asis.
  */
 #ifndef ANSER_DNS_SERVICE_H
 #define ANSER_DNS_SERVICE_H

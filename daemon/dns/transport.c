@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
-/* An upstream's TCP connection, with TLS for tls:// (RFC 7858): made with
- * the first query that needs it, queries pipelined on it (RFC 7766). */
+/* An upstream's TCP connection, with TLS for tls:// (RFC 7858) and
+ * https:// (RFC 8484, HTTP/2 in doh.c): made with the first query that
+ * needs it, queries pipelined on it (RFC 7766) or one HTTP/2 stream each. */
 #include <errno.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -18,6 +19,7 @@ void dns_up_tcp_close(struct anser_dns_service *s, struct upstream *u)
 	else if (u->tfd >= 0)
 		close(u->tfd); /* out of epoll with it; what was asked times out */
 	u->tls = NULL;
+	dns_h2_close(u);
 	u->handshaken = false;
 	u->tfd = -1;
 	u->tconnected = false;
@@ -94,8 +96,15 @@ bool dns_up_tcp_send(struct anser_dns_service *s, int up, const uint8_t *q, size
 					  .data.u64 = (uint64_t)EV_UPTCP << 32 | (uint32_t)up };
 		epoll_ctl(s->epfd, EPOLL_CTL_ADD, u->tfd, &ev);
 	}
-	g_byte_array_append(u->tout, l, 2);
-	g_byte_array_append(u->tout, q, (guint)n);
+	if (u->ep.scheme == ANSER_DNS_HTTPS) {
+		if (!dns_h2_submit(u, q, n)) {
+			dns_up_tcp_close(s, u);
+			return false;
+		}
+	} else {
+		g_byte_array_append(u->tout, l, 2);
+		g_byte_array_append(u->tout, q, (guint)n);
+	}
 	dns_up_tcp_flush(s, up);
 	return true;
 }
@@ -120,8 +129,10 @@ void dns_on_upstream_tcp(struct anser_dns_service *s, int up, uint32_t events)
 		u->tconnected = true;
 		/* RFC 7858: the certificate must match the address or name
 		 * written; ALPN "dot" */
-		if (u->ep.scheme == ANSER_DNS_TLS &&
-		    anser_tls_stream_new(u->tfd, u->ep.host, "dot", false, &u->tls) < 0) {
+		bool https = u->ep.scheme == ANSER_DNS_HTTPS;
+		if ((https || u->ep.scheme == ANSER_DNS_TLS) &&
+		    anser_tls_stream_new(u->tfd, u->ep.host, https ? "h2" : "dot", false, &u->tls) <
+			    0) {
 			dns_up_tcp_close(s, u);
 			return;
 		}
@@ -152,6 +163,13 @@ void dns_on_upstream_tcp(struct anser_dns_service *s, int up, uint32_t events)
 		if (n <= 0) {
 			dns_up_tcp_close(s, u);
 			break;
+		}
+		if (u->ep.scheme == ANSER_DNS_HTTPS) {
+			if (dns_h2_recv(s, up, u->tin, (size_t)n) < 0)
+				dns_up_tcp_close(s, u);
+			else
+				dns_up_tcp_flush(s, up);
+			continue;
 		}
 		u->tin_len += (size_t)n;
 		size_t off = 0;

@@ -777,9 +777,73 @@ def t_prefer(env):
     expect(seen(log, "dual.zone.test") == 1, "one upstream query in all")
 
 
+DOH_UNBOUND = """    interface: %(ip)s@443
+    https-port: 443
+    http-endpoint: "/q"
+    tls-service-key: "%(dir)s/leaf.key"
+    tls-service-pem: "%(dir)s/leaf.pem"
+    local-zone: "zone.test." static
+    local-data: "doh.zone.test. 300 IN A 10.77.0.54"
+    local-data: "doh2.zone.test. 300 IN A 10.77.0.55"
+    local-data: "doh3.zone.test. 300 IN A 10.77.0.56"
+    log-queries: yes
+"""
+
+DOH_CONFIG = """global {
+    log_level: debug
+}
+dns {
+    bind: 'udp://%(h4)s:5353'
+    upstream {
+        doh: 'https://%(s4)s/q'
+    }
+    routing {
+        request {
+            fallback: doh
+        }
+    }
+}
+routing {
+    fallback: direct
+}
+"""
+
+
+def t_doh(env):
+    """An upstream over HTTPS (RFC 8484, HTTP/2) to a real unbound that
+    listens only for DNS over HTTPS, with a certificate from a CA made for
+    the run: answered, cached, several queries at once on one connection;
+    without the CA trusted, the asker gets SERVFAIL."""
+    env.setup_net()
+    d = os.path.join(env.tmp, "unbound")
+    os.mkdir(d)
+    ca = make_ca_and_leaf(d, S4)
+    _, log = start_unbound(env, DOH_UNBOUND % {"dir": d, "ip": S4}, tcp_port=443)
+    env.setup_cgroup()
+    cfg = env.write_config(DOH_CONFIG % {"h4": H4, "s4": S4})
+    env.start_anserd(cfg, environ=dict(os.environ, SSL_CERT_FILE="/nonexistent"))
+    (r, _), = ask(env, [q("doh.zone.test")], timeout=8)
+    expect(r is not None and summary(r)[0] == 2, "an untrusted upstream: SERVFAIL: %r" % r)
+    env.wait_for("the refusal logged", lambda: "TLS handshake failed" in env.log("anserd"))
+    env.stop_anserd()
+    env.start_anserd(cfg, environ=dict(os.environ, SSL_CERT_FILE=ca))
+    (r, _), = ask(env, [q("doh.zone.test")])
+    expect(r is not None and summary(r) == (0, [(300, "10.77.0.54")]), "over HTTPS: %r" % r)
+    (r, _), = ask(env, [q("doh.zone.test", ident=5)])
+    expect(r is not None and summary(r)[1][0][1] == "10.77.0.54", "again, from the cache")
+    expect(seen(log, "doh.zone.test") == 1, "unbound (HTTPS only) saw the name once")
+    rs = ask(env, [q("doh2.zone.test", ident=6), q("doh3.zone.test", ident=7)])
+    got = sorted(summary(r)[1][0][1] for r, _ in rs if r)
+    expect(got == ["10.77.0.55", "10.77.0.56"], "two at once: %r" % got)
+    conns = run(env.nsexec("s") + ["ss", "-Htn", "state", "established", "sport = :443"],
+                check=False).stdout.strip().splitlines()
+    expect(len(conns) == 1, "one connection for all of them: %s" % conns)
+
+
 TESTS = {"codec_vs_unbound": t_codec_vs_unbound, "forward": t_forward, "valgrind": t_valgrind,
          "dot": t_dot, "flood": t_flood, "domain_route": t_domain_route,
-         "takeover": t_takeover, "prefer": t_prefer}
+         "takeover": t_takeover, "prefer": t_prefer,
+         "doh": t_doh}
 
 if __name__ == "__main__":
     main(TESTS)
