@@ -218,8 +218,8 @@ static void upstream_failed(struct anser_dns_service *s, int up)
 {
 	struct upstream *u = &s->conf->ups[up];
 
-	if (++u->fails < 3)
-		return;
+	if (++u->fails < 3 || u->down_until > dns_now_ms())
+		return; /* queries sent before it went down fail too: that is one failure */
 	u->backoff_ms = u->backoff_ms ? MIN(u->backoff_ms * 2, 60000) : 5000;
 	u->down_until = dns_now_ms() + u->backoff_ms;
 	log_warning("DNS upstream %s does not answer (%d queries): its queries fail at once for "
@@ -271,9 +271,14 @@ void dns_handle_answer(struct anser_dns_service *s, int up, const uint8_t *msg, 
 	if (anser_dns_parse_response(msg, n, &r) < 0)
 		return;
 	struct pending *p = g_hash_table_lookup(s->by_id, GUINT_TO_POINTER((guint)up << 16 | r.id));
-	/* a spoofed or late answer does not match a question in flight */
-	if (!p || !same_question(&r, &p->q))
+	/* a spoofed or late answer does not match a question in flight; a
+	 * late one still says the upstream is there (after a flood it
+	 * answers late for a while: it is slow, not down) */
+	if (!p || !same_question(&r, &p->q)) {
+		if (s->conf->ups[up].down_until)
+			upstream_answered(&s->conf->ups[up]);
 		return;
+	}
 	upstream_answered(&s->conf->ups[up]);
 	if (r.tc && !via_tcp && s->conf->ups[up].ep.scheme == ANSER_DNS_TCP_UDP) {
 		p->tcp = true;
