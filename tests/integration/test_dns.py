@@ -456,31 +456,37 @@ def make_ca_and_leaf(d, ip):
     return ca
 
 
-def t_dot(env):
-    """An upstream over TLS (RFC 7858) to a real unbound that listens only
-    for DNS over TLS, with a certificate for its address from a CA made for
-    the run: answered, cached; without that CA trusted, the handshake is
-    refused and the asker gets SERVFAIL."""
+def tls_upstream(env, unbound_body, config, port, qname, ip):
+    """A real unbound that answers only over TLS on port (DoT or DoH),
+    with a certificate for its address from a CA made for the run: while
+    the CA is not trusted the handshake is refused and the asker gets
+    SERVFAIL; trusted, qname is answered (ip), then from the cache.
+    Returns unbound's log."""
     env.setup_net()
     d = os.path.join(env.tmp, "unbound")
     os.mkdir(d)
     ca = make_ca_and_leaf(d, S4)
-    _, log = start_unbound(env, DOT_UNBOUND % {"dir": d, "ip": S4}, tcp_port=853)
+    _, log = start_unbound(env, unbound_body % {"dir": d, "ip": S4}, tcp_port=port)
     env.setup_cgroup()
-    cfg = env.write_config(DOT_CONFIG % {"h4": H4, "s4": S4})
-    # first without the CA: the certificate is not trusted
+    cfg = env.write_config(config % {"h4": H4, "s4": S4})
     env.start_anserd(cfg, environ=dict(os.environ, SSL_CERT_FILE="/nonexistent"))
-    (r, _), = ask(env, [q("dot.zone.test")], timeout=8)
+    (r, _), = ask(env, [q(qname)], timeout=8)
     expect(r is not None and summary(r)[0] == 2, "an untrusted upstream: SERVFAIL: %r" % r)
     env.wait_for("the refusal logged", lambda: "TLS handshake failed" in env.log("anserd"))
     env.stop_anserd()
     env.start_anserd(cfg, environ=dict(os.environ, SSL_CERT_FILE=ca))
-    (r, _), = ask(env, [q("dot.zone.test")])
-    expect(r is not None and summary(r) == (0, [(300, "10.77.0.53")]), "over TLS: %r" % r)
-    (r, _), = ask(env, [q("dot.zone.test", ident=5)])
-    expect(r is not None and summary(r)[1][0][1] == "10.77.0.53", "again, from the cache")
-    expect(seen(log, "dot.zone.test") == 1,
-           "unbound (TLS only) saw the name once")
+    (r, _), = ask(env, [q(qname)])
+    expect(r is not None and summary(r) == (0, [(300, ip)]), "over TLS: %r" % r)
+    (r, _), = ask(env, [q(qname, ident=5)])
+    expect(r is not None and summary(r)[1][0][1] == ip, "again, from the cache")
+    expect(seen(log, qname) == 1, "unbound (TLS only) saw the name once")
+    return log
+
+
+def t_dot(env):
+    """An upstream over TLS (RFC 7858) to a real unbound that listens only
+    for DNS over TLS (tls_upstream)."""
+    tls_upstream(env, DOT_UNBOUND, DOT_CONFIG, 853, "dot.zone.test", "10.77.0.53")
 
 
 BLAST = """import os, random, socket, struct, sys
@@ -811,27 +817,9 @@ routing {
 
 def t_doh(env):
     """An upstream over HTTPS (RFC 8484, HTTP/2) to a real unbound that
-    listens only for DNS over HTTPS, with a certificate from a CA made for
-    the run: answered, cached, several queries at once on one connection;
-    without the CA trusted, the asker gets SERVFAIL."""
-    env.setup_net()
-    d = os.path.join(env.tmp, "unbound")
-    os.mkdir(d)
-    ca = make_ca_and_leaf(d, S4)
-    _, log = start_unbound(env, DOH_UNBOUND % {"dir": d, "ip": S4}, tcp_port=443)
-    env.setup_cgroup()
-    cfg = env.write_config(DOH_CONFIG % {"h4": H4, "s4": S4})
-    env.start_anserd(cfg, environ=dict(os.environ, SSL_CERT_FILE="/nonexistent"))
-    (r, _), = ask(env, [q("doh.zone.test")], timeout=8)
-    expect(r is not None and summary(r)[0] == 2, "an untrusted upstream: SERVFAIL: %r" % r)
-    env.wait_for("the refusal logged", lambda: "TLS handshake failed" in env.log("anserd"))
-    env.stop_anserd()
-    env.start_anserd(cfg, environ=dict(os.environ, SSL_CERT_FILE=ca))
-    (r, _), = ask(env, [q("doh.zone.test")])
-    expect(r is not None and summary(r) == (0, [(300, "10.77.0.54")]), "over HTTPS: %r" % r)
-    (r, _), = ask(env, [q("doh.zone.test", ident=5)])
-    expect(r is not None and summary(r)[1][0][1] == "10.77.0.54", "again, from the cache")
-    expect(seen(log, "doh.zone.test") == 1, "unbound (HTTPS only) saw the name once")
+    listens only for DNS over HTTPS (tls_upstream), several queries at
+    once on one connection."""
+    tls_upstream(env, DOH_UNBOUND, DOH_CONFIG, 443, "doh.zone.test", "10.77.0.54")
     rs = ask(env, [q("doh2.zone.test", ident=6), q("doh3.zone.test", ident=7)])
     got = sorted(summary(r)[1][0][1] for r, _ in rs if r)
     expect(got == ["10.77.0.55", "10.77.0.56"], "two at once: %r" % got)
