@@ -235,7 +235,8 @@ struct cfg_parser {
 	struct cfg_blob *blobs;
 	size_t n_blobs;
 	size_t set_items; /* domains and CIDRs taken from data sets so far */
-	bool warned_domain;
+	bool seen_domain; /* a domain() condition in the routing, first at domain_pos */
+	struct cfg_pos domain_pos;
 	bool warned_forwarded;
 	bool seen_any_subscription;
 	const struct anser_fetcher *fetcher; /* NULL: subscriptions are not fetched */

@@ -1517,12 +1517,9 @@ static int cond_from_call(struct cfg_parser *p, struct call *c, struct anser_con
 		free(sets[i].set);
 	}
 	free(sets);
-	if (kind == FN_DOMAIN && r == 0 && !p->warned_domain) {
-		p->warned_domain = true;
-		WARN(p, c->pos,
-		     "domain() holds only for addresses anser's own DNS service answered: apps' "
-		     "DNS is not taken over yet (point the system's resolver at a dns `bind` "
-		     "listener)");
+	if (kind == FN_DOMAIN && r == 0 && !p->seen_domain) {
+		p->seen_domain = true; /* cfg_resolve() looks for the dns section */
+		p->domain_pos = c->pos;
 	}
 	return r;
 }

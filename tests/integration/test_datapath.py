@@ -404,9 +404,9 @@ def t_dae_config(env):
     out = r.stdout
     expect(r.returncode == 0 and "0 errors" in out, "the dae config should validate:\n" + out)
     for what in ["subscriptions are read and checked",
-                 "domain() holds only for addresses",
                  "sip() looks at forwarded traffic", "global option 'dial_mode'"]:
         expect(what in out, "validate should warn about %r:\n%s" % (what, out))
+    expect("domain() never holds" not in out, "the dns section has upstreams:\n" + out)
     expect("OK (2 files, 2 nodes, 2 groups, 16 rules)" in out, out)
 
     env.start_anserd(cfg)
