@@ -368,7 +368,7 @@ def t_forward(env):
 
 def t_valgrind(env):
     """anserd's DNS service under valgrind: answers, cache hits, reject,
-    a malformed query, a reload while queries are in flight (the listener
+    a malformed query, an app's queries taken over, a reload while queries are in flight (the listener
     kept, the upstream socket replaced), SERVFAIL, exit: no errors, no
     definite leaks."""
     env.setup_net()
@@ -383,6 +383,11 @@ def t_valgrind(env):
         rs = ask(env, [q("www.zone.test", ident=i), q("ads.blocked.test"), q("nope.zone.test"),
                        hdr(qd=0)], timeout=10)
         expect(all(r is not None for r, _ in rs), "answers under valgrind: %r" % rs)
+    # an app's own DNS, taken over (UDP and TCP)
+    for mode in ("udp", "tcp"):
+        out = app_query(env, "appQ", mode, S4, "www.zone.test")
+        expect(out == "rcode=0 addrs=10.77.0.3 from=%s:53" % S4,
+               "an app's query over %s under valgrind: %s" % (mode, out))
     # a reload right after a batch is sent: what is in flight then goes
     # out again through the new setup, answered on the kept listener
     import signal as sig
