@@ -34,6 +34,7 @@ UNBOUND_ZONE = """    interface: %(ip)s@53
     local-data: "c3.zone.test. 300 IN A 10.77.0.6"
     local-data: "re.zone.test. 300 IN A 10.77.0.7"
     local-data: "bad.zone.test. 300 IN A 10.77.0.66"
+    local-data: "alias.zone.test. 300 IN A 10.77.0.3"
     local-data: "dual.zone.test. 300 IN A 10.77.0.8"
     local-data: "dual.zone.test. 300 IN AAAA fd77::8"
     local-data: "six.zone.test. 300 IN AAAA fd77::9"
@@ -593,6 +594,7 @@ dns {
 routing {
     domain(www.zone.test) && pname(appA) -> proxy
     !domain(suffix: zone.test) && pname(appB) -> proxy
+    domain(alias.zone.test) && pname(appC) -> proxy
     fallback: direct
 }
 """
@@ -602,8 +604,8 @@ def t_domain_route(env):
     """domain() rules route by what anserd's DNS service answered: a
     connection to an address before its name was looked up goes direct;
     after the lookup through anserd, the next connection to it follows
-    the domain rule (and a negated domain rule stops holding). A reload
-    keeps what was learned; names that share an address add up."""
+    the domain rule (and a negated domain rule stops holding); names that
+    share an address add up; a reload keeps what was learned."""
     env.setup_net()
     start_unbound(env)
     env.setup_cgroup()
@@ -625,6 +627,15 @@ def t_domain_route(env):
     expect(seen_as(a.stdout) == P4, "appA after the lookup: via the node, " + a.stdout)
     expect(seen_as(b.stdout) == H4, "appB after the lookup: !domain no longer holds, " +
            b.stdout)
+    # a second name for the same address: its rule holds too, the first's still
+    c = env.app("appC", "tcp", S4, WEB)
+    expect(seen_as(c.stdout) == H4, "appC before alias.zone.test: direct, " + c.stdout)
+    (r, _), = ask(env, [q("alias.zone.test")])
+    expect(r is not None and summary(r) == (0, [(300, S4)]), "the alias: %r" % r)
+    a = env.app("appA", "tcp", S4, WEB)
+    c = env.app("appC", "tcp", S4, WEB)
+    expect(seen_as(c.stdout) == P4 and seen_as(a.stdout) == P4,
+           "both names' rules hold for the address: " + a.stdout + c.stdout)
 
     os.kill(env.anserd.pid, signal.SIGHUP)
     env.wait_for("reload", lambda: "generation 2 active" in env.log("anserd"))
