@@ -39,6 +39,7 @@ static void conf_free(struct conf *c)
 	for (size_t i = 0; i < c->n_ups; i++) {
 		if (c->ups[i].fd >= 0)
 			close(c->ups[i].fd);
+		dns_h2_close(&c->ups[i]);
 		if (c->ups[i].tls)
 			anser_stream_free(c->ups[i].tls); /* and its fd */
 		else if (c->ups[i].tfd >= 0)

@@ -462,12 +462,12 @@ def make_ca_and_leaf(d, ip):
     return ca
 
 
-def tls_upstream(env, unbound_body, config, port, qname, ip):
+def tls_upstream(env, unbound_body, config, port, qname, ip, wrapper=()):
     """A real unbound that answers only over TLS on port (DoT or DoH),
     with a certificate for its address from a CA made for the run: while
     the CA is not trusted the handshake is refused and the asker gets
-    SERVFAIL; trusted, qname is answered (ip), then from the cache.
-    Returns unbound's log."""
+    SERVFAIL; trusted (anserd under wrapper), qname is answered (ip), then
+    from the cache. Returns unbound's log."""
     env.setup_net()
     d = os.path.join(env.tmp, "unbound")
     os.mkdir(d)
@@ -480,8 +480,11 @@ def tls_upstream(env, unbound_body, config, port, qname, ip):
     expect(r is not None and summary(r)[0] == 2, "an untrusted upstream: SERVFAIL: %r" % r)
     env.wait_for("the refusal logged", lambda: "TLS handshake failed" in env.log("anserd"))
     env.stop_anserd()
-    env.start_anserd(cfg, environ=dict(os.environ, SSL_CERT_FILE=ca))
-    (r, _), = ask(env, [q(qname)])
+    env.start_anserd(cfg, environ=dict(os.environ, SSL_CERT_FILE=ca), wrapper=wrapper)
+    if wrapper:
+        env.wait_for("the DNS listener", lambda: "DNS service: 1 listener," in env.log("anserd"),
+                     timeout=60)
+    (r, _), = ask(env, [q(qname)], timeout=10 if wrapper else 6)
     expect(r is not None and summary(r) == (0, [(300, ip)]), "over TLS: %r" % r)
     (r, _), = ask(env, [q(qname, ident=5)])
     expect(r is not None and summary(r)[1][0][1] == ip, "again, from the cache")
@@ -831,11 +834,11 @@ routing {
 """
 
 
-def t_doh(env):
+def t_doh(env, wrapper=()):
     """An upstream over HTTPS (RFC 8484, HTTP/2) to a real unbound that
     listens only for DNS over HTTPS (tls_upstream), several queries at
     once on one connection."""
-    tls_upstream(env, DOH_UNBOUND, DOH_CONFIG, 443, "doh.zone.test", "10.77.0.54")
+    tls_upstream(env, DOH_UNBOUND, DOH_CONFIG, 443, "doh.zone.test", "10.77.0.54", wrapper)
     rs = ask(env, [q("doh2.zone.test", ident=6), q("doh3.zone.test", ident=7)])
     got = sorted(summary(r)[1][0][1] for r, _ in rs if r)
     expect(got == ["10.77.0.55", "10.77.0.56"], "two at once: %r" % got)
@@ -844,10 +847,23 @@ def t_doh(env):
     expect(len(conns) == 1, "one connection for all of them: %s" % conns)
 
 
+def t_doh_valgrind(env):
+    """t_doh with anserd under valgrind: the HTTP/2 session, its streams
+    and the TLS connection, then exit: no errors, no definite leaks."""
+    vlog = os.path.join(env.tmp, "valgrind.log")
+    t_doh(env, harness.valgrind_wrapper(vlog))
+    env.anserd.send_signal(signal.SIGTERM)
+    rc = env.anserd.wait(60)
+    with open(vlog) as f:
+        vg = f.read()
+    expect(rc == 0 and "ERROR SUMMARY: 0 errors" in vg,
+           "anserd exited %d under valgrind:\n%s" % (rc, vg[-4000:]))
+
+
 TESTS = {"codec_vs_unbound": t_codec_vs_unbound, "forward": t_forward, "valgrind": t_valgrind,
          "dot": t_dot, "flood": t_flood, "domain_route": t_domain_route,
          "takeover": t_takeover, "prefer": t_prefer,
-         "doh": t_doh}
+         "doh": t_doh, "doh_valgrind": t_doh_valgrind}
 
 if __name__ == "__main__":
     main(TESTS)
