@@ -139,7 +139,9 @@ int anser_tls_stream_new(int fd, const char *server_name, const char *alpn, bool
 		return -ENOMEM;
 	t->s.ops = &tls_ops;
 	t->s.fd = fd;
-	if (gnutls_init(&t->ses, GNUTLS_CLIENT | GNUTLS_NONBLOCK) < 0) {
+	/* NO_SIGNAL: a node that reset the connection is an error, not a
+	 * SIGPIPE */
+	if (gnutls_init(&t->ses, GNUTLS_CLIENT | GNUTLS_NONBLOCK | GNUTLS_NO_SIGNAL) < 0) {
 		free(t);
 		return -ENOMEM;
 	}

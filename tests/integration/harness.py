@@ -506,6 +506,9 @@ socks pass {
             shutil.rmtree(self.tmp, ignore_errors=True)
 
     def dump_logs(self):
+        # how a daemon that is gone ended (a signal: negative)
+        if self.anserd is not None and self.anserd.poll() is not None:
+            sys.stderr.write("anserd had ended: exit status %d\n" % self.anserd.returncode)
         for name, _, log in self.procs:
             try:
                 with open(log, errors="replace") as f:

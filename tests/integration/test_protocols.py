@@ -417,6 +417,54 @@ def t_valgrind_protocols(env):
     expect("ERROR SUMMARY: 0 errors" in text, "valgrind found errors:\n" + text[-6000:])
 
 
+DRAIN = """import socket, sys, threading
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("0.0.0.0", int(sys.argv[1]))); s.listen(8)
+def drain(c):
+    while c.recv(65536):
+        pass
+while True:
+    threading.Thread(target=drain, args=(s.accept()[0],), daemon=True).start()
+"""
+
+SENDER = """import socket, sys, time
+c = socket.create_connection((sys.argv[1], int(sys.argv[2])))
+buf = b"x" * 65536
+end = time.monotonic() + float(sys.argv[3])
+try:
+    while time.monotonic() < end:
+        c.sendall(buf)
+    print("sent until the end")
+except OSError as e:
+    print("cut:", e)
+"""
+
+
+def t_node_dies(env):
+    """A TLS node (trojan) killed while an app sends through it costs the
+    app its connection, not anserd: writes to the dead connection fail
+    with EPIPE, no SIGPIPE; the next connection works once the node is
+    back."""
+    start(env, None)
+    env.start_trojan(PASSWORD)
+    run_anserd(env, "trojan://%s@%s:443?sni=prx.test&allowInsecure=1#tj" % (PASSWORD, P4))
+    env.spawn("drain", env.nsexec("s") + [harness.PY, "-c", DRAIN, "9099"])
+    env.wait_port("s", 9099)
+    script = os.path.join(env.tmp, "sender.py")
+    with open(script, "w") as f:
+        f.write(SENDER)
+    p = env.app("appA", script, S4, 9099, 4, binary=harness.PY, background=True)
+    time.sleep(1.0)
+    tj = [pr for name, pr, _ in env.procs if name == "trojan"][0]
+    tj.kill()
+    tj.wait(10)
+    out, _ = p.communicate(timeout=30)
+    expect(env.anserd.poll() is None, "anserd survives the node's death (%s)" % out.strip())
+    env.start_trojan(PASSWORD)
+    a = env.app("appA", "tcp", S4, WEB)
+    expect(seen_as(a.stdout) == P4, "through the node again: " + a.stdout)
+
+
 TESTS = {
     "ss_aes_128_gcm": ss_case("aes-128-gcm"),
     "ss_aes_256_gcm": ss_case("aes-256-gcm"),
@@ -432,6 +480,7 @@ TESTS = {
     "http_auth": t_http_auth,
     "https_connect": t_https_connect,
     "trojan": t_trojan,
+    "node_dies": t_node_dies,
     "trojan_verify": t_trojan_verify,
     "v2ray_trojan": t_v2ray_trojan,
     "v2ray_ss": t_v2ray_ss,
