@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
- * Asynchronous polkit checks for sd-bus method calls, answered on the GLib
- * main loop (libpolkit-gobject-1). The subject is the caller's unique bus
- * name; interactive authorization is allowed only if the message says so.
- * Any failure to reach polkitd is a denial.
+ * Asynchronous polkit checks for sd-bus method calls: polkitd's
+ * CheckAuthorization, called on the connection the checked message came
+ * in on and answered from the main loop. The subject is the caller's
+ * unique bus name; interactive authorization is allowed only if the
+ * message says so. Any failure to reach polkitd is a denial.
  */
 #ifndef ANSER_BUS_POLKIT_H
 #define ANSER_BUS_POLKIT_H
@@ -19,8 +20,7 @@ enum anser_polkit_result {
 struct anser_polkit;
 struct anser_polkit_query;
 
-/* Holds the polkit authority (and so the GDBus system-bus connection) once
- * the first check has obtained it, so later checks reuse it. */
+/* The checker (no state of its own today: every check is one call). */
 struct anser_polkit *anser_polkit_new(void);
 /* Cancel every query of p first. */
 void anser_polkit_free(struct anser_polkit *p);
@@ -36,8 +36,8 @@ typedef void (*anser_polkit_cb)(sd_bus_message *m, enum anser_polkit_result resu
 int anser_polkit_check_async(struct anser_polkit *p, sd_bus_message *m, const char *action_id,
 			     anser_polkit_cb cb, void *userdata, struct anser_polkit_query **ret);
 
-/* The callback will not be called; the message is released now. The query
- * itself is freed when polkit's pending operation completes. */
+/* The callback will not be called; the call to polkitd is cancelled and
+ * the query freed now. */
 void anser_polkit_query_cancel(struct anser_polkit_query *q);
 
 #endif

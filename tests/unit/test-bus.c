@@ -659,7 +659,12 @@ static const sd_bus_vtable fake_polkit_vtable[] = {
  * has seen the change, or a call may still go to the previous fake. */
 static void wait_for_polkit_owner(const char *expected)
 {
-	g_autoptr(PolkitAuthority) authority = polkit_authority_get_sync(NULL, NULL);
+	/* held for the whole run: polkit-gobject keeps only a weak singleton,
+	 * and making it anew while a fake in this process owns the name
+	 * blocks on a call only this (blocked) main loop could answer */
+	static PolkitAuthority *authority;
+	if (!authority)
+		authority = polkit_authority_get_sync(NULL, NULL);
 	gint64 deadline = g_get_monotonic_time() + 10 * G_USEC_PER_SEC;
 
 	g_assert_nonnull(authority);
@@ -680,6 +685,7 @@ static void fake_polkit_start(struct fake_polkit *p, enum fake_verdict verdict)
 
 	memset(p, 0, sizeof(*p));
 	p->verdict = verdict;
+	wait_for_polkit_owner(NULL); /* the authority made while no one owns the name */
 	g_assert_cmpint(connect_client(&p->bus), >=, 0);
 	g_assert_cmpint(sd_bus_add_object_vtable(
 				p->bus, NULL, "/org/freedesktop/PolicyKit1/Authority",
