@@ -74,6 +74,15 @@ def valgrind_wrapper(log):
             "--suppressions=" + os.path.join(SRC, "tests", "valgrind.supp"), "--log-file=" + log]
 
 
+def rss_kib(pid):
+    """The resident set of process pid, in KiB."""
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
 def cgroup2_mount():
     with open("/proc/self/mounts") as f:
         for line in f:

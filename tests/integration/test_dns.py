@@ -531,14 +531,6 @@ print("sent", sent)
 """
 
 
-def rss_kb(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
-
-
 def t_flood(env):
     """A million queries at anserd's listener -- cache hits, unique names
     (misses through a real unbound), malformed and hostile datagrams --
@@ -554,7 +546,7 @@ def t_flood(env):
     pid = int(run(env.nsexec("h") + ["ss", "-Hlunp", "sport = :5353"]).stdout.split(
         "pid=")[1].split(",")[0])
     (r, _), = ask(env, [q("www.zone.test")])
-    before = rss_kb(pid)
+    before = harness.rss_kib(pid)
     hits = os.path.join(env.tmp, "hits.txt")
     with open(hits, "w") as f:
         f.write("www.zone.test A\nc1.zone.test A\nnope.zone.test A\n")
@@ -571,7 +563,7 @@ def t_flood(env):
     sent = (int(re.search(r"Queries sent:\s+(\d+)", out_h).group(1)) +
             int(re.search(r"Queries sent:\s+(\d+)", out_m).group(1)) +
             int(bl.stdout.split()[-1]))
-    after = rss_kb(pid)
+    after = harness.rss_kib(pid)
     print("%d queries: RSS %d KiB before, %d KiB after (cache %s)" % (
         sent, before, after, "bounded by max_cache_size"))
     expect(sent >= 1000000, "a million queries: %d" % sent)

@@ -309,14 +309,6 @@ def fds_of(pid):
     return len(os.listdir("/proc/%d/fd" % pid))
 
 
-def rss_kib(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
-
-
 def t_many(env):
     """2,000 proxied connections open at once through shadowsocks: every one
     gets its answer, anserd's descriptors return to where they were after
@@ -332,7 +324,7 @@ def t_many(env):
     a = env.app("appA", "tcp", S4, WEB)
     expect(seen_as(a.stdout) == P4, "through the node: " + a.stdout)
     time.sleep(0.5)
-    fds0, rss0 = fds_of(pid), rss_kib(pid)
+    fds0, rss0 = fds_of(pid), harness.rss_kib(pid)
     n = 2000
     p = env.app("appA", "tcpmany", S4, WEB, n, 10000, background=True)
     line = p.stdout.readline()
@@ -341,7 +333,7 @@ def t_many(env):
     # has taken and dialled every one
     env.wait_for("2 descriptors per connection", lambda: fds_of(pid) >= fds0 + 2 * n,
                  timeout=30)
-    fds1, rss1 = fds_of(pid), rss_kib(pid)
+    fds1, rss1 = fds_of(pid), harness.rss_kib(pid)
     out, _ = p.communicate(timeout=120)
     expect(p.returncode == 0 and "ok=%d fail=0" % n in out, "every connection answered: " + out)
     print("anserd with %d connections open: %d fds (%d idle), RSS %.1f MiB (%.1f MiB idle, "
