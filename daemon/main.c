@@ -315,33 +315,14 @@ static void learn_name(void *ud, const uint8_t addr[16], const char *name, uint3
 }
 
 /* The apps' DNS to the DNS service's takeover listeners, with the dns
- * section's virtual_address (checked by the parser: literals, one per
- * family). */
+ * section's virtual_address. */
 static void steer_dns(struct daemon *d, const struct anser_config *cfg)
 {
-	uint8_t virt[2][16];
-	size_t n = 0;
 	uint16_t dns4, dns6;
 
 	anser_dns_service_takeover_ports(d->dns, &dns4, &dns6);
-	for (size_t i = 0; i < cfg->dns.n_options; i++) {
-		if (strcmp(cfg->dns.options[i].key, "virtual_address") != 0)
-			continue;
-		g_auto(GStrv) v = g_strsplit(cfg->dns.options[i].value, ",", -1);
-		for (size_t k = 0; v[k] && n < 2; k++) {
-			const char *a = g_strstrip(v[k]);
-			struct in_addr a4;
-			memset(virt[n], 0, 16);
-			if (inet_pton(AF_INET, a, &a4) == 1) {
-				virt[n][10] = virt[n][11] = 0xff;
-				memcpy(virt[n] + 12, &a4, 4);
-				n++;
-			} else if (inet_pton(AF_INET6, a, virt[n]) == 1) {
-				n++;
-			}
-		}
-	}
-	anser_datapath_set_dns(d->dp, dns4, dns6, (const uint8_t(*)[16])virt, n);
+	anser_datapath_set_dns(d->dp, dns4, dns6, (const uint8_t(*)[16])cfg->dns.virtual_addr,
+			       cfg->dns.n_virtual);
 }
 
 static int install_config(struct daemon *d, struct anser_config *cfg,

@@ -244,6 +244,9 @@ struct anser_dns {
 	char *request_fallback;					      /* default asis */
 	char *response_fallback;				      /* default accept */
 	unsigned fallback_file[2], fallback_line[2], fallback_col[2]; /* [response] */
+	/* virtual_address, parsed: v4 mapped, at most one per family */
+	uint8_t virtual_addr[2][16];
+	size_t n_virtual;
 };
 
 /* subscription { [TAG:] URL ... } */

@@ -1753,25 +1753,30 @@ static const struct global_opt dns_opts[] = {
 	{ "fixed_domain_ttl", GT_STRING, "", GS_USED, NULL },
 };
 
-/* At most one IPv4 and one IPv6 literal, comma separated: NULL if so, else
- * what is wrong (g_free it). */
-static char *bad_virtual_address(const char *list)
+/* virtual_address: at most one IPv4 and one IPv6 literal, comma
+ * separated, into d (v4 mapped): NULL if so, else what is wrong (g_free
+ * it). */
+static char *read_virtual_address(const char *list, struct anser_dns *d)
 {
 	g_auto(GStrv) v = g_strsplit(list, ",", -1);
 	int n4 = 0, n6 = 0;
 
+	d->n_virtual = 0;
 	for (size_t i = 0; v[i]; i++) {
 		const char *a = g_strstrip(v[i]);
-		uint8_t buf[16];
-		if (inet_pton(AF_INET, a, buf) == 1)
+		uint8_t buf[16] = { 0 };
+		if (inet_pton(AF_INET, a, buf + 12) == 1) {
+			buf[10] = buf[11] = 0xff;
 			n4++;
-		else if (inet_pton(AF_INET6, a, buf) == 1 && !IN6_IS_ADDR_V4MAPPED(buf))
+		} else if (inet_pton(AF_INET6, a, buf) == 1 && !IN6_IS_ADDR_V4MAPPED(buf)) {
 			n6++;
-		else
+		} else {
 			return g_strdup_printf("'%.100s' is not an IPv4 or IPv6 address", a);
+		}
+		if (n4 > 1 || n6 > 1)
+			return g_strdup("one IPv4 and one IPv6 address at most");
+		memcpy(d->virtual_addr[d->n_virtual++], buf, 16);
 	}
-	if (n4 > 1 || n6 > 1)
-		return g_strdup("one IPv4 and one IPv6 address at most");
 	return NULL;
 }
 
@@ -2069,7 +2074,7 @@ static void parse_dns_section(struct cfg_parser *p, struct cfg_pos pos)
 			    strcmp(val, "4") && strcmp(val, "6")) {
 				ERR(p, vpos, "ipversion_prefer is 0 (none), 4 or 6");
 			} else if (o && strcmp(o->name, "virtual_address") == 0 &&
-				   (bad = bad_virtual_address(val))) {
+				   (bad = read_virtual_address(val, d))) {
 				ERR(p, vpos, "virtual_address: %s", bad);
 			} else if (o && o->type == GT_STRING) {
 				ERR(p, k.pos, "'%s' is a block: write '%s { ... }'", o->name,
