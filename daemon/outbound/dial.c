@@ -62,6 +62,7 @@ struct anser_dial {
 	struct anser_stream *stream;
 	struct sockaddr_storage node_addr;
 	struct sockaddr_storage dst;
+	char name[256]; /* CONNECT to name:port of dst, when set (dial_mode domain) */
 	uint8_t out[1536];
 	size_t out_off, out_len;
 	uint8_t in[HTTP_MAX_HEAD];
@@ -150,6 +151,16 @@ int anser_dial_new(const struct anser_node *node, const struct sockaddr *node_ad
 	return 0;
 }
 
+int anser_dial_set_name(struct anser_dial *d, const char *name)
+{
+	size_t n = name ? strlen(name) : 0;
+
+	if (n >= sizeof(d->name))
+		return -EINVAL;
+	memcpy(d->name, name ? name : "", n + 1);
+	return 0;
+}
+
 int anser_dial_fd(const struct anser_dial *d)
 {
 	return d->fd;
@@ -225,10 +236,10 @@ static int send_request(struct anser_dial *d)
 			return r;
 		}
 		n = anser_socks5_request(d->out, sizeof(d->out), SOCKS5_CMD_UDP_ASSOCIATE,
-					 (struct sockaddr *)&local);
+					 (struct sockaddr *)&local, NULL);
 	} else {
 		n = anser_socks5_request(d->out, sizeof(d->out), SOCKS5_CMD_CONNECT,
-					 (struct sockaddr *)&d->dst);
+					 (struct sockaddr *)&d->dst, d->name);
 	}
 	if (n < 0)
 		return (int)n;
@@ -350,6 +361,7 @@ static int start_protocol(struct anser_dial *d)
 {
 	const struct anser_node *n = d->node;
 	struct sockaddr *dst = (struct sockaddr *)&d->dst;
+	const char *name = d->cmd == ANSER_DIAL_CONNECT ? d->name : NULL;
 	int r;
 
 	switch (n->proto) {
@@ -362,7 +374,7 @@ static int start_protocol(struct anser_dial *d)
 		return 0;
 	}
 	case ANSER_NODE_HTTP: {
-		ssize_t len = anser_http_connect_request((char *)d->out, sizeof(d->out), dst,
+		ssize_t len = anser_http_connect_request((char *)d->out, sizeof(d->out), dst, name,
 							 n->user, n->pass);
 		if (len < 0)
 			return (int)len;
@@ -374,15 +386,16 @@ static int start_protocol(struct anser_dial *d)
 		d->stage = "cipher";
 		r = anser_ss_key_init(&key, (enum anser_cipher)n->cipher, n->pass);
 		if (r == 0)
-			r = anser_ss_stream_new(&key, d->fd, dst, &d->stream);
+			r = anser_ss_stream_new(&key, d->fd, dst, name, &d->stream);
 		explicit_bzero(&key, sizeof(key));
 		break;
 	}
 	case ANSER_NODE_TROJAN: {
 		struct anser_stream *st;
-		r = anser_trojan_stream_new(
-			d->fd, d->stream, n->pass,
-			d->cmd == ANSER_DIAL_UDP ? TROJAN_CMD_UDP : TROJAN_CMD_CONNECT, dst, &st);
+		r = anser_trojan_stream_new(d->fd, d->stream, n->pass,
+					    d->cmd == ANSER_DIAL_UDP ? TROJAN_CMD_UDP
+								     : TROJAN_CMD_CONNECT,
+					    dst, name, &st);
 		if (r == 0)
 			d->stream = st;
 		break;
@@ -390,15 +403,15 @@ static int start_protocol(struct anser_dial *d)
 	case ANSER_NODE_VMESS: {
 		struct anser_stream *st;
 		r = anser_vmess_stream_new(d->fd, d->stream, n->uuid, (enum anser_cipher)n->cipher,
-					   dst, d->cmd == ANSER_DIAL_UDP, &st);
+					   dst, name, d->cmd == ANSER_DIAL_UDP, &st);
 		if (r == 0)
 			d->stream = st;
 		break;
 	}
 	case ANSER_NODE_VLESS: {
 		struct anser_stream *st;
-		r = anser_vless_stream_new(d->fd, d->stream, n->uuid, dst, d->cmd == ANSER_DIAL_UDP,
-					   &st);
+		r = anser_vless_stream_new(d->fd, d->stream, n->uuid, dst, name,
+					   d->cmd == ANSER_DIAL_UDP, &st);
 		if (r == 0)
 			d->stream = st;
 		break;

@@ -9,10 +9,16 @@
 
 #include <glib.h>
 
-static int authority(char *buf, size_t len, const struct sockaddr *dst)
+static int authority(char *buf, size_t len, const struct sockaddr *dst, const char *name)
 {
 	char ip[INET6_ADDRSTRLEN];
 
+	if (name && *name && dst->sa_family == AF_INET)
+		return snprintf(buf, len, "%s:%u", name,
+				ntohs(((const struct sockaddr_in *)dst)->sin_port));
+	if (name && *name && dst->sa_family == AF_INET6)
+		return snprintf(buf, len, "%s:%u", name,
+				ntohs(((const struct sockaddr_in6 *)dst)->sin6_port));
 	if (dst->sa_family == AF_INET) {
 		const struct sockaddr_in *s = (const struct sockaddr_in *)dst;
 		inet_ntop(AF_INET, &s->sin_addr, ip, sizeof(ip));
@@ -31,12 +37,13 @@ static int authority(char *buf, size_t len, const struct sockaddr *dst)
 }
 
 ssize_t anser_http_connect_request(char *buf, size_t len, const struct sockaddr *dst,
-				   const char *user, const char *pass)
+				   const char *name, const char *user, const char *pass)
 {
-	char auth[64];
+	char auth[272];
 	int n;
 
-	if (authority(auth, sizeof(auth), dst) < 0)
+	n = authority(auth, sizeof(auth), dst, name);
+	if (n < 0 || (size_t)n >= sizeof(auth))
 		return -EINVAL;
 	if (user) {
 		g_autofree char *up = g_strdup_printf("%s:%s", user, pass ? pass : "");

@@ -15,9 +15,10 @@
 #define HTTP_MAX_HEAD 8192
 
 /* "CONNECT host:port HTTP/1.1" with Host and, when user is set, Basic
- * Proxy-Authorization. Bytes written or -ENOBUFS/-EINVAL. */
+ * Proxy-Authorization; host is name when it is set (non-empty), else
+ * dst's address. Bytes written or -ENOBUFS/-EINVAL. */
 ssize_t anser_http_connect_request(char *buf, size_t len, const struct sockaddr *dst,
-				   const char *user, const char *pass);
+				   const char *name, const char *user, const char *pass);
 /* The response head in buf, whatever its status: its length (> 0) with
  * *status set; -EAGAIN if incomplete; -EPROTO if it is not HTTP/1.x or
  * longer than HTTP_MAX_HEAD. */

@@ -604,7 +604,7 @@ static int request_2022(struct ss_stream *s, const uint8_t *addr, size_t al)
 }
 
 int anser_ss_stream_new(const struct anser_ss_key *k, int fd, const struct sockaddr *dst,
-			struct anser_stream **out)
+			const char *name, struct anser_stream **out)
 {
 	struct ss_stream *s = ANSER_ALLOC_HEAD(struct ss_stream, spill);
 	uint8_t addr[SOCKS5_MAX_ADDR_MSG];
@@ -616,7 +616,7 @@ int anser_ss_stream_new(const struct anser_ss_key *k, int fd, const struct socka
 	s->s.inner = NULL;
 	s->key = *k;
 	s->want = k->salt_len;
-	ssize_t al = anser_socks5_put_addr(addr, sizeof(addr), dst);
+	ssize_t al = anser_socks5_put_dest(addr, sizeof(addr), dst, name);
 	int r = al < 0 ? (int)al : 0;
 	if (r == 0 && gnutls_rnd(GNUTLS_RND_NONCE, s->out, k->salt_len) < 0)
 		r = -EIO;

@@ -94,9 +94,10 @@ ssize_t anser_ss_udp_seal(struct anser_ss_key *k, const struct sockaddr *dst, co
 ssize_t anser_ss_udp_open(const struct anser_ss_key *k, uint8_t *buf, size_t len, uint8_t **payload,
 			  struct anser_socks5_addr *src);
 
-/* A TCP stream over a connected fd (taken) to dst: the first bytes sent
- * are the salt and the address chunk (2022: the request headers). */
+/* A TCP stream over a connected fd (taken) to dst (or name:port, name as
+ * in anser_socks5_put_dest): the first bytes sent are the salt and the
+ * address chunk (2022: the request headers). */
 int anser_ss_stream_new(const struct anser_ss_key *k, int fd, const struct sockaddr *dst,
-			struct anser_stream **out);
+			const char *name, struct anser_stream **out);
 
 #endif

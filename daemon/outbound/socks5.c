@@ -90,14 +90,62 @@ ssize_t anser_socks5_put_addr(uint8_t *buf, size_t len, const struct sockaddr *s
 	return -EAFNOSUPPORT;
 }
 
-ssize_t anser_socks5_request(uint8_t *buf, size_t len, uint8_t cmd, const struct sockaddr *dst)
+int anser_sockaddr_port_be(const struct sockaddr *sa, uint16_t *port)
+{
+	if (sa->sa_family == AF_INET)
+		*port = ((const struct sockaddr_in *)sa)->sin_port;
+	else if (sa->sa_family == AF_INET6)
+		*port = ((const struct sockaddr_in6 *)sa)->sin6_port;
+	else
+		return -EAFNOSUPPORT;
+	return 0;
+}
+
+ssize_t anser_socks5_put_dest(uint8_t *buf, size_t len, const struct sockaddr *dst,
+			      const char *name)
+{
+	size_t nl = name ? strlen(name) : 0;
+	uint16_t port;
+
+	if (!nl)
+		return anser_socks5_put_addr(buf, len, dst);
+	if (nl > 255)
+		return -EINVAL;
+	if (anser_sockaddr_port_be(dst, &port) < 0)
+		return -EAFNOSUPPORT;
+	if (len < 1 + 1 + nl + 2)
+		return -ENOBUFS;
+	buf[0] = SOCKS5_ATYP_DOMAIN;
+	buf[1] = (uint8_t)nl;
+	memcpy(buf + 2, name, nl);
+	memcpy(buf + 2 + nl, &port, 2);
+	return (ssize_t)(4 + nl);
+}
+
+ssize_t anser_put_port_addr(uint8_t *buf, size_t len, const struct sockaddr *dst, const char *name)
+{
+	uint8_t a[SOCKS5_MAX_ADDR_MSG];
+	ssize_t n = anser_socks5_put_dest(a, sizeof(a), dst, name);
+
+	if (n < 0)
+		return n;
+	if ((size_t)n > len)
+		return -ENOBUFS;
+	memcpy(buf, a + n - 2, 2);
+	buf[2] = a[0] == SOCKS5_ATYP_IPV4 ? 1 : a[0] == SOCKS5_ATYP_DOMAIN ? 2 : 3;
+	memcpy(buf + 3, a + 1, (size_t)n - 3);
+	return n;
+}
+
+ssize_t anser_socks5_request(uint8_t *buf, size_t len, uint8_t cmd, const struct sockaddr *dst,
+			     const char *name)
 {
 	if (len < 3)
 		return -ENOBUFS;
 	buf[0] = SOCKS5_VERSION;
 	buf[1] = cmd;
 	buf[2] = 0;
-	ssize_t n = anser_socks5_put_addr(buf + 3, len - 3, dst);
+	ssize_t n = anser_socks5_put_dest(buf + 3, len - 3, dst, name);
 	return n < 0 ? n : n + 3;
 }
 

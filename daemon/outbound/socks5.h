@@ -50,6 +50,17 @@ struct anser_socks5_addr {
  * put: dst AF_INET/AF_INET6 (v4-mapped written as IPv4); bytes written.
  * get: bytes used, -EAGAIN if buf holds only a prefix, -EPROTO. */
 ssize_t anser_socks5_put_addr(uint8_t *buf, size_t len, const struct sockaddr *dst);
+/* The port of an AF_INET/AF_INET6 address, in network order; -EAFNOSUPPORT
+ * for other families. */
+int anser_sockaddr_port_be(const struct sockaddr *sa, uint16_t *port);
+/* The same for a stream's destination: with a name (non-NULL, non-empty,
+ * at most 255 bytes) ATYP DOMAIN and name:port, the port taken from dst
+ * (dial_mode domain); else put_addr. */
+ssize_t anser_socks5_put_dest(uint8_t *buf, size_t len, const struct sockaddr *dst,
+			      const char *name);
+/* VMess's and VLESS's form of the same: PORT ATYP ADDR, with ATYP 1 for
+ * IPv4, 2 for a (length-prefixed) name and 3 for IPv6. */
+ssize_t anser_put_port_addr(uint8_t *buf, size_t len, const struct sockaddr *dst, const char *name);
 int anser_socks5_get_addr(const uint8_t *buf, size_t len, struct anser_socks5_addr *a);
 
 ssize_t anser_socks5_greeting(uint8_t *buf, size_t len, bool offer_userpass);
@@ -59,8 +70,10 @@ int anser_socks5_parse_method(const uint8_t *buf, size_t len, bool offered_userp
 /* -EINVAL if user or pass is empty or longer than 255 bytes. */
 ssize_t anser_socks5_auth_request(uint8_t *buf, size_t len, const char *user, const char *pass);
 int anser_socks5_parse_auth_reply(const uint8_t *buf, size_t len);
-/* dst: AF_INET or AF_INET6 (IPv4-mapped IPv6 is sent as IPv4). */
-ssize_t anser_socks5_request(uint8_t *buf, size_t len, uint8_t cmd, const struct sockaddr *dst);
+/* dst: AF_INET or AF_INET6 (IPv4-mapped IPv6 is sent as IPv4); name as
+ * in anser_socks5_put_dest. */
+ssize_t anser_socks5_request(uint8_t *buf, size_t len, uint8_t cmd, const struct sockaddr *dst,
+			     const char *name);
 /* On success *rep is 0 and bnd holds BND.ADDR/BND.PORT. A non-zero REP
  * returns anser_socks5_reply_errno(rep) with *rep set. */
 int anser_socks5_parse_reply(const uint8_t *buf, size_t len, uint8_t *rep,

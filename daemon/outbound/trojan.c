@@ -10,7 +10,7 @@
 #include <gnutls/gnutls.h>
 
 ssize_t anser_trojan_header(uint8_t *buf, size_t len, const char *password, uint8_t cmd,
-			    const struct sockaddr *dst)
+			    const struct sockaddr *dst, const char *name)
 {
 	static const char hexd[] = "0123456789abcdef";
 	uint8_t h[28];
@@ -26,7 +26,7 @@ ssize_t anser_trojan_header(uint8_t *buf, size_t len, const char *password, uint
 	buf[56] = '\r';
 	buf[57] = '\n';
 	buf[58] = cmd;
-	ssize_t al = anser_socks5_put_addr(buf + 59, len - 59, dst);
+	ssize_t al = anser_socks5_put_dest(buf + 59, len - 59, dst, name);
 	if (al < 0)
 		return al;
 	if ((size_t)(59 + al + 2) > len)
@@ -37,10 +37,10 @@ ssize_t anser_trojan_header(uint8_t *buf, size_t len, const char *password, uint
 }
 
 int anser_trojan_stream_new(int fd, struct anser_stream *inner, const char *password, uint8_t cmd,
-			    const struct sockaddr *dst, struct anser_stream **out)
+			    const struct sockaddr *dst, const char *name, struct anser_stream **out)
 {
 	uint8_t hdr[TROJAN_HDR_MAX];
-	ssize_t hl = anser_trojan_header(hdr, sizeof(hdr), password, cmd, dst);
+	ssize_t hl = anser_trojan_header(hdr, sizeof(hdr), password, cmd, dst, name);
 	if (hl < 0)
 		return (int)hl;
 	int r = anser_prefix_stream_new(fd, inner, hdr, (size_t)hl, NULL, out);

@@ -22,12 +22,14 @@
 #define TROJAN_CMD_UDP	   3
 #define TROJAN_HDR_MAX	   (56 + 2 + 1 + SOCKS5_MAX_ADDR_MSG + 2)
 
+/* name: as in anser_socks5_put_dest */
 ssize_t anser_trojan_header(uint8_t *buf, size_t len, const char *password, uint8_t cmd,
-			    const struct sockaddr *dst);
+			    const struct sockaddr *dst, const char *name);
 /* A stream over inner, or over fd when inner is NULL (taken on success) that sends the header before
  * the first bytes (or alone, on flush). */
 int anser_trojan_stream_new(int fd, struct anser_stream *inner, const char *password, uint8_t cmd,
-			    const struct sockaddr *dst, struct anser_stream **out);
+			    const struct sockaddr *dst, const char *name,
+			    struct anser_stream **out);
 
 /* UDP framing: one datagram to dst as ATYP ADDR PORT LEN CRLF PAYLOAD. */
 ssize_t anser_trojan_udp_frame(uint8_t *buf, size_t len, const struct sockaddr *dst,

@@ -7,8 +7,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "socks5.h"
+
 ssize_t anser_vless_header(uint8_t *buf, size_t len, const uint8_t uuid[16], uint8_t cmd,
-			   const struct sockaddr *dst)
+			   const struct sockaddr *dst, const char *name)
 {
 	if (len < VLESS_HDR_MAX)
 		return -ENOBUFS;
@@ -16,26 +18,8 @@ ssize_t anser_vless_header(uint8_t *buf, size_t len, const uint8_t uuid[16], uin
 	memcpy(buf + 1, uuid, 16);
 	buf[17] = 0; /* no addons */
 	buf[18] = cmd;
-	if (dst->sa_family == AF_INET) {
-		const struct sockaddr_in *s = (const struct sockaddr_in *)dst;
-		memcpy(buf + 19, &s->sin_port, 2);
-		buf[21] = 1;
-		memcpy(buf + 22, &s->sin_addr, 4);
-		return 26;
-	}
-	if (dst->sa_family == AF_INET6) {
-		const struct sockaddr_in6 *s = (const struct sockaddr_in6 *)dst;
-		memcpy(buf + 19, &s->sin6_port, 2);
-		if (IN6_IS_ADDR_V4MAPPED(&s->sin6_addr)) {
-			buf[21] = 1;
-			memcpy(buf + 22, &s->sin6_addr.s6_addr[12], 4);
-			return 26;
-		}
-		buf[21] = 3;
-		memcpy(buf + 22, &s->sin6_addr, 16);
-		return 38;
-	}
-	return -EAFNOSUPPORT;
+	ssize_t al = anser_put_port_addr(buf + 19, len - 19, dst, name);
+	return al < 0 ? al : 19 + al;
 }
 
 int anser_vless_parse_response(const uint8_t *buf, size_t len)
@@ -51,11 +35,12 @@ int anser_vless_parse_response(const uint8_t *buf, size_t len)
 }
 
 int anser_vless_stream_new(int fd, struct anser_stream *inner, const uint8_t uuid[16],
-			   const struct sockaddr *dst, bool udp, struct anser_stream **out)
+			   const struct sockaddr *dst, const char *name, bool udp,
+			   struct anser_stream **out)
 {
 	uint8_t hdr[VLESS_HDR_MAX];
 	ssize_t hl = anser_vless_header(hdr, sizeof(hdr), uuid, udp ? VLESS_CMD_UDP : VLESS_CMD_TCP,
-					dst);
+					dst, name);
 	if (hl < 0)
 		return (int)hl;
 	struct anser_stream *v;

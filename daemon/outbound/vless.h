@@ -18,15 +18,18 @@
 
 #define VLESS_CMD_TCP 1
 #define VLESS_CMD_UDP 2
-#define VLESS_HDR_MAX (1 + 16 + 1 + 1 + 2 + 1 + 16)
+#define VLESS_HDR_MAX (1 + 16 + 1 + 1 + 2 + 1 + 1 + 255)
 
+/* name: non-NULL and non-empty (at most 255 bytes): address type domain,
+ * with dst's port. */
 ssize_t anser_vless_header(uint8_t *buf, size_t len, const uint8_t uuid[16], uint8_t cmd,
-			   const struct sockaddr *dst);
+			   const struct sockaddr *dst, const char *name);
 /* The server's response header at buf: its length, -EAGAIN, -EPROTO. */
 int anser_vless_parse_response(const uint8_t *buf, size_t len);
 /* udp: command 2, and the stream carries length-prefixed datagrams (a
  * write or a read is one datagram). */
 int anser_vless_stream_new(int fd, struct anser_stream *inner, const uint8_t uuid[16],
-			   const struct sockaddr *dst, bool udp, struct anser_stream **out);
+			   const struct sockaddr *dst, const char *name, bool udp,
+			   struct anser_stream **out);
 
 #endif

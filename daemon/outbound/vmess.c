@@ -11,6 +11,8 @@
 #include <gnutls/crypto.h>
 #include <gnutls/gnutls.h>
 
+#include "socks5.h"
+
 #define VMESS_CHUNK   8000 /* plaintext bytes per chunk we send */
 #define VMESS_MAX_IN  (16384 + 64)
 #define TAG	      16
@@ -437,7 +439,7 @@ static const struct anser_stream_ops vmess_ops = {
 
 /* The plaintext request header; its length. */
 static ssize_t request_header(uint8_t *h, const uint8_t iv[16], const uint8_t key[16], uint8_t v,
-			      int sec, const struct sockaddr *dst, bool udp)
+			      int sec, const struct sockaddr *dst, const char *name, bool udp)
 {
 	size_t o = 0;
 	uint8_t pad = 0;
@@ -454,27 +456,10 @@ static ssize_t request_header(uint8_t *h, const uint8_t iv[16], const uint8_t ke
 	h[o++] = (uint8_t)(pad << 4 | sec);
 	h[o++] = 0;
 	h[o++] = udp ? 2 : 1;
-	if (dst->sa_family == AF_INET) {
-		const struct sockaddr_in *s = (const struct sockaddr_in *)dst;
-		memcpy(h + o, &s->sin_port, 2);
-		h[o + 2] = 1;
-		memcpy(h + o + 3, &s->sin_addr, 4);
-		o += 7;
-	} else if (dst->sa_family == AF_INET6) {
-		const struct sockaddr_in6 *s = (const struct sockaddr_in6 *)dst;
-		memcpy(h + o, &s->sin6_port, 2);
-		if (IN6_IS_ADDR_V4MAPPED(&s->sin6_addr)) {
-			h[o + 2] = 1;
-			memcpy(h + o + 3, &s->sin6_addr.s6_addr[12], 4);
-			o += 7;
-		} else {
-			h[o + 2] = 3;
-			memcpy(h + o + 3, &s->sin6_addr, 16);
-			o += 19;
-		}
-	} else {
-		return -EAFNOSUPPORT;
-	}
+	ssize_t al = anser_put_port_addr(h + o, SOCKS5_MAX_ADDR_MSG, dst, name);
+	if (al < 0)
+		return al;
+	o += (size_t)al;
 	if (pad && gnutls_rnd(GNUTLS_RND_NONCE, h + o, pad) < 0)
 		return -EIO;
 	o += pad;
@@ -505,8 +490,8 @@ static int seal_request(struct vmess_stream *v, const uint8_t cmd_key[16], const
 }
 
 int anser_vmess_stream_new(int fd, struct anser_stream *inner, const uint8_t uuid[16],
-			   enum anser_cipher cipher, const struct sockaddr *dst, bool udp,
-			   struct anser_stream **out)
+			   enum anser_cipher cipher, const struct sockaddr *dst, const char *name,
+			   bool udp, struct anser_stream **out)
 {
 	int sec;
 	switch (cipher) {
@@ -526,7 +511,8 @@ int anser_vmess_stream_new(int fd, struct anser_stream *inner, const uint8_t uui
 	struct vmess_stream *v = ANSER_ALLOC_HEAD(struct vmess_stream, out);
 	if (!v)
 		return -ENOMEM;
-	uint8_t key[16], iv[16], cmd_key[16], hdr[128], h32[32];
+	/* the longest header: a 255-byte name and 15 bytes of padding */
+	uint8_t key[16], iv[16], cmd_key[16], hdr[384], h32[32];
 	int r = gnutls_rnd(GNUTLS_RND_RANDOM, key, 16) < 0 ||
 				gnutls_rnd(GNUTLS_RND_NONCE, iv, 16) < 0 ||
 				gnutls_rnd(GNUTLS_RND_NONCE, &v->v, 1) < 0
@@ -538,7 +524,7 @@ int anser_vmess_stream_new(int fd, struct anser_stream *inner, const uint8_t uui
 	memcpy(v->resp_key, h32, 16);
 	gnutls_hash_fast(GNUTLS_DIG_SHA256, iv, 16, h32);
 	memcpy(v->resp_iv, h32, 16);
-	ssize_t hl = r < 0 ? r : request_header(hdr, iv, key, v->v, sec, dst, udp);
+	ssize_t hl = r < 0 ? r : request_header(hdr, iv, key, v->v, sec, dst, name, udp);
 	v->packets = udp;
 	r = hl < 0 ? (int)hl : seal_request(v, cmd_key, hdr, (size_t)hl);
 	if (r == 0)

@@ -42,7 +42,7 @@ void anser_vmess_cmd_key(const uint8_t uuid[16], uint8_t out[16]);
  * VMESS_MAX_DATAGRAM bytes is one datagram, each read returns one. */
 #define VMESS_MAX_DATAGRAM 8000
 int anser_vmess_stream_new(int fd, struct anser_stream *inner, const uint8_t uuid[16],
-			   enum anser_cipher cipher, const struct sockaddr *dst, bool udp,
-			   struct anser_stream **out);
+			   enum anser_cipher cipher, const struct sockaddr *dst, const char *name,
+			   bool udp, struct anser_stream **out);
 
 #endif

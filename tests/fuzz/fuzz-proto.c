@@ -81,7 +81,7 @@ static void fuzz_ss_stream(const struct anser_ss_key *key, const uint8_t *in, si
 	if (n > 100000 ||
 	    socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) < 0)
 		return;
-	if (anser_ss_stream_new(key, sv[0], (struct sockaddr *)&dst, &st) < 0)
+	if (anser_ss_stream_new(key, sv[0], (struct sockaddr *)&dst, NULL, &st) < 0)
 		abort();
 	if (write(sv[1], in, n) != (ssize_t)n)
 		abort();
@@ -173,7 +173,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		    socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) < 0)
 			return 0;
 		if (anser_vmess_stream_new(sv[0], NULL, uuid, ANSER_CIPHER_NONE,
-					   (struct sockaddr *)&d, false, &st) < 0)
+					   (struct sockaddr *)&d, NULL, false, &st) < 0)
 			abort();
 		if (write(sv[1], in, n) != (ssize_t)n)
 			abort();

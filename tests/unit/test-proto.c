@@ -166,8 +166,9 @@ static void test_ss_stream(void)
 	g_assert_cmpint(anser_ss_key_init(&k, ANSER_CIPHER_AES_128_GCM, "pw"), ==, 0);
 	/* two client streams face each other: each reads the other's salt,
 	 * address chunk and data */
-	g_assert_cmpint(anser_ss_stream_new(&k, sv[0], (struct sockaddr *)&dst, &a), ==, 0);
-	g_assert_cmpint(anser_ss_stream_new(&k, sv[1], (struct sockaddr *)&back_dst, &b), ==, 0);
+	g_assert_cmpint(anser_ss_stream_new(&k, sv[0], (struct sockaddr *)&dst, NULL, &a), ==, 0);
+	g_assert_cmpint(anser_ss_stream_new(&k, sv[1], (struct sockaddr *)&back_dst, NULL, &b), ==,
+			0);
 	g_assert_true(anser_stream_pending(a));
 	g_assert_false(anser_stream_readable(b));
 
@@ -218,14 +219,14 @@ static void test_ss_stream(void)
 
 	/* a stream cut inside a chunk, and garbage */
 	g_assert_cmpint(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), ==, 0);
-	g_assert_cmpint(anser_ss_stream_new(&k, sv[0], (struct sockaddr *)&dst, &a), ==, 0);
+	g_assert_cmpint(anser_ss_stream_new(&k, sv[0], (struct sockaddr *)&dst, NULL, &a), ==, 0);
 	g_assert_cmpint(write(sv[1], data, 16 + 10), ==, 26);
 	shutdown(sv[1], SHUT_WR);
 	g_assert_cmpint(anser_stream_read(a, got, 100), ==, -EPROTO);
 	anser_stream_free(a);
 	close(sv[1]);
 	g_assert_cmpint(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), ==, 0);
-	g_assert_cmpint(anser_ss_stream_new(&k, sv[0], (struct sockaddr *)&dst, &a), ==, 0);
+	g_assert_cmpint(anser_ss_stream_new(&k, sv[0], (struct sockaddr *)&dst, NULL, &a), ==, 0);
 	g_assert_cmpint(write(sv[1], data, 16 + 18), ==, 34);
 	g_assert_cmpint(anser_stream_read(a, got, 100), ==, -EBADMSG);
 	anser_stream_free(a);
@@ -239,18 +240,24 @@ static void test_http(void)
 	char buf[1024];
 	struct sockaddr_in6 d6 = { .sin6_family = AF_INET6, .sin6_port = htons(443) };
 	inet_pton(AF_INET6, "fd77::3", &d6.sin6_addr);
-	ssize_t n =
-		anser_http_connect_request(buf, sizeof(buf), (struct sockaddr *)&d6, NULL, NULL);
+	ssize_t n = anser_http_connect_request(buf, sizeof(buf), (struct sockaddr *)&d6, NULL, NULL,
+					       NULL);
 	g_assert_cmpint(n, >, 0);
 	g_assert_cmpstr(buf, ==, "CONNECT [fd77::3]:443 HTTP/1.1\r\nHost: [fd77::3]:443\r\n\r\n");
 	struct sockaddr_in d4 = { .sin_family = AF_INET, .sin_port = htons(80) };
 	inet_pton(AF_INET, "10.0.0.1", &d4.sin_addr);
-	n = anser_http_connect_request(buf, sizeof(buf), (struct sockaddr *)&d4, "alice", "s:x");
+	n = anser_http_connect_request(buf, sizeof(buf), (struct sockaddr *)&d4, NULL, "alice",
+				       "s:x");
 	g_assert_cmpstr(buf, ==,
 			"CONNECT 10.0.0.1:80 HTTP/1.1\r\nHost: 10.0.0.1:80\r\n"
 			"Proxy-Authorization: Basic YWxpY2U6czp4\r\n\r\n");
-	g_assert_cmpint(anser_http_connect_request(buf, 20, (struct sockaddr *)&d4, NULL, NULL), ==,
-			-ENOBUFS);
+	g_assert_cmpint(
+		anser_http_connect_request(buf, 20, (struct sockaddr *)&d4, NULL, NULL, NULL), ==,
+		-ENOBUFS);
+	/* dial_mode domain */
+	n = anser_http_connect_request(buf, sizeof(buf), (struct sockaddr *)&d6, "x.test", NULL,
+				       NULL);
+	g_assert_cmpstr(buf, ==, "CONNECT x.test:443 HTTP/1.1\r\nHost: x.test:443\r\n\r\n");
 
 	static const struct {
 		const char *in;
@@ -340,7 +347,7 @@ static void test_headers(void)
 
 	/* trojan: SHA224("password") in hex */
 	ssize_t n = anser_trojan_header(b, sizeof(b), "password", TROJAN_CMD_CONNECT,
-					(struct sockaddr *)&d4);
+					(struct sockaddr *)&d4, NULL);
 	g_assert_cmpint(n, ==, 56 + 2 + 1 + 7 + 2);
 	g_assert_cmpmem(b, 56, "d63dc919e201d7bc4c825630d2cf25fdc93d4b2f0d46706d29038d01", 56);
 	g_assert_cmpmem(b + 56, 12, "\r\n\x01\x01\x0a\x4d\x00\x03\x01\xbb\r\n", 12);
@@ -361,13 +368,21 @@ static void test_headers(void)
 
 	/* vless: port first, then its own address types */
 	static const uint8_t uuid[16] = { 0xb8, 0x31 };
-	n = anser_vless_header(b, sizeof(b), uuid, VLESS_CMD_TCP, (struct sockaddr *)&d6);
+	n = anser_vless_header(b, sizeof(b), uuid, VLESS_CMD_TCP, (struct sockaddr *)&d6, NULL);
 	g_assert_cmpint(n, ==, 38);
 	g_assert_cmpmem(b, 4, "\x00\xb8\x31\x00", 4);
 	g_assert_cmpmem(b + 17, 5, "\x00\x01\x00\x50\x03", 5);
-	n = anser_vless_header(b, sizeof(b), uuid, VLESS_CMD_TCP, (struct sockaddr *)&d4);
+	n = anser_vless_header(b, sizeof(b), uuid, VLESS_CMD_TCP, (struct sockaddr *)&d4, NULL);
 	g_assert_cmpint(n, ==, 26);
 	g_assert_cmpmem(b + 19, 7, "\x01\xbb\x01\x0a\x4d\x00\x03", 7);
+	/* dial_mode domain: address type 2, a length-prefixed name */
+	n = anser_vless_header(b, sizeof(b), uuid, VLESS_CMD_TCP, (struct sockaddr *)&d4, "x.test");
+	g_assert_cmpint(n, ==, 23 + 6);
+	g_assert_cmpmem(b + 19, 10, "\x01\xbb\x02\x06x.test", 10);
+	n = anser_trojan_header(b, sizeof(b), "password", TROJAN_CMD_CONNECT,
+				(struct sockaddr *)&d4, "x.test");
+	g_assert_cmpint(n, ==, 56 + 2 + 1 + 1 + 1 + 6 + 2 + 2);
+	g_assert_cmpmem(b + 58, 11, "\x01\x03\x06x.test\x01\xbb", 11);
 	g_assert_cmpint(anser_vless_parse_response((const uint8_t *)"\x00\x00", 2), ==, 2);
 	g_assert_cmpint(anser_vless_parse_response((const uint8_t *)"\x00\x02x", 3), ==, -EAGAIN);
 	g_assert_cmpint(anser_vless_parse_response((const uint8_t *)"\x01\x00", 2), ==, -EPROTO);
@@ -405,7 +420,7 @@ static void test_vmess_hostile(void)
 	memset(junk, 0x41, sizeof(junk));
 	g_assert_cmpint(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), ==, 0);
 	g_assert_cmpint(anser_vmess_stream_new(sv[0], NULL, uuid, ANSER_CIPHER_AUTO,
-					       (struct sockaddr *)&d4, false, &st),
+					       (struct sockaddr *)&d4, NULL, false, &st),
 			==, 0);
 	g_assert_true(anser_stream_pending(st)); /* the sealed request header */
 	g_assert_cmpint(anser_stream_flush(st), ==, 0);
@@ -417,7 +432,7 @@ static void test_vmess_hostile(void)
 	anser_stream_free(st);
 	close(sv[1]);
 	g_assert_cmpint(anser_vmess_stream_new(-1, NULL, uuid, ANSER_CIPHER_AES_256_GCM,
-					       (struct sockaddr *)&d4, false, &st),
+					       (struct sockaddr *)&d4, NULL, false, &st),
 			==, -EPROTONOSUPPORT);
 }
 
@@ -527,8 +542,8 @@ static void test_ss2022_stream(void)
 			g_assert_cmpint(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), ==,
 					0);
 			g_assert_cmpint(
-				anser_ss_stream_new(&k, sv[0], (struct sockaddr *)&dst, &st), ==,
-				0);
+				anser_ss_stream_new(&k, sv[0], (struct sockaddr *)&dst, NULL, &st),
+				==, 0);
 			while (anser_stream_flush(st) == -EAGAIN)
 				;
 			ss2022_read_request(sv[1], &k, salt);

@@ -91,31 +91,46 @@ static void test_request(void)
 	struct sockaddr_storage ss;
 
 	sa4(&ss, "1.2.3.4", 443);
-	g_assert_cmpint(
-		anser_socks5_request(b, sizeof(b), SOCKS5_CMD_CONNECT, (struct sockaddr *)&ss), ==,
-		10);
+	g_assert_cmpint(anser_socks5_request(b, sizeof(b), SOCKS5_CMD_CONNECT,
+					     (struct sockaddr *)&ss, NULL),
+			==, 10);
 	g_assert_cmpmem(b, 10, "\x05\x01\x00\x01\x01\x02\x03\x04\x01\xbb", 10);
 
 	sa6(&ss, "2001:db8::1", 80);
 	g_assert_cmpint(anser_socks5_request(b, sizeof(b), SOCKS5_CMD_UDP_ASSOCIATE,
-					     (struct sockaddr *)&ss),
+					     (struct sockaddr *)&ss, NULL),
 			==, 22);
 	g_assert_cmpmem(b, 4, "\x05\x03\x00\x04", 4);
 	g_assert_cmpmem(b + 20, 2, "\x00\x50", 2);
 
 	/* IPv4-mapped destinations go out as plain IPv4. */
 	sa6(&ss, "::ffff:10.0.0.1", 53);
-	g_assert_cmpint(
-		anser_socks5_request(b, sizeof(b), SOCKS5_CMD_CONNECT, (struct sockaddr *)&ss), ==,
-		10);
+	g_assert_cmpint(anser_socks5_request(b, sizeof(b), SOCKS5_CMD_CONNECT,
+					     (struct sockaddr *)&ss, NULL),
+			==, 10);
 	g_assert_cmpmem(b + 3, 7, "\x01\x0a\x00\x00\x01\x00\x35", 7);
 
-	g_assert_cmpint(anser_socks5_request(b, 9, SOCKS5_CMD_CONNECT, (struct sockaddr *)&ss), ==,
-			-ENOBUFS);
-	ss.ss_family = AF_UNIX;
 	g_assert_cmpint(
-		anser_socks5_request(b, sizeof(b), SOCKS5_CMD_CONNECT, (struct sockaddr *)&ss), ==,
-		-EAFNOSUPPORT);
+		anser_socks5_request(b, 9, SOCKS5_CMD_CONNECT, (struct sockaddr *)&ss, NULL), ==,
+		-ENOBUFS);
+	ss.ss_family = AF_UNIX;
+	g_assert_cmpint(anser_socks5_request(b, sizeof(b), SOCKS5_CMD_CONNECT,
+					     (struct sockaddr *)&ss, NULL),
+			==, -EAFNOSUPPORT);
+
+	/* dial_mode domain: the name with the address's port */
+	sa4(&ss, "1.2.3.4", 443);
+	g_assert_cmpint(anser_socks5_request(b, sizeof(b), SOCKS5_CMD_CONNECT,
+					     (struct sockaddr *)&ss, "x.test"),
+			==, 3 + 1 + 1 + 6 + 2);
+	g_assert_cmpmem(b, 13, "\x05\x01\x00\x03\x06x.test\x01\xbb", 13);
+	/* "" is no name */
+	g_assert_cmpint(
+		anser_socks5_request(b, sizeof(b), SOCKS5_CMD_CONNECT, (struct sockaddr *)&ss, ""),
+		==, 10);
+	g_assert_cmpint(
+		anser_socks5_request(b, 12, SOCKS5_CMD_CONNECT, (struct sockaddr *)&ss, "x.test"),
+		==, -ENOBUFS);
 }
 
 static void test_reply_good(void)
