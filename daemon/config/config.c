@@ -267,6 +267,8 @@ static int parse(const char *name, char *real, char *text, size_t len, bool incl
 	p.cfg = cfg_malloc0(sizeof(*p.cfg));
 	p.cfg->refs = 1;
 	cfg_check_defaults(&p.cfg->check);
+	p.cfg->dial_mode = ANSER_DIAL_DOMAIN;
+	p.cfg->sniffing_timeout_ns = 100000000LL;
 	add_file(&p, cfg_strdup(name ? name : "<input>"), real, text, len, 0);
 	if (real) {
 		char *dir = cfg_strdup(real);

@@ -277,6 +277,16 @@ struct anser_check {
 
 void anser_check_clear(struct anser_check *c);
 
+/* dial_mode, with dae's meaning: what a node is asked to connect to, and
+ * whether a name sniffed from the flow's first bytes (TLS SNI, HTTP Host,
+ * QUIC) may change its route. */
+enum anser_dial_mode {
+	ANSER_DIAL_IP = 0,	     /* the destination address, always */
+	ANSER_DIAL_DOMAIN,	     /* the sniffed name when DNS tied it to the address */
+	ANSER_DIAL_DOMAIN_PLUS,	     /* the sniffed name, unchecked */
+	ANSER_DIAL_DOMAIN_PLUS_PLUS, /* the same, and the flow is routed again by it */
+};
+
 struct anser_config {
 	unsigned refs; /* anser_config_ref(); anser_config_free() drops one */
 	/* A config made by anser_config_with_routes() borrows everything but
@@ -297,6 +307,8 @@ struct anser_config {
 	 * not given, which means auto) */
 	char **wan_interfaces;
 	struct anser_check check;
+	enum anser_dial_mode dial_mode; /* domain by default */
+	int64_t sniffing_timeout_ns;	/* 100 ms by default; 0: no sniffing */
 	struct anser_node *nodes;
 	size_t n_nodes;
 	struct anser_group *groups;

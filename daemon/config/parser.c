@@ -425,6 +425,38 @@ static void decode_global(struct cfg_parser *p, const char *key, struct cfg_pos 
 	}
 	if (o && strcmp(o->name, "wan_interface") == 0)
 		decode_interfaces(p, val, vpos, &p->cfg->wan_interfaces);
+	if (o && strcmp(o->name, "dial_mode") == 0) {
+		static const char *const modes[] = { "ip", "domain", "domain+", "domain++" };
+		size_t i = 0;
+		while (i < 4 && strcmp(val, modes[i]) != 0)
+			i++;
+		if (i < 4) {
+			p->cfg->dial_mode = (enum anser_dial_mode)i;
+		} else {
+			char *q = cfg_quote(val, strlen(val));
+			const char *sug = cfg_suggest(val, modes, 4);
+			if (sug)
+				ERR(p, vpos, "invalid dial_mode '%s' (did you mean '%s'?)", q, sug);
+			else
+				ERR(p, vpos,
+				    "invalid dial_mode '%s' (expected ip, domain, domain+ or "
+				    "domain++)",
+				    q);
+			free(q);
+		}
+	}
+	if (o && strcmp(o->name, "sniffing_timeout") == 0) {
+		int64_t ns;
+		const char *why = NULL;
+		if (cfg_parse_duration(val, &ns, &why) < 0 || ns > 10000000000LL) {
+			char *q = cfg_quote(val, strlen(val));
+			ERR(p, vpos, "invalid sniffing_timeout '%s' (%s)", q,
+			    why ? why : "at most 10s; 0 turns sniffing off");
+			free(q);
+		} else {
+			p->cfg->sniffing_timeout_ns = ns;
+		}
+	}
 	const char *why = NULL;
 	if (o && cfg_decode_check(&p->cfg->check, o->name, val, &why) == -EINVAL) {
 		char *q = cfg_quote(val, strlen(val));

@@ -388,12 +388,15 @@ void cfg_resolve(struct cfg_parser *p)
 	if (c->fallback_name)
 		c->fallback = resolve_outbound(p, c->fallback_name, p->fallback_pos);
 	resolve_dns(p);
-	if (p->seen_domain && !(c->dns.present && c->dns.n_upstreams))
+	/* (with domain++, names sniffed from proxied flows count too) */
+	if (p->seen_domain && !(c->dns.present && c->dns.n_upstreams) &&
+	    c->dial_mode != ANSER_DIAL_DOMAIN_PLUS_PLUS)
 		cfg_diag(
 			&p->sink, true, p->domain_pos,
 			"domain() never holds without a dns section that has an upstream: names "
 			"come from the answers of anser's DNS service (add 'dns { upstream { ... } "
-			"}')");
+			"}', or 'dial_mode: domain++' in global for names sniffed from proxied "
+			"flows)");
 	c->fallback_file = p->fallback_pos.file;
 	c->fallback_line = p->fallback_pos.line;
 	c->fallback_col = p->fallback_pos.col;

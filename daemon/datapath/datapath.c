@@ -1402,6 +1402,45 @@ unsigned anser_datapath_explain(struct anser_datapath *dp, unsigned slot, const 
 				    memcmp(daddr, mapped, sizeof(mapped)) != 0);
 }
 
+unsigned anser_datapath_route_name(struct anser_datapath *dp, unsigned slot, uint32_t pid,
+				   const char *pname, const uint8_t daddr[16], uint16_t port,
+				   bool udp, const char *name)
+{
+	static const uint8_t mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
+	char *cgroup = NULL;
+
+	if (builtin_direct(daddr))
+		return ANSER_RULE_BUILTIN;
+	/* a reload replaces slots under names_lock */
+	pthread_mutex_lock(&dp->names_lock);
+	bool need_cg = dp->slots[slot & 1].cg != NULL;
+	pthread_mutex_unlock(&dp->names_lock);
+	if (need_cg) /* only rules with app() or cgroup() need the file read */
+		cgroup = anser_proc_cgroup(pid);
+	pthread_mutex_lock(&dp->names_lock);
+	unsigned r =
+		anser_compiled_match_name(&dp->slots[slot & 1], pname, cgroup, daddr, port, udp,
+					  memcmp(daddr, mapped, sizeof(mapped)) != 0, name);
+	pthread_mutex_unlock(&dp->names_lock);
+	free(cgroup);
+	return r;
+}
+
+bool anser_datapath_named(struct anser_datapath *dp, const uint8_t addr[16], const char *name)
+{
+	struct named_addr probe, *e;
+	bool yes = false;
+
+	memcpy(probe.addr, addr, 16);
+	pthread_mutex_lock(&dp->names_lock);
+	e = g_hash_table_lookup(dp->names, &probe);
+	if (e && e->expires > mono_ms())
+		for (unsigned i = 0; i < e->n && !yes; i++)
+			yes = !name || g_ascii_strcasecmp(e->names[i], name) == 0;
+	pthread_mutex_unlock(&dp->names_lock);
+	return yes;
+}
+
 uint32_t anser_datapath_verified_max(struct anser_datapath *dp)
 {
 	return dp ? dp->verified_max : 0;

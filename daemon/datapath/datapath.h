@@ -82,6 +82,10 @@ void anser_datapath_set_dns(struct anser_datapath *dp, uint16_t v4, uint16_t v6,
  * it. 0, or -ENOSPC when 65536 addresses are filed already. */
 int anser_datapath_learn(struct anser_datapath *dp, const uint8_t addr[16], const char *name,
 			 uint32_t seconds);
+/* Did a DNS answer still in force tie addr (16 bytes, IPv4 mapped) to
+ * `name` (any name, when NULL)? For dial_mode domain's check of a
+ * sniffed name. Thread-safe. */
+bool anser_datapath_named(struct anser_datapath *dp, const uint8_t addr[16], const char *name);
 
 /* Live sockets of anserd's network namespace that the hooks decided on
  * (direct and proxied): sock_diag joined with the reported decisions.
@@ -110,6 +114,13 @@ unsigned anser_datapath_drain(struct anser_datapath *dp);
 /* Returned by anser_datapath_explain() for addresses the hooks never
  * steer: loopback, unspecified, multicast, broadcast. */
 #define ANSER_RULE_BUILTIN 0xfffeu
+
+/* anser_datapath_explain for a flow of process pid (its cgroup is read
+ * when rules need it) whose domain is `name` (sniffed, dial_mode
+ * domain++); thread-safe, for the proxy's workers. */
+unsigned anser_datapath_route_name(struct anser_datapath *dp, unsigned slot, uint32_t pid,
+				   const char *pname, const uint8_t daddr[16], uint16_t port,
+				   bool udp, const char *name);
 
 /* Which rule of the rules in `slot` decides a flow of a process named
  * `pname` in the cgroup at `cgroup` (from the cgroup2 root; NULL: none) to daddr (16 bytes, IPv4 as ::ffff:a.b.c.d) and port (host

@@ -39,6 +39,20 @@ struct handler {
 	struct sess *s;
 };
 
+/* A short timer (sniffing): the worker keeps armed ones in `due` order
+ * and runs them at the millisecond, not at the second its deadline scan
+ * keeps. fn NULL when not armed. */
+struct wtimer {
+	uint64_t due; /* CLOCK_MONOTONIC ms */
+	struct wtimer *prev, *next;
+	void (*fn)(struct worker *w, struct wtimer *t);
+};
+
+/* Arm (or re-arm) t for `due`; stop it (a no-op when not armed). */
+void wtimer_start(struct worker *w, struct wtimer *t, uint64_t due,
+		  void (*fn)(struct worker *w, struct wtimer *t));
+void wtimer_stop(struct worker *w, struct wtimer *t);
+
 struct sess {
 	struct sess *reg_prev, *reg_next; /* p->sessions, under p->lock */
 	struct sess *w_prev, *w_next;	  /* worker's list, worker thread only */
@@ -52,6 +66,7 @@ struct sess {
 	int node;		     /* index in gen's config, -1 direct */
 	char node_name[64];	     /* for logs: the node's name or "direct" */
 	uint64_t deadline;	     /* CLOCK_MONOTONIC ms */
+	struct wtimer timer;	     /* stopped by sess_kill */
 	_Atomic uint64_t bytes_up, bytes_down;
 	/* Closes the session's fds (and undoes datapath entries). */
 	void (*close)(struct worker *w, struct sess *s, bool reset);
@@ -70,6 +85,9 @@ struct worker {
 	int udp_fd[2]; /* this worker's SO_REUSEPORT member, v4 and v6 */
 	struct sess *sessions;
 	struct sess *dead;
+	struct wtimer *due_head, *due_tail; /* armed short timers, soonest first */
+	struct qsniff *qs_table[64];	    /* udp-sniff.c, by flow id */
+	size_t n_qs;
 	struct udp_sess *udp_table[UDP_BUCKETS]; /* see udp.c */
 	uint8_t *udp_buf;			 /* one datagram plus header room */
 	uint8_t *udp_seal_buf;			 /* a datagram sealed for a node */
@@ -101,6 +119,12 @@ void sess_init(struct sess *s, const char *proto, const struct anser_flow *flow,
 	       void (*close_fn)(struct worker *, struct sess *, bool),
 	       void (*on_timeout)(struct worker *, struct sess *));
 void sess_attach(struct worker *w, struct sess *s);
+/* Route a session after the fact (once sniffing is done): gen (its
+ * reference is taken), node, and the flow's rule and outbound, which
+ * listings read. */
+void sess_set_route(struct worker *w, struct sess *s, struct pgen *gen, int node,
+		    const struct anser_flow *flow);
+
 /* Unregisters, closes fds, defers the free to the end of the epoll batch
  * (later events of the batch may still point at the session). */
 void sess_kill(struct worker *w, struct sess *s, bool reset);
@@ -110,6 +134,9 @@ int epoll_set(struct worker *w, int fd, struct handler *h, uint32_t *cur, uint32
 /* Picks the node for flow f: 0 with *gen (ref) and *node set, -1/NULL
  * for direct; -errno (logged) when the flow cannot be served. */
 int proxy_route(struct anser_proxy *p, const struct anser_flow *f, struct pgen **gen, int *node);
+/* dial_mode domain++: decide f again as a flow to `name`; true (f's rule
+ * and outbound changed) or false (the kernel's decision stands). */
+bool proxy_reroute(struct anser_proxy *p, struct anser_flow *f, const char *name);
 /* The mark the rule that decided f asks for (0: none). */
 uint32_t proxy_mark(const struct pgen *gen, const struct anser_flow *f);
 
@@ -117,5 +144,22 @@ void tcp_on_accept(struct worker *w, struct handler *h, uint32_t events);
 void udp_on_listener(struct worker *w, struct handler *h, uint32_t events);
 int udp_worker_init(struct worker *w);
 void udp_worker_fini(struct worker *w);
+/* A datagram of flow f from the app at `app` on listener fam, sent on its
+ * way (the flow's session is made if it has none). */
+void udp_forward(struct worker *w, int fam, const struct sockaddr_storage *app,
+		 const struct anser_flow *f, const uint8_t *data, size_t len);
+
+/* udp-sniff.c: dial_mode domain++ for QUIC. A flow whose first datagram
+ * is a QUIC Initial is held (a few datagrams, at most sniffing_timeout)
+ * until its ClientHello names the server, then routed again by the name,
+ * and every datagram of the flow follows that route. true: the datagram
+ * was taken (held, or sent with the rest); false: send it on with *f,
+ * which may have been re-routed. */
+bool udp_sniff(struct worker *w, int fam, const struct sockaddr_storage *app, uint32_t id,
+	       struct anser_flow *f, const uint8_t *data, size_t len);
+/* Drops routes no datagram used for the UDP idle timeout (from the
+ * worker's 1 s scan). */
+void udp_sniff_sweep(struct worker *w, uint64_t now);
+void udp_sniff_fini(struct worker *w);
 
 #endif

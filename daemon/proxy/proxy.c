@@ -102,6 +102,37 @@ uint32_t proxy_mark(const struct pgen *gen, const struct anser_flow *f)
 	return f->rule < cfg->n_rules ? cfg->rules[f->rule].mark : 0;
 }
 
+bool proxy_reroute(struct anser_proxy *p, struct anser_flow *f, const char *name)
+{
+	if (!p->dp)
+		return false;
+	struct pgen *g = proxy_gen_get(p, f->gen);
+	if (!g)
+		return false;
+	const struct anser_config *cfg = g->gen->cfg;
+	unsigned rule = anser_datapath_route_name(p->dp, f->gen, f->pid, f->pname, f->daddr,
+						  ntohs(f->dport), f->proto == IPPROTO_UDP, name);
+	unsigned out;
+	if (rule == ANSER_RULE_BUILTIN) {
+		out = ANSER_OUT_DIRECT;
+	} else if (rule == ANSER_RULE_FALLBACK || rule >= cfg->n_rules) {
+		out = cfg->fallback;
+		rule = ANSER_RULE_FALLBACK;
+	} else {
+		out = cfg->rules[rule].outbound;
+	}
+	bool changed = out != f->outbound || rule != f->rule;
+	if (changed) {
+		const char *on = anser_config_outbound_name(cfg, out);
+		log_debug("%s flow of %s to %s re-routed by its name to %s",
+			  f->proto == IPPROTO_UDP ? "UDP" : "TCP", f->pname, name, on ? on : "?");
+		f->outbound = (uint16_t)out;
+		f->rule = (uint16_t)rule;
+	}
+	pgen_unref(g);
+	return changed;
+}
+
 int proxy_route(struct anser_proxy *p, const struct anser_flow *f, struct pgen **gen, int *node)
 {
 	*gen = NULL;
@@ -149,6 +180,14 @@ int proxy_route(struct anser_proxy *p, const struct anser_flow *f, struct pgen *
 
 /* --- sessions --- */
 
+static void set_route(struct sess *s, struct pgen *gen, int node)
+{
+	s->gen = gen;
+	s->node = node;
+	snprintf(s->node_name, sizeof(s->node_name), "%s",
+		 gen ? gen->gen->cfg->nodes[node].name : "direct");
+}
+
 void sess_init(struct sess *s, const char *proto, const struct anser_flow *flow,
 	       const struct sockaddr_storage *src, struct pgen *gen, int node,
 	       void (*close_fn)(struct worker *, struct sess *, bool),
@@ -157,12 +196,72 @@ void sess_init(struct sess *s, const char *proto, const struct anser_flow *flow,
 	s->proto = proto;
 	s->flow = *flow;
 	s->src = *src;
-	s->gen = gen;
-	s->node = node;
 	s->close = close_fn;
 	s->on_timeout = on_timeout;
-	snprintf(s->node_name, sizeof(s->node_name), "%s",
-		 gen ? gen->gen->cfg->nodes[node].name : "direct");
+	set_route(s, gen, node);
+}
+
+void sess_set_route(struct worker *w, struct sess *s, struct pgen *gen, int node,
+		    const struct anser_flow *flow)
+{
+	struct anser_proxy *p = w->p;
+	struct pgen *old;
+
+	pthread_mutex_lock(&p->lock);
+	old = s->gen;
+	set_route(s, gen, node);
+	s->flow.rule = flow->rule;
+	s->flow.outbound = flow->outbound;
+	pthread_mutex_unlock(&p->lock);
+	pgen_unref(old);
+}
+
+void wtimer_stop(struct worker *w, struct wtimer *t)
+{
+	if (!t->fn)
+		return;
+	if (t->prev)
+		t->prev->next = t->next;
+	else
+		w->due_head = t->next;
+	if (t->next)
+		t->next->prev = t->prev;
+	else
+		w->due_tail = t->prev;
+	t->prev = t->next = NULL;
+	t->fn = NULL;
+}
+
+void wtimer_start(struct worker *w, struct wtimer *t, uint64_t due,
+		  void (*fn)(struct worker *w, struct wtimer *t))
+{
+	wtimer_stop(w, t);
+	t->due = due;
+	t->fn = fn;
+	/* Timers of one worker mostly wait equally long: walk from the tail. */
+	struct wtimer *after = w->due_tail;
+	while (after && after->due > due)
+		after = after->prev;
+	t->prev = after;
+	t->next = after ? after->next : w->due_head;
+	if (t->next)
+		t->next->prev = t;
+	else
+		w->due_tail = t;
+	if (after)
+		after->next = t;
+	else
+		w->due_head = t;
+}
+
+static void run_timers(struct worker *w, uint64_t now)
+{
+	while (w->due_head && w->due_head->due <= now) {
+		struct wtimer *t = w->due_head;
+		void (*fn)(struct worker *, struct wtimer *) = t->fn;
+		wtimer_stop(w, t);
+		fn(w, t);
+	}
 }
 
 void sess_attach(struct worker *w, struct sess *s)
@@ -189,6 +288,7 @@ void sess_kill(struct worker *w, struct sess *s, bool reset)
 	if (s->dead)
 		return;
 	s->dead = true;
+	wtimer_stop(w, &s->timer);
 
 	struct anser_proxy *p = w->p;
 	if (s->registered) {
@@ -465,6 +565,11 @@ static void *worker_main(void *arg)
 		 * laptop's CPU is not woken every second for nothing). Sessions
 		 * are only attached by this thread, in the handlers below. */
 		int timeout = !w->sessions ? -1 : next_scan > now ? (int)(next_scan - now) : 0;
+		if (w->due_head && timeout != 0) {
+			uint64_t d = w->due_head->due > now ? w->due_head->due - now : 0;
+			if (timeout < 0 || d < (uint64_t)timeout)
+				timeout = (int)d;
+		}
 		int n = epoll_wait(w->epfd, evs, 64, timeout);
 		if (n < 0 && errno != EINTR) {
 			log_error_errno(errno, "Worker %u: epoll_wait failed: %m", w->idx);
@@ -482,8 +587,13 @@ static void *worker_main(void *arg)
 		}
 		reap(w);
 		now = now_ms();
+		if (w->due_head && w->due_head->due <= now) {
+			run_timers(w, now);
+			reap(w);
+		}
 		if (now >= next_scan) {
 			check_timeouts(w, now);
+			udp_sniff_sweep(w, now);
 			reap(w);
 			next_scan = now + SCAN_INTERVAL_MS;
 		}

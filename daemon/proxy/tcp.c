@@ -16,12 +16,16 @@
 #include "../outbound/socks5.h"
 #include "../util/alloc.h"
 #include "../util/log.h"
+#include "sniff.h"
 
 #define RELAY_BUF (64 * 1024)
 /* Bound the work done for one session per wakeup so a fast pair of
  * sockets cannot starve the others on this worker. */
 #define PUMP_ROUNDS  16
 #define ACCEPT_BATCH 64
+/* The most of an app's first bytes read for a name: a ClientHello with
+ * post-quantum key shares is ~1.8 KiB, big HTTP heads a few KiB. */
+#define SNIFF_MAX (16 * 1024)
 
 struct pipe {
 	size_t off, len;
@@ -39,6 +43,12 @@ struct tcp_sess {
 	struct anser_dial *dial;
 	struct pipe up;	  /* app -> remote */
 	struct pipe down; /* remote -> app */
+	/* Waiting for the app's first bytes (dial_mode domain*): up holds
+	 * them, and the dial starts when they name something, cannot, or
+	 * the sniffing_timeout passes. */
+	bool sniffing;
+	enum anser_dial_mode mode;
+	char name[ANSER_SNIFF_NAME_MAX + 1]; /* asked of the node; "" for the address */
 	/* last: not zeroed when a session is made (ANSER_ALLOC_HEAD) */
 	uint8_t up_buf[RELAY_BUF], down_buf[RELAY_BUF];
 };
@@ -273,9 +283,15 @@ static void tcp_dial_step(struct worker *w, struct tcp_sess *t)
 	tcp_pump(w, t);
 }
 
+static void tcp_sniff_read(struct worker *w, struct tcp_sess *t);
+
 static void tcp_on_cli(struct worker *w, struct handler *h, uint32_t events)
 {
 	struct tcp_sess *t = container_of(h, struct tcp_sess, cli_h);
+	if (t->sniffing) {
+		tcp_sniff_read(w, t);
+		return;
+	}
 	if (t->dial) {
 		/* The app gave up (RST or close) before the remote answered. */
 		sess_kill(w, &t->s, true);
@@ -300,6 +316,120 @@ static int tcp_lookup(struct anser_proxy *p, const struct sockaddr *peer, struct
 	if (p->dp)
 		return anser_datapath_tcp_lookup(p->dp, peer, f);
 	return -ENOENT;
+}
+
+/* Dial the session's route: its node (by t->name when set) or direct. */
+static void tcp_dial(struct worker *w, struct tcp_sess *t)
+{
+	struct pgen *gen = t->s.gen;
+	int node = t->s.node;
+	char dst_s[64];
+	struct sockaddr_storage dst;
+
+	anser_flow_dst(&t->s.flow, &dst);
+	int r = anser_dial_new(gen ? &gen->gen->cfg->nodes[node] : NULL,
+			       gen ? (struct sockaddr *)&gen->node_addr[node] : NULL,
+			       (struct sockaddr *)&dst, ANSER_DIAL_CONNECT,
+			       proxy_mark(gen, &t->s.flow), &t->dial);
+	if (r == 0 && gen && t->name[0])
+		r = anser_dial_set_name(t->dial, t->name);
+	if (r < 0) {
+		log_warning_errno(r, "TCP %s (%s) via %s: dial failed: %m",
+				  anser_sockaddr_str(&dst, dst_s, sizeof(dst_s)), t->s.flow.pname,
+				  t->s.node_name);
+		sess_kill(w, &t->s, true);
+		return;
+	}
+	t->s.deadline = now_ms() + (uint64_t)w->p->opts.dial_timeout * 1000;
+	/* The dial's fd is the remote side; it keeps its number once ready. */
+	t->srv = anser_dial_fd(t->dial);
+	/* Until the remote is ready only an abort of the app matters (ERR
+	 * and HUP are always reported); data and a FIN wait in the kernel. */
+	if (epoll_set(w, t->cli, &t->cli_h, &t->cli_ev, EPOLLERR) < 0 ||
+	    epoll_set(w, t->srv, &t->srv_h, &t->srv_ev, anser_dial_events(t->dial)) < 0) {
+		log_error_errno(errno, "Failed to watch a TCP session: %m");
+		sess_kill(w, &t->s, true);
+	}
+}
+
+/* How long to wait for a name in the app's first bytes (0: do not). */
+static uint64_t sniff_ms(struct anser_proxy *p, const struct pgen *gen, const struct anser_flow *f)
+{
+	const struct anser_config *cfg = gen->gen->cfg;
+
+	if (cfg->dial_mode == ANSER_DIAL_IP || cfg->sniffing_timeout_ns <= 0)
+		return 0;
+	/* domain: only a name DNS gave this address passes, so with none
+	 * there is nothing to wait for */
+	if (cfg->dial_mode == ANSER_DIAL_DOMAIN &&
+	    (!p->dp || !anser_datapath_named(p->dp, f->daddr, NULL)))
+		return 0;
+	uint64_t ms = (uint64_t)(cfg->sniffing_timeout_ns + 999999) / 1000000;
+	return ms ? ms : 1;
+}
+
+/* domain++: the flow routed again by its sniffed name; 0 when the route
+ * stands, 1 when it changed (t->s routed anew), -errno (logged) to end it. */
+static int tcp_reroute(struct worker *w, struct tcp_sess *t)
+{
+	struct anser_flow f = t->s.flow;
+	if (!proxy_reroute(w->p, &f, t->name))
+		return 0;
+	struct pgen *gen;
+	int node;
+	int r = proxy_route(w->p, &f, &gen, &node);
+	if (r < 0)
+		return r;
+	sess_set_route(w, &t->s, gen, node, &f);
+	return 1;
+}
+
+/* Sniffing is over (found: t->name holds what the app asked for). */
+static void tcp_sniff_done(struct worker *w, struct tcp_sess *t, bool found)
+{
+	wtimer_stop(w, &t->s.timer);
+	t->sniffing = false;
+	if (!found)
+		t->name[0] = '\0';
+	else if (t->mode == ANSER_DIAL_DOMAIN &&
+		 !(w->p->dp && anser_datapath_named(w->p->dp, t->s.flow.daddr, t->name)))
+		t->name[0] = '\0'; /* not what DNS said of the address: it may lie */
+	else if (t->mode == ANSER_DIAL_DOMAIN_PLUS_PLUS) {
+		int r = tcp_reroute(w, t);
+		if (r < 0) {
+			sess_kill(w, &t->s, true);
+			return;
+		}
+	}
+	tcp_dial(w, t);
+}
+
+static void tcp_sniff_timeout(struct worker *w, struct wtimer *tm)
+{
+	tcp_sniff_done(w, container_of(tm, struct tcp_sess, s.timer), false);
+}
+
+static void tcp_sniff_read(struct worker *w, struct tcp_sess *t)
+{
+	struct pipe *pp = &t->up;
+	ssize_t n = read(t->cli, pp->buf + pp->len, SNIFF_MAX - pp->len);
+
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (n < 0) {
+		sess_kill(w, &t->s, true);
+		return;
+	}
+	if (n == 0) {
+		pp->eof = true;
+	} else {
+		pp->len += (size_t)n;
+		atomic_fetch_add_explicit(&t->s.bytes_up, (uint64_t)n, memory_order_relaxed);
+	}
+	enum anser_sniff v = anser_sniff_stream(pp->buf, pp->len, t->name);
+	if (v == ANSER_SNIFF_MORE && !pp->eof && pp->len < SNIFF_MAX)
+		return; /* more of it is on the way */
+	tcp_sniff_done(w, t, v == ANSER_SNIFF_FOUND);
 }
 
 static void tcp_start(struct worker *w, int fd, const struct sockaddr_storage *peer)
@@ -338,29 +468,23 @@ static void tcp_start(struct worker *w, int fd, const struct sockaddr_storage *p
 	t->srv_h = (struct handler){ .fn = tcp_on_srv, .s = &t->s };
 	sess_attach(w, &t->s);
 
-	struct sockaddr_storage dst;
-	anser_flow_dst(&flow, &dst);
-	r = anser_dial_new(gen ? &gen->gen->cfg->nodes[node] : NULL,
-			   gen ? (struct sockaddr *)&gen->node_addr[node] : NULL,
-			   (struct sockaddr *)&dst, ANSER_DIAL_CONNECT, proxy_mark(gen, &flow),
-			   &t->dial);
-	if (r < 0) {
-		log_warning_errno(r, "TCP %s (%s) via %s: dial failed: %m",
-				  anser_sockaddr_str(&dst, src, sizeof(src)), flow.pname,
-				  t->s.node_name);
+	uint64_t ms = gen ? sniff_ms(p, gen, &flow) : 0;
+	if (!ms) {
+		tcp_dial(w, t);
+		return;
+	}
+	t->sniffing = true;
+	t->mode = gen->gen->cfg->dial_mode;
+	uint64_t now = now_ms();
+	wtimer_start(w, &t->s.timer, now + ms, tcp_sniff_timeout);
+	t->s.deadline = now + ms + (uint64_t)p->opts.dial_timeout * 1000; /* a backstop */
+	if (epoll_set(w, t->cli, &t->cli_h, &t->cli_ev, EPOLLIN) < 0) {
+		log_error_errno(errno, "Failed to watch a TCP session: %m");
 		sess_kill(w, &t->s, true);
 		return;
 	}
-	t->s.deadline = now_ms() + (uint64_t)p->opts.dial_timeout * 1000;
-	/* The dial's fd is the remote side; it keeps its number once ready. */
-	t->srv = anser_dial_fd(t->dial);
-	/* Until the remote is ready only an abort of the app matters (ERR
-	 * and HUP are always reported); data and a FIN wait in the kernel. */
-	if (epoll_set(w, t->cli, &t->cli_h, &t->cli_ev, EPOLLERR) < 0 ||
-	    epoll_set(w, t->srv, &t->srv_h, &t->srv_ev, anser_dial_events(t->dial)) < 0) {
-		log_error_errno(errno, "Failed to watch a TCP session: %m");
-		sess_kill(w, &t->s, true);
-	}
+	/* The app may have written already (it usually has, by now). */
+	tcp_sniff_read(w, t);
 }
 
 void tcp_on_accept(struct worker *w, struct handler *h, uint32_t events)

@@ -877,18 +877,11 @@ static int udp_lookup(struct anser_proxy *p, uint32_t id, struct anser_flow *f)
 	return -ENOENT;
 }
 
-static void udp_datagram(struct worker *w, int fam, const struct sockaddr_storage *app,
-			 uint32_t mark, const uint8_t *data, size_t len)
+void udp_forward(struct worker *w, int fam, const struct sockaddr_storage *app,
+		 const struct anser_flow *f, const uint8_t *data, size_t len)
 {
-	struct anser_flow flow;
-	char src[64];
+	struct anser_flow flow = *f;
 
-	int r = udp_lookup(w->p, mark, &flow);
-	if (r < 0) {
-		log_debug_errno(r, "No flow for UDP id %u from %s, dropping: %m", mark,
-				anser_sockaddr_str(app, src, sizeof(src)));
-		return;
-	}
 	if (flow.outbound == ANSER_OUT_BLOCK)
 		return;
 	struct udp_sess *u = *udp_slot(w, app, fam, flow.gen, flow.outbound);
@@ -912,6 +905,24 @@ static void udp_datagram(struct worker *w, int fam, const struct sockaddr_storag
 	}
 	/* Hold a few datagrams while the association is being set up. */
 	hold(u->queue, &u->n_queue, MAX_PENDING, &dst, data, len);
+}
+
+static void udp_datagram(struct worker *w, int fam, const struct sockaddr_storage *app,
+			 uint32_t mark, const uint8_t *data, size_t len)
+{
+	struct anser_flow flow;
+	char src[64];
+
+	int r = udp_lookup(w->p, mark, &flow);
+	if (r < 0) {
+		log_debug_errno(r, "No flow for UDP id %u from %s, dropping: %m", mark,
+				anser_sockaddr_str(app, src, sizeof(src)));
+		return;
+	}
+	if (flow.outbound >= ANSER_OUT_FIRST_GROUP &&
+	    udp_sniff(w, fam, app, mark, &flow, data, len))
+		return; /* held until its name is known */
+	udp_forward(w, fam, app, &flow, data, len);
 }
 
 void udp_on_listener(struct worker *w, struct handler *h, uint32_t events)
@@ -975,6 +986,7 @@ int udp_worker_init(struct worker *w)
 
 void udp_worker_fini(struct worker *w)
 {
+	udp_sniff_fini(w);
 	free(w->udp_buf);
 	free(w->udp_seal_buf);
 	w->udp_buf = w->udp_seal_buf = NULL;

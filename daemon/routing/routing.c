@@ -864,7 +864,8 @@ static int compile_merged(const struct anser_config *cfg, const uint16_t *first,
 }
 
 static unsigned compiled_bit(const struct anser_compiled *c, const char *pname, const char *cgroup,
-			     const uint8_t daddr[16], uint16_t port, int udp, int v6);
+			     const uint8_t daddr[16], uint16_t port, int udp, int v6,
+			     const char *name);
 
 static const struct anser_rules *find_pname(const struct anser_compiled *c, const char *name)
 {
@@ -954,12 +955,21 @@ unsigned anser_rule_refine(const struct anser_config *cfg, unsigned rule, const 
 unsigned anser_compiled_match(const struct anser_compiled *c, const char *pname, const char *cgroup,
 			      const uint8_t daddr[16], uint16_t port, int udp, int v6)
 {
-	unsigned bit = compiled_bit(c, pname, cgroup, daddr, port, udp, v6);
+	unsigned bit = compiled_bit(c, pname, cgroup, daddr, port, udp, v6, NULL);
+	return bit >= c->info.n_rules - 1 ? ANSER_RULE_FALLBACK : c->info.rule_of[bit];
+}
+
+unsigned anser_compiled_match_name(const struct anser_compiled *c, const char *pname,
+				   const char *cgroup, const uint8_t daddr[16], uint16_t port,
+				   int udp, int v6, const char *name)
+{
+	unsigned bit = compiled_bit(c, pname, cgroup, daddr, port, udp, v6, name);
 	return bit >= c->info.n_rules - 1 ? ANSER_RULE_FALLBACK : c->info.rule_of[bit];
 }
 
 static unsigned compiled_bit(const struct anser_compiled *c, const char *pname, const char *cgroup,
-			     const uint8_t daddr[16], uint16_t port, int udp, int v6)
+			     const uint8_t daddr[16], uint16_t port, int udp, int v6,
+			     const char *name)
 {
 	const struct anser_rules *p = find_pname(c, pname), *d = find_dip(c, daddr);
 	struct anser_rules cg = c->info.cg_default;
@@ -970,8 +980,14 @@ static unsigned compiled_bit(const struct anser_compiled *c, const char *pname, 
 	const struct anser_rules *pr =
 		c->port_class ? &c->port_rules[c->port_class[port]] : &c->info.port_default;
 
-	/* as the kernel does for an address the DNS service named nothing */
+	/* as the kernel does for an address the DNS service named nothing,
+	 * unless the flow's name is known */
+	struct anser_rules named;
 	const struct anser_rules *dom = &c->info.dom_default;
+	if (name && c->dom) {
+		anser_domain_rules_eval(c->dom, name, &named);
+		dom = &named;
+	}
 
 	for (unsigned r = 0; r < c->info.n_rules; r++)
 		if (rules_has(p, r) && rules_has(d, r) && rules_has(l4, r) && rules_has(pr, r) &&

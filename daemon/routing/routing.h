@@ -132,5 +132,10 @@ unsigned anser_rule_refine(const struct anser_config *cfg, unsigned rule, const 
  * as in ANSER_L4_INDEX. */
 unsigned anser_compiled_match(const struct anser_compiled *c, const char *pname, const char *cgroup,
 			      const uint8_t daddr[16], uint16_t port, int udp, int v6);
+/* The same for a flow whose domain is `name` (sniffed: dial_mode
+ * domain++), which its domain() conditions are matched against. */
+unsigned anser_compiled_match_name(const struct anser_compiled *c, const char *pname,
+				   const char *cgroup, const uint8_t daddr[16], uint16_t port,
+				   int udp, int v6, const char *name);
 
 #endif

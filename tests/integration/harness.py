@@ -74,6 +74,17 @@ def valgrind_wrapper(log):
             "--suppressions=" + os.path.join(SRC, "tests", "valgrind.supp"), "--log-file=" + log]
 
 
+def stop_valgrind_anserd(env, log):
+    """SIGTERM the anserd that runs under valgrind_wrapper(log); fail unless
+    it exits 0 with no errors (leaks of kind definite count as errors)."""
+    env.anserd.send_signal(signal.SIGTERM)
+    rc = env.anserd.wait(60)
+    with open(log) as f:
+        text = f.read()
+    expect(rc == 0, "anserd under valgrind exited %d:\n%s" % (rc, text[-4000:]))
+    expect("ERROR SUMMARY: 0 errors" in text, "valgrind found errors:\n" + text[-6000:])
+
+
 def rss_kib(pid):
     """The resident set of process pid, in KiB."""
     with open("/proc/%d/status" % pid) as f:
@@ -216,12 +227,15 @@ socks pass {
                                                   os.path.join(self.tmp, "danted.pid")])
         self.wait_port("p", port)
 
-    def start_ss(self, method, password, port=8388, udp=True):
-        """shadowsocks-libev's ss-server on 10.77.0.2 and fd77::2."""
+    def start_ss(self, method, password, port=8388, udp=True, nameserver=None):
+        """shadowsocks-libev's ss-server on 10.77.0.2 and fd77::2 (resolving
+        names it is asked for at nameserver, when given)."""
         if not shutil.which("ss-server"):
             raise Skip("shadowsocks-libev not installed")
         cmd = self.nsexec("p") + ["ss-server", "-s", P4, "-s", P6, "-p", str(port),
                                   "-k", password, "-m", method, "-t", "30", "-v"]
+        if nameserver:
+            cmd += ["-d", nameserver]
         if udp:
             cmd.append("-u")
         self.spawn("ss-server-%d" % port, cmd)
@@ -241,14 +255,16 @@ socks pass {
         self.spawn("tinyproxy", self.nsexec("p") + [tp, "-d", "-c", conf])
         self.wait_port("p", port)
 
-    def start_dnsmasq(self):
-        """dnsmasq on the server's v4 address, answering check.test itself."""
+    def start_dnsmasq(self, names=()):
+        """dnsmasq on the server's v4 address, answering check.test (and
+        each of names) with the server's v4 address itself."""
         dm = shutil.which("dnsmasq") or "/usr/sbin/dnsmasq"
         if not os.path.exists(dm):
             raise Skip("dnsmasq not installed")
         p = self.spawn("dnsmasq", self.nsexec("s") + [
             dm, "-k", "--conf-file=/dev/null", "--port=53", "--listen-address=" + S4,
-            "--bind-interfaces", "--no-resolv", "--no-hosts", "--address=/check.test/" + S4,
+            "--bind-interfaces", "--no-resolv", "--no-hosts", "--address=/check.test/" + S4] + [
+            "--address=/%s/%s" % (n, S4) for n in names] + [
             "--user=root", "--group=root", "--pid-file=", "--log-facility=-"])
         self.wait_for("dnsmasq", lambda: run(self.nsexec("s") + ["ss", "-Hlun", "sport = :53"],
                                              check=False).stdout.strip() != "")
@@ -279,14 +295,19 @@ socks pass {
         self.spawn("trojan", self.nsexec("p") + ["trojan", "-c", conf])
         self.wait_port("p", port)
 
-    def start_v2ray(self, inbound, name="v2ray"):
+    def start_v2ray(self, inbound, name="v2ray", hosts=None):
         """v2ray 4.34 with one inbound (TLS settings may name
-        @CERT@/@KEY@) and a freedom outbound; checked with -test first."""
+        @CERT@/@KEY@) and a freedom outbound; checked with -test first.
+        hosts: {name: address} v2ray resolves names it is asked for with."""
         if not shutil.which("v2ray"):
             raise Skip("v2ray not installed")
         cert, key = self.make_cert()
-        text = json.dumps({"log": {"loglevel": "warning"}, "inbounds": [inbound],
-                           "outbounds": [{"protocol": "freedom"}]})
+        conf = {"log": {"loglevel": "warning"}, "inbounds": [inbound],
+                "outbounds": [{"protocol": "freedom"}]}
+        if hosts:
+            conf["dns"] = {"hosts": hosts}
+            conf["outbounds"][0]["settings"] = {"domainStrategy": "UseIP"}
+        text = json.dumps(conf)
         text = text.replace("@CERT@", cert).replace("@KEY@", key)
         conf = os.path.join(self.tmp, name + ".json")
         with open(conf, "w") as f:

@@ -405,12 +405,7 @@ def t_valgrind(env):
     ub.wait(10)
     (r, _), = ask(env, [q("gone.zone.test")], timeout=15)
     expect(r is not None and r[3] & 0xF == 2, "SERVFAIL under valgrind")
-    env.anserd.send_signal(sig.SIGTERM)
-    rc = env.anserd.wait(60)
-    with open(vlog) as f:
-        vg = f.read()
-    expect(rc == 0, "anserd exited %d under valgrind:\n%s" % (rc, vg[-4000:]))
-    expect("ERROR SUMMARY: 0 errors" in vg, vg[-4000:])
+    harness.stop_valgrind_anserd(env, vlog)
 
 
 DOT_UNBOUND = """    interface: %(ip)s@853
@@ -854,12 +849,7 @@ def t_doh_valgrind(env):
     and the TLS connection, then exit: no errors, no definite leaks."""
     vlog = os.path.join(env.tmp, "valgrind.log")
     t_doh(env, harness.valgrind_wrapper(vlog))
-    env.anserd.send_signal(signal.SIGTERM)
-    rc = env.anserd.wait(60)
-    with open(vlog) as f:
-        vg = f.read()
-    expect(rc == 0 and "ERROR SUMMARY: 0 errors" in vg,
-           "anserd exited %d under valgrind:\n%s" % (rc, vg[-4000:]))
+    harness.stop_valgrind_anserd(env, vlog)
 
 
 TESTS = {"codec_vs_unbound": t_codec_vs_unbound, "forward": t_forward, "valgrind": t_valgrind,

@@ -6,7 +6,6 @@ namespace; the web server in a third namespace must see the node's address,
 and a transfer's hash must match the direct one. One meson test per case."""
 import base64
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -401,12 +400,7 @@ def t_valgrind_protocols(env):
     env.anserctl("reload")
     a = env.app("appB", "tcp", S4, WEB, timeout=60)
     expect(seen_as(a.stdout) == P4, "after the reload: " + a.stdout)
-    env.anserd.send_signal(signal.SIGTERM)
-    rc = env.anserd.wait(60)
-    with open(vlog) as f:
-        text = f.read()
-    expect(rc == 0, "anserd under valgrind exited %d:\n%s" % (rc, text[-4000:]))
-    expect("ERROR SUMMARY: 0 errors" in text, "valgrind found errors:\n" + text[-6000:])
+    harness.stop_valgrind_anserd(env, vlog)
 
 
 DRAIN = """import socket, sys, threading

@@ -330,6 +330,33 @@ static void test_filters(void)
 	anser_config_free(c);
 }
 
+static void test_dial_mode(void)
+{
+	static const struct {
+		const char *text;
+		enum anser_dial_mode mode;
+	} cases[] = {
+		{ "ip", ANSER_DIAL_IP },
+		{ "domain", ANSER_DIAL_DOMAIN },
+		{ "'domain+'", ANSER_DIAL_DOMAIN_PLUS },
+		{ "domain++", ANSER_DIAL_DOMAIN_PLUS_PLUS },
+	};
+	for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
+		g_autofree char *text = g_strdup_printf(
+			"global {\n dial_mode: %s\n sniffing_timeout: 250ms\n}\n" ROUTING_DIRECT,
+			cases[i].text);
+		struct anser_diags d = { 0 };
+		struct anser_config *c = NULL;
+		g_assert_cmpint(anser_config_parse_string("d.dae", text, strlen(text), &c, &d), ==,
+				0);
+		g_assert_cmpuint(d.n, ==, 0);
+		g_assert_cmpint(c->dial_mode, ==, cases[i].mode);
+		g_assert_cmpint(c->sniffing_timeout_ns, ==, 250000000LL);
+		anser_config_free(c);
+		anser_diags_clear(&d);
+	}
+}
+
 static void test_warnings(void)
 {
 	const char *text = "global {\n tproxy_port: 12345\n check_interval: 10s\n"
@@ -348,6 +375,9 @@ static void test_warnings(void)
 	g_assert_cmpuint(c->groups[0].n_nodes, ==, 1);
 	g_assert_cmpint(c->check.interval_ns, ==, 10000000000LL);
 	g_assert_cmpstr(c->check.method, ==, "HEAD");
+	/* dae's defaults */
+	g_assert_cmpint(c->dial_mode, ==, ANSER_DIAL_DOMAIN);
+	g_assert_cmpint(c->sniffing_timeout_ns, ==, 100000000LL);
 	g_assert_cmpstr(c->check.tcp.host, ==, "cp.cloudflare.com");
 	g_assert_true(c->check.tcp.v4 && c->check.tcp.v6);
 	g_assert_cmpuint(c->check.udp.port, ==, 53);
@@ -991,6 +1021,12 @@ static const struct bad bad_inputs[] = {
 	  "invalid check_interval '-5s' (expected a duration" },
 	{ "global {\n sniffing_timeout: 1x\n}\n" ROUTING_DIRECT, 2, 20,
 	  "invalid sniffing_timeout '1x': unknown unit" },
+	{ "global {\n sniffing_timeout: 11s\n}\n" ROUTING_DIRECT, 2, 20,
+	  "invalid sniffing_timeout '11s' (at most 10s; 0 turns sniffing off)" },
+	{ "global {\n dial_mode: domian\n}\n" ROUTING_DIRECT, 2, 13,
+	  "invalid dial_mode 'domian' (did you mean 'domain'?)" },
+	{ "global {\n dial_mode: fqdn\n}\n" ROUTING_DIRECT, 2, 13,
+	  "invalid dial_mode 'fqdn' (expected ip, domain, domain+ or domain++)" },
 	{ "global {\n tproxy_port: 70000\n}\n" ROUTING_DIRECT, 2, 15,
 	  "invalid tproxy_port '70000' (expected a port, 0..65535)" },
 	{ "global {\n allow_insecure: yes\n}\n" ROUTING_DIRECT, 2, 18,
@@ -1651,6 +1687,7 @@ int main(int argc, char **argv)
 	g_test_add_func("/config/dip-forms", test_dip_forms);
 	g_test_add_func("/config/filters", test_filters);
 	g_test_add_func("/config/warnings", test_warnings);
+	g_test_add_func("/config/dial_mode", test_dial_mode);
 	g_test_add_func("/config/check-options", test_check_options);
 	g_test_add_func("/config/format", test_format);
 	g_test_add_func("/config/not-nul-terminated", test_not_nul_terminated);
