@@ -715,6 +715,14 @@ static __always_inline int do_connect(struct bpf_sock_addr *ctx, int v6)
 		if (!s)
 			return 1; /* no memory: fail open */
 		fill_flow(&s->flow, &d, 0, p);
+		/* which server the app asked, for the service (`asis`): by the
+		 * datagrams' id, or by the cookie of the connection it accepts */
+		if (d.proto == IPPROTO_UDP) {
+			s->udp_id = alloc_udp_id(c);
+			bpf_map_update_elem(&udp_flows, &s->udp_id, &s->flow, BPF_ANY);
+		} else {
+			bpf_map_update_elem(&tcp_redir, &d.cookie, &s->flow, BPF_ANY);
+		}
 		s->redirected = 1;
 		s->dns = 1;
 		rewrite_to_listener(ctx, v6, dns);
@@ -852,7 +860,10 @@ static __always_inline int do_sendmsg(struct bpf_sock_addr *ctx, int v6)
 		v.rule = d.rule;
 		v.dns = d.out != ANSER_OUT_BLOCK && dns_port_for(c, gi, &d, v6);
 		if (v.dns) {
-			/* to the DNS service, not to a node */
+			/* to the DNS service, not to a node: the id tells it
+			 * which server the app asked (for `asis`) */
+			v.id = alloc_udp_id(c);
+			record_flow(&udp_flows, &v.id, &d, 0, p);
 		} else if (d.out >= ANSER_OUT_FIRST_GROUP && (v6 ? c->udp6_port : c->udp4_port)) {
 			v.id = alloc_udp_id(c);
 			flags = ANSER_FLOW_F_PROXIED;
@@ -871,7 +882,7 @@ static __always_inline int do_sendmsg(struct bpf_sock_addr *ctx, int v6)
 		if (!s)
 			return 1;
 		/* the server this datagram was for: its reply comes from it */
-		s->udp_id = 0;
+		s->udp_id = v.id;
 		s->dns = 1;
 		s->flow.family = d.family;
 		s->flow.dport = d.dport;

@@ -314,6 +314,28 @@ static void learn_name(void *ud, const uint8_t addr[16], const char *name, uint3
 		log_debug_errno(r, "Name %s not filed for routing: %m", name);
 }
 
+/* asis: the server an app's DNS taken over was for (DNS service thread) */
+static int dns_orig_udp(void *ud, uint32_t mark, struct sockaddr_storage *orig)
+{
+	struct daemon *d = ud;
+	struct anser_flow f;
+	int r = d->dp ? anser_datapath_udp_lookup(d->dp, mark, &f) : -ENOENT;
+	if (r == 0)
+		anser_flow_dst(&f, orig);
+	return r;
+}
+
+static int dns_orig_tcp(void *ud, const struct sockaddr *peer, uint16_t port,
+			struct sockaddr_storage *orig)
+{
+	struct daemon *d = ud;
+	struct anser_flow f;
+	int r = d->dp ? anser_datapath_tcp_lookup_at(d->dp, peer, port, &f) : -ENOENT;
+	if (r == 0)
+		anser_flow_dst(&f, orig);
+	return r;
+}
+
 /* The apps' DNS to the DNS service's takeover listeners, with the dns
  * section's virtual_address. */
 static void steer_dns(struct daemon *d, const struct anser_config *cfg)
@@ -363,7 +385,8 @@ static int install_config(struct daemon *d, struct anser_config *cfg,
 	char *why = NULL;
 	/* the dns section's listeners: a setup that cannot be made (a port
 	 * taken) keeps the running one */
-	if (anser_dns_service_apply(&d->dns, cfg, learn_name, d, &why) < 0)
+	const struct anser_dns_hooks hooks = { learn_name, dns_orig_udp, dns_orig_tcp, d };
+	if (anser_dns_service_apply(&d->dns, cfg, &hooks, &why) < 0)
 		log_error("DNS service not (re)configured: %s", why ? why : "failed");
 	if (d->dp)
 		steer_dns(d, cfg);

@@ -1149,6 +1149,14 @@ static void sockaddr_to_ep(const struct sockaddr *sa, struct ep *ep)
 int anser_datapath_tcp_lookup(struct anser_datapath *dp, const struct sockaddr *peer,
 			      struct anser_flow *out)
 {
+	return anser_datapath_tcp_lookup_at(
+		dp, peer, peer->sa_family == AF_INET6 ? dp->ctl->tcp6_port : dp->ctl->tcp4_port,
+		out);
+}
+
+int anser_datapath_tcp_lookup_at(struct anser_datapath *dp, const struct sockaddr *peer,
+				 uint16_t port, struct anser_flow *out)
+{
 	struct sockaddr_storage listener = { 0 };
 	uint64_t cookie;
 	int rfd = bpf_map__fd(dp->skel->maps.tcp_redir);
@@ -1160,12 +1168,12 @@ int anser_datapath_tcp_lookup(struct anser_datapath *dp, const struct sockaddr *
 		struct sockaddr_in *l = (struct sockaddr_in *)&listener;
 		l->sin_family = AF_INET;
 		l->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-		l->sin_port = htons(dp->ctl->tcp4_port);
+		l->sin_port = htons(port);
 	} else if (peer->sa_family == AF_INET6) {
 		struct sockaddr_in6 *l = (struct sockaddr_in6 *)&listener;
 		l->sin6_family = AF_INET6;
 		l->sin6_addr = in6addr_loopback;
-		l->sin6_port = htons(dp->ctl->tcp6_port);
+		l->sin6_port = htons(port);
 	} else {
 		return -EAFNOSUPPORT;
 	}

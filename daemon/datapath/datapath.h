@@ -59,6 +59,10 @@ void anser_datapath_detach(struct anser_datapath *dp);
 /* peer: the accepted socket's peer address (the app's endpoint). */
 int anser_datapath_tcp_lookup(struct anser_datapath *dp, const struct sockaddr *peer,
 			      struct anser_flow *out);
+/* The same for a connection accepted on another loopback listener of
+ * anserd's, on `port` (the DNS service's takeover listeners). */
+int anser_datapath_tcp_lookup_at(struct anser_datapath *dp, const struct sockaddr *peer,
+				 uint16_t port, struct anser_flow *out);
 /* id: the SO_MARK delivered with the datagram. */
 int anser_datapath_udp_lookup(struct anser_datapath *dp, uint32_t id, struct anser_flow *out);
 /* reply_local: anserd's reply socket on loopback; remote: what the app

@@ -29,6 +29,7 @@
 #define BUF	      65535
 #define QTYPE_A	      1
 #define QTYPE_AAAA    28
+#define MAX_ASIS      16 /* servers apps asked that `asis` sends to, per setup */
 
 enum { EV_WAKE, EV_TIMER, EV_LISTENER, EV_UPSTREAM, EV_CONN, EV_UPTCP };
 
@@ -66,8 +67,11 @@ struct upstream {
  * service thread once handed over. */
 struct conf {
 	struct anser_dns_router *router;
+	/* the dns section's upstreams, then (n_cfg_ups up to n_ups) the
+	 * servers apps asked, for `asis`, made as they come (room for
+	 * MAX_ASIS: the array never moves) */
 	struct upstream *ups;
-	size_t n_ups;
+	size_t n_ups, n_cfg_ups;
 	int *listeners;
 	bool *is_tcp; /* listeners[i] accepts TCP connections */
 	size_t n_listeners;
@@ -86,6 +90,9 @@ struct waiter {
 	uint32_t conn; /* TCP: the connection's id; 0 for UDP */
 	struct sockaddr_storage peer;
 	socklen_t peer_len;
+	/* a query taken over: the server the app sent it to (for asis);
+	 * ss_family 0 when not known */
+	struct sockaddr_storage orig;
 	struct anser_dns_query q;
 };
 
@@ -94,6 +101,7 @@ struct waiter {
 struct tconn {
 	uint32_t id;
 	int fd;
+	struct sockaddr_storage orig; /* the server the app connected to, when taken over */
 	int64_t last_ms;
 	size_t in_len;
 	GByteArray *out; /* not written yet */
@@ -129,6 +137,10 @@ struct in_batch {
 	struct mmsghdr m[BATCH];
 	struct iovec iov[BATCH];
 	struct sockaddr_storage peer[BATCH];
+	union {
+		struct cmsghdr h;
+		uint8_t b[CMSG_SPACE(sizeof(uint32_t))];
+	} ctl[BATCH]; /* SO_RCVMARK: the flow id of a datagram taken over */
 	uint8_t buf[BATCH][4096];
 };
 
@@ -144,8 +156,7 @@ struct anser_dns_service {
 	int *cur_listeners;		       /* the caller's view, for dup() on reload */
 	bool *cur_is_tcp;
 	size_t n_cur_listeners;
-	anser_dns_learn_fn *learn; /* set before the thread starts */
-	void *learn_ud;
+	struct anser_dns_hooks hooks; /* set before the thread starts */
 	/* the service thread's */
 	struct conf *conf;
 	struct anser_dns_cache *cache;
@@ -170,7 +181,8 @@ void dns_flush(struct anser_dns_service *s);
 void dns_tconn_close(struct anser_dns_service *s, struct tconn *c);
 void dns_tconn_flush(struct anser_dns_service *s, struct tconn *c);
 void dns_tconn_send(struct anser_dns_service *s, uint32_t id, const uint8_t *msg, size_t len);
-void dns_on_accept(struct anser_dns_service *s, int lfd);
+/* takeover: lfd is a takeover listener (the app's server is looked up) */
+void dns_on_accept(struct anser_dns_service *s, int lfd, bool takeover);
 void dns_on_conn(struct anser_dns_service *s, uint32_t id, uint32_t events);
 
 /* transport.c */

@@ -7,12 +7,14 @@
  */
 #include "service-private.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <glib.h>
 #include <stdlib.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
@@ -23,6 +25,10 @@
 #include <unistd.h>
 
 #include "../util/log.h"
+
+#ifndef SO_RCVMARK
+#define SO_RCVMARK 75
+#endif
 
 int64_t dns_now_ms(void)
 {
@@ -320,12 +326,12 @@ void dns_handle_answer(struct anser_dns_service *s, int up, const uint8_t *msg, 
 	if (life >= 0)
 		anser_dns_cache_put(s->cache, msg, n, &r, life, dns_now_ms());
 	/* the routing first: the asker connects as soon as it has this */
-	if (s->learn && r.rcode == ANSER_DNS_NOERROR) {
+	if (s->hooks.learn && r.rcode == ANSER_DNS_NOERROR) {
 		int64_t secs = (life > 0 ? life : (int64_t)r.min_ttl) +
 			       (s->conf->optimistic ? s->conf->stale_s : 0);
 		for (size_t i = 0; i < r.n_addrs; i++)
-			s->learn(s->learn_ud, r.addrs[i].addr, p->name,
-				 secs > UINT32_MAX ? UINT32_MAX : (uint32_t)secs);
+			s->hooks.learn(s->hooks.ud, r.addrs[i].addr, p->name,
+				       secs > UINT32_MAX ? UINT32_MAX : (uint32_t)secs);
 	}
 	for (guint i = 0; i < p->waiters->len; i++) {
 		struct waiter *w = &g_array_index(p->waiters, struct waiter, i);
@@ -359,7 +365,11 @@ static void on_upstream(struct anser_dns_service *s, int up)
 static void forward(struct anser_dns_service *s, int up, const struct waiter *w, const char *name,
 		    uint16_t qtype, bool refresh)
 {
-	g_autofree char *key = g_strdup_printf("%s/%u/%u", name, qtype, w->q.qclass);
+	/* an asis server's answer is its own: not shared with other servers' */
+	g_autofree char *key =
+		(size_t)up < s->conf->n_cfg_ups
+			? g_strdup_printf("%s/%u/%u", name, qtype, w->q.qclass)
+			: g_strdup_printf("%s/%u/%u@%d", name, qtype, w->q.qclass, up);
 	struct pending *p = g_hash_table_lookup(s->by_key, key);
 	if (p) {
 		if (!refresh && p->waiters->len < MAX_WAITERS) {
@@ -424,6 +434,58 @@ static enum anser_dns_hit cached_addrs(struct anser_dns_service *s, const struct
 	return hit;
 }
 
+static void watch(struct anser_dns_service *s, int fd, uint32_t kind, uint32_t index);
+static int open_upstream(struct upstream *u);
+
+/* `asis`: the upstream that is the server w's app sent its query to (made
+ * the first time: over UDP, or TCP for a query that came over TCP), or -1
+ * when the app asked anserd itself or MAX_ASIS servers are in use. */
+static int asis_upstream(struct anser_dns_service *s, const struct waiter *w)
+{
+	struct conf *c = s->conf;
+	bool tcp = w->fd < 0;
+	const struct sockaddr_storage *o = &w->orig;
+	socklen_t len = o->ss_family == AF_INET6  ? sizeof(struct sockaddr_in6)
+			: o->ss_family == AF_INET ? sizeof(struct sockaddr_in)
+						  : 0;
+
+	if (!len)
+		return -1;
+	for (size_t i = c->n_cfg_ups; i < c->n_ups; i++)
+		if (c->ups[i].ep.addr_len == len && memcmp(&c->ups[i].ep.addr, o, len) == 0 &&
+		    (c->ups[i].ep.scheme == ANSER_DNS_TCP) == tcp)
+			return (int)i;
+	if (c->n_ups >= c->n_cfg_ups + MAX_ASIS) {
+		log_debug("DNS: asis: %d servers in use already", MAX_ASIS);
+		return -1;
+	}
+	struct upstream *u = &c->ups[c->n_ups];
+	char host[INET6_ADDRSTRLEN];
+	const void *a = o->ss_family == AF_INET
+				? (const void *)&((const struct sockaddr_in *)o)->sin_addr
+				: (const void *)&((const struct sockaddr_in6 *)o)->sin6_addr;
+	inet_ntop(o->ss_family, a, host, sizeof(host));
+	*u = (struct upstream){ .fd = -1, .tfd = -1 };
+	u->ep.scheme = tcp ? ANSER_DNS_TCP : ANSER_DNS_UDP;
+	snprintf(u->ep.host, sizeof(u->ep.host), "%s", host);
+	u->ep.literal = true;
+	memcpy(&u->ep.addr, o, len);
+	u->ep.addr_len = len;
+	u->ep.port = ntohs(o->ss_family == AF_INET ? ((const struct sockaddr_in *)o)->sin_port
+						   : ((const struct sockaddr_in6 *)o)->sin6_port);
+	u->name = g_strdup_printf("asis:%s%s", tcp ? "tcp:" : "", host);
+	int r = open_upstream(u);
+	if (r < 0) {
+		log_warning_errno(r, "DNS: asis: cannot ask %s: %m", host);
+		g_free(u->name);
+		return -1;
+	}
+	if (u->fd >= 0)
+		watch(s, u->fd, EV_UPSTREAM, (uint32_t)c->n_ups);
+	log_debug("DNS: asis: asking %s as apps did (%s)", host, tcp ? "TCP" : "UDP");
+	return (int)c->n_ups++;
+}
+
 /* w's question (name: its text), after the checks: request rules, the
  * preferred IP version (unless checked already), the cache, upstream. */
 static void resolve(struct anser_dns_service *s, struct waiter *w, const char *name,
@@ -436,9 +498,12 @@ static void resolve(struct anser_dns_service *s, struct waiter *w, const char *n
 		return;
 	}
 	if (up == ANSER_DNS_ASIS) {
-		/* a listener's asker asked us: there is no other server */
-		reply_rcode(s, w, ANSER_DNS_SERVFAIL);
-		return;
+		/* the server the app asked, if it asked another than us */
+		up = asis_upstream(s, w);
+		if (up < 0) {
+			reply_rcode(s, w, ANSER_DNS_SERVFAIL);
+			return;
+		}
 	}
 	uint16_t pref = prefer_checked ? 0 : preferred_over(s, w);
 	if (pref) {
@@ -502,7 +567,20 @@ void dns_on_query(struct anser_dns_service *s, struct waiter *w, const uint8_t *
 
 /* Up to BATCH queries per recvmmsg(), their replies in one sendmmsg():
  * two system calls for a burst instead of two per query. */
-static void on_listener(struct anser_dns_service *s, int fd)
+/* The server an app sent a datagram to, from the flow id its mark carries. */
+static void orig_of(struct anser_dns_service *s, struct msghdr *mh, struct waiter *w)
+{
+	uint32_t mark = 0;
+
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(mh); c; c = CMSG_NXTHDR(mh, c))
+		if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SO_MARK &&
+		    c->cmsg_len >= CMSG_LEN(sizeof(uint32_t)))
+			memcpy(&mark, CMSG_DATA(c), sizeof(mark));
+	if (mark && s->hooks.orig_udp && s->hooks.orig_udp(s->hooks.ud, mark, &w->orig) < 0)
+		w->orig.ss_family = 0;
+}
+
+static void on_listener(struct anser_dns_service *s, int fd, bool takeover)
 {
 	struct in_batch *b = &s->inq;
 
@@ -514,6 +592,10 @@ static void on_listener(struct anser_dns_service *s, int fd)
 							   .msg_namelen = sizeof(b->peer[i]),
 							   .msg_iov = &b->iov[i],
 							   .msg_iovlen = 1 };
+			if (takeover) {
+				b->m[i].msg_hdr.msg_control = &b->ctl[i];
+				b->m[i].msg_hdr.msg_controllen = sizeof(b->ctl[i]);
+			}
 		}
 		int n = recvmmsg(fd, b->m, BATCH, MSG_DONTWAIT, NULL);
 		if (n <= 0)
@@ -521,6 +603,8 @@ static void on_listener(struct anser_dns_service *s, int fd)
 		for (int i = 0; i < n; i++) {
 			struct waiter w = { .fd = fd, .peer_len = b->m[i].msg_hdr.msg_namelen };
 			memcpy(&w.peer, &b->peer[i], sizeof(w.peer));
+			if (takeover)
+				orig_of(s, &b->m[i].msg_hdr, &w);
 			dns_on_query(s, &w, b->buf[i], b->m[i].msg_len);
 		}
 		if (n < BATCH)
@@ -651,10 +735,11 @@ static void *service_main(void *ud)
 				if (read(s->timerfd, &v, sizeof(v)) > 0)
 					on_tick(s);
 			} else if (kind == EV_LISTENER && idx < s->conf->n_listeners) {
+				bool takeover = idx >= s->conf->n_listeners - s->conf->n_takeover;
 				if (s->conf->is_tcp[idx])
-					dns_on_accept(s, s->conf->listeners[idx]);
+					dns_on_accept(s, s->conf->listeners[idx], takeover);
 				else
-					on_listener(s, s->conf->listeners[idx]);
+					on_listener(s, s->conf->listeners[idx], takeover);
 			} else if (kind == EV_CONN) {
 				dns_on_conn(s, idx, evs[i].events);
 			} else if (kind == EV_UPTCP && idx < s->conf->n_ups) {
@@ -687,6 +772,9 @@ static int open_socket(const struct anser_dns_endpoint *ep, const char *url, boo
 	if (fd < 0)
 		return -errno;
 	(void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	/* a datagram the datapath steered here carries its flow's id */
+	if (!tcp && setsockopt(fd, SOL_SOCKET, SO_RCVMARK, &one, sizeof(one)) < 0)
+		log_debug_errno(errno, "DNS listener: no SO_RCVMARK (asis cannot work): %m");
 	if (ep->addr.ss_family == AF_INET6)
 		(void)setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
 	if (bind(fd, (const struct sockaddr *)&ep->addr, ep->addr_len) < 0 ||
@@ -810,7 +898,7 @@ static struct conf *conf_new(struct anser_dns_service *s, const struct anser_con
 
 	if (anser_dns_router_new(d, &c->router, why) < 0)
 		goto fail;
-	c->ups = g_new0(struct upstream, d->n_upstreams + 1);
+	c->ups = g_new0(struct upstream, d->n_upstreams + MAX_ASIS + 1);
 	for (size_t i = 0; i < d->n_upstreams; i++) {
 		struct upstream *u = &c->ups[c->n_ups++];
 		const char *w = NULL;
@@ -827,6 +915,7 @@ static struct conf *conf_new(struct anser_dns_service *s, const struct anser_con
 			goto fail;
 		}
 	}
+	c->n_cfg_ups = c->n_ups;
 	v = option(d, "optimistic_cache");
 	c->optimistic = v && (strcmp(v, "true") == 0 || strcmp(v, "1") == 0);
 	v = option(d, "optimistic_cache_ttl");
@@ -892,7 +981,7 @@ fail:
 }
 
 int anser_dns_service_apply(struct anser_dns_service **sp, const struct anser_config *cfg,
-			    anser_dns_learn_fn *learn, void *learn_ud, char **why)
+			    const struct anser_dns_hooks *hooks, char **why)
 {
 	struct anser_dns_service *s = *sp;
 	bool fresh = !s;
@@ -902,8 +991,8 @@ int anser_dns_service_apply(struct anser_dns_service **sp, const struct anser_co
 		if (!cfg->dns.present)
 			return 0;
 		s = g_new0(struct anser_dns_service, 1);
-		s->learn = learn;
-		s->learn_ud = learn_ud;
+		if (hooks)
+			s->hooks = *hooks;
 		pthread_mutex_init(&s->lock, NULL);
 		s->epfd = epoll_create1(EPOLL_CLOEXEC);
 		s->evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);

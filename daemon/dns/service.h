@@ -13,14 +13,16 @@
  * Every A and AAAA answered is handed to the routing (learn, below) before
  * the asker sees it, so domain() rules route the connection that follows.
  *
- * Upstreams: UDP, TCP, TLS and HTTPS (doh.c).
+ * Upstreams: UDP, TCP, TLS and HTTPS (doh.c). `asis` sends an app's
+ * query taken over to the server the app sent it to (hooks.orig_*).
  *
- * Not yet (issue 6): upstreams over HTTP/3 or QUIC or given by name, asis.
+ * Not yet (issue 6): upstreams over HTTP/3 or QUIC or given by name.
  */
 #ifndef ANSER_DNS_SERVICE_H
 #define ANSER_DNS_SERVICE_H
 
 #include <stdint.h>
+#include <sys/socket.h>
 
 #include "../config/config.h"
 
@@ -32,12 +34,25 @@ struct anser_dns_service;
 typedef void anser_dns_learn_fn(void *ud, const uint8_t addr[16], const char *name,
 				uint32_t seconds);
 
+/* What the service asks of the rest of anserd, on its thread (any may be
+ * NULL). orig_udp: the server an app's datagram taken over was for, by
+ * the id its mark carries; orig_tcp: the same for a connection accepted
+ * from `peer` on the takeover listener at loopback `port`. 0 with *orig
+ * set, or -errno. */
+struct anser_dns_hooks {
+	anser_dns_learn_fn *learn;
+	int (*orig_udp)(void *ud, uint32_t mark, struct sockaddr_storage *orig);
+	int (*orig_tcp)(void *ud, const struct sockaddr *peer, uint16_t port,
+			struct sockaddr_storage *orig);
+	void *ud;
+};
+
 /* Listeners, upstreams and rules of cfg's dns section, applied at once
- * (the first call starts the thread, with learn: NULL for none). A config
- * without `bind` stops the listeners. 0, or -errno with *why (malloc'd):
- * the running setup is kept. */
+ * (the first call starts the thread, with its hooks, which may be NULL).
+ * A config without `bind` stops the listeners. 0, or -errno with *why
+ * (malloc'd): the running setup is kept. */
 int anser_dns_service_apply(struct anser_dns_service **s, const struct anser_config *cfg,
-			    anser_dns_learn_fn *learn, void *learn_ud, char **why);
+			    const struct anser_dns_hooks *hooks, char **why);
 /* With upstreams, the service also listens on 127.0.0.1 and ::1 (UDP and
  * TCP, ports of its choosing, kept over reloads) for the apps' DNS, which
  * the datapath steers there: those ports, 0 when it does not. */

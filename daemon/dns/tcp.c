@@ -2,6 +2,7 @@
 /* The DNS listeners' TCP connections (RFC 7766): two-byte lengths,
  * several queries in flight, answers as they come, idle ones closed. */
 #include <errno.h>
+#include <netinet/in.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
@@ -59,7 +60,7 @@ void dns_tconn_send(struct anser_dns_service *s, uint32_t id, const uint8_t *msg
 	dns_tconn_flush(s, c);
 }
 
-void dns_on_accept(struct anser_dns_service *s, int lfd)
+void dns_on_accept(struct anser_dns_service *s, int lfd, bool takeover)
 {
 	for (int i = 0; i < 64; i++) {
 		struct sockaddr_storage peer;
@@ -76,6 +77,17 @@ void dns_on_accept(struct anser_dns_service *s, int lfd)
 		c->fd = fd;
 		c->last_ms = dns_now_ms();
 		c->in_len = 0;
+		c->orig.ss_family = 0;
+		struct sockaddr_storage local;
+		socklen_t ll = sizeof(local);
+		if (takeover && s->hooks.orig_tcp &&
+		    getsockname(fd, (struct sockaddr *)&local, &ll) == 0 &&
+		    s->hooks.orig_tcp(s->hooks.ud, (struct sockaddr *)&peer,
+				      ntohs(local.ss_family == AF_INET6
+						    ? ((struct sockaddr_in6 *)&local)->sin6_port
+						    : ((struct sockaddr_in *)&local)->sin_port),
+				      &c->orig) < 0)
+			c->orig.ss_family = 0;
 		c->out = g_byte_array_new();
 		c->want_out = false;
 		g_hash_table_insert(s->conns, GUINT_TO_POINTER(c->id), c);
@@ -113,7 +125,7 @@ void dns_on_conn(struct anser_dns_service *s, uint32_t id, uint32_t events)
 		size_t ml = (size_t)(c->in[off] << 8 | c->in[off + 1]);
 		if (c->in_len - off < 2 + ml)
 			break;
-		struct waiter w = { .fd = -1, .conn = id };
+		struct waiter w = { .fd = -1, .conn = id, .orig = c->orig };
 		dns_on_query(s, &w, c->in + off + 2, ml);
 		/* the query may have closed it (an answer it would not read) */
 		if (!g_hash_table_contains(s->conns, GUINT_TO_POINTER(id)))

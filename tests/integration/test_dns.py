@@ -852,10 +852,67 @@ def t_doh_valgrind(env):
     harness.stop_valgrind_anserd(env, vlog)
 
 
+ASIS_CONFIG = """global {
+    log_level: debug
+}
+dns {
+    upstream { ub: 'udp://%(s4)s:53' }
+    bind: 'udp://%(h4)s:%(port)d'
+    routing {
+        request {
+            qname(suffix: zone.test) -> ub
+        }
+    }
+}
+routing {
+    fallback: direct
+}
+"""
+ASIS4, ASIS6 = "10.77.0.4", "fd77::4"
+
+
+def t_asis(env):
+    """asis (the request rules' default fallback): an app's query taken
+    over goes to the server the app sent it to -- a real dnsmasq on two
+    addresses of its own, not anserd's upstream -- over UDP (unconnected
+    and connected sockets) and TCP, IPv4 and IPv6, while names a rule
+    sends to the upstream (unbound) still go there; a query to anserd's
+    own bind listener has no other server and gets SERVFAIL."""
+    env.setup_net()
+    start_unbound(env)
+    for a in ("%s/24" % ASIS4, "%s/64" % ASIS6):
+        harness.run(["ip", "-n", env.ns("s"), "addr", "add", a, "dev", "e0", "nodad"]
+                    if ":" in a else ["ip", "-n", env.ns("s"), "addr", "add", a, "dev", "e0"])
+    dm = shutil.which("dnsmasq") or "/usr/sbin/dnsmasq"
+    env.spawn("dnsmasq-asis", env.nsexec("s") + [
+        dm, "-k", "--conf-file=/dev/null", "--port=53", "--listen-address=" + ASIS4,
+        "--listen-address=" + ASIS6, "--bind-interfaces", "--no-resolv", "--no-hosts",
+        "--address=/asis.test/10.9.9.9", "--address=/www.zone.test/10.9.9.8",
+        "--user=root", "--group=root", "--pid-file=", "--log-facility=-", "--log-queries"])
+    env.wait_for("dnsmasq", lambda: "started" in env.log("dnsmasq-asis"))
+    env.setup_cgroup()
+    port = 5355
+    env.start_anserd(env.write_config(ASIS_CONFIG % {"s4": S4, "h4": H4, "port": port}))
+    env.wait_for("the DNS listener", lambda: "DNS service:" in env.log("anserd"))
+    for mode in ("udp", "conn", "tcp"):
+        for server in (ASIS4, ASIS6):
+            out = app_query(env, "appA", mode, server, "asis.test")
+            want = "rcode=0 addrs=10.9.9.9 from=%s:53" % server
+            expect(out == want, "asis over %s to %s: %r (want %r)" % (mode, server, out, want))
+    # a name the rules send to the upstream: unbound's answer, not dnsmasq's
+    out = app_query(env, "appA", "udp", ASIS4, "www.zone.test")
+    expect(out == "rcode=0 addrs=%s from=%s:53" % (S4, ASIS4), "ub's answer: %r" % out)
+    log = env.log("dnsmasq-asis")
+    expect(log.count("query[A] asis.test") == 6, "dnsmasq asked 6 times:\n" + log)
+    expect("www.zone.test" not in log, "dnsmasq not asked for www.zone.test")
+    (r, _), = ask(env, [q("asis.test")], port=port)
+    expect(r is not None and r[3] & 0xF == 2, "the bind listener's asis: SERVFAIL")
+
+
 TESTS = {"codec_vs_unbound": t_codec_vs_unbound, "forward": t_forward, "valgrind": t_valgrind,
          "dot": t_dot, "flood": t_flood, "domain_route": t_domain_route,
          "takeover": t_takeover, "prefer": t_prefer,
-         "doh": t_doh, "doh_valgrind": t_doh_valgrind}
+         "doh": t_doh, "doh_valgrind": t_doh_valgrind, "asis": t_asis}
 
 if __name__ == "__main__":
     main(TESTS)
