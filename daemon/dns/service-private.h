@@ -38,11 +38,19 @@ enum { EV_WAKE, EV_TIMER, EV_LISTENER, EV_UPSTREAM, EV_CONN, EV_UPTCP };
 
 struct nghttp2_session;
 struct h2_ctx;
+struct resolve; /* service.c: an upstream's name being resolved */
+
+#define RESOLVE_RETRY_MS 30000
 
 struct upstream {
 	struct anser_dns_endpoint ep;
 	char *name;
-	int fd; /* connected UDP; -1: not usable (why logged) */
+	/* given by name: resolved in the background (getaddrinfo_a) when its
+	 * setup is taken; queries wait meanwhile, and fail if it fails */
+	struct resolve *resolve;
+	bool resolved;
+	int64_t resolve_at; /* a failed name is tried again then */
+	int fd;		    /* connected UDP; -1: not usable (why logged) */
 	/* TCP (tcp://, and tcp+udp:// for truncated answers): one connection,
 	 * made when needed, queries pipelined on it (RFC 7766) */
 	int tfd;
@@ -167,6 +175,7 @@ struct anser_dns_service {
 	uint32_t next_conn;
 	struct out_batch outq;
 	struct in_batch inq;
+	GPtrArray *orphans; /* resolves of a setup gone, not finished yet */
 	uint8_t buf[BUF], out[BUF];
 };
 

@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <glib.h>
+#include <netdb.h>
 #include <stdlib.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -379,7 +380,9 @@ static void forward(struct anser_dns_service *s, int up, const struct waiter *w,
 		}
 		return;
 	}
-	if (s->conf->ups[up].down_until > dns_now_ms()) {
+	const struct upstream *u = &s->conf->ups[up];
+	bool naming = !u->ep.literal && !u->resolved; /* its name is not resolved (yet) */
+	if (u->down_until > dns_now_ms() || (naming && !u->resolve)) {
 		if (!refresh)
 			fail_waiter(s, w);
 		return;
@@ -400,6 +403,10 @@ static void forward(struct anser_dns_service *s, int up, const struct waiter *w,
 	if (!refresh)
 		g_array_append_val(p->waiters, *w);
 	g_hash_table_insert(s->by_key, p->key, p);
+	if (naming) { /* sent when the name is resolved (resolve_flush) */
+		p->sent_ms = dns_now_ms();
+		return;
+	}
 	if (!send_pending(s, p)) { /* refused at once (ICMP unreachable): a failure too */
 		upstream_failed(s, up);
 		fail_pending(s, p);
@@ -436,6 +443,134 @@ static enum anser_dns_hit cached_addrs(struct anser_dns_service *s, const struct
 
 static void watch(struct anser_dns_service *s, int fd, uint32_t kind, uint32_t index);
 static int open_upstream(struct upstream *u);
+
+/* ------------------------------------------------------------- names */
+
+struct resolve {
+	struct gaicb cb;
+	struct addrinfo hints;
+	char port[8];
+};
+
+static void resolve_start(struct upstream *u)
+{
+	struct resolve *r = g_new0(struct resolve, 1);
+	struct gaicb *list[1] = { &r->cb };
+
+	r->hints.ai_socktype = SOCK_STREAM; /* one entry per address */
+	r->hints.ai_flags = AI_ADDRCONFIG;
+	snprintf(r->port, sizeof(r->port), "%u", u->ep.port);
+	r->cb.ar_name = u->ep.host;
+	r->cb.ar_service = r->port;
+	r->cb.ar_request = &r->hints;
+	int e = getaddrinfo_a(GAI_NOWAIT, list, 1, NULL);
+	if (e) {
+		log_warning("DNS upstream %s: cannot resolve %s: %s", u->name, u->ep.host,
+			    gai_strerror(e));
+		g_free(r);
+		u->resolve_at = dns_now_ms() + RESOLVE_RETRY_MS;
+		return;
+	}
+	u->resolve = r;
+	u->resolve_at = 0;
+}
+
+/* A resolve no upstream waits for any more: freed once it has finished
+ * (getaddrinfo_a's thread writes into it until then). */
+static bool resolve_finished(struct resolve *r)
+{
+	if (gai_error(&r->cb) == EAI_INPROGRESS)
+		return false;
+	if (r->cb.ar_result)
+		freeaddrinfo(r->cb.ar_result);
+	g_free(r);
+	return true;
+}
+
+static void resolve_orphan(struct anser_dns_service *s, struct upstream *u)
+{
+	if (!u->resolve)
+		return;
+	(void)gai_cancel(&u->resolve->cb);
+	if (!resolve_finished(u->resolve)) {
+		if (!s->orphans)
+			s->orphans = g_ptr_array_new();
+		g_ptr_array_add(s->orphans, u->resolve);
+	}
+	u->resolve = NULL;
+}
+
+static bool send_pending(struct anser_dns_service *s, struct pending *p);
+static void fail_pending(struct anser_dns_service *s, struct pending *p);
+static void drop_pending(struct anser_dns_service *s, struct pending *p);
+
+/* The queries that waited for upstream `up`'s name: sent, or failed. */
+static void resolve_flush(struct anser_dns_service *s, int up, bool ok)
+{
+	GList *all = g_hash_table_get_values(s->by_key);
+	for (GList *l = all; l; l = l->next) {
+		struct pending *p = l->data;
+		if (p->up != up || p->tries)
+			continue;
+		if (!ok || !send_pending(s, p)) {
+			fail_pending(s, p);
+			drop_pending(s, p);
+		}
+	}
+	g_list_free(all);
+}
+
+/* On every tick: the names resolved since, and those to try again. */
+static void resolve_poll(struct anser_dns_service *s)
+{
+	struct conf *c = s->conf;
+	int64_t t = dns_now_ms();
+
+	for (guint i = 0; s->orphans && i < s->orphans->len;)
+		if (resolve_finished(g_ptr_array_index(s->orphans, i)))
+			g_ptr_array_remove_index_fast(s->orphans, i);
+		else
+			i++;
+	for (size_t i = 0; c && i < c->n_cfg_ups; i++) {
+		struct upstream *u = &c->ups[i];
+		if (u->resolve_at && t >= u->resolve_at)
+			resolve_start(u);
+		if (!u->resolve || gai_error(&u->resolve->cb) == EAI_INPROGRESS)
+			continue;
+		int e = gai_error(&u->resolve->cb);
+		struct addrinfo *ai = e == 0 ? u->resolve->cb.ar_result : NULL;
+		if (ai && ai->ai_addrlen <= sizeof(u->ep.addr)) {
+			memcpy(&u->ep.addr, ai->ai_addr, ai->ai_addrlen);
+			u->ep.addr_len = ai->ai_addrlen;
+			u->resolved = true;
+		}
+		resolve_finished(u->resolve);
+		u->resolve = NULL;
+		int r = u->resolved ? open_upstream(u) : -EHOSTUNREACH;
+		if (r == 0 && u->fd >= 0)
+			watch(s, u->fd, EV_UPSTREAM, (uint32_t)i);
+		if (u->resolved && r == 0) {
+			char a[INET6_ADDRSTRLEN] = "?";
+			const struct sockaddr *sa = (const struct sockaddr *)&u->ep.addr;
+			inet_ntop(
+				sa->sa_family,
+				sa->sa_family == AF_INET6
+					? (const void *)&((const struct sockaddr_in6 *)sa)
+						  ->sin6_addr
+					: (const void *)&((const struct sockaddr_in *)sa)->sin_addr,
+				a, sizeof(a));
+			log_info("DNS upstream %s: %s is %s", u->name, u->ep.host, a);
+		} else {
+			log_warning("DNS upstream %s: cannot resolve %s (%s); its queries fail, "
+				    "tried again in %d s",
+				    u->name, u->ep.host, e ? gai_strerror(e) : strerror(-r),
+				    RESOLVE_RETRY_MS / 1000);
+			u->resolved = false;
+			u->resolve_at = t + RESOLVE_RETRY_MS;
+		}
+		resolve_flush(s, (int)i, u->resolved && r == 0);
+	}
+}
 
 /* `asis`: the upstream that is the server w's app sent its query to (made
  * the first time: over UDP, or TCP for a query that came over TCP), or -1
@@ -621,9 +756,11 @@ static void on_tick(struct anser_dns_service *s)
 	GHashTableIter it;
 	gpointer k, v;
 
+	resolve_poll(s);
 	g_hash_table_iter_init(&it, s->by_key);
 	while (g_hash_table_iter_next(&it, &k, &v))
-		if (t - ((struct pending *)v)->sent_ms >= TRY_MS)
+		if (t - ((struct pending *)v)->sent_ms >= TRY_MS &&
+		    !s->conf->ups[((struct pending *)v)->up].resolve) /* waits for its name */
 			g_ptr_array_add(late, v);
 	for (guint i = 0; i < late->len; i++) {
 		struct pending *p = g_ptr_array_index(late, i);
@@ -674,6 +811,12 @@ static void adopt(struct anser_dns_service *s, struct conf *c)
 	for (size_t i = 0; i < c->n_ups; i++)
 		if (c->ups[i].fd >= 0)
 			watch(s, c->ups[i].fd, EV_UPSTREAM, (uint32_t)i);
+	for (size_t i = 0; i < c->n_ups; i++)
+		if (!c->ups[i].ep.literal)
+			resolve_start(&c->ups[i]);
+	if (old)
+		for (size_t i = 0; i < old->n_ups; i++)
+			resolve_orphan(s, &old->ups[i]);
 	if (!old)
 		return;
 	bool same = g_strcmp0(old->bind, c->bind) == 0 && old->n_listeners == c->n_listeners;
@@ -839,12 +982,8 @@ static int open_listeners(struct conf *c, char **why)
 
 static int open_upstream(struct upstream *u)
 {
-	if (!u->ep.literal) {
-		log_warning("DNS upstream %s (%s): upstreams given by name are not resolved yet; "
-			    "its queries get SERVFAIL",
-			    u->name, u->ep.host);
-		return 0;
-	}
+	if (!u->ep.literal && !u->resolved)
+		return 0; /* its socket comes once the name is resolved */
 	if (u->ep.scheme == ANSER_DNS_TCP || u->ep.scheme == ANSER_DNS_TLS ||
 	    u->ep.scheme == ANSER_DNS_HTTPS)
 		return 0; /* its connection is made with the first query */
@@ -1089,7 +1228,23 @@ void anser_dns_service_free(struct anser_dns_service *s)
 		}
 		g_hash_table_unref(s->conns);
 	}
+	for (size_t i = 0; s->conf && i < s->conf->n_ups; i++)
+		resolve_orphan(s, &s->conf->ups[i]);
 	conf_free(s->conf);
+	if (s->orphans) {
+		/* a lookup still running (the resolver waits for a server):
+		 * its thread writes into it, so it stays, reachable from here */
+		static GPtrArray *running;
+		for (guint i = 0; i < s->orphans->len; i++) {
+			struct resolve *r = g_ptr_array_index(s->orphans, i);
+			if (!resolve_finished(r)) {
+				if (!running)
+					running = g_ptr_array_new();
+				g_ptr_array_add(running, r);
+			}
+		}
+		g_ptr_array_unref(s->orphans);
+	}
 	anser_dns_cache_free(s->cache);
 	close(s->epfd);
 	close(s->evfd);

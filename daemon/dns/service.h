@@ -16,7 +16,10 @@
  * Upstreams: UDP, TCP, TLS and HTTPS (doh.c). `asis` sends an app's
  * query taken over to the server the app sent it to (hooks.orig_*).
  *
- * Not yet (issue 6): upstreams over HTTP/3 or QUIC or given by name.
+ * Upstreams given by name are resolved in the background (getaddrinfo_a)
+ * when a setup is taken; their queries wait for it.
+ *
+ * Not yet: upstreams over HTTP/3 or QUIC.
  */
 #ifndef ANSER_DNS_SERVICE_H
 #define ANSER_DNS_SERVICE_H

@@ -871,7 +871,7 @@ routing {
 ASIS4, ASIS6 = "10.77.0.4", "fd77::4"
 
 
-def t_asis(env):
+def t_asis(env, wrapper=()):
     """asis (the request rules' default fallback): an app's query taken
     over goes to the server the app sent it to -- a real dnsmasq on two
     addresses of its own, not anserd's upstream -- over UDP (unconnected
@@ -892,7 +892,9 @@ def t_asis(env):
     env.wait_for("dnsmasq", lambda: "started" in env.log("dnsmasq-asis"))
     env.setup_cgroup()
     port = 5355
-    env.start_anserd(env.write_config(ASIS_CONFIG % {"s4": S4, "h4": H4, "port": port}))
+    env.start_anserd(env.write_config(ASIS_CONFIG % {"s4": S4, "h4": H4, "port": port}),
+                     wrapper=wrapper)
+    env.wait_for("the DNS listener", lambda: "DNS service:" in env.log("anserd"), timeout=60)
     env.wait_for("the DNS listener", lambda: "DNS service:" in env.log("anserd"))
     for mode in ("udp", "conn", "tcp"):
         for server in (ASIS4, ASIS6):
@@ -909,10 +911,85 @@ def t_asis(env):
     expect(r is not None and r[3] & 0xF == 2, "the bind listener's asis: SERVFAIL")
 
 
+NAMED_CONFIG = """global {
+    log_level: debug
+}
+dns {
+    upstream {
+        byname: 'tcp+udp://localhost:%(port)d'
+        overtcp: 'tcp://localhost:%(port)d'
+        nowhere: 'udp://name.invalid:53'
+    }
+    bind: 'udp://%(h4)s:5353'
+    routing {
+        request {
+            qname(suffix: tcp.test) -> overtcp
+            qname(suffix: invalid.test) -> nowhere
+            fallback: byname
+        }
+    }
+}
+routing {
+    fallback: direct
+}
+"""
+
+
+def t_named_upstream(env, wrapper=()):
+    """Upstreams given by name are resolved in the background when the
+    setup is applied (localhost: /etc/hosts, no network), queries that
+    come first wait for it, and answers come from the server the name
+    resolved to (a real dnsmasq on anserd's loopback), over UDP and TCP.
+    A name that does not resolve fails its queries (SERVFAIL), not the
+    others', and anserd says why."""
+    env.setup_net()
+    port = 5399
+    dm = shutil.which("dnsmasq") or "/usr/sbin/dnsmasq"
+    env.spawn("dnsmasq-lo", env.nsexec("h") + [
+        dm, "-k", "--conf-file=/dev/null", "--port=%d" % port, "--listen-address=127.0.0.1",
+        "--listen-address=::1", "--bind-interfaces", "--no-resolv", "--no-hosts",
+        "--address=/named.test/10.9.9.7", "--address=/tcp.test/10.9.9.6",
+        "--user=root", "--group=root", "--pid-file=", "--log-facility=-", "--log-queries"])
+    env.wait_for("dnsmasq", lambda: "started" in env.log("dnsmasq-lo"))
+    env.setup_cgroup()
+    env.start_anserd(env.write_config(NAMED_CONFIG % {"port": port, "h4": H4}),
+                     wrapper=wrapper)
+    env.wait_for("the DNS listener", lambda: "DNS service:" in env.log("anserd"), timeout=60)
+    # at once: the first query may arrive before the name is resolved
+    (r, _), = ask(env, [q("a.named.test")], timeout=10)
+    expect(r is not None and summary(r) == (0, [(0, "10.9.9.7")]), "by name: %r" % (r,))
+    env.wait_for("the name resolved", lambda: "byname: localhost is " in env.log("anserd"))
+    (r, _), = ask(env, [q("b.tcp.test")], timeout=10)
+    expect(r is not None and summary(r) == (0, [(0, "10.9.9.6")]), "over TCP: %r" % (r,))
+    expect("query[A] b.tcp.test" in env.log("dnsmasq-lo"), "dnsmasq answered over TCP")
+    env.wait_for("the failure said", lambda: "cannot resolve name.invalid" in env.log("anserd"),
+                 timeout=30)
+    (r, _), = ask(env, [q("x.invalid.test")], timeout=10)
+    expect(r is not None and r[3] & 0xF == 2, "an unresolved upstream: SERVFAIL")
+    (r, _), = ask(env, [q("c.named.test")], timeout=10)
+    expect(r is not None and summary(r)[0] == 0, "the others still answer")
+
+
+def valgrind_case(body):
+    """body with anserd under valgrind, ended by a reload (what the setup
+    made as it went -- asis servers, names being resolved or tried again
+    -- goes with it) and exit: no errors, no definite leaks."""
+    def t(env):
+        vlog = os.path.join(env.tmp, "valgrind.log")
+        body(env, harness.valgrind_wrapper(vlog))
+        env.anserd.send_signal(signal.SIGHUP)
+        env.wait_for("the reload", lambda: env.log("anserd").count("generation") >= 2,
+                     timeout=60)
+        harness.stop_valgrind_anserd(env, vlog)
+    return t
+
+
 TESTS = {"codec_vs_unbound": t_codec_vs_unbound, "forward": t_forward, "valgrind": t_valgrind,
          "dot": t_dot, "flood": t_flood, "domain_route": t_domain_route,
          "takeover": t_takeover, "prefer": t_prefer,
-         "doh": t_doh, "doh_valgrind": t_doh_valgrind, "asis": t_asis}
+         "doh": t_doh, "doh_valgrind": t_doh_valgrind, "asis": t_asis,
+         "named_upstream": t_named_upstream,
+         "asis_valgrind": valgrind_case(t_asis), "named_valgrind": valgrind_case(t_named_upstream)}
 
 if __name__ == "__main__":
     main(TESTS)
