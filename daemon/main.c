@@ -336,6 +336,40 @@ static int dns_orig_tcp(void *ud, const struct sockaddr *peer, uint16_t port,
 	return r;
 }
 
+/* The DNS service's own upstream sockets, routed by the routing section
+ * (its thread): through a group, fd goes to the proxy's listener, which
+ * finds the flow filed for it. */
+static int dns_via(void *ud, const struct sockaddr *dst, bool udp, const char *name, int fd,
+		   struct sockaddr_storage *to)
+{
+	struct daemon *d = ud;
+	struct anser_flow f;
+	uint16_t port[4];
+
+	if (!d->dp || !d->proxy)
+		return 0;
+	int r = anser_proxy_route_own(d->proxy, dst, udp, name, &f);
+	if (r <= 0)
+		return r;
+	r = anser_datapath_file_own(d->dp, fd, &f);
+	if (r < 0)
+		return r;
+	anser_proxy_ports(d->proxy, &port[0], &port[1], &port[2], &port[3]);
+	memset(to, 0, sizeof(*to));
+	if (dst->sa_family == AF_INET6) {
+		struct sockaddr_in6 *a = (struct sockaddr_in6 *)to;
+		a->sin6_family = AF_INET6;
+		a->sin6_addr = in6addr_loopback;
+		a->sin6_port = htons(port[udp ? 3 : 1]);
+	} else {
+		struct sockaddr_in *a = (struct sockaddr_in *)to;
+		a->sin_family = AF_INET;
+		a->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		a->sin_port = htons(port[udp ? 2 : 0]);
+	}
+	return 1;
+}
+
 /* The apps' DNS to the DNS service's takeover listeners, with the dns
  * section's virtual_address. */
 static void steer_dns(struct daemon *d, const struct anser_config *cfg)
@@ -385,7 +419,7 @@ static int install_config(struct daemon *d, struct anser_config *cfg,
 	char *why = NULL;
 	/* the dns section's listeners: a setup that cannot be made (a port
 	 * taken) keeps the running one */
-	const struct anser_dns_hooks hooks = { learn_name, dns_orig_udp, dns_orig_tcp, d };
+	const struct anser_dns_hooks hooks = { learn_name, dns_orig_udp, dns_orig_tcp, dns_via, d };
 	if (anser_dns_service_apply(&d->dns, cfg, &hooks, &why) < 0)
 		log_error("DNS service not (re)configured: %s", why ? why : "failed");
 	if (d->dp)

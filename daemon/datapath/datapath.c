@@ -1186,6 +1186,43 @@ int anser_datapath_tcp_lookup_at(struct anser_datapath *dp, const struct sockadd
 	return 0;
 }
 
+unsigned anser_datapath_active_slot(const struct anser_datapath *dp)
+{
+	return dp->ctl->active_gen & 1;
+}
+
+int anser_datapath_file_own(struct anser_datapath *dp, int fd, const struct anser_flow *f)
+{
+	if (f->proto == IPPROTO_TCP) {
+		uint64_t cookie;
+		socklen_t l = sizeof(cookie);
+		if (getsockopt(fd, SOL_SOCKET, SO_COOKIE, &cookie, &l) < 0)
+			return -errno;
+		struct anser_flow copy = *f;
+		copy.cookie = cookie;
+		return bpf_map_update_elem(bpf_map__fd(dp->skel->maps.tcp_redir), &cookie, &copy,
+					   BPF_ANY) < 0
+			       ? -errno
+			       : 0;
+	}
+	/* UDP: the socket's mark is its flow's id (the one it has, or a new
+	 * one from the ids the hooks hand out) */
+	uint32_t id = 0;
+	socklen_t l = sizeof(id);
+	if (getsockopt(fd, SOL_SOCKET, SO_MARK, &id, &l) < 0)
+		return -errno;
+	if (!id) {
+		id = __atomic_add_fetch(&dp->ctl->next_udp_id, 1, __ATOMIC_SEQ_CST);
+		if (!id)
+			id = __atomic_add_fetch(&dp->ctl->next_udp_id, 1, __ATOMIC_SEQ_CST);
+		if (setsockopt(fd, SOL_SOCKET, SO_MARK, &id, sizeof(id)) < 0)
+			return -errno;
+	}
+	return bpf_map_update_elem(bpf_map__fd(dp->skel->maps.udp_flows), &id, f, BPF_ANY) < 0
+		       ? -errno
+		       : 0;
+}
+
 int anser_datapath_udp_lookup(struct anser_datapath *dp, uint32_t id, struct anser_flow *out)
 {
 	if (bpf_map_lookup_elem(bpf_map__fd(dp->skel->maps.udp_flows), &id, out) < 0)

@@ -63,6 +63,14 @@ int anser_datapath_tcp_lookup(struct anser_datapath *dp, const struct sockaddr *
  * anserd's, on `port` (the DNS service's takeover listeners). */
 int anser_datapath_tcp_lookup_at(struct anser_datapath *dp, const struct sockaddr *peer,
 				 uint16_t port, struct anser_flow *out);
+/* The rule slot the hooks decide with now. */
+unsigned anser_datapath_active_slot(const struct anser_datapath *dp);
+/* A socket of anserd's own that goes to the proxy's listener instead of
+ * f's destination (DNS upstreams routed to a group): files f where the
+ * proxy looks, by the socket's cookie (TCP) or by a flow id set as its
+ * SO_MARK (UDP; kept, and f filed again, when called again). Before
+ * connect() (TCP) or each send (UDP). Thread-safe. */
+int anser_datapath_file_own(struct anser_datapath *dp, int fd, const struct anser_flow *f);
 /* id: the SO_MARK delivered with the datagram. */
 int anser_datapath_udp_lookup(struct anser_datapath *dp, uint32_t id, struct anser_flow *out);
 /* reply_local: anserd's reply socket on loopback; remote: what the app

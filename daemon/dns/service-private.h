@@ -51,6 +51,7 @@ struct upstream {
 	bool resolved;
 	int64_t resolve_at; /* a failed name is tried again then */
 	int fd;		    /* connected UDP; -1: not usable (why logged) */
+	bool via;	    /* routed through a proxy node (hooks.via): fd goes to the proxy */
 	/* TCP (tcp://, and tcp+udp:// for truncated answers): one connection,
 	 * made when needed, queries pipelined on it (RFC 7766) */
 	int tfd;
@@ -193,6 +194,11 @@ void dns_tconn_send(struct anser_dns_service *s, uint32_t id, const uint8_t *msg
 /* takeover: lfd is a takeover listener (the app's server is looked up) */
 void dns_on_accept(struct anser_dns_service *s, int lfd, bool takeover);
 void dns_on_conn(struct anser_dns_service *s, uint32_t id, uint32_t events);
+
+/* fd (the upstream's UDP socket, or a new TCP one) connected, or being
+ * connected, to u's server, or to anserd's proxy when the routing sends
+ * u through a node (u->via set); -errno (a block rule: -EACCES). */
+int dns_up_connect(struct anser_dns_service *s, struct upstream *u, int fd, bool udp);
 
 /* transport.c */
 void dns_up_tcp_close(struct anser_dns_service *s, struct upstream *u);

@@ -191,6 +191,11 @@ static bool send_pending(struct anser_dns_service *s, struct pending *p)
 	ssize_t n = anser_dns_build_query(&p->q, p->id, q, sizeof(q));
 	if (n < 0)
 		return false;
+	struct sockaddr_storage to;
+	if (!tcp && u->via && s->hooks.via && /* filed again: the proxy must find it */
+	    s->hooks.via(s->hooks.ud, (const struct sockaddr *)&u->ep.addr, true,
+			 u->ep.literal ? NULL : u->ep.host, u->fd, &to) < 0)
+		return false;
 	if (tcp ? !dns_up_tcp_send(s, p->up, q, (size_t)n)
 		: send(u->fd, q, (size_t)n, MSG_DONTWAIT) < 0)
 		return false;
@@ -442,7 +447,7 @@ static enum anser_dns_hit cached_addrs(struct anser_dns_service *s, const struct
 }
 
 static void watch(struct anser_dns_service *s, int fd, uint32_t kind, uint32_t index);
-static int open_upstream(struct upstream *u);
+static int open_upstream(struct anser_dns_service *s, struct upstream *u);
 
 /* ------------------------------------------------------------- names */
 
@@ -546,7 +551,7 @@ static void resolve_poll(struct anser_dns_service *s)
 		}
 		resolve_finished(u->resolve);
 		u->resolve = NULL;
-		int r = u->resolved ? open_upstream(u) : -EHOSTUNREACH;
+		int r = u->resolved ? open_upstream(s, u) : -EHOSTUNREACH;
 		if (r == 0 && u->fd >= 0)
 			watch(s, u->fd, EV_UPSTREAM, (uint32_t)i);
 		if (u->resolved && r == 0) {
@@ -609,7 +614,7 @@ static int asis_upstream(struct anser_dns_service *s, const struct waiter *w)
 	u->ep.port = ntohs(o->ss_family == AF_INET ? ((const struct sockaddr_in *)o)->sin_port
 						   : ((const struct sockaddr_in6 *)o)->sin6_port);
 	u->name = g_strdup_printf("asis:%s%s", tcp ? "tcp:" : "", host);
-	int r = open_upstream(u);
+	int r = open_upstream(s, u);
 	if (r < 0) {
 		log_warning_errno(r, "DNS: asis: cannot ask %s: %m", host);
 		g_free(u->name);
@@ -980,7 +985,29 @@ static int open_listeners(struct conf *c, char **why)
 	return 0;
 }
 
-static int open_upstream(struct upstream *u)
+int dns_up_connect(struct anser_dns_service *s, struct upstream *u, int fd, bool udp)
+{
+	struct sockaddr_storage to;
+	const struct sockaddr *a = (const struct sockaddr *)&u->ep.addr;
+	socklen_t len = u->ep.addr_len;
+	int r = s->hooks.via ? s->hooks.via(s->hooks.ud, a, udp, u->ep.literal ? NULL : u->ep.host,
+					    fd, &to)
+			     : 0;
+
+	if (r < 0)
+		return r;
+	if (r > 0 && !u->via)
+		log_info("DNS upstream %s goes through a proxy node, as the routing says", u->name);
+	u->via = r > 0;
+	if (u->via) {
+		a = (const struct sockaddr *)&to;
+		len = to.ss_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+					       : sizeof(struct sockaddr_in);
+	}
+	return connect(fd, a, len) < 0 && errno != EINPROGRESS ? -errno : 0;
+}
+
+static int open_upstream(struct anser_dns_service *s, struct upstream *u)
 {
 	if (!u->ep.literal && !u->resolved)
 		return 0; /* its socket comes once the name is resolved */
@@ -995,8 +1022,14 @@ static int open_upstream(struct upstream *u)
 	int fd = socket(u->ep.addr.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -errno;
-	if (connect(fd, (struct sockaddr *)&u->ep.addr, u->ep.addr_len) < 0) {
-		int r = -errno;
+	int r = dns_up_connect(s, u, fd, true);
+	if (r == -EACCES) {
+		log_warning("DNS upstream %s: the routing blocks it; its queries get SERVFAIL",
+			    u->name);
+		close(fd);
+		return 0;
+	}
+	if (r < 0) {
 		close(fd);
 		return r;
 	}
@@ -1048,7 +1081,7 @@ static struct conf *conf_new(struct anser_dns_service *s, const struct anser_con
 			*why = g_strdup_printf("upstream %s: %s", u->name, w);
 			goto fail;
 		}
-		int r = open_upstream(u);
+		int r = open_upstream(s, u);
 		if (r < 0) {
 			*why = g_strdup_printf("upstream %s: %s", u->name, strerror(-r));
 			goto fail;

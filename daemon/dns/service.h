@@ -13,8 +13,10 @@
  * Every A and AAAA answered is handed to the routing (learn, below) before
  * the asker sees it, so domain() rules route the connection that follows.
  *
- * Upstreams: UDP, TCP, TLS and HTTPS (doh.c). `asis` sends an app's
- * query taken over to the server the app sent it to (hooks.orig_*).
+ * Upstreams: UDP, TCP, TLS and HTTPS (doh.c), each routed by the routing
+ * section (hooks.via: direct, or through the proxy to a group's node).
+ * `asis` sends an app's query taken over to the server the app sent it
+ * to (hooks.orig_*).
  *
  * Upstreams given by name are resolved in the background (getaddrinfo_a)
  * when a setup is taken; their queries wait for it.
@@ -24,6 +26,7 @@
 #ifndef ANSER_DNS_SERVICE_H
 #define ANSER_DNS_SERVICE_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/socket.h>
 
@@ -47,6 +50,13 @@ struct anser_dns_hooks {
 	int (*orig_udp)(void *ud, uint32_t mark, struct sockaddr_storage *orig);
 	int (*orig_tcp)(void *ud, const struct sockaddr *peer, uint16_t port,
 			struct sockaddr_storage *orig);
+	/* The way of the service's own socket fd to upstream dst (udp or TCP;
+	 * name: the host name it was given by, or NULL) by the routing rules:
+	 * 0 direct; 1 through a proxy node, *to the address to connect fd to
+	 * instead (called again before each UDP send); -errno, as -EACCES for
+	 * a block rule, not at all. */
+	int (*via)(void *ud, const struct sockaddr *dst, bool udp, const char *name, int fd,
+		   struct sockaddr_storage *to);
 	void *ud;
 };
 

@@ -83,8 +83,7 @@ bool dns_up_tcp_send(struct anser_dns_service *s, int up, const uint8_t *q, size
 			socket(u->ep.addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 		if (u->tfd < 0)
 			return false;
-		if (connect(u->tfd, (struct sockaddr *)&u->ep.addr, u->ep.addr_len) < 0 &&
-		    errno != EINPROGRESS) {
+		if (dns_up_connect(s, u, u->tfd, false) < 0) {
 			dns_up_tcp_close(s, u);
 			return false;
 		}

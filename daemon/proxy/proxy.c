@@ -102,6 +102,57 @@ uint32_t proxy_mark(const struct pgen *gen, const struct anser_flow *f)
 	return f->rule < cfg->n_rules ? cfg->rules[f->rule].mark : 0;
 }
 
+/* The outbound a rule of cfg's decides (rule: as the datapath reports
+ * it; made ANSER_RULE_FALLBACK for the fallback). */
+static unsigned rule_outbound(const struct anser_config *cfg, unsigned *rule)
+{
+	if (*rule == ANSER_RULE_BUILTIN)
+		return ANSER_OUT_DIRECT;
+	if (*rule == ANSER_RULE_FALLBACK || *rule >= cfg->n_rules) {
+		*rule = ANSER_RULE_FALLBACK;
+		return cfg->fallback;
+	}
+	return cfg->rules[*rule].outbound;
+}
+
+int anser_proxy_route_own(struct anser_proxy *p, const struct sockaddr *dst, bool udp,
+			  const char *name, struct anser_flow *f)
+{
+	if (!p->dp)
+		return 0;
+	unsigned slot = anser_datapath_active_slot(p->dp);
+	struct pgen *g = proxy_gen_get(p, slot);
+	if (!g)
+		return 0;
+	memset(f, 0, sizeof(*f));
+	f->family = (uint8_t)dst->sa_family;
+	f->proto = udp ? IPPROTO_UDP : IPPROTO_TCP;
+	f->gen = (uint8_t)slot;
+	f->pid = (uint32_t)getpid();
+	f->flags = ANSER_FLOW_F_PROXIED | (udp ? ANSER_FLOW_F_CONNECTED : 0);
+	snprintf(f->pname, sizeof(f->pname), "anserd");
+	if (dst->sa_family == AF_INET) {
+		const struct sockaddr_in *a = (const struct sockaddr_in *)dst;
+		f->daddr[10] = f->daddr[11] = 0xff;
+		memcpy(f->daddr + 12, &a->sin_addr, 4);
+		f->dport = a->sin_port;
+	} else {
+		const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)dst;
+		memcpy(f->daddr, &a->sin6_addr, 16);
+		f->dport = a->sin6_port;
+	}
+	/* as a flow of no process (pname() does not hold), named `name` */
+	unsigned rule =
+		anser_datapath_route_name(p->dp, slot, 0, "", f->daddr, ntohs(f->dport), udp, name);
+	unsigned out = rule_outbound(g->gen->cfg, &rule);
+	pgen_unref(g);
+	f->rule = (uint16_t)rule;
+	f->outbound = (uint16_t)out;
+	if (out == ANSER_OUT_BLOCK)
+		return -EACCES;
+	return out >= ANSER_OUT_FIRST_GROUP;
+}
+
 bool proxy_reroute(struct anser_proxy *p, struct anser_flow *f, const char *name)
 {
 	if (!p->dp)
@@ -112,15 +163,7 @@ bool proxy_reroute(struct anser_proxy *p, struct anser_flow *f, const char *name
 	const struct anser_config *cfg = g->gen->cfg;
 	unsigned rule = anser_datapath_route_name(p->dp, f->gen, f->pid, f->pname, f->daddr,
 						  ntohs(f->dport), f->proto == IPPROTO_UDP, name);
-	unsigned out;
-	if (rule == ANSER_RULE_BUILTIN) {
-		out = ANSER_OUT_DIRECT;
-	} else if (rule == ANSER_RULE_FALLBACK || rule >= cfg->n_rules) {
-		out = cfg->fallback;
-		rule = ANSER_RULE_FALLBACK;
-	} else {
-		out = cfg->rules[rule].outbound;
-	}
+	unsigned out = rule_outbound(cfg, &rule);
 	bool changed = out != f->outbound || rule != f->rule;
 	if (changed) {
 		const char *on = anser_config_outbound_name(cfg, out);

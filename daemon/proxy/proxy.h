@@ -35,6 +35,13 @@ struct anser_proxy_opts {
  * tests that only use the outbounds. */
 int anser_proxy_new(struct anser_datapath *dp, const struct anser_proxy_opts *opts,
 		    struct anser_proxy **out);
+/* How anserd's own connection to dst (udp or TCP; name: the host name it
+ * was given by, or NULL) goes by the active routing rules, as a flow of
+ * no process: 0 direct, 1 through a group (f is the flow to file for the
+ * proxy to find), -EACCES blocked. Thread-safe (the DNS service routes
+ * its upstreams with it). */
+int anser_proxy_route_own(struct anser_proxy *p, const struct sockaddr *dst, bool udp,
+			  const char *name, struct anser_flow *f);
 void anser_proxy_ports(struct anser_proxy *p, uint16_t *tcp4, uint16_t *tcp6, uint16_t *udp4,
 		       uint16_t *udp6);
 int anser_proxy_start(struct anser_proxy *p);

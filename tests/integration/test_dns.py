@@ -16,7 +16,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 import unbound as unbound_conf  # noqa: E402
-from harness import H4, P4, S4, WEB, expect, main, run, seen_as  # noqa: E402
+from harness import H4, P4, S4, S6, WEB, expect, main, run, seen_as  # noqa: E402
 import signal  # noqa: E402
 import time  # noqa: E402
 
@@ -970,6 +970,76 @@ def t_named_upstream(env, wrapper=()):
     expect(r is not None and summary(r)[0] == 0, "the others still answer")
 
 
+VIA_CONFIG = """global {
+    log_level: debug
+    tcp_check_url: 'http://%(s4)s:8080/'
+    udp_check_dns: '%(s4)s:53'
+    check_interval: 300s
+}
+node { ss: 'ss://aes-128-gcm:via-test-pw@%(p4)s:8388' }
+group { proxy { policy: fixed(0) } }
+dns {
+    upstream {
+        viaudp: 'udp://%(s4)s:53'
+        viatcp: 'tcp://%(s4)s:53'
+        direct: 'udp://%(s4)s:5300'
+        blocked: 'udp://[%(s6)s]:53'
+    }
+    bind: 'udp://%(h4)s:5353'
+    routing {
+        request {
+            qname(suffix: c1.zone.test) -> viatcp
+            qname(suffix: c2.zone.test) -> direct
+            qname(suffix: c3.zone.test) -> blocked
+            fallback: viaudp
+        }
+    }
+}
+routing {
+    dip(%(s6)s) -> block
+    dip(%(s4)s) && dport(5300) -> direct
+    dip(%(s4)s) -> proxy
+    fallback: direct
+}
+"""
+
+
+def t_upstream_via(env, wrapper=()):
+    """The upstreams' own traffic follows the routing section: queries to
+    an upstream a rule sends to a group reach unbound from the node's
+    address (a real ss-server), over UDP and TCP; an upstream routed
+    direct is asked from anserd's host; one a block rule names gets no
+    query at all and its askers SERVFAIL."""
+    env.setup_net()
+    ub, log = start_unbound(env)
+    env.setup_cgroup()
+    env.start_web()
+    env.start_ss("aes-128-gcm", "via-test-pw")
+    env.start_anserd(env.write_config(VIA_CONFIG % {"s4": S4, "s6": S6, "p4": P4, "h4": H4}),
+                     wrapper=wrapper)
+    env.wait_for("the DNS listener", lambda: "DNS service:" in env.log("anserd"), timeout=60)
+    (r, _), = ask(env, [q("www.zone.test")])
+    expect(r is not None and summary(r) == (0, [(300, S4)]), "via udp: %r" % (r,))
+    (r, _), = ask(env, [q("c1.zone.test")])
+    expect(r is not None and summary(r)[0] == 0, "via tcp: %r" % (r,))
+    (r, _), = ask(env, [q("c2.zone.test")])
+    expect(r is not None and summary(r)[0] == 0, "direct: %r" % (r,))
+    (r, _), = ask(env, [q("c3.zone.test")], timeout=10)
+    expect(r is not None and r[3] & 0xF == 2, "blocked: SERVFAIL: %r" % (r,))
+    with open(log) as f:
+        lines = f.read().splitlines()
+
+    def client(name):
+        return [ln.split()[-4] for ln in lines if " %s. A IN" % name in ln]
+    expect(client("www.zone.test") == [P4], "udp via the node: %r" % client("www.zone.test"))
+    expect(client("c1.zone.test") == [P4], "tcp via the node: %r" % client("c1.zone.test"))
+    expect(client("c2.zone.test") == [H4], "direct: %r" % client("c2.zone.test"))
+    expect(client("c3.zone.test") == [], "blocked: never asked")
+    out = env.log("anserd")
+    expect("DNS upstream viaudp goes through a proxy node" in out, "said so")
+    expect("DNS upstream blocked: the routing blocks it" in out, "said so")
+
+
 def valgrind_case(body):
     """body with anserd under valgrind, ended by a reload (what the setup
     made as it went -- asis servers, names being resolved or tried again
@@ -988,8 +1058,9 @@ TESTS = {"codec_vs_unbound": t_codec_vs_unbound, "forward": t_forward, "valgrind
          "dot": t_dot, "flood": t_flood, "domain_route": t_domain_route,
          "takeover": t_takeover, "prefer": t_prefer,
          "doh": t_doh, "doh_valgrind": t_doh_valgrind, "asis": t_asis,
-         "named_upstream": t_named_upstream,
-         "asis_valgrind": valgrind_case(t_asis), "named_valgrind": valgrind_case(t_named_upstream)}
+         "named_upstream": t_named_upstream, "upstream_via": t_upstream_via,
+         "asis_valgrind": valgrind_case(t_asis), "named_valgrind": valgrind_case(t_named_upstream),
+         "via_valgrind": valgrind_case(t_upstream_via)}
 
 if __name__ == "__main__":
     main(TESTS)
