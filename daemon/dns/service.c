@@ -451,10 +451,11 @@ static int open_upstream(struct anser_dns_service *s, struct upstream *u);
 
 /* ------------------------------------------------------------- names */
 
+/* Everything glibc's thread reads is in here: it may outlive the setup. */
 struct resolve {
 	struct gaicb cb;
 	struct addrinfo hints;
-	char port[8];
+	char host[256], port[8];
 };
 
 static void resolve_start(struct upstream *u)
@@ -465,7 +466,8 @@ static void resolve_start(struct upstream *u)
 	r->hints.ai_socktype = SOCK_STREAM; /* one entry per address */
 	r->hints.ai_flags = AI_ADDRCONFIG;
 	snprintf(r->port, sizeof(r->port), "%u", u->ep.port);
-	r->cb.ar_name = u->ep.host;
+	snprintf(r->host, sizeof(r->host), "%s", u->ep.host);
+	r->cb.ar_name = r->host;
 	r->cb.ar_service = r->port;
 	r->cb.ar_request = &r->hints;
 	int e = getaddrinfo_a(GAI_NOWAIT, list, 1, NULL);
