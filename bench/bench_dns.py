@@ -17,12 +17,19 @@ Per round (the order rotates):
   - latency: cache hits at a fixed rate (-Q RATE) with dnsperf -v, p50 and
     p99 of the per-query times;
   - cache misses: a fresh file of unique names under miss.test (QPS).
+Then, with all three servers running at once (each still pinned to CPU 1,
+idle while the others are asked), latency again, interleaved: SEGMENTS
+runs of 2 s at RATE per server, the order rotating, every query's time
+pooled per server, so the host's drift over minutes falls on all three
+alike (the per-round p99 above is one 3 s sample each, which a VM's
+scheduling hiccups move by several times).
 Median over ROUNDS, ratios to the better of dnsmasq and unbound. One
 dnsperf thread drives 250-320k QPS here (TESTING.md): hit numbers near that
 partly measure dnsperf, and the table says so when a server reaches 90 %
 of what dnsperf reached against the fastest one.
 
 Usage: bench/bench_dns.py [--rounds 3] [--seconds 5] [--names 1000] [--rate 20000]
+                          [--segments 6]
 Needs root, dnsperf, dnsmasq, unbound, and a build in ./build (or
 ANSER_BUILD_DIR).
 """
@@ -114,12 +121,20 @@ def server_pid(env, port):
     return int(re.search(r"pid=(\d+)", out).group(1))
 
 
-def latencies(out):
-    ts = sorted(float(line.split()[-1]) for line in out.splitlines()
-                if line.startswith("> NOERROR"))
+def samples(out):
+    """The per-query latencies (s) of a dnsperf -v run."""
+    return [float(line.split()[-1]) for line in out.splitlines() if line.startswith("> NOERROR")]
+
+
+def pctl(ts):
+    ts = sorted(ts)
     if not ts:
         return float("nan"), float("nan")
     return ts[len(ts) // 2] * 1e6, ts[min(len(ts) - 1, int(len(ts) * 0.99))] * 1e6
+
+
+def latencies(out):
+    return pctl(samples(out))
 
 
 def main():
@@ -128,6 +143,7 @@ def main():
     ap.add_argument("--seconds", type=int, default=5)
     ap.add_argument("--names", type=int, default=1000)
     ap.add_argument("--rate", type=int, default=20000)
+    ap.add_argument("--segments", type=int, default=6)
     a = ap.parse_args()
     for tool in ("dnsperf", "unbound", "dnsmasq"):
         if not shutil.which(tool) and not os.path.exists("/usr/sbin/" + tool):
@@ -213,6 +229,26 @@ def main():
                     p.terminate()
                     p.wait(10)
                 time.sleep(0.5)
+        # interleaved latency: all three up, asked in turn
+        procs = {n: start(n) for n in PORTS}
+        pooled = {n: [] for n in PORTS}
+        for n in PORTS:
+            dnsperf(env, PORTS[n], hits, 2, ["-n", "1"])
+        time.sleep(1)
+        for seg in range(a.segments):
+            for n in order[seg % 3:] + order[:seg % 3]:
+                ts = samples(dnsperf(env, PORTS[n], hits, 2, ["-Q", str(a.rate), "-v"]))
+                pooled[n] += ts
+                p50, p99 = pctl(ts)
+                print("segment %d %-8s p50 %6.0f us  p99 %6.0f us" % (seg + 1, n, p50, p99),
+                      flush=True)
+        for n, p in procs.items():
+            if n == "anserd":
+                env.stop_anserd()
+            else:
+                p.terminate()
+                p.wait(10)
+        inter = {n: pctl(pooled[n]) for n in PORTS}
         med = {n: {k: statistics.median(v) for k, v in r.items()} for n, r in results.items()}
         best = {k: max(med["dnsmasq"][k], med["unbound"][k]) for k in ("hit", "miss")}
         low = {k: min(med["dnsmasq"][k], med["unbound"][k]) for k in ("p50", "p99", "cpu")}
@@ -229,6 +265,15 @@ def main():
                      m["p99"], m["p99"] / low["p99"]))
         print("(QPS ratios to the better of dnsmasq and unbound; CPU and latency ratios to the "
               "lower)")
+        print()
+        ilow = [min(inter["dnsmasq"][i], inter["unbound"][i]) for i in (0, 1)]
+        print("| server (interleaved, %d x 2 s at %d QPS, pooled) | p50 | p99 | queries |"
+              % (a.segments, a.rate))
+        print("|---|---|---|---|")
+        for n in PORTS:
+            print("| %s | %.0f us (%.2fx) | %.0f us (%.2fx) | %d |"
+                  % (n, inter[n][0], inter[n][0] / ilow[0], inter[n][1], inter[n][1] / ilow[1],
+                     len(pooled[n])))
         top = max(med[n]["hit"] for n in PORTS)
         for n in PORTS:
             if med[n]["hit"] >= 0.9 * top:
