@@ -34,7 +34,7 @@ static int arg_ask_password = -1; /* -1: ask if stdin is a terminal */
 
 struct conn_row {
 	uint32_t pid;
-	char *process, *protocol, *source, *destination, *outbound, *node, *rule;
+	char *process, *protocol, *source, *destination, *outbound, *node, *rule, *domain;
 	uint64_t bytes_up, bytes_down, cookie;
 };
 
@@ -55,6 +55,7 @@ static void conn_rows_free(struct conn_rows *rows)
 		free(c->outbound);
 		free(c->node);
 		free(c->rule);
+		free(c->domain);
 	}
 	free(rows->v);
 	rows->v = NULL;
@@ -362,6 +363,7 @@ static int read_connection(sd_bus_message *m, struct conn_row *c)
 				{ "Outbound", offsetof(struct conn_row, outbound) },
 				{ "Node", offsetof(struct conn_row, node) },
 				{ "Rule", offsetof(struct conn_row, rule) },
+				{ "Domain", offsetof(struct conn_row, domain) },
 			};
 			size_t i;
 
@@ -587,6 +589,8 @@ static void print_json(const struct conn_rows *rows)
 		json_string(stdout, c->node);
 		printf(", \"rule\": ");
 		json_string(stdout, c->rule);
+		printf(", \"domain\": ");
+		json_string(stdout, c->domain);
 		printf(", \"bytes_up\": %" PRIu64 ", \"bytes_down\": %" PRIu64
 		       ", \"cookie\": %" PRIu64 "}",
 		       c->bytes_up, c->bytes_down, c->cookie);
@@ -600,6 +604,7 @@ enum {
 	COL_PROTO,
 	COL_SRC,
 	COL_DST,
+	COL_DOMAIN,
 	COL_OUT,
 	COL_NODE,
 	COL_UP,
@@ -618,6 +623,7 @@ static void row_cells(const struct conn_row *c, char pid[16], char up[16], char 
 	cells[COL_PROTO] = or_dash(c->protocol);
 	cells[COL_SRC] = or_dash(c->source);
 	cells[COL_DST] = or_dash(c->destination);
+	cells[COL_DOMAIN] = or_dash(c->domain);
 	cells[COL_OUT] = or_dash(c->outbound);
 	cells[COL_NODE] = or_dash(c->node);
 	cells[COL_UP] = up;
@@ -645,9 +651,9 @@ static void print_cell(const char *s, size_t width, bool right, bool first)
 
 static void print_table(const struct conn_rows *rows)
 {
-	static const char *const header[N_COLS] = { "PID",    "PROCESS",     "PROTO",
-						    "SOURCE", "DESTINATION", "OUTBOUND",
-						    "NODE",   "UP",	     "DOWN" };
+	static const char *const header[N_COLS] = { "PID",	   "PROCESS", "PROTO",	  "SOURCE",
+						    "DESTINATION", "DOMAIN",  "OUTBOUND", "NODE",
+						    "UP",	   "DOWN" };
 	/* Numbers are right-aligned, text left-aligned. */
 	static const bool right[N_COLS] = { [COL_PID] = true, [COL_UP] = true, [COL_DOWN] = true };
 	size_t width[N_COLS];

@@ -145,7 +145,7 @@ static int append_connection(void *ud, const struct anser_conn_info *c)
 	struct listing *l = ud;
 	sd_bus_message *reply = l->reply;
 	char src[64], dst[64];
-	g_autofree char *t1 = NULL, *t2 = NULL, *t3 = NULL, *t4 = NULL, *t5 = NULL;
+	g_autofree char *t1 = NULL, *t2 = NULL, *t3 = NULL, *t4 = NULL, *t5 = NULL, *t6 = NULL;
 	const struct {
 		const char *key;
 		char type;
@@ -159,6 +159,7 @@ static int append_connection(void *ud, const struct anser_conn_info *c)
 		{ "Outbound", 's', valid_str(c->outbound, sizeof(c->outbound), &t3) },
 		{ "Node", 's', valid_str(c->node, sizeof(c->node), &t4) },
 		{ "Rule", 's', valid_str(c->rule, sizeof(c->rule), &t5) },
+		{ "Domain", 's', valid_str(c->domain, sizeof(c->domain), &t6) },
 		{ "BytesUp", 't', &c->bytes_up },
 		{ "BytesDown", 't', &c->bytes_down },
 		{ "Cookie", 't', &c->cookie },

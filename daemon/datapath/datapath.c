@@ -1305,6 +1305,20 @@ static void publish(struct anser_list_stream *st, bool done)
 	pthread_mutex_unlock(&st->lock);
 }
 
+/* The newest name DNS gave addr that is still in force, into buf ("" if none). */
+static void newest_name(struct anser_datapath *dp, const uint8_t addr[16], char *buf, size_t len)
+{
+	struct named_addr probe, *e;
+
+	buf[0] = '\0';
+	memcpy(probe.addr, addr, 16);
+	pthread_mutex_lock(&dp->names_lock);
+	e = g_hash_table_size(dp->names) ? g_hash_table_lookup(dp->names, &probe) : NULL;
+	if (e && e->n && e->expires > mono_ms())
+		snprintf(buf, len, "%s", e->names[e->n - 1]);
+	pthread_mutex_unlock(&dp->names_lock);
+}
+
 static void on_socket(const struct anser_diag_sock *s, void *ud)
 {
 	struct anser_list_stream *st = ud;
@@ -1333,6 +1347,7 @@ static void on_socket(const struct anser_diag_sock *s, void *ud)
 	ci->gen_slot = f.gen;
 	ci->proxied = (f.flags & ANSER_FLOW_F_PROXIED) != 0;
 	anser_flow_rule_label(&f, ci->rule, sizeof(ci->rule));
+	newest_name(st->dp, f.daddr, ci->domain, sizeof(ci->domain));
 	if (!(f.flags & ANSER_FLOW_F_PROXIED)) {
 		/* tcp_info counts the SYN's sequence number as acked data. */
 		ci->bytes_up = s->bytes_sent ? s->bytes_sent - 1 : 0;

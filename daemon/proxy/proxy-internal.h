@@ -65,6 +65,7 @@ struct sess {
 	struct pgen *gen;	     /* NULL for direct */
 	int node;		     /* index in gen's config, -1 direct */
 	char node_name[64];	     /* for logs: the node's name or "direct" */
+	char domain[254];	     /* sniffed and used, "" if none; under p->lock */
 	uint64_t deadline;	     /* CLOCK_MONOTONIC ms */
 	struct wtimer timer;	     /* stopped by sess_kill */
 	_Atomic uint64_t bytes_up, bytes_down;
@@ -125,6 +126,8 @@ void sess_attach(struct worker *w, struct sess *s);
 void sess_set_route(struct worker *w, struct sess *s, struct pgen *gen, int node,
 		    const struct anser_flow *flow);
 
+/* The name a session's flow was sniffed to be for (listings show it). */
+void sess_set_domain(struct worker *w, struct sess *s, const char *name);
 /* Unregisters, closes fds, defers the free to the end of the epoll batch
  * (later events of the batch may still point at the session). */
 void sess_kill(struct worker *w, struct sess *s, bool reset);

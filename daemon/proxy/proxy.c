@@ -259,6 +259,13 @@ void sess_set_route(struct worker *w, struct sess *s, struct pgen *gen, int node
 	pgen_unref(old);
 }
 
+void sess_set_domain(struct worker *w, struct sess *s, const char *name)
+{
+	pthread_mutex_lock(&w->p->lock);
+	snprintf(s->domain, sizeof(s->domain), "%s", name);
+	pthread_mutex_unlock(&w->p->lock);
+}
+
 void wtimer_stop(struct worker *w, struct wtimer *t)
 {
 	if (!t->fn)
@@ -427,6 +434,7 @@ void anser_proxy_list_sessions(struct anser_proxy *p, struct anser_conn_list *l)
 		c->src = s->src;
 		anser_flow_dst(&s->flow, &c->dst);
 		anser_flow_rule_label(&s->flow, c->rule, sizeof(c->rule));
+		memcpy(c->domain, s->domain, sizeof(c->domain));
 		c->proxied = true;
 		fill_names(c, s);
 	}

@@ -401,6 +401,8 @@ static void tcp_sniff_done(struct worker *w, struct tcp_sess *t, bool found)
 			return;
 		}
 	}
+	if (t->name[0])
+		sess_set_domain(w, &t->s, t->name);
 	tcp_dial(w, t);
 }
 

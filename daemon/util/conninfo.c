@@ -60,6 +60,8 @@ bool anser_conn_index_fill(struct anser_conn_index *x, struct anser_conn_info *c
 	x->used[i - 1] = true;
 	memcpy(c->outbound, from->outbound, sizeof(c->outbound));
 	memcpy(c->node, from->node, sizeof(c->node));
+	if (from->domain[0])
+		memcpy(c->domain, from->domain, sizeof(c->domain));
 	c->bytes_up = from->bytes_up;
 	c->bytes_down = from->bytes_down;
 	return true;

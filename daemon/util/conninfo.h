@@ -18,6 +18,10 @@ struct anser_conn_info {
 	char outbound[64];	     /* "direct", "block" or group name */
 	char node[64];		     /* node used, "" for direct */
 	char rule[32];		     /* "rule 3", "fallback", "builtin" */
+	/* the name the flow is for, "" if none is known: sniffed from its
+	 * first bytes (proxied flows), else the newest name anser's DNS
+	 * answered with its destination */
+	char domain[254];
 	uint64_t bytes_up, bytes_down;
 	/* Filled by the datapath for the daemon to resolve names: */
 	int outbound_id;   /* ANSER_OUT_* or group id */

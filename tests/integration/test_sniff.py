@@ -5,6 +5,7 @@ ss-servers that log what they were asked to connect to ("connect to
 x.test:4433" or "connect to 10.77.0.3:4433"), resolving names with a real
 dnsmasq. The apps connect to the server's raw address and name x.test
 only in their TLS server_name or HTTP Host. One meson test per case."""
+import json
 import os
 import sys
 import time
@@ -61,7 +62,7 @@ DNS = """dns {
 }""" % S4
 
 
-def setup(env, mode, dns=False, timeout="100ms", udp=False, wrapper=()):
+def setup(env, mode, dns=False, timeout="100ms", udp=False, wrapper=(), bus=False):
     env.setup_net()
     env.setup_cgroup()
     env.start_web()
@@ -71,6 +72,9 @@ def setup(env, mode, dns=False, timeout="100ms", udp=False, wrapper=()):
     # Both nodes resolve the names they are asked for at dnsmasq.
     env.start_ss(METHOD, PW, port=8388, udp=udp, nameserver=S4)
     env.start_ss(METHOD, PW, port=8389, udp=udp, nameserver=S4)
+    if bus:
+        env.start_bus()
+        env.start_polkitd()
     cfg = env.write_config(CONFIG % {"mode": mode, "timeout": timeout, "s4": S4, "p4": P4,
                                      "method": METHOD, "pw": PW, "dns": DNS if dns else ""})
     env.start_anserd(cfg, wrapper=wrapper)
@@ -452,10 +456,60 @@ def t_valgrind(env):
     harness.stop_valgrind_anserd(env, vlog)
 
 
+# Opens a connection to argv[1]:argv[2], sends a request head naming
+# argv[3] but not its end, holds it argv[4] s, then ends it; prints the answer.
+HOLD_APP = """import socket, sys, time
+s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=20)
+s.sendall(b"GET / HTTP/1.1\\r\\nHost: %s\\r\\nX-Wait: 1\\r\\n" % sys.argv[3].encode())
+time.sleep(float(sys.argv[4]))
+s.sendall(b"\\r\\n")
+data = b""
+while True:
+    part = s.recv(4096)
+    if not part:
+        break
+    data += part
+print(data.decode(errors="replace").split("\\r\\n\\r\\n", 1)[-1].strip())
+"""
+
+
+def t_listing(env):
+    """ListConnections shows each connection's domain: a proxied flow's
+    sniffed name (domain++, re-routed to gb by it), and for any flow, the
+    name anser's DNS answered for its destination (a direct one here,
+    after the app's lookup); "-" where none is known."""
+    setup(env, "domain++", dns=True, bus=True)
+    env.wait_for("the DNS service", lambda: "DNS service:" in env.log("anserd"))
+    app = os.path.join(env.tmp, "hold_app.py")
+    with open(app, "w") as f:
+        f.write(HOLD_APP)
+    def rows():
+        return json.loads(env.anserctl("connections", "--json").stdout)
+    # appT's connection first: routed before any name is known (ga, by pname)
+    held = env.app("appT", app, S4, WEB, "y.test", 5, binary=harness.PY, background=True)
+    env.wait_for("appT sniffed", lambda: any(r["process"] == "appT" and r["domain"] == "y.test"
+                                             for r in rows()))
+    res = app_query(env, "appQ", "udp", S4, "direct.test")
+    expect("addrs=%s" % S4 in res, "the lookup: %r" % res)
+    direct = env.app("appD", "tcp", S4, WEB, 3000, background=True)
+    env.wait_for("both listed", lambda: {"appT", "appD"} <= {r["process"] for r in rows()})
+    by = {r["process"]: r for r in rows()}
+    expect(by["appT"]["domain"] == "y.test" and by["appT"]["outbound"] == "ga",
+           "the sniffed name: %s" % by["appT"])
+    expect(by["appD"]["domain"] == "direct.test" and by["appD"]["outbound"] == "direct",
+           "the name DNS gave the destination: %s" % by["appD"])
+    table = env.anserctl("connections").stdout
+    expect("DOMAIN" in table.splitlines()[0] and "y.test" in table, table)
+    out, _ = held.communicate(timeout=30)
+    expect("client=%s" % P4 in out, "the held request answered: %r" % out)
+    direct.communicate(timeout=30)
+
+
 TESTS = {"tls_domainpp": t_tls_domainpp, "http_domainpp": t_http_domainpp,
          "domain_plus": t_domain_plus, "domain_checked": t_domain_checked,
          "ip_mode": t_ip_mode, "server_first": t_server_first, "quic_domainpp": t_quic_domainpp,
-         "names_via_protocols": t_names_via_protocols, "valgrind": t_valgrind}
+         "names_via_protocols": t_names_via_protocols, "listing": t_listing,
+         "valgrind": t_valgrind}
 
 if __name__ == "__main__":
     harness.main(TESTS)

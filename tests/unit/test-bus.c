@@ -255,6 +255,7 @@ static int fake_list_connections(void *ud, int (*emit)(void *eud, const struct a
 	strcpy(c->outbound, "proxy");
 	strcpy(c->node, "node-a");
 	strcpy(c->rule, "rule 3");
+	strcpy(c->domain, "example.test");
 	c->bytes_up = 100;
 	c->bytes_down = 1ULL << 33;
 
@@ -706,7 +707,7 @@ static void fake_polkit_stop(struct fake_polkit *p)
 
 struct conn_seen {
 	uint32_t pid;
-	char *process, *protocol, *source, *destination, *outbound, *node, *rule;
+	char *process, *protocol, *source, *destination, *outbound, *node, *rule, *domain;
 	uint64_t up, down, cookie;
 };
 
@@ -719,6 +720,7 @@ static void conn_seen_clear(struct conn_seen *c)
 	g_free(c->outbound);
 	g_free(c->node);
 	g_free(c->rule);
+	g_free(c->domain);
 }
 
 static void read_conn(sd_bus_message *m, struct conn_seen *c)
@@ -751,6 +753,8 @@ static void read_conn(sd_bus_message *m, struct conn_seen *c)
 			field = &c->node;
 		else if (strcmp(key, "Rule") == 0)
 			field = &c->rule;
+		else if (strcmp(key, "Domain") == 0)
+			field = &c->domain;
 		else
 			g_assert_not_reached();
 		if (field) {
@@ -800,6 +804,7 @@ static void test_polkit_allowed(void)
 	g_assert_cmpstr(c[0].outbound, ==, "proxy");
 	g_assert_cmpstr(c[0].node, ==, "node-a");
 	g_assert_cmpstr(c[0].rule, ==, "rule 3");
+	g_assert_cmpstr(c[0].domain, ==, "example.test");
 	g_assert_cmpuint(c[0].up, ==, 100);
 	g_assert_cmpuint(c[0].down, ==, 1ULL << 33);
 	g_assert_cmpuint(c[0].cookie, ==, 4242);
@@ -811,6 +816,7 @@ static void test_polkit_allowed(void)
 	g_assert_cmpstr(c[1].outbound, ==, "direct");
 	g_assert_cmpstr(c[1].node, ==, "");
 	g_assert_cmpstr(c[1].rule, ==, "fallback");
+	g_assert_cmpstr(c[1].domain, ==, "");
 	for (int i = 0; i < n; i++)
 		conn_seen_clear(&c[i]);
 	sd_bus_message_unref(reply);
