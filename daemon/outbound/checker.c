@@ -312,17 +312,18 @@ static bool udp_send_query(struct check *k)
 		return f == 0 || f == -EAGAIN;
 	}
 	if (k->st) {
-		n = anser_trojan_udp_frame(pkt, sizeof(pkt), (struct sockaddr *)&k->target, q, ql);
+		n = anser_trojan_udp_frame(pkt, sizeof(pkt), (struct sockaddr *)&k->target, NULL, q,
+					   ql);
 		if (n <= 0 || anser_stream_write(k->st, pkt, (size_t)n) != n)
 			return false;
 		int f = anser_stream_flush(k->st);
 		return f == 0 || f == -EAGAIN;
 	}
 	if (proto(k) == ANSER_NODE_SS) {
-		n = anser_ss_udp_seal(&k->key, (struct sockaddr *)&k->target, q, ql, pkt,
+		n = anser_ss_udp_seal(&k->key, (struct sockaddr *)&k->target, NULL, q, ql, pkt,
 				      sizeof(pkt));
 	} else {
-		n = anser_socks5_udp_header(pkt, sizeof(pkt), (struct sockaddr *)&k->target);
+		n = anser_socks5_udp_header(pkt, sizeof(pkt), (struct sockaddr *)&k->target, NULL);
 		if (n > 0) {
 			memcpy(pkt + n, q, ql);
 			n += (ssize_t)ql;

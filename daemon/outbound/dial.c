@@ -361,7 +361,9 @@ static int start_protocol(struct anser_dial *d)
 {
 	const struct anser_node *n = d->node;
 	struct sockaddr *dst = (struct sockaddr *)&d->dst;
-	const char *name = d->cmd == ANSER_DIAL_CONNECT ? d->name : NULL;
+	/* (UDP: VMess and VLESS streams to one destination; trojan's frames
+	 * carry their own addresses) */
+	const char *name = d->name;
 	int r;
 
 	switch (n->proto) {

@@ -43,9 +43,10 @@ struct anser_dial;
 int anser_dial_new(const struct anser_node *node, const struct sockaddr *node_addr,
 		   const struct sockaddr *dst, enum anser_dial_cmd cmd, uint32_t mark,
 		   struct anser_dial **out);
-/* CONNECT through a node: ask it for name:port (dst's port) rather than
- * dst's address (dial_mode domain); NULL or "" for the address. Direct
- * dials always connect to dst. Call before the first anser_dial_step.
+/* Through a node: ask it for name:port (dst's port) rather than dst's
+ * address (dial_mode domain; a CONNECT, or a VMess/VLESS UDP stream);
+ * NULL or "" for the address. Direct dials always connect to dst. Call
+ * before the first anser_dial_step.
  * -EINVAL for a name longer than 255 bytes. */
 int anser_dial_set_name(struct anser_dial *d, const char *name);
 int anser_dial_fd(const struct anser_dial *d);

@@ -255,8 +255,8 @@ static int psk_block(const struct anser_ss_key *k, const uint8_t in[16], uint8_t
 /* replies: type, time, the client's session id, padding length */
 #define UDP2022_REPLY_FIXED 19
 
-static ssize_t udp_seal_2022(struct anser_ss_key *k, const struct sockaddr *dst, const uint8_t *p,
-			     size_t n, uint8_t *out, size_t cap)
+static ssize_t udp_seal_2022(struct anser_ss_key *k, const struct sockaddr *dst, const char *name,
+			     const uint8_t *p, size_t n, uint8_t *out, size_t cap)
 {
 	gnutls_aead_cipher_hd_t h;
 	uint8_t hdr[16];
@@ -269,8 +269,8 @@ static ssize_t udp_seal_2022(struct anser_ss_key *k, const struct sockaddr *dst,
 	body[0] = 0;
 	put64(body + 1, (uint64_t)time(NULL));
 	body[9] = body[10] = 0; /* no padding */
-	ssize_t al =
-		anser_socks5_put_addr(body + UDP2022_FIXED, cap - 16 - UDP2022_FIXED - SS_TAG, dst);
+	ssize_t al = anser_socks5_put_dest(body + UDP2022_FIXED, cap - 16 - UDP2022_FIXED - SS_TAG,
+					   dst, name);
 	if (al < 0)
 		return al;
 	size_t bl = UDP2022_FIXED + (size_t)al + n;
@@ -327,20 +327,20 @@ static ssize_t udp_open_2022(const struct anser_ss_key *k, uint8_t *buf, size_t 
 
 /* ------------------------------------------------------------------ UDP */
 
-ssize_t anser_ss_udp_seal(struct anser_ss_key *k, const struct sockaddr *dst, const uint8_t *p,
-			  size_t n, uint8_t *out, size_t cap)
+ssize_t anser_ss_udp_seal(struct anser_ss_key *k, const struct sockaddr *dst, const char *name,
+			  const uint8_t *p, size_t n, uint8_t *out, size_t cap)
 {
 	gnutls_aead_cipher_hd_t h;
 	uint8_t nonce[12] = { 0 };
 
 	if (k->v2022)
-		return udp_seal_2022(k, dst, p, n, out, cap);
+		return udp_seal_2022(k, dst, name, p, n, out, cap);
 	if (cap < k->salt_len + SS_TAG + 1)
 		return -ENOBUFS;
 	if (gnutls_rnd(GNUTLS_RND_NONCE, out, k->salt_len) < 0)
 		return -EIO;
 	uint8_t *body = out + k->salt_len;
-	ssize_t al = anser_socks5_put_addr(body, cap - k->salt_len - SS_TAG, dst);
+	ssize_t al = anser_socks5_put_dest(body, cap - k->salt_len - SS_TAG, dst, name);
 	if (al < 0)
 		return al;
 	if ((size_t)al + n + SS_TAG > cap - k->salt_len)

@@ -83,10 +83,11 @@ int anser_ss_seal(struct anser_ss_aead *a, const uint8_t *p, size_t n, uint8_t *
  * out with the next nonce. 0 / -EBADMSG. */
 int anser_ss_open_payload(struct anser_ss_aead *a, const uint8_t *in, size_t n, uint8_t *out);
 
-/* UDP: one datagram to dst (2022: counts the packet id up). Returns its
+/* UDP: one datagram to dst, or to name:port of dst (name as in
+ * anser_socks5_put_dest; 2022: counts the packet id up). Returns its
  * length, -ENOBUFS, -errno. */
-ssize_t anser_ss_udp_seal(struct anser_ss_key *k, const struct sockaddr *dst, const uint8_t *p,
-			  size_t n, uint8_t *out, size_t cap);
+ssize_t anser_ss_udp_seal(struct anser_ss_key *k, const struct sockaddr *dst, const char *name,
+			  const uint8_t *p, size_t n, uint8_t *out, size_t cap);
 /* Opens a datagram from the server in place: the payload starts at
  * *payload (inside buf) and the return value is its length; src is
  * where it came from. -EBADMSG for a forged one, -EPROTO for bad

@@ -259,13 +259,14 @@ const char *anser_socks5_reply_str(uint8_t rep)
 	return rep < sizeof(s) / sizeof(s[0]) ? s[rep] : "unassigned reply code";
 }
 
-ssize_t anser_socks5_udp_header(uint8_t *buf, size_t len, const struct sockaddr *dst)
+ssize_t anser_socks5_udp_header(uint8_t *buf, size_t len, const struct sockaddr *dst,
+				const char *name)
 {
 	if (len < 3)
 		return -ENOBUFS;
 	buf[0] = buf[1] = 0;
 	buf[2] = 0; /* FRAG: we never fragment */
-	ssize_t n = anser_socks5_put_addr(buf + 3, len - 3, dst);
+	ssize_t n = anser_socks5_put_dest(buf + 3, len - 3, dst, name);
 	return n < 0 ? n : n + 3;
 }
 

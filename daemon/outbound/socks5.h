@@ -35,8 +35,8 @@
 
 /* Longest reply / UDP header: VER REP RSV ATYP LEN 255 PORT. */
 #define SOCKS5_MAX_ADDR_MSG (4 + 1 + 255 + 2)
-/* Largest UDP header we ever build (IPv6 destination). */
-#define SOCKS5_UDP_HDR_MAX (4 + 16 + 2)
+/* Largest UDP header we ever build (a 255-byte name). */
+#define SOCKS5_UDP_HDR_MAX (3 + 1 + 1 + 255 + 2)
 
 /* An address as a SOCKS5 server reports it: an IP (sa) or a domain name. */
 struct anser_socks5_addr {
@@ -81,8 +81,10 @@ int anser_socks5_parse_reply(const uint8_t *buf, size_t len, uint8_t *rep,
 int anser_socks5_reply_errno(uint8_t rep);
 const char *anser_socks5_reply_str(uint8_t rep);
 
-/* UDP request header (RSV RSV FRAG=0 ATYP ADDR PORT) for dst. */
-ssize_t anser_socks5_udp_header(uint8_t *buf, size_t len, const struct sockaddr *dst);
+/* UDP request header (RSV RSV FRAG=0 ATYP ADDR PORT) for dst (or name,
+ * as in anser_socks5_put_dest). */
+ssize_t anser_socks5_udp_header(uint8_t *buf, size_t len, const struct sockaddr *dst,
+				const char *name);
 /* Parses the header of a datagram from the relay; returns its length (the
  * payload follows). Fragments (FRAG != 0) are refused with -EPROTO. A
  * truncated header is -EPROTO too: a datagram is never continued. */

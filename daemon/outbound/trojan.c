@@ -49,11 +49,11 @@ int anser_trojan_stream_new(int fd, struct anser_stream *inner, const char *pass
 }
 
 ssize_t anser_trojan_udp_frame(uint8_t *buf, size_t len, const struct sockaddr *dst,
-			       const uint8_t *p, size_t n)
+			       const char *name, const uint8_t *p, size_t n)
 {
 	if (n > 0xFFFF)
 		return -EMSGSIZE;
-	ssize_t al = anser_socks5_put_addr(buf, len, dst);
+	ssize_t al = anser_socks5_put_dest(buf, len, dst, name);
 	if (al < 0)
 		return al;
 	if ((size_t)al + 4 + n > len)

@@ -31,9 +31,10 @@ int anser_trojan_stream_new(int fd, struct anser_stream *inner, const char *pass
 			    const struct sockaddr *dst, const char *name,
 			    struct anser_stream **out);
 
-/* UDP framing: one datagram to dst as ATYP ADDR PORT LEN CRLF PAYLOAD. */
+/* UDP framing: one datagram to dst (or name:port of dst, name as in
+ * anser_socks5_put_dest) as ATYP ADDR PORT LEN CRLF PAYLOAD. */
 ssize_t anser_trojan_udp_frame(uint8_t *buf, size_t len, const struct sockaddr *dst,
-			       const uint8_t *p, size_t n);
+			       const char *name, const uint8_t *p, size_t n);
 /* A datagram from the server at buf: bytes it takes in total (> 0) with
  * payload, plen and src set; -EAGAIN when buf holds only a prefix; -EPROTO. */
 int anser_trojan_udp_parse(const uint8_t *buf, size_t len, struct anser_socks5_addr *src,

@@ -150,16 +150,17 @@ void udp_worker_fini(struct worker *w);
 /* A datagram of flow f from the app at `app` on listener fam, sent on its
  * way (the flow's session is made if it has none). */
 void udp_forward(struct worker *w, int fam, const struct sockaddr_storage *app,
-		 const struct anser_flow *f, const uint8_t *data, size_t len);
+		 const struct anser_flow *f, const char *name, const uint8_t *data, size_t len);
 
-/* udp-sniff.c: dial_mode domain++ for QUIC. A flow whose first datagram
- * is a QUIC Initial is held (a few datagrams, at most sniffing_timeout)
- * until its ClientHello names the server, then routed again by the name,
- * and every datagram of the flow follows that route. true: the datagram
- * was taken (held, or sent with the rest); false: send it on with *f,
- * which may have been re-routed. */
+/* udp-sniff.c: the dial modes for QUIC. A flow whose first datagram is a
+ * QUIC Initial is held (a few datagrams, at most sniffing_timeout) until
+ * its ClientHello names the server; then, as dial_mode says, the node is
+ * asked for the name (*name) and, under domain++, the flow is routed
+ * again by it; every datagram of the flow follows. true: the datagram was
+ * taken (held, or sent with the rest); false: send it on with *f (maybe
+ * re-routed) and *name (NULL: the address). */
 bool udp_sniff(struct worker *w, int fam, const struct sockaddr_storage *app, uint32_t id,
-	       struct anser_flow *f, const uint8_t *data, size_t len);
+	       struct anser_flow *f, const char **name, const uint8_t *data, size_t len);
 /* Drops routes no datagram used for the UDP idle timeout (from the
  * worker's 1 s scan). */
 void udp_sniff_sweep(struct worker *w, uint64_t now);

@@ -1,12 +1,14 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
-/* dial_mode domain++ for QUIC: a proxied UDP flow that starts with a QUIC
+/* The dial modes for QUIC: a proxied UDP flow that starts with a QUIC
  * Initial is held until its ClientHello (which may span several Initial
- * packets) names the server, routed again by that name, and remembered,
- * so every later datagram of the flow (short-header packets name nothing)
+ * packets) names the server; the name is then used as dial_mode says (the
+ * node asked for it; domain++: the flow routed again by it), and kept, so
+ * every later datagram of the flow (short-header packets name nothing)
  * goes the same way. Per worker: the listener's SO_REUSEPORT group sends
  * one app socket's datagrams to one worker. */
 #include "proxy-internal.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -29,8 +31,10 @@ struct qsniff {
 	struct anser_flow flow;
 	int fam;
 	struct sockaddr_storage app;
-	bool done;	  /* routed: flow.outbound/rule are the route */
-	uint64_t last_ms; /* when a datagram last used it */
+	bool done; /* routed: flow.outbound/rule are the route */
+	enum anser_dial_mode mode;
+	char name[ANSER_SNIFF_NAME_MAX + 1]; /* asked of the node, "" for the address */
+	uint64_t last_ms;		     /* when a datagram last used it */
 	struct held *held[QS_HELD];
 	size_t n_held;
 };
@@ -74,12 +78,18 @@ static bool quic_initial(const uint8_t *p, size_t n)
 static void qs_settle(struct worker *w, struct qsniff *q, const char *name)
 {
 	wtimer_stop(w, &q->timer);
-	if (name)
+	q->name[0] = '\0';
+	if (name && q->mode == ANSER_DIAL_DOMAIN_PLUS_PLUS)
 		(void)proxy_reroute(w->p, &q->flow, name);
+	/* domain: only what DNS said of the address */
+	if (name && (q->mode != ANSER_DIAL_DOMAIN ||
+		     (w->p->dp && anser_datapath_named(w->p->dp, q->flow.daddr, name))))
+		snprintf(q->name, sizeof(q->name), "%s", name);
 	q->done = true;
 	q->last_ms = now_ms();
 	for (size_t i = 0; i < q->n_held; i++) {
-		udp_forward(w, q->fam, &q->app, &q->flow, q->held[i]->data, q->held[i]->len);
+		udp_forward(w, q->fam, &q->app, &q->flow, q->name[0] ? q->name : NULL,
+			    q->held[i]->data, q->held[i]->len);
 		free(q->held[i]);
 	}
 	q->n_held = 0;
@@ -90,17 +100,23 @@ static void qs_timeout(struct worker *w, struct wtimer *t)
 	qs_settle(w, container_of(t, struct qsniff, timer), NULL);
 }
 
-/* How long to hold a flow of generation `slot` for its name (0: not). */
-static uint64_t hold_ms(struct anser_proxy *p, unsigned slot)
+/* How long to hold flow f for its name (0: not), and the mode. */
+static uint64_t hold_ms(struct anser_proxy *p, const struct anser_flow *f,
+			enum anser_dial_mode *mode)
 {
-	struct pgen *g = proxy_gen_get(p, slot);
+	struct pgen *g = proxy_gen_get(p, f->gen);
 	uint64_t ms = 0;
 
-	/* Only domain++ has a use for the name of a UDP flow: nodes are
-	 * asked for the address, as replies must come from it. */
-	if (g && g->gen->cfg->dial_mode == ANSER_DIAL_DOMAIN_PLUS_PLUS &&
-	    g->gen->cfg->sniffing_timeout_ns > 0) {
-		ms = (uint64_t)(g->gen->cfg->sniffing_timeout_ns + 999999) / 1000000;
+	if (!g)
+		return 0;
+	const struct anser_config *cfg = g->gen->cfg;
+	*mode = cfg->dial_mode;
+	/* domain: only a name DNS gave the address passes; with none,
+	 * holding would be for nothing */
+	if (cfg->dial_mode != ANSER_DIAL_IP && cfg->sniffing_timeout_ns > 0 &&
+	    (cfg->dial_mode != ANSER_DIAL_DOMAIN ||
+	     (p->dp && anser_datapath_named(p->dp, f->daddr, NULL)))) {
+		ms = (uint64_t)(cfg->sniffing_timeout_ns + 999999) / 1000000;
 		ms = ms ? ms : 1;
 	}
 	pgen_unref(g);
@@ -108,26 +124,29 @@ static uint64_t hold_ms(struct anser_proxy *p, unsigned slot)
 }
 
 bool udp_sniff(struct worker *w, int fam, const struct sockaddr_storage *app, uint32_t id,
-	       struct anser_flow *f, const uint8_t *data, size_t len)
+	       struct anser_flow *f, const char **name, const uint8_t *data, size_t len)
 {
 	struct qsniff **pp = w->n_qs ? qs_slot(w, id, f->gen) : NULL;
 	struct qsniff *q = pp ? *pp : NULL;
+	enum anser_dial_mode mode = ANSER_DIAL_IP;
 
 	if (q && q->done) {
 		f->outbound = q->flow.outbound;
 		f->rule = q->flow.rule;
+		*name = q->name[0] ? q->name : NULL;
 		q->last_ms = now_ms();
 		return false;
 	}
 	if (!q) {
 		if (!quic_initial(data, len) || w->n_qs >= QS_MAX)
 			return false;
-		uint64_t ms = hold_ms(w->p, f->gen);
+		uint64_t ms = hold_ms(w->p, f, &mode);
 		if (!ms)
 			return false;
 		q = calloc(1, sizeof(*q));
 		if (!q)
 			return false;
+		q->mode = mode;
 		q->id = id;
 		q->flow = *f;
 		q->fam = fam;
@@ -151,13 +170,13 @@ bool udp_sniff(struct worker *w, int fam, const struct sockaddr_storage *app, ui
 		pkts[i] = q->held[i]->data;
 		lens[i] = q->held[i]->len;
 	}
-	char name[ANSER_SNIFF_NAME_MAX + 1];
-	enum anser_sniff v = anser_sniff_quic(pkts, lens, q->n_held, name);
+	char found[ANSER_SNIFF_NAME_MAX + 1];
+	enum anser_sniff v = anser_sniff_quic(pkts, lens, q->n_held, found);
 	if (v == ANSER_SNIFF_MORE && h && q->n_held < QS_HELD)
 		return true;
-	qs_settle(w, q, v == ANSER_SNIFF_FOUND ? name : NULL);
+	qs_settle(w, q, v == ANSER_SNIFF_FOUND ? found : NULL);
 	if (!h) /* not held: it goes after the others */
-		udp_forward(w, fam, app, &q->flow, data, len);
+		udp_forward(w, fam, app, &q->flow, q->name[0] ? q->name : NULL, data, len);
 	return true;
 }
 

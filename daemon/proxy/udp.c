@@ -37,6 +37,10 @@ struct ep {
 struct dest {
 	struct ep ep;
 	bool connected; /* the app connect()ed to it: reply from the listener */
+	/* dial_mode domain: the node is asked for name:port, not the
+	 * address (malloc'd; NULL: the address). Its replies come from
+	 * wherever the node resolved the name to, and are the app's from ep. */
+	char *name;
 };
 
 struct reply_sock {
@@ -263,6 +267,10 @@ static void udp_close(struct worker *w, struct sess *s, bool reset)
 	for (size_t i = 0; i < u->n_queue; i++)
 		free(u->queue[i]);
 	u->n_queue = 0;
+	for (size_t i = 0; i < u->n_dests; i++) {
+		free(u->dests[i].name);
+		u->dests[i].name = NULL;
+	}
 	explicit_bzero(&u->ss, sizeof(u->ss));
 }
 
@@ -282,33 +290,69 @@ static void touch(struct worker *w, struct udp_sess *u)
 	u->s.deadline = now_ms() + (uint64_t)w->p->opts.udp_idle_timeout * 1000;
 }
 
-static void note_dest(struct udp_sess *u, const struct sockaddr_storage *dst, bool connected)
+/* The destination dst of u, noted (name: what the node is asked for). */
+static struct dest *note_dest(struct udp_sess *u, const struct sockaddr_storage *dst,
+			      bool connected, const char *name)
 {
 	struct ep e;
+	struct dest *d = NULL;
 	ep_from(dst, &e);
-	for (size_t i = 0; i < u->n_dests; i++)
-		if (memcmp(&u->dests[i].ep, &e, sizeof(e)) == 0) {
-			u->dests[i].connected = connected;
-			return;
-		}
-	/* Beyond MAX_DESTS the oldest entry is recycled. */
-	size_t i = u->n_dests < MAX_DESTS ? u->n_dests++ : u->next_dest++ % MAX_DESTS;
-	u->dests[i].ep = e;
-	u->dests[i].connected = connected;
+	for (size_t i = 0; i < u->n_dests && !d; i++)
+		if (memcmp(&u->dests[i].ep, &e, sizeof(e)) == 0)
+			d = &u->dests[i];
+	if (!d) {
+		/* Beyond MAX_DESTS the oldest entry is recycled. */
+		size_t i = u->n_dests < MAX_DESTS ? u->n_dests++ : u->next_dest++ % MAX_DESTS;
+		d = &u->dests[i];
+		free(d->name);
+		d->name = NULL;
+		d->ep = e;
+	}
+	d->connected = connected;
+	if (name && (!d->name || strcmp(d->name, name) != 0)) {
+		free(d->name);
+		d->name = strdup(name);
+	}
+	return d;
+}
+
+/* A reply's source as the app must see it: an address the app sent to,
+ * or -- for a reply to a name the node was asked for, which comes from
+ * the address the node found (or names it) -- the address the app sent
+ * that name's datagrams to, told by the port when one such destination
+ * has it. NULL when the reply is for none of the app's destinations. */
+static const struct dest *reply_dest(const struct udp_sess *u, const struct sockaddr_storage *from,
+				     const char *from_name)
+{
+	struct ep e;
+	const struct dest *by_port = NULL;
+	int n_port = 0;
+
+	ep_from(from, &e);
+	for (size_t i = 0; i < u->n_dests; i++) {
+		const struct dest *d = &u->dests[i];
+		if (from->ss_family && memcmp(&d->ep, &e, sizeof(e)) == 0)
+			return d;
+		if (d->name && from_name && strcasecmp(d->name, from_name) == 0)
+			return d;
+		if (d->name && d->ep.port == e.port && n_port++ == 0)
+			by_port = d;
+	}
+	return n_port == 1 ? by_port : NULL;
 }
 
 /* One datagram framed into the session's stream; a frame the stream
  * takes only in part is finished before any other (datagrams that come
  * meanwhile are dropped, as a full socket buffer would). */
-static void stream_send(struct udp_sess *u, const struct sockaddr_storage *dst, const uint8_t *data,
-			size_t len)
+static void stream_send(struct udp_sess *u, const struct sockaddr_storage *dst, const char *name,
+			const uint8_t *data, size_t len)
 {
 	if (u->pend_len > 0) {
 		log_debug("UDP via %s: the stream is busy, dropping a datagram", u->s.node_name);
 		return;
 	}
-	ssize_t n = anser_trojan_udp_frame(u->seal_buf, UDP_MAX, (const struct sockaddr *)dst, data,
-					   len);
+	ssize_t n = anser_trojan_udp_frame(u->seal_buf, UDP_MAX, (const struct sockaddr *)dst, name,
+					   data, len);
 	if (n < 0)
 		return;
 	size_t off = 0;
@@ -335,8 +379,8 @@ static void stream_send(struct udp_sess *u, const struct sockaddr_storage *dst, 
 	atomic_fetch_add_explicit(&u->s.bytes_up, len, memory_order_relaxed);
 }
 
-static void send_out(struct udp_sess *u, const struct sockaddr_storage *dst, const uint8_t *data,
-		     size_t len)
+static void send_out(struct udp_sess *u, const struct sockaddr_storage *dst, const char *name,
+		     const uint8_t *data, size_t len)
 {
 	ssize_t n;
 
@@ -348,11 +392,11 @@ static void send_out(struct udp_sess *u, const struct sockaddr_storage *dst, con
 		ep_to(&e, AF_INET6, &to);
 		n = sendto(u->out_fd, data, len, 0, (struct sockaddr *)&to, sa_len(&to));
 	} else if (u->kind == UDP_STREAM) {
-		stream_send(u, dst, data, len);
+		stream_send(u, dst, name, data, len);
 		return;
 	} else if (u->kind == UDP_SS) {
-		ssize_t sl = anser_ss_udp_seal(&u->ss, (const struct sockaddr *)dst, data, len,
-					       u->seal_buf, UDP_MAX);
+		ssize_t sl = anser_ss_udp_seal(&u->ss, (const struct sockaddr *)dst, name, data,
+					       len, u->seal_buf, UDP_MAX);
 		if (sl < 0) {
 			log_debug_errno((int)sl, "UDP datagram of %s too big for %s, dropping: %m",
 					u->s.flow.pname, u->s.node_name);
@@ -361,8 +405,8 @@ static void send_out(struct udp_sess *u, const struct sockaddr_storage *dst, con
 		n = send(u->out_fd, u->seal_buf, (size_t)sl, 0);
 	} else {
 		uint8_t hdr[SOCKS5_UDP_HDR_MAX];
-		ssize_t hl =
-			anser_socks5_udp_header(hdr, sizeof(hdr), (const struct sockaddr *)dst);
+		ssize_t hl = anser_socks5_udp_header(hdr, sizeof(hdr), (const struct sockaddr *)dst,
+						     name);
 		if (hl < 0)
 			return;
 		struct iovec iov[2] = { { hdr, (size_t)hl }, { (void *)data, len } };
@@ -423,19 +467,25 @@ static int reply_sock(struct worker *w, struct udp_sess *u, const struct ep *rem
 	return fd;
 }
 
+/* from_name: the reply's source when the node gave it as a name */
 static void deliver(struct worker *w, struct udp_sess *u, const struct sockaddr_storage *from,
-		    const uint8_t *data, size_t len)
+		    const char *from_name, const uint8_t *data, size_t len)
 {
 	struct ep e;
 	bool connected = false;
 	int fd;
 
-	ep_from(from, &e);
-	for (size_t i = 0; i < u->n_dests; i++)
-		if (memcmp(&u->dests[i].ep, &e, sizeof(e)) == 0) {
-			connected = u->dests[i].connected;
-			break;
-		}
+	const struct dest *d = reply_dest(u, from, from_name);
+	if (d) {
+		e = d->ep;
+		connected = d->connected;
+	} else if (from->ss_family) {
+		ep_from(from, &e); /* full cone: any remote's reply reaches the app */
+	} else {
+		log_debug("UDP reply for %s named %s, which it never sent to, dropping",
+			  u->s.flow.pname, from_name ? from_name : "?");
+		return;
+	}
 	if (connected) {
 		fd = w->udp_fd[u->fam];
 	} else {
@@ -469,7 +519,7 @@ static void udp_on_out(struct worker *w, struct handler *h, uint32_t events)
 			continue;
 		}
 		if (u->kind == UDP_DIRECT) {
-			deliver(w, u, &from, buf, (size_t)n);
+			deliver(w, u, &from, NULL, buf, (size_t)n);
 			continue;
 		}
 		struct anser_socks5_addr src;
@@ -482,7 +532,8 @@ static void udp_on_out(struct worker *w, struct handler *h, uint32_t events)
 					  u->s.node_name);
 				continue;
 			}
-			deliver(w, u, &src.sa, payload, (size_t)pl);
+			deliver(w, u, &src.sa, src.atyp == SOCKS5_ATYP_DOMAIN ? src.domain : NULL,
+				payload, (size_t)pl);
 			continue;
 		}
 		int hl = anser_socks5_udp_parse(buf, (size_t)n, &src);
@@ -491,7 +542,8 @@ static void udp_on_out(struct worker *w, struct handler *h, uint32_t events)
 				  u->s.node_name);
 			continue;
 		}
-		deliver(w, u, &src.sa, buf + hl, (size_t)n - (size_t)hl);
+		deliver(w, u, &src.sa, src.atyp == SOCKS5_ATYP_DOMAIN ? src.domain : NULL, buf + hl,
+			(size_t)n - (size_t)hl);
 	}
 }
 
@@ -570,14 +622,14 @@ static void vs_on_event(struct worker *w, struct handler *h, uint32_t events)
 			vs_close(v);
 			return;
 		}
-		deliver(w, u, &from, w->udp_buf, (size_t)n);
+		deliver(w, u, &from, NULL, w->udp_buf, (size_t)n);
 	}
 	if (!u->s.dead && !v->dead)
 		vs_watch(w, v);
 }
 
 static void vmess_send(struct worker *w, struct udp_sess *u, const struct sockaddr_storage *dst,
-		       const uint8_t *data, size_t len)
+		       const char *name, const uint8_t *data, size_t len)
 {
 	struct ep e;
 	struct vstream *v = NULL;
@@ -604,6 +656,8 @@ static void vmess_send(struct worker *w, struct udp_sess *u, const struct sockad
 				       (struct sockaddr *)&g->node_addr[u->s.node],
 				       (const struct sockaddr *)dst, ANSER_DIAL_UDP,
 				       proxy_mark(g, &u->s.flow), &v->dial);
+		if (r == 0 && name)
+			r = anser_dial_set_name(v->dial, name);
 		if (r < 0) {
 			log_warning_errno(r, "UDP of %s via %s: dial failed: %m", u->s.flow.pname,
 					  u->s.node_name);
@@ -685,7 +739,8 @@ static void stream_io(struct worker *w, struct udp_sess *u)
 				sess_kill(w, &u->s, false);
 				return;
 			}
-			deliver(w, u, &src.sa, p, pl);
+			deliver(w, u, &src.sa, src.atyp == SOCKS5_ATYP_DOMAIN ? src.domain : NULL,
+				p, pl);
 			off += (size_t)n;
 		}
 		memmove(u->in, u->in + off, u->in_len - off);
@@ -698,7 +753,13 @@ static void stream_io(struct worker *w, struct udp_sess *u)
 static void send_held(struct udp_sess *u)
 {
 	for (size_t i = 0; i < u->n_queue; i++) {
-		send_out(u, &u->queue[i]->dst, u->queue[i]->data, u->queue[i]->len);
+		struct ep e;
+		const char *name = NULL;
+		ep_from(&u->queue[i]->dst, &e);
+		for (size_t k = 0; k < u->n_dests && !name; k++)
+			if (memcmp(&u->dests[k].ep, &e, sizeof(e)) == 0)
+				name = u->dests[k].name;
+		send_out(u, &u->queue[i]->dst, name, u->queue[i]->data, u->queue[i]->len);
 		free(u->queue[i]);
 	}
 	u->n_queue = 0;
@@ -878,7 +939,7 @@ static int udp_lookup(struct anser_proxy *p, uint32_t id, struct anser_flow *f)
 }
 
 void udp_forward(struct worker *w, int fam, const struct sockaddr_storage *app,
-		 const struct anser_flow *f, const uint8_t *data, size_t len)
+		 const struct anser_flow *f, const char *name, const uint8_t *data, size_t len)
 {
 	struct anser_flow flow = *f;
 
@@ -892,14 +953,16 @@ void udp_forward(struct worker *w, int fam, const struct sockaddr_storage *app,
 
 	struct sockaddr_storage dst;
 	anser_flow_dst(&flow, &dst);
-	note_dest(u, &dst, flow.flags & ANSER_FLOW_F_CONNECTED);
+	/* a direct session connects to the address whatever the mode */
+	const struct dest *d = note_dest(u, &dst, flow.flags & ANSER_FLOW_F_CONNECTED,
+					 u->kind == UDP_DIRECT ? NULL : name);
 	if (u->kind == UDP_PERDEST) {
-		vmess_send(w, u, &dst, data, len);
+		vmess_send(w, u, &dst, d->name, data, len);
 		touch(w, u);
 		return;
 	}
 	if (!u->dial) {
-		send_out(u, &dst, data, len);
+		send_out(u, &dst, d->name, data, len);
 		touch(w, u);
 		return;
 	}
@@ -919,10 +982,11 @@ static void udp_datagram(struct worker *w, int fam, const struct sockaddr_storag
 				anser_sockaddr_str(app, src, sizeof(src)));
 		return;
 	}
+	const char *name = NULL;
 	if (flow.outbound >= ANSER_OUT_FIRST_GROUP &&
-	    udp_sniff(w, fam, app, mark, &flow, data, len))
+	    udp_sniff(w, fam, app, mark, &flow, &name, data, len))
 		return; /* held until its name is known */
-	udp_forward(w, fam, app, &flow, data, len);
+	udp_forward(w, fam, app, &flow, name, data, len);
 }
 
 void udp_on_listener(struct worker *w, struct handler *h, uint32_t events)

@@ -255,9 +255,10 @@ socks pass {
         self.spawn("tinyproxy", self.nsexec("p") + [tp, "-d", "-c", conf])
         self.wait_port("p", port)
 
-    def start_dnsmasq(self, names=()):
+    def start_dnsmasq(self, names=(), addresses=None):
         """dnsmasq on the server's v4 address, answering check.test (and
-        each of names) with the server's v4 address itself."""
+        each of names) with the server's v4 address itself, and each name
+        of addresses ({name: address}) with its address."""
         dm = shutil.which("dnsmasq") or "/usr/sbin/dnsmasq"
         if not os.path.exists(dm):
             raise Skip("dnsmasq not installed")
@@ -265,6 +266,7 @@ socks pass {
             dm, "-k", "--conf-file=/dev/null", "--port=53", "--listen-address=" + S4,
             "--bind-interfaces", "--no-resolv", "--no-hosts", "--address=/check.test/" + S4] + [
             "--address=/%s/%s" % (n, S4) for n in names] + [
+            "--address=/%s/%s" % kv for kv in (addresses or {}).items()] + [
             "--user=root", "--group=root", "--pid-file=", "--log-facility=-"])
         self.wait_for("dnsmasq", lambda: run(self.nsexec("s") + ["ss", "-Hlun", "sport = :53"],
                                              check=False).stdout.strip() != "")

@@ -68,7 +68,8 @@ def setup(env, mode, dns=False, timeout="100ms", udp=False, wrapper=(), bus=Fals
     env.start_web()
     env.spawn("web2", env.nsexec("s") + [harness.PY, harness.SERVER, str(WEB)])
     env.wait_for("web server 2", lambda: "ready" in env.log("web2"))
-    env.start_dnsmasq(names=("x.test", "y.test", "blocked.test", "direct.test"))
+    env.start_dnsmasq(names=("x.test", "y.test", "blocked.test", "direct.test"),
+                      addresses={"alt.test": ALT4})
     # Both nodes resolve the names they are asked for at dnsmasq.
     env.start_ss(METHOD, PW, port=8388, udp=udp, nameserver=S4)
     env.start_ss(METHOD, PW, port=8389, udp=udp, nameserver=S4)
@@ -433,6 +434,46 @@ def t_names_via_protocols(env):
                      lambda: "x.test:%d" % WEB in env.log("v2ray-" + k))
 
 
+UDP_ECHO = """import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind((sys.argv[1], int(sys.argv[2])))
+while True:
+    data, addr = s.recvfrom(65535)
+    s.sendto(b"ECHO " + addr[0].encode() + b" " + data, addr)
+"""
+
+
+ALT4 = "10.77.0.4"  # alt.test, for the nodes: an address of ns s no app sends to
+
+
+def quic_names(mode):
+    """QUIC under dial_mode `mode`: the node is asked for the name in the
+    ClientHello. alt.test resolves (for the ss-server node, at dnsmasq)
+    to 10.77.0.4, where the only UDP server on that port listens -- the
+    address the app sent to has none -- so an answer means the node was
+    asked for the name; it reaches the app's connected socket as from the
+    address the app sent to (v1, and v2 split over two Initials)."""
+    def t(env):
+        setup(env, mode, udp=True)
+        harness.run(["ip", "-n", env.ns("s"), "addr", "add", ALT4 + "/24", "dev", "e0"])
+        echo = os.path.join(env.tmp, "udp_echo.py")
+        with open(echo, "w") as f:
+            f.write(UDP_ECHO)
+        env.spawn("echo4", env.nsexec("s") + [harness.PY, echo, ALT4, "8082"])
+        env.wait_for("the echo server", lambda: harness.run(
+            env.nsexec("s") + ["ss", "-Hlun", "sport = :8082"], check=False).stdout.strip())
+        app = os.path.join(env.tmp, "quic_app.py")
+        with open(app, "w") as f:
+            f.write(QUIC_APP)
+        for version, split in (("1", "one"), ("2", "split")):
+            r = env.app("appT", app, S4, 8082, "alt.test", version, split, binary=harness.PY)
+            out = r.stdout.split("\n")
+            n = 3 if split == "split" else 2
+            expect(out[:n] == ["reply " + P4] * n,
+                   "%s, QUIC v%s: answers via the node from alt.test: %r" % (mode, version, out))
+    return t
+
+
 def t_valgrind(env):
     """anserd under valgrind while it sniffs: TLS and HTTP flows re-routed
     (to a node by name, to direct, to block), a server-first flow given
@@ -451,6 +492,17 @@ def t_valgrind(env):
     for version, split in (("1", "one"), ("2", "split")):
         out = quic_app(env, "direct.test", version, split)
         expect(out[0].startswith("reply ") and out[0] != "reply " + P4, "QUIC: %r" % out)
+    # a QUIC flow whose node is asked for the name (alt.test, at ALT4)
+    harness.run(["ip", "-n", env.ns("s"), "addr", "add", ALT4 + "/24", "dev", "e0"])
+    echo = os.path.join(env.tmp, "udp_echo.py")
+    with open(echo, "w") as f:
+        f.write(UDP_ECHO)
+    env.spawn("echo4", env.nsexec("s") + [harness.PY, echo, ALT4, "8082"])
+    env.wait_for("the echo server", lambda: harness.run(
+        env.nsexec("s") + ["ss", "-Hlun", "sport = :8082"], check=False).stdout.strip())
+    r = env.app("appT", os.path.join(env.tmp, "quic_app.py"), S4, 8082, "alt.test", "2", "split",
+                binary=harness.PY, timeout=60)
+    expect(r.stdout.startswith("reply " + P4), "QUIC by name under valgrind: %r" % r.stdout)
     r = env.app("appT", start_banner(env), S4, BANNER_PORT, binary=harness.PY, timeout=30)
     expect("banner=b'220 hello\\r\\n'" in r.stdout, "server first: %r" % r.stdout)
     harness.stop_valgrind_anserd(env, vlog)
@@ -509,6 +561,7 @@ TESTS = {"tls_domainpp": t_tls_domainpp, "http_domainpp": t_http_domainpp,
          "domain_plus": t_domain_plus, "domain_checked": t_domain_checked,
          "ip_mode": t_ip_mode, "server_first": t_server_first, "quic_domainpp": t_quic_domainpp,
          "names_via_protocols": t_names_via_protocols, "listing": t_listing,
+         "quic_names_plus": quic_names("domain+"), "quic_names_plusplus": quic_names("domain++"),
          "valgrind": t_valgrind}
 
 if __name__ == "__main__":

@@ -107,8 +107,8 @@ static void test_ss_udp(void)
 
 	inet_pton(AF_INET6, "fd77::3", &dst.sin6_addr);
 	g_assert_cmpint(anser_ss_key_init(&k, ANSER_CIPHER_AES_256_GCM, "pw"), ==, 0);
-	ssize_t n = anser_ss_udp_seal(&k, (struct sockaddr *)&dst, (const uint8_t *)"hello", 5, out,
-				      sizeof(out));
+	ssize_t n = anser_ss_udp_seal(&k, (struct sockaddr *)&dst, NULL, (const uint8_t *)"hello",
+				      5, out, sizeof(out));
 	g_assert_cmpint(n, ==, 32 + 19 + 5 + 16);
 	uint8_t copy[2048];
 	memcpy(copy, out, (size_t)n);
@@ -118,8 +118,8 @@ static void test_ss_udp(void)
 	g_assert_cmpint(src.atyp, ==, SOCKS5_ATYP_IPV6);
 	g_assert_cmpuint(src.port, ==, 53);
 	/* no room, forged, cut, too short */
-	g_assert_cmpint(anser_ss_udp_seal(&k, (struct sockaddr *)&dst, out, 2000, out, 2048), ==,
-			-ENOBUFS);
+	g_assert_cmpint(anser_ss_udp_seal(&k, (struct sockaddr *)&dst, NULL, out, 2000, out, 2048),
+			==, -ENOBUFS);
 	copy[40] ^= 4;
 	g_assert_cmpint(anser_ss_udp_open(&k, copy, (size_t)n, &payload, &src), ==, -EBADMSG);
 	g_assert_cmpint(anser_ss_udp_open(&k, copy, 40, &payload, &src), <, 0);
@@ -127,7 +127,7 @@ static void test_ss_udp(void)
 	/* another key cannot open it */
 	struct anser_ss_key k2;
 	g_assert_cmpint(anser_ss_key_init(&k2, ANSER_CIPHER_AES_256_GCM, "pw2"), ==, 0);
-	n = anser_ss_udp_seal(&k, (struct sockaddr *)&dst, (const uint8_t *)"x", 1, out,
+	n = anser_ss_udp_seal(&k, (struct sockaddr *)&dst, NULL, (const uint8_t *)"x", 1, out,
 			      sizeof(out));
 	g_assert_cmpint(anser_ss_udp_open(&k2, out, (size_t)n, &payload, &src), ==, -EBADMSG);
 }
@@ -353,7 +353,8 @@ static void test_headers(void)
 	g_assert_cmpmem(b + 56, 12, "\r\n\x01\x01\x0a\x4d\x00\x03\x01\xbb\r\n", 12);
 
 	/* trojan UDP framing both ways */
-	n = anser_trojan_udp_frame(b, sizeof(b), (struct sockaddr *)&d6, (const uint8_t *)"hi", 2);
+	n = anser_trojan_udp_frame(b, sizeof(b), (struct sockaddr *)&d6, NULL,
+				   (const uint8_t *)"hi", 2);
 	g_assert_cmpint(n, ==, 19 + 4 + 2);
 	struct anser_socks5_addr src;
 	const uint8_t *p;

@@ -228,7 +228,7 @@ static void test_udp(void)
 	struct anser_socks5_addr a;
 
 	sa4(&ss, "8.8.8.8", 53);
-	ssize_t n = anser_socks5_udp_header(b, sizeof(b), (struct sockaddr *)&ss);
+	ssize_t n = anser_socks5_udp_header(b, sizeof(b), (struct sockaddr *)&ss, NULL);
 	g_assert_cmpint(n, ==, 10);
 	g_assert_cmpmem(b, 10, "\x00\x00\x00\x01\x08\x08\x08\x08\x00\x35", 10);
 	memcpy(b + n, "payload", 7);
@@ -240,10 +240,18 @@ static void test_udp(void)
 			==, 0);
 
 	sa6(&ss, "2001:db8::53", 5353);
-	n = anser_socks5_udp_header(b, sizeof(b), (struct sockaddr *)&ss);
-	g_assert_cmpint(n, ==, SOCKS5_UDP_HDR_MAX);
+	n = anser_socks5_udp_header(b, sizeof(b), (struct sockaddr *)&ss, NULL);
+	g_assert_cmpint(n, ==, 3 + 1 + 16 + 2);
 	g_assert_cmpint(anser_socks5_udp_parse(b, (size_t)n, &a), ==, n);
 	g_assert_cmpint(a.port, ==, 5353);
+	/* dial_mode domain: the name, with the address's port */
+	n = anser_socks5_udp_header(b, sizeof(b), (struct sockaddr *)&ss, "q.test");
+	g_assert_cmpint(n, ==, 3 + 1 + 1 + 6 + 2);
+	g_assert_cmpint(anser_socks5_udp_parse(b, (size_t)n, &a), ==, n);
+	g_assert_cmpint(a.atyp, ==, SOCKS5_ATYP_DOMAIN);
+	g_assert_cmpstr(a.domain, ==, "q.test");
+	g_assert_cmpint(a.port, ==, 5353);
+	n = anser_socks5_udp_header(b, sizeof(b), (struct sockaddr *)&ss, NULL);
 
 	/* Fragments are refused, as are truncated headers and junk. */
 	b[2] = 1;
