@@ -446,6 +446,17 @@ while True:
 ALT4 = "10.77.0.4"  # alt.test, for the nodes: an address of ns s no app sends to
 
 
+def start_alt_echo(env):
+    """ALT4 on ns s, with a UDP echo server on ALT4:8082 only."""
+    harness.run(["ip", "-n", env.ns("s"), "addr", "add", ALT4 + "/24", "dev", "e0"])
+    echo = os.path.join(env.tmp, "udp_echo.py")
+    with open(echo, "w") as f:
+        f.write(UDP_ECHO)
+    env.spawn("echo4", env.nsexec("s") + [harness.PY, echo, ALT4, "8082"])
+    env.wait_for("the echo server", lambda: harness.run(
+        env.nsexec("s") + ["ss", "-Hlun", "sport = :8082"], check=False).stdout.strip())
+
+
 def quic_names(mode):
     """QUIC under dial_mode `mode`: the node is asked for the name in the
     ClientHello. alt.test resolves (for the ss-server node, at dnsmasq)
@@ -455,13 +466,7 @@ def quic_names(mode):
     address the app sent to (v1, and v2 split over two Initials)."""
     def t(env):
         setup(env, mode, udp=True)
-        harness.run(["ip", "-n", env.ns("s"), "addr", "add", ALT4 + "/24", "dev", "e0"])
-        echo = os.path.join(env.tmp, "udp_echo.py")
-        with open(echo, "w") as f:
-            f.write(UDP_ECHO)
-        env.spawn("echo4", env.nsexec("s") + [harness.PY, echo, ALT4, "8082"])
-        env.wait_for("the echo server", lambda: harness.run(
-            env.nsexec("s") + ["ss", "-Hlun", "sport = :8082"], check=False).stdout.strip())
+        start_alt_echo(env)
         app = os.path.join(env.tmp, "quic_app.py")
         with open(app, "w") as f:
             f.write(QUIC_APP)
@@ -493,13 +498,7 @@ def t_valgrind(env):
         out = quic_app(env, "direct.test", version, split)
         expect(out[0].startswith("reply ") and out[0] != "reply " + P4, "QUIC: %r" % out)
     # a QUIC flow whose node is asked for the name (alt.test, at ALT4)
-    harness.run(["ip", "-n", env.ns("s"), "addr", "add", ALT4 + "/24", "dev", "e0"])
-    echo = os.path.join(env.tmp, "udp_echo.py")
-    with open(echo, "w") as f:
-        f.write(UDP_ECHO)
-    env.spawn("echo4", env.nsexec("s") + [harness.PY, echo, ALT4, "8082"])
-    env.wait_for("the echo server", lambda: harness.run(
-        env.nsexec("s") + ["ss", "-Hlun", "sport = :8082"], check=False).stdout.strip())
+    start_alt_echo(env)
     r = env.app("appT", os.path.join(env.tmp, "quic_app.py"), S4, 8082, "alt.test", "2", "split",
                 binary=harness.PY, timeout=60)
     expect(r.stdout.startswith("reply " + P4), "QUIC by name under valgrind: %r" % r.stdout)

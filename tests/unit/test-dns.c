@@ -15,40 +15,11 @@
 #include "daemon/dns/router.h"
 #include "daemon/dns/upstream.h"
 #include "daemon/dns/message.h"
+#include "wire.h"
 
 /* Builds messages byte by byte. */
-struct msg {
-	uint8_t b[4096];
-	size_t n;
-};
-
-static void put(struct msg *m, const void *p, size_t n)
-{
-	g_assert_cmpuint(m->n + n, <=, sizeof(m->b));
-	memcpy(m->b + m->n, p, n);
-	m->n += n;
-}
-
-static void u8(struct msg *m, unsigned v)
-{
-	uint8_t b = (uint8_t)v;
-	put(m, &b, 1);
-}
-
-static void u16(struct msg *m, unsigned v)
-{
-	u8(m, v >> 8);
-	u8(m, v & 0xff);
-}
-
-static void u32(struct msg *m, uint32_t v)
-{
-	u16(m, v >> 16);
-	u16(m, v & 0xffff);
-}
-
 /* "www.example.test" -> labels; "" -> the root */
-static void name(struct msg *m, const char *dotted)
+static void name(struct wire *m, const char *dotted)
 {
 	g_auto(GStrv) labels = g_strsplit(dotted, ".", -1);
 	for (size_t i = 0; labels[i]; i++) {
@@ -61,7 +32,7 @@ static void name(struct msg *m, const char *dotted)
 	u8(m, 0);
 }
 
-static void header(struct msg *m, unsigned id, unsigned flags, unsigned qd, unsigned an,
+static void header(struct wire *m, unsigned id, unsigned flags, unsigned qd, unsigned an,
 		   unsigned ns, unsigned ar)
 {
 	m->n = 0;
@@ -73,7 +44,7 @@ static void header(struct msg *m, unsigned id, unsigned flags, unsigned qd, unsi
 	u16(m, ar);
 }
 
-static void opt(struct msg *m, unsigned size, unsigned version, bool dobit)
+static void opt(struct wire *m, unsigned size, unsigned version, bool dobit)
 {
 	u8(m, 0);
 	u16(m, ANSER_DNS_OPT);
@@ -85,7 +56,7 @@ static void opt(struct msg *m, unsigned size, unsigned version, bool dobit)
 }
 
 /* A good query: id 0x1234, RD, one question, optionally EDNS. */
-static void query(struct msg *m, const char *qname, unsigned qtype, bool edns)
+static void query(struct wire *m, const char *qname, unsigned qtype, bool edns)
 {
 	header(m, 0x1234, 0x0100, 1, 0, 0, edns ? 1 : 0);
 	name(m, qname);
@@ -95,7 +66,7 @@ static void query(struct msg *m, const char *qname, unsigned qtype, bool edns)
 		opt(m, 1232, 0, true);
 }
 
-static enum anser_dns_verdict verdict(const struct msg *m, int *rcode)
+static enum anser_dns_verdict verdict(const struct wire *m, int *rcode)
 {
 	struct anser_dns_query q;
 	enum anser_dns_verdict v = anser_dns_parse_query(m->b, m->n, &q);
@@ -103,7 +74,7 @@ static enum anser_dns_verdict verdict(const struct msg *m, int *rcode)
 	return v;
 }
 
-static void expect(const struct msg *m, enum anser_dns_verdict want, int want_rcode,
+static void expect(const struct wire *m, enum anser_dns_verdict want, int want_rcode,
 		   const char *what)
 {
 	int rcode;
@@ -115,7 +86,7 @@ static void expect(const struct msg *m, enum anser_dns_verdict want, int want_rc
 
 static void test_query_good(void)
 {
-	struct msg m;
+	struct wire m;
 	struct anser_dns_query q;
 	char text[300];
 
@@ -154,7 +125,7 @@ static void test_query_good(void)
 
 static void test_query_bad(void)
 {
-	struct msg m;
+	struct wire m;
 
 	m.n = 11;
 	memset(m.b, 0, 11);
@@ -262,7 +233,7 @@ static void test_query_bad(void)
 
 static void test_error_reply(void)
 {
-	struct msg m;
+	struct wire m;
 	struct anser_dns_query q;
 	uint8_t out[600];
 
@@ -305,7 +276,7 @@ static void test_error_reply(void)
 
 /* A response to "www.a.test" type qtype: the question at offset 12, so
  * owners can point at it with 0xC00C. */
-static void response(struct msg *m, unsigned qtype, unsigned rcode, unsigned an, unsigned ns)
+static void response(struct wire *m, unsigned qtype, unsigned rcode, unsigned an, unsigned ns)
 {
 	header(m, 0x4321, 0x8180 | rcode, 1, an, ns, 0);
 	name(m, "www.a.test");
@@ -313,7 +284,7 @@ static void response(struct msg *m, unsigned qtype, unsigned rcode, unsigned an,
 	u16(m, 1);
 }
 
-static void rr_head(struct msg *m, const uint8_t *owner, size_t ol, unsigned type, uint32_t ttl,
+static void rr_head(struct wire *m, const uint8_t *owner, size_t ol, unsigned type, uint32_t ttl,
 		    unsigned rdlen)
 {
 	put(m, owner, ol);
@@ -326,7 +297,7 @@ static void rr_head(struct msg *m, const uint8_t *owner, size_t ol, unsigned typ
 static void test_response(void)
 {
 	static const uint8_t at_q[2] = { 0xC0, 12 };
-	struct msg m;
+	struct wire m;
 	struct anser_dns_response r;
 
 	/* www -> CNAME cdn.b.test -> two A (TTLs 300, 60), one unrelated A */
@@ -340,7 +311,7 @@ static void test_response(void)
 	rr_head(&m, at_cname, 2, ANSER_DNS_A, 60, 4);
 	put(&m, "\x0a\x00\x00\x02", 4);
 	{
-		struct msg other;
+		struct wire other;
 		header(&other, 0, 0, 0, 0, 0, 0);
 		other.n = 0;
 		name(&other, "elsewhere.test");
@@ -412,7 +383,7 @@ static uint32_t ttl_at(const uint8_t *msg, size_t off)
 
 /* www.a.test A: CNAME (ttl 3600) -> two A (300, 90); an OPT (its TTL
  * field is flags and must be left alone) */
-static void cached_answer(struct msg *m, const char *qname, unsigned id)
+static void cached_answer(struct wire *m, const char *qname, unsigned id)
 {
 	static const uint8_t at_q[2] = { 0xC0, 12 };
 	header(m, id, 0x8180, 1, 3, 0, 1);
@@ -437,7 +408,7 @@ static void cached_answer(struct msg *m, const char *qname, unsigned id)
 static void test_cache(void)
 {
 	struct anser_dns_cache *c = anser_dns_cache_new(3);
-	struct msg m;
+	struct wire m;
 	struct anser_dns_response r;
 	uint8_t out[2048];
 	size_t len = 0;
@@ -452,7 +423,7 @@ static void test_cache(void)
 	g_assert_cmpint(anser_dns_cache_put(c, m.b, m.n, &r, life, 1000), ==, 0);
 
 	/* asked in other case, with another id, 40.5 s later */
-	struct msg q;
+	struct wire q;
 	query(&q, "WWW.A.Test", ANSER_DNS_A, false);
 	struct anser_dns_query dq;
 	g_assert_cmpint(anser_dns_parse_query(q.b, q.n, &dq), ==, ANSER_DNS_QUERY);
@@ -497,7 +468,7 @@ static void test_cache(void)
 		anser_dns_parse_response(m.b, m.n, &r);
 		g_assert_cmpint(anser_dns_cache_put(c, m.b, m.n, &r, 90, 1000), ==, 0);
 	}
-	struct msg k;
+	struct wire k;
 	struct anser_dns_query qa, qb;
 	query(&k, "a.a.test", ANSER_DNS_A, false); /* touch a: b is now the oldest */
 	anser_dns_parse_query(k.b, k.n, &qa);

@@ -13,6 +13,7 @@
 
 #include "daemon/proxy/sniff.h"
 #include "tests/quicseal.h"
+#include "wire.h"
 
 #define FOUND ANSER_SNIFF_FOUND
 #define MORE  ANSER_SNIFF_MORE
@@ -20,45 +21,14 @@
 
 /* ------------------------------------------------------------ bytes */
 
-struct buf {
-	uint8_t b[65536];
-	size_t n;
-};
-
-static void put(struct buf *m, const void *p, size_t n)
-{
-	g_assert_cmpuint(m->n + n, <=, sizeof(m->b));
-	if (n)
-		memcpy(m->b + m->n, p, n);
-	m->n += n;
-}
-
-static void u8(struct buf *m, unsigned v)
-{
-	uint8_t b = (uint8_t)v;
-	put(m, &b, 1);
-}
-
-static void u16(struct buf *m, unsigned v)
-{
-	u8(m, v >> 8);
-	u8(m, v & 0xff);
-}
-
-static void u24(struct buf *m, unsigned v)
-{
-	u8(m, v >> 16);
-	u16(m, v & 0xffff);
-}
-
-static void put_random(struct buf *m, size_t n)
+static void put_random(struct wire *m, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
 		u8(m, (unsigned)g_test_rand_int_range(0, 256));
 }
 
 /* RFC 9000 16, in its shortest form */
-static void varint(struct buf *m, uint64_t v)
+static void varint(struct wire *m, uint64_t v)
 {
 	if (v < 64) {
 		u8(m, (unsigned)v);
@@ -107,7 +77,7 @@ static size_t sni_data(uint8_t *out, const char *host)
 
 /* A ClientHello handshake message (RFC 8446 4.1.2) with random random,
  * session id and cipher suites; no extensions block if !with_exts. */
-static void hello(struct buf *m, const struct ext *e, size_t n_ext, bool with_exts)
+static void hello(struct wire *m, const struct ext *e, size_t n_ext, bool with_exts)
 {
 	m->n = 0;
 	u8(m, 1);
@@ -140,7 +110,7 @@ static void hello(struct buf *m, const struct ext *e, size_t n_ext, bool with_ex
 }
 
 /* hs in handshake records of at most `chunk` bytes */
-static void records(struct buf *out, const struct buf *hs, unsigned version, size_t chunk)
+static void records(struct wire *out, const struct wire *hs, unsigned version, size_t chunk)
 {
 	out->n = 0;
 	for (size_t i = 0; i < hs->n; i += chunk) {
@@ -154,7 +124,7 @@ static void records(struct buf *out, const struct buf *hs, unsigned version, siz
 
 /* A hello like a browser's, server_name at `pos` among its extensions,
  * after `big` bytes of padding (21) if big > 0. */
-static void browser_hello(struct buf *hs, const char *host, size_t pos, size_t big)
+static void browser_hello(struct wire *hs, const char *host, size_t pos, size_t big)
 {
 	static uint8_t pad[30000];
 	uint8_t sni[300], ks[36],
@@ -185,14 +155,14 @@ static void browser_hello(struct buf *hs, const char *host, size_t pos, size_t b
 	hello(hs, e, n, true);
 }
 
-static enum anser_sniff tls(const struct buf *m, char *name)
+static enum anser_sniff tls(const struct wire *m, char *name)
 {
 	return anser_sniff_tls(m->b, m->n, name);
 }
 
 /* Every prefix of the records: MORE until the last byte of the name
  * (at hs offset `end` - 1) is in, FOUND from there on. */
-static void check_prefixes(const struct buf *rec, size_t chunk, size_t end, const char *want)
+static void check_prefixes(const struct wire *rec, size_t chunk, size_t end, const char *want)
 {
 	size_t last = end - 1, at = last + 5 * (last / chunk + 1);
 	char name[ANSER_SNIFF_NAME_MAX + 1];
@@ -209,7 +179,7 @@ static void check_prefixes(const struct buf *rec, size_t chunk, size_t end, cons
 	}
 }
 
-static size_t name_end(const struct buf *hs, const char *host)
+static size_t name_end(const struct wire *hs, const char *host)
 {
 	const uint8_t *at = memmem(hs->b, hs->n, host, strlen(host));
 	g_assert_nonnull(at);
@@ -218,7 +188,7 @@ static size_t name_end(const struct buf *hs, const char *host)
 
 static void test_tls_positions(void)
 {
-	g_autofree struct buf *hs = g_new0(struct buf, 1), *rec = g_new0(struct buf, 1);
+	g_autofree struct wire *hs = g_new0(struct wire, 1), *rec = g_new0(struct wire, 1);
 	char name[ANSER_SNIFF_NAME_MAX + 1];
 	size_t bigs[] = { 0, 3000, 9000 };
 	unsigned versions[] = { 0x0301, 0x0303 };
@@ -238,7 +208,7 @@ static void test_tls_positions(void)
 
 static void test_tls_records(void)
 {
-	g_autofree struct buf *hs = g_new0(struct buf, 1), *rec = g_new0(struct buf, 1);
+	g_autofree struct wire *hs = g_new0(struct wire, 1), *rec = g_new0(struct wire, 1);
 	char name[ANSER_SNIFF_NAME_MAX + 1];
 	size_t chunks[] = { 1, 2, 7, 100, 250, 4096 };
 
@@ -259,7 +229,7 @@ static void test_tls_records(void)
 
 static void test_tls_prefixes(void)
 {
-	g_autofree struct buf *hs = g_new0(struct buf, 1), *rec = g_new0(struct buf, 1);
+	g_autofree struct wire *hs = g_new0(struct wire, 1), *rec = g_new0(struct wire, 1);
 	struct {
 		size_t pos, big, chunk;
 	} cases[] = {
@@ -277,9 +247,9 @@ static void test_tls_prefixes(void)
 /* A hello without a name: MORE, then NONE once what is there rules a
  * name out (a server_name extension without one is whole, or the
  * declared length leaves no room for extensions), and NONE stays. */
-static void check_no_name(const struct buf *hs)
+static void check_no_name(const struct wire *hs)
 {
-	g_autofree struct buf *rec = g_new0(struct buf, 1);
+	g_autofree struct wire *rec = g_new0(struct wire, 1);
 	char name[ANSER_SNIFF_NAME_MAX + 1];
 	bool none = false;
 
@@ -296,7 +266,7 @@ static void check_no_name(const struct buf *hs)
 
 static void test_tls_no_name(void)
 {
-	g_autofree struct buf *hs = g_new0(struct buf, 1);
+	g_autofree struct wire *hs = g_new0(struct wire, 1);
 	uint8_t sv[] = { 2, 3, 4 }, empty[] = { 0, 0 };
 	uint8_t other[] = { 0, 6, 1, 0, 3, 'a', '.', 'b' }; /* name_type 1 */
 
@@ -351,7 +321,7 @@ static const struct {
 
 static void test_tls_names(void)
 {
-	g_autofree struct buf *hs = g_new0(struct buf, 1), *rec = g_new0(struct buf, 1);
+	g_autofree struct wire *hs = g_new0(struct wire, 1), *rec = g_new0(struct wire, 1);
 	char name[ANSER_SNIFF_NAME_MAX + 1];
 	char label63[64], label64[65];
 
@@ -396,7 +366,7 @@ static void test_tls_names(void)
 
 static void test_tls_not_tls(void)
 {
-	g_autofree struct buf *hs = g_new0(struct buf, 1), *rec = g_new0(struct buf, 1);
+	g_autofree struct wire *hs = g_new0(struct wire, 1), *rec = g_new0(struct wire, 1);
 	char name[ANSER_SNIFF_NAME_MAX + 1];
 
 	g_assert_cmpint(anser_sniff_tls(NULL, 0, name), ==, MORE);
@@ -425,12 +395,12 @@ static void test_tls_not_tls(void)
 		{ 1, 0xff },	    /* a length the extensions do not fill */
 	};
 	for (size_t i = 0; i < G_N_ELEMENTS(breaks); i++) {
-		g_autofree struct buf *b = g_memdup2(rec, sizeof(*rec));
+		g_autofree struct wire *b = g_memdup2(rec, sizeof(*rec));
 		b->b[5 + breaks[i].at] = breaks[i].v;
 		g_assert_cmpint(tls(b, name), ==, NONE);
 	}
 	/* an extensions block longer than the hello */
-	g_autofree struct buf *b = g_memdup2(rec, sizeof(*rec));
+	g_autofree struct wire *b = g_memdup2(rec, sizeof(*rec));
 	size_t sid = b->b[5 + 4 + 2 + 32];
 	size_t at = 5 + 4 + 2 + 32 + 1 + sid;
 	size_t suites = (size_t)b->b[at] << 8 | b->b[at + 1];
@@ -438,7 +408,7 @@ static void test_tls_not_tls(void)
 	b->b[at] ^= 0x10;
 	g_assert_cmpint(tls(b, name), ==, NONE);
 	/* an odd cipher_suites length */
-	g_autofree struct buf *c = g_memdup2(rec, sizeof(*rec));
+	g_autofree struct wire *c = g_memdup2(rec, sizeof(*rec));
 	c->b[5 + 4 + 2 + 32 + 1 + sid + 1] ^= 1;
 	g_assert_cmpint(tls(c, name), ==, NONE);
 }
@@ -447,8 +417,8 @@ static void test_tls_not_tls(void)
  * means it never will be; after it, nothing matters. */
 static void test_tls_after_hello(void)
 {
-	g_autofree struct buf *hs = g_new0(struct buf, 1), *rec = g_new0(struct buf, 1);
-	g_autofree struct buf *cut = g_new0(struct buf, 1);
+	g_autofree struct wire *hs = g_new0(struct wire, 1), *rec = g_new0(struct wire, 1);
+	g_autofree struct wire *cut = g_new0(struct wire, 1);
 	char name[ANSER_SNIFF_NAME_MAX + 1];
 
 	browser_hello(hs, "after.example", 5, 0);
@@ -476,7 +446,7 @@ static void test_tls_after_hello(void)
 
 static void test_stream(void)
 {
-	g_autofree struct buf *hs = g_new0(struct buf, 1), *rec = g_new0(struct buf, 1);
+	g_autofree struct wire *hs = g_new0(struct wire, 1), *rec = g_new0(struct wire, 1);
 	char name[ANSER_SNIFF_NAME_MAX + 1];
 	const char *req = "GET / HTTP/1.1\r\nHost: stream.example\r\n\r\n";
 
@@ -780,7 +750,7 @@ static size_t rfc_hello(uint8_t *out)
 	return 241;
 }
 
-static void crypto_frame(struct buf *m, uint64_t off, const uint8_t *p, size_t n)
+static void crypto_frame(struct wire *m, uint64_t off, const uint8_t *p, size_t n)
 {
 	varint(m, 6);
 	varint(m, off);
@@ -792,7 +762,7 @@ static const uint8_t dcid[] = { 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12 };
 static const uint8_t scid[] = { 0xaa, 0xbb, 0xcc, 0xdd };
 
 /* An Initial carrying m's frames into `out`; its length. */
-static size_t initial(uint32_t version, uint32_t pn, const struct buf *m, uint8_t *out, size_t cap)
+static size_t initial(uint32_t version, uint32_t pn, const struct wire *m, uint8_t *out, size_t cap)
 {
 	struct quicseal q = { .version = version,
 			      .dcid = dcid,
@@ -808,7 +778,7 @@ static size_t initial(uint32_t version, uint32_t pn, const struct buf *m, uint8_
 
 static void test_quic_sealed(void)
 {
-	g_autofree struct buf *m = g_new0(struct buf, 1);
+	g_autofree struct wire *m = g_new0(struct wire, 1);
 	uint8_t ch[300], pkt[2048];
 	char name[ANSER_SNIFF_NAME_MAX + 1];
 	size_t chn = rfc_hello(ch);
@@ -862,7 +832,7 @@ static void test_quic_sealed(void)
  * any order, in two datagrams or coalesced in one. */
 static void test_quic_split(void)
 {
-	g_autofree struct buf *m = g_new0(struct buf, 1);
+	g_autofree struct wire *m = g_new0(struct wire, 1);
 	uint8_t ch[300], a[2048], b[2048], ab[4096];
 	char name[ANSER_SNIFF_NAME_MAX + 1];
 	size_t chn = rfc_hello(ch);
@@ -906,7 +876,7 @@ static void test_quic_split(void)
  * packets or junk; a 0-RTT packet before it is stepped over. */
 static void test_quic_coalesced(void)
 {
-	g_autofree struct buf *m = g_new0(struct buf, 1);
+	g_autofree struct wire *m = g_new0(struct wire, 1);
 	uint8_t ch[300], d[4096];
 	char name[ANSER_SNIFF_NAME_MAX + 1];
 	size_t chn = rfc_hello(ch);
@@ -944,7 +914,7 @@ static void test_quic_coalesced(void)
 
 static void test_quic_not_initial(void)
 {
-	g_autofree struct buf *m = g_new0(struct buf, 1);
+	g_autofree struct wire *m = g_new0(struct wire, 1);
 	uint8_t ch[300], pkt[4096];
 	char name[ANSER_SNIFF_NAME_MAX + 1];
 	size_t chn = rfc_hello(ch), n;
@@ -1015,7 +985,7 @@ static void test_quic_not_initial(void)
 /* Frames that may not be in an Initial end the packet there. */
 static void test_quic_frames(void)
 {
-	g_autofree struct buf *m = g_new0(struct buf, 1);
+	g_autofree struct wire *m = g_new0(struct wire, 1);
 	uint8_t ch[300], pkt[2048];
 	char name[ANSER_SNIFF_NAME_MAX + 1];
 	size_t chn = rfc_hello(ch), n;
@@ -1049,7 +1019,7 @@ static void test_quic_frames(void)
 	n = initial(QUICSEAL_V1, 0, m, pkt, sizeof(pkt));
 	g_assert_cmpint(quic1(pkt, n, name), ==, FOUND);
 	/* a complete hello without server_name */
-	g_autofree struct buf *hs = g_new0(struct buf, 1);
+	g_autofree struct wire *hs = g_new0(struct wire, 1);
 	uint8_t sv[] = { 2, 3, 4 };
 	struct ext e[] = { { 43, sv, sizeof(sv) } };
 	hello(hs, e, 1, true);
@@ -1063,7 +1033,7 @@ static void test_quic_frames(void)
  * once the name is whole. */
 static void test_quic_prefixes(void)
 {
-	g_autofree struct buf *m = g_new0(struct buf, 1), *hs = g_new0(struct buf, 1);
+	g_autofree struct wire *m = g_new0(struct wire, 1), *hs = g_new0(struct wire, 1);
 	uint8_t pkt[2048];
 	char name[ANSER_SNIFF_NAME_MAX + 1];
 
@@ -1082,7 +1052,7 @@ static void test_quic_prefixes(void)
  * waited for; data at offsets past it is dropped. */
 static void test_quic_limits(void)
 {
-	g_autofree struct buf *m = g_new0(struct buf, 1), *hs = g_new0(struct buf, 1);
+	g_autofree struct wire *m = g_new0(struct wire, 1), *hs = g_new0(struct wire, 1);
 	uint8_t d[8][2048];
 	const uint8_t *pk[8];
 	size_t ln[8], k = 0;
