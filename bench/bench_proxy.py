@@ -11,7 +11,9 @@ pinned to CPU 0) to the servers in namespace s:
     address, to ss-redir's port;
   - v2ray 4.34: a dokodemo-door inbound with sockopt tproxy "redirect"
     behind the same REDIRECT rule, and a shadowsocks outbound.
-Per round and client (the order rotates each round):
+First every client once, not counted (a warm-up: the first measurements
+after the setup ran slow, and fell on round 1's first client). Then per
+round and client (the order rotates each round):
   - bulk TCP throughput: iperf3 -c for SECONDS (receiver bits/s);
   - CPU seconds per GB: utime + stime of the capturing process (all its
     threads) during that iperf3 run, over the bytes received;
@@ -172,6 +174,17 @@ def main():
         env.spawn("sink", env.nsexec("s") + [harness.CLIENT, "tcpsink", str(SINK)])
         env.wait_port("s", SINK)
         names = [args.only] if args.only else ["anserd", "ss-redir", "v2ray"]
+        # A warm-up pass, not counted: the first measurements after the
+        # namespaces and ss-server start ran ~10 % slow, and they always
+        # fell on the first client of round 1.
+        for name in names:
+            c = Client(env, name)
+            c.start()
+            try:
+                conn_rate(env, 500)
+                iperf(env, 1)
+            finally:
+                c.stop()
         for rnd in range(args.rounds):
             order = names[rnd % len(names):] + names[:rnd % len(names)]
             for name in order:
