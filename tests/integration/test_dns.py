@@ -1040,6 +1040,50 @@ def t_upstream_via(env, wrapper=()):
     expect("DNS upstream blocked: the routing blocks it" in out, "said so")
 
 
+DOT_VIA_CONFIG = """global {
+    log_level: debug
+    tcp_check_url: 'http://%(s4)s:8080/'
+    udp_check_dns: '%(s4)s:53'
+    check_interval: 300s
+}
+node { ss: 'ss://aes-128-gcm:via-test-pw@%(p4)s:8388' }
+group { proxy { policy: fixed(0) } }
+dns {
+    bind: 'udp://%(h4)s:5353'
+    upstream { dot: 'tls://%(s4)s:853' }
+    routing { request { fallback: dot } }
+}
+routing {
+    dip(%(s4)s) -> proxy
+    fallback: direct
+}
+"""
+
+
+def t_dot_via(env):
+    """A DNS-over-TLS upstream routed to a group: the TLS session to a real
+    unbound (a certificate from a CA made for the run, checked by anserd)
+    runs inside the ss-server node's stream, and unbound sees the query
+    from the node's address."""
+    env.setup_net()
+    d = os.path.join(env.tmp, "unbound")
+    os.mkdir(d)
+    ca = make_ca_and_leaf(d, S4)
+    _, log = start_unbound(env, DOT_UNBOUND % {"dir": d, "ip": S4}, tcp_port=853)
+    env.setup_cgroup()
+    env.start_web()
+    env.start_ss("aes-128-gcm", "via-test-pw")
+    env.start_anserd(env.write_config(DOT_VIA_CONFIG % {"s4": S4, "p4": P4, "h4": H4}),
+                     environ=dict(os.environ, SSL_CERT_FILE=ca))
+    env.wait_for("the DNS listener", lambda: "DNS service:" in env.log("anserd"))
+    (r, _), = ask(env, [q("dot.zone.test")], timeout=10)
+    expect(r is not None and summary(r) == (0, [(300, "10.77.0.53")]), "over TLS: %r" % (r,))
+    with open(log) as f:
+        clients = [ln.split()[-4] for ln in f if " dot.zone.test. A IN" in ln]
+    expect(clients == [P4], "unbound saw the query from the node: %r" % clients)
+    expect("DNS upstream dot goes through a proxy node" in env.log("anserd"), "said so")
+
+
 def valgrind_case(body):
     """body with anserd under valgrind, ended by a reload (what the setup
     made as it went -- asis servers, names being resolved or tried again
@@ -1059,6 +1103,7 @@ TESTS = {"codec_vs_unbound": t_codec_vs_unbound, "forward": t_forward, "valgrind
          "takeover": t_takeover, "prefer": t_prefer,
          "doh": t_doh, "doh_valgrind": t_doh_valgrind, "asis": t_asis,
          "named_upstream": t_named_upstream, "upstream_via": t_upstream_via,
+         "dot_via": t_dot_via,
          "asis_valgrind": valgrind_case(t_asis), "named_valgrind": valgrind_case(t_named_upstream),
          "via_valgrind": valgrind_case(t_upstream_via)}
 
