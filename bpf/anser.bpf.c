@@ -1035,6 +1035,88 @@ int anser_lo_egress(struct __sk_buff *skb)
 	return -1; /* TCX_NEXT: let other programs decide */
 }
 
+/*
+ * Gateway mode, first part: forwarded traffic that arrives on a LAN
+ * interface (lan_interface) is decided by the same rules, as flows of no
+ * process (pname(), app() and cgroup() do not hold). block drops it in
+ * the kernel; everything else goes on as the kernel forwards it (proxied
+ * LAN flows are not handed to anserd yet: they go direct). Per packet,
+ * without a flow cache yet.
+ */
+#define TCX_NEXT_ACT (-1)
+#define TCX_DROP_ACT 2
+#define ETH_HDR_LEN  14
+#define ETH_P_IPV4   0x0800
+#define ETH_P_IPV6_  0x86DD
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, ANSER_MAX_LAN_IFACES);
+	__type(key, __u32);   /* ifindex */
+	__type(value, __u32); /* ANSER_LAN_F_* */
+} lan_ifaces SEC(".maps");
+
+SEC("tc")
+int anser_lan_ingress(struct __sk_buff *skb)
+{
+	struct anser_rules proc;
+	struct decide d = {};
+	struct anser_gen_info *gi;
+	struct anser_ctl *c;
+	__u32 slot, off = ETH_HDR_LEN, l4;
+	__u32 ifindex = skb->ifindex;
+
+	c = get_ctl();
+	if (!c || !c->enabled)
+		return TCX_NEXT_ACT;
+	__u32 *flags = bpf_map_lookup_elem(&lan_ifaces, &ifindex);
+	if (flags && (*flags & ANSER_LAN_F_L3))
+		off = 0; /* no link-layer header: tun, WireGuard, PPP */
+	if (skb->protocol == bpf_htons(ETH_P_IPV4)) {
+		struct iphdr ip;
+		if (bpf_skb_load_bytes(skb, off, &ip, sizeof(ip)) < 0)
+			return TCX_NEXT_ACT;
+		/* later fragments carry no ports: they follow the first */
+		if (ip.frag_off & bpf_htons(0x1fff))
+			return TCX_NEXT_ACT;
+		if (ip.protocol != IPPROTO_TCP && ip.protocol != IPPROTO_UDP)
+			return TCX_NEXT_ACT;
+		if (is_v4_builtin_direct(ip.daddr))
+			return TCX_NEXT_ACT;
+		d.family = AF_INET;
+		d.proto = ip.protocol;
+		set_v4(d.lkey.data, ip.daddr);
+		l4 = off + (__u32)ip.ihl * 4;
+	} else if (skb->protocol == bpf_htons(ETH_P_IPV6_)) {
+		struct ipv6hdr ip6;
+		if (bpf_skb_load_bytes(skb, off, &ip6, sizeof(ip6)) < 0)
+			return TCX_NEXT_ACT;
+		/* (extension headers before the ports: not read yet) */
+		if (ip6.nexthdr != IPPROTO_TCP && ip6.nexthdr != IPPROTO_UDP)
+			return TCX_NEXT_ACT;
+		__builtin_memcpy(d.lkey.data, &ip6.daddr, 16);
+		if (is_v6_builtin_direct(d.lkey.data))
+			return TCX_NEXT_ACT;
+		d.family = AF_INET6;
+		d.proto = ip6.nexthdr;
+		l4 = off + sizeof(ip6);
+	} else {
+		return TCX_NEXT_ACT;
+	}
+	__u16 ports[2];
+	if (bpf_skb_load_bytes(skb, l4, ports, sizeof(ports)) < 0)
+		return TCX_NEXT_ACT;
+	d.dport = ports[1];
+	gi = active_rules(c, &slot);
+	if (!gi)
+		return TCX_NEXT_ACT;
+	/* no process: what rules the unnamed, cgroup-less leave possible */
+	for (__u32 w = 0; w < ANSER_RULE_WORDS; w++)
+		proc.w[w] = gi->pname_default.w[w] & gi->cg_default.w[w];
+	evaluate(&d, slot, gi, &proc);
+	return d.out == ANSER_OUT_BLOCK ? TCX_DROP_ACT : TCX_NEXT_ACT;
+}
+
 /* Fallback for kernels without tcx (< 6.6): the cgroup's egress hook,
  * which runs for every packet of the cgroup's sockets. */
 SEC("cgroup_skb/egress")

@@ -278,6 +278,11 @@ struct anser_proc_event {
 /* Value of the socket-local storage `sk_store`, created only for steered
  * sockets: the flow a connect()ed socket was steered for (used by the
  * getpeername and recvmsg hooks) and the UDP id its datagrams carry. */
+/* Gateway mode: the interfaces whose forwarded traffic the rules decide
+ * (`lan_ifaces`, by ifindex). */
+#define ANSER_MAX_LAN_IFACES 64
+#define ANSER_LAN_F_L3	     1u /* no link-layer header (tun, WireGuard, PPP) */
+
 struct anser_sk {
 	struct anser_flow flow; /* flow.cookie != 0 once decided */
 	__u32 udp_id;		/* id stamped on egress datagrams, 0: none */

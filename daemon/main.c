@@ -415,7 +415,7 @@ static int install_config(struct daemon *d, struct anser_config *cfg,
 	d->health = h;
 	anser_checker_set(d->checker, g, h);
 	if (d->netmon)
-		anser_netmon_set_roles(d->netmon, cfg->wan_interfaces, NULL);
+		anser_netmon_set_roles(d->netmon, cfg->wan_interfaces, cfg->lan_interfaces);
 	char *why = NULL;
 	/* the dns section's listeners: a setup that cannot be made (a port
 	 * taken) keeps the running one */
@@ -1058,11 +1058,27 @@ static const struct anser_netstate *get_netstate(void *ud)
 }
 
 /* The network changed: one PropertiesChanged for what did. */
+/* Gateway mode: the LAN interfaces of now, watched by the datapath. */
+static void follow_lan(struct daemon *d, const struct anser_netstate *now)
+{
+	int ifs[ANSER_MAX_LAN_IFACES];
+	size_t n = 0;
+
+	for (size_t i = 0; now && i < now->n_ifs && n < ANSER_MAX_LAN_IFACES; i++)
+		if (now->ifs[i].role == ANSER_IF_LAN)
+			ifs[n++] = now->ifs[i].ifindex;
+	if (d->dp)
+		(void)anser_datapath_set_lan(d->dp, ifs, n);
+}
+
 static void on_net_changed(void *ud, const struct anser_netstate *now, unsigned what)
 {
 	struct daemon *d = ud;
 	char *changed[4];
 	size_t n = 0;
+
+	if (what & ANSER_NETMON_IFACES)
+		follow_lan(d, now);
 
 	if (what & ANSER_NETMON_IFACES)
 		changed[n++] = "Interfaces";
@@ -1370,12 +1386,14 @@ int main(int argc, char **argv)
 	 * routes only */
 	struct anser_netmon_opts nopts = {
 		.wan = d.gens[d.active]->cfg->wan_interfaces,
+		.lan = d.gens[d.active]->cfg->lan_interfaces,
 		.bus_address = d.bus_address,
 		.no_nm = d.no_bus,
 	};
 	r = anser_netmon_new(&nopts, on_net_changed, &d, &d.netmon);
 	if (r < 0)
 		goto out;
+	follow_lan(&d, anser_netmon_state(d.netmon));
 	if (!d.no_bus) {
 		r = anser_bus_new(d.bus_address, &bus_ops, &d, &d.bus);
 		if (r < 0) {

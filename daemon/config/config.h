@@ -306,6 +306,9 @@ struct anser_config {
 	/* wan_interface: names, globs or "auto" (NULL-terminated; NULL when
 	 * not given, which means auto) */
 	char **wan_interfaces;
+	/* lan_interface: names or globs of the interfaces whose forwarded
+	 * traffic the rules decide (gateway mode; NULL: none) */
+	char **lan_interfaces;
 	struct anser_check check;
 	enum anser_dial_mode dial_mode; /* domain by default */
 	int64_t sniffing_timeout_ns;	/* 100 ms by default; 0: no sniffing */

@@ -22,7 +22,7 @@ static const struct global_opt global_opts[] = {
 	{ "so_mark_from_dae", GT_UINT, "0",
 	  NOT_NEEDED("its hooks know anserd's own sockets by process, not by mark") },
 	{ "pprof_port", GT_PORT, "0", NOT_NEEDED("it is not a Go program; use perf") },
-	{ "lan_interface", GT_LIST, "", NOT_NEEDED("it splits by application, through --cgroup") },
+	{ "lan_interface", GT_LIST, "", USED },
 	{ "wan_interface", GT_LIST, "", USED },
 	{ "auto_config_kernel_parameter", GT_BOOL, "false",
 	  NOT_NEEDED("it changes no sysctl to work") },

@@ -425,6 +425,8 @@ static void decode_global(struct cfg_parser *p, const char *key, struct cfg_pos 
 	}
 	if (o && strcmp(o->name, "wan_interface") == 0)
 		decode_interfaces(p, val, vpos, &p->cfg->wan_interfaces);
+	if (o && strcmp(o->name, "lan_interface") == 0)
+		decode_interfaces(p, val, vpos, &p->cfg->lan_interfaces);
 	if (o && strcmp(o->name, "dial_mode") == 0) {
 		static const char *const modes[] = { "ip", "domain", "domain+", "domain++" };
 		size_t i = 0;
@@ -2482,6 +2484,7 @@ void anser_config_free(struct anser_config *c)
 	free(c->globals);
 	free(c->log_level);
 	g_strfreev(c->wan_interfaces);
+	g_strfreev(c->lan_interfaces);
 	anser_check_clear(&c->check);
 	for (size_t i = 0; i < c->n_nodes; i++)
 		anser_node_clear(&c->nodes[i]);

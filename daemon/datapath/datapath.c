@@ -25,6 +25,9 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <net/if.h>
+#include <net/if_arp.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -36,7 +39,8 @@
 #include "sockdiag.h"
 
 /* enum bpf_attach_type BPF_TCX_EGRESS (Linux 6.6), newer than our headers */
-#define BPF_TCX_EGRESS_TYPE ((enum bpf_attach_type)47)
+#define BPF_TCX_EGRESS_TYPE  ((enum bpf_attach_type)47)
+#define BPF_TCX_INGRESS_TYPE ((enum bpf_attach_type)46)
 
 #ifndef SO_NETNS_COOKIE
 #define SO_NETNS_COOKIE 71
@@ -53,7 +57,10 @@ struct anser_datapath {
 	int cgroup_fd;
 	struct bpf_link *links[16];
 	size_t n_links;
-	int lo_link_fd;			/* tcx egress link on loopback, -1 if none */
+	int lo_link_fd; /* tcx egress link on loopback, -1 if none */
+	/* gateway mode: tcx ingress links on the LAN interfaces */
+	int lan_if[ANSER_MAX_LAN_IFACES], lan_link[ANSER_MAX_LAN_IFACES];
+	size_t n_lan;
 	volatile struct anser_ctl *ctl; /* mmap of the ctl map */
 	/* What each slot holds in the shared maps, to remove it on reuse. */
 	struct anser_compiled slots[ANSER_GENS];
@@ -720,6 +727,83 @@ void anser_datapath_detach(struct anser_datapath *dp)
 	if (dp->lo_link_fd >= 0)
 		close(dp->lo_link_fd);
 	dp->lo_link_fd = -1;
+	anser_datapath_set_lan(dp, NULL, 0);
+}
+
+/* ARPHRD_* of an interface, -errno. */
+static int if_hwtype(int ifindex)
+{
+	struct ifreq ifr = { 0 };
+	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0), r;
+
+	if (fd < 0)
+		return -errno;
+	if (!if_indextoname((unsigned)ifindex, ifr.ifr_name)) {
+		r = -errno;
+	} else {
+		r = ioctl(fd, SIOCGIFHWADDR, &ifr) < 0 ? -errno : ifr.ifr_hwaddr.sa_family;
+	}
+	close(fd);
+	return r;
+}
+
+int anser_datapath_set_lan(struct anser_datapath *dp, const int *ifindex, size_t n)
+{
+	int mfd = dp->skel ? bpf_map__fd(dp->skel->maps.lan_ifaces) : -1;
+	int err = 0;
+
+	/* links of interfaces that left the set */
+	for (size_t i = 0; i < dp->n_lan;) {
+		bool keep = false;
+		for (size_t k = 0; k < n && !keep; k++)
+			keep = ifindex[k] == dp->lan_if[i];
+		if (keep) {
+			i++;
+			continue;
+		}
+		close(dp->lan_link[i]);
+		uint32_t key = (uint32_t)dp->lan_if[i];
+		if (mfd >= 0)
+			bpf_map_delete_elem(mfd, &key);
+		log_info("Gateway: left interface %d", dp->lan_if[i]);
+		dp->lan_if[i] = dp->lan_if[dp->n_lan - 1];
+		dp->lan_link[i] = dp->lan_link[dp->n_lan - 1];
+		dp->n_lan--;
+	}
+	for (size_t k = 0; k < n; k++) {
+		bool have = false;
+		for (size_t i = 0; i < dp->n_lan && !have; i++)
+			have = dp->lan_if[i] == ifindex[k];
+		if (have)
+			continue;
+		if (dp->n_lan == ANSER_MAX_LAN_IFACES) {
+			err = log_error_errno(-E2BIG, "Gateway: more than %d LAN interfaces",
+					      ANSER_MAX_LAN_IFACES);
+			break;
+		}
+		int t = if_hwtype(ifindex[k]);
+		uint32_t key = (uint32_t)ifindex[k];
+		uint32_t flags = t == ARPHRD_ETHER ? 0 : ANSER_LAN_F_L3;
+		if (t < 0 || bpf_map_update_elem(mfd, &key, &flags, BPF_ANY) < 0) {
+			err = log_warning_errno(t < 0 ? t : -errno,
+						"Gateway: interface %d not watched: %m",
+						ifindex[k]);
+			continue;
+		}
+		int fd = bpf_link_create(bpf_program__fd(dp->skel->progs.anser_lan_ingress),
+					 ifindex[k], BPF_TCX_INGRESS_TYPE, NULL);
+		if (fd < 0) {
+			bpf_map_delete_elem(mfd, &key);
+			err = log_warning_errno(fd, "Gateway: cannot attach to interface %d: %m",
+						ifindex[k]);
+			continue;
+		}
+		dp->lan_if[dp->n_lan] = ifindex[k];
+		dp->lan_link[dp->n_lan++] = fd;
+		log_info("Gateway: deciding the traffic that arrives on interface %d%s", ifindex[k],
+			 flags & ANSER_LAN_F_L3 ? " (no link-layer header)" : "");
+	}
+	return err;
 }
 
 void anser_datapath_free(struct anser_datapath *dp)

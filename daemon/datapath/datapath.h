@@ -55,6 +55,10 @@ int anser_datapath_activate(struct anser_datapath *dp, unsigned slot);
 int anser_datapath_attach(struct anser_datapath *dp);
 /* Detach every program (new flows go direct); maps stay usable. */
 void anser_datapath_detach(struct anser_datapath *dp);
+/* Gateway mode: the rules decide the forwarded traffic that arrives on
+ * exactly these interfaces (tcx ingress links, gone with anserd), the
+ * others are let go. 0, or the last -errno (logged; the rest attached). */
+int anser_datapath_set_lan(struct anser_datapath *dp, const int *ifindex, size_t n);
 
 /* peer: the accepted socket's peer address (the app's endpoint). */
 int anser_datapath_tcp_lookup(struct anser_datapath *dp, const struct sockaddr *peer,

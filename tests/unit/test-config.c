@@ -371,7 +371,7 @@ static void test_warnings(void)
 	g_assert_cmpint(anser_config_parse_string("w.dae", text, strlen(text), &c, &d), ==, 0);
 	g_assert_nonnull(c);
 	g_assert_cmpuint(anser_diags_errors(&d), ==, 0);
-	g_assert_cmpuint(d.n, ==, 4);
+	g_assert_cmpuint(d.n, ==, 3);
 	g_assert_cmpuint(c->groups[0].n_nodes, ==, 1);
 	g_assert_cmpint(c->check.interval_ns, ==, 10000000000LL);
 	g_assert_cmpstr(c->check.method, ==, "HEAD");
@@ -384,8 +384,11 @@ static void test_warnings(void)
 	char *s = anser_diags_format(&d);
 	g_assert_nonnull(strstr(s, "w.dae:2:2: warning: global option 'tproxy_port' is not needed "
 				   "by anser (its listeners take free loopback ports"));
-	g_assert_nonnull(strstr(s, "w.dae:4:2: warning: global option 'lan_interface' is not "
-				   "needed by anser (it splits by application, through --cgroup)"));
+	/* gateway mode: decoded, no warning */
+	g_assert_null(strstr(s, "lan_interface"));
+	g_assert_cmpstr(c->lan_interfaces[0], ==, "docker0");
+	g_assert_cmpstr(c->lan_interfaces[1], ==, "eth0");
+	g_assert_null(c->lan_interfaces[2]);
 	g_assert_null(strstr(s, "section 'dns'")); /* served: nothing to warn of */
 	g_assert_nonnull(strstr(s, "w.dae:9:2: warning: group option 'check_interval' is not "
 				   "supported yet, ignored\n"));

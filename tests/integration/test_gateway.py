@@ -1,0 +1,181 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""Gateway mode, its first part: anserd in a gateway namespace decides the
+traffic a LAN client forwards through it (lan_interface), in the kernel.
+Namespaces client (10.88.1.2, fd88:1::2) -> gateway (10.88.1.1 | 10.88.2.1,
+forwarding on) -> server (10.88.2.2, fd88:2::2), routed, no NAT. One meson
+test per case."""
+import os
+import signal
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+from harness import expect, run  # noqa: E402
+
+C4, G4C, G4S, S4 = "10.88.1.2", "10.88.1.1", "10.88.2.1", "10.88.2.2"
+C6, G6C, G6S, S6 = "fd88:1::2", "fd88:1::1", "fd88:2::1", "fd88:2::2"
+WEB = 8080
+SHUT = 9999  # blocked by the rules; a server listens there too
+
+CONFIG = """global {
+    log_level: debug
+    lan_interface: %(lan)s
+}
+routing {
+    dport(%(shut)d) -> block
+    dip(%(s6)s) && dport(8081) -> block
+    fallback: direct
+}
+"""
+
+# "OK <what the server saw>" or "FAIL <error>", within 2 s.
+PROBE = """import socket, sys
+host, port = sys.argv[1], int(sys.argv[2])
+try:
+    s = socket.create_connection((host, port), timeout=2)
+    s.sendall(b"GET / HTTP/1.0\\r\\n\\r\\n")
+    data = b""
+    while True:
+        part = s.recv(4096)
+        if not part:
+            break
+        data += part
+    print("OK", data.split(b"client=")[-1].decode().strip())
+except OSError as e:
+    print("FAIL", e)
+"""
+
+
+def topology(env):
+    """client <-> gateway <-> server, with routes both ways."""
+    for role in ("c", "g", "s"):
+        run(["ip", "netns", "add", env.ns(role)])
+        env.netns.append(env.ns(role))
+        run(["ip", "-n", env.ns(role), "link", "set", "lo", "up"])
+    run(["ip", "-n", env.ns("c"), "link", "add", "e0", "type", "veth", "peer", "name", "lan0",
+         "netns", env.ns("g")])
+    run(["ip", "-n", env.ns("s"), "link", "add", "e0", "type", "veth", "peer", "name", "wan0",
+         "netns", env.ns("g")])
+    for ns, dev, a4, a6 in (("c", "e0", C4, C6), ("g", "lan0", G4C, G6C),
+                            ("g", "wan0", G4S, G6S), ("s", "e0", S4, S6)):
+        run(["ip", "-n", env.ns(ns), "addr", "add", a4 + "/24", "dev", dev])
+        run(["ip", "-n", env.ns(ns), "addr", "add", a6 + "/64", "dev", dev, "nodad"])
+        run(["ip", "-n", env.ns(ns), "link", "set", dev, "up"])
+    run(["ip", "-n", env.ns("c"), "route", "add", "default", "via", G4C])
+    run(["ip", "-n", env.ns("c"), "-6", "route", "add", "default", "via", G6C])
+    run(["ip", "-n", env.ns("s"), "route", "add", "default", "via", G4S])
+    run(["ip", "-n", env.ns("s"), "-6", "route", "add", "default", "via", G6S])
+    # forwarding in the gateway's own namespace only (the test sets it; anserd
+    # does not yet: auto_config_kernel_parameter)
+    run(env.nsexec("g") + ["sysctl", "-qw", "net.ipv4.ip_forward=1",
+                           "net.ipv6.conf.all.forwarding=1"])
+    for port in (WEB, SHUT, 8081):
+        env.spawn("web%d" % port, env.nsexec("s") + [harness.PY, harness.SERVER, str(port)])
+    env.wait_for("the servers", lambda: all(
+        "ready" in env.log("web%d" % port) for port in (WEB, SHUT, 8081)))
+
+
+def probe(env, host, port):
+    path = os.path.join(env.tmp, "probe.py")
+    if not os.path.exists(path):
+        with open(path, "w") as f:
+            f.write(PROBE)
+    return run(env.nsexec("c") + [harness.PY, path, host, str(port)], check=False).stdout.strip()
+
+
+def reaches(env, host, port, want):
+    """probe() == want, allowing the first tries of a path (neighbour
+    discovery) to time out."""
+    for _ in range(3):
+        out = probe(env, host, port)
+        if out == want:
+            return True
+    print("probe %s:%d gave %r, want %r" % (host, port, out, want))
+    return False
+
+
+def start(env, lan="lan0", wrapper=()):
+    env.setup_cgroup()
+    cfg = env.write_config(CONFIG % {"lan": lan, "shut": SHUT, "s6": S6})
+    cmd = env.nsexec("g") + list(wrapper) + [harness.ANSERD, "--config", cfg, "--cgroup", env.cg, "--log-level",
+                             "debug", "--no-bus", "--state-dir", os.path.join(env.tmp, "state")]
+    env.anserd = env.spawn("anserd", cmd)
+    env.wait_for("anserd running", lambda: "running" in env.log("anserd"), timeout=60)
+
+
+def t_direct_block(env):
+    """A LAN client's forwarded flows: direct ones reach the server with the
+    client's own address (the kernel forwarded them), over IPv4 and IPv6;
+    those a block rule names are dropped in the gateway, by port and by
+    address and port."""
+    topology(env)
+    expect(reaches(env, S4, SHUT, "OK " + C4), "before anserd, all is forwarded")
+    expect(reaches(env, S6, SHUT, "OK " + C6), "before anserd, all is forwarded (v6)")
+    start(env)
+    env.wait_for("the LAN interface", lambda: "Gateway: deciding" in env.log("anserd"))
+    expect(reaches(env, S4, WEB, "OK " + C4), "direct v4")
+    expect(reaches(env, S6, WEB, "OK " + C6), "direct v6")
+    expect(probe(env, S4, SHUT).startswith("FAIL"), "blocked v4 by port")
+    expect(probe(env, S6, SHUT).startswith("FAIL"), "blocked v6 by port")
+    expect(probe(env, S6, 8081).startswith("FAIL"), "blocked v6 by address and port")
+    expect(reaches(env, S4, 8081, "OK " + C4), "the v4 address is not blocked on 8081")
+
+
+def t_kill9(env):
+    """anserd killed with SIGKILL: its links go with it, and the LAN's
+    traffic is forwarded again, blocked ports too (fail open)."""
+    topology(env)
+    expect(reaches(env, S4, WEB, "OK " + C4), "the path works")
+    start(env)
+    env.wait_for("the LAN interface", lambda: "Gateway: deciding" in env.log("anserd"))
+    expect(probe(env, S4, SHUT).startswith("FAIL"), "blocked while anserd runs")
+    ids = env.prog_ids_of(env.anserd.pid)
+    expect(ids, "anserd holds programs")
+    env.anserd.send_signal(signal.SIGKILL)
+    env.anserd.wait(10)
+    env.wait_for("its programs gone", lambda: not env.prog_ids_exist(ids))
+    expect(reaches(env, S4, SHUT, "OK " + C4), "forwarded once anserd is gone")
+
+
+def t_glob_late(env):
+    """lan_interface as a glob: an interface that appears after start and
+    matches is watched at once; one that goes leaves nothing behind."""
+    topology(env)
+    expect(reaches(env, S4, WEB, "OK " + C4), "the path works")
+    start(env, lan="'lan*'")
+    env.wait_for("lan0 watched", lambda: "Gateway: deciding" in env.log("anserd"))
+    run(["ip", "-n", env.ns("g"), "link", "add", "lan1", "type", "veth", "peer", "name", "x1"])
+    run(["ip", "-n", env.ns("g"), "link", "set", "lan1", "up"])
+    env.wait_for("lan1 watched", lambda: env.log("anserd").count("Gateway: deciding") >= 2)
+    run(["ip", "-n", env.ns("g"), "link", "del", "lan1"])
+    env.wait_for("lan1 let go", lambda: "Gateway: left interface" in env.log("anserd"))
+    expect(probe(env, S4, SHUT).startswith("FAIL"), "lan0 still decided")
+
+
+def t_valgrind(env):
+    """anserd under valgrind as a gateway: the glob, an interface that comes
+    and goes, a blocked and a direct flow, exit: no errors, no definite
+    leaks."""
+    vlog = os.path.join(env.tmp, "valgrind.log")
+    wrapper = harness.valgrind_wrapper(vlog)
+    topology(env)
+    expect(reaches(env, S4, WEB, "OK " + C4), "the path works")
+    start(env, lan="'lan*'", wrapper=wrapper)
+    env.wait_for("lan0 watched", lambda: "Gateway: deciding" in env.log("anserd"), timeout=60)
+    run(["ip", "-n", env.ns("g"), "link", "add", "lan1", "type", "veth", "peer", "name", "x1"])
+    env.wait_for("lan1 watched", lambda: env.log("anserd").count("Gateway: deciding") >= 2,
+                 timeout=30)
+    run(["ip", "-n", env.ns("g"), "link", "del", "lan1"])
+    env.wait_for("lan1 let go", lambda: "Gateway: left interface" in env.log("anserd"),
+                 timeout=30)
+    expect(probe(env, S4, SHUT).startswith("FAIL"), "blocked under valgrind")
+    expect(reaches(env, S4, WEB, "OK " + C4), "direct under valgrind")
+    harness.stop_valgrind_anserd(env, vlog)
+
+
+TESTS = {"direct_block": t_direct_block, "kill9": t_kill9, "glob_late": t_glob_late,
+         "valgrind": t_valgrind}
+
+if __name__ == "__main__":
+    harness.main(TESTS)
