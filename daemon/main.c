@@ -1353,7 +1353,7 @@ int main(int argc, char **argv)
 		log_info("No config file, running on the built-in default (everything direct)");
 
 	raise_fd_limit();
-	r = anser_datapath_new(d.cgroup, 0, &d.dp);
+	r = anser_datapath_new(d.cgroup, cfg->lan_interfaces ? ANSER_DATAPATH_GATEWAY : 0, &d.dp);
 	if (r < 0)
 		goto out;
 	d.checker = anser_checker_new();

@@ -61,6 +61,7 @@ struct anser_datapath {
 	/* gateway mode: tcx ingress links on the LAN interfaces */
 	int lan_if[ANSER_MAX_LAN_IFACES], lan_link[ANSER_MAX_LAN_IFACES];
 	size_t n_lan;
+	bool lan_warned;		/* "needs a restart", said once */
 	volatile struct anser_ctl *ctl; /* mmap of the ctl map */
 	/* What each slot holds in the shared maps, to remove it on reuse. */
 	struct anser_compiled slots[ANSER_GENS];
@@ -676,6 +677,8 @@ int anser_datapath_new(const char *cgroup_path, unsigned flags, struct anser_dat
 	bpf_map__set_max_entries(dp->skel->maps.log_heads, dp->n_cpus);
 	bpf_map__set_max_entries(dp->skel->maps.flow_log, dp->n_cpus * ANSER_LOG_SLOTS);
 	bpf_program__set_autoload(dp->skel->progs.anser_eval, flags & ANSER_DATAPATH_EVAL);
+	bpf_program__set_autoload(dp->skel->progs.anser_lan_ingress,
+				  flags & ANSER_DATAPATH_GATEWAY);
 	dp->skel->rodata->self_tgid = (uint32_t)getpid();
 	dp->skel->rodata->netns_cookie = cookie;
 	uint64_t t0 = g_get_monotonic_time();
@@ -750,7 +753,16 @@ static int if_hwtype(int ifindex)
 int anser_datapath_set_lan(struct anser_datapath *dp, const int *ifindex, size_t n)
 {
 	int mfd = dp->skel ? bpf_map__fd(dp->skel->maps.lan_ifaces) : -1;
+	int pfd = dp->skel ? bpf_program__fd(dp->skel->progs.anser_lan_ingress) : -1;
 	int err = 0;
+
+	if (n && pfd < 0) {
+		if (!dp->lan_warned)
+			log_warning("Gateway mode needs a restart of anserd: lan_interface was not "
+				    "set when it started");
+		dp->lan_warned = true;
+		return -ENOTSUP;
+	}
 
 	/* links of interfaces that left the set */
 	for (size_t i = 0; i < dp->n_lan;) {
@@ -790,8 +802,7 @@ int anser_datapath_set_lan(struct anser_datapath *dp, const int *ifindex, size_t
 						ifindex[k]);
 			continue;
 		}
-		int fd = bpf_link_create(bpf_program__fd(dp->skel->progs.anser_lan_ingress),
-					 ifindex[k], BPF_TCX_INGRESS_TYPE, NULL);
+		int fd = bpf_link_create(pfd, ifindex[k], BPF_TCX_INGRESS_TYPE, NULL);
 		if (fd < 0) {
 			bpf_map_delete_elem(mfd, &key);
 			err = log_warning_errno(fd, "Gateway: cannot attach to interface %d: %m",

@@ -95,9 +95,15 @@ def reaches(env, host, port, want):
     return False
 
 
+def gw_config(lan):
+    text = CONFIG % {"lan": lan, "shut": SHUT, "s6": S6}
+    return text if lan else text.replace("    lan_interface: \n", "")
+
+
 def start(env, lan="lan0", wrapper=()):
-    env.setup_cgroup()
-    cfg = env.write_config(CONFIG % {"lan": lan, "shut": SHUT, "s6": S6})
+    if not env.cg:
+        env.setup_cgroup()
+    cfg = env.write_config(gw_config(lan))
     cmd = env.nsexec("g") + list(wrapper) + [harness.ANSERD, "--config", cfg, "--cgroup", env.cg, "--log-level",
                              "debug", "--no-bus", "--state-dir", os.path.join(env.tmp, "state")]
     env.anserd = env.spawn("anserd", cmd)
@@ -153,6 +159,25 @@ def t_glob_late(env):
     expect(probe(env, S4, SHUT).startswith("FAIL"), "lan0 still decided")
 
 
+def t_reload(env):
+    """lan_interface added by a reload: anserd says the gateway needs a
+    restart (its program is loaded only when lan_interface is set at
+    start) and forwards as before; after the restart it decides."""
+    topology(env)
+    expect(reaches(env, S4, WEB, "OK " + C4), "the path works")
+    start(env, lan="")
+    expect("Gateway: deciding" not in env.log("anserd"), "no LAN interface at first")
+    env.write_config(gw_config("lan0"))
+    env.anserd.send_signal(signal.SIGHUP)
+    env.wait_for("the warning", lambda: "Gateway mode needs a restart" in env.log("anserd"))
+    expect(reaches(env, S4, SHUT, "OK " + C4), "still forwarded")
+    env.anserd.send_signal(signal.SIGTERM)
+    env.anserd.wait(30)
+    start(env, lan="lan0")
+    env.wait_for("the LAN interface", lambda: "Gateway: deciding" in env.log("anserd"))
+    expect(probe(env, S4, SHUT).startswith("FAIL"), "blocked after the restart")
+
+
 def t_valgrind(env):
     """anserd under valgrind as a gateway: the glob, an interface that comes
     and goes, a blocked and a direct flow, exit: no errors, no definite
@@ -175,7 +200,7 @@ def t_valgrind(env):
 
 
 TESTS = {"direct_block": t_direct_block, "kill9": t_kill9, "glob_late": t_glob_late,
-         "valgrind": t_valgrind}
+         "reload": t_reload, "valgrind": t_valgrind}
 
 if __name__ == "__main__":
     harness.main(TESTS)
