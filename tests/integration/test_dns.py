@@ -970,7 +970,8 @@ def t_named_upstream(env, wrapper=()):
     expect(r is not None and summary(r)[0] == 0, "the others still answer")
 
 
-VIA_CONFIG = """global {
+# an ss-server node and a group of it, for upstreams routed through it
+VIA_HEAD = """global {
     log_level: debug
     tcp_check_url: 'http://%(s4)s:8080/'
     udp_check_dns: '%(s4)s:53'
@@ -978,7 +979,8 @@ VIA_CONFIG = """global {
 }
 node { ss: 'ss://aes-128-gcm:via-test-pw@%(p4)s:8388' }
 group { proxy { policy: fixed(0) } }
-dns {
+"""
+VIA_CONFIG = VIA_HEAD + """dns {
     upstream {
         viaudp: 'udp://%(s4)s:53'
         viatcp: 'tcp://%(s4)s:53'
@@ -1040,15 +1042,7 @@ def t_upstream_via(env, wrapper=()):
     expect("DNS upstream blocked: the routing blocks it" in out, "said so")
 
 
-DOT_VIA_CONFIG = """global {
-    log_level: debug
-    tcp_check_url: 'http://%(s4)s:8080/'
-    udp_check_dns: '%(s4)s:53'
-    check_interval: 300s
-}
-node { ss: 'ss://aes-128-gcm:via-test-pw@%(p4)s:8388' }
-group { proxy { policy: fixed(0) } }
-dns {
+DOT_VIA_CONFIG = VIA_HEAD + """dns {
     bind: 'udp://%(h4)s:5353'
     upstream { dot: 'tls://%(s4)s:853' }
     routing { request { fallback: dot } }
