@@ -859,14 +859,13 @@ static __always_inline int do_sendmsg(struct bpf_sock_addr *ctx, int v6)
 		v.outbound = d.out;
 		v.rule = d.rule;
 		v.dns = d.out != ANSER_OUT_BLOCK && dns_port_for(c, gi, &d, v6);
-		if (v.dns) {
-			/* to the DNS service, not to a node: the id tells it
-			 * which server the app asked (for `asis`) */
-			v.id = alloc_udp_id(c);
-			record_flow(&udp_flows, &v.id, &d, 0, p);
-		} else if (d.out >= ANSER_OUT_FIRST_GROUP && (v6 ? c->udp6_port : c->udp4_port)) {
-			v.id = alloc_udp_id(c);
+		/* to the DNS service (the id tells it which server the app
+		 * asked, for `asis`), or to a node; one call site of
+		 * record_flow, which the verifier walks once */
+		if (!v.dns && d.out >= ANSER_OUT_FIRST_GROUP && (v6 ? c->udp6_port : c->udp4_port))
 			flags = ANSER_FLOW_F_PROXIED;
+		if (v.dns || flags) {
+			v.id = alloc_udp_id(c);
 			record_flow(&udp_flows, &v.id, &d, flags, p);
 		}
 		/* The connection list shows a socket by its first destination. */

@@ -607,6 +607,7 @@ static void note_verifier(struct anser_datapath *dp, uint64_t usec)
 {
 	struct bpf_program *prog;
 	uint64_t total = 0;
+	const char *biggest = "?";
 
 	bpf_object__for_each_program(prog, dp->skel->obj)
 	{
@@ -617,12 +618,14 @@ static void note_verifier(struct anser_datapath *dp, uint64_t usec)
 		if (fd < 0 || bpf_obj_get_info_by_fd(fd, &info, &len) < 0)
 			continue;
 		total += info.verified_insns;
-		if (info.verified_insns > dp->verified_max)
+		if (info.verified_insns > dp->verified_max) {
 			dp->verified_max = info.verified_insns;
+			biggest = bpf_program__name(prog);
+		}
 	}
 	log_debug("BPF programs loaded in %" PRIu64 " ms; the verifier walked %" PRIu64
-		  " instructions, at most %" PRIu32 " for one program",
-		  usec / 1000, total, dp->verified_max);
+		  " instructions, at most %" PRIu32 " for one program (%s)",
+		  usec / 1000, total, dp->verified_max, biggest);
 }
 
 int anser_datapath_new(const char *cgroup_path, unsigned flags, struct anser_datapath **out)
