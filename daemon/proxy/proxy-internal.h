@@ -140,6 +140,16 @@ int proxy_route(struct anser_proxy *p, const struct anser_flow *f, struct pgen *
 /* dial_mode domain++: decide f again as a flow to `name`; true (f's rule
  * and outbound changed) or false (the kernel's decision stands). */
 bool proxy_reroute(struct anser_proxy *p, struct anser_flow *f, const char *name);
+/* How long a flow f of cfg's waits for its first bytes to name its
+ * server (0: it does not sniff): never under dial_mode ip, and under
+ * domain only when DNS named f's address (no other name could be used). */
+uint64_t proxy_sniff_ms(struct anser_proxy *p, const struct anser_config *cfg,
+			const struct anser_flow *f);
+/* Whether a sniffed name may be used under `mode`: domain takes only
+ * what DNS said of daddr (an app may name one server and connect to
+ * another); domain+ and domain++ take it as it is. */
+bool proxy_name_usable(struct anser_proxy *p, enum anser_dial_mode mode, const uint8_t daddr[16],
+		       const char *name);
 /* The mark the rule that decided f asks for (0: none). */
 uint32_t proxy_mark(const struct pgen *gen, const struct anser_flow *f);
 

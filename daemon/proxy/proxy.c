@@ -102,6 +102,24 @@ uint32_t proxy_mark(const struct pgen *gen, const struct anser_flow *f)
 	return f->rule < cfg->n_rules ? cfg->rules[f->rule].mark : 0;
 }
 
+uint64_t proxy_sniff_ms(struct anser_proxy *p, const struct anser_config *cfg,
+			const struct anser_flow *f)
+{
+	if (cfg->dial_mode == ANSER_DIAL_IP || cfg->sniffing_timeout_ns <= 0 ||
+	    !proxy_name_usable(p, cfg->dial_mode, f->daddr, NULL))
+		return 0;
+	uint64_t ms = (uint64_t)(cfg->sniffing_timeout_ns + 999999) / 1000000;
+	return ms ? ms : 1;
+}
+
+bool proxy_name_usable(struct anser_proxy *p, enum anser_dial_mode mode, const uint8_t daddr[16],
+		       const char *name)
+{
+	if (mode != ANSER_DIAL_DOMAIN)
+		return true;
+	return p->dp && anser_datapath_named(p->dp, daddr, name);
+}
+
 /* The outbound a rule of cfg's decides (rule: as the datapath reports
  * it; made ANSER_RULE_FALLBACK for the fallback). */
 static unsigned rule_outbound(const struct anser_config *cfg, unsigned *rule)

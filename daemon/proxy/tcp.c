@@ -352,22 +352,6 @@ static void tcp_dial(struct worker *w, struct tcp_sess *t)
 	}
 }
 
-/* How long to wait for a name in the app's first bytes (0: do not). */
-static uint64_t sniff_ms(struct anser_proxy *p, const struct pgen *gen, const struct anser_flow *f)
-{
-	const struct anser_config *cfg = gen->gen->cfg;
-
-	if (cfg->dial_mode == ANSER_DIAL_IP || cfg->sniffing_timeout_ns <= 0)
-		return 0;
-	/* domain: only a name DNS gave this address passes, so with none
-	 * there is nothing to wait for */
-	if (cfg->dial_mode == ANSER_DIAL_DOMAIN &&
-	    (!p->dp || !anser_datapath_named(p->dp, f->daddr, NULL)))
-		return 0;
-	uint64_t ms = (uint64_t)(cfg->sniffing_timeout_ns + 999999) / 1000000;
-	return ms ? ms : 1;
-}
-
 /* domain++: the flow routed again by its sniffed name; 0 when the route
  * stands, 1 when it changed (t->s routed anew), -errno (logged) to end it. */
 static int tcp_reroute(struct worker *w, struct tcp_sess *t)
@@ -391,9 +375,8 @@ static void tcp_sniff_done(struct worker *w, struct tcp_sess *t, bool found)
 	t->sniffing = false;
 	if (!found)
 		t->name[0] = '\0';
-	else if (t->mode == ANSER_DIAL_DOMAIN &&
-		 !(w->p->dp && anser_datapath_named(w->p->dp, t->s.flow.daddr, t->name)))
-		t->name[0] = '\0'; /* not what DNS said of the address: it may lie */
+	else if (!proxy_name_usable(w->p, t->mode, t->s.flow.daddr, t->name))
+		t->name[0] = '\0';
 	else if (t->mode == ANSER_DIAL_DOMAIN_PLUS_PLUS) {
 		int r = tcp_reroute(w, t);
 		if (r < 0) {
@@ -470,7 +453,7 @@ static void tcp_start(struct worker *w, int fd, const struct sockaddr_storage *p
 	t->srv_h = (struct handler){ .fn = tcp_on_srv, .s = &t->s };
 	sess_attach(w, &t->s);
 
-	uint64_t ms = gen ? sniff_ms(p, gen, &flow) : 0;
+	uint64_t ms = gen ? proxy_sniff_ms(p, gen->gen->cfg, &flow) : 0;
 	if (!ms) {
 		tcp_dial(w, t);
 		return;

@@ -81,9 +81,7 @@ static void qs_settle(struct worker *w, struct qsniff *q, const char *name)
 	q->name[0] = '\0';
 	if (name && q->mode == ANSER_DIAL_DOMAIN_PLUS_PLUS)
 		(void)proxy_reroute(w->p, &q->flow, name);
-	/* domain: only what DNS said of the address */
-	if (name && (q->mode != ANSER_DIAL_DOMAIN ||
-		     (w->p->dp && anser_datapath_named(w->p->dp, q->flow.daddr, name))))
+	if (name && proxy_name_usable(w->p, q->mode, q->flow.daddr, name))
 		snprintf(q->name, sizeof(q->name), "%s", name);
 	q->done = true;
 	q->last_ms = now_ms();
@@ -105,20 +103,11 @@ static uint64_t hold_ms(struct anser_proxy *p, const struct anser_flow *f,
 			enum anser_dial_mode *mode)
 {
 	struct pgen *g = proxy_gen_get(p, f->gen);
-	uint64_t ms = 0;
 
 	if (!g)
 		return 0;
-	const struct anser_config *cfg = g->gen->cfg;
-	*mode = cfg->dial_mode;
-	/* domain: only a name DNS gave the address passes; with none,
-	 * holding would be for nothing */
-	if (cfg->dial_mode != ANSER_DIAL_IP && cfg->sniffing_timeout_ns > 0 &&
-	    (cfg->dial_mode != ANSER_DIAL_DOMAIN ||
-	     (p->dp && anser_datapath_named(p->dp, f->daddr, NULL)))) {
-		ms = (uint64_t)(cfg->sniffing_timeout_ns + 999999) / 1000000;
-		ms = ms ? ms : 1;
-	}
+	*mode = g->gen->cfg->dial_mode;
+	uint64_t ms = proxy_sniff_ms(p, g->gen->cfg, f);
 	pgen_unref(g);
 	return ms;
 }
