@@ -625,6 +625,11 @@ static void *worker_main(void *arg)
 {
 	struct worker *w = arg;
 	struct epoll_event evs[64];
+	char name[16];
+
+	/* named in ps, top and thread dumps */
+	snprintf(name, sizeof(name), "anser-w%u", w->idx);
+	(void)pthread_setname_np(pthread_self(), name);
 	uint64_t next_scan = now_ms() + SCAN_INTERVAL_MS;
 	bool stop = false;
 

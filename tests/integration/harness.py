@@ -537,10 +537,59 @@ socks pass {
         if os.environ.get("ANSER_KEEP_TMP") is None:
             shutil.rmtree(self.tmp, ignore_errors=True)
 
+    def live_anserds(self):
+        """Pids of this test's anserd processes still running (spawned here
+        or started by the bus: their command lines name the test's tmp)."""
+        pids = []
+        for d in os.listdir("/proc"):
+            if not d.isdigit():
+                continue
+            try:
+                with open("/proc/%s/cmdline" % d, "rb") as f:
+                    argv = f.read().split(b"\0")
+            except OSError:
+                continue
+            if argv and os.path.basename(argv[0]) == b"anserd" and \
+                    any(self.tmp.encode() in a for a in argv):
+                pids.append(int(d))
+        return pids
+
+    def dump_stacks(self):
+        """Where each thread of a live anserd is: its kernel wait, and
+        (gdb being there) its user-space stack. A failed test that timed
+        out says so why, not only that it did."""
+        for pid in self.live_anserds():
+            sys.stderr.write("----- anserd %d threads -----\n" % pid)
+            try:
+                tids = sorted(os.listdir("/proc/%d/task" % pid), key=int)
+            except OSError:
+                continue
+            for tid in tids:
+                info = []
+                for what in ("comm", "wchan", "syscall"):
+                    try:
+                        with open("/proc/%d/task/%s/%s" % (pid, tid, what)) as f:
+                            info.append(f.read().strip())
+                    except OSError:
+                        info.append("?")
+                sys.stderr.write("  %s %s\n" % (tid, " | ".join(info)))
+            gdb = shutil.which("gdb")
+            if gdb:
+                r = subprocess.run([gdb, "-p", str(pid), "-batch", "-nx", "-ex",
+                                    "thread apply all bt 30"], stdout=subprocess.PIPE,
+                                   stderr=subprocess.STDOUT, text=True, timeout=60,
+                                   check=False)
+                sys.stderr.write("\n".join(l for l in r.stdout.splitlines()
+                                            if l.startswith(("#", "Thread"))) + "\n")
+
     def dump_logs(self):
         # how a daemon that is gone ended (a signal: negative)
         if self.anserd is not None and self.anserd.poll() is not None:
             sys.stderr.write("anserd had ended: exit status %d\n" % self.anserd.returncode)
+        try:
+            self.dump_stacks()
+        except (OSError, subprocess.SubprocessError) as e:
+            sys.stderr.write("no thread dump: %s\n" % e)
         for name, _, log in self.procs:
             try:
                 with open(log, errors="replace") as f:
