@@ -95,6 +95,11 @@ static void check_free(struct check *k)
 		g_source_remove(k->watch);
 	if (k->timer)
 		g_source_remove(k->timer);
+	/* While dialling, k->fd is the dial's own socket: closed with it. A
+	 * second close() here once closed whatever socket another thread (a
+	 * proxy worker's accept, say) had been given that number meanwhile. */
+	if (k->dial)
+		k->fd = -1;
 	anser_dial_free(k->dial);
 	if (k->st)
 		anser_stream_free(k->st); /* closes fd */

@@ -5,6 +5,7 @@ microsocks and dante in network namespaces. One meson test per case."""
 import json
 import os
 import re
+import shutil
 import signal
 import sys
 import time
@@ -1151,7 +1152,52 @@ def t_valgrind(env):
     harness.stop_valgrind_anserd(env, vlog)
 
 
+def t_fd_hygiene(env):
+    """anserd never closes a descriptor it does not hold: a second close()
+    of a number another thread has been given meanwhile closes that
+    thread's socket (a health check that failed while dialling once did,
+    and now and then a proxied connection stalled). Under strace, every
+    close() that fails with EBADF is such a bug. Failing checks (the
+    default check URL is unreachable here), proxied and direct TCP and UDP,
+    a listing, a reload and the exit."""
+    strace = shutil.which("strace")
+    if not strace:
+        raise harness.Skip("strace not installed")
+    env.setup_net()
+    env.setup_cgroup()
+    env.start_web()
+    env.start_dante()
+    env.start_bus()
+    env.start_polkitd()
+    cfg = env.write_config(CONFIG.replace("log_level: debug", "log_level: debug\n"
+                                          "    check_interval: 1s") % {
+        "rules": "pname(appA) -> proxy", "link": "socks5://10.77.0.2:1081"})
+    slog = os.path.join(env.tmp, "strace.log")
+    env.start_anserd(cfg, wrapper=[strace, "-f", "-qq", "-e", "trace=close",
+                                   "-e", "status=failed", "-o", slog])
+    deadline = time.time() + 20
+    while env.log("anserd").count("check failed") < 6 and time.time() < deadline:
+        check_split(env, S4, P4, H4)
+        check_udp(env, S4, P4)
+    env.anserctl("connections")
+    env.anserctl("reload")
+    check_split(env, S4, P4, H4)
+    # SIGTERM to anserd itself (strace forwards no signal); strace ends with it
+    for pid in env.live_anserds():
+        os.kill(pid, signal.SIGTERM)
+    env.anserd.wait(20)
+    env.anserd = None
+    log = env.log("anserd")
+    expect("Exiting on signal" in log, "anserd exited on SIGTERM: " + log[-1000:])
+    expect(log.count("check failed") >= 6,
+           "the failing checks ran (%d): %s" % (log.count("check failed"), log[-2000:]))
+    with open(slog) as f:
+        bad = [l for l in f if "EBADF" in l]
+    expect(not bad, "close() of a descriptor anserd did not hold: %s" % "".join(bad[:10]))
+
+
 TESTS = {
+    "fd_hygiene": t_fd_hygiene,
     "valgrind": t_valgrind,
     "tcp_v4": t_tcp_v4,
     "tcp_v6": t_tcp_v6,
