@@ -26,6 +26,7 @@
 #include "daemon/config/config.h"
 #include "daemon/datapath/datapath.h"
 #include "daemon/dns/service.h"
+#include "daemon/netmon/kparam.h"
 #include "daemon/netmon/netmon.h"
 #include "daemon/outbound/checker.h"
 #include "daemon/outbound/fetch.h"
@@ -51,6 +52,7 @@ struct daemon {
 	struct anser_proxy *proxy;
 	struct anser_bus *bus;
 	struct anser_netmon *netmon;
+	struct anser_kparams *kparams; /* auto_config_kernel_parameter */
 	struct anser_dns_service *dns;
 	struct anser_gen *gens[ANSER_GENS];
 	unsigned active;
@@ -381,6 +383,8 @@ static void steer_dns(struct daemon *d, const struct anser_config *cfg)
 			       cfg->dns.n_virtual);
 }
 
+static void follow_kparams(struct daemon *d, const struct anser_netstate *now);
+
 static int install_config(struct daemon *d, struct anser_config *cfg,
 			  struct anser_compiled *compiled, bool first)
 {
@@ -414,8 +418,10 @@ static int install_config(struct daemon *d, struct anser_config *cfg,
 	anser_health_unref(d->health);
 	d->health = h;
 	anser_checker_set(d->checker, g, h);
-	if (d->netmon)
+	if (d->netmon) {
 		anser_netmon_set_roles(d->netmon, cfg->wan_interfaces, cfg->lan_interfaces);
+		follow_kparams(d, anser_netmon_state(d->netmon));
+	}
 	char *why = NULL;
 	/* the dns section's listeners: a setup that cannot be made (a port
 	 * taken) keeps the running one */
@@ -1059,6 +1065,34 @@ static const struct anser_netstate *get_netstate(void *ud)
 
 /* The network changed: one PropertiesChanged for what did. */
 /* Gateway mode: the LAN interfaces of now, watched by the datapath. */
+/* auto_config_kernel_parameter, as the active config and the interfaces
+ * now say: set (as LAN interfaces come) or put back (when the config no
+ * longer asks, or a record an earlier anserd left says so). */
+static void follow_kparams(struct daemon *d, const struct anser_netstate *now)
+{
+	const struct anser_gen *g = d->gens[d->active];
+	const struct anser_config *cfg = g ? g->cfg : NULL;
+	const char *lan[ANSER_MAX_LAN_IFACES], *wan[ANSER_MAX_LAN_IFACES];
+	size_t n_lan = 0, n_wan = 0;
+
+	if (!d->kparams)
+		return;
+	if (!cfg || !cfg->auto_config_kernel_parameter || !cfg->lan_interfaces ||
+	    !cfg->lan_interfaces[0]) {
+		if (anser_kparams_changed(d->kparams))
+			anser_kparams_restore(d->kparams);
+		return;
+	}
+	for (size_t i = 0; now && i < now->n_ifs; i++) {
+		const struct anser_netif *f = &now->ifs[i];
+		if (f->role == ANSER_IF_LAN && n_lan < ANSER_MAX_LAN_IFACES)
+			lan[n_lan++] = f->name;
+		else if (f->role == ANSER_IF_WAN && n_wan < ANSER_MAX_LAN_IFACES)
+			wan[n_wan++] = f->name;
+	}
+	anser_kparams_apply(d->kparams, lan, n_lan, wan, n_wan);
+}
+
 static void follow_lan(struct daemon *d, const struct anser_netstate *now)
 {
 	int ifs[ANSER_MAX_LAN_IFACES];
@@ -1069,6 +1103,7 @@ static void follow_lan(struct daemon *d, const struct anser_netstate *now)
 			ifs[n++] = now->ifs[i].ifindex;
 	if (d->dp)
 		(void)anser_datapath_set_lan(d->dp, ifs, n);
+	follow_kparams(d, now);
 }
 
 static void on_net_changed(void *ud, const struct anser_netstate *now, unsigned what)
@@ -1393,6 +1428,12 @@ int main(int argc, char **argv)
 	r = anser_netmon_new(&nopts, on_net_changed, &d, &d.netmon);
 	if (r < 0)
 		goto out;
+	/* before the first follow_lan(), which sets them */
+	char *kp_path = g_build_filename(d.state_dir, "kernel-parameters", NULL);
+	if (g_mkdir_with_parents(d.state_dir, 0755) < 0)
+		log_warning_errno(errno, "Cannot make %s: %m", d.state_dir);
+	(void)anser_kparams_new("/proc/sys", kp_path, &d.kparams);
+	g_free(kp_path);
 	follow_lan(&d, anser_netmon_state(d.netmon));
 	if (!d.no_bus) {
 		r = anser_bus_new(d.bus_address, &bus_ops, &d, &d.bus);
@@ -1422,6 +1463,9 @@ out:
 	if (d.poll_source)
 		g_source_remove(d.poll_source);
 	anser_netmon_free(d.netmon);
+	if (d.kparams)
+		anser_kparams_restore(d.kparams);
+	anser_kparams_free(d.kparams);
 	if (d.dp) /* the apps' DNS goes where they send it again, first */
 		anser_datapath_set_dns(d.dp, 0, 0, NULL, 0);
 	anser_dns_service_free(d.dns);

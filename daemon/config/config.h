@@ -309,6 +309,9 @@ struct anser_config {
 	/* lan_interface: names or globs of the interfaces whose forwarded
 	 * traffic the rules decide (gateway mode; NULL: none) */
 	char **lan_interfaces;
+	/* auto_config_kernel_parameter: set (and put back at exit) the
+	 * sysctls a gateway needs, when lan_interface is given */
+	bool auto_config_kernel_parameter;
 	struct anser_check check;
 	enum anser_dial_mode dial_mode; /* domain by default */
 	int64_t sniffing_timeout_ns;	/* 100 ms by default; 0: no sniffing */

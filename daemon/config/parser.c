@@ -427,6 +427,8 @@ static void decode_global(struct cfg_parser *p, const char *key, struct cfg_pos 
 		decode_interfaces(p, val, vpos, &p->cfg->wan_interfaces);
 	if (o && strcmp(o->name, "lan_interface") == 0)
 		decode_interfaces(p, val, vpos, &p->cfg->lan_interfaces);
+	if (o && strcmp(o->name, "auto_config_kernel_parameter") == 0)
+		(void)cfg_parse_bool(val, &p->cfg->auto_config_kernel_parameter); /* checked */
 	if (o && strcmp(o->name, "dial_mode") == 0) {
 		static const char *const modes[] = { "ip", "domain", "domain+", "domain++" };
 		size_t i = 0;

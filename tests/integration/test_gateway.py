@@ -20,7 +20,7 @@ SHUT = 9999  # blocked by the rules; a server listens there too
 
 CONFIG = """global {
     log_level: debug
-    lan_interface: %(lan)s
+    lan_interface: %(lan)s%(extra)s
 }
 routing {
     dport(%(shut)d) -> block
@@ -66,8 +66,8 @@ def topology(env):
     run(["ip", "-n", env.ns("c"), "-6", "route", "add", "default", "via", G6C])
     run(["ip", "-n", env.ns("s"), "route", "add", "default", "via", G4S])
     run(["ip", "-n", env.ns("s"), "-6", "route", "add", "default", "via", G6S])
-    # forwarding in the gateway's own namespace only (the test sets it; anserd
-    # does not yet: auto_config_kernel_parameter)
+    # forwarding in the gateway's own namespace only (set by the test here;
+    # t_kparams has anserd set it)
     run(env.nsexec("g") + ["sysctl", "-qw", "net.ipv4.ip_forward=1",
                            "net.ipv6.conf.all.forwarding=1"])
     for port in (WEB, SHUT, 8081):
@@ -95,15 +95,15 @@ def reaches(env, host, port, want):
     return False
 
 
-def gw_config(lan):
-    text = CONFIG % {"lan": lan, "shut": SHUT, "s6": S6}
+def gw_config(lan, extra=""):
+    text = CONFIG % {"lan": lan, "shut": SHUT, "s6": S6, "extra": extra}
     return text if lan else text.replace("    lan_interface: \n", "")
 
 
-def start(env, lan="lan0", wrapper=()):
+def start(env, lan="lan0", wrapper=(), extra=""):
     if not env.cg:
         env.setup_cgroup()
-    cfg = env.write_config(gw_config(lan))
+    cfg = env.write_config(gw_config(lan, extra))
     cmd = env.nsexec("g") + list(wrapper) + [harness.ANSERD, "--config", cfg, "--cgroup", env.cg, "--log-level",
                              "debug", "--no-bus", "--state-dir", os.path.join(env.tmp, "state")]
     env.anserd = env.spawn("anserd", cmd)
@@ -199,8 +199,65 @@ def t_valgrind(env):
     harness.stop_valgrind_anserd(env, vlog)
 
 
+KPARAMS = {"net.ipv4.ip_forward": ("0", "1"), "net.ipv6.conf.all.forwarding": ("0", "1"),
+           "net.ipv4.conf.all.send_redirects": ("1", "0"),
+           "net.ipv4.conf.lan0.send_redirects": ("1", "0"),
+           "net.ipv6.conf.wan0.accept_ra": ("1", "2")}
+
+
+def sysctls(env):
+    out = run(env.nsexec("g") + ["sysctl", "-n"] + list(KPARAMS)).stdout.split()
+    return dict(zip(KPARAMS, out))
+
+
+def t_kparams(env):
+    """auto_config_kernel_parameter: anserd turns forwarding on, redirects
+    off (all and lan0) and keeps router advertisements on the WAN side
+    (accept_ra 1 -> 2), and puts all of it back on SIGTERM. Killed with
+    SIGKILL it leaves them set (the LAN keeps being forwarded) and a
+    record; the next anserd, whose config no longer asks, puts back the
+    values from before the first."""
+    topology(env)
+    settings = ["%s=%s" % (k, v[0]) for k, v in KPARAMS.items()]
+    run(env.nsexec("g") + ["sysctl", "-qw"] + settings)
+    before = {k: v[0] for k, v in KPARAMS.items()}
+    after = {k: v[1] for k, v in KPARAMS.items()}
+    expect(sysctls(env) == before, "the test's starting values: %s" % sysctls(env))
+    expect(probe(env, S4, WEB).startswith("FAIL"), "not forwarded while forwarding is off")
+    auto = "\n    wan_interface: wan0\n    auto_config_kernel_parameter: true"
+    start(env, extra=auto)
+    env.wait_for("the LAN interface", lambda: "Gateway: deciding" in env.log("anserd"))
+    env.wait_for("the parameters set", lambda: sysctls(env) == after)
+    expect(reaches(env, S4, WEB, "OK " + C4), "forwarded v4 with the parameters anserd set")
+    expect(reaches(env, S6, WEB, "OK " + C6), "forwarded v6 with the parameters anserd set")
+    record = os.path.join(env.tmp, "state", "kernel-parameters")
+    expect(os.path.exists(record), "a record of the old values while running")
+    env.anserd.send_signal(signal.SIGTERM)
+    env.anserd.wait(30)
+    expect(sysctls(env) == before, "put back on SIGTERM: %s" % sysctls(env))
+    expect(not os.path.exists(record), "no record after a clean exit")
+    expect("Put back net.ipv4.ip_forward = 0" in env.log("anserd"), env.log("anserd")[-2000:])
+
+    start(env, extra=auto)
+    env.wait_for("the parameters set again", lambda: sysctls(env) == after)
+    env.anserd.send_signal(signal.SIGKILL)
+    env.anserd.wait(10)
+    expect(sysctls(env) == after, "left set by a killed anserd: %s" % sysctls(env))
+    expect(reaches(env, S4, WEB, "OK " + C4), "the LAN is forwarded after the kill")
+    with open(record) as f:
+        text = f.read()
+    expect("net/ipv4/ip_forward 0" in text, "the record keeps the old values: " + text)
+    start(env)  # auto_config_kernel_parameter no longer set
+    env.wait_for("the old values back", lambda: sysctls(env) == before)
+    expect("did not exit cleanly" in env.log("anserd"), env.log("anserd")[-2000:])
+    expect(not os.path.exists(record), "the record gone once put back")
+    env.anserd.send_signal(signal.SIGTERM)
+    env.anserd.wait(30)
+    expect(sysctls(env) == before, "unchanged by an anserd not asked to: %s" % sysctls(env))
+
+
 TESTS = {"direct_block": t_direct_block, "kill9": t_kill9, "glob_late": t_glob_late,
-         "reload": t_reload, "valgrind": t_valgrind}
+         "reload": t_reload, "valgrind": t_valgrind, "kparams": t_kparams}
 
 if __name__ == "__main__":
     harness.main(TESTS)
