@@ -622,8 +622,42 @@ static __always_inline int load_dst(struct bpf_sock_addr *ctx, struct decide *d,
 	return is_v6_builtin_direct(d->lkey.data);
 }
 
-static __always_inline void rewrite_to_listener(struct bpf_sock_addr *ctx, int v6, __u16 port)
+/* Whether anserd's listener on loopback:port is there (fail_mode: closed,
+ * where the programs outlive anserd): a socket bound there that carries
+ * ANSER_LISTENER_PRIORITY. A global function: the verifier walks it once,
+ * not once per path that reaches a call. */
+__attribute__((noinline)) int listener_alive(struct bpf_sock_addr *ctx, __u32 v6, __u32 port,
+					     __u32 udp)
 {
+	struct bpf_sock_tuple t = {};
+	struct bpf_sock *sk;
+	__u32 len;
+
+	if (v6) {
+		t.ipv6.daddr[3] = bpf_htonl(1);
+		t.ipv6.dport = bpf_htons(port);
+		len = sizeof(t.ipv6);
+	} else {
+		t.ipv4.daddr = bpf_htonl(0x7f000001);
+		t.ipv4.dport = bpf_htons(port);
+		len = sizeof(t.ipv4);
+	}
+	sk = udp ? bpf_sk_lookup_udp(ctx, &t, len, BPF_F_CURRENT_NETNS, 0)
+		 : bpf_sk_lookup_tcp(ctx, &t, len, BPF_F_CURRENT_NETNS, 0);
+	if (!sk)
+		return 0;
+	int ok = sk->priority == ANSER_LISTENER_PRIORITY;
+	bpf_sk_release(sk);
+	return ok;
+}
+
+/* Send the flow to anserd's listener on `port`: the program's verdict (1,
+ * or 0 to refuse it when fail_mode: closed and anserd is gone). */
+static __always_inline int steer(struct bpf_sock_addr *ctx, const struct anser_ctl *c, int v6,
+				 __u16 port, int udp)
+{
+	if (c->fail_closed && !listener_alive(ctx, v6, port, udp))
+		return 0;
 	if (!v6) {
 		ctx->user_ip4 = bpf_htonl(0x7f000001);
 	} else {
@@ -633,6 +667,7 @@ static __always_inline void rewrite_to_listener(struct bpf_sock_addr *ctx, int v
 		ctx->user_ip6[3] = bpf_htonl(1);
 	}
 	ctx->user_port = bpf_htons(port);
+	return 1;
 }
 
 static __always_inline int same16(const __u8 *a, const __u8 *b)
@@ -725,8 +760,7 @@ static __always_inline int do_connect(struct bpf_sock_addr *ctx, int v6)
 		}
 		s->redirected = 1;
 		s->dns = 1;
-		rewrite_to_listener(ctx, v6, dns);
-		return 1;
+		return steer(ctx, c, v6, dns, d.proto == IPPROTO_UDP);
 	}
 
 	__u16 port = d.proto == IPPROTO_TCP ? (v6 ? c->tcp6_port : c->tcp4_port)
@@ -761,8 +795,7 @@ static __always_inline int do_connect(struct bpf_sock_addr *ctx, int v6)
 		bpf_map_update_elem(&tcp_redir, &d.cookie, &s->flow, BPF_ANY);
 	}
 	s->redirected = 1;
-	rewrite_to_listener(ctx, v6, port);
-	return 1;
+	return steer(ctx, c, v6, port, d.proto == IPPROTO_UDP);
 }
 
 /* Cgroups made and removed anywhere: anserd files the rule sets of new
@@ -886,8 +919,7 @@ static __always_inline int do_sendmsg(struct bpf_sock_addr *ctx, int v6)
 		s->flow.family = d.family;
 		s->flow.dport = d.dport;
 		__builtin_memcpy(s->flow.daddr, d.lkey.data, 16);
-		rewrite_to_listener(ctx, v6, dns);
-		return 1;
+		return steer(ctx, c, v6, dns, 1);
 	}
 	if (!v.id) {
 		s = bpf_sk_storage_get(&sk_store, ctx->sk, 0, 0);
@@ -899,8 +931,7 @@ static __always_inline int do_sendmsg(struct bpf_sock_addr *ctx, int v6)
 	if (!s)
 		return 1;
 	s->udp_id = v.id;
-	rewrite_to_listener(ctx, v6, v6 ? c->udp6_port : c->udp4_port);
-	return 1;
+	return steer(ctx, c, v6, v6 ? c->udp6_port : c->udp4_port, 1);
 }
 
 SEC("cgroup/sendmsg4")

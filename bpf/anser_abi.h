@@ -180,10 +180,19 @@ struct anser_ctl {
 	 * taken over even under a (must) rule */
 	__u32 n_vdns;
 	__u8 vdns[2][16];
+	/* fail_mode: closed. The programs are pinned and outlive anserd; a
+	 * flow is steered only to a listener that is anserd's (carries
+	 * ANSER_LISTENER_PRIORITY), else refused. 0: not checked. */
+	__u32 fail_closed;
 };
 
-#define ANSER_FLOW_F_CONNECTED 1u /* UDP: decided at connect(), not sendmsg */
-#define ANSER_FLOW_F_PROXIED   2u /* steered to anserd's listener */
+/* SO_PRIORITY of anserd's listeners: a value above 6 needs CAP_NET_ADMIN,
+ * so no other process's socket on a port anserd let go can carry it. On
+ * loopback (noqueue) a priority changes nothing else. */
+#define ANSER_LISTENER_PRIORITY 0x616e7372u
+
+#define ANSER_FLOW_F_CONNECTED	1u /* UDP: decided at connect(), not sendmsg */
+#define ANSER_FLOW_F_PROXIED	2u /* steered to anserd's listener */
 
 /* A decided flow: in `sk_store` (per socket), `tcp_redir` and `udp_flows`
  * (LRU hash, key: the UDP id carried in skb->mark). */

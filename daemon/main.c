@@ -38,6 +38,9 @@
 
 #define DEFAULT_CONFIG ANSER_SYSCONFDIR "/config.dae"
 
+/* fail_mode: closed pins the programs here (bpffs) */
+#define ANSER_BPF_DIR "/sys/fs/bpf/anser"
+
 struct daemon {
 	GMainLoop *loop;
 	char *config_path; /* NULL: built-in default */
@@ -65,6 +68,7 @@ struct daemon {
 	int exit_code;
 	/* app routes (SetAppRoute), persisted in <state_dir>/app-routes */
 	const char *state_dir;
+	const char *bpf_dir; /* fail_mode: closed pins the programs here */
 	char *routes_path;
 	struct anser_app_route *routes;
 	size_t n_routes;
@@ -418,6 +422,7 @@ static int install_config(struct daemon *d, struct anser_config *cfg,
 	anser_health_unref(d->health);
 	d->health = h;
 	anser_checker_set(d->checker, g, h);
+	(void)anser_datapath_set_fail_closed(d->dp, cfg->fail_closed);
 	if (d->netmon) {
 		anser_netmon_set_roles(d->netmon, cfg->wan_interfaces, cfg->lan_interfaces);
 		follow_kparams(d, anser_netmon_state(d->netmon));
@@ -1252,6 +1257,8 @@ static void usage(FILE *f)
 		"      --workers=N         relay threads (default: one per CPU)\n"
 		"      --state-dir=DIR     where app routes are kept (default: " ANSER_STATEDIR
 		")\n"
+		"      --bpf-dir=DIR       where fail_mode: closed pins the programs, on a\n"
+		"                          bpf filesystem (default: " ANSER_BPF_DIR ")\n"
 		"      --log-level=LEVEL   error, warning, notice, info, debug\n"
 		"      --validate          check the config (also against the kernel's\n"
 		"                          limits), print every problem with its line and a\n"
@@ -1272,11 +1279,13 @@ int main(int argc, char **argv)
 		OPT_CHECK,
 		OPT_VER,
 		OPT_STATE,
+		OPT_BPF_DIR,
 	};
 	static const struct option opts[] = {
 		{ "config", required_argument, NULL, 'c' },
 		{ "cgroup", required_argument, NULL, OPT_CGROUP },
 		{ "state-dir", required_argument, NULL, OPT_STATE },
+		{ "bpf-dir", required_argument, NULL, OPT_BPF_DIR },
 		{ "bus-address", required_argument, NULL, OPT_BUS },
 		{ "no-bus", no_argument, NULL, OPT_NO_BUS },
 		{ "workers", required_argument, NULL, OPT_WORKERS },
@@ -1309,6 +1318,9 @@ int main(int argc, char **argv)
 			break;
 		case OPT_STATE:
 			d.state_dir = optarg;
+			break;
+		case OPT_BPF_DIR:
+			d.bpf_dir = optarg;
 			break;
 		case OPT_BUS:
 			d.bus_address = optarg;
@@ -1391,6 +1403,7 @@ int main(int argc, char **argv)
 	r = anser_datapath_new(d.cgroup, cfg->lan_interfaces ? ANSER_DATAPATH_GATEWAY : 0, &d.dp);
 	if (r < 0)
 		goto out;
+	anser_datapath_set_pin_dir(d.dp, d.bpf_dir ? d.bpf_dir : ANSER_BPF_DIR);
 	d.checker = anser_checker_new();
 	anser_checker_on_change(d.checker, groups_changed, &d);
 	struct anser_proxy_opts popts = { .workers = d.workers };
@@ -1430,8 +1443,6 @@ int main(int argc, char **argv)
 		goto out;
 	/* before the first follow_lan(), which sets them */
 	char *kp_path = g_build_filename(d.state_dir, "kernel-parameters", NULL);
-	if (g_mkdir_with_parents(d.state_dir, 0755) < 0)
-		log_warning_errno(errno, "Cannot make %s: %m", d.state_dir);
 	(void)anser_kparams_new("/proc/sys", kp_path, &d.kparams);
 	g_free(kp_path);
 	follow_lan(&d, anser_netmon_state(d.netmon));

@@ -312,6 +312,9 @@ struct anser_config {
 	/* auto_config_kernel_parameter: set (and put back at exit) the
 	 * sysctls a gateway needs, when lan_interface is given */
 	bool auto_config_kernel_parameter;
+	/* fail_mode: closed (anser's own): if anserd dies, the flows it would
+	 * steer are refused instead of going direct */
+	bool fail_closed;
 	struct anser_check check;
 	enum anser_dial_mode dial_mode; /* domain by default */
 	int64_t sniffing_timeout_ns;	/* 100 ms by default; 0: no sniffing */

@@ -46,6 +46,8 @@ static const struct global_opt global_opts[] = {
 	{ "bandwidth_max_tx", GT_STRING, "0", NOT_YET },
 	{ "bandwidth_max_rx", GT_STRING, "0", NOT_YET },
 	{ "dns_performance_level", GT_STRING, "balanced", NOT_YET },
+	/* anser's own: what happens to the flows anserd steers if it dies */
+	{ "fail_mode", GT_STRING, "open", USED },
 };
 
 #undef NOT_NEEDED

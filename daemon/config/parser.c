@@ -449,6 +449,20 @@ static void decode_global(struct cfg_parser *p, const char *key, struct cfg_pos 
 			free(q);
 		}
 	}
+	if (o && strcmp(o->name, "fail_mode") == 0) {
+		static const char *const modes[] = { "open", "closed" };
+		if (strcmp(val, "open") == 0 || strcmp(val, "closed") == 0) {
+			p->cfg->fail_closed = strcmp(val, "closed") == 0;
+		} else {
+			char *q = cfg_quote(val, strlen(val));
+			const char *sug = cfg_suggest(val, modes, 2);
+			if (sug)
+				ERR(p, vpos, "invalid fail_mode '%s' (did you mean '%s'?)", q, sug);
+			else
+				ERR(p, vpos, "invalid fail_mode '%s' (expected open or closed)", q);
+			free(q);
+		}
+	}
 	if (o && strcmp(o->name, "sniffing_timeout") == 0) {
 		int64_t ns;
 		const char *why = NULL;

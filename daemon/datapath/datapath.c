@@ -3,9 +3,13 @@
  * Loading, attaching and feeding the BPF side.
  *
  * Fail-open by construction: every program is attached through a BPF link
- * owned by this process and never pinned, so when anserd exits, crashes or
- * is SIGKILLed the kernel closes the links and detaches the programs; the
- * apps' next connect() goes direct.
+ * owned by this process, so when anserd exits, crashes or is SIGKILLed the
+ * kernel closes the links and detaches the programs; the apps' next
+ * connect() goes direct. Unless fail_mode is closed: then the steering
+ * links are also pinned in a bpf filesystem (pin_dir) and outlive a
+ * crash, the programs refusing what they would steer to a listener that
+ * is gone; a clean exit unpins them, and the next anserd removes the pins
+ * a crashed one left.
  */
 #include "datapath.h"
 
@@ -30,6 +34,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 #include "../routing/routing.h"
@@ -57,7 +62,11 @@ struct anser_datapath {
 	int cgroup_fd;
 	struct bpf_link *links[16];
 	size_t n_links;
+	size_t n_steer; /* links[0..n_steer): the steering ones (cgroup hooks) */
 	int lo_link_fd; /* tcx egress link on loopback, -1 if none */
+	/* fail_mode: closed: want it; where the links are pinned; pinned now */
+	bool want_closed, pinned;
+	char *pin_dir;
 	/* gateway mode: tcx ingress links on the LAN interfaces */
 	int lan_if[ANSER_MAX_LAN_IFACES], lan_link[ANSER_MAX_LAN_IFACES];
 	size_t n_lan;
@@ -721,15 +730,132 @@ fail:
 	return r;
 }
 
+/* The names steering links are pinned under in pin_dir: the programs'
+ * names, in the order attach() makes their links. */
+static const char *const pin_names[] = {
+	"anser_connect4", "anser_connect6",  "anser_sendmsg4",	   "anser_sendmsg6",
+	"anser_recvmsg4", "anser_recvmsg6",  "anser_getpeername4", "anser_getpeername6",
+	"anser_egress",	  "anser_lo_egress",
+};
+
+static char *pin_path(const struct anser_datapath *dp, const char *name)
+{
+	return g_build_filename(dp->pin_dir, name, NULL);
+}
+
+/* Remove every pin of ours in pin_dir: ours (unpin) or a crashed anserd's
+ * (its programs go with the last pin). */
+static void remove_pins(struct anser_datapath *dp, bool stale)
+{
+	size_t removed = 0;
+
+	if (!dp->pin_dir)
+		return;
+	for (size_t i = 0; i < sizeof(pin_names) / sizeof(*pin_names); i++) {
+		char *path = pin_path(dp, pin_names[i]);
+		if (unlink(path) == 0)
+			removed++;
+		else if (errno != ENOENT)
+			log_warning_errno(errno, "Cannot remove %s: %m", path);
+		g_free(path);
+	}
+	if (stale && removed)
+		log_notice("Removed %zu programs a stopped anserd left pinned in %s (fail_mode: "
+			   "closed): this one steers now",
+			   removed, dp->pin_dir);
+}
+
+static void unpin(struct anser_datapath *dp)
+{
+	if (!dp->pinned)
+		return;
+	remove_pins(dp, false);
+	dp->pinned = false;
+	dp->ctl->fail_closed = 0;
+	log_info("fail_mode open: programs unpinned, flows go direct if anserd stops");
+}
+
+#ifndef BPF_FS_MAGIC
+#define BPF_FS_MAGIC 0xcafe4a11
+#endif
+
+static int pin(struct anser_datapath *dp)
+{
+	struct statfs sf;
+	int r = 0;
+
+	if (dp->pinned || !dp->n_steer)
+		return 0;
+	if (!dp->pin_dir)
+		return -EINVAL;
+	if (mkdir(dp->pin_dir, 0700) < 0 && errno != EEXIST)
+		r = -errno;
+	else if (statfs(dp->pin_dir, &sf) < 0)
+		r = -errno;
+	else if ((uint32_t)sf.f_type != BPF_FS_MAGIC)
+		r = -ENOTSUP;
+	if (r < 0)
+		return log_error_errno(
+			r,
+			"fail_mode: closed needs a bpf filesystem at %s (mount -t bpf "
+			"bpf /sys/fs/bpf): %m; flows go direct if anserd stops",
+			dp->pin_dir);
+	for (size_t i = 0; i <= dp->n_steer && r == 0; i++) {
+		int fd = i < dp->n_steer ? bpf_link__fd(dp->links[i]) : dp->lo_link_fd;
+		/* links[] holds the cgroup hooks in pin_names' order, then
+		 * anser_egress when lo has no tcx */
+		const char *name = i < dp->n_steer ? pin_names[i] : "anser_lo_egress";
+		if (fd < 0)
+			continue;
+		char *path = pin_path(dp, name);
+		if (bpf_obj_pin(fd, path) < 0) {
+			r = -errno;
+			log_error_errno(r, "Cannot pin %s: %m; flows go direct if anserd stops",
+					path);
+		}
+		g_free(path);
+	}
+	if (r < 0) {
+		remove_pins(dp, false);
+		return r;
+	}
+	dp->pinned = true;
+	/* the programs refuse to steer to a listener that is gone */
+	dp->ctl->fail_closed = 1;
+	log_info("fail_mode closed: programs pinned in %s, flows they would steer are refused "
+		 "if anserd stops",
+		 dp->pin_dir);
+	return 0;
+}
+
+void anser_datapath_set_pin_dir(struct anser_datapath *dp, const char *dir)
+{
+	g_free(dp->pin_dir);
+	dp->pin_dir = dir ? g_strdup(dir) : NULL;
+}
+
+int anser_datapath_set_fail_closed(struct anser_datapath *dp, bool closed)
+{
+	dp->want_closed = closed;
+	if (!dp->n_steer)
+		return 0; /* attach() pins */
+	if (!closed) {
+		unpin(dp);
+		return 0;
+	}
+	return pin(dp);
+}
+
 void anser_datapath_detach(struct anser_datapath *dp)
 {
 	if (!dp)
 		return;
+	unpin(dp); /* stopped on purpose: fail open */
 	for (size_t i = 0; i < dp->n_links; i++)
 		bpf_link__destroy(dp->links[i]);
 	if (dp->n_links)
 		log_info("Detached from cgroup %s", dp->cgroup_path);
-	dp->n_links = 0;
+	dp->n_links = dp->n_steer = 0;
 	if (dp->lo_link_fd >= 0)
 		close(dp->lo_link_fd);
 	dp->lo_link_fd = -1;
@@ -847,6 +973,7 @@ void anser_datapath_free(struct anser_datapath *dp)
 	for (int i = 0; i < ANSER_GENS; i++)
 		anser_compiled_clear(&dp->slots[i]);
 	free(dp->cgroup_path);
+	g_free(dp->pin_dir);
 	free(dp->cg_mount);
 	free(dp->cg_rel);
 	free(dp);
@@ -1198,6 +1325,7 @@ int anser_datapath_attach(struct anser_datapath *dp)
 		}
 		dp->links[dp->n_links++] = l;
 	}
+	dp->n_steer = dp->n_links;
 	/* New cgroups, for app() and cgroup() rules: these links watch, they
 	 * steer nothing, so failing to attach them only costs those rules
 	 * their reach into cgroups made later. */
@@ -1216,6 +1344,10 @@ int anser_datapath_attach(struct anser_datapath *dp)
 	}
 	log_info("Attached %zu programs to cgroup %s%s", dp->n_links, dp->cgroup_path,
 		 dp->lo_link_fd >= 0 ? " and a tcx egress program to lo" : "");
+	/* ours steer now: the programs a crashed anserd left can go */
+	remove_pins(dp, true);
+	if (dp->want_closed)
+		(void)pin(dp);
 	return 0;
 }
 

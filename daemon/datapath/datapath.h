@@ -55,9 +55,20 @@ bool anser_datapath_enabled(const struct anser_datapath *dp);
 /* Make `slot` the one the kernel evaluates; then clears the other slot's
  * stale entries lazily on the next load. */
 int anser_datapath_activate(struct anser_datapath *dp, unsigned slot);
+/* Attach the programs; pins a crashed anserd left in the pin directory
+ * are removed once these steer. */
 int anser_datapath_attach(struct anser_datapath *dp);
-/* Detach every program (new flows go direct); maps stay usable. */
+/* Detach every program (new flows go direct) and unpin them; maps stay
+ * usable. */
 void anser_datapath_detach(struct anser_datapath *dp);
+/* fail_mode: where the steering links are pinned (a directory on a bpf
+ * filesystem, made if missing; before attach). */
+void anser_datapath_set_pin_dir(struct anser_datapath *dp, const char *dir);
+/* fail_mode: closed pins the steering links, so that they outlive a crash
+ * and refuse what they would steer to a listener that is gone; open
+ * unpins them. Before attach it is remembered for it. 0, or -errno
+ * (logged: fail open stays). */
+int anser_datapath_set_fail_closed(struct anser_datapath *dp, bool closed);
 /* Gateway mode: the rules decide the forwarded traffic that arrives on
  * exactly these interfaces (tcx ingress links, gone with anserd), the
  * others are let go. 0, or the last -errno (logged; the rest attached). */

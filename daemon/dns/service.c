@@ -25,6 +25,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../../bpf/anser_abi.h"
 #include "../util/log.h"
 
 #ifndef SO_RCVMARK
@@ -912,6 +913,14 @@ static const char *option(const struct anser_dns *d, const char *key)
 	return NULL;
 }
 
+static bool is_loopback(const struct sockaddr_storage *ss)
+{
+	if (ss->ss_family == AF_INET)
+		return ((const struct sockaddr_in *)ss)->sin_addr.s_addr == htonl(INADDR_LOOPBACK);
+	return ss->ss_family == AF_INET6 &&
+	       IN6_IS_ADDR_LOOPBACK(&((const struct sockaddr_in6 *)ss)->sin6_addr);
+}
+
 static int open_socket(const struct anser_dns_endpoint *ep, const char *url, bool tcp, int *out,
 		       char **why)
 {
@@ -927,6 +936,13 @@ static int open_socket(const struct anser_dns_endpoint *ep, const char *url, boo
 		log_debug_errno(errno, "DNS listener: no SO_RCVMARK (asis cannot work): %m");
 	if (ep->addr.ss_family == AF_INET6)
 		(void)setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+	if (is_loopback(&ep->addr)) {
+		/* what the datapath steers to: marked as anserd's (fail_mode:
+		 * closed steers only to sockets that carry it) */
+		int prio = (int)ANSER_LISTENER_PRIORITY;
+		if (setsockopt(fd, SOL_SOCKET, SO_PRIORITY, &prio, sizeof(prio)) < 0)
+			log_debug_errno(errno, "DNS listener: SO_PRIORITY: %m");
+	}
 	if (bind(fd, (const struct sockaddr *)&ep->addr, ep->addr_len) < 0 ||
 	    (tcp && listen(fd, 128) < 0)) {
 		int r = -errno;

@@ -107,6 +107,10 @@ static int save(struct anser_kparams *k)
 		g_string_append_printf(s, "%s %s\n", e->path, e->old);
 	}
 	GError *err = NULL;
+	char *dir = g_path_get_dirname(k->state);
+	if (g_mkdir_with_parents(dir, 0755) < 0)
+		log_warning_errno(errno, "Cannot make %s: %m", dir);
+	g_free(dir);
 	/* written to a temporary file and renamed over: never half a record */
 	bool ok = g_file_set_contents(k->state, s->str, (gssize)s->len, &err);
 	g_string_free(s, TRUE);

@@ -435,7 +435,8 @@ socks pass {
         # app routes are kept in the test's own directory, never the host's
         cmd = self.nsexec("h") + list(wrapper) + [ANSERD, "--config", config, "--cgroup",
                                                   cgroup or self.cg, "--log-level", "debug",
-                                                  "--state-dir", os.path.join(self.tmp, "state")]
+                                                  "--state-dir", os.path.join(self.tmp, "state"),
+                                                  "--bpf-dir", os.path.join(self.tmp, "bpf")]
         cmd += ["--bus-address", self.bus] if self.bus else ["--no-bus"]
         cmd += list(extra)
         self.anserd = self.spawn("anserd", cmd, env=environ)

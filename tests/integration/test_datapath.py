@@ -775,6 +775,7 @@ def t_activation(env):
     exec_line = "Exec=/bin/sh -c 'exec %s >%s 2>&1'" % (" ".join(
         env.nsexec("h") + [harness.ANSERD, "--config", cfg, "--cgroup", env.cg,
                            "--state-dir", os.path.join(env.tmp, "state"),
+                           "--bpf-dir", os.path.join(env.tmp, "bpf"),
                            "--bus-address=" + env.bus, "--log-level", "debug"]), log)
     text = re.sub(r"(?m)^Exec=.*$", exec_line, text)
     expect("Name=org.anser.Anser1" in text and "SystemdService=anserd.service" in text, text)
@@ -892,7 +893,9 @@ def t_builtin_default(env):
     env.setup_net()
     env.setup_cgroup()
     env.start_web()
-    cmd = env.nsexec("h") + [harness.ANSERD, "--cgroup", env.cg, "--no-bus"]
+    cmd = env.nsexec("h") + [harness.ANSERD, "--cgroup", env.cg, "--no-bus",
+                             "--state-dir", os.path.join(env.tmp, "state"),
+                             "--bpf-dir", os.path.join(env.tmp, "bpf")]
     env.anserd = env.spawn("anserd", cmd)
     env.wait_for("anserd running", env._anserd_ready)
     expect("built-in default" in env.log("anserd"), "should say it runs on the default")
@@ -1196,7 +1199,104 @@ def t_fd_hygiene(env):
     expect(not bad, "close() of a descriptor anserd did not hold: %s" % "".join(bad[:10]))
 
 
+SQUAT = """import socket, sys
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", int(sys.argv[1])))
+s.listen(16)
+print("ready", flush=True)
+while True:
+    c, _ = s.accept()
+    print("got a connection", flush=True)
+    c.close()
+"""
+
+
+def t_fail_closed(env):
+    """fail_mode: closed. anserd killed with SIGKILL leaves its steering
+    programs pinned: the proxied app's TCP and UDP are refused (never sent
+    direct), the direct app's flows go on; a process that takes the dead
+    listener's port gets nothing (the programs steer only to a socket of
+    anserd's). The next anserd removes those pins and steers; a clean exit
+    unpins them (everything direct). fail_mode: open pins nothing."""
+    bpf = os.path.join(env.tmp, "bpf")
+    os.makedirs(bpf)
+    harness.run(["mount", "-t", "bpf", "bpf", bpf])  # a bpf filesystem of the test's own
+    try:
+        env.setup_net()
+        env.setup_cgroup()
+        env.start_web()
+        env.start_dante()
+        link = "socks5://10.77.0.2:1081"
+        closed = CONFIG.replace("log_level: debug", "log_level: debug\n    fail_mode: closed")
+        cfg = env.write_config(closed % {"rules": "pname(appA) -> proxy", "link": link})
+        env.start_anserd(cfg)
+        check_split(env, S4, P4, H4)
+        check_udp(env, S4, P4)
+        def ours():  # (a bpf filesystem's root also lists progs.debug, maps.debug)
+            return sorted(n for n in os.listdir(bpf) if n.startswith("anser_"))
+        pins = ours()
+        expect("anser_connect4" in pins and "anser_sendmsg6" in pins, "pinned: %s" % pins)
+        port = re.search(r"running \(listeners tcp (\d+)/", env.log("anserd")).group(1)
+        os.kill(env.anserd.pid, signal.SIGKILL)
+        env.anserd.wait(10)
+        expect(env.cgroup_attached(), "the programs outlive a killed anserd")
+        a = env.app("appA", "tcp", S4, WEB)
+        expect(a.returncode == 2 and "error=Operation not permitted" in a.stdout,
+               "the proxied app's TCP is refused, not sent direct: " + a.stdout)
+        u = env.app("appA", "udp", S4, WEB, "x")
+        expect(u.returncode == 2 and "reply=" not in u.stdout,
+               "the proxied app's UDP is refused: " + u.stdout)
+        b = env.app("appB", "tcp", S4, WEB)
+        expect(seen_as(b.stdout) == H4, "the direct app goes on: " + b.stdout)
+        # a process on the port the dead listener had gets nothing
+        squat = os.path.join(env.tmp, "squat.py")
+        with open(squat, "w") as f:
+            f.write(SQUAT)
+        env.spawn("squatter", env.nsexec("h") + [harness.PY, squat, port])
+        env.wait_for("the squatter", lambda: "ready" in env.log("squatter"))
+        a = env.app("appA", "tcp", S4, WEB)
+        expect(a.returncode == 2 and "error=Operation not permitted" in a.stdout,
+               "refused with another socket on the old port: " + a.stdout)
+        expect("got a connection" not in env.log("squatter"), "the squatter got nothing")
+
+        # the next anserd takes over from the pinned programs
+        env.start_anserd(cfg)
+        expect("a stopped anserd left pinned" in env.log("anserd"), env.log("anserd")[-2000:])
+        check_split(env, S4, P4, H4)
+        check_udp(env, S4, P4)
+        # a reload to fail_mode open unpins; back to closed pins again
+        config(env, link=link)
+        os.kill(env.anserd.pid, signal.SIGHUP)
+        env.wait_for("unpinned by a reload", lambda: ours() == [])
+        env.write_config(closed % {"rules": "pname(appA) -> proxy", "link": link})
+        os.kill(env.anserd.pid, signal.SIGHUP)
+        env.wait_for("pinned by a reload", lambda: "anser_connect4" in ours())
+        # a clean exit unpins: everything direct
+        env.stop_anserd()
+        expect(ours() == [], "no pins after a clean exit: %s" % ours())
+        env.wait_for("the programs gone", lambda: not env.cgroup_attached(), timeout=10)
+        a = env.app("appA", "tcp", S4, WEB)
+        expect(seen_as(a.stdout) == H4, "after a clean exit appA goes direct: " + a.stdout)
+
+        # fail_mode: open (the default) pins nothing: a kill leaves all direct
+        cfg = config(env, link=link)
+        env.start_anserd(cfg)
+        a = env.app("appA", "tcp", S4, WEB)
+        expect(seen_as(a.stdout) == P4, "proxied again: " + a.stdout)
+        expect(ours() == [], "open pins nothing: %s" % ours())
+        os.kill(env.anserd.pid, signal.SIGKILL)
+        env.anserd.wait(10)
+        env.wait_for("the programs gone", lambda: not env.cgroup_attached(), timeout=10)
+        a = env.app("appA", "tcp", S4, WEB)
+        expect(seen_as(a.stdout) == H4, "fail open after a kill: " + a.stdout)
+    finally:
+        # pins go with the filesystem: nothing of ours stays attached
+        harness.run(["umount", "-l", bpf], check=False)
+
+
 TESTS = {
+    "fail_closed": t_fail_closed,
     "fd_hygiene": t_fd_hygiene,
     "valgrind": t_valgrind,
     "tcp_v4": t_tcp_v4,

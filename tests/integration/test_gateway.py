@@ -105,7 +105,8 @@ def start(env, lan="lan0", wrapper=(), extra=""):
         env.setup_cgroup()
     cfg = env.write_config(gw_config(lan, extra))
     cmd = env.nsexec("g") + list(wrapper) + [harness.ANSERD, "--config", cfg, "--cgroup", env.cg, "--log-level",
-                             "debug", "--no-bus", "--state-dir", os.path.join(env.tmp, "state")]
+                             "debug", "--no-bus", "--state-dir", os.path.join(env.tmp, "state"),
+                             "--bpf-dir", os.path.join(env.tmp, "bpf")]
     env.anserd = env.spawn("anserd", cmd)
     env.wait_for("anserd running", lambda: "running" in env.log("anserd"), timeout=60)
 
