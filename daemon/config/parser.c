@@ -412,6 +412,25 @@ static void decode_interfaces(struct cfg_parser *p, const char *val, struct cfg_
 	*out = (char **)g_ptr_array_free(names, FALSE);
 }
 
+/* val as one of choices[n]: its index, or -1 with an error that names a
+ * close one or all of them (`expected`). */
+static int decode_choice(struct cfg_parser *p, struct cfg_pos vpos, const char *option,
+			 const char *val, const char *const *choices, size_t n,
+			 const char *expected)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(val, choices[i]) == 0)
+			return (int)i;
+	char *q = cfg_quote(val, strlen(val));
+	const char *sug = cfg_suggest(val, choices, n);
+	if (sug)
+		ERR(p, vpos, "invalid %s '%s' (did you mean '%s'?)", option, q, sug);
+	else
+		ERR(p, vpos, "invalid %s '%s' (expected %s)", option, q, expected);
+	free(q);
+	return -1;
+}
+
 static void decode_global(struct cfg_parser *p, const char *key, struct cfg_pos kpos,
 			  const char *val, struct cfg_pos vpos, bool list)
 {
@@ -431,37 +450,16 @@ static void decode_global(struct cfg_parser *p, const char *key, struct cfg_pos 
 		(void)cfg_parse_bool(val, &p->cfg->auto_config_kernel_parameter); /* checked */
 	if (o && strcmp(o->name, "dial_mode") == 0) {
 		static const char *const modes[] = { "ip", "domain", "domain+", "domain++" };
-		size_t i = 0;
-		while (i < 4 && strcmp(val, modes[i]) != 0)
-			i++;
-		if (i < 4) {
+		int i = decode_choice(p, vpos, o->name, val, modes, 4,
+				      "ip, domain, domain+ or domain++");
+		if (i >= 0)
 			p->cfg->dial_mode = (enum anser_dial_mode)i;
-		} else {
-			char *q = cfg_quote(val, strlen(val));
-			const char *sug = cfg_suggest(val, modes, 4);
-			if (sug)
-				ERR(p, vpos, "invalid dial_mode '%s' (did you mean '%s'?)", q, sug);
-			else
-				ERR(p, vpos,
-				    "invalid dial_mode '%s' (expected ip, domain, domain+ or "
-				    "domain++)",
-				    q);
-			free(q);
-		}
 	}
 	if (o && strcmp(o->name, "fail_mode") == 0) {
 		static const char *const modes[] = { "open", "closed" };
-		if (strcmp(val, "open") == 0 || strcmp(val, "closed") == 0) {
-			p->cfg->fail_closed = strcmp(val, "closed") == 0;
-		} else {
-			char *q = cfg_quote(val, strlen(val));
-			const char *sug = cfg_suggest(val, modes, 2);
-			if (sug)
-				ERR(p, vpos, "invalid fail_mode '%s' (did you mean '%s'?)", q, sug);
-			else
-				ERR(p, vpos, "invalid fail_mode '%s' (expected open or closed)", q);
-			free(q);
-		}
+		int i = decode_choice(p, vpos, o->name, val, modes, 2, "open or closed");
+		if (i >= 0)
+			p->cfg->fail_closed = i == 1;
 	}
 	if (o && strcmp(o->name, "sniffing_timeout") == 0) {
 		int64_t ns;

@@ -1,0 +1,232 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""Gateway mode: a LAN client's direct traffic through a gateway, side by
+side in one run.
+
+Namespaces client (10.88.1.2) -> gateway (lan0 | wan0, forwarding on) ->
+server (10.88.2.2), as in tests/integration/test_gateway.py. The client
+measures
+  - TCP throughput: iperf3 -c for SECONDS, one stream and four (-P 4),
+    receiver bits/s;
+  - new connections per second: sequential connect()s to a C
+    accept-and-close server, 1e6 / mean connect time;
+through the gateway in each mode:
+  plain     the kernel forwards, nothing else runs;
+  anserd    anserd with lan_interface lan0 and RULES rules (none of which
+            holds for these flows: they are decided direct, in the kernel,
+            and forwarded);
+  v2ray     v2ray's tproxy inbound (nft tproxy in prerouting, policy
+            routing to lo) with a freedom outbound, the usual way to make a
+            v2ray gateway that splits traffic;
+  redsocks  nft redirect to redsocks, which relays through microsocks on
+            the gateway (redsocks speaks only to a proxy).
+Each round runs every mode once, in a rotated order; a ratio is the
+median over rounds of the round's mode / plain ratio, with a
+distribution-free 95% confidence interval once there are 6 rounds.
+
+Usage: bench/bench_gateway.py [--rounds 3] [--seconds 3] [--connects 5000]
+       [--rules 1000] [--modes plain,anserd,v2ray,redsocks]
+Needs root, iperf3, v2ray, redsocks, microsocks, nft, and a build in
+./build (or ANSER_BUILD_DIR).
+"""
+import argparse
+import json
+import os
+import shutil
+import statistics
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "tests", "integration"))
+sys.path.insert(0, HERE)
+import harness  # noqa: E402
+import test_gateway as gw  # noqa: E402
+from bench_direct import fmt_ratio  # noqa: E402
+
+SINK = 8082
+TPROXY_PORT, REDSOCKS_PORT, SOCKS_PORT = 12345, 12346, 1080
+
+
+def rules(n):
+    """n rules that never hold for the bench's flows (10.88.2.2, ports
+    5201 and 8082) yet make the kernel look: addresses, ports, both."""
+    out = []
+    for i in range(n):
+        a, b = divmod(i, 250)
+        kind = i % 4
+        if kind == 0:
+            out.append("dip(10.%d.%d.0/24) -> block" % (100 + a, b))
+        elif kind == 1:
+            out.append("dport(%d) && l4proto(udp) -> block" % (20000 + i))
+        elif kind == 2:
+            out.append("dip(172.%d.%d.%d/32) && dport(443) -> block" % (16 + a, b, i % 250))
+        else:
+            out.append("dip(fd00:%x::/48) -> block" % i)
+    return "\n    ".join(out)
+
+
+def start_anserd(env, n_rules):
+    cfg = env.write_config("global {\n    log_level: warning\n    lan_interface: lan0\n}\n"
+                           "routing {\n    %s\n    fallback: direct\n}\n" % rules(n_rules))
+    cmd = env.nsexec("g") + [harness.ANSERD, "--config", cfg, "--cgroup", env.cg, "--no-bus",
+                             "--state-dir", os.path.join(env.tmp, "state"),
+                             "--bpf-dir", os.path.join(env.tmp, "bpf")]
+    env.anserd = env.spawn("anserd", cmd)
+    env.wait_for("anserd running", lambda: "running" in env.log("anserd"), timeout=60)
+    env.wait_for("lan0 decided", lambda: "Gateway: deciding" in env.log("anserd"), timeout=30)
+
+
+def nft(env, text):
+    path = os.path.join(env.tmp, "nft.conf")
+    with open(path, "w") as f:
+        f.write(text)
+    harness.run(env.nsexec("g") + ["nft", "-f", path])
+
+
+def start_v2ray(env):
+    conf = {"log": {"loglevel": "none"},
+            "inbounds": [{"port": TPROXY_PORT, "listen": "0.0.0.0", "protocol": "dokodemo-door",
+                          "settings": {"network": "tcp", "followRedirect": True},
+                          "streamSettings": {"sockopt": {"tproxy": "tproxy"}}}],
+            "outbounds": [{"protocol": "freedom"}]}
+    path = os.path.join(env.tmp, "v2ray.json")
+    with open(path, "w") as f:
+        json.dump(conf, f)
+    env.spawn("v2ray", env.nsexec("g") + ["v2ray", "-config", path])
+    env.wait_port("g", TPROXY_PORT)
+    harness.run(env.nsexec("g") + ["ip", "rule", "add", "fwmark", "1", "lookup", "100"])
+    harness.run(env.nsexec("g") + ["ip", "route", "add", "local", "0.0.0.0/0", "dev", "lo",
+                                   "table", "100"])
+    nft(env, "table ip bench_tp {\n chain pre {\n  type filter hook prerouting priority "
+        "mangle; policy accept;\n  iifname \"lan0\" ip protocol tcp tproxy to :%d "
+        "meta mark set 1 accept\n }\n}\n" % TPROXY_PORT)
+
+
+def stop_v2ray(env):
+    harness.run(env.nsexec("g") + ["nft", "delete", "table", "ip", "bench_tp"], check=False)
+    harness.run(env.nsexec("g") + ["ip", "rule", "del", "fwmark", "1", "lookup", "100"],
+                check=False)
+    harness.run(env.nsexec("g") + ["ip", "route", "flush", "table", "100"], check=False)
+    stop(env, "v2ray")
+
+
+def start_redsocks(env):
+    conf = os.path.join(env.tmp, "redsocks.conf")
+    with open(conf, "w") as f:
+        f.write("base {\n log_debug = off;\n log_info = off;\n log = stderr;\n daemon = off;\n"
+                " redirector = iptables;\n}\nredsocks {\n local_ip = 0.0.0.0;\n"
+                " local_port = %d;\n ip = 127.0.0.1;\n port = %d;\n type = socks5;\n}\n"
+                % (REDSOCKS_PORT, SOCKS_PORT))
+    env.spawn("microsocks", env.nsexec("g") + ["microsocks", "-i", "127.0.0.1", "-p",
+                                               str(SOCKS_PORT)])
+    env.wait_port("g", SOCKS_PORT)
+    env.spawn("redsocks", env.nsexec("g") + ["redsocks", "-c", conf])
+    env.wait_port("g", REDSOCKS_PORT)
+    nft(env, "table ip bench_rs {\n chain pre {\n  type nat hook prerouting priority dstnat;"
+        " policy accept;\n  iifname \"lan0\" ip protocol tcp redirect to :%d\n }\n}\n"
+        % REDSOCKS_PORT)
+
+
+def stop_redsocks(env):
+    harness.run(env.nsexec("g") + ["nft", "delete", "table", "ip", "bench_rs"], check=False)
+    stop(env, "redsocks")
+    stop(env, "microsocks")
+
+
+def stop(env, name):
+    for i, (n, p, log) in enumerate(env.procs):
+        if n == name and p.poll() is None:
+            p.terminate()
+            p.wait(10)
+
+
+def iperf(env, seconds, streams):
+    r = harness.run(env.nsexec("c") + ["iperf3", "-c", gw.S4, "-p", "5201", "-t", str(seconds),
+                                       "-P", str(streams), "-J", "-A", "1"],
+                    timeout=seconds + 30, check=False)
+    data = json.loads(r.stdout[r.stdout.index("{"):])
+    if "error" in data:
+        raise RuntimeError("iperf3: %s" % data["error"])
+    return data["end"]["sum_received"]["bits_per_second"]
+
+
+def conn_rate(env, n):
+    r = harness.run(env.nsexec("c") + ["taskset", "-c", "1", harness.CLIENT, "tcpconn", gw.S4,
+                                       str(SINK), str(n)], timeout=300, check=False)
+    fields = dict(kv.split("=") for kv in r.stdout.split() if "=" in kv)
+    if "mean_us" not in fields:
+        raise RuntimeError("tcpconn failed: " + r.stdout)
+    return 1e6 / float(fields["mean_us"])
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--seconds", type=int, default=3)
+    ap.add_argument("--connects", type=int, default=5000)
+    ap.add_argument("--rules", type=int, default=1000)
+    ap.add_argument("--modes", default="plain,anserd,v2ray,redsocks")
+    a = ap.parse_args()
+    modes = a.modes.split(",")
+    if modes[0] != "plain":
+        sys.exit("--modes must start with plain (the ratios' base)")
+    need = {"plain": ["iperf3"], "anserd": [], "v2ray": ["v2ray", "nft"],
+            "redsocks": ["redsocks", "microsocks", "nft"]}
+    for m in modes:
+        for tool in need[m]:
+            if not shutil.which(tool):
+                sys.exit("%s is needed for mode %s (apt-get install %s)" % (tool, m, tool))
+    env = harness.Env("bench-gw")
+    starts = {"anserd": lambda: start_anserd(env, a.rules), "v2ray": lambda: start_v2ray(env),
+              "redsocks": lambda: start_redsocks(env)}
+    stops = {"anserd": env.stop_anserd, "v2ray": lambda: stop_v2ray(env),
+             "redsocks": lambda: stop_redsocks(env)}
+    metrics = ("1 stream Gbit/s", "4 streams Gbit/s", "connections/s")
+    res = {m: [] for m in modes}
+    try:
+        gw.topology(env)
+        env.setup_cgroup()
+        env.spawn("sink", env.nsexec("s") + ["taskset", "-c", "0", harness.CLIENT, "tcpsink",
+                                             str(SINK)])
+        env.wait_port("s", SINK)
+        env.spawn("iperf3", env.nsexec("s") + ["iperf3", "-s", "-p", "5201", "-A", "0"])
+        env.wait_port("s", 5201)
+        conn_rate(env, 500)  # neighbours resolved, caches warm
+        print("%d rounds; iperf3 -t %d (1 and 4 streams), %d sequential connects; "
+              "anserd with %d rules" % (a.rounds, a.seconds, a.connects, a.rules), flush=True)
+        for rnd in range(a.rounds):
+            order = modes[rnd % len(modes):] + modes[:rnd % len(modes)]
+            for mode in order:
+                if mode in starts:
+                    starts[mode]()
+                try:
+                    conn_rate(env, 200)  # warm-up after the start
+                    v = (iperf(env, a.seconds, 1) / 1e9, iperf(env, a.seconds, 4) / 1e9,
+                         conn_rate(env, a.connects))
+                finally:
+                    if mode in stops:
+                        stops[mode]()
+                res[mode].append(v)
+                print("round %d %-9s %8.2f %8.2f %9.0f" % ((rnd + 1, mode) + v), flush=True)
+                time.sleep(0.5)
+        print()
+        print("| metric (%d rounds, median) | %s |" % (a.rounds, " | ".join(modes)))
+        print("|---|%s" % ("---|" * len(modes)))
+        for i, name in enumerate(metrics):
+            cells = []
+            for m in modes:
+                med = statistics.median(x[i] for x in res[m])
+                if m == "plain":
+                    cells.append("%.2f" % med if i < 2 else "%.0f" % med)
+                    continue
+                ratios = [x[i] / y[i] for x, y in zip(res[m], res["plain"])]
+                cells.append(("%.2f" % med if i < 2 else "%.0f" % med) + " (" +
+                             fmt_ratio(ratios) + "x)")
+            print("| %s | %s |" % (name, " | ".join(cells)))
+    finally:
+        env.close()
+
+
+if __name__ == "__main__":
+    main()
