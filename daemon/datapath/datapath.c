@@ -1736,6 +1736,13 @@ uint32_t anser_datapath_verified_max(struct anser_datapath *dp)
 	return dp ? dp->verified_max : 0;
 }
 
+int anser_datapath_lan_fd(struct anser_datapath *dp)
+{
+	int fd = dp ? bpf_program__fd(dp->skel->progs.anser_lan_ingress) : -1;
+
+	return fd < 0 ? -1 : fd; /* not loaded */
+}
+
 int anser_datapath_eval_fd(struct anser_datapath *dp)
 {
 	int fd = dp ? bpf_program__fd(dp->skel->progs.anser_eval) : -1;

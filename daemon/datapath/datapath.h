@@ -167,6 +167,9 @@ uint32_t anser_datapath_verified_max(struct anser_datapath *dp);
 /* File descriptor of the eval test program, or -1 when the datapath was
  * made without ANSER_DATAPATH_EVAL. */
 int anser_datapath_eval_fd(struct anser_datapath *dp);
+/* The gateway program (anser_lan_ingress), for tests that run it with
+ * BPF_PROG_TEST_RUN; -1 when made without ANSER_DATAPATH_GATEWAY. */
+int anser_datapath_lan_fd(struct anser_datapath *dp);
 
 /* Helpers for anser_flow fields (flow.c). */
 void anser_flow_dst(const struct anser_flow *f, struct sockaddr_storage *ss);

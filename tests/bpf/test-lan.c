@@ -1,0 +1,370 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/*
+ * Gateway mode's program (anser_lan_ingress), run for real with
+ * BPF_PROG_TEST_RUN on packets built here: a fixture table of rules and
+ * packets with the verdict the kernel must give (drop for block, pass
+ * for everything else). Each match function v4 and v6, hit and miss, `!`
+ * and `&&`, what never holds for forwarded traffic (pname(), app(), the
+ * conditions the gateway does not read yet), fragments, L2 and L3 (tun)
+ * devices, marks, suspension, and packets it must leave alone.
+ *
+ * The test process unshares its network namespace: the veth pair and tun
+ * device it makes, and the tcx links on them, are its own.
+ */
+#include <arpa/inet.h>
+#include <bpf/bpf.h>
+#include <errno.h>
+#include <glib.h>
+#include <net/if.h>
+#include <sched.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "bpf/anser_abi.h"
+#include "daemon/config/config.h"
+#include "daemon/datapath/datapath.h"
+#include "daemon/util/log.h"
+#include "tests/rulegen.h"
+
+#define TCX_NEXT (-1)
+#define TCX_DROP 2
+
+static struct anser_datapath *dp;
+static unsigned active;
+static int if_l2, if_l3; /* veth (Ethernet) and tun (no link-layer header) */
+
+enum frag { WHOLE, FIRST_FRAG, LATER_FRAG, V6_FRAG_HDR };
+
+struct pkt {
+	const char *proto; /* "tcp", "udp", "icmp" */
+	const char *src, *dst;
+	unsigned sport, dport;
+	unsigned dscp;
+	enum frag frag;
+	bool l3;	/* through the tun device */
+	bool truncated; /* the IP header, no ports */
+};
+
+struct fixture {
+	const char *name;
+	const char *rules; /* routing lines; fallback: direct is added */
+	struct pkt p;
+	int verdict;
+};
+
+#define HDR                                                                                        \
+	"node { n1: 'socks5://10.0.0.1:1080' }\n"                                                  \
+	"group { proxy { policy: fixed(0) } }\n"                                                   \
+	"routing {\n"
+
+#define V4(proto, dport)                                                                           \
+	{                                                                                          \
+		proto, "192.168.1.20", "203.0.113.5", 40000, dport, 0, WHOLE, false, false         \
+	}
+#define V6(proto, dport)                                                                           \
+	{                                                                                          \
+		proto, "fd00:1::20", "2001:db8::5", 40000, dport, 0, WHOLE, false, false           \
+	}
+#define V4TO(dst, dport)                                                                           \
+	{                                                                                          \
+		"tcp", "192.168.1.20", dst, 40000, dport, 0, WHOLE, false, false                   \
+	}
+#define V6TO(dst, dport)                                                                           \
+	{                                                                                          \
+		"tcp", "fd00:1::20", dst, 40000, dport, 0, WHOLE, false, false                     \
+	}
+#define V4F(frag, dport)                                                                           \
+	{                                                                                          \
+		"udp", "192.168.1.20", "203.0.113.5", 40000, dport, 0, frag, false, false          \
+	}
+/* L3: the packet starts at the IP header. BPF_PROG_TEST_RUN still takes
+ * bytes 12-13 for an Ethernet type, so these sources put one there:
+ * 8.0.x.x (0x0800) and fd00:1:86dd:: (0x86dd). */
+#define V4L3(proto, dport)                                                                         \
+	{                                                                                          \
+		proto, "8.0.1.20", "203.0.113.5", 40000, dport, 0, WHOLE, true, false              \
+	}
+#define V6L3(proto, dport)                                                                         \
+	{                                                                                          \
+		proto, "fd00:1:86dd::20", "2001:db8::5", 40000, dport, 0, WHOLE, true, false       \
+	}
+
+static const struct fixture fixtures[] = {
+	/* dip() */
+	{ "dip v4 hit", "dip(203.0.113.0/24) -> block", V4("tcp", 80), TCX_DROP },
+	{ "dip v4 miss", "dip(198.51.100.0/24) -> block", V4("tcp", 80), TCX_NEXT },
+	{ "dip v4 host", "dip(203.0.113.5) -> block", V4("udp", 80), TCX_DROP },
+	{ "dip v6 hit", "dip(2001:db8::/32) -> block", V6("tcp", 80), TCX_DROP },
+	{ "dip v6 miss", "dip(2001:db9::/32) -> block", V6("tcp", 80), TCX_NEXT },
+	{ "dip v4 rule, v6 packet", "dip(0.0.0.0/0) -> block", V6("tcp", 80), TCX_NEXT },
+	{ "dip ::/0 covers v4", "dip(::/0) -> block", V4("tcp", 80), TCX_DROP },
+	/* dport() */
+	{ "dport v4 hit", "dport(443) -> block", V4("tcp", 443), TCX_DROP },
+	{ "dport v4 miss", "dport(443) -> block", V4("tcp", 444), TCX_NEXT },
+	{ "dport v6 hit", "dport(1000-2000) -> block", V6("udp", 2000), TCX_DROP },
+	{ "dport v6 miss", "dport(1000-2000) -> block", V6("udp", 2001), TCX_NEXT },
+	{ "dport is not sport", "dport(40000) -> block", V4("tcp", 80), TCX_NEXT },
+	/* l4proto(), ipversion() */
+	{ "l4proto udp hit", "l4proto(udp) -> block", V4("udp", 53), TCX_DROP },
+	{ "l4proto udp vs tcp", "l4proto(udp) -> block", V4("tcp", 53), TCX_NEXT },
+	{ "l4proto tcp v6", "l4proto(tcp) -> block", V6("tcp", 53), TCX_DROP },
+	{ "ipversion 6 hit", "ipversion(6) -> block", V6("tcp", 1), TCX_DROP },
+	{ "ipversion 6 vs v4", "ipversion(6) -> block", V4("tcp", 1), TCX_NEXT },
+	{ "ipversion 4 hit", "ipversion(4) -> block", V4("udp", 1), TCX_DROP },
+	/* ! and && */
+	{ "negated dip hit", "!dip(10.0.0.0/8) -> block", V4("tcp", 80), TCX_DROP },
+	{ "negated dip miss", "!dip(203.0.113.0/24) -> block", V4("tcp", 80), TCX_NEXT },
+	{ "negated dport v6", "!dport(80) -> block", V6("tcp", 81), TCX_DROP },
+	{ "and both hold", "dip(203.0.113.0/24) && dport(80) -> block", V4("tcp", 80), TCX_DROP },
+	{ "and one fails", "dip(203.0.113.0/24) && dport(80) -> block", V4("tcp", 81), TCX_NEXT },
+	{ "and with negation", "dip(2001:db8::/32) && !l4proto(udp) -> block", V6("tcp", 9),
+	  TCX_DROP },
+	{ "first match wins", "dport(80) -> direct\n dip(203.0.113.0/24) -> block", V4("tcp", 80),
+	  TCX_NEXT },
+	{ "second rule", "dport(80) -> direct\n dip(203.0.113.0/24) -> block", V4("tcp", 81),
+	  TCX_DROP },
+	{ "fallback block", "dport(80) -> direct\n fallback: block", V4("tcp", 81), TCX_DROP },
+	/* forwarded flows have no process: pname() and app() never hold */
+	{ "pname never holds", "pname(curl) -> block", V4("tcp", 80), TCX_NEXT },
+	{ "negated pname holds", "!pname(curl) -> block", V4("tcp", 80), TCX_DROP },
+	{ "app never holds", "app(org.mozilla.firefox) -> block", V6("tcp", 80), TCX_NEXT },
+	/* not read by the gateway yet: they do not hold, their negation does */
+	{ "sip does not hold yet", "sip(192.168.1.0/24) -> block", V4("tcp", 80), TCX_NEXT },
+	{ "negated sip holds", "!sip(10.9.9.9) -> block", V4("tcp", 80), TCX_DROP },
+	{ "sport does not hold yet", "sport(40000) -> block", V4("tcp", 80), TCX_NEXT },
+	{ "mac does not hold yet", "mac(02:00:00:00:00:01) -> block", V4("tcp", 80), TCX_NEXT },
+	/* marks and proxies do not drop: the kernel forwards */
+	{ "direct with a mark passes", "dport(80) -> direct(mark: 7)", V4("tcp", 80), TCX_NEXT },
+	{ "proxy passes (direct for now)", "dport(80) -> proxy", V4("tcp", 80), TCX_NEXT },
+	/* fragments: the first carries the ports, later ones follow it */
+	{ "first fragment, blocked port", "dport(5000) -> block", V4F(FIRST_FRAG, 5000), TCX_DROP },
+	{ "later fragment passes", "dport(80) -> direct\n l4proto(udp) -> block",
+	  V4F(LATER_FRAG, 80), TCX_NEXT },
+	{ "later fragment, payload looks blocked", "dport(5000) -> block", V4F(LATER_FRAG, 5000),
+	  TCX_NEXT },
+	{ "v6 fragment header passes", "l4proto(udp) -> block", V4F(V6_FRAG_HDR, 53), TCX_NEXT },
+	/* L3 device (tun): no link-layer header */
+	{ "L3 v4 hit", "dport(443) -> block", V4L3("udp", 443), TCX_DROP },
+	{ "L3 v4 miss", "dport(443) -> block", V4L3("tcp", 80), TCX_NEXT },
+	{ "L3 v6 hit", "dip(2001:db8::/32) -> block", V6L3("tcp", 53), TCX_DROP },
+	{ "L3 v6 miss", "dip(2001:db9::/32) -> block", V6L3("udp", 53), TCX_NEXT },
+	/* left alone */
+	{ "icmp passes", "dip(203.0.113.0/24) -> block", V4("icmp", 0), TCX_NEXT },
+	{ "loopback destination passes", "dip(0.0.0.0/0) -> block", V4TO("127.0.0.1", 80),
+	  TCX_NEXT },
+	{ "multicast destination passes", "dip(::/0) -> block", V6TO("ff02::1", 80), TCX_NEXT },
+	{ "truncated packet passes",
+	  "dport(80) -> block",
+	  { "tcp", "192.168.1.20", "203.0.113.5", 40000, 80, 0, WHOLE, false, true },
+	  TCX_NEXT },
+};
+
+static void load(const char *rules)
+{
+	/* a fixture may give its own fallback */
+	char *text = g_strdup_printf(HDR "%s\n%s}\n", rules,
+				     strstr(rules, "fallback:") ? "" : "fallback: direct\n");
+	struct anser_config *cfg = rulegen_parse(text);
+	unsigned slot = 1 - active;
+	g_assert_cmpint(anser_datapath_load_rules(dp, cfg, slot), ==, 0);
+	g_assert_cmpint(anser_datapath_activate(dp, slot), ==, 0);
+	active = slot;
+	anser_config_free(cfg);
+	g_free(text);
+}
+
+static void put16(uint8_t *p, unsigned v)
+{
+	p[0] = (uint8_t)(v >> 8);
+	p[1] = (uint8_t)v;
+}
+
+/* Ethernet + IP + L4 header into buf; its length. */
+static size_t build(const struct pkt *p, uint8_t *buf, size_t len)
+{
+	struct in6_addr s6, d6;
+	struct in_addr s4, d4;
+	bool v6 = strchr(p->src, ':') != NULL;
+	unsigned proto = strcmp(p->proto, "tcp") == 0	? IPPROTO_TCP
+			 : strcmp(p->proto, "udp") == 0 ? IPPROTO_UDP
+							: (v6 ? IPPROTO_ICMPV6 : IPPROTO_ICMP);
+	/* UDP carries 32 bytes of data: BPF_PROG_TEST_RUN refused the shortest
+	 * packets "from" the L3 device with EINVAL */
+	size_t off = p->l3 ? 0 : 14, l4len = proto == IPPROTO_TCP ? 20 : 40;
+
+	g_assert_cmpuint(len, >=, 128);
+	memset(buf, 0, len);
+	if (!p->l3) {
+		memcpy(buf, "\x02\x00\x00\x00\x00\x02\x02\x00\x00\x00\x00\x01", 12);
+		put16(buf + 12, v6 ? 0x86dd : 0x0800);
+	}
+	if (!v6) {
+		g_assert_cmpint(inet_pton(AF_INET, p->src, &s4), ==, 1);
+		g_assert_cmpint(inet_pton(AF_INET, p->dst, &d4), ==, 1);
+		uint8_t *ip = buf + off;
+		ip[0] = 0x45;
+		ip[1] = (uint8_t)(p->dscp << 2);
+		put16(ip + 2, (unsigned)(20 + l4len));
+		if (p->frag == FIRST_FRAG)
+			put16(ip + 6, 0x2000); /* MF, offset 0 */
+		else if (p->frag == LATER_FRAG)
+			put16(ip + 6, 0x0010); /* offset 128 bytes, last */
+		ip[8] = 64;
+		ip[9] = (uint8_t)proto;
+		memcpy(ip + 12, &s4, 4);
+		memcpy(ip + 16, &d4, 4);
+		off += 20;
+	} else {
+		g_assert_cmpint(inet_pton(AF_INET6, p->src, &s6), ==, 1);
+		g_assert_cmpint(inet_pton(AF_INET6, p->dst, &d6), ==, 1);
+		uint8_t *ip = buf + off;
+		ip[0] = (uint8_t)(0x60 | (p->dscp >> 2));
+		put16(ip + 4, (unsigned)l4len);
+		ip[6] = (uint8_t)proto;
+		ip[7] = 64;
+		memcpy(ip + 8, &s6, 16);
+		memcpy(ip + 24, &d6, 16);
+		off += 40;
+	}
+	if (p->l3) /* see V4L3: what the test run reads as the Ethernet type */
+		g_assert_cmpuint((unsigned)buf[12] << 8 | buf[13], ==, v6 ? 0x86dd : 0x0800);
+	if (p->truncated)
+		return off;
+	put16(buf + off, p->sport);
+	put16(buf + off + 2, p->dport);
+	if (proto == IPPROTO_TCP)
+		buf[off + 12] = 0x50; /* data offset 5 */
+	return off + l4len;
+}
+
+/* An IPv4/UDP packet turned into the IPv6 one whose next header is a
+ * fragment header (the ports follow it, where the program does not look). */
+static size_t build_v6_frag(const struct pkt *p, uint8_t *buf, size_t len)
+{
+	struct pkt q = *p;
+	q.src = "fd00:1::20";
+	q.dst = "2001:db8::5";
+	q.frag = WHOLE;
+	size_t n = build(&q, buf, len);
+	uint8_t *ip = buf + 14;
+	/* insert 8 bytes of fragment header after the 40-byte header */
+	memmove(ip + 48, ip + 40, n - 14 - 40);
+	memset(ip + 40, 0, 8);
+	ip[40] = IPPROTO_UDP; /* the fragment header's next header */
+	ip[6] = 44;	      /* IPPROTO_FRAGMENT */
+	put16(ip + 4, 8 + 8);
+	return n + 8;
+}
+
+static int run(const struct pkt *p)
+{
+	uint8_t buf[256];
+	size_t n = p->frag == V6_FRAG_HDR ? build_v6_frag(p, buf, sizeof(buf))
+					  : build(p, buf, sizeof(buf));
+	struct __sk_buff ctx = { .ifindex = (uint32_t)(p->l3 ? if_l3 : if_l2) };
+	LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = buf, .data_size_in = (uint32_t)n,
+		    .ctx_in = &ctx, .ctx_size_in = sizeof(ctx), .repeat = 1);
+
+	g_assert_cmpint(bpf_prog_test_run_opts(anser_datapath_lan_fd(dp), &opts), ==, 0);
+	return (int)opts.retval;
+}
+
+static void test_fixture(gconstpointer data)
+{
+	const struct fixture *f = data;
+
+	load(f->rules);
+	g_assert_cmpint(run(&f->p), ==, f->verdict);
+}
+
+/* Suspended (anserctl disable): nothing is dropped. */
+static void test_suspended(void)
+{
+	const struct pkt p = V4("tcp", 80);
+
+	load("dport(80) -> block");
+	g_assert_cmpint(run(&p), ==, TCX_DROP);
+	anser_datapath_set_enabled(dp, false);
+	g_assert_cmpint(run(&p), ==, TCX_NEXT);
+	anser_datapath_set_enabled(dp, true);
+	g_assert_cmpint(run(&p), ==, TCX_DROP);
+}
+
+/* A reload's rules hold from the activation on, for the next packet. */
+static void test_reload(void)
+{
+	const struct pkt p = V6("udp", 53);
+
+	load("dport(53) -> block");
+	g_assert_cmpint(run(&p), ==, TCX_DROP);
+	load("dport(54) -> block");
+	g_assert_cmpint(run(&p), ==, TCX_NEXT);
+}
+
+/* The same flow through the L2 and the L3 device: one verdict. */
+static void test_l2_l3_agree(void)
+{
+	const char *rules = "dip(203.0.113.0/24) && dport(22) -> block";
+	struct pkt a = V4L3("tcp", 22), b = V4L3("tcp", 22);
+	a.l3 = false; /* the same addresses, with an Ethernet header */
+
+	load(rules);
+	for (unsigned port = 20; port < 25; port++) {
+		a.dport = b.dport = port;
+		g_assert_cmpint(run(&a), ==, run(&b));
+		g_assert_cmpint(run(&a), ==, port == 22 ? TCX_DROP : TCX_NEXT);
+	}
+}
+
+static void sh(const char *cmd)
+{
+	int r = system(cmd);
+	if (r != 0)
+		g_error("%s: %d", cmd, r);
+}
+
+int main(int argc, char **argv)
+{
+	if (geteuid() != 0) {
+		g_printerr("needs root to load BPF programs\n");
+		return 77;
+	}
+	if (unshare(CLONE_NEWNET) < 0) {
+		g_printerr("cannot make a network namespace: %s\n", strerror(errno));
+		return 77;
+	}
+	sh("ip link add lan0 type veth peer name lan1 && ip link set lan0 up && "
+	   "ip link set lan1 up");
+	if (system("ip tuntap add tun0 mode tun 2>/dev/null && ip link set tun0 up") != 0) {
+		g_printerr("no tun device here\n");
+		return 77;
+	}
+	if_l2 = (int)if_nametoindex("lan0");
+	if_l3 = (int)if_nametoindex("tun0");
+	g_test_init(&argc, &argv, NULL);
+	anser_log_set_level(ANSER_LOG_WARNING);
+	int r = anser_datapath_new(NULL, ANSER_DATAPATH_GATEWAY, &dp);
+	if (r < 0) {
+		g_printerr("cannot load the BPF object: %s\n", strerror(-r));
+		return 1;
+	}
+	/* the program learns each interface's kind (L2 or L3) from here */
+	const int ifs[] = { if_l2, if_l3 };
+	g_assert_cmpint(anser_datapath_set_lan(dp, ifs, 2), ==, 0);
+	for (size_t i = 0; i < G_N_ELEMENTS(fixtures); i++) {
+		char *path = g_strdup_printf("/bpf/lan/%s", fixtures[i].name);
+		for (char *p = path; *p; p++)
+			if (*p == ' ' || *p == ',' || (*p == '/' && p > path + 9))
+				*p = '-';
+		g_test_add_data_func(path, &fixtures[i], test_fixture);
+		g_free(path);
+	}
+	g_test_add_func("/bpf/lan/suspended", test_suspended);
+	g_test_add_func("/bpf/lan/reload", test_reload);
+	g_test_add_func("/bpf/lan/l2-l3-agree", test_l2_l3_agree);
+	r = g_test_run();
+	anser_datapath_set_lan(dp, NULL, 0);
+	anser_datapath_free(dp);
+	return r;
+}
