@@ -39,6 +39,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -257,7 +258,10 @@ static double now_us(void)
 	return (double)t.tv_sec * 1e6 + (double)t.tv_nsec / 1e3;
 }
 
-static int do_tcprr(const char *host, const char *port, int n)
+/* n connections one after the other, each read until the server's EOF;
+ * shut: the client ends its side first (shutdown(SHUT_WR)), so a relay
+ * that waits for both directions to end closes at once. */
+static int do_tcprr(const char *host, const char *port, int n, bool shut)
 {
 	struct sockaddr_storage ss;
 	socklen_t len;
@@ -272,6 +276,8 @@ static int do_tcprr(const char *host, const char *port, int n)
 			printf("error=%s at %d\n", strerror(errno), i);
 			return 2;
 		}
+		if (shut)
+			(void)shutdown(fd, SHUT_WR);
 		while (read(fd, b, sizeof(b)) > 0)
 			;
 		close(fd);
@@ -455,8 +461,9 @@ int main(int argc, char **argv)
 		return do_tcpconn(argv[2], argv[3], atoi(argv[4]));
 	if (argc == 7 && strcmp(argv[1], "tcpconn-ab") == 0)
 		return do_tcpconn_ab(argv[2], argv[3], atoi(argv[4]), argv[5], argv[6]);
-	if (argc == 5 && strcmp(argv[1], "tcprr") == 0)
-		return do_tcprr(argv[2], argv[3], atoi(argv[4]));
+	if ((argc == 5 || argc == 6) && strcmp(argv[1], "tcprr") == 0)
+		return do_tcprr(argv[2], argv[3], atoi(argv[4]),
+				argc == 6 && strcmp(argv[5], "shut") == 0);
 	if (argc == 6 && strcmp(argv[1], "tcpmany") == 0)
 		return do_tcpmany(argv[2], argv[3], atoi(argv[4]), atoi(argv[5]));
 	if (argc == 3 && strcmp(argv[1], "tcpsink") == 0)
