@@ -1068,8 +1068,6 @@ static const struct anser_netstate *get_netstate(void *ud)
 	return d->netmon ? anser_netmon_state(d->netmon) : NULL;
 }
 
-/* The network changed: one PropertiesChanged for what did. */
-/* Gateway mode: the LAN interfaces of now, watched by the datapath. */
 /* auto_config_kernel_parameter, as the active config and the interfaces
  * now say: set (as LAN interfaces come) or put back (when the config no
  * longer asks, or a record an earlier anserd left says so). */
@@ -1098,6 +1096,7 @@ static void follow_kparams(struct daemon *d, const struct anser_netstate *now)
 	anser_kparams_apply(d->kparams, lan, n_lan, wan, n_wan);
 }
 
+/* Gateway mode: the LAN interfaces of now, watched by the datapath. */
 static void follow_lan(struct daemon *d, const struct anser_netstate *now)
 {
 	int ifs[ANSER_MAX_LAN_IFACES];
@@ -1111,6 +1110,7 @@ static void follow_lan(struct daemon *d, const struct anser_netstate *now)
 	follow_kparams(d, now);
 }
 
+/* The network changed: one PropertiesChanged for what did. */
 static void on_net_changed(void *ud, const struct anser_netstate *now, unsigned what)
 {
 	struct daemon *d = ud;

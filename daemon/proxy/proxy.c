@@ -486,7 +486,8 @@ static int open_listener(int family, int type, uint16_t port, bool reuseport, in
 	if (type == SOCK_STREAM && setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0)
 		goto fail;
 	/* marked as anserd's: fail_mode: closed steers only to sockets that
-	 * carry it (root has CAP_NET_ADMIN; without it, closed cannot work) */
+	 * carry it. It needs CAP_NET_ADMIN, as attaching the cgroup programs
+	 * does: an anserd that can steer can always set it. */
 	int prio = (int)ANSER_LISTENER_PRIORITY;
 	if (setsockopt(fd, SOL_SOCKET, SO_PRIORITY, &prio, sizeof(prio)) < 0)
 		log_debug_errno(errno, "Proxy listener: SO_PRIORITY: %m");
