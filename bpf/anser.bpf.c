@@ -267,14 +267,16 @@ static __always_inline const struct anser_rules *port_set(__u32 slot, __u16 dpor
  * the process and protocol allow has no dip() or dport(), the address and
  * port cannot rule it out, and neither lookup is needed.
  */
-static __always_inline void evaluate(struct decide *d, __u32 slot, const struct anser_gen_info *gi,
-				     const struct anser_rules *proc)
+/* lan: forwarded traffic (gateway mode), for which sip() can hold. */
+static __always_inline void evaluate_as(struct decide *d, __u32 slot,
+					const struct anser_gen_info *gi,
+					const struct anser_rules *proc, int lan)
 {
 	const struct anser_rules *l4, *dst = &gi->dip_default, *port = &gi->port_default;
 	const struct anser_rules *dom = &gi->dom_default;
-	__u32 r;
+	__u32 r, i = ANSER_L4_INDEX(d->proto == IPPROTO_UDP, d->family == AF_INET6);
 
-	l4 = &gi->l4[ANSER_L4_INDEX(d->proto == IPPROTO_UDP, d->family == AF_INET6)];
+	l4 = lan ? &gi->lan_l4[i & 3] : &gi->l4[i & 3];
 	r = first_rule(proc, l4, proc, l4, proc);
 	if (r >= ANSER_MAX_RULES ||
 	    !((gi->dst_free.w[(r / 64) & (ANSER_RULE_WORDS - 1)] >> (r % 64)) & 1)) {
@@ -309,6 +311,12 @@ static __always_inline void evaluate(struct decide *d, __u32 slot, const struct 
 	d->out = gi->outbound[r];
 	d->bit = r;
 	d->rule = gi->rule_of[r & (ANSER_MAX_RULES - 1)];
+}
+
+static __always_inline void evaluate(struct decide *d, __u32 slot, const struct anser_gen_info *gi,
+				     const struct anser_rules *proc)
+{
+	evaluate_as(d, slot, gi, proc, 0);
 }
 
 /* The rules a process of this name leaves possible under slot's rules. */
@@ -1090,6 +1098,7 @@ SEC("tc")
 int anser_lan_ingress(struct __sk_buff *skb)
 {
 	struct anser_rules proc;
+	struct anser_lpm_key skey = {};
 	struct decide d = {};
 	struct anser_gen_info *gi;
 	struct anser_ctl *c;
@@ -1116,6 +1125,7 @@ int anser_lan_ingress(struct __sk_buff *skb)
 		d.family = AF_INET;
 		d.proto = ip.protocol;
 		set_v4(d.lkey.data, ip.daddr);
+		set_v4(skey.data, ip.saddr);
 		l4 = off + (__u32)ip.ihl * 4;
 	} else if (skb->protocol == bpf_htons(ETH_P_IPV6_)) {
 		struct ipv6hdr ip6;
@@ -1127,6 +1137,7 @@ int anser_lan_ingress(struct __sk_buff *skb)
 		__builtin_memcpy(d.lkey.data, &ip6.daddr, 16);
 		if (is_v6_builtin_direct(d.lkey.data))
 			return TCX_NEXT_ACT;
+		__builtin_memcpy(skey.data, &ip6.saddr, 16);
 		d.family = AF_INET6;
 		d.proto = ip6.nexthdr;
 		l4 = off + sizeof(ip6);
@@ -1140,10 +1151,19 @@ int anser_lan_ingress(struct __sk_buff *skb)
 	gi = active_rules(c, &slot);
 	if (!gi)
 		return TCX_NEXT_ACT;
-	/* no process: what rules the unnamed, cgroup-less leave possible */
+	/* no process: what rules the unnamed, cgroup-less leave possible, and
+	 * those the source leaves (sip()) */
+	const struct anser_rules *src = &gi->sip_default;
+	if (gi->lookups & ANSER_LOOKUP_SIP) {
+		skey.prefixlen = 32 + 128;
+		skey.set = (slot << 31) | ANSER_LPM_SIP;
+		src = bpf_map_lookup_elem(&match_lpm, &skey);
+		if (!src)
+			src = &gi->sip_default;
+	}
 	for (__u32 w = 0; w < ANSER_RULE_WORDS; w++)
-		proc.w[w] = gi->pname_default.w[w] & gi->cg_default.w[w];
-	evaluate(&d, slot, gi, &proc);
+		proc.w[w] = gi->pname_default.w[w] & gi->cg_default.w[w] & src->w[w];
+	evaluate_as(&d, slot, gi, &proc, 1);
 	return d.out == ANSER_OUT_BLOCK ? TCX_DROP_ACT : TCX_NEXT_ACT;
 }
 

@@ -52,8 +52,11 @@ struct anser_rules {
  * reload always has room for the next one). */
 #define ANSER_LPM_MAX_ENTRIES 262144
 
-/* `set` of a match_lpm key: the slot in the top bit, and the kind. */
+/* `set` of a match_lpm key: the slot in the top bit, and the kind:
+ * dip() prefixes, and sip() ones (gateway mode: forwarded traffic's
+ * source). */
 #define ANSER_LPM_DIP 1u
+#define ANSER_LPM_SIP 3u
 
 /*
  * domain() conditions hold for names, which a flow does not carry: what
@@ -117,7 +120,11 @@ struct anser_gen_info {
 	struct anser_rules cg_default;	  /* for cgroups with no cg_set entry up to the root */
 	struct anser_rules dom_default;	  /* for addresses with no dom_ip entry */
 	struct anser_rules must;	  /* rules with (must): their DNS is not taken over */
-	__u16 outbound[ANSER_MAX_RULES];  /* by rule bit */
+	/* gateway mode: l4 without the mask that makes sip() never hold (it
+	 * holds for forwarded traffic); sip() sets for sources in no sip() */
+	struct anser_rules lan_l4[4];
+	struct anser_rules sip_default;
+	__u16 outbound[ANSER_MAX_RULES]; /* by rule bit */
 	/* by rule bit: the config's rule (0-based) it stands for -- the first
 	 * of the consecutive rules merged into it -- or ANSER_RULE_FALLBACK */
 	__u16 rule_of[ANSER_MAX_RULES];
@@ -129,6 +136,7 @@ struct anser_gen_info {
 #define ANSER_LOOKUP_MARK   4u	/* some direct rule sets a mark */
 #define ANSER_LOOKUP_CGROUP 8u	/* some rule has app() or cgroup() */
 #define ANSER_LOOKUP_DOMAIN 16u /* some rule has domain() */
+#define ANSER_LOOKUP_SIP    32u /* some rule has sip() (gateway mode reads it) */
 
 /*
  * app() and cgroup() depend on a cgroup's path, which the hooks do not

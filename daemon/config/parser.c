@@ -1551,10 +1551,15 @@ static int cond_from_call(struct cfg_parser *p, struct call *c, struct anser_con
 	if ((kind == FN_SIP || kind == FN_SPORT || kind == FN_MAC || kind == FN_DSCP) && r == 0 &&
 	    !p->warned_forwarded) {
 		p->warned_forwarded = true;
-		WARN(p, c->pos,
-		     "%s() looks at forwarded traffic (gateway mode, not supported yet): for this "
-		     "machine's own connections it does not hold",
-		     fn_names[kind]);
+		if (kind == FN_SIP)
+			WARN(p, c->pos,
+			     "sip() looks at forwarded traffic (gateway mode, lan_interface): for "
+			     "this machine's own connections it does not hold");
+		else
+			WARN(p, c->pos,
+			     "%s() looks at forwarded traffic, which the gateway does not read "
+			     "it from yet: it does not hold (its negation does)",
+			     fn_names[kind]);
 	}
 	if (kind == FN_DOMAIN || kind == FN_QNAME)
 		cap = cond->n_domains; /* domain_arg() grew them one at a time */

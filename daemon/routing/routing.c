@@ -251,20 +251,21 @@ static bool in_condset(const struct anser_cond *cond, size_t i, const void *ud)
  * Sorted by (address, length), a prefix's descendants follow it, and a
  * stack of the open ancestors collects them in one pass.
  */
-static int compile_dips(const struct anser_config *cfg, unsigned slot, struct anser_compiled *o)
+static int compile_prefixes(const struct anser_config *cfg, unsigned slot, struct anser_compiled *o,
+			    enum anser_cond_type type, uint32_t set, struct anser_rules *dflt,
+			    uint32_t lookup)
 {
-	size_t n = count_items(cfg, ANSER_COND_DIP), i = 0,
-	       n_conds = count_conds(cfg, ANSER_COND_DIP);
-	size_t words = (n_conds + 63) / 64, u = 0, depth = 0;
+	size_t n = count_items(cfg, type), i = 0, n_conds = count_conds(cfg, type);
+	size_t words = (n_conds + 63) / 64, u = 0, depth = 0, base = o->n_lpm;
 	struct prefix_ref *refs = NULL;
 	uint64_t *sets = NULL;
 	size_t *stack = NULL;
 	int r = -ENOMEM;
 
-	rules_where(cfg, ANSER_COND_DIP, in_none, NULL, &o->info.dip_default);
+	rules_where(cfg, type, in_none, NULL, dflt);
 	if (!n)
 		return 0;
-	o->info.lookups |= ANSER_LOOKUP_DIP;
+	o->info.lookups |= lookup;
 	refs = calloc(n, sizeof(*refs));
 	if (!refs)
 		goto out;
@@ -272,12 +273,12 @@ static int compile_dips(const struct anser_config *cfg, unsigned slot, struct an
 	for (size_t q = 0; q < cfg->n_rules; q++)
 		for (size_t k = 0; k < cfg->rules[q].n_conds; k++) {
 			const struct anser_cond *cond = &cfg->rules[q].conds[k];
-			if (cond->type != ANSER_COND_DIP)
+			if (cond->type != type)
 				continue;
 			for (size_t j = 0; j < cond->n_cidrs; j++) {
 				struct prefix_ref *p = &refs[n++];
 				p->key.prefixlen = 32 + cond->cidrs[j].prefix;
-				p->key.set = (slot << 31) | ANSER_LPM_DIP;
+				p->key.set = (slot << 31) | set;
 				memcpy(p->key.data, cond->cidrs[j].addr, 16);
 				p->cond = i;
 			}
@@ -286,38 +287,51 @@ static int compile_dips(const struct anser_config *cfg, unsigned slot, struct an
 	qsort(refs, n, sizeof(*refs), prefix_ref_cmp);
 	sets = calloc(n * words, sizeof(*sets));
 	stack = calloc(n, sizeof(*stack));
-	o->lpm = calloc(n, sizeof(*o->lpm));
-	if (!sets || !stack || !o->lpm)
+	struct anser_lpm_entry *all = realloc(o->lpm, (base + n) * sizeof(*o->lpm));
+	if (!sets || !stack || !all)
 		goto out;
+	o->lpm = all;
+	struct anser_lpm_entry *lpm = all + base;
+	memset(lpm, 0, n * sizeof(*lpm));
 	/* Merge equal prefixes: entry u gets the conditions of all of them. */
 	for (size_t a = 0; a < n; a++) {
 		if (a && lpm_key_cmp(&refs[a - 1].key, &refs[a].key) == 0)
 			u--;
-		o->lpm[u].key = refs[a].key;
+		lpm[u].key = refs[a].key;
 		sets[u * words + refs[a].cond / 64] |= 1ULL << (refs[a].cond % 64);
 		u++;
 	}
-	o->n_lpm = u;
-	if (u > ANSER_LPM_MAX_ENTRIES / 2) {
-		o->limit = "at most 131072 distinct dip() addresses and prefixes";
+	o->n_lpm = base + u;
+	if (o->n_lpm > ANSER_LPM_MAX_ENTRIES / 2) {
+		o->limit = "at most 131072 distinct dip() and sip() addresses and prefixes";
 		r = -E2BIG;
 		goto out;
 	}
 	for (size_t e = 0; e < u; e++) {
-		while (depth && !lpm_contains(&o->lpm[stack[depth - 1]].key, &o->lpm[e].key))
+		while (depth && !lpm_contains(&lpm[stack[depth - 1]].key, &lpm[e].key))
 			depth--;
 		if (depth)
 			for (size_t w = 0; w < words; w++)
 				sets[e * words + w] |= sets[stack[depth - 1] * words + w];
 		stack[depth++] = e;
 		struct condset cs = { &sets[e * words] };
-		rules_where(cfg, ANSER_COND_DIP, in_condset, &cs, &o->lpm[e].rules);
+		rules_where(cfg, type, in_condset, &cs, &lpm[e].rules);
 	}
 	r = 0;
 out:
 	free(refs);
 	free(sets);
 	free(stack);
+	return r;
+}
+
+static int compile_dips(const struct anser_config *cfg, unsigned slot, struct anser_compiled *o)
+{
+	int r = compile_prefixes(cfg, slot, o, ANSER_COND_DIP, ANSER_LPM_DIP, &o->info.dip_default,
+				 ANSER_LOOKUP_DIP);
+	if (r == 0) /* the gateway reads forwarded traffic's source too */
+		r = compile_prefixes(cfg, slot, o, ANSER_COND_SIP, ANSER_LPM_SIP,
+				     &o->info.sip_default, ANSER_LOOKUP_SIP);
 	return r;
 }
 
@@ -808,10 +822,15 @@ static int compile_merged(const struct anser_config *cfg, const uint16_t *first,
 		out->info.lookups |= ANSER_LOOKUP_DOMAIN;
 	/* the hooks see this machine's own connections: conditions on what
 	 * forwarded traffic carries do not hold for them */
-	static const enum anser_cond_type forwarded[] = { ANSER_COND_SIP, ANSER_COND_SPORT,
-							  ANSER_COND_MAC, ANSER_COND_DSCP };
+	static const enum anser_cond_type forwarded[] = { ANSER_COND_SPORT, ANSER_COND_MAC,
+							  ANSER_COND_DSCP, ANSER_COND_SIP };
+	/* ...and the gateway's program reads sip() (the last of them), not
+	 * the others yet */
+	struct anser_rules no_fwd_lan;
 	memset(&no_fwd, 0xff, sizeof(no_fwd));
 	for (size_t i = 0; i < sizeof(forwarded) / sizeof(*forwarded); i++) {
+		if (i == sizeof(forwarded) / sizeof(*forwarded) - 1)
+			no_fwd_lan = no_fwd;
 		rules_where(cfg, forwarded[i], in_none, NULL, &fwd);
 		for (unsigned w = 0; w < ANSER_RULE_WORDS; w++)
 			no_fwd.w[w] &= fwd.w[w];
@@ -823,8 +842,12 @@ static int compile_merged(const struct anser_config *cfg, const uint16_t *first,
 			unsigned ipver = v6 ? ANSER_IPV_6 : ANSER_IPV_4;
 			rules_where(cfg, ANSER_COND_L4PROTO, in_l4, &l4, m);
 			rules_where(cfg, ANSER_COND_IPVERSION, in_l4, &ipver, &ipv);
-			for (unsigned w = 0; w < ANSER_RULE_WORDS; w++)
+			struct anser_rules *lan = &out->info.lan_l4[ANSER_L4_INDEX(udp, v6)];
+			*lan = *m;
+			for (unsigned w = 0; w < ANSER_RULE_WORDS; w++) {
+				lan->w[w] &= ipv.w[w] & no_fwd_lan.w[w];
 				m->w[w] &= ipv.w[w] & no_fwd.w[w];
+			}
 		}
 	for (size_t q = 0; q < cfg->n_rules; q++) {
 		bool free_of_dst = true;
@@ -882,7 +905,8 @@ static const struct anser_rules *find_dip(const struct anser_compiled *c, const 
 
 	memcpy(k.data, daddr, 16);
 	for (size_t i = 0; i < c->n_lpm; i++)
-		if (lpm_contains(&c->lpm[i].key, &k) &&
+		if ((c->lpm[i].key.set & ~(1u << 31)) == ANSER_LPM_DIP &&
+		    lpm_contains(&c->lpm[i].key, &k) &&
 		    (!best || c->lpm[i].key.prefixlen > best->key.prefixlen))
 			best = &c->lpm[i];
 	return best ? &best->rules : &c->info.dip_default;

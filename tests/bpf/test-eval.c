@@ -81,6 +81,14 @@ static const struct fixture fixtures[] = {
 	  "192.0.2.1", 1, "y", 3, 1 },
 	{ "negated dip and proto", "!dip(10.0.0.0/8) && l4proto(udp) -> proxy", "udp", "192.0.2.1",
 	  1, "x", 2, 0 },
+	/* this machine's own connections are no forwarded traffic: sip()
+	 * never holds for them (gateway mode reads it), its negation does */
+	{ "sip never holds here", "sip(0.0.0.0/0, ::/0) -> block", "tcp", "192.0.2.1", 80, "x", 0,
+	  -1 },
+	{ "negated sip holds here", "!sip(10.0.0.0/8) -> block", "tcp", "192.0.2.1", 80, "x", 1,
+	  0 },
+	{ "sip and dip entries apart", "sip(192.0.2.0/24) -> block\n dip(192.0.2.0/24) -> proxy",
+	  "tcp", "192.0.2.1", 80, "x", 2, 1 },
 };
 
 static void eval_cg(const char *proto, const char *addr, unsigned port, const char *pname,

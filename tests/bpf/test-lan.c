@@ -4,8 +4,8 @@
  * BPF_PROG_TEST_RUN on packets built here: a fixture table of rules and
  * packets with the verdict the kernel must give (drop for block, pass
  * for everything else). Each match function v4 and v6, hit and miss, `!`
- * and `&&`, what never holds for forwarded traffic (pname(), app(), the
- * conditions the gateway does not read yet), fragments, L2 and L3 (tun)
+ * and `&&`, sip(), what never holds for forwarded traffic (pname(), app(),
+ * the conditions the gateway does not read yet), fragments, L2 and L3 (tun)
  * devices, marks, suspension, and packets it must leave alone.
  *
  * The test process unshares its network namespace: the veth pair and tun
@@ -129,9 +129,27 @@ static const struct fixture fixtures[] = {
 	{ "pname never holds", "pname(curl) -> block", V4("tcp", 80), TCX_NEXT },
 	{ "negated pname holds", "!pname(curl) -> block", V4("tcp", 80), TCX_DROP },
 	{ "app never holds", "app(org.mozilla.firefox) -> block", V6("tcp", 80), TCX_NEXT },
-	/* not read by the gateway yet: they do not hold, their negation does */
-	{ "sip does not hold yet", "sip(192.168.1.0/24) -> block", V4("tcp", 80), TCX_NEXT },
+	/* sip(): the forwarded packet's source */
+	{ "sip v4 hit", "sip(192.168.1.0/24) -> block", V4("tcp", 80), TCX_DROP },
+	{ "sip v4 miss", "sip(192.168.2.0/24) -> block", V4("tcp", 80), TCX_NEXT },
+	{ "sip v4 host", "sip(192.168.1.20) -> block", V4("udp", 80), TCX_DROP },
+	{ "sip v6 hit", "sip(fd00:1::/64) -> block", V6("tcp", 80), TCX_DROP },
+	{ "sip v6 miss", "sip(fd00:2::/64) -> block", V6("tcp", 80), TCX_NEXT },
+	{ "sip is not dip", "sip(203.0.113.0/24) -> block", V4("tcp", 80), TCX_NEXT },
+	{ "dip is not sip", "dip(192.168.1.0/24) -> block", V4("tcp", 80), TCX_NEXT },
 	{ "negated sip holds", "!sip(10.9.9.9) -> block", V4("tcp", 80), TCX_DROP },
+	{ "negated sip fails", "!sip(192.168.1.0/24) -> block", V4("tcp", 80), TCX_NEXT },
+	{ "sip and dport", "sip(192.168.1.0/24) && dport(443) -> block", V4("tcp", 443), TCX_DROP },
+	{ "sip and dport, other port", "sip(192.168.1.0/24) && dport(443) -> block", V4("tcp", 80),
+	  TCX_NEXT },
+	{ "sip and dip, nested prefixes",
+	  "sip(192.168.0.0/16) && dip(203.0.113.0/24) -> direct\n sip(192.168.1.0/24) -> block",
+	  V4("tcp", 80), TCX_NEXT },
+	{ "sip longest prefix, second rule",
+	  "sip(192.168.0.0/16) && dip(198.51.100.0/24) -> direct\n sip(192.168.1.0/24) -> block",
+	  V4("tcp", 80), TCX_DROP },
+	{ "sip on L3", "sip(8.0.0.0/16) -> block", V4L3("tcp", 80), TCX_DROP },
+	/* not read by the gateway yet: they do not hold, their negation does */
 	{ "sport does not hold yet", "sport(40000) -> block", V4("tcp", 80), TCX_NEXT },
 	{ "mac does not hold yet", "mac(02:00:00:00:00:01) -> block", V4("tcp", 80), TCX_NEXT },
 	/* marks and proxies do not drop: the kernel forwards */

@@ -100,10 +100,10 @@ def gw_config(lan, extra=""):
     return text if lan else text.replace("    lan_interface: \n", "")
 
 
-def start(env, lan="lan0", wrapper=(), extra=""):
+def start(env, lan="lan0", wrapper=(), extra="", text=None):
     if not env.cg:
         env.setup_cgroup()
-    cfg = env.write_config(gw_config(lan, extra))
+    cfg = env.write_config(text or gw_config(lan, extra))
     cmd = env.nsexec("g") + list(wrapper) + [harness.ANSERD, "--config", cfg, "--cgroup", env.cg, "--log-level",
                              "debug", "--no-bus", "--state-dir", os.path.join(env.tmp, "state"),
                              "--bpf-dir", os.path.join(env.tmp, "bpf")]
@@ -257,8 +257,35 @@ def t_kparams(env):
     expect(sysctls(env) == before, "unchanged by an anserd not asked to: %s" % sysctls(env))
 
 
+SIP_CONFIG = """global {
+    log_level: debug
+    lan_interface: lan0
+}
+routing {
+    sip(10.88.9.0/24) -> block
+    sip(%(c4)s) && dport(8081) -> block
+    !sip(fd88:1::/64) && ipversion(6) -> block
+    fallback: direct
+}
+"""
+
+
+def t_sip(env):
+    """sip(): the rules see a forwarded packet's source. The client's own
+    address and port is blocked, another network's rule leaves it alone,
+    and a negated v6 source rule does not hold for it."""
+    topology(env)
+    expect(reaches(env, S4, 8081, "OK " + C4), "before anserd, all is forwarded")
+    start(env, text=SIP_CONFIG % {"c4": C4})
+    env.wait_for("the LAN interface", lambda: "Gateway: deciding" in env.log("anserd"))
+    expect(probe(env, S4, 8081).startswith("FAIL"), "the client's source and port blocked")
+    expect(reaches(env, S4, WEB, "OK " + C4), "its other ports forwarded")
+    expect(reaches(env, S6, WEB, "OK " + C6), "v6: the negated source rule does not hold")
+    expect(reaches(env, S6, 8081, "OK " + C6), "v6: the v4 source rule does not hold")
+
+
 TESTS = {"direct_block": t_direct_block, "kill9": t_kill9, "glob_late": t_glob_late,
-         "reload": t_reload, "valgrind": t_valgrind, "kparams": t_kparams}
+         "reload": t_reload, "valgrind": t_valgrind, "kparams": t_kparams, "sip": t_sip}
 
 if __name__ == "__main__":
     harness.main(TESTS)
