@@ -6,7 +6,7 @@
  * for everything else). Each match function v4 and v6, hit and miss, `!`
  * and `&&`, sip(), what never holds for forwarded traffic (pname(), app(),
  * the conditions the gateway does not read yet), fragments, L2 and L3 (tun)
- * devices, marks, suspension, and packets it must leave alone.
+ * devices, marks and must, suspension, and packets it must leave alone.
  *
  * The test process unshares its network namespace: the veth pair and tun
  * device it makes, and the tcx links on them, are its own.
@@ -154,6 +154,9 @@ static const struct fixture fixtures[] = {
 	{ "mac does not hold yet", "mac(02:00:00:00:00:01) -> block", V4("tcp", 80), TCX_NEXT },
 	/* marks and proxies do not drop: the kernel forwards */
 	{ "direct with a mark passes", "dport(80) -> direct(mark: 7)", V4("tcp", 80), TCX_NEXT },
+	{ "must changes nothing here", "dport(80) -> must_direct\n dport(80) -> block",
+	  V4("tcp", 80), TCX_NEXT },
+	{ "block(must) drops", "dport(80) -> block(must)", V6("udp", 80), TCX_DROP },
 	{ "proxy passes (direct for now)", "dport(80) -> proxy", V4("tcp", 80), TCX_NEXT },
 	/* fragments: the first carries the ports, later ones follow it */
 	{ "first fragment, blocked port", "dport(5000) -> block", V4F(FIRST_FRAG, 5000), TCX_DROP },
