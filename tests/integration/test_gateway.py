@@ -5,9 +5,12 @@ traffic a LAN client forwards through it (lan_interface), in the kernel.
 Namespaces client (10.88.1.2, fd88:1::2) -> gateway (10.88.1.1 | 10.88.2.1,
 forwarding on) -> server (10.88.2.2, fd88:2::2), routed, no NAT. One meson
 test per case."""
+import json
 import os
 import signal
+import subprocess
 import sys
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
@@ -29,10 +32,18 @@ routing {
 }
 """
 
-# "OK <what the server saw>" or "FAIL <error>", within 2 s.
+# "OK <what the server saw>" or "FAIL <error>", within 2 s; over TCP, or
+# with a third argument "udp" one datagram (the server echoes
+# "ECHO <address it saw> <payload>").
 PROBE = """import socket, sys
 host, port = sys.argv[1], int(sys.argv[2])
 try:
+    if sys.argv[3:] == ["udp"]:
+        s = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_DGRAM)
+        s.settimeout(2)
+        s.sendto(b"x", (host, port))
+        print("OK", s.recv(4096).split()[1].decode())
+        sys.exit(0)
     s = socket.create_connection((host, port), timeout=2)
     s.sendall(b"GET / HTTP/1.0\\r\\n\\r\\n")
     data = b""
@@ -76,19 +87,20 @@ def topology(env):
         "ready" in env.log("web%d" % port) for port in (WEB, SHUT, 8081)))
 
 
-def probe(env, host, port):
+def probe(env, host, port, udp=False):
     path = os.path.join(env.tmp, "probe.py")
     if not os.path.exists(path):
         with open(path, "w") as f:
             f.write(PROBE)
-    return run(env.nsexec("c") + [harness.PY, path, host, str(port)], check=False).stdout.strip()
+    return run(env.nsexec("c") + [harness.PY, path, host, str(port)] + (["udp"] if udp else []),
+               check=False).stdout.strip()
 
 
-def reaches(env, host, port, want):
+def reaches(env, host, port, want, udp=False):
     """probe() == want, allowing the first tries of a path (neighbour
     discovery) to time out."""
     for _ in range(3):
-        out = probe(env, host, port)
+        out = probe(env, host, port, udp)
         if out == want:
             return True
     print("probe %s:%d gave %r, want %r" % (host, port, out, want))
@@ -113,12 +125,14 @@ def start(env, lan="lan0", wrapper=(), extra="", text=None):
 
 def t_direct_block(env):
     """A LAN client's forwarded flows: direct ones reach the server with the
-    client's own address (the kernel forwarded them), over IPv4 and IPv6;
-    those a block rule names are dropped in the gateway, by port and by
-    address and port."""
+    client's own address (the kernel forwarded them), TCP and UDP, over
+    IPv4 and IPv6; those a block rule names are dropped in the gateway, by
+    port and by address and port."""
     topology(env)
     expect(reaches(env, S4, SHUT, "OK " + C4), "before anserd, all is forwarded")
     expect(reaches(env, S6, SHUT, "OK " + C6), "before anserd, all is forwarded (v6)")
+    expect(reaches(env, S4, SHUT, "OK " + C4, udp=True), "before anserd, UDP is forwarded")
+    expect(reaches(env, S6, 8081, "OK " + C6, udp=True), "before anserd, UDP v6 is forwarded")
     start(env)
     env.wait_for("the LAN interface", lambda: "Gateway: deciding" in env.log("anserd"))
     expect(reaches(env, S4, WEB, "OK " + C4), "direct v4")
@@ -127,10 +141,16 @@ def t_direct_block(env):
     expect(probe(env, S6, SHUT).startswith("FAIL"), "blocked v6 by port")
     expect(probe(env, S6, 8081).startswith("FAIL"), "blocked v6 by address and port")
     expect(reaches(env, S4, 8081, "OK " + C4), "the v4 address is not blocked on 8081")
+    # UDP: forwarded with the client's address, or dropped
+    expect(reaches(env, S4, WEB, "OK " + C4, udp=True), "direct UDP v4")
+    expect(reaches(env, S6, WEB, "OK " + C6, udp=True), "direct UDP v6")
+    expect(probe(env, S4, SHUT, udp=True).startswith("FAIL"), "blocked UDP v4 by port")
+    expect(probe(env, S6, 8081, udp=True).startswith("FAIL"), "blocked UDP v6 by address")
 
 
 def t_kill9(env):
-    """anserd killed with SIGKILL: its links go with it, and the LAN's
+    """anserd killed with SIGKILL: a direct iperf3 stream through the
+    gateway goes on through the kill, its links go with it, and the LAN's
     traffic is forwarded again, blocked ports too (fail open)."""
     topology(env)
     expect(reaches(env, S4, WEB, "OK " + C4), "the path works")
@@ -139,8 +159,25 @@ def t_kill9(env):
     expect(probe(env, S4, SHUT).startswith("FAIL"), "blocked while anserd runs")
     ids = env.prog_ids_of(env.anserd.pid)
     expect(ids, "anserd holds programs")
-    env.anserd.send_signal(signal.SIGKILL)
-    env.anserd.wait(10)
+    # a direct iperf3 stream through the gateway, anserd killed in the middle
+    env.spawn("iperf3", env.nsexec("s") + ["iperf3", "-s", "-p", "5201"])
+    env.wait_port("s", 5201)
+    stream = subprocess.Popen(env.nsexec("c") + ["iperf3", "-c", S4, "-p", "5201", "-t", "4",
+                                                 "-i", "0.5", "-J"],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        time.sleep(1.5)
+        env.anserd.send_signal(signal.SIGKILL)
+        env.anserd.wait(10)
+        out, _ = stream.communicate(timeout=30)
+    finally:
+        if stream.poll() is None:
+            stream.kill()
+            stream.wait()
+    res = json.loads(out[out.index("{"):])
+    expect("error" not in res, "the stream went on: %s" % res.get("error"))
+    late = [i["sum"]["bits_per_second"] for i in res["intervals"] if i["sum"]["start"] >= 2.0]
+    expect(late and min(late) > 0, "bytes flowed after the kill in every interval: %s" % late)
     env.wait_for("its programs gone", lambda: not env.prog_ids_exist(ids))
     expect(reaches(env, S4, SHUT, "OK " + C4), "forwarded once anserd is gone")
 
