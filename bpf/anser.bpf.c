@@ -1111,6 +1111,9 @@ int anser_lan_ingress(struct __sk_buff *skb)
 	__u32 *flags = bpf_map_lookup_elem(&lan_ifaces, &ifindex);
 	if (flags && (*flags & ANSER_LAN_F_L3))
 		off = 0; /* no link-layer header: tun, WireGuard, PPP */
+	/* the source MAC (mac()): L2 devices only */
+	struct anser_lpm_key mkey = {};
+	int have_mac = off && bpf_skb_load_bytes(skb, 6, mkey.data, 6) == 0;
 	if (skb->protocol == bpf_htons(ETH_P_IPV4)) {
 		struct iphdr ip;
 		if (bpf_skb_load_bytes(skb, off, &ip, sizeof(ip)) < 0)
@@ -1152,7 +1155,7 @@ int anser_lan_ingress(struct __sk_buff *skb)
 	if (!gi)
 		return TCX_NEXT_ACT;
 	/* no process: what rules the unnamed, cgroup-less leave possible, and
-	 * those the source leaves (sip()) */
+	 * those the source leaves (sip(), mac()) */
 	const struct anser_rules *src = &gi->sip_default;
 	if (gi->lookups & ANSER_LOOKUP_SIP) {
 		skey.prefixlen = 32 + 128;
@@ -1161,8 +1164,16 @@ int anser_lan_ingress(struct __sk_buff *skb)
 		if (!src)
 			src = &gi->sip_default;
 	}
+	const struct anser_rules *mac = &gi->mac_default;
+	if ((gi->lookups & ANSER_LOOKUP_MAC) && have_mac) {
+		mkey.prefixlen = 32 + 128;
+		mkey.set = (slot << 31) | ANSER_LPM_MAC;
+		mac = bpf_map_lookup_elem(&match_lpm, &mkey);
+		if (!mac)
+			mac = &gi->mac_default;
+	}
 	for (__u32 w = 0; w < ANSER_RULE_WORDS; w++)
-		proc.w[w] = gi->pname_default.w[w] & gi->cg_default.w[w] & src->w[w];
+		proc.w[w] = gi->pname_default.w[w] & gi->cg_default.w[w] & src->w[w] & mac->w[w];
 	evaluate_as(&d, slot, gi, &proc, 1);
 	return d.out == ANSER_OUT_BLOCK ? TCX_DROP_ACT : TCX_NEXT_ACT;
 }

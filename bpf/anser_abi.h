@@ -57,6 +57,8 @@ struct anser_rules {
  * source). */
 #define ANSER_LPM_DIP 1u
 #define ANSER_LPM_SIP 3u
+/* mac(): the source MAC in data[0..6), the rest zero, prefixlen 32 + 48 */
+#define ANSER_LPM_MAC 4u
 
 /*
  * domain() conditions hold for names, which a flow does not carry: what
@@ -120,10 +122,12 @@ struct anser_gen_info {
 	struct anser_rules cg_default;	  /* for cgroups with no cg_set entry up to the root */
 	struct anser_rules dom_default;	  /* for addresses with no dom_ip entry */
 	struct anser_rules must;	  /* rules with (must): their DNS is not taken over */
-	/* gateway mode: l4 without the mask that makes sip() never hold (it
-	 * holds for forwarded traffic); sip() sets for sources in no sip() */
+	/* gateway mode: l4 without the mask that makes sip() and mac() never
+	 * hold (they hold for forwarded traffic); their sets for sources in
+	 * none of them */
 	struct anser_rules lan_l4[4];
 	struct anser_rules sip_default;
+	struct anser_rules mac_default;	 /* for sources in no mac(), and L3 devices */
 	__u16 outbound[ANSER_MAX_RULES]; /* by rule bit */
 	/* by rule bit: the config's rule (0-based) it stands for -- the first
 	 * of the consecutive rules merged into it -- or ANSER_RULE_FALLBACK */
@@ -137,6 +141,7 @@ struct anser_gen_info {
 #define ANSER_LOOKUP_CGROUP 8u	/* some rule has app() or cgroup() */
 #define ANSER_LOOKUP_DOMAIN 16u /* some rule has domain() */
 #define ANSER_LOOKUP_SIP    32u /* some rule has sip() (gateway mode reads it) */
+#define ANSER_LOOKUP_MAC    64u /* some rule has mac() (gateway mode reads it) */
 
 /*
  * app() and cgroup() depend on a cgroup's path, which the hooks do not

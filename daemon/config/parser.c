@@ -1551,10 +1551,11 @@ static int cond_from_call(struct cfg_parser *p, struct call *c, struct anser_con
 	if ((kind == FN_SIP || kind == FN_SPORT || kind == FN_MAC || kind == FN_DSCP) && r == 0 &&
 	    !p->warned_forwarded) {
 		p->warned_forwarded = true;
-		if (kind == FN_SIP)
+		if (kind == FN_SIP || kind == FN_MAC)
 			WARN(p, c->pos,
-			     "sip() looks at forwarded traffic (gateway mode, lan_interface): for "
-			     "this machine's own connections it does not hold");
+			     "%s() looks at forwarded traffic (gateway mode, lan_interface): for "
+			     "this machine's own connections it does not hold",
+			     fn_names[kind]);
 		else
 			WARN(p, c->pos,
 			     "%s() looks at forwarded traffic, which the gateway does not read "

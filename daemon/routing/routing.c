@@ -126,7 +126,8 @@ static size_t count_items(const struct anser_config *cfg, enum anser_cond_type t
 		for (size_t k = 0; k < cfg->rules[r].n_conds; k++) {
 			const struct anser_cond *c = &cfg->rules[r].conds[k];
 			if (c->type == type)
-				n += c->n_names + c->n_cidrs + c->n_ports; /* one is set */
+				n += c->n_names + c->n_cidrs + c->n_ports +
+				     c->n_macs; /* one is set */
 		}
 	return n;
 }
@@ -282,6 +283,14 @@ static int compile_prefixes(const struct anser_config *cfg, unsigned slot, struc
 				memcpy(p->key.data, cond->cidrs[j].addr, 16);
 				p->cond = i;
 			}
+			/* mac(): each address is a 48-bit prefix of its own */
+			for (size_t j = 0; j < cond->n_macs; j++) {
+				struct prefix_ref *p = &refs[n++];
+				p->key.prefixlen = 32 + 48;
+				p->key.set = (slot << 31) | set;
+				memcpy(p->key.data, cond->macs[j], 6);
+				p->cond = i;
+			}
 			i++;
 		}
 	qsort(refs, n, sizeof(*refs), prefix_ref_cmp);
@@ -329,9 +338,13 @@ static int compile_dips(const struct anser_config *cfg, unsigned slot, struct an
 {
 	int r = compile_prefixes(cfg, slot, o, ANSER_COND_DIP, ANSER_LPM_DIP, &o->info.dip_default,
 				 ANSER_LOOKUP_DIP);
-	if (r == 0) /* the gateway reads forwarded traffic's source too */
+	/* the gateway reads forwarded traffic's source too */
+	if (r == 0)
 		r = compile_prefixes(cfg, slot, o, ANSER_COND_SIP, ANSER_LPM_SIP,
 				     &o->info.sip_default, ANSER_LOOKUP_SIP);
+	if (r == 0)
+		r = compile_prefixes(cfg, slot, o, ANSER_COND_MAC, ANSER_LPM_MAC,
+				     &o->info.mac_default, ANSER_LOOKUP_MAC);
 	return r;
 }
 
@@ -822,14 +835,14 @@ static int compile_merged(const struct anser_config *cfg, const uint16_t *first,
 		out->info.lookups |= ANSER_LOOKUP_DOMAIN;
 	/* the hooks see this machine's own connections: conditions on what
 	 * forwarded traffic carries do not hold for them */
-	static const enum anser_cond_type forwarded[] = { ANSER_COND_SPORT, ANSER_COND_MAC,
-							  ANSER_COND_DSCP, ANSER_COND_SIP };
-	/* ...and the gateway's program reads sip() (the last of them), not
-	 * the others yet */
+	static const enum anser_cond_type forwarded[] = { ANSER_COND_SPORT, ANSER_COND_DSCP,
+							  ANSER_COND_SIP, ANSER_COND_MAC };
+	/* ...and the gateway's program reads sip() and mac() (the last two),
+	 * not the others yet */
 	struct anser_rules no_fwd_lan;
 	memset(&no_fwd, 0xff, sizeof(no_fwd));
 	for (size_t i = 0; i < sizeof(forwarded) / sizeof(*forwarded); i++) {
-		if (i == sizeof(forwarded) / sizeof(*forwarded) - 1)
+		if (i == 2)
 			no_fwd_lan = no_fwd;
 		rules_where(cfg, forwarded[i], in_none, NULL, &fwd);
 		for (unsigned w = 0; w < ANSER_RULE_WORDS; w++)

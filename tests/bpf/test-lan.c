@@ -4,7 +4,7 @@
  * BPF_PROG_TEST_RUN on packets built here: a fixture table of rules and
  * packets with the verdict the kernel must give (drop for block, pass
  * for everything else). Each match function v4 and v6, hit and miss, `!`
- * and `&&`, sip(), what never holds for forwarded traffic (pname(), app(),
+ * and `&&`, sip() and mac(), what never holds for forwarded traffic (pname(), app(),
  * the conditions the gateway does not read yet), fragments, L2 and L3 (tun)
  * devices, marks and must, suspension, and packets it must leave alone.
  *
@@ -151,7 +151,22 @@ static const struct fixture fixtures[] = {
 	{ "sip on L3", "sip(8.0.0.0/16) -> block", V4L3("tcp", 80), TCX_DROP },
 	/* not read by the gateway yet: they do not hold, their negation does */
 	{ "sport does not hold yet", "sport(40000) -> block", V4("tcp", 80), TCX_NEXT },
-	{ "mac does not hold yet", "mac(02:00:00:00:00:01) -> block", V4("tcp", 80), TCX_NEXT },
+	/* mac(): the source MAC of L2 devices (the packets come from
+	 * 02:00:00:00:00:01) */
+	{ "mac hit", "mac(02:00:00:00:00:01) -> block", V4("tcp", 80), TCX_DROP },
+	{ "mac hit v6, in a list", "mac(02:00:00:00:00:09, 02:00:00:00:00:01) -> block",
+	  V6("udp", 80), TCX_DROP },
+	{ "mac miss", "mac(02:00:00:00:00:02) -> block", V4("tcp", 80), TCX_NEXT },
+	{ "mac is the source, not the destination", "mac(02:00:00:00:00:02) -> block",
+	  V6("tcp", 80), TCX_NEXT },
+	{ "negated mac", "!mac(02:00:00:00:00:02) -> block", V4("tcp", 80), TCX_DROP },
+	{ "mac and dport", "mac(02:00:00:00:00:01) && dport(443) -> block", V4("tcp", 80),
+	  TCX_NEXT },
+	{ "mac and sip", "mac(02:00:00:00:00:01) && sip(192.168.1.0/24) -> block", V4("tcp", 80),
+	  TCX_DROP },
+	{ "mac on L3: none", "mac(02:00:00:00:00:01) -> block", V4L3("tcp", 80), TCX_NEXT },
+	{ "negated mac on L3 holds", "!mac(02:00:00:00:00:01) -> block", V4L3("tcp", 80),
+	  TCX_DROP },
 	/* marks and proxies do not drop: the kernel forwards */
 	{ "direct with a mark passes", "dport(80) -> direct(mark: 7)", V4("tcp", 80), TCX_NEXT },
 	{ "must changes nothing here", "dport(80) -> must_direct\n dport(80) -> block",

@@ -300,29 +300,37 @@ SIP_CONFIG = """global {
 }
 routing {
     sip(10.88.9.0/24) -> block
+    mac(02:00:5e:00:53:01) -> block
     sip(%(c4)s) && dport(8081) -> block
+    mac(%(mac)s) && dport(%(shut)d) -> block
     !sip(fd88:1::/64) && ipversion(6) -> block
     fallback: direct
 }
 """
 
 
-def t_sip(env):
-    """sip(): the rules see a forwarded packet's source. The client's own
-    address and port is blocked, another network's rule leaves it alone,
-    and a negated v6 source rule does not hold for it."""
+def t_sip_mac(env):
+    """sip() and mac(): the rules see a forwarded packet's source address
+    and source MAC. The client's own address and port, and its MAC and
+    another port, are blocked (v4 and v6 alike for the MAC); rules for
+    another network and another MAC leave it alone, and a negated v6
+    source rule does not hold for it."""
     topology(env)
     expect(reaches(env, S4, 8081, "OK " + C4), "before anserd, all is forwarded")
-    start(env, text=SIP_CONFIG % {"c4": C4})
+    expect(reaches(env, S6, SHUT, "OK " + C6), "before anserd, all is forwarded (v6)")
+    link = json.loads(run(["ip", "-n", env.ns("c"), "-j", "link", "show", "e0"]).stdout)
+    start(env, text=SIP_CONFIG % {"c4": C4, "mac": link[0]["address"], "shut": SHUT})
     env.wait_for("the LAN interface", lambda: "Gateway: deciding" in env.log("anserd"))
     expect(probe(env, S4, 8081).startswith("FAIL"), "the client's source and port blocked")
+    expect(probe(env, S4, SHUT).startswith("FAIL"), "the client's MAC and port blocked")
+    expect(probe(env, S6, SHUT).startswith("FAIL"), "the client's MAC and port blocked (v6)")
     expect(reaches(env, S4, WEB, "OK " + C4), "its other ports forwarded")
     expect(reaches(env, S6, WEB, "OK " + C6), "v6: the negated source rule does not hold")
     expect(reaches(env, S6, 8081, "OK " + C6), "v6: the v4 source rule does not hold")
 
 
 TESTS = {"direct_block": t_direct_block, "kill9": t_kill9, "glob_late": t_glob_late,
-         "reload": t_reload, "valgrind": t_valgrind, "kparams": t_kparams, "sip": t_sip}
+         "reload": t_reload, "valgrind": t_valgrind, "kparams": t_kparams, "sip_mac": t_sip_mac}
 
 if __name__ == "__main__":
     harness.main(TESTS)
