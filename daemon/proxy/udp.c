@@ -622,6 +622,10 @@ static void vs_on_event(struct worker *w, struct handler *h, uint32_t events)
 			vs_close(v);
 			return;
 		}
+		/* (said at debug: a lost reply then tells "never came back"
+		 * from "handed to the app") */
+		log_debug("UDP reply of %zd bytes for %s from its stream via %s", n,
+			  u->s.flow.pname, u->s.node_name);
 		deliver(w, u, &from, NULL, w->udp_buf, (size_t)n);
 	}
 	if (!u->s.dead && !v->dead)
