@@ -77,6 +77,16 @@ def connects(env, n):
     return float(fields["median_us"]), float(fields["p99_us"]), float(fields["mean_us"])
 
 
+def start_servers(env, sink):
+    """In the server namespace, on CPU 0: the accept-and-close server on
+    `sink` and iperf3 -s on 5201."""
+    env.spawn("sink", env.nsexec("s") + ["taskset", "-c", "0", harness.CLIENT, "tcpsink",
+                                         str(sink)])
+    env.wait_port("s", sink)
+    env.spawn("iperf3", env.nsexec("s") + ["iperf3", "-s", "-p", "5201", "-A", "0"])
+    env.wait_port("s", 5201)
+
+
 def median_ci(xs):
     """Median of xs and a distribution-free ~95% confidence interval for
     it: the k-th smallest and k-th largest value, k the largest with
@@ -140,11 +150,7 @@ def main():
     try:
         env.setup_net()
         env.setup_cgroup()
-        env.spawn("sink", env.nsexec("s") + ["taskset", "-c", "0", harness.CLIENT, "tcpsink",
-                                             str(SINK)])
-        env.wait_port("s", SINK)
-        env.spawn("iperf3", env.nsexec("s") + ["iperf3", "-s", "-p", "5201", "-A", "0"])
-        env.wait_port("s", 5201)
+        start_servers(env, SINK)
         cfg = env.write_config(CONFIG)
         # The control: anserd running with its hooks on a cgroup of its own
         # that no app is in (see the docstring).

@@ -43,7 +43,7 @@ sys.path.insert(0, os.path.join(HERE, "..", "tests", "integration"))
 sys.path.insert(0, HERE)
 import harness  # noqa: E402
 import test_gateway as gw  # noqa: E402
-from bench_direct import fmt_ratio  # noqa: E402
+from bench_direct import fmt_ratio, start_servers  # noqa: E402
 
 SINK = 8082
 TPROXY_PORT, REDSOCKS_PORT, SOCKS_PORT = 12345, 12346, 1080
@@ -68,13 +68,8 @@ def rules(n):
 
 
 def start_anserd(env, n_rules):
-    cfg = env.write_config("global {\n    log_level: info\n    lan_interface: lan0\n}\n"
-                           "routing {\n    %s\n    fallback: direct\n}\n" % rules(n_rules))
-    cmd = env.nsexec("g") + [harness.ANSERD, "--config", cfg, "--cgroup", env.cg, "--no-bus",
-                             "--state-dir", os.path.join(env.tmp, "state"),
-                             "--bpf-dir", os.path.join(env.tmp, "bpf")]
-    env.anserd = env.spawn("anserd", cmd)
-    env.wait_for("anserd running", lambda: "running" in env.log("anserd"), timeout=60)
+    gw.start(env, text="global {\n    log_level: info\n    lan_interface: lan0\n}\n"
+             "routing {\n    %s\n    fallback: direct\n}\n" % rules(n_rules))
     env.wait_for("lan0 decided", lambda: "Gateway: deciding" in env.log("anserd"), timeout=30)
 
 
@@ -136,7 +131,7 @@ def stop_redsocks(env):
 
 
 def stop(env, name):
-    for i, (n, p, log) in enumerate(env.procs):
+    for n, p, _ in env.procs:
         if n == name and p.poll() is None:
             p.terminate()
             p.wait(10)
@@ -197,11 +192,7 @@ def main():
         harness.run(env.nsexec("c") + ["sysctl", "-qw", "net.ipv4.tcp_tw_reuse=1",
                                        "net.ipv4.ip_local_port_range=1024 65000"])
         env.setup_cgroup()
-        env.spawn("sink", env.nsexec("s") + ["taskset", "-c", "0", harness.CLIENT, "tcpsink",
-                                             str(SINK)])
-        env.wait_port("s", SINK)
-        env.spawn("iperf3", env.nsexec("s") + ["iperf3", "-s", "-p", "5201", "-A", "0"])
-        env.wait_port("s", 5201)
+        start_servers(env, SINK)
         conn_rate(env, 500)  # neighbours resolved, caches warm
         print("%d rounds; iperf3 -t %d (1 and 4 streams), %d sequential connects; "
               "anserd with %d rules" % (a.rounds, a.seconds, a.connects, a.rules), flush=True)

@@ -267,6 +267,17 @@ static __always_inline const struct anser_rules *port_set(__u32 slot, __u16 dpor
  * the process and protocol allow has no dip() or dport(), the address and
  * port cannot rule it out, and neither lookup is needed.
  */
+/* The rules match_lpm's `set` leaves possible for the address in k->data
+ * (its longest prefix there), or dflt when no prefix holds it. */
+static __always_inline const struct anser_rules *
+lpm_rules(struct anser_lpm_key *k, __u32 slot, __u32 set, const struct anser_rules *dflt)
+{
+	k->prefixlen = 32 + 128;
+	k->set = (slot << 31) | set;
+	const struct anser_rules *r = bpf_map_lookup_elem(&match_lpm, k);
+	return r ? r : dflt;
+}
+
 /* lan: forwarded traffic (gateway mode), for which sip() can hold. */
 static __always_inline void evaluate_as(struct decide *d, __u32 slot,
 					const struct anser_gen_info *gi,
@@ -1156,22 +1167,14 @@ int anser_lan_ingress(struct __sk_buff *skb)
 		return TCX_NEXT_ACT;
 	/* no process: what rules the unnamed, cgroup-less leave possible, and
 	 * those the source leaves (sip(), mac()) */
-	const struct anser_rules *src = &gi->sip_default;
-	if (gi->lookups & ANSER_LOOKUP_SIP) {
-		skey.prefixlen = 32 + 128;
-		skey.set = (slot << 31) | ANSER_LPM_SIP;
-		src = bpf_map_lookup_elem(&match_lpm, &skey);
-		if (!src)
-			src = &gi->sip_default;
-	}
-	const struct anser_rules *mac = &gi->mac_default;
-	if ((gi->lookups & ANSER_LOOKUP_MAC) && have_mac) {
-		mkey.prefixlen = 32 + 128;
-		mkey.set = (slot << 31) | ANSER_LPM_MAC;
-		mac = bpf_map_lookup_elem(&match_lpm, &mkey);
-		if (!mac)
-			mac = &gi->mac_default;
-	}
+	const struct anser_rules *src =
+		gi->lookups & ANSER_LOOKUP_SIP
+			? lpm_rules(&skey, slot, ANSER_LPM_SIP, &gi->sip_default)
+			: &gi->sip_default;
+	const struct anser_rules *mac =
+		(gi->lookups & ANSER_LOOKUP_MAC) && have_mac
+			? lpm_rules(&mkey, slot, ANSER_LPM_MAC, &gi->mac_default)
+			: &gi->mac_default;
 	for (__u32 w = 0; w < ANSER_RULE_WORDS; w++)
 		proc.w[w] = gi->pname_default.w[w] & gi->cg_default.w[w] & src->w[w] & mac->w[w];
 	evaluate_as(&d, slot, gi, &proc, 1);

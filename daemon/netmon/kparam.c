@@ -185,8 +185,9 @@ int anser_kparams_new(const char *root, const char *state_path, struct anser_kpa
 	return 0;
 }
 
-/* Make path `want`, recording what it was first. */
-static void set(struct anser_kparams *k, const char *path, const char *want)
+/* Make path `want` (only when it is `from`, if given), recording what it
+ * was first. */
+static void set(struct anser_kparams *k, const char *path, const char *want, const char *from)
 {
 	char cur[VALUE_MAX];
 	int r;
@@ -196,7 +197,7 @@ static void set(struct anser_kparams *k, const char *path, const char *want)
 	r = read_value(k, path, cur, sizeof(cur));
 	if (r == -ENOENT)
 		return; /* no such parameter here (no IPv6, the interface left) */
-	if (r == 0 && strcmp(cur, want) == 0)
+	if (r == 0 && (strcmp(cur, want) == 0 || (from && strcmp(cur, from) != 0)))
 		return;
 	char *name = dotted(path);
 	if (r < 0) {
@@ -244,19 +245,16 @@ void anser_kparams_apply(struct anser_kparams *k, const char *const *lan, size_t
 		if (!ifname_ok(wan[i]))
 			continue;
 		snprintf(path, sizeof(path), "net/ipv6/conf/%s/accept_ra", wan[i]);
-		char cur[VALUE_MAX];
-		if (find(k, path) < 0 && read_value(k, path, cur, sizeof(cur)) == 0 &&
-		    strcmp(cur, "1") == 0)
-			set(k, path, "2");
+		set(k, path, "2", "1");
 	}
-	set(k, "net/ipv4/ip_forward", "1");
-	set(k, "net/ipv6/conf/all/forwarding", "1");
-	set(k, "net/ipv4/conf/all/send_redirects", "0");
+	set(k, "net/ipv4/ip_forward", "1", NULL);
+	set(k, "net/ipv6/conf/all/forwarding", "1", NULL);
+	set(k, "net/ipv4/conf/all/send_redirects", "0", NULL);
 	for (size_t i = 0; i < n_lan; i++) {
 		if (!ifname_ok(lan[i]))
 			continue;
 		snprintf(path, sizeof(path), "net/ipv4/conf/%s/send_redirects", lan[i]);
-		set(k, path, "0");
+		set(k, path, "0", NULL);
 	}
 }
 

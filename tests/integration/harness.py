@@ -431,9 +431,9 @@ socks pass {
         os.chmod(path, 0o600)
         return path
 
-    def start_anserd(self, config, extra=(), wrapper=(), cgroup=None, environ=None):
+    def start_anserd(self, config, extra=(), wrapper=(), cgroup=None, environ=None, role="h"):
         # app routes are kept in the test's own directory, never the host's
-        cmd = self.nsexec("h") + list(wrapper) + [ANSERD, "--config", config, "--cgroup",
+        cmd = self.nsexec(role) + list(wrapper) + [ANSERD, "--config", config, "--cgroup",
                                                   cgroup or self.cg, "--log-level", "debug",
                                                   "--state-dir", os.path.join(self.tmp, "state"),
                                                   "--bpf-dir", os.path.join(self.tmp, "bpf")]

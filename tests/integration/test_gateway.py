@@ -115,12 +115,7 @@ def gw_config(lan, extra=""):
 def start(env, lan="lan0", wrapper=(), extra="", text=None):
     if not env.cg:
         env.setup_cgroup()
-    cfg = env.write_config(text or gw_config(lan, extra))
-    cmd = env.nsexec("g") + list(wrapper) + [harness.ANSERD, "--config", cfg, "--cgroup", env.cg, "--log-level",
-                             "debug", "--no-bus", "--state-dir", os.path.join(env.tmp, "state"),
-                             "--bpf-dir", os.path.join(env.tmp, "bpf")]
-    env.anserd = env.spawn("anserd", cmd)
-    env.wait_for("anserd running", lambda: "running" in env.log("anserd"), timeout=60)
+    env.start_anserd(env.write_config(text or gw_config(lan, extra)), wrapper=wrapper, role="g")
 
 
 def t_direct_block(env):
