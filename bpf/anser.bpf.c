@@ -717,8 +717,9 @@ static __always_inline __u16 dns_port_for(const struct anser_ctl *c,
 
 static __always_inline __u32 alloc_udp_id(struct anser_ctl *c)
 {
-	__u32 id = __sync_fetch_and_add(&c->next_udp_id, 1) + 1;
-	return id ? id : __sync_fetch_and_add(&c->next_udp_id, 1) + 1;
+	/* never 0, never with ANSER_LAN_MARK's top bit */
+	__u32 id = (__sync_fetch_and_add(&c->next_udp_id, 1) + 1) & ANSER_UDP_ID_MASK;
+	return id ? id : (__sync_fetch_and_add(&c->next_udp_id, 1) + 1) & ANSER_UDP_ID_MASK;
 }
 
 static __always_inline int do_connect(struct bpf_sock_addr *ctx, int v6)
@@ -1085,18 +1086,26 @@ int anser_lo_egress(struct __sk_buff *skb)
 }
 
 /*
- * Gateway mode, first part: forwarded traffic that arrives on a LAN
- * interface (lan_interface) is decided by the same rules, as flows of no
- * process (pname(), app() and cgroup() do not hold). block drops it in
- * the kernel; everything else goes on as the kernel forwards it (proxied
- * LAN flows are not handed to anserd yet: they go direct). Per packet,
- * without a flow cache yet.
+ * Gateway mode: forwarded traffic that arrives on a LAN interface
+ * (lan_interface) is decided by the same rules, as flows of no process
+ * (pname(), app() and cgroup() do not hold; sip() and mac() do), once
+ * per flow (bpf/anser_abi.h, lan_flows). direct goes on as the kernel
+ * forwards it, block is dropped here, and a proxied flow is handed to
+ * anserd's loopback listener: bpf_sk_assign() gives the packet the
+ * listener's socket (TCP: the SYN; the kernel finds the connection for
+ * the rest) and ANSER_LAN_MARK has the policy rule deliver it locally,
+ * where the kernel takes the assigned socket instead of looking one up.
+ * The listeners are IP_TRANSPARENT, so the connection anserd accepts has
+ * the original destination as its local address. No netfilter rule, no
+ * second network stack: a direct flow costs a hash lookup per packet.
  */
 #define TCX_NEXT_ACT (-1)
 #define TCX_DROP_ACT 2
 #define ETH_HDR_LEN  14
 #define ETH_P_IPV4   0x0800
 #define ETH_P_IPV6_  0x86DD
+#define TCP_FLAG_SYN 0x02
+#define TCP_FLAG_ACK 0x10
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -1105,66 +1114,112 @@ struct {
 	__type(value, __u32); /* ANSER_LAN_F_* */
 } lan_ifaces SEC(".maps");
 
-SEC("tc")
-int anser_lan_ingress(struct __sk_buff *skb)
-{
-	struct anser_rules proc;
-	struct anser_lpm_key skey = {};
-	struct decide d = {};
-	struct anser_gen_info *gi;
-	struct anser_ctl *c;
-	__u32 slot, off = ETH_HDR_LEN, l4;
-	__u32 ifindex = skb->ifindex;
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, ANSER_LAN_FLOWS); /* 1 unless gateway mode (set by anserd) */
+	__type(key, struct anser_lan_key);
+	__type(value, struct anser_lan_flow);
+} lan_flows SEC(".maps");
 
-	c = get_ctl();
-	if (!c || !c->enabled)
-		return TCX_NEXT_ACT;
+/* A forwarded packet as the gateway reads it. */
+struct lan_pkt {
+	struct anser_lan_key k;
+	__u8 mac[6];
+	__u8 have_mac; /* mac holds the source MAC (L2 devices) */
+	__u8 syn;      /* TCP SYN without ACK: a new connection */
+};
+
+/* 0 with pk filled, or -1 for what the gateway leaves alone: not TCP or
+ * UDP, later fragments (they carry no ports: they follow the first),
+ * builtin-direct destinations, truncated headers. */
+static __always_inline int lan_parse(struct __sk_buff *skb, struct lan_pkt *pk)
+{
+	__u32 off = ETH_HDR_LEN, l4, ifindex = skb->ifindex;
 	__u32 *flags = bpf_map_lookup_elem(&lan_ifaces, &ifindex);
+
 	if (flags && (*flags & ANSER_LAN_F_L3))
 		off = 0; /* no link-layer header: tun, WireGuard, PPP */
-	/* the source MAC (mac()): L2 devices only */
-	struct anser_lpm_key mkey = {};
-	int have_mac = off && bpf_skb_load_bytes(skb, 6, mkey.data, 6) == 0;
+	pk->have_mac = off && bpf_skb_load_bytes(skb, 6, pk->mac, 6) == 0;
 	if (skb->protocol == bpf_htons(ETH_P_IPV4)) {
 		struct iphdr ip;
 		if (bpf_skb_load_bytes(skb, off, &ip, sizeof(ip)) < 0)
-			return TCX_NEXT_ACT;
-		/* later fragments carry no ports: they follow the first */
+			return -1;
 		if (ip.frag_off & bpf_htons(0x1fff))
-			return TCX_NEXT_ACT;
+			return -1;
 		if (ip.protocol != IPPROTO_TCP && ip.protocol != IPPROTO_UDP)
-			return TCX_NEXT_ACT;
+			return -1;
 		if (is_v4_builtin_direct(ip.daddr))
-			return TCX_NEXT_ACT;
-		d.family = AF_INET;
-		d.proto = ip.protocol;
-		set_v4(d.lkey.data, ip.daddr);
-		set_v4(skey.data, ip.saddr);
+			return -1;
+		pk->k.family = AF_INET;
+		pk->k.proto = ip.protocol;
+		set_v4(pk->k.daddr, ip.daddr);
+		set_v4(pk->k.saddr, ip.saddr);
 		l4 = off + (__u32)ip.ihl * 4;
 	} else if (skb->protocol == bpf_htons(ETH_P_IPV6_)) {
 		struct ipv6hdr ip6;
 		if (bpf_skb_load_bytes(skb, off, &ip6, sizeof(ip6)) < 0)
-			return TCX_NEXT_ACT;
-		/* (extension headers before the ports: not read yet) */
+			return -1;
+		/* (extension headers before the ports: not read) */
 		if (ip6.nexthdr != IPPROTO_TCP && ip6.nexthdr != IPPROTO_UDP)
-			return TCX_NEXT_ACT;
-		__builtin_memcpy(d.lkey.data, &ip6.daddr, 16);
-		if (is_v6_builtin_direct(d.lkey.data))
-			return TCX_NEXT_ACT;
-		__builtin_memcpy(skey.data, &ip6.saddr, 16);
-		d.family = AF_INET6;
-		d.proto = ip6.nexthdr;
+			return -1;
+		__builtin_memcpy(pk->k.daddr, &ip6.daddr, 16);
+		if (is_v6_builtin_direct(pk->k.daddr))
+			return -1;
+		__builtin_memcpy(pk->k.saddr, &ip6.saddr, 16);
+		pk->k.family = AF_INET6;
+		pk->k.proto = ip6.nexthdr;
 		l4 = off + sizeof(ip6);
 	} else {
-		return TCX_NEXT_ACT;
+		return -1;
 	}
-	__u16 ports[2];
-	if (bpf_skb_load_bytes(skb, l4, ports, sizeof(ports)) < 0)
-		return TCX_NEXT_ACT;
-	d.dport = ports[1];
-	gi = active_rules(c, &slot);
-	if (!gi)
-		return TCX_NEXT_ACT;
+	/* the ports and, for TCP, the flags (byte 13) */
+	__u8 h[14];
+	__u32 need = pk->k.proto == IPPROTO_TCP ? 14 : 4;
+	if (need == 14 ? bpf_skb_load_bytes(skb, l4, h, 14) < 0
+		       : bpf_skb_load_bytes(skb, l4, h, 4) < 0)
+		return -1;
+	__builtin_memcpy(&pk->k.sport, h, 2);
+	__builtin_memcpy(&pk->k.dport, h + 2, 2);
+	pk->syn = need == 14 && (h[13] & (TCP_FLAG_SYN | TCP_FLAG_ACK)) == TCP_FLAG_SYN;
+	return 0;
+}
+
+/* Whether the kernel would deliver pk to this host rather than forward it
+ * (the gateway's own addresses): such flows are never proxied. */
+static __noinline int lan_to_self(struct __sk_buff *skb, const struct lan_pkt *pk)
+{
+	struct bpf_fib_lookup f = {};
+
+	f.ifindex = skb->ifindex;
+	f.l4_protocol = pk->k.proto;
+	f.sport = pk->k.sport;
+	f.dport = pk->k.dport;
+	if (pk->k.family == AF_INET) {
+		f.family = AF_INET;
+		__builtin_memcpy(&f.ipv4_src, pk->k.saddr + 12, 4);
+		__builtin_memcpy(&f.ipv4_dst, pk->k.daddr + 12, 4);
+	} else {
+		f.family = AF_INET6;
+		__builtin_memcpy(f.ipv6_src, pk->k.saddr, 16);
+		__builtin_memcpy(f.ipv6_dst, pk->k.daddr, 16);
+	}
+	return bpf_fib_lookup(skb, &f, sizeof(f), 0) == BPF_FIB_LKUP_RET_NOT_FWDED;
+}
+
+/* The rules' verdict on a new flow pk, into fl. */
+static __noinline void lan_decide(struct __sk_buff *skb, const struct lan_pkt *pk,
+				  struct anser_gen_info *gi, __u32 slot, struct anser_lan_flow *fl)
+{
+	struct anser_rules proc;
+	struct anser_lpm_key skey = {}, mkey = {};
+	struct decide d = {};
+
+	d.family = pk->k.family;
+	d.proto = pk->k.proto;
+	d.dport = pk->k.dport;
+	__builtin_memcpy(d.lkey.data, pk->k.daddr, 16);
+	__builtin_memcpy(skey.data, pk->k.saddr, 16);
+	__builtin_memcpy(mkey.data, pk->mac, 6);
 	/* no process: what rules the unnamed, cgroup-less leave possible, and
 	 * those the source leaves (sip(), mac()) */
 	const struct anser_rules *src =
@@ -1172,13 +1227,158 @@ int anser_lan_ingress(struct __sk_buff *skb)
 			? lpm_rules(&skey, slot, ANSER_LPM_SIP, &gi->sip_default)
 			: &gi->sip_default;
 	const struct anser_rules *mac =
-		(gi->lookups & ANSER_LOOKUP_MAC) && have_mac
+		(gi->lookups & ANSER_LOOKUP_MAC) && pk->have_mac
 			? lpm_rules(&mkey, slot, ANSER_LPM_MAC, &gi->mac_default)
 			: &gi->mac_default;
 	for (__u32 w = 0; w < ANSER_RULE_WORDS; w++)
 		proc.w[w] = gi->pname_default.w[w] & gi->cg_default.w[w] & src->w[w] & mac->w[w];
 	evaluate_as(&d, slot, gi, &proc, 1);
-	return d.out == ANSER_OUT_BLOCK ? TCX_DROP_ACT : TCX_NEXT_ACT;
+	if (d.out >= ANSER_OUT_FIRST_GROUP && lan_to_self(skb, pk))
+		d.out = ANSER_OUT_DIRECT;
+	fl->outbound = d.out;
+	fl->rule = d.rule;
+	fl->gen = (__u8)slot;
+	fl->version = gi->version;
+	fl->seen = bpf_ktime_get_ns();
+}
+
+/* Whether a connection of anserd's for the TCP flow pk is there (a flow
+ * seen first in the middle, after its cache entry was evicted). */
+static __noinline int lan_tcp_known(struct __sk_buff *skb, const struct lan_pkt *pk)
+{
+	struct bpf_sock_tuple t = {};
+	struct bpf_sock *sk;
+	__u32 len;
+
+	if (pk->k.family == AF_INET) {
+		__builtin_memcpy(&t.ipv4.saddr, pk->k.saddr + 12, 4);
+		__builtin_memcpy(&t.ipv4.daddr, pk->k.daddr + 12, 4);
+		t.ipv4.sport = pk->k.sport;
+		t.ipv4.dport = pk->k.dport;
+		len = sizeof(t.ipv4);
+	} else {
+		__builtin_memcpy(t.ipv6.saddr, pk->k.saddr, 16);
+		__builtin_memcpy(t.ipv6.daddr, pk->k.daddr, 16);
+		t.ipv6.sport = pk->k.sport;
+		t.ipv6.dport = pk->k.dport;
+		len = sizeof(t.ipv6);
+	}
+	sk = bpf_skc_lookup_tcp(skb, &t, len, BPF_F_CURRENT_NETNS, 0);
+	if (!sk)
+		return 0;
+	int known = sk->state != BPF_TCP_LISTEN;
+	bpf_sk_release(sk);
+	return known;
+}
+
+/* Give skb anserd's listener on loopback:port (only one that carries
+ * ANSER_LISTENER_PRIORITY). 0, or -1 when there is none. */
+static __noinline int lan_assign(struct __sk_buff *skb, __u32 v6, __u32 port, __u32 udp)
+{
+	struct bpf_sock_tuple t = {};
+	struct bpf_sock *sk;
+	__u32 len;
+
+	if (!port)
+		return -1;
+	if (v6) {
+		t.ipv6.daddr[3] = bpf_htonl(1);
+		t.ipv6.dport = bpf_htons(port);
+		len = sizeof(t.ipv6);
+	} else {
+		t.ipv4.daddr = bpf_htonl(0x7f000001);
+		t.ipv4.dport = bpf_htons(port);
+		len = sizeof(t.ipv4);
+	}
+	sk = udp ? bpf_sk_lookup_udp(skb, &t, len, BPF_F_CURRENT_NETNS, 0)
+		 : bpf_sk_lookup_tcp(skb, &t, len, BPF_F_CURRENT_NETNS, 0);
+	if (!sk)
+		return -1;
+	long r = -1;
+	if (sk->priority == ANSER_LISTENER_PRIORITY && (udp || sk->state == BPF_TCP_LISTEN))
+		r = bpf_sk_assign(skb, sk, 0);
+	bpf_sk_release(sk);
+	return r == 0 ? 0 : -1;
+}
+
+/* What the packet of a flow decided `fl` gets. */
+static __always_inline int lan_act(struct __sk_buff *skb, const struct anser_ctl *c,
+				   const struct lan_pkt *pk, const struct anser_lan_flow *fl)
+{
+	if (fl->outbound == ANSER_OUT_DIRECT)
+		return TCX_NEXT_ACT;
+	if (fl->outbound == ANSER_OUT_BLOCK)
+		return TCX_DROP_ACT;
+	int v6 = pk->k.family == AF_INET6;
+	if (pk->k.proto == IPPROTO_TCP && !pk->syn) {
+		/* the kernel finds anserd's connection by its addresses */
+		skb->mark = ANSER_LAN_MARK;
+		return TCX_NEXT_ACT;
+	}
+	int udp = pk->k.proto == IPPROTO_UDP;
+	__u16 port = udp ? (v6 ? c->lan_udp6_port : c->lan_udp4_port)
+			 : (v6 ? c->tcp6_port : c->tcp4_port);
+	if (lan_assign(skb, v6, port, udp) < 0)
+		return c->fail_closed ? TCX_DROP_ACT : TCX_NEXT_ACT; /* anserd is gone */
+	skb->mark = ANSER_LAN_MARK;
+	return TCX_NEXT_ACT;
+}
+
+SEC("tc")
+int anser_lan_ingress(struct __sk_buff *skb)
+{
+	struct lan_pkt pk = {};
+	struct anser_lan_flow nf = {}, *fl;
+	struct anser_gen_info *gi;
+	struct anser_ctl *c;
+	__u32 slot;
+
+	c = get_ctl();
+	if (!c)
+		return TCX_NEXT_ACT;
+	if (lan_parse(skb, &pk) < 0)
+		return TCX_NEXT_ACT;
+	gi = active_rules(c, &slot);
+	fl = bpf_map_lookup_elem(&lan_flows, &pk.k);
+	if (fl && !pk.syn) {
+		__u64 now = 0;
+		if (pk.k.proto == IPPROTO_UDP) {
+			now = bpf_ktime_get_ns();
+			if (now - fl->seen > ANSER_LAN_UDP_IDLE_NS)
+				goto fresh; /* idle: a new flow */
+			if (now - fl->seen > 1000000000ull)
+				fl->seen = now; /* to the second: one write a second */
+		}
+		/* suspended: flows keep their path, none is blocked */
+		if (!c->enabled)
+			return fl->outbound == ANSER_OUT_BLOCK ? TCX_NEXT_ACT
+							       : lan_act(skb, c, &pk, fl);
+		if (gi && fl->version != gi->version) {
+			/* new rules: the flow keeps its path unless it is
+			 * blocked now, or was blocked before */
+			lan_decide(skb, &pk, gi, slot, &nf);
+			if (nf.outbound == ANSER_OUT_BLOCK || fl->outbound == ANSER_OUT_BLOCK) {
+				if (now)
+					nf.seen = now;
+				*fl = nf;
+			} else {
+				fl->version = gi->version;
+			}
+		}
+		return lan_act(skb, c, &pk, fl);
+	}
+fresh:
+	if (!c->enabled || !gi)
+		return TCX_NEXT_ACT; /* suspended: forwarded, and not remembered */
+	lan_decide(skb, &pk, gi, slot, &nf);
+	/* a TCP flow first seen in the middle is one that began before it
+	 * could be decided (or was forgotten): proxied only when anserd has
+	 * its connection, else it goes on as it began, forwarded */
+	if (nf.outbound >= ANSER_OUT_FIRST_GROUP && pk.k.proto == IPPROTO_TCP && !pk.syn &&
+	    !lan_tcp_known(skb, &pk))
+		nf.outbound = ANSER_OUT_DIRECT;
+	bpf_map_update_elem(&lan_flows, &pk.k, &nf, BPF_ANY);
+	return lan_act(skb, c, &pk, &nf);
 }
 
 /* Fallback for kernels without tcx (< 6.6): the cgroup's egress hook,

@@ -197,6 +197,11 @@ struct anser_ctl {
 	 * flow is steered only to a listener that is anserd's (carries
 	 * ANSER_LISTENER_PRIORITY), else refused. 0: not checked. */
 	__u32 fail_closed;
+	/* host order: gateway mode's UDP listeners on 127.0.0.1 and ::1 for
+	 * proxied LAN flows (one socket each, no SO_REUSEPORT: a client's
+	 * datagrams to any remote reach one session, full cone); 0: none */
+	__u16 lan_udp4_port;
+	__u16 lan_udp6_port;
 };
 
 /* SO_PRIORITY of anserd's listeners: a value above 6 needs CAP_NET_ADMIN,
@@ -206,6 +211,7 @@ struct anser_ctl {
 
 #define ANSER_FLOW_F_CONNECTED	1u /* UDP: decided at connect(), not sendmsg */
 #define ANSER_FLOW_F_PROXIED	2u /* steered to anserd's listener */
+#define ANSER_FLOW_F_LAN	4u /* gateway mode: a LAN client's forwarded flow */
 
 /* A decided flow: in `sk_store` (per socket), `tcp_redir` and `udp_flows`
  * (LRU hash, key: the UDP id carried in skb->mark). */
@@ -297,14 +303,52 @@ struct anser_proc_event {
 	char pname[ANSER_PNAME_LEN];
 };
 
-/* Value of the socket-local storage `sk_store`, created only for steered
- * sockets: the flow a connect()ed socket was steered for (used by the
- * getpeername and recvmsg hooks) and the UDP id its datagrams carry. */
 /* Gateway mode: the interfaces whose forwarded traffic the rules decide
  * (`lan_ifaces`, by ifindex). */
 #define ANSER_MAX_LAN_IFACES 64
 #define ANSER_LAN_F_L3	     1u /* no link-layer header (tun, WireGuard, PPP) */
 
+/*
+ * Gateway mode's flows. A forwarded flow is decided once, at its first
+ * packet (a TCP SYN without ACK always starts a new one; a UDP flow idle
+ * for ANSER_LAN_UDP_IDLE_NS counts as new), and the decision is kept in
+ * `lan_flows` (LRU hash) for its later packets. A reload re-decides a
+ * cached flow only to block it: a flow keeps its path for its life.
+ * Proxied flows are handed to anserd's loopback listeners with
+ * bpf_sk_assign() and marked ANSER_LAN_MARK, which a policy rule anserd
+ * adds (fwmark ANSER_LAN_MARK lookup ANSER_LAN_TABLE, a table with one
+ * route: local default dev lo) turns into local delivery instead of
+ * forwarding. UDP ids never carry the mark's top bit.
+ */
+#define ANSER_LAN_MARK		0x80616e73u
+#define ANSER_LAN_TABLE		0x616e
+#define ANSER_LAN_RULE_PREF	100
+#define ANSER_LAN_FLOWS		65536
+#define ANSER_LAN_UDP_IDLE_NS	(120ull * 1000000000ull)
+#define ANSER_UDP_ID_MASK	0x7fffffffu
+
+struct anser_lan_key {
+	__u8 family; /* AF_INET / AF_INET6 */
+	__u8 proto;  /* IPPROTO_TCP / IPPROTO_UDP */
+	__u16 pad;
+	__u16 sport; /* BE */
+	__u16 dport; /* BE */
+	__u8 saddr[16]; /* v4 mapped */
+	__u8 daddr[16];
+};
+
+struct anser_lan_flow {
+	__u64 seen;	/* bpf_ktime_get_ns() of a recent packet (UDP; to the second) */
+	__u32 version;	/* gen_info.version the decision was made (or kept) under */
+	__u16 outbound; /* ANSER_OUT_* or group id */
+	__u16 rule;	/* the config's rule, or ANSER_RULE_FALLBACK */
+	__u8 gen;	/* the slot decided in */
+	__u8 pad[7];
+};
+
+/* Value of the socket-local storage `sk_store`, created only for steered
+ * sockets: the flow a connect()ed socket was steered for (used by the
+ * getpeername and recvmsg hooks) and the UDP id its datagrams carry. */
 struct anser_sk {
 	struct anser_flow flow; /* flow.cookie != 0 once decided */
 	__u32 udp_id;		/* id stamped on egress datagrams, 0: none */

@@ -41,6 +41,7 @@
 #include "../util/log.h"
 #include "../util/proc.h"
 #include "bpf/anser.skel.h"
+#include "lanroute.h"
 #include "sockdiag.h"
 
 /* enum bpf_attach_type BPF_TCX_EGRESS (Linux 6.6), newer than our headers */
@@ -71,6 +72,7 @@ struct anser_datapath {
 	int lan_if[ANSER_MAX_LAN_IFACES], lan_link[ANSER_MAX_LAN_IFACES];
 	size_t n_lan;
 	bool lan_warned;		/* "needs a restart", said once */
+	bool lan_routed;		/* lanroute.c's rule and route are in place */
 	volatile struct anser_ctl *ctl; /* mmap of the ctl map */
 	/* What each slot holds in the shared maps, to remove it on reuse. */
 	struct anser_compiled slots[ANSER_GENS];
@@ -691,6 +693,8 @@ int anser_datapath_new(const char *cgroup_path, unsigned flags, struct anser_dat
 	bpf_program__set_autoload(dp->skel->progs.anser_eval, flags & ANSER_DATAPATH_EVAL);
 	bpf_program__set_autoload(dp->skel->progs.anser_lan_ingress,
 				  flags & ANSER_DATAPATH_GATEWAY);
+	if (!(flags & ANSER_DATAPATH_GATEWAY)) /* its flow cache: ~10 MB preallocated */
+		bpf_map__set_max_entries(dp->skel->maps.lan_flows, 1);
 	dp->skel->rodata->self_tgid = (uint32_t)getpid();
 	dp->skel->rodata->netns_cookie = cookie;
 	uint64_t t0 = g_get_monotonic_time();
@@ -943,6 +947,14 @@ int anser_datapath_set_lan(struct anser_datapath *dp, const int *ifindex, size_t
 		log_info("Gateway: deciding the traffic that arrives on interface %d%s", ifindex[k],
 			 flags & ANSER_LAN_F_L3 ? " (no link-layer header)" : "");
 	}
+	/* proxied LAN flows need the policy rule while any interface is watched */
+	if (dp->n_lan && !dp->lan_routed) {
+		dp->lan_routed = true;
+		(void)anser_lan_route_add();
+	} else if (!dp->n_lan && dp->lan_routed) {
+		dp->lan_routed = false;
+		anser_lan_route_del();
+	}
 	return err;
 }
 
@@ -987,6 +999,64 @@ int anser_datapath_set_ports(struct anser_datapath *dp, uint16_t tcp4, uint16_t 
 	dp->ctl->udp4_port = udp4;
 	dp->ctl->udp6_port = udp6;
 	atomic_thread_fence(memory_order_seq_cst);
+	return 0;
+}
+
+void anser_datapath_set_lan_ports(struct anser_datapath *dp, uint16_t udp4, uint16_t udp6)
+{
+	dp->ctl->lan_udp4_port = udp4;
+	dp->ctl->lan_udp6_port = udp6;
+	atomic_thread_fence(memory_order_seq_cst);
+}
+
+/* The 16 bytes (v4 mapped) and port of a sockaddr_in/in6; -EAFNOSUPPORT. */
+static int sa_bytes(const struct sockaddr *sa, uint8_t addr[16], uint16_t *port)
+{
+	if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *s = (const struct sockaddr_in *)sa;
+		memset(addr, 0, 10);
+		addr[10] = addr[11] = 0xff;
+		memcpy(addr + 12, &s->sin_addr, 4);
+		*port = s->sin_port;
+	} else if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *s = (const struct sockaddr_in6 *)sa;
+		memcpy(addr, &s->sin6_addr, 16);
+		*port = s->sin6_port;
+	} else {
+		return -EAFNOSUPPORT;
+	}
+	return 0;
+}
+
+int anser_datapath_lan_lookup(struct anser_datapath *dp, int proto, const struct sockaddr *src,
+			      const struct sockaddr *dst, struct anser_flow *out)
+{
+	struct anser_lan_key k = { .family = (uint8_t)dst->sa_family, .proto = (uint8_t)proto };
+	struct anser_lan_flow fl;
+
+	if (sa_bytes(src, k.saddr, &k.sport) < 0 || sa_bytes(dst, k.daddr, &k.dport) < 0)
+		return -EAFNOSUPPORT;
+	/* the kernel keys v4 flows as AF_INET; a v6 socket may report them mapped */
+	if (IN6_IS_ADDR_V4MAPPED((const struct in6_addr *)k.daddr))
+		k.family = AF_INET;
+	if (bpf_map_lookup_elem(bpf_map__fd(dp->skel->maps.lan_flows), &k, &fl) < 0)
+		return -ENOENT;
+	if (fl.outbound == ANSER_OUT_BLOCK)
+		return -EACCES;
+	memset(out, 0, sizeof(*out));
+	out->family = k.family;
+	out->proto = (uint8_t)proto;
+	out->outbound = fl.outbound;
+	out->rule = fl.rule;
+	out->gen = fl.gen;
+	out->flags = ANSER_FLOW_F_LAN | ANSER_FLOW_F_PROXIED;
+	out->dport = k.dport;
+	memcpy(out->daddr, k.daddr, 16);
+	/* no process: the client's address names the flow in logs */
+	if (k.family == AF_INET)
+		inet_ntop(AF_INET, k.saddr + 12, out->pname, sizeof(out->pname));
+	else
+		inet_ntop(AF_INET6, k.saddr, out->pname, sizeof(out->pname));
 	return 0;
 }
 
@@ -1442,9 +1512,12 @@ int anser_datapath_file_own(struct anser_datapath *dp, int fd, const struct anse
 	if (getsockopt(fd, SOL_SOCKET, SO_MARK, &id, &l) < 0)
 		return -errno;
 	if (!id) {
-		id = __atomic_add_fetch(&dp->ctl->next_udp_id, 1, __ATOMIC_SEQ_CST);
+		/* as the kernel hands them out: never 0, never ANSER_LAN_MARK's bit */
+		id = __atomic_add_fetch(&dp->ctl->next_udp_id, 1, __ATOMIC_SEQ_CST) &
+		     ANSER_UDP_ID_MASK;
 		if (!id)
-			id = __atomic_add_fetch(&dp->ctl->next_udp_id, 1, __ATOMIC_SEQ_CST);
+			id = __atomic_add_fetch(&dp->ctl->next_udp_id, 1, __ATOMIC_SEQ_CST) &
+			     ANSER_UDP_ID_MASK;
 		if (setsockopt(fd, SOL_SOCKET, SO_MARK, &id, sizeof(id)) < 0)
 			return -errno;
 	}

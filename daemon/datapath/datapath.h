@@ -74,6 +74,18 @@ int anser_datapath_set_fail_closed(struct anser_datapath *dp, bool closed);
  * others are let go. 0, or the last -errno (logged; the rest attached). */
 int anser_datapath_set_lan(struct anser_datapath *dp, const int *ifindex, size_t n);
 
+/* Gateway mode: the ports of the proxy's UDP listeners for LAN flows
+ * (0: none; proxied LAN UDP then goes direct, or is dropped when
+ * fail_mode: closed). */
+void anser_datapath_set_lan_ports(struct anser_datapath *dp, uint16_t udp4, uint16_t udp6);
+/* Gateway mode: the flow of a LAN client's connection or datagram that
+ * the kernel handed to the proxy (proto IPPROTO_TCP/UDP; src: the client,
+ * dst: where it was going, the accepted socket's local address or the
+ * datagram's original destination). pname is the client's address.
+ * -ENOENT unknown, -EACCES blocked since. */
+int anser_datapath_lan_lookup(struct anser_datapath *dp, int proto, const struct sockaddr *src,
+			      const struct sockaddr *dst, struct anser_flow *out);
+
 /* peer: the accepted socket's peer address (the app's endpoint). */
 int anser_datapath_tcp_lookup(struct anser_datapath *dp, const struct sockaddr *peer,
 			      struct anser_flow *out);
