@@ -1406,7 +1406,8 @@ int main(int argc, char **argv)
 	anser_datapath_set_pin_dir(d.dp, d.bpf_dir ? d.bpf_dir : ANSER_BPF_DIR);
 	d.checker = anser_checker_new();
 	anser_checker_on_change(d.checker, groups_changed, &d);
-	struct anser_proxy_opts popts = { .workers = d.workers };
+	struct anser_proxy_opts popts = { .workers = d.workers,
+					  .gateway = cfg->lan_interfaces != NULL };
 	r = anser_proxy_new(d.dp, &popts, &d.proxy);
 	if (r < 0) {
 		log_error_errno(r, "Failed to open the transparent listeners: %m");
@@ -1415,6 +1416,8 @@ int main(int argc, char **argv)
 	uint16_t t4, t6, u4, u6;
 	anser_proxy_ports(d.proxy, &t4, &t6, &u4, &u6);
 	anser_datapath_set_ports(d.dp, t4, t6, u4, u6);
+	anser_proxy_lan_ports(d.proxy, &u4, &u6);
+	anser_datapath_set_lan_ports(d.dp, u4, u6);
 	r = install_config(&d, cfg, &compiled, true);
 	cfg = NULL;
 	if (r < 0)

@@ -82,8 +82,10 @@ struct worker {
 	pthread_t thread;
 	bool thread_started;
 	int epfd, evfd;
-	struct handler ev_h, tcp_h[2], udp_h[2];
-	int udp_fd[2]; /* this worker's SO_REUSEPORT member, v4 and v6 */
+	struct handler ev_h, tcp_h[2], udp_h[4];
+	/* [0], [1]: this worker's SO_REUSEPORT member, v4 and v6; [2], [3]:
+	 * gateway mode's LAN listeners (worker 0 only, else -1) */
+	int udp_fd[4];
 	struct sess *sessions;
 	struct sess *dead;
 	struct wtimer *due_head, *due_tail; /* armed short timers, soonest first */
@@ -99,7 +101,7 @@ struct anser_proxy {
 	struct anser_proxy_opts opts;
 	struct anser_proxy_hooks hooks;
 	int tcp_fd[2]; /* 127.0.0.1, ::1 */
-	uint16_t tcp_port[2], udp_port[2];
+	uint16_t tcp_port[2], udp_port[2], lan_udp_port[2];
 	struct worker *workers;
 	unsigned n_workers;
 	bool started;

@@ -461,8 +461,9 @@ void anser_proxy_list_sessions(struct anser_proxy *p, struct anser_conn_list *l)
 
 /* --- listeners --- */
 
-static int open_listener(int family, int type, uint16_t port, bool reuseport, int *fd_out,
-			 uint16_t *port_out)
+/* transparent: gateway mode's (bpf/anser.bpf.c, anser_lan_ingress) */
+static int open_listener(int family, int type, uint16_t port, bool reuseport, bool transparent,
+			 int *fd_out, uint16_t *port_out)
 {
 	struct sockaddr_storage ss = { 0 };
 	int one = 1, r;
@@ -500,6 +501,19 @@ static int open_listener(int family, int type, uint16_t port, bool reuseport, in
 		/* The flow id rides in skb->mark; without it no datagram can be
 		 * mapped back to its destination. */
 		if (setsockopt(fd, SOL_SOCKET, SO_RCVMARK, &one, sizeof(one)) < 0)
+			goto fail;
+	}
+	/* A LAN client's connection keeps its destination as its local
+	 * address: the listener (and what it accepts) may answer from an
+	 * address that is not the host's. Datagrams say where they went. */
+	if (transparent) {
+		bool v4 = family == AF_INET;
+		if (setsockopt(fd, v4 ? IPPROTO_IP : IPPROTO_IPV6, v4 ? IP_TRANSPARENT : IPV6_TRANSPARENT,
+			       &one, sizeof(one)) < 0)
+			goto fail;
+		if (type == SOCK_DGRAM &&
+		    setsockopt(fd, v4 ? IPPROTO_IP : IPPROTO_IPV6,
+			       v4 ? IP_RECVORIGDSTADDR : IPV6_RECVORIGDSTADDR, &one, sizeof(one)) < 0)
 			goto fail;
 	}
 	if (bind(fd, (struct sockaddr *)&ss, sa_len(&ss)) < 0)
@@ -557,11 +571,12 @@ int anser_proxy_new(struct anser_datapath *dp, const struct anser_proxy_opts *op
 		w->p = p;
 		w->idx = i;
 		w->epfd = w->evfd = -1;
-		w->udp_fd[0] = w->udp_fd[1] = -1;
+		for (int f = 0; f < 4; f++)
+			w->udp_fd[f] = -1;
 	}
 
 	for (int f = 0; f < 2; f++) {
-		r = open_listener(families[f], SOCK_STREAM, 0, false, &p->tcp_fd[f],
+		r = open_listener(families[f], SOCK_STREAM, 0, false, p->opts.gateway, &p->tcp_fd[f],
 				  &p->tcp_port[f]);
 		if (r < 0 && f == 0)
 			goto fail_log;
@@ -574,8 +589,17 @@ int anser_proxy_new(struct anser_datapath *dp, const struct anser_proxy_opts *op
 		 * hashes the 4-tuple, so an app source always reaches the same
 		 * worker and its NAT session needs no lock. */
 		for (unsigned i = 0; i < p->n_workers; i++) {
-			r = open_listener(families[f], SOCK_DGRAM, p->udp_port[f], true,
+			r = open_listener(families[f], SOCK_DGRAM, p->udp_port[f], true, false,
 					  &p->workers[i].udp_fd[f], &p->udp_port[f]);
+			if (r < 0)
+				goto fail_log;
+		}
+		/* Gateway mode: one socket, no SO_REUSEPORT, so that every
+		 * datagram of a LAN client reaches one session whatever its
+		 * destination (a group would pick by the whole 4-tuple). */
+		if (p->opts.gateway) {
+			r = open_listener(families[f], SOCK_DGRAM, 0, false, true,
+					  &p->workers[0].udp_fd[2 + f], &p->lan_udp_port[f]);
 			if (r < 0)
 				goto fail_log;
 		}
@@ -595,6 +619,12 @@ void anser_proxy_set_hooks(struct anser_proxy *p, const struct anser_proxy_hooks
 		p->hooks = *hooks;
 	else
 		memset(&p->hooks, 0, sizeof(p->hooks));
+}
+
+void anser_proxy_lan_ports(struct anser_proxy *p, uint16_t *udp4, uint16_t *udp6)
+{
+	*udp4 = p->lan_udp_port[0];
+	*udp6 = p->lan_udp_port[1];
 }
 
 void anser_proxy_ports(struct anser_proxy *p, uint16_t *tcp4, uint16_t *tcp6, uint16_t *udp4,
@@ -753,7 +783,7 @@ void anser_proxy_free(struct anser_proxy *p)
 		if (w->thread_started)
 			pthread_join(w->thread, NULL);
 		udp_worker_fini(w);
-		for (int f = 0; f < 2; f++)
+		for (int f = 0; f < 4; f++)
 			if (w->udp_fd[f] >= 0)
 				close(w->udp_fd[f]);
 		if (w->evfd >= 0)

@@ -7,6 +7,10 @@
  * TCP: accept on 127.0.0.1/::1 -> anser_datapath_tcp_lookup(peer) -> the
  * original destination and outbound id -> dial via outbound -> relay with
  * half-close and idle timeout.
+ * Gateway mode: a LAN client's proxied flow reaches the same TCP listener
+ * (then its local address is the destination) or a UDP listener of its own
+ * (IP_ORIGDSTADDR), and anser_datapath_lan_lookup() gives its flow; replies
+ * come from IP_TRANSPARENT sockets bound to the remote's address.
  * UDP: recvmsg on the UDP listeners with SO_RCVMARK; the mark is the flow id
  * -> anser_datapath_udp_lookup(id). One NAT session per app source; replies
  * are sent from a per-remote loopback socket registered with
@@ -29,6 +33,10 @@ struct anser_proxy_opts {
 	unsigned tcp_idle_timeout; /* seconds, default 300 */
 	unsigned udp_idle_timeout; /* seconds, default 60 */
 	unsigned dial_timeout;	   /* seconds, default 10 */
+	/* gateway mode: the TCP listeners are IP_TRANSPARENT (a LAN client's
+	 * connection keeps its destination as its local address) and worker
+	 * 0 has UDP listeners for LAN flows (anser_proxy_lan_ports) */
+	bool gateway;
 };
 
 /* Opens the listeners (ports chosen by the kernel). dp may be NULL in unit
@@ -44,6 +52,8 @@ int anser_proxy_route_own(struct anser_proxy *p, const struct sockaddr *dst, boo
 			  const char *name, struct anser_flow *f);
 void anser_proxy_ports(struct anser_proxy *p, uint16_t *tcp4, uint16_t *tcp6, uint16_t *udp4,
 		       uint16_t *udp6);
+/* Gateway mode's UDP listeners (0: none). */
+void anser_proxy_lan_ports(struct anser_proxy *p, uint16_t *udp4, uint16_t *udp6);
 int anser_proxy_start(struct anser_proxy *p);
 /* Install gen for its slot with the health its groups pick nodes by
  * (takes a reference on both; drops the previous ones of that slot when
@@ -65,6 +75,9 @@ struct anser_proxy_hooks {
 	int (*udp_rev_add)(void *userdata, const struct sockaddr *reply_local,
 			   const struct sockaddr *remote);
 	int (*udp_rev_del)(void *userdata, const struct sockaddr *reply_local);
+	/* gateway mode: anser_datapath_lan_lookup */
+	int (*lan_lookup)(void *userdata, int proto, const struct sockaddr *src,
+			  const struct sockaddr *dst, struct anser_flow *out);
 	void *userdata;
 };
 void anser_proxy_set_hooks(struct anser_proxy *p, const struct anser_proxy_hooks *hooks);

@@ -309,8 +309,23 @@ static void tcp_on_srv(struct worker *w, struct handler *h, uint32_t events)
 		tcp_pump(w, t);
 }
 
-static int tcp_lookup(struct anser_proxy *p, const struct sockaddr *peer, struct anser_flow *f)
+/* A connection accepted with a local address that is not loopback is a
+ * LAN client's (gateway mode): its local address is where it was going. */
+static int tcp_lookup(struct anser_proxy *p, int fd, const struct sockaddr *peer,
+		      struct anser_flow *f)
 {
+	struct sockaddr_storage local;
+	socklen_t ll = sizeof(local);
+
+	if (p->opts.gateway && getsockname(fd, (struct sockaddr *)&local, &ll) == 0 &&
+	    !anser_sockaddr_is_loopback((struct sockaddr *)&local)) {
+		if (p->hooks.lan_lookup)
+			return p->hooks.lan_lookup(p->hooks.userdata, IPPROTO_TCP, peer,
+						   (struct sockaddr *)&local, f);
+		return p->dp ? anser_datapath_lan_lookup(p->dp, IPPROTO_TCP, peer,
+							 (struct sockaddr *)&local, f)
+			     : -ENOENT;
+	}
 	if (p->hooks.tcp_lookup)
 		return p->hooks.tcp_lookup(p->hooks.userdata, peer, f);
 	if (p->dp)
@@ -423,7 +438,7 @@ static void tcp_start(struct worker *w, int fd, const struct sockaddr_storage *p
 	struct anser_flow flow;
 	char src[64];
 
-	int r = tcp_lookup(p, (const struct sockaddr *)peer, &flow);
+	int r = tcp_lookup(p, fd, (const struct sockaddr *)peer, &flow);
 	if (r < 0) {
 		log_debug_errno(r, "No flow for TCP connection from %s, closing: %m",
 				anser_sockaddr_str(peer, src, sizeof(src)));

@@ -260,7 +260,8 @@ static void udp_close(struct worker *w, struct sess *s, bool reset)
 		close(u->ctl_fd);
 	u->out_fd = u->ctl_fd = -1;
 	for (size_t i = 0; i < u->n_replies; i++) {
-		rev_del(w->p, &u->replies[i].local);
+		if (!(s->flow.flags & ANSER_FLOW_F_LAN))
+			rev_del(w->p, &u->replies[i].local);
 		close(u->replies[i].fd);
 	}
 	u->n_replies = 0;
@@ -435,6 +436,28 @@ static int reply_sock(struct worker *w, struct udp_sess *u, const struct ep *rem
 		return r;
 
 	struct reply_sock *rs = &u->replies[u->n_replies];
+	if (u->s.flow.flags & ANSER_FLOW_F_LAN) {
+		/* A LAN client hears the remote from the remote's own address:
+		 * a transparent socket bound there (sessions of other clients
+		 * may have one bound to the same remote: SO_REUSEADDR). */
+		int one = 1, fd = socket(family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		if (fd < 0)
+			return -errno;
+		bool v4 = family == AF_INET;
+		if (setsockopt(fd, v4 ? IPPROTO_IP : IPPROTO_IPV6,
+			       v4 ? IP_TRANSPARENT : IPV6_TRANSPARENT, &one, sizeof(one)) < 0 ||
+		    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+		    bind(fd, (struct sockaddr *)&rem, sa_len(&rem)) < 0) {
+			r = -errno;
+			close(fd);
+			return r;
+		}
+		rs->local = rem;
+		rs->remote = *remote;
+		rs->fd = fd;
+		u->n_replies++;
+		return fd;
+	}
 	memset(&rs->local, 0, sizeof(rs->local));
 	if (family == AF_INET) {
 		struct sockaddr_in *s = (struct sockaddr_in *)&rs->local;
@@ -993,16 +1016,42 @@ static void udp_datagram(struct worker *w, int fam, const struct sockaddr_storag
 	udp_forward(w, fam, app, &flow, name, data, len);
 }
 
+/* Gateway mode: a LAN client's datagram to orig. */
+static void udp_lan_datagram(struct worker *w, int fam, const struct sockaddr_storage *app,
+			     const struct sockaddr_storage *orig, const uint8_t *data, size_t len)
+{
+	struct anser_proxy *p = w->p;
+	struct anser_flow flow;
+	char src[64];
+
+	int r = !orig->ss_family   ? -ENOENT
+		: p->hooks.lan_lookup ? p->hooks.lan_lookup(p->hooks.userdata, IPPROTO_UDP,
+							      (const struct sockaddr *)app,
+							      (const struct sockaddr *)orig, &flow)
+		: p->dp		      ? anser_datapath_lan_lookup(p->dp, IPPROTO_UDP,
+							  (const struct sockaddr *)app,
+							  (const struct sockaddr *)orig, &flow)
+				      : -ENOENT;
+	if (r < 0) {
+		log_debug_errno(r, "No LAN flow for a UDP datagram from %s, dropping: %m",
+				anser_sockaddr_str(app, src, sizeof(src)));
+		return;
+	}
+	udp_forward(w, fam, app, &flow, NULL, data, len);
+}
+
 void udp_on_listener(struct worker *w, struct handler *h, uint32_t events)
 {
-	int fam = h == &w->udp_h[1];
-	int fd = w->udp_fd[fam];
+	int idx = (int)(h - w->udp_h), fam = idx & 1;
+	bool lan = idx >= 2;
+	int fd = w->udp_fd[idx & 3];
 
 	for (int i = 0; i < UDP_BATCH; i++) {
-		struct sockaddr_storage app;
+		struct sockaddr_storage app, orig = { 0 };
 		union {
 			struct cmsghdr h;
-			uint8_t b[CMSG_SPACE(sizeof(uint32_t))];
+			uint8_t b[CMSG_SPACE(sizeof(uint32_t)) +
+				  CMSG_SPACE(sizeof(struct sockaddr_in6))];
 		} cbuf;
 		struct iovec iov = { w->udp_buf, UDP_MAX };
 		struct msghdr mh = {
@@ -1021,12 +1070,24 @@ void udp_on_listener(struct worker *w, struct handler *h, uint32_t events)
 		}
 		uint32_t mark = 0;
 		bool have_mark = false;
-		for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c))
+		for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
 			if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SO_MARK &&
 			    c->cmsg_len >= CMSG_LEN(sizeof(uint32_t))) {
 				memcpy(&mark, CMSG_DATA(c), sizeof(mark));
 				have_mark = true;
+			} else if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_ORIGDSTADDR &&
+				   c->cmsg_len >= CMSG_LEN(sizeof(struct sockaddr_in))) {
+				memcpy(&orig, CMSG_DATA(c), sizeof(struct sockaddr_in));
+			} else if (c->cmsg_level == IPPROTO_IPV6 &&
+				   c->cmsg_type == IPV6_ORIGDSTADDR &&
+				   c->cmsg_len >= CMSG_LEN(sizeof(struct sockaddr_in6))) {
+				memcpy(&orig, CMSG_DATA(c), sizeof(struct sockaddr_in6));
 			}
+		}
+		if (lan) {
+			udp_lan_datagram(w, fam, &app, &orig, w->udp_buf, (size_t)n);
+			continue;
+		}
 		if (!have_mark || mark == 0) {
 			log_debug("UDP datagram without a flow id on the listener, dropping");
 			continue;
@@ -1041,7 +1102,7 @@ int udp_worker_init(struct worker *w)
 	w->udp_seal_buf = malloc(UDP_MAX);
 	if (!w->udp_buf || !w->udp_seal_buf)
 		return -ENOMEM;
-	for (int f = 0; f < 2; f++) {
+	for (int f = 0; f < 4; f++) {
 		if (w->udp_fd[f] < 0)
 			continue;
 		w->udp_h[f].fn = udp_on_listener;

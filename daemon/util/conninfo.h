@@ -51,6 +51,9 @@ bool anser_conn_index_fill(struct anser_conn_index *x, struct anser_conn_info *c
 const struct anser_conn_info *anser_conn_index_next_unused(struct anser_conn_index *x, size_t *pos);
 void anser_conn_index_free(struct anser_conn_index *x);
 
+/* 127.0.0.0/8 or ::1 (or v4-mapped loopback). */
+bool anser_sockaddr_is_loopback(const struct sockaddr *sa);
+
 /* "1.2.3.4:80" / "[::1]:80" into buf (>= 64 bytes). */
 const char *anser_sockaddr_str(const struct sockaddr_storage *ss, char *buf, size_t len);
 

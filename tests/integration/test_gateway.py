@@ -5,6 +5,7 @@ traffic a LAN client forwards through it (lan_interface), in the kernel.
 Namespaces client (10.88.1.2, fd88:1::2) -> gateway (10.88.1.1 | 10.88.2.1,
 forwarding on) -> server (10.88.2.2, fd88:2::2), routed, no NAT. One meson
 test per case."""
+import hashlib
 import json
 import os
 import signal
@@ -324,8 +325,252 @@ def t_sip_mac(env):
     expect(reaches(env, S6, 8081, "OK " + C6), "v6: the v4 source rule does not hold")
 
 
+PROXY_CONFIG = """global {
+    log_level: debug
+    lan_interface: lan0%(extra)s
+}
+node {
+    ss: 'ss://%(ui)s@%(s4)s:8388'
+}
+group {
+    proxy { policy: fixed(0) }
+}
+routing {
+    dport(%(shut)d) -> block
+    dport(8082, 8083) -> proxy
+    fallback: direct
+}
+"""
+
+SS_PASSWORD = "Anser-gw-pw1"
+
+# "OK <sha256 of the body> <bytes>" of GET /bytes/N over TCP, or for
+# "udp": one socket sends to two ports of host and prints "OK <what the
+# server saw on the first> <on the second> <local port>", after checking
+# each reply came from the address it was sent to (full cone: the server
+# sees one source for both).
+PROXY_PROBE = """import hashlib, socket, sys
+host, port, what = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+fam = socket.AF_INET6 if ":" in host else socket.AF_INET
+try:
+    if what == "udp":
+        s = socket.socket(fam, socket.SOCK_DGRAM)
+        s.settimeout(2)
+        seen = []
+        for p in (port, port + 1):
+            s.sendto(b"hello", (host, p))
+            data, src = s.recvfrom(4096)
+            if (src[0], src[1]) != (host, p):
+                raise OSError("reply from %s, sent to %s" % (src, (host, p)))
+            parts = data.split()
+            if parts[0] != b"ECHO" or parts[-1] != b"hello":
+                raise OSError("bad reply %r" % data)
+            seen.append(parts[1].decode())
+        print("OK", seen[0], seen[1], s.getsockname()[1])
+        sys.exit(0)
+    n = int(what)
+    s = socket.create_connection((host, port), timeout=5)
+    s.sendall(b"GET /bytes/%d HTTP/1.0\\r\\n\\r\\n" % n)
+    data = b""
+    while True:
+        part = s.recv(65536)
+        if not part:
+            break
+        data += part
+    body = data.split(b"\\r\\n\\r\\n", 1)[1]
+    print("OK", hashlib.sha256(body).hexdigest(), len(body))
+except OSError as e:
+    print("FAIL", e)
+"""
+
+
+def pattern(n):
+    """testserver.py's /bytes/N body."""
+    out = bytearray()
+    x = 12345
+    while len(out) < n:
+        x = (x * 1103515245 + 12345) & 0x7FFFFFFF
+        out += x.to_bytes(4, "little")
+    return bytes(out[:n])
+
+
+def proxy_probe(env, host, port, what):
+    path = os.path.join(env.tmp, "proxy_probe.py")
+    if not os.path.exists(path):
+        with open(path, "w") as f:
+            f.write(PROXY_PROBE)
+    for _ in range(3):
+        out = run(env.nsexec("c") + [harness.PY, path, host, str(port), what],
+                  check=False).stdout.strip()
+        if out.startswith("OK"):
+            break
+    return out
+
+
+def start_proxy_gw(env, extra=""):
+    """ss-server (aes-128-gcm, TCP and UDP) in the server namespace, web
+    servers on 8082 and 8083 that the rules send through it, and anserd
+    with a bus (for its connection list)."""
+    import base64
+    if not harness.shutil.which("ss-server"):
+        raise harness.Skip("shadowsocks-libev not installed")
+    topology(env)
+    for port in (8082, 8083):
+        env.spawn("web%d" % port, env.nsexec("s") + [harness.PY, harness.SERVER, str(port)])
+    env.spawn("ss-server", env.nsexec("s") + ["ss-server", "-s", S4, "-s", S6, "-p", "8388",
+                                              "-k", SS_PASSWORD, "-m", "aes-128-gcm", "-u",
+                                              "-t", "30", "-v"])
+    env.wait_port("s", 8388)
+    env.wait_for("the servers", lambda: all(
+        "ready" in env.log("web%d" % port) for port in (8082, 8083)))
+    ui = base64.urlsafe_b64encode(("aes-128-gcm:" + SS_PASSWORD).encode()).decode().rstrip("=")
+    env.start_bus()
+    env.start_polkitd()
+    start(env, text=PROXY_CONFIG % {"ui": ui, "s4": S4, "shut": SHUT, "extra": extra})
+    env.wait_for("the LAN interface", lambda: "Gateway: deciding" in env.log("anserd"))
+
+
+def t_proxy(env):
+    """A LAN client's flows that the rules send to a group are handed to
+    anserd in the kernel and reach the server through a real ss-server
+    (the server sees the node's address), TCP with the body's hash
+    checked and UDP, over IPv4 and IPv6; replies to UDP come from the
+    address the client sent to, and one client socket talking to two
+    remotes is one session (full cone: both see one source). Direct flows
+    keep the client's address and never appear in anserd's connection
+    list; blocked ones are dropped."""
+    start_proxy_gw(env)
+    n = 300000
+    want = "OK %s %d" % (hashlib.sha256(pattern(n)).hexdigest(), n)
+    for host in (S4, S6):
+        expect(reaches(env, host, 8082, "OK " + S4 if host == S4 else "OK " + S6),
+               "proxied TCP to %s: the server sees the node (ss-server)" % host)
+        got = proxy_probe(env, host, 8082, str(n))
+        expect(got == want, "proxied TCP to %s: %d bytes, hash checked: %s" % (host, n, got))
+        got = proxy_probe(env, host, 8082, "udp")
+        parts = got.split()
+        expect(len(parts) == 4 and parts[1] == host and parts[2] == host,
+               "proxied UDP to %s: both remotes answer, each from its own address, and "
+               "see the node: %s" % (host, got))
+        expect(reaches(env, host, WEB, "OK " + (C4 if host == S4 else C6)),
+               "direct TCP to %s keeps the client's address" % host)
+        expect(reaches(env, host, WEB, "OK " + (C4 if host == S4 else C6), udp=True),
+               "direct UDP to %s keeps the client's address" % host)
+        expect(probe(env, host, SHUT).startswith("FAIL"), "blocked TCP to %s" % host)
+    # the sessions anserd lists while the client holds flows open
+    hold = subprocess.Popen(env.nsexec("c") + [harness.PY, "-c", HOLD, S4],
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        ready = hold.stdout.readline()
+        expect(ready.startswith("open"), "the client holds its connections: %r" % ready)
+        rows = json.loads(env.anserctl("connections", "--json").stdout)
+        dests = {r["destination"]: r for r in rows}
+        expect("%s:8082" % S4 in dests, "the proxied connection is listed: %s" % rows)
+        row = dests["%s:8082" % S4]
+        expect(row["outbound"] == "proxy", "listed as through the group: %s" % row)
+        expect(C4 in json.dumps(row), "listed with the client's address: %s" % row)
+        expect("%s:%d" % (S4, WEB) not in dests,
+               "the direct connection is not anserd's and not listed: %s" % rows)
+    finally:
+        hold.kill()
+        hold.wait()
+    expect("Gateway: cannot route" not in env.log("anserd"), "the policy rule was added")
+
+
+# holds a proxied (8082) and a direct (WEB) TCP connection open
+HOLD = """import socket, sys, time
+host = sys.argv[1]
+a = socket.create_connection((host, 8082), timeout=5)
+b = socket.create_connection((host, %d), timeout=5)
+print("open", flush=True)
+time.sleep(30)
+""" % WEB
+
+
+def gens(env):
+    """How many configuration generations anserd made active."""
+    return env.log("anserd").count("Configuration generation")
+
+
+def rules_of(env):
+    return run(env.nsexec("g") + ["ip", "rule", "show"]).stdout + \
+        run(env.nsexec("g") + ["ip", "-6", "rule", "show"]).stdout
+
+
+def t_proxy_reload(env):
+    """Decisions are kept per flow: a proxied UDP flow stays proxied and a
+    direct one direct after a reload that swaps their rules (a flow keeps
+    its path), new flows take the new rules, and a reload that blocks a
+    cached flow stops it at once. anserd's policy rule is there while it
+    runs and gone after it stops."""
+    start_proxy_gw(env)
+    expect("0x80616e73" in rules_of(env), "the policy rule is in place: " + rules_of(env))
+    path = os.path.join(env.tmp, "flows.py")
+    with open(path, "w") as f:
+        f.write(FLOWS)
+    flows = subprocess.Popen(env.nsexec("c") + [harness.PY, path, S4, str(WEB)],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+
+    def step():
+        flows.stdin.write("\n")
+        flows.stdin.flush()
+        return flows.stdout.readline().split()
+
+    try:
+        first = step()
+        expect(first == [S4, C4], "before the reload: 8082 proxied, %d direct: %s" % (WEB, first))
+        text = open(os.path.join(env.tmp, "config.dae")).read()
+        text = text.replace("dport(8082, 8083) -> proxy",
+                            "dport(%d) -> proxy" % WEB)
+        env.write_config(text)
+        env.anserd.send_signal(signal.SIGHUP)
+        env.wait_for("the reload", lambda: gens(env) >= 2)
+        again = step()
+        expect(again == [S4, C4], "after it the same flows keep their paths: %s" % again)
+        got = proxy_probe(env, S4, WEB, "udp")
+        # (the probe's second datagram goes to WEB + 1, which stays direct)
+        expect(got.split()[1:3] == [S4, C4], "a new flow to %d is proxied now: %s" % (WEB, got))
+        expect(reaches(env, S4, 8082, "OK " + C4, udp=True), "a new flow to 8082 is direct")
+        text = text.replace("dport(%d) -> block" % SHUT, "dport(%d, 8082) -> block" % SHUT)
+        env.write_config(text)
+        env.anserd.send_signal(signal.SIGHUP)
+        env.wait_for("the second reload", lambda: gens(env) >= 3)
+        last = step()
+        expect(last[0] == "TIMEOUT", "the cached flow to 8082 is blocked now: %s" % last)
+    finally:
+        flows.kill()
+        flows.wait()
+    env.anserd.send_signal(signal.SIGTERM)
+    env.anserd.wait(30)
+    expect("0x80616e73" not in rules_of(env), "the policy rule gone after exit: " +
+           rules_of(env))
+
+
+# Two UDP flows from fixed sockets, one datagram each per line of stdin:
+# prints what the servers on 8082 and on argv[2] saw (or TIMEOUT).
+FLOWS = """import socket, sys
+host, direct = sys.argv[1], int(sys.argv[2])
+socks = []
+for port in (8082, direct):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.settimeout(2)
+    s.connect((host, port))
+    socks.append(s)
+for line in sys.stdin:
+    out = []
+    for s in socks:
+        try:
+            s.send(b"x")
+            out.append(s.recv(4096).split()[1].decode())
+        except OSError:
+            out.append("TIMEOUT")
+    print(" ".join(out), flush=True)
+"""
+
+
 TESTS = {"direct_block": t_direct_block, "kill9": t_kill9, "glob_late": t_glob_late,
-         "reload": t_reload, "valgrind": t_valgrind, "kparams": t_kparams, "sip_mac": t_sip_mac}
+         "reload": t_reload, "valgrind": t_valgrind, "kparams": t_kparams, "sip_mac": t_sip_mac,
+         "proxy": t_proxy, "proxy_reload": t_proxy_reload}
 
 if __name__ == "__main__":
     harness.main(TESTS)
