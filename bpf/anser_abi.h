@@ -320,19 +320,19 @@ struct anser_proc_event {
  * route: local default dev lo) turns into local delivery instead of
  * forwarding. UDP ids never carry the mark's top bit.
  */
-#define ANSER_LAN_MARK		0x80616e73u
-#define ANSER_LAN_TABLE		0x616e
-#define ANSER_LAN_RULE_PREF	100
-#define ANSER_LAN_FLOWS		65536
-#define ANSER_LAN_UDP_IDLE_NS	(120ull * 1000000000ull)
-#define ANSER_UDP_ID_MASK	0x7fffffffu
+#define ANSER_LAN_MARK	      0x80616e73u
+#define ANSER_LAN_TABLE	      0x616e
+#define ANSER_LAN_RULE_PREF   100
+#define ANSER_LAN_FLOWS	      65536
+#define ANSER_LAN_UDP_IDLE_NS (120ull * 1000000000ull)
+#define ANSER_UDP_ID_MASK     0x7fffffffu
 
 struct anser_lan_key {
 	__u8 family; /* AF_INET / AF_INET6 */
 	__u8 proto;  /* IPPROTO_TCP / IPPROTO_UDP */
 	__u16 pad;
-	__u16 sport; /* BE */
-	__u16 dport; /* BE */
+	__u16 sport;	/* BE */
+	__u16 dport;	/* BE */
 	__u8 saddr[16]; /* v4 mapped */
 	__u8 daddr[16];
 };

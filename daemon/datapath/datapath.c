@@ -747,6 +747,28 @@ static char *pin_path(const struct anser_datapath *dp, const char *name)
 	return g_build_filename(dp->pin_dir, name, NULL);
 }
 
+/* Gateway mode's links: "anser_lan_<ifindex>". A crashed anserd's keep
+ * forwarding direct flows and drop proxied ones (their listener is gone). */
+#define LAN_PIN_PREFIX "anser_lan_"
+
+static char *lan_pin_path(const struct anser_datapath *dp, int ifindex)
+{
+	char name[32];
+	snprintf(name, sizeof(name), LAN_PIN_PREFIX "%d", ifindex);
+	return pin_path(dp, name);
+}
+
+/* Pin the LAN link i (fail_mode: closed); -errno, logged. */
+static int pin_lan(struct anser_datapath *dp, size_t i)
+{
+	char *path = lan_pin_path(dp, dp->lan_if[i]);
+	int r = bpf_obj_pin(dp->lan_link[i], path) < 0 ? -errno : 0;
+	if (r < 0)
+		log_error_errno(r, "Cannot pin %s: %m; LAN flows go direct if anserd stops", path);
+	g_free(path);
+	return r;
+}
+
 /* Remove every pin of ours in pin_dir: ours (unpin) or a crashed anserd's
  * (its programs go with the last pin). */
 static void remove_pins(struct anser_datapath *dp, bool stale)
@@ -763,6 +785,18 @@ static void remove_pins(struct anser_datapath *dp, bool stale)
 			log_warning_errno(errno, "Cannot remove %s: %m", path);
 		g_free(path);
 	}
+	/* gateway mode's, one per LAN interface */
+	DIR *d = opendir(dp->pin_dir);
+	for (struct dirent *e; d && (e = readdir(d));) {
+		if (strncmp(e->d_name, LAN_PIN_PREFIX, strlen(LAN_PIN_PREFIX)) != 0)
+			continue;
+		if (unlinkat(dirfd(d), e->d_name, 0) == 0)
+			removed++;
+		else
+			log_warning_errno(errno, "Cannot remove %s/%s: %m", dp->pin_dir, e->d_name);
+	}
+	if (d)
+		closedir(d);
 	if (stale && removed)
 		log_notice("Removed %zu programs a stopped anserd left pinned in %s (fail_mode: "
 			   "closed): this one steers now",
@@ -819,6 +853,8 @@ static int pin(struct anser_datapath *dp)
 		}
 		g_free(path);
 	}
+	for (size_t i = 0; i < dp->n_lan && r == 0; i++)
+		r = pin_lan(dp, i);
 	if (r < 0) {
 		remove_pins(dp, false);
 		return r;
@@ -907,6 +943,11 @@ int anser_datapath_set_lan(struct anser_datapath *dp, const int *ifindex, size_t
 			continue;
 		}
 		close(dp->lan_link[i]);
+		if (dp->pinned) {
+			char *path = lan_pin_path(dp, dp->lan_if[i]);
+			(void)unlink(path);
+			g_free(path);
+		}
 		uint32_t key = (uint32_t)dp->lan_if[i];
 		if (mfd >= 0)
 			bpf_map_delete_elem(mfd, &key);
@@ -944,6 +985,8 @@ int anser_datapath_set_lan(struct anser_datapath *dp, const int *ifindex, size_t
 		}
 		dp->lan_if[dp->n_lan] = ifindex[k];
 		dp->lan_link[dp->n_lan++] = fd;
+		if (dp->pinned)
+			(void)pin_lan(dp, dp->n_lan - 1);
 		log_info("Gateway: deciding the traffic that arrives on interface %d%s", ifindex[k],
 			 flags & ANSER_LAN_F_L3 ? " (no link-layer header)" : "");
 	}

@@ -508,12 +508,12 @@ static int open_listener(int family, int type, uint16_t port, bool reuseport, bo
 	 * address that is not the host's. Datagrams say where they went. */
 	if (transparent) {
 		bool v4 = family == AF_INET;
-		if (setsockopt(fd, v4 ? IPPROTO_IP : IPPROTO_IPV6, v4 ? IP_TRANSPARENT : IPV6_TRANSPARENT,
-			       &one, sizeof(one)) < 0)
+		if (setsockopt(fd, v4 ? IPPROTO_IP : IPPROTO_IPV6,
+			       v4 ? IP_TRANSPARENT : IPV6_TRANSPARENT, &one, sizeof(one)) < 0)
 			goto fail;
-		if (type == SOCK_DGRAM &&
-		    setsockopt(fd, v4 ? IPPROTO_IP : IPPROTO_IPV6,
-			       v4 ? IP_RECVORIGDSTADDR : IPV6_RECVORIGDSTADDR, &one, sizeof(one)) < 0)
+		if (type == SOCK_DGRAM && setsockopt(fd, v4 ? IPPROTO_IP : IPPROTO_IPV6,
+						     v4 ? IP_RECVORIGDSTADDR : IPV6_RECVORIGDSTADDR,
+						     &one, sizeof(one)) < 0)
 			goto fail;
 	}
 	if (bind(fd, (struct sockaddr *)&ss, sa_len(&ss)) < 0)
@@ -576,8 +576,8 @@ int anser_proxy_new(struct anser_datapath *dp, const struct anser_proxy_opts *op
 	}
 
 	for (int f = 0; f < 2; f++) {
-		r = open_listener(families[f], SOCK_STREAM, 0, false, p->opts.gateway, &p->tcp_fd[f],
-				  &p->tcp_port[f]);
+		r = open_listener(families[f], SOCK_STREAM, 0, false, p->opts.gateway,
+				  &p->tcp_fd[f], &p->tcp_port[f]);
 		if (r < 0 && f == 0)
 			goto fail_log;
 		if (r < 0) {
