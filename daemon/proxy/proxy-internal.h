@@ -86,6 +86,7 @@ struct worker {
 	/* [0], [1]: this worker's SO_REUSEPORT member, v4 and v6; [2], [3]:
 	 * gateway mode's LAN listeners (worker 0 only, else -1) */
 	int udp_fd[4];
+	int raw_fd[2]; /* lanreply.c, v4 and v6; -1 until needed */
 	struct sess *sessions;
 	struct sess *dead;
 	struct wtimer *due_head, *due_tail; /* armed short timers, soonest first */
@@ -154,6 +155,12 @@ bool proxy_name_usable(struct anser_proxy *p, enum anser_dial_mode mode, const u
 		       const char *name);
 /* The mark the rule that decided f asks for (0: none). */
 uint32_t proxy_mark(const struct pgen *gen, const struct anser_flow *f);
+
+/* lanreply.c: gateway mode's UDP reply to a LAN client `to`, from the
+ * remote `from` (same family). 0 or -errno. */
+int lan_reply(struct worker *w, const struct sockaddr_storage *from,
+	      const struct sockaddr_storage *to, const uint8_t *data, size_t len);
+void lan_reply_fini(struct worker *w);
 
 void tcp_on_accept(struct worker *w, struct handler *h, uint32_t events);
 void udp_on_listener(struct worker *w, struct handler *h, uint32_t events);

@@ -573,6 +573,7 @@ int anser_proxy_new(struct anser_datapath *dp, const struct anser_proxy_opts *op
 		w->epfd = w->evfd = -1;
 		for (int f = 0; f < 4; f++)
 			w->udp_fd[f] = -1;
+		w->raw_fd[0] = w->raw_fd[1] = -1;
 	}
 
 	for (int f = 0; f < 2; f++) {
@@ -783,6 +784,7 @@ void anser_proxy_free(struct anser_proxy *p)
 		if (w->thread_started)
 			pthread_join(w->thread, NULL);
 		udp_worker_fini(w);
+		lan_reply_fini(w);
 		for (int f = 0; f < 4; f++)
 			if (w->udp_fd[f] >= 0)
 				close(w->udp_fd[f]);

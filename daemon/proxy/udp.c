@@ -260,8 +260,7 @@ static void udp_close(struct worker *w, struct sess *s, bool reset)
 		close(u->ctl_fd);
 	u->out_fd = u->ctl_fd = -1;
 	for (size_t i = 0; i < u->n_replies; i++) {
-		if (!(s->flow.flags & ANSER_FLOW_F_LAN))
-			rev_del(w->p, &u->replies[i].local);
+		rev_del(w->p, &u->replies[i].local);
 		close(u->replies[i].fd);
 	}
 	u->n_replies = 0;
@@ -436,28 +435,6 @@ static int reply_sock(struct worker *w, struct udp_sess *u, const struct ep *rem
 		return r;
 
 	struct reply_sock *rs = &u->replies[u->n_replies];
-	if (u->s.flow.flags & ANSER_FLOW_F_LAN) {
-		/* A LAN client hears the remote from the remote's own address:
-		 * a transparent socket bound there (sessions of other clients
-		 * may have one bound to the same remote: SO_REUSEADDR). */
-		int one = 1, fd = socket(family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-		if (fd < 0)
-			return -errno;
-		bool v4 = family == AF_INET;
-		if (setsockopt(fd, v4 ? IPPROTO_IP : IPPROTO_IPV6,
-			       v4 ? IP_TRANSPARENT : IPV6_TRANSPARENT, &one, sizeof(one)) < 0 ||
-		    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
-		    bind(fd, (struct sockaddr *)&rem, sa_len(&rem)) < 0) {
-			r = -errno;
-			close(fd);
-			return r;
-		}
-		rs->local = rem;
-		rs->remote = *remote;
-		rs->fd = fd;
-		u->n_replies++;
-		return fd;
-	}
 	memset(&rs->local, 0, sizeof(rs->local));
 	if (family == AF_INET) {
 		struct sockaddr_in *s = (struct sockaddr_in *)&rs->local;
@@ -507,6 +484,19 @@ static void deliver(struct worker *w, struct udp_sess *u, const struct sockaddr_
 	} else {
 		log_debug("UDP reply for %s named %s, which it never sent to, dropping",
 			  u->s.flow.pname, from_name ? from_name : "?");
+		return;
+	}
+	if (u->s.flow.flags & ANSER_FLOW_F_LAN) {
+		/* a LAN client hears the remote from the remote's own address */
+		struct sockaddr_storage rem;
+		int r = ep_to(&e, u->fam ? AF_INET6 : AF_INET, &rem);
+		if (r >= 0)
+			r = lan_reply(w, &rem, &u->s.src, data, len);
+		if (r < 0)
+			log_debug_errno(r, "UDP reply to %s failed, dropping: %m", u->s.flow.pname);
+		else
+			atomic_fetch_add_explicit(&u->s.bytes_down, len, memory_order_relaxed);
+		touch(w, u);
 		return;
 	}
 	if (connected) {

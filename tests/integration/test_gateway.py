@@ -345,7 +345,7 @@ routing {
 SS_PASSWORD = "Anser-gw-pw1"
 
 # "OK <sha256 of the body> <bytes>" of GET /bytes/N over TCP, or for
-# "udp": one socket sends to two ports of host and prints "OK <what the
+# "udp" (or "udp:N", N bytes of payload): one socket sends to two ports of host and prints "OK <what the
 # server saw on the first> <on the second> <local port>", after checking
 # each reply came from the address it was sent to (full cone: the server
 # sees one source for both).
@@ -353,17 +353,18 @@ PROXY_PROBE = """import hashlib, socket, sys
 host, port, what = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 fam = socket.AF_INET6 if ":" in host else socket.AF_INET
 try:
-    if what == "udp":
+    if what.startswith("udp"):
+        payload = b"x" * int(what[4:]) if what.startswith("udp:") else b"hello"
         s = socket.socket(fam, socket.SOCK_DGRAM)
         s.settimeout(2)
         seen = []
         for p in (port, port + 1):
-            s.sendto(b"hello", (host, p))
+            s.sendto(payload, (host, p))
             data, src = s.recvfrom(4096)
             if (src[0], src[1]) != (host, p):
                 raise OSError("reply from %s, sent to %s" % (src, (host, p)))
             parts = data.split()
-            if parts[0] != b"ECHO" or parts[-1] != b"hello":
+            if parts[0] != b"ECHO" or parts[-1] != payload:
                 raise OSError("bad reply %r" % data)
             seen.append(parts[1].decode())
         print("OK", seen[0], seen[1], s.getsockname()[1])
@@ -407,7 +408,7 @@ def proxy_probe(env, host, port, what):
     return out
 
 
-def start_proxy_gw(env, extra=""):
+def start_proxy_gw(env, extra="", wrapper=()):
     """ss-server (aes-128-gcm, TCP and UDP) in the server namespace, web
     servers on 8082 and 8083 that the rules send through it, and anserd
     with a bus (for its connection list)."""
@@ -426,8 +427,10 @@ def start_proxy_gw(env, extra=""):
     ui = base64.urlsafe_b64encode(("aes-128-gcm:" + SS_PASSWORD).encode()).decode().rstrip("=")
     env.start_bus()
     env.start_polkitd()
-    start(env, text=PROXY_CONFIG % {"ui": ui, "s4": S4, "shut": SHUT, "extra": extra})
-    env.wait_for("the LAN interface", lambda: "Gateway: deciding" in env.log("anserd"))
+    start(env, text=PROXY_CONFIG % {"ui": ui, "s4": S4, "shut": SHUT, "extra": extra},
+          wrapper=wrapper)
+    env.wait_for("the LAN interface", lambda: "Gateway: deciding" in env.log("anserd"),
+                 timeout=60)
 
 
 def t_proxy(env):
@@ -438,7 +441,8 @@ def t_proxy(env):
     address the client sent to, and one client socket talking to two
     remotes is one session (full cone: both see one source). Direct flows
     keep the client's address and never appear in anserd's connection
-    list; blocked ones are dropped."""
+    list; blocked ones are dropped; the gateway's own services are reached
+    as they are."""
     start_proxy_gw(env)
     n = 300000
     want = "OK %s %d" % (hashlib.sha256(pattern(n)).hexdigest(), n)
@@ -457,6 +461,33 @@ def t_proxy(env):
         expect(reaches(env, host, WEB, "OK " + (C4 if host == S4 else C6), udp=True),
                "direct UDP to %s keeps the client's address" % host)
         expect(probe(env, host, SHUT).startswith("FAIL"), "blocked TCP to %s" % host)
+    # a service of the gateway's own on a port the rules proxy: the kernel
+    # delivers it (not a forwarded flow, never anserd's)
+    gwweb = env.spawn("gwweb", env.nsexec("g") + [harness.PY, harness.SERVER, "8082"])
+    env.wait_for("the gateway's server", lambda: "ready" in env.log("gwweb"))
+    expect(reaches(env, G4C, 8082, "OK " + C4), "the gateway's own address is not proxied")
+    expect(reaches(env, G6C, 8082, "OK " + C6), "the gateway's own v6 address is not proxied")
+    # anserd's UDP replies bind nothing: they go out from remotes' port
+    # 8082 while the gateway's own server holds [::]:8082
+    for host in (S4, S6):
+        got = proxy_probe(env, host, 8082, "udp")
+        expect(got.split()[1:3] == [host, host],
+               "proxied UDP to %s beside a local server on the port: %s" % (host, got))
+    # a reply larger than the LAN's MTU (the request is not): sent from a
+    # socket bound for it, which fragments
+    gwweb.kill()
+    gwweb.wait()
+    for ns, dev in (("g", "lan0"), ("c", "e0")):
+        run(["ip", "-n", env.ns(ns), "link", "set", dev, "mtu", "1400"])
+    for host, size in ((S4, 1365), (S6, 1345)):
+        got = proxy_probe(env, host, 8082, "udp:%d" % size)
+        parts = got.split()
+        expect(len(parts) == 4 and parts[1] == host,
+               "proxied UDP to %s with a reply above the MTU: %s" % (host, got))
+    expect(env.log("anserd").count("above the MTU: sent from a bound socket") >= 2,
+           "both replies took the socket")
+    for ns, dev in (("g", "lan0"), ("c", "e0")):
+        run(["ip", "-n", env.ns(ns), "link", "set", dev, "mtu", "1500"])
     # the sessions anserd lists while the client holds flows open
     hold = subprocess.Popen(env.nsexec("c") + [harness.PY, "-c", HOLD, S4],
                             stdout=subprocess.PIPE, text=True)
@@ -568,9 +599,60 @@ for line in sys.stdin:
 """
 
 
+def t_proxy_closed(env):
+    """fail_mode: closed in gateway mode. anserd killed with SIGKILL leaves
+    its LAN programs pinned: the LAN's proxied TCP and UDP are dropped
+    (never forwarded direct), its direct flows go on and blocked ones stay
+    blocked. The next anserd removes those pins and proxies again; a clean
+    exit unpins them and the LAN is forwarded as before."""
+    bpf = os.path.join(env.tmp, "bpf")
+    os.makedirs(bpf)
+    run(["mount", "-t", "bpf", "bpf", bpf])  # a bpf filesystem of the test's own
+    try:
+        start_proxy_gw(env, extra="\n    fail_mode: closed")
+        expect(reaches(env, S4, 8082, "OK " + S4), "proxied while anserd runs")
+        pins = sorted(n for n in os.listdir(bpf) if n.startswith("anser_lan_"))
+        expect(len(pins) == 1, "the LAN link pinned: %s" % os.listdir(bpf))
+        os.kill(env.anserd.pid, signal.SIGKILL)
+        env.anserd.wait(10)
+        expect(probe(env, S4, 8082).startswith("FAIL"), "proxied TCP dropped after the kill")
+        expect(probe(env, S6, 8083, udp=True).startswith("FAIL"),
+               "proxied UDP dropped after the kill")
+        expect(reaches(env, S4, WEB, "OK " + C4), "direct goes on after the kill")
+        expect(reaches(env, S6, WEB, "OK " + C6, udp=True), "direct UDP goes on after the kill")
+        expect(probe(env, S4, SHUT).startswith("FAIL"), "blocked stays blocked")
+        start(env, text=open(os.path.join(env.tmp, "config.dae")).read())
+        env.wait_for("the LAN interface", lambda: "Gateway: deciding" in env.log("anserd"))
+        expect("a stopped anserd left pinned" in env.log("anserd"), env.log("anserd")[-2000:])
+        expect(reaches(env, S4, 8082, "OK " + S4), "proxied again by the next anserd")
+        env.anserd.send_signal(signal.SIGTERM)
+        env.anserd.wait(30)
+        expect(not [n for n in os.listdir(bpf) if n.startswith("anser_")],
+               "no pins after a clean exit: %s" % os.listdir(bpf))
+        expect(reaches(env, S4, 8082, "OK " + C4), "forwarded once anserd is gone")
+    finally:
+        run(["umount", "-l", bpf], check=False)
+
+
+def t_proxy_valgrind(env):
+    """anserd under valgrind proxying the LAN: TCP and UDP, v4 and v6,
+    through ss-server, then exit: no errors, no definite leaks."""
+    vlog = os.path.join(env.tmp, "valgrind.log")
+    start_proxy_gw(env, wrapper=harness.valgrind_wrapper(vlog))
+    for host in (S4, S6):
+        got = proxy_probe(env, host, 8082, "100000")
+        expect(got.startswith("OK") and got.endswith(" 100000"),
+               "proxied TCP to %s under valgrind: %s" % (host, got))
+        got = proxy_probe(env, host, 8082, "udp")
+        expect(got.split()[1:3] == [host, host], "proxied UDP to %s under valgrind: %s" %
+               (host, got))
+    harness.stop_valgrind_anserd(env, vlog)
+
+
 TESTS = {"direct_block": t_direct_block, "kill9": t_kill9, "glob_late": t_glob_late,
          "reload": t_reload, "valgrind": t_valgrind, "kparams": t_kparams, "sip_mac": t_sip_mac,
-         "proxy": t_proxy, "proxy_reload": t_proxy_reload}
+         "proxy": t_proxy, "proxy_reload": t_proxy_reload,
+         "proxy_closed": t_proxy_closed, "proxy_valgrind": t_proxy_valgrind}
 
 if __name__ == "__main__":
     harness.main(TESTS)
