@@ -1099,13 +1099,14 @@ int anser_lo_egress(struct __sk_buff *skb)
  * the original destination as its local address. No netfilter rule, no
  * second network stack: a direct flow costs a hash lookup per packet.
  */
-#define TCX_NEXT_ACT (-1)
-#define TCX_DROP_ACT 2
-#define ETH_HDR_LEN  14
-#define ETH_P_IPV4   0x0800
-#define ETH_P_IPV6_  0x86DD
-#define TCP_FLAG_SYN 0x02
-#define TCP_FLAG_ACK 0x10
+#define TCX_NEXT_ACT	  (-1)
+#define TCX_DROP_ACT	  2
+#define ETH_HDR_LEN	  14
+#define ETH_P_IPV4	  0x0800
+#define ETH_P_IPV6_	  0x86DD
+#define TCP_FLAG_SYN	  0x02
+#define TCP_FLAG_ACK	  0x10
+#define IPPROTO_FRAGMENT_ 44
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -1121,17 +1122,45 @@ struct {
 	__type(value, struct anser_lan_flow);
 } lan_flows SEC(".maps");
 
+/* Fragments of flows that do not go as the kernel forwards them: a
+ * first fragment's decision, for the later ones (which carry no ports). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, ANSER_LAN_FRAGS); /* 1 unless gateway mode */
+	__type(key, struct anser_frag_key);
+	__type(value, __u32); /* outbound */
+} lan_frags SEC(".maps");
+
+/* anserd's UDP listeners for LAN flows, [0] v4 and [1] v6: the LAN
+ * program hands datagrams to them, and anser_lan_lookup the datagrams the
+ * kernel put together from fragments (reassembly forgets the socket). */
+struct {
+	__uint(type, BPF_MAP_TYPE_SOCKMAP);
+	__uint(max_entries, 2);
+	__type(key, __u32);
+	__type(value, __u64);
+} lan_socks SEC(".maps");
+
 /* A forwarded packet as the gateway reads it. */
 struct lan_pkt {
 	struct anser_lan_key k;
 	__u8 mac[6];
 	__u8 have_mac; /* mac holds the source MAC (L2 devices) */
 	__u8 syn;      /* TCP SYN without ACK: a new connection */
+	/* fragments: 1 the first (it has the ports), 2 a later one (only
+	 * k.family, k.proto, the addresses and frag_id are set) */
+	__u8 frag;
+	__u8 pad[3];
+	__u32 frag_id;
 };
 
+#define FRAG_FIRST 1
+#define FRAG_LATER 2
+
 /* 0 with pk filled, or -1 for what the gateway leaves alone: not TCP or
- * UDP, later fragments (they carry no ports: they follow the first),
- * builtin-direct destinations, truncated headers. */
+ * UDP, builtin-direct destinations, truncated headers, IPv6 extension
+ * headers other than one fragment header. Later fragments carry no ports:
+ * they follow the first (pk->frag). */
 static __always_inline int lan_parse(struct __sk_buff *skb, struct lan_pkt *pk)
 {
 	__u32 off = ETH_HDR_LEN, l4, ifindex = skb->ifindex;
@@ -1144,8 +1173,6 @@ static __always_inline int lan_parse(struct __sk_buff *skb, struct lan_pkt *pk)
 		struct iphdr ip;
 		if (bpf_skb_load_bytes(skb, off, &ip, sizeof(ip)) < 0)
 			return -1;
-		if (ip.frag_off & bpf_htons(0x1fff))
-			return -1;
 		if (ip.protocol != IPPROTO_TCP && ip.protocol != IPPROTO_UDP)
 			return -1;
 		if (is_v4_builtin_direct(ip.daddr))
@@ -1154,21 +1181,44 @@ static __always_inline int lan_parse(struct __sk_buff *skb, struct lan_pkt *pk)
 		pk->k.proto = ip.protocol;
 		set_v4(pk->k.daddr, ip.daddr);
 		set_v4(pk->k.saddr, ip.saddr);
+		if (ip.frag_off & bpf_htons(0x3fff)) { /* MF or an offset */
+			pk->frag = ip.frag_off & bpf_htons(0x1fff) ? FRAG_LATER : FRAG_FIRST;
+			pk->frag_id = ip.id;
+			if (pk->frag == FRAG_LATER)
+				return 0;
+		}
 		l4 = off + (__u32)ip.ihl * 4;
 	} else if (skb->protocol == bpf_htons(ETH_P_IPV6_)) {
 		struct ipv6hdr ip6;
 		if (bpf_skb_load_bytes(skb, off, &ip6, sizeof(ip6)) < 0)
 			return -1;
-		/* (extension headers before the ports: not read) */
-		if (ip6.nexthdr != IPPROTO_TCP && ip6.nexthdr != IPPROTO_UDP)
+		__u8 next = ip6.nexthdr;
+		l4 = off + sizeof(ip6);
+		if (next == IPPROTO_FRAGMENT_) {
+			/* next header, reserved, offset << 3 | M, id */
+			struct {
+				__u8 next, res;
+				__be16 off;
+				__be32 id;
+			} fh;
+			if (bpf_skb_load_bytes(skb, l4, &fh, sizeof(fh)) < 0)
+				return -1;
+			next = fh.next;
+			l4 += sizeof(fh);
+			pk->frag = fh.off & bpf_htons(0xfff8) ? FRAG_LATER : FRAG_FIRST;
+			pk->frag_id = fh.id;
+		}
+		/* (other extension headers before the ports: not read) */
+		if (next != IPPROTO_TCP && next != IPPROTO_UDP)
 			return -1;
 		__builtin_memcpy(pk->k.daddr, &ip6.daddr, 16);
 		if (is_v6_builtin_direct(pk->k.daddr))
 			return -1;
 		__builtin_memcpy(pk->k.saddr, &ip6.saddr, 16);
 		pk->k.family = AF_INET6;
-		pk->k.proto = ip6.nexthdr;
-		l4 = off + sizeof(ip6);
+		pk->k.proto = next;
+		if (pk->frag == FRAG_LATER)
+			return 0;
 	} else {
 		return -1;
 	}
@@ -1206,7 +1256,8 @@ static __noinline int lan_to_self(struct __sk_buff *skb, const struct lan_pkt *p
 	return bpf_fib_lookup(skb, &f, sizeof(f), 0) == BPF_FIB_LKUP_RET_NOT_FWDED;
 }
 
-/* The rules' verdict on a new flow pk, into fl. */
+/* The rules' verdict on a new flow pk, into fl (a proxied one may still
+ * be for this host: lan_to_self). */
 static __noinline void lan_decide(struct __sk_buff *skb, const struct lan_pkt *pk,
 				  struct anser_gen_info *gi, __u32 slot, struct anser_lan_flow *fl)
 {
@@ -1233,8 +1284,6 @@ static __noinline void lan_decide(struct __sk_buff *skb, const struct lan_pkt *p
 	for (__u32 w = 0; w < ANSER_RULE_WORDS; w++)
 		proc.w[w] = gi->pname_default.w[w] & gi->cg_default.w[w] & src->w[w] & mac->w[w];
 	evaluate_as(&d, slot, gi, &proc, 1);
-	if (d.out >= ANSER_OUT_FIRST_GROUP && lan_to_self(skb, pk))
-		d.out = ANSER_OUT_DIRECT;
 	fl->outbound = d.out;
 	fl->rule = d.rule;
 	fl->gen = (__u8)slot;
@@ -1281,6 +1330,15 @@ static __noinline int lan_assign(struct __sk_buff *skb, __u32 v6, __u32 port, __
 
 	if (!port)
 		return -1;
+	if (udp) {
+		/* the socket itself, while anserd has it (closing removes it) */
+		sk = bpf_map_lookup_elem(&lan_socks, &v6);
+		if (!sk)
+			return -1;
+		long r = bpf_sk_assign(skb, sk, 0);
+		bpf_sk_release(sk);
+		return r == 0 ? 0 : -1;
+	}
 	if (v6) {
 		t.ipv6.daddr[3] = bpf_htonl(1);
 		t.ipv6.dport = bpf_htons(port);
@@ -1290,12 +1348,11 @@ static __noinline int lan_assign(struct __sk_buff *skb, __u32 v6, __u32 port, __
 		t.ipv4.dport = bpf_htons(port);
 		len = sizeof(t.ipv4);
 	}
-	sk = udp ? bpf_sk_lookup_udp(skb, &t, len, BPF_F_CURRENT_NETNS, 0)
-		 : bpf_sk_lookup_tcp(skb, &t, len, BPF_F_CURRENT_NETNS, 0);
+	sk = bpf_sk_lookup_tcp(skb, &t, len, BPF_F_CURRENT_NETNS, 0);
 	if (!sk)
 		return -1;
 	long r = -1;
-	if (sk->priority == ANSER_LISTENER_PRIORITY && (udp || sk->state == BPF_TCP_LISTEN))
+	if (sk->priority == ANSER_LISTENER_PRIORITY && sk->state == BPF_TCP_LISTEN)
 		r = bpf_sk_assign(skb, sk, 0);
 	bpf_sk_release(sk);
 	return r == 0 ? 0 : -1;
@@ -1324,6 +1381,44 @@ static __always_inline int lan_act(struct __sk_buff *skb, const struct anser_ctl
 	return TCX_NEXT_ACT;
 }
 
+static __always_inline void frag_key(const struct lan_pkt *pk, struct anser_frag_key *fk)
+{
+	fk->family = pk->k.family;
+	fk->proto = pk->k.proto;
+	fk->pad = 0;
+	fk->id = pk->frag_id;
+	__builtin_memcpy(fk->saddr, pk->k.saddr, 16);
+	__builtin_memcpy(fk->daddr, pk->k.daddr, 16);
+}
+
+/* A first fragment: the later ones follow its flow's outbound. */
+static __always_inline void lan_note_frag(const struct lan_pkt *pk, __u32 outbound)
+{
+	struct anser_frag_key fk;
+
+	if (pk->frag != FRAG_FIRST || outbound == ANSER_OUT_DIRECT)
+		return;
+	frag_key(pk, &fk);
+	bpf_map_update_elem(&lan_frags, &fk, &outbound, BPF_ANY);
+}
+
+/* A later fragment: dropped with a blocked first one, delivered to this
+ * host (for anserd, with the first) with a proxied one, else forwarded.
+ * One that comes before its first is forwarded. */
+static __noinline int lan_later_frag(struct __sk_buff *skb, const struct lan_pkt *pk)
+{
+	struct anser_frag_key fk;
+
+	frag_key(pk, &fk);
+	__u32 *out = bpf_map_lookup_elem(&lan_frags, &fk);
+	if (!out)
+		return TCX_NEXT_ACT;
+	if (*out == ANSER_OUT_BLOCK)
+		return TCX_DROP_ACT;
+	skb->mark = ANSER_LAN_MARK;
+	return TCX_NEXT_ACT;
+}
+
 SEC("tc")
 int anser_lan_ingress(struct __sk_buff *skb)
 {
@@ -1338,6 +1433,8 @@ int anser_lan_ingress(struct __sk_buff *skb)
 		return TCX_NEXT_ACT;
 	if (lan_parse(skb, &pk) < 0)
 		return TCX_NEXT_ACT;
+	if (pk.frag == FRAG_LATER)
+		return lan_later_frag(skb, &pk);
 	gi = active_rules(c, &slot);
 	fl = bpf_map_lookup_elem(&lan_flows, &pk.k);
 	if (fl && !pk.syn) {
@@ -1365,12 +1462,16 @@ int anser_lan_ingress(struct __sk_buff *skb)
 				fl->version = gi->version;
 			}
 		}
+		lan_note_frag(&pk, fl->outbound);
 		return lan_act(skb, c, &pk, fl);
 	}
 fresh:
 	if (!c->enabled || !gi)
 		return TCX_NEXT_ACT; /* suspended: forwarded, and not remembered */
 	lan_decide(skb, &pk, gi, slot, &nf);
+	/* (a separate call: the verifier counts the stack of nested ones) */
+	if (nf.outbound >= ANSER_OUT_FIRST_GROUP && lan_to_self(skb, &pk))
+		nf.outbound = ANSER_OUT_DIRECT;
 	/* a TCP flow first seen in the middle is one that began before it
 	 * could be decided (or was forgotten): proxied only when anserd has
 	 * its connection, else it goes on as it began, forwarded */
@@ -1378,7 +1479,57 @@ fresh:
 	    !lan_tcp_known(skb, &pk))
 		nf.outbound = ANSER_OUT_DIRECT;
 	bpf_map_update_elem(&lan_flows, &pk.k, &nf, BPF_ANY);
+	lan_note_frag(&pk, nf.outbound);
 	return lan_act(skb, c, &pk, &nf);
+}
+
+/*
+ * Datagrams the kernel put together from fragments of a proxied LAN flow:
+ * reassembly drops the socket the LAN program gave the first fragment, so
+ * the kernel looks one up, and this hands it anserd's listener instead
+ * (an sk_lookup program of anserd's network namespace; its link goes with
+ * anserd).
+ */
+SEC("sk_lookup")
+int anser_lan_lookup(struct bpf_sk_lookup *ctx)
+{
+	struct anser_lan_key k = {};
+	__u32 v6 = ctx->family == AF_INET6;
+
+	/* (no check of the interface: one hash lookup either way, and only a
+	 * LAN flow's addresses have a proxied entry) */
+	if (ctx->protocol != IPPROTO_UDP)
+		return SK_PASS;
+	k.proto = IPPROTO_UDP;
+	if (!v6) {
+		k.family = AF_INET;
+		set_v4(k.saddr, ctx->remote_ip4);
+		set_v4(k.daddr, ctx->local_ip4);
+	} else {
+		__u32 a[4];
+		k.family = AF_INET6;
+		a[0] = ctx->remote_ip6[0];
+		a[1] = ctx->remote_ip6[1];
+		a[2] = ctx->remote_ip6[2];
+		a[3] = ctx->remote_ip6[3];
+		__builtin_memcpy(k.saddr, a, 16);
+		a[0] = ctx->local_ip6[0];
+		a[1] = ctx->local_ip6[1];
+		a[2] = ctx->local_ip6[2];
+		a[3] = ctx->local_ip6[3];
+		__builtin_memcpy(k.daddr, a, 16);
+	}
+	k.sport = ctx->remote_port;
+	k.dport = bpf_htons((__u16)ctx->local_port);
+	struct anser_lan_flow *fl = bpf_map_lookup_elem(&lan_flows, &k);
+	if (!fl || fl->outbound < ANSER_OUT_FIRST_GROUP)
+		return SK_PASS;
+	struct bpf_sock *sk = bpf_map_lookup_elem(&lan_socks, &v6);
+	if (!sk)
+		return SK_PASS;
+	bpf_sk_assign(ctx, sk, 0);
+	bpf_sk_release(sk);
+	return SK_PASS;
 }
 
 /* Fallback for kernels without tcx (< 6.6): the cgroup's egress hook,

@@ -337,6 +337,18 @@ struct anser_lan_key {
 	__u8 daddr[16];
 };
 
+/* `lan_frags`: a first fragment's flow, for the later fragments. */
+#define ANSER_LAN_FRAGS 4096
+
+struct anser_frag_key {
+	__u8 family;
+	__u8 proto;
+	__u16 pad;
+	__u32 id; /* the IP ID (v4: 16 bits), as in the header */
+	__u8 saddr[16];
+	__u8 daddr[16];
+};
+
 struct anser_lan_flow {
 	__u64 seen;	/* bpf_ktime_get_ns() of a recent packet (UDP; to the second) */
 	__u32 version;	/* gen_info.version the decision was made (or kept) under */

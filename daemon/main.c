@@ -1416,8 +1416,11 @@ int main(int argc, char **argv)
 	uint16_t t4, t6, u4, u6;
 	anser_proxy_ports(d.proxy, &t4, &t6, &u4, &u6);
 	anser_datapath_set_ports(d.dp, t4, t6, u4, u6);
-	anser_proxy_lan_ports(d.proxy, &u4, &u6);
-	anser_datapath_set_lan_ports(d.dp, u4, u6);
+	if (popts.gateway) {
+		int lan4, lan6;
+		anser_proxy_lan_socks(d.proxy, &lan4, &lan6);
+		(void)anser_datapath_set_lan_socks(d.dp, lan4, lan6);
+	}
 	r = install_config(&d, cfg, &compiled, true);
 	cfg = NULL;
 	if (r < 0)

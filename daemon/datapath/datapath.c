@@ -73,6 +73,7 @@ struct anser_datapath {
 	size_t n_lan;
 	bool lan_warned;		/* "needs a restart", said once */
 	bool lan_routed;		/* lanroute.c's rule and route are in place */
+	int lan_lookup_link;		/* sk_lookup link (anser_lan_lookup), -1 if none */
 	volatile struct anser_ctl *ctl; /* mmap of the ctl map */
 	/* What each slot holds in the shared maps, to remove it on reuse. */
 	struct anser_compiled slots[ANSER_GENS];
@@ -659,6 +660,7 @@ int anser_datapath_new(const char *cgroup_path, unsigned flags, struct anser_dat
 		return -ENOMEM;
 	dp->cgroup_fd = -1;
 	dp->lo_link_fd = -1;
+	dp->lan_lookup_link = -1;
 	dp->cgroup_path = strdup(cgroup_path);
 	if (!dp->cgroup_path) {
 		free(dp);
@@ -693,8 +695,11 @@ int anser_datapath_new(const char *cgroup_path, unsigned flags, struct anser_dat
 	bpf_program__set_autoload(dp->skel->progs.anser_eval, flags & ANSER_DATAPATH_EVAL);
 	bpf_program__set_autoload(dp->skel->progs.anser_lan_ingress,
 				  flags & ANSER_DATAPATH_GATEWAY);
-	if (!(flags & ANSER_DATAPATH_GATEWAY)) /* its flow cache: ~10 MB preallocated */
+	bpf_program__set_autoload(dp->skel->progs.anser_lan_lookup, flags & ANSER_DATAPATH_GATEWAY);
+	if (!(flags & ANSER_DATAPATH_GATEWAY)) { /* its flow cache: ~10 MB preallocated */
 		bpf_map__set_max_entries(dp->skel->maps.lan_flows, 1);
+		bpf_map__set_max_entries(dp->skel->maps.lan_frags, 1);
+	}
 	dp->skel->rodata->self_tgid = (uint32_t)getpid();
 	dp->skel->rodata->netns_cookie = cookie;
 	uint64_t t0 = g_get_monotonic_time();
@@ -899,6 +904,9 @@ void anser_datapath_detach(struct anser_datapath *dp)
 	if (dp->lo_link_fd >= 0)
 		close(dp->lo_link_fd);
 	dp->lo_link_fd = -1;
+	if (dp->lan_lookup_link >= 0)
+		close(dp->lan_lookup_link);
+	dp->lan_lookup_link = -1;
 	anser_datapath_set_lan(dp, NULL, 0);
 }
 
@@ -1045,11 +1053,54 @@ int anser_datapath_set_ports(struct anser_datapath *dp, uint16_t tcp4, uint16_t 
 	return 0;
 }
 
-void anser_datapath_set_lan_ports(struct anser_datapath *dp, uint16_t udp4, uint16_t udp6)
+/* The port a socket is bound to (host order), 0 if none. */
+static uint16_t bound_port(int fd)
 {
-	dp->ctl->lan_udp4_port = udp4;
-	dp->ctl->lan_udp6_port = udp6;
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+
+	if (fd < 0 || getsockname(fd, (struct sockaddr *)&ss, &sl) < 0)
+		return 0;
+	return ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+					      : ((struct sockaddr_in *)&ss)->sin_port);
+}
+
+int anser_datapath_set_lan_socks(struct anser_datapath *dp, int udp4, int udp6)
+{
+	int mfd = bpf_map__fd(dp->skel->maps.lan_socks);
+	int pfd = bpf_program__fd(dp->skel->progs.anser_lan_lookup);
+	const int fds[2] = { udp4, udp6 };
+	int err = 0;
+
+	for (uint32_t i = 0; i < 2; i++) {
+		uint64_t v = (uint64_t)fds[i];
+		if (fds[i] < 0)
+			bpf_map_delete_elem(mfd, &i);
+		else if (bpf_map_update_elem(mfd, &i, &v, BPF_ANY) < 0)
+			err = log_warning_errno(
+				-errno,
+				"Gateway: no IPv%c UDP listener for LAN flows (they "
+				"go direct): %m",
+				i ? '6' : '4');
+	}
+	dp->ctl->lan_udp4_port = bound_port(udp4);
+	dp->ctl->lan_udp6_port = bound_port(udp6);
 	atomic_thread_fence(memory_order_seq_cst);
+	if (pfd >= 0 && dp->lan_lookup_link < 0) {
+		int ns = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+		dp->lan_lookup_link =
+			ns < 0 ? -errno : bpf_link_create(pfd, ns, BPF_SK_LOOKUP, NULL);
+		if (ns >= 0)
+			close(ns);
+		if (dp->lan_lookup_link < 0) {
+			err = log_warning_errno(
+				dp->lan_lookup_link,
+				"Gateway: cannot follow reassembled UDP of proxied LAN "
+				"flows (fragmented datagrams are lost): %m");
+			dp->lan_lookup_link = -1;
+		}
+	}
+	return err;
 }
 
 /* The 16 bytes (v4 mapped) and port of a sockaddr_in/in6; -EAFNOSUPPORT. */
@@ -1857,6 +1908,13 @@ int anser_datapath_lan_fd(struct anser_datapath *dp)
 	int fd = dp ? bpf_program__fd(dp->skel->progs.anser_lan_ingress) : -1;
 
 	return fd < 0 ? -1 : fd; /* not loaded */
+}
+
+int anser_datapath_lan_lookup_fd(struct anser_datapath *dp)
+{
+	int fd = dp ? bpf_program__fd(dp->skel->progs.anser_lan_lookup) : -1;
+
+	return fd < 0 ? -1 : fd;
 }
 
 int anser_datapath_eval_fd(struct anser_datapath *dp)

@@ -74,10 +74,12 @@ int anser_datapath_set_fail_closed(struct anser_datapath *dp, bool closed);
  * others are let go. 0, or the last -errno (logged; the rest attached). */
 int anser_datapath_set_lan(struct anser_datapath *dp, const int *ifindex, size_t n);
 
-/* Gateway mode: the ports of the proxy's UDP listeners for LAN flows
- * (0: none; proxied LAN UDP then goes direct, or is dropped when
- * fail_mode: closed). */
-void anser_datapath_set_lan_ports(struct anser_datapath *dp, uint16_t udp4, uint16_t udp6);
+/* Gateway mode: the proxy's UDP listeners for LAN flows (-1: none;
+ * proxied LAN UDP then goes direct, or is dropped when fail_mode: closed),
+ * and the sk_lookup program that hands them datagrams put together from
+ * fragments (attached to this network namespace, gone with anserd).
+ * 0, or -errno (logged). */
+int anser_datapath_set_lan_socks(struct anser_datapath *dp, int udp4, int udp6);
 /* Gateway mode: the flow of a LAN client's connection or datagram that
  * the kernel handed to the proxy (proto IPPROTO_TCP/UDP; src: the client,
  * dst: where it was going, the accepted socket's local address or the
@@ -182,6 +184,8 @@ int anser_datapath_eval_fd(struct anser_datapath *dp);
 /* The gateway program (anser_lan_ingress), for tests that run it with
  * BPF_PROG_TEST_RUN; -1 when made without ANSER_DATAPATH_GATEWAY. */
 int anser_datapath_lan_fd(struct anser_datapath *dp);
+/* Its sk_lookup program (anser_lan_lookup), the same way. */
+int anser_datapath_lan_lookup_fd(struct anser_datapath *dp);
 
 /* Helpers for anser_flow fields (flow.c). */
 void anser_flow_dst(const struct anser_flow *f, struct sockaddr_storage *ss);

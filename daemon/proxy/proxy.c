@@ -622,10 +622,10 @@ void anser_proxy_set_hooks(struct anser_proxy *p, const struct anser_proxy_hooks
 		memset(&p->hooks, 0, sizeof(p->hooks));
 }
 
-void anser_proxy_lan_ports(struct anser_proxy *p, uint16_t *udp4, uint16_t *udp6)
+void anser_proxy_lan_socks(struct anser_proxy *p, int *udp4, int *udp6)
 {
-	*udp4 = p->lan_udp_port[0];
-	*udp6 = p->lan_udp_port[1];
+	*udp4 = p->workers[0].udp_fd[2];
+	*udp6 = p->workers[0].udp_fd[3];
 }
 
 void anser_proxy_ports(struct anser_proxy *p, uint16_t *tcp4, uint16_t *tcp6, uint16_t *udp4,

@@ -52,8 +52,8 @@ int anser_proxy_route_own(struct anser_proxy *p, const struct sockaddr *dst, boo
 			  const char *name, struct anser_flow *f);
 void anser_proxy_ports(struct anser_proxy *p, uint16_t *tcp4, uint16_t *tcp6, uint16_t *udp4,
 		       uint16_t *udp6);
-/* Gateway mode's UDP listeners (0: none). */
-void anser_proxy_lan_ports(struct anser_proxy *p, uint16_t *udp4, uint16_t *udp6);
+/* Gateway mode's UDP listeners (-1: none). */
+void anser_proxy_lan_socks(struct anser_proxy *p, int *udp4, int *udp6);
 int anser_proxy_start(struct anser_proxy *p);
 /* Install gen for its slot with the health its groups pick nodes by
  * (takes a reference on both; drops the previous ones of that slot when

@@ -37,7 +37,7 @@ static struct anser_datapath *dp;
 static unsigned active;
 static int if_l2, if_l3; /* veth (Ethernet) and tun (no link-layer header) */
 
-enum frag { WHOLE, FIRST_FRAG, LATER_FRAG, V6_FRAG_HDR };
+enum frag { WHOLE, FIRST_FRAG, LATER_FRAG, V6_FRAG_HDR, LATER_FRAG_V6 };
 
 struct pkt {
 	const char *proto; /* "tcp", "udp", "icmp" */
@@ -48,6 +48,7 @@ struct pkt {
 	bool l3;	    /* through the tun device */
 	bool truncated;	    /* the IP header, no ports */
 	unsigned tcp_flags; /* 0: an ACK in the middle of a connection */
+	unsigned frag_id;   /* fragments' IP ID; 0: a new one for each packet */
 };
 
 struct fixture {
@@ -64,34 +65,34 @@ struct fixture {
 
 #define V4(proto, dport)                                                                           \
 	{                                                                                          \
-		proto, "192.168.1.20", "203.0.113.5", 40000, dport, 0, WHOLE, false, false, 0      \
+		proto, "192.168.1.20", "203.0.113.5", 40000, dport, 0, WHOLE, false, false, 0, 0   \
 	}
 #define V6(proto, dport)                                                                           \
 	{                                                                                          \
-		proto, "fd00:1::20", "2001:db8::5", 40000, dport, 0, WHOLE, false, false, 0        \
+		proto, "fd00:1::20", "2001:db8::5", 40000, dport, 0, WHOLE, false, false, 0, 0     \
 	}
 #define V4TO(dst, dport)                                                                           \
 	{                                                                                          \
-		"tcp", "192.168.1.20", dst, 40000, dport, 0, WHOLE, false, false, 0                \
+		"tcp", "192.168.1.20", dst, 40000, dport, 0, WHOLE, false, false, 0, 0             \
 	}
 #define V6TO(dst, dport)                                                                           \
 	{                                                                                          \
-		"tcp", "fd00:1::20", dst, 40000, dport, 0, WHOLE, false, false, 0                  \
+		"tcp", "fd00:1::20", dst, 40000, dport, 0, WHOLE, false, false, 0, 0               \
 	}
 #define V4F(frag, dport)                                                                           \
 	{                                                                                          \
-		"udp", "192.168.1.20", "203.0.113.5", 40000, dport, 0, frag, false, false, 0       \
+		"udp", "192.168.1.20", "203.0.113.5", 40000, dport, 0, frag, false, false, 0, 0    \
 	}
 /* L3: the packet starts at the IP header. BPF_PROG_TEST_RUN still takes
  * bytes 12-13 for an Ethernet type, so these sources put one there:
  * 8.0.x.x (0x0800) and fd00:1:86dd:: (0x86dd). */
 #define V4L3(proto, dport)                                                                         \
 	{                                                                                          \
-		proto, "8.0.1.20", "203.0.113.5", 40000, dport, 0, WHOLE, true, false, 0           \
+		proto, "8.0.1.20", "203.0.113.5", 40000, dport, 0, WHOLE, true, false, 0, 0        \
 	}
 #define V6L3(proto, dport)                                                                         \
 	{                                                                                          \
-		proto, "fd00:1:86dd::20", "2001:db8::5", 40000, dport, 0, WHOLE, true, false, 0    \
+		proto, "fd00:1:86dd::20", "2001:db8::5", 40000, dport, 0, WHOLE, true, false, 0, 0 \
 	}
 
 static const struct fixture fixtures[] = {
@@ -183,7 +184,10 @@ static const struct fixture fixtures[] = {
 	  V4F(LATER_FRAG, 80), TCX_NEXT },
 	{ "later fragment, payload looks blocked", "dport(5000) -> block", V4F(LATER_FRAG, 5000),
 	  TCX_NEXT },
-	{ "v6 fragment header passes", "l4proto(udp) -> block", V4F(V6_FRAG_HDR, 53), TCX_NEXT },
+	{ "v6 first fragment decided", "l4proto(udp) -> block", V4F(V6_FRAG_HDR, 53), TCX_DROP },
+	{ "v6 first fragment, other port", "dport(54) -> block", V4F(V6_FRAG_HDR, 53), TCX_NEXT },
+	{ "v6 later fragment alone passes", "l4proto(udp) -> block", V4F(LATER_FRAG_V6, 53),
+	  TCX_NEXT },
 	/* L3 device (tun): no link-layer header */
 	{ "L3 v4 hit", "dport(443) -> block", V4L3("udp", 443), TCX_DROP },
 	{ "L3 v4 miss", "dport(443) -> block", V4L3("tcp", 80), TCX_NEXT },
@@ -196,7 +200,7 @@ static const struct fixture fixtures[] = {
 	{ "multicast destination passes", "dip(::/0) -> block", V6TO("ff02::1", 80), TCX_NEXT },
 	{ "truncated packet passes",
 	  "dport(80) -> block",
-	  { "tcp", "192.168.1.20", "203.0.113.5", 40000, 80, 0, WHOLE, false, true, 0 },
+	  { "tcp", "192.168.1.20", "203.0.113.5", 40000, 80, 0, WHOLE, false, true, 0, 0 },
 	  TCX_NEXT },
 };
 
@@ -218,6 +222,12 @@ static void put16(uint8_t *p, unsigned v)
 {
 	p[0] = (uint8_t)(v >> 8);
 	p[1] = (uint8_t)v;
+}
+
+static unsigned next_id(const struct pkt *p)
+{
+	static unsigned counter = 1;
+	return p->frag_id ? p->frag_id : (counter++ & 0xffff);
 }
 
 /* Ethernet + IP + L4 header into buf; its length. */
@@ -250,6 +260,7 @@ static size_t build(const struct pkt *p, uint8_t *buf, size_t len)
 			put16(ip + 6, 0x2000); /* MF, offset 0 */
 		else if (p->frag == LATER_FRAG)
 			put16(ip + 6, 0x0010); /* offset 128 bytes, last */
+		put16(ip + 4, next_id(p));
 		ip[8] = 64;
 		ip[9] = (uint8_t)proto;
 		memcpy(ip + 12, &s4, 4);
@@ -294,7 +305,13 @@ static size_t build_v6_frag(const struct pkt *p, uint8_t *buf, size_t len)
 	memmove(ip + 48, ip + 40, n - 14 - 40);
 	memset(ip + 40, 0, 8);
 	ip[40] = IPPROTO_UDP; /* the fragment header's next header */
-	ip[6] = 44;	      /* IPPROTO_FRAGMENT */
+	unsigned id = next_id(p);
+	put16(ip + 46, id);
+	if (p->frag == LATER_FRAG_V6)
+		put16(ip + 42, 16 << 3); /* offset 128 bytes, last */
+	else
+		put16(ip + 42, 1); /* offset 0, more to come */
+	ip[6] = 44;		   /* IPPROTO_FRAGMENT */
 	put16(ip + 4, 8 + 8);
 	return n + 8;
 }
@@ -303,8 +320,9 @@ static size_t build_v6_frag(const struct pkt *p, uint8_t *buf, size_t len)
 static int run_mark(const struct pkt *p, uint32_t *mark)
 {
 	uint8_t buf[256];
-	size_t n = p->frag == V6_FRAG_HDR ? build_v6_frag(p, buf, sizeof(buf))
-					  : build(p, buf, sizeof(buf));
+	size_t n = p->frag == V6_FRAG_HDR || p->frag == LATER_FRAG_V6
+			   ? build_v6_frag(p, buf, sizeof(buf))
+			   : build(p, buf, sizeof(buf));
 	struct __sk_buff ctx = { .ifindex = (uint32_t)(p->l3 ? if_l3 : if_l2) }, out = { 0 };
 	LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = buf, .data_size_in = (uint32_t)n,
 		    .ctx_in = &ctx, .ctx_size_in = sizeof(ctx), .ctx_out = &out,
@@ -528,6 +546,93 @@ static void test_suspended_cache(void)
 	EXPECT(fresh, TCX_NEXT, false, ANSER_OUT_DIRECT); /* decided now, mid-stream */
 }
 
+/* Later fragments (no ports) follow their first fragment's flow, by IP
+ * ID and addresses: dropped with a blocked one, marked for anserd with a
+ * proxied one, forwarded otherwise and when their first never came. */
+static void test_fragments(void)
+{
+	struct pkt first = V4F(FIRST_FRAG, 5000), later = V4F(LATER_FRAG, 5000);
+
+	load("dport(5000) -> block\n dport(5001) -> proxy");
+	first.frag_id = later.frag_id = 77;
+	EXPECT(first, TCX_DROP, false, ANSER_OUT_BLOCK);
+	g_assert_cmpint(run(&later), ==, TCX_DROP);
+	later.frag_id = 78; /* another datagram's */
+	g_assert_cmpint(run(&later), ==, TCX_NEXT);
+	first.dport = 5001;
+	first.sport = later.sport = 40001;
+	first.frag_id = later.frag_id = 79;
+	EXPECT(first, TCX_NEXT, false, PROXY);
+	uint32_t mark = 0;
+	g_assert_cmpint(run_mark(&later, &mark), ==, TCX_NEXT);
+	g_assert_cmpuint(mark, ==, ANSER_LAN_MARK);
+	/* a direct flow's fragments are forwarded, and not remembered */
+	first.dport = 5002;
+	first.frag_id = later.frag_id = 80;
+	EXPECT(first, TCX_NEXT, false, ANSER_OUT_DIRECT);
+	mark = 0;
+	g_assert_cmpint(run_mark(&later, &mark), ==, TCX_NEXT);
+	g_assert_cmpuint(mark, ==, 0);
+	/* IPv6: the fragment header's ID */
+	struct pkt f6 = V4F(V6_FRAG_HDR, 5000), l6 = V4F(LATER_FRAG_V6, 5000);
+	f6.frag_id = l6.frag_id = 81;
+	g_assert_cmpint(run(&f6), ==, TCX_DROP);
+	g_assert_cmpint(run(&l6), ==, TCX_DROP);
+	l6.frag_id = 82;
+	g_assert_cmpint(run(&l6), ==, TCX_NEXT);
+}
+
+/* The sk_lookup program: a datagram the kernel put together from the
+ * fragments of a proxied LAN flow goes to anserd's UDP listener; other
+ * flows' datagrams are left to the kernel. */
+static void test_reassembled(void)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	int ufd = socket(AF_INET, SOCK_DGRAM, 0);
+	uint64_t cookie = 0;
+	socklen_t cl = sizeof(cookie);
+
+	g_assert_cmpint(bind(ufd, (struct sockaddr *)&a, sizeof(a)), ==, 0);
+	g_assert_cmpint(getsockopt(ufd, SOL_SOCKET, SO_COOKIE, &cookie, &cl), ==, 0);
+	g_assert_cmpint(anser_datapath_set_lan_socks(dp, ufd, -1), ==, 0);
+	load("dport(5001) -> proxy");
+	struct pkt first = V4F(FIRST_FRAG, 5001);
+	first.sport = 40100;
+	EXPECT(first, TCX_NEXT, false, PROXY);
+	struct pkt direct = first;
+	direct.dport = 5002;
+	EXPECT(direct, TCX_NEXT, false, ANSER_OUT_DIRECT);
+
+	struct bpf_sk_lookup ctx = {
+		.family = AF_INET,
+		.protocol = IPPROTO_UDP,
+		.remote_port = htons(40100),
+		.local_port = 5001, /* (the test run takes no ingress_ifindex) */
+	};
+	inet_pton(AF_INET, first.src, &ctx.remote_ip4);
+	inet_pton(AF_INET, first.dst, &ctx.local_ip4);
+	int pfd = anser_datapath_lan_lookup_fd(dp);
+	g_assert_cmpint(pfd, >=, 0);
+	for (int c = 0; c < 4; c++) {
+		/* 0: the proxied flow; 1: the direct one; 2: a source with no
+		 * flow; 3: TCP */
+		struct bpf_sk_lookup in = ctx, out = { 0 };
+		if (c == 1)
+			in.local_port = 5002; /* the direct flow */
+		else if (c == 2)
+			in.remote_port = htons(40101);
+		else if (c == 3)
+			in.protocol = IPPROTO_TCP;
+		LIBBPF_OPTS(bpf_test_run_opts, opts, .ctx_in = &in, .ctx_size_in = sizeof(in),
+			    .ctx_out = &out, .ctx_size_out = sizeof(out), .repeat = 1);
+		g_assert_cmpint(bpf_prog_test_run_opts(pfd, &opts), ==, 0);
+		g_assert_cmpint(opts.retval, ==, 1); /* SK_PASS */
+		g_assert_cmpuint(out.cookie, ==, c == 0 ? cookie : 0);
+	}
+	g_assert_cmpint(anser_datapath_set_lan_socks(dp, -1, -1), ==, 0);
+	close(ufd);
+}
+
 /* What anserd's lookup returns for a flow (the proxy asks with the client
  * and the original destination). */
 static void test_lookup(void)
@@ -617,6 +722,8 @@ int main(int argc, char **argv)
 	g_test_add_func("/bpf/lan/cache/midstream-goes-direct", test_midstream_direct);
 	g_test_add_func("/bpf/lan/cache/suspended", test_suspended_cache);
 	g_test_add_func("/bpf/lan/cache/lookup", test_lookup);
+	g_test_add_func("/bpf/lan/cache/fragments", test_fragments);
+	g_test_add_func("/bpf/lan/cache/reassembled", test_reassembled);
 	r = g_test_run();
 	anser_datapath_set_lan(dp, NULL, 0);
 	anser_datapath_free(dp);

@@ -488,6 +488,18 @@ def t_proxy(env):
            "both replies took the socket")
     for ns, dev in (("g", "lan0"), ("c", "e0")):
         run(["ip", "-n", env.ns(ns), "link", "set", dev, "mtu", "1500"])
+    # datagrams the client sends in fragments: the gateway's kernel puts
+    # a proxied one together for anserd, and forwards a direct one's
+    # (2400 bytes: ss-server cuts datagrams above 2794, sealed, and sends
+    # none above its link's MTU: the server side gets jumbo frames)
+    for ns, dev in (("g", "wan0"), ("s", "e0")):
+        run(["ip", "-n", env.ns(ns), "link", "set", dev, "mtu", "9000"])
+    for host, me in ((S4, C4), (S6, C6)):
+        got = proxy_probe(env, host, 8082, "udp:2400")
+        expect(got.split()[1:3] == [host, host],
+               "proxied UDP to %s in fragments: %s" % (host, got))
+        got = proxy_probe(env, host, WEB, "udp:2400")
+        expect(got.split()[1:3] == [me, me], "direct UDP to %s in fragments: %s" % (host, got))
     # the sessions anserd lists while the client holds flows open
     hold = subprocess.Popen(env.nsexec("c") + [harness.PY, "-c", HOLD, S4],
                             stdout=subprocess.PIPE, text=True)
