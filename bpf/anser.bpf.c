@@ -1236,10 +1236,12 @@ static __always_inline int lan_parse(struct __sk_buff *skb, struct lan_pkt *pk)
 
 /* Whether the kernel would deliver pk to this host rather than forward it
  * (the gateway's own addresses): such flows are never proxied. */
-static __noinline int lan_to_self(struct __sk_buff *skb, const struct lan_pkt *pk)
+__attribute__((noinline)) int lan_to_self(struct __sk_buff *skb, const struct lan_pkt *pk)
 {
 	struct bpf_fib_lookup f = {};
 
+	if (!pk)
+		return 0;
 	f.ifindex = skb->ifindex;
 	f.l4_protocol = pk->k.proto;
 	f.sport = pk->k.sport;
@@ -1257,14 +1259,23 @@ static __noinline int lan_to_self(struct __sk_buff *skb, const struct lan_pkt *p
 }
 
 /* The rules' verdict on a new flow pk, into fl (a proxied one may still
- * be for this host: lan_to_self). */
-static __noinline void lan_decide(struct __sk_buff *skb, const struct lan_pkt *pk,
-				  struct anser_gen_info *gi, __u32 slot, struct anser_lan_flow *fl)
+ * be for this host: lan_to_self); -1 (fl untouched) without rules. The
+ * gateway's helpers are global functions: the verifier walks each once,
+ * not once for every path of the program that reaches a call. */
+__attribute__((noinline)) int lan_decide(const struct lan_pkt *pk, struct anser_lan_flow *fl)
 {
 	struct anser_rules proc;
 	struct anser_lpm_key skey = {}, mkey = {};
 	struct decide d = {};
+	struct anser_gen_info *gi;
+	struct anser_ctl *c = get_ctl();
+	__u32 slot;
 
+	if (!pk || !fl || !c)
+		return -1;
+	gi = active_rules(c, &slot);
+	if (!gi)
+		return -1;
 	d.family = pk->k.family;
 	d.proto = pk->k.proto;
 	d.dport = pk->k.dport;
@@ -1289,16 +1300,19 @@ static __noinline void lan_decide(struct __sk_buff *skb, const struct lan_pkt *p
 	fl->gen = (__u8)slot;
 	fl->version = gi->version;
 	fl->seen = bpf_ktime_get_ns();
+	return 0;
 }
 
 /* Whether a connection of anserd's for the TCP flow pk is there (a flow
  * seen first in the middle, after its cache entry was evicted). */
-static __noinline int lan_tcp_known(struct __sk_buff *skb, const struct lan_pkt *pk)
+__attribute__((noinline)) int lan_tcp_known(struct __sk_buff *skb, const struct lan_pkt *pk)
 {
 	struct bpf_sock_tuple t = {};
 	struct bpf_sock *sk;
 	__u32 len;
 
+	if (!pk)
+		return 0;
 	if (pk->k.family == AF_INET) {
 		__builtin_memcpy(&t.ipv4.saddr, pk->k.saddr + 12, 4);
 		__builtin_memcpy(&t.ipv4.daddr, pk->k.daddr + 12, 4);
@@ -1322,7 +1336,7 @@ static __noinline int lan_tcp_known(struct __sk_buff *skb, const struct lan_pkt 
 
 /* Give skb anserd's listener on loopback:port (only one that carries
  * ANSER_LISTENER_PRIORITY). 0, or -1 when there is none. */
-static __noinline int lan_assign(struct __sk_buff *skb, __u32 v6, __u32 port, __u32 udp)
+__attribute__((noinline)) int lan_assign(struct __sk_buff *skb, __u32 v6, __u32 port, __u32 udp)
 {
 	struct bpf_sock_tuple t = {};
 	struct bpf_sock *sk;
@@ -1405,10 +1419,12 @@ static __always_inline void lan_note_frag(const struct lan_pkt *pk, __u32 outbou
 /* A later fragment: dropped with a blocked first one, delivered to this
  * host (for anserd, with the first) with a proxied one, else forwarded.
  * One that comes before its first is forwarded. */
-static __noinline int lan_later_frag(struct __sk_buff *skb, const struct lan_pkt *pk)
+__attribute__((noinline)) int lan_later_frag(struct __sk_buff *skb, const struct lan_pkt *pk)
 {
 	struct anser_frag_key fk;
 
+	if (!pk)
+		return TCX_NEXT_ACT;
 	frag_key(pk, &fk);
 	__u32 *out = bpf_map_lookup_elem(&lan_frags, &fk);
 	if (!out)
@@ -1453,7 +1469,7 @@ int anser_lan_ingress(struct __sk_buff *skb)
 		if (gi && fl->version != gi->version) {
 			/* new rules: the flow keeps its path unless it is
 			 * blocked now, or was blocked before */
-			lan_decide(skb, &pk, gi, slot, &nf);
+			lan_decide(&pk, &nf);
 			if (nf.outbound == ANSER_OUT_BLOCK || fl->outbound == ANSER_OUT_BLOCK) {
 				if (now)
 					nf.seen = now;
@@ -1468,7 +1484,7 @@ int anser_lan_ingress(struct __sk_buff *skb)
 fresh:
 	if (!c->enabled || !gi)
 		return TCX_NEXT_ACT; /* suspended: forwarded, and not remembered */
-	lan_decide(skb, &pk, gi, slot, &nf);
+	lan_decide(&pk, &nf);
 	/* (a separate call: the verifier counts the stack of nested ones) */
 	if (nf.outbound >= ANSER_OUT_FIRST_GROUP && lan_to_self(skb, &pk))
 		nf.outbound = ANSER_OUT_DIRECT;
@@ -1478,7 +1494,12 @@ fresh:
 	if (nf.outbound >= ANSER_OUT_FIRST_GROUP && pk.k.proto == IPPROTO_TCP && !pk.syn &&
 	    !lan_tcp_known(skb, &pk))
 		nf.outbound = ANSER_OUT_DIRECT;
-	bpf_map_update_elem(&lan_flows, &pk.k, &nf, BPF_ANY);
+	/* a new connection on a cached flow's addresses (or an idle UDP
+	 * flow) rewrites its entry in place: no trip through the LRU lists */
+	if (fl)
+		*fl = nf;
+	else
+		bpf_map_update_elem(&lan_flows, &pk.k, &nf, BPF_ANY);
 	lan_note_frag(&pk, nf.outbound);
 	return lan_act(skb, c, &pk, &nf);
 }
