@@ -1435,6 +1435,21 @@ __attribute__((noinline)) int lan_later_frag(struct __sk_buff *skb, const struct
 	return TCX_NEXT_ACT;
 }
 
+/* A decision to proxy, made again (lan_decide, in a separate call: the
+ * verifier counts the stack of nested ones): never for this host's own
+ * addresses, and a TCP packet that is not a SYN -- a connection that
+ * began before it could be decided, was forgotten, or was blocked
+ * until now -- goes on forwarded unless anserd has its connection. */
+static __always_inline void lan_settle(struct __sk_buff *skb, const struct lan_pkt *pk,
+				       struct anser_lan_flow *nf)
+{
+	if (nf->outbound < ANSER_OUT_FIRST_GROUP)
+		return;
+	if (lan_to_self(skb, pk) ||
+	    (pk->k.proto == IPPROTO_TCP && !pk->syn && !lan_tcp_known(skb, pk)))
+		nf->outbound = ANSER_OUT_DIRECT;
+}
+
 SEC("tc")
 int anser_lan_ingress(struct __sk_buff *skb)
 {
@@ -1470,6 +1485,7 @@ int anser_lan_ingress(struct __sk_buff *skb)
 			/* new rules: the flow keeps its path unless it is
 			 * blocked now, or was blocked before */
 			lan_decide(&pk, &nf);
+			lan_settle(skb, &pk, &nf);
 			if (nf.outbound == ANSER_OUT_BLOCK || fl->outbound == ANSER_OUT_BLOCK) {
 				if (now)
 					nf.seen = now;
@@ -1485,15 +1501,7 @@ fresh:
 	if (!c->enabled || !gi)
 		return TCX_NEXT_ACT; /* suspended: forwarded, and not remembered */
 	lan_decide(&pk, &nf);
-	/* (a separate call: the verifier counts the stack of nested ones) */
-	if (nf.outbound >= ANSER_OUT_FIRST_GROUP && lan_to_self(skb, &pk))
-		nf.outbound = ANSER_OUT_DIRECT;
-	/* a TCP flow first seen in the middle is one that began before it
-	 * could be decided (or was forgotten): proxied only when anserd has
-	 * its connection, else it goes on as it began, forwarded */
-	if (nf.outbound >= ANSER_OUT_FIRST_GROUP && pk.k.proto == IPPROTO_TCP && !pk.syn &&
-	    !lan_tcp_known(skb, &pk))
-		nf.outbound = ANSER_OUT_DIRECT;
+	lan_settle(skb, &pk, &nf);
 	/* a new connection on a cached flow's addresses (or an idle UDP
 	 * flow) rewrites its entry in place: no trip through the LRU lists */
 	if (fl)

@@ -156,6 +156,11 @@ bool proxy_name_usable(struct anser_proxy *p, enum anser_dial_mode mode, const u
 /* The mark the rule that decided f asks for (0: none). */
 uint32_t proxy_mark(const struct pgen *gen, const struct anser_flow *f);
 
+/* Gateway mode: the flow of a LAN client's (src) connection or datagram
+ * to dst (the hook, else the datapath). */
+int proxy_lan_lookup(struct anser_proxy *p, int proto, const struct sockaddr *src,
+		     const struct sockaddr *dst, struct anser_flow *f);
+
 /* lanreply.c: gateway mode's UDP reply to a LAN client `to`, from the
  * remote `from` (same family). 0 or -errno. */
 int lan_reply(struct worker *w, const struct sockaddr_storage *from,

@@ -622,6 +622,14 @@ void anser_proxy_set_hooks(struct anser_proxy *p, const struct anser_proxy_hooks
 		memset(&p->hooks, 0, sizeof(p->hooks));
 }
 
+int proxy_lan_lookup(struct anser_proxy *p, int proto, const struct sockaddr *src,
+		     const struct sockaddr *dst, struct anser_flow *f)
+{
+	if (p->hooks.lan_lookup)
+		return p->hooks.lan_lookup(p->hooks.userdata, proto, src, dst, f);
+	return p->dp ? anser_datapath_lan_lookup(p->dp, proto, src, dst, f) : -ENOENT;
+}
+
 void anser_proxy_lan_socks(struct anser_proxy *p, int *udp4, int *udp6)
 {
 	*udp4 = p->workers[0].udp_fd[2];

@@ -9,8 +9,8 @@
  * half-close and idle timeout.
  * Gateway mode: a LAN client's proxied flow reaches the same TCP listener
  * (then its local address is the destination) or a UDP listener of its own
- * (IP_ORIGDSTADDR), and anser_datapath_lan_lookup() gives its flow; replies
- * come from IP_TRANSPARENT sockets bound to the remote's address.
+ * (IP_ORIGDSTADDR), and anser_datapath_lan_lookup() gives its flow; UDP
+ * replies are sent from the remote's address on a raw socket (lanreply.c).
  * UDP: recvmsg on the UDP listeners with SO_RCVMARK; the mark is the flow id
  * -> anser_datapath_udp_lookup(id). One NAT session per app source; replies
  * are sent from a per-remote loopback socket registered with
@@ -35,7 +35,7 @@ struct anser_proxy_opts {
 	unsigned dial_timeout;	   /* seconds, default 10 */
 	/* gateway mode: the TCP listeners are IP_TRANSPARENT (a LAN client's
 	 * connection keeps its destination as its local address) and worker
-	 * 0 has UDP listeners for LAN flows (anser_proxy_lan_ports) */
+	 * 0 has UDP listeners for LAN flows (anser_proxy_lan_socks) */
 	bool gateway;
 };
 

@@ -319,12 +319,7 @@ static int tcp_lookup(struct anser_proxy *p, int fd, const struct sockaddr *peer
 
 	if (p->opts.gateway && getsockname(fd, (struct sockaddr *)&local, &ll) == 0 &&
 	    !anser_sockaddr_is_loopback((struct sockaddr *)&local)) {
-		if (p->hooks.lan_lookup)
-			return p->hooks.lan_lookup(p->hooks.userdata, IPPROTO_TCP, peer,
-						   (struct sockaddr *)&local, f);
-		return p->dp ? anser_datapath_lan_lookup(p->dp, IPPROTO_TCP, peer,
-							 (struct sockaddr *)&local, f)
-			     : -ENOENT;
+		return proxy_lan_lookup(p, IPPROTO_TCP, peer, (struct sockaddr *)&local, f);
 	}
 	if (p->hooks.tcp_lookup)
 		return p->hooks.tcp_lookup(p->hooks.userdata, peer, f);

@@ -1014,14 +1014,9 @@ static void udp_lan_datagram(struct worker *w, int fam, const struct sockaddr_st
 	struct anser_flow flow;
 	char src[64];
 
-	int r = !orig->ss_family      ? -ENOENT
-		: p->hooks.lan_lookup ? p->hooks.lan_lookup(p->hooks.userdata, IPPROTO_UDP,
-							    (const struct sockaddr *)app,
-							    (const struct sockaddr *)orig, &flow)
-		: p->dp		      ? anser_datapath_lan_lookup(p->dp, IPPROTO_UDP,
-								  (const struct sockaddr *)app,
-								  (const struct sockaddr *)orig, &flow)
-				      : -ENOENT;
+	int r = orig->ss_family ? proxy_lan_lookup(p, IPPROTO_UDP, (const struct sockaddr *)app,
+						   (const struct sockaddr *)orig, &flow)
+				: -ENOENT;
 	if (r < 0) {
 		log_debug_errno(r, "No LAN flow for a UDP datagram from %s, dropping: %m",
 				anser_sockaddr_str(app, src, sizeof(src)));

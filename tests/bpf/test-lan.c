@@ -497,7 +497,7 @@ static void test_cached_keeps_path(void)
 }
 
 /* A reload that blocks a cached flow drops it at once, and one that
- * unblocks it lets it go as the rules say. */
+ * unblocks it lets it go as the rules say (not to anserd mid-stream). */
 static void test_block_wins(void)
 {
 	struct pkt syn = tcp_pkt(41010, SYN), ack = tcp_pkt(41010, ACK);
@@ -510,6 +510,10 @@ static void test_block_wins(void)
 	EXPECT(ack, TCX_NEXT, false, ANSER_OUT_DIRECT);
 	load("dport(80) -> block");
 	EXPECT(ack, TCX_DROP, false, ANSER_OUT_BLOCK);
+	/* unblocked to a proxy in the middle: anserd has no connection for
+	 * it, so it goes on forwarded */
+	load("dport(80) -> proxy");
+	EXPECT(ack, TCX_NEXT, false, ANSER_OUT_DIRECT);
 }
 
 /* A TCP flow first seen in its middle (begun before anserd, or evicted)
