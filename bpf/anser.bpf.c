@@ -92,6 +92,29 @@ struct {
 	__type(value, struct anser_rules);
 } port_rules SEC(".maps");
 
+/* Gateway mode's sport() and dscp() sets (bpf/anser_abi.h); one entry
+ * each unless gateway mode. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, ANSER_GENS *ANSER_PORT_CLASS_WORDS);
+	__type(key, __u32);
+	__type(value, __u64);
+} sport_class SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, ANSER_GENS *ANSER_MAX_PORT_CLASSES);
+	__type(key, __u32);
+	__type(value, struct anser_rules);
+} sport_rules SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, ANSER_GENS *ANSER_DSCP_VALUES);
+	__type(key, __u32);
+	__type(value, struct anser_rules);
+} dscp_rules SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 65536);
@@ -249,16 +272,23 @@ static __always_inline __u32 first_rule(const struct anser_rules *a, const struc
 	return i * 64 + lowest_bit(x);
 }
 
-/* The rules the destination port leaves possible. */
-static __always_inline const struct anser_rules *port_set(__u32 slot, __u16 dport_be)
+/* The rules a port leaves possible, from a class map and its rules. */
+static __always_inline const struct anser_rules *port_table(void *class_map, void *rules_map,
+							    __u32 slot, __u16 port_be)
 {
-	__u32 port = bpf_ntohs(dport_be), key = slot * ANSER_PORT_CLASS_WORDS + (port >> 3);
-	__u64 *classes = bpf_map_lookup_elem(&port_class, &key);
+	__u32 port = bpf_ntohs(port_be), key = slot * ANSER_PORT_CLASS_WORDS + (port >> 3);
+	__u64 *classes = bpf_map_lookup_elem(class_map, &key);
 
 	if (!classes)
 		return NULL;
 	key = slot * ANSER_MAX_PORT_CLASSES + ((*classes >> ((port & 7) * 8)) & 0xff);
-	return bpf_map_lookup_elem(&port_rules, &key);
+	return bpf_map_lookup_elem(rules_map, &key);
+}
+
+/* The rules the destination port leaves possible. */
+static __always_inline const struct anser_rules *port_set(__u32 slot, __u16 dport_be)
+{
+	return port_table(&port_class, &port_rules, slot, dport_be);
 }
 
 /*
@@ -641,6 +671,20 @@ static __always_inline int load_dst(struct bpf_sock_addr *ctx, struct decide *d,
 	return is_v6_builtin_direct(d->lkey.data);
 }
 
+/* t for a lookup of the socket bound to 127.0.0.1:port (::1 for v6); its
+ * length. */
+static __always_inline __u32 loopback_tuple(struct bpf_sock_tuple *t, __u32 v6, __u32 port)
+{
+	if (v6) {
+		t->ipv6.daddr[3] = bpf_htonl(1);
+		t->ipv6.dport = bpf_htons(port);
+		return sizeof(t->ipv6);
+	}
+	t->ipv4.daddr = bpf_htonl(0x7f000001);
+	t->ipv4.dport = bpf_htons(port);
+	return sizeof(t->ipv4);
+}
+
 /* Whether anserd's listener on loopback:port is there (fail_mode: closed,
  * where the programs outlive anserd): a socket bound there that carries
  * ANSER_LISTENER_PRIORITY. A global function: the verifier walks it once,
@@ -652,15 +696,7 @@ __attribute__((noinline)) int listener_alive(struct bpf_sock_addr *ctx, __u32 v6
 	struct bpf_sock *sk;
 	__u32 len;
 
-	if (v6) {
-		t.ipv6.daddr[3] = bpf_htonl(1);
-		t.ipv6.dport = bpf_htons(port);
-		len = sizeof(t.ipv6);
-	} else {
-		t.ipv4.daddr = bpf_htonl(0x7f000001);
-		t.ipv4.dport = bpf_htons(port);
-		len = sizeof(t.ipv4);
-	}
+	len = loopback_tuple(&t, v6, port);
 	sk = udp ? bpf_sk_lookup_udp(ctx, &t, len, BPF_F_CURRENT_NETNS, 0)
 		 : bpf_sk_lookup_tcp(ctx, &t, len, BPF_F_CURRENT_NETNS, 0);
 	if (!sk)
@@ -1150,7 +1186,8 @@ struct lan_pkt {
 	/* fragments: 1 the first (it has the ports), 2 a later one (only
 	 * k.family, k.proto, the addresses and frag_id are set) */
 	__u8 frag;
-	__u8 pad[3];
+	__u8 dscp; /* the DSCP value (the top 6 bits of TOS / traffic class) */
+	__u8 pad[2];
 	__u32 frag_id;
 };
 
@@ -1179,6 +1216,7 @@ static __always_inline int lan_parse(struct __sk_buff *skb, struct lan_pkt *pk)
 			return -1;
 		pk->k.family = AF_INET;
 		pk->k.proto = ip.protocol;
+		pk->dscp = ip.tos >> 2;
 		set_v4(pk->k.daddr, ip.daddr);
 		set_v4(pk->k.saddr, ip.saddr);
 		if (ip.frag_off & bpf_htons(0x3fff)) { /* MF or an offset */
@@ -1194,6 +1232,8 @@ static __always_inline int lan_parse(struct __sk_buff *skb, struct lan_pkt *pk)
 			return -1;
 		__u8 next = ip6.nexthdr;
 		l4 = off + sizeof(ip6);
+		/* traffic class: 4 bits in priority, 4 in the flow label's first byte */
+		pk->dscp = (__u8)(((ip6.priority << 4) | (ip6.flow_lbl[0] >> 4)) >> 2);
 		if (next == IPPROTO_FRAGMENT_) {
 			/* next header, reserved, offset << 3 | M, id */
 			struct {
@@ -1294,6 +1334,21 @@ __attribute__((noinline)) int lan_decide(const struct lan_pkt *pk, struct anser_
 			: &gi->mac_default;
 	for (__u32 w = 0; w < ANSER_RULE_WORDS; w++)
 		proc.w[w] = gi->pname_default.w[w] & gi->cg_default.w[w] & src->w[w] & mac->w[w];
+	/* sport() and dscp(): sets of their own, when some rule has them */
+	const struct anser_rules *more[2] = { NULL, NULL };
+	if (gi->lookups & ANSER_LOOKUP_SPORT)
+		more[0] = port_table(&sport_class, &sport_rules, slot, pk->k.sport);
+	if (gi->lookups & ANSER_LOOKUP_DSCP) {
+		__u32 key = slot * ANSER_DSCP_VALUES + (pk->dscp & (ANSER_DSCP_VALUES - 1));
+		more[1] = bpf_map_lookup_elem(&dscp_rules, &key);
+	}
+	for (__u32 i = 0; i < 2; i++) {
+		const struct anser_rules *m = more[i];
+		if (!m)
+			continue;
+		for (__u32 w = 0; w < ANSER_RULE_WORDS; w++)
+			proc.w[w] &= m->w[w];
+	}
 	evaluate_as(&d, slot, gi, &proc, 1);
 	fl->outbound = d.out;
 	fl->rule = d.rule;
@@ -1353,15 +1408,7 @@ __attribute__((noinline)) int lan_assign(struct __sk_buff *skb, __u32 v6, __u32 
 		bpf_sk_release(sk);
 		return r == 0 ? 0 : -1;
 	}
-	if (v6) {
-		t.ipv6.daddr[3] = bpf_htonl(1);
-		t.ipv6.dport = bpf_htons(port);
-		len = sizeof(t.ipv6);
-	} else {
-		t.ipv4.daddr = bpf_htonl(0x7f000001);
-		t.ipv4.dport = bpf_htons(port);
-		len = sizeof(t.ipv4);
-	}
+	len = loopback_tuple(&t, v6, port);
 	sk = bpf_sk_lookup_tcp(skb, &t, len, BPF_F_CURRENT_NETNS, 0);
 	if (!sk)
 		return -1;

@@ -105,6 +105,10 @@ struct anser_pname_key {
  * slot * ANSER_MAX_PORT_CLASSES + class is the class's rule set.
  */
 #define ANSER_PORT_CLASS_WORDS 8192
+/* sport() (gateway mode): `sport_class` and `sport_rules`, laid out the
+ * same. dscp(): `dscp_rules` (array, ANSER_GENS * 64): entry slot * 64 +
+ * the DSCP value is its rule set. */
+#define ANSER_DSCP_VALUES 64
 
 /* Index into gen_info.l4: (proto == UDP) << 1 | (family == AF_INET6). */
 #define ANSER_L4_INDEX(udp, v6) ((((udp) ? 1u : 0u) << 1) | ((v6) ? 1u : 0u))
@@ -142,6 +146,8 @@ struct anser_gen_info {
 #define ANSER_LOOKUP_DOMAIN 16u /* some rule has domain() */
 #define ANSER_LOOKUP_SIP    32u /* some rule has sip() (gateway mode reads it) */
 #define ANSER_LOOKUP_MAC    64u /* some rule has mac() (gateway mode reads it) */
+#define ANSER_LOOKUP_SPORT  128u /* some rule has sport() (gateway mode reads it) */
+#define ANSER_LOOKUP_DSCP   256u /* some rule has dscp() (gateway mode reads it) */
 
 /*
  * app() and cgroup() depend on a cgroup's path, which the hooks do not

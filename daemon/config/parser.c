@@ -1551,16 +1551,10 @@ static int cond_from_call(struct cfg_parser *p, struct call *c, struct anser_con
 	if ((kind == FN_SIP || kind == FN_SPORT || kind == FN_MAC || kind == FN_DSCP) && r == 0 &&
 	    !p->warned_forwarded) {
 		p->warned_forwarded = true;
-		if (kind == FN_SIP || kind == FN_MAC)
-			WARN(p, c->pos,
-			     "%s() looks at forwarded traffic (gateway mode, lan_interface): for "
-			     "this machine's own connections it does not hold",
-			     fn_names[kind]);
-		else
-			WARN(p, c->pos,
-			     "%s() looks at forwarded traffic, which the gateway does not read "
-			     "it from yet: it does not hold (its negation does)",
-			     fn_names[kind]);
+		WARN(p, c->pos,
+		     "%s() looks at forwarded traffic (gateway mode, lan_interface): for "
+		     "this machine's own connections it does not hold",
+		     fn_names[kind]);
 	}
 	if (kind == FN_DOMAIN || kind == FN_QNAME)
 		cap = cond->n_domains; /* domain_arg() grew them one at a time */

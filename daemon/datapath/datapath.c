@@ -73,6 +73,7 @@ struct anser_datapath {
 	size_t n_lan;
 	bool lan_warned;		/* "needs a restart", said once */
 	bool lan_routed;		/* lanroute.c's rule and route are in place */
+	bool gateway;			/* made with ANSER_DATAPATH_GATEWAY */
 	int lan_lookup_link;		/* sk_lookup link (anser_lan_lookup), -1 if none */
 	volatile struct anser_ctl *ctl; /* mmap of the ctl map */
 	/* What each slot holds in the shared maps, to remove it on reuse. */
@@ -696,9 +697,13 @@ int anser_datapath_new(const char *cgroup_path, unsigned flags, struct anser_dat
 	bpf_program__set_autoload(dp->skel->progs.anser_lan_ingress,
 				  flags & ANSER_DATAPATH_GATEWAY);
 	bpf_program__set_autoload(dp->skel->progs.anser_lan_lookup, flags & ANSER_DATAPATH_GATEWAY);
-	if (!(flags & ANSER_DATAPATH_GATEWAY)) { /* its flow cache: ~10 MB preallocated */
+	dp->gateway = flags & ANSER_DATAPATH_GATEWAY;
+	if (!dp->gateway) { /* its flow cache (~10 MB preallocated) and sets */
 		bpf_map__set_max_entries(dp->skel->maps.lan_flows, 1);
 		bpf_map__set_max_entries(dp->skel->maps.lan_frags, 1);
+		bpf_map__set_max_entries(dp->skel->maps.sport_class, 1);
+		bpf_map__set_max_entries(dp->skel->maps.sport_rules, 1);
+		bpf_map__set_max_entries(dp->skel->maps.dscp_rules, 1);
 	}
 	dp->skel->rodata->self_tgid = (uint32_t)getpid();
 	dp->skel->rodata->netns_cookie = cookie;
@@ -1320,8 +1325,11 @@ static void clear_slot(struct anser_datapath *dp, unsigned slot)
 	pthread_mutex_unlock(&dp->names_lock);
 }
 
-/* The port tables of a slot: a class byte per port, packed 8 to a word. */
-static int write_ports(struct anser_datapath *dp, const struct anser_compiled *c, unsigned slot)
+/* A port table of a slot: a class byte per port, packed 8 to a word,
+ * and the classes' rules. */
+static int write_port_table(const struct bpf_map *class_map, const struct bpf_map *rules_map,
+			    const uint8_t *port_class, const struct anser_rules *rules,
+			    size_t n_rules, unsigned slot)
 {
 	uint32_t keys[ANSER_PORT_CLASS_WORDS];
 	uint64_t words[ANSER_PORT_CLASS_WORDS];
@@ -1331,17 +1339,38 @@ static int write_ports(struct anser_datapath *dp, const struct anser_compiled *c
 		keys[i] = slot * ANSER_PORT_CLASS_WORDS + i;
 		words[i] = 0;
 		for (unsigned b = 0; b < 8; b++)
-			words[i] |= (uint64_t)c->port_class[i * 8 + b] << (8 * b);
+			words[i] |= (uint64_t)port_class[i * 8 + b] << (8 * b);
 	}
-	if (bpf_map_update_batch(bpf_map__fd(dp->skel->maps.port_class), keys, words, &n, NULL) < 0)
+	if (bpf_map_update_batch(bpf_map__fd(class_map), keys, words, &n, NULL) < 0)
 		return -errno;
-	for (uint32_t i = 0; i < c->n_port_classes; i++) {
+	for (uint32_t i = 0; i < n_rules; i++) {
 		uint32_t key = slot * ANSER_MAX_PORT_CLASSES + i;
-		if (bpf_map_update_elem(bpf_map__fd(dp->skel->maps.port_rules), &key,
-					&c->port_rules[i], BPF_ANY) < 0)
+		if (bpf_map_update_elem(bpf_map__fd(rules_map), &key, &rules[i], BPF_ANY) < 0)
 			return -errno;
 	}
 	return 0;
+}
+
+/* dport(), and in gateway mode sport() and dscp(). */
+static int write_ports(struct anser_datapath *dp, const struct anser_compiled *c, unsigned slot)
+{
+	int r = 0;
+
+	if (c->port_class)
+		r = write_port_table(dp->skel->maps.port_class, dp->skel->maps.port_rules,
+				     c->port_class, c->port_rules, c->n_port_classes, slot);
+	if (r < 0 || !dp->gateway)
+		return r; /* (the maps of the others have room for nothing) */
+	if (c->sport_class)
+		r = write_port_table(dp->skel->maps.sport_class, dp->skel->maps.sport_rules,
+				     c->sport_class, c->sport_rules, c->n_sport_classes, slot);
+	for (uint32_t v = 0; r == 0 && c->dscp_rules && v < ANSER_DSCP_VALUES; v++) {
+		uint32_t key = slot * ANSER_DSCP_VALUES + v;
+		if (bpf_map_update_elem(bpf_map__fd(dp->skel->maps.dscp_rules), &key,
+					&c->dscp_rules[v], BPF_ANY) < 0)
+			r = -errno;
+	}
+	return r;
 }
 
 int anser_datapath_load_rules(struct anser_datapath *dp, const struct anser_config *cfg,
@@ -1391,7 +1420,7 @@ int anser_datapath_load_compiled(struct anser_datapath *dp, struct anser_compile
 			r = log_error_errno(errno, "Failed to write process name set: %m");
 			goto fail;
 		}
-	if (c.port_class && (r = write_ports(dp, &c, slot)) < 0) {
+	if ((r = write_ports(dp, &c, slot)) < 0) {
 		log_error_errno(r, "Failed to write port sets: %m");
 		goto fail;
 	}

@@ -54,6 +54,9 @@ void anser_compiled_clear(struct anser_compiled *c)
 	free(c->pnames);
 	free(c->port_class);
 	free(c->port_rules);
+	free(c->sport_class);
+	free(c->sport_rules);
+	free(c->dscp_rules);
 	anser_cg_rules_free(c->cg);
 	anser_domain_rules_free(c->dom);
 	memset(c, 0, sizeof(*c));
@@ -366,29 +369,33 @@ static int u32_cmp(const void *pa, const void *pb)
 }
 
 /* Ports only change class where a range starts or ends: each run between
- * two such points shares one set of rules. */
-static int compile_ports(const struct anser_config *cfg, struct anser_compiled *o)
+ * two such points shares one set of rules. For dport() (type
+ * ANSER_COND_DPORT) or sport(): *cls_out (65536 class bytes),
+ * *rules_out (the classes' rules), *n_out; nothing when no rule has one. */
+static int compile_port_table(const struct anser_config *cfg, enum anser_cond_type type,
+			      struct anser_compiled *o, uint8_t **cls_out,
+			      struct anser_rules **rules_out, size_t *n_out)
 {
-	size_t n = 1 + 2 * count_items(cfg, ANSER_COND_DPORT);
+	size_t n = 1 + 2 * count_items(cfg, type);
 	uint32_t *pts;
 
-	rules_where(cfg, ANSER_COND_DPORT, in_none, NULL, &o->info.port_default);
-	if (!count_conds(cfg, ANSER_COND_DPORT))
+	if (!count_conds(cfg, type))
 		return 0;
-	o->info.lookups |= ANSER_LOOKUP_DPORT;
 	pts = calloc(n, sizeof(*pts));
-	o->port_class = calloc(65536, 1);
-	o->port_rules = calloc(ANSER_MAX_PORT_CLASSES, sizeof(*o->port_rules));
-	if (!pts || !o->port_class || !o->port_rules) {
+	uint8_t *port_class = *cls_out = calloc(65536, 1);
+	struct anser_rules *port_rules = *rules_out =
+		calloc(ANSER_MAX_PORT_CLASSES, sizeof(*port_rules));
+	if (!pts || !port_class || !port_rules) {
 		free(pts);
 		return -ENOMEM;
 	}
+	*n_out = 0;
 	n = 0;
 	pts[n++] = 0;
 	for (size_t r = 0; r < cfg->n_rules; r++)
 		for (size_t k = 0; k < cfg->rules[r].n_conds; k++) {
 			const struct anser_cond *cond = &cfg->rules[r].conds[k];
-			if (cond->type != ANSER_COND_DPORT)
+			if (cond->type != type)
 				continue;
 			for (size_t j = 0; j < cond->n_ports; j++) {
 				pts[n++] = cond->ports[j].lo;
@@ -406,21 +413,57 @@ static int compile_ports(const struct anser_config *cfg, struct anser_compiled *
 				break;
 			}
 		struct anser_rules m;
-		rules_where(cfg, ANSER_COND_DPORT, in_ports, &start, &m);
-		for (cls = 0; cls < o->n_port_classes; cls++)
-			if (memcmp(&o->port_rules[cls], &m, sizeof(m)) == 0)
+		rules_where(cfg, type, in_ports, &start, &m);
+		for (cls = 0; cls < *n_out; cls++)
+			if (memcmp(&port_rules[cls], &m, sizeof(m)) == 0)
 				break;
-		if (cls == o->n_port_classes) {
+		if (cls == *n_out) {
 			if (cls == ANSER_MAX_PORT_CLASSES) {
-				o->limit = "at most 256 different sets of dport() ports";
+				o->limit = type == ANSER_COND_DPORT
+						   ? "at most 256 different sets of dport() ports"
+						   : "at most 256 different sets of sport() ports";
 				free(pts);
 				return -E2BIG;
 			}
-			o->port_rules[o->n_port_classes++] = m;
+			port_rules[(*n_out)++] = m;
 		}
-		memset(o->port_class + start, (int)cls, end - start);
+		memset(port_class + start, (int)cls, end - start);
 	}
 	free(pts);
+	return 0;
+}
+
+static int compile_ports(const struct anser_config *cfg, struct anser_compiled *o)
+{
+	rules_where(cfg, ANSER_COND_DPORT, in_none, NULL, &o->info.port_default);
+	if (count_conds(cfg, ANSER_COND_DPORT))
+		o->info.lookups |= ANSER_LOOKUP_DPORT;
+	if (count_conds(cfg, ANSER_COND_SPORT))
+		o->info.lookups |= ANSER_LOOKUP_SPORT;
+	int r = compile_port_table(cfg, ANSER_COND_DPORT, o, &o->port_class, &o->port_rules,
+				   &o->n_port_classes);
+	if (r < 0)
+		return r;
+	return compile_port_table(cfg, ANSER_COND_SPORT, o, &o->sport_class, &o->sport_rules,
+				  &o->n_sport_classes);
+}
+
+static bool in_dscp(const struct anser_cond *cond, size_t i, const void *ud)
+{
+	return (cond->dscp >> *(const unsigned *)ud) & 1;
+}
+
+/* dscp(): the rules each of the 64 values leaves possible. */
+static int compile_dscp(const struct anser_config *cfg, struct anser_compiled *o)
+{
+	if (!count_conds(cfg, ANSER_COND_DSCP))
+		return 0;
+	o->info.lookups |= ANSER_LOOKUP_DSCP;
+	o->dscp_rules = calloc(64, sizeof(*o->dscp_rules));
+	if (!o->dscp_rules)
+		return -ENOMEM;
+	for (unsigned v = 0; v < 64; v++)
+		rules_where(cfg, ANSER_COND_DSCP, in_dscp, &v, &o->dscp_rules[v]);
 	return 0;
 }
 
@@ -837,13 +880,9 @@ static int compile_merged(const struct anser_config *cfg, const uint16_t *first,
 	 * forwarded traffic carries do not hold for them */
 	static const enum anser_cond_type forwarded[] = { ANSER_COND_SPORT, ANSER_COND_DSCP,
 							  ANSER_COND_SIP, ANSER_COND_MAC };
-	/* ...and the gateway's program reads sip() and mac() (the last two),
-	 * not the others yet */
-	struct anser_rules no_fwd_lan;
+	/* (the gateway's program reads them all) */
 	memset(&no_fwd, 0xff, sizeof(no_fwd));
 	for (size_t i = 0; i < sizeof(forwarded) / sizeof(*forwarded); i++) {
-		if (i == 2)
-			no_fwd_lan = no_fwd;
 		rules_where(cfg, forwarded[i], in_none, NULL, &fwd);
 		for (unsigned w = 0; w < ANSER_RULE_WORDS; w++)
 			no_fwd.w[w] &= fwd.w[w];
@@ -858,7 +897,7 @@ static int compile_merged(const struct anser_config *cfg, const uint16_t *first,
 			struct anser_rules *lan = &out->info.lan_l4[ANSER_L4_INDEX(udp, v6)];
 			*lan = *m;
 			for (unsigned w = 0; w < ANSER_RULE_WORDS; w++) {
-				lan->w[w] &= ipv.w[w] & no_fwd_lan.w[w];
+				lan->w[w] &= ipv.w[w];
 				m->w[w] &= ipv.w[w] & no_fwd.w[w];
 			}
 		}
@@ -879,6 +918,8 @@ static int compile_merged(const struct anser_config *cfg, const uint16_t *first,
 		r = compile_dips(cfg, slot, out);
 	if (!r)
 		r = compile_ports(cfg, out);
+	if (!r)
+		r = compile_dscp(cfg, out);
 	if (!r)
 		r = compile_domains(cfg, out);
 	if (!r && (count_conds(cfg, ANSER_COND_APP) || count_conds(cfg, ANSER_COND_CGROUP))) {

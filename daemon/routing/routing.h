@@ -94,6 +94,13 @@ struct anser_compiled {
 	uint8_t *port_class; /* 65536 entries, by port in host order */
 	struct anser_rules *port_rules;
 	size_t n_port_classes;
+	/* with ANSER_LOOKUP_SPORT: the same for sport() (gateway mode) */
+	uint8_t *sport_class;
+	struct anser_rules *sport_rules;
+	size_t n_sport_classes;
+	/* with ANSER_LOOKUP_DSCP: the rules each DSCP value (0-63) leaves
+	 * possible (gateway mode) */
+	struct anser_rules *dscp_rules;
 	/* with ANSER_LOOKUP_CGROUP: for the cg_set entries */
 	struct anser_cg_rules *cg;
 	/* with domain() rules: their patterns, for names from DNS and sniffing */

@@ -4,8 +4,8 @@
  * BPF_PROG_TEST_RUN on packets built here: a fixture table of rules and
  * packets with the verdict the kernel must give (drop for block, pass
  * for everything else). Each match function v4 and v6, hit and miss, `!`
- * and `&&`, sip() and mac(), what never holds for forwarded traffic (pname(), app(),
- * the conditions the gateway does not read yet), fragments, L2 and L3 (tun)
+ * and `&&`, sip() and mac(), what never holds for forwarded traffic (pname(), app()),
+ * sport() and dscp(), fragments, L2 and L3 (tun)
  * devices, marks and must, suspension, and packets it must leave alone;
  * then the flow cache: new flows against cached ones across reloads, SYNs,
  * mid-stream flows, block winning, and what anserd's lookup finds.
@@ -83,6 +83,14 @@ struct fixture {
 	{                                                                                          \
 		"udp", "192.168.1.20", "203.0.113.5", 40000, dport, 0, frag, false, false, 0, 0    \
 	}
+#define V4D(dscp)                                                                                  \
+	{                                                                                          \
+		"tcp", "192.168.1.20", "203.0.113.5", 40000, 80, dscp, WHOLE, false, false, 0, 0   \
+	}
+#define V6D(dscp)                                                                                  \
+	{                                                                                          \
+		"udp", "fd00:1::20", "2001:db8::5", 40000, 80, dscp, WHOLE, false, false, 0, 0     \
+	}
 /* L3: the packet starts at the IP header. BPF_PROG_TEST_RUN still takes
  * bytes 12-13 for an Ethernet type, so these sources put one there:
  * 8.0.x.x (0x0800) and fd00:1:86dd:: (0x86dd). */
@@ -154,8 +162,28 @@ static const struct fixture fixtures[] = {
 	  "sip(192.168.0.0/16) && dip(198.51.100.0/24) -> direct\n sip(192.168.1.0/24) -> block",
 	  V4("tcp", 80), TCX_DROP },
 	{ "sip on L3", "sip(8.0.0.0/16) -> block", V4L3("tcp", 80), TCX_DROP },
-	/* not read by the gateway yet: they do not hold, their negation does */
-	{ "sport does not hold yet", "sport(40000) -> block", V4("tcp", 80), TCX_NEXT },
+	/* sport(): the forwarded packet's source port (40000 here) */
+	{ "sport v4 hit", "sport(40000) -> block", V4("tcp", 80), TCX_DROP },
+	{ "sport v4 miss", "sport(40001) -> block", V4("tcp", 80), TCX_NEXT },
+	{ "sport v6 range hit", "sport(39000-41000) -> block", V6("udp", 80), TCX_DROP },
+	{ "sport v6 range miss", "sport(1-39999, 40001-65535) -> block", V6("udp", 80), TCX_NEXT },
+	{ "negated sport", "!sport(40000) -> block", V4("tcp", 80), TCX_NEXT },
+	{ "negated sport holds", "!sport(1-1000) -> block", V6("tcp", 80), TCX_DROP },
+	{ "sport is not dport", "sport(80) -> block", V4("tcp", 80), TCX_NEXT },
+	{ "sport and dport", "sport(40000) && dport(443) -> block", V4("tcp", 443), TCX_DROP },
+	{ "sport and dport, other port", "sport(40000) && dport(443) -> block", V4("tcp", 80),
+	  TCX_NEXT },
+	/* dscp(): the top 6 bits of the TOS byte / traffic class */
+	{ "dscp v4 hit", "dscp(46) -> block", V4D(46), TCX_DROP },
+	{ "dscp v4 miss", "dscp(46) -> block", V4D(0), TCX_NEXT },
+	{ "dscp v6 hit (bits in two bytes)", "dscp(10, 46) -> block", V6D(10), TCX_DROP },
+	{ "dscp v6 hit, another value", "dscp(10, 46) -> block", V6D(46), TCX_DROP },
+	{ "dscp v6 miss", "dscp(46) -> block", V6D(47), TCX_NEXT },
+	{ "negated dscp", "!dscp(0) -> block", V4D(8), TCX_DROP },
+	{ "negated dscp fails", "!dscp(8) -> block", V4D(8), TCX_NEXT },
+	{ "dscp and sip", "dscp(46) && sip(192.168.1.0/24) -> block", V4D(46), TCX_DROP },
+	{ "dscp and sport and dport", "dscp(46) && sport(40000) && dport(81) -> block", V6D(46),
+	  TCX_NEXT },
 	/* mac(): the source MAC of L2 devices (the packets come from
 	 * 02:00:00:00:00:01) */
 	{ "mac hit", "mac(02:00:00:00:00:01) -> block", V4("tcp", 80), TCX_DROP },
@@ -270,7 +298,8 @@ static size_t build(const struct pkt *p, uint8_t *buf, size_t len)
 		g_assert_cmpint(inet_pton(AF_INET6, p->src, &s6), ==, 1);
 		g_assert_cmpint(inet_pton(AF_INET6, p->dst, &d6), ==, 1);
 		uint8_t *ip = buf + off;
-		ip[0] = (uint8_t)(0x60 | (p->dscp >> 2));
+		ip[0] = (uint8_t)(0x60 | (p->dscp >> 2)); /* traffic class = dscp << 2 */
+		ip[1] = (uint8_t)((p->dscp & 3) << 6);
 		put16(ip + 4, (unsigned)l4len);
 		ip[6] = (uint8_t)proto;
 		ip[7] = 64;

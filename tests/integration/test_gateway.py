@@ -16,6 +16,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 from harness import expect, run  # noqa: E402
+from testserver import pattern  # noqa: E402  (the /bytes/N body)
 
 C4, G4C, G4S, S4 = "10.88.1.2", "10.88.1.1", "10.88.2.1", "10.88.2.2"
 C6, G6C, G6S, S6 = "fd88:1::2", "fd88:1::1", "fd88:2::1", "fd88:2::2"
@@ -300,22 +301,62 @@ routing {
     sip(%(c4)s) && dport(8081) -> block
     mac(%(mac)s) && dport(%(shut)d) -> block
     !sip(fd88:1::/64) && ipversion(6) -> block
+    sport(5555) -> block
+    dscp(46) && dport(%(web)d) -> block
     fallback: direct
 }
 """
 
+# A TCP connection from source port argv[3] (0: any) with DSCP argv[4]:
+# "OK <what the server saw>" or "FAIL <error>".
+SRC_PROBE = """import socket, sys
+host, port, sport, dscp = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+v6 = ":" in host
+s = socket.socket(socket.AF_INET6 if v6 else socket.AF_INET, socket.SOCK_STREAM)
+s.settimeout(2)
+try:
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if v6:
+        s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_TCLASS, dscp << 2)
+    else:
+        s.setsockopt(socket.IPPROTO_IP, socket.IP_TOS, dscp << 2)
+    s.bind(("::" if v6 else "0.0.0.0", sport))
+    s.connect((host, port))
+    s.sendall(b"GET / HTTP/1.0\\r\\n\\r\\n")
+    data = b""
+    while True:
+        part = s.recv(4096)
+        if not part:
+            break
+        data += part
+    print("OK", data.split(b"client=")[-1].decode().strip())
+except OSError as e:
+    print("FAIL", e)
+"""
+
+
+def src_probe(env, host, port, sport=0, dscp=0):
+    path = os.path.join(env.tmp, "src_probe.py")
+    if not os.path.exists(path):
+        with open(path, "w") as f:
+            f.write(SRC_PROBE)
+    return run(env.nsexec("c") + [harness.PY, path, host, str(port), str(sport), str(dscp)],
+               check=False).stdout.strip()
+
 
 def t_sip_mac(env):
-    """sip() and mac(): the rules see a forwarded packet's source address
-    and source MAC. The client's own address and port, and its MAC and
-    another port, are blocked (v4 and v6 alike for the MAC); rules for
-    another network and another MAC leave it alone, and a negated v6
-    source rule does not hold for it."""
+    """sip(), mac(), sport() and dscp(): the rules see a forwarded packet's
+    source address, source MAC, source port and DSCP. The client's own
+    address and port, and its MAC and another port, are blocked (v4 and v6
+    alike for the MAC); rules for another network and another MAC leave it
+    alone, and a negated v6 source rule does not hold for it; a source port
+    and a DSCP value (with a destination port) are blocked, v4 and v6, and
+    their neighbours are not."""
     topology(env)
     expect(reaches(env, S4, 8081, "OK " + C4), "before anserd, all is forwarded")
     expect(reaches(env, S6, SHUT, "OK " + C6), "before anserd, all is forwarded (v6)")
     link = json.loads(run(["ip", "-n", env.ns("c"), "-j", "link", "show", "e0"]).stdout)
-    start(env, text=SIP_CONFIG % {"c4": C4, "mac": link[0]["address"], "shut": SHUT})
+    start(env, text=SIP_CONFIG % {"c4": C4, "mac": link[0]["address"], "shut": SHUT, "web": WEB})
     env.wait_for("the LAN interface", lambda: "Gateway: deciding" in env.log("anserd"))
     expect(probe(env, S4, 8081).startswith("FAIL"), "the client's source and port blocked")
     expect(probe(env, S4, SHUT).startswith("FAIL"), "the client's MAC and port blocked")
@@ -323,6 +364,17 @@ def t_sip_mac(env):
     expect(reaches(env, S4, WEB, "OK " + C4), "its other ports forwarded")
     expect(reaches(env, S6, WEB, "OK " + C6), "v6: the negated source rule does not hold")
     expect(reaches(env, S6, 8081, "OK " + C6), "v6: the v4 source rule does not hold")
+    # sport() and dscp(): the source port and the DSCP of the first packet
+    for host, me in ((S4, C4), (S6, C6)):
+        expect(src_probe(env, host, WEB, sport=5555).startswith("FAIL"),
+               "source port 5555 blocked (%s)" % host)
+        expect(src_probe(env, host, WEB, sport=5556) == "OK " + me,
+               "source port 5556 forwarded (%s)" % host)
+        expect(src_probe(env, host, WEB, dscp=46).startswith("FAIL"),
+               "DSCP 46 to %d blocked (%s)" % (WEB, host))
+        expect(src_probe(env, host, WEB, dscp=10) == "OK " + me, "DSCP 10 forwarded (%s)" % host)
+    expect(src_probe(env, S6, 8081, dscp=46) == "OK " + C6,
+           "DSCP 46 to another port forwarded (the rule wants both)")
 
 
 PROXY_CONFIG = """global {
@@ -383,16 +435,6 @@ try:
 except OSError as e:
     print("FAIL", e)
 """
-
-
-def pattern(n):
-    """testserver.py's /bytes/N body."""
-    out = bytearray()
-    x = 12345
-    while len(out) < n:
-        x = (x * 1103515245 + 12345) & 0x7FFFFFFF
-        out += x.to_bytes(4, "little")
-    return bytes(out[:n])
 
 
 def proxy_probe(env, host, port, what):
