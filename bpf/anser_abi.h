@@ -141,11 +141,11 @@ struct anser_gen_info {
 
 #define ANSER_LOOKUP_DIP    1u
 #define ANSER_LOOKUP_DPORT  2u
-#define ANSER_LOOKUP_MARK   4u	/* some direct rule sets a mark */
-#define ANSER_LOOKUP_CGROUP 8u	/* some rule has app() or cgroup() */
-#define ANSER_LOOKUP_DOMAIN 16u /* some rule has domain() */
-#define ANSER_LOOKUP_SIP    32u /* some rule has sip() (gateway mode reads it) */
-#define ANSER_LOOKUP_MAC    64u /* some rule has mac() (gateway mode reads it) */
+#define ANSER_LOOKUP_MARK   4u	 /* some direct rule sets a mark */
+#define ANSER_LOOKUP_CGROUP 8u	 /* some rule has app() or cgroup() */
+#define ANSER_LOOKUP_DOMAIN 16u	 /* some rule has domain() */
+#define ANSER_LOOKUP_SIP    32u	 /* some rule has sip() (gateway mode reads it) */
+#define ANSER_LOOKUP_MAC    64u	 /* some rule has mac() (gateway mode reads it) */
 #define ANSER_LOOKUP_SPORT  128u /* some rule has sport() (gateway mode reads it) */
 #define ANSER_LOOKUP_DSCP   256u /* some rule has dscp() (gateway mode reads it) */
 
