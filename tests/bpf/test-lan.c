@@ -4,11 +4,13 @@
  * BPF_PROG_TEST_RUN on packets built here: a fixture table of rules and
  * packets with the verdict the kernel must give (drop for block, pass
  * for everything else). Each match function v4 and v6, hit and miss, `!`
- * and `&&`, sip() and mac(), what never holds for forwarded traffic (pname(), app()),
- * sport() and dscp(), fragments, L2 and L3 (tun)
- * devices, marks and must, suspension, and packets it must leave alone;
- * then the flow cache: new flows against cached ones across reloads, SYNs,
- * mid-stream flows, block winning, and what anserd's lookup finds.
+ * and `&&`, the ones only forwarded traffic has (sip(), mac(), sport(),
+ * dscp()), what never holds for it (pname(), app()), fragments, L2 and L3
+ * (tun) devices, marks and must, suspension, and packets it must leave
+ * alone; then the flow cache: new flows against cached ones across
+ * reloads, SYNs, mid-stream flows, block winning, fragments following
+ * their first, reassembled datagrams (the sk_lookup program), and what
+ * anserd's lookup finds.
  *
  * The test process unshares its network namespace: the veth pair and tun
  * device it makes, and the tcx links on them, are its own.
