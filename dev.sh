@@ -19,7 +19,7 @@ PKGS=(
   microsocks dante-server shadowsocks-libev tinyproxy trojan v2ray openssl dnsmasq-base iperf3
   nftables network-manager
   curl gettext b3sum python3-cryptography unbound dnsperf
-  bash-completion gdb strace redsocks
+  bash-completion gdb strace redsocks wrk
 )
 
 say() { printf '==> %s\n' "$*"; }

@@ -11,6 +11,8 @@ measures
   - new connections per second: sequential connections to a C
     accept-and-close server, each until the server's close reaches the
     client (end to end: a proxy answers the handshake itself);
+  - HTTP requests per second with wrk (4 connections, a new connection
+    for each request) to a C server that answers one request and closes;
 through the gateway in each mode:
   plain     the kernel forwards, nothing else runs;
   anserd    anserd with lan_interface lan0 and RULES rules (none of which
@@ -27,7 +29,7 @@ distribution-free 95% confidence interval once there are 6 rounds.
 
 Usage: bench/bench_gateway.py [--rounds 3] [--seconds 3] [--connects 2000]
        [--rules 1000] [--modes plain,anserd,v2ray,redsocks]
-Needs root, iperf3, v2ray, redsocks, microsocks, nft, and a build in
+Needs root, iperf3, wrk, v2ray, redsocks, microsocks, nft, and a build in
 ./build (or ANSER_BUILD_DIR).
 """
 import argparse
@@ -46,6 +48,7 @@ import test_gateway as gw  # noqa: E402
 from bench_direct import fmt_ratio, start_servers  # noqa: E402
 
 SINK = 8082
+HTTP_SINK = 8083  # answers one HTTP request per connection, for wrk
 TPROXY_PORT, REDSOCKS_PORT, SOCKS_PORT = 12345, 12346, 1080
 
 
@@ -147,6 +150,24 @@ def iperf(env, seconds, streams):
     return data["end"]["sum_received"]["bits_per_second"]
 
 
+def wrk_rate(env, seconds):
+    """HTTP requests per second from wrk (4 connections, each request on a
+    new connection: Connection: close) to a server that answers and
+    closes: connection setup plus one request and answer."""
+    r = harness.run(env.nsexec("c") + ["taskset", "-c", "1", "wrk", "-t", "1", "-c", "4",
+                                       "-d", "%ds" % seconds, "-H", "Connection: close",
+                                       "http://%s:%d/" % (gw.S4, HTTP_SINK)],
+                    timeout=seconds + 60, check=False)
+    out = r.stdout
+    m = [l for l in out.splitlines() if l.startswith("Requests/sec:")]
+    if not m or "Non-2xx" in out:
+        raise RuntimeError("wrk failed: " + out)
+    errs = [l for l in out.splitlines() if "Socket errors" in l]
+    if errs and any(int(x.split()[-1]) for x in errs[0].split(",") if x.split()[-1].isdigit()):
+        print("  (wrk: %s)" % errs[0].strip(), flush=True)
+    return float(m[0].split()[1])
+
+
 def conn_rate(env, n):
     """Sequential connections, each until the server's close reaches the
     client: end to end, so a proxy that answers the handshake itself does
@@ -171,7 +192,7 @@ def main():
     modes = a.modes.split(",")
     if modes[0] != "plain":
         sys.exit("--modes must start with plain (the ratios' base)")
-    need = {"plain": ["iperf3"], "anserd": [], "v2ray": ["v2ray", "nft"],
+    need = {"plain": ["iperf3", "wrk"], "anserd": [], "v2ray": ["v2ray", "nft"],
             "redsocks": ["redsocks", "microsocks", "nft"]}
     for m in modes:
         for tool in need[m]:
@@ -182,7 +203,8 @@ def main():
               "redsocks": lambda: start_redsocks(env)}
     stops = {"anserd": env.stop_anserd, "v2ray": lambda: stop_v2ray(env),
              "redsocks": lambda: stop_redsocks(env)}
-    metrics = ("1 stream Gbit/s", "4 streams Gbit/s", "connections/s")
+    metrics = ("1 stream Gbit/s", "4 streams Gbit/s", "connections/s",
+               "wrk requests/s (new connection each)")
     res = {m: [] for m in modes}
     try:
         gw.topology(env)
@@ -193,6 +215,9 @@ def main():
                                        "net.ipv4.ip_local_port_range=1024 65000"])
         env.setup_cgroup()
         start_servers(env, SINK)
+        env.spawn("httpsink", env.nsexec("s") + ["taskset", "-c", "0", harness.CLIENT,
+                                                 "tcpsink", str(HTTP_SINK), "http"])
+        env.wait_port("s", HTTP_SINK)
         conn_rate(env, 500)  # neighbours resolved, caches warm
         print("%d rounds; iperf3 -t %d (1 and 4 streams), %d sequential connects; "
               "anserd with %d rules" % (a.rounds, a.seconds, a.connects, a.rules), flush=True)
@@ -204,12 +229,13 @@ def main():
                 try:
                     conn_rate(env, 200)  # warm-up after the start
                     v = (iperf(env, a.seconds, 1) / 1e9, iperf(env, a.seconds, 4) / 1e9,
-                         conn_rate(env, a.connects))
+                         conn_rate(env, a.connects), wrk_rate(env, a.seconds))
                 finally:
                     if mode in stops:
                         stops[mode]()
                 res[mode].append(v)
-                print("round %d %-9s %8.2f %8.2f %9.0f" % ((rnd + 1, mode) + v), flush=True)
+                print("round %d %-9s %8.2f %8.2f %9.0f %9.0f" % ((rnd + 1, mode) + v),
+                      flush=True)
                 time.sleep(0.5)
         print()
         print("| metric (%d rounds, median) | %s |" % (a.rounds, " | ".join(modes)))

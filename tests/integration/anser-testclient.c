@@ -26,10 +26,13 @@
  *                                  print "open=N" when all are up, hold them
  *                                  HOLD_MS, then send GET / on each and read
  *                                  every answer: "ok=K fail=F"
- *   tcpsink PORT                   accept and close TCP connections on
+ *   tcpsink PORT [http]            accept and close TCP connections on
  *                                  [::]:PORT until killed (for tcpconn:
  *                                  no accept queue overflow, no SYN retries);
- *                                  prints "ready" once listening
+ *                                  prints "ready" once listening; with
+ *                                  "http", first read a request and answer
+ *                                  it (200, "ok", Connection: close), for
+ *                                  wrk
  * Exit status: 0 ok, 2 connect/send failed (prints "error=<strerror>"),
  * 3 no reply, 1 usage.
  */
@@ -45,6 +48,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -427,7 +431,30 @@ static int do_tcpconn_ab(const char *host, const char *port, int n, const char *
 	return 0;
 }
 
-static int do_tcpsink(const char *port)
+/* One HTTP request on c answered, within a second. */
+static void http_answer(int c)
+{
+	static const char resp[] = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n"
+				   "Connection: close\r\n\r\nok";
+	struct timeval tv = { .tv_sec = 1 };
+	char buf[4096];
+	size_t have = 0;
+
+	setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	while (have < sizeof(buf) - 1) {
+		ssize_t n = read(c, buf + have, sizeof(buf) - 1 - have);
+		if (n <= 0)
+			return;
+		have += (size_t)n;
+		buf[have] = '\0';
+		if (strstr(buf, "\r\n\r\n"))
+			break;
+	}
+	if (write(c, resp, sizeof(resp) - 1) < 0)
+		return;
+}
+
+static int do_tcpsink(const char *port, bool http)
 {
 	struct sockaddr_in6 a = { .sin6_family = AF_INET6,
 				  .sin6_port = htons((uint16_t)atoi(port)) };
@@ -441,9 +468,11 @@ static int do_tcpsink(const char *port)
 	printf("ready\n");
 	for (;;) {
 		int c = accept(fd, NULL, NULL);
-		if (c >= 0)
+		if (c >= 0) {
+			if (http)
+				http_answer(c);
 			close(c);
-		else if (errno != EINTR && errno != ECONNABORTED)
+		} else if (errno != EINTR && errno != ECONNABORTED)
 			return 2;
 	}
 }
@@ -466,8 +495,8 @@ int main(int argc, char **argv)
 				argc == 6 && strcmp(argv[5], "shut") == 0);
 	if (argc == 6 && strcmp(argv[1], "tcpmany") == 0)
 		return do_tcpmany(argv[2], argv[3], atoi(argv[4]), atoi(argv[5]));
-	if (argc == 3 && strcmp(argv[1], "tcpsink") == 0)
-		return do_tcpsink(argv[2]);
+	if ((argc == 3 || argc == 4) && strcmp(argv[1], "tcpsink") == 0)
+		return do_tcpsink(argv[2], argc == 4 && strcmp(argv[3], "http") == 0);
 	if (argc == 5 && strcmp(argv[1], "udpc") == 0)
 		return do_udp(argv[2], argv[3], argv[4], 1, 1);
 	fprintf(stderr, "usage: %s tcp|tcpget|udp|udpc HOST PORT ...\n", argv[0]);
