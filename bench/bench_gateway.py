@@ -22,7 +22,10 @@ through the gateway in each mode:
             routing to lo) with a freedom outbound, the usual way to make a
             v2ray gateway that splits traffic;
   redsocks  nft redirect to redsocks, which relays through microsocks on
-            the gateway (redsocks speaks only to a proxy).
+            the gateway (redsocks speaks only to a proxy);
+  rule      (not by default) plain forwarding with only the policy rule
+            anserd adds in gateway mode (fwmark 0x80616e73 lookup 0x616e
+            and its local route): what the rule alone costs.
 Each round runs every mode once, in a rotated order; a ratio is the
 median over rounds of the round's mode / plain ratio, with a
 distribution-free 95% confidence interval once there are 6 rounds.
@@ -133,6 +136,23 @@ def stop_redsocks(env):
     stop(env, "microsocks")
 
 
+RULE = ["pref", "100", "fwmark", "0x80616e73", "lookup", "0x616e"]
+
+
+def start_rule(env):
+    for fam in ("-4", "-6"):
+        harness.run(env.nsexec("g") + ["ip", fam, "route", "add", "local", "default", "dev", "lo",
+                                       "table", "0x616e"])
+        harness.run(env.nsexec("g") + ["ip", fam, "rule", "add"] + RULE)
+
+
+def stop_rule(env):
+    for fam in ("-4", "-6"):
+        harness.run(env.nsexec("g") + ["ip", fam, "rule", "del"] + RULE, check=False)
+        harness.run(env.nsexec("g") + ["ip", fam, "route", "flush", "table", "0x616e"],
+                    check=False)
+
+
 def stop(env, name):
     for n, p, _ in env.procs:
         if n == name and p.poll() is None:
@@ -193,16 +213,16 @@ def main():
     if modes[0] != "plain":
         sys.exit("--modes must start with plain (the ratios' base)")
     need = {"plain": ["iperf3", "wrk"], "anserd": [], "v2ray": ["v2ray", "nft"],
-            "redsocks": ["redsocks", "microsocks", "nft"]}
+            "redsocks": ["redsocks", "microsocks", "nft"], "rule": []}
     for m in modes:
         for tool in need[m]:
             if not shutil.which(tool):
                 sys.exit("%s is needed for mode %s (apt-get install %s)" % (tool, m, tool))
     env = harness.Env("bench-gw")
     starts = {"anserd": lambda: start_anserd(env, a.rules), "v2ray": lambda: start_v2ray(env),
-              "redsocks": lambda: start_redsocks(env)}
+              "redsocks": lambda: start_redsocks(env), "rule": lambda: start_rule(env)}
     stops = {"anserd": env.stop_anserd, "v2ray": lambda: stop_v2ray(env),
-             "redsocks": lambda: stop_redsocks(env)}
+             "redsocks": lambda: stop_redsocks(env), "rule": lambda: stop_rule(env)}
     metrics = ("1 stream Gbit/s", "4 streams Gbit/s", "connections/s",
                "wrk requests/s (new connection each)")
     res = {m: [] for m in modes}
