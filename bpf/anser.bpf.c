@@ -1466,7 +1466,8 @@ static __always_inline void lan_note_frag(const struct lan_pkt *pk, __u32 outbou
 /* A later fragment: dropped with a blocked first one, delivered to this
  * host (for anserd, with the first) with a proxied one, else forwarded.
  * One that comes before its first is forwarded. */
-__attribute__((noinline)) int lan_later_frag(struct __sk_buff *skb, const struct lan_pkt *pk)
+__attribute__((noinline)) int lan_later_frag(struct __sk_buff *skb, const struct lan_pkt *pk,
+					     __u32 enabled)
 {
 	struct anser_frag_key fk;
 
@@ -1477,7 +1478,7 @@ __attribute__((noinline)) int lan_later_frag(struct __sk_buff *skb, const struct
 	if (!out)
 		return TCX_NEXT_ACT;
 	if (*out == ANSER_OUT_BLOCK)
-		return TCX_DROP_ACT;
+		return enabled ? TCX_DROP_ACT : TCX_NEXT_ACT; /* suspended: nothing blocked */
 	skb->mark = ANSER_LAN_MARK;
 	return TCX_NEXT_ACT;
 }
@@ -1512,7 +1513,7 @@ int anser_lan_ingress(struct __sk_buff *skb)
 	if (lan_parse(skb, &pk) < 0)
 		return TCX_NEXT_ACT;
 	if (pk.frag == FRAG_LATER)
-		return lan_later_frag(skb, &pk);
+		return lan_later_frag(skb, &pk, c->enabled);
 	gi = active_rules(c, &slot);
 	fl = bpf_map_lookup_elem(&lan_flows, &pk.k);
 	if (fl && !pk.syn) {

@@ -615,6 +615,12 @@ static void test_fragments(void)
 	g_assert_cmpint(run(&l6), ==, TCX_DROP);
 	l6.frag_id = 82;
 	g_assert_cmpint(run(&l6), ==, TCX_NEXT);
+	/* suspended: nothing is blocked, fragments neither */
+	l6.frag_id = 81;
+	anser_datapath_set_enabled(dp, false);
+	g_assert_cmpint(run(&l6), ==, TCX_NEXT);
+	anser_datapath_set_enabled(dp, true);
+	g_assert_cmpint(run(&l6), ==, TCX_DROP);
 }
 
 /* The sk_lookup program: a datagram the kernel put together from the

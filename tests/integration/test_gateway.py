@@ -36,17 +36,28 @@ routing {
 
 # "OK <what the server saw>" or "FAIL <error>", within 2 s; over TCP, or
 # with a third argument "udp" one datagram (the server echoes
-# "ECHO <address it saw> <payload>").
+# "ECHO <address it saw> <payload>"); "tcp SPORT DSCP": over TCP from that
+# source port (0: any) with that DSCP.
 PROBE = """import socket, sys
 host, port = sys.argv[1], int(sys.argv[2])
+v6 = ":" in host
 try:
     if sys.argv[3:] == ["udp"]:
-        s = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_DGRAM)
+        s = socket.socket(socket.AF_INET6 if v6 else socket.AF_INET, socket.SOCK_DGRAM)
         s.settimeout(2)
         s.sendto(b"x", (host, port))
         print("OK", s.recv(4096).split()[1].decode())
         sys.exit(0)
-    s = socket.create_connection((host, port), timeout=2)
+    sport, dscp = (int(sys.argv[4]), int(sys.argv[5])) if sys.argv[3:4] == ["tcp"] else (0, 0)
+    s = socket.socket(socket.AF_INET6 if v6 else socket.AF_INET, socket.SOCK_STREAM)
+    s.settimeout(2)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if v6:
+        s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_TCLASS, dscp << 2)
+    else:
+        s.setsockopt(socket.IPPROTO_IP, socket.IP_TOS, dscp << 2)
+    s.bind(("::" if v6 else "0.0.0.0", sport))
+    s.connect((host, port))
     s.sendall(b"GET / HTTP/1.0\\r\\n\\r\\n")
     data = b""
     while True:
@@ -89,12 +100,13 @@ def topology(env):
         "ready" in env.log("web%d" % port) for port in (WEB, SHUT, 8081)))
 
 
-def probe(env, host, port, udp=False):
+def probe(env, host, port, udp=False, sport=0, dscp=0):
     path = os.path.join(env.tmp, "probe.py")
     if not os.path.exists(path):
         with open(path, "w") as f:
             f.write(PROBE)
-    return run(env.nsexec("c") + [harness.PY, path, host, str(port)] + (["udp"] if udp else []),
+    how = ["udp"] if udp else ["tcp", str(sport), str(dscp)]
+    return run(env.nsexec("c") + [harness.PY, path, host, str(port)] + how,
                check=False).stdout.strip()
 
 
@@ -307,42 +319,6 @@ routing {
 }
 """
 
-# A TCP connection from source port argv[3] (0: any) with DSCP argv[4]:
-# "OK <what the server saw>" or "FAIL <error>".
-SRC_PROBE = """import socket, sys
-host, port, sport, dscp = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
-v6 = ":" in host
-s = socket.socket(socket.AF_INET6 if v6 else socket.AF_INET, socket.SOCK_STREAM)
-s.settimeout(2)
-try:
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    if v6:
-        s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_TCLASS, dscp << 2)
-    else:
-        s.setsockopt(socket.IPPROTO_IP, socket.IP_TOS, dscp << 2)
-    s.bind(("::" if v6 else "0.0.0.0", sport))
-    s.connect((host, port))
-    s.sendall(b"GET / HTTP/1.0\\r\\n\\r\\n")
-    data = b""
-    while True:
-        part = s.recv(4096)
-        if not part:
-            break
-        data += part
-    print("OK", data.split(b"client=")[-1].decode().strip())
-except OSError as e:
-    print("FAIL", e)
-"""
-
-
-def src_probe(env, host, port, sport=0, dscp=0):
-    path = os.path.join(env.tmp, "src_probe.py")
-    if not os.path.exists(path):
-        with open(path, "w") as f:
-            f.write(SRC_PROBE)
-    return run(env.nsexec("c") + [harness.PY, path, host, str(port), str(sport), str(dscp)],
-               check=False).stdout.strip()
-
 
 def t_sip_mac(env):
     """sip(), mac(), sport() and dscp(): the rules see a forwarded packet's
@@ -366,14 +342,14 @@ def t_sip_mac(env):
     expect(reaches(env, S6, 8081, "OK " + C6), "v6: the v4 source rule does not hold")
     # sport() and dscp(): the source port and the DSCP of the first packet
     for host, me in ((S4, C4), (S6, C6)):
-        expect(src_probe(env, host, WEB, sport=5555).startswith("FAIL"),
+        expect(probe(env, host, WEB, sport=5555).startswith("FAIL"),
                "source port 5555 blocked (%s)" % host)
-        expect(src_probe(env, host, WEB, sport=5556) == "OK " + me,
+        expect(probe(env, host, WEB, sport=5556) == "OK " + me,
                "source port 5556 forwarded (%s)" % host)
-        expect(src_probe(env, host, WEB, dscp=46).startswith("FAIL"),
+        expect(probe(env, host, WEB, dscp=46).startswith("FAIL"),
                "DSCP 46 to %d blocked (%s)" % (WEB, host))
-        expect(src_probe(env, host, WEB, dscp=10) == "OK " + me, "DSCP 10 forwarded (%s)" % host)
-    expect(src_probe(env, S6, 8081, dscp=46) == "OK " + C6,
+        expect(probe(env, host, WEB, dscp=10) == "OK " + me, "DSCP 10 forwarded (%s)" % host)
+    expect(probe(env, S6, 8081, dscp=46) == "OK " + C6,
            "DSCP 46 to another port forwarded (the rule wants both)")
 
 
