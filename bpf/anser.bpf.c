@@ -1152,6 +1152,13 @@ struct {
 } lan_ifaces SEC(".maps");
 
 struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, ANSER_LAN_IF_SMALL);
+	__type(key, __u32);   /* ifindex */
+	__type(value, __u32); /* ANSER_LAN_F_* */
+} lan_if_small SEC(".maps");
+
+struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, ANSER_LAN_FLOWS); /* 1 unless gateway mode (set by anserd) */
 	__type(key, struct anser_lan_key);
@@ -1180,8 +1187,7 @@ struct {
 /* A forwarded packet as the gateway reads it. */
 struct lan_pkt {
 	struct anser_lan_key k;
-	__u8 mac[6];
-	__u8 have_mac; /* mac holds the source MAC (L2 devices) */
+	__u8 have_mac; /* an L2 device: there is a source MAC (lan_decide reads it) */
 	__u8 syn;      /* TCP SYN without ACK: a new connection */
 	/* fragments: 1 the first (it has the ports), 2 a later one (only
 	 * k.family, k.proto, the addresses and frag_id are set) */
@@ -1201,11 +1207,12 @@ struct lan_pkt {
 static __always_inline int lan_parse(struct __sk_buff *skb, struct lan_pkt *pk)
 {
 	__u32 off = ETH_HDR_LEN, l4, ifindex = skb->ifindex;
-	__u32 *flags = bpf_map_lookup_elem(&lan_ifaces, &ifindex);
+	__u32 *flags = ifindex < ANSER_LAN_IF_SMALL ? bpf_map_lookup_elem(&lan_if_small, &ifindex)
+						    : bpf_map_lookup_elem(&lan_ifaces, &ifindex);
 
 	if (flags && (*flags & ANSER_LAN_F_L3))
 		off = 0; /* no link-layer header: tun, WireGuard, PPP */
-	pk->have_mac = off && bpf_skb_load_bytes(skb, 6, pk->mac, 6) == 0;
+	pk->have_mac = off != 0;
 	if (skb->protocol == bpf_htons(ETH_P_IPV4)) {
 		struct iphdr ip;
 		if (bpf_skb_load_bytes(skb, off, &ip, sizeof(ip)) < 0)
@@ -1302,7 +1309,8 @@ __attribute__((noinline)) int lan_to_self(struct __sk_buff *skb, const struct la
  * be for this host: lan_to_self); -1 (fl untouched) without rules. The
  * gateway's helpers are global functions: the verifier walks each once,
  * not once for every path of the program that reaches a call. */
-__attribute__((noinline)) int lan_decide(const struct lan_pkt *pk, struct anser_lan_flow *fl)
+__attribute__((noinline)) int lan_decide(struct __sk_buff *skb, const struct lan_pkt *pk,
+					 struct anser_lan_flow *fl)
 {
 	struct anser_rules proc;
 	struct anser_lpm_key skey = {}, mkey = {};
@@ -1321,7 +1329,8 @@ __attribute__((noinline)) int lan_decide(const struct lan_pkt *pk, struct anser_
 	d.dport = pk->k.dport;
 	__builtin_memcpy(d.lkey.data, pk->k.daddr, 16);
 	__builtin_memcpy(skey.data, pk->k.saddr, 16);
-	__builtin_memcpy(mkey.data, pk->mac, 6);
+	int have_mac = pk->have_mac && (gi->lookups & ANSER_LOOKUP_MAC) &&
+		       bpf_skb_load_bytes(skb, 6, mkey.data, 6) == 0;
 	/* no process: what rules the unnamed, cgroup-less leave possible, and
 	 * those the source leaves (sip(), mac()) */
 	const struct anser_rules *src =
@@ -1329,9 +1338,8 @@ __attribute__((noinline)) int lan_decide(const struct lan_pkt *pk, struct anser_
 			? lpm_rules(&skey, slot, ANSER_LPM_SIP, &gi->sip_default)
 			: &gi->sip_default;
 	const struct anser_rules *mac =
-		(gi->lookups & ANSER_LOOKUP_MAC) && pk->have_mac
-			? lpm_rules(&mkey, slot, ANSER_LPM_MAC, &gi->mac_default)
-			: &gi->mac_default;
+		have_mac ? lpm_rules(&mkey, slot, ANSER_LPM_MAC, &gi->mac_default)
+			 : &gi->mac_default;
 	for (__u32 w = 0; w < ANSER_RULE_WORDS; w++)
 		proc.w[w] = gi->pname_default.w[w] & gi->cg_default.w[w] & src->w[w] & mac->w[w];
 	/* sport() and dscp(): sets of their own, when some rule has them */
@@ -1532,7 +1540,7 @@ int anser_lan_ingress(struct __sk_buff *skb)
 		if (gi && fl->version != gi->version) {
 			/* new rules: the flow keeps its path unless it is
 			 * blocked now, or was blocked before */
-			lan_decide(&pk, &nf);
+			lan_decide(skb, &pk, &nf);
 			lan_settle(skb, &pk, &nf);
 			if (nf.outbound == ANSER_OUT_BLOCK || fl->outbound == ANSER_OUT_BLOCK) {
 				if (now)
@@ -1548,7 +1556,7 @@ int anser_lan_ingress(struct __sk_buff *skb)
 fresh:
 	if (!c->enabled || !gi)
 		return TCX_NEXT_ACT; /* suspended: forwarded, and not remembered */
-	lan_decide(&pk, &nf);
+	lan_decide(skb, &pk, &nf);
 	lan_settle(skb, &pk, &nf);
 	/* a new connection on a cached flow's addresses (or an idle UDP
 	 * flow) rewrites its entry in place: no trip through the LRU lists */

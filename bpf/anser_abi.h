@@ -313,6 +313,10 @@ struct anser_proc_event {
  * (`lan_ifaces`, by ifindex). */
 #define ANSER_MAX_LAN_IFACES 64
 #define ANSER_LAN_F_L3	     1u /* no link-layer header (tun, WireGuard, PPP) */
+/* The same flags for interfaces with a small ifindex, in an array
+ * (`lan_if_small`, by ifindex): the program's lookup per packet is an
+ * index, not a hash. */
+#define ANSER_LAN_IF_SMALL 4096
 
 /*
  * Gateway mode's flows. A forwarded flow is decided once, at its first

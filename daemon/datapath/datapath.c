@@ -932,9 +932,21 @@ static int if_hwtype(int ifindex)
 	return r;
 }
 
+/* An interface's entries in lan_ifaces (mfd) and lan_if_small (sfd) gone. */
+static void lan_if_forget(int mfd, int sfd, uint32_t key)
+{
+	uint32_t none = 0;
+
+	if (mfd >= 0)
+		bpf_map_delete_elem(mfd, &key);
+	if (sfd >= 0 && key < ANSER_LAN_IF_SMALL)
+		bpf_map_update_elem(sfd, &key, &none, BPF_ANY);
+}
+
 int anser_datapath_set_lan(struct anser_datapath *dp, const int *ifindex, size_t n)
 {
 	int mfd = dp->skel ? bpf_map__fd(dp->skel->maps.lan_ifaces) : -1;
+	int sfd = dp->skel ? bpf_map__fd(dp->skel->maps.lan_if_small) : -1;
 	int pfd = dp->skel ? bpf_program__fd(dp->skel->progs.anser_lan_ingress) : -1;
 	int err = 0;
 
@@ -961,9 +973,7 @@ int anser_datapath_set_lan(struct anser_datapath *dp, const int *ifindex, size_t
 			(void)unlink(path);
 			g_free(path);
 		}
-		uint32_t key = (uint32_t)dp->lan_if[i];
-		if (mfd >= 0)
-			bpf_map_delete_elem(mfd, &key);
+		lan_if_forget(mfd, sfd, (uint32_t)dp->lan_if[i]);
 		log_info("Gateway: left interface %d", dp->lan_if[i]);
 		dp->lan_if[i] = dp->lan_if[dp->n_lan - 1];
 		dp->lan_link[i] = dp->lan_link[dp->n_lan - 1];
@@ -983,15 +993,18 @@ int anser_datapath_set_lan(struct anser_datapath *dp, const int *ifindex, size_t
 		int t = if_hwtype(ifindex[k]);
 		uint32_t key = (uint32_t)ifindex[k];
 		uint32_t flags = t == ARPHRD_ETHER ? 0 : ANSER_LAN_F_L3;
-		if (t < 0 || bpf_map_update_elem(mfd, &key, &flags, BPF_ANY) < 0) {
+		if (t < 0 || bpf_map_update_elem(mfd, &key, &flags, BPF_ANY) < 0 ||
+		    (key < ANSER_LAN_IF_SMALL &&
+		     bpf_map_update_elem(sfd, &key, &flags, BPF_ANY) < 0)) {
 			err = log_warning_errno(t < 0 ? t : -errno,
 						"Gateway: interface %d not watched: %m",
 						ifindex[k]);
+			lan_if_forget(mfd, sfd, key);
 			continue;
 		}
 		int fd = bpf_link_create(pfd, ifindex[k], BPF_TCX_INGRESS_TYPE, NULL);
 		if (fd < 0) {
-			bpf_map_delete_elem(mfd, &key);
+			lan_if_forget(mfd, sfd, key);
 			err = log_warning_errno(fd, "Gateway: cannot attach to interface %d: %m",
 						ifindex[k]);
 			continue;
