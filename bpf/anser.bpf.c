@@ -1397,18 +1397,17 @@ __attribute__((noinline)) int lan_tcp_known(struct __sk_buff *skb, const struct 
 	return known;
 }
 
-/* Give skb anserd's listener on loopback:port (only one that carries
- * ANSER_LISTENER_PRIORITY). 0, or -1 when there is none. */
+/* Give skb anserd's listener: for UDP the socket of lan_socks (there
+ * while anserd has it: closing removes it), for TCP the one on
+ * loopback:port that carries ANSER_LISTENER_PRIORITY. 0, or -1 when there
+ * is none. */
 __attribute__((noinline)) int lan_assign(struct __sk_buff *skb, __u32 v6, __u32 port, __u32 udp)
 {
 	struct bpf_sock_tuple t = {};
 	struct bpf_sock *sk;
 	__u32 len;
 
-	if (!port)
-		return -1;
 	if (udp) {
-		/* the socket itself, while anserd has it (closing removes it) */
 		sk = bpf_map_lookup_elem(&lan_socks, &v6);
 		if (!sk)
 			return -1;
@@ -1416,6 +1415,8 @@ __attribute__((noinline)) int lan_assign(struct __sk_buff *skb, __u32 v6, __u32 
 		bpf_sk_release(sk);
 		return r == 0 ? 0 : -1;
 	}
+	if (!port)
+		return -1;
 	len = loopback_tuple(&t, v6, port);
 	sk = bpf_sk_lookup_tcp(skb, &t, len, BPF_F_CURRENT_NETNS, 0);
 	if (!sk)
@@ -1442,9 +1443,7 @@ static __always_inline int lan_act(struct __sk_buff *skb, const struct anser_ctl
 		return TCX_NEXT_ACT;
 	}
 	int udp = pk->k.proto == IPPROTO_UDP;
-	__u16 port = udp ? (v6 ? c->lan_udp6_port : c->lan_udp4_port)
-			 : (v6 ? c->tcp6_port : c->tcp4_port);
-	if (lan_assign(skb, v6, port, udp) < 0)
+	if (lan_assign(skb, v6, v6 ? c->tcp6_port : c->tcp4_port, udp) < 0)
 		return c->fail_closed ? TCX_DROP_ACT : TCX_NEXT_ACT; /* anserd is gone */
 	skb->mark = ANSER_LAN_MARK;
 	return TCX_NEXT_ACT;
@@ -1541,10 +1540,8 @@ int anser_lan_ingress(struct __sk_buff *skb)
 			/* new rules: the flow keeps its path unless it is
 			 * blocked now, or was blocked before */
 			lan_decide(skb, &pk, &nf);
-			lan_settle(skb, &pk, &nf);
 			if (nf.outbound == ANSER_OUT_BLOCK || fl->outbound == ANSER_OUT_BLOCK) {
-				if (now)
-					nf.seen = now;
+				lan_settle(skb, &pk, &nf);
 				*fl = nf;
 			} else {
 				fl->version = gi->version;

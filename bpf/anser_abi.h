@@ -203,11 +203,6 @@ struct anser_ctl {
 	 * flow is steered only to a listener that is anserd's (carries
 	 * ANSER_LISTENER_PRIORITY), else refused. 0: not checked. */
 	__u32 fail_closed;
-	/* host order: gateway mode's UDP listeners on 127.0.0.1 and ::1 for
-	 * proxied LAN flows (one socket each, no SO_REUSEPORT: a client's
-	 * datagrams to any remote reach one session, full cone); 0: none */
-	__u16 lan_udp4_port;
-	__u16 lan_udp6_port;
 };
 
 /* SO_PRIORITY of anserd's listeners: a value above 6 needs CAP_NET_ADMIN,

@@ -1071,18 +1071,6 @@ int anser_datapath_set_ports(struct anser_datapath *dp, uint16_t tcp4, uint16_t 
 	return 0;
 }
 
-/* The port a socket is bound to (host order), 0 if none. */
-static uint16_t bound_port(int fd)
-{
-	struct sockaddr_storage ss;
-	socklen_t sl = sizeof(ss);
-
-	if (fd < 0 || getsockname(fd, (struct sockaddr *)&ss, &sl) < 0)
-		return 0;
-	return ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
-					      : ((struct sockaddr_in *)&ss)->sin_port);
-}
-
 int anser_datapath_set_lan_socks(struct anser_datapath *dp, int udp4, int udp6)
 {
 	int mfd = bpf_map__fd(dp->skel->maps.lan_socks);
@@ -1101,9 +1089,6 @@ int anser_datapath_set_lan_socks(struct anser_datapath *dp, int udp4, int udp6)
 				"go direct): %m",
 				i ? '6' : '4');
 	}
-	dp->ctl->lan_udp4_port = bound_port(udp4);
-	dp->ctl->lan_udp6_port = bound_port(udp6);
-	atomic_thread_fence(memory_order_seq_cst);
 	if (pfd >= 0 && dp->lan_lookup_link < 0) {
 		int ns = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
 		dp->lan_lookup_link =
@@ -1119,57 +1104,6 @@ int anser_datapath_set_lan_socks(struct anser_datapath *dp, int udp4, int udp6)
 		}
 	}
 	return err;
-}
-
-/* The 16 bytes (v4 mapped) and port of a sockaddr_in/in6; -EAFNOSUPPORT. */
-static int sa_bytes(const struct sockaddr *sa, uint8_t addr[16], uint16_t *port)
-{
-	if (sa->sa_family == AF_INET) {
-		const struct sockaddr_in *s = (const struct sockaddr_in *)sa;
-		memset(addr, 0, 10);
-		addr[10] = addr[11] = 0xff;
-		memcpy(addr + 12, &s->sin_addr, 4);
-		*port = s->sin_port;
-	} else if (sa->sa_family == AF_INET6) {
-		const struct sockaddr_in6 *s = (const struct sockaddr_in6 *)sa;
-		memcpy(addr, &s->sin6_addr, 16);
-		*port = s->sin6_port;
-	} else {
-		return -EAFNOSUPPORT;
-	}
-	return 0;
-}
-
-int anser_datapath_lan_lookup(struct anser_datapath *dp, int proto, const struct sockaddr *src,
-			      const struct sockaddr *dst, struct anser_flow *out)
-{
-	struct anser_lan_key k = { .family = (uint8_t)dst->sa_family, .proto = (uint8_t)proto };
-	struct anser_lan_flow fl;
-
-	if (sa_bytes(src, k.saddr, &k.sport) < 0 || sa_bytes(dst, k.daddr, &k.dport) < 0)
-		return -EAFNOSUPPORT;
-	/* the kernel keys v4 flows as AF_INET; a v6 socket may report them mapped */
-	if (IN6_IS_ADDR_V4MAPPED((const struct in6_addr *)k.daddr))
-		k.family = AF_INET;
-	if (bpf_map_lookup_elem(bpf_map__fd(dp->skel->maps.lan_flows), &k, &fl) < 0)
-		return -ENOENT;
-	if (fl.outbound == ANSER_OUT_BLOCK)
-		return -EACCES;
-	memset(out, 0, sizeof(*out));
-	out->family = k.family;
-	out->proto = (uint8_t)proto;
-	out->outbound = fl.outbound;
-	out->rule = fl.rule;
-	out->gen = fl.gen;
-	out->flags = ANSER_FLOW_F_LAN | ANSER_FLOW_F_PROXIED;
-	out->dport = k.dport;
-	memcpy(out->daddr, k.daddr, 16);
-	/* no process: the client's address names the flow in logs */
-	if (k.family == AF_INET)
-		inet_ntop(AF_INET, k.saddr + 12, out->pname, sizeof(out->pname));
-	else
-		inet_ntop(AF_INET6, k.saddr, out->pname, sizeof(out->pname));
-	return 0;
 }
 
 /* --- names from DNS (dom_ip) --- */
@@ -1580,6 +1514,45 @@ static void sockaddr_to_ep(const struct sockaddr *sa, struct ep *ep)
 		ep->port = s->sin6_port;
 		memcpy(ep->addr, &s->sin6_addr, 16);
 	}
+}
+
+int anser_datapath_lan_lookup(struct anser_datapath *dp, int proto, const struct sockaddr *src,
+			      const struct sockaddr *dst, struct anser_flow *out)
+{
+	struct anser_lan_key k = { .proto = (uint8_t)proto };
+	struct anser_lan_flow fl;
+	struct ep s, d;
+
+	if ((src->sa_family != AF_INET && src->sa_family != AF_INET6) ||
+	    (dst->sa_family != AF_INET && dst->sa_family != AF_INET6))
+		return -EAFNOSUPPORT;
+	sockaddr_to_ep(src, &s);
+	sockaddr_to_ep(dst, &d);
+	/* the kernel keys v4 flows as AF_INET; a v6 socket may report them mapped */
+	k.family = IN6_IS_ADDR_V4MAPPED((const struct in6_addr *)d.addr) ? AF_INET : AF_INET6;
+	k.sport = s.port;
+	k.dport = d.port;
+	memcpy(k.saddr, s.addr, 16);
+	memcpy(k.daddr, d.addr, 16);
+	if (bpf_map_lookup_elem(bpf_map__fd(dp->skel->maps.lan_flows), &k, &fl) < 0)
+		return -ENOENT;
+	if (fl.outbound == ANSER_OUT_BLOCK)
+		return -EACCES;
+	memset(out, 0, sizeof(*out));
+	out->family = k.family;
+	out->proto = (uint8_t)proto;
+	out->outbound = fl.outbound;
+	out->rule = fl.rule;
+	out->gen = fl.gen;
+	out->flags = ANSER_FLOW_F_LAN | ANSER_FLOW_F_PROXIED;
+	out->dport = k.dport;
+	memcpy(out->daddr, k.daddr, 16);
+	/* no process: the client's address names the flow in logs */
+	if (k.family == AF_INET)
+		inet_ntop(AF_INET, k.saddr + 12, out->pname, sizeof(out->pname));
+	else
+		inet_ntop(AF_INET6, k.saddr, out->pname, sizeof(out->pname));
+	return 0;
 }
 
 int anser_datapath_tcp_lookup(struct anser_datapath *dp, const struct sockaddr *peer,

@@ -60,13 +60,12 @@ static uint16_t udp_csum(const void *src, const void *dst, size_t alen, const st
 static int send_bound(const struct sockaddr_storage *from, const struct sockaddr_storage *to,
 		      const uint8_t *data, size_t len)
 {
-	int v4 = from->ss_family == AF_INET, one = 1, r = 0;
+	int one = 1, r = 0;
 	int fd = socket(from->ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 
 	if (fd < 0)
 		return -errno;
-	if (setsockopt(fd, v4 ? IPPROTO_IP : IPPROTO_IPV6, v4 ? IP_TRANSPARENT : IPV6_TRANSPARENT,
-		       &one, sizeof(one)) < 0 ||
+	if (proxy_set_transparent(fd, from->ss_family) < 0 ||
 	    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
 	    bind(fd, (const struct sockaddr *)from, sa_len(from)) < 0 ||
 	    sendto(fd, data, len, 0, (const struct sockaddr *)to, sa_len(to)) < 0)

@@ -102,7 +102,7 @@ struct anser_proxy {
 	struct anser_proxy_opts opts;
 	struct anser_proxy_hooks hooks;
 	int tcp_fd[2]; /* 127.0.0.1, ::1 */
-	uint16_t tcp_port[2], udp_port[2], lan_udp_port[2];
+	uint16_t tcp_port[2], udp_port[2];
 	struct worker *workers;
 	unsigned n_workers;
 	bool started;
@@ -155,6 +155,9 @@ bool proxy_name_usable(struct anser_proxy *p, enum anser_dial_mode mode, const u
 		       const char *name);
 /* The mark the rule that decided f asks for (0: none). */
 uint32_t proxy_mark(const struct pgen *gen, const struct anser_flow *f);
+
+/* IP_TRANSPARENT / IPV6_TRANSPARENT on fd: 0 or -errno. */
+int proxy_set_transparent(int fd, int family);
 
 /* Gateway mode: the flow of a LAN client's (src) connection or datagram
  * to dst (the hook, else the datapath). */

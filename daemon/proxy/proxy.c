@@ -461,6 +461,17 @@ void anser_proxy_list_sessions(struct anser_proxy *p, struct anser_conn_list *l)
 
 /* --- listeners --- */
 
+int proxy_set_transparent(int fd, int family)
+{
+	int one = 1;
+	bool v4 = family == AF_INET;
+
+	return setsockopt(fd, v4 ? IPPROTO_IP : IPPROTO_IPV6,
+			  v4 ? IP_TRANSPARENT : IPV6_TRANSPARENT, &one, sizeof(one)) < 0
+		       ? -errno
+		       : 0;
+}
+
 /* transparent: gateway mode's (bpf/anser.bpf.c, anser_lan_ingress) */
 static int open_listener(int family, int type, uint16_t port, bool reuseport, bool transparent,
 			 int *fd_out, uint16_t *port_out)
@@ -508,8 +519,7 @@ static int open_listener(int family, int type, uint16_t port, bool reuseport, bo
 	 * address that is not the host's. Datagrams say where they went. */
 	if (transparent) {
 		bool v4 = family == AF_INET;
-		if (setsockopt(fd, v4 ? IPPROTO_IP : IPPROTO_IPV6,
-			       v4 ? IP_TRANSPARENT : IPV6_TRANSPARENT, &one, sizeof(one)) < 0)
+		if (proxy_set_transparent(fd, family) < 0)
 			goto fail;
 		if (type == SOCK_DGRAM && setsockopt(fd, v4 ? IPPROTO_IP : IPPROTO_IPV6,
 						     v4 ? IP_RECVORIGDSTADDR : IPV6_RECVORIGDSTADDR,
@@ -599,8 +609,9 @@ int anser_proxy_new(struct anser_datapath *dp, const struct anser_proxy_opts *op
 		 * datagram of a LAN client reaches one session whatever its
 		 * destination (a group would pick by the whole 4-tuple). */
 		if (p->opts.gateway) {
+			uint16_t port; /* (the kernel finds it in a sockmap) */
 			r = open_listener(families[f], SOCK_DGRAM, 0, false, true,
-					  &p->workers[0].udp_fd[2 + f], &p->lan_udp_port[f]);
+					  &p->workers[0].udp_fd[2 + f], &port);
 			if (r < 0)
 				goto fail_log;
 		}
