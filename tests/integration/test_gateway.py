@@ -34,38 +34,67 @@ routing {
 }
 """
 
-# "OK <what the server saw>" or "FAIL <error>", within 2 s; over TCP, or
-# with a third argument "udp" one datagram (the server echoes
-# "ECHO <address it saw> <payload>"); "tcp SPORT DSCP": over TCP from that
-# source port (0: any) with that DSCP.
-PROBE = """import socket, sys
-host, port = sys.argv[1], int(sys.argv[2])
+# Run in the client namespace (client_probe). "OK ..." or "FAIL <error>":
+#   HOST PORT udp              one datagram; "OK <what the server saw>" (the
+#                              server echoes "ECHO <address it saw> <payload>")
+#   HOST PORT tcp SPORT DSCP   GET / from source port SPORT (0: any) with DSCP;
+#                              "OK <what the server saw>"
+#   HOST PORT bytes N          GET /bytes/N; "OK <sha256 of the body> <bytes>"
+#   HOST PORT cone[:N]         one socket sends "hello" (or N bytes) to PORT and
+#                              PORT + 1, checks each reply came from the address
+#                              it was sent to: "OK <seen by the first> <by the
+#                              second> <local port>" (full cone: one source)
+PROBE = """import hashlib, socket, sys
+host, port, what = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 v6 = ":" in host
-try:
-    if sys.argv[3:] == ["udp"]:
-        s = socket.socket(socket.AF_INET6 if v6 else socket.AF_INET, socket.SOCK_DGRAM)
-        s.settimeout(2)
-        s.sendto(b"x", (host, port))
-        print("OK", s.recv(4096).split()[1].decode())
-        sys.exit(0)
-    sport, dscp = (int(sys.argv[4]), int(sys.argv[5])) if sys.argv[3:4] == ["tcp"] else (0, 0)
-    s = socket.socket(socket.AF_INET6 if v6 else socket.AF_INET, socket.SOCK_STREAM)
-    s.settimeout(2)
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    if v6:
-        s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_TCLASS, dscp << 2)
-    else:
-        s.setsockopt(socket.IPPROTO_IP, socket.IP_TOS, dscp << 2)
-    s.bind(("::" if v6 else "0.0.0.0", sport))
-    s.connect((host, port))
-    s.sendall(b"GET / HTTP/1.0\\r\\n\\r\\n")
+fam = socket.AF_INET6 if v6 else socket.AF_INET
+
+
+def get(s, path):
+    s.sendall(b"GET %s HTTP/1.0\\r\\n\\r\\n" % path)
     data = b""
     while True:
-        part = s.recv(4096)
+        part = s.recv(65536)
         if not part:
-            break
+            return data
         data += part
-    print("OK", data.split(b"client=")[-1].decode().strip())
+
+
+try:
+    s = socket.socket(fam, socket.SOCK_DGRAM if what.startswith(("udp", "cone"))
+                      else socket.SOCK_STREAM)
+    s.settimeout(2)
+    if what == "udp":
+        s.sendto(b"x", (host, port))
+        print("OK", s.recv(4096).split()[1].decode())
+    elif what.startswith("cone"):
+        payload = b"x" * int(what[5:]) if what.startswith("cone:") else b"hello"
+        seen = []
+        for p in (port, port + 1):
+            s.sendto(payload, (host, p))
+            data, src = s.recvfrom(4096)
+            if (src[0], src[1]) != (host, p):
+                raise OSError("reply from %s, sent to %s" % (src, (host, p)))
+            parts = data.split()
+            if parts[0] != b"ECHO" or parts[-1] != payload:
+                raise OSError("bad reply %r" % data)
+            seen.append(parts[1].decode())
+        print("OK", seen[0], seen[1], s.getsockname()[1])
+    elif what == "bytes":
+        s.settimeout(5)
+        s.connect((host, port))
+        body = get(s, b"/bytes/%d" % int(sys.argv[4])).split(b"\\r\\n\\r\\n", 1)[1]
+        print("OK", hashlib.sha256(body).hexdigest(), len(body))
+    else:
+        sport, dscp = int(sys.argv[4]), int(sys.argv[5])
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if v6:
+            s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_TCLASS, dscp << 2)
+        else:
+            s.setsockopt(socket.IPPROTO_IP, socket.IP_TOS, dscp << 2)
+        s.bind(("::" if v6 else "0.0.0.0", sport))
+        s.connect((host, port))
+        print("OK", get(s, b"/").split(b"client=")[-1].decode().strip())
 except OSError as e:
     print("FAIL", e)
 """
@@ -100,14 +129,18 @@ def topology(env):
         "ready" in env.log("web%d" % port) for port in (WEB, SHUT, 8081)))
 
 
-def probe(env, host, port, udp=False, sport=0, dscp=0):
+def client_probe(env, host, port, *how):
+    """PROBE, run once in the client namespace."""
     path = os.path.join(env.tmp, "probe.py")
     if not os.path.exists(path):
         with open(path, "w") as f:
             f.write(PROBE)
-    how = ["udp"] if udp else ["tcp", str(sport), str(dscp)]
-    return run(env.nsexec("c") + [harness.PY, path, host, str(port)] + how,
+    return run(env.nsexec("c") + [harness.PY, path, host, str(port)] + [str(x) for x in how],
                check=False).stdout.strip()
+
+
+def probe(env, host, port, udp=False, sport=0, dscp=0):
+    return client_probe(env, host, port, *(["udp"] if udp else ["tcp", sport, dscp]))
 
 
 def reaches(env, host, port, want, udp=False):
@@ -372,55 +405,12 @@ routing {
 
 SS_PASSWORD = "Anser-gw-pw1"
 
-# "OK <sha256 of the body> <bytes>" of GET /bytes/N over TCP, or for
-# "udp" (or "udp:N", N bytes of payload): one socket sends to two ports of host and prints "OK <what the
-# server saw on the first> <on the second> <local port>", after checking
-# each reply came from the address it was sent to (full cone: the server
-# sees one source for both).
-PROXY_PROBE = """import hashlib, socket, sys
-host, port, what = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-fam = socket.AF_INET6 if ":" in host else socket.AF_INET
-try:
-    if what.startswith("udp"):
-        payload = b"x" * int(what[4:]) if what.startswith("udp:") else b"hello"
-        s = socket.socket(fam, socket.SOCK_DGRAM)
-        s.settimeout(2)
-        seen = []
-        for p in (port, port + 1):
-            s.sendto(payload, (host, p))
-            data, src = s.recvfrom(4096)
-            if (src[0], src[1]) != (host, p):
-                raise OSError("reply from %s, sent to %s" % (src, (host, p)))
-            parts = data.split()
-            if parts[0] != b"ECHO" or parts[-1] != payload:
-                raise OSError("bad reply %r" % data)
-            seen.append(parts[1].decode())
-        print("OK", seen[0], seen[1], s.getsockname()[1])
-        sys.exit(0)
-    n = int(what)
-    s = socket.create_connection((host, port), timeout=5)
-    s.sendall(b"GET /bytes/%d HTTP/1.0\\r\\n\\r\\n" % n)
-    data = b""
-    while True:
-        part = s.recv(65536)
-        if not part:
-            break
-        data += part
-    body = data.split(b"\\r\\n\\r\\n", 1)[1]
-    print("OK", hashlib.sha256(body).hexdigest(), len(body))
-except OSError as e:
-    print("FAIL", e)
-"""
-
-
 def proxy_probe(env, host, port, what):
-    path = os.path.join(env.tmp, "proxy_probe.py")
-    if not os.path.exists(path):
-        with open(path, "w") as f:
-            f.write(PROXY_PROBE)
+    """PROBE's cone test ("udp", "udp:N") or a fetch of N bytes (what: N),
+    allowing the first tries of a path to fail."""
+    how = ["cone" + what[3:]] if what.startswith("udp") else ["bytes", what]
     for _ in range(3):
-        out = run(env.nsexec("c") + [harness.PY, path, host, str(port), what],
-                  check=False).stdout.strip()
+        out = client_probe(env, host, port, *how)
         if out.startswith("OK"):
             break
     return out
