@@ -25,13 +25,22 @@ through the gateway in each mode:
             the gateway (redsocks speaks only to a proxy);
   rule      (not by default) plain forwarding with only the policy rule
             anserd adds in gateway mode (fwmark 0x80616e73 lookup 0x616e
-            and its local route): what the rule alone costs.
-Each round runs every mode once, in a rotated order; a ratio is the
-median over rounds of the round's mode / plain ratio, with a
-distribution-free 95% confidence interval once there are 6 rounds.
+            and its local route): what the rule alone costs;
+  again     (not by default) plain forwarding once more: its ratio to
+            plain is this host's noise floor (an A/A comparison).
+Each round runs every mode once, in the given order on even rounds and
+reversed on odd ones (ABBA), so a slow drift of the host weighs on every
+mode alike; a ratio is the median over rounds of the round's mode / plain
+ratio, with a distribution-free 95% confidence interval once there are 6
+rounds.
+
+iperf3's client and server share CPU 0 (--cpu same, the default), with
+the gateway's forwarding, which runs in the sender's softirq: the stream
+is bound by that one CPU, so every nanosecond a mode adds per packet
+costs throughput. --cpu split puts the client on CPU 1 instead.
 
 Usage: bench/bench_gateway.py [--rounds 3] [--seconds 3] [--connects 2000]
-       [--rules 1000] [--modes plain,anserd,v2ray,redsocks]
+       [--rules 1000] [--modes plain,anserd,v2ray,redsocks] [--cpu same|split]
 Needs root, iperf3, wrk, v2ray, redsocks, microsocks, nft, and a build in
 ./build (or ANSER_BUILD_DIR).
 """
@@ -160,9 +169,9 @@ def stop(env, name):
             p.wait(10)
 
 
-def iperf(env, seconds, streams):
+def iperf(env, seconds, streams, cpu):
     r = harness.run(env.nsexec("c") + ["iperf3", "-c", gw.S4, "-p", "5201", "-t", str(seconds),
-                                       "-P", str(streams), "-J", "-A", "1"],
+                                       "-P", str(streams), "-J", "-A", cpu],
                     timeout=seconds + 30, check=False)
     data = json.loads(r.stdout[r.stdout.index("{"):])
     if "error" in data:
@@ -201,6 +210,46 @@ def conn_rate(env, n):
     return float(fields["per_s"])
 
 
+STATS = "/proc/sys/kernel/bpf_stats_enabled"
+
+
+def prog_time(prefix="anser_lan_ing"):
+    """(runs, ns) the kernel counted for the programs whose name starts
+    with prefix (bpftool shows 15 characters of a name)."""
+    r = harness.run(["bpftool", "-j", "prog", "show"])
+    runs = ns = 0
+    for p in json.loads(r.stdout):
+        if p.get("name", "").startswith(prefix):
+            runs += p.get("run_cnt", 0)
+            ns += p.get("run_time_ns", 0)
+    return runs, ns
+
+
+def program_cost(env, a, cpu):
+    """The gateway program's own time during one 1-stream iperf3 run, as the
+    kernel counts it (kernel.bpf_stats_enabled, on only for this run: the
+    counting itself costs two clock reads a packet), against the stream's
+    time: the most anserd can take from a stream bound by one CPU."""
+    with open(STATS) as f:
+        old = f.read().strip()
+    start_anserd(env, a.rules)
+    try:
+        with open(STATS, "w") as f:
+            f.write("1")
+        r0, t0 = prog_time()
+        bits = iperf(env, a.seconds, 1, cpu)
+        r1, t1 = prog_time()
+    finally:
+        with open(STATS, "w") as f:
+            f.write(old)
+        env.stop_anserd()
+    runs, ns = r1 - r0, t1 - t0
+    print("anserd's program during a %d s 1-stream run (%.2f Gbit/s): %d packets, %.0f ns "
+          "each, %.1f ms in all: %.2f%% of one CPU's %d s" %
+          (a.seconds, bits / 1e9, runs, ns / max(runs, 1), ns / 1e6,
+           100.0 * ns / (a.seconds * 1e9), a.seconds), flush=True)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=3)
@@ -208,13 +257,18 @@ def main():
     ap.add_argument("--connects", type=int, default=2000)
     ap.add_argument("--rules", type=int, default=1000)
     ap.add_argument("--modes", default="plain,anserd,v2ray,redsocks")
+    ap.add_argument("--cpu", choices=("same", "split"), default="same",
+                    help="iperf3's client on the server's CPU (0) or on CPU 1")
     a = ap.parse_args()
+    cpu = "0" if a.cpu == "same" else "1"
     modes = a.modes.split(",")
     if modes[0] != "plain":
         sys.exit("--modes must start with plain (the ratios' base)")
-    need = {"plain": ["iperf3", "wrk"], "anserd": [], "v2ray": ["v2ray", "nft"],
-            "redsocks": ["redsocks", "microsocks", "nft"], "rule": []}
+    need = {"plain": ["iperf3", "wrk"], "anserd": ["bpftool"], "v2ray": ["v2ray", "nft"],
+            "redsocks": ["redsocks", "microsocks", "nft"], "rule": [], "again": []}
     for m in modes:
+        if m not in need:
+            sys.exit("unknown mode %s (one of %s)" % (m, ", ".join(need)))
         for tool in need[m]:
             if not shutil.which(tool):
                 sys.exit("%s is needed for mode %s (apt-get install %s)" % (tool, m, tool))
@@ -239,16 +293,17 @@ def main():
                                                  "tcpsink", str(HTTP_SINK), "http"])
         env.wait_port("s", HTTP_SINK)
         conn_rate(env, 500)  # neighbours resolved, caches warm
-        print("%d rounds; iperf3 -t %d (1 and 4 streams), %d sequential connects; "
-              "anserd with %d rules" % (a.rounds, a.seconds, a.connects, a.rules), flush=True)
+        print("%d rounds; iperf3 -t %d (1 and 4 streams, client on CPU %s), %d sequential "
+              "connects; anserd with %d rules" % (a.rounds, a.seconds, cpu, a.connects, a.rules),
+              flush=True)
         for rnd in range(a.rounds):
-            order = modes[rnd % len(modes):] + modes[:rnd % len(modes)]
+            order = modes if rnd % 2 == 0 else modes[::-1]
             for mode in order:
                 if mode in starts:
                     starts[mode]()
                 try:
                     conn_rate(env, 200)  # warm-up after the start
-                    v = (iperf(env, a.seconds, 1) / 1e9, iperf(env, a.seconds, 4) / 1e9,
+                    v = (iperf(env, a.seconds, 1, cpu) / 1e9, iperf(env, a.seconds, 4, cpu) / 1e9,
                          conn_rate(env, a.connects), wrk_rate(env, a.seconds))
                 finally:
                     if mode in stops:
@@ -271,6 +326,9 @@ def main():
                 cells.append(("%.2f" % med if i < 2 else "%.0f" % med) + " (" +
                              fmt_ratio(ratios) + "x)")
             print("| %s | %s |" % (name, " | ".join(cells)))
+        if "anserd" in modes:
+            print()
+            program_cost(env, a, cpu)
     finally:
         env.close()
 
