@@ -179,7 +179,7 @@ static int load(const char *dir)
 		return 1;
 	}
 	double t1 = now_ms();
-	int r = anser_routing_compile(cfg, 1, &c);
+	int r = anser_routing_compile(cfg, NULL, 1, &c);
 	double t2 = now_ms();
 	if (r < 0) {
 		fprintf(stderr, "compile: %s (%s)\n", strerror(-r), c.limit ? c.limit : "");
@@ -210,7 +210,7 @@ static int load(const char *dir)
 		struct anser_compiled copy;
 		if (anser_datapath_new(NULL, 0, &dp) == 0) {
 			/* compile again for the kernel: load takes the tables */
-			anser_routing_compile(cfg, 1, &copy);
+			anser_routing_compile(cfg, NULL, 1, &copy);
 			double k0 = now_ms();
 			int lr = anser_datapath_load_compiled(dp, &copy, 1);
 			double k1 = now_ms();

@@ -80,7 +80,17 @@ struct daemon {
 	/* SelectNode: groups made to use one node (kept until anserd exits) */
 	struct anser_node_pick *picks;
 	size_t n_picks;
+	/* network(): the active rules depend on the primary connection, and
+	 * are compiled again (on an idle turn of the loop) when it changes */
+	bool rules_network;
+	guint network_source;
 };
+
+/* The primary connection rules are compiled for (NULL: none known). */
+static const struct anser_network *current_network(const struct daemon *d)
+{
+	return d->netmon ? &anser_netmon_state(d->netmon)->primary : NULL;
+}
 
 /* Two fds per proxied TCP connection, more for UDP sessions: the default
  * soft limit of 1024 would cap anserd near 500 connections. Everything
@@ -268,7 +278,7 @@ static int load_config(struct daemon *d, struct anser_config **out, struct anser
 	if (r >= 0) {
 		/* The kernel's tables have limits the grammar does not: say so
 		 * here, so --check and Reload report it like any other error. */
-		int cr = anser_routing_compile(*out, 0, compiled);
+		int cr = anser_routing_compile(*out, current_network(d), 0, compiled);
 		if (cr < 0) {
 			if (message)
 				*message = compile_failure(*out, compiled, cr,
@@ -395,11 +405,13 @@ static int install_config(struct daemon *d, struct anser_config *cfg,
 	unsigned slot = first ? 0 : 1 - d->active;
 	int r;
 
+	bool network = compiled->network; /* the load takes `compiled` */
 	r = anser_datapath_load_compiled(d->dp, compiled, slot);
 	if (r < 0) {
 		anser_config_free(cfg);
 		return r;
 	}
+	d->rules_network = network;
 	apply_log_level(d, cfg);
 	struct anser_gen *g = anser_gen_new(cfg, ++d->generation, slot);
 	if (!g) {
@@ -714,7 +726,7 @@ static int apply_api_state(struct daemon *d, char **message)
 	if (!base)
 		return (*message = strdup("no configuration is active")) ? -EIO : -ENOMEM;
 	struct anser_config *cfg = with_api_state(d, anser_config_ref(base));
-	r = anser_routing_compile(cfg, 1 - d->active, &compiled);
+	r = anser_routing_compile(cfg, current_network(d), 1 - d->active, &compiled);
 	if (r < 0) {
 		*message = compile_failure(cfg, &compiled, r, d->routes_path);
 		anser_compiled_clear(&compiled);
@@ -897,7 +909,7 @@ static int validate_text(void *ud, const char *text, struct anser_diags *diags,
 	*compile_error = NULL;
 	if (anser_config_parse_string("<text>", text, strlen(text), &cfg, diags) < 0)
 		return 0;
-	int r = anser_routing_compile(cfg, 0, &compiled);
+	int r = anser_routing_compile(cfg, current_network(ud), 0, &compiled);
 	if (r == -E2BIG)
 		*compile_error = compile_failure(cfg, &compiled, r, "<text>");
 	anser_compiled_clear(&compiled);
@@ -1110,6 +1122,30 @@ static void follow_lan(struct daemon *d, const struct anser_netstate *now)
 	follow_kparams(d, now);
 }
 
+/* The primary connection changed under rules with network(): the active
+ * config compiled for the new one and swapped in, as a reload would (flows
+ * decided already keep their route). */
+static gboolean on_network_rules(gpointer ud)
+{
+	struct daemon *d = ud;
+	char *message = NULL;
+
+	d->network_source = 0;
+	if (!d->rules_network || !d->gens[d->active])
+		return G_SOURCE_REMOVE;
+	const struct anser_network *net = current_network(d);
+	int r = apply_api_state(d, &message);
+	if (r < 0)
+		log_error("Rules with network() not compiled for the new network, the old ones "
+			  "stay: %s",
+			  message ? message : strerror(-r));
+	else
+		log_info("Rules with network() now follow network '%s' (generation %llu)",
+			 net && net->id ? net->id : "", (unsigned long long)d->generation);
+	free(message);
+	return G_SOURCE_REMOVE;
+}
+
 /* The network changed: one PropertiesChanged for what did. */
 static void on_net_changed(void *ud, const struct anser_netstate *now, unsigned what)
 {
@@ -1119,6 +1155,9 @@ static void on_net_changed(void *ud, const struct anser_netstate *now, unsigned 
 
 	if (what & ANSER_NETMON_IFACES)
 		follow_lan(d, now);
+	/* not from here: this may run inside install_config() */
+	if ((what & ANSER_NETMON_PRIMARY) && d->rules_network && !d->network_source)
+		d->network_source = g_idle_add(on_network_rules, d);
 
 	if (what & ANSER_NETMON_IFACES)
 		changed[n++] = "Interfaces";
@@ -1129,6 +1168,13 @@ static void on_net_changed(void *ud, const struct anser_netstate *now, unsigned 
 	changed[n] = NULL;
 	if (d->bus && n)
 		anser_bus_properties_changed(d->bus, changed);
+}
+
+static void resync(void *ud)
+{
+	struct daemon *d = ud;
+	if (d->netmon)
+		anser_netmon_resync(d->netmon);
 }
 
 static const struct anser_bus_ops bus_ops = {
@@ -1150,6 +1196,7 @@ static const struct anser_bus_ops bus_ops = {
 	.get_health = get_health,
 	.test_nodes = test_nodes,
 	.get_netstate = get_netstate,
+	.resync = resync,
 };
 
 static gboolean on_sigterm(gpointer ud)
@@ -1479,6 +1526,8 @@ out:
 		g_source_remove(d.events_source);
 	if (d.poll_source)
 		g_source_remove(d.poll_source);
+	if (d.network_source)
+		g_source_remove(d.network_source);
 	anser_netmon_free(d.netmon);
 	if (d.kparams)
 		anser_kparams_restore(d.kparams);

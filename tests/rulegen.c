@@ -53,6 +53,7 @@ static gboolean cond_in(const struct anser_cond *c, const struct rulegen_flow *f
 	case ANSER_COND_SPORT:
 	case ANSER_COND_MAC:
 	case ANSER_COND_DSCP:
+	case ANSER_COND_NETWORK: /* compiled for no network */
 	case ANSER_COND_QNAME:
 	case ANSER_COND_QTYPE:
 	case ANSER_COND_IP:

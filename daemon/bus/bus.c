@@ -516,8 +516,19 @@ static int method_select_node(struct anser_bus *b, sd_bus_message *m, sd_bus_err
 	return sd_bus_reply_method_return(m, NULL);
 }
 
+/* Resync: read the network again (NetworkManager's dispatcher calls it on
+ * every change). It changes nothing a caller chooses and repeated calls
+ * fold into one read, so it needs no authorization. */
+static int method_resync(struct anser_bus *b, sd_bus_message *m, sd_bus_error *error)
+{
+	b->ops->resync(b->ud);
+	log_debug("Network read again on request of %s", sd_bus_message_get_sender(m));
+	return sd_bus_reply_method_return(m, NULL);
+}
+
 /* Deny by default: a method missing from this table is refused, whatever the
- * vtable says. Every entry needs its action in polkit/org.anser.policy.in. */
+ * vtable says. Every entry needs its action in polkit/org.anser.policy.in,
+ * but for the one with none (NULL), which asks nobody. */
 static const struct method_auth method_auth_table[] = {
 	{ "Reload", "org.anser.manage", method_reload },
 	{ "ListConnections", "org.anser.view-connections", method_list_connections },
@@ -528,6 +539,7 @@ static const struct method_auth method_auth_table[] = {
 	{ "ListNodes", "org.anser.view-connections", method_list_nodes },
 	{ "SelectNode", "org.anser.manage", method_select_node },
 	{ "TestNodes", "org.anser.manage", method_test_nodes },
+	{ "Resync", NULL, method_resync },
 	/* org.freedesktop.DBus.Properties.Set of Enabled (see on_message) */
 	{ "Set", "org.anser.manage", method_set_enabled },
 };
@@ -587,6 +599,8 @@ static int method_authorize_then_run(sd_bus_message *m, void *userdata, sd_bus_e
 		return sd_bus_error_setf(error, ANSER_BUS_ERROR_NOT_AUTHORIZED,
 					 "Method %s has no polkit action, denied",
 					 sd_bus_message_get_member(m));
+	if (!method->action_id)
+		return method->run(b, m, error);
 
 	call = g_new0(struct pending_call, 1);
 	call->bus = b;
@@ -896,6 +910,8 @@ static const sd_bus_vtable manager_vtable[] = {
 				method_authorize_then_run, SD_BUS_VTABLE_UNPRIVILEGED),
 	SD_BUS_METHOD_WITH_ARGS("Validate", SD_BUS_ARGS("s", text),
 				SD_BUS_RESULT("b", ok, "a(suus)", diagnostics),
+				method_authorize_then_run, SD_BUS_VTABLE_UNPRIVILEGED),
+	SD_BUS_METHOD_WITH_ARGS("Resync", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT,
 				method_authorize_then_run, SD_BUS_VTABLE_UNPRIVILEGED),
 	SD_BUS_VTABLE_END,
 };

@@ -86,6 +86,8 @@ struct anser_bus_ops {
 	/* Interfaces, PrimaryConnection and Network (borrowed; NULL: not
 	 * watched). */
 	const struct anser_netstate *(*get_netstate)(void *ud);
+	/* Resync: read the network again soon (repeated calls fold). */
+	void (*resync)(void *ud);
 };
 
 /* address NULL: the system bus. Requests org.anser.Anser1; fails with

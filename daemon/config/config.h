@@ -151,12 +151,32 @@ enum anser_cond_type {
 	ANSER_COND_SPORT, /* ports */
 	ANSER_COND_MAC,	  /* macs */
 	ANSER_COND_DSCP,  /* dscp: a bit per value 0..63 */
+	/* the network the machine is on (our extension), decided in userspace */
+	ANSER_COND_NETWORK, /* nets */
 	/* the dns section's routing */
 	ANSER_COND_QNAME,    /* domains (and sets), as DOMAIN */
 	ANSER_COND_QTYPE,    /* ports: lo == hi == the type's number */
 	ANSER_COND_IP,	     /* cidrs (and sets), answers' addresses */
 	ANSER_COND_UPSTREAM, /* names: upstreams that answered */
 };
+
+/* network(key: value): what NetworkManager's primary connection must show */
+enum anser_net_key {
+	ANSER_NET_ID,	 /* the profile's name */
+	ANSER_NET_UUID,	 /* the profile's uuid */
+	ANSER_NET_TYPE,	 /* ethernet, wifi, vpn, gsm, ... */
+	ANSER_NET_SSID,	 /* Wi-Fi */
+	ANSER_NET_IFACE, /* its IP interface */
+	ANSER_NET_METERED,
+	ANSER_NET_N
+};
+
+struct anser_net_match {
+	enum anser_net_key key;
+	char *value; /* a shell glob; for METERED "yes" or "no" */
+};
+/* "id", "uuid", ... as network() takes them */
+const char *anser_net_key_name(enum anser_net_key k);
 
 struct anser_domain_pat {
 	uint8_t kind; /* enum anser_domain_kind (daemon/geodata/geodata.h) */
@@ -185,7 +205,9 @@ struct anser_cond {
 	size_t n_domains;
 	uint8_t (*macs)[6]; /* MAC */
 	size_t n_macs;
-	uint64_t dscp; /* DSCP */
+	uint64_t dscp;		      /* DSCP */
+	struct anser_net_match *nets; /* NETWORK: any of them holds */
+	size_t n_nets;
 	/* DOMAIN and DIP: data sets as written ("geosite:cn", "geoip:private",
 	 * "ext:my.dat:tag"), whose entries follow those written out:
 	 * domains[0..n_written) or cidrs[0..n_written) */

@@ -101,6 +101,13 @@ static void put_cond(FILE *f, const struct anser_cond *c)
 				sep = ", ";
 			}
 		break;
+	case ANSER_COND_NETWORK:
+		fputs("network(", f);
+		for (size_t i = 0; i < c->n_nets; i++, sep = ", ") {
+			fprintf(f, "%s%s: ", sep, anser_net_key_name(c->nets[i].key));
+			put_name(f, c->nets[i].value);
+		}
+		break;
 	case ANSER_COND_UPSTREAM:
 		fputs("upstream(", f);
 		for (size_t i = 0; i < c->n_names; i++, sep = ", ") {

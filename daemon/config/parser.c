@@ -1119,6 +1119,7 @@ enum fn_kind {
 	FN_SPORT,
 	FN_MAC,
 	FN_DSCP,
+	FN_NETWORK,
 	FN_QNAME,
 	FN_QTYPE,
 	FN_IP,
@@ -1126,11 +1127,82 @@ enum fn_kind {
 	FN_N
 };
 static const char *const fn_names[FN_N] = {
-	"pname", "dip",	  "dport", "l4proto", "ipversion", "app",   "cgroup", "domain",
-	"sip",	 "sport", "mac",   "dscp",    "qname",	   "qtype", "ip",     "upstream",
+	"pname", "dip", "dport", "l4proto", "ipversion", "app",	  "cgroup", "domain",	"sip",
+	"sport", "mac", "dscp",	 "network", "qname",	 "qtype", "ip",	    "upstream",
 };
 #define FN_SUPPORTED                                                                               \
-	"pname, app, cgroup, domain, dip, dport, l4proto, ipversion, sip, sport, mac, dscp"
+	"pname, app, cgroup, domain, dip, dport, l4proto, ipversion, sip, sport, mac, dscp, "      \
+	"network"
+
+static const char *const net_keys[ANSER_NET_N] = {
+	"id", "uuid", "type", "ssid", "iface", "metered"
+};
+
+const char *anser_net_key_name(enum anser_net_key k)
+{
+	return (unsigned)k < ANSER_NET_N ? net_keys[k] : "?";
+}
+
+/* network(key: value): the key one of net_keys, the value a glob (yes or
+ * no for metered). */
+static int network_arg(struct cfg_parser *p, struct arg *a, struct anser_cond *cond, size_t *cap,
+		       const char *q)
+{
+	size_t k;
+
+	if (!a->key) {
+		ERR(p, a->pos,
+		    "network('%s') needs a key: network(id: ...), network(ssid: ...), "
+		    "network(type: wifi|ethernet|vpn|gsm|...), network(uuid: ...), "
+		    "network(iface: ...) or network(metered: yes|no)",
+		    q);
+		return -EINVAL;
+	}
+	for (k = 0; k < ANSER_NET_N; k++)
+		if (strcmp(a->key, net_keys[k]) == 0)
+			break;
+	if (k == ANSER_NET_N) {
+		char *qk = cfg_quote(a->key, strlen(a->key));
+		const char *sug = cfg_suggest(a->key, net_keys, ANSER_NET_N);
+		if (sug)
+			ERR(p, a->pos, "unknown key '%s' in network() (did you mean '%s'?)", qk,
+			    sug);
+		else
+			ERR(p, a->pos,
+			    "unknown key '%s' in network() (id, uuid, type, ssid, iface, "
+			    "metered)",
+			    qk);
+		free(qk);
+		return -EINVAL;
+	}
+	char *v = a->val;
+	if (k == ANSER_NET_METERED) {
+		static const char *const yes[] = { "yes", "true", "1" }, *const no[] = { "no",
+											 "false",
+											 "0" };
+		const char *norm = NULL;
+		for (size_t i = 0; i < 3; i++) {
+			if (strcmp(a->val, yes[i]) == 0)
+				norm = "yes";
+			if (strcmp(a->val, no[i]) == 0)
+				norm = "no";
+		}
+		if (!norm) {
+			ERR(p, a->pos, "network(metered: '%s'): write yes or no", q);
+			return -EINVAL;
+		}
+		v = cfg_strdup(norm);
+	} else if (!*a->val) {
+		ERR(p, a->pos, "network(%s: '') is empty (an empty %s is never matched)",
+		    net_keys[k], net_keys[k]);
+		return -EINVAL;
+	} else {
+		a->val = NULL;
+	}
+	cfg_reserve(&cond->nets, cap, cond->n_nets, sizeof(*cond->nets));
+	cond->nets[cond->n_nets++] = (struct anser_net_match){ (enum anser_net_key)k, v };
+	return 0;
+}
 static const char *const fn_dae_only[] = { "uid", "tag" };
 
 /* "02:42:ac:11:00:02": six two-digit hex bytes separated by ':'. */
@@ -1371,7 +1443,7 @@ static int cond_from_call(struct cfg_parser *p, struct call *c, struct anser_con
 		char *q = cfg_quote(a->val, strlen(a->val));
 		const char *colon = strchr(a->val, ':');
 		if (a->key && kind != FN_DOMAIN && kind != FN_DIP && kind != FN_SIP &&
-		    kind != FN_QNAME && kind != FN_IP) {
+		    kind != FN_QNAME && kind != FN_IP && kind != FN_NETWORK) {
 			char *qk = cfg_quote(a->key, strlen(a->key));
 			ERR(p, a->pos, "%s(%s: ...) is not supported yet (list plain values)",
 			    fn_names[kind], qk);
@@ -1467,6 +1539,10 @@ static int cond_from_call(struct cfg_parser *p, struct call *c, struct anser_con
 			cond->dscp |= 1ULL << v;
 			break;
 		}
+		case FN_NETWORK:
+			if (network_arg(p, a, cond, &cap, q) < 0)
+				r = -EINVAL;
+			break;
 		case FN_IP:
 		case FN_SIP:
 		case FN_DIP: {
@@ -1586,6 +1662,9 @@ static void cond_clear(struct anser_cond *c)
 	free(c->macs);
 	free(c->cidrs);
 	free(c->ports);
+	for (size_t i = 0; i < c->n_nets; i++)
+		free(c->nets[i].value);
+	free(c->nets);
 }
 
 static void rule_clear(struct anser_rule *r)

@@ -1326,7 +1326,7 @@ int anser_datapath_load_rules(struct anser_datapath *dp, const struct anser_conf
 	struct anser_compiled c;
 	int r;
 
-	r = anser_routing_compile(cfg, slot, &c);
+	r = anser_routing_compile(cfg, NULL, slot, &c);
 	if (r == -E2BIG)
 		return log_error_errno(r, "The routing rules do not fit the kernel's tables (%s)",
 				       c.limit);

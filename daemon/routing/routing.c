@@ -14,6 +14,7 @@
 #include "routing.h"
 
 #include <errno.h>
+#include <fnmatch.h>
 #include <glib.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -110,6 +111,29 @@ static bool in_none(const struct anser_cond *cond, size_t i, const void *ud)
 static bool in_l4(const struct anser_cond *cond, size_t i, const void *ud)
 {
 	return cond->mask & *(const unsigned *)ud;
+}
+
+/* network(): does the primary connection show one of the condition's
+ * values? Never while there is none (NetworkManager away, or offline). */
+static bool in_network(const struct anser_cond *cond, size_t i, const void *ud)
+{
+	const struct anser_network *net = ud;
+
+	if (!net || !net->id || !*net->id)
+		return false;
+	for (size_t k = 0; k < cond->n_nets; k++) {
+		const struct anser_net_match *m = &cond->nets[k];
+		const char *have = m->key == ANSER_NET_ID      ? net->id
+				   : m->key == ANSER_NET_UUID  ? net->uuid
+				   : m->key == ANSER_NET_TYPE  ? net->type
+				   : m->key == ANSER_NET_SSID  ? net->ssid
+				   : m->key == ANSER_NET_IFACE ? net->iface
+				   : net->metered	       ? "yes"
+							       : "no";
+		if (have && *have && fnmatch(m->value, have, 0) == 0)
+			return true;
+	}
+	return false;
 }
 
 static size_t count_conds(const struct anser_config *cfg, enum anser_cond_type type)
@@ -721,7 +745,8 @@ void anser_compiled_set_slot(struct anser_compiled *c, unsigned slot)
 		c->pnames[i].key.set = slot;
 }
 
-static int compile_merged(const struct anser_config *cfg, const uint16_t *first, unsigned slot,
+static int compile_merged(const struct anser_config *cfg, const uint16_t *first,
+			  const struct anser_network *net, unsigned slot,
 			  struct anser_compiled *out);
 
 /* ---- dae's merge: consecutive rules of one condition of the same kind,
@@ -732,8 +757,9 @@ bool anser_rules_mergeable(const struct anser_rule *a, const struct anser_rule *
 	if (a->n_conds != 1 || b->n_conds != 1)
 		return false;
 	const struct anser_cond *x = &a->conds[0], *y = &b->conds[0];
-	return x->type == y->type && !x->negate && !y->negate && a->outbound == b->outbound &&
-	       a->must == b->must && a->mark == b->mark;
+	/* network() is decided before the kernel sees the rules: left alone */
+	return x->type == y->type && x->type != ANSER_COND_NETWORK && !x->negate && !y->negate &&
+	       a->outbound == b->outbound && a->must == b->must && a->mark == b->mark;
 }
 
 #define APPEND(dst, n_dst, src, n_src)                                                             \
@@ -819,8 +845,8 @@ static int merge_rules(const struct anser_config *cfg, struct merged *m)
 	return 0;
 }
 
-int anser_routing_compile(const struct anser_config *cfg_in, unsigned slot,
-			  struct anser_compiled *out)
+int anser_routing_compile(const struct anser_config *cfg_in, const struct anser_network *net,
+			  unsigned slot, struct anser_compiled *out)
 {
 	struct merged m;
 	int r = merge_rules(cfg_in, &m);
@@ -830,7 +856,7 @@ int anser_routing_compile(const struct anser_config *cfg_in, unsigned slot,
 		memset(out, 0, sizeof(*out));
 		return r;
 	}
-	r = compile_merged(&m.view, m.first, slot, out);
+	r = compile_merged(&m.view, m.first, net, slot, out);
 	out->limit_rule = r == -E2BIG && m.view.n_rules + 1 > ANSER_MAX_RULES
 				  ? m.first[ANSER_MAX_RULES - 1]
 				  : SIZE_MAX;
@@ -838,7 +864,8 @@ int anser_routing_compile(const struct anser_config *cfg_in, unsigned slot,
 	return r;
 }
 
-static int compile_merged(const struct anser_config *cfg, const uint16_t *first, unsigned slot,
+static int compile_merged(const struct anser_config *cfg, const uint16_t *first,
+			  const struct anser_network *net, unsigned slot,
 			  struct anser_compiled *out)
 {
 	unsigned n = (unsigned)cfg->n_rules + 1;
@@ -872,7 +899,7 @@ static int compile_merged(const struct anser_config *cfg, const uint16_t *first,
 	/* A flow carries no name: domain() conditions hold as for "no name"
 	 * (dom_default) unless the DNS service filed the destination's
 	 * names (dom_ip, bpf/anser_abi.h) */
-	struct anser_rules no_fwd, fwd;
+	struct anser_rules no_fwd, fwd, on_net;
 	rules_where(cfg, ANSER_COND_DOMAIN, in_none, NULL, &out->info.dom_default);
 	if (count_conds(cfg, ANSER_COND_DOMAIN))
 		out->info.lookups |= ANSER_LOOKUP_DOMAIN;
@@ -887,6 +914,11 @@ static int compile_merged(const struct anser_config *cfg, const uint16_t *first,
 		for (unsigned w = 0; w < ANSER_RULE_WORDS; w++)
 			no_fwd.w[w] &= fwd.w[w];
 	}
+	/* network(): the rules the network the machine is on leaves possible,
+	 * for every flow alike */
+	rules_where(cfg, ANSER_COND_NETWORK, in_network, net, &on_net);
+	if (count_conds(cfg, ANSER_COND_NETWORK))
+		out->network = true;
 	for (unsigned udp = 0; udp < 2; udp++)
 		for (unsigned v6 = 0; v6 < 2; v6++) {
 			struct anser_rules *m = &out->info.l4[ANSER_L4_INDEX(udp, v6)], ipv;
@@ -897,8 +929,8 @@ static int compile_merged(const struct anser_config *cfg, const uint16_t *first,
 			struct anser_rules *lan = &out->info.lan_l4[ANSER_L4_INDEX(udp, v6)];
 			*lan = *m;
 			for (unsigned w = 0; w < ANSER_RULE_WORDS; w++) {
-				lan->w[w] &= ipv.w[w];
-				m->w[w] &= ipv.w[w] & no_fwd.w[w];
+				lan->w[w] &= ipv.w[w] & on_net.w[w];
+				m->w[w] &= ipv.w[w] & no_fwd.w[w] & on_net.w[w];
 			}
 		}
 	for (size_t q = 0; q < cfg->n_rules; q++) {

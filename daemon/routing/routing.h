@@ -15,6 +15,7 @@
 
 #include "../../bpf/anser_abi.h"
 #include "../config/config.h"
+#include "../netmon/netmon.h"
 #include "domain.h"
 
 struct anser_gen {
@@ -105,6 +106,9 @@ struct anser_compiled {
 	struct anser_cg_rules *cg;
 	/* with domain() rules: their patterns, for names from DNS and sniffing */
 	struct anser_domain_rules *dom;
+	/* some rule has network(): compiled for one network, again when the
+	 * network changes */
+	bool network;
 	const char *limit; /* on -E2BIG: which limit, as a phrase for users */
 	/* on -E2BIG for the number of rules: the first config rule that did
 	 * not fit; else SIZE_MAX */
@@ -112,10 +116,11 @@ struct anser_compiled {
 };
 
 /* Set ids and LPM keys carry the slot in their top bit so two generations
- * never share map entries. Returns -E2BIG (and sets out->limit) when the
- * rules do not fit the kernel's tables. */
-int anser_routing_compile(const struct anser_config *cfg, unsigned slot,
-			  struct anser_compiled *out);
+ * never share map entries. network() conditions hold or not by `net`, the
+ * primary connection now (NULL: none). Returns -E2BIG (and sets
+ * out->limit) when the rules do not fit the kernel's tables. */
+int anser_routing_compile(const struct anser_config *cfg, const struct anser_network *net,
+			  unsigned slot, struct anser_compiled *out);
 /* Re-key compiled tables for another slot (a config is compiled once, when
  * it is checked, and installed into whichever slot is free). */
 void anser_compiled_set_slot(struct anser_compiled *c, unsigned slot);

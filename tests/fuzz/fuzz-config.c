@@ -33,7 +33,7 @@ static const struct anser_cond *nth_cond(const struct anser_config *c, enum anse
 static void check_compiled(const struct anser_config *c, const uint8_t *data, size_t size)
 {
 	struct anser_compiled t;
-	int r = anser_routing_compile(c, size & 1, &t);
+	int r = anser_routing_compile(c, NULL, size & 1, &t);
 
 	if (r == -E2BIG)
 		return;

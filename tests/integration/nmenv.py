@@ -370,7 +370,7 @@ def write_dispatcher_script(path, text):
     return path
 
 
-def start_dispatcher(env, script_dir, timeout=10):
+def start_dispatcher(env, script_dir, timeout=10, system_bus=False):
     """nm-dispatcher --persist in ns h on env.bus, in a private mount namespace
     where SCRIPT_DIR is /etc/NetworkManager/dispatcher.d (and the scripts the
     system ships in /usr/lib/NetworkManager/dispatcher.d are hidden). Scripts
@@ -381,7 +381,13 @@ def start_dispatcher(env, script_dir, timeout=10):
 
     NM 1.42 calls the dispatcher for every action whatever its own view of
     the script directories, and carries on (logging "ServiceUnknown") when no
-    dispatcher is on the bus, so this may be started before or after NM."""
+    dispatcher is on the bus, so this may be started before or after NM.
+
+    SYSTEM_BUS: the test bus is also at the system bus's standard socket
+    (/run/dbus/system_bus_socket, on a private tmpfs in that mount
+    namespace), for scripts that use `busctl --system`: nm-dispatcher
+    hands its scripts an environment of its own making, without
+    DBUS_SYSTEM_BUS_ADDRESS."""
     exe = next((p for p in DISPATCHER_CANDIDATES if os.path.exists(p)), None)
     if exe is None:
         raise Skip("nm-dispatcher not installed")
@@ -392,6 +398,13 @@ def start_dispatcher(env, script_dir, timeout=10):
     mounts = ["mount --bind %s /etc/NetworkManager/dispatcher.d" % q(script_dir)]
     if os.path.isdir("/usr/lib/NetworkManager/dispatcher.d"):
         mounts.append("mount --bind %s /usr/lib/NetworkManager/dispatcher.d" % q(empty))
+    if system_bus:
+        if not os.path.isdir("/run/dbus"):
+            raise Skip("no /run/dbus to mount over")
+        sock = env.bus.split("=", 1)[1]
+        mounts += ["mount -t tmpfs -o mode=755 tmpfs /run/dbus",
+                   "touch /run/dbus/system_bus_socket",
+                   "mount --bind %s /run/dbus/system_bus_socket" % q(sock)]
     script = " && ".join(mounts + ["exec %s --persist --debug" % q(exe)])
     p = env.spawn("nm-dispatcher", env.nsexec("h") + ["unshare", "-m", "--propagation",
                                                       "private", "sh", "-c", script],

@@ -699,7 +699,7 @@ static void test_sets(void)
 	g_assert_cmpstr(r3, ==, "dip(9.9.9.9, 'geoip:cn', 'geoip:private') -> proxy");
 
 	struct anser_compiled comp;
-	g_assert_cmpint(anser_routing_compile(c, 0, &comp), ==, 0);
+	g_assert_cmpint(anser_routing_compile(c, NULL, 0, &comp), ==, 0);
 	static const struct {
 		const char *name;
 		unsigned rule; /* first rule its name leaves possible */
@@ -1238,6 +1238,14 @@ static const struct bad bad_inputs[] = {
 	  "invalid MAC address" },
 	{ "routing {\n dscp(64) -> direct\n fallback: direct\n}\n", 2, 7,
 	  "invalid DSCP value '64' in dscp() (0..63)" },
+	{ "routing {\n network(HomeWifi) -> direct\n fallback: direct\n}\n", 2, 10,
+	  "network('HomeWifi') needs a key: network(id: ...), network(ssid: ...)" },
+	{ "routing {\n network(sssid: HomeWifi) -> direct\n fallback: direct\n}\n", 2, 10,
+	  "unknown key 'sssid' in network() (did you mean 'ssid'?)" },
+	{ "routing {\n network(metered: maybe) -> direct\n fallback: direct\n}\n", 2, 10,
+	  "network(metered: 'maybe'): write yes or no" },
+	{ "routing {\n network(id: '') -> direct\n fallback: direct\n}\n", 2, 10,
+	  "network(id: '') is empty" },
 	{ "routing {\n app() -> direct\n fallback: direct\n}\n", 2, 2,
 	  "app() needs at least one argument" },
 	{ "routing {\n app(org/x) -> direct\n fallback: direct\n}\n", 2, 6,
@@ -1540,6 +1548,8 @@ static void test_format_round_trip(void)
 		  "direct",
 		  "domain(a.com, b.com, full: c.com, keyword: ads, regex: '^x\\\\.y$') -> "
 		  "direct" },
+		{ "network(ssid: 'Home Wifi', type: vpn) && !network(metered: true) -> block",
+		  "network(ssid: 'Home Wifi', type: vpn) && !network(metered: yes) -> block" },
 		{ "!domain(geosite:private) && dip(geoip: private) -> proxy",
 		  "!domain('geosite:private') && dip('geoip:private') -> proxy" },
 	};

@@ -25,7 +25,7 @@ static void test_compile_layout(void)
 	struct anser_config *cfg = rulegen_parse(cfg_text);
 	struct anser_compiled c;
 
-	g_assert_cmpint(anser_routing_compile(cfg, 1, &c), ==, 0);
+	g_assert_cmpint(anser_routing_compile(cfg, NULL, 1, &c), ==, 0);
 	g_assert_cmpuint(c.info.n_rules, ==, 4); /* 3 rules and fallback */
 	g_assert_cmpuint(c.info.outbound[0], ==, ANSER_OUT_FIRST_GROUP);
 	g_assert_cmpuint(c.info.outbound[1], ==, ANSER_OUT_BLOCK);
@@ -69,7 +69,7 @@ static void test_compile_layout(void)
 	g_assert_cmpuint(c.port_rules[c.port_class[999]].w[0], ==, 0xf);
 	anser_compiled_clear(&c);
 
-	g_assert_cmpint(anser_routing_compile(cfg, 0, &c), ==, 0);
+	g_assert_cmpint(anser_routing_compile(cfg, NULL, 0, &c), ==, 0);
 	g_assert_cmpuint(c.pnames[0].key.set, ==, 0);
 	g_assert_cmpuint(c.lpm[0].key.set, ==, ANSER_LPM_DIP);
 	anser_compiled_clear(&c);
@@ -88,7 +88,7 @@ static void test_random_rules(void)
 		char *text = rulegen_config(rnd, round < 50 ? 12 : 1023);
 		struct anser_config *cfg = rulegen_parse(text);
 		struct anser_compiled c;
-		int cr = anser_routing_compile(cfg, (unsigned)round & 1, &c);
+		int cr = anser_routing_compile(cfg, NULL, (unsigned)round & 1, &c);
 		if (cr == -E2BIG) { /* too many port classes: allowed, but rare */
 			g_assert_nonnull(c.limit);
 			goto next;
@@ -127,7 +127,7 @@ static void test_too_many(void)
 	g_string_append(t, "  fallback: direct\n}\n");
 	struct anser_config *cfg = rulegen_parse(t->str);
 	struct anser_compiled c;
-	g_assert_cmpint(anser_routing_compile(cfg, 0, &c), ==, -E2BIG);
+	g_assert_cmpint(anser_routing_compile(cfg, NULL, 0, &c), ==, -E2BIG);
 	g_assert_null(c.lpm);
 	g_assert_null(c.port_class);
 	g_assert_nonnull(strstr(c.limit, "dport()"));
@@ -156,7 +156,7 @@ static void test_merge(void)
 	struct anser_compiled c;
 	uint8_t a[16] = { [10] = 0xff, [11] = 0xff, [12] = 10 };
 
-	g_assert_cmpint(anser_routing_compile(cfg, 0, &c), ==, 0);
+	g_assert_cmpint(anser_routing_compile(cfg, NULL, 0, &c), ==, 0);
 	g_assert_cmpuint(c.info.n_rules, ==, 6 + 1);
 	static const uint16_t first[] = { 0, 2, 3, 4, 6, 7, ANSER_RULE_FALLBACK };
 	for (size_t k = 0; k < G_N_ELEMENTS(first); k++)
@@ -186,7 +186,7 @@ static void test_merge(void)
 		g_string_append_printf(t, "  dip(10.%d.%d.0/24) -> block\n", r / 256, r % 256);
 	g_string_append(t, "  fallback: direct\n}\n");
 	cfg = rulegen_parse(t->str);
-	g_assert_cmpint(anser_routing_compile(cfg, 0, &c), ==, 0);
+	g_assert_cmpint(anser_routing_compile(cfg, NULL, 0, &c), ==, 0);
 	g_assert_cmpuint(c.info.n_rules, ==, 2);
 	g_assert_cmpuint(c.n_lpm, ==, 3000);
 	a[12] = 10, a[13] = 11, a[14] = 183;
@@ -222,9 +222,9 @@ static void test_set_slot(void)
 		char *text = rulegen_config(rnd, 40);
 		struct anser_config *cfg = rulegen_parse(text);
 		struct anser_compiled a, b;
-		if (anser_routing_compile(cfg, 0, &a) == -E2BIG)
+		if (anser_routing_compile(cfg, NULL, 0, &a) == -E2BIG)
 			goto next;
-		g_assert_cmpint(anser_routing_compile(cfg, 1, &b), ==, 0);
+		g_assert_cmpint(anser_routing_compile(cfg, NULL, 1, &b), ==, 0);
 		anser_compiled_set_slot(&a, 1);
 		g_assert_cmpuint(a.n_lpm, ==, b.n_lpm);
 		g_assert_cmpuint(a.n_pnames, ==, b.n_pnames);
@@ -234,7 +234,7 @@ static void test_set_slot(void)
 		g_assert_true(memcmp(&a.info, &b.info, sizeof(a.info)) == 0);
 		anser_compiled_set_slot(&a, 0);
 		anser_compiled_clear(&b);
-		g_assert_cmpint(anser_routing_compile(cfg, 0, &b), ==, 0);
+		g_assert_cmpint(anser_routing_compile(cfg, NULL, 0, &b), ==, 0);
 		g_assert_true(a.n_lpm == 0 || memcmp(a.lpm, b.lpm, a.n_lpm * sizeof(*a.lpm)) == 0);
 		g_assert_true(a.n_pnames == 0 ||
 			      memcmp(a.pnames, b.pnames, a.n_pnames * sizeof(*a.pnames)) == 0);
@@ -256,7 +256,7 @@ static void test_marks(void)
 						 " fallback: direct(mark: 7)\n}\n");
 	struct anser_compiled c;
 
-	g_assert_cmpint(anser_routing_compile(cfg, 0, &c), ==, 0);
+	g_assert_cmpint(anser_routing_compile(cfg, NULL, 0, &c), ==, 0);
 	g_assert_cmpuint(c.info.n_rules, ==, 3);
 	g_assert_cmpuint(c.info.mark[0], ==, 0x100);
 	g_assert_cmpuint(c.info.mark[1], ==, 0);
@@ -266,7 +266,7 @@ static void test_marks(void)
 	anser_config_free(cfg);
 
 	cfg = rulegen_parse("routing {\n pname(a) -> direct\n fallback: direct\n}\n");
-	g_assert_cmpint(anser_routing_compile(cfg, 0, &c), ==, 0);
+	g_assert_cmpint(anser_routing_compile(cfg, NULL, 0, &c), ==, 0);
 	g_assert_false(c.info.lookups & ANSER_LOOKUP_MARK);
 	anser_compiled_clear(&c);
 	anser_config_free(cfg);
@@ -326,7 +326,7 @@ static void test_unseen(void)
 	struct anser_compiled c;
 	uint8_t addr[16] = { [10] = 0xff, [11] = 0xff, [12] = 10, [15] = 1 };
 
-	g_assert_cmpint(anser_routing_compile(cfg, 0, &c), ==, 0);
+	g_assert_cmpint(anser_routing_compile(cfg, NULL, 0, &c), ==, 0);
 	g_assert_cmpuint(anser_compiled_match(&c, "a", NULL, addr, 80, 0, 0), ==, 3);
 	g_assert_cmpuint(anser_compiled_match(&c, "b", NULL, addr, 80, 1, 0), ==,
 			 ANSER_RULE_FALLBACK);
@@ -369,6 +369,79 @@ static void test_sockaddr_str(void)
 	g_assert_cmpstr(anser_sockaddr_str(&ss, buf, sizeof(buf)), ==, "[2001:db8::1]:443");
 }
 
+/* network(): each key, globs, metered, negation, && with a kernel
+ * condition, several values (any holds), no network at all; rules of
+ * network() are not merged. */
+static void test_network(void)
+{
+	struct anser_config *cfg =
+		rulegen_parse("routing {\n"
+			      "  network(ssid: HomeWifi) -> block\n"
+			      "  network(type: vpn) && dip(10.0.0.0/8) -> direct\n"
+			      "  network(type: vpn) -> block\n"
+			      "  network(id: 'Office*', uuid: 1234) && dport(25) -> block\n"
+			      "  !network(iface: 'wlp*') && dport(53) -> block\n"
+			      "  network(metered: yes) && dport(8080) -> block\n"
+			      "  fallback: direct\n"
+			      "}\n");
+	uint8_t ten[16] = { [10] = 0xff, [11] = 0xff, [12] = 10, [15] = 1 };
+	uint8_t other[16] = { [10] = 0xff, [11] = 0xff, [12] = 192, [15] = 1 };
+	struct anser_network home = { "Home", "u-1", "wifi", "HomeWifi", "wlp2s0", false },
+			     vpn = { "Work VPN", "u-2", "vpn", "", "tun0", false },
+			     office = { "Office 3", "u-3", "ethernet", "", "eth0", true },
+			     by_uuid = { "x", "1234", "ethernet", "", "wlp3s0", false },
+			     none = { "", "", "", "", "", false };
+	const struct {
+		const struct anser_network *net;
+		const uint8_t *dst;
+		uint16_t port;
+		unsigned rule;
+	} cases[] = {
+		{ &home, other, 443, 0 },
+		{ &vpn, ten, 443, 1 },
+		{ &vpn, other, 443, 2 },
+		{ &office, other, 25, 3 },
+		{ &by_uuid, other, 25, 3 },
+		{ &home, other, 53, 0 },
+		{ &office, other, 53, 4 },
+		{ &by_uuid, other, 53, ANSER_RULE_FALLBACK },
+		{ &office, other, 8080, 5 },
+		{ &by_uuid, other, 8080, ANSER_RULE_FALLBACK },
+		{ &none, other, 443, ANSER_RULE_FALLBACK },
+		{ &none, ten, 443, ANSER_RULE_FALLBACK },
+		{ &none, other, 53, 4 }, /* !network() holds without a network */
+		{ NULL, other, 53, 4 },
+		{ NULL, other, 8080, ANSER_RULE_FALLBACK },
+	};
+
+	for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
+		struct anser_compiled c;
+		g_assert_cmpint(anser_routing_compile(cfg, cases[i].net, 0, &c), ==, 0);
+		g_assert_true(c.network);
+		unsigned want = cases[i].rule;
+		unsigned got =
+			anser_compiled_match(&c, "x", NULL, cases[i].dst, cases[i].port, 0, 0);
+		if (got != want)
+			g_error("case %zu: rule %u, want %u", i, got, want);
+		anser_compiled_clear(&c);
+	}
+	anser_config_free(cfg);
+
+	/* two network() rules with one outbound stay two rules */
+	cfg = rulegen_parse("routing {\n  network(id: a) -> block\n  network(id: b) -> block\n"
+			    "  fallback: direct\n}\n");
+	struct anser_compiled c;
+	g_assert_cmpint(anser_routing_compile(cfg, NULL, 0, &c), ==, 0);
+	g_assert_cmpuint(c.info.n_rules, ==, 3);
+	anser_compiled_clear(&c);
+	anser_config_free(cfg);
+	cfg = rulegen_parse("routing {\n  dport(1) -> block\n  fallback: direct\n}\n");
+	g_assert_cmpint(anser_routing_compile(cfg, NULL, 0, &c), ==, 0);
+	g_assert_false(c.network);
+	anser_compiled_clear(&c);
+	anser_config_free(cfg);
+}
+
 int main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
@@ -382,5 +455,6 @@ int main(int argc, char **argv)
 	g_test_add_func("/routing/gen-refs", test_gen_refs);
 	g_test_add_func("/routing/set-slot", test_set_slot);
 	g_test_add_func("/routing/marks", test_marks);
+	g_test_add_func("/routing/network", test_network);
 	return g_test_run();
 }
