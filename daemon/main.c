@@ -445,6 +445,8 @@ static int install_config(struct daemon *d, struct anser_config *cfg,
 	const struct anser_dns_hooks hooks = { learn_name, dns_orig_udp, dns_orig_tcp, dns_via, d };
 	if (anser_dns_service_apply(&d->dns, cfg, &hooks, &why) < 0)
 		log_error("DNS service not (re)configured: %s", why ? why : "failed");
+	const struct anser_network *net = current_network(d);
+	anser_dns_service_set_network(d->dns, net ? net->dns : NULL);
 	if (d->dp)
 		steer_dns(d, cfg);
 	g_free(why);
@@ -1155,6 +1157,8 @@ static void on_net_changed(void *ud, const struct anser_netstate *now, unsigned 
 
 	if (what & ANSER_NETMON_IFACES)
 		follow_lan(d, now);
+	if (what & ANSER_NETMON_PRIMARY)
+		anser_dns_service_set_network(d->dns, now->primary.dns);
 	/* not from here: this may run inside install_config() */
 	if ((what & ANSER_NETMON_PRIMARY) && d->rules_network && !d->network_source)
 		d->network_source = g_idle_add(on_network_rules, d);

@@ -581,13 +581,16 @@ static void resolve_poll(struct anser_dns_service *s)
 }
 
 /* `asis`: the upstream that is the server w's app sent its query to (made
- * the first time: over UDP, or TCP for a query that came over TCP), or -1
- * when the app asked anserd itself or MAX_ASIS servers are in use. */
+ * the first time: over UDP, or TCP for a query that came over TCP) -- for
+ * an app that asked anserd itself, the network's first DNS server -- or
+ * -1 when there is none or MAX_ASIS servers are in use. */
 static int asis_upstream(struct anser_dns_service *s, const struct waiter *w)
 {
 	struct conf *c = s->conf;
 	bool tcp = w->fd < 0;
-	const struct sockaddr_storage *o = &w->orig;
+	/* an app that asked anserd itself: the network's first server */
+	const struct sockaddr_storage *o =
+		w->orig.ss_family || !s->n_net_servers ? &w->orig : &s->net_servers[0];
 	socklen_t len = o->ss_family == AF_INET6  ? sizeof(struct sockaddr_in6)
 			: o->ss_family == AF_INET ? sizeof(struct sockaddr_in)
 						  : 0;
@@ -721,6 +724,41 @@ static void orig_of(struct anser_dns_service *s, struct msghdr *mh, struct waite
 			memcpy(&mark, CMSG_DATA(c), sizeof(mark));
 	if (mark && s->hooks.orig_udp && s->hooks.orig_udp(s->hooks.ud, mark, &w->orig) < 0)
 		w->orig.ss_family = 0;
+}
+
+/* The network's DNS servers, on the service's thread: kept for `asis`,
+ * and the cache emptied when they are not those of before. */
+static void adopt_network(struct anser_dns_service *s, char *const *servers)
+{
+	struct sockaddr_storage v[MAX_NET_SERVERS];
+	size_t n = 0;
+
+	memset(v, 0, sizeof(v));
+	for (size_t i = 0; servers && servers[i] && n < MAX_NET_SERVERS; i++) {
+		struct sockaddr_in *a4 = (struct sockaddr_in *)&v[n];
+		struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&v[n];
+		if (inet_pton(AF_INET, servers[i], &a4->sin_addr) == 1) {
+			a4->sin_family = AF_INET;
+			a4->sin_port = htons(53);
+			n++;
+		} else if (inet_pton(AF_INET6, servers[i], &a6->sin6_addr) == 1) {
+			a6->sin6_family = AF_INET6;
+			a6->sin6_port = htons(53);
+			n++;
+		} else {
+			log_debug("DNS: the network's server '%s' is no address, skipped",
+				  servers[i]);
+		}
+	}
+	if (n == s->n_net_servers && memcmp(v, s->net_servers, sizeof(v)) == 0)
+		return;
+	memcpy(s->net_servers, v, sizeof(v));
+	s->n_net_servers = n;
+	size_t dropped = anser_dns_cache_size(s->cache);
+	anser_dns_cache_clear(s->cache);
+	g_autofree char *list = servers ? g_strjoinv(" ", (char **)servers) : NULL;
+	log_info("DNS: the network's servers are now %s; %zu cached answer%s dropped",
+		 n ? list : "none", dropped, dropped == 1 ? "" : "s");
 }
 
 static void on_listener(struct anser_dns_service *s, int fd, bool takeover)
@@ -871,9 +909,15 @@ static void *service_main(void *ud)
 				}
 				pthread_mutex_lock(&s->lock);
 				struct conf *c = s->next;
-				bool stop = s->stop;
+				bool stop = s->stop, net = s->net_pending;
+				char **servers = s->net_next;
 				s->next = NULL;
+				s->net_next = NULL;
+				s->net_pending = false;
 				pthread_mutex_unlock(&s->lock);
+				if (net)
+					adopt_network(s, servers);
+				g_strfreev(servers);
 				if (stop) {
 					conf_free(c);
 					return NULL;
@@ -1243,6 +1287,20 @@ void anser_dns_service_takeover_ports(const struct anser_dns_service *s, uint16_
 	*v6 = s ? s->cur_takeover6 : 0;
 }
 
+void anser_dns_service_set_network(struct anser_dns_service *s, char *const *servers)
+{
+	if (!s || !s->running)
+		return;
+	pthread_mutex_lock(&s->lock);
+	g_strfreev(s->net_next);
+	s->net_next = g_strdupv((char **)servers);
+	s->net_pending = true;
+	pthread_mutex_unlock(&s->lock);
+	uint64_t one = 1;
+	if (write(s->evfd, &one, sizeof(one)) < 0)
+		log_warning_errno(errno, "DNS service: cannot wake the thread: %m");
+}
+
 void anser_dns_service_free(struct anser_dns_service *s)
 {
 	if (!s)
@@ -1258,6 +1316,7 @@ void anser_dns_service_free(struct anser_dns_service *s)
 		pthread_join(s->thread, NULL);
 	}
 	conf_free(s->next);
+	g_strfreev(s->net_next);
 	if (s->by_key) {
 		GHashTableIter it;
 		gpointer k, v;

@@ -71,6 +71,12 @@ int anser_dns_service_apply(struct anser_dns_service **s, const struct anser_con
  * the datapath steers there: those ports, 0 when it does not. */
 void anser_dns_service_takeover_ports(const struct anser_dns_service *s, uint16_t *v4,
 				      uint16_t *v6);
+/* The DNS servers of the network the machine is on now (addresses, v4 or
+ * v6; NULL-terminated, copied; NULL: none): `asis` sends there the
+ * queries apps asked anserd itself (dns.bind, the virtual address). When
+ * they change, the cache is emptied: answers of the old network's servers
+ * may not hold on the new one. No-op on NULL s. */
+void anser_dns_service_set_network(struct anser_dns_service *s, char *const *servers);
 void anser_dns_service_free(struct anser_dns_service *s);
 
 #endif

@@ -105,7 +105,10 @@ static bool same_network(const struct anser_network *a, const struct anser_netwo
 {
 	return g_strcmp0(a->id, b->id) == 0 && g_strcmp0(a->uuid, b->uuid) == 0 &&
 	       g_strcmp0(a->type, b->type) == 0 && g_strcmp0(a->ssid, b->ssid) == 0 &&
-	       g_strcmp0(a->iface, b->iface) == 0 && a->metered == b->metered;
+	       g_strcmp0(a->iface, b->iface) == 0 && a->metered == b->metered &&
+	       (a->dns && b->dns
+			? g_strv_equal((const char *const *)a->dns, (const char *const *)b->dns)
+			: a->dns == b->dns);
 }
 
 static void log_ifs(const struct anser_netstate *s)
@@ -130,10 +133,12 @@ static void log_primary(const struct anser_netstate *s)
 		log_info("NetworkManager is not running: no primary connection");
 	else if (!*p->id)
 		log_info("NetworkManager: no primary connection");
-	else
-		log_info("Primary connection now '%s' (%s%s%s on %s%s)", p->id, p->type,
+	else {
+		g_autofree char *dns = p->dns ? g_strjoinv(" ", p->dns) : NULL;
+		log_info("Primary connection now '%s' (%s%s%s on %s%s; DNS %s)", p->id, p->type,
 			 *p->ssid ? " " : "", p->ssid, *p->iface ? p->iface : "?",
-			 p->metered ? ", metered" : "");
+			 p->metered ? ", metered" : "", dns ? dns : "none");
+	}
 }
 
 /* Read everything, report what differs. */
@@ -168,7 +173,8 @@ static void resync(struct anser_netmon *m)
 		anser_nm_read(m->nm, &net, &running);
 	else
 		net = (struct anser_network){ g_strdup(""), g_strdup(""), g_strdup(""),
-					      g_strdup(""), g_strdup(""), false };
+					      g_strdup(""), g_strdup(""), false,
+					      NULL };
 	if (!same_network(&m->state.primary, &net) || running != m->state.nm_running) {
 		anser_network_clear(&m->state.primary);
 		m->state.primary = net;
@@ -262,8 +268,9 @@ int anser_netmon_new(const struct anser_netmon_opts *opts, anser_netmon_changed_
 		return log_error_errno(r, "Failed to watch rtnetlink: %m");
 	}
 	m->nl_source = g_unix_fd_add(m->nl_fd, G_IO_IN, on_netlink, m);
-	m->state.primary = (struct anser_network){ g_strdup(""), g_strdup(""), g_strdup(""),
-						   g_strdup(""), g_strdup(""), false };
+	m->state.primary =
+		(struct anser_network){ g_strdup(""), g_strdup(""), g_strdup(""), g_strdup(""),
+					g_strdup(""), false,	    NULL };
 	if (!opts->no_nm)
 		m->nm = anser_nm_new(opts->bus_address, on_nm_changed, m);
 	/* the first read, without a callback: the caller reads the state */

@@ -33,6 +33,9 @@ struct anser_network {
 	char *ssid;  /* Wi-Fi only */
 	char *iface; /* its IP interface */
 	bool metered;
+	/* its DNS servers, IPv4 then IPv6, as NetworkManager lists them
+	 * (NULL-terminated; NULL: none) */
+	char **dns;
 };
 
 struct anser_netstate {

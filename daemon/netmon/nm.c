@@ -49,6 +49,9 @@ static void on_client(GObject *src, GAsyncResult *res, gpointer ud)
 			 n);
 	g_signal_connect(n->client, "notify::" NM_CLIENT_NM_RUNNING, G_CALLBACK(on_notify), n);
 	g_signal_connect(n->client, "notify::" NM_CLIENT_METERED, G_CALLBACK(on_notify), n);
+	/* a connection's DNS servers changed (read from its IP configs) */
+	g_signal_connect(n->client, "notify::" NM_CLIENT_DNS_CONFIGURATION, G_CALLBACK(on_notify),
+			 n);
 	/* a profile renamed while active, a VPN coming up on top */
 	g_signal_connect(n->client, "notify::" NM_CLIENT_ACTIVE_CONNECTIONS, G_CALLBACK(on_notify),
 			 n);
@@ -158,6 +161,20 @@ void anser_nm_read(struct anser_nm *n, struct anser_network *out, bool *running)
 				  : "");
 	NMMetered m = nm_client_get_metered(n->client);
 	out->metered = m == NM_METERED_YES || m == NM_METERED_GUESS_YES;
+	GPtrArray *dns = g_ptr_array_new();
+	NMIPConfig *ipc[2] = { nm_active_connection_get_ip4_config(ac),
+			       nm_active_connection_get_ip6_config(ac) };
+	for (size_t i = 0; i < 2; i++) {
+		const char *const *ns = ipc[i] ? nm_ip_config_get_nameservers(ipc[i]) : NULL;
+		for (size_t k = 0; ns && ns[k]; k++)
+			g_ptr_array_add(dns, g_strdup(ns[k]));
+	}
+	if (dns->len) {
+		g_ptr_array_add(dns, NULL);
+		out->dns = (char **)g_ptr_array_free(dns, FALSE);
+	} else {
+		g_ptr_array_free(dns, TRUE);
+	}
 }
 
 void anser_nm_free(struct anser_nm *n)
@@ -198,5 +215,6 @@ void anser_network_clear(struct anser_network *net)
 	g_free(net->type);
 	g_free(net->ssid);
 	g_free(net->iface);
+	g_strfreev(net->dns);
 	memset(net, 0, sizeof(*net));
 }

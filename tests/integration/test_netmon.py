@@ -423,6 +423,76 @@ def lpm_entries(pid):
     return len(json.loads(run(["bpftool", "-j", "map", "dump", "id", str(ids[0])]).stdout))
 
 
+HANDOVER_CONFIG = """global {
+    log_level: debug
+}
+dns {
+    upstream { unused: 'udp://127.0.0.9:53' }
+    bind: 'udp://127.0.0.1:5353'
+    routing {
+        request {
+            qname(suffix: never.test) -> unused
+            fallback: asis
+        }
+    }
+}
+routing {
+    fallback: direct
+}
+"""
+
+
+def test_nm_dns_handover(env):
+    """asis follows the network's DNS servers: a query to anserd's own
+    listener goes to the primary connection's server (a real dnsmasq on
+    each link, each with its own answer), and a switch empties the cache,
+    so the new network's server answers at once."""
+    import test_dns
+    net = start(env, config=HANDOVER_CONFIG)
+    dm = "/usr/sbin/dnsmasq"
+    for link, addr, answer in (("0", "10.78.0.254", "10.1.1.1"), ("1", "10.79.0.254", "10.2.2.2")):
+        env.spawn("dnsmasq" + link, env.nsexec("r") + [
+            dm, "-k", "--conf-file=/dev/null", "--port=53", "--listen-address=" + addr,
+            "--bind-interfaces", "--no-resolv", "--no-hosts", "--address=/x.test/" + answer,
+            "--local-ttl=300",
+            "--user=root", "--group=root", "--pid-file=", "--log-facility=-", "--log-queries"])
+        env.wait_for("dnsmasq " + link, lambda l=link: "started" in env.log("dnsmasq" + l))
+        net.nmcli("con", "mod", "wan" + link, "ipv4.dns", addr, check=True)
+    for wan in ("wan1", "wan0"):  # the new DNS servers with the profiles active again
+        net.nmcli("con", "up", wan, check=True)
+    wait_prop(env, "PrimaryConnection", "wan0")
+    env.wait_for("wan0's server", lambda: "servers are now 10.78.0.254" in env.log("anserd"))
+
+    def lookup():
+        r = run(env.nsexec("h") + [PY, "-c", test_dns.ASK, "127.0.0.1", "5353", "6",
+                                   test_dns.q("x.test").hex()])
+        h = r.stdout.split()[0]
+        if h == "-":
+            return "no reply"
+        rcode, answers = test_dns.summary(bytes.fromhex(h))
+        return "rcode=%d %s" % (rcode, ",".join(a for _, a in answers))
+    expect(lookup() == "rcode=0 10.1.1.1", "wan0's answer: " + lookup())
+    expect(env.log("dnsmasq0").count("query[A] x.test") == 1, "cached: dnsmasq0 asked once")
+    watch = BusWatch(env)
+    n1 = env.log("anserd").count("servers are now 10.79.0.254")
+    switch(net, watch, "down", "wan1")
+    # (on the way, NM may show wan0 without its servers for a moment: the
+    # cache goes at the first change)
+    env.wait_for("wan1's server",
+                 lambda: env.log("anserd").count("servers are now 10.79.0.254") > n1)
+    expect(lookup() == "rcode=0 10.2.2.2", "wan1's answer after the switch: " + lookup())
+    n0 = env.log("anserd").count("servers are now 10.78.0.254")
+    switch(net, watch, "up", "wan0")
+    env.wait_for("wan0's server again",
+                 lambda: env.log("anserd").count("servers are now 10.78.0.254") > n0)
+    expect(lookup() == "rcode=0 10.1.1.1", "wan0's answer again: " + lookup())
+    expect(env.log("dnsmasq0").count("query[A] x.test") == 2, "asked again after the flush")
+    # no network: asis has no server for the listener's queries
+    net.stop_nm()
+    env.wait_for("no servers", lambda: "servers are now none" in env.log("anserd"))
+    expect(lookup() == "rcode=2 ", "SERVFAIL without a network: " + lookup())
+
+
 TESTS = {
     "nm_primary": test_nm_primary,
     "nm_restart": test_nm_restart,
@@ -432,6 +502,7 @@ TESTS = {
     "nm_lan_late": test_nm_lan_late,
     "nm_dispatcher": test_nm_dispatcher,
     "nm_soak": test_nm_soak,
+    "nm_dns_handover": test_nm_dns_handover,
 }
 
 if __name__ == "__main__":

@@ -386,11 +386,11 @@ static void test_network(void)
 			      "}\n");
 	uint8_t ten[16] = { [10] = 0xff, [11] = 0xff, [12] = 10, [15] = 1 };
 	uint8_t other[16] = { [10] = 0xff, [11] = 0xff, [12] = 192, [15] = 1 };
-	struct anser_network home = { "Home", "u-1", "wifi", "HomeWifi", "wlp2s0", false },
-			     vpn = { "Work VPN", "u-2", "vpn", "", "tun0", false },
-			     office = { "Office 3", "u-3", "ethernet", "", "eth0", true },
-			     by_uuid = { "x", "1234", "ethernet", "", "wlp3s0", false },
-			     none = { "", "", "", "", "", false };
+	struct anser_network home = { "Home", "u-1", "wifi", "HomeWifi", "wlp2s0", false, NULL },
+			     vpn = { "Work VPN", "u-2", "vpn", "", "tun0", false, NULL },
+			     office = { "Office 3", "u-3", "ethernet", "", "eth0", true, NULL },
+			     by_uuid = { "x", "1234", "ethernet", "", "wlp3s0", false, NULL },
+			     none = { "", "", "", "", "", false, NULL };
 	const struct {
 		const struct anser_network *net;
 		const uint8_t *dst;
