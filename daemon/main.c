@@ -1157,7 +1157,7 @@ static void on_net_changed(void *ud, const struct anser_netstate *now, unsigned 
 
 	if (what & ANSER_NETMON_IFACES)
 		follow_lan(d, now);
-	if (what & ANSER_NETMON_PRIMARY)
+	if (what & ANSER_NETMON_DNS)
 		anser_dns_service_set_network(d->dns, now->primary.dns);
 	/* not from here: this may run inside install_config() */
 	if ((what & ANSER_NETMON_PRIMARY) && d->rules_network && !d->network_source)

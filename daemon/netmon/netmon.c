@@ -105,10 +105,14 @@ static bool same_network(const struct anser_network *a, const struct anser_netwo
 {
 	return g_strcmp0(a->id, b->id) == 0 && g_strcmp0(a->uuid, b->uuid) == 0 &&
 	       g_strcmp0(a->type, b->type) == 0 && g_strcmp0(a->ssid, b->ssid) == 0 &&
-	       g_strcmp0(a->iface, b->iface) == 0 && a->metered == b->metered &&
-	       (a->dns && b->dns
-			? g_strv_equal((const char *const *)a->dns, (const char *const *)b->dns)
-			: a->dns == b->dns);
+	       g_strcmp0(a->iface, b->iface) == 0 && a->metered == b->metered;
+}
+
+static bool same_dns(const struct anser_network *a, const struct anser_network *b)
+{
+	return a->dns && b->dns
+		       ? g_strv_equal((const char *const *)a->dns, (const char *const *)b->dns)
+		       : a->dns == b->dns;
 }
 
 static void log_ifs(const struct anser_netstate *s)
@@ -175,17 +179,21 @@ static void resync(struct anser_netmon *m)
 		net = (struct anser_network){ g_strdup(""), g_strdup(""), g_strdup(""),
 					      g_strdup(""), g_strdup(""), false,
 					      NULL };
-	if (!same_network(&m->state.primary, &net) || running != m->state.nm_running) {
+	bool dns = !same_dns(&m->state.primary, &net);
+	if (!same_network(&m->state.primary, &net) || running != m->state.nm_running || dns) {
+		if (dns)
+			what |= ANSER_NETMON_DNS;
+		if (!same_network(&m->state.primary, &net) || running != m->state.nm_running)
+			what |= ANSER_NETMON_PRIMARY;
 		anser_network_clear(&m->state.primary);
 		m->state.primary = net;
 		m->state.nm_running = running;
-		what |= ANSER_NETMON_PRIMARY;
 	} else {
 		anser_network_clear(&net);
 	}
 	if (what & ANSER_NETMON_IFACES)
 		log_ifs(&m->state);
-	if (what & ANSER_NETMON_PRIMARY)
+	if (what & (ANSER_NETMON_PRIMARY | ANSER_NETMON_DNS))
 		log_primary(&m->state);
 	if (what && m->changed)
 		m->changed(m->ud, &m->state, what);

@@ -50,6 +50,7 @@ const char *anser_if_role_name(enum anser_if_role role); /* "wan", "lan" */
 enum {
 	ANSER_NETMON_IFACES = 1 << 0,  /* ifs changed */
 	ANSER_NETMON_PRIMARY = 1 << 1, /* primary or nm_running changed */
+	ANSER_NETMON_DNS = 1 << 2,     /* the primary connection's DNS servers changed */
 };
 
 struct anser_netmon;

@@ -17,7 +17,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import ANSERCTL, BUILD, PY, SERVER, SRC, expect, main, run  # noqa: E402
+from harness import ANSERCTL, BUILD, PY, SERVER, SRC, expect, main, rss_kib, run  # noqa: E402
 from nmenv import SERVER4, SERVER6, NMNet, start_dispatcher, write_dispatcher_script  # noqa: E402
 
 ANSER_PATH = "/org/anser/Anser1"
@@ -363,14 +363,6 @@ def test_nm_dispatcher(env):
     del net
 
 
-def rss_kb(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
-
-
 def test_nm_soak(env):
     """200 switches with network() rules and a LAN interface: after them,
     no tcx link, BPF program, fd or rule-map entry more than after the
@@ -395,11 +387,11 @@ def test_nm_soak(env):
         switch(net, watch, "up", "wan0")
         if i == 9:
             time.sleep(0.5)
-            first, rss_first = state(), rss_kb(pid)
+            first, rss_first = state(), rss_kib(pid)
         if (i + 1) % 25 == 0:
             print("%d switches, %.0f s" % (2 * (i + 1), time.monotonic() - t0), flush=True)
     time.sleep(0.5)
-    last, rss_last = state(), rss_kb(pid)
+    last, rss_last = state(), rss_kib(pid)
     print("after 20 switches: %s, RSS %d KiB; after 200: %s, RSS %d KiB" %
           (first, rss_first, last, rss_last), flush=True)
     expect(last == first, "leaked: %s -> %s" % (first, last))

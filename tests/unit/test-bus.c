@@ -288,7 +288,7 @@ static struct anser_netstate fake_net = {
 	.ifs = fake_ifs,
 	.n_ifs = 2,
 	.primary = { "Home", "0f1e2d3c-0000-4000-8000-000000000001", "wifi", "HomeWifi", "wlan0",
-		     true },
+		     true, NULL },
 	.nm_running = true,
 };
 
