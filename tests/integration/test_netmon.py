@@ -258,7 +258,8 @@ def test_nm_network_rule(env):
     """network(id: wan1) -> block: blocking starts when wan1 becomes the
     primary connection and stops when wan0 is back, timed from
     NetworkManager's change to anserd's new rules (Generation) over 20
-    switches; network(type: ...) and !network() alike."""
+    switches; network(type: ...) and !network() alike; a connection open
+    across the switch keeps its route."""
     rules = ("network(id: wan1) -> block\n"
              "    network(type: ethernet) && !network(iface: wan1) && dport(8081) -> block")
     net = start(env, config=FLOWS_CONFIG % ("", rules))
@@ -269,11 +270,21 @@ def test_nm_network_rule(env):
     env.wait_for("rules for wan0", lambda: "follow network 'wan0'" in env.log("anserd"))
     expect(seen_as(env, SERVER4, DIRECT) == "10.78.0.1", "direct on wan0")
     expect("error=" in seen_as(env, SERVER4, PROXIED), "8081 blocked on wan0 (ethernet)")
+    # a connection open across the switch keeps its route (the new rules
+    # block new ones only): to the router's address on wan1's own link,
+    # which wan0 going down leaves in place
+    held = env.app("appA", "tcp", "10.79.0.254", DIRECT, 3000, background=True)
+    expect(held.stdout.readline().startswith("peer="), "the held connection is open")
     delays = []
     for i in range(10):
         gen = prop(env, "Generation", None)
         delays.append(switch(net, watch, "down", "wan1", "Generation",
                              lambda v, g=gen: v > g))
+        if i == 0:
+            out = seen_as(env, "10.79.0.254", DIRECT)
+            expect("Operation not permitted" in out, "a new connection blocked: " + out)
+            rest = held.communicate(timeout=15)[0]
+            expect("client=10.79.0.1" in rest, "the open connection went on: " + rest)
         out = seen_as(env, SERVER4, DIRECT)
         expect("Operation not permitted" in out, "blocked on wan1: " + out)
         gen = prop(env, "Generation", None)
