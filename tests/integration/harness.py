@@ -60,15 +60,20 @@ def seen_as(out):
     return None
 
 
+def anserd_is_asan():
+    """Whether the anserd under test is an ASan build."""
+    with open(ANSERD, "rb") as f:
+        return b"__asan_init" in f.read()
+
+
 def valgrind_wrapper(log):
     """The valgrind command anserd runs under in the valgrind cases (no
     errors, no definite leaks, exit 99 otherwise); Skip where valgrind is
     missing or anserd is an ASan build (valgrind runs on the plain one)."""
     if not shutil.which("valgrind"):
         raise Skip("valgrind not installed")
-    with open(ANSERD, "rb") as f:
-        if b"__asan_init" in f.read():
-            raise Skip("anserd is an ASan build; valgrind runs on the plain build")
+    if anserd_is_asan():
+        raise Skip("anserd is an ASan build; valgrind runs on the plain build")
     return ["valgrind", "--leak-check=full", "--show-leak-kinds=definite",
             "--errors-for-leak-kinds=definite", "--error-exitcode=99",
             "--suppressions=" + os.path.join(SRC, "tests", "valgrind.supp"), "--log-file=" + log]

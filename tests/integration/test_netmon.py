@@ -10,6 +10,7 @@ and their PropertiesChanged signals, timed against NetworkManager's own
 Usage: test_netmon.py CASE (run as root; one meson test per case)."""
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -17,7 +18,8 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import ANSERCTL, BUILD, PY, SERVER, SRC, expect, main, rss_kib, run  # noqa: E402
+from harness import (ANSERCTL, BUILD, PY, SERVER, SRC, anserd_is_asan, expect, main,  # noqa: E402
+                     rss_kib, run)
 from nmenv import SERVER4, SERVER6, NMNet, start_dispatcher, write_dispatcher_script  # noqa: E402
 
 ANSER_PATH = "/org/anser/Anser1"
@@ -183,7 +185,10 @@ def test_nm_primary(env):
     report("PrimaryConnection: anserd's change after NetworkManager's", delays)
     # one signal per switch for each property, not a storm
     n = sum(1 for _, p, props in watch.events if p == ANSER_PATH and "PrimaryConnection" in props)
-    expect(n <= len(delays) + 2, "%d PrimaryConnection signals for %d switches" %
+    # at most one state on the way per switch (NetworkManager may show no
+    # primary connection between two, longer than the 10 ms fold on a slow
+    # build)
+    expect(n <= 2 * len(delays) + 2, "%d PrimaryConnection signals for %d switches" %
            (n, len(delays)))
     zh = run([ANSERCTL, "--address=" + env.bus, "status"],
              env=dict(os.environ, LC_ALL="C.UTF-8", LANGUAGE="zh_CN",
@@ -254,6 +259,20 @@ def test_nm_flows(env):
                "proxied v6 on %s: %s" % (primary, seen_as(env, SERVER6, PROXIED)))
 
 
+def rules_for(env, netid):
+    """A predicate on Generation: true for the generation anserd logs as
+    its rules for network NETID, the next time it does (NetworkManager
+    may show a state on the way, no primary connection, which has rules
+    of its own)."""
+    pat = re.compile(r"follow network '%s' \(generation (\d+)\)" % re.escape(netid))
+    before = len(pat.findall(env.log("anserd")))
+
+    def pred(v):
+        found = pat.findall(env.log("anserd"))
+        return len(found) > before and v == int(found[before])
+    return pred
+
+
 def test_nm_network_rule(env):
     """network(id: wan1) -> block: blocking starts when wan1 becomes the
     primary connection and stops when wan0 is back, timed from
@@ -277,9 +296,7 @@ def test_nm_network_rule(env):
     expect(held.stdout.readline().startswith("peer="), "the held connection is open")
     delays = []
     for i in range(10):
-        gen = prop(env, "Generation", None)
-        delays.append(switch(net, watch, "down", "wan1", "Generation",
-                             lambda v, g=gen: v > g))
+        delays.append(switch(net, watch, "down", "wan1", "Generation", rules_for(env, "wan1")))
         if i == 0:
             out = seen_as(env, "10.79.0.254", DIRECT)
             expect("Operation not permitted" in out, "a new connection blocked: " + out)
@@ -287,8 +304,7 @@ def test_nm_network_rule(env):
             expect("client=10.79.0.1" in rest, "the open connection went on: " + rest)
         out = seen_as(env, SERVER4, DIRECT)
         expect("Operation not permitted" in out, "blocked on wan1: " + out)
-        gen = prop(env, "Generation", None)
-        delays.append(switch(net, watch, "up", "wan0", "Generation", lambda v, g=gen: v > g))
+        delays.append(switch(net, watch, "up", "wan0", "Generation", rules_for(env, "wan0")))
         expect(seen_as(env, SERVER4, DIRECT) == "10.78.0.1", "direct again on wan0")
     expect("error=" in seen_as(env, SERVER4, PROXIED), "8081 blocked on wan0 again")
     report("network() rules: anserd's new rules after NetworkManager's change", delays)
@@ -406,7 +422,12 @@ def test_nm_soak(env):
     print("after 20 switches: %s, RSS %d KiB; after 200: %s, RSS %d KiB" %
           (first, rss_first, last, rss_last), flush=True)
     expect(last == first, "leaked: %s -> %s" % (first, last))
-    expect(rss_last - rss_first < 1024, "RSS grew by %d KiB" % (rss_last - rss_first))
+    if anserd_is_asan():
+        # ASan keeps freed memory in quarantine (256 MiB by default): RSS
+        # grows without a leak; LeakSanitizer checks leaks at exit instead
+        print("ASan build: RSS not compared", flush=True)
+    else:
+        expect(rss_last - rss_first < 1024, "RSS grew by %d KiB" % (rss_last - rss_first))
     expect(env.log("anserd").count("follow network 'wan1'") >= 100, "the rules followed")
 
 
