@@ -1177,21 +1177,12 @@ static int network_arg(struct cfg_parser *p, struct arg *a, struct anser_cond *c
 	}
 	char *v = a->val;
 	if (k == ANSER_NET_METERED) {
-		static const char *const yes[] = { "yes", "true", "1" }, *const no[] = { "no",
-											 "false",
-											 "0" };
-		const char *norm = NULL;
-		for (size_t i = 0; i < 3; i++) {
-			if (strcmp(a->val, yes[i]) == 0)
-				norm = "yes";
-			if (strcmp(a->val, no[i]) == 0)
-				norm = "no";
-		}
-		if (!norm) {
+		bool m = strcmp(a->val, "yes") == 0;
+		if (!m && strcmp(a->val, "no") != 0 && cfg_parse_bool(a->val, &m) < 0) {
 			ERR(p, a->pos, "network(metered: '%s'): write yes or no", q);
 			return -EINVAL;
 		}
-		v = cfg_strdup(norm);
+		v = cfg_strdup(m ? "yes" : "no");
 	} else if (!*a->val) {
 		ERR(p, a->pos, "network(%s: '') is empty (an empty %s is never matched)",
 		    net_keys[k], net_keys[k]);

@@ -18,19 +18,18 @@
 #include "upstream.h"
 #include "../outbound/stream.h"
 
-#define TRY_MS		2000
-#define TRIES		2
-#define TICK_MS		250
-#define MAX_PENDING	4096
-#define MAX_WAITERS	64
-#define DEFAULT_CACHE	8192
-#define STALE_TTL	30
-#define MAX_DEPTH	3 /* response rules asking again: at most this deep */
-#define BUF		65535
-#define QTYPE_A		1
-#define QTYPE_AAAA	28
-#define MAX_ASIS	16 /* servers apps asked that `asis` sends to, per setup */
-#define MAX_NET_SERVERS 4  /* of the network's DNS servers, the first ones */
+#define TRY_MS	      2000
+#define TRIES	      2
+#define TICK_MS	      250
+#define MAX_PENDING   4096
+#define MAX_WAITERS   64
+#define DEFAULT_CACHE 8192
+#define STALE_TTL     30
+#define MAX_DEPTH     3 /* response rules asking again: at most this deep */
+#define BUF	      65535
+#define QTYPE_A	      1
+#define QTYPE_AAAA    28
+#define MAX_ASIS      16 /* servers apps asked that `asis` sends to, per setup */
 
 enum { EV_WAKE, EV_TIMER, EV_LISTENER, EV_UPSTREAM, EV_CONN, EV_UPTCP };
 
@@ -182,10 +181,9 @@ struct anser_dns_service {
 	struct out_batch outq;
 	struct in_batch inq;
 	GPtrArray *orphans; /* resolves of a setup gone, not finished yet */
-	/* the network's DNS servers, port 53: where `asis` sends the queries
-	 * apps asked anserd itself */
-	struct sockaddr_storage net_servers[MAX_NET_SERVERS];
-	size_t n_net_servers;
+	/* the network's first DNS server, port 53 (ss_family 0: none): where
+	 * `asis` sends the queries apps asked anserd itself */
+	struct sockaddr_storage net_server;
 	uint8_t buf[BUF], out[BUF];
 };
 

@@ -589,8 +589,7 @@ static int asis_upstream(struct anser_dns_service *s, const struct waiter *w)
 	struct conf *c = s->conf;
 	bool tcp = w->fd < 0;
 	/* an app that asked anserd itself: the network's first server */
-	const struct sockaddr_storage *o =
-		w->orig.ss_family || !s->n_net_servers ? &w->orig : &s->net_servers[0];
+	const struct sockaddr_storage *o = w->orig.ss_family ? &w->orig : &s->net_server;
 	socklen_t len = o->ss_family == AF_INET6  ? sizeof(struct sockaddr_in6)
 			: o->ss_family == AF_INET ? sizeof(struct sockaddr_in)
 						  : 0;
@@ -726,39 +725,26 @@ static void orig_of(struct anser_dns_service *s, struct msghdr *mh, struct waite
 		w->orig.ss_family = 0;
 }
 
-/* The network's DNS servers, on the service's thread: kept for `asis`,
- * and the cache emptied when they are not those of before. */
+/* The network's DNS servers, on the service's thread: the first address
+ * among them is kept for `asis`, and when it is not the one of before,
+ * the cache is emptied (its answers may not hold on this network). */
 static void adopt_network(struct anser_dns_service *s, char *const *servers)
 {
-	struct sockaddr_storage v[MAX_NET_SERVERS];
-	size_t n = 0;
+	struct sockaddr_storage a = { 0 };
 
-	memset(v, 0, sizeof(v));
-	for (size_t i = 0; servers && servers[i] && n < MAX_NET_SERVERS; i++) {
-		struct sockaddr_in *a4 = (struct sockaddr_in *)&v[n];
-		struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&v[n];
-		if (inet_pton(AF_INET, servers[i], &a4->sin_addr) == 1) {
-			a4->sin_family = AF_INET;
-			a4->sin_port = htons(53);
-			n++;
-		} else if (inet_pton(AF_INET6, servers[i], &a6->sin6_addr) == 1) {
-			a6->sin6_family = AF_INET6;
-			a6->sin6_port = htons(53);
-			n++;
-		} else {
-			log_debug("DNS: the network's server '%s' is no address, skipped",
-				  servers[i]);
-		}
+	for (size_t i = 0; servers && servers[i]; i++) {
+		if (anser_dns_literal_addr(servers[i], 53, &a))
+			break;
+		log_debug("DNS: the network's server '%s' is no address, skipped", servers[i]);
 	}
-	if (n == s->n_net_servers && memcmp(v, s->net_servers, sizeof(v)) == 0)
+	if (memcmp(&a, &s->net_server, sizeof(a)) == 0)
 		return;
-	memcpy(s->net_servers, v, sizeof(v));
-	s->n_net_servers = n;
+	s->net_server = a;
 	size_t dropped = anser_dns_cache_size(s->cache);
 	anser_dns_cache_clear(s->cache);
 	g_autofree char *list = servers ? g_strjoinv(" ", (char **)servers) : NULL;
 	log_info("DNS: the network's servers are now %s; %zu cached answer%s dropped",
-		 n ? list : "none", dropped, dropped == 1 ? "" : "s");
+		 a.ss_family ? list : "none", dropped, dropped == 1 ? "" : "s");
 }
 
 static void on_listener(struct anser_dns_service *s, int fd, bool takeover)

@@ -93,18 +93,27 @@ int anser_dns_endpoint_parse(const char *url, struct anser_dns_endpoint *out, co
 		*why = "unexpected text after the host and port";
 		return -EINVAL;
 	}
-	struct sockaddr_in *a4 = (struct sockaddr_in *)&out->addr;
-	struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&out->addr;
-	if (inet_pton(AF_INET, out->host, &a4->sin_addr) == 1) {
+	out->addr_len = anser_dns_literal_addr(out->host, (uint16_t)out->port, &out->addr);
+	out->literal = out->addr_len > 0;
+	return 0;
+}
+
+socklen_t anser_dns_literal_addr(const char *host, uint16_t port, struct sockaddr_storage *out)
+{
+	struct sockaddr_in *a4 = (struct sockaddr_in *)out;
+	struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)out;
+
+	memset(out, 0, sizeof(*out));
+	if (inet_pton(AF_INET, host, &a4->sin_addr) == 1) {
 		a4->sin_family = AF_INET;
-		a4->sin_port = htons((uint16_t)out->port);
-		out->addr_len = sizeof(*a4);
-		out->literal = true;
-	} else if (inet_pton(AF_INET6, out->host, &a6->sin6_addr) == 1) {
-		a6->sin6_family = AF_INET6;
-		a6->sin6_port = htons((uint16_t)out->port);
-		out->addr_len = sizeof(*a6);
-		out->literal = true;
+		a4->sin_port = htons(port);
+		return sizeof(*a4);
 	}
+	if (inet_pton(AF_INET6, host, &a6->sin6_addr) == 1) {
+		a6->sin6_family = AF_INET6;
+		a6->sin6_port = htons(port);
+		return sizeof(*a6);
+	}
+	memset(out, 0, sizeof(*out)); /* what a failed inet_pton() may have left */
 	return 0;
 }

@@ -9,6 +9,7 @@
 #define ANSER_DNS_UPSTREAM_H
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <sys/socket.h>
 
 enum anser_dns_scheme {
@@ -36,5 +37,9 @@ struct anser_dns_endpoint {
 int anser_dns_endpoint_parse(const char *url, struct anser_dns_endpoint *out, const char **why);
 
 const char *anser_dns_scheme_name(enum anser_dns_scheme s);
+
+/* host as an IPv4 or IPv6 address with port into *out: its length, or 0
+ * when host is no address. */
+socklen_t anser_dns_literal_addr(const char *host, uint16_t port, struct sockaddr_storage *out);
 
 #endif
