@@ -60,6 +60,21 @@ def seen_as(out):
     return None
 
 
+def fdinfos(pid):
+    """The kernel's fdinfo of each of process pid's fds, as {key: value}
+    (fds closed meanwhile left out)."""
+    out = []
+    d = "/proc/%d/fdinfo" % pid
+    for fd in os.listdir(d):
+        try:
+            with open(os.path.join(d, fd)) as f:
+                out.append(dict(line.rstrip("\n").split(":\t", 1) for line in f
+                                if ":\t" in line))
+        except OSError:
+            pass
+    return out
+
+
 def anserd_is_asan():
     """Whether the anserd under test is an ASan build."""
     with open(ANSERD, "rb") as f:
@@ -472,17 +487,7 @@ socks pass {
     def prog_ids_of(self, pid):
         """ids of the BPF programs a process holds, from the fdinfo of its
         program and link fds."""
-        ids = set()
-        d = "/proc/%d/fdinfo" % pid
-        for fd in os.listdir(d):
-            try:
-                with open(os.path.join(d, fd)) as f:
-                    for line in f:
-                        if line.startswith("prog_id:"):
-                            ids.add(int(line.split()[1]))
-            except OSError:
-                pass
-        return sorted(ids)
+        return sorted({int(i["prog_id"]) for i in fdinfos(pid) if "prog_id" in i})
 
     def prog_ids_exist(self, ids):
         return [i for i in ids

@@ -18,8 +18,8 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (ANSERCTL, BUILD, PY, SERVER, SRC, anserd_is_asan, expect, main,  # noqa: E402
-                     rss_kib, run)
+from harness import (ANSERCTL, BUILD, PY, SERVER, SRC, anserd_is_asan, expect, fdinfos,  # noqa: E402
+                     main, rss_kib, run)
 from nmenv import SERVER4, SERVER6, NMNet, start_dispatcher, write_dispatcher_script  # noqa: E402
 
 ANSER_PATH = "/org/anser/Anser1"
@@ -197,13 +197,20 @@ def test_nm_primary(env):
 
 
 def test_nm_restart(env):
-    """NetworkManager stopped: anserd says so and keeps following the
-    kernel; NetworkManager back: the primary connection is back."""
-    net = start(env)
+    """NetworkManager stopped: anserd says so, keeps routing (a direct and
+    a proxied connection) and keeps following the kernel; NetworkManager
+    back: the primary connection is back."""
+    net = start(env, config=FLOWS_CONFIG % ("", ""))
+    start_servers(env)
     wait_prop(env, "PrimaryConnection", "wan0")
     for kill in (False, True):
         net.stop_nm(kill=kill)
         wait_prop(env, "PrimaryConnection", "")
+        out = seen_as(env, SERVER4, DIRECT)
+        expect(out.startswith("10.78.0.") or out.startswith("10.79.0."),
+               "direct without NetworkManager: " + out)
+        out = seen_as(env, SERVER4, PROXIED)
+        expect(out == SERVER4, "proxied without NetworkManager: " + out)
         expect(prop(env, "Network", None)["NetworkManager"]["data"] is False,
                "Network.NetworkManager after NM stopped")
         out = env.anserctl("status").stdout
@@ -317,17 +324,8 @@ def anserd_fds(env):
 def tcx_links(pid):
     """The interfaces (ifindex) of the tcx links process PID holds, from
     the kernel's fdinfo of its link fds."""
-    out = []
-    d = "/proc/%d/fdinfo" % pid
-    for fd in os.listdir(d):
-        try:
-            with open(os.path.join(d, fd)) as f:
-                info = dict(line.rstrip("\n").split(":\t", 1) for line in f if ":\t" in line)
-        except OSError:
-            continue
-        if info.get("link_type") == "tcx":
-            out.append(int(info.get("ifindex", "0")))
-    return sorted(out)
+    return sorted(int(i.get("ifindex", "0")) for i in fdinfos(pid)
+                  if i.get("link_type") == "tcx")
 
 
 def ifindex(net, name):
@@ -433,14 +431,7 @@ def test_nm_soak(env):
 
 def lpm_entries(pid):
     """Entries in anserd's match_lpm map (both slots)."""
-    mine = set()
-    d = "/proc/%d/fdinfo" % pid
-    for fd in os.listdir(d):
-        try:
-            with open(os.path.join(d, fd)) as f:
-                mine.update(int(line.split()[1]) for line in f if line.startswith("map_id:"))
-        except OSError:
-            pass
+    mine = {int(i["map_id"]) for i in fdinfos(pid) if "map_id" in i}
     maps = json.loads(run(["bpftool", "-j", "map", "show"]).stdout)
     ids = [m["id"] for m in maps if m.get("name") == "match_lpm" and m["id"] in mine]
     expect(len(ids) == 1, "one match_lpm of anserd: %s" % ids)
