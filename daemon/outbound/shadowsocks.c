@@ -387,8 +387,8 @@ ssize_t anser_ss_udp_open(const struct anser_ss_key *k, uint8_t *buf, size_t len
 
 /* --------------------------------------------------------------- stream */
 
-/* Output room: a relay write of up to 64 KiB in chunks, plus the salt and
- * the address chunk that go first. */
+/* Output room: a relay write of up to 64 KiB in chunks (what is sealed
+ * goes out before more is taken), or the salt and the request's header. */
 #define OUT_CAP (64 * 1024 + 8 * (SS_LEN_HDR + SS_TAG) + SS_MAX_SALT + 2048)
 /* a whole 2022 chunk (0xFFFF + tag) must fit */
 #define IN_CAP (64 * 1024 + 64)
@@ -421,23 +421,32 @@ static ssize_t ss_write(struct anser_stream *st, const uint8_t *buf, size_t len)
 {
 	struct ss_stream *s = (struct ss_stream *)st;
 
-	if (s->out_off > 0 && s->out_len > 0) {
-		memmove(s->out, s->out + s->out_off, s->out_len);
-		s->out_off = 0;
+	/* Full chunks: the node opens two AEAD boxes per chunk, however
+	 * short, so a bulk stream must not be cut into short ones.
+	 *  - What was sealed goes out before more is taken: chunks are sealed
+	 *    into an empty output, never cut to the room a slow node left in
+	 *    it (and nothing is moved up).
+	 *  - More than a chunk's worth: whole chunks only; the rest waits for
+	 *    the relay's next read to join it (or goes alone in the next
+	 *    call, when no more came). */
+	if (s->out_len > 0) {
+		int r = ss_flush(st);
+		if (r < 0)
+			return r;
 	}
-	size_t room = OUT_CAP - s->out_len;
+	if (len > SS_MAX_PAYLOAD)
+		len -= len % SS_MAX_PAYLOAD;
 	size_t taken = 0;
-	while (taken < len && room > SS_LEN_HDR + SS_TAG) {
+	while (taken < len) {
 		size_t n = len - taken;
 		if (n > SS_MAX_PAYLOAD)
 			n = SS_MAX_PAYLOAD;
-		if (n > room - SS_LEN_HDR - SS_TAG)
-			n = room - SS_LEN_HDR - SS_TAG;
+		if (s->out_len + SS_LEN_HDR + n + SS_TAG > OUT_CAP)
+			break;
 		ssize_t c = anser_ss_seal_chunk(&s->enc, buf + taken, n, s->out + s->out_len);
 		if (c < 0)
 			return c;
 		s->out_len += (size_t)c;
-		room -= (size_t)c;
 		taken += n;
 	}
 	int r = ss_flush(st);

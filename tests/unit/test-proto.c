@@ -149,6 +149,64 @@ static void read_all(struct anser_stream *st, uint8_t *buf, size_t want, size_t 
 	}
 }
 
+/* A node slower than the app: what the stream sends is whole chunks of
+ * SS_MAX_PAYLOAD, never a short one cut to fit the room left in its output
+ * (the node pays two AEAD opens per chunk, however short), and a write of
+ * less than a chunk still goes at once. Counted on the wire: salt, the
+ * address chunk, then SS_LEN_HDR + n + SS_TAG per chunk. */
+static void test_ss_full_chunks(void)
+{
+	int sv[2], small = 4096;
+	struct anser_ss_key k;
+	struct anser_stream *a;
+	struct sockaddr_in dst = { .sin_family = AF_INET, .sin_port = htons(8080) };
+	const size_t big = 40000, head = 16 + (SS_LEN_HDR + 7 + SS_TAG);
+	uint8_t *data = g_malloc0(big), buf[65536];
+
+	inet_pton(AF_INET, "10.77.0.3", &dst.sin_addr);
+	g_assert_cmpint(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), ==, 0);
+	g_assert_cmpint(setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &small, sizeof(small)), ==, 0);
+	g_assert_cmpint(anser_ss_key_init(&k, ANSER_CIPHER_AES_128_GCM, "pw"), ==, 0);
+	g_assert_cmpint(anser_ss_stream_new(&k, sv[0], (struct sockaddr *)&dst, NULL, &a), ==, 0);
+
+	/* more than a chunk: whole chunks are taken, the rest is left */
+	g_assert_cmpint(anser_stream_write(a, data, big), ==, 2 * SS_MAX_PAYLOAD);
+	/* the peer reads nothing: write until the stream takes no more; it
+	 * never cuts a chunk to the room left */
+	size_t taken = 2 * SS_MAX_PAYLOAD;
+	ssize_t w;
+	while ((w = anser_stream_write(a, data, big)) > 0) {
+		g_assert_cmpint(w % SS_MAX_PAYLOAD, ==, 0);
+		taken += (size_t)w;
+	}
+	g_assert_cmpint(w, ==, -EAGAIN);
+	g_assert_true(anser_stream_pending(a));
+	/* less than a chunk goes whole, once there is room */
+	size_t wire = 0;
+	for (;;) {
+		ssize_t r = recv(sv[1], buf, sizeof(buf), 0);
+		if (r > 0) {
+			wire += (size_t)r;
+			continue;
+		}
+		if (anser_stream_flush(a) == 0)
+			break;
+	}
+	g_assert_cmpint(anser_stream_write(a, data, 100), ==, 100);
+	while (anser_stream_flush(a) == -EAGAIN)
+		;
+	ssize_t r;
+	while ((r = recv(sv[1], buf, sizeof(buf), 0)) > 0)
+		wire += (size_t)r;
+	size_t chunks = taken / SS_MAX_PAYLOAD;
+	g_assert_cmpuint(wire, ==,
+			 head + chunks * (SS_LEN_HDR + SS_MAX_PAYLOAD + SS_TAG) +
+				 (SS_LEN_HDR + 100 + SS_TAG));
+	anser_stream_free(a);
+	close(sv[1]);
+	g_free(data);
+}
+
 static void test_ss_stream(void)
 {
 	int sv[2];
@@ -600,6 +658,7 @@ int main(int argc, char **argv)
 	g_test_add_func("/ss/chunks", test_ss_chunks);
 	g_test_add_func("/ss/udp", test_ss_udp);
 	g_test_add_func("/ss/stream", test_ss_stream);
+	g_test_add_func("/ss/full-chunks", test_ss_full_chunks);
 	g_test_add_func("/ss/2022-stream", test_ss2022_stream);
 	g_test_add_func("/http/connect", test_http);
 	g_test_add_func("/ws/frames", test_ws);
