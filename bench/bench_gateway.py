@@ -226,28 +226,50 @@ def prog_time(prefix="anser_lan_ing"):
 
 
 def program_cost(env, a, cpu):
-    """The gateway program's own time during one 1-stream iperf3 run, as the
-    kernel counts it (kernel.bpf_stats_enabled, on only for this run: the
-    counting itself costs two clock reads a packet), against the stream's
-    time: the most anserd can take from a stream bound by one CPU."""
+    """The gateway program's own time, as the kernel counts it
+    (kernel.bpf_stats_enabled, on only for these runs: the counting itself
+    costs two clock reads a packet), during one 1-stream iperf3 run, one
+    run of sequential connections and one wrk run, against each run's
+    time. The program runs in line, in the sender's softirq: a stream
+    bound by one CPU loses at most that share of it, and a connection
+    waits at most the program's time for its own packets. So each line is
+    a bound on what the program alone takes from plain forwarding's rate
+    (its caches' effect on the rest of the kernel aside)."""
     with open(STATS) as f:
         old = f.read().strip()
     start_anserd(env, a.rules)
+    out = []
     try:
         with open(STATS, "w") as f:
             f.write("1")
+        conn_rate(env, 200)
         r0, t0 = prog_time()
         bits = iperf(env, a.seconds, 1, cpu)
         r1, t1 = prog_time()
+        t = time.monotonic()
+        rate = conn_rate(env, a.connects)
+        secs = time.monotonic() - t
+        r2, t2 = prog_time()
+        reqs = wrk_rate(env, a.seconds)
+        r3, t3 = prog_time()
     finally:
         with open(STATS, "w") as f:
             f.write(old)
         env.stop_anserd()
     runs, ns = r1 - r0, t1 - t0
-    print("anserd's program during a %d s 1-stream run (%.2f Gbit/s): %d packets, %.0f ns "
-          "each, %.1f ms in all: %.2f%% of one CPU's %d s" %
-          (a.seconds, bits / 1e9, runs, ns / max(runs, 1), ns / 1e6,
-           100.0 * ns / (a.seconds * 1e9), a.seconds), flush=True)
+    out.append("anserd's program during a %d s 1-stream run (%.2f Gbit/s): %d packets, %.0f ns "
+               "each, %.1f ms in all: %.2f%% of one CPU's %d s" %
+               (a.seconds, bits / 1e9, runs, ns / max(runs, 1), ns / 1e6,
+                100.0 * ns / (a.seconds * 1e9), a.seconds))
+    for what, n, runs, ns, per_s, wall in (
+            ("sequential connections", a.connects, r2 - r1, t2 - t1, rate, secs),
+            ("wrk requests", reqs * a.seconds, r3 - r2, t3 - t2, reqs, a.seconds)):
+        out.append("anserd's program during %d %s (%.0f/s): %d packets, %.0f ns each, "
+                   "%.0f ns per connection: %.2f%% of the run's %.1f s" %
+                   (n, what, per_s, runs, ns / max(runs, 1), ns / max(n, 1),
+                    100.0 * ns / (wall * 1e9), wall))
+    for line in out:
+        print(line, flush=True)
 
 
 def main():

@@ -13,20 +13,42 @@ pinned to CPU 0) to the servers in namespace s:
     behind the same REDIRECT rule, and a shadowsocks outbound.
 First every client once, not counted (a warm-up: the first measurements
 after the setup ran slow, and fell on round 1's first client). Then per
-round and client (the order rotates each round):
+round and client:
   - bulk TCP throughput: iperf3 -c for SECONDS (receiver bits/s);
   - CPU seconds per GB: utime + stime of the capturing process (all its
     threads) during that iperf3 run, over the bytes received;
   - new connections per second: CONNS sequential connect + wait for the
     server's close (a C accept-and-close server), so every connection is a
     full round trip through the client and ss-server.
+Rounds run the clients in the given order on even rounds and reversed on
+odd ones (ABBA), so a slow drift of the host weighs on every client alike.
 Results: the median over ROUNDS of each metric, and ratios to the better
-peer. The crypto ceiling (openssl speed -evp aes-128-gcm, one core) is
-printed beside them. A single-threaded ss-server caps throughput near
-1.5-1.7 Gbit/s here, so throughput alone cannot rank the clients: CPU per
-GB is the number that does.
+peer; then, per peer, the median over rounds of each round's anserd / peer
+ratio with a distribution-free 95% interval (from 6 rounds on). --again
+adds ss-redir measured a second time as a client of its own ("again"):
+its ratios to ss-redir are what this host's noise alone gives (an A/A
+comparison), the resolution the other ratios are read against. The
+crypto ceiling (openssl speed -evp aes-128-gcm, one core) is printed
+beside them. A single-threaded ss-server caps throughput near 1.5-1.8
+Gbit/s here, so throughput alone cannot rank the clients: CPU per GB is
+the number that does. ss-server's own CPU per GB is printed with each
+round: what the client's way of sending costs the node.
 
-Usage: bench/bench_proxy.py [--rounds 3] [--seconds 5] [--conns 2000]
+Placement (--placement): "split", the default, treats the two CPUs as two
+machines: the far side (ss-server, the iperf3 server, the accept-and-close
+server) on CPU 0, the client host (the app and the capturing process) on
+CPU 1. "free" pins only ss-server, as before 2026-12-06. On this VM a
+wakeup across CPUs is an IPI and a VM exit, and with "free" the far side's
+servers go wherever the client leaves room: behind a client that uses
+little CPU, the iperf3 server sleeps on CPU 1 and ss-server, the
+bottleneck, pays a cross-CPU wakeup for every segment it hands on (perf:
+13 % of ss-server's samples in sock_def_readable's wakeup; ss-server spent
+5.0-5.7 CPU s per GB behind anserd against 4.0-4.4 behind ss-redir, whose
+own load kept the iperf3 server next to ss-server). That measured where
+the scheduler put the servers, not the client.
+
+Usage: bench/bench_proxy.py [--rounds 3] [--seconds 5] [--conns 2000] [--again]
+                            [--placement split|free]
 Needs root, iperf3, shadowsocks-libev, v2ray, nftables, and a build in
 ./build (or ANSER_BUILD_DIR).
 """
@@ -42,7 +64,9 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests",
                                 "integration"))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
+from bench_direct import fmt_ratio  # noqa: E402
 from harness import P4, S4  # noqa: E402
 
 PW = "Anser-bench-pw1"
@@ -81,20 +105,30 @@ def nft(env, on):
         harness.run(env.nsexec("h") + ["nft", "delete", "table", "ip", "anserbench"], check=False)
 
 
+# CPUs: the far side's and the client host's (--placement split), or None
+FAR, NEAR = 0, 1
+
+
+def pin(cpu):
+    return ["taskset", "-c", str(cpu)] if cpu is not None else []
+
+
 class Client:
-    def __init__(self, env, name):
-        self.env, self.name, self.proc = env, name, None
+    def __init__(self, env, name, cpu=None):
+        # "again" is ss-redir once more (the A/A comparison)
+        self.env, self.name, self.proc = env, "ss-redir" if name == "again" else name, None
+        self.cpu = cpu
 
     def start(self):
         env = self.env
         if self.name == "anserd":
             # info, as the peers run: the harness's debug level logs
             # every connection
-            self.proc = env.start_anserd(env.write_config(CONFIG),
+            self.proc = env.start_anserd(env.write_config(CONFIG), wrapper=pin(self.cpu),
                                          extra=["--log-level", "info"])
             return
         if self.name == "ss-redir":
-            self.proc = env.spawn("ss-redir", env.nsexec("h") + [
+            self.proc = env.spawn("ss-redir", env.nsexec("h") + pin(self.cpu) + [
                 "ss-redir", "-s", P4, "-p", "8388", "-k", PW, "-m", METHOD, "-b", "127.0.0.1",
                 "-l", str(REDIR), "--reuse-port"])
         else:
@@ -108,7 +142,8 @@ class Client:
                            "outbounds": [{"protocol": "shadowsocks", "settings": {"servers": [
                                {"address": P4, "port": 8388, "method": METHOD,
                                 "password": PW}]}}]}, f)
-            self.proc = env.spawn("v2ray-client", env.nsexec("h") + ["v2ray", "-config", conf])
+            self.proc = env.spawn("v2ray-client",
+                                  env.nsexec("h") + pin(self.cpu) + ["v2ray", "-config", conf])
         env.wait_port("h", REDIR)
         nft(env, True)
 
@@ -124,15 +159,15 @@ class Client:
         return self.proc.pid
 
 
-def iperf(env, seconds):
+def iperf(env, seconds, cpu):
     r = env.app("appA", "-c", S4, "-p", str(IPERF), "-t", str(seconds), "-J",
-                binary=shutil.which("iperf3"), timeout=seconds + 30)
+                binary=shutil.which("iperf3"), timeout=seconds + 30, cpu=cpu)
     data = json.loads(r.stdout[r.stdout.index("{"):])
     return data["end"]["sum_received"]["bits_per_second"], data["end"]["sum_received"]["bytes"]
 
 
-def conn_rate(env, n):
-    r = env.app("appA", "tcprr", S4, SINK, n, timeout=300)
+def conn_rate(env, n, cpu):
+    r = env.app("appA", "tcprr", S4, SINK, n, timeout=300, cpu=cpu)
     m = re.search(r"per_s=([\d.]+)", r.stdout)
     if not m:
         raise RuntimeError("tcprr failed: " + r.stdout)
@@ -155,7 +190,12 @@ def main():
     ap.add_argument("--seconds", type=int, default=5)
     ap.add_argument("--conns", type=int, default=2000)
     ap.add_argument("--only", help="run one client (for experiments; no ratios)")
+    ap.add_argument("--again", action="store_true",
+                    help="measure ss-redir twice: the A/A ratio is the host's noise floor")
+    ap.add_argument("--placement", choices=("split", "free"), default="split",
+                    help="far side on CPU 0 and client host on CPU 1, or only ss-server pinned")
     args = ap.parse_args()
+    far, near = (FAR, NEAR) if args.placement == "split" else (None, None)
     for tool in ("iperf3", "ss-server", "ss-redir", "v2ray", "nft"):
         if not shutil.which(tool):
             sys.exit("bench_proxy: %s is not installed" % tool)
@@ -166,45 +206,50 @@ def main():
         env.setup_net()
         env.setup_cgroup()
         env.start_web()
-        env.spawn("ss-server", env.nsexec("p") + ["taskset", "-c", "0", "ss-server", "-s", P4,
-                                                  "-p", "8388", "-k", PW, "-m", METHOD])
+        node = env.spawn("ss-server", env.nsexec("p") + pin(FAR) + [
+            "ss-server", "-s", P4, "-p", "8388", "-k", PW, "-m", METHOD])
         env.wait_port("p", 8388)
-        env.spawn("iperf3-server", env.nsexec("s") + ["iperf3", "-s", "-p", str(IPERF)])
+        env.spawn("iperf3-server", env.nsexec("s") + pin(far) + ["iperf3", "-s", "-p", str(IPERF)])
         env.wait_port("s", IPERF)
-        env.spawn("sink", env.nsexec("s") + [harness.CLIENT, "tcpsink", str(SINK)])
+        env.spawn("sink", env.nsexec("s") + pin(far) + [harness.CLIENT, "tcpsink", str(SINK)])
         env.wait_port("s", SINK)
         names = [args.only] if args.only else ["anserd", "ss-redir", "v2ray"]
+        if args.again and not args.only:
+            names.append("again")
         # A warm-up pass, not counted: the first measurements after the
         # namespaces and ss-server start ran ~10 % slow, and they always
         # fell on the first client of round 1.
         for name in names:
-            c = Client(env, name)
+            c = Client(env, name, near)
             c.start()
             try:
-                conn_rate(env, 500)
-                iperf(env, 1)
+                conn_rate(env, 500, near)
+                iperf(env, 1, near)
             finally:
                 c.stop()
         for rnd in range(args.rounds):
-            order = names[rnd % len(names):] + names[:rnd % len(names)]
+            order = names if rnd % 2 == 0 else names[::-1]
             for name in order:
-                c = Client(env, name)
+                c = Client(env, name, near)
                 c.start()
                 try:
                     # warm up the path (and check it goes through the proxy)
-                    conn_rate(env, 50)
-                    cpu0 = cpu_seconds(c.pid())
-                    bps, nbytes = iperf(env, args.seconds)
+                    conn_rate(env, 50, near)
+                    cpu0, node0 = cpu_seconds(c.pid()), cpu_seconds(node.pid)
+                    bps, nbytes = iperf(env, args.seconds, near)
                     cpu = cpu_seconds(c.pid()) - cpu0
-                    rate = conn_rate(env, args.conns)
+                    node_cpu = cpu_seconds(node.pid) - node0
+                    rate = conn_rate(env, args.conns, near)
                 finally:
                     c.stop()
-                r = res.setdefault(name, {"bps": [], "cpu_gb": [], "rate": []})
+                r = res.setdefault(name, {"bps": [], "cpu_gb": [], "rate": [], "node_gb": []})
                 r["bps"].append(bps)
                 r["cpu_gb"].append(cpu / (nbytes / 1e9))
                 r["rate"].append(rate)
-                print("round %d %-8s %6.2f Gbit/s  %.2f CPU s/GB  %7.0f conn/s" % (
-                    rnd + 1, name, bps / 1e9, cpu / (nbytes / 1e9), rate), flush=True)
+                r["node_gb"].append(node_cpu / (nbytes / 1e9))
+                print("round %d %-8s %6.2f Gbit/s  %.2f CPU s/GB  %7.0f conn/s  (ss-server: "
+                      "%.2f CPU s/GB)" % (rnd + 1, name, bps / 1e9, cpu / (nbytes / 1e9), rate,
+                                          node_cpu / (nbytes / 1e9)), flush=True)
     finally:
         env.close()
 
@@ -222,7 +267,24 @@ def main():
         print("| %s | %.2f Gbit/s (%.2fx) | %.2f (%.2fx) | %.0f (%.2fx) |" % (
             n, m["bps"] / 1e9, m["bps"] / best_bps, m["cpu_gb"], m["cpu_gb"] / best_cpu,
             m["rate"], m["rate"] / best_rate))
+    if "again" in med:
+        m = med["again"]
+        print("| ss-redir again | %.2f Gbit/s (%.2fx) | %.2f (%.2fx) | %.0f (%.2fx) |" % (
+            m["bps"] / 1e9, m["bps"] / best_bps, m["cpu_gb"], m["cpu_gb"] / best_cpu,
+            m["rate"], m["rate"] / best_rate))
     print("(ratios: to the better of ss-redir and v2ray; CPU: lower is better)")
+    print()
+    print("| paired, per round (median, 95%% interval; %d rounds) | throughput | CPU s per GB "
+          "| new conn/s |" % args.rounds)
+    print("|---|---|---|---|")
+    pairs = [("anserd", "ss-redir"), ("anserd", "v2ray")]
+    if "again" in res:
+        pairs.append(("again", "ss-redir"))
+    for a, b in pairs:
+        cells = [fmt_ratio([x / y for x, y in zip(res[a][k], res[b][k])])
+                 for k in ("bps", "cpu_gb", "rate")]
+        label = "ss-redir again / ss-redir (A/A)" if a == "again" else "%s / %s" % (a, b)
+        print("| %s | %s |" % (label, " | ".join(cells)))
     ceil = crypto_ceiling()
     if ceil:
         print("crypto ceiling, openssl speed -evp aes-128-gcm, 16 KiB blocks, one core: "
