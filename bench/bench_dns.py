@@ -22,11 +22,14 @@ idle while the others are asked), latency again, interleaved: SEGMENTS
 runs of 2 s at RATE per server, the order rotating, every query's time
 pooled per server, so the host's drift over minutes falls on all three
 alike (the per-round p99 above is one 3 s sample each, which a VM's
-scheduling hiccups move by several times).
-Median over ROUNDS, ratios to the better of dnsmasq and unbound. One
-dnsperf thread drives 250-320k QPS here (TESTING.md): hit numbers near that
-partly measure dnsperf, and the table says so when a server reaches 90 %
-of what dnsperf reached against the fastest one.
+scheduling hiccups move by several times); one segment each at the rate
+goes first, not counted.
+Median over ROUNDS, ratios to the better of dnsmasq and unbound. Whether
+dnsperf is the limit of the cache-hit QPS: how busy the server's core and
+dnsperf's core were during the hits (CPU seconds over wall seconds); with
+dnsperf's core full and the server's not, the QPS measures dnsperf, and
+1 / CPU per hit -- what the server's one core could answer -- ranks the
+servers instead (printed as a table of its own).
 
 Usage: bench/bench_dns.py [--rounds 3] [--seconds 5] [--names 1000] [--rate 20000]
                           [--segments 6]
@@ -36,6 +39,7 @@ ANSER_BUILD_DIR).
 import argparse
 import os
 import re
+import resource
 import shutil
 import statistics
 import subprocess
@@ -115,6 +119,13 @@ def cpu_seconds(pid):
     return total / os.sysconf("SC_CLK_TCK")
 
 
+def children_cpu():
+    """utime + stime of the waited-for children so far (dnsperf runs as
+    one: nsenter and taskset exec it)."""
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
 def server_pid(env, port):
     """The pid of what listens on UDP port in ns h."""
     out = run(env.nsexec("h") + ["ss", "-Hlunp", "sport = :%d" % port]).stdout
@@ -189,8 +200,8 @@ def main():
                 "ss", "-Hlun", "sport = :%d" % port], check=False).stdout.strip())
             return p
 
-        results = {n: {"hit": [], "miss": [], "p50": [], "p99": [], "ok": [], "cpu": []}
-                   for n in PORTS}
+        results = {n: {"hit": [], "miss": [], "p50": [], "p99": [], "ok": [], "cpu": [],
+                       "busy": [], "gen": []} for n in PORTS}
         order = list(PORTS)
         for rnd in range(a.rounds):
             for name in order[rnd % 3:] + order[:rnd % 3]:
@@ -198,9 +209,16 @@ def main():
                 port = PORTS[name]
                 dnsperf(env, port, hits, 2, ["-n", "1"])  # warm the cache
                 pid = server_pid(env, port)
-                c0 = cpu_seconds(pid)
+                c0, g0 = cpu_seconds(pid), children_cpu()
+                t0 = time.monotonic()
                 hout = dnsperf(env, port, hits, a.seconds)
+                # dnsperf's share of its core: over the whole run of the
+                # command (it spins before and after the load too)
+                gen = (children_cpu() - g0) / (time.monotonic() - t0)
                 cpu = cpu_seconds(pid) - c0
+                # the server's share: over the load, as dnsperf times it
+                rt = re.search(r"Run time \(s\):\s+([0-9.]+)", hout)
+                wall = float(rt.group(1)) if rt else float(a.seconds)
                 hq, ok = qps_of(hout)
                 sent = re.search(r"Queries completed:\s+(\d+)", hout)
                 us_per_q = cpu * 1e6 / int(sent.group(1)) if sent and int(sent.group(1)) else 0
@@ -216,13 +234,16 @@ def main():
                 r = results[name]
                 r["hit"].append(hq)
                 r["cpu"].append(us_per_q)
+                r["busy"].append(cpu / wall)
+                r["gen"].append(gen)
                 r["ok"].append(ok)
                 r["miss"].append(mq)
                 r["p50"].append(p50)
                 r["p99"].append(p99)
-                print("round %d %-8s hit %8.0f QPS (%.1f%% NOERROR, %.2f us CPU/query)  "
-                      "miss %8.0f QPS  p50 %6.0f us  p99 %6.0f us"
-                      % (rnd + 1, name, hq, ok, us_per_q, mq, p50, p99), flush=True)
+                print("round %d %-8s hit %8.0f QPS (%.1f%% NOERROR, %.2f us CPU/query; cores "
+                      "busy: server %.0f%%, dnsperf %.0f%%)  miss %8.0f QPS  p50 %6.0f us  "
+                      "p99 %6.0f us" % (rnd + 1, name, hq, ok, us_per_q, 100 * cpu / wall,
+                                        100 * gen, mq, p50, p99), flush=True)
                 if name == "anserd":
                     env.stop_anserd()
                 else:
@@ -235,6 +256,10 @@ def main():
         for n in PORTS:
             dnsperf(env, PORTS[n], hits, 2, ["-n", "1"])
         time.sleep(1)
+        # one segment each at the rate, not counted: the first timed run
+        # after the start was the slowest, whoever it fell on
+        for n in order:
+            dnsperf(env, PORTS[n], hits, 2, ["-Q", str(a.rate)])
         for seg in range(a.segments):
             for n in order[seg % 3:] + order[:seg % 3]:
                 ts = samples(dnsperf(env, PORTS[n], hits, 2, ["-Q", str(a.rate), "-v"]))
@@ -274,11 +299,23 @@ def main():
             print("| %s | %.0f us (%.2fx) | %.0f us (%.2fx) | %d |"
                   % (n, inter[n][0], inter[n][0] / ilow[0], inter[n][1], inter[n][1] / ilow[1],
                      len(pooled[n])))
-        top = max(med[n]["hit"] for n in PORTS)
+        # Is dnsperf the limit? Its core full while the server's is not
+        # says so; then 1 / CPU per hit is what the server's core could
+        # answer, and their ratio ranks the servers instead of QPS.
+        print()
+        print("| server (median of %d) | its core busy during hits | dnsperf's core busy | "
+              "hits one core could answer (1 / CPU per hit) |" % a.rounds)
+        print("|---|---|---|---|")
+        cap = {n: 1e6 / med[n]["cpu"] if med[n]["cpu"] else 0 for n in PORTS}
+        best_cap = max(cap["dnsmasq"], cap["unbound"])
         for n in PORTS:
-            if med[n]["hit"] >= 0.9 * top:
-                print("note: %s's cache-hit rate is within 10%% of the fastest (%.0f): dnsperf on "
-                      "one core may be the limit there" % (n, top))
+            print("| %s | %.0f %% | %.0f %% | %.0f (%.2fx) |"
+                  % (n, 100 * med[n]["busy"], 100 * med[n]["gen"], cap[n], cap[n] / best_cap))
+        for n in PORTS:
+            if med[n]["gen"] >= 0.9 and med[n]["busy"] < 0.9:
+                print("note: against %s, dnsperf's core was %.0f %% busy and the server's %.0f %%:"
+                      " dnsperf is the limit, and its QPS does not rank the server"
+                      % (n, 100 * med[n]["gen"], 100 * med[n]["busy"]))
     finally:
         env.close()
 
