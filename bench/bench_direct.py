@@ -104,6 +104,23 @@ def median_ci(xs):
     return statistics.median(s), s[k - 1], s[n - k]
 
 
+def wrk_args(seconds, url):
+    """wrk's arguments for requests each on a new connection: one thread,
+    4 connections, Connection: close."""
+    return ["-t", "1", "-c", "4", "-d", "%ds" % seconds, "-H", "Connection: close", url]
+
+
+def wrk_rps(out):
+    """Requests per second from wrk's output; socket errors are printed."""
+    m = [l for l in out.splitlines() if l.startswith("Requests/sec:")]
+    if not m or "Non-2xx" in out:
+        raise RuntimeError("wrk failed: " + out)
+    errs = [l for l in out.splitlines() if "Socket errors" in l]
+    if errs and any(int(x.split()[-1]) for x in errs[0].split(",") if x.split()[-1].isdigit()):
+        print("  (wrk: %s)" % errs[0].strip(), flush=True)
+    return float(m[0].split()[1])
+
+
 def fmt_ratio(xs):
     m, lo, hi = median_ci(xs)
     if lo is None:

@@ -25,8 +25,10 @@ alike (the per-round p99 above is one 3 s sample each, which a VM's
 scheduling hiccups move by several times); one segment each at the rate
 goes first, not counted.
 Median over ROUNDS, ratios to the better of dnsmasq and unbound. Whether
-dnsperf is the limit of the cache-hit QPS: how busy the server's core and
-dnsperf's core were during the hits (CPU seconds over wall seconds); with
+dnsperf is the limit of the cache-hit QPS: how busy the server's core was
+during the hits (its CPU seconds over the load's run time, as dnsperf
+reports it) and dnsperf's (its CPU seconds over the command's wall time:
+it is pinned to one core and spins before and after the load); with
 dnsperf's core full and the server's not, the QPS measures dnsperf, and
 1 / CPU per hit -- what the server's one core could answer -- ranks the
 servers instead (printed as a table of its own).
@@ -218,7 +220,7 @@ def main():
                 cpu = cpu_seconds(pid) - c0
                 # the server's share: over the load, as dnsperf times it
                 rt = re.search(r"Run time \(s\):\s+([0-9.]+)", hout)
-                wall = float(rt.group(1)) if rt else float(a.seconds)
+                busy = cpu / (float(rt.group(1)) if rt else float(a.seconds))
                 hq, ok = qps_of(hout)
                 sent = re.search(r"Queries completed:\s+(\d+)", hout)
                 us_per_q = cpu * 1e6 / int(sent.group(1)) if sent and int(sent.group(1)) else 0
@@ -234,7 +236,7 @@ def main():
                 r = results[name]
                 r["hit"].append(hq)
                 r["cpu"].append(us_per_q)
-                r["busy"].append(cpu / wall)
+                r["busy"].append(busy)
                 r["gen"].append(gen)
                 r["ok"].append(ok)
                 r["miss"].append(mq)
@@ -242,7 +244,7 @@ def main():
                 r["p99"].append(p99)
                 print("round %d %-8s hit %8.0f QPS (%.1f%% NOERROR, %.2f us CPU/query; cores "
                       "busy: server %.0f%%, dnsperf %.0f%%)  miss %8.0f QPS  p50 %6.0f us  "
-                      "p99 %6.0f us" % (rnd + 1, name, hq, ok, us_per_q, 100 * cpu / wall,
+                      "p99 %6.0f us" % (rnd + 1, name, hq, ok, us_per_q, 100 * busy,
                                         100 * gen, mq, p50, p99), flush=True)
                 if name == "anserd":
                     env.stop_anserd()

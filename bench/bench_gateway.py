@@ -57,7 +57,7 @@ sys.path.insert(0, os.path.join(HERE, "..", "tests", "integration"))
 sys.path.insert(0, HERE)
 import harness  # noqa: E402
 import test_gateway as gw  # noqa: E402
-from bench_direct import fmt_ratio, start_servers  # noqa: E402
+from bench_direct import fmt_ratio, start_servers, wrk_args, wrk_rps  # noqa: E402
 
 SINK = 8082
 HTTP_SINK = 8083  # answers one HTTP request per connection, for wrk
@@ -183,18 +183,10 @@ def wrk_rate(env, seconds):
     """HTTP requests per second from wrk (4 connections, each request on a
     new connection: Connection: close) to a server that answers and
     closes: connection setup plus one request and answer."""
-    r = harness.run(env.nsexec("c") + ["taskset", "-c", "1", "wrk", "-t", "1", "-c", "4",
-                                       "-d", "%ds" % seconds, "-H", "Connection: close",
-                                       "http://%s:%d/" % (gw.S4, HTTP_SINK)],
+    r = harness.run(env.nsexec("c") + ["taskset", "-c", "1", "wrk"] +
+                    wrk_args(seconds, "http://%s:%d/" % (gw.S4, HTTP_SINK)),
                     timeout=seconds + 60, check=False)
-    out = r.stdout
-    m = [l for l in out.splitlines() if l.startswith("Requests/sec:")]
-    if not m or "Non-2xx" in out:
-        raise RuntimeError("wrk failed: " + out)
-    errs = [l for l in out.splitlines() if "Socket errors" in l]
-    if errs and any(int(x.split()[-1]) for x in errs[0].split(",") if x.split()[-1].isdigit()):
-        print("  (wrk: %s)" % errs[0].strip(), flush=True)
-    return float(m[0].split()[1])
+    return wrk_rps(r.stdout)
 
 
 def conn_rate(env, n):
@@ -238,7 +230,6 @@ def program_cost(env, a, cpu):
     with open(STATS) as f:
         old = f.read().strip()
     start_anserd(env, a.rules)
-    out = []
     try:
         with open(STATS, "w") as f:
             f.write("1")
@@ -246,9 +237,7 @@ def program_cost(env, a, cpu):
         r0, t0 = prog_time()
         bits = iperf(env, a.seconds, 1, cpu)
         r1, t1 = prog_time()
-        t = time.monotonic()
         rate = conn_rate(env, a.connects)
-        secs = time.monotonic() - t
         r2, t2 = prog_time()
         reqs = wrk_rate(env, a.seconds)
         r3, t3 = prog_time()
@@ -257,19 +246,18 @@ def program_cost(env, a, cpu):
             f.write(old)
         env.stop_anserd()
     runs, ns = r1 - r0, t1 - t0
-    out.append("anserd's program during a %d s 1-stream run (%.2f Gbit/s): %d packets, %.0f ns "
-               "each, %.1f ms in all: %.2f%% of one CPU's %d s" %
-               (a.seconds, bits / 1e9, runs, ns / max(runs, 1), ns / 1e6,
-                100.0 * ns / (a.seconds * 1e9), a.seconds))
-    for what, n, runs, ns, per_s, wall in (
-            ("sequential connections", a.connects, r2 - r1, t2 - t1, rate, secs),
-            ("wrk requests", reqs * a.seconds, r3 - r2, t3 - t2, reqs, a.seconds)):
-        out.append("anserd's program during %d %s (%.0f/s): %d packets, %.0f ns each, "
-                   "%.0f ns per connection: %.2f%% of the run's %.1f s" %
-                   (n, what, per_s, runs, ns / max(runs, 1), ns / max(n, 1),
-                    100.0 * ns / (wall * 1e9), wall))
-    for line in out:
-        print(line, flush=True)
+    print("anserd's program during a %d s 1-stream run (%.2f Gbit/s): %d packets, %.0f ns "
+          "each, %.1f ms in all: %.2f%% of one CPU's %d s" %
+          (a.seconds, bits / 1e9, runs, ns / max(runs, 1), ns / 1e6,
+           100.0 * ns / (a.seconds * 1e9), a.seconds), flush=True)
+    # (connections, their rate, packets, ns): a run lasts n / rate
+    for what, n, per_s, runs, ns in (
+            ("sequential connections", a.connects, rate, r2 - r1, t2 - t1),
+            ("wrk requests", reqs * a.seconds, reqs, r3 - r2, t3 - t2)):
+        print("anserd's program during %d %s (%.0f/s): %d packets, %.0f ns each, "
+              "%.0f ns per connection: %.2f%% of the run's %.1f s" %
+              (n, what, per_s, runs, ns / max(runs, 1), ns / max(n, 1),
+               100.0 * ns * per_s / (n * 1e9), n / per_s), flush=True)
 
 
 def main():
