@@ -9,8 +9,12 @@ pinned to CPU 0) to the servers in namespace s:
   - anserd: its cgroup hooks (pname(appA) -> the ss node);
   - ss-redir: an nftables REDIRECT in h's output hook for the server's
     address, to ss-redir's port;
-  - v2ray 4.34: a dokodemo-door inbound with sockopt tproxy "redirect"
-    behind the same REDIRECT rule, and a shadowsocks outbound.
+  - v2ray 4.34: a dokodemo-door inbound with sockopt tproxy "tproxy" and
+    a shadowsocks outbound, set up as v2ray's guides do for a host's own
+    traffic: the app's packets marked in h's output hook, routed back in
+    through lo by a policy rule (fwmark 1 -> a local default route), and
+    handed to the inbound by nft tproxy in prerouting. (Before 2026-12-06
+    it ran with tproxy "redirect" behind ss-redir's REDIRECT rule.)
 First every client once, not counted (a warm-up: the first measurements
 after the setup ran slow, and fell on round 1's first client). Then per
 round and client:
@@ -19,7 +23,9 @@ round and client:
     threads) during that iperf3 run, over the bytes received;
   - new connections per second: CONNS sequential connect + wait for the
     server's close (a C accept-and-close server), so every connection is a
-    full round trip through the client and ss-server.
+    full round trip through the client and ss-server;
+  - wrk: HTTP requests per second, each on a new connection (4 at once,
+    Connection: close), to a C server that answers one request and closes.
 Rounds run the clients in the given order on even rounds and reversed on
 odd ones (ABBA), so a slow drift of the host weighs on every client alike.
 Results: the median over ROUNDS of each metric, and ratios to the better
@@ -66,14 +72,17 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
                                 "integration"))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
-from bench_direct import fmt_ratio  # noqa: E402
+from bench_direct import fmt_ratio, wrk_args, wrk_rps  # noqa: E402
 from harness import P4, S4  # noqa: E402
 
 PW = "Anser-bench-pw1"
 METHOD = "aes-128-gcm"
 IPERF = 5201
 SINK = 8081
+HTTP = 8083  # answers one HTTP request per connection, for wrk
 REDIR = 12345
+TP_MARK, TP_TABLE = "1", "100"
+TP_RULE = ["fwmark", TP_MARK, "lookup", TP_TABLE]
 
 CONFIG = """global {
     log_level: warning
@@ -95,14 +104,33 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def nft(env, on):
-    if on:
+def nft(env, on, tproxy=False):
+    """Capture the app's connections to the servers for a peer: ss-redir's
+    nft REDIRECT in the output hook, or (tproxy) v2ray's usual setup for
+    a host's own traffic: marked in the output hook, routed back in
+    through lo by a policy rule, and given to the tproxy inbound in
+    prerouting."""
+    ns = env.nsexec("h")
+    ports = "{ %d, %d, %d }" % (IPERF, SINK, HTTP)
+    if not on:
+        harness.run(ns + ["nft", "delete", "table", "ip", "anserbench"], check=False)
+        harness.run(ns + ["ip", "rule", "del"] + TP_RULE, check=False)
+        harness.run(ns + ["ip", "route", "flush", "table", TP_TABLE], check=False)
+        return
+    if not tproxy:
         rules = ("table ip anserbench {\n chain out {\n  type nat hook output priority -100;\n"
-                 "  ip daddr %s tcp dport { %d, %d } redirect to :%d\n }\n}\n"
-                 % (S4, IPERF, SINK, REDIR))
-        harness.run(env.nsexec("h") + ["nft", "-f", "-"], input=rules)
+                 "  ip daddr %s tcp dport %s redirect to :%d\n }\n}\n" % (S4, ports, REDIR))
     else:
-        harness.run(env.nsexec("h") + ["nft", "delete", "table", "ip", "anserbench"], check=False)
+        harness.run(ns + ["ip", "rule", "add"] + TP_RULE)
+        harness.run(ns + ["ip", "route", "add", "local", "0.0.0.0/0", "dev", "lo", "table",
+                          TP_TABLE])
+        rules = ("table ip anserbench {\n"
+                 " chain out {\n  type route hook output priority mangle;\n"
+                 "  ip daddr %s tcp dport %s meta mark set %s\n }\n"
+                 " chain pre {\n  type filter hook prerouting priority mangle;\n"
+                 "  iifname \"lo\" ip daddr %s tcp dport %s tproxy to :%d meta mark set %s\n"
+                 " }\n}\n" % (S4, ports, TP_MARK, S4, ports, REDIR, TP_MARK))
+    harness.run(ns + ["nft", "-f", "-"], input=rules)
 
 
 # CPUs: the far side's and the client host's (--placement split), or None
@@ -135,17 +163,17 @@ class Client:
             conf = os.path.join(env.tmp, "v2ray-client.json")
             with open(conf, "w") as f:
                 json.dump({"log": {"loglevel": "warning"},
-                           "inbounds": [{"listen": "127.0.0.1", "port": REDIR,
+                           "inbounds": [{"listen": "0.0.0.0", "port": REDIR,
                                          "protocol": "dokodemo-door",
                                          "settings": {"network": "tcp", "followRedirect": True},
-                                         "streamSettings": {"sockopt": {"tproxy": "redirect"}}}],
+                                         "streamSettings": {"sockopt": {"tproxy": "tproxy"}}}],
                            "outbounds": [{"protocol": "shadowsocks", "settings": {"servers": [
                                {"address": P4, "port": 8388, "method": METHOD,
                                 "password": PW}]}}]}, f)
             self.proc = env.spawn("v2ray-client",
                                   env.nsexec("h") + pin(self.cpu) + ["v2ray", "-config", conf])
         env.wait_port("h", REDIR)
-        nft(env, True)
+        nft(env, True, tproxy=self.name == "v2ray")
 
     def stop(self):
         if self.name == "anserd":
@@ -174,6 +202,14 @@ def conn_rate(env, n, cpu):
     return float(m.group(1))
 
 
+def wrk_rate(env, seconds, cpu):
+    """HTTP requests per second, each on a new connection, from wrk as the
+    app (the captured process is named appA, like the others)."""
+    r = env.app("appA", *wrk_args(seconds, "http://%s:%d/" % (S4, HTTP)),
+                binary=shutil.which("wrk"), timeout=seconds + 60, cpu=cpu)
+    return wrk_rps(r.stdout)
+
+
 def crypto_ceiling():
     r = subprocess.run(["openssl", "speed", "-seconds", "2", "-evp", "aes-128-gcm"],
                        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
@@ -196,7 +232,7 @@ def main():
                     help="far side on CPU 0 and client host on CPU 1, or only ss-server pinned")
     args = ap.parse_args()
     far, near = (FAR, NEAR) if args.placement == "split" else (None, None)
-    for tool in ("iperf3", "ss-server", "ss-redir", "v2ray", "nft"):
+    for tool in ("iperf3", "wrk", "ss-server", "ss-redir", "v2ray", "nft"):
         if not shutil.which(tool):
             sys.exit("bench_proxy: %s is not installed" % tool)
 
@@ -206,6 +242,12 @@ def main():
         env.setup_net()
         env.setup_cgroup()
         env.start_web()
+        # thousands of new connections a second (wrk), from the app and
+        # from ss-server: TIME_WAIT ports reused (timestamps make it safe),
+        # and all of them usable (the bench's own namespaces)
+        for role in ("h", "p"):
+            harness.run(env.nsexec(role) + ["sysctl", "-qw", "net.ipv4.tcp_tw_reuse=1",
+                                            "net.ipv4.ip_local_port_range=1024 65000"])
         node = env.spawn("ss-server", env.nsexec("p") + pin(FAR) + [
             "ss-server", "-s", P4, "-p", "8388", "-k", PW, "-m", METHOD])
         env.wait_port("p", 8388)
@@ -213,6 +255,9 @@ def main():
         env.wait_port("s", IPERF)
         env.spawn("sink", env.nsexec("s") + pin(far) + [harness.CLIENT, "tcpsink", str(SINK)])
         env.wait_port("s", SINK)
+        env.spawn("httpsink", env.nsexec("s") + pin(far) + [harness.CLIENT, "tcpsink",
+                                                             str(HTTP), "http"])
+        env.wait_port("s", HTTP)
         names = [args.only] if args.only else ["anserd", "ss-redir", "v2ray"]
         if args.again and not args.only:
             names.append("again")
@@ -240,49 +285,46 @@ def main():
                     cpu = cpu_seconds(c.pid()) - cpu0
                     node_cpu = cpu_seconds(node.pid) - node0
                     rate = conn_rate(env, args.conns, near)
+                    reqs = wrk_rate(env, args.seconds, near)
                 finally:
                     c.stop()
-                r = res.setdefault(name, {"bps": [], "cpu_gb": [], "rate": [], "node_gb": []})
-                r["bps"].append(bps)
-                r["cpu_gb"].append(cpu / (nbytes / 1e9))
-                r["rate"].append(rate)
-                r["node_gb"].append(node_cpu / (nbytes / 1e9))
-                print("round %d %-8s %6.2f Gbit/s  %.2f CPU s/GB  %7.0f conn/s  (ss-server: "
-                      "%.2f CPU s/GB)" % (rnd + 1, name, bps / 1e9, cpu / (nbytes / 1e9), rate,
-                                          node_cpu / (nbytes / 1e9)), flush=True)
+                v = {"bps": bps, "cpu_gb": cpu / (nbytes / 1e9), "rate": rate, "wrk": reqs,
+                     "node_gb": node_cpu / (nbytes / 1e9)}
+                for k, x in v.items():
+                    res.setdefault(name, {}).setdefault(k, []).append(x)
+                print("round %d %-8s %6.2f Gbit/s  %.2f CPU s/GB  %7.0f conn/s  %7.0f req/s  "
+                      "(ss-server: %.2f CPU s/GB)" % (rnd + 1, name, bps / 1e9, v["cpu_gb"], rate,
+                                                      reqs, v["node_gb"]), flush=True)
     finally:
         env.close()
 
     med = {n: {k: statistics.median(v) for k, v in r.items()} for n, r in res.items()}
     if args.only:
         return
-    best_cpu = min(med["ss-redir"]["cpu_gb"], med["v2ray"]["cpu_gb"])
-    best_bps = max(med["ss-redir"]["bps"], med["v2ray"]["bps"])
-    best_rate = max(med["ss-redir"]["rate"], med["v2ray"]["rate"])
+    # (key, column, format of a median, lower is better)
+    cols = [("bps", "throughput", lambda x: "%.2f Gbit/s" % (x / 1e9), False),
+            ("cpu_gb", "CPU s per GB", lambda x: "%.2f" % x, True),
+            ("rate", "new conn/s", lambda x: "%.0f" % x, False),
+            ("wrk", "wrk requests/s (new connection each)", lambda x: "%.0f" % x, False),
+            ("node_gb", "ss-server's CPU s per GB", lambda x: "%.2f" % x, True)]
+    best = {k: (min if low else max)(med["ss-redir"][k], med["v2ray"][k])
+            for k, _, _, low in cols}
     print()
-    print("| client (median of %d) | throughput | CPU s per GB | new conn/s |" % args.rounds)
-    print("|---|---|---|---|")
-    for n in ("anserd", "ss-redir", "v2ray"):
-        m = med[n]
-        print("| %s | %.2f Gbit/s (%.2fx) | %.2f (%.2fx) | %.0f (%.2fx) |" % (
-            n, m["bps"] / 1e9, m["bps"] / best_bps, m["cpu_gb"], m["cpu_gb"] / best_cpu,
-            m["rate"], m["rate"] / best_rate))
-    if "again" in med:
-        m = med["again"]
-        print("| ss-redir again | %.2f Gbit/s (%.2fx) | %.2f (%.2fx) | %.0f (%.2fx) |" % (
-            m["bps"] / 1e9, m["bps"] / best_bps, m["cpu_gb"], m["cpu_gb"] / best_cpu,
-            m["rate"], m["rate"] / best_rate))
+    print("| client (median of %d) | %s |" % (args.rounds, " | ".join(c[1] for c in cols)))
+    print("|---|%s" % ("---|" * len(cols)))
+    for n in names:
+        print("| %s | %s |" % ("ss-redir again" if n == "again" else n, " | ".join(
+            "%s (%.2fx)" % (f(med[n][k]), med[n][k] / best[k]) for k, _, f, _ in cols)))
     print("(ratios: to the better of ss-redir and v2ray; CPU: lower is better)")
     print()
-    print("| paired, per round (median, 95%% interval; %d rounds) | throughput | CPU s per GB "
-          "| new conn/s |" % args.rounds)
-    print("|---|---|---|---|")
+    print("| paired, per round (median, 95%% interval; %d rounds) | %s |"
+          % (args.rounds, " | ".join(c[1] for c in cols[:4])))
+    print("|---|%s" % ("---|" * 4))
     pairs = [("anserd", "ss-redir"), ("anserd", "v2ray")]
     if "again" in res:
         pairs.append(("again", "ss-redir"))
     for a, b in pairs:
-        cells = [fmt_ratio([x / y for x, y in zip(res[a][k], res[b][k])])
-                 for k in ("bps", "cpu_gb", "rate")]
+        cells = [fmt_ratio([x / y for x, y in zip(res[a][k], res[b][k])]) for k, *_ in cols[:4]]
         label = "ss-redir again / ss-redir (A/A)" if a == "again" else "%s / %s" % (a, b)
         print("| %s | %s |" % (label, " | ".join(cells)))
     ceil = crypto_ceiling()
