@@ -6,8 +6,10 @@
  *
  *  TCP  connect4/6 rewrites the destination to the TCP listener, keeps the
  *       original in socket storage and files the flow under the socket's
- *       cookie in `tcp_redir`; after accept() anserd finds the app socket's
- *       cookie with one sock_diag lookup of the connection's 4-tuple.
+ *       cookie in `tcp_redir`; when the SYN goes out, sockops moves it to
+ *       the connection's source in `tcp_src`, where anserd finds it after
+ *       accept() (or, for a socket the move missed, finds the cookie with
+ *       a sock_diag lookup of the connection's 4-tuple).
  *  UDP  connect4/6 and sendmsg4/6 rewrite to the UDP listener and give the
  *       (socket, destination) pair a flow id; cgroup_skb/egress stamps the
  *       id into skb->mark, which anserd reads with SO_RCVMARK. recvmsg4/6
@@ -121,6 +123,13 @@ struct {
 	__type(key, __u64); /* the app socket's cookie */
 	__type(value, struct anser_flow);
 } tcp_redir SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct anser_tcp_src);
+	__type(value, struct anser_flow);
+} tcp_src SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -852,6 +861,36 @@ static __always_inline int do_connect(struct bpf_sock_addr *ctx, int v6)
 	}
 	s->redirected = 1;
 	return steer(ctx, c, v6, port, d.proto == IPPROTO_UDP);
+}
+
+/* A steered connection's source port is known once the kernel sends its
+ * SYN: its flow moves from the cookie to the source (struct anser_tcp_src),
+ * which anserd has from accept(). Without this program (or when the move
+ * fails) anserd looks the cookie up with sock_diag. */
+SEC("sockops")
+int anser_sockops(struct bpf_sock_ops *ops)
+{
+	if (ops->op != BPF_SOCK_OPS_TCP_CONNECT_CB)
+		return 1;
+	__u64 cookie = bpf_get_socket_cookie(ops);
+	struct anser_flow *f = bpf_map_lookup_elem(&tcp_redir, &cookie);
+	if (!f)
+		return 1;
+	struct anser_tcp_src k = { .port = (__u16)ops->local_port };
+	if (ops->family == AF_INET) {
+		__u32 a = ops->local_ip4;
+		k.addr[10] = k.addr[11] = 0xff;
+		__builtin_memcpy(&k.addr[12], &a, 4);
+	} else if (ops->family == AF_INET6) {
+		__u32 a[4] = { ops->local_ip6[0], ops->local_ip6[1], ops->local_ip6[2],
+			       ops->local_ip6[3] };
+		__builtin_memcpy(k.addr, a, 16);
+	} else {
+		return 1;
+	}
+	if (bpf_map_update_elem(&tcp_src, &k, f, BPF_ANY) == 0)
+		bpf_map_delete_elem(&tcp_redir, &cookie);
+	return 1;
 }
 
 /* Cgroups made and removed anywhere: anserd files the rule sets of new

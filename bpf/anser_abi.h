@@ -231,6 +231,17 @@ struct anser_flow {
 	char pname[ANSER_PNAME_LEN];
 };
 
+/* Key of `tcp_src`: a steered TCP connection's source as anserd's
+ * listener sees it (the app socket's local address, IPv4 mapped, and its
+ * port in host order). The sockops program files the flow under it when
+ * the kernel has chosen the port, so that anserd finds it after accept()
+ * with one map lookup instead of a sock_diag query for the cookie. */
+struct anser_tcp_src {
+	__u8 addr[16];
+	__u16 port;
+	__u16 pad;
+};
+
 /*
  * Every decision (direct ones included) is reported for the connection list
  * through the flow log: per CPU, a ring of ANSER_LOG_SLOTS records in the

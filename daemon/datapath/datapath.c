@@ -1466,6 +1466,15 @@ int anser_datapath_attach(struct anser_datapath *dp)
 		dp->links[dp->n_links++] = l;
 	}
 	dp->n_steer = dp->n_links;
+	/* Not a steering link: without it anserd finds flows with sock_diag. */
+	struct bpf_link *so =
+		bpf_program__attach_cgroup(dp->skel->progs.anser_sockops, dp->cgroup_fd);
+	if (so)
+		dp->links[dp->n_links++] = so;
+	else
+		log_info("No sockops program on %s (%s): accepted connections are matched "
+			 "with sock_diag",
+			 dp->cgroup_path, strerror(errno));
 	/* New cgroups, for app() and cgroup() rules: these links watch, they
 	 * steer nothing, so failing to attach them only costs those rules
 	 * their reach into cgroups made later. */
@@ -1567,9 +1576,24 @@ int anser_datapath_tcp_lookup_at(struct anser_datapath *dp, const struct sockadd
 				 uint16_t port, struct anser_flow *out)
 {
 	struct sockaddr_storage listener = { 0 };
+	struct anser_tcp_src src = { 0 };
 	uint64_t cookie;
 	int rfd = bpf_map__fd(dp->skel->maps.tcp_redir);
 	int r;
+
+	/* Filed under its source by the sockops program: one syscall. */
+	if (peer->sa_family == AF_INET) {
+		const struct sockaddr_in *a = (const struct sockaddr_in *)peer;
+		src.addr[10] = src.addr[11] = 0xff;
+		memcpy(&src.addr[12], &a->sin_addr, 4);
+		src.port = ntohs(a->sin_port);
+	} else if (peer->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)peer;
+		memcpy(src.addr, &a->sin6_addr, 16);
+		src.port = ntohs(a->sin6_port);
+	}
+	if (bpf_map_lookup_and_delete_elem(bpf_map__fd(dp->skel->maps.tcp_src), &src, out) == 0)
+		return 0;
 
 	/* The app's socket is the one from `peer` to our listener; its cookie
 	 * is the key the connect hook filed the flow under. */
@@ -1592,6 +1616,7 @@ int anser_datapath_tcp_lookup_at(struct anser_datapath *dp, const struct sockadd
 	/* one syscall: the entry is used once */
 	if (bpf_map_lookup_and_delete_elem(rfd, &cookie, out) < 0)
 		return -ENOENT;
+	log_debug("Flow of socket %" PRIu64 " found by sock_diag", cookie);
 	return 0;
 }
 

@@ -400,6 +400,7 @@ struct ss_stream {
 	bool have_dec;
 	bool hdr2022; /* the 2022 response header is next */
 	bool in_payload;
+	bool fresh;		       /* out holds the request header, and no more was tried */
 	size_t want;		       /* bytes `in` must hold for the next step */
 	size_t plen;		       /* payload length of the chunk being read (in_payload) */
 	uint8_t req_salt[SS_MAX_SALT]; /* 2022: the response names it */
@@ -414,6 +415,7 @@ struct ss_stream {
 static int ss_flush(struct anser_stream *st)
 {
 	struct ss_stream *s = (struct ss_stream *)st;
+	s->fresh = false;
 	return anser_stream_lower_drain(st, s->out, &s->out_off, &s->out_len);
 }
 
@@ -428,8 +430,10 @@ static ssize_t ss_write(struct anser_stream *st, const uint8_t *buf, size_t len)
 	 *    it (and nothing is moved up).
 	 *  - More than a chunk's worth: whole chunks only; the rest waits for
 	 *    the relay's next read to join it (or goes alone in the next
-	 *    call, when no more came). */
-	if (s->out_len > 0) {
+	 *    call, when no more came).
+	 *  - The request header, not yet tried, goes with the first chunks:
+	 *    one segment, and one read for the node. */
+	if (s->out_len > 0 && !s->fresh) {
 		int r = ss_flush(st);
 		if (r < 0)
 			return r;
@@ -625,6 +629,7 @@ int anser_ss_stream_new(const struct anser_ss_key *k, int fd, const struct socka
 	s->s.inner = NULL;
 	s->key = *k;
 	s->want = k->salt_len;
+	s->fresh = true;
 	ssize_t al = anser_socks5_put_dest(addr, sizeof(addr), dst, name);
 	int r = al < 0 ? (int)al : 0;
 	if (r == 0 && gnutls_rnd(GNUTLS_RND_NONCE, s->out, k->salt_len) < 0)

@@ -105,14 +105,18 @@ struct end {
 	struct anser_stream *st;
 };
 
-/* FIN after whatever the stream still holds; -EAGAIN until it is out. */
-static int end_shutdown(struct end e)
+/* FIN after whatever the stream still holds; -EAGAIN until it is out.
+ * When the other way is done too (last), the session closes its sockets
+ * next, and close() sends the FIN: no shutdown() for it. */
+static int end_shutdown(struct end e, bool last)
 {
 	if (e.st) {
 		int r = anser_stream_close_write(e.st);
 		if (r < 0)
 			return r;
 	}
+	if (last)
+		return 0;
 	return shutdown(e.fd, SHUT_WR) < 0 && errno != ENOTCONN ? -errno : 0;
 }
 
@@ -121,18 +125,21 @@ static bool soft(ssize_t r)
 	return r == -EAGAIN || r == -EINTR;
 }
 
-/* Moves what it can between from and to; -errno on a hard error. */
-static int pump_dir(struct end from, struct end to, struct pipe *pp, _Atomic uint64_t *ctr,
-		    bool *progress)
+/* Moves what it can between from and to; -errno on a hard error.
+ *  - A side that said EAGAIN is not asked again in this call: epoll
+ *    says when it has more (one system call a wakeup saved).
+ *  - What a stream holds (its request header, say) goes out with the
+ *    bytes read here when there are some -- one segment to the node, not
+ *    the header alone and the app's first bytes after it -- and alone
+ *    after the loop when there are none. */
+static int pump_dir(struct end from, struct end to, struct pipe *pp, const struct pipe *other,
+		    _Atomic uint64_t *ctr, bool *progress)
 {
-	if (to.st && anser_stream_pending(to.st)) {
-		int r = anser_stream_flush(to.st);
-		if (r < 0 && !soft(r))
-			return r;
-	}
+	bool from_dry = false, to_full = false;
+
 	for (int round = 0; round < PUMP_ROUNDS; round++) {
 		bool moved = false;
-		if (pp->len > 0) {
+		if (pp->len > 0 && !to_full) {
 			ssize_t n = anser_io_write(to.fd, to.st, pp->buf + pp->off, pp->len);
 			if (n > 0) {
 				pp->off += (size_t)n;
@@ -142,9 +149,11 @@ static int pump_dir(struct end from, struct end to, struct pipe *pp, _Atomic uin
 				moved = true;
 			} else if (n < 0 && !soft(n)) {
 				return (int)n;
+			} else {
+				to_full = true;
 			}
 		}
-		if (!pp->eof && pp->len < RELAY_BUF) {
+		if (!pp->eof && pp->len < RELAY_BUF && !from_dry) {
 			if (pp->off + pp->len == RELAY_BUF) {
 				memmove(pp->buf, pp->buf + pp->off, pp->len);
 				pp->off = 0;
@@ -161,10 +170,12 @@ static int pump_dir(struct end from, struct end to, struct pipe *pp, _Atomic uin
 				moved = true;
 			} else if (!soft(n)) {
 				return (int)n;
+			} else {
+				from_dry = true;
 			}
 		}
 		if (pp->eof && pp->len == 0 && !pp->shut) {
-			int r = end_shutdown(to);
+			int r = end_shutdown(to, other->shut);
 			if (r < 0 && !soft(r))
 				return r;
 			pp->shut = r == 0;
@@ -172,6 +183,11 @@ static int pump_dir(struct end from, struct end to, struct pipe *pp, _Atomic uin
 		if (!moved)
 			break;
 		*progress = true;
+	}
+	if (to.st && !to_full && anser_stream_pending(to.st)) {
+		int r = anser_stream_flush(to.st);
+		if (r < 0 && !soft(r))
+			return r;
 	}
 	return 0;
 }
@@ -204,9 +220,9 @@ static void tcp_pump(struct worker *w, struct tcp_sess *t)
 {
 	bool progress = false;
 	struct end cli = { t->cli, NULL }, srv = { t->srv, t->st };
-	int r = pump_dir(cli, srv, &t->up, &t->s.bytes_up, &progress);
+	int r = pump_dir(cli, srv, &t->up, &t->down, &t->s.bytes_up, &progress);
 	if (r >= 0)
-		r = pump_dir(srv, cli, &t->down, &t->s.bytes_down, &progress);
+		r = pump_dir(srv, cli, &t->down, &t->up, &t->s.bytes_down, &progress);
 	if (r < 0) {
 		log_debug_errno(r, "TCP session of %s ended: %m", t->s.flow.pname);
 		sess_kill(w, &t->s, true);

@@ -68,6 +68,12 @@ def check_split(env, server, proxy_addr, host_addr):
     # The app must not notice the redirection: getpeername() shows the server.
     peer = [l for l in a.stdout.splitlines() if l.startswith("peer=")]
     expect(peer and server in peer[0], "appA getpeername() shows %s" % peer)
+    # anserd found appA's flow by its source (the sockops program filed
+    # it there), not with a sock_diag query for its cookie.
+    expect(any("sock_ops" in l for l in env.cgroup_attached()),
+           "the sockops program should be attached: %s" % env.cgroup_attached())
+    expect("by sock_diag" not in env.log("anserd"),
+           "the flow was found by sock_diag, not by its source:\n" + env.log("anserd"))
 
 
 def t_tcp_v4(env):

@@ -207,6 +207,41 @@ static void test_ss_full_chunks(void)
 	g_free(data);
 }
 
+/* The request header goes out with the first bytes, in one send(): a
+ * SOCK_SEQPACKET pair keeps each send() a record of its own. */
+static void test_ss_header_with_data(void)
+{
+	int sv[2];
+	struct anser_ss_key k;
+	struct anser_stream *a;
+	struct sockaddr_in dst = { .sin_family = AF_INET, .sin_port = htons(8080) };
+	const size_t head = 16 + (SS_LEN_HDR + 7 + SS_TAG);
+	uint8_t data[100] = { 0 }, buf[4096];
+
+	inet_pton(AF_INET, "10.77.0.3", &dst.sin_addr);
+	g_assert_cmpint(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK, 0, sv), ==, 0);
+	g_assert_cmpint(anser_ss_key_init(&k, ANSER_CIPHER_AES_128_GCM, "pw"), ==, 0);
+	g_assert_cmpint(anser_ss_stream_new(&k, sv[0], (struct sockaddr *)&dst, NULL, &a), ==, 0);
+	g_assert_true(anser_stream_pending(a));
+	g_assert_cmpint(anser_stream_write(a, data, sizeof(data)), ==, sizeof(data));
+	g_assert_false(anser_stream_pending(a));
+	g_assert_cmpint(recv(sv[1], buf, sizeof(buf), 0), ==,
+			head + SS_LEN_HDR + sizeof(data) + SS_TAG);
+	/* later bytes are records of their own */
+	g_assert_cmpint(anser_stream_write(a, data, 10), ==, 10);
+	g_assert_cmpint(recv(sv[1], buf, sizeof(buf), 0), ==, SS_LEN_HDR + 10 + SS_TAG);
+	anser_stream_free(a);
+	close(sv[1]);
+
+	/* with no bytes from the app, a flush sends the header alone */
+	g_assert_cmpint(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK, 0, sv), ==, 0);
+	g_assert_cmpint(anser_ss_stream_new(&k, sv[0], (struct sockaddr *)&dst, NULL, &a), ==, 0);
+	g_assert_cmpint(anser_stream_flush(a), ==, 0);
+	g_assert_cmpint(recv(sv[1], buf, sizeof(buf), 0), ==, head);
+	anser_stream_free(a);
+	close(sv[1]);
+}
+
 static void test_ss_stream(void)
 {
 	int sv[2];
@@ -659,6 +694,7 @@ int main(int argc, char **argv)
 	g_test_add_func("/ss/udp", test_ss_udp);
 	g_test_add_func("/ss/stream", test_ss_stream);
 	g_test_add_func("/ss/full-chunks", test_ss_full_chunks);
+	g_test_add_func("/ss/header-with-data", test_ss_header_with_data);
 	g_test_add_func("/ss/2022-stream", test_ss2022_stream);
 	g_test_add_func("/http/connect", test_http);
 	g_test_add_func("/ws/frames", test_ws);
