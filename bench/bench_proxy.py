@@ -16,8 +16,11 @@ pinned to CPU 0) to the servers in namespace s:
     handed to the inbound by nft tproxy in prerouting. (Before 2026-12-06
     it ran with tproxy "redirect" behind ss-redir's REDIRECT rule.)
 First every client once, not counted (a warm-up: the first measurements
-after the setup ran slow, and fell on round 1's first client). Then per
-round and client:
+after the setup ran slow, and fell on round 1's first client). Then two
+passes of rounds -- the first measures the three below, the second wrk
+(after it: wrk's ~50,000 connections a run leave their ports in
+TIME_WAIT, where sequential connections through ss-redir stalled) --
+per round and client:
   - bulk TCP throughput: iperf3 -c for SECONDS (receiver bits/s);
   - CPU seconds per GB: utime + stime of the capturing process (all its
     threads) during that iperf3 run, over the bytes received;
@@ -210,6 +213,27 @@ def wrk_rate(env, seconds, cpu):
     return wrk_rps(r.stdout)
 
 
+def measure(env, name, near, node, args, phase):
+    """One client's run: bulk (throughput, CPU per GB, sequential
+    connections/s) or wrk."""
+    c = Client(env, name, near)
+    c.start()
+    try:
+        # warm up the path (and check it goes through the proxy)
+        conn_rate(env, 50, near)
+        if phase == "wrk":
+            return {"wrk": wrk_rate(env, args.seconds, near)}
+        cpu0, node0 = cpu_seconds(c.pid()), cpu_seconds(node.pid)
+        bps, nbytes = iperf(env, args.seconds, near)
+        cpu = cpu_seconds(c.pid()) - cpu0
+        node_cpu = cpu_seconds(node.pid) - node0
+        rate = conn_rate(env, args.conns, near)
+    finally:
+        c.stop()
+    return {"bps": bps, "cpu_gb": cpu / (nbytes / 1e9), "rate": rate,
+            "node_gb": node_cpu / (nbytes / 1e9)}
+
+
 def crypto_ceiling():
     r = subprocess.run(["openssl", "speed", "-seconds", "2", "-evp", "aes-128-gcm"],
                        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
@@ -248,6 +272,12 @@ def main():
         for role in ("h", "p"):
             harness.run(env.nsexec(role) + ["sysctl", "-qw", "net.ipv4.tcp_tw_reuse=1",
                                             "net.ipv4.ip_local_port_range=1024 65000"])
+        # and no TIME_WAIT on the client host: a client's closed
+        # connections (~50,000 a wrk run) held ports that the next
+        # client's new ones clashed with -- through ss-redir's REDIRECT a
+        # SYN was then lost (a second's wait each), and its wrk rate fell
+        # to 1,500-5,700 requests/s for several rounds in a row
+        harness.run(env.nsexec("h") + ["sysctl", "-qw", "net.ipv4.tcp_max_tw_buckets=0"])
         node = env.spawn("ss-server", env.nsexec("p") + pin(FAR) + [
             "ss-server", "-s", P4, "-p", "8388", "-k", PW, "-m", METHOD])
         env.wait_port("p", 8388)
@@ -272,29 +302,27 @@ def main():
                 iperf(env, 1, near)
             finally:
                 c.stop()
-        for rnd in range(args.rounds):
-            order = names if rnd % 2 == 0 else names[::-1]
-            for name in order:
-                c = Client(env, name, near)
-                c.start()
-                try:
-                    # warm up the path (and check it goes through the proxy)
-                    conn_rate(env, 50, near)
-                    cpu0, node0 = cpu_seconds(c.pid()), cpu_seconds(node.pid)
-                    bps, nbytes = iperf(env, args.seconds, near)
-                    cpu = cpu_seconds(c.pid()) - cpu0
-                    node_cpu = cpu_seconds(node.pid) - node0
-                    rate = conn_rate(env, args.conns, near)
-                    reqs = wrk_rate(env, args.seconds, near)
-                finally:
-                    c.stop()
-                v = {"bps": bps, "cpu_gb": cpu / (nbytes / 1e9), "rate": rate, "wrk": reqs,
-                     "node_gb": node_cpu / (nbytes / 1e9)}
-                for k, x in v.items():
-                    res.setdefault(name, {}).setdefault(k, []).append(x)
-                print("round %d %-8s %6.2f Gbit/s  %.2f CPU s/GB  %7.0f conn/s  %7.0f req/s  "
-                      "(ss-server: %.2f CPU s/GB)" % (rnd + 1, name, bps / 1e9, v["cpu_gb"], rate,
-                                                      reqs, v["node_gb"]), flush=True)
+        # Two passes of ABBA rounds. wrk goes last: the ports its ~50,000
+        # connections a run used stay in TIME_WAIT (and in conntrack, for
+        # ss-redir's REDIRECT) for a minute or two, and a sequential
+        # connection from one of them to ss-redir waited a second for a
+        # SYN to be sent again -- its connections/s fell to 400-5,800
+        # after each wrk run (earlier runs of this bench).
+        for phase in ("bulk", "wrk"):
+            for rnd in range(args.rounds):
+                order = names if rnd % 2 == 0 else names[::-1]
+                for name in order:
+                    v = measure(env, name, near, node, args, phase)
+                    for k, x in v.items():
+                        res.setdefault(name, {}).setdefault(k, []).append(x)
+                    if phase == "bulk":
+                        print("round %d %-8s %6.2f Gbit/s  %.2f CPU s/GB  %7.0f conn/s  "
+                              "(ss-server: %.2f CPU s/GB)" % (rnd + 1, name, v["bps"] / 1e9,
+                                                              v["cpu_gb"], v["rate"],
+                                                              v["node_gb"]), flush=True)
+                    else:
+                        print("round %d %-8s %7.0f wrk req/s" % (rnd + 1, name, v["wrk"]),
+                              flush=True)
     finally:
         env.close()
 

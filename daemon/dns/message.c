@@ -194,7 +194,13 @@ enum anser_dns_verdict anser_dns_parse_query(const uint8_t *msg, size_t len,
 		if (q->edns || ol != 1)
 			return ANSER_DNS_REPLY_ERR; /* two OPTs, or one not at the root */
 		q->edns = true;
-		q->udp_size = rr.class_ < 512 ? 512 : rr.class_;
+		/* What it can take, but no more than OUR_UDP_SIZE (DNS flag day
+		 * 2020): a reply that big fits every path unfragmented, and
+		 * goes out with DF (anserd's listeners); bigger ones are cut
+		 * with TC and asked again over TCP. */
+		q->udp_size = rr.class_ < 512		 ? 512
+			      : rr.class_ > OUR_UDP_SIZE ? OUR_UDP_SIZE
+							 : rr.class_;
 		q->edns_version = (uint8_t)(rr.ttl >> 16);
 		q->do_bit = rr.ttl & 0x8000;
 	}

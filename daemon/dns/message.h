@@ -55,7 +55,7 @@ struct anser_dns_query {
 	uint16_t qtype, qclass;
 	bool edns;
 	uint8_t edns_version;
-	uint16_t udp_size; /* the client's, 512 without EDNS */
+	uint16_t udp_size; /* the client's (512 without EDNS), at most 1232 */
 	bool do_bit;
 	int rcode; /* ANSER_DNS_REPLY_ERR: which */
 };

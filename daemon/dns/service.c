@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/prctl.h>
 #include <sys/eventfd.h>
 #include <sys/random.h>
 #include <sys/socket.h>
@@ -710,8 +711,6 @@ void dns_on_query(struct anser_dns_service *s, struct waiter *w, const uint8_t *
 	resolve(s, w, name, false);
 }
 
-/* Up to BATCH queries per recvmmsg(), their replies in one sendmmsg():
- * two system calls for a burst instead of two per query. */
 /* The server an app sent a datagram to, from the flow id its mark carries. */
 static void orig_of(struct anser_dns_service *s, struct msghdr *mh, struct waiter *w)
 {
@@ -747,6 +746,8 @@ static void adopt_network(struct anser_dns_service *s, char *const *servers)
 		 a.ss_family ? list : "none", dropped, dropped == 1 ? "" : "s");
 }
 
+/* Up to BATCH queries per recvmmsg(), their replies in one sendmmsg():
+ * two system calls for a burst instead of two per query. */
 static void on_listener(struct anser_dns_service *s, int fd, bool takeover)
 {
 	struct in_batch *b = &s->inq;
@@ -767,6 +768,7 @@ static void on_listener(struct anser_dns_service *s, int fd, bool takeover)
 		int n = recvmmsg(fd, b->m, BATCH, MSG_DONTWAIT, NULL);
 		if (n <= 0)
 			break;
+		s->burst += (unsigned)n;
 		for (int i = 0; i < n; i++) {
 			struct waiter w = { .fd = fd, .peer_len = b->m[i].msg_hdr.msg_namelen };
 			memcpy(&w.peer, &b->peer[i], sizeof(w.peer));
@@ -876,12 +878,38 @@ static void adopt(struct anser_dns_service *s, struct conf *c)
 	conf_free(old);
 }
 
+/* HOLD_US of waiting after a wakeup that read s->burst queries, when
+ * they come at HOLD_QPS or more (service-private.h). */
+static void hold_for_more(struct anser_dns_service *s)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	uint64_t t = (uint64_t)now.tv_sec * 1000000u + (uint64_t)now.tv_nsec / 1000u;
+	uint64_t span = t - s->win_start_us;
+	s->win_count += s->burst;
+	if (span >= HOLD_WINDOW_US) {
+		s->hot = (uint64_t)s->win_count * 1000000u >= (uint64_t)HOLD_QPS * span;
+		s->win_start_us = t;
+		s->win_count = 0;
+	}
+	if (s->hot && s->burst >= HOLD_BATCH) {
+		struct timespec hold = { 0, HOLD_US * 1000L };
+		(void)clock_nanosleep(CLOCK_MONOTONIC, 0, &hold, NULL);
+	}
+}
+
 static void *service_main(void *ud)
 {
 	struct anser_dns_service *s = ud;
 	struct epoll_event evs[64];
 
+	/* the hold below is HOLD_US, not that plus the default 50 us slack */
+	(void)prctl(PR_SET_TIMERSLACK, 1000UL, 0UL, 0UL, 0UL);
 	for (;;) {
+		if (s->burst)
+			hold_for_more(s);
+		s->burst = 0;
 		int n = epoll_wait(s->epfd, evs, 64, -1);
 		if (n < 0 && errno != EINTR)
 			break;
@@ -951,8 +979,8 @@ static bool is_loopback(const struct sockaddr_storage *ss)
 	       IN6_IS_ADDR_LOOPBACK(&((const struct sockaddr_in6 *)ss)->sin6_addr);
 }
 
-static int open_socket(const struct anser_dns_endpoint *ep, const char *url, bool tcp, int *out,
-		       char **why)
+static int open_socket(const struct anser_dns_endpoint *ep, const char *url, bool tcp,
+		       bool takeover, int *out, char **why)
 {
 	int one = 1;
 	int fd = socket(ep->addr.ss_family,
@@ -961,11 +989,20 @@ static int open_socket(const struct anser_dns_endpoint *ep, const char *url, boo
 	if (fd < 0)
 		return -errno;
 	(void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	/* a datagram the datapath steered here carries its flow's id */
-	if (!tcp && setsockopt(fd, SOL_SOCKET, SO_RCVMARK, &one, sizeof(one)) < 0)
+	/* A datagram the datapath steered here carries its flow's id. Only
+	 * there: a mark handed up with every datagram costs ~3 % of a
+	 * cache hit's time on the other listeners, which never read it. */
+	if (!tcp && takeover && setsockopt(fd, SOL_SOCKET, SO_RCVMARK, &one, sizeof(one)) < 0)
 		log_debug_errno(errno, "DNS listener: no SO_RCVMARK (asis cannot work): %m");
 	if (ep->addr.ss_family == AF_INET6)
 		(void)setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+	/* Replies with DF: at most 1232 bytes (anser_dns_parse_query), they
+	 * need no fragmenting, and a datagram with DF needs no IP ID from
+	 * the kernel's shared generator (~2 % of a cache hit's time). */
+	int probe = IP_PMTUDISC_PROBE;
+	if (!tcp && ep->addr.ss_family == AF_INET &&
+	    setsockopt(fd, IPPROTO_IP, IP_MTU_DISCOVER, &probe, sizeof(probe)) < 0)
+		log_debug_errno(errno, "DNS listener: IP_MTU_DISCOVER: %m");
 	if (is_loopback(&ep->addr)) {
 		/* what the datapath steers to: marked as anserd's (fail_mode:
 		 * closed steers only to sockets that carry it) */
@@ -986,7 +1023,7 @@ static int open_socket(const struct anser_dns_endpoint *ep, const char *url, boo
 }
 
 /* One bind URL: a UDP socket, a TCP one, or both (tcp+udp). */
-static int open_listener(struct conf *c, const char *url, char **why)
+static int open_listener(struct conf *c, const char *url, bool takeover, char **why)
 {
 	struct anser_dns_endpoint ep;
 	const char *w = NULL;
@@ -1006,7 +1043,7 @@ static int open_listener(struct conf *c, const char *url, char **why)
 	for (int t = 0; t < 2; t++) {
 		if (!(t ? tcp : udp))
 			continue;
-		int fd = -1, r = open_socket(&ep, url, t, &fd, why);
+		int fd = -1, r = open_socket(&ep, url, t, takeover, &fd, why);
 		if (r < 0)
 			return r;
 		c->is_tcp[c->n_listeners] = t;
@@ -1019,14 +1056,16 @@ static int open_listener(struct conf *c, const char *url, char **why)
 static int open_listeners(struct conf *c, char **why)
 {
 	g_auto(GStrv) urls = g_strsplit(c->bind, ",", -1);
+	size_t n = g_strv_length(urls);
 
-	c->listeners = g_new0(int, 2 * g_strv_length(urls) + 1);
-	c->is_tcp = g_new0(bool, 2 * g_strv_length(urls) + 1);
+	c->listeners = g_new0(int, 2 * n + 1);
+	c->is_tcp = g_new0(bool, 2 * n + 1);
 	for (size_t i = 0; urls[i]; i++) {
 		char *u = g_strstrip(urls[i]);
 		if (!*u)
 			continue;
-		int r = open_listener(c, u, why);
+		/* the takeover listeners are the last two URLs */
+		int r = open_listener(c, u, c->n_takeover && i + 2 >= n, why);
 		if (r < 0)
 			return r;
 	}

@@ -121,6 +121,17 @@ static void test_query_good(void)
 	g_assert_cmpuint(q.udp_size, ==, 512);
 	anser_dns_name_text(q.qname, q.qname_len, text, sizeof(text));
 	g_assert_cmpstr(text, ==, "a\\046\\255");
+
+	/* and one above 1232 as 1232: replies that size need no fragments */
+	header(&m, 1, 0, 1, 0, 0, 1);
+	u8(&m, 1);
+	put(&m, "a", 1);
+	u8(&m, 0);
+	u16(&m, 1);
+	u16(&m, 1);
+	opt(&m, 4096, 0, false);
+	g_assert_cmpint(anser_dns_parse_query(m.b, m.n, &q), ==, ANSER_DNS_QUERY);
+	g_assert_cmpuint(q.udp_size, ==, 1232);
 }
 
 static void test_query_bad(void)
