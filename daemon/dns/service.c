@@ -88,11 +88,14 @@ void dns_flush(struct anser_dns_service *s)
 
 	while (done < b->n) {
 		int r = sendmmsg(b->fd, b->m + done, b->n - done, MSG_DONTWAIT);
+		if (r < 0 && errno == EINTR)
+			continue;
 		if (r <= 0) {
-			if (r < 0 && errno == EINTR)
-				continue;
-			log_debug_errno(errno, "%u DNS replies not sent: %m", b->n - done);
-			break;
+			/* that one reply is lost (a full socket buffer, a link
+			 * with an MTU under 1260 for a 1232-byte reply with DF),
+			 * not the ones after it */
+			log_debug_errno(errno, "A DNS reply not sent: %m");
+			r = 1;
 		}
 		done += (unsigned)r;
 	}
