@@ -302,12 +302,7 @@ def main():
                 iperf(env, 1, near)
             finally:
                 c.stop()
-        # Two passes of ABBA rounds. wrk goes last: the ports its ~50,000
-        # connections a run used stay in TIME_WAIT (and in conntrack, for
-        # ss-redir's REDIRECT) for a minute or two, and a sequential
-        # connection from one of them to ss-redir waited a second for a
-        # SYN to be sent again -- its connections/s fell to 400-5,800
-        # after each wrk run (earlier runs of this bench).
+        # two passes of ABBA rounds, wrk last (see the docstring)
         for phase in ("bulk", "wrk"):
             for rnd in range(args.rounds):
                 order = names if rnd % 2 == 0 else names[::-1]

@@ -878,9 +878,7 @@ int anser_sockops(struct bpf_sock_ops *ops)
 		return 1;
 	struct anser_tcp_src k = { .port = (__u16)ops->local_port };
 	if (ops->family == AF_INET) {
-		__u32 a = ops->local_ip4;
-		k.addr[10] = k.addr[11] = 0xff;
-		__builtin_memcpy(&k.addr[12], &a, 4);
+		set_v4(k.addr, ops->local_ip4);
 	} else if (ops->family == AF_INET6) {
 		__u32 a[4] = { ops->local_ip6[0], ops->local_ip6[1], ops->local_ip6[2],
 			       ops->local_ip6[3] };

@@ -1577,21 +1577,17 @@ int anser_datapath_tcp_lookup_at(struct anser_datapath *dp, const struct sockadd
 {
 	struct sockaddr_storage listener = { 0 };
 	struct anser_tcp_src src = { 0 };
+	struct ep ep;
 	uint64_t cookie;
 	int rfd = bpf_map__fd(dp->skel->maps.tcp_redir);
 	int r;
 
+	if (peer->sa_family != AF_INET && peer->sa_family != AF_INET6)
+		return -EAFNOSUPPORT;
 	/* Filed under its source by the sockops program: one syscall. */
-	if (peer->sa_family == AF_INET) {
-		const struct sockaddr_in *a = (const struct sockaddr_in *)peer;
-		src.addr[10] = src.addr[11] = 0xff;
-		memcpy(&src.addr[12], &a->sin_addr, 4);
-		src.port = ntohs(a->sin_port);
-	} else if (peer->sa_family == AF_INET6) {
-		const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)peer;
-		memcpy(src.addr, &a->sin6_addr, 16);
-		src.port = ntohs(a->sin6_port);
-	}
+	sockaddr_to_ep(peer, &ep);
+	memcpy(src.addr, ep.addr, sizeof(src.addr));
+	src.port = ntohs(ep.port);
 	if (bpf_map_lookup_and_delete_elem(bpf_map__fd(dp->skel->maps.tcp_src), &src, out) == 0)
 		return 0;
 
@@ -1602,13 +1598,11 @@ int anser_datapath_tcp_lookup_at(struct anser_datapath *dp, const struct sockadd
 		l->sin_family = AF_INET;
 		l->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 		l->sin_port = htons(port);
-	} else if (peer->sa_family == AF_INET6) {
+	} else {
 		struct sockaddr_in6 *l = (struct sockaddr_in6 *)&listener;
 		l->sin6_family = AF_INET6;
 		l->sin6_addr = in6addr_loopback;
 		l->sin6_port = htons(port);
-	} else {
-		return -EAFNOSUPPORT;
 	}
 	r = anser_sockdiag_tcp_cookie(peer, (struct sockaddr *)&listener, &cookie);
 	if (r < 0)

@@ -388,7 +388,8 @@ ssize_t anser_ss_udp_open(const struct anser_ss_key *k, uint8_t *buf, size_t len
 /* --------------------------------------------------------------- stream */
 
 /* Output room: a relay write of up to 64 KiB in chunks (what is sealed
- * goes out before more is taken), or the salt and the request's header. */
+ * goes out before more is taken), after the salt and the request's header
+ * when it is the first. */
 #define OUT_CAP (64 * 1024 + 8 * (SS_LEN_HDR + SS_TAG) + SS_MAX_SALT + 2048)
 /* a whole 2022 chunk (0xFFFF + tag) must fit */
 #define IN_CAP (64 * 1024 + 64)

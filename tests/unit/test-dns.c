@@ -55,15 +55,21 @@ static void opt(struct wire *m, unsigned size, unsigned version, bool dobit)
 	u16(m, 0);
 }
 
-/* A good query: id 0x1234, RD, one question, optionally EDNS. */
-static void query(struct wire *m, const char *qname, unsigned qtype, bool edns)
+/* A good query: id 0x1234, RD, one question, and EDNS with this UDP
+ * size and DO (0: no EDNS). */
+static void query_sized(struct wire *m, const char *qname, unsigned qtype, unsigned udp_size)
 {
-	header(m, 0x1234, 0x0100, 1, 0, 0, edns ? 1 : 0);
+	header(m, 0x1234, 0x0100, 1, 0, 0, udp_size ? 1 : 0);
 	name(m, qname);
 	u16(m, qtype);
 	u16(m, 1);
-	if (edns)
-		opt(m, 1232, 0, true);
+	if (udp_size)
+		opt(m, udp_size, 0, true);
+}
+
+static void query(struct wire *m, const char *qname, unsigned qtype, bool edns)
+{
+	query_sized(m, qname, qtype, edns ? 1232 : 0);
 }
 
 static enum anser_dns_verdict verdict(const struct wire *m, int *rcode)
@@ -123,13 +129,7 @@ static void test_query_good(void)
 	g_assert_cmpstr(text, ==, "a\\046\\255");
 
 	/* and one above 1232 as 1232: replies that size need no fragments */
-	header(&m, 1, 0, 1, 0, 0, 1);
-	u8(&m, 1);
-	put(&m, "a", 1);
-	u8(&m, 0);
-	u16(&m, 1);
-	u16(&m, 1);
-	opt(&m, 4096, 0, false);
+	query_sized(&m, "a", ANSER_DNS_A, 4096);
 	g_assert_cmpint(anser_dns_parse_query(m.b, m.n, &q), ==, ANSER_DNS_QUERY);
 	g_assert_cmpuint(q.udp_size, ==, 1232);
 }
