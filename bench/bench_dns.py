@@ -35,6 +35,14 @@ servers instead (printed as a table of its own).
 
 Usage: bench/bench_dns.py [--rounds 3] [--seconds 5] [--names 1000] [--rate 20000]
                           [--segments 6]
+dnsperf's ceiling: in each round's rotation too, bench-dnsnull (a
+responder that answers every query with one A record and does nothing
+else, in batches as they come) alone, and again with anserd running
+beside it -- its cgroup hooks and loopback program attached, which every
+UDP datagram on the machine passes -- so the table shows the most any
+server can reach with dnsperf here, and what anserd's hooks cost the
+loopback path.
+
 Needs root, dnsperf, dnsmasq, unbound, and a build in ./build (or
 ANSER_BUILD_DIR).
 """
@@ -55,6 +63,12 @@ import unbound as unbound_conf  # noqa: E402
 from harness import H4, S4, run  # noqa: E402
 
 PORTS = {"anserd": 5353, "dnsmasq": 5354, "unbound": 5355}
+# dnsperf's ceiling: bench-dnsnull, a responder that does no work, alone
+# and with anserd running beside it (its cgroup hooks and loopback program
+# attached, its cache idle)
+NULL = os.path.join(harness.BUILD, "bench", "bench-dnsnull")
+NULL_PORT = 5356
+CEILS = ("no-op responder", "no-op, anserd running")
 
 AUTH = """    verbosity: 0
     interface: %(s4)s@53
@@ -204,9 +218,39 @@ def main():
 
         results = {n: {"hit": [], "miss": [], "p50": [], "p99": [], "ok": [], "cpu": [],
                        "busy": [], "gen": []} for n in PORTS}
+        ceil = {n: {"hit": [], "gen": []} for n in CEILS}
+
+        def ceiling(name):
+            nul = env.spawn("dnsnull", env.nsexec("h") + ["taskset", "-c", "1", NULL, H4,
+                                                          str(NULL_PORT)])
+            env.wait_for("bench-dnsnull", lambda: run(env.nsexec("h") + [
+                "ss", "-Hlun", "sport = :%d" % NULL_PORT], check=False).stdout.strip())
+            if name == CEILS[1]:
+                start("anserd")
+            try:
+                g0, t0 = children_cpu(), time.monotonic()
+                hq, ok = qps_of(dnsperf(env, NULL_PORT, hits, a.seconds))
+                gen = (children_cpu() - g0) / (time.monotonic() - t0)
+            finally:
+                if name == CEILS[1]:
+                    env.stop_anserd()
+                nul.terminate()
+                nul.wait(10)
+            if ok < 99:
+                raise RuntimeError("bench-dnsnull: %.1f%% NOERROR" % ok)
+            ceil[name]["hit"].append(hq)
+            ceil[name]["gen"].append(gen)
+            print("round %d %-8s hit %8.0f QPS (dnsperf's core busy %.0f%%)"
+                  % (rnd + 1, name, hq, 100 * gen), flush=True)
+            time.sleep(0.5)
+
         order = list(PORTS)
+        every = order + list(CEILS)
         for rnd in range(a.rounds):
-            for name in order[rnd % 3:] + order[:rnd % 3]:
+            for name in every[rnd % len(every):] + every[:rnd % len(every)]:
+                if name in CEILS:
+                    ceiling(name)
+                    continue
                 p = start(name)
                 port = PORTS[name]
                 dnsperf(env, port, hits, 2, ["-n", "1"])  # warm the cache
@@ -318,6 +362,23 @@ def main():
                 print("note: against %s, dnsperf's core was %.0f %% busy and the server's %.0f %%:"
                       " dnsperf is the limit, and its QPS does not rank the server"
                       % (n, 100 * med[n]["gen"], 100 * med[n]["busy"]))
+        # dnsperf's ceiling: what it reaches against a server that costs
+        # nothing is the most any server can show with it here
+        print()
+        print("| dnsperf's ceiling (median of %d) | cache-hit QPS | dnsperf's core busy |"
+              % a.rounds)
+        print("|---|---|---|")
+        cmed = {n: {k: statistics.median(v) for k, v in r.items()} for n, r in ceil.items()}
+        for n in CEILS:
+            print("| %s | %.0f (%.2fx) | %.0f %% |" % (n, cmed[n]["hit"],
+                                                     cmed[n]["hit"] / best["hit"],
+                                                     100 * cmed[n]["gen"]))
+        print("| anserd | %.0f (%.2fx) | %.0f %% |" % (med["anserd"]["hit"],
+                                                     med["anserd"]["hit"] / best["hit"],
+                                                     100 * med["anserd"]["gen"]))
+        print("(ratios to the better of dnsmasq and unbound; anserd's hits are %.2fx the no-op "
+              "responder's with anserd running)"
+              % (med["anserd"]["hit"] / cmed[CEILS[1]]["hit"]))
     finally:
         env.close()
 
