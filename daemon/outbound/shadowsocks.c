@@ -13,6 +13,7 @@
 #include <gnutls/crypto.h>
 #include <gnutls/gnutls.h>
 
+#include "../util/bigbuf.h"
 #include "blake3.h"
 
 #define SS2022_SUBKEY	"shadowsocks 2022 session subkey"
@@ -389,8 +390,11 @@ ssize_t anser_ss_udp_open(const struct anser_ss_key *k, uint8_t *buf, size_t len
 
 /* Output room: a relay write of up to 64 KiB in chunks (what is sealed
  * goes out before more is taken), after the salt and the request's header
- * when it is the first. */
+ * when it is the first. A relay that grew its buffer (a bulk flow: it
+ * offers more than 64 KiB) gets OUT_BIG from the budget (util/bigbuf.h),
+ * so its 256 KiB go out in one send. */
 #define OUT_CAP (64 * 1024 + 8 * (SS_LEN_HDR + SS_TAG) + SS_MAX_SALT + 2048)
+#define OUT_BIG (256 * 1024 + 32 * (SS_LEN_HDR + SS_TAG) + SS_MAX_SALT + 2048)
 /* a whole 2022 chunk (0xFFFF + tag) must fit */
 #define IN_CAP (64 * 1024 + 64)
 
@@ -405,12 +409,15 @@ struct ss_stream {
 	size_t want;		       /* bytes `in` must hold for the next step */
 	size_t plen;		       /* payload length of the chunk being read (in_payload) */
 	uint8_t req_salt[SS_MAX_SALT]; /* 2022: the response names it */
+	uint8_t *out;		       /* out_room, or out_big */
+	size_t out_cap;		       /* OUT_CAP or OUT_BIG */
+	uint8_t *out_big;	       /* OUT_BIG bytes from the budget, once grown */
 	size_t out_off, out_len;
 	size_t in_off, in_len;
 	size_t spill_off, spill_len; /* plaintext that did not fit the caller */
 	uint8_t spill[SS2022_MAX_PAYLOAD];
 	uint8_t in[IN_CAP];
-	uint8_t out[OUT_CAP];
+	uint8_t out_room[OUT_CAP];
 };
 
 static int ss_flush(struct anser_stream *st)
@@ -439,6 +446,13 @@ static ssize_t ss_write(struct anser_stream *st, const uint8_t *buf, size_t len)
 		if (r < 0)
 			return r;
 	}
+	if (!s->out_big && s->out_len == 0 && len > 64 * 1024) {
+		s->out_big = anser_bigbuf_get(OUT_BIG);
+		if (s->out_big) {
+			s->out = s->out_big;
+			s->out_cap = OUT_BIG;
+		}
+	}
 	if (len > SS_MAX_PAYLOAD)
 		len -= len % SS_MAX_PAYLOAD;
 	size_t taken = 0;
@@ -446,7 +460,7 @@ static ssize_t ss_write(struct anser_stream *st, const uint8_t *buf, size_t len)
 		size_t n = len - taken;
 		if (n > SS_MAX_PAYLOAD)
 			n = SS_MAX_PAYLOAD;
-		if (s->out_len + SS_LEN_HDR + n + SS_TAG > OUT_CAP)
+		if (s->out_len + SS_LEN_HDR + n + SS_TAG > s->out_cap)
 			break;
 		ssize_t c = anser_ss_seal_chunk(&s->enc, buf + taken, n, s->out + s->out_len);
 		if (c < 0)
@@ -577,6 +591,7 @@ static void ss_free(struct anser_stream *st)
 	anser_ss_aead_fini(&s->enc);
 	anser_ss_aead_fini(&s->dec);
 	gnutls_memset(&s->key, 0, sizeof(s->key));
+	anser_bigbuf_put(s->out_big, OUT_BIG);
 	free(s);
 }
 
@@ -627,6 +642,8 @@ int anser_ss_stream_new(const struct anser_ss_key *k, int fd, const struct socka
 		return -ENOMEM;
 	s->s.ops = &ss_ops;
 	s->s.fd = -1;
+	s->out = s->out_room;
+	s->out_cap = OUT_CAP;
 	s->s.inner = NULL;
 	s->key = *k;
 	s->want = k->salt_len;

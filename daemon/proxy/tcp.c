@@ -15,10 +15,18 @@
 #include "../outbound/outbound.h"
 #include "../outbound/socks5.h"
 #include "../util/alloc.h"
+#include "../util/bigbuf.h"
 #include "../util/log.h"
 #include "sniff.h"
 
-#define RELAY_BUF (64 * 1024)
+/* Each way of a session starts with RELAY_BUF of its own; one that keeps
+ * filling it (GROW_AFTER reads that left no room) moves to RELAY_BIG from
+ * the process's budget (util/bigbuf.h): a bulk flow then goes in 256 KiB
+ * reads and writes, a quarter of the system calls and of the window
+ * updates the app's side of the kernel answers. */
+#define RELAY_BUF  (64 * 1024)
+#define RELAY_BIG  (256 * 1024)
+#define GROW_AFTER 4
 /* Bound the work done for one session per wakeup so a fast pair of
  * sockets cannot starve the others on this worker. */
 #define PUMP_ROUNDS  16
@@ -28,10 +36,12 @@
 #define SNIFF_MAX (16 * 1024)
 
 struct pipe {
-	size_t off, len;
-	bool eof;     /* read side saw EOF */
-	bool shut;    /* EOF passed on with shutdown(SHUT_WR) */
-	uint8_t *buf; /* RELAY_BUF bytes, in the session */
+	size_t off, len, cap;
+	unsigned fills; /* reads that filled buf, while it is the session's */
+	bool eof;	/* read side saw EOF */
+	bool shut;	/* EOF passed on with shutdown(SHUT_WR) */
+	uint8_t *buf;	/* cap bytes: the session's RELAY_BUF, or big */
+	uint8_t *big;	/* RELAY_BIG from the budget, once grown */
 };
 
 struct tcp_sess {
@@ -57,6 +67,12 @@ static void tcp_close(struct worker *w, struct sess *s, bool reset)
 {
 	struct tcp_sess *t = container_of(s, struct tcp_sess, s);
 	struct linger lg = { .l_onoff = 1, .l_linger = 0 };
+
+	for (struct pipe *pp = &t->up; pp; pp = pp == &t->up ? &t->down : NULL) {
+		anser_bigbuf_put(pp->big, RELAY_BIG);
+		pp->big = pp->buf = NULL;
+		pp->cap = pp->len = 0;
+	}
 
 	if (t->dial)
 		t->srv = -1; /* the dial's own fd, closed with it */
@@ -125,6 +141,23 @@ static bool soft(ssize_t r)
 	return r == -EAGAIN || r == -EINTR;
 }
 
+/* A read left no room: after GROW_AFTER of them, the big buffer, when
+ * the budget has one (else the count starts again). */
+static void pipe_filled(struct pipe *pp, const char *way)
+{
+	if (pp->big || ++pp->fills < GROW_AFTER)
+		return;
+	pp->fills = 0;
+	uint8_t *b = anser_bigbuf_get(RELAY_BIG);
+	if (!b)
+		return;
+	memcpy(b, pp->buf + pp->off, pp->len);
+	pp->buf = pp->big = b;
+	pp->off = 0;
+	pp->cap = RELAY_BIG;
+	log_debug("TCP relay: a bulk flow, its %s buffer grown to %d KiB", way, RELAY_BIG / 1024);
+}
+
 /* Moves what it can between from and to; -errno on a hard error.
  *  - A side that said EAGAIN is not asked again in this call: epoll
  *    says when it has more (one system call a wakeup saved).
@@ -133,7 +166,7 @@ static bool soft(ssize_t r)
  *    the header alone and the app's first bytes after it -- and alone
  *    after the loop when there are none. */
 static int pump_dir(struct end from, struct end to, struct pipe *pp, const struct pipe *other,
-		    _Atomic uint64_t *ctr, bool *progress)
+		    _Atomic uint64_t *ctr, const char *way, bool *progress)
 {
 	bool from_dry = false, to_full = false;
 
@@ -153,18 +186,20 @@ static int pump_dir(struct end from, struct end to, struct pipe *pp, const struc
 				to_full = true;
 			}
 		}
-		if (!pp->eof && pp->len < RELAY_BUF && !from_dry) {
-			if (pp->off + pp->len == RELAY_BUF) {
+		if (!pp->eof && pp->len < pp->cap && !from_dry) {
+			if (pp->off + pp->len == pp->cap) {
 				memmove(pp->buf, pp->buf + pp->off, pp->len);
 				pp->off = 0;
 			}
-			size_t room = RELAY_BUF - pp->off - pp->len;
+			size_t room = pp->cap - pp->off - pp->len;
 			ssize_t n =
 				anser_io_read(from.fd, from.st, pp->buf + pp->off + pp->len, room);
 			if (n > 0) {
 				pp->len += (size_t)n;
 				atomic_fetch_add_explicit(ctr, (uint64_t)n, memory_order_relaxed);
 				moved = true;
+				if (pp->len == pp->cap)
+					pipe_filled(pp, way);
 			} else if (n == 0) {
 				pp->eof = true;
 				moved = true;
@@ -196,14 +231,14 @@ static void tcp_update(struct worker *w, struct tcp_sess *t)
 {
 	uint32_t cli_ev = 0, srv_ev = 0;
 
-	if (!t->up.eof && t->up.len < RELAY_BUF)
+	if (!t->up.eof && t->up.len < t->up.cap)
 		cli_ev |= EPOLLIN;
 	/* Plaintext the stream already holds is data for the app as much as
 	 * bytes on the socket are: wait for the app to take it. */
 	if (t->down.len > 0 ||
-	    (t->st && !t->down.eof && t->down.len < RELAY_BUF && anser_stream_readable(t->st)))
+	    (t->st && !t->down.eof && t->down.len < t->down.cap && anser_stream_readable(t->st)))
 		cli_ev |= EPOLLOUT;
-	if (!t->down.eof && t->down.len < RELAY_BUF)
+	if (!t->down.eof && t->down.len < t->down.cap)
 		srv_ev |= EPOLLIN;
 	if (t->up.len > 0 || (t->st && anser_stream_pending(t->st)))
 		srv_ev |= EPOLLOUT;
@@ -220,9 +255,9 @@ static void tcp_pump(struct worker *w, struct tcp_sess *t)
 {
 	bool progress = false;
 	struct end cli = { t->cli, NULL }, srv = { t->srv, t->st };
-	int r = pump_dir(cli, srv, &t->up, &t->down, &t->s.bytes_up, &progress);
+	int r = pump_dir(cli, srv, &t->up, &t->down, &t->s.bytes_up, "upload", &progress);
 	if (r >= 0)
-		r = pump_dir(srv, cli, &t->down, &t->up, &t->s.bytes_down, &progress);
+		r = pump_dir(srv, cli, &t->down, &t->up, &t->s.bytes_down, "download", &progress);
 	if (r < 0) {
 		log_debug_errno(r, "TCP session of %s ended: %m", t->s.flow.pname);
 		sess_kill(w, &t->s, true);
@@ -284,8 +319,8 @@ static void tcp_dial_step(struct worker *w, struct tcp_sess *t)
 	}
 	const uint8_t *left;
 	size_t n = anser_dial_leftover(t->dial, &left);
-	if (n > RELAY_BUF)
-		n = RELAY_BUF;
+	if (n > t->down.cap)
+		n = t->down.cap;
 	if (n) {
 		memcpy(t->down.buf, left, n);
 		t->down.len = n;
@@ -472,6 +507,7 @@ static void tcp_start(struct worker *w, int fd, const struct sockaddr_storage *p
 	}
 	t->up.buf = t->up_buf;
 	t->down.buf = t->down_buf;
+	t->up.cap = t->down.cap = RELAY_BUF;
 	sess_init(&t->s, "tcp", &flow, peer, gen, node, tcp_close, tcp_timeout);
 	t->cli = fd;
 	t->srv = -1;

@@ -18,6 +18,9 @@
  *                                  (ABBA) between blocks, so both sides run
  *                                  interleaved; prints "a_median_us=X
  *                                  b_median_us=Y a_p99_us=.. b_p99_us=.. a_mean_us=.. b_mean_us=.."
+ *   tcpput HOST PORT N             upload N bytes of the test server's
+ *                                  pattern (PUT /sink/N), print its verdict
+ *                                  ("put=ok len=N" when they arrived whole)
  *   tcprr HOST PORT N              N sequential connect(), wait for the
  *                                  server's close (tcpsink closes at once:
  *                                  through a proxy that is a full round
@@ -150,6 +153,60 @@ static int do_tcp(const char *host, const char *port, const char *path, int hold
 	if (hash)
 		printf("len=%zu fnv=%016llx\n", body_len, (unsigned long long)fnv);
 	return total ? 0 : 3;
+}
+
+/* Uploads N bytes of the test server's pattern (PUT /sink/N) and prints
+ * its verdict. */
+static int do_tcpput(const char *host, const char *port, const char *count)
+{
+	struct sockaddr_storage ss;
+	socklen_t len;
+	char buf[65536];
+	size_t n = (size_t)strtoull(count, NULL, 10), sent = 0, pos = 0;
+	uint32_t x = 12345;
+
+	if (resolve(host, port, SOCK_STREAM, &ss, &len) < 0)
+		return 1;
+	int fd = socket(ss.ss_family, SOCK_STREAM, 0);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&ss, len) < 0) {
+		printf("error=%s\n", strerror(errno));
+		return 2;
+	}
+	int h = snprintf(buf, sizeof(buf), "PUT /sink/%zu HTTP/1.0\r\nHost: %s\r\n\r\n", n, host);
+	if (write(fd, buf, (size_t)h) != h) {
+		printf("error=%s\n", strerror(errno));
+		return 2;
+	}
+	while (sent < n) {
+		/* testserver.py's pattern(): an LCG, 4 bytes little-endian each */
+		for (pos = 0; pos < sizeof(buf) && sent + pos < n; pos += 4) {
+			x = (x * 1103515245u + 12345u) & 0x7fffffffu;
+			for (size_t k = 0; k < 4 && pos + k < sizeof(buf); k++)
+				buf[pos + k] = (char)(x >> (8 * k));
+		}
+		size_t m = n - sent < sizeof(buf) ? n - sent : sizeof(buf);
+		for (size_t off = 0; off < m;) {
+			ssize_t w = write(fd, buf + off, m - off);
+			if (w < 0 && errno == EINTR)
+				continue;
+			if (w <= 0) {
+				printf("error=%s\n", strerror(errno));
+				return 2;
+			}
+			off += (size_t)w;
+		}
+		sent += m;
+	}
+	for (;;) {
+		ssize_t r = read(fd, buf, sizeof(buf) - 1);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			break;
+		fwrite(buf, 1, (size_t)r, stdout);
+	}
+	close(fd);
+	return 0;
 }
 
 static int do_udp(const char *host, const char *port, const char *msg, int count, int connected)
@@ -482,6 +539,8 @@ int main(int argc, char **argv)
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	if (argc >= 4 && strcmp(argv[1], "tcp") == 0)
 		return do_tcp(argv[2], argv[3], "/", argc > 4 ? atoi(argv[4]) : 0, 0);
+	if (argc == 5 && strcmp(argv[1], "tcpput") == 0)
+		return do_tcpput(argv[2], argv[3], argv[4]);
 	if (argc == 5 && strcmp(argv[1], "tcpget") == 0)
 		return do_tcp(argv[2], argv[3], argv[4], 0, 1);
 	if (argc >= 5 && strcmp(argv[1], "udp") == 0)
@@ -499,6 +558,6 @@ int main(int argc, char **argv)
 		return do_tcpsink(argv[2], argc == 4 && strcmp(argv[3], "http") == 0);
 	if (argc == 5 && strcmp(argv[1], "udpc") == 0)
 		return do_udp(argv[2], argv[3], argv[4], 1, 1);
-	fprintf(stderr, "usage: %s tcp|tcpget|udp|udpc HOST PORT ...\n", argv[0]);
+	fprintf(stderr, "usage: %s tcp|tcpget|tcpput|udp|udpc HOST PORT ...\n", argv[0]);
 	return 1;
 }

@@ -57,7 +57,7 @@ def run_anserd(env, link):
 
 def check_tcp(env, via=(P4, P6)):
     """appA reaches v4 and v6 servers through the node, appB goes direct,
-    and 4 MiB arrive intact through the node."""
+    4 MiB arrive intact through the node, and 8 MiB go up intact."""
     for server, node_addr, host_addr in ((S4, via[0], H4), (S6, via[1], H6)):
         a = env.app("appA", "tcp", server, WEB)
         b = env.app("appB", "tcp", server, WEB)
@@ -72,6 +72,18 @@ def check_tcp(env, via=(P4, P6)):
     expect(a.returncode == 0 and "len=%d " % size in a.stdout, "short transfer: " + a.stdout)
     expect(a.stdout.split()[-1] == b.stdout.split()[-1],
            "hash via the node %s != direct %s" % (a.stdout, b.stdout))
+    check_upload(env)
+
+
+def check_upload(env):
+    """8 MiB uploaded through the node arrive whole; a bulk flow, its
+    relay buffer grew on the way (daemon/proxy/tcp.c, RELAY_BIG) and went
+    back to the budget when it ended."""
+    size = 8 * 1024 * 1024 + 4321
+    a = env.app("appA", "tcpput", S4, WEB, size, timeout=60)
+    expect("put=ok len=%d" % size in a.stdout, "upload via the node: " + a.stdout)
+    expect("its upload buffer grown" in env.log("anserd"),
+           "the bulk upload should have moved to the big relay buffer")
 
 
 def check_udp(env, via=(P4, P6)):

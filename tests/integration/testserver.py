@@ -5,6 +5,7 @@
 Listens on [::]:PORT (dual stack) for TCP and UDP.
   GET /         -> "client=<address the server saw>\n"
   GET /bytes/N  -> N deterministic bytes (for hash-checked transfers)
+  PUT /sink/N   -> reads N bytes, "put=ok len=N" if they are GET /bytes/N's
   UDP datagram  -> "ECHO <address the server saw> <payload>"
 Prints one line per TCP connection and datagram: "tcp <ip>" / "udp <ip>".
 """
@@ -38,7 +39,17 @@ def handle(conn, addr):
                 return
             data += chunk
         path = data.split(b" ")[1].decode()
-        if path.startswith("/bytes/"):
+        if path.startswith("/sink/"):
+            n = int(path[6:])
+            got = bytearray(data[data.index(b"\r\n\r\n") + 4:])
+            while len(got) < n:
+                chunk = conn.recv(1 << 20)
+                if not chunk:
+                    break
+                got += chunk
+            ok = len(got) == n and bytes(got) == pattern(n)
+            body = ("put=%s len=%d\n" % ("ok" if ok else "bad", len(got))).encode()
+        elif path.startswith("/bytes/"):
             body = pattern(int(path[7:]))
         else:
             body = ("client=%s\n" % ip).encode()
