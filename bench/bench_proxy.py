@@ -56,8 +56,14 @@ bottleneck, pays a cross-CPU wakeup for every segment it hands on (perf:
 own load kept the iperf3 server next to ss-server). That measured where
 the scheduler put the servers, not the client.
 
+--compare BUILD adds anserd from another build directory as a client of
+its own ("anserd-b", same config), so a change is measured against the
+code before it in the same rounds: its per-round ratios to anserd are
+printed with the others (below 1 on CPU per GB: the other build spends
+less).
+
 Usage: bench/bench_proxy.py [--rounds 3] [--seconds 5] [--conns 2000] [--again]
-                            [--placement split|free]
+                            [--placement split|free] [--compare BUILD]
 Needs root, iperf3, shadowsocks-libev, v2ray, nftables, and a build in
 ./build (or ANSER_BUILD_DIR).
 """
@@ -145,6 +151,9 @@ def pin(cpu):
 
 
 class Client:
+    # anserd of another build (--compare), as "anserd-b"
+    other_build = None
+
     def __init__(self, env, name, cpu=None):
         # "again" is ss-redir once more (the A/A comparison)
         self.env, self.name, self.proc = env, "ss-redir" if name == "again" else name, None
@@ -152,11 +161,17 @@ class Client:
 
     def start(self):
         env = self.env
-        if self.name == "anserd":
+        if self.name in ("anserd", "anserd-b"):
             # info, as the peers run: the harness's debug level logs
             # every connection
-            self.proc = env.start_anserd(env.write_config(CONFIG), wrapper=pin(self.cpu),
-                                         extra=["--log-level", "info"])
+            own = harness.ANSERD
+            if self.name == "anserd-b":
+                harness.ANSERD = os.path.join(Client.other_build, "anserd")
+            try:
+                self.proc = env.start_anserd(env.write_config(CONFIG), wrapper=pin(self.cpu),
+                                             extra=["--log-level", "info"])
+            finally:
+                harness.ANSERD = own
             return
         if self.name == "ss-redir":
             self.proc = env.spawn("ss-redir", env.nsexec("h") + pin(self.cpu) + [
@@ -179,7 +194,7 @@ class Client:
         nft(env, True, tproxy=self.name == "v2ray")
 
     def stop(self):
-        if self.name == "anserd":
+        if self.name in ("anserd", "anserd-b"):
             self.env.stop_anserd()
         else:
             nft(self.env, False)
@@ -254,7 +269,13 @@ def main():
                     help="measure ss-redir twice: the A/A ratio is the host's noise floor")
     ap.add_argument("--placement", choices=("split", "free"), default="split",
                     help="far side on CPU 0 and client host on CPU 1, or only ss-server pinned")
+    ap.add_argument("--compare", metavar="BUILD",
+                    help="also measure anserd of another build directory (\"anserd-b\")")
     args = ap.parse_args()
+    if args.compare:
+        if not os.access(os.path.join(args.compare, "anserd"), os.X_OK):
+            sys.exit("bench_proxy: no anserd in %s" % args.compare)
+        Client.other_build = os.path.abspath(args.compare)
     far, near = (FAR, NEAR) if args.placement == "split" else (None, None)
     for tool in ("iperf3", "wrk", "ss-server", "ss-redir", "v2ray", "nft"):
         if not shutil.which(tool):
@@ -291,6 +312,8 @@ def main():
         names = [args.only] if args.only else ["anserd", "ss-redir", "v2ray"]
         if args.again and not args.only:
             names.append("again")
+        if args.compare and not args.only:
+            names.append("anserd-b")
         # A warm-up pass, not counted: the first measurements after the
         # namespaces and ss-server start ran ~10 % slow, and they always
         # fell on the first client of round 1.
@@ -346,6 +369,8 @@ def main():
     pairs = [("anserd", "ss-redir"), ("anserd", "v2ray")]
     if "again" in res:
         pairs.append(("again", "ss-redir"))
+    if "anserd-b" in res:
+        pairs.append(("anserd-b", "anserd"))
     for a, b in pairs:
         cells = [fmt_ratio([x / y for x, y in zip(res[a][k], res[b][k])]) for k, *_ in cols[:4]]
         label = "ss-redir again / ss-redir (A/A)" if a == "again" else "%s / %s" % (a, b)
