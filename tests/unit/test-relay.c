@@ -26,6 +26,7 @@
 
 #include "daemon/outbound/health.h"
 #include "daemon/proxy/proxy.h"
+#include "daemon/util/bigbuf.h"
 #include "daemon/util/log.h"
 
 /* --- stand-ins for modules this test does not exercise ---
@@ -914,6 +915,32 @@ static void test_udp_socks5(void)
 	anser_conn_list_clear(&l);
 }
 
+/* Bulk flows' buffers: at most the budget out at once, each writable,
+ * and what is given back can be had again. */
+static void test_bigbuf_budget(void)
+{
+	const size_t n = 256 * 1024, most = ANSER_BIGBUF_BUDGET / n;
+	g_autofree void **got = g_new0(void *, most + 1);
+	size_t k = 0;
+
+	g_assert_cmpuint(anser_bigbuf_used(), ==, 0);
+	while (k <= most && (got[k] = anser_bigbuf_get(n)) != NULL) {
+		memset(got[k], (int)k, n);
+		k++;
+	}
+	g_assert_cmpuint(k, ==, most);
+	g_assert_cmpuint(anser_bigbuf_used(), ==, most * n);
+	g_assert_null(anser_bigbuf_get(1));
+	anser_bigbuf_put(got[0], n);
+	got[0] = anser_bigbuf_get(n);
+	g_assert_nonnull(got[0]);
+	g_assert_cmpuint(((uint8_t *)got[most - 1])[n - 1], ==, (uint8_t)(most - 1));
+	for (size_t i = 0; i < k; i++)
+		anser_bigbuf_put(got[i], n);
+	anser_bigbuf_put(NULL, n);
+	g_assert_cmpuint(anser_bigbuf_used(), ==, 0);
+}
+
 int main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
@@ -980,6 +1007,7 @@ int main(int argc, char **argv)
 	install_config();
 	g_assert_cmpint(anser_proxy_start(proxy), ==, 0);
 
+	g_test_add_func("/relay/bigbuf-budget", test_bigbuf_budget);
 	g_test_add_func("/relay/direct", test_direct);
 	g_test_add_func("/relay/socks5", test_socks5);
 	g_test_add_func("/relay/socks5-auth", test_socks5_auth);
