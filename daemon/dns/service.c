@@ -1127,28 +1127,43 @@ static int open_upstream(struct anser_dns_service *s, struct upstream *u)
 	return 0;
 }
 
-/* A port free on loopback now (for UDP; TCP follows it), 0 if none. */
+/* A port free on loopback now for both UDP and TCP, 0 if none found: the
+ * kernel picks one for UDP, and it is taken only if TCP can have the same
+ * number too (a TCP listener of anserd's own proxy, or of anything else,
+ * may hold it: the listeners would then fail with EADDRINUSE). */
 static uint16_t free_loopback_port(int family)
 {
 	struct sockaddr_storage ss = { 0 };
 	socklen_t len =
 		family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6);
-	uint16_t port = 0;
-	int fd = socket(family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 
-	if (fd < 0)
-		return 0;
 	ss.ss_family = (sa_family_t)family;
 	if (family == AF_INET)
 		((struct sockaddr_in *)&ss)->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	else
 		((struct sockaddr_in6 *)&ss)->sin6_addr = in6addr_loopback;
-	if (bind(fd, (struct sockaddr *)&ss, len) == 0 &&
-	    getsockname(fd, (struct sockaddr *)&ss, &len) == 0)
-		port = ntohs(family == AF_INET ? ((struct sockaddr_in *)&ss)->sin_port
-					       : ((struct sockaddr_in6 *)&ss)->sin6_port);
-	close(fd);
-	return port;
+	for (int tries = 0; tries < 16; tries++) {
+		uint16_t port = 0;
+		socklen_t l = len;
+		int u = socket(family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+		int t = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (family == AF_INET)
+			((struct sockaddr_in *)&ss)->sin_port = 0;
+		else
+			((struct sockaddr_in6 *)&ss)->sin6_port = 0;
+		if (u >= 0 && t >= 0 && bind(u, (struct sockaddr *)&ss, len) == 0 &&
+		    getsockname(u, (struct sockaddr *)&ss, &l) == 0 &&
+		    bind(t, (struct sockaddr *)&ss, len) == 0)
+			port = ntohs(family == AF_INET ? ((struct sockaddr_in *)&ss)->sin_port
+						       : ((struct sockaddr_in6 *)&ss)->sin6_port);
+		if (u >= 0)
+			close(u);
+		if (t >= 0)
+			close(t);
+		if (port || u < 0 || t < 0)
+			return port;
+	}
+	return 0;
 }
 
 static struct conf *conf_new(struct anser_dns_service *s, const struct anser_config *cfg,
