@@ -5,10 +5,13 @@
  * show with it on this machine (dnsperf's ceiling, as the proxy bench
  * states the crypto ceiling).
  *
- * Every query (one question, QR clear) gets its question back with one A
- * record (10.77.0.1, TTL 3600) -- the size of the bench's cache hits --
- * read and answered in batches of up to 64 (recvmmsg/sendmmsg), as soon
- * as they come. Anything else is dropped.
+ * Every query anserd's own parser takes (anser_dns_parse_query(), the
+ * one the service uses and tests/fuzz fuzzes) gets its question back with
+ * one A record (10.77.0.1, TTL 3600) -- the size of the bench's cache
+ * hits -- and its OPT when it had one (anser_dns_error_reply() with
+ * NOERROR, the record put before the OPT), read and answered in batches
+ * of up to 64 (recvmmsg/sendmmsg), as soon as they come. Anything else is
+ * dropped.
  *
  * Usage: bench-dnsnull ADDRESS PORT
  */
@@ -22,9 +25,11 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "daemon/dns/message.h"
+
 #define BATCH	 64
 #define MSG_ROOM 512
-#define HDR	 12
+#define OPT_LEN	 11 /* the OPT anser_dns_error_reply() ends with */
 
 static const uint8_t answer_rr[] = {
 	0xc0, 0x0c,		/* the question's name */
@@ -33,32 +38,21 @@ static const uint8_t answer_rr[] = {
 	0x00, 0x04, 10,	  77,	0, 1,
 };
 
-/* The reply's length, written over the query in p; 0 to drop it. */
-static size_t make_reply(uint8_t *p, size_t len)
+/* The reply to the query in `in`, written to out; 0 to drop it. */
+static size_t make_reply(const uint8_t *in, size_t len, uint8_t *out)
 {
-	if (len < HDR || (p[2] & 0x80) || p[4] != 0 || p[5] != 1)
+	struct anser_dns_query q;
+
+	if (anser_dns_parse_query(in, len, &q) != ANSER_DNS_QUERY)
 		return 0;
-	size_t off = HDR;
-	for (;;) {
-		if (off >= len)
-			return 0;
-		uint8_t l = p[off];
-		if (l == 0)
-			break;
-		if (l & 0xc0)
-			return 0;
-		off += 1u + l;
-	}
-	off += 1 + 4; /* the root label, type and class */
-	if (off > len || off + sizeof(answer_rr) > MSG_ROOM)
+	ssize_t n = anser_dns_error_reply(&q, ANSER_DNS_NOERROR, out, MSG_ROOM - sizeof(answer_rr));
+	if (n < 0)
 		return 0;
-	p[2] = (uint8_t)(0x80 | (p[2] & 0x79)); /* QR, the opcode and RD kept */
-	p[3] = 0x80;				/* RA, NOERROR */
-	p[6] = 0;
-	p[7] = 1; /* ANCOUNT */
-	memset(p + 8, 0, 4);
-	memcpy(p + off, answer_rr, sizeof(answer_rr));
-	return off + sizeof(answer_rr);
+	size_t at = (size_t)n - (q.edns ? OPT_LEN : 0); /* after the question */
+	memmove(out + at + sizeof(answer_rr), out + at, (size_t)n - at);
+	memcpy(out + at, answer_rr, sizeof(answer_rr));
+	out[7] = 1; /* ANCOUNT */
+	return (size_t)n + sizeof(answer_rr);
 }
 
 int main(int argc, char **argv)
@@ -77,9 +71,9 @@ int main(int argc, char **argv)
 		return 1;
 	}
 
-	static uint8_t buf[BATCH][MSG_ROOM];
+	static uint8_t buf[BATCH][MSG_ROOM], reply[BATCH][MSG_ROOM];
 	struct sockaddr_in from[BATCH];
-	struct iovec iov[BATCH];
+	struct iovec iov[BATCH], riov[BATCH];
 	struct mmsghdr in[BATCH], out[BATCH];
 	for (;;) {
 		for (int i = 0; i < BATCH; i++) {
@@ -98,11 +92,12 @@ int main(int argc, char **argv)
 		}
 		int m = 0;
 		for (int i = 0; i < n; i++) {
-			size_t rl = make_reply(buf[i], in[i].msg_len);
+			size_t rl = make_reply(buf[i], in[i].msg_len, reply[i]);
 			if (!rl)
 				continue;
-			iov[i].iov_len = rl;
-			out[m++] = in[i];
+			riov[i] = (struct iovec){ reply[i], rl };
+			out[m] = in[i];
+			out[m++].msg_hdr.msg_iov = &riov[i];
 		}
 		for (int sent = 0; sent < m;) {
 			int r = sendmmsg(fd, out + sent, (unsigned)(m - sent), 0);

@@ -164,14 +164,10 @@ class Client:
         if self.name in ("anserd", "anserd-b"):
             # info, as the peers run: the harness's debug level logs
             # every connection
-            own = harness.ANSERD
-            if self.name == "anserd-b":
-                harness.ANSERD = os.path.join(Client.other_build, "anserd")
-            try:
-                self.proc = env.start_anserd(env.write_config(CONFIG), wrapper=pin(self.cpu),
-                                             extra=["--log-level", "info"])
-            finally:
-                harness.ANSERD = own
+            other = self.name == "anserd-b"
+            self.proc = env.start_anserd(
+                env.write_config(CONFIG), wrapper=pin(self.cpu), extra=["--log-level", "info"],
+                binary=os.path.join(Client.other_build, "anserd") if other else None)
             return
         if self.name == "ss-redir":
             self.proc = env.spawn("ss-redir", env.nsexec("h") + pin(self.cpu) + [

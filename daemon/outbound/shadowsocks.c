@@ -388,13 +388,16 @@ ssize_t anser_ss_udp_open(const struct anser_ss_key *k, uint8_t *buf, size_t len
 
 /* --------------------------------------------------------------- stream */
 
-/* Output room: a relay write of up to 64 KiB in chunks (what is sealed
- * goes out before more is taken), after the salt and the request's header
- * when it is the first. A relay that grew its buffer (a bulk flow: it
- * offers more than 64 KiB) gets OUT_BIG from the budget (util/bigbuf.h),
- * so its 256 KiB go out in one send. */
-#define OUT_CAP (64 * 1024 + 8 * (SS_LEN_HDR + SS_TAG) + SS_MAX_SALT + 2048)
-#define OUT_BIG (256 * 1024 + 32 * (SS_LEN_HDR + SS_TAG) + SS_MAX_SALT + 2048)
+/* Output room for a relay write of up to `payload` bytes in chunks (what
+ * is sealed goes out before more is taken), after the salt and the
+ * request's header when it is the first. A relay that grew its buffer (a
+ * bulk flow: it offers more than OUT_SMALL) gets OUT_BIG's room from the
+ * budget (util/bigbuf.h), so its 256 KiB go out in one send. */
+#define OUT_ROOM(payload)                                                                          \
+	((payload) + ((payload) / SS_MAX_PAYLOAD + 4) * (SS_LEN_HDR + SS_TAG) + SS_MAX_SALT + 2048)
+#define OUT_SMALL (64 * 1024)
+#define OUT_CAP	  OUT_ROOM(OUT_SMALL)
+#define OUT_BIG	  OUT_ROOM(256 * 1024)
 /* a whole 2022 chunk (0xFFFF + tag) must fit */
 #define IN_CAP (64 * 1024 + 64)
 
@@ -409,9 +412,8 @@ struct ss_stream {
 	size_t want;		       /* bytes `in` must hold for the next step */
 	size_t plen;		       /* payload length of the chunk being read (in_payload) */
 	uint8_t req_salt[SS_MAX_SALT]; /* 2022: the response names it */
-	uint8_t *out;		       /* out_room, or out_big */
+	uint8_t *out;		       /* out_room, or OUT_BIG bytes from the budget */
 	size_t out_cap;		       /* OUT_CAP or OUT_BIG */
-	uint8_t *out_big;	       /* OUT_BIG bytes from the budget, once grown */
 	size_t out_off, out_len;
 	size_t in_off, in_len;
 	size_t spill_off, spill_len; /* plaintext that did not fit the caller */
@@ -446,10 +448,10 @@ static ssize_t ss_write(struct anser_stream *st, const uint8_t *buf, size_t len)
 		if (r < 0)
 			return r;
 	}
-	if (!s->out_big && s->out_len == 0 && len > 64 * 1024) {
-		s->out_big = anser_bigbuf_get(OUT_BIG);
-		if (s->out_big) {
-			s->out = s->out_big;
+	if (s->out_cap == OUT_CAP && s->out_len == 0 && len > OUT_SMALL) {
+		uint8_t *big = anser_bigbuf_get(OUT_BIG);
+		if (big) {
+			s->out = big;
 			s->out_cap = OUT_BIG;
 		}
 	}
@@ -591,7 +593,8 @@ static void ss_free(struct anser_stream *st)
 	anser_ss_aead_fini(&s->enc);
 	anser_ss_aead_fini(&s->dec);
 	gnutls_memset(&s->key, 0, sizeof(s->key));
-	anser_bigbuf_put(s->out_big, OUT_BIG);
+	if (s->out_cap == OUT_BIG)
+		anser_bigbuf_put(s->out, OUT_BIG);
 	free(s);
 }
 

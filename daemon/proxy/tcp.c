@@ -40,8 +40,8 @@ struct pipe {
 	unsigned fills; /* reads that filled buf, while it is the session's */
 	bool eof;	/* read side saw EOF */
 	bool shut;	/* EOF passed on with shutdown(SHUT_WR) */
-	uint8_t *buf;	/* cap bytes: the session's RELAY_BUF, or big */
-	uint8_t *big;	/* RELAY_BIG from the budget, once grown */
+	uint8_t *buf;	/* cap bytes: the session's RELAY_BUF, or RELAY_BIG
+			   from the budget once grown */
 };
 
 struct tcp_sess {
@@ -69,8 +69,9 @@ static void tcp_close(struct worker *w, struct sess *s, bool reset)
 	struct linger lg = { .l_onoff = 1, .l_linger = 0 };
 
 	for (struct pipe *pp = &t->up; pp; pp = pp == &t->up ? &t->down : NULL) {
-		anser_bigbuf_put(pp->big, RELAY_BIG);
-		pp->big = pp->buf = NULL;
+		if (pp->cap == RELAY_BIG)
+			anser_bigbuf_put(pp->buf, RELAY_BIG);
+		pp->buf = NULL;
 		pp->cap = pp->len = 0;
 	}
 
@@ -145,14 +146,14 @@ static bool soft(ssize_t r)
  * the budget has one (else the count starts again). */
 static void pipe_filled(struct pipe *pp, const char *way)
 {
-	if (pp->big || ++pp->fills < GROW_AFTER)
+	if (pp->cap == RELAY_BIG || ++pp->fills < GROW_AFTER)
 		return;
 	pp->fills = 0;
 	uint8_t *b = anser_bigbuf_get(RELAY_BIG);
 	if (!b)
 		return;
 	memcpy(b, pp->buf + pp->off, pp->len);
-	pp->buf = pp->big = b;
+	pp->buf = b;
 	pp->off = 0;
 	pp->cap = RELAY_BIG;
 	log_debug("TCP relay: a bulk flow, its %s buffer grown to %d KiB", way, RELAY_BIG / 1024);

@@ -451,12 +451,13 @@ socks pass {
         os.chmod(path, 0o600)
         return path
 
-    def start_anserd(self, config, extra=(), wrapper=(), cgroup=None, environ=None, role="h"):
+    def start_anserd(self, config, extra=(), wrapper=(), cgroup=None, environ=None, role="h",
+                     binary=None):
         # app routes are kept in the test's own directory, never the host's
-        cmd = self.nsexec(role) + list(wrapper) + [ANSERD, "--config", config, "--cgroup",
-                                                  cgroup or self.cg, "--log-level", "debug",
-                                                  "--state-dir", os.path.join(self.tmp, "state"),
-                                                  "--bpf-dir", os.path.join(self.tmp, "bpf")]
+        cmd = self.nsexec(role) + list(wrapper) + [
+            binary or ANSERD, "--config", config, "--cgroup", cgroup or self.cg,
+            "--log-level", "debug", "--state-dir", os.path.join(self.tmp, "state"),
+            "--bpf-dir", os.path.join(self.tmp, "bpf")]
         cmd += ["--bus-address", self.bus] if self.bus else ["--no-bus"]
         cmd += list(extra)
         self.anserd = self.spawn("anserd", cmd, env=environ)
