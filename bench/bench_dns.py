@@ -43,6 +43,15 @@ UDP datagram on the machine passes -- so the table shows the most any
 server can reach with dnsperf here, and what anserd's hooks cost the
 loopback path.
 
+Cache hits again with bench-dnsq, in the same slot as dnsperf's: a lean
+load generator of our own (bench/bench-dnsq.c: connected sockets, batched
+sendmmsg/recvmmsg, 4 sockets x 32 queries outstanding, the same names
+and the same query form as dnsperf's). It is there because dnsperf is
+the limit here: against bench-dnsq the servers' cores fill first (its
+table shows both cores), so its QPS ranks the servers themselves, and
+the no-op responder's row shows how far above the servers its own
+ceiling is. The same generator, pinned the same way, for every server.
+
 Needs root, dnsperf, dnsmasq, unbound, and a build in ./build (or
 ANSER_BUILD_DIR).
 """
@@ -69,6 +78,8 @@ PORTS = {"anserd": 5353, "dnsmasq": 5354, "unbound": 5355}
 NULL = os.path.join(harness.BUILD, "bench", "bench-dnsnull")
 NULL_PORT = 5356
 CEILS = ("no-op responder", "no-op, anserd running")
+# the lean load generator, for when dnsperf is the limit
+DNSQ = os.path.join(harness.BUILD, "bench", "bench-dnsq")
 
 AUTH = """    verbosity: 0
     interface: %(s4)s@53
@@ -117,6 +128,21 @@ def dnsperf(env, port, datafile, seconds, extra=()):
                              "-d", datafile, "-l", str(seconds), "-c", "8", "-q", "1000",
                              "-t", "2"] + list(extra)
     return run(cmd, check=False).stdout
+
+
+def dnsq(env, port, datafile, seconds):
+    """bench-dnsq's cache-hit run: (QPS, share of replies that were
+    answers, the generator's core busy over the command's wall time)."""
+    g0, t0 = children_cpu(), time.monotonic()
+    out = run(env.nsexec("h") + ["taskset", "-c", "0", DNSQ, H4, str(port), datafile,
+                                 str(seconds)], check=False).stdout
+    gen = (children_cpu() - g0) / (time.monotonic() - t0)
+    m = re.search(r"sent (\d+) answered (\d+) other (\d+) lost (\d+) seconds ([0-9.]+) "
+                  r"qps ([0-9.]+)", out)
+    if not m:
+        raise RuntimeError("bench-dnsq: no result: %r" % out)
+    sent, ans = int(m.group(1)), int(m.group(2))
+    return float(m.group(6)), (100.0 * ans / sent if sent else 0.0), gen
 
 
 def qps_of(out):
@@ -217,8 +243,9 @@ def main():
             return p
 
         results = {n: {"hit": [], "miss": [], "p50": [], "p99": [], "ok": [], "cpu": [],
-                       "busy": [], "gen": []} for n in PORTS}
-        ceil = {n: {"hit": [], "gen": []} for n in CEILS}
+                       "busy": [], "gen": [], "qhit": [], "qbusy": [], "qgen": [], "qok": []}
+                   for n in PORTS}
+        ceil = {n: {"hit": [], "gen": [], "qhit": [], "qgen": []} for n in CEILS}
 
         def ceiling(name):
             nul = env.spawn("dnsnull", env.nsexec("h") + ["taskset", "-c", "1", NULL, H4,
@@ -231,17 +258,22 @@ def main():
                 g0, t0 = children_cpu(), time.monotonic()
                 hq, ok = qps_of(dnsperf(env, NULL_PORT, hits, a.seconds))
                 gen = (children_cpu() - g0) / (time.monotonic() - t0)
+                qq, qok, qgen = dnsq(env, NULL_PORT, hits, a.seconds)
             finally:
                 if name == CEILS[1]:
                     env.stop_anserd()
                 nul.terminate()
                 nul.wait(10)
-            if ok < 99:
-                raise RuntimeError("bench-dnsnull: %.1f%% NOERROR" % ok)
+            if ok < 99 or qok < 99:
+                raise RuntimeError("bench-dnsnull: %.1f%% NOERROR (bench-dnsq: %.1f%% answers)"
+                                   % (ok, qok))
             ceil[name]["hit"].append(hq)
             ceil[name]["gen"].append(gen)
-            print("round %d %-8s hit %8.0f QPS (dnsperf's core busy %.0f%%)"
-                  % (rnd + 1, name, hq, 100 * gen), flush=True)
+            ceil[name]["qhit"].append(qq)
+            ceil[name]["qgen"].append(qgen)
+            print("round %d %-8s hit %8.0f QPS (dnsperf's core busy %.0f%%)  bench-dnsq %8.0f "
+                  "QPS (its core busy %.0f%%)" % (rnd + 1, name, hq, 100 * gen, qq, 100 * qgen),
+                  flush=True)
             time.sleep(0.5)
 
         order = list(PORTS)
@@ -268,6 +300,11 @@ def main():
                 hq, ok = qps_of(hout)
                 sent = re.search(r"Queries completed:\s+(\d+)", hout)
                 us_per_q = cpu * 1e6 / int(sent.group(1)) if sent and int(sent.group(1)) else 0
+                # the same hits from the lean generator: the server's core
+                # busy over its run
+                c0, t0 = cpu_seconds(pid), time.monotonic()
+                qq, qok, qgen = dnsq(env, port, hits, a.seconds)
+                qbusy = (cpu_seconds(pid) - c0) / (time.monotonic() - t0)
                 # latency before the misses: a server still working off
                 # forwarded misses would measure its backlog, not its cache
                 time.sleep(1)
@@ -286,10 +323,17 @@ def main():
                 r["miss"].append(mq)
                 r["p50"].append(p50)
                 r["p99"].append(p99)
+                r["qhit"].append(qq)
+                r["qok"].append(qok)
+                r["qbusy"].append(qbusy)
+                r["qgen"].append(qgen)
                 print("round %d %-8s hit %8.0f QPS (%.1f%% NOERROR, %.2f us CPU/query; cores "
                       "busy: server %.0f%%, dnsperf %.0f%%)  miss %8.0f QPS  p50 %6.0f us  "
                       "p99 %6.0f us" % (rnd + 1, name, hq, ok, us_per_q, 100 * busy,
                                         100 * gen, mq, p50, p99), flush=True)
+                print("round %d %-8s hit %8.0f QPS with bench-dnsq (%.1f%% answers; cores busy: "
+                      "server %.0f%%, bench-dnsq %.0f%%)" % (rnd + 1, name, qq, qok, 100 * qbusy,
+                                                              100 * qgen), flush=True)
                 if name == "anserd":
                     env.stop_anserd()
                 else:
@@ -379,6 +423,28 @@ def main():
         print("(ratios to the better of dnsmasq and unbound; anserd's hits are %.2fx the no-op "
               "responder's with anserd running)"
               % (med["anserd"]["hit"] / cmed[CEILS[1]]["hit"]))
+        # the lean generator: the servers' cores fill first
+        print()
+        qbest = max(med["dnsmasq"]["qhit"], med["unbound"]["qhit"])
+        print("| cache hits with bench-dnsq (median of %d) | QPS | server's core busy | "
+              "bench-dnsq's core busy |" % a.rounds)
+        print("|---|---|---|---|")
+        for n in PORTS:
+            print("| %s | %.0f (%.2fx) | %.0f %% | %.0f %% |"
+                  % (n, med[n]["qhit"], med[n]["qhit"] / qbest, 100 * med[n]["qbusy"],
+                     100 * med[n]["qgen"]))
+        for n in CEILS:
+            print("| %s | %.0f (%.2fx) | - | %.0f %% |"
+                  % (n, cmed[n]["qhit"], cmed[n]["qhit"] / qbest, 100 * cmed[n]["qgen"]))
+        print("(ratios to the better of dnsmasq and unbound)")
+        for n in PORTS:
+            if med[n]["qbusy"] < 0.9:
+                print("note: against %s, the server's core was only %.0f %% busy under "
+                      "bench-dnsq: the generator, not the server, may be the limit"
+                      % (n, 100 * med[n]["qbusy"]))
+            if med[n]["qok"] < 99:
+                print("note: %s answered only %.1f %% of bench-dnsq's queries"
+                      % (n, med[n]["qok"]))
     finally:
         env.close()
 
