@@ -134,12 +134,15 @@ struct pending {
 #define BATCH 64
 /* Under load, batches: while queries come at HOLD_QPS or more (counted
  * over windows of HOLD_WINDOW_US), a wakeup that brought HOLD_BATCH of
- * them or more is followed by a wait of HOLD_US before the thread looks
- * again, and the next wakeup finds more of them -- fewer system calls and
- * wakeups a query, for the service and for its clients (whose replies
- * come in bursts too). Below that rate (an app's queries, a page's,
- * anything but a flood) nothing waits. NICs coalesce interrupts the same
- * way, and for longer. */
+ * them or more lasts at least HOLD_US before the thread looks again (it
+ * waits out what answering them left of it), and the next wakeup finds
+ * more of them -- fewer system calls and wakeups a query, for the service
+ * and for its clients (whose replies come in bursts too). A wakeup whose
+ * work took HOLD_US or longer does not wait: the queries that came
+ * meanwhile are a batch already, and waiting would only idle a busy
+ * thread. Below that rate (an app's queries, a page's, anything but a
+ * flood) nothing waits. NICs coalesce interrupts the same way, and for
+ * longer. */
 #define HOLD_QPS       100000
 #define HOLD_WINDOW_US 2000
 #define HOLD_BATCH     4
@@ -195,6 +198,7 @@ struct anser_dns_service {
 	unsigned burst;	       /* queries the listeners gave this wakeup */
 	unsigned win_count;    /* queries in the window from win_start_us */
 	uint64_t win_start_us; /* CLOCK_MONOTONIC */
+	uint64_t woke_us;      /* when this wakeup began (CLOCK_MONOTONIC) */
 	bool hot;	       /* the last window's rate was HOLD_QPS or more */
 	GPtrArray *orphans;    /* resolves of a setup gone, not finished yet */
 	/* the network's first DNS server, port 53 (ss_family 0: none): where

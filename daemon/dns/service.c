@@ -881,14 +881,20 @@ static void adopt(struct anser_dns_service *s, struct conf *c)
 	conf_free(old);
 }
 
-/* HOLD_US of waiting after a wakeup that read s->burst queries, when
- * they come at HOLD_QPS or more (service-private.h). */
-static void hold_for_more(struct anser_dns_service *s)
+static uint64_t mono_us(void)
 {
 	struct timespec now;
 
 	clock_gettime(CLOCK_MONOTONIC, &now);
-	uint64_t t = (uint64_t)now.tv_sec * 1000000u + (uint64_t)now.tv_nsec / 1000u;
+	return (uint64_t)now.tv_sec * 1000000u + (uint64_t)now.tv_nsec / 1000u;
+}
+
+/* After a wakeup that read s->burst queries, when they come at HOLD_QPS
+ * or more: waits out what is left of HOLD_US since the wakeup began
+ * (service-private.h). */
+static void hold_for_more(struct anser_dns_service *s)
+{
+	uint64_t t = mono_us();
 	uint64_t span = t - s->win_start_us;
 	s->win_count += s->burst;
 	if (span >= HOLD_WINDOW_US) {
@@ -896,8 +902,9 @@ static void hold_for_more(struct anser_dns_service *s)
 		s->win_start_us = t;
 		s->win_count = 0;
 	}
-	if (s->hot && s->burst >= HOLD_BATCH) {
-		struct timespec hold = { 0, HOLD_US * 1000L };
+	uint64_t took = t - s->woke_us;
+	if (s->hot && s->burst >= HOLD_BATCH && took < HOLD_US) {
+		struct timespec hold = { 0, (long)(HOLD_US - took) * 1000L };
 		(void)clock_nanosleep(CLOCK_MONOTONIC, 0, &hold, NULL);
 	}
 }
@@ -916,6 +923,7 @@ static void *service_main(void *ud)
 		int n = epoll_wait(s->epfd, evs, 64, -1);
 		if (n < 0 && errno != EINTR)
 			break;
+		s->woke_us = mono_us();
 		for (int i = 0; i < n; i++) {
 			uint32_t kind = (uint32_t)(evs[i].data.u64 >> 32);
 			uint32_t idx = (uint32_t)evs[i].data.u64;
