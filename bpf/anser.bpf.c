@@ -863,31 +863,56 @@ static __always_inline int do_connect(struct bpf_sock_addr *ctx, int v6)
 	return steer(ctx, c, v6, port, d.proto == IPPROTO_UDP);
 }
 
+/* The connection's source, as struct anser_tcp_src; -1 for a family
+ * other than IPv4 and IPv6. */
+static __always_inline int tcp_src_key(struct bpf_sock_ops *ops, struct anser_tcp_src *k)
+{
+	k->port = (__u16)ops->local_port;
+	if (ops->family == AF_INET) {
+		set_v4(k->addr, ops->local_ip4);
+	} else if (ops->family == AF_INET6) {
+		__u32 a[4] = { ops->local_ip6[0], ops->local_ip6[1], ops->local_ip6[2],
+			       ops->local_ip6[3] };
+		__builtin_memcpy(k->addr, a, 16);
+	} else {
+		return -1;
+	}
+	return 0;
+}
+
 /* A steered connection's source port is known once the kernel sends its
  * SYN: its flow moves from the cookie to the source (struct anser_tcp_src),
  * which anserd has from accept(). Without this program (or when the move
- * fails) anserd looks the cookie up with sock_diag. */
+ * fails) anserd looks the cookie up with sock_diag. Until the handshake
+ * ends the socket reports its state changes here: one that closes before
+ * it was established (refused, timed out, or closed by the app) is never
+ * accepted, so its entry goes with it rather than waiting for the LRU. */
 SEC("sockops")
 int anser_sockops(struct bpf_sock_ops *ops)
 {
+	struct anser_tcp_src k = {};
+
+	if (ops->op == BPF_SOCK_OPS_STATE_CB) {
+		__u32 to = ops->args[1];
+		if (to == BPF_TCP_CLOSE && ops->args[0] == BPF_TCP_SYN_SENT &&
+		    tcp_src_key(ops, &k) == 0)
+			bpf_map_delete_elem(&tcp_src, &k);
+		if (to == BPF_TCP_ESTABLISHED || to == BPF_TCP_CLOSE)
+			bpf_sock_ops_cb_flags_set(ops, ops->bpf_sock_ops_cb_flags &
+							       ~BPF_SOCK_OPS_STATE_CB_FLAG);
+		return 1;
+	}
 	if (ops->op != BPF_SOCK_OPS_TCP_CONNECT_CB)
 		return 1;
 	__u64 cookie = bpf_get_socket_cookie(ops);
 	struct anser_flow *f = bpf_map_lookup_elem(&tcp_redir, &cookie);
-	if (!f)
+	if (!f || tcp_src_key(ops, &k) < 0)
 		return 1;
-	struct anser_tcp_src k = { .port = (__u16)ops->local_port };
-	if (ops->family == AF_INET) {
-		set_v4(k.addr, ops->local_ip4);
-	} else if (ops->family == AF_INET6) {
-		__u32 a[4] = { ops->local_ip6[0], ops->local_ip6[1], ops->local_ip6[2],
-			       ops->local_ip6[3] };
-		__builtin_memcpy(k.addr, a, 16);
-	} else {
-		return 1;
-	}
-	if (bpf_map_update_elem(&tcp_src, &k, f, BPF_ANY) == 0)
+	if (bpf_map_update_elem(&tcp_src, &k, f, BPF_ANY) == 0) {
 		bpf_map_delete_elem(&tcp_redir, &cookie);
+		bpf_sock_ops_cb_flags_set(ops,
+					  ops->bpf_sock_ops_cb_flags | BPF_SOCK_OPS_STATE_CB_FLAG);
+	}
 	return 1;
 }
 

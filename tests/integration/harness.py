@@ -75,6 +75,15 @@ def fdinfos(pid):
     return out
 
 
+def map_entries(pid, name):
+    """Entries in process pid's BPF map called name (one such map)."""
+    mine = {int(i["map_id"]) for i in fdinfos(pid) if "map_id" in i}
+    maps = json.loads(run(["bpftool", "-j", "map", "show"]).stdout)
+    ids = [m["id"] for m in maps if m.get("name") == name and m["id"] in mine]
+    expect(len(ids) == 1, "one %s of pid %d: %s" % (name, pid, ids))
+    return len(json.loads(run(["bpftool", "-j", "map", "dump", "id", str(ids[0])]).stdout))
+
+
 def anserd_is_asan():
     """Whether the anserd under test is an ASan build."""
     with open(ANSERD, "rb") as f:

@@ -86,6 +86,34 @@ def t_tcp_v6(env):
     check_split(env, S6, P6, H6)
 
 
+def t_tcp_src_unaccepted(env):
+    """A steered connect() that never completes leaves nothing behind in
+    tcp_src: with the SYNs to anserd's listener dropped (nft, in the test's
+    namespace), the app's flow is filed under its source while it waits,
+    and goes when the app gives up (killed: its socket closes in SYN_SENT).
+    Steering works as before once the SYNs pass again, and the entry of a
+    connection anserd accepted is gone too."""
+    base(env)
+    pid = env.anserd.pid
+    expect(harness.map_entries(pid, "tcp_src") == 0, "tcp_src is empty at the start")
+    nft = env.nsexec("h") + ["nft"]
+    harness.run(nft + ["add table ip anser_test"])
+    harness.run(nft + ["add chain ip anser_test out { type filter hook output priority 0 ; }"])
+    harness.run(nft + ["add rule ip anser_test out ip daddr 127.0.0.1 tcp flags syn drop"])
+    app = env.app("appA", "tcp", S4, WEB, background=True)
+    try:
+        env.wait_for("appA's flow filed under its source",
+                     lambda: harness.map_entries(pid, "tcp_src") == 1)
+    finally:
+        os.killpg(app.pid, signal.SIGKILL)
+        app.wait()
+    env.wait_for("tcp_src emptied after appA's SYN_SENT socket closed",
+                 lambda: harness.map_entries(pid, "tcp_src") == 0)
+    harness.run(nft + ["delete table ip anser_test"])
+    check_split(env, S4, P4, H4)
+    expect(harness.map_entries(pid, "tcp_src") == 0, "tcp_src empty after an accepted flow")
+
+
 def t_tcp_auth(env):
     env.setup_net()
     env.setup_cgroup()
@@ -1309,6 +1337,7 @@ TESTS = {
     "tcp_v6": t_tcp_v6,
     "tcp_auth": t_tcp_auth,
     "tcp_dante": t_tcp_dante,
+    "tcp_src_unaccepted": t_tcp_src_unaccepted,
     "hash": t_hash,
     "pname_long": t_pname_long,
     "app_cgroup": t_app_cgroup,

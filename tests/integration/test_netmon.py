@@ -19,7 +19,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (ANSERCTL, BUILD, PY, SERVER, SRC, anserd_is_asan, expect, fdinfos,  # noqa: E402
-                     main, rss_kib, run)
+                     main, map_entries, rss_kib, run)
 from nmenv import SERVER4, SERVER6, NMNet, start_dispatcher, write_dispatcher_script  # noqa: E402
 
 ANSER_PATH = "/org/anser/Anser1"
@@ -431,11 +431,7 @@ def test_nm_soak(env):
 
 def lpm_entries(pid):
     """Entries in anserd's match_lpm map (both slots)."""
-    mine = {int(i["map_id"]) for i in fdinfos(pid) if "map_id" in i}
-    maps = json.loads(run(["bpftool", "-j", "map", "show"]).stdout)
-    ids = [m["id"] for m in maps if m.get("name") == "match_lpm" and m["id"] in mine]
-    expect(len(ids) == 1, "one match_lpm of anserd: %s" % ids)
-    return len(json.loads(run(["bpftool", "-j", "map", "dump", "id", str(ids[0])]).stdout))
+    return map_entries(pid, "match_lpm")
 
 
 HANDOVER_CONFIG = """global {
