@@ -330,8 +330,10 @@ def main():
                     for k, x in v.items():
                         res.setdefault(name, {}).setdefault(k, []).append(x)
                     if phase == "bulk":
-                        print("round %d %-8s %6.2f Gbit/s  %.2f CPU s/GB  %7.0f conn/s  "
-                              "(ss-server: %.2f CPU s/GB)" % (rnd + 1, name, v["bps"] / 1e9,
+                        # three decimals: runs pooled later from these
+                        # lines keep the precision the ratios had
+                        print("round %d %-8s %6.3f Gbit/s  %.3f CPU s/GB  %7.0f conn/s  "
+                              "(ss-server: %.3f CPU s/GB)" % (rnd + 1, name, v["bps"] / 1e9,
                                                               v["cpu_gb"], v["rate"],
                                                               v["node_gb"]), flush=True)
                     else:
