@@ -130,13 +130,20 @@ def dnsperf(env, port, datafile, seconds, extra=()):
     return run(cmd, check=False).stdout
 
 
+def with_core_share(fn):
+    """fn()'s result and how busy the load generator it ran kept its core:
+    the waited-for children's CPU time over fn's wall time (the generator
+    is pinned to one core and spins before and after the load too)."""
+    g0, t0 = children_cpu(), time.monotonic()
+    out = fn()
+    return out, (children_cpu() - g0) / (time.monotonic() - t0)
+
+
 def dnsq(env, port, datafile, seconds):
     """bench-dnsq's cache-hit run: (QPS, share of replies that were
     answers, the generator's core busy over the command's wall time)."""
-    g0, t0 = children_cpu(), time.monotonic()
-    out = run(env.nsexec("h") + ["taskset", "-c", "0", DNSQ, H4, str(port), datafile,
-                                 str(seconds)], check=False).stdout
-    gen = (children_cpu() - g0) / (time.monotonic() - t0)
+    out, gen = with_core_share(lambda: run(env.nsexec("h") + [
+        "taskset", "-c", "0", DNSQ, H4, str(port), datafile, str(seconds)], check=False).stdout)
     m = re.search(r"sent (\d+) answered (\d+) other (\d+) lost (\d+) seconds ([0-9.]+) "
                   r"qps ([0-9.]+)", out)
     if not m:
@@ -255,9 +262,8 @@ def main():
             if name == CEILS[1]:
                 start("anserd")
             try:
-                g0, t0 = children_cpu(), time.monotonic()
-                hq, ok = qps_of(dnsperf(env, NULL_PORT, hits, a.seconds))
-                gen = (children_cpu() - g0) / (time.monotonic() - t0)
+                out, gen = with_core_share(lambda: dnsperf(env, NULL_PORT, hits, a.seconds))
+                hq, ok = qps_of(out)
                 qq, qok, qgen = dnsq(env, NULL_PORT, hits, a.seconds)
             finally:
                 if name == CEILS[1]:
@@ -287,12 +293,8 @@ def main():
                 port = PORTS[name]
                 dnsperf(env, port, hits, 2, ["-n", "1"])  # warm the cache
                 pid = server_pid(env, port)
-                c0, g0 = cpu_seconds(pid), children_cpu()
-                t0 = time.monotonic()
-                hout = dnsperf(env, port, hits, a.seconds)
-                # dnsperf's share of its core: over the whole run of the
-                # command (it spins before and after the load too)
-                gen = (children_cpu() - g0) / (time.monotonic() - t0)
+                c0 = cpu_seconds(pid)
+                hout, gen = with_core_share(lambda: dnsperf(env, port, hits, a.seconds))
                 cpu = cpu_seconds(pid) - c0
                 # the server's share: over the load, as dnsperf times it
                 rt = re.search(r"Run time \(s\):\s+([0-9.]+)", hout)

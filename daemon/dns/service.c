@@ -33,11 +33,18 @@
 #define SO_RCVMARK 75
 #endif
 
+/* CLOCK_MONOTONIC in microseconds. */
+static uint64_t mono_us(void)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (uint64_t)now.tv_sec * 1000000u + (uint64_t)now.tv_nsec / 1000u;
+}
+
 int64_t dns_now_ms(void)
 {
-	struct timespec t;
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+	return (int64_t)(mono_us() / 1000u);
 }
 
 static void conf_free(struct conf *c)
@@ -879,14 +886,6 @@ static void adopt(struct anser_dns_service *s, struct conf *c)
 	}
 	g_list_free(all);
 	conf_free(old);
-}
-
-static uint64_t mono_us(void)
-{
-	struct timespec now;
-
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	return (uint64_t)now.tv_sec * 1000000u + (uint64_t)now.tv_nsec / 1000u;
 }
 
 /* After a wakeup that read s->burst queries, when they come at HOLD_QPS

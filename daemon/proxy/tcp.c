@@ -68,11 +68,12 @@ static void tcp_close(struct worker *w, struct sess *s, bool reset)
 	struct tcp_sess *t = container_of(s, struct tcp_sess, s);
 	struct linger lg = { .l_onoff = 1, .l_linger = 0 };
 
-	for (struct pipe *pp = &t->up; pp; pp = pp == &t->up ? &t->down : NULL) {
-		if (pp->cap == RELAY_BIG)
-			anser_bigbuf_put(pp->buf, RELAY_BIG);
-		pp->buf = NULL;
-		pp->cap = pp->len = 0;
+	struct pipe *pipes[] = { &t->up, &t->down };
+	for (size_t i = 0; i < 2; i++) {
+		if (pipes[i]->cap == RELAY_BIG)
+			anser_bigbuf_put(pipes[i]->buf, RELAY_BIG);
+		pipes[i]->buf = NULL;
+		pipes[i]->cap = pipes[i]->len = 0;
 	}
 
 	if (t->dial)
