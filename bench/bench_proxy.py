@@ -55,6 +55,13 @@ bottleneck, pays a cross-CPU wakeup for every segment it hands on (perf:
 5.0-5.7 CPU s per GB behind anserd against 4.0-4.4 behind ss-redir, whose
 own load kept the iperf3 server next to ss-server). That measured where
 the scheduler put the servers, not the client.
+Since 2026-12-07 "split" also steers each namespace's received packets to
+its own machine's CPU (RPS on its veth, see steer_rx): before, the kernel
+worked a packet off on the CPU that sent it, into the receiving socket
+and on through what that socket sent in answer, so ss-server's ACKs drove
+the client's TCP (and sent its queued segments) on CPU 0, and the app's
+data was taken into ss-server's socket on CPU 1. "split-procs" is the
+placement before that (processes only), for comparison with earlier runs.
 
 --compare BUILD adds anserd from another build directory as a client of
 its own ("anserd-b", same config), so a change is measured against the
@@ -63,7 +70,7 @@ printed with the others (below 1 on CPU per GB: the other build spends
 less).
 
 Usage: bench/bench_proxy.py [--rounds 3] [--seconds 5] [--conns 2000] [--again]
-                            [--placement split|free] [--compare BUILD]
+                            [--placement split|split-procs|free] [--compare BUILD]
 Needs root, iperf3, shadowsocks-libev, v2ray, nftables, and a build in
 ./build (or ANSER_BUILD_DIR).
 """
@@ -144,6 +151,19 @@ def nft(env, on, tproxy=False):
 
 # CPUs: the far side's and the client host's (--placement split), or None
 FAR, NEAR = 0, 1
+
+
+def steer_rx(env):
+    """Each namespace's received packets processed on its own machine's
+    CPU (RPS on its veth): the client host's on CPU 1, the far side's on
+    CPU 0. Without it the kernel works a packet off on the CPU that sent
+    it, all the way into the receiving socket -- and whatever that socket
+    then sends in answer: ss-server's ACK, working through the client's
+    socket on CPU 0, sent the client's queued segments there, so the far
+    side's core did part of the client host's work."""
+    for role, cpu in (("h", NEAR), ("p", FAR), ("s", FAR)):
+        harness.run(["ip", "netns", "exec", env.ns(role), "sh", "-c",
+                     "echo %x > /sys/class/net/e0/queues/rx-0/rps_cpus" % (1 << cpu)])
 
 
 def pin(cpu):
@@ -263,8 +283,10 @@ def main():
     ap.add_argument("--only", help="run one client (for experiments; no ratios)")
     ap.add_argument("--again", action="store_true",
                     help="measure ss-redir twice: the A/A ratio is the host's noise floor")
-    ap.add_argument("--placement", choices=("split", "free"), default="split",
-                    help="far side on CPU 0 and client host on CPU 1, or only ss-server pinned")
+    ap.add_argument("--placement", choices=("split", "split-procs", "free"), default="split",
+                    help="far side on CPU 0 and client host on CPU 1 (processes and each "
+                    "namespace's receive processing; split-procs: processes only), or only "
+                    "ss-server pinned")
     ap.add_argument("--compare", metavar="BUILD",
                     help="also measure anserd of another build directory (\"anserd-b\")")
     args = ap.parse_args()
@@ -272,7 +294,7 @@ def main():
         if not os.access(os.path.join(args.compare, "anserd"), os.X_OK):
             sys.exit("bench_proxy: no anserd in %s" % args.compare)
         Client.other_build = os.path.abspath(args.compare)
-    far, near = (FAR, NEAR) if args.placement == "split" else (None, None)
+    far, near = (None, None) if args.placement == "free" else (FAR, NEAR)
     for tool in ("iperf3", "wrk", "ss-server", "ss-redir", "v2ray", "nft"):
         if not shutil.which(tool):
             sys.exit("bench_proxy: %s is not installed" % tool)
@@ -281,6 +303,8 @@ def main():
     res = {}
     try:
         env.setup_net()
+        if args.placement == "split":
+            steer_rx(env)
         env.setup_cgroup()
         env.start_web()
         # thousands of new connections a second (wrk), from the app and
