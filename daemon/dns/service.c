@@ -681,8 +681,10 @@ static void resolve(struct anser_dns_service *s, struct waiter *w, const char *n
 				      w->q.qtype, w->q.qclass,
 				      w->q.id,	  s->conf->optimistic ? s->conf->stale_s : 0,
 				      STALE_TTL };
-	enum anser_dns_hit hit =
-		anser_dns_cache_get(s->cache, &l, dns_now_ms(), s->out, sizeof(s->out), &n);
+	/* the wakeup's time, read once for all its queries: a cache hit
+	 * is a few microseconds, a clock read a tenth of that */
+	enum anser_dns_hit hit = anser_dns_cache_get(s->cache, &l, (int64_t)(s->woke_us / 1000),
+						     s->out, sizeof(s->out), &n);
 	if (hit != ANSER_DNS_MISS) {
 		reply_answer(s, w, s->out, n);
 		if (hit == ANSER_DNS_STALE) /* RFC 8767: refresh behind the answer */
@@ -842,6 +844,7 @@ static void adopt(struct anser_dns_service *s, struct conf *c)
 	struct conf *old = s->conf;
 
 	s->conf = c;
+	s->polling = false; /* the new listeners are all watched below */
 	if (old) {
 		/* duplicates share the old registrations: take those out first */
 		for (size_t i = 0; i < old->n_listeners; i++)
@@ -908,6 +911,37 @@ static void hold_for_more(struct anser_dns_service *s)
 	}
 }
 
+/* A flood's start and end (service-private.h): the UDP listeners out
+ * of the epoll set, read after every hold, or back in it. Adding one that
+ * has queries waiting reports it at once: nothing is missed. */
+static void set_polling(struct anser_dns_service *s, bool on)
+{
+	struct conf *c = s->conf;
+
+	if (on == s->polling)
+		return;
+	s->polling = on;
+	for (size_t i = 0; i < c->n_listeners; i++) {
+		if (c->is_tcp[i])
+			continue;
+		if (!on)
+			watch(s, c->listeners[i], EV_LISTENER, (uint32_t)i);
+		else if (epoll_ctl(s->epfd, EPOLL_CTL_DEL, c->listeners[i], NULL) < 0)
+			log_debug_errno(errno, "DNS service: cannot unwatch a listener: %m");
+	}
+}
+
+static void poll_listeners(struct anser_dns_service *s)
+{
+	struct conf *c = s->conf;
+
+	for (size_t i = 0; i < c->n_listeners; i++)
+		if (!c->is_tcp[i])
+			on_listener(s, c->listeners[i], i >= c->n_listeners - c->n_takeover);
+	if (s->burst < HOLD_BATCH)
+		set_polling(s, false);
+}
+
 static void *service_main(void *ud)
 {
 	struct anser_dns_service *s = ud;
@@ -916,13 +950,17 @@ static void *service_main(void *ud)
 	/* the hold below is HOLD_US, not that plus the default 50 us slack */
 	(void)prctl(PR_SET_TIMERSLACK, 1000UL, 0UL, 0UL, 0UL);
 	for (;;) {
-		if (s->burst)
+		if (s->burst) {
 			hold_for_more(s);
+			set_polling(s, s->hot && s->burst >= HOLD_BATCH);
+		}
 		s->burst = 0;
-		int n = epoll_wait(s->epfd, evs, 64, -1);
+		int n = epoll_wait(s->epfd, evs, 64, s->polling ? 0 : -1);
 		if (n < 0 && errno != EINTR)
 			break;
 		s->woke_us = mono_us();
+		if (s->polling)
+			poll_listeners(s);
 		for (int i = 0; i < n; i++) {
 			uint32_t kind = (uint32_t)(evs[i].data.u64 >> 32);
 			uint32_t idx = (uint32_t)evs[i].data.u64;

@@ -580,6 +580,17 @@ def t_flood(env):
         expect(time.monotonic() < deadline, "right answers again within 12 s: %r" % r)
         time.sleep(0.5)
     expect(env.anserd.poll() is None, "anserd is up")
+    # and idle once the flood is over: during one the service reads its
+    # listeners after each hold instead of waiting on them, and must go
+    # back to waiting (a service still reading would spin a core here)
+    with open("/proc/%d/stat" % pid) as f:
+        t0 = sum(int(x) for x in f.read().rsplit(")", 1)[1].split()[11:13])
+    time.sleep(2)
+    with open("/proc/%d/stat" % pid) as f:
+        t1 = sum(int(x) for x in f.read().rsplit(")", 1)[1].split()[11:13])
+    busy = (t1 - t0) / os.sysconf("SC_CLK_TCK") / 2
+    print("after the flood anserd used %.0f %% of a core" % (busy * 100))
+    expect(busy < 0.2, "anserd idle after the flood: %.0f %% of a core" % (busy * 100))
 
 DOMAIN_CONFIG = """global {
     log_level: debug
