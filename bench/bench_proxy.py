@@ -114,12 +114,6 @@ routing {
 """ % (METHOD, PW, P4)
 
 
-def cpu_seconds(pid):
-    with open("/proc/%d/stat" % pid) as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def nft(env, on, tproxy=False):
     """Capture the app's connections to the servers for a peer: ss-redir's
     nft REDIRECT in the output hook, or (tproxy) v2ray's usual setup for
@@ -254,10 +248,10 @@ def measure(env, name, near, node, args, phase):
         conn_rate(env, 50, near)
         if phase == "wrk":
             return {"wrk": wrk_rate(env, args.seconds, near)}
-        cpu0, node0 = cpu_seconds(c.pid()), cpu_seconds(node.pid)
+        cpu0, node0 = harness.cpu_seconds(c.pid()), harness.cpu_seconds(node.pid)
         bps, nbytes = iperf(env, args.seconds, near)
-        cpu = cpu_seconds(c.pid()) - cpu0
-        node_cpu = cpu_seconds(node.pid) - node0
+        cpu = harness.cpu_seconds(c.pid()) - cpu0
+        node_cpu = harness.cpu_seconds(node.pid) - node0
         rate = conn_rate(env, args.conns, near)
     finally:
         c.stop()

@@ -114,6 +114,13 @@ def stop_valgrind_anserd(env, log):
     expect("ERROR SUMMARY: 0 errors" in text, "valgrind found errors:\n" + text[-6000:])
 
 
+def cpu_seconds(pid):
+    """utime + stime of process pid (all its threads), in seconds."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def rss_kib(pid):
     """The resident set of process pid, in KiB."""
     with open("/proc/%d/status" % pid) as f:
