@@ -154,7 +154,9 @@ def steer_rx(env):
     it, all the way into the receiving socket -- and whatever that socket
     then sends in answer: ss-server's ACK, working through the client's
     socket on CPU 0, sent the client's queued segments there, so the far
-    side's core did part of the client host's work."""
+    side's core did part of the client host's work. The switch's ports
+    are left alone: a packet crosses the bridge on the sender's CPU, as a
+    frame goes onto the wire."""
     for role, cpu in (("h", NEAR), ("p", FAR), ("s", FAR)):
         harness.run(["ip", "netns", "exec", env.ns(role), "sh", "-c",
                      "echo %x > /sys/class/net/e0/queues/rx-0/rps_cpus" % (1 << cpu)])
