@@ -158,16 +158,6 @@ def qps_of(out):
     return (float(m.group(1)) if m else 0.0), (float(ok.group(2)) if ok else 0.0)
 
 
-def cpu_seconds(pid):
-    """utime + stime of a process and all its threads."""
-    total = 0
-    for tid in os.listdir("/proc/%d/task" % pid):
-        with open("/proc/%d/task/%s/stat" % (pid, tid)) as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        total += int(fields[11]) + int(fields[12])
-    return total / os.sysconf("SC_CLK_TCK")
-
-
 def children_cpu():
     """utime + stime of the waited-for children so far (dnsperf runs as
     one: nsenter and taskset exec it)."""
@@ -293,9 +283,9 @@ def main():
                 port = PORTS[name]
                 dnsperf(env, port, hits, 2, ["-n", "1"])  # warm the cache
                 pid = server_pid(env, port)
-                c0 = cpu_seconds(pid)
+                c0 = harness.cpu_seconds(pid)
                 hout, gen = with_core_share(lambda: dnsperf(env, port, hits, a.seconds))
-                cpu = cpu_seconds(pid) - c0
+                cpu = harness.cpu_seconds(pid) - c0
                 # the server's share: over the load, as dnsperf times it
                 rt = re.search(r"Run time \(s\):\s+([0-9.]+)", hout)
                 busy = cpu / (float(rt.group(1)) if rt else float(a.seconds))
@@ -304,9 +294,9 @@ def main():
                 us_per_q = cpu * 1e6 / int(sent.group(1)) if sent and int(sent.group(1)) else 0
                 # the same hits from the lean generator: the server's core
                 # busy over its run
-                c0, t0 = cpu_seconds(pid), time.monotonic()
+                c0, t0 = harness.cpu_seconds(pid), time.monotonic()
                 qq, qok, qgen = dnsq(env, port, hits, a.seconds)
-                qbusy = (cpu_seconds(pid) - c0) / (time.monotonic() - t0)
+                qbusy = (harness.cpu_seconds(pid) - c0) / (time.monotonic() - t0)
                 # latency before the misses: a server still working off
                 # forwarded misses would measure its backlog, not its cache
                 time.sleep(1)
