@@ -42,6 +42,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "daemon/dns/message.h"
+
 #define BATCH	   64
 #define MSG_ROOM   512
 #define MAX_SOCKS  64
@@ -64,32 +66,6 @@ static uint64_t now_ns(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-/* "n1.bench.test" and a type -> a query with RD set and no EDNS; its
- * length, or 0 for a name that does not fit. */
-static size_t build(const char *name, uint16_t qtype, uint8_t *out)
-{
-	static const uint8_t hdr[12] = { 0, 0, 0x01, 0, 0, 1, 0, 0, 0, 0, 0, 0 };
-	size_t at = sizeof(hdr);
-
-	memcpy(out, hdr, sizeof(hdr));
-	while (*name) {
-		const char *dot = strchr(name, '.');
-		size_t n = dot ? (size_t)(dot - name) : strlen(name);
-		if (n == 0 || n > 63 || at + 1 + n + 5 > MSG_ROOM || at - sizeof(hdr) + 1 + n > 254)
-			return 0;
-		out[at++] = (uint8_t)n;
-		memcpy(out + at, name, n);
-		at += n;
-		name += n + (dot ? 1 : 0);
-	}
-	out[at++] = 0;
-	out[at++] = (uint8_t)(qtype >> 8);
-	out[at++] = (uint8_t)qtype;
-	out[at++] = 0;
-	out[at++] = 1; /* IN */
-	return at;
 }
 
 static struct query *load(const char *path, size_t *count)
@@ -115,9 +91,6 @@ static struct query *load(const char *path, size_t *count)
 			qtype = (uint16_t)atoi(type + 4);
 		else
 			continue;
-		size_t len = strlen(name);
-		if (len && name[len - 1] == '.')
-			name[len - 1] = 0;
 		if (n == cap) {
 			cap = cap ? cap * 2 : 1024;
 			struct query *g = realloc(q, cap * sizeof(*q));
@@ -128,9 +101,11 @@ static struct query *load(const char *path, size_t *count)
 			}
 			q = g;
 		}
-		q[n].len = build(name, qtype, q[n].wire);
-		if (q[n].len)
+		ssize_t len = anser_dns_stub_query(name, qtype, 0, q[n].wire, sizeof(q[n].wire));
+		if (len > 0) {
+			q[n].len = (size_t)len;
 			n++;
+		}
 	}
 	fclose(f);
 	*count = n;

@@ -397,6 +397,33 @@ ssize_t anser_dns_build_query(const struct anser_dns_query *q, uint16_t id, uint
 	return (ssize_t)(o + OPT_LEN);
 }
 
+ssize_t anser_dns_stub_query(const char *name, uint16_t qtype, uint16_t id, uint8_t *out,
+			     size_t cap)
+{
+	struct anser_dns_query q = { .qtype = qtype, .qclass = 1 /* IN */ };
+
+	if (name[0] == '.' && !name[1]) /* the root */
+		name++;
+	while (*name) {
+		const char *dot = strchr(name, '.');
+		size_t l = dot ? (size_t)(dot - name) : strlen(name);
+		if (l == 0 || l > 63 || q.qname_len + 1 + l + 1 > ANSER_DNS_MAX_NAME)
+			return -EINVAL;
+		q.qname[q.qname_len++] = (uint8_t)l;
+		memcpy(q.qname + q.qname_len, name, l);
+		q.qname_len += l;
+		name += l + (dot != NULL);
+	}
+	q.qname[q.qname_len++] = 0;
+	if (cap < ANSER_DNS_HDR + q.qname_len + 4)
+		return -ENOBUFS;
+	memset(out, 0, ANSER_DNS_HDR);
+	put16(out, id);
+	out[2] = 0x01; /* RD */
+	put16(out + 4, 1);
+	return (ssize_t)(ANSER_DNS_HDR + put_question(out + ANSER_DNS_HDR, &q));
+}
+
 ssize_t anser_dns_strip_opt(uint8_t *msg, size_t len)
 {
 	if (len < ANSER_DNS_HDR)

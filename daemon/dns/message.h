@@ -114,6 +114,13 @@ int anser_dns_parse_response(const uint8_t *msg, size_t len, struct anser_dns_re
 ssize_t anser_dns_build_query(const struct anser_dns_query *q, uint16_t id, uint8_t *out,
 			      size_t cap);
 
+/* A query as a stub resolver sends it: id, RD, one question of class IN
+ * for name ("www.example.com", a final dot allowed), no EDNS. Its length,
+ * -EINVAL for an empty label, a label over 63 bytes or a name over 255,
+ * or -ENOBUFS. */
+ssize_t anser_dns_stub_query(const char *name, uint16_t qtype, uint16_t id, uint8_t *out,
+			     size_t cap);
+
 /* Removes the OPT record of a response in place (for askers without
  * EDNS): the new length, or -EBADMSG. */
 ssize_t anser_dns_strip_opt(uint8_t *msg, size_t len);

@@ -15,6 +15,7 @@
 #include <gnutls/crypto.h>
 #include <gnutls/gnutls.h>
 
+#include "../dns/message.h"
 #include "../util/log.h"
 #include "http.h"
 #include "outbound.h"
@@ -266,33 +267,6 @@ static bool tcp_step(struct check *k)
 
 /* ---- UDP: a DNS query through the node ---- */
 
-static size_t dns_query(uint8_t *b, size_t cap, uint16_t id, const char *name)
-{
-	size_t o = 12;
-	memset(b, 0, 12);
-	b[0] = (uint8_t)(id >> 8);
-	b[1] = (uint8_t)id;
-	b[2] = 0x01; /* RD */
-	b[5] = 1;    /* QDCOUNT */
-	const char *p = name;
-	while (*p && o + 70 < cap) {
-		const char *dot = strchr(p, '.');
-		size_t l = dot ? (size_t)(dot - p) : strlen(p);
-		if (l == 0 || l > 63)
-			break;
-		b[o++] = (uint8_t)l;
-		memcpy(b + o, p, l);
-		o += l;
-		p += l + (dot != NULL);
-	}
-	b[o++] = 0;
-	b[o++] = 0;
-	b[o++] = 1; /* A */
-	b[o++] = 0;
-	b[o++] = 1; /* IN */
-	return o;
-}
-
 static enum anser_node_proto proto(const struct check *k)
 {
 	return k->c->gen->cfg->nodes[k->node].proto;
@@ -308,8 +282,13 @@ static bool packets(const struct check *k)
 static bool udp_send_query(struct check *k)
 {
 	uint8_t q[300], pkt[600];
-	size_t ql = dns_query(q, sizeof(q), k->qid, k->c->gen->cfg->check.udp.host);
-	ssize_t n;
+	ssize_t n = anser_dns_stub_query(k->c->gen->cfg->check.udp.host, 1 /* A */, k->qid, q,
+					 sizeof(q));
+	if (n < 0) {
+		log_debug("udp_check_dns: '%s' is no DNS name", k->c->gen->cfg->check.udp.host);
+		return false;
+	}
+	size_t ql = (size_t)n;
 	if (k->st && packets(k)) {
 		if (anser_stream_write(k->st, q, ql) != (ssize_t)ql)
 			return false;

@@ -7,6 +7,7 @@
  * as text, and response summaries (CNAME chains, minimum TTL over the
  * answer, SOA minimum for negative answers, extended rcode). */
 #include <glib.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 
@@ -88,6 +89,48 @@ static void expect(const struct wire *m, enum anser_dns_verdict want, int want_r
 	if (v != want || (v == ANSER_DNS_REPLY_ERR && rcode != want_rcode))
 		g_error("%s: verdict %d rcode %d, expected %d rcode %d", what, v, rcode, want,
 			want_rcode);
+}
+
+/* A stub resolver's query: what the checker and bench-dnsq send. */
+static void test_stub_query(void)
+{
+	uint8_t b[600];
+	struct anser_dns_query q;
+	char text[300];
+	ssize_t n = anser_dns_stub_query("www.Example.test.", ANSER_DNS_A, 0xbeef, b, sizeof(b));
+
+	g_assert_cmpint(n, ==, 12 + 18 + 4);
+	g_assert_cmpint(anser_dns_parse_query(b, (size_t)n, &q), ==, ANSER_DNS_QUERY);
+	g_assert_cmpuint(q.id, ==, 0xbeef);
+	g_assert_true(q.rd && !q.cd && !q.edns);
+	g_assert_cmpuint(q.qtype, ==, ANSER_DNS_A);
+	g_assert_cmpuint(q.qclass, ==, 1);
+	anser_dns_name_text(q.qname, q.qname_len, text, sizeof(text));
+	g_assert_cmpstr(text, ==, "www.example.test");
+	/* the root, either way */
+	g_assert_cmpint(anser_dns_stub_query(".", ANSER_DNS_NS, 1, b, sizeof(b)), ==, 12 + 1 + 4);
+	g_assert_cmpint(anser_dns_stub_query("", ANSER_DNS_NS, 1, b, sizeof(b)), ==, 12 + 1 + 4);
+	/* no empty or long labels, no names over 255 bytes, no overflow */
+	g_assert_cmpint(anser_dns_stub_query("a..b", ANSER_DNS_A, 1, b, sizeof(b)), ==, -EINVAL);
+	g_assert_cmpint(anser_dns_stub_query(".a", ANSER_DNS_A, 1, b, sizeof(b)), ==, -EINVAL);
+	char label[70], longname[300];
+	memset(label, 'x', 64);
+	label[64] = 0;
+	g_assert_cmpint(anser_dns_stub_query(label, ANSER_DNS_A, 1, b, sizeof(b)), ==, -EINVAL);
+	label[63] = 0;
+	g_assert_cmpint(anser_dns_stub_query(label, ANSER_DNS_A, 1, b, sizeof(b)), ==, 12 + 65 + 4);
+	/* 4 x 63-byte labels: 257 bytes in wire form; then 256, then 255
+	 * (the most there can be) */
+	snprintf(longname, sizeof(longname), "%s.%s.%s.%s", label, label, label, label);
+	g_assert_cmpint(anser_dns_stub_query(longname, ANSER_DNS_A, 1, b, sizeof(b)), ==, -EINVAL);
+	longname[strlen(longname) - 1] = 0;
+	g_assert_cmpint(anser_dns_stub_query(longname, ANSER_DNS_A, 1, b, sizeof(b)), ==, -EINVAL);
+	longname[strlen(longname) - 1] = 0;
+	n = anser_dns_stub_query(longname, ANSER_DNS_A, 1, b, sizeof(b));
+	g_assert_cmpint(n, ==, 12 + 255 + 4);
+	g_assert_cmpint(anser_dns_parse_query(b, (size_t)n, &q), ==, ANSER_DNS_QUERY);
+	g_assert_cmpint(anser_dns_stub_query(longname, ANSER_DNS_A, 1, b, 12 + 255 + 3), ==,
+			-ENOBUFS);
 }
 
 static void test_query_good(void)
@@ -607,6 +650,7 @@ int main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
 	g_test_add_func("/dns/query/good", test_query_good);
+	g_test_add_func("/dns/query/stub", test_stub_query);
 	g_test_add_func("/dns/query/bad", test_query_bad);
 	g_test_add_func("/dns/error-reply", test_error_reply);
 	g_test_add_func("/dns/response", test_response);
