@@ -142,9 +142,8 @@ struct pending {
  * meanwhile are a batch already, and waiting would only idle a busy
  * thread. Below that rate (an app's queries, a page's, anything but a
  * flood) nothing waits. NICs coalesce interrupts the same way, and for
- * longer. */
-/* And while a flood lasts the UDP listeners leave the epoll set: the
- * thread reads them after every hold instead of being told. A listener in
+ * longer. And while a flood lasts the UDP listeners leave the epoll set:
+ * the thread reads them after every hold instead of being told. A listener in
  * the set is woken for each reply it sends -- freeing a sent datagram
  * wakes its wait queue, where the epoll entry sits, though the entry only
  * waits to read (~5 % of a cache hit's time under a flood). They return

@@ -47,6 +47,14 @@ int64_t dns_now_ms(void)
 	return (int64_t)(mono_us() / 1000u);
 }
 
+/* The time the thread's current wakeup began, read once for all the
+ * queries it handles: a cache hit is a few microseconds, a clock read a
+ * tenth of that, and TTLs count in seconds. */
+static int64_t wakeup_ms(const struct anser_dns_service *s)
+{
+	return (int64_t)(s->woke_us / 1000u);
+}
+
 static void conf_free(struct conf *c)
 {
 	if (!c)
@@ -452,7 +460,7 @@ static enum anser_dns_hit cached_addrs(struct anser_dns_service *s, const struct
 	struct anser_dns_lookup l = { w->q.qname, w->q.qname_len, t, w->q.qclass, w->q.id,
 				      0,	  STALE_TTL };
 	enum anser_dns_hit hit =
-		anser_dns_cache_get(s->cache, &l, dns_now_ms(), s->out, sizeof(s->out), &n);
+		anser_dns_cache_get(s->cache, &l, wakeup_ms(s), s->out, sizeof(s->out), &n);
 	*has = hit != ANSER_DNS_MISS && anser_dns_parse_response(s->out, n, &r) == 0 &&
 	       r.rcode == ANSER_DNS_NOERROR && r.n_addrs > 0;
 	return hit;
@@ -681,10 +689,8 @@ static void resolve(struct anser_dns_service *s, struct waiter *w, const char *n
 				      w->q.qtype, w->q.qclass,
 				      w->q.id,	  s->conf->optimistic ? s->conf->stale_s : 0,
 				      STALE_TTL };
-	/* the wakeup's time, read once for all its queries: a cache hit
-	 * is a few microseconds, a clock read a tenth of that */
-	enum anser_dns_hit hit = anser_dns_cache_get(s->cache, &l, (int64_t)(s->woke_us / 1000),
-						     s->out, sizeof(s->out), &n);
+	enum anser_dns_hit hit =
+		anser_dns_cache_get(s->cache, &l, wakeup_ms(s), s->out, sizeof(s->out), &n);
 	if (hit != ANSER_DNS_MISS) {
 		reply_answer(s, w, s->out, n);
 		if (hit == ANSER_DNS_STALE) /* RFC 8767: refresh behind the answer */
@@ -756,6 +762,12 @@ static void adopt_network(struct anser_dns_service *s, char *const *servers)
 	g_autofree char *list = servers ? g_strjoinv(" ", (char **)servers) : NULL;
 	log_info("DNS: the network's servers are now %s; %zu cached answer%s dropped",
 		 a.ss_family ? list : "none", dropped, dropped == 1 ? "" : "s");
+}
+
+/* Whether listener i of c is one of the takeover listeners (the last ones). */
+static bool is_takeover(const struct conf *c, size_t i)
+{
+	return i >= c->n_listeners - c->n_takeover;
 }
 
 /* Up to BATCH queries per recvmmsg(), their replies in one sendmmsg():
@@ -937,9 +949,7 @@ static void poll_listeners(struct anser_dns_service *s)
 
 	for (size_t i = 0; i < c->n_listeners; i++)
 		if (!c->is_tcp[i])
-			on_listener(s, c->listeners[i], i >= c->n_listeners - c->n_takeover);
-	if (s->burst < HOLD_BATCH)
-		set_polling(s, false);
+			on_listener(s, c->listeners[i], is_takeover(c, i));
 }
 
 static void *service_main(void *ud)
@@ -950,10 +960,9 @@ static void *service_main(void *ud)
 	/* the hold below is HOLD_US, not that plus the default 50 us slack */
 	(void)prctl(PR_SET_TIMERSLACK, 1000UL, 0UL, 0UL, 0UL);
 	for (;;) {
-		if (s->burst) {
+		if (s->burst)
 			hold_for_more(s);
-			set_polling(s, s->hot && s->burst >= HOLD_BATCH);
-		}
+		set_polling(s, s->hot && s->burst >= HOLD_BATCH);
 		s->burst = 0;
 		int n = epoll_wait(s->epfd, evs, 64, s->polling ? 0 : -1);
 		if (n < 0 && errno != EINTR)
@@ -992,7 +1001,7 @@ static void *service_main(void *ud)
 				if (read(s->timerfd, &v, sizeof(v)) > 0)
 					on_tick(s);
 			} else if (kind == EV_LISTENER && idx < s->conf->n_listeners) {
-				bool takeover = idx >= s->conf->n_listeners - s->conf->n_takeover;
+				bool takeover = is_takeover(s->conf, idx);
 				if (s->conf->is_tcp[idx])
 					dns_on_accept(s, s->conf->listeners[idx], takeover);
 				else
