@@ -68,6 +68,7 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests",
                                 "integration"))
 import harness  # noqa: E402
+from bench_direct import fmt_ratio  # noqa: E402
 import unbound as unbound_conf  # noqa: E402
 from harness import H4, S4, run  # noqa: E402
 
@@ -429,6 +430,11 @@ def main():
             print("| %s | %.0f (%.2fx) | - | %.0f %% |"
                   % (n, cmed[n]["qhit"], cmed[n]["qhit"] / qbest, 100 * cmed[n]["qgen"]))
         print("(ratios to the better of dnsmasq and unbound)")
+        per = [a_ / max(d, u) for a_, d, u in zip(results["anserd"]["qhit"],
+                                                   results["dnsmasq"]["qhit"],
+                                                   results["unbound"]["qhit"])]
+        print("per round, anserd / the better of the two with bench-dnsq: %s; median %s"
+              % (", ".join("%.3f" % x for x in per), fmt_ratio(per)))
         for n in PORTS:
             if med[n]["qbusy"] < 0.9:
                 print("note: against %s, the server's core was only %.0f %% busy under "
